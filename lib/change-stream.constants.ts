@@ -1,0 +1,11 @@
+/** Metadata key under which `@OnChange` stores its handler definitions. */
+export const ON_CHANGE_METADATA = 'nestjs-change-streams:on-change';
+
+/** Injection token of the validated options with every default filled in. */
+export const CHANGE_STREAM_RESOLVED_OPTIONS = Symbol('nestjs-change-streams:resolved-options');
+
+/** Injection token of the `ResumeTokenStore` the module uses. */
+export const CHANGE_STREAM_TOKEN_STORE = Symbol('nestjs-change-streams:token-store');
+
+/** Version of the stored checkpoint envelope; bumped on any incompatible change. */
+export const CHECKPOINT_FORMAT_VERSION = 1;

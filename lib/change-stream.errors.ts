@@ -1,0 +1,31 @@
+/** Bad options or decorator usage; thrown at startup. */
+export class ChangeStreamConfigError extends Error {
+  override readonly name = 'ChangeStreamConfigError';
+}
+
+/** A stored position that is not a resume token this library wrote. */
+export class InvalidStoredTokenError extends Error {
+  override readonly name = 'InvalidStoredTokenError';
+  constructor(
+    readonly key: string,
+    readonly raw: string,
+    reason: string,
+  ) {
+    super(
+      `Stored position under "${key}" is not a valid resume token (${reason}). ` +
+        `It was left in place for inspection. To start from now instead, delete the key ` +
+        `(events written since the lost position will not be delivered).`,
+    );
+  }
+}
+
+/** A handler still threw after its last retry; the stream stops before that event. */
+export class HandlerFailedError extends Error {
+  override readonly name = 'HandlerFailedError';
+  constructor(
+    message: string,
+    override readonly cause: unknown,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,57 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
+import { ON_CHANGE_METADATA } from './change-stream.constants.js';
+import { messages } from './change-stream.messages.js';
+import type { OnChangeMetadata } from './decorators/on-change.decorator.js';
+import type { ChangeHandler } from './stream/change-handler.js';
+
+/** Finds every `@OnChange` method on the application's singleton providers. */
+@Injectable()
+export class ChangeStreamExplorer {
+  private readonly logger = new Logger(ChangeStreamExplorer.name);
+
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly reflector: Reflector,
+  ) {}
+
+  /** `defaultConnection` is the connection name for handlers that name none. */
+  explore(defaultConnection: string): ChangeHandler[] {
+    const handlers: ChangeHandler[] = [];
+    for (const wrapper of this.discovery.getProviders()) {
+      if (wrapper.isAlias || !wrapper.metatype || typeof wrapper.metatype !== 'function') continue;
+      const prototype = (wrapper.metatype as { prototype?: object }).prototype;
+      if (!prototype) continue;
+      const decorated = this.scanner
+        .getAllMethodNames(prototype)
+        .map((method) => ({ method, entries: this.read(prototype, method) }))
+        .filter(({ entries }) => entries.length > 0);
+      if (decorated.length === 0) continue;
+      const className = wrapper.metatype.name;
+      if (!wrapper.isDependencyTreeStatic()) {
+        this.logger.warn(messages.requestScoped(className));
+        continue;
+      }
+      const instance = wrapper.instance as Record<string, (...args: unknown[]) => unknown> | undefined;
+      if (!instance) continue;
+      for (const { method, entries } of decorated) {
+        for (const { collection, options } of entries) {
+          handlers.push({
+            name: `${className}.${method}`,
+            collection,
+            connectionName: options.connectionName ?? defaultConnection,
+            options,
+            invoke: (change, context) => instance[method](change, context),
+          });
+        }
+      }
+    }
+    return handlers;
+  }
+
+  private read(prototype: object, method: string): OnChangeMetadata[] {
+    const fn = (prototype as Record<string, unknown>)[method];
+    return typeof fn === 'function' ? (this.reflector.get<OnChangeMetadata[]>(ON_CHANGE_METADATA, fn) ?? []) : [];
+  }
+}

@@ -1,0 +1,36 @@
+/** Log and error texts in one place, so they stay consistent and greppable. */
+export const messages = {
+  optionRequired: (name: string, hint: string) =>
+    `ChangeStreamModule: option "${name}" is required. ${hint}`,
+  optionInvalid: (name: string, value: unknown, expected: string) =>
+    `ChangeStreamModule: option "${name}" is ${JSON.stringify(value)}; expected ${expected}.`,
+  inMemoryStore: () =>
+    'No "redis" option: resume tokens are kept in memory and will NOT survive a restart. ' +
+    'Events written while the app is down will be missed. Set "redis" in production.',
+  missingConnection: (connectionName: string, handlers: string[]) =>
+    `ChangeStreamModule: no mongoose connection named "${connectionName}" for ${handlers.join(', ')}. ` +
+    `Import MongooseModule.forRoot(uri${connectionName === 'default' ? '' : `, { connectionName: '${connectionName}' }`}) in the same application.`,
+  requestScoped: (className: string) =>
+    `${className} is request-scoped; its @OnChange handlers are skipped (a stream needs a single, long-lived instance).`,
+  streamOpened: (key: string, from: 'stored' | 'now') =>
+    from === 'stored' ? `Stream ${key} opened, resuming after the stored token.` : `Stream ${key} opened with no stored token: starting from now.`,
+  streamReconnecting: (key: string, attempt: number, delayMs: number, error: string) =>
+    `Stream ${key} broke (${error}); reopening from the last checkpoint in ${delayMs} ms (attempt ${attempt}).`,
+  streamClosedByServer: (key: string) => `Stream ${key}: the server closed the cursor without an error.`,
+  historyLost: (key: string, detail: string) =>
+    `Stream ${key}: the stored position is no longer in the oplog (${detail}). The stream is stopped and the ` +
+    `stored token was kept. Resync the data, then delete the key to start from now.`,
+  handlerFailed: (handler: string, key: string, eventId: string, attempts: number, error: string) =>
+    `Handler ${handler} failed on event ${eventId} of ${key} after ${attempts} attempt(s): ${error}. ` +
+    `The stream is stopped before this event; it will be delivered again after a restart.`,
+  handlerAttemptFailed: (handler: string, eventId: string, attempt: number, delayMs: number) =>
+    `Handler ${handler} threw on event ${eventId} (attempt ${attempt}); retrying in ${delayMs} ms.`,
+  checkpointFailed: (key: string, error: string) =>
+    `Saving the position of ${key} failed (${error}); will retry. Handled events are kept in memory until then.`,
+  drainTimedOut: (key: string, timeoutMs: number) =>
+    `Stream ${key}: in-flight handlers did not finish within ${timeoutMs} ms; their event is not acknowledged and will be delivered again on the next start.`,
+  notOpenAtStartup: (keys: string[], timeoutMs: number) =>
+    `Streams not open ${timeoutMs} ms after bootstrap, still trying in the background: ${keys.join(', ')}.`,
+  terminusMissing: () =>
+    'ChangeStreamHealthIndicator needs @nestjs/terminus: npm install @nestjs/terminus',
+};

@@ -1,0 +1,38 @@
+import { Module } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_TOKEN_STORE } from './change-stream.constants.js';
+import { ChangeStreamExplorer } from './change-stream.explorer.js';
+import { CHANGE_STREAM_MODULE_OPTIONS, ConfigurableModuleClass } from './change-stream.module-definition.js';
+import { resolveOptions } from './change-stream.options.js';
+import { ChangeStreamOrchestrator } from './change-stream.orchestrator.js';
+import { ChangeStreamRegistry } from './change-stream.registry.js';
+import { ChangeStreamHealthIndicator } from './health/change-stream.health.js';
+import { createTokenStore } from './token-store/token-store.factory.js';
+import type { ChangeStreamModuleOptions } from './interfaces/change-stream-module-options.interface.js';
+import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
+
+/**
+ * `ChangeStreamModule.forRoot({ consumer, redis })` or `forRootAsync({ useFactory, inject })`:
+ * every `@OnChange` provider method gets a resumable change stream.
+ */
+@Module({
+  imports: [DiscoveryModule],
+  providers: [
+    {
+      provide: CHANGE_STREAM_RESOLVED_OPTIONS,
+      useFactory: (options: ChangeStreamModuleOptions) => resolveOptions(options),
+      inject: [CHANGE_STREAM_MODULE_OPTIONS],
+    },
+    {
+      provide: CHANGE_STREAM_TOKEN_STORE,
+      useFactory: (options: ResolvedChangeStreamOptions) => createTokenStore(options),
+      inject: [CHANGE_STREAM_RESOLVED_OPTIONS],
+    },
+    ChangeStreamExplorer,
+    ChangeStreamRegistry,
+    ChangeStreamOrchestrator,
+    ChangeStreamHealthIndicator,
+  ],
+  exports: [ChangeStreamRegistry, ChangeStreamHealthIndicator],
+})
+export class ChangeStreamModule extends ConfigurableModuleClass {}

@@ -1,0 +1,73 @@
+import { ChangeStreamConfigError } from './change-stream.errors.js';
+import { messages } from './change-stream.messages.js';
+import type { ChangeStreamModuleOptions } from './interfaces/change-stream-module-options.interface.js';
+
+/** The module options after validation, with every default filled in. */
+export interface ResolvedChangeStreamOptions {
+  consumer: string;
+  redis: ChangeStreamModuleOptions['redis'];
+  tokenStore: ChangeStreamModuleOptions['tokenStore'];
+  keyPrefix: string;
+  connectionName: string | undefined;
+  checkpoint: { maxEvents: number; intervalMs: number };
+  handlerRetry: { retries: number; initialDelayMs: number; maxDelayMs: number };
+  reconnect: { initialDelayMs: number; maxDelayMs: number };
+  shutdownTimeoutMs: number;
+  startupTimeoutMs: number;
+  maxAwaitTimeMS: number;
+  batchSize: number | undefined;
+}
+
+export function resolveOptions(options: ChangeStreamModuleOptions | undefined): ResolvedChangeStreamOptions {
+  if (options == null || typeof options !== 'object') {
+    throw new ChangeStreamConfigError(messages.optionRequired('consumer', 'Pass ChangeStreamModule.forRoot({ consumer: "my-service", redis: "redis://…" }).'));
+  }
+  const consumer = options.consumer;
+  if (typeof consumer !== 'string' || consumer.trim() === '') {
+    throw new ChangeStreamConfigError(messages.optionRequired('consumer', 'Name this consuming service, e.g. { consumer: "billing" }; it is part of every stored key.'));
+  }
+  if (consumer.includes(':')) {
+    throw new ChangeStreamConfigError(messages.optionInvalid('consumer', consumer, 'a name without ":" (":" separates key parts)'));
+  }
+  if (options.redis !== undefined && options.tokenStore !== undefined) {
+    throw new ChangeStreamConfigError('ChangeStreamModule: set either "redis" or "tokenStore", not both.');
+  }
+  const keyPrefix = options.keyPrefix ?? 'change-stream';
+  if (typeof keyPrefix !== 'string' || keyPrefix === '') {
+    throw new ChangeStreamConfigError(messages.optionInvalid('keyPrefix', keyPrefix, 'a non-empty string'));
+  }
+  const reconnectInitial = int('reconnect.initialDelayMs', options.reconnect?.initialDelayMs, 500, 1);
+  const retryInitial = int('handlerRetry.initialDelayMs', options.handlerRetry?.initialDelayMs, 200, 0);
+  return {
+    consumer,
+    redis: options.redis,
+    tokenStore: options.tokenStore,
+    keyPrefix,
+    connectionName: options.connectionName,
+    checkpoint: {
+      maxEvents: int('checkpoint.maxEvents', options.checkpoint?.maxEvents, 100, 1),
+      intervalMs: int('checkpoint.intervalMs', options.checkpoint?.intervalMs, 1000, 1),
+    },
+    handlerRetry: {
+      retries: int('handlerRetry.retries', options.handlerRetry?.retries, 3, 0),
+      initialDelayMs: retryInitial,
+      maxDelayMs: int('handlerRetry.maxDelayMs', options.handlerRetry?.maxDelayMs, Math.max(5000, retryInitial), retryInitial),
+    },
+    reconnect: {
+      initialDelayMs: reconnectInitial,
+      maxDelayMs: int('reconnect.maxDelayMs', options.reconnect?.maxDelayMs, Math.max(30000, reconnectInitial), reconnectInitial),
+    },
+    shutdownTimeoutMs: int('shutdownTimeoutMs', options.shutdownTimeoutMs, 10000, 0),
+    startupTimeoutMs: int('startupTimeoutMs', options.startupTimeoutMs, 10000, 0),
+    maxAwaitTimeMS: int('maxAwaitTimeMS', options.maxAwaitTimeMS, 1000, 1),
+    batchSize: options.batchSize === undefined ? undefined : int('batchSize', options.batchSize, 0, 1),
+  };
+}
+
+function int(name: string, value: number | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min) {
+    throw new ChangeStreamConfigError(messages.optionInvalid(name, value, `an integer >= ${min}`));
+  }
+  return value;
+}

@@ -1,0 +1,83 @@
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { getConnectionToken } from '@nestjs/mongoose';
+import type { Connection } from 'mongoose';
+import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_TOKEN_STORE } from './change-stream.constants.js';
+import { ChangeStreamConfigError } from './change-stream.errors.js';
+import { ChangeStreamExplorer } from './change-stream.explorer.js';
+import { messages } from './change-stream.messages.js';
+import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
+import { ChangeStreamRegistry } from './change-stream.registry.js';
+import { Checkpointer } from './checkpoint/checkpointer.js';
+import { sleep } from './stream/backoff.js';
+import { CollectionStream } from './stream/collection-stream.js';
+import { planStreams, type StreamPlan } from './stream/stream-plan.js';
+import { checkpointKey } from './token-store/checkpoint-key.js';
+import type { OwnedTokenStore } from './token-store/token-store.factory.js';
+
+/** Name shown for the mongoose connection that has no name. */
+export const DEFAULT_CONNECTION_NAME = 'default';
+
+/** Wires discovery to streams and runs them with the application's lifecycle. */
+@Injectable()
+export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('ChangeStreamModule');
+
+  constructor(
+    private readonly explorer: ChangeStreamExplorer,
+    private readonly registry: ChangeStreamRegistry,
+    private readonly moduleRef: ModuleRef,
+    @Inject(CHANGE_STREAM_RESOLVED_OPTIONS) private readonly options: ResolvedChangeStreamOptions,
+    @Inject(CHANGE_STREAM_TOKEN_STORE) private readonly tokenStore: OwnedTokenStore,
+  ) {}
+
+  /** Discovery and every configuration check happen here, so a bad setup fails `app.init()`. */
+  onModuleInit(): void {
+    const handlers = this.explorer.explore(this.options.connectionName ?? DEFAULT_CONNECTION_NAME);
+    for (const plan of planStreams(handlers)) {
+      const connection = this.resolveConnection(plan);
+      const database = connection.db?.databaseName ?? connection.name;
+      const key = checkpointKey(this.options.keyPrefix, this.options.consumer, database, plan.collection);
+      const checkpointer = new Checkpointer(this.tokenStore.store, key, this.options.checkpoint);
+      this.registry.add(new CollectionStream(plan, connection, database, this.tokenStore.store, checkpointer, this.options));
+    }
+  }
+
+  /** Opens every stream; waits (bounded) until each is listening, so writes made after `init()` are seen. */
+  async onApplicationBootstrap(): Promise<void> {
+    const streams = this.registry.all();
+    streams.forEach((s) => s.start());
+    const settled = await Promise.race([
+      Promise.all(streams.map((s) => s.whenSettled())).then(() => true),
+      sleep(this.options.startupTimeoutMs).then(() => false),
+    ]);
+    if (!settled) {
+      const pending = this.registry.getStatuses().filter((s) => s.state === 'starting' || s.state === 'reconnecting');
+      this.logger.warn(messages.notOpenAtStartup(pending.map((s) => s.key), this.options.startupTimeoutMs));
+    }
+  }
+
+  /** Runs before mongoose closes its connections (in `onApplicationShutdown`). */
+  async beforeApplicationShutdown(): Promise<void> {
+    await Promise.all(this.registry.all().map((s) => s.stop(this.options.shutdownTimeoutMs)));
+    if (this.tokenStore.owned) await this.tokenStore.store.close?.();
+  }
+
+  private resolveConnection(plan: StreamPlan): Connection {
+    const name = plan.connectionName === DEFAULT_CONNECTION_NAME ? undefined : plan.connectionName;
+    try {
+      return this.moduleRef.get<Connection>(getConnectionToken(name), { strict: false });
+    } catch {
+      throw new ChangeStreamConfigError(
+        messages.missingConnection(plan.connectionName, plan.handlers.map((h) => `@OnChange('${plan.collection}') on ${h.name}`)),
+      );
+    }
+  }
+}

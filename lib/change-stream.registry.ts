@@ -1,0 +1,31 @@
+import { Injectable } from '@nestjs/common';
+import type { ChangeStreamStatus } from './interfaces/change-stream-status.interface.js';
+import type { CollectionStream } from './stream/collection-stream.js';
+
+/** The running streams of this application; inject it to inspect their state. */
+@Injectable()
+export class ChangeStreamRegistry {
+  private readonly streams: CollectionStream[] = [];
+
+  /** @internal */
+  add(stream: CollectionStream): void {
+    this.streams.push(stream);
+  }
+
+  /** @internal */
+  all(): readonly CollectionStream[] {
+    return this.streams;
+  }
+
+  /** A snapshot of every stream. */
+  getStatuses(): ChangeStreamStatus[] {
+    return this.streams.map((s) => s.status());
+  }
+
+  /** The stream of `collection` on `connectionName` (the module's default connection when omitted). */
+  getStatus(collection: string, connectionName?: string): ChangeStreamStatus | undefined {
+    return this.getStatuses().find(
+      (s) => s.collection === collection && (connectionName === undefined || s.connectionName === connectionName),
+    );
+  }
+}

@@ -1,0 +1,76 @@
+import { Injectable } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { ChangeStreamRegistry } from '../change-stream.registry.js';
+import { messages } from '../change-stream.messages.js';
+import type { ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
+
+/** Same shape as Terminus' `HealthIndicatorResult`, declared here so Terminus stays an optional peer. */
+export type ChangeStreamHealthResult<Key extends string = string> = Record<
+  Key,
+  { status: 'up' | 'degraded' | 'down'; streams: Record<string, StreamHealth> }
+>;
+
+export interface StreamHealth {
+  state: ChangeStreamStatus['state'];
+  eventsHandled: number;
+  lastEventAt: string | null;
+  lastCheckpointAt: string | null;
+  lastError?: string;
+}
+
+interface TerminusSession {
+  up(data: object): unknown;
+  down(data: object): unknown;
+  degraded?(data: object): unknown;
+}
+
+/**
+ * Terminus indicator: `down` when any stream failed, `degraded` (Terminus 12) while one
+ * is starting or reconnecting, else `up`; per stream its state, events handled and
+ * times of the last event and checkpoint.
+ */
+@Injectable()
+export class ChangeStreamHealthIndicator {
+  constructor(
+    private readonly registry: ChangeStreamRegistry,
+    private readonly moduleRef: ModuleRef,
+  ) {}
+
+  async isHealthy<const Key extends string = 'changeStreams'>(key: Key = 'changeStreams' as Key): Promise<ChangeStreamHealthResult<Key>> {
+    const session = (await this.terminus()).check(key) as TerminusSession;
+    const statuses = this.registry.getStatuses();
+    const data = { streams: Object.fromEntries(statuses.map((s) => [`${s.connectionName}/${s.database}.${s.collection}`, toHealth(s)])) };
+    if (statuses.some((s) => s.state === 'failed' || s.state === 'closed')) {
+      return session.down(data) as ChangeStreamHealthResult<Key>;
+    }
+    if (session.degraded && statuses.some((s) => s.state === 'starting' || s.state === 'reconnecting')) {
+      return session.degraded(data) as ChangeStreamHealthResult<Key>;
+    }
+    return session.up(data) as ChangeStreamHealthResult<Key>;
+  }
+
+  /** Loaded on first use, so apps without Terminus never import it. */
+  private async terminus(): Promise<{ check(key: string): unknown }> {
+    let terminus: typeof import('@nestjs/terminus');
+    try {
+      terminus = await import('@nestjs/terminus');
+    } catch {
+      throw new Error(messages.terminusMissing());
+    }
+    try {
+      return this.moduleRef.get(terminus.HealthIndicatorService, { strict: false });
+    } catch {
+      return new terminus.HealthIndicatorService();
+    }
+  }
+}
+
+function toHealth(s: ChangeStreamStatus): StreamHealth {
+  return {
+    state: s.state,
+    eventsHandled: s.eventsHandled,
+    lastEventAt: s.lastEventAt?.toISOString() ?? null,
+    lastCheckpointAt: s.lastCheckpointAt?.toISOString() ?? null,
+    ...(s.lastError ? { lastError: s.lastError } : {}),
+  };
+}

@@ -1,0 +1,12 @@
+export { ChangeStreamModule } from './change-stream.module.js';
+export { CHANGE_STREAM_MODULE_OPTIONS } from './change-stream.module-definition.js';
+export { OnChange } from './decorators/on-change.decorator.js';
+export { ChangeStreamRegistry } from './change-stream.registry.js';
+export { ChangeStreamHealthIndicator } from './health/change-stream.health.js';
+export type { ChangeStreamHealthResult, StreamHealth } from './health/change-stream.health.js';
+export { ChangeStreamConfigError, HandlerFailedError, InvalidStoredTokenError } from './change-stream.errors.js';
+export { RedisResumeTokenStore } from './token-store/redis-resume-token.store.js';
+export { InMemoryResumeTokenStore } from './token-store/in-memory-resume-token.store.js';
+export { encodeCheckpoint, decodeCheckpoint } from './token-store/checkpoint.codec.js';
+export { checkpointKey } from './token-store/checkpoint-key.js';
+export type * from './interfaces/index.js';

@@ -1,0 +1,56 @@
+import type { Redis, RedisOptions } from 'ioredis';
+import type { ResumeTokenStore } from './resume-token-store.interface.js';
+
+export interface CheckpointOptions {
+  /** Save the position after this many handled events (default 100). */
+  maxEvents?: number;
+  /** …or this long after the first unsaved event (default 1000 ms). */
+  intervalMs?: number;
+}
+
+export interface HandlerRetryOptions {
+  /** Retries after the first failed call, before the stream stops (default 3). */
+  retries?: number;
+  /** Delay before the first retry; doubles each time, with jitter (default 200 ms). */
+  initialDelayMs?: number;
+  /** Upper bound of the delay between retries (default 5000 ms). */
+  maxDelayMs?: number;
+}
+
+export interface ReconnectOptions {
+  /** Delay before reopening a stream that broke (default 500 ms); doubles, with jitter. */
+  initialDelayMs?: number;
+  /** Upper bound of that delay (default 30000 ms). */
+  maxDelayMs?: number;
+}
+
+export interface ChangeStreamModuleOptions {
+  /**
+   * Name of this consuming service. Part of every key, so two services sharing a
+   * Redis never overwrite each other's positions. Required; no `:` allowed.
+   */
+  consumer: string;
+  /**
+   * Where positions are stored: a Redis URL, ioredis options, or an ioredis client
+   * (which the module then never quits). Omit for an in-memory store (positions do
+   * not survive a restart; a warning is logged).
+   */
+  redis?: string | RedisOptions | Redis;
+  /** A custom store instead of Redis; the module never closes it. */
+  tokenStore?: ResumeTokenStore;
+  /** First part of every key (default `change-stream`). */
+  keyPrefix?: string;
+  /** Default mongoose connection name for handlers that name none. */
+  connectionName?: string;
+  checkpoint?: CheckpointOptions;
+  handlerRetry?: HandlerRetryOptions;
+  reconnect?: ReconnectOptions;
+  /** How long shutdown waits for in-flight handlers before giving up on them (default 10000 ms). */
+  shutdownTimeoutMs?: number;
+  /** How long application bootstrap waits for every stream to open (default 10000 ms). */
+  startupTimeoutMs?: number;
+  /** Server wait per `getMore`; also bounds how long a shutdown waits for an idle read (default 1000 ms). */
+  maxAwaitTimeMS?: number;
+  /** Cursor batch size (driver default when omitted). */
+  batchSize?: number;
+}

@@ -1,0 +1,19 @@
+export type ChangeStreamState = 'starting' | 'open' | 'reconnecting' | 'failed' | 'closed';
+
+/** A snapshot of one collection stream, as shown by the registry and health. */
+export interface ChangeStreamStatus {
+  /** The Redis key (or store key) that holds this stream's position. */
+  key: string;
+  connectionName: string;
+  database: string;
+  collection: string;
+  state: ChangeStreamState;
+  /** `ClassName.methodName` of every handler on this stream. */
+  handlers: string[];
+  /** Events whose handlers all succeeded since this process started the stream. */
+  eventsHandled: number;
+  lastEventAt: Date | null;
+  lastCheckpointAt: Date | null;
+  /** Why the stream is failed or reconnecting. */
+  lastError: string | null;
+}

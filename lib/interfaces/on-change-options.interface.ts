@@ -1,0 +1,29 @@
+import type { mongo } from 'mongoose';
+
+export type ChangeOperationType = mongo.ChangeStreamDocument['operationType'];
+
+/** A `$match` stage; change streams here accept only filters, so resume tokens stay intact. */
+export interface MatchStage {
+  $match: Record<string, unknown>;
+}
+
+export type FullDocumentMode = 'default' | 'updateLookup' | 'whenAvailable' | 'required';
+export type FullDocumentBeforeChangeMode = 'off' | 'whenAvailable' | 'required';
+
+export interface OnChangeOptions {
+  /** Only these operation types reach the handler (all when omitted). */
+  operationTypes?: ChangeOperationType[];
+  /**
+   * `$match` stages applied on the server. Stream-level: every handler of the same
+   * collection must declare the same pipeline (or none).
+   */
+  pipeline?: MatchStage[];
+  /** Stream-level; handlers of one collection that set it must agree. */
+  fullDocument?: FullDocumentMode;
+  /** Stream-level; handlers of one collection that set it must agree. */
+  fullDocumentBeforeChange?: FullDocumentBeforeChangeMode;
+  /** Mongoose connection name; defaults to the module's `connectionName`. */
+  connectionName?: string;
+  /** Overrides the module's `handlerRetry.retries` for this handler. */
+  retries?: number;
+}

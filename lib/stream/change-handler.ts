@@ -1,0 +1,11 @@
+import type { OnChangeOptions } from '../interfaces/on-change-options.interface.js';
+
+/** One discovered `@OnChange` method, bound to its provider instance. */
+export interface ChangeHandler {
+  /** `ClassName.methodName`, used in every log line and error about it. */
+  name: string;
+  collection: string;
+  connectionName: string;
+  options: OnChangeOptions;
+  invoke(change: unknown, context: unknown): unknown;
+}

@@ -1,0 +1,95 @@
+import { ChangeStreamConfigError } from '../change-stream.errors.js';
+import type { MatchStage, OnChangeOptions } from '../interfaces/on-change-options.interface.js';
+import type { ChangeHandler } from './change-handler.js';
+
+/** Everything needed to open one stream: one per (connection, collection). */
+export interface StreamPlan {
+  connectionName: string;
+  collection: string;
+  /** Server-side pipeline: the union of operation types (when all handlers restrict them), then the shared `$match` stages. */
+  pipeline: object[];
+  fullDocument?: OnChangeOptions['fullDocument'];
+  fullDocumentBeforeChange?: OnChangeOptions['fullDocumentBeforeChange'];
+  handlers: ChangeHandler[];
+}
+
+const FULL_DOCUMENT = ['default', 'updateLookup', 'whenAvailable', 'required'];
+const FULL_DOCUMENT_BEFORE_CHANGE = ['off', 'whenAvailable', 'required'];
+
+/**
+ * Groups handlers into streams. Merge rule: operation types stay per handler (filtered
+ * client-side too); `pipeline`, `fullDocument` and `fullDocumentBeforeChange` shape the
+ * whole stream, so handlers that set them must agree, and a disagreement fails startup.
+ */
+export function planStreams(handlers: ChangeHandler[]): StreamPlan[] {
+  const groups = new Map<string, ChangeHandler[]>();
+  for (const handler of handlers) {
+    validateHandlerOptions(handler);
+    const id = JSON.stringify([handler.connectionName, handler.collection]);
+    groups.set(id, [...(groups.get(id) ?? []), handler]);
+  }
+  return [...groups.values()].map(planOne);
+}
+
+function planOne(handlers: ChangeHandler[]): StreamPlan {
+  const [first] = handlers;
+  const pipeline = agree(handlers, 'pipeline', (h) => h.options.pipeline ?? [], true) ?? [];
+  const restrictsAll = handlers.every((h) => h.options.operationTypes !== undefined);
+  const operationTypes = [...new Set(handlers.flatMap((h) => h.options.operationTypes ?? []))];
+  return {
+    connectionName: first.connectionName,
+    collection: first.collection,
+    pipeline: [...(restrictsAll ? [{ $match: { operationType: { $in: operationTypes } } }] : []), ...pipeline],
+    fullDocument: agree(handlers, 'fullDocument', (h) => h.options.fullDocument, false),
+    fullDocumentBeforeChange: agree(handlers, 'fullDocumentBeforeChange', (h) => h.options.fullDocumentBeforeChange, false),
+    handlers,
+  };
+}
+
+/** The one value all handlers agree on; with `everyone` false, handlers that leave it unset do not count. */
+function agree<T>(handlers: ChangeHandler[], option: string, read: (h: ChangeHandler) => T | undefined, everyone: boolean): T | undefined {
+  let chosen: { handler: ChangeHandler; value: T } | undefined;
+  for (const handler of handlers) {
+    const value = read(handler);
+    if (value === undefined && !everyone) continue;
+    if (chosen === undefined) {
+      chosen = { handler, value: value as T };
+    } else if (JSON.stringify(value) !== JSON.stringify(chosen.value)) {
+      throw new ChangeStreamConfigError(
+        `@OnChange('${handler.collection}'): ${chosen.handler.name} and ${handler.name} share one stream but set ` +
+          `different "${option}" (${JSON.stringify(chosen.value)} vs ${JSON.stringify(value)}). ` +
+          `Stream-level options must agree; move the difference into the handler, or give them the same value.`,
+      );
+    }
+  }
+  return chosen?.value;
+}
+
+function validateHandlerOptions({ name, collection, options }: ChangeHandler): void {
+  const where = `@OnChange('${collection}') on ${name}`;
+  const { operationTypes, pipeline, fullDocument, fullDocumentBeforeChange, retries } = options;
+  if (operationTypes !== undefined && (!Array.isArray(operationTypes) || operationTypes.length === 0 || operationTypes.some((t) => typeof t !== 'string'))) {
+    throw new ChangeStreamConfigError(`${where}: "operationTypes" must be a non-empty array of operation type names.`);
+  }
+  if (pipeline !== undefined && (!Array.isArray(pipeline) || !pipeline.every(isMatchStage))) {
+    throw new ChangeStreamConfigError(
+      `${where}: "pipeline" may hold only { $match: {…} } stages (other stages can drop the resume token or reorder events).`,
+    );
+  }
+  if (fullDocument !== undefined && !FULL_DOCUMENT.includes(fullDocument)) {
+    throw new ChangeStreamConfigError(`${where}: "fullDocument" must be one of ${FULL_DOCUMENT.join(', ')}.`);
+  }
+  if (fullDocumentBeforeChange !== undefined && !FULL_DOCUMENT_BEFORE_CHANGE.includes(fullDocumentBeforeChange)) {
+    throw new ChangeStreamConfigError(`${where}: "fullDocumentBeforeChange" must be one of ${FULL_DOCUMENT_BEFORE_CHANGE.join(', ')}.`);
+  }
+  if (retries !== undefined && (!Number.isInteger(retries) || retries < 0)) {
+    throw new ChangeStreamConfigError(`${where}: "retries" must be an integer >= 0.`);
+  }
+}
+
+function isMatchStage(stage: unknown): stage is MatchStage {
+  if (typeof stage !== 'object' || stage === null) return false;
+  const keys = Object.keys(stage);
+  const match = (stage as MatchStage).$match;
+  return keys.length === 1 && keys[0] === '$match' && typeof match === 'object' && match !== null && !Array.isArray(match);
+}

@@ -1,0 +1,42 @@
+import mongoose from 'mongoose';
+import { CHECKPOINT_FORMAT_VERSION } from '../change-stream.constants.js';
+import { InvalidStoredTokenError } from '../change-stream.errors.js';
+import type { ResumeToken } from '../interfaces/resume-token-store.interface.js';
+
+// The driver's own BSON copy, so tokens holding BSON types round-trip exactly.
+const { EJSON } = mongoose.mongo.BSON;
+
+/**
+ * The stored value: canonical EJSON of `{ v, token, savedAt }`. The envelope leaves room
+ * for more fields (a lease fence, say) without breaking what is already stored.
+ */
+export function encodeCheckpoint(token: ResumeToken, savedAt = new Date()): string {
+  return EJSON.stringify({ v: CHECKPOINT_FORMAT_VERSION, token, savedAt: savedAt.toISOString() }, { relaxed: false });
+}
+
+/** Reads what `encodeCheckpoint` wrote; also accepts a bare token (`{"_data": …}`) stored by hand. */
+export function decodeCheckpoint(key: string, raw: string): ResumeToken {
+  let parsed: unknown;
+  try {
+    parsed = EJSON.parse(raw, { relaxed: false });
+  } catch (error) {
+    throw new InvalidStoredTokenError(key, raw, `not EJSON: ${(error as Error).message}`);
+  }
+  if (!isObject(parsed)) throw new InvalidStoredTokenError(key, raw, 'not an object');
+  if ('_data' in parsed) return checkToken(key, raw, parsed);
+  if (parsed.v !== CHECKPOINT_FORMAT_VERSION) {
+    throw new InvalidStoredTokenError(key, raw, `unknown format version ${JSON.stringify(parsed.v)}`);
+  }
+  return checkToken(key, raw, parsed.token);
+}
+
+function checkToken(key: string, raw: string, token: unknown): ResumeToken {
+  if (!isObject(token) || !('_data' in token) || token._data == null || token._data === '') {
+    throw new InvalidStoredTokenError(key, raw, 'no "_data" field in the token');
+  }
+  return token;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
