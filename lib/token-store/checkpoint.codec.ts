@@ -18,7 +18,7 @@ export function encodeCheckpoint(token: ResumeToken, savedAt = new Date()): stri
 export function decodeCheckpoint(key: string, raw: string): ResumeToken {
   let parsed: unknown;
   try {
-    parsed = EJSON.parse(raw, { relaxed: false });
+    parsed = EJSON.parse(raw);
   } catch (error) {
     throw new InvalidStoredTokenError(key, raw, `not EJSON: ${(error as Error).message}`);
   }

@@ -1,0 +1,64 @@
+import { execFile, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { spawnUntilReady, stopChild } from './child-process.js';
+import { freePort } from './free-port.js';
+
+/** The launcher's folder in the source tree, found from here whether this runs from source or from dist/. */
+function launcherDir(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
+    const candidate = join(dir, 'test', 'servers', 'mongo-java-server');
+    if (existsSync(join(candidate, 'pom.xml'))) return candidate;
+  }
+  throw new Error('test/servers/mongo-java-server/pom.xml not found above ' + import.meta.url);
+}
+
+const here = launcherDir();
+
+/**
+ * mongo-java-server (Maven Central `de.bwaldvogel:mongo-java-server`), an in-memory
+ * MongoDB wire-protocol server with change streams, run by a one-file Java launcher.
+ */
+export class MongoJavaServer {
+  private child: ChildProcess | undefined;
+
+  private constructor(readonly port: number, private readonly classpath: string) {}
+
+  static async start(): Promise<MongoJavaServer> {
+    const server = new MongoJavaServer(await freePort(), await resolveClasspath());
+    await server.resume();
+    return server;
+  }
+
+  /** Not a replica set: the driver must talk to it directly. */
+  get uri(): string {
+    return `mongodb://127.0.0.1:${this.port}/?directConnection=true`;
+  }
+
+  /** Starts it again on the same port (with empty data: it keeps nothing). */
+  async resume(): Promise<void> {
+    const java = process.env.JAVA_HOME ? join(process.env.JAVA_HOME, 'bin', 'java') : 'java';
+    this.child = await spawnUntilReady(java, ['-cp', this.classpath, join(here, 'MongoTestServer.java'), String(this.port)], /listening on/, 60_000);
+  }
+
+  async stop(): Promise<void> {
+    if (this.child) await stopChild(this.child, 'SIGKILL');
+    this.child = undefined;
+  }
+}
+
+async function resolveClasspath(): Promise<string> {
+  const output = join(await mkdtemp(join(tmpdir(), 'mongo-java-server-')), 'classpath.txt');
+  try {
+    await promisify(execFile)('mvn', ['-q', '-B', '-f', join(here, 'pom.xml'), 'dependency:build-classpath', `-Dmdep.outputFile=${output}`], {
+      timeout: 300_000,
+    });
+  } catch (error) {
+    throw new Error(`Could not resolve mongo-java-server with Maven (is "mvn" installed and Maven Central reachable?): ${(error as Error).message}`);
+  }
+  return (await readFile(output, 'utf8')).trim();
+}

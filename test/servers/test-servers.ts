@@ -1,0 +1,47 @@
+import { MongoJavaServer } from './mongo-java-server.js';
+import { MongodReplSet } from './mongod-replset.js';
+import { LocalRedisServer } from './redis-server.js';
+
+export type MongoKind = 'external' | 'mongod' | 'mongo-java-server';
+
+/** The servers tests and the sample run against, and how to stop what was started here. */
+export interface TestServers {
+  mongoUri: string;
+  mongoKind: MongoKind;
+  redisUrl: string;
+  description: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * MongoDB: `MONGODB_URI`, else a real mongod (`MONGOMS_SYSTEM_BINARY`), else mongo-java-server.
+ * Redis: `REDIS_URL`, else a `redis-server` on a free port.
+ */
+export async function startTestServers(): Promise<TestServers> {
+  const stops: Array<() => Promise<void>> = [];
+  try {
+    let mongoUri = process.env.MONGODB_URI;
+    let mongoKind: MongoKind = 'external';
+    if (!mongoUri) {
+      const server = MongodReplSet.available() ? await MongodReplSet.start() : await MongoJavaServer.start();
+      stops.push(() => server.stop());
+      mongoUri = server.uri;
+      mongoKind = server instanceof MongodReplSet ? 'mongod' : 'mongo-java-server';
+    }
+    let redisUrl = process.env.REDIS_URL;
+    if (!redisUrl) {
+      const redis = await LocalRedisServer.start();
+      stops.push(() => redis.stop());
+      redisUrl = redis.url;
+    }
+    const description = `MongoDB: ${mongoKind} (${mongoUri}); Redis: ${process.env.REDIS_URL ? 'external' : 'redis-server'} (${redisUrl})`;
+    return { mongoUri, mongoKind, redisUrl, description, stop: () => stopAll(stops) };
+  } catch (error) {
+    await stopAll(stops);
+    throw error;
+  }
+}
+
+async function stopAll(stops: Array<() => Promise<void>>): Promise<void> {
+  await Promise.allSettled(stops.reverse().map((stop) => stop()));
+}

@@ -1,0 +1,39 @@
+import { describe, expect, it } from '@jest/globals';
+import { resolveOptions } from '../../lib/change-stream.options.js';
+import { ChangeStreamConfigError } from '../../lib/index.js';
+import type { ChangeStreamModuleOptions } from '../../lib/index.js';
+
+describe('resolveOptions', () => {
+  it('fills in documented defaults', () => {
+    expect(resolveOptions({ consumer: 'billing' })).toEqual({
+      consumer: 'billing',
+      redis: undefined,
+      tokenStore: undefined,
+      keyPrefix: 'change-stream',
+      connectionName: undefined,
+      checkpoint: { maxEvents: 100, intervalMs: 1000 },
+      handlerRetry: { retries: 3, initialDelayMs: 200, maxDelayMs: 5000 },
+      reconnect: { initialDelayMs: 500, maxDelayMs: 30000 },
+      shutdownTimeoutMs: 10000,
+      startupTimeoutMs: 10000,
+      maxAwaitTimeMS: 1000,
+      batchSize: undefined,
+    });
+  });
+
+  it.each<[string, unknown, RegExp]>([
+    ['no options', undefined, /option "consumer" is required/],
+    ['no consumer', {}, /option "consumer" is required/],
+    ['a blank consumer', { consumer: ' ' }, /option "consumer" is required/],
+    ['a consumer with ":"', { consumer: 'a:b' }, /option "consumer" is "a:b"; expected a name without ":"/],
+    ['redis and tokenStore', { consumer: 'c', redis: 'redis://x', tokenStore: {} }, /either "redis" or "tokenStore"/],
+    ['a zero batch size', { consumer: 'c', checkpoint: { maxEvents: 0 } }, /"checkpoint.maxEvents" is 0; expected an integer >= 1/],
+    ['a fractional interval', { consumer: 'c', checkpoint: { intervalMs: 1.5 } }, /"checkpoint.intervalMs" is 1.5/],
+    ['negative retries', { consumer: 'c', handlerRetry: { retries: -1 } }, /"handlerRetry.retries" is -1/],
+    ['a max delay below the initial one', { consumer: 'c', reconnect: { initialDelayMs: 100, maxDelayMs: 10 } }, /"reconnect.maxDelayMs" is 10; expected an integer >= 100/],
+    ['an empty key prefix', { consumer: 'c', keyPrefix: '' }, /"keyPrefix" is ""/],
+  ])('rejects %s', (_case, options, message) => {
+    expect(() => resolveOptions(options as ChangeStreamModuleOptions)).toThrow(ChangeStreamConfigError);
+    expect(() => resolveOptions(options as ChangeStreamModuleOptions)).toThrow(message);
+  });
+});

@@ -1,0 +1,45 @@
+import { describe, expect, it } from '@jest/globals';
+import mongoose from 'mongoose';
+import { checkpointKey, decodeCheckpoint, encodeCheckpoint, InvalidStoredTokenError } from '../../lib/index.js';
+
+describe('checkpoint key and value format', () => {
+  it('builds <keyPrefix>:<consumer>:<db>:<collection>', () => {
+    expect(checkpointKey('change-stream', 'billing', 'shop', 'orders')).toBe('change-stream:billing:shop:orders');
+  });
+
+  it('stores canonical EJSON of { v, token, savedAt } and reads the token back', () => {
+    const token = { _data: '8263A1B2C3000000012B022C0100296E5A1004' };
+    const raw = encodeCheckpoint(token, new Date('2026-01-02T03:04:05.000Z'));
+    expect(JSON.parse(raw)).toEqual({ v: { $numberInt: '1' }, token, savedAt: '2026-01-02T03:04:05.000Z' });
+    expect(decodeCheckpoint('k', raw)).toEqual(token);
+  });
+
+  it('round-trips tokens that hold BSON types (binary _data of older servers)', () => {
+    const token = { _data: new mongoose.mongo.BSON.Binary(Buffer.from([1, 2, 3])) };
+    const decoded = decodeCheckpoint('k', encodeCheckpoint(token)) as { _data: InstanceType<typeof mongoose.mongo.BSON.Binary> };
+    expect(Buffer.from(decoded._data.buffer)).toEqual(Buffer.from([1, 2, 3]));
+  });
+
+  it('accepts a bare token stored by hand', () => {
+    expect(decodeCheckpoint('k', '{"_data":"abc"}')).toEqual({ _data: 'abc' });
+  });
+
+  it.each([
+    ['not JSON', 'not json at all', /not EJSON/],
+    ['not an object', '"a string"', /not an object/],
+    ['an unknown version', '{"v":99,"token":{"_data":"abc"}}', /unknown format version 99/],
+    ['a token without _data', '{"v":1,"token":{"x":1}}', /no "_data" field/],
+    ['an empty _data', '{"_data":""}', /no "_data" field/],
+  ])('rejects %s with a message naming the key', (_case, raw, reason) => {
+    let error: unknown;
+    try {
+      decodeCheckpoint('cs:billing:shop:orders', raw);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InvalidStoredTokenError);
+    expect((error as Error).message).toMatch(reason);
+    expect((error as Error).message).toContain('"cs:billing:shop:orders"');
+    expect((error as InvalidStoredTokenError).raw).toBe(raw);
+  });
+});

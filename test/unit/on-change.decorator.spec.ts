@@ -1,0 +1,37 @@
+import 'reflect-metadata';
+import { describe, expect, it } from '@jest/globals';
+import { ON_CHANGE_METADATA } from '../../lib/change-stream.constants.js';
+import { ChangeStreamConfigError, OnChange } from '../../lib/index.js';
+
+describe('@OnChange', () => {
+  it('records the collection and options on the method, once per decorator', () => {
+    class Listener {
+      @OnChange('orders', { operationTypes: ['insert'] })
+      @OnChange('customers')
+      handle() {}
+    }
+    const metadata = Reflect.getMetadata(ON_CHANGE_METADATA, Listener.prototype.handle);
+    expect(metadata).toEqual([
+      { collection: 'customers', options: {} },
+      { collection: 'orders', options: { operationTypes: ['insert'] } },
+    ]);
+  });
+
+  it('rejects an empty collection name, naming the method', () => {
+    expect(() => {
+      class Listener {
+        @OnChange('  ')
+        handle() {}
+      }
+      return Listener;
+    }).toThrow(new ChangeStreamConfigError('@OnChange on Listener.handle: the collection name must be a non-empty string.'));
+  });
+
+  it('rejects use on something that is not a method', () => {
+    const decorate = OnChange('orders') as (target: object, key: string, descriptor?: PropertyDescriptor) => void;
+    expect(() => decorate({ constructor: { name: 'Listener' } }, 'field', { value: 42 })).toThrow(
+      "@OnChange('orders') on Listener.field: it decorates methods only.",
+    );
+    expect(() => decorate({ constructor: { name: 'Listener' } }, 'field')).toThrow(ChangeStreamConfigError);
+  });
+});
