@@ -16,7 +16,7 @@ import { messages } from './change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
 import { ChangeStreamRegistry } from './change-stream.registry.js';
 import { Checkpointer } from './checkpoint/checkpointer.js';
-import { sleep } from './stream/backoff.js';
+import { settlesWithin } from './stream/backoff.js';
 import { CollectionStream } from './stream/collection-stream.js';
 import { planStreams, type StreamPlan } from './stream/stream-plan.js';
 import { checkpointKey } from './token-store/checkpoint-key.js';
@@ -54,10 +54,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   async onApplicationBootstrap(): Promise<void> {
     const streams = this.registry.all();
     streams.forEach((s) => s.start());
-    const settled = await Promise.race([
-      Promise.all(streams.map((s) => s.whenSettled())).then(() => true),
-      sleep(this.options.startupTimeoutMs).then(() => false),
-    ]);
+    const settled = await settlesWithin(Promise.all(streams.map((s) => s.whenSettled())), this.options.startupTimeoutMs);
     if (!settled) {
       const pending = this.registry.getStatuses().filter((s) => s.state === 'starting' || s.state === 'reconnecting');
       this.logger.warn(messages.notOpenAtStartup(pending.map((s) => s.key), this.options.startupTimeoutMs));

@@ -6,7 +6,7 @@ import type { ResolvedChangeStreamOptions } from '../change-stream.options.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { ResumeTokenStore } from '../interfaces/resume-token-store.interface.js';
-import { backoffDelay, sleep } from './backoff.js';
+import { backoffDelay, settlesWithin, sleep } from './backoff.js';
 import { ChangeDispatcher, errorText } from './change-dispatcher.js';
 import type { StreamPlan } from './stream-plan.js';
 
@@ -66,7 +66,7 @@ export class CollectionStream {
   async stop(timeoutMs: number): Promise<void> {
     this.stopping.abort();
     if (this.running) {
-      const drained = await Promise.race([this.running.then(() => true), sleep(timeoutMs).then(() => false)]);
+      const drained = await settlesWithin(this.running, timeoutMs);
       if (!drained) this.logger.warn(messages.drainTimedOut(this.key, timeoutMs));
     }
     await this.checkpointer.flush();

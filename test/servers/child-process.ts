@@ -29,10 +29,15 @@ export function spawnUntilReady(command: string, args: string[], ready: RegExp, 
 
 /** Stops a child and waits for it to be gone. */
 export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
+  if (child.exitCode !== null || child.signalCode !== null) {
+    [child.stdin, child.stdout, child.stderr].forEach((stream) => stream?.destroy());
+    return;
+  }
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill(signal);
   const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
   await exited;
   clearTimeout(timer);
+  // Open pipes would keep the test runner alive after its last test.
+  [child.stdin, child.stdout, child.stderr].forEach((stream) => stream?.destroy());
 }
