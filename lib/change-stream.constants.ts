@@ -4,8 +4,8 @@ export const ON_CHANGE_METADATA = 'nestjs-change-streams:on-change';
 /** Injection token of the validated options with every default filled in. */
 export const CHANGE_STREAM_RESOLVED_OPTIONS = Symbol('nestjs-change-streams:resolved-options');
 
-/** Injection token of the `ResumeTokenStore` the module uses. */
-export const CHANGE_STREAM_TOKEN_STORE = Symbol('nestjs-change-streams:token-store');
+/** Injection token of the token and dead-letter stores the module uses. */
+export const CHANGE_STREAM_STORES = Symbol('nestjs-change-streams:stores');
 
 /** Version of the stored checkpoint envelope; bumped on any incompatible change. */
 export const CHECKPOINT_FORMAT_VERSION = 1;

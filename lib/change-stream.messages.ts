@@ -7,6 +7,9 @@ export const messages = {
   inMemoryStore: () =>
     'No "redis" option: resume tokens are kept in memory and will NOT survive a restart. ' +
     'Events written while the app is down will be missed. Set "redis" in production.',
+  inMemoryDeadLetters: () =>
+    'onHandlerFailure is "dead-letter" but there is no Redis: dead letters are kept in memory and are lost on restart. ' +
+    'Set "redis" or "deadLetterStore".',
   missingConnection: (connectionName: string, handlers: string[]) =>
     `ChangeStreamModule: no mongoose connection named "${connectionName}" for ${handlers.join(', ')}. ` +
     `Import MongooseModule.forRoot(uri${connectionName === 'default' ? '' : `, { connectionName: '${connectionName}' }`}) in the same application.`,
@@ -25,6 +28,17 @@ export const messages = {
     `The stream is stopped before this event; it will be delivered again after a restart.`,
   handlerAttemptFailed: (handler: string, eventId: string, attempt: number, delayMs: number) =>
     `Handler ${handler} threw on event ${eventId} (attempt ${attempt}); retrying in ${delayMs} ms.`,
+  deadLettered: (handler: string, key: string, eventId: string, id: string) =>
+    `Handler ${handler} gave up on event ${eventId} of ${key}: stored as dead letter ${id}; the stream goes on.`,
+  deadLetterSaveFailed: (key: string, error: string, delayMs: number) =>
+    `Storing a dead letter of ${key} failed (${error}); retrying in ${delayMs} ms. The stream waits: the event is not acknowledged until it is recorded.`,
+  failureCallbackThrew: (handler: string, eventId: string, error: string) =>
+    `The onFailure callback for ${handler} threw on event ${eventId} (${error}); the stream stops before this event.`,
+  historyLostRestart: (key: string, reason: string) =>
+    `DATA LOSS on ${key}: ${reason}. Policy "restart-from-now": reading goes on from now; changes since the lost position are NOT delivered.`,
+  invalidated: (key: string) => `Stream ${key} was invalidated (collection dropped or renamed); reopening after the invalidate event.`,
+  readingPaused: (key: string, unsaved: number) =>
+    `Stream ${key}: ${unsaved} handled events are not stored yet (store unreachable); reading paused until a save succeeds.`,
   checkpointFailed: (key: string, error: string) =>
     `Saving the position of ${key} failed (${error}); will retry. Handled events are kept in memory until then.`,
   drainTimedOut: (key: string, timeoutMs: number) =>

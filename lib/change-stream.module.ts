@@ -1,13 +1,14 @@
 import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_TOKEN_STORE } from './change-stream.constants.js';
+import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_STORES } from './change-stream.constants.js';
 import { ChangeStreamExplorer } from './change-stream.explorer.js';
 import { CHANGE_STREAM_MODULE_OPTIONS, ConfigurableModuleClass } from './change-stream.module-definition.js';
 import { resolveOptions } from './change-stream.options.js';
 import { ChangeStreamOrchestrator } from './change-stream.orchestrator.js';
 import { ChangeStreamRegistry } from './change-stream.registry.js';
 import { ChangeStreamHealthIndicator } from './health/change-stream.health.js';
-import { createTokenStore } from './token-store/token-store.factory.js';
+import { createStores } from './stores.factory.js';
+import { ChangeStreamDeadLetters } from './dead-letter/change-stream-dead-letters.service.js';
 import type { ChangeStreamModuleOptions } from './interfaces/change-stream-module-options.interface.js';
 import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
 
@@ -24,15 +25,16 @@ import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
       inject: [CHANGE_STREAM_MODULE_OPTIONS],
     },
     {
-      provide: CHANGE_STREAM_TOKEN_STORE,
-      useFactory: (options: ResolvedChangeStreamOptions) => createTokenStore(options),
+      provide: CHANGE_STREAM_STORES,
+      useFactory: (options: ResolvedChangeStreamOptions) => createStores(options),
       inject: [CHANGE_STREAM_RESOLVED_OPTIONS],
     },
     ChangeStreamExplorer,
     ChangeStreamRegistry,
     ChangeStreamOrchestrator,
     ChangeStreamHealthIndicator,
+    ChangeStreamDeadLetters,
   ],
-  exports: [ChangeStreamRegistry, ChangeStreamHealthIndicator],
+  exports: [ChangeStreamRegistry, ChangeStreamHealthIndicator, ChangeStreamDeadLetters],
 })
 export class ChangeStreamModule extends ConfigurableModuleClass {}

@@ -1,15 +1,19 @@
 import { ChangeStreamConfigError } from './change-stream.errors.js';
 import { messages } from './change-stream.messages.js';
 import type { ChangeStreamModuleOptions } from './interfaces/change-stream-module-options.interface.js';
+import type { HandlerFailurePolicy, HistoryLostPolicy } from './interfaces/failure-policies.interface.js';
 
 /** The module options after validation, with every default filled in. */
 export interface ResolvedChangeStreamOptions {
   consumer: string;
   redis: ChangeStreamModuleOptions['redis'];
   tokenStore: ChangeStreamModuleOptions['tokenStore'];
+  deadLetterStore: ChangeStreamModuleOptions['deadLetterStore'];
+  onHandlerFailure: HandlerFailurePolicy;
+  onHistoryLost: HistoryLostPolicy;
   keyPrefix: string;
   connectionName: string | undefined;
-  checkpoint: { maxEvents: number; intervalMs: number };
+  checkpoint: { maxEvents: number; intervalMs: number; maxUnsavedEvents: number };
   handlerRetry: { retries: number; initialDelayMs: number; maxDelayMs: number };
   reconnect: { initialDelayMs: number; maxDelayMs: number };
   shutdownTimeoutMs: number;
@@ -42,11 +46,15 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
     consumer,
     redis: options.redis,
     tokenStore: options.tokenStore,
+    deadLetterStore: options.deadLetterStore,
+    onHandlerFailure: handlerFailurePolicy('onHandlerFailure', options.onHandlerFailure),
+    onHistoryLost: historyLostPolicy(options.onHistoryLost),
     keyPrefix,
     connectionName: options.connectionName,
     checkpoint: {
       maxEvents: int('checkpoint.maxEvents', options.checkpoint?.maxEvents, 100, 1),
       intervalMs: int('checkpoint.intervalMs', options.checkpoint?.intervalMs, 1000, 1),
+      maxUnsavedEvents: int('checkpoint.maxUnsavedEvents', options.checkpoint?.maxUnsavedEvents, 10_000, 1),
     },
     handlerRetry: {
       retries: int('handlerRetry.retries', options.handlerRetry?.retries, 3, 0),
@@ -70,4 +78,16 @@ function int(name: string, value: number | undefined, fallback: number, min: num
     throw new ChangeStreamConfigError(messages.optionInvalid(name, value, `an integer >= ${min}`));
   }
   return value;
+}
+
+export function handlerFailurePolicy(name: string, value: HandlerFailurePolicy | undefined): HandlerFailurePolicy {
+  if (value === undefined) return 'stop';
+  if (value === 'stop' || value === 'dead-letter' || typeof value === 'function') return value;
+  throw new ChangeStreamConfigError(messages.optionInvalid(name, value, '"stop", "dead-letter" or a function'));
+}
+
+function historyLostPolicy(value: HistoryLostPolicy | undefined): HistoryLostPolicy {
+  if (value === undefined) return 'fail';
+  if (value === 'fail' || value === 'restart-from-now' || typeof value === 'function') return value;
+  throw new ChangeStreamConfigError(messages.optionInvalid('onHistoryLost', value, '"fail", "restart-from-now" or a function'));
 }

@@ -9,7 +9,7 @@ import {
 import { ModuleRef } from '@nestjs/core';
 import { getConnectionToken } from '@nestjs/mongoose';
 import type { Connection } from 'mongoose';
-import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_TOKEN_STORE } from './change-stream.constants.js';
+import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_STORES } from './change-stream.constants.js';
 import { ChangeStreamConfigError } from './change-stream.errors.js';
 import { ChangeStreamExplorer } from './change-stream.explorer.js';
 import { messages } from './change-stream.messages.js';
@@ -20,7 +20,8 @@ import { settlesWithin } from './stream/backoff.js';
 import { CollectionStream } from './stream/collection-stream.js';
 import { planStreams, type StreamPlan } from './stream/stream-plan.js';
 import { checkpointKey } from './token-store/checkpoint-key.js';
-import type { OwnedTokenStore } from './token-store/token-store.factory.js';
+import type { ChangeStreamStores } from './stores.factory.js';
+import { connectionCursorFactory } from './stream/change-cursor.js';
 
 /** Name shown for the mongoose connection that has no name. */
 export const DEFAULT_CONNECTION_NAME = 'default';
@@ -35,7 +36,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     private readonly registry: ChangeStreamRegistry,
     private readonly moduleRef: ModuleRef,
     @Inject(CHANGE_STREAM_RESOLVED_OPTIONS) private readonly options: ResolvedChangeStreamOptions,
-    @Inject(CHANGE_STREAM_TOKEN_STORE) private readonly tokenStore: OwnedTokenStore,
+    @Inject(CHANGE_STREAM_STORES) private readonly stores: ChangeStreamStores,
   ) {}
 
   /** Discovery and every configuration check happen here, so a bad setup fails `app.init()`. */
@@ -45,8 +46,18 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
       const connection = this.resolveConnection(plan);
       const database = connection.db?.databaseName ?? connection.name;
       const key = checkpointKey(this.options.keyPrefix, this.options.consumer, database, plan.collection);
-      const checkpointer = new Checkpointer(this.tokenStore.store, key, this.options.checkpoint);
-      this.registry.add(new CollectionStream(plan, connection, database, this.tokenStore.store, checkpointer, this.options));
+      this.registry.add(
+        new CollectionStream({
+          plan,
+          database,
+          tokens: this.stores.tokens,
+          deadLetters: this.stores.deadLetters,
+          checkpointer: new Checkpointer(this.stores.tokens, key, this.options.checkpoint),
+          options: this.options,
+          openCursor: connectionCursorFactory(connection, plan.collection),
+          emit: (event) => this.registry.emit(event),
+        }),
+      );
     }
   }
 
@@ -64,7 +75,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   /** Runs before mongoose closes its connections (in `onApplicationShutdown`). */
   async beforeApplicationShutdown(): Promise<void> {
     await Promise.all(this.registry.all().map((s) => s.stop(this.options.shutdownTimeoutMs)));
-    if (this.tokenStore.owned) await this.tokenStore.store.close?.();
+    await this.stores.close();
   }
 
   private resolveConnection(plan: StreamPlan): Connection {

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import type { ChangeStreamEvent, ChangeStreamEventListener } from './change-stream.events.js';
 import type { ChangeStreamStatus } from './interfaces/change-stream-status.interface.js';
 import type { CollectionStream } from './stream/collection-stream.js';
 
@@ -6,6 +7,24 @@ import type { CollectionStream } from './stream/collection-stream.js';
 @Injectable()
 export class ChangeStreamRegistry {
   private readonly streams: CollectionStream[] = [];
+  private readonly listeners = new Set<ChangeStreamEventListener>();
+
+  /** Subscribe to state changes, history-lost and dead-letter events; returns the unsubscribe function. */
+  onEvent(listener: ChangeStreamEventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** @internal */
+  emit(event: ChangeStreamEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener's bug must not break a stream.
+      }
+    }
+  }
 
   /** @internal */
   add(stream: CollectionStream): void {

@@ -10,3 +10,7 @@ export { InMemoryResumeTokenStore } from './token-store/in-memory-resume-token.s
 export { encodeCheckpoint, decodeCheckpoint } from './token-store/checkpoint.codec.js';
 export { checkpointKey } from './token-store/checkpoint-key.js';
 export type * from './interfaces/index.js';
+export { ChangeStreamDeadLetters } from './dead-letter/change-stream-dead-letters.service.js';
+export { RedisDeadLetterStore } from './dead-letter/redis-dead-letter.store.js';
+export { InMemoryDeadLetterStore } from './dead-letter/in-memory-dead-letter.store.js';
+export type { ChangeStreamEvent, ChangeStreamEventListener } from './change-stream.events.js';

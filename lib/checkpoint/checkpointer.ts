@@ -37,9 +37,10 @@ export class Checkpointer {
     return this.acked;
   }
 
-  /** The position read from the store at start; it counts as saved. */
+  /** The position read from the store at start (or null to start over); it counts as saved. */
   restore(token: ResumeToken | null): void {
     this.acked = this.saved = token;
+    this.unsaved = 0;
   }
 
   /** Every handler of the event with this token succeeded (and of all before it). */
@@ -100,6 +101,16 @@ export class Checkpointer {
   /** True while a position is acknowledged but not yet stored. */
   get dirty(): boolean {
     return this.unsaved > 0;
+  }
+
+  /** Acknowledged events not stored yet. */
+  get unsavedCount(): number {
+    return this.unsaved;
+  }
+
+  /** True from a failed save until the next successful one. */
+  get failing(): boolean {
+    return this.failures > 0;
   }
 
   get savedToken(): ResumeToken | null {

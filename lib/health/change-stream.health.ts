@@ -15,6 +15,7 @@ export interface StreamHealth {
   eventsHandled: number;
   lastEventAt: string | null;
   lastCheckpointAt: string | null;
+  unsavedEvents: number;
   lastError?: string;
 }
 
@@ -26,7 +27,7 @@ interface TerminusSession {
 
 /**
  * Terminus indicator: `down` when any stream failed, `degraded` (Terminus 12) while one
- * is starting or reconnecting, else `up`; per stream its state, events handled and
+ * is starting, reconnecting or cannot save its position, else `up`; per stream its state, events handled and
  * times of the last event and checkpoint.
  */
 @Injectable()
@@ -43,7 +44,7 @@ export class ChangeStreamHealthIndicator {
     if (statuses.some((s) => s.state === 'failed' || s.state === 'closed')) {
       return session.down(data) as ChangeStreamHealthResult<Key>;
     }
-    if (session.degraded && statuses.some((s) => s.state === 'starting' || s.state === 'reconnecting')) {
+    if (session.degraded && statuses.some((s) => s.state === 'starting' || s.state === 'reconnecting' || s.state === 'degraded')) {
       return session.degraded(data) as ChangeStreamHealthResult<Key>;
     }
     return session.up(data) as ChangeStreamHealthResult<Key>;
@@ -71,6 +72,7 @@ function toHealth(s: ChangeStreamStatus): StreamHealth {
     eventsHandled: s.eventsHandled,
     lastEventAt: s.lastEventAt?.toISOString() ?? null,
     lastCheckpointAt: s.lastCheckpointAt?.toISOString() ?? null,
+    unsavedEvents: s.unsavedEvents,
     ...(s.lastError ? { lastError: s.lastError } : {}),
   };
 }

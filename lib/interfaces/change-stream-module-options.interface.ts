@@ -1,4 +1,6 @@
 import type { Redis, RedisOptions } from 'ioredis';
+import type { DeadLetterStore } from './dead-letter.interface.js';
+import type { HandlerFailurePolicy, HistoryLostPolicy } from './failure-policies.interface.js';
 import type { ResumeTokenStore } from './resume-token-store.interface.js';
 
 export interface CheckpointOptions {
@@ -6,6 +8,11 @@ export interface CheckpointOptions {
   maxEvents?: number;
   /** …or this long after the first unsaved event (default 1000 ms). */
   intervalMs?: number;
+  /**
+   * While saves fail (Redis down), handling may run this many events ahead of the last
+   * stored position; beyond it, reading pauses until a save succeeds (default 10000).
+   */
+  maxUnsavedEvents?: number;
 }
 
 export interface HandlerRetryOptions {
@@ -38,6 +45,12 @@ export interface ChangeStreamModuleOptions {
   redis?: string | RedisOptions | Redis;
   /** A custom store instead of Redis; the module never closes it. */
   tokenStore?: ResumeTokenStore;
+  /** A custom dead-letter store (default: Redis with `redis`, else in memory). */
+  deadLetterStore?: DeadLetterStore;
+  /** What happens when a handler still fails after its retries (default `stop`). */
+  onHandlerFailure?: HandlerFailurePolicy;
+  /** What happens when the stored position cannot be resumed from (default `fail`). */
+  onHistoryLost?: HistoryLostPolicy;
   /** First part of every key (default `change-stream`). */
   keyPrefix?: string;
   /** Default mongoose connection name for handlers that name none. */

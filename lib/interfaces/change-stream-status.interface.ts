@@ -1,4 +1,8 @@
-export type ChangeStreamState = 'starting' | 'open' | 'reconnecting' | 'failed' | 'closed';
+/**
+ * `degraded`: reading, but positions cannot be saved (store unreachable); they are kept in
+ * memory and saved when it is back.
+ */
+export type ChangeStreamState = 'starting' | 'open' | 'degraded' | 'reconnecting' | 'failed' | 'closed';
 
 /** A snapshot of one collection stream, as shown by the registry and health. */
 export interface ChangeStreamStatus {
@@ -14,6 +18,8 @@ export interface ChangeStreamStatus {
   eventsHandled: number;
   lastEventAt: Date | null;
   lastCheckpointAt: Date | null;
+  /** Handled events whose position is not stored yet. */
+  unsavedEvents: number;
   /** Why the stream is failed or reconnecting. */
   lastError: string | null;
 }

@@ -3,3 +3,5 @@ export type * from './change-stream-module-options.interface.js';
 export type * from './change-stream-status.interface.js';
 export type * from './on-change-options.interface.js';
 export type * from './resume-token-store.interface.js';
+export type * from './dead-letter.interface.js';
+export type * from './failure-policies.interface.js';

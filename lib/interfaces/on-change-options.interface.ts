@@ -1,4 +1,5 @@
 import type { mongo } from 'mongoose';
+import type { HandlerFailurePolicy } from './failure-policies.interface.js';
 
 export type ChangeOperationType = mongo.ChangeStreamDocument['operationType'];
 
@@ -26,4 +27,6 @@ export interface OnChangeOptions {
   connectionName?: string;
   /** Overrides the module's `handlerRetry.retries` for this handler. */
   retries?: number;
+  /** Overrides the module's `onHandlerFailure` for this handler. */
+  onFailure?: HandlerFailurePolicy;
 }

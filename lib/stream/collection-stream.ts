@@ -1,19 +1,35 @@
 import { Logger } from '@nestjs/common';
-import type { Connection, mongo } from 'mongoose';
+import type { mongo } from 'mongoose';
 import { InvalidStoredTokenError } from '../change-stream.errors.js';
+import type { ChangeStreamEvent } from '../change-stream.events.js';
 import { messages } from '../change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from '../change-stream.options.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
-import type { ResumeTokenStore } from '../interfaces/resume-token-store.interface.js';
+import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
+import type { HistoryLost, HistoryLostAction } from '../interfaces/failure-policies.interface.js';
+import type { ResumeToken, ResumeTokenStore } from '../interfaces/resume-token-store.interface.js';
 import { backoffDelay, settlesWithin, sleep } from './backoff.js';
+import type { ChangeCursor, CursorFactory } from './change-cursor.js';
 import { ChangeDispatcher, errorText } from './change-dispatcher.js';
+import { isHistoryLost } from './history-lost.js';
 import type { StreamPlan } from './stream-plan.js';
 
-/** Server errors after which reopening cannot help: the position is gone. */
-const HISTORY_LOST_CODES = new Set([286 /* ChangeStreamHistoryLost */, 280 /* ChangeStreamFatalError */]);
+export interface CollectionStreamDeps {
+  plan: StreamPlan;
+  database: string;
+  tokens: ResumeTokenStore;
+  deadLetters: DeadLetterStore;
+  checkpointer: Checkpointer;
+  options: ResolvedChangeStreamOptions;
+  openCursor: CursorFactory;
+  emit: (event: ChangeStreamEvent) => void;
+}
 
 class StreamClosedError extends Error {}
+
+/** Where the next open starts: after a token, after an invalidate event, or now. */
+type StartAt = { resumeAfter: ResumeToken } | { startAfter: ResumeToken } | null;
 
 /**
  * One supervised change stream: load the position, open, read, dispatch, acknowledge,
@@ -28,28 +44,37 @@ export class CollectionStream {
   private lastEventAt: Date | null = null;
   private lastError: string | null = null;
   private positionLoaded = false;
-  private cursor: mongo.ChangeStream | undefined;
+  /** Set after an invalidate event: the next open must use `startAfter`. */
+  private invalidatedAt: ResumeToken | null = null;
+  private cursor: ChangeCursor | undefined;
   private running: Promise<void> | undefined;
-  private readonly openWaiters: Array<() => void> = [];
+  private readonly settleWaiters: Array<() => void> = [];
 
-  constructor(
-    readonly plan: StreamPlan,
-    private readonly connection: Connection,
-    readonly database: string,
-    private readonly store: ResumeTokenStore,
-    private readonly checkpointer: Checkpointer,
-    private readonly options: ResolvedChangeStreamOptions,
-  ) {
+  constructor(private readonly deps: CollectionStreamDeps) {
+    const { plan, options, database, checkpointer } = deps;
     this.dispatcher = new ChangeDispatcher(
       plan.handlers,
-      options.handlerRetry,
+      {
+        ...options.handlerRetry,
+        onFailure: options.onHandlerFailure,
+        deadLetters: deps.deadLetters,
+        onDeadLetter: (id, handler) => deps.emit({ type: 'dead-lettered', key: this.key, id, handler }),
+      },
       { consumer: options.consumer, connectionName: plan.connectionName, database, collection: plan.collection },
       checkpointer.key,
     );
   }
 
   get key(): string {
-    return this.checkpointer.key;
+    return this.deps.checkpointer.key;
+  }
+
+  get plan(): StreamPlan {
+    return this.deps.plan;
+  }
+
+  get database(): string {
+    return this.deps.database;
   }
 
   start(): void {
@@ -59,117 +84,168 @@ export class CollectionStream {
   /** Resolves once the stream is open, failed or closed (whichever comes first). */
   whenSettled(): Promise<void> {
     if (this.state !== 'starting' && this.state !== 'reconnecting') return Promise.resolve();
-    return new Promise((resolve) => this.openWaiters.push(resolve));
+    return new Promise((resolve) => this.settleWaiters.push(resolve));
   }
 
   /** Stop reading, let the in-flight event finish (bounded), save the position, close the cursor. */
   async stop(timeoutMs: number): Promise<void> {
     this.stopping.abort();
-    if (this.running) {
-      const drained = await settlesWithin(this.running, timeoutMs);
-      if (!drained) this.logger.warn(messages.drainTimedOut(this.key, timeoutMs));
+    if (this.running && !(await settlesWithin(this.running, timeoutMs))) {
+      this.logger.warn(messages.drainTimedOut(this.key, timeoutMs));
     }
-    await this.checkpointer.flush();
-    this.checkpointer.dispose();
+    await this.deps.checkpointer.flush();
+    this.deps.checkpointer.dispose();
     await this.closeCursor();
     if (this.state !== 'failed') this.setState('closed');
   }
 
   status(): ChangeStreamStatus {
+    const { plan, database, checkpointer } = this.deps;
     return {
       key: this.key,
-      connectionName: this.plan.connectionName,
-      database: this.database,
-      collection: this.plan.collection,
-      state: this.state,
-      handlers: this.plan.handlers.map((h) => h.name),
+      connectionName: plan.connectionName,
+      database,
+      collection: plan.collection,
+      state: this.state === 'open' && checkpointer.failing ? 'degraded' : this.state,
+      handlers: plan.handlers.map((h) => h.name),
       eventsHandled: this.eventsHandled,
       lastEventAt: this.lastEventAt,
-      lastCheckpointAt: this.checkpointer.lastSavedAt,
+      lastCheckpointAt: checkpointer.lastSavedAt,
+      unsavedEvents: checkpointer.unsavedCount,
       lastError: this.lastError,
     };
   }
 
   private async supervise(): Promise<void> {
     const signal = this.stopping.signal;
-    for (let attempt = 1; !signal.aborted; attempt++) {
+    for (let attempt = 1; !signal.aborted && this.state !== 'failed'; attempt++) {
+      let startAt: StartAt = null;
       try {
         await this.loadPosition();
-        await this.consume(signal, () => (attempt = 0));
+        startAt = this.startAt();
+        await this.consume(this.openCursor(startAt), startAt, signal, () => (attempt = 0));
       } catch (error) {
         if (signal.aborted) break;
-        if (error instanceof InvalidStoredTokenError || HISTORY_LOST_CODES.has(codeOf(error) ?? 0)) {
-          const text = error instanceof InvalidStoredTokenError ? error.message : messages.historyLost(this.key, errorText(error));
-          return this.fail(text);
+        const lost = error instanceof InvalidStoredTokenError || (startAt !== null && isHistoryLost(error));
+        if (lost) {
+          if ((await this.onHistoryLost(error, startAt)) === 'fail') return;
+          attempt = 0;
+          continue;
         }
-        const delay = backoffDelay(attempt, this.options.reconnect.initialDelayMs, this.options.reconnect.maxDelayMs);
-        this.lastError = errorText(error);
-        this.setState('reconnecting');
-        this.logger.warn(messages.streamReconnecting(this.key, attempt, delay, this.lastError));
+        const delay = backoffDelay(attempt, this.deps.options.reconnect.initialDelayMs, this.deps.options.reconnect.maxDelayMs);
+        this.setState('reconnecting', errorText(error));
+        this.logger.warn(messages.streamReconnecting(this.key, attempt, delay, errorText(error)));
         await sleep(delay, signal);
       } finally {
         await this.closeCursor();
       }
-      if (this.state === 'failed') return;
     }
   }
 
   private async loadPosition(): Promise<void> {
     if (this.positionLoaded) return;
-    this.checkpointer.restore(await this.store.load(this.key));
+    this.deps.checkpointer.restore(await this.deps.tokens.load(this.key));
     this.positionLoaded = true;
   }
 
-  /** Reads until stopped, a handler fails for good (returns), or the stream breaks (throws). */
-  private async consume(signal: AbortSignal, onOpen: () => void): Promise<void> {
-    const resumeAfter = this.checkpointer.position;
-    const cursor = this.open(resumeAfter);
+  private startAt(): StartAt {
+    if (this.invalidatedAt) return { startAfter: this.invalidatedAt };
+    const position = this.deps.checkpointer.position;
+    return position ? { resumeAfter: position } : null;
+  }
+
+  /** Reads until stopped or a handler fails for good (returns), or the stream breaks (throws). */
+  private async consume(cursor: ChangeCursor, startAt: StartAt, signal: AbortSignal, onOpen: () => void): Promise<void> {
+    const { checkpointer } = this.deps;
     // The first read runs the aggregate: once it returns, the stream is established.
     let change = await cursor.tryNext();
-    if (resumeAfter === null && change === null && cursor.resumeToken) {
+    this.invalidatedAt = null;
+    if (startAt === null && change === null && cursor.resumeToken) {
       // Store the start position at once, so a crash before the first event cannot skip writes.
-      this.checkpointer.advanceIdle(cursor.resumeToken);
-      await this.checkpointer.flush();
+      checkpointer.advanceIdle(cursor.resumeToken);
+      await checkpointer.flush();
     }
-    this.lastError = null;
     this.setState('open');
     onOpen();
-    this.logger.log(messages.streamOpened(this.key, resumeAfter ? 'stored' : 'now'));
+    this.logger.log(messages.streamOpened(this.key, startAt ? 'stored' : 'now'));
     while (!signal.aborted) {
       if (change === null) {
         if (cursor.closed) throw new StreamClosedError(messages.streamClosedByServer(this.key));
         // Nothing in flight: the post-batch token keeps a quiet collection's position fresh.
-        if (cursor.resumeToken) this.checkpointer.advanceIdle(cursor.resumeToken);
+        if (cursor.resumeToken) checkpointer.advanceIdle(cursor.resumeToken);
       } else {
         const outcome = await this.dispatcher.dispatch(change, signal);
         if (!outcome.ok) {
           if ('error' in outcome) this.fail(outcome.error.message);
           return;
         }
-        this.checkpointer.ack(change._id);
         this.eventsHandled++;
         this.lastEventAt = new Date();
+        if (change.operationType === 'invalidate') {
+          // Not acknowledged: resuming after an invalidate is refused; a restart replays drop + invalidate.
+          this.logger.warn(messages.invalidated(this.key));
+          this.invalidatedAt = change._id;
+          return this.reopenSoon(signal);
+        }
+        checkpointer.ack(change._id);
       }
-      if (signal.aborted) return;
+      if (!(await this.waitForCheckpointRoom(signal))) return;
       change = await cursor.tryNext();
     }
   }
 
-  private open(resumeAfter: mongo.ResumeToken | null): mongo.ChangeStream {
-    const { plan, options } = this;
-    const db = this.connection.db;
-    if (!db) throw new Error(`mongoose connection "${plan.connectionName}" is not connected`);
-    this.cursor = db.collection(plan.collection).watch(plan.pipeline, {
-      ...(resumeAfter ? { resumeAfter } : {}),
+  /** An invalidated cursor is closed by the server; return so the supervisor reopens with `startAfter`. */
+  private async reopenSoon(signal: AbortSignal): Promise<void> {
+    await this.closeCursor();
+    if (!signal.aborted) throw new StreamClosedError('invalidated');
+  }
+
+  /** Bounds how far handling runs ahead of the stored position while saves fail. */
+  private async waitForCheckpointRoom(signal: AbortSignal): Promise<boolean> {
+    const { checkpointer, options } = this.deps;
+    for (let attempt = 1; checkpointer.unsavedCount >= options.checkpoint.maxUnsavedEvents; attempt++) {
+      if (attempt === 1) this.logger.warn(messages.readingPaused(this.key, checkpointer.unsavedCount));
+      if (await checkpointer.flush()) break;
+      if (!(await sleep(backoffDelay(attempt, options.checkpoint.intervalMs, 30_000), signal))) return false;
+    }
+    return !signal.aborted;
+  }
+
+  private async onHistoryLost(error: unknown, startAt: StartAt): Promise<HistoryLostAction> {
+    const { plan, database, options, checkpointer } = this.deps;
+    const reason = error instanceof InvalidStoredTokenError ? error.message : messages.historyLost(this.key, errorText(error));
+    const position = startAt ? ('resumeAfter' in startAt ? startAt.resumeAfter : startAt.startAfter) : null;
+    const lost: HistoryLost = { key: this.key, connectionName: plan.connectionName, database, collection: plan.collection, reason, position };
+    let action: HistoryLostAction;
+    try {
+      action = typeof options.onHistoryLost === 'function' ? await options.onHistoryLost(lost) : options.onHistoryLost;
+    } catch (callbackError) {
+      this.logger.error(`onHistoryLost callback threw: ${errorText(callbackError)}`, (callbackError as Error)?.stack);
+      action = 'fail';
+    }
+    this.deps.emit({ type: 'history-lost', action, ...lost });
+    if (action === 'restart-from-now') {
+      this.logger.error(messages.historyLostRestart(this.key, errorText(error)));
+      checkpointer.restore(null);
+      this.invalidatedAt = null;
+      this.positionLoaded = true;
+      return action;
+    }
+    this.fail(reason);
+    return 'fail';
+  }
+
+  private openCursor(startAt: StartAt): ChangeCursor {
+    const { plan, options } = this.deps;
+    this.cursor = this.deps.openCursor(plan.pipeline, {
+      ...(startAt ?? {}),
       ...(plan.fullDocument && plan.fullDocument !== 'default' ? { fullDocument: plan.fullDocument } : {}),
       ...(plan.fullDocumentBeforeChange && plan.fullDocumentBeforeChange !== 'off'
         ? { fullDocumentBeforeChange: plan.fullDocumentBeforeChange }
         : {}),
       maxAwaitTimeMS: options.maxAwaitTimeMS,
       ...(options.batchSize ? { batchSize: options.batchSize } : {}),
-    });
-    // Errors also surface through tryNext; this listener only keeps them from being unhandled.
-    this.cursor.on('error', () => undefined);
+    } as mongo.ChangeStreamOptions);
     return this.cursor;
   }
 
@@ -180,17 +256,16 @@ export class CollectionStream {
   }
 
   private fail(reason: string): void {
-    this.lastError = reason;
-    this.setState('failed');
+    this.setState('failed', reason);
     this.logger.error(`Stream ${this.key} failed: ${reason}`);
   }
 
-  private setState(state: ChangeStreamState): void {
+  private setState(state: ChangeStreamState, reason: string | null = null): void {
+    const previous = this.state;
     this.state = state;
-    if (state !== 'starting' && state !== 'reconnecting') this.openWaiters.splice(0).forEach((resolve) => resolve());
+    if (state === 'open') this.lastError = null;
+    else if (reason) this.lastError = reason;
+    if (previous !== state) this.deps.emit({ type: 'state', key: this.key, state, previous, reason });
+    if (state !== 'starting' && state !== 'reconnecting') this.settleWaiters.splice(0).forEach((resolve) => resolve());
   }
-}
-
-function codeOf(error: unknown): number | undefined {
-  return typeof error === 'object' && error !== null ? (error as { code?: number }).code : undefined;
 }

@@ -85,6 +85,10 @@ function validateHandlerOptions({ name, collection, options }: ChangeHandler): v
   if (retries !== undefined && (!Number.isInteger(retries) || retries < 0)) {
     throw new ChangeStreamConfigError(`${where}: "retries" must be an integer >= 0.`);
   }
+  const { onFailure } = options;
+  if (onFailure !== undefined && onFailure !== 'stop' && onFailure !== 'dead-letter' && typeof onFailure !== 'function') {
+    throw new ChangeStreamConfigError(`${where}: "onFailure" must be "stop", "dead-letter" or a function.`);
+  }
 }
 
 function isMatchStage(stage: unknown): stage is MatchStage {

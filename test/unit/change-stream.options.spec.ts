@@ -9,9 +9,12 @@ describe('resolveOptions', () => {
       consumer: 'billing',
       redis: undefined,
       tokenStore: undefined,
+      deadLetterStore: undefined,
+      onHandlerFailure: 'stop',
+      onHistoryLost: 'fail',
       keyPrefix: 'change-stream',
       connectionName: undefined,
-      checkpoint: { maxEvents: 100, intervalMs: 1000 },
+      checkpoint: { maxEvents: 100, intervalMs: 1000, maxUnsavedEvents: 10000 },
       handlerRetry: { retries: 3, initialDelayMs: 200, maxDelayMs: 5000 },
       reconnect: { initialDelayMs: 500, maxDelayMs: 30000 },
       shutdownTimeoutMs: 10000,
@@ -32,6 +35,8 @@ describe('resolveOptions', () => {
     ['negative retries', { consumer: 'c', handlerRetry: { retries: -1 } }, /"handlerRetry.retries" is -1/],
     ['a max delay below the initial one', { consumer: 'c', reconnect: { initialDelayMs: 100, maxDelayMs: 10 } }, /"reconnect.maxDelayMs" is 10; expected an integer >= 100/],
     ['an empty key prefix', { consumer: 'c', keyPrefix: '' }, /"keyPrefix" is ""/],
+    ['an unknown failure policy', { consumer: 'c', onHandlerFailure: 'skip' }, /"onHandlerFailure" is "skip"; expected "stop", "dead-letter" or a function/],
+    ['an unknown history policy', { consumer: 'c', onHistoryLost: 'ignore' }, /"onHistoryLost" is "ignore"; expected "fail", "restart-from-now" or a function/],
   ])('rejects %s', (_case, options, message) => {
     expect(() => resolveOptions(options as ChangeStreamModuleOptions)).toThrow(ChangeStreamConfigError);
     expect(() => resolveOptions(options as ChangeStreamModuleOptions)).toThrow(message);

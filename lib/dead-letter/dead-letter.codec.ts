@@ -1,0 +1,14 @@
+import mongoose from 'mongoose';
+import type { DeadLetter } from '../interfaces/dead-letter.interface.js';
+
+const { EJSON } = mongoose.mongo.BSON;
+
+/** Canonical EJSON, so the event's ObjectIds, dates and decimals come back as they were. */
+export function encodeDeadLetter(letter: DeadLetter): string {
+  return EJSON.stringify(letter, { relaxed: false });
+}
+
+export function decodeDeadLetter(raw: string): DeadLetter {
+  const parsed = EJSON.parse(raw, { relaxed: false }) as DeadLetter & { attempts: unknown };
+  return { ...parsed, attempts: Number(parsed.attempts), failedAt: new Date(parsed.failedAt) };
+}

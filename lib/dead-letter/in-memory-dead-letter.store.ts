@@ -1,0 +1,24 @@
+import type { DeadLetter, DeadLetterStore } from '../interfaces/dead-letter.interface.js';
+import { decodeDeadLetter, encodeDeadLetter } from './dead-letter.codec.js';
+
+/** Dead letters in this process only: they are gone with it. */
+export class InMemoryDeadLetterStore implements DeadLetterStore {
+  private readonly letters = new Map<string, string>();
+
+  async add(letter: DeadLetter): Promise<void> {
+    this.letters.set(letter.id, encodeDeadLetter(letter));
+  }
+
+  async list(): Promise<DeadLetter[]> {
+    return [...this.letters.values()].map(decodeDeadLetter).sort((a, b) => a.failedAt.getTime() - b.failedAt.getTime());
+  }
+
+  async get(id: string): Promise<DeadLetter | null> {
+    const raw = this.letters.get(id);
+    return raw === undefined ? null : decodeDeadLetter(raw);
+  }
+
+  async remove(id: string): Promise<boolean> {
+    return this.letters.delete(id);
+  }
+}

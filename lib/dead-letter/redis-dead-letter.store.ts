@@ -1,0 +1,29 @@
+import type { Redis } from 'ioredis';
+import type { DeadLetter, DeadLetterStore } from '../interfaces/dead-letter.interface.js';
+import { decodeDeadLetter, encodeDeadLetter } from './dead-letter.codec.js';
+
+/** All dead letters of one consumer in one Redis hash (`<keyPrefix>:<consumer>:dead-letters`), by id. */
+export class RedisDeadLetterStore implements DeadLetterStore {
+  constructor(
+    private readonly client: Redis,
+    readonly hashKey: string,
+  ) {}
+
+  async add(letter: DeadLetter): Promise<void> {
+    await this.client.hset(this.hashKey, letter.id, encodeDeadLetter(letter));
+  }
+
+  async list(): Promise<DeadLetter[]> {
+    const all = await this.client.hvals(this.hashKey);
+    return all.map(decodeDeadLetter).sort((a, b) => a.failedAt.getTime() - b.failedAt.getTime());
+  }
+
+  async get(id: string): Promise<DeadLetter | null> {
+    const raw = await this.client.hget(this.hashKey, id);
+    return raw === null ? null : decodeDeadLetter(raw);
+  }
+
+  async remove(id: string): Promise<boolean> {
+    return (await this.client.hdel(this.hashKey, id)) > 0;
+  }
+}

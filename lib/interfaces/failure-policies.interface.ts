@@ -1,0 +1,48 @@
+import type { mongo } from 'mongoose';
+import type { ChangeContext } from './change-context.interface.js';
+import type { ResumeToken } from './resume-token-store.interface.js';
+
+/** What a handler failure callback receives once retries ran out. */
+export interface HandlerFailure {
+  change: mongo.ChangeStreamDocument;
+  error: unknown;
+  /** `context.attempt` is the number of attempts made. */
+  context: ChangeContext;
+}
+
+/**
+ * Called when a handler failed for good. Resolving counts the event as handled (you recorded
+ * it somewhere); throwing stops the stream before the event, like `'stop'`.
+ */
+export type HandlerFailureCallback = (failure: HandlerFailure) => void | Promise<void>;
+
+/**
+ * - `stop` (default): the stream stops before the event; health goes down; it is redelivered on restart.
+ * - `dead-letter`: the event, error, handler and attempts are stored (Redis), then the stream moves on.
+ * - a callback: see `HandlerFailureCallback`.
+ */
+export type HandlerFailurePolicy = 'stop' | 'dead-letter' | HandlerFailureCallback;
+
+/** A stream whose stored position cannot be resumed from. */
+export interface HistoryLost {
+  key: string;
+  connectionName: string;
+  database: string;
+  collection: string;
+  /** What happened, for logs and alerts. */
+  reason: string;
+  /** The position that could not be used (null when the stored value was not a token). */
+  position: ResumeToken | null;
+}
+
+export type HistoryLostAction = 'fail' | 'restart-from-now';
+
+/** Decide per occurrence, e.g. trigger a resync and then restart from now. */
+export type HistoryLostCallback = (lost: HistoryLost) => HistoryLostAction | Promise<HistoryLostAction>;
+
+/**
+ * Applies to `ChangeStreamHistoryLost` (286), a token the server rejects, and a stored value
+ * that is not a token. `fail` (default): stream failed, health down, stored value kept.
+ * `restart-from-now`: logged as data loss, a `history-lost` event is emitted, reading goes on from now.
+ */
+export type HistoryLostPolicy = HistoryLostAction | HistoryLostCallback;
