@@ -9,6 +9,7 @@ export function encodeDeadLetter(letter: DeadLetter): string {
 }
 
 export function decodeDeadLetter(raw: string): DeadLetter {
-  const parsed = EJSON.parse(raw, { relaxed: false }) as DeadLetter & { attempts: unknown };
+  // Relaxed on the way back: numbers come back as JS numbers, as the driver delivers them.
+  const parsed = EJSON.parse(raw) as DeadLetter & { attempts: unknown };
   return { ...parsed, attempts: Number(parsed.attempts), failedAt: new Date(parsed.failedAt) };
 }
