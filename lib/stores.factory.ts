@@ -11,6 +11,12 @@ import { RedisResumeTokenStore } from './token-store/redis-resume-token.store.js
 
 const logger = new Logger('ChangeStreamModule');
 
+/**
+ * For clients the module creates: fail a command fast while Redis is down (ioredis would
+ * otherwise hold it ~10 s), so the checkpointer's own retry and the `degraded` state take over.
+ */
+const CLIENT_DEFAULTS: RedisOptions = { maxRetriesPerRequest: 1 };
+
 /** The stores in use; `close` releases only what the module created. */
 export interface ChangeStreamStores {
   tokens: ResumeTokenStore;
@@ -34,7 +40,8 @@ function createTokenStore(options: ResolvedChangeStreamOptions): { tokens: Resum
     return { tokens: new InMemoryResumeTokenStore(), owned: true };
   }
   if (isRedisClient(options.redis)) return { tokens: new RedisResumeTokenStore(options.redis, false), client: options.redis, owned: true };
-  const client = typeof options.redis === 'string' ? new Redis(options.redis) : new Redis(options.redis as RedisOptions);
+  const client =
+    typeof options.redis === 'string' ? new Redis(options.redis, CLIENT_DEFAULTS) : new Redis({ ...CLIENT_DEFAULTS, ...(options.redis as RedisOptions) });
   logConnectionErrors(client);
   return { tokens: new RedisResumeTokenStore(client, true), client, owned: true };
 }

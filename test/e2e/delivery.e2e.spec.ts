@@ -63,6 +63,8 @@ describe('delivery to @OnChange handlers (real MongoDB and Redis)', () => {
     const orders = probe.collection('orders');
     await orders.insertOne({ _id: 'o1' as never, total: 10 });
     await orders.updateOne({ _id: 'o1' as never }, { $set: { total: 12 } });
+    // updateLookup reads the document when the event is read: delete only after that.
+    await eventually('update handled', () => app.events.of('any').length >= 2);
     await orders.deleteOne({ _id: 'o1' as never });
     await eventually('three order events', () => app.events.of('any').length >= 3);
 

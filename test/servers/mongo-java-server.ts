@@ -1,23 +1,13 @@
 import { execFile, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { spawnUntilReady, stopChild } from './child-process.js';
 import { freePort } from './free-port.js';
+import { projectRoot } from './project-root.js';
 
-/** The launcher's folder in the source tree, found from here whether this runs from source or from dist/. */
-function launcherDir(): string {
-  for (let dir = dirname(fileURLToPath(import.meta.url)); dir !== dirname(dir); dir = dirname(dir)) {
-    const candidate = join(dir, 'test', 'servers', 'mongo-java-server');
-    if (existsSync(join(candidate, 'pom.xml'))) return candidate;
-  }
-  throw new Error('test/servers/mongo-java-server/pom.xml not found above ' + import.meta.url);
-}
-
-const here = launcherDir();
+const here = join(projectRoot(import.meta.url), 'test', 'servers', 'mongo-java-server');
 
 /**
  * mongo-java-server (Maven Central `de.bwaldvogel:mongo-java-server`), an in-memory
