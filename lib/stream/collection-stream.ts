@@ -185,19 +185,13 @@ export class CollectionStream {
           // Not acknowledged: resuming after an invalidate is refused; a restart replays drop + invalidate.
           this.logger.warn(messages.invalidated(this.key));
           this.invalidatedAt = change._id;
-          return this.reopenSoon(signal);
+          return; // the server closed this cursor; the supervisor reopens with `startAfter`
         }
         checkpointer.ack(change._id);
       }
       if (!(await this.waitForCheckpointRoom(signal))) return;
       change = await cursor.tryNext();
     }
-  }
-
-  /** An invalidated cursor is closed by the server; return so the supervisor reopens with `startAfter`. */
-  private async reopenSoon(signal: AbortSignal): Promise<void> {
-    await this.closeCursor();
-    if (!signal.aborted) throw new StreamClosedError('invalidated');
   }
 
   /** Bounds how far handling runs ahead of the stored position while saves fail. */

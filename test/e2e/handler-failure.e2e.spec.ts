@@ -4,7 +4,7 @@ import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminu
 import type { mongo } from 'mongoose';
 import { ChangeStreamHealthIndicator, ChangeStreamRegistry, type ChangeContext, OnChange } from '../../lib/index.js';
 import { EventLog } from '../fixtures/event-log.js';
-import { ServerProbe, TestApp } from '../fixtures/test-app.js';
+import { TestScope } from '../fixtures/test-scope.js';
 import { delay, eventually, uniqueName } from '../fixtures/test-env.js';
 
 /** Ids the handler rejects on every attempt, until removed. */
@@ -39,21 +39,14 @@ class HealthController {
 }
 
 describe('handler failures (real MongoDB and Redis)', () => {
-  const opened: Array<TestApp | ServerProbe> = [];
+  const scope = new TestScope();
   afterEach(async () => {
     alwaysFailing.clear();
-    await Promise.all(opened.splice(0).map((x) => x.close()));
+    await scope.closeAll();
   });
-  const start = async (dbName: string, consumer: string) => {
-    const app = await TestApp.start({ dbName, consumer, providers: [PaymentListener, HealthController], imports: [TerminusModule] });
-    opened.push(app);
-    return app;
-  };
-  const probeFor = async (dbName: string) => {
-    const probe = await ServerProbe.open(dbName);
-    opened.push(probe);
-    return probe;
-  };
+  const start = (dbName: string, consumer: string) =>
+    scope.app({ dbName, consumer, providers: [PaymentListener, HealthController], imports: [TerminusModule] });
+  const probeFor = (dbName: string) => scope.probe(dbName);
 
   it('retries a throwing handler and acknowledges the event once it succeeds', async () => {
     const dbName = uniqueName('retry');
@@ -104,8 +97,7 @@ describe('handler failures (real MongoDB and Redis)', () => {
 
     // Fix the cause, restart: the failed event comes again, then the one behind it, and nothing before it.
     alwaysFailing.clear();
-    await app.close();
-    opened.splice(opened.indexOf(app), 1);
+    await scope.close(app);
     const restarted = await start(dbName, consumer);
     await eventually('2 and 3 handled after restart', () => restarted.events.of('done').length >= 2);
     await delay(300);

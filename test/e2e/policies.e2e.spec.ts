@@ -10,7 +10,8 @@ import {
   OnChange,
 } from '../../lib/index.js';
 import { EventLog } from '../fixtures/event-log.js';
-import { ServerProbe, TestApp } from '../fixtures/test-app.js';
+import type { TestApp } from '../fixtures/test-app.js';
+import { TestScope } from '../fixtures/test-scope.js';
 import { delay, eventually, uniqueName } from '../fixtures/test-env.js';
 
 /** Rejects the ids in `rejecting` on every attempt. */
@@ -28,21 +29,14 @@ class InvoiceListener {
 }
 
 describe('failure policies (real MongoDB and Redis)', () => {
-  const opened: Array<{ close(): Promise<void> }> = [];
+  const scope = new TestScope();
   afterEach(async () => {
     rejecting.clear();
-    await Promise.all(opened.splice(0).map((x) => x.close()));
+    await scope.closeAll();
   });
-  const start = async (dbName: string, consumer: string, changeStreams: Partial<ChangeStreamModuleOptions> = {}) => {
-    const app = await TestApp.start({ dbName, consumer, providers: [InvoiceListener], changeStreams });
-    opened.push(app);
-    return app;
-  };
-  const probeFor = async (dbName: string) => {
-    const probe = await ServerProbe.open(dbName);
-    opened.push(probe);
-    return probe;
-  };
+  const start = (dbName: string, consumer: string, changeStreams: Partial<ChangeStreamModuleOptions> = {}) =>
+    scope.app({ dbName, consumer, providers: [InvoiceListener], changeStreams });
+  const probeFor = (dbName: string) => scope.probe(dbName);
   const done = (app: TestApp) => app.events.of('done').map((e) => e.documentId);
 
   it('dead-letter: records the event with its error in Redis, goes on, and replays it on demand', async () => {

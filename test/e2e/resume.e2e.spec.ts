@@ -1,9 +1,10 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
 import type { mongo } from 'mongoose';
-import { ChangeStreamRegistry, OnChange } from '../../lib/index.js';
+import { OnChange } from '../../lib/index.js';
 import { EventLog } from '../fixtures/event-log.js';
-import { ServerProbe, TestApp } from '../fixtures/test-app.js';
+import type { TestApp } from '../fixtures/test-app.js';
+import { TestScope } from '../fixtures/test-scope.js';
 import { delay, eventually, uniqueName } from '../fixtures/test-env.js';
 
 /** Handlers wait on this gate when it is closed, to hold an event in flight. */
@@ -40,22 +41,15 @@ const ids = (app: TestApp, handler = 'item:done') => app.events.of(handler).map(
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 
 describe('resume tokens in Redis (real MongoDB and Redis)', () => {
-  const opened: Array<TestApp | ServerProbe> = [];
+  const scope = new TestScope();
   afterEach(async () => {
     gate.open();
     handlerDelayMs = 0;
-    await Promise.all(opened.splice(0).map((x) => x.close()));
+    await scope.closeAll();
   });
-  const start = async (dbName: string, consumer: string, checkpoint?: { maxEvents: number; intervalMs: number }) => {
-    const app = await TestApp.start({ dbName, consumer, providers: [ItemListener], changeStreams: checkpoint ? { checkpoint } : {} });
-    opened.push(app);
-    return app;
-  };
-  const probeFor = async (dbName: string) => {
-    const probe = await ServerProbe.open(dbName);
-    opened.push(probe);
-    return probe;
-  };
+  const start = (dbName: string, consumer: string, checkpoint?: { maxEvents: number; intervalMs: number }) =>
+    scope.app({ dbName, consumer, providers: [ItemListener], changeStreams: checkpoint ? { checkpoint } : {} });
+  const probeFor = (dbName: string) => scope.probe(dbName);
 
   it('stores the token only after the handler succeeded', async () => {
     const dbName = uniqueName('ack');
@@ -89,7 +83,7 @@ describe('resume tokens in Redis (real MongoDB and Redis)', () => {
     const first = await start(dbName, consumer);
     await probe.collection('items').insertOne({ _id: 0 as never });
     await eventually('warm-up event stored', async () => (await probe.storedToken(consumer, 'items')) !== null);
-    await first.close();
+    await scope.close(first);
 
     for (const id of range(1, 21)) await probe.collection('items').insertOne({ _id: id as never });
 
@@ -108,14 +102,13 @@ describe('resume tokens in Redis (real MongoDB and Redis)', () => {
     const first = await start(dbName, consumer, { maxEvents: 10_000, intervalMs: 60_000 });
     await probe.collection('items').insertOne({ _id: 0 as never });
     await eventually('warm-up handled', () => ids(first).length === 1);
-    await first.get(ChangeStreamRegistry); // registry reachable before close
-    await first.close(); // flushes the warm-up position (the only checkpoint written so far)
+    await scope.close(first); // flushes the warm-up position (the only checkpoint written so far)
     const second = await start(dbName, consumer, { maxEvents: 10_000, intervalMs: 60_000 });
     expect(ids(second)).toEqual([]);
 
     await probe.collection('items').insertMany(range(1, 201).map((id) => ({ _id: id as never })));
     await eventually('some handled', () => ids(second).length >= 20);
-    await second.close();
+    await scope.close(second);
     const handledBefore = ids(second);
     expect(handledBefore.length).toBeLessThan(200);
     expect(handledBefore).toEqual(range(1, 1 + handledBefore.length));

@@ -13,7 +13,8 @@ import {
 } from '../../lib/index.js';
 import { CapturingLogger } from '../fixtures/capturing-logger.js';
 import { EventLog } from '../fixtures/event-log.js';
-import { ServerProbe, TestApp } from '../fixtures/test-app.js';
+import { TestApp } from '../fixtures/test-app.js';
+import { TestScope } from '../fixtures/test-scope.js';
 import { eventually, testEnv, uniqueName } from '../fixtures/test-env.js';
 
 @Injectable()
@@ -50,10 +51,8 @@ class RequestScopedListener {
 }
 
 describe('startup (real MongoDB and Redis)', () => {
-  const opened: Array<{ close(): Promise<void> }> = [];
-  afterEach(async () => {
-    await Promise.all(opened.splice(0).map((x) => x.close()));
-  });
+  const scope = new TestScope();
+  afterEach(() => scope.closeAll());
   const base = () => ({ dbName: uniqueName('startup'), consumer: uniqueName('svc') });
 
   it('fails init when a handler names a mongoose connection that does not exist', async () => {
@@ -81,8 +80,7 @@ describe('startup (real MongoDB and Redis)', () => {
 
   it('skips request-scoped providers with a warning and runs the others', async () => {
     const spec = { ...base(), providers: [NoteListener, RequestScopedListener] };
-    const app = await TestApp.start(spec);
-    opened.push(app);
+    const app = await scope.app(spec);
     expect(app.logger.messages('warn')).toContain(
       'RequestScopedListener is request-scoped; its @OnChange handlers are skipped (a stream needs a single, long-lived instance).',
     );
@@ -91,11 +89,9 @@ describe('startup (real MongoDB and Redis)', () => {
 
   it('without "redis" uses the in-memory store and warns that positions will not survive a restart', async () => {
     const spec = { ...base(), providers: [NoteListener], withoutRedis: true };
-    const app = await TestApp.start(spec);
-    opened.push(app);
+    const app = await scope.app(spec);
     expect(app.logger.messages('warn').some((m) => m.includes('resume tokens are kept in memory and will NOT survive a restart'))).toBe(true);
-    const probe = await ServerProbe.open(spec.dbName);
-    opened.push(probe);
+    const probe = await scope.probe(spec.dbName);
     await probe.collection('notes').insertOne({ _id: 'n1' as never });
     await eventually('note handled', () => app.events.of('note').length === 1);
     expect(await probe.storedToken(spec.consumer, 'notes')).toBeNull();
@@ -121,8 +117,7 @@ describe('startup (real MongoDB and Redis)', () => {
       .setLogger(new CapturingLogger())
       .compile();
     await module.init();
-    const probe = await ServerProbe.open(dbName);
-    opened.push(probe);
+    const probe = await scope.probe(dbName);
     await probe.collection('notes').insertOne({ _id: 'n1' as never });
     await eventually('token stored through the caller client', async () => (await probe.storedToken(consumer, 'notes')) !== null);
     await module.close();
@@ -146,7 +141,7 @@ describe('startup (real MongoDB and Redis)', () => {
       .setLogger(new CapturingLogger())
       .compile();
     await module.init();
-    opened.push(module);
+    scope.track(module);
     expect(module.get(ChangeStreamRegistry).getStatuses()[0].key).toBe(`custom:${consumer}:${dbName}:notes`);
   });
 });
