@@ -16,6 +16,7 @@ export interface StreamHealth {
   lastEventAt: string | null;
   lastCheckpointAt: string | null;
   unsavedEvents: number;
+  lastInvalidatedAt?: string;
   lastError?: string;
 }
 
@@ -73,6 +74,7 @@ function toHealth(s: ChangeStreamStatus): StreamHealth {
     lastEventAt: s.lastEventAt?.toISOString() ?? null,
     lastCheckpointAt: s.lastCheckpointAt?.toISOString() ?? null,
     unsavedEvents: s.unsavedEvents,
+    ...(s.lastInvalidatedAt ? { lastInvalidatedAt: s.lastInvalidatedAt.toISOString() } : {}),
     ...(s.lastError ? { lastError: s.lastError } : {}),
   };
 }

@@ -18,6 +18,8 @@ export interface ChangeStreamStatus {
   eventsHandled: number;
   lastEventAt: Date | null;
   lastCheckpointAt: Date | null;
+  /** When the collection was last dropped or renamed (an `invalidate` event), if ever. */
+  lastInvalidatedAt: Date | null;
   /** Handled events whose position is not stored yet. */
   unsavedEvents: number;
   /** Why the stream is failed or reconnecting. */

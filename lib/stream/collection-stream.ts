@@ -43,6 +43,7 @@ export class CollectionStream {
   private eventsHandled = 0;
   private lastEventAt: Date | null = null;
   private lastError: string | null = null;
+  private lastInvalidatedAt: Date | null = null;
   private positionLoaded = false;
   /** Set after an invalidate event: the next open must use `startAfter`. */
   private invalidatedAt: ResumeToken | null = null;
@@ -112,6 +113,7 @@ export class CollectionStream {
       lastEventAt: this.lastEventAt,
       lastCheckpointAt: checkpointer.lastSavedAt,
       unsavedEvents: checkpointer.unsavedCount,
+      lastInvalidatedAt: this.lastInvalidatedAt,
       lastError: this.lastError,
     };
   }
@@ -185,6 +187,7 @@ export class CollectionStream {
           // Not acknowledged: resuming after an invalidate is refused; a restart replays drop + invalidate.
           this.logger.warn(messages.invalidated(this.key));
           this.invalidatedAt = change._id;
+          this.lastInvalidatedAt = new Date();
           return; // the server closed this cursor; the supervisor reopens with `startAfter`
         }
         checkpointer.ack(change._id);

@@ -124,7 +124,22 @@ describe('CollectionStream against a scripted server', () => {
     expect(seen).toEqual([1, -1, 3]);
     expect(server.opens[1]).toMatchObject({ startAfter: { _data: 't2' } });
     expect(server.opens[1].resumeAfter).toBeUndefined();
+    expect(stream.status().lastInvalidatedAt).toBeInstanceOf(Date);
     await eventually('t3 stored', async () => JSON.stringify(await tokens.load(KEY)) === JSON.stringify({ _data: 't3' }));
+  });
+
+  it('waits for an unreachable store at startup instead of starting from now', async () => {
+    const { stream, seen, tokens, server } = setup([new ScriptedCursor([insert(2)])]);
+    await tokens.save(KEY, { _data: 't1' });
+    const load = tokens.load.bind(tokens);
+    let failures = 3;
+    tokens.load = async (key) => {
+      if (failures-- > 0) throw new Error('connect ECONNREFUSED');
+      return load(key);
+    };
+    stream.start();
+    await eventually('handled', () => seen.length === 1);
+    expect(server.opens.map((o) => o.resumeAfter ?? null)).toEqual([{ _data: 't1' }]);
   });
 
   it('stores the post-batch token at first open and refreshes it while idle', async () => {
