@@ -13,6 +13,9 @@ export const messages = {
   missingConnection: (connectionName: string, handlers: string[]) =>
     `ChangeStreamModule: no mongoose connection named "${connectionName}" for ${handlers.join(', ')}. ` +
     `Import MongooseModule.forRoot(uri${connectionName === 'default' ? '' : `, { connectionName: '${connectionName}' }`}) in the same application.`,
+  keyClash: (key: string, first: string, second: string) =>
+    `ChangeStreamModule: connections "${first}" and "${second}" both watch ${key.split(':').slice(-2).join('.')}, so their ` +
+    `positions would share the key "${key}". Watch them from separate services (each with its own consumer name), or use different database names.`,
   requestScoped: (className: string) =>
     `${className} is request-scoped; its @OnChange handlers are skipped (a stream needs a single, long-lived instance).`,
   streamOpened: (key: string, from: 'stored' | 'now') =>

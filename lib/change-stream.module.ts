@@ -3,14 +3,13 @@ import { DiscoveryModule } from '@nestjs/core';
 import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_STORES } from './change-stream.constants.js';
 import { ChangeStreamExplorer } from './change-stream.explorer.js';
 import { CHANGE_STREAM_MODULE_OPTIONS, ConfigurableModuleClass } from './change-stream.module-definition.js';
-import { resolveOptions } from './change-stream.options.js';
+import { type ResolvedChangeStreamOptions, resolveOptions } from './change-stream.options.js';
 import { ChangeStreamOrchestrator } from './change-stream.orchestrator.js';
 import { ChangeStreamRegistry } from './change-stream.registry.js';
-import { ChangeStreamHealthIndicator } from './health/change-stream.health.js';
-import { createStores } from './stores.factory.js';
 import { ChangeStreamDeadLetters } from './dead-letter/change-stream-dead-letters.service.js';
+import { ChangeStreamHealthIndicator } from './health/change-stream.health.js';
 import type { ChangeStreamModuleOptions } from './interfaces/change-stream-module-options.interface.js';
-import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
+import { createStores } from './stores.factory.js';
 
 /**
  * `ChangeStreamModule.forRoot({ consumer, redis })` or `forRootAsync({ useFactory, inject })`:

@@ -19,9 +19,9 @@ import { Checkpointer } from './checkpoint/checkpointer.js';
 import { settlesWithin } from './stream/backoff.js';
 import { CollectionStream } from './stream/collection-stream.js';
 import { planStreams, type StreamPlan } from './stream/stream-plan.js';
-import { checkpointKey } from './token-store/checkpoint-key.js';
 import type { ChangeStreamStores } from './stores.factory.js';
 import { connectionCursorFactory } from './stream/change-cursor.js';
+import { checkpointKey } from './token-store/checkpoint-key.js';
 
 /** Name shown for the mongoose connection that has no name. */
 export const DEFAULT_CONNECTION_NAME = 'default';
@@ -42,10 +42,14 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   /** Discovery and every configuration check happen here, so a bad setup fails `app.init()`. */
   onModuleInit(): void {
     const handlers = this.explorer.explore(this.options.connectionName ?? DEFAULT_CONNECTION_NAME);
+    const keys = new Map<string, StreamPlan>();
     for (const plan of planStreams(handlers)) {
       const connection = this.resolveConnection(plan);
       const database = connection.db?.databaseName ?? connection.name;
       const key = checkpointKey(this.options.keyPrefix, this.options.consumer, database, plan.collection);
+      const clash = keys.get(key);
+      if (clash) throw new ChangeStreamConfigError(messages.keyClash(key, clash.connectionName, plan.connectionName));
+      keys.set(key, plan);
       this.registry.add(
         new CollectionStream({
           plan,

@@ -44,6 +44,14 @@ class RequiredImageListener {
   onNote() {}
 }
 
+@Injectable()
+class TwoClusterListener {
+  @OnChange('notes', { connectionName: 'eu' })
+  onEu() {}
+  @OnChange('notes', { connectionName: 'us' })
+  onUs() {}
+}
+
 @Injectable({ scope: Scope.REQUEST })
 class RequestScopedListener {
   @OnChange('notes')
@@ -62,6 +70,18 @@ describe('startup (real MongoDB and Redis)', () => {
       `ChangeStreamModule: no mongoose connection named "archive" for @OnChange('notes') on ArchiveListener.onNote. ` +
         `Import MongooseModule.forRoot(uri, { connectionName: 'archive' }) in the same application.`,
     );
+  });
+
+  it('fails init when two connections would share one position key', async () => {
+    const { mongoUri } = testEnv();
+    const { dbName } = base();
+    const { error } = await TestApp.startExpectingFailure({
+      ...base(),
+      providers: [TwoClusterListener],
+      imports: [MongooseModule.forRoot(mongoUri, { dbName, connectionName: 'eu' }), MongooseModule.forRoot(mongoUri, { dbName, connectionName: 'us' })],
+    });
+    expect(error).toBeInstanceOf(ChangeStreamConfigError);
+    expect(error.message).toContain(`connections "eu" and "us" both watch ${dbName}.notes`);
   });
 
   it('fails init on conflicting stream-level options, naming both handlers', async () => {
