@@ -25,6 +25,8 @@ export class Checkpointer {
   private failures = 0;
   private disposed = false;
   lastSavedAt: Date | null = null;
+  /** Told when saving starts failing (with the error) and when it works again (null). */
+  onSaveTrouble: (error: string | null) => void = () => undefined;
 
   constructor(
     private readonly store: ResumeTokenStore,
@@ -84,13 +86,14 @@ export class Checkpointer {
       try {
         await this.store.save(this.key, token);
       } catch (error) {
-        this.failures++;
+        if (this.failures++ === 0) this.onSaveTrouble(errorText(error));
         this.logger.warn(messages.checkpointFailed(this.key, errorText(error)));
         this.schedule(backoffDelay(this.failures, this.settings.intervalMs, 30_000));
         return false;
       }
       this.saved = token;
       this.unsaved -= count;
+      if (this.failures > 0) this.onSaveTrouble(null);
       this.failures = 0;
       this.lastSavedAt = new Date();
     } while (this.again);

@@ -64,6 +64,10 @@ export class CollectionStream {
       { consumer: options.consumer, connectionName: plan.connectionName, database, collection: plan.collection },
       checkpointer.key,
     );
+    checkpointer.onSaveTrouble = (error) => {
+      if (error !== null && this.state === 'open') this.setState('degraded', `cannot save the position: ${error}`);
+      if (error === null && this.state === 'degraded') this.setState('open');
+    };
   }
 
   get key(): string {
@@ -107,7 +111,7 @@ export class CollectionStream {
       connectionName: plan.connectionName,
       database,
       collection: plan.collection,
-      state: this.state === 'open' && checkpointer.failing ? 'degraded' : this.state,
+      state: this.state,
       handlers: plan.handlers.map((h) => h.name),
       eventsHandled: this.eventsHandled,
       lastEventAt: this.lastEventAt,
@@ -167,7 +171,7 @@ export class CollectionStream {
       checkpointer.advanceIdle(cursor.resumeToken);
       await checkpointer.flush();
     }
-    this.setState('open');
+    this.setState(checkpointer.failing ? 'degraded' : 'open');
     onOpen();
     this.logger.log(messages.streamOpened(this.key, startAt ? 'stored' : 'now'));
     while (!signal.aborted) {

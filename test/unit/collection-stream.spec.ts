@@ -96,13 +96,13 @@ describe('CollectionStream against a scripted server', () => {
 
   it('a callback decides: here it resyncs, then restarts from now', async () => {
     const decisions: string[] = [];
-    const { stream, seen } = setup([new ScriptedCursor([{ error: serverError(260, 'Invalid resume token') }]), new ScriptedCursor([insert(1)])], {
+    const { stream, seen, tokens } = setup([new ScriptedCursor([{ error: serverError(260, 'Invalid resume token') }]), new ScriptedCursor([insert(1)])], {
       onHistoryLost: async (lost) => {
         decisions.push(lost.reason);
         return 'restart-from-now' as const;
       },
     });
-    await (stream as unknown as { deps: { tokens: InMemoryResumeTokenStore } }).deps.tokens.save(KEY, { _data: 'old' });
+    await tokens.save(KEY, { _data: 'old' });
     stream.start();
     await eventually('handled after restart', () => seen.length === 1);
     expect(decisions).toHaveLength(1);
@@ -163,7 +163,7 @@ describe('CollectionStream against a scripted server', () => {
   });
 
   it('pauses reading once maxUnsavedEvents are unsaved, shows degraded, and catches up when the store is back', async () => {
-    const { stream, seen, tokens } = setup([new ScriptedCursor([1, 2, 3, 4, 5, 6].map(insert))], { checkpoint: { maxEvents: 1, intervalMs: 10, maxUnsavedEvents: 3 } });
+    const { stream, seen, tokens, events } = setup([new ScriptedCursor([1, 2, 3, 4, 5, 6].map(insert))], { checkpoint: { maxEvents: 1, intervalMs: 10, maxUnsavedEvents: 3 } });
     const save = tokens.save.bind(tokens);
     let storeUp = false;
     tokens.save = async (key, token) => {
@@ -179,5 +179,6 @@ describe('CollectionStream against a scripted server', () => {
     await eventually('all handled', () => seen.length === 6, 5000);
     await eventually('t6 stored', async () => JSON.stringify(await tokens.load(KEY)) === JSON.stringify({ _data: 't6' }), 5000);
     expect(stream.status().state).toBe('open');
+    expect(events.flatMap((e) => (e.type === 'state' ? [e.state] : []))).toEqual(['open', 'degraded', 'open']);
   });
 });
