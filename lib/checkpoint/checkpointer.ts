@@ -17,7 +17,6 @@ export interface CheckpointSettings {
 export class Checkpointer {
   private readonly logger = new Logger(Checkpointer.name);
   private acked: ResumeToken | null = null;
-  private saved: ResumeToken | null = null;
   private unsaved = 0;
   private timer: NodeJS.Timeout | undefined;
   private saving: Promise<boolean> | undefined;
@@ -41,7 +40,7 @@ export class Checkpointer {
 
   /** The position read from the store at start (or null to start over); it counts as saved. */
   restore(token: ResumeToken | null): void {
-    this.acked = this.saved = token;
+    this.acked = token;
     this.unsaved = 0;
   }
 
@@ -91,7 +90,6 @@ export class Checkpointer {
         this.schedule(backoffDelay(this.failures, this.settings.intervalMs, 30_000));
         return false;
       }
-      this.saved = token;
       this.unsaved -= count;
       if (this.failures > 0) this.onSaveTrouble(null);
       this.failures = 0;
@@ -99,11 +97,6 @@ export class Checkpointer {
     } while (this.again);
     if (this.unsaved > 0) this.schedule(this.settings.intervalMs);
     return true;
-  }
-
-  /** True while a position is acknowledged but not yet stored. */
-  get dirty(): boolean {
-    return this.unsaved > 0;
   }
 
   /** Acknowledged events not stored yet. */
@@ -114,10 +107,6 @@ export class Checkpointer {
   /** True from a failed save until the next successful one. */
   get failing(): boolean {
     return this.failures > 0;
-  }
-
-  get savedToken(): ResumeToken | null {
-    return this.saved;
   }
 
   /** After the final flush: a handler that outlived the drain timeout can no longer move the position. */

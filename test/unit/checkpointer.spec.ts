@@ -34,7 +34,7 @@ describe('Checkpointer', () => {
     checkpointer.ack(token(3));
     await wait(20);
     expect(store.saves).toEqual([token(3)]);
-    expect(checkpointer.dirty).toBe(false);
+    expect(checkpointer.unsavedCount).toBe(0);
   });
 
   it('saves after intervalMs when fewer events arrived', async () => {
@@ -80,12 +80,12 @@ describe('Checkpointer', () => {
     checkpointer.ack(token(1));
     await wait(10);
     expect(store.saves).toEqual([]);
-    expect(checkpointer.dirty).toBe(true);
+    expect(checkpointer.unsavedCount).toBe(1);
     expect(checkpointer.position).toEqual(token(1));
     store.failing = false;
     await wait(200);
     expect(store.saves).toEqual([token(1)]);
-    expect(checkpointer.dirty).toBe(false);
+    expect(checkpointer.unsavedCount).toBe(0);
   });
 
   it('treats an idle token as a position to save, without an immediate write', async () => {
@@ -93,7 +93,7 @@ describe('Checkpointer', () => {
     checkpointer = new Checkpointer(store, 'k', { maxEvents: 1, intervalMs: 30 });
     checkpointer.restore(token(1));
     checkpointer.advanceIdle(token(1));
-    expect(checkpointer.dirty).toBe(false);
+    expect(checkpointer.unsavedCount).toBe(0);
     checkpointer.advanceIdle(token(2));
     expect(store.saves).toEqual([]);
     await wait(100);
