@@ -20,20 +20,22 @@ export class ChangeStreamExplorer {
   explore(defaultConnection: string): ChangeHandler[] {
     const handlers: ChangeHandler[] = [];
     for (const wrapper of this.discovery.getProviders()) {
-      if (wrapper.isAlias || !wrapper.metatype || typeof wrapper.metatype !== 'function') continue;
-      const prototype = (wrapper.metatype as { prototype?: object }).prototype;
-      if (!prototype) continue;
+      if (wrapper.isAlias) continue;
+      const isStatic = wrapper.isDependencyTreeStatic();
+      // Static providers: the instance's own prototype, so factory and value providers count too.
+      const instance = isStatic ? (wrapper.instance as Record<string, (...args: unknown[]) => unknown> | undefined) : undefined;
+      const prototype = instance && typeof instance === 'object' ? Object.getPrototypeOf(instance) : classPrototype(wrapper.metatype);
+      if (!prototype || prototype === Object.prototype) continue;
       const decorated = this.scanner
         .getAllMethodNames(prototype)
         .map((method) => ({ method, entries: this.read(prototype, method) }))
         .filter(({ entries }) => entries.length > 0);
       if (decorated.length === 0) continue;
-      const className = wrapper.metatype.name;
-      if (!wrapper.isDependencyTreeStatic()) {
+      const className = (prototype.constructor as { name?: string })?.name || String(wrapper.name);
+      if (!isStatic) {
         this.logger.warn(messages.requestScoped(className));
         continue;
       }
-      const instance = wrapper.instance as Record<string, (...args: unknown[]) => unknown> | undefined;
       if (!instance) continue;
       for (const { method, entries } of decorated) {
         for (const { collection, options } of entries) {
@@ -54,4 +56,8 @@ export class ChangeStreamExplorer {
     const fn = (prototype as Record<string, unknown>)[method];
     return typeof fn === 'function' ? (this.reflector.get<OnChangeMetadata[]>(ON_CHANGE_METADATA, fn) ?? []) : [];
   }
+}
+
+function classPrototype(metatype: unknown): object | undefined {
+  return typeof metatype === 'function' ? (metatype as { prototype?: object }).prototype : undefined;
 }

@@ -107,6 +107,15 @@ describe('startup (real MongoDB and Redis)', () => {
     expect(app.get(ChangeStreamRegistry).getStatuses().map((s) => s.handlers)).toEqual([['NoteListener.onNote']]);
   });
 
+  it('discovers handlers on factory providers too', async () => {
+    const spec = { ...base(), providers: [{ provide: 'NOTES', useFactory: (log: EventLog) => new NoteListener(log), inject: [EventLog] }] };
+    const app = await scope.app(spec);
+    expect(app.get(ChangeStreamRegistry).getStatuses().map((s) => s.handlers)).toEqual([['NoteListener.onNote']]);
+    const probe = await scope.probe(spec.dbName);
+    await probe.collection('notes').insertOne({ _id: 'n1' as never });
+    await eventually('note handled', () => app.events.of('note').length === 1);
+  });
+
   it('without "redis" uses the in-memory store and warns that positions will not survive a restart', async () => {
     const spec = { ...base(), providers: [NoteListener], withoutRedis: true };
     const app = await scope.app(spec);
