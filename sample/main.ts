@@ -36,7 +36,7 @@ async function main(): Promise<void> {
     const direct = await writeWhileDown(config);
     const again = await startApp(config);
     await waitUntil(() => again.get(OrderTotalsListener).handled >= direct, 10_000);
-    console.log(`\n== Restarted: caught up on ${again.get(OrderTotalsListener).handled} event(s) written while down.`);
+    console.log(`\n== Restarted: caught up on ${again.get(OrderTotalsListener).handled} event(s) written while down (this demo keeps its read model in memory, so it shows only those).`);
     await printPosition(again, config);
     if (process.env.SAMPLE_SERVE) {
       console.log(`\n== Serving: GET ${await again.getUrl()}/health (Ctrl+C to stop)`);
