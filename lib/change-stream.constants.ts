@@ -7,5 +7,8 @@ export const CHANGE_STREAM_RESOLVED_OPTIONS = Symbol('nestjs-change-streams:reso
 /** Injection token of the token and dead-letter stores the module uses. */
 export const CHANGE_STREAM_STORES = Symbol('nestjs-change-streams:stores');
 
+/** Name shown for the mongoose connection that has no name. */
+export const DEFAULT_CONNECTION_NAME = 'default';
+
 /** Version of the stored checkpoint envelope; bumped on any incompatible change. */
 export const CHECKPOINT_FORMAT_VERSION = 1;

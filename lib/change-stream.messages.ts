@@ -1,3 +1,5 @@
+import { DEFAULT_CONNECTION_NAME } from './change-stream.constants.js';
+
 /** Log and error texts in one place, so they stay consistent and greppable. */
 export const messages = {
   optionRequired: (name: string, hint: string) =>
@@ -12,9 +14,9 @@ export const messages = {
     'Set "redis" or "deadLetterStore".',
   missingConnection: (connectionName: string, handlers: string[]) =>
     `ChangeStreamModule: no mongoose connection named "${connectionName}" for ${handlers.join(', ')}. ` +
-    `Import MongooseModule.forRoot(uri${connectionName === 'default' ? '' : `, { connectionName: '${connectionName}' }`}) in the same application.`,
-  keyClash: (key: string, first: string, second: string) =>
-    `ChangeStreamModule: connections "${first}" and "${second}" both watch ${key.split(':').slice(-2).join('.')}, so their ` +
+    `Import MongooseModule.forRoot(uri${connectionName === DEFAULT_CONNECTION_NAME ? '' : `, { connectionName: '${connectionName}' }`}) in the same application.`,
+  keyClash: (key: string, namespace: string, first: string, second: string) =>
+    `ChangeStreamModule: connections "${first}" and "${second}" both watch ${namespace}, so their ` +
     `positions would share the key "${key}". Watch them from separate services (each with its own consumer name), or use different database names.`,
   requestScoped: (className: string) =>
     `${className} is request-scoped; its @OnChange handlers are skipped (a stream needs a single, long-lived instance).`,

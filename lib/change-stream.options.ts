@@ -80,9 +80,13 @@ function int(name: string, value: number | undefined, fallback: number, min: num
   return value;
 }
 
-export function handlerFailurePolicy(name: string, value: HandlerFailurePolicy | undefined): HandlerFailurePolicy {
+export function isHandlerFailurePolicy(value: unknown): value is HandlerFailurePolicy {
+  return value === 'stop' || value === 'dead-letter' || typeof value === 'function';
+}
+
+function handlerFailurePolicy(name: string, value: HandlerFailurePolicy | undefined): HandlerFailurePolicy {
   if (value === undefined) return 'stop';
-  if (value === 'stop' || value === 'dead-letter' || typeof value === 'function') return value;
+  if (isHandlerFailurePolicy(value)) return value;
   throw new ChangeStreamConfigError(messages.optionInvalid(name, value, '"stop", "dead-letter" or a function'));
 }
 

@@ -9,7 +9,7 @@ import {
 import { ModuleRef } from '@nestjs/core';
 import { getConnectionToken } from '@nestjs/mongoose';
 import type { Connection } from 'mongoose';
-import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_STORES } from './change-stream.constants.js';
+import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_STORES, DEFAULT_CONNECTION_NAME } from './change-stream.constants.js';
 import { ChangeStreamConfigError } from './change-stream.errors.js';
 import { ChangeStreamExplorer } from './change-stream.explorer.js';
 import { messages } from './change-stream.messages.js';
@@ -22,9 +22,6 @@ import { planStreams, type StreamPlan } from './stream/stream-plan.js';
 import type { ChangeStreamStores } from './stores.factory.js';
 import { connectionCursorFactory } from './stream/change-cursor.js';
 import { checkpointKey } from './token-store/checkpoint-key.js';
-
-/** Name shown for the mongoose connection that has no name. */
-export const DEFAULT_CONNECTION_NAME = 'default';
 
 /** Wires discovery to streams and runs them with the application's lifecycle. */
 @Injectable()
@@ -48,13 +45,12 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
       const database = connection.db?.databaseName ?? connection.name;
       const key = checkpointKey(this.options.keyPrefix, this.options.consumer, database, plan.collection);
       const clash = keys.get(key);
-      if (clash) throw new ChangeStreamConfigError(messages.keyClash(key, clash.connectionName, plan.connectionName));
+      if (clash) throw new ChangeStreamConfigError(messages.keyClash(key, `${database}.${plan.collection}`, clash.connectionName, plan.connectionName));
       keys.set(key, plan);
       this.registry.add(
         new CollectionStream({
           plan,
           database,
-          tokens: this.stores.tokens,
           deadLetters: this.stores.deadLetters,
           checkpointer: new Checkpointer(this.stores.tokens, key, this.options.checkpoint),
           options: this.options,

@@ -38,6 +38,11 @@ export class Checkpointer {
     return this.acked;
   }
 
+  /** Reads the stored position (throws `InvalidStoredTokenError` for a bad value). */
+  async load(): Promise<void> {
+    this.restore(await this.store.load(this.key));
+  }
+
   /** The position read from the store at start (or null to start over); it counts as saved. */
   restore(token: ResumeToken | null): void {
     this.acked = token;

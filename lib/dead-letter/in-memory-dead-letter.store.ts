@@ -1,5 +1,5 @@
 import type { DeadLetter, DeadLetterStore } from '../interfaces/dead-letter.interface.js';
-import { decodeDeadLetter, encodeDeadLetter } from './dead-letter.codec.js';
+import { decodeDeadLetter, decodeDeadLetters, encodeDeadLetter } from './dead-letter.codec.js';
 
 /** Dead letters in this process only: they are gone with it. */
 export class InMemoryDeadLetterStore implements DeadLetterStore {
@@ -10,7 +10,7 @@ export class InMemoryDeadLetterStore implements DeadLetterStore {
   }
 
   async list(): Promise<DeadLetter[]> {
-    return [...this.letters.values()].map(decodeDeadLetter).sort((a, b) => a.failedAt.getTime() - b.failedAt.getTime());
+    return decodeDeadLetters(this.letters.values());
   }
 
   async get(id: string): Promise<DeadLetter | null> {

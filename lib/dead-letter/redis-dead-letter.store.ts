@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { DeadLetter, DeadLetterStore } from '../interfaces/dead-letter.interface.js';
-import { decodeDeadLetter, encodeDeadLetter } from './dead-letter.codec.js';
+import { decodeDeadLetter, decodeDeadLetters, encodeDeadLetter } from './dead-letter.codec.js';
 
 /** All dead letters of one consumer in one Redis hash (`<keyPrefix>:<consumer>:dead-letters`), by id. */
 export class RedisDeadLetterStore implements DeadLetterStore {
@@ -14,8 +14,7 @@ export class RedisDeadLetterStore implements DeadLetterStore {
   }
 
   async list(): Promise<DeadLetter[]> {
-    const all = await this.client.hvals(this.hashKey);
-    return all.map(decodeDeadLetter).sort((a, b) => a.failedAt.getTime() - b.failedAt.getTime());
+    return decodeDeadLetters(await this.client.hvals(this.hashKey));
   }
 
   async get(id: string): Promise<DeadLetter | null> {

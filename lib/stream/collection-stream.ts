@@ -8,7 +8,7 @@ import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
 import type { HistoryLost, HistoryLostAction } from '../interfaces/failure-policies.interface.js';
-import type { ResumeToken, ResumeTokenStore } from '../interfaces/resume-token-store.interface.js';
+import type { ResumeToken } from '../interfaces/resume-token-store.interface.js';
 import { backoffDelay, settlesWithin, sleep } from './backoff.js';
 import type { ChangeCursor, CursorFactory } from './change-cursor.js';
 import { ChangeDispatcher, errorText } from './change-dispatcher.js';
@@ -18,7 +18,6 @@ import type { StreamPlan } from './stream-plan.js';
 export interface CollectionStreamDeps {
   plan: StreamPlan;
   database: string;
-  tokens: ResumeTokenStore;
   deadLetters: DeadLetterStore;
   checkpointer: Checkpointer;
   options: ResolvedChangeStreamOptions;
@@ -150,7 +149,7 @@ export class CollectionStream {
 
   private async loadPosition(): Promise<void> {
     if (this.positionLoaded) return;
-    this.deps.checkpointer.restore(await this.deps.tokens.load(this.key));
+    await this.deps.checkpointer.load();
     this.positionLoaded = true;
   }
 
@@ -196,16 +195,17 @@ export class CollectionStream {
         }
         checkpointer.ack(change._id);
       }
-      if (!(await this.waitForCheckpointRoom(signal))) return;
+      if (signal.aborted) return;
+      if (checkpointer.unsavedCount >= this.deps.options.checkpoint.maxUnsavedEvents && !(await this.waitForCheckpointRoom(signal))) return;
       change = await cursor.tryNext();
     }
   }
 
-  /** Bounds how far handling runs ahead of the stored position while saves fail. */
+  /** Called once the run-ahead bound is reached: waits for a save, so memory stays bounded while saves fail. */
   private async waitForCheckpointRoom(signal: AbortSignal): Promise<boolean> {
     const { checkpointer, options } = this.deps;
+    this.logger.warn(messages.readingPaused(this.key, checkpointer.unsavedCount));
     for (let attempt = 1; checkpointer.unsavedCount >= options.checkpoint.maxUnsavedEvents; attempt++) {
-      if (attempt === 1) this.logger.warn(messages.readingPaused(this.key, checkpointer.unsavedCount));
       if (await checkpointer.flush()) break;
       if (!(await sleep(backoffDelay(attempt, options.checkpoint.intervalMs, 30_000), signal))) return false;
     }

@@ -1,4 +1,5 @@
 import { ChangeStreamConfigError } from '../change-stream.errors.js';
+import { isHandlerFailurePolicy } from '../change-stream.options.js';
 import type { MatchStage, OnChangeOptions } from '../interfaces/on-change-options.interface.js';
 import type { ChangeHandler } from './change-handler.js';
 
@@ -85,8 +86,7 @@ function validateHandlerOptions({ name, collection, options }: ChangeHandler): v
   if (retries !== undefined && (!Number.isInteger(retries) || retries < 0)) {
     throw new ChangeStreamConfigError(`${where}: "retries" must be an integer >= 0.`);
   }
-  const { onFailure } = options;
-  if (onFailure !== undefined && onFailure !== 'stop' && onFailure !== 'dead-letter' && typeof onFailure !== 'function') {
+  if (options.onFailure !== undefined && !isHandlerFailurePolicy(options.onFailure)) {
     throw new ChangeStreamConfigError(`${where}: "onFailure" must be "stop", "dead-letter" or a function.`);
   }
 }

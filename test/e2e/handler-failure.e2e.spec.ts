@@ -1,8 +1,10 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { Controller, Get, Injectable } from '@nestjs/common';
-import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
+import { Injectable } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
 import type { mongo } from 'mongoose';
-import { ChangeStreamHealthIndicator, ChangeStreamRegistry, type ChangeContext, OnChange } from '../../lib/index.js';
+import { ChangeStreamRegistry, type ChangeContext, OnChange } from '../../lib/index.js';
+// The sample's own /health controller, so the spec also proves the README's recipe.
+import { HealthController } from '../../sample/health/health.controller.js';
 import { EventLog } from '../fixtures/event-log.js';
 import { TestScope } from '../fixtures/test-scope.js';
 import { delay, eventually, uniqueName } from '../fixtures/test-env.js';
@@ -21,20 +23,6 @@ class PaymentListener {
     const failTimes = change.fullDocument.failTimes ?? 0;
     if (alwaysFailing.has(change.fullDocument._id) || context.attempt <= failTimes) throw new Error(`payment ${change.fullDocument._id} rejected`);
     this.log.record('done', change, context.attempt);
-  }
-}
-
-@Controller('health')
-class HealthController {
-  constructor(
-    private readonly health: HealthCheckService,
-    private readonly changeStreams: ChangeStreamHealthIndicator,
-  ) {}
-
-  @Get()
-  @HealthCheck()
-  check() {
-    return this.health.check([() => this.changeStreams.isHealthy()]);
   }
 }
 

@@ -35,7 +35,6 @@ function setup(cursors: ScriptedCursor[], options: Partial<ChangeStreamModuleOpt
   const stream = new CollectionStream({
     plan: planStreams([handler])[0],
     database: 'db',
-    tokens,
     deadLetters,
     checkpointer: new Checkpointer(tokens, KEY, resolved.checkpoint),
     options: resolved,
