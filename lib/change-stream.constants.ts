@@ -11,4 +11,4 @@ export const CHANGE_STREAM_STORES = Symbol('nestjs-change-streams:stores');
 export const DEFAULT_CONNECTION_NAME = 'default';
 
 /** Version of the stored checkpoint envelope; bumped on any incompatible change. */
-export const CHECKPOINT_FORMAT_VERSION = 1;
+export const CHECKPOINT_FORMAT_VERSION = 2;

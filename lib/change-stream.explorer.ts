@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, Scope } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { ON_CHANGE_METADATA } from './change-stream.constants.js';
 import { messages } from './change-stream.messages.js';
@@ -33,7 +33,7 @@ export class ChangeStreamExplorer {
       if (decorated.length === 0) continue;
       const className = (prototype.constructor as { name?: string })?.name || String(wrapper.name);
       if (!isStatic) {
-        this.logger.warn(messages.requestScoped(className));
+        this.logger.warn(messages.requestScoped(className, requestScopeCause(wrapper)));
         continue;
       }
       if (!instance) continue;
@@ -45,6 +45,7 @@ export class ChangeStreamExplorer {
             connectionName: options.connectionName ?? defaultConnection,
             options,
             invoke: (change, context) => instance[method](change, context),
+            owner: wrapper,
           });
         }
       }
@@ -58,6 +59,21 @@ export class ChangeStreamExplorer {
   }
 }
 
+type InstanceWrapper = ReturnType<DiscoveryService['getProviders']>[number];
+
 function classPrototype(metatype: unknown): object | undefined {
   return typeof metatype === 'function' ? (metatype as { prototype?: object }).prototype : undefined;
+}
+
+/** Why a provider is not a singleton: its own scope, or the dependency chain that made it request-scoped. */
+function requestScopeCause(wrapper: InstanceWrapper, path: string[] = []): string {
+  if (wrapper.scope === Scope.REQUEST) {
+    return path.length === 0 ? 'declared with scope: Scope.REQUEST' : `it injects ${path.join(' → ')}, which is request-scoped`;
+  }
+  const dependencies = [...(wrapper.getCtorMetadata?.() ?? []), ...(wrapper.getPropertiesMetadata?.() ?? []).map((p) => p?.wrapper)];
+  for (const dependency of dependencies) {
+    if (!dependency || dependency.isDependencyTreeStatic() || path.includes(String(dependency.name))) continue;
+    return requestScopeCause(dependency, [...path, String(dependency.name)]);
+  }
+  return path.length === 0 ? 'its dependency tree is not static' : `it injects ${path.join(' → ')}`;
 }

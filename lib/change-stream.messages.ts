@@ -10,16 +10,39 @@ export const messages = {
     'No "redis" option: resume tokens are kept in memory and will NOT survive a restart. ' +
     'Events written while the app is down will be missed. Set "redis" in production.',
   inMemoryDeadLetters: () =>
-    'onHandlerFailure is "dead-letter" but there is no Redis: dead letters are kept in memory and are lost on restart. ' +
+    'Handlers may dead-letter but there is no Redis: dead letters are kept in memory and are lost on restart. ' +
     'Set "redis" or "deadLetterStore".',
+  durabilityMismatch: (handlers: string[], positionsDurable: boolean) =>
+    positionsDurable
+      ? `ChangeStreamModule: ${handlers.join(', ')} may dead-letter events, but dead letters would be kept in memory while ` +
+        `positions are stored durably: a restart would lose those events for good. Set "deadLetterStore" to a durable store ` +
+        `(or pass "redis" instead of "tokenStore", which stores both in Redis).`
+      : `ChangeStreamModule: ${handlers.join(', ')} may dead-letter events into a durable store while positions are kept ` +
+        `in memory. Store positions durably too: set "redis" or a durable "tokenStore".`,
   missingConnection: (connectionName: string, handlers: string[]) =>
     `ChangeStreamModule: no mongoose connection named "${connectionName}" for ${handlers.join(', ')}. ` +
     `Import MongooseModule.forRoot(uri${connectionName === DEFAULT_CONNECTION_NAME ? '' : `, { connectionName: '${connectionName}' }`}) in the same application.`,
   keyClash: (key: string, namespace: string, first: string, second: string) =>
     `ChangeStreamModule: connections "${first}" and "${second}" both watch ${namespace}, so their ` +
     `positions would share the key "${key}". Watch them from separate services (each with its own consumer name), or use different database names.`,
-  requestScoped: (className: string) =>
-    `${className} is request-scoped; its @OnChange handlers are skipped (a stream needs a single, long-lived instance).`,
+  requestScoped: (className: string, cause: string) =>
+    `${className} is request-scoped (${cause}); its @OnChange handlers are skipped (a stream needs a single, long-lived instance). ` +
+    `Move the handlers to a singleton provider, or inject the request-scoped dependency elsewhere.`,
+  storeUnreachable: (where: string, error: string) =>
+    `Position store unreachable: ${where} (${error}). Streams wait for it and start from their stored positions once it answers.`,
+  redisAuthFailed: (where: string, error: string) =>
+    `ChangeStreamModule: ${where} rejected the credentials (${error}). Check the username and password in the "redis" option.`,
+  waitingForStore: (error: string) => `waiting for the position store: ${error}`,
+  cannotSave: (error: string) => `cannot save the position: ${error}`,
+  saveStalled: (ms: number) => `the position store has not answered a save for ${ms / 1000} s`,
+  saveRecovered: (key: string, attempts: number) => `Saving the position of ${key} works again (after ${attempts} failed attempt(s)).`,
+  finalSaveFailed: (key: string, unsaved: number) =>
+    `Stream ${key}: the final position could not be stored within the shutdown timeout; up to ${unsaved} handled event(s) will be delivered again on the next start.`,
+  handlerFailedDuringShutdown: (handler: string, key: string, eventId: string, error: string) =>
+    `Handler ${handler} failed on event ${eventId} of ${key} during shutdown (${error}); the event is not acknowledged and will be delivered again on the next start.`,
+  handlerStuck: (handlers: string[], key: string, eventId: string, ms: number, action: 'warn' | 'abort') =>
+    `Handler ${handlers.join(', ') || '(none)'} has been running for ${Math.round(ms / 1000)} s on event ${eventId} of ${key}` +
+    (action === 'abort' ? '; its context.signal was aborted.' : '; the stream is degraded until it finishes.'),
   streamOpened: (key: string, from: 'stored' | 'now') =>
     from === 'stored' ? `Stream ${key} opened, resuming after the stored token.` : `Stream ${key} opened with no stored token: starting from now.`,
   streamReconnecting: (key: string, attempt: number, delayMs: number, error: string) =>
@@ -45,9 +68,9 @@ export const messages = {
   readingPaused: (key: string, unsaved: number) =>
     `Stream ${key}: ${unsaved} handled events are not stored yet (store unreachable); reading paused until a save succeeds.`,
   checkpointFailed: (key: string, error: string) =>
-    `Saving the position of ${key} failed (${error}); will retry. Handled events are kept in memory until then.`,
+    `Saving the position of ${key} failed (${error}); retrying with backoff (further failures are logged at debug level). Handled events are kept in memory until then.`,
   drainTimedOut: (key: string, timeoutMs: number) =>
-    `Stream ${key}: in-flight handlers did not finish within ${timeoutMs} ms; their event is not acknowledged and will be delivered again on the next start.`,
+    `Stream ${key}: in-flight handlers did not finish within ${timeoutMs} ms (shutdownTimeoutMs); their context.signal was aborted, and their events are not acknowledged and will be delivered again on the next start.`,
   notOpenAtStartup: (keys: string[], timeoutMs: number) =>
     `Streams not open ${timeoutMs} ms after bootstrap, still trying in the background: ${keys.join(', ')}.`,
   terminusMissing: () =>

@@ -18,6 +18,8 @@ export interface ResolvedChangeStreamOptions {
   reconnect: { initialDelayMs: number; maxDelayMs: number };
   shutdownTimeoutMs: number;
   startupTimeoutMs: number;
+  handlerTimeoutMs: number;
+  onHandlerTimeout: 'warn' | 'abort';
   maxAwaitTimeMS: number;
   batchSize: number | undefined;
 }
@@ -30,15 +32,19 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
   if (typeof consumer !== 'string' || consumer.trim() === '') {
     throw new ChangeStreamConfigError(messages.optionRequired('consumer', 'Name this consuming service, e.g. { consumer: "billing" }; it is part of every stored key.'));
   }
-  if (consumer.includes(':')) {
-    throw new ChangeStreamConfigError(messages.optionInvalid('consumer', consumer, 'a name without ":" (":" separates key parts)'));
+  if (/[:{}]/.test(consumer)) {
+    throw new ChangeStreamConfigError(messages.optionInvalid('consumer', consumer, 'a name without ":", "{" or "}" (they structure the Redis keys)'));
   }
   if (options.redis !== undefined && options.tokenStore !== undefined) {
     throw new ChangeStreamConfigError('ChangeStreamModule: set either "redis" or "tokenStore", not both.');
   }
   const keyPrefix = options.keyPrefix ?? 'change-stream';
-  if (typeof keyPrefix !== 'string' || keyPrefix === '') {
-    throw new ChangeStreamConfigError(messages.optionInvalid('keyPrefix', keyPrefix, 'a non-empty string'));
+  if (typeof keyPrefix !== 'string' || keyPrefix === '' || /[{}]/.test(keyPrefix)) {
+    throw new ChangeStreamConfigError(messages.optionInvalid('keyPrefix', keyPrefix, 'a non-empty string without "{" or "}"'));
+  }
+  const onHandlerTimeout = options.onHandlerTimeout ?? 'warn';
+  if (onHandlerTimeout !== 'warn' && onHandlerTimeout !== 'abort') {
+    throw new ChangeStreamConfigError(messages.optionInvalid('onHandlerTimeout', onHandlerTimeout, '"warn" or "abort"'));
   }
   const reconnectInitial = int('reconnect.initialDelayMs', options.reconnect?.initialDelayMs, 500, 1);
   const retryInitial = int('handlerRetry.initialDelayMs', options.handlerRetry?.initialDelayMs, 200, 0);
@@ -67,6 +73,8 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
     },
     shutdownTimeoutMs: int('shutdownTimeoutMs', options.shutdownTimeoutMs, 10000, 0),
     startupTimeoutMs: int('startupTimeoutMs', options.startupTimeoutMs, 10000, 0),
+    handlerTimeoutMs: int('handlerTimeoutMs', options.handlerTimeoutMs, 60_000, 0),
+    onHandlerTimeout,
     maxAwaitTimeMS: int('maxAwaitTimeMS', options.maxAwaitTimeMS, 1000, 1),
     batchSize: options.batchSize === undefined ? undefined : int('batchSize', options.batchSize, 0, 1),
   };

@@ -4,6 +4,7 @@ import {
   Injectable,
   Logger,
   type OnApplicationBootstrap,
+  type OnModuleDestroy,
   type OnModuleInit,
 } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
@@ -14,23 +15,31 @@ import { ChangeStreamConfigError } from './change-stream.errors.js';
 import { ChangeStreamExplorer } from './change-stream.explorer.js';
 import { messages } from './change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
-import { ChangeStreamRegistry } from './change-stream.registry.js';
+import { ChangeStreamRuntime } from './change-stream.runtime.js';
 import { Checkpointer } from './checkpoint/checkpointer.js';
-import { settlesWithin } from './stream/backoff.js';
-import { CollectionStream } from './stream/collection-stream.js';
-import { planStreams, type StreamPlan } from './stream/stream-plan.js';
+import { settlesWithin } from './common/backoff.js';
+import { ProviderLifecycle, type ProviderWrapper } from './lifecycle/provider-lifecycle.js';
 import type { ChangeStreamStores } from './stores.factory.js';
 import { connectionCursorFactory } from './stream/change-cursor.js';
+import type { ChangeHandler } from './stream/change-handler.js';
+import { CollectionStream } from './stream/collection-stream.js';
+import { planStreams, type StreamPlan } from './stream/stream-plan.js';
 import { checkpointKey } from './token-store/checkpoint-key.js';
+
+/** How long bootstrap waits for the store's first answer before logging that it is unreachable. */
+const STORE_CHECK_MS = 3000;
 
 /** Wires discovery to streams and runs them with the application's lifecycle. */
 @Injectable()
-export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
+export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown {
   private readonly logger = new Logger('ChangeStreamModule');
+  private readonly lifecycle = new ProviderLifecycle();
+  /** Set by the first drain: the whole shutdown (drains, final saves, closing the store) fits before it. */
+  private shutdownDeadline: number | undefined;
 
   constructor(
     private readonly explorer: ChangeStreamExplorer,
-    private readonly registry: ChangeStreamRegistry,
+    private readonly runtime: ChangeStreamRuntime,
     private readonly moduleRef: ModuleRef,
     @Inject(CHANGE_STREAM_RESOLVED_OPTIONS) private readonly options: ResolvedChangeStreamOptions,
     @Inject(CHANGE_STREAM_STORES) private readonly stores: ChangeStreamStores,
@@ -39,6 +48,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   /** Discovery and every configuration check happen here, so a bad setup fails `app.init()`. */
   onModuleInit(): void {
     const handlers = this.explorer.explore(this.options.connectionName ?? DEFAULT_CONNECTION_NAME);
+    this.checkDeadLetterDurability(handlers);
     const keys = new Map<string, StreamPlan>();
     for (const plan of planStreams(handlers)) {
       const connection = this.resolveConnection(plan);
@@ -47,35 +57,66 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
       const clash = keys.get(key);
       if (clash) throw new ChangeStreamConfigError(messages.keyClash(key, `${database}.${plan.collection}`, clash.connectionName, plan.connectionName));
       keys.set(key, plan);
-      this.registry.add(
-        new CollectionStream({
-          plan,
-          database,
-          deadLetters: this.stores.deadLetters,
-          checkpointer: new Checkpointer(this.stores.tokens, key, this.options.checkpoint),
-          options: this.options,
-          openCursor: connectionCursorFactory(connection, plan.collection),
-          emit: (event) => this.registry.emit(event),
-        }),
-      );
+      const owners = plan.handlers.map((h) => h.owner).filter((owner): owner is ProviderWrapper => owner !== undefined);
+      const stream = new CollectionStream({
+        plan,
+        database,
+        deadLetters: this.stores.deadLetters,
+        checkpointer: new Checkpointer(this.stores.tokens, key, this.options.checkpoint),
+        options: this.options,
+        openCursor: connectionCursorFactory(connection, plan.collection),
+        emit: (event) => this.runtime.emit(event),
+        handlersReady: this.lifecycle.bootstrapped(owners),
+      });
+      this.lifecycle.drainBeforeTeardown(owners, () => this.drain(stream));
+      this.runtime.streams.push(stream);
     }
   }
 
-  /** Opens every stream; waits (bounded) until each is listening, so writes made after `init()` are seen. */
+  /**
+   * Opens every stream; waits (bounded) until each is listening, so writes made after `init()`
+   * are seen. Handlers are called only once their providers finished bootstrapping.
+   */
   async onApplicationBootstrap(): Promise<void> {
-    const streams = this.registry.all();
+    const streams = this.runtime.streams;
+    if (streams.length === 0) return;
+    await this.stores.verify(Math.min(STORE_CHECK_MS, this.options.startupTimeoutMs || STORE_CHECK_MS));
     streams.forEach((s) => s.start());
     const settled = await settlesWithin(Promise.all(streams.map((s) => s.whenSettled())), this.options.startupTimeoutMs);
     if (!settled) {
-      const pending = this.registry.getStatuses().filter((s) => s.state === 'starting' || s.state === 'reconnecting');
+      const pending = streams.map((s) => s.status()).filter((s) => s.state === 'starting' || s.state === 'reconnecting');
       this.logger.warn(messages.notOpenAtStartup(pending.map((s) => s.key), this.options.startupTimeoutMs));
     }
   }
 
+  /** Nest destroys our (global) module after the app's: streams not drained earlier by their providers' hooks drain here. */
+  async onModuleDestroy(): Promise<void> {
+    await Promise.all(this.runtime.streams.map((s) => this.drain(s)));
+  }
+
   /** Runs before mongoose closes its connections (in `onApplicationShutdown`). */
   async beforeApplicationShutdown(): Promise<void> {
-    await Promise.all(this.registry.all().map((s) => s.stop(this.options.shutdownTimeoutMs)));
-    await this.stores.close();
+    await this.onModuleDestroy();
+    await this.stores.close(Math.max(100, this.timeLeft()));
+  }
+
+  private drain(stream: CollectionStream): Promise<void> {
+    this.shutdownDeadline ??= Date.now() + this.options.shutdownTimeoutMs;
+    return stream.stop(this.timeLeft());
+  }
+
+  private timeLeft(): number {
+    return Math.max(0, (this.shutdownDeadline ?? Date.now()) - Date.now());
+  }
+
+  /** Dead letters must be exactly as durable as positions: else a restart loses events (or positions) silently. */
+  private checkDeadLetterDurability(handlers: ChangeHandler[]): void {
+    const deadLettering = handlers.filter((h) => (h.options.onFailure ?? this.options.onHandlerFailure) === 'dead-letter').map((h) => h.name);
+    if (deadLettering.length === 0) return;
+    const positionsDurable = this.stores.tokens.durable !== false;
+    const lettersDurable = this.stores.deadLetters.durable !== false;
+    if (positionsDurable !== lettersDurable) throw new ChangeStreamConfigError(messages.durabilityMismatch(deadLettering, positionsDurable));
+    if (!lettersDurable) this.logger.warn(messages.inMemoryDeadLetters());
   }
 
   private resolveConnection(plan: StreamPlan): Connection {

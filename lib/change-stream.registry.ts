@@ -1,50 +1,31 @@
-import { Injectable } from '@nestjs/common';
-import type { ChangeStreamEvent, ChangeStreamEventListener } from './change-stream.events.js';
+import { Inject, Injectable } from '@nestjs/common';
+import { CHANGE_STREAM_RESOLVED_OPTIONS, DEFAULT_CONNECTION_NAME } from './change-stream.constants.js';
+import type { ChangeStreamEventListener } from './change-stream.events.js';
+import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
+import { ChangeStreamRuntime } from './change-stream.runtime.js';
 import type { ChangeStreamStatus } from './interfaces/change-stream-status.interface.js';
-import type { CollectionStream } from './stream/collection-stream.js';
 
-/** The running streams of this application; inject it to inspect their state. */
+/** The running streams of this application; inject it to inspect their state or follow their events. */
 @Injectable()
 export class ChangeStreamRegistry {
-  private readonly streams: CollectionStream[] = [];
-  private readonly listeners = new Set<ChangeStreamEventListener>();
+  constructor(
+    private readonly runtime: ChangeStreamRuntime,
+    @Inject(CHANGE_STREAM_RESOLVED_OPTIONS) private readonly options: ResolvedChangeStreamOptions,
+  ) {}
 
   /** Subscribe to state changes, history-lost and dead-letter events; returns the unsubscribe function. */
   onEvent(listener: ChangeStreamEventListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  /** @internal */
-  emit(event: ChangeStreamEvent): void {
-    for (const listener of this.listeners) {
-      try {
-        listener(event);
-      } catch {
-        // A listener's bug must not break a stream.
-      }
-    }
-  }
-
-  /** @internal */
-  add(stream: CollectionStream): void {
-    this.streams.push(stream);
-  }
-
-  /** @internal */
-  all(): readonly CollectionStream[] {
-    return this.streams;
+    return this.runtime.subscribe(listener);
   }
 
   /** A snapshot of every stream. */
   getStatuses(): ChangeStreamStatus[] {
-    return this.streams.map((s) => s.status());
+    return this.runtime.streams.map((s) => s.status());
   }
 
-  /** The stream of `collection` on `connectionName` (the module's default connection when omitted). */
+  /** The stream of `collection` on `connectionName` (default: the module's `connectionName`, else the default connection). */
   getStatus(collection: string, connectionName?: string): ChangeStreamStatus | undefined {
-    return this.getStatuses().find(
-      (s) => s.collection === collection && (connectionName === undefined || s.connectionName === connectionName),
-    );
+    const connection = connectionName ?? this.options.connectionName ?? DEFAULT_CONNECTION_NAME;
+    return this.getStatuses().find((s) => s.collection === collection && s.connectionName === connection);
   }
 }

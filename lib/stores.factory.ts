@@ -1,7 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { ChangeStreamConfigError } from './change-stream.errors.js';
 import { messages } from './change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
+import { settlesWithin } from './common/backoff.js';
+import { errorText } from './common/errors.js';
 import { InMemoryDeadLetterStore } from './dead-letter/in-memory-dead-letter.store.js';
 import { RedisDeadLetterStore } from './dead-letter/redis-dead-letter.store.js';
 import type { DeadLetterStore } from './interfaces/dead-letter.interface.js';
@@ -17,52 +20,94 @@ const logger = new Logger('ChangeStreamModule');
  */
 const CLIENT_DEFAULTS: RedisOptions = { maxRetriesPerRequest: 1 };
 
+type RedisClient = Redis | Cluster;
+
 /** The stores in use; `close` releases only what the module created. */
 export interface ChangeStreamStores {
   tokens: ResumeTokenStore;
   deadLetters: DeadLetterStore;
-  close(): Promise<void>;
+  /** Checks the store answers: wrong credentials throw `ChangeStreamConfigError`; an outage is logged once. */
+  verify(timeoutMs: number): Promise<void>;
+  close(timeoutMs: number): Promise<void>;
 }
 
 export function createStores(options: ResolvedChangeStreamOptions): ChangeStreamStores {
-  const { tokens, client, owned } = createTokenStore(options);
+  const redis = createRedis(options);
+  const tokens = options.tokenStore ?? (redis ? new RedisResumeTokenStore(redis.client) : inMemoryTokens());
   const deadLetters =
     options.deadLetterStore ??
-    (client ? new RedisDeadLetterStore(client, `${options.keyPrefix}:${options.consumer}:dead-letters`) : new InMemoryDeadLetterStore());
-  if (!options.deadLetterStore && !client && usesDeadLetters(options)) logger.warn(messages.inMemoryDeadLetters());
-  return { tokens, deadLetters, close: async () => (owned ? tokens.close?.() : undefined) };
+    (redis ? new RedisDeadLetterStore(redis.client, `${options.keyPrefix}:${options.consumer}:dead-letters`) : new InMemoryDeadLetterStore());
+  return {
+    tokens,
+    deadLetters,
+    verify: (timeoutMs) => (redis ? verifyRedis(redis.client, redis.where, timeoutMs) : Promise.resolve()),
+    close: async (timeoutMs) => {
+      if (!redis?.owned || redis.client.status === 'end') return;
+      // quit waits for Redis; if it is down, drop the connection instead of holding shutdown.
+      if (!(await settlesWithin(redis.client.quit().catch(() => undefined), timeoutMs))) redis.client.disconnect();
+    },
+  };
 }
 
-function createTokenStore(options: ResolvedChangeStreamOptions): { tokens: ResumeTokenStore; client?: Redis; owned: boolean } {
-  if (options.tokenStore) return { tokens: options.tokenStore, owned: false };
-  if (options.redis === undefined) {
-    logger.warn(messages.inMemoryStore());
-    return { tokens: new InMemoryResumeTokenStore(), owned: true };
+function inMemoryTokens(): ResumeTokenStore {
+  logger.warn(messages.inMemoryStore());
+  return new InMemoryResumeTokenStore();
+}
+
+function createRedis(options: ResolvedChangeStreamOptions): { client: RedisClient; where: string; owned: boolean } | undefined {
+  const { redis } = options;
+  if (redis === undefined || options.tokenStore !== undefined) return undefined;
+  if (isRedisClient(redis)) return { client: redis, where: describeRedis(redis), owned: false };
+  const client = typeof redis === 'string' ? new Redis(redis, CLIENT_DEFAULTS) : new Redis({ ...CLIENT_DEFAULTS, ...(redis as RedisOptions) });
+  const where = describeRedis(client);
+  reportOutages(client, where);
+  return { client, where, owned: true };
+}
+
+/** PING with a deadline: WRONGPASS / NOAUTH is a configuration error, anything else an outage the streams wait out. */
+async function verifyRedis(client: RedisClient, where: string, timeoutMs: number): Promise<void> {
+  let failure: unknown;
+  const answered = await settlesWithin(
+    client.ping().catch((error: unknown) => (failure = error)),
+    timeoutMs,
+  );
+  if (answered && failure === undefined) return;
+  const text = failure === undefined ? `no answer within ${timeoutMs} ms` : errorText(failure);
+  if (/^(WRONGPASS|NOAUTH)|invalid password|invalid username-password/i.test(text)) {
+    throw new ChangeStreamConfigError(messages.redisAuthFailed(where, text.split('.')[0]));
   }
-  if (isRedisClient(options.redis)) return { tokens: new RedisResumeTokenStore(options.redis, false), client: options.redis, owned: true };
-  const client =
-    typeof options.redis === 'string' ? new Redis(options.redis, CLIENT_DEFAULTS) : new Redis({ ...CLIENT_DEFAULTS, ...(options.redis as RedisOptions) });
-  logConnectionErrors(client);
-  return { tokens: new RedisResumeTokenStore(client, true), client, owned: true };
+  logger.warn(messages.storeUnreachable(where, text));
 }
 
-function usesDeadLetters(options: ResolvedChangeStreamOptions): boolean {
-  return options.onHandlerFailure === 'dead-letter';
+/** Where a client points, for messages: never its password. */
+export function describeRedis(client: RedisClient): string {
+  if (client instanceof Cluster) {
+    const nodes = (client as unknown as { startupNodes?: Array<{ host?: string; port?: number } | string | number> }).startupNodes ?? [];
+    return `Redis Cluster (${nodes.map((n) => (typeof n === 'object' ? `${n.host ?? '127.0.0.1'}:${n.port ?? 6379}` : String(n))).join(', ')})`;
+  }
+  const { host, port, path, sentinels, name, db } = (client as Redis).options;
+  if (sentinels?.length) return `Redis Sentinel "${name}" via ${sentinels.map((s) => `${s.host}:${s.port}`).join(', ')}`;
+  return path ? `Redis at ${path}` : `Redis at ${host ?? 'localhost'}:${port ?? 6379}${db ? `/${db}` : ''}`;
 }
 
-function isRedisClient(value: unknown): value is Redis {
-  return typeof value === 'object' && value !== null && typeof (value as Redis).sendCommand === 'function';
+function isRedisClient(value: unknown): value is RedisClient {
+  return value instanceof Redis || value instanceof Cluster || (typeof value === 'object' && value !== null && typeof (value as Redis).sendCommand === 'function');
 }
 
-/** ioredis retries by itself; log each outage once instead of on every attempt. */
-function logConnectionErrors(client: Redis): void {
+/**
+ * ioredis retries by itself and reports every attempt; log an outage once, and only after the
+ * client had connected (an outage at startup is reported by `verify`).
+ */
+function reportOutages(client: Redis, where: string): void {
+  let connected = false;
   let reported = false;
   client.on('error', (error: Error) => {
-    if (!reported) logger.warn(`Redis connection error: ${error.message} (ioredis keeps retrying)`);
+    if (connected && !reported) logger.warn(`${where}: connection error (${error.message}); ioredis keeps retrying.`);
     reported = true;
   });
   client.on('ready', () => {
-    if (reported) logger.log('Redis connection restored.');
+    if (connected && reported) logger.log(`${where}: connection restored.`);
+    connected = true;
     reported = false;
   });
 }

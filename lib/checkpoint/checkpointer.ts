@@ -1,30 +1,42 @@
 import { Logger } from '@nestjs/common';
 import { messages } from '../change-stream.messages.js';
-import type { ResumeToken, ResumeTokenStore } from '../interfaces/resume-token-store.interface.js';
-import { backoffDelay } from '../stream/backoff.js';
-import { errorText } from '../stream/change-dispatcher.js';
+import { backoffDelay, sleep } from '../common/backoff.js';
+import { errorText } from '../common/errors.js';
+import { Notifier } from '../common/notifier.js';
+import type { ResumeToken, ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
 
 export interface CheckpointSettings {
   maxEvents: number;
   intervalMs: number;
+  maxUnsavedEvents: number;
 }
 
+/** A save that has not answered for this long makes the stream show `degraded`. */
+const SLOW_SAVE_MS = 5000;
+
 /**
- * Holds one stream's position. `ack` is called in stream order once every handler of an
- * event succeeded; saves are batched by count and time, never run concurrently, and a
- * failed save is retried with backoff while the position stays in memory.
+ * Holds one stream's position. Events are numbered in stream order (`seq`); `ack` is called
+ * for the newest event such that it and every earlier one were handled. Saves are batched by
+ * count and time, never run concurrently, and a failed save is retried with backoff while the
+ * position stays in memory. `waitForRoom` enforces the crash bound: at most `2 × maxEvents`
+ * events are dispatched past the stored position (`maxUnsavedEvents` while saves fail).
  */
 export class Checkpointer {
   private readonly logger = new Logger(Checkpointer.name);
-  private acked: ResumeToken | null = null;
-  private unsaved = 0;
+  private acked: StreamPosition | null = null;
+  private ackedSeq = 0;
+  private savedSeq = 0;
+  /** The acknowledged position differs from the stored one (an event or an idle token). */
+  private dirty = false;
   private timer: NodeJS.Timeout | undefined;
   private saving: Promise<boolean> | undefined;
   private again = false;
   private failures = 0;
+  private troubled = false;
   private disposed = false;
+  private readonly progress = new Notifier();
   lastSavedAt: Date | null = null;
-  /** Told when saving starts failing (with the error) and when it works again (null). */
+  /** Told when saving starts failing or stalls (with the reason) and when it works again (null). */
   onSaveTrouble: (error: string | null) => void = () => undefined;
 
   constructor(
@@ -34,7 +46,7 @@ export class Checkpointer {
   ) {}
 
   /** Where a reopened stream must resume: the newest acknowledged position, else the stored one. */
-  get position(): ResumeToken | null {
+  get position(): StreamPosition | null {
     return this.acked;
   }
 
@@ -44,30 +56,59 @@ export class Checkpointer {
   }
 
   /** The position read from the store at start (or null to start over); it counts as saved. */
-  restore(token: ResumeToken | null): void {
-    this.acked = token;
-    this.unsaved = 0;
+  restore(position: StreamPosition | null): void {
+    this.acked = position;
+    this.savedSeq = this.ackedSeq;
+    this.dirty = false;
   }
 
-  /** Every handler of the event with this token succeeded (and of all before it). */
-  ack(token: ResumeToken): void {
+  /** Event `seq` and every event before it were handled; `token` is its resume token. */
+  ack(token: ResumeToken, seq: number): void {
     if (this.disposed) return;
-    this.acked = token;
-    this.unsaved++;
+    this.acked = { token };
+    this.ackedSeq = seq;
+    this.dirty = true;
+    this.progress.notify();
     // After a failed save, wait for the backoff timer instead of hammering the store.
-    if (this.unsaved >= this.settings.maxEvents && this.failures === 0) void this.flush();
+    if (this.unsavedCount >= this.settings.maxEvents && this.failures === 0) void this.flush();
     else this.schedule(this.settings.intervalMs);
   }
 
   /**
-   * A position with no event behind it (a post-batch token while idle, or the start
-   * position of a fresh stream): worth saving, but not worth an immediate write.
+   * A position with no event behind it (a post-batch token while nothing is in flight):
+   * worth saving, but not worth an immediate write.
    */
-  advanceIdle(token: ResumeToken): void {
-    if (this.disposed || sameToken(token, this.acked)) return;
-    this.acked = token;
-    this.unsaved = Math.max(this.unsaved, 1);
+  advanceIdle(position: StreamPosition): void {
+    if (this.disposed || samePosition(position, this.acked)) return;
+    this.acked = position;
+    this.dirty = true;
     this.schedule(this.settings.intervalMs);
+  }
+
+  /** Stores where a fresh stream started, before its first event is handled; retries until stored or aborted. */
+  async persistStart(position: StreamPosition, signal: AbortSignal): Promise<boolean> {
+    this.acked = position;
+    this.dirty = true;
+    for (let attempt = 1; ; attempt++) {
+      if (await this.flush()) return true;
+      if (!(await sleep(backoffDelay(attempt, this.settings.intervalMs, 30_000), signal))) return false;
+    }
+  }
+
+  /**
+   * Waits until event `dispatchedSeq + 1` may be dispatched: fewer than `2 × maxEvents` events
+   * past the stored position (`maxUnsavedEvents` while saves fail). False if aborted.
+   */
+  async waitForRoom(dispatchedSeq: number, signal: AbortSignal): Promise<boolean> {
+    let paused = false;
+    while (dispatchedSeq - this.savedSeq >= this.roomLimit()) {
+      if (signal.aborted || this.disposed) return false;
+      if (this.failures > 0 && !paused) this.logger.warn(messages.readingPaused(this.key, this.unsavedCount));
+      paused = true;
+      if (!this.saving && this.failures === 0 && this.dirty) void this.flush();
+      if (!(await this.progress.next(signal))) return false;
+    }
+    return !signal.aborted;
   }
 
   /** Saves the newest acknowledged position if it is not saved yet; true once it is stored. */
@@ -77,36 +118,16 @@ export class Checkpointer {
       this.again = true;
       return this.saving;
     }
-    this.saving = this.saveUntilCurrent().finally(() => (this.saving = undefined));
+    this.saving = this.saveUntilCurrent().finally(() => {
+      this.saving = undefined;
+      this.progress.notify();
+    });
     return this.saving;
-  }
-
-  private async saveUntilCurrent(): Promise<boolean> {
-    do {
-      this.again = false;
-      if (this.unsaved === 0 || this.acked === null) return true;
-      const token = this.acked;
-      const count = this.unsaved;
-      try {
-        await this.store.save(this.key, token);
-      } catch (error) {
-        if (this.failures++ === 0) this.onSaveTrouble(errorText(error));
-        this.logger.warn(messages.checkpointFailed(this.key, errorText(error)));
-        this.schedule(backoffDelay(this.failures, this.settings.intervalMs, 30_000));
-        return false;
-      }
-      this.unsaved -= count;
-      if (this.failures > 0) this.onSaveTrouble(null);
-      this.failures = 0;
-      this.lastSavedAt = new Date();
-    } while (this.again);
-    if (this.unsaved > 0) this.schedule(this.settings.intervalMs);
-    return true;
   }
 
   /** Acknowledged events not stored yet. */
   get unsavedCount(): number {
-    return this.unsaved;
+    return this.ackedSeq - this.savedSeq;
   }
 
   /** True from a failed save until the next successful one. */
@@ -114,14 +135,61 @@ export class Checkpointer {
     return this.failures > 0;
   }
 
-  /** After the final flush: a handler that outlived the drain timeout can no longer move the position. */
+  /** After the final flush: a handler that outlived the drain can no longer move the position. */
   dispose(): void {
     this.disposed = true;
     this.clearTimer();
+    this.progress.notify();
+  }
+
+  private roomLimit(): number {
+    const bound = 2 * this.settings.maxEvents;
+    return this.failures > 0 ? Math.max(bound, this.settings.maxUnsavedEvents) : bound;
+  }
+
+  private async saveUntilCurrent(): Promise<boolean> {
+    do {
+      this.again = false;
+      if (!this.dirty || this.acked === null) return true;
+      const position = this.acked;
+      const seq = this.ackedSeq;
+      const slow = setTimeout(() => this.reportTrouble(messages.saveStalled(SLOW_SAVE_MS)), SLOW_SAVE_MS);
+      slow.unref();
+      try {
+        await this.store.save(this.key, position);
+      } catch (error) {
+        this.failures++;
+        this.reportTrouble(errorText(error));
+        if (this.failures === 1) this.logger.warn(messages.checkpointFailed(this.key, errorText(error)));
+        else this.logger.debug(messages.checkpointFailed(this.key, errorText(error)));
+        this.schedule(backoffDelay(this.failures, this.settings.intervalMs, 30_000));
+        return false;
+      } finally {
+        clearTimeout(slow);
+      }
+      this.savedSeq = Math.max(this.savedSeq, seq);
+      if (this.acked === position) this.dirty = false;
+      if (this.failures > 0) this.logger.log(messages.saveRecovered(this.key, this.failures));
+      this.failures = 0;
+      this.lastSavedAt = new Date();
+      if (this.troubled) {
+        this.troubled = false;
+        this.onSaveTrouble(null);
+      }
+      this.progress.notify();
+    } while (this.again);
+    if (this.dirty) this.schedule(this.settings.intervalMs);
+    return true;
+  }
+
+  private reportTrouble(reason: string): void {
+    if (this.troubled || this.disposed) return;
+    this.troubled = true;
+    this.onSaveTrouble(reason);
   }
 
   private schedule(delayMs: number): void {
-    if (this.timer) return;
+    if (this.timer || this.disposed) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.flush();
@@ -135,6 +203,6 @@ export class Checkpointer {
   }
 }
 
-function sameToken(a: ResumeToken | null, b: ResumeToken | null): boolean {
+function samePosition(a: StreamPosition | null, b: StreamPosition | null): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_STORES } from '../change-stream.constants.js';
 import type { ResolvedChangeStreamOptions } from '../change-stream.options.js';
-import { ChangeStreamRegistry } from '../change-stream.registry.js';
+import { ChangeStreamRuntime } from '../change-stream.runtime.js';
 import type { DeadLetter } from '../interfaces/dead-letter.interface.js';
 import type { ChangeStreamStores } from '../stores.factory.js';
 import { ChangeDispatcher } from '../stream/change-dispatcher.js';
@@ -12,7 +12,7 @@ export class ChangeStreamDeadLetters {
   constructor(
     @Inject(CHANGE_STREAM_STORES) private readonly stores: ChangeStreamStores,
     @Inject(CHANGE_STREAM_RESOLVED_OPTIONS) private readonly options: ResolvedChangeStreamOptions,
-    private readonly registry: ChangeStreamRegistry,
+    private readonly runtime: ChangeStreamRuntime,
   ) {}
 
   /** Oldest first. */
@@ -31,7 +31,7 @@ export class ChangeStreamDeadLetters {
   async replay(id: string): Promise<void> {
     const letter = await this.get(id);
     if (!letter) throw new Error(`No dead letter with id "${id}".`);
-    const stream = this.registry.all().find((s) => s.key === letter.streamKey);
+    const stream = this.runtime.streams.find((s) => s.key === letter.streamKey);
     const handler = stream?.plan.handlers.find((h) => h.name === letter.handler);
     if (!stream || !handler) {
       throw new Error(`Dead letter "${id}": handler ${letter.handler} on ${letter.streamKey} is not registered in this application.`);

@@ -3,6 +3,7 @@ import { decodeDeadLetter, decodeDeadLetters, encodeDeadLetter } from './dead-le
 
 /** Dead letters in this process only: they are gone with it. */
 export class InMemoryDeadLetterStore implements DeadLetterStore {
+  readonly durable = false;
   private readonly letters = new Map<string, string>();
 
   async add(letter: DeadLetter): Promise<void> {

@@ -1,11 +1,13 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { DeadLetter, DeadLetterStore } from '../interfaces/dead-letter.interface.js';
 import { decodeDeadLetter, decodeDeadLetters, encodeDeadLetter } from './dead-letter.codec.js';
 
 /** All dead letters of one consumer in one Redis hash (`<keyPrefix>:<consumer>:dead-letters`), by id. */
 export class RedisDeadLetterStore implements DeadLetterStore {
+  readonly durable = true;
+
   constructor(
-    private readonly client: Redis,
+    private readonly client: Redis | Cluster,
     readonly hashKey: string,
   ) {}
 

@@ -16,6 +16,9 @@ export interface StreamHealth {
   lastEventAt: string | null;
   lastCheckpointAt: string | null;
   unsavedEvents: number;
+  inFlightEvents: number;
+  /** How long the oldest event in flight has been running. */
+  inFlightForMs: number | null;
   lastInvalidatedAt?: string;
   lastError?: string;
 }
@@ -27,9 +30,9 @@ interface TerminusSession {
 }
 
 /**
- * Terminus indicator: `down` when any stream failed, `degraded` (Terminus 12) while one
- * is starting, reconnecting or cannot save its position, else `up`; per stream its state, events handled and
- * times of the last event and checkpoint.
+ * Terminus indicator: `down` when any stream failed or closed, `degraded` (Terminus 12; `up` on
+ * 11) while one is starting, reconnecting or degraded (cannot save its position, or a handler is
+ * stuck), else `up`; per stream its state, counts and times.
  */
 @Injectable()
 export class ChangeStreamHealthIndicator {
@@ -74,6 +77,8 @@ function toHealth(s: ChangeStreamStatus): StreamHealth {
     lastEventAt: s.lastEventAt?.toISOString() ?? null,
     lastCheckpointAt: s.lastCheckpointAt?.toISOString() ?? null,
     unsavedEvents: s.unsavedEvents,
+    inFlightEvents: s.inFlightEvents,
+    inFlightForMs: s.inFlightForMs,
     ...(s.lastInvalidatedAt ? { lastInvalidatedAt: s.lastInvalidatedAt.toISOString() } : {}),
     ...(s.lastError ? { lastError: s.lastError } : {}),
   };

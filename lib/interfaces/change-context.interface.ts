@@ -9,4 +9,10 @@ export interface ChangeContext {
   handler: string;
   /** 1 on the first call, then 2, 3… on retries of the same event. */
   attempt: number;
+  /**
+   * Aborted when this call should give up: the shutdown drain ran out of time, or (with
+   * `onHandlerTimeout: 'abort'`) the call exceeded `handlerTimeoutMs`. Pass it to `fetch`,
+   * database calls and the like. An aborted call that throws counts as a failed attempt.
+   */
+  signal: AbortSignal;
 }

@@ -1,4 +1,4 @@
-import type { Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { DeadLetterStore } from './dead-letter.interface.js';
 import type { HandlerFailurePolicy, HistoryLostPolicy } from './failure-policies.interface.js';
 import type { ResumeTokenStore } from './resume-token-store.interface.js';
@@ -10,7 +10,8 @@ export interface CheckpointOptions {
   intervalMs?: number;
   /**
    * While saves fail (Redis down), handling may run this many events ahead of the last
-   * stored position; beyond it, reading pauses until a save succeeds (default 10000).
+   * stored position; beyond it, reading pauses until a save succeeds (default 10000). While
+   * saves succeed the bound is `2 × maxEvents`.
    */
   maxUnsavedEvents?: number;
 }
@@ -38,11 +39,11 @@ export interface ChangeStreamModuleOptions {
    */
   consumer: string;
   /**
-   * Where positions are stored: a Redis URL, ioredis options, or an ioredis client
-   * (which the module then never quits). Omit for an in-memory store (positions do
+   * Where positions are stored: a Redis URL, ioredis options, or an ioredis client or
+   * `Cluster` (which the module then never quits). Omit for an in-memory store (positions do
    * not survive a restart; a warning is logged).
    */
-  redis?: string | RedisOptions | Redis;
+  redis?: string | RedisOptions | Redis | Cluster;
   /** A custom store instead of Redis; the module never closes it. */
   tokenStore?: ResumeTokenStore;
   /** A custom dead-letter store (default: Redis with `redis`, else in memory). */
@@ -58,10 +59,20 @@ export interface ChangeStreamModuleOptions {
   checkpoint?: CheckpointOptions;
   handlerRetry?: HandlerRetryOptions;
   reconnect?: ReconnectOptions;
-  /** How long shutdown waits for in-flight handlers before giving up on them (default 10000 ms). */
+  /**
+   * Upper bound of a shutdown: draining in-flight handlers, the final save and closing the cursor
+   * all fit in it (default 10000 ms). Events not finished by then are delivered again on the next start.
+   */
   shutdownTimeoutMs?: number;
   /** How long application bootstrap waits for every stream to open (default 10000 ms). */
   startupTimeoutMs?: number;
+  /**
+   * A handler call running longer than this turns its stream `degraded`, with a log line naming
+   * the handler and event (default 60000 ms; 0 disables).
+   */
+  handlerTimeoutMs?: number;
+  /** `warn` (default): report only. `abort`: also abort the call's `context.signal`. */
+  onHandlerTimeout?: 'warn' | 'abort';
   /** Server wait per `getMore`; also bounds how long a shutdown waits for an idle read (default 1000 ms). */
   maxAwaitTimeMS?: number;
   /** Cursor batch size (driver default when omitted). */

@@ -1,6 +1,6 @@
 /**
- * `degraded`: reading, but positions cannot be saved (store unreachable); they are kept in
- * memory and saved when it is back.
+ * `degraded`: reading, but positions cannot be saved (store unreachable; they are kept in
+ * memory and saved when it is back), or a handler has run longer than `handlerTimeoutMs`.
  */
 export type ChangeStreamState = 'starting' | 'open' | 'degraded' | 'reconnecting' | 'failed' | 'closed';
 
@@ -22,6 +22,10 @@ export interface ChangeStreamStatus {
   lastInvalidatedAt: Date | null;
   /** Handled events whose position is not stored yet. */
   unsavedEvents: number;
-  /** Why the stream is failed or reconnecting. */
+  /** Events handed to handlers and not finished yet. */
+  inFlightEvents: number;
+  /** How long the oldest event in flight has been running (null when none is): a stuck handler shows here. */
+  inFlightForMs: number | null;
+  /** Why the stream is failed, reconnecting or degraded. */
   lastError: string | null;
 }

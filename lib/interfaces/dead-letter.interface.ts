@@ -17,6 +17,9 @@ export interface DeadLetter {
 
 /** Where dead letters are kept. Redis by default (with `redis`), in memory otherwise. */
 export interface DeadLetterStore {
+  /** `false` for stores that forget on restart (in-memory); custom stores count as durable. */
+  readonly durable?: boolean;
+  /** Stores `letter` under `letter.id`, replacing a letter with the same id (the same failure again). */
   add(letter: DeadLetter): Promise<void>;
   list(): Promise<DeadLetter[]>;
   get(id: string): Promise<DeadLetter | null>;

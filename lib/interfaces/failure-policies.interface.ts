@@ -1,6 +1,6 @@
 import type { mongo } from 'mongoose';
 import type { ChangeContext } from './change-context.interface.js';
-import type { ResumeToken } from './resume-token-store.interface.js';
+import type { StreamPosition } from './resume-token-store.interface.js';
 
 /** What a handler failure callback receives once retries ran out. */
 export interface HandlerFailure {
@@ -31,8 +31,8 @@ export interface HistoryLost {
   collection: string;
   /** What happened, for logs and alerts. */
   reason: string;
-  /** The position that could not be used (null when the stored value was not a token). */
-  position: ResumeToken | null;
+  /** The newest acknowledged position, which could not be resumed from (null when the stored value was not a position). */
+  position: StreamPosition | null;
 }
 
 export type HistoryLostAction = 'fail' | 'restart-from-now';

@@ -3,14 +3,26 @@ import type { mongo } from 'mongoose';
 export type ResumeToken = mongo.ResumeToken;
 
 /**
- * Where stream positions live. Implementations store whatever `encodeCheckpoint`
- * produces and give it back to `decodeCheckpoint`, so every store shares one format.
+ * Where a stream resumes: after a change event's resume token or, for a stream that has not
+ * seen an event yet on a server that returns no post-batch token, at the cluster time it
+ * started (`startAtOperationTime`).
+ */
+export type StreamPosition = { token: ResumeToken } | { operationTime: mongo.Timestamp };
+
+/**
+ * Where stream positions live. The Redis store is the default; implement this for another
+ * database. `encodeCheckpoint`/`decodeCheckpoint` give you the module's value format.
  */
 export interface ResumeTokenStore {
-  /** The stored token, or `null` when the key has never been written. */
-  load(key: string): Promise<ResumeToken | null>;
-  /** Persist `token` as the position to resume after. */
-  save(key: string, token: ResumeToken): Promise<void>;
+  /**
+   * `false` for stores that forget on restart (in-memory). Used at startup to refuse dead
+   * letters that are less durable than positions. Custom stores count as durable.
+   */
+  readonly durable?: boolean;
+  /** The stored position, or `null` when the key has never been written. Throw `InvalidStoredTokenError` for a value you cannot read. */
+  load(key: string): Promise<StreamPosition | null>;
+  /** Persist `position` as the place to resume from. Must not resolve before it is durable. */
+  save(key: string, position: StreamPosition): Promise<void>;
   /** Release resources the store owns; called once at application shutdown. */
   close?(): Promise<void>;
 }

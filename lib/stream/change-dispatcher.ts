@@ -1,13 +1,15 @@
-import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
-import type { mongo } from 'mongoose';
 import { HandlerFailedError } from '../change-stream.errors.js';
 import { messages } from '../change-stream.messages.js';
+import { backoffDelay, sleep } from '../common/backoff.js';
+import { errorText } from '../common/errors.js';
+import { deadLetterId } from '../dead-letter/dead-letter-id.js';
 import type { ChangeContext } from '../interfaces/change-context.interface.js';
-import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
+import type { DeadLetter, DeadLetterStore } from '../interfaces/dead-letter.interface.js';
 import type { HandlerFailurePolicy } from '../interfaces/failure-policies.interface.js';
-import { backoffDelay, sleep } from './backoff.js';
+import type { ChangeEvent } from './change-cursor.js';
 import type { ChangeHandler } from './change-handler.js';
+import { isLifecycleEvent } from './stream-plan.js';
 
 export interface DispatchSettings {
   retries: number;
@@ -15,14 +17,29 @@ export interface DispatchSettings {
   maxDelayMs: number;
   onFailure: HandlerFailurePolicy;
   deadLetters: DeadLetterStore;
+  /** The stream has a user `pipeline`: lifecycle events pass it only to reach the stream itself. */
+  hasUserPipeline: boolean;
   /** Called after an event was dead-lettered. */
   onDeadLetter?: (id: string, handler: string) => void;
 }
 
-/** `aborted`: shutdown interrupted a retry wait; the event is simply not acknowledged. */
+/**
+ * `aborted`: shutdown began, so a failure is neither retried nor recorded; the event is simply
+ * not acknowledged and is delivered again on the next start.
+ */
 export type DispatchOutcome = { ok: true } | { ok: false; error: HandlerFailedError } | { ok: false; aborted: true };
 
-export type ChangeEvent = mongo.ChangeStreamDocument;
+/** One event being handled: which handlers are still running, for stuck-handler reports. */
+export interface EventInFlight {
+  readonly change: ChangeEvent;
+  /** When it was submitted, then when its handlers started. */
+  startedAt: number;
+  readonly pending: Set<string>;
+  /** Aborts the handlers' `context.signal`. */
+  readonly abort: AbortController;
+}
+
+type Context = Omit<ChangeContext, 'handler' | 'attempt' | 'signal'>;
 
 /** Runs the handlers of one stream for one event: retries, then the failure policy. */
 export class ChangeDispatcher {
@@ -31,49 +48,74 @@ export class ChangeDispatcher {
   constructor(
     private readonly handlers: ChangeHandler[],
     private readonly settings: DispatchSettings,
-    private readonly context: Omit<ChangeContext, 'handler' | 'attempt'>,
+    private readonly context: Context,
     private readonly streamKey: string,
   ) {}
 
-  /** Succeeds only when every interested handler succeeded or its failure was recorded per policy. */
-  async dispatch(change: ChangeEvent, signal: AbortSignal): Promise<DispatchOutcome> {
-    const interested = this.handlers.filter((h) => wants(h, change.operationType));
-    const outcomes = await Promise.all(interested.map((h) => this.runWithRetries(h, change, signal)));
-    return outcomes.find((o) => !o.ok) ?? { ok: true };
+  /**
+   * Succeeds only when every interested handler succeeded or its failure was recorded per
+   * policy. `stopping` aborts at shutdown: from then on a failure is only "not acknowledged".
+   */
+  async dispatch(flight: EventInFlight, stopping: AbortSignal): Promise<DispatchOutcome> {
+    const interested = this.handlers.filter((h) => this.wants(h, flight.change));
+    interested.forEach((h) => flight.pending.add(h.name));
+    flight.startedAt = Date.now();
+    const outcomes = await Promise.all(
+      interested.map((h) => this.runWithRetries(h, flight, stopping).finally(() => flight.pending.delete(h.name))),
+    );
+    return outcomes.find((o) => !o.ok && 'aborted' in o) ?? outcomes.find((o) => !o.ok) ?? { ok: true };
   }
 
   /** Calls one handler once, outside any stream (dead-letter replay). */
-  static invokeOnce(handler: ChangeHandler, change: unknown, context: Omit<ChangeContext, 'handler' | 'attempt'>): Promise<unknown> {
-    return Promise.resolve(handler.invoke(change, { ...context, handler: handler.name, attempt: 1 } satisfies ChangeContext));
+  static invokeOnce(handler: ChangeHandler, change: unknown, context: Context): Promise<unknown> {
+    const call: ChangeContext = { ...context, handler: handler.name, attempt: 1, signal: new AbortController().signal };
+    return Promise.resolve(handler.invoke(change, call));
   }
 
-  private async runWithRetries(handler: ChangeHandler, change: ChangeEvent, signal: AbortSignal): Promise<DispatchOutcome> {
+  /**
+   * Operation types stay per handler. Lifecycle events (drop, rename, …) always pass the server
+   * filter so the stream sees them; a handler gets them if it asked: it lists them, or it lists
+   * no types and the stream has no user pipeline that would have filtered them out.
+   */
+  private wants(handler: ChangeHandler, change: ChangeEvent): boolean {
+    const types = handler.options.operationTypes as readonly string[] | undefined;
+    if (types !== undefined) return types.includes(change.operationType);
+    return !(this.settings.hasUserPipeline && isLifecycleEvent(change.operationType));
+  }
+
+  private async runWithRetries(handler: ChangeHandler, flight: EventInFlight, stopping: AbortSignal): Promise<DispatchOutcome> {
     const retries = handler.options.retries ?? this.settings.retries;
+    const { change } = flight;
     for (let attempt = 1; ; attempt++) {
-      const context: ChangeContext = { ...this.context, handler: handler.name, attempt };
+      const context: ChangeContext = { ...this.context, handler: handler.name, attempt, signal: flight.abort.signal };
       try {
         await handler.invoke(change, context);
         return { ok: true };
       } catch (error) {
         const eventId = JSON.stringify(change._id);
-        if (attempt > retries) return this.giveUp(handler, change, error, context, signal);
+        if (stopping.aborted) {
+          this.logger.warn(messages.handlerFailedDuringShutdown(handler.name, this.streamKey, eventId, errorText(error)));
+          return { ok: false, aborted: true };
+        }
+        if (attempt > retries) return this.giveUp(handler, change, error, context, stopping);
         const delay = backoffDelay(attempt, this.settings.initialDelayMs, this.settings.maxDelayMs);
         this.logger.warn(messages.handlerAttemptFailed(handler.name, eventId, attempt, delay));
         this.logger.warn((error as Error)?.stack ?? String(error));
-        if (!(await sleep(delay, signal))) return { ok: false, aborted: true };
+        if (!(await sleep(delay, stopping))) return { ok: false, aborted: true };
       }
     }
   }
 
-  private async giveUp(handler: ChangeHandler, change: ChangeEvent, error: unknown, context: ChangeContext, signal: AbortSignal): Promise<DispatchOutcome> {
+  private async giveUp(handler: ChangeHandler, change: ChangeEvent, error: unknown, context: ChangeContext, stopping: AbortSignal): Promise<DispatchOutcome> {
     const policy = handler.options.onFailure ?? this.settings.onFailure;
     const eventId = JSON.stringify(change._id);
-    if (policy === 'dead-letter') return this.deadLetter(handler, change, error, context, signal);
+    if (policy === 'dead-letter') return this.deadLetter(handler, change, error, context, stopping);
     if (typeof policy === 'function') {
       try {
         await policy({ change, error, context });
         return { ok: true };
       } catch (callbackError) {
+        if (stopping.aborted) return { ok: false, aborted: true };
         const text = messages.failureCallbackThrew(handler.name, eventId, errorText(callbackError));
         this.logger.error(text, (callbackError as Error)?.stack);
         return { ok: false, error: new HandlerFailedError(text, callbackError) };
@@ -85,10 +127,10 @@ export class ChangeDispatcher {
   }
 
   /** The event is acknowledged only once its dead letter is stored; until then, retry (or give way to shutdown). */
-  private async deadLetter(handler: ChangeHandler, change: ChangeEvent, error: unknown, context: ChangeContext, signal: AbortSignal): Promise<DispatchOutcome> {
-    const id = randomUUID();
+  private async deadLetter(handler: ChangeHandler, change: ChangeEvent, error: unknown, context: ChangeContext, stopping: AbortSignal): Promise<DispatchOutcome> {
+    const id = deadLetterId(context.consumer, this.streamKey, change._id, handler.name);
     const failure = error instanceof Error ? error : new Error(String(error));
-    const letter = {
+    const letter: DeadLetter = {
       id,
       streamKey: this.streamKey,
       connectionName: context.connectionName,
@@ -101,6 +143,7 @@ export class ChangeDispatcher {
       failedAt: new Date(),
     };
     for (let attempt = 1; ; attempt++) {
+      if (stopping.aborted) return { ok: false, aborted: true };
       try {
         await this.settings.deadLetters.add(letter);
         this.logger.error(messages.deadLettered(handler.name, this.streamKey, JSON.stringify(change._id), id), failure.stack);
@@ -109,17 +152,8 @@ export class ChangeDispatcher {
       } catch (storeError) {
         const delay = backoffDelay(attempt, this.settings.initialDelayMs || 100, 30_000);
         this.logger.warn(messages.deadLetterSaveFailed(this.streamKey, errorText(storeError), delay));
-        if (!(await sleep(delay, signal))) return { ok: false, aborted: true };
+        if (!(await sleep(delay, stopping))) return { ok: false, aborted: true };
       }
     }
   }
-}
-
-function wants(handler: ChangeHandler, operationType: string): boolean {
-  const types = handler.options.operationTypes as string[] | undefined;
-  return types === undefined || types.includes(operationType);
-}
-
-export function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

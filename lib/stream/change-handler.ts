@@ -8,4 +8,6 @@ export interface ChangeHandler {
   connectionName: string;
   options: OnChangeOptions;
   invoke(change: unknown, context: unknown): unknown;
+  /** The Nest provider that owns the method (its `InstanceWrapper`), for lifecycle ordering. */
+  owner?: unknown;
 }

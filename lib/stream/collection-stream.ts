@@ -5,14 +5,18 @@ import type { ChangeStreamEvent } from '../change-stream.events.js';
 import { messages } from '../change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from '../change-stream.options.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
+import { backoffDelay, settlesWithin, sleep } from '../common/backoff.js';
+import { errorText } from '../common/errors.js';
 import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
 import type { HistoryLost, HistoryLostAction } from '../interfaces/failure-policies.interface.js';
-import type { ResumeToken } from '../interfaces/resume-token-store.interface.js';
-import { backoffDelay, settlesWithin, sleep } from './backoff.js';
+import type { ResumeToken, StreamPosition } from '../interfaces/resume-token-store.interface.js';
 import type { ChangeCursor, CursorFactory } from './change-cursor.js';
-import { ChangeDispatcher, errorText } from './change-dispatcher.js';
+import { ChangeDispatcher } from './change-dispatcher.js';
+import { readChanges, StreamOpenError } from './change-reader.js';
+import { EventScheduler } from './event-scheduler.js';
 import { isHistoryLost } from './history-lost.js';
+import { StuckHandlerWatch } from './stuck-handler-watch.js';
 import type { StreamPlan } from './stream-plan.js';
 
 export interface CollectionStreamDeps {
@@ -23,22 +27,28 @@ export interface CollectionStreamDeps {
   options: ResolvedChangeStreamOptions;
   openCursor: CursorFactory;
   emit: (event: ChangeStreamEvent) => void;
+  /** Resolves once the providers the handlers depend on are bootstrapped. */
+  handlersReady?: Promise<void>;
 }
 
-class StreamClosedError extends Error {}
+/** Where the next open starts: after a token, after an invalidate event, at a cluster time, or now. */
+type StartAt = { resumeAfter: ResumeToken } | { startAfter: ResumeToken } | { startAtOperationTime: mongo.Timestamp } | null;
 
-/** Where the next open starts: after a token, after an invalidate event, or now. */
-type StartAt = { resumeAfter: ResumeToken } | { startAfter: ResumeToken } | null;
+/** A failure to read the stored position (the store is unreachable): retried quietly. */
+class PositionLoadError extends Error {}
 
 /**
- * One supervised change stream: load the position, open, read, dispatch, acknowledge,
- * and reopen from the last acknowledged position when the stream breaks.
+ * One supervised change stream: load the position, open, read and dispatch (see
+ * `readChanges`), and reopen from the last acknowledged position when the stream breaks.
  */
 export class CollectionStream {
   private readonly logger = new Logger(CollectionStream.name);
-  private readonly dispatcher: ChangeDispatcher;
   private readonly stopping = new AbortController();
-  private state: ChangeStreamState = 'starting';
+  private readonly scheduler: EventScheduler;
+  private readonly stuck: StuckHandlerWatch;
+  private base: Exclude<ChangeStreamState, 'degraded'> = 'starting';
+  /** Why an open stream shows `degraded` (store trouble, a stuck handler). */
+  private readonly degradedBy = new Map<'store' | 'handler', string>();
   private eventsHandled = 0;
   private lastEventAt: Date | null = null;
   private lastError: string | null = null;
@@ -48,25 +58,36 @@ export class CollectionStream {
   private invalidatedAt: ResumeToken | null = null;
   private cursor: ChangeCursor | undefined;
   private running: Promise<void> | undefined;
+  private stopped: Promise<void> | undefined;
   private readonly settleWaiters: Array<() => void> = [];
 
   constructor(private readonly deps: CollectionStreamDeps) {
     const { plan, options, database, checkpointer } = deps;
-    this.dispatcher = new ChangeDispatcher(
+    const dispatcher = new ChangeDispatcher(
       plan.handlers,
       {
         ...options.handlerRetry,
         onFailure: options.onHandlerFailure,
         deadLetters: deps.deadLetters,
+        hasUserPipeline: plan.hasUserPipeline,
         onDeadLetter: (id, handler) => deps.emit({ type: 'dead-lettered', key: this.key, id, handler }),
       },
       { consumer: options.consumer, connectionName: plan.connectionName, database, collection: plan.collection },
       checkpointer.key,
     );
-    checkpointer.onSaveTrouble = (error) => {
-      if (error !== null && this.state === 'open') this.setState('degraded', `cannot save the position: ${error}`);
-      if (error === null && this.state === 'degraded') this.setState('open');
-    };
+    this.scheduler = new EventScheduler({
+      concurrency: 1,
+      dispatcher,
+      checkpointer,
+      stopping: this.stopping.signal,
+      onHandled: () => {
+        this.eventsHandled++;
+        this.lastEventAt = new Date();
+      },
+      onFailed: (error) => (this.lastError = error.message),
+    });
+    this.stuck = new StuckHandlerWatch(this.key, options, () => this.scheduler.events, (reason) => this.degrade('handler', reason));
+    checkpointer.onSaveTrouble = (error) => this.degrade('store', error === null ? null : messages.cannotSave(error));
   }
 
   get key(): string {
@@ -81,30 +102,33 @@ export class CollectionStream {
     return this.deps.database;
   }
 
+  get state(): ChangeStreamState {
+    return this.base === 'open' && this.degradedBy.size > 0 ? 'degraded' : this.base;
+  }
+
   start(): void {
     this.running ??= this.supervise();
   }
 
   /** Resolves once the stream is open, failed or closed (whichever comes first). */
   whenSettled(): Promise<void> {
-    if (this.state !== 'starting' && this.state !== 'reconnecting') return Promise.resolve();
+    if (this.base !== 'starting' && this.base !== 'reconnecting') return Promise.resolve();
     return new Promise((resolve) => this.settleWaiters.push(resolve));
   }
 
-  /** Stop reading, let the in-flight event finish (bounded), save the position, close the cursor. */
-  async stop(timeoutMs: number): Promise<void> {
-    this.stopping.abort();
-    if (this.running && !(await settlesWithin(this.running, timeoutMs))) {
-      this.logger.warn(messages.drainTimedOut(this.key, timeoutMs));
-    }
-    await this.deps.checkpointer.flush();
-    this.deps.checkpointer.dispose();
-    await this.closeCursor();
-    if (this.state !== 'failed') this.setState('closed');
+  /**
+   * Stop reading, let in-flight handlers finish, save the position, close the cursor: all within
+   * `timeoutMs`. Handlers still running then are aborted (`context.signal`) and their events are
+   * not acknowledged. Idempotent.
+   */
+  stop(timeoutMs: number): Promise<void> {
+    this.stopped ??= this.shutdown(Date.now() + timeoutMs, timeoutMs);
+    return this.stopped;
   }
 
   status(): ChangeStreamStatus {
     const { plan, database, checkpointer } = this.deps;
+    const events = this.scheduler.events;
     return {
       key: this.key,
       connectionName: plan.connectionName,
@@ -116,106 +140,114 @@ export class CollectionStream {
       lastEventAt: this.lastEventAt,
       lastCheckpointAt: checkpointer.lastSavedAt,
       unsavedEvents: checkpointer.unsavedCount,
+      inFlightEvents: events.length,
+      inFlightForMs: events.length === 0 ? null : Date.now() - Math.min(...events.map((e) => e.startedAt)),
       lastInvalidatedAt: this.lastInvalidatedAt,
       lastError: this.lastError,
     };
   }
 
+  private async shutdown(deadline: number, timeoutMs: number): Promise<void> {
+    const left = () => Math.max(0, deadline - Date.now());
+    this.stopping.abort();
+    if (this.running && !(await settlesWithin(this.running, left()))) {
+      this.logger.warn(messages.drainTimedOut(this.key, timeoutMs));
+      this.scheduler.events.forEach((event) => event.abort.abort());
+    }
+    const { checkpointer } = this.deps;
+    const flushed = await settlesWithin(checkpointer.flush(), left());
+    if (!flushed || checkpointer.unsavedCount > 0) this.logger.warn(messages.finalSaveFailed(this.key, checkpointer.unsavedCount));
+    checkpointer.dispose();
+    this.stuck.stop();
+    await settlesWithin(this.closeCursor(), left());
+    if (this.base !== 'failed') this.setBase('closed');
+  }
+
   private async supervise(): Promise<void> {
     const signal = this.stopping.signal;
-    for (let attempt = 1; !signal.aborted && this.state !== 'failed'; attempt++) {
-      let startAt: StartAt = null;
+    this.stuck.start();
+    for (let attempt = 1; !signal.aborted && this.base !== 'failed'; attempt++) {
       try {
         await this.loadPosition();
-        startAt = this.startAt();
-        await this.consume(this.openCursor(startAt), startAt, signal, () => (attempt = 0));
+        const startAt = this.startAt();
+        const end = await readChanges({
+          cursor: this.openCursor(startAt),
+          fromStoredPosition: startAt !== null,
+          checkpointer: this.deps.checkpointer,
+          scheduler: this.scheduler,
+          handlersReady: this.deps.handlersReady ?? Promise.resolve(),
+          signal,
+          onOpen: () => {
+            attempt = 0;
+            this.invalidatedAt = null;
+            this.setBase('open');
+            this.logger.log(messages.streamOpened(this.key, startAt === null ? 'now' : 'stored'));
+          },
+        });
+        if (end.kind === 'invalidated') {
+          // The server closed this cursor; reopen after the invalidate (resuming after it is refused).
+          await this.scheduler.drain();
+          this.logger.warn(messages.invalidated(this.key));
+          this.invalidatedAt = end.token;
+          this.lastInvalidatedAt = new Date();
+          attempt = 0;
+        } else if (end.kind === 'failed') {
+          await this.scheduler.drain();
+          this.fail(this.lastError ?? 'a handler failed');
+        }
       } catch (error) {
         if (signal.aborted) break;
-        const lost = error instanceof InvalidStoredTokenError || (startAt !== null && isHistoryLost(error));
-        if (lost) {
-          if ((await this.onHistoryLost(error, startAt)) === 'fail') return;
-          attempt = 0;
-          continue;
-        }
-        const delay = backoffDelay(attempt, this.deps.options.reconnect.initialDelayMs, this.deps.options.reconnect.maxDelayMs);
-        this.setState('reconnecting', errorText(error));
-        this.logger.warn(messages.streamReconnecting(this.key, attempt, delay, errorText(error)));
-        await sleep(delay, signal);
+        await this.recover(error, attempt, signal);
       } finally {
         await this.closeCursor();
       }
     }
+    await this.scheduler.drain();
+  }
+
+  /** After a broken stream: a verdict on the position (only at open), or a reopen with backoff. */
+  private async recover(error: unknown, attempt: number, signal: AbortSignal): Promise<void> {
+    // Events still in flight would be read again by the reopened stream: let them finish first.
+    await this.scheduler.drain();
+    const atOpen = error instanceof StreamOpenError ? error.cause : undefined;
+    if (error instanceof InvalidStoredTokenError || (atOpen !== undefined && this.startAt() !== null && isHistoryLost(atOpen))) {
+      await this.onHistoryLost(atOpen ?? error);
+      return;
+    }
+    const { initialDelayMs, maxDelayMs } = this.deps.options.reconnect;
+    const delay = backoffDelay(attempt, initialDelayMs, maxDelayMs);
+    const cause = atOpen ?? error;
+    if (error instanceof PositionLoadError) {
+      // The store's unavailability is reported once, at startup or by the client; here only the state says it.
+      this.setBase('reconnecting', messages.waitingForStore(errorText(cause)));
+      this.logger.debug(messages.waitingForStore(errorText(cause)));
+    } else {
+      this.setBase('reconnecting', errorText(cause));
+      this.logger.warn(messages.streamReconnecting(this.key, attempt, delay, errorText(cause)));
+    }
+    await sleep(delay, signal);
   }
 
   private async loadPosition(): Promise<void> {
     if (this.positionLoaded) return;
-    await this.deps.checkpointer.load();
+    try {
+      await this.deps.checkpointer.load();
+    } catch (error) {
+      if (error instanceof InvalidStoredTokenError) throw error;
+      throw new PositionLoadError(errorText(error));
+    }
     this.positionLoaded = true;
   }
 
   private startAt(): StartAt {
     if (this.invalidatedAt) return { startAfter: this.invalidatedAt };
-    const position = this.deps.checkpointer.position;
-    return position ? { resumeAfter: position } : null;
+    return startAtOf(this.deps.checkpointer.position);
   }
 
-  /** Reads until stopped or a handler fails for good (returns), or the stream breaks (throws). */
-  private async consume(cursor: ChangeCursor, startAt: StartAt, signal: AbortSignal, onOpen: () => void): Promise<void> {
-    const { checkpointer } = this.deps;
-    // The first read runs the aggregate: once it returns, the stream is established.
-    let change = await cursor.tryNext();
-    this.invalidatedAt = null;
-    if (startAt === null && change === null && cursor.resumeToken) {
-      // Store the start position at once, so a crash before the first event cannot skip writes.
-      checkpointer.advanceIdle(cursor.resumeToken);
-      await checkpointer.flush();
-    }
-    this.setState(checkpointer.failing ? 'degraded' : 'open');
-    onOpen();
-    this.logger.log(messages.streamOpened(this.key, startAt ? 'stored' : 'now'));
-    while (!signal.aborted) {
-      if (change === null) {
-        if (cursor.closed) throw new StreamClosedError(messages.streamClosedByServer(this.key));
-        // Nothing in flight: the post-batch token keeps a quiet collection's position fresh.
-        if (cursor.resumeToken) checkpointer.advanceIdle(cursor.resumeToken);
-      } else {
-        const outcome = await this.dispatcher.dispatch(change, signal);
-        if (!outcome.ok) {
-          if ('error' in outcome) this.fail(outcome.error.message);
-          return;
-        }
-        this.eventsHandled++;
-        this.lastEventAt = new Date();
-        if (change.operationType === 'invalidate') {
-          // Not acknowledged: resuming after an invalidate is refused; a restart replays drop + invalidate.
-          this.logger.warn(messages.invalidated(this.key));
-          this.invalidatedAt = change._id;
-          this.lastInvalidatedAt = new Date();
-          return; // the server closed this cursor; the supervisor reopens with `startAfter`
-        }
-        checkpointer.ack(change._id);
-      }
-      if (signal.aborted) return;
-      if (checkpointer.unsavedCount >= this.deps.options.checkpoint.maxUnsavedEvents && !(await this.waitForCheckpointRoom(signal))) return;
-      change = await cursor.tryNext();
-    }
-  }
-
-  /** Called once the run-ahead bound is reached: waits for a save, so memory stays bounded while saves fail. */
-  private async waitForCheckpointRoom(signal: AbortSignal): Promise<boolean> {
-    const { checkpointer, options } = this.deps;
-    this.logger.warn(messages.readingPaused(this.key, checkpointer.unsavedCount));
-    for (let attempt = 1; checkpointer.unsavedCount >= options.checkpoint.maxUnsavedEvents; attempt++) {
-      if (await checkpointer.flush()) break;
-      if (!(await sleep(backoffDelay(attempt, options.checkpoint.intervalMs, 30_000), signal))) return false;
-    }
-    return !signal.aborted;
-  }
-
-  private async onHistoryLost(error: unknown, startAt: StartAt): Promise<HistoryLostAction> {
+  private async onHistoryLost(error: unknown): Promise<void> {
     const { plan, database, options, checkpointer } = this.deps;
     const reason = error instanceof InvalidStoredTokenError ? error.message : messages.historyLost(this.key, errorText(error));
-    const position = startAt ? ('resumeAfter' in startAt ? startAt.resumeAfter : startAt.startAfter) : null;
+    const position = error instanceof InvalidStoredTokenError ? null : this.invalidatedAt ? { token: this.invalidatedAt } : checkpointer.position;
     const lost: HistoryLost = { key: this.key, connectionName: plan.connectionName, database, collection: plan.collection, reason, position };
     let action: HistoryLostAction;
     try {
@@ -225,15 +257,14 @@ export class CollectionStream {
       action = 'fail';
     }
     this.deps.emit({ type: 'history-lost', action, ...lost });
-    if (action === 'restart-from-now') {
-      this.logger.error(messages.historyLostRestart(this.key, errorText(error)));
-      checkpointer.restore(null);
-      this.invalidatedAt = null;
-      this.positionLoaded = true;
-      return action;
+    if (action !== 'restart-from-now') {
+      this.fail(reason);
+      return;
     }
-    this.fail(reason);
-    return 'fail';
+    this.logger.error(messages.historyLostRestart(this.key, errorText(error)));
+    checkpointer.restore(null);
+    this.invalidatedAt = null;
+    this.positionLoaded = true;
   }
 
   private openCursor(startAt: StartAt): ChangeCursor {
@@ -257,16 +288,34 @@ export class CollectionStream {
   }
 
   private fail(reason: string): void {
-    this.setState('failed', reason);
+    this.setBase('failed', reason);
     this.logger.error(`Stream ${this.key} failed: ${reason}`);
   }
 
-  private setState(state: ChangeStreamState, reason: string | null = null): void {
-    const previous = this.state;
-    this.state = state;
-    if (state === 'open') this.lastError = null;
+  private degrade(cause: 'store' | 'handler', reason: string | null): void {
+    const before = this.state;
+    if (reason === null) this.degradedBy.delete(cause);
+    else this.degradedBy.set(cause, reason);
+    this.announce(before, reason ?? [...this.degradedBy.values()][0] ?? null);
+  }
+
+  private setBase(state: Exclude<ChangeStreamState, 'degraded'>, reason: string | null = null): void {
+    const before = this.state;
+    this.base = state;
+    if (state === 'open' && this.degradedBy.size === 0) this.lastError = null;
     else if (reason) this.lastError = reason;
-    if (previous !== state) this.deps.emit({ type: 'state', key: this.key, state, previous, reason });
+    this.announce(before, reason);
     if (state !== 'starting' && state !== 'reconnecting') this.settleWaiters.splice(0).forEach((resolve) => resolve());
   }
+
+  private announce(previous: ChangeStreamState, reason: string | null): void {
+    const state = this.state;
+    if (state === 'degraded' && reason) this.lastError = reason;
+    if (previous !== state) this.deps.emit({ type: 'state', key: this.key, state, previous, reason });
+  }
+}
+
+function startAtOf(position: StreamPosition | null): StartAt {
+  if (position === null) return null;
+  return 'token' in position ? { resumeAfter: position.token } : { startAtOperationTime: position.operationTime };
 }

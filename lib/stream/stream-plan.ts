@@ -7,11 +7,26 @@ import type { ChangeHandler } from './change-handler.js';
 export interface StreamPlan {
   connectionName: string;
   collection: string;
-  /** Server-side pipeline: the union of operation types (when all handlers restrict them), then the shared `$match` stages. */
+  /**
+   * Server-side pipeline: the union of operation types (when all handlers restrict them), then
+   * the shared `$match` stages; lifecycle events always pass both (see `LIFECYCLE_EVENTS`).
+   */
   pipeline: object[];
+  /** Handlers declared a `pipeline`. */
+  hasUserPipeline: boolean;
   fullDocument?: OnChangeOptions['fullDocument'];
   fullDocumentBeforeChange?: OnChangeOptions['fullDocumentBeforeChange'];
   handlers: ChangeHandler[];
+}
+
+/**
+ * Events that end or reshape the stream. A filter must never hide them: after an unseen drop the
+ * stream would keep resuming from a pre-drop token and never notice the invalidate.
+ */
+export const LIFECYCLE_EVENTS: readonly string[] = ['drop', 'rename', 'dropDatabase', 'invalidate'];
+
+export function isLifecycleEvent(operationType: string): boolean {
+  return LIFECYCLE_EVENTS.includes(operationType);
 }
 
 const FULL_DOCUMENT = ['default', 'updateLookup', 'whenAvailable', 'required'];
@@ -36,15 +51,23 @@ function planOne(handlers: ChangeHandler[]): StreamPlan {
   const [first] = handlers;
   const pipeline = agree(handlers, 'pipeline', (h) => h.options.pipeline ?? [], true) ?? [];
   const restrictsAll = handlers.every((h) => h.options.operationTypes !== undefined);
-  const operationTypes = [...new Set(handlers.flatMap((h) => h.options.operationTypes ?? []))];
+  const operationTypes = [...new Set([...handlers.flatMap((h) => h.options.operationTypes ?? []), ...LIFECYCLE_EVENTS])];
   return {
     connectionName: first.connectionName,
     collection: first.collection,
-    pipeline: [...(restrictsAll ? [{ $match: { operationType: { $in: operationTypes } } }] : []), ...pipeline],
+    pipeline: [...(restrictsAll ? [{ $match: { operationType: { $in: operationTypes } } }] : []), ...userStages(pipeline)],
+    hasUserPipeline: pipeline.length > 0,
     fullDocument: agree(handlers, 'fullDocument', (h) => h.options.fullDocument, false),
     fullDocumentBeforeChange: agree(handlers, 'fullDocumentBeforeChange', (h) => h.options.fullDocumentBeforeChange, false),
     handlers,
   };
+}
+
+/** The user's `$match` stages as one stage that lifecycle events always pass. */
+function userStages(pipeline: MatchStage[]): object[] {
+  if (pipeline.length === 0) return [];
+  const match = pipeline.length === 1 ? pipeline[0].$match : { $and: pipeline.map((stage) => stage.$match) };
+  return [{ $match: { $or: [match, { operationType: { $in: LIFECYCLE_EVENTS } }] } }];
 }
 
 /** The one value all handlers agree on; with `everyone` false, handlers that leave it unset do not count. */

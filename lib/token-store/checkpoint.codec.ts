@@ -1,21 +1,21 @@
 import mongoose from 'mongoose';
 import { CHECKPOINT_FORMAT_VERSION } from '../change-stream.constants.js';
 import { InvalidStoredTokenError } from '../change-stream.errors.js';
-import type { ResumeToken } from '../interfaces/resume-token-store.interface.js';
+import type { ResumeToken, StreamPosition } from '../interfaces/resume-token-store.interface.js';
 
 // The driver's own BSON copy, so tokens holding BSON types round-trip exactly.
-const { EJSON } = mongoose.mongo.BSON;
+const { EJSON, Timestamp } = mongoose.mongo.BSON;
 
 /**
- * The stored value: canonical EJSON of `{ v, token, savedAt }`. The envelope leaves room
- * for more fields (a lease fence, say) without breaking what is already stored.
+ * The stored value: canonical EJSON of `{ v, token | operationTime, savedAt }`. New fields
+ * (a lease fence, say) can be added without breaking what is already stored.
  */
-export function encodeCheckpoint(token: ResumeToken, savedAt = new Date()): string {
-  return EJSON.stringify({ v: CHECKPOINT_FORMAT_VERSION, token, savedAt: savedAt.toISOString() }, { relaxed: false });
+export function encodeCheckpoint(position: StreamPosition, savedAt = new Date()): string {
+  return EJSON.stringify({ v: CHECKPOINT_FORMAT_VERSION, ...position, savedAt: savedAt.toISOString() }, { relaxed: false });
 }
 
-/** Reads what `encodeCheckpoint` wrote; also accepts a bare token (`{"_data": …}`) stored by hand. */
-export function decodeCheckpoint(key: string, raw: string): ResumeToken {
+/** Reads what `encodeCheckpoint` wrote (this version or 0.1's); also accepts a bare token (`{"_data": …}`) stored by hand. */
+export function decodeCheckpoint(key: string, raw: string): StreamPosition {
   let parsed: unknown;
   try {
     parsed = EJSON.parse(raw);
@@ -23,11 +23,15 @@ export function decodeCheckpoint(key: string, raw: string): ResumeToken {
     throw new InvalidStoredTokenError(key, raw, `not EJSON: ${(error as Error).message}`);
   }
   if (!isObject(parsed)) throw new InvalidStoredTokenError(key, raw, 'not an object');
-  if ('_data' in parsed) return checkToken(key, raw, parsed);
-  if (parsed.v !== CHECKPOINT_FORMAT_VERSION) {
+  if ('_data' in parsed) return { token: checkToken(key, raw, parsed) };
+  if (parsed.v !== 1 && parsed.v !== CHECKPOINT_FORMAT_VERSION) {
     throw new InvalidStoredTokenError(key, raw, `unknown format version ${JSON.stringify(parsed.v)}`);
   }
-  return checkToken(key, raw, parsed.token);
+  if (parsed.token === undefined && parsed.operationTime !== undefined) {
+    if (!(parsed.operationTime instanceof Timestamp)) throw new InvalidStoredTokenError(key, raw, '"operationTime" is not a BSON timestamp');
+    return { operationTime: parsed.operationTime };
+  }
+  return { token: checkToken(key, raw, parsed.token) };
 }
 
 function checkToken(key: string, raw: string, token: unknown): ResumeToken {
@@ -37,6 +41,6 @@ function checkToken(key: string, raw: string, token: unknown): ResumeToken {
   return token;
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
+function isObject(value: unknown): value is Record<string, any> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -54,8 +54,8 @@ describe('delivery to @OnChange handlers (real MongoDB and Redis)', () => {
   it('opens one stream per collection and names its handlers', () => {
     const statuses = app.get(ChangeStreamRegistry).getStatuses();
     expect(statuses.map((s) => [s.collection, s.state, s.handlers, s.key])).toEqual([
-      ['orders', 'open', ['OrderListener.onAnyOrder', 'OrderListener.onDeletedOrder'], `change-stream:${consumer}:${dbName}:orders`],
-      ['customers', 'open', ['CustomerListener.onVip'], `change-stream:${consumer}:${dbName}:customers`],
+      ['orders', 'open', ['OrderListener.onAnyOrder', 'OrderListener.onDeletedOrder'], `change-stream:{${consumer}:${dbName}:orders}`],
+      ['customers', 'open', ['CustomerListener.onVip'], `change-stream:{${consumer}:${dbName}:customers}`],
     ]);
   });
 
@@ -89,7 +89,8 @@ describe('delivery to @OnChange handlers (real MongoDB and Redis)', () => {
     listener.contexts.length = 0;
     await probe.collection('orders').insertOne({ _id: 'o3' as never });
     await eventually('context recorded', () => listener.contexts.length >= 1);
-    expect(listener.contexts[0]).toEqual({
+    const { signal, ...context } = listener.contexts[0];
+    expect(context).toEqual({
       consumer,
       connectionName: 'default',
       database: dbName,
@@ -97,6 +98,8 @@ describe('delivery to @OnChange handlers (real MongoDB and Redis)', () => {
       handler: 'OrderListener.onAnyOrder',
       attempt: 1,
     });
+    expect(signal).toBeInstanceOf(AbortSignal);
+    expect(signal.aborted).toBe(false);
   });
 
   it('applies the $match pipeline on the server: only VIP inserts reach the handler', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { backoffDelay, sleep } from '../../lib/stream/backoff.js';
+import { backoffDelay, sleep } from '../../lib/common/backoff.js';
 
 describe('backoffDelay', () => {
   it('doubles per attempt up to the cap, with jitter between half and all of it', () => {

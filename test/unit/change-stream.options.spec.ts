@@ -20,6 +20,8 @@ describe('resolveOptions', () => {
       shutdownTimeoutMs: 10000,
       startupTimeoutMs: 10000,
       maxAwaitTimeMS: 1000,
+      handlerTimeoutMs: 60000,
+      onHandlerTimeout: 'warn',
       batchSize: undefined,
     });
   });
@@ -35,6 +37,10 @@ describe('resolveOptions', () => {
     ['negative retries', { consumer: 'c', handlerRetry: { retries: -1 } }, /"handlerRetry.retries" is -1/],
     ['a max delay below the initial one', { consumer: 'c', reconnect: { initialDelayMs: 100, maxDelayMs: 10 } }, /"reconnect.maxDelayMs" is 10; expected an integer >= 100/],
     ['an empty key prefix', { consumer: 'c', keyPrefix: '' }, /"keyPrefix" is ""/],
+    ['a key prefix with a brace', { consumer: 'c', keyPrefix: 'a{b' }, /"keyPrefix" is "a\{b"; expected a non-empty string without "\{" or "\}"/],
+    ['a consumer with a brace', { consumer: 'a}b' }, /"consumer" is "a\}b"/],
+    ['an unknown handler timeout action', { consumer: 'c', onHandlerTimeout: 'kill' }, /"onHandlerTimeout" is "kill"; expected "warn" or "abort"/],
+    ['a negative handler timeout', { consumer: 'c', handlerTimeoutMs: -1 }, /"handlerTimeoutMs" is -1/],
     ['an unknown failure policy', { consumer: 'c', onHandlerFailure: 'skip' }, /"onHandlerFailure" is "skip"; expected "stop", "dead-letter" or a function/],
     ['an unknown history policy', { consumer: 'c', onHistoryLost: 'ignore' }, /"onHistoryLost" is "ignore"; expected "fail", "restart-from-now" or a function/],
   ])('rejects %s', (_case, options, message) => {

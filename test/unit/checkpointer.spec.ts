@@ -1,24 +1,31 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import { Checkpointer } from '../../lib/checkpoint/checkpointer.js';
-import type { ResumeToken, ResumeTokenStore } from '../../lib/index.js';
+import type { ResumeTokenStore, StreamPosition } from '../../lib/index.js';
+import { eventually } from '../fixtures/test-env.js';
+
+Logger.overrideLogger(false);
 
 /** Records every save; can be made to fail or to hang until released. */
 class RecordingStore implements ResumeTokenStore {
-  saves: unknown[] = [];
+  saves: StreamPosition[] = [];
   failing = false;
   gate: Promise<void> | undefined;
-  async load(): Promise<ResumeToken | null> {
+  async load(): Promise<StreamPosition | null> {
     return null;
   }
-  async save(_key: string, token: ResumeToken): Promise<void> {
+  async save(_key: string, position: StreamPosition): Promise<void> {
     await this.gate;
     if (this.failing) throw new Error('store down');
-    this.saves.push(token);
+    this.saves.push(position);
   }
 }
 
 const token = (n: number) => ({ _data: `t${n}` });
-const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const at = (n: number): StreamPosition => ({ token: token(n) });
+const settings = (maxEvents: number, intervalMs: number) => ({ maxEvents, intervalMs, maxUnsavedEvents: 10_000 });
+/** Lets pending saves (microtasks and one macrotask) complete. */
+const settle = () => new Promise((r) => setTimeout(r, 0));
 let checkpointer: Checkpointer | undefined;
 
 afterEach(() => checkpointer?.dispose());
@@ -26,86 +33,123 @@ afterEach(() => checkpointer?.dispose());
 describe('Checkpointer', () => {
   it('saves once maxEvents acknowledgements have accumulated, with the newest token', async () => {
     const store = new RecordingStore();
-    checkpointer = new Checkpointer(store, 'k', { maxEvents: 3, intervalMs: 60_000 });
-    checkpointer.ack(token(1));
-    checkpointer.ack(token(2));
-    await wait(20);
+    checkpointer = new Checkpointer(store, 'k', settings(3, 60_000));
+    checkpointer.ack(token(1), 1);
+    checkpointer.ack(token(2), 2);
+    await settle();
     expect(store.saves).toEqual([]);
-    checkpointer.ack(token(3));
-    await wait(20);
-    expect(store.saves).toEqual([token(3)]);
+    checkpointer.ack(token(3), 3);
+    await settle();
+    expect(store.saves).toEqual([at(3)]);
     expect(checkpointer.unsavedCount).toBe(0);
   });
 
-  it('saves after intervalMs when fewer events arrived', async () => {
+  it('saves after intervalMs when fewer events arrived, and not before', async () => {
     const store = new RecordingStore();
-    checkpointer = new Checkpointer(store, 'k', { maxEvents: 100, intervalMs: 50 });
-    checkpointer.ack(token(1));
-    checkpointer.ack(token(2));
-    await wait(10);
-    expect(store.saves).toEqual([]);
-    await wait(150);
-    expect(store.saves).toEqual([token(2)]);
+    checkpointer = new Checkpointer(store, 'k', settings(100, 50));
+    const start = Date.now();
+    checkpointer.ack(token(1), 1);
+    checkpointer.ack(token(2), 2);
+    await eventually('saved', () => store.saves.length === 1);
+    expect(Date.now() - start).toBeGreaterThanOrEqual(45);
+    expect(store.saves).toEqual([at(2)]);
   });
 
   it('flush saves only what is unsaved, and nothing twice', async () => {
     const store = new RecordingStore();
-    checkpointer = new Checkpointer(store, 'k', { maxEvents: 100, intervalMs: 60_000 });
+    checkpointer = new Checkpointer(store, 'k', settings(100, 60_000));
     await checkpointer.flush();
     expect(store.saves).toEqual([]);
-    checkpointer.ack(token(1));
+    checkpointer.ack(token(1), 1);
     await checkpointer.flush();
     await checkpointer.flush();
-    expect(store.saves).toEqual([token(1)]);
+    expect(store.saves).toEqual([at(1)]);
   });
 
   it('a flush requested during a save waits for and includes later acknowledgements', async () => {
     const store = new RecordingStore();
     let release!: () => void;
     store.gate = new Promise((r) => (release = r));
-    checkpointer = new Checkpointer(store, 'k', { maxEvents: 100, intervalMs: 60_000 });
-    checkpointer.ack(token(1));
+    checkpointer = new Checkpointer(store, 'k', settings(100, 60_000));
+    checkpointer.ack(token(1), 1);
     const first = checkpointer.flush();
-    checkpointer.ack(token(2));
+    checkpointer.ack(token(2), 2);
     const second = checkpointer.flush();
     release();
     await Promise.all([first, second]);
-    expect(store.saves).toEqual([token(1), token(2)]);
+    expect(store.saves).toEqual([at(1), at(2)]);
   });
 
   it('keeps the position after a failed save and stores it once the store is back', async () => {
     const store = new RecordingStore();
     store.failing = true;
-    checkpointer = new Checkpointer(store, 'k', { maxEvents: 1, intervalMs: 20 });
-    checkpointer.ack(token(1));
-    await wait(10);
-    expect(store.saves).toEqual([]);
+    checkpointer = new Checkpointer(store, 'k', settings(1, 20));
+    const trouble: Array<string | null> = [];
+    checkpointer.onSaveTrouble = (error) => trouble.push(error);
+    checkpointer.ack(token(1), 1);
+    await eventually('the save failed', () => checkpointer!.failing);
     expect(checkpointer.unsavedCount).toBe(1);
-    expect(checkpointer.position).toEqual(token(1));
+    expect(checkpointer.position).toEqual(at(1));
     store.failing = false;
-    await wait(200);
-    expect(store.saves).toEqual([token(1)]);
+    await eventually('saved after the backoff', () => store.saves.length === 1, 5000);
+    expect(store.saves).toEqual([at(1)]);
     expect(checkpointer.unsavedCount).toBe(0);
+    expect(trouble).toEqual(['store down', null]);
   });
 
-  it('treats an idle token as a position to save, without an immediate write', async () => {
+  it('treats every new idle token as a position to save, without an immediate write', async () => {
     const store = new RecordingStore();
-    checkpointer = new Checkpointer(store, 'k', { maxEvents: 1, intervalMs: 30 });
-    checkpointer.restore(token(1));
-    checkpointer.advanceIdle(token(1));
-    expect(checkpointer.unsavedCount).toBe(0);
-    checkpointer.advanceIdle(token(2));
+    checkpointer = new Checkpointer(store, 'k', settings(1, 30));
+    checkpointer.restore(at(1));
+    checkpointer.advanceIdle(at(1));
+    await checkpointer.flush();
     expect(store.saves).toEqual([]);
-    await wait(100);
-    expect(store.saves).toEqual([token(2)]);
+    checkpointer.advanceIdle(at(2));
+    expect(store.saves).toEqual([]);
+    await eventually('p2 saved', () => store.saves.length === 1);
+    checkpointer.advanceIdle(at(3));
+    checkpointer.advanceIdle(at(4));
+    await eventually('p4 saved', () => store.saves.length === 2);
+    expect(store.saves).toEqual([at(2), at(4)]);
+  });
+
+  it('waitForRoom lets at most 2 × maxEvents events past the stored position, and opens once a save lands', async () => {
+    const store = new RecordingStore();
+    let release!: () => void;
+    store.gate = new Promise((r) => (release = r));
+    checkpointer = new Checkpointer(store, 'k', settings(2, 60_000));
+    const signal = new AbortController().signal;
+    for (let seq = 1; seq <= 4; seq++) {
+      expect(await checkpointer.waitForRoom(seq - 1, signal)).toBe(true);
+      checkpointer.ack(token(seq), seq);
+    }
+    let fifthMayGo = false;
+    const fifth = checkpointer.waitForRoom(4, signal).then((ok) => (fifthMayGo = ok));
+    await settle();
+    expect(fifthMayGo).toBe(false); // 4 dispatched, none stored: the bound holds it
+    release();
+    await fifth;
+    expect(fifthMayGo).toBe(true);
+    expect(store.saves[0]).toEqual(at(2));
+  });
+
+  it('persistStart retries until the start position is stored', async () => {
+    const store = new RecordingStore();
+    store.failing = true;
+    checkpointer = new Checkpointer(store, 'k', settings(100, 10));
+    const stored = checkpointer.persistStart({ token: token(0) }, new AbortController().signal);
+    await eventually('a save failed', () => checkpointer!.failing);
+    store.failing = false;
+    expect(await stored).toBe(true);
+    expect(store.saves).toEqual([at(0)]);
   });
 
   it('ignores acknowledgements after dispose (a handler that outlived shutdown)', async () => {
     const store = new RecordingStore();
-    checkpointer = new Checkpointer(store, 'k', { maxEvents: 1, intervalMs: 10 });
+    checkpointer = new Checkpointer(store, 'k', settings(1, 10));
     checkpointer.dispose();
-    checkpointer.ack(token(1));
-    await wait(50);
+    checkpointer.ack(token(1), 1);
+    expect(await checkpointer.flush()).toBe(true);
     expect(store.saves).toEqual([]);
   });
 });

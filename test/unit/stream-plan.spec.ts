@@ -4,6 +4,8 @@ import type { OnChangeOptions } from '../../lib/index.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
 import { planStreams } from '../../lib/stream/stream-plan.js';
 
+const LIFECYCLE = ['drop', 'rename', 'dropDatabase', 'invalidate'];
+
 function handler(name: string, collection: string, options: OnChangeOptions = {}, connectionName = 'default'): ChangeHandler {
   return { name, collection, connectionName, options, invoke: () => undefined };
 }
@@ -28,15 +30,25 @@ describe('planStreams', () => {
       handler('A.a', 'orders', { operationTypes: ['insert'] }),
       handler('B.b', 'orders', { operationTypes: ['delete', 'insert'] }),
     ]);
-    expect(restricted.pipeline).toEqual([{ $match: { operationType: { $in: ['insert', 'delete'] } } }]);
+    expect(restricted.pipeline).toEqual([{ $match: { operationType: { $in: ['insert', 'delete', ...LIFECYCLE] } } }]);
     const [open] = planStreams([handler('A.a', 'orders', { operationTypes: ['insert'] }), handler('B.b', 'orders')]);
     expect(open.pipeline).toEqual([]);
   });
 
-  it('appends the shared $match pipeline after the operation type filter', () => {
+  it('appends the shared $match pipeline after the operation type filter; lifecycle events pass both', () => {
     const pipeline = [{ $match: { 'fullDocument.status': 'paid' } }];
     const [plan] = planStreams([handler('A.a', 'orders', { operationTypes: ['insert'], pipeline })]);
-    expect(plan.pipeline).toEqual([{ $match: { operationType: { $in: ['insert'] } } }, ...pipeline]);
+    expect(plan.pipeline).toEqual([
+      { $match: { operationType: { $in: ['insert', ...LIFECYCLE] } } },
+      { $match: { $or: [{ 'fullDocument.status': 'paid' }, { operationType: { $in: LIFECYCLE } }] } },
+    ]);
+    expect(plan.hasUserPipeline).toBe(true);
+  });
+
+  it('combines several $match stages into one that lifecycle events still pass', () => {
+    const pipeline = [{ $match: { a: 1 } }, { $match: { b: 2 } }];
+    const [plan] = planStreams([handler('A.a', 'orders', { pipeline })]);
+    expect(plan.pipeline).toEqual([{ $match: { $or: [{ $and: [{ a: 1 }, { b: 2 }] }, { operationType: { $in: LIFECYCLE } }] } }]);
   });
 
   it('lets handlers that leave fullDocument unset share the stream of one that sets it', () => {

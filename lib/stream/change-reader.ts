@@ -1,0 +1,111 @@
+import type { Checkpointer } from '../checkpoint/checkpointer.js';
+import type { ResumeToken } from '../interfaces/resume-token-store.interface.js';
+import type { ChangeCursor, ChangeEvent } from './change-cursor.js';
+import { documentKeyOf, type EventScheduler } from './event-scheduler.js';
+
+/** How a read of one cursor ended (a broken stream throws instead). */
+export type ReadEnd = { kind: 'stopped' } | { kind: 'failed' } | { kind: 'invalidated'; token: ResumeToken };
+
+/** The server refused to open the stream: the only moment an error can mean "this position is gone". */
+export class StreamOpenError extends Error {
+  constructor(override readonly cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
+/** The server closed the cursor without an error. */
+export class StreamClosedError extends Error {}
+
+export interface ReaderDeps {
+  cursor: ChangeCursor;
+  /** The stream was opened from a stored position (else it starts from now). */
+  fromStoredPosition: boolean;
+  checkpointer: Checkpointer;
+  scheduler: EventScheduler;
+  /** Resolves once every provider the handlers depend on finished `onApplicationBootstrap`. */
+  handlersReady: Promise<void>;
+  /** Stop reading (shutdown). */
+  signal: AbortSignal;
+  /** The server accepted the stream. */
+  onOpen(): void;
+}
+
+/**
+ * Reads one cursor until stopped, a handler fails for good, or an invalidate event arrives.
+ * Throws `StreamOpenError` if the open fails, any other error if the stream breaks later.
+ */
+export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
+  const { cursor, checkpointer, scheduler, signal } = deps;
+  let change = await open(deps);
+  if (change === undefined) return { kind: 'stopped' };
+  let ready = false;
+  while (!signal.aborted && !scheduler.failed) {
+    if (change === null) {
+      if (cursor.closed) throw new StreamClosedError();
+      // Nothing in flight: the post-batch token keeps a quiet collection's position fresh.
+      if (scheduler.events.length === 0 && cursor.resumeToken) checkpointer.advanceIdle({ token: cursor.resumeToken });
+    } else {
+      if (!ready && !(ready = await untilReady(deps))) break;
+      const ended = await dispatch(change, deps);
+      if (ended) return ended;
+    }
+    if (signal.aborted || scheduler.failed) break;
+    change = await cursor.tryNext();
+  }
+  return scheduler.failed ? { kind: 'failed' } : { kind: 'stopped' };
+}
+
+/**
+ * The first read runs the aggregate and a getMore. The start position is stored as soon as the
+ * aggregate answered, before any event is dispatched, so a crash cannot skip the first writes.
+ * Returns the first read's result, or undefined if stopped meanwhile.
+ */
+async function open(deps: ReaderDeps): Promise<ChangeEvent | null | undefined> {
+  const { cursor, checkpointer, signal } = deps;
+  const first = cursor.tryNext();
+  const settled = first.then(
+    () => undefined,
+    () => undefined,
+  );
+  await Promise.race([cursor.whenOpen(), settled]);
+  if (!cursor.isOpen) {
+    try {
+      await first;
+    } catch (error) {
+      throw new StreamOpenError(error);
+    }
+  }
+  if (!deps.fromStoredPosition && cursor.startPosition) {
+    if (!(await checkpointer.persistStart(cursor.startPosition, signal))) {
+      await settled;
+      return undefined;
+    }
+  }
+  deps.onOpen();
+  return first;
+}
+
+/** Hands one event to the scheduler once there is room; returns how reading ends, if it does. */
+async function dispatch(change: ChangeEvent, deps: ReaderDeps): Promise<ReadEnd | null> {
+  const { checkpointer, scheduler, signal } = deps;
+  if (!(await checkpointer.waitForRoom(scheduler.dispatchedSeq, signal))) return { kind: 'stopped' };
+  if (!(await scheduler.waitForSlot(signal))) return scheduler.failed ? { kind: 'failed' } : { kind: 'stopped' };
+  if (documentKeyOf(change) !== null) {
+    scheduler.submit(change);
+    return null;
+  }
+  // Lifecycle and DDL events run alone; an invalidate is handled but never a resume point.
+  const invalidate = change.operationType === 'invalidate';
+  const outcome = await scheduler.runAlone(change, !invalidate);
+  if (!outcome.ok) return scheduler.failed ? { kind: 'failed' } : { kind: 'stopped' };
+  return invalidate ? { kind: 'invalidated', token: change._id } : null;
+}
+
+async function untilReady({ handlersReady, signal }: ReaderDeps): Promise<boolean> {
+  if (signal.aborted) return false;
+  let onAbort!: () => void;
+  const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', (onAbort = () => resolve()), { once: true }));
+  await Promise.race([handlersReady, aborted]);
+  signal.removeEventListener('abort', onAbort);
+  return !signal.aborted;
+}

@@ -1,0 +1,126 @@
+import mongoose from 'mongoose';
+import { AckWindow } from '../checkpoint/ack-window.js';
+import type { Checkpointer } from '../checkpoint/checkpointer.js';
+import { Notifier } from '../common/notifier.js';
+import { HandlerFailedError } from '../change-stream.errors.js';
+import { errorText } from '../common/errors.js';
+import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeDispatcher, DispatchOutcome, EventInFlight } from './change-dispatcher.js';
+
+const { EJSON } = mongoose.mongo.BSON;
+
+export interface SchedulerDeps {
+  /** Events in flight at once (waiting for their document's previous event counts). */
+  concurrency: number;
+  dispatcher: ChangeDispatcher;
+  checkpointer: Checkpointer;
+  /** Shutdown began: failures are no longer retried or recorded. */
+  stopping: AbortSignal;
+  /** Every handler of this event succeeded (or its failure was recorded per policy). */
+  onHandled(change: ChangeEvent): void;
+  /** A handler failed for good under the `stop` policy: nothing more is dispatched. */
+  onFailed(error: HandlerFailedError): void;
+}
+
+/**
+ * Dispatches events with bounded concurrency: events of one document (`documentKey`) strictly
+ * in order, events without one (drop, rename, invalidate, DDL) alone; the position advances only
+ * over a contiguous prefix of handled events. After a failure or at shutdown nothing new starts,
+ * and nothing past the first unfinished event is acknowledged.
+ */
+export class EventScheduler {
+  private seq = 0;
+  private readonly window = new AckWindow();
+  private readonly inFlight = new Map<number, EventInFlight>();
+  private readonly tails = new Map<string, Promise<unknown>>();
+  private readonly changed = new Notifier();
+  private failure: HandlerFailedError | null = null;
+
+  constructor(private readonly deps: SchedulerDeps) {}
+
+  /** Events handed to handlers so far (the number of the newest). */
+  get dispatchedSeq(): number {
+    return this.seq;
+  }
+
+  get failed(): boolean {
+    return this.failure !== null;
+  }
+
+  /** Events submitted and not finished, oldest first. */
+  get events(): EventInFlight[] {
+    return [...this.inFlight.values()];
+  }
+
+  /** Resolves true once another event may start; false after a failure or at shutdown. */
+  async waitForSlot(signal: AbortSignal): Promise<boolean> {
+    while (this.inFlight.size >= this.deps.concurrency && !this.failure && !signal.aborted) {
+      await this.changed.next(signal);
+    }
+    return !this.failure && !signal.aborted;
+  }
+
+  /** Starts `change` once its document's previous event finished. Events without a document key must go through `runAlone`. */
+  submit(change: ChangeEvent): void {
+    const seq = ++this.seq;
+    const flight = this.track(seq, change);
+    const key = documentKeyOf(change)!;
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    const run = previous.then(() => this.execute(seq, flight, true));
+    this.tails.set(key, run);
+    void run.finally(() => {
+      if (this.tails.get(key) === run) this.tails.delete(key);
+    });
+  }
+
+  /** Waits until nothing is in flight, then handles `change` alone. `ack: false` for an event that is not a resume point (invalidate). */
+  async runAlone(change: ChangeEvent, ack: boolean): Promise<DispatchOutcome> {
+    await this.drain();
+    const seq = ++this.seq;
+    return this.execute(seq, this.track(seq, change), ack);
+  }
+
+  /** Resolves once nothing is in flight. */
+  async drain(): Promise<void> {
+    while (this.inFlight.size > 0) await this.changed.next();
+  }
+
+  private track(seq: number, change: ChangeEvent): EventInFlight {
+    const flight: EventInFlight = { change, startedAt: Date.now(), pending: new Set(), abort: new AbortController() };
+    this.inFlight.set(seq, flight);
+    return flight;
+  }
+
+  private async execute(seq: number, flight: EventInFlight, ack: boolean): Promise<DispatchOutcome> {
+    let outcome: DispatchOutcome = { ok: false, aborted: true };
+    try {
+      // After a failure, events queued behind it are not started (and so never acknowledged).
+      if (!this.failure) outcome = await this.deps.dispatcher.dispatch(flight, this.deps.stopping);
+    } catch (error) {
+      // The dispatcher records handler errors itself; anything else is a bug: stop rather than skip.
+      outcome = { ok: false, error: new HandlerFailedError(`Dispatching event ${JSON.stringify(flight.change._id)} failed: ${errorText(error)}`, error) };
+    } finally {
+      this.inFlight.delete(seq);
+      this.settle(seq, flight.change, outcome, ack);
+      this.changed.notify();
+    }
+    return outcome;
+  }
+
+  private settle(seq: number, change: ChangeEvent, outcome: DispatchOutcome, ack: boolean): void {
+    if (outcome.ok) {
+      this.deps.onHandled(change);
+      const advanced = this.window.complete(seq, ack ? change._id : null);
+      if (advanced) this.deps.checkpointer.ack(advanced.token, advanced.seq);
+    } else if ('error' in outcome && !this.failure) {
+      this.failure = outcome.error;
+      this.deps.onFailed(outcome.error);
+    }
+  }
+}
+
+/** Events of one document share a key; events without a document (lifecycle, DDL) have none. */
+export function documentKeyOf(change: ChangeEvent): string | null {
+  const key = (change as { documentKey?: unknown }).documentKey;
+  return key === undefined || key === null ? null : EJSON.stringify(key, { relaxed: false });
+}

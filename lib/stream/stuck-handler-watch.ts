@@ -1,0 +1,54 @@
+import { Logger } from '@nestjs/common';
+import { messages } from '../change-stream.messages.js';
+import type { EventInFlight } from './change-dispatcher.js';
+
+export interface StuckHandlerSettings {
+  /** 0 disables the watch. */
+  handlerTimeoutMs: number;
+  onHandlerTimeout: 'warn' | 'abort';
+}
+
+/**
+ * A handler that never settles would otherwise leave the stream `open` and healthy forever:
+ * past `handlerTimeoutMs` the stream shows `degraded` and the handler and event are logged
+ * (and, with `onHandlerTimeout: 'abort'`, its `context.signal` is aborted).
+ */
+export class StuckHandlerWatch {
+  private readonly logger = new Logger('ChangeStreamModule');
+  private readonly reported = new WeakSet<EventInFlight>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly key: string,
+    private readonly settings: StuckHandlerSettings,
+    private readonly inFlight: () => EventInFlight[],
+    /** Told the reason while a handler is stuck, null once none is. */
+    private readonly onChange: (reason: string | null) => void,
+  ) {}
+
+  start(): void {
+    const { handlerTimeoutMs } = this.settings;
+    if (handlerTimeoutMs <= 0 || this.timer) return;
+    this.timer = setInterval(() => this.check(), Math.max(10, Math.min(1000, Math.floor(handlerTimeoutMs / 4))));
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Public for tests: one look at the events in flight. */
+  check(now = Date.now()): void {
+    const stuck = this.inFlight().filter((event) => event.pending.size > 0 && now - event.startedAt >= this.settings.handlerTimeoutMs);
+    for (const event of stuck) {
+      if (this.reported.has(event)) continue;
+      this.reported.add(event);
+      const text = messages.handlerStuck([...event.pending], this.key, JSON.stringify(event.change._id), now - event.startedAt, this.settings.onHandlerTimeout);
+      this.logger.warn(text);
+      if (this.settings.onHandlerTimeout === 'abort') event.abort.abort(new Error(text));
+    }
+    const oldest = stuck[0];
+    this.onChange(oldest ? messages.handlerStuck([...oldest.pending], this.key, JSON.stringify(oldest.change._id), now - oldest.startedAt, this.settings.onHandlerTimeout) : null);
+  }
+}
