@@ -40,7 +40,7 @@ export function createStores(options: ResolvedChangeStreamOptions): ChangeStream
   return {
     tokens,
     deadLetters,
-    verify: (timeoutMs) => (redis ? verifyRedis(redis.client, redis.where, timeoutMs) : Promise.resolve()),
+    verify: (timeoutMs) => (redis ? verifyRedis(redis, timeoutMs) : Promise.resolve()),
     close: async (timeoutMs) => {
       if (!redis?.owned || redis.client.status === 'end') return;
       // quit waits for Redis; if it is down, drop the connection instead of holding shutdown.
@@ -54,18 +54,27 @@ function inMemoryTokens(): ResumeTokenStore {
   return new InMemoryResumeTokenStore();
 }
 
-function createRedis(options: ResolvedChangeStreamOptions): { client: RedisClient; where: string; owned: boolean } | undefined {
-  const { redis } = options;
-  if (redis === undefined || options.tokenStore !== undefined) return undefined;
-  if (isRedisClient(redis)) return { client: redis, where: describeRedis(redis), owned: false };
-  const client = typeof redis === 'string' ? new Redis(redis, CLIENT_DEFAULTS) : new Redis({ ...CLIENT_DEFAULTS, ...(redis as RedisOptions) });
-  const where = describeRedis(client);
-  reportOutages(client, where);
-  return { client, where, owned: true };
+interface RedisConnection {
+  client: RedisClient;
+  where: string;
+  owned: boolean;
+  /** The client's last connection error (clients the module created), to say why it does not answer. */
+  lastError(): string | undefined;
 }
 
+function createRedis(options: ResolvedChangeStreamOptions): RedisConnection | undefined {
+  const { redis } = options;
+  if (redis === undefined || options.tokenStore !== undefined) return undefined;
+  if (isRedisClient(redis)) return { client: redis, where: describeRedis(redis), owned: false, lastError: () => undefined };
+  const client = typeof redis === 'string' ? new Redis(redis, CLIENT_DEFAULTS) : new Redis({ ...CLIENT_DEFAULTS, ...(redis as RedisOptions) });
+  const where = describeRedis(client);
+  return { client, where, owned: true, lastError: followOutages(client, where) };
+}
+
+const AUTH_ERROR = /^(WRONGPASS|NOAUTH)|invalid password|invalid username-password/i;
+
 /** PING with a deadline: WRONGPASS / NOAUTH is a configuration error, anything else an outage the streams wait out. */
-async function verifyRedis(client: RedisClient, where: string, timeoutMs: number): Promise<void> {
+async function verifyRedis({ client, where, lastError }: RedisConnection, timeoutMs: number): Promise<void> {
   let failure: unknown;
   const answered = await settlesWithin(
     client.ping().catch((error: unknown) => (failure = error)),
@@ -73,10 +82,10 @@ async function verifyRedis(client: RedisClient, where: string, timeoutMs: number
   );
   if (answered && failure === undefined) return;
   const text = failure === undefined ? `no answer within ${timeoutMs} ms` : errorText(failure);
-  if (/^(WRONGPASS|NOAUTH)|invalid password|invalid username-password/i.test(text)) {
-    throw new ChangeStreamConfigError(messages.redisAuthFailed(where, text.split('.')[0]));
-  }
-  logger.warn(messages.storeUnreachable(where, text));
+  if (AUTH_ERROR.test(text)) throw new ChangeStreamConfigError(messages.redisAuthFailed(where, text.split('.')[0]));
+  // ioredis reports its own retry limit ("maxRetriesPerRequest"); the connection error says more.
+  const reason = (failure as Error | undefined)?.name === 'MaxRetriesPerRequestError' ? (lastError() ?? `not connected (${client.status})`) : text;
+  logger.warn(messages.storeUnreachable(where, reason));
 }
 
 /** Where a client points, for messages: never its password. */
@@ -96,12 +105,14 @@ function isRedisClient(value: unknown): value is RedisClient {
 
 /**
  * ioredis retries by itself and reports every attempt; log an outage once, and only after the
- * client had connected (an outage at startup is reported by `verify`).
+ * client had connected (an outage at startup is reported by `verify`). Returns the last error.
  */
-function reportOutages(client: Redis, where: string): void {
+function followOutages(client: Redis, where: string): () => string | undefined {
   let connected = false;
   let reported = false;
+  let last: string | undefined;
   client.on('error', (error: Error) => {
+    last = error.message;
     if (connected && !reported) logger.warn(`${where}: connection error (${error.message}); ioredis keeps retrying.`);
     reported = true;
   });
@@ -109,5 +120,7 @@ function reportOutages(client: Redis, where: string): void {
     if (connected && reported) logger.log(`${where}: connection restored.`);
     connected = true;
     reported = false;
+    last = undefined;
   });
+  return () => last;
 }

@@ -2,8 +2,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
+import mongoose from 'mongoose';
 import { ConsumerProcess } from '../fault/consumer-process.js';
-import { deliveryReport, handledIds } from '../fault/delivery-report.js';
+import { awaitDelivery, deliveryReport, handledIds, handledLines } from '../fault/delivery-report.js';
 import { ServerProbe } from '../fixtures/test-app.js';
 import { delay, eventually, testEnv, uniqueName } from '../fixtures/test-env.js';
 import { MongoJavaServer } from '../servers/mongo-java-server.js';
@@ -41,36 +42,38 @@ describe('fault injection (separate consumer process, real servers)', () => {
   };
   const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-  it('SIGKILL at 10 random moments during 5,000 writes: nothing lost, duplicates bounded by the checkpoint batch', async () => {
+  it('SIGKILL at 10 random moments while a 5,000-write backlog drains: nothing lost, duplicates within 2 × maxEvents per kill', async () => {
     const { consumer, probe, log, start, print, items } = await scenario('sigkill');
     let current = await start();
     // A first position must be stored before the first kill (a server without post-batch tokens has none before).
     await items.insertOne({ _id: 0 as never });
     await eventually('first position stored', async () => (await probe.storedToken(consumer, 'items')) !== null);
 
+    // As fast as the server takes them: the consumer is always behind, the worst case for the bound.
     const writing = (async () => {
-      for (let batch = 0; batch < 200; batch++) {
-        await items.insertMany(range(batch * 25 + 1, batch * 25 + 25).map((id) => ({ _id: id as never })));
-        await delay(40);
+      for (let batch = 0; batch < 50; batch++) {
+        await items.insertMany(range(batch * 100 + 1, batch * 100 + 100).map((id) => ({ _id: id as never })));
       }
     })();
     const kills = 10;
     for (let k = 0; k < kills; k++) {
-      await delay(200 + Math.random() * 800);
+      // Kill after a random amount of progress, so every kill lands mid-stream.
+      const target = handledLines(log).length + 50 + Math.floor(Math.random() * 400);
+      await eventually(`consumer progress before kill ${k + 1}`, () => handledLines(log).length >= target, 30_000);
       await current.kill();
       current = await start();
     }
     await writing;
     const written = range(0, 5000);
-    await eventually('every write handled', () => handledIds(log).size === written.length, 60_000);
+    await awaitDelivery(log, written);
     await current.stop();
-    const report = print(written, `, kills ${kills}`);
+    const report = print(written, `, kills ${kills}, bound ${kills * 2 * 100}`);
     expect(report.lost).toEqual([]);
-    // Each kill can replay at most one unsaved checkpoint batch (maxEvents 100).
-    expect(report.duplicated).toBeLessThanOrEqual(kills * 100);
+    // Each kill can deliver again at most the events past the stored position: 2 × maxEvents (100).
+    expect(report.duplicated).toBeLessThanOrEqual(kills * 2 * 100);
   });
 
-  it('Redis stopped for 5 s mid-stream: handling goes on, health goes degraded and back, the right position is stored', async () => {
+  it('Redis stopped for 5 s mid-stream: handling goes on, health goes degraded and back, the last handled position is stored', async () => {
     const redis = await LocalRedisServer.start();
     cleanups.push(() => redis.stop());
     const { consumer, probe, log, start, print, items } = await scenario('redis', { redisUrl: redis.url });
@@ -83,29 +86,32 @@ describe('fault injection (separate consumer process, real servers)', () => {
         await delay(20);
       }
     })();
-    await delay(1000);
+    await eventually('handling before the outage', () => handledIds(log).size >= 20, 10_000);
     await redis.stop();
-    await delay(5000);
-    const handledWhileDown = handledIds(log).size;
+    const handledBeforeOutage = handledIds(log).size;
+    await eventually('degraded while Redis is down', () => first.statuses.includes('degraded'), 10_000);
+    await delay(5000); // the outage itself
+    const handledWhileDown = handledIds(log).size - handledBeforeOutage;
     await redis.resume();
-    await delay(1500);
+    await eventually('back to open', () => first.statuses.at(-1) === 'open', 15_000);
     writing = false;
     await writer;
     const written = range(1, next - 1);
-    await eventually('every write handled', () => handledIds(log).size === written.length, 30_000);
-    await eventually('back to open', () => first.statuses.at(-1) === 'open', 15_000);
-    await first.stop();
-    const report = print(written, `, statuses ${first.statuses.join(' > ')}`);
+    await awaitDelivery(log, written);
+    await first.stop(); // graceful: the final position is the last handled event
+    const report = print(written, `, handled while down ${handledWhileDown}, statuses ${first.statuses.join(' > ')}`);
     expect(report.lost).toEqual([]);
     expect(handledWhileDown).toBeGreaterThan(50); // it kept handling with Redis down
-    expect(first.statuses).toEqual(expect.arrayContaining(['open', 'degraded']));
     expect(first.statuses.indexOf('degraded')).toBeGreaterThan(first.statuses.indexOf('open'));
-    // Redis came back empty (no persistence): the position of the last write was stored again.
-    expect(await probe.storedToken(consumer, 'items')).not.toBeNull();
+    // Redis came back empty (no persistence): the position of the last handled event was stored again.
+    const stored = mongoose.mongo.BSON.EJSON.stringify(await probe.storedToken(consumer, 'items'));
+    expect(stored).toBe(handledLines(log).at(-1)!.token);
+    // A restart replays nothing: the first event it handles is a write made after it started.
     const again = await start();
-    await delay(1000);
+    await items.insertOne({ _id: next as never });
+    await eventually('the write made after the restart', () => handledIds(log).has(next), 20_000);
     await again.stop();
-    expect(deliveryReport(log, written).handled).toBe(report.handled); // nothing replayed
+    expect(deliveryReport(log, [...written, next]).handled).toBe(report.handled + 1);
   });
 
   it('cursors killed by another client (killCursors): reopened, nothing lost', async () => {
@@ -118,7 +124,7 @@ describe('fault injection (separate consumer process, real servers)', () => {
       await delay(200);
     }
     const written = range(1, 500);
-    await eventually('every write handled', () => handledIds(log).size === written.length, 30_000);
+    await awaitDelivery(log, written);
     await current.stop();
     const report = print(written, `, cursors killed ${killed}`);
     expect(killed).toBeGreaterThan(0);

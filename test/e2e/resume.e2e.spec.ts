@@ -1,11 +1,12 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
 import type { mongo } from 'mongoose';
-import { OnChange } from '../../lib/index.js';
+import { ChangeStreamRegistry, checkpointKey, decodeCheckpoint, OnChange } from '../../lib/index.js';
 import { EventLog } from '../fixtures/event-log.js';
+import { KeyWrites } from '../fixtures/key-writes.js';
 import type { TestApp } from '../fixtures/test-app.js';
 import { TestScope } from '../fixtures/test-scope.js';
-import { delay, eventually, uniqueName } from '../fixtures/test-env.js';
+import { delay, eventually, testEnv, uniqueName } from '../fixtures/test-env.js';
 
 /** Handlers wait on this gate when it is closed, to hold an event in flight. */
 class Gate {
@@ -34,8 +35,11 @@ class ItemListener {
     await gate.pass();
     if (handlerDelayMs) await delay(handlerDelayMs);
     this.log.record('item:done', change);
+    doneAt.set(JSON.stringify(change._id), Date.now());
   }
 }
+/** When each event's handler finished, by token. */
+const doneAt = new Map<string, number>();
 
 const ids = (app: TestApp, handler = 'item:done') => app.events.of(handler).map((e) => e.documentId);
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
@@ -56,6 +60,7 @@ describe('resume tokens in Redis (real MongoDB and Redis)', () => {
     const consumer = uniqueName('svc');
     const app = await start(dbName, consumer);
     const probe = await probeFor(dbName);
+    const writes = scope.track(await KeyWrites.watch(testEnv().redisUrl, checkpointKey('change-stream', consumer, dbName, 'items')));
 
     await probe.collection('items').insertOne({ _id: 1 as never });
     await eventually('first event handled and stored', async () => (await probe.storedToken(consumer, 'items')) !== null);
@@ -64,16 +69,18 @@ describe('resume tokens in Redis (real MongoDB and Redis)', () => {
 
     gate.close();
     await probe.collection('items').insertOne({ _id: 2 as never });
-    await eventually('second event in flight', () => app.events.of('item').length === 2);
-    await delay(300); // several checkpoint intervals: nothing may be stored for an unfinished event
+    await eventually('second event in flight for several checkpoint intervals', () => (app.get(ChangeStreamRegistry).getStatus('items')?.inFlightForMs ?? 0) >= 250);
     expect(await probe.storedToken(consumer, 'items')).toEqual(first);
-
     gate.open();
-    const second = await (async () => {
-      await eventually('second event done', () => app.events.of('item:done').length === 2);
-      return app.events.of('item:done')[1].token;
-    })();
+    await eventually('second event done', () => app.events.of('item:done').length === 2);
+    const second = app.events.of('item:done')[1].token;
     await eventually('second token stored', async () => JSON.stringify(await probe.storedToken(consumer, 'items')) === JSON.stringify(second));
+
+    // The whole write history of the key: the second token was never written before its handler finished.
+    const tokenWrites = writes.writes.map((w) => ({ at: w.at, position: decodeCheckpoint('k', w.value) }));
+    const secondWrites = tokenWrites.filter((w) => 'token' in w.position && JSON.stringify(w.position.token) === JSON.stringify(second));
+    expect(secondWrites.length).toBeGreaterThan(0);
+    for (const write of secondWrites) expect(write.at).toBeGreaterThanOrEqual(doneAt.get(JSON.stringify(second))! - 5);
   });
 
   it('delivers exactly the writes made while the app was down, in order, to the next instance', async () => {
@@ -88,9 +95,9 @@ describe('resume tokens in Redis (real MongoDB and Redis)', () => {
     for (const id of range(1, 21)) await probe.collection('items').insertOne({ _id: id as never });
 
     const second = await start(dbName, consumer);
-    await eventually('20 missed events', () => ids(second).length >= 20);
-    await delay(300); // and nothing more arrives
-    expect(ids(second)).toEqual(range(1, 21));
+    await probe.collection('items').insertOne({ _id: 21 as never }); // written after the restart: must come last
+    await eventually('the post-restart write', () => ids(second).includes(21));
+    expect(ids(second)).toEqual(range(1, 22));
   });
 
   it('a graceful shutdown mid-stream drains and flushes, so the restart replays nothing already handled', async () => {
@@ -104,21 +111,23 @@ describe('resume tokens in Redis (real MongoDB and Redis)', () => {
     await eventually('warm-up handled', () => ids(first).length === 1);
     await scope.close(first); // flushes the warm-up position (the only checkpoint written so far)
     const second = await start(dbName, consumer, { maxEvents: 10_000, intervalMs: 60_000 });
-    expect(ids(second)).toEqual([]);
+    await probe.collection('items').insertOne({ _id: -1 as never }); // a marker: everything replayed would come before it
+    await eventually('marker handled', () => ids(second).includes(-1));
+    expect(ids(second)).toEqual([-1]);
 
     await probe.collection('items').insertMany(range(1, 201).map((id) => ({ _id: id as never })));
-    await eventually('some handled', () => ids(second).length >= 20);
+    await eventually('some handled', () => ids(second).length >= 21);
     await scope.close(second);
-    const handledBefore = ids(second);
+    const handledBefore = ids(second).slice(1);
     expect(handledBefore.length).toBeLessThan(200);
     expect(handledBefore).toEqual(range(1, 1 + handledBefore.length));
     // Every event the handler started was finished: shutdown waited for it.
-    expect(second.events.of('item').length).toBe(handledBefore.length);
+    expect(second.events.of('item').length).toBe(handledBefore.length + 1);
 
     handlerDelayMs = 0;
     const third = await start(dbName, consumer);
-    await eventually('the rest handled', () => ids(third).length >= 200 - handledBefore.length);
-    await delay(300);
-    expect(ids(third)).toEqual(range(1 + handledBefore.length, 201));
+    await probe.collection('items').insertOne({ _id: 201 as never });
+    await eventually('the rest handled, up to a write made after the restart', () => ids(third).includes(201));
+    expect(ids(third)).toEqual(range(1 + handledBefore.length, 202));
   });
 });

@@ -9,8 +9,13 @@ import {
   ChangeStreamModule,
   type ChangeStreamModuleOptions,
   ChangeStreamRegistry,
+  InMemoryDeadLetterStore,
   OnChange,
+  type ResumeTokenStore,
+  type StreamPosition,
 } from '../../lib/index.js';
+import { LocalRedisServer } from '../servers/redis-server.js';
+import { freePort } from '../servers/free-port.js';
 import { CapturingLogger } from '../fixtures/capturing-logger.js';
 import { EventLog } from '../fixtures/event-log.js';
 import { TestApp } from '../fixtures/test-app.js';
@@ -58,6 +63,39 @@ class RequestScopedListener {
   onNote() {}
 }
 
+@Injectable({ scope: Scope.REQUEST })
+class RequestContext {}
+
+@Injectable()
+class ContextAwareListener {
+  constructor(readonly context: RequestContext) {}
+  @OnChange('notes')
+  onNote() {}
+}
+
+@Injectable()
+class DeadLetteringListener {
+  @OnChange('notes', { onFailure: 'dead-letter' })
+  onNote() {}
+}
+
+@Injectable()
+class DefaultConnectionListener {
+  @OnChange('notes', { connectionName: 'default' })
+  onNote() {}
+}
+
+/** A durable position store of the app's own (here: a Map standing in for a database). */
+class AppTokenStore implements ResumeTokenStore {
+  private readonly values = new Map<string, StreamPosition>();
+  async load(key: string) {
+    return this.values.get(key) ?? null;
+  }
+  async save(key: string, position: StreamPosition) {
+    this.values.set(key, position);
+  }
+}
+
 describe('startup (real MongoDB and Redis)', () => {
   const scope = new TestScope();
   afterEach(() => scope.closeAll());
@@ -102,9 +140,84 @@ describe('startup (real MongoDB and Redis)', () => {
     const spec = { ...base(), providers: [NoteListener, RequestScopedListener] };
     const app = await scope.app(spec);
     expect(app.logger.messages('warn')).toContain(
-      'RequestScopedListener is request-scoped; its @OnChange handlers are skipped (a stream needs a single, long-lived instance).',
+      'RequestScopedListener is request-scoped (declared with scope: Scope.REQUEST); its @OnChange handlers are skipped ' +
+        '(a stream needs a single, long-lived instance). Move the handlers to a singleton provider, or inject the request-scoped dependency elsewhere.',
     );
     expect(app.get(ChangeStreamRegistry).getStatuses().map((s) => s.handlers)).toEqual([['NoteListener.onNote']]);
+  });
+
+  it('names the dependency that made a provider request-scoped', async () => {
+    const app = await scope.app({ ...base(), providers: [NoteListener, RequestContext, ContextAwareListener] });
+    expect(app.logger.messages('warn').find((m) => m.startsWith('ContextAwareListener'))).toContain(
+      'ContextAwareListener is request-scoped (it injects RequestContext, which is request-scoped)',
+    );
+  });
+
+  it('fails init when a handler may dead-letter into memory while positions are durable, saying what to set', async () => {
+    const { error } = await TestApp.startExpectingFailure({
+      ...base(),
+      providers: [DeadLetteringListener],
+      withoutRedis: true,
+      changeStreams: { tokenStore: new AppTokenStore() },
+    });
+    expect(error).toBeInstanceOf(ChangeStreamConfigError);
+    expect(error.message).toContain('DeadLetteringListener.onNote may dead-letter events, but dead letters would be kept in memory');
+    expect(error.message).toContain('Set "deadLetterStore"');
+  });
+
+  it('fails init when dead letters are durable but positions are kept in memory', async () => {
+    const durableLetters = Object.assign(new InMemoryDeadLetterStore(), { durable: true });
+    const { error } = await TestApp.startExpectingFailure({
+      ...base(),
+      providers: [NoteListener],
+      withoutRedis: true,
+      changeStreams: { onHandlerFailure: 'dead-letter', deadLetterStore: durableLetters },
+    });
+    expect(error).toBeInstanceOf(ChangeStreamConfigError);
+    expect(error.message).toContain('NoteListener.onNote may dead-letter events into a durable store while positions are kept in memory');
+  });
+
+  it('fails init on wrong Redis credentials, naming the host and never the password', async () => {
+    const server = await LocalRedisServer.start(['--requirepass', 'correct-horse']);
+    scope.track({ close: () => server.stop() });
+    const { error } = await TestApp.startExpectingFailure({
+      ...base(),
+      providers: [NoteListener],
+      changeStreams: { redis: `redis://:hunter2@127.0.0.1:${server.port}` },
+    });
+    expect(error).toBeInstanceOf(ChangeStreamConfigError);
+    expect(error.message).toBe(
+      `ChangeStreamModule: Redis at 127.0.0.1:${server.port} rejected the credentials (WRONGPASS invalid username-password pair or user is disabled). ` +
+        'Check the username and password in the "redis" option.',
+    );
+    expect(error.message).not.toContain('hunter2');
+  });
+
+  it('a Redis that does not answer at startup is logged once, with where, and the streams wait for it', async () => {
+    const port = await freePort();
+    const app = await scope.app({ ...base(), providers: [NoteListener], changeStreams: { redis: `redis://127.0.0.1:${port}`, startupTimeoutMs: 1500 } });
+    const warnings = app.logger.messages('warn');
+    expect(warnings.filter((m) => m.includes('Position store unreachable'))).toEqual([
+      `Position store unreachable: Redis at 127.0.0.1:${port} (connect ECONNREFUSED 127.0.0.1:${port}). Streams wait for it and start from their stored positions once it answers.`,
+    ]);
+    expect(warnings.some((m) => m.includes('maxRetriesPerRequest'))).toBe(false);
+    const status = app.get(ChangeStreamRegistry).getStatus('notes')!;
+    expect(status.state).toBe('reconnecting');
+    expect(status.lastError).toContain('waiting for the position store');
+  });
+
+  it('getStatus(collection) reads the module default connection, as documented', async () => {
+    const { mongoUri } = testEnv();
+    const app = await scope.app({
+      ...base(),
+      providers: [DefaultConnectionListener, NoteListener],
+      imports: [MongooseModule.forRoot(mongoUri, { dbName: uniqueName('secondary'), connectionName: 'secondary' })],
+      changeStreams: { connectionName: 'secondary' },
+    });
+    const registry = app.get(ChangeStreamRegistry);
+    expect(registry.getStatuses().map((s) => s.connectionName)).toEqual(['default', 'secondary']);
+    expect(registry.getStatus('notes')?.handlers).toEqual(['NoteListener.onNote']);
+    expect(registry.getStatus('notes', 'default')?.handlers).toEqual(['DefaultConnectionListener.onNote']);
   });
 
   it('discovers handlers on factory providers too', async () => {
@@ -171,6 +284,6 @@ describe('startup (real MongoDB and Redis)', () => {
       .compile();
     await module.init();
     scope.track(module);
-    expect(module.get(ChangeStreamRegistry).getStatuses()[0].key).toBe(`custom:${consumer}:${dbName}:notes`);
+    expect(module.get(ChangeStreamRegistry).getStatuses()[0].key).toBe(`custom:{${consumer}:${dbName}:notes}`);
   });
 });

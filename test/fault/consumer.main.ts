@@ -3,13 +3,14 @@ import { appendFileSync } from 'node:fs';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MongooseModule } from '@nestjs/mongoose';
-import type { mongo } from 'mongoose';
+import mongoose, { type mongo } from 'mongoose';
 import { ChangeStreamModule, ChangeStreamRegistry, OnChange } from '../../lib/index.js';
 
 /**
  * The consumer of the fault-injection suite, run as its own process so that a kill is a real
- * kill. It appends each handled document id to FAULT_LOG (synchronously, so a SIGKILL right
- * after a handler returns cannot lose the line) and prints `STATUS <state>` on every change.
+ * kill. It appends `<document id> <resume token as EJSON>` to FAULT_LOG for each handled event
+ * (synchronously, so a SIGKILL right after a handler returns cannot lose the line) and prints
+ * `STATUS <state>` on every change.
  */
 const env = (name: string) => {
   const value = process.env[name];
@@ -21,7 +22,7 @@ const env = (name: string) => {
 class ItemListener {
   @OnChange('items', { operationTypes: ['insert'] })
   onItem(change: mongo.ChangeStreamInsertDocument<{ _id: number }>) {
-    appendFileSync(env('FAULT_LOG'), `${change.fullDocument._id}\n`);
+    appendFileSync(env('FAULT_LOG'), `${change.fullDocument._id} ${mongoose.mongo.BSON.EJSON.stringify(change._id)}\n`);
   }
 }
 

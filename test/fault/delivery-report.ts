@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 
-/** How the handled-ids log of a fault scenario compares with what was written. */
+/** How the handled-events log of a fault scenario compares with what was written. */
 export interface DeliveryReport {
   written: number;
   handled: number;
@@ -8,9 +8,25 @@ export interface DeliveryReport {
   duplicated: number;
 }
 
+/** The log's lines, in order: `<document id> <resume token as EJSON>`. */
+export function handledLines(logPath: string): Array<{ id: number; token: string }> {
+  if (!existsSync(logPath)) return [];
+  return readFileSync(logPath, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const space = line.indexOf(' ');
+      return { id: Number(line.slice(0, space)), token: line.slice(space + 1) };
+    });
+}
+
+export function handledIds(logPath: string): Set<number> {
+  return new Set(handledLines(logPath).map((line) => line.id));
+}
+
 export function deliveryReport(logPath: string, writtenIds: number[]): DeliveryReport {
-  const lines = existsSync(logPath) ? readFileSync(logPath, 'utf8').split('\n').filter(Boolean).map(Number) : [];
-  const seen = new Set(lines);
+  const lines = handledLines(logPath);
+  const seen = new Set(lines.map((line) => line.id));
   return {
     written: writtenIds.length,
     handled: lines.length,
@@ -19,6 +35,22 @@ export function deliveryReport(logPath: string, writtenIds: number[]): DeliveryR
   };
 }
 
-export function handledIds(logPath: string): Set<number> {
-  return new Set(existsSync(logPath) ? readFileSync(logPath, 'utf8').split('\n').filter(Boolean).map(Number) : []);
+/**
+ * Waits until every written id was handled, or until handling made no progress for `idleMs`
+ * (then the spec reports what is lost, by id, instead of timing out).
+ */
+export async function awaitDelivery(logPath: string, writtenIds: number[], idleMs = 10_000, maxMs = 120_000): Promise<void> {
+  const deadline = Date.now() + maxMs;
+  let lastCount = -1;
+  let lastProgress = Date.now();
+  for (;;) {
+    const handled = handledIds(logPath);
+    if (writtenIds.every((id) => handled.has(id))) return;
+    if (handled.size !== lastCount) {
+      lastCount = handled.size;
+      lastProgress = Date.now();
+    }
+    if (Date.now() - lastProgress > idleMs || Date.now() > deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

@@ -6,10 +6,14 @@ import { freePort } from './free-port.js';
 export class LocalRedisServer {
   private child: ChildProcess | undefined;
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly extraArgs: string[],
+  ) {}
 
-  static async start(): Promise<LocalRedisServer> {
-    const server = new LocalRedisServer(await freePort());
+  /** `extraArgs`: more redis-server options, e.g. `['--requirepass', 'secret']`. */
+  static async start(extraArgs: string[] = []): Promise<LocalRedisServer> {
+    const server = new LocalRedisServer(await freePort(), extraArgs);
     await server.resume();
     return server;
   }
@@ -20,7 +24,7 @@ export class LocalRedisServer {
 
   /** Starts it again on the same port (after `stop`). */
   async resume(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.extraArgs];
     try {
       this.child = await spawnUntilReady('redis-server', args, /Ready to accept connections/, 15_000);
     } catch (error) {
