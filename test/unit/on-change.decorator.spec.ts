@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { describe, expect, it } from '@jest/globals';
 import { ON_CHANGE_METADATA } from '../../lib/change-stream.constants.js';
-import { ChangeStreamConfigError, OnChange } from '../../lib/index.js';
+import { type ChangeOf, ChangeStreamConfigError, OnChange } from '../../lib/index.js';
 
 describe('@OnChange', () => {
   it('records the collection and options on the method, once per decorator', () => {
@@ -15,6 +15,28 @@ describe('@OnChange', () => {
       { collection: 'customers', options: {} },
       { collection: 'orders', options: { operationTypes: ['insert'] } },
     ]);
+  });
+
+  it('records typed uses the same way, keeping the options object as given', () => {
+    const operationTypes = ['insert', 'update'] as const;
+    const options = { operationTypes, fullDocument: 'updateLookup' as const };
+    class Listener {
+      @OnChange<{ _id: number }, 'insert' | 'update'>('orders', options)
+      handle(change: ChangeOf<{ _id: number }, 'insert' | 'update'>) {
+        return change;
+      }
+    }
+    const metadata = Reflect.getMetadata(ON_CHANGE_METADATA, Listener.prototype.handle);
+    expect(metadata).toEqual([{ collection: 'orders', options }]);
+    expect(metadata[0].options).toBe(options);
+    expect(metadata[0].options.operationTypes).toBe(operationTypes);
+  });
+
+  it('returns the descriptor it was given', () => {
+    const handle = () => {};
+    const descriptor = { value: handle, writable: true, enumerable: false, configurable: true };
+    expect(OnChange('orders')({}, 'handle', descriptor)).toBe(descriptor);
+    expect(descriptor.value).toBe(handle);
   });
 
   it('rejects an empty collection name, naming the method', () => {
