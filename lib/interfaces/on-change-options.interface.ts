@@ -13,7 +13,7 @@ export type FullDocumentBeforeChangeMode = 'off' | 'whenAvailable' | 'required';
 
 export interface OnChangeOptions {
   /** Only these operation types reach the handler (all when omitted). */
-  operationTypes?: ChangeOperationType[];
+  operationTypes?: readonly ChangeOperationType[];
   /**
    * `$match` stages applied on the server. Stream-level: every handler of the same
    * collection must declare the same pipeline (or none).

@@ -72,7 +72,8 @@ export class ProviderLifecycle {
       const original = instance[hook];
       if (typeof original !== 'function') continue;
       instance[hook] = async function (this: unknown, ...args: unknown[]) {
-        await Promise.all([...drains].map((drain) => drain()));
+        // Never let our drain fail the app's hook (Nest 11 aborts the whole shutdown on a rejection).
+        await Promise.all([...drains].map((drain) => drain().catch(() => undefined)));
         return original.apply(this, args);
       };
     }
