@@ -29,3 +29,15 @@ export class HandlerFailedError extends Error {
     super(message);
   }
 }
+
+/** A position write refused because the writer's lease is no longer current: another instance took the stream over. */
+export class FencedWriteError extends Error {
+  override readonly name = 'FencedWriteError';
+  constructor(
+    readonly key: string,
+    readonly lease: { holder: string; fence: number },
+    detail: string,
+  ) {
+    super(`Position write to "${key}" refused for ${lease.holder} (fence ${lease.fence}): ${detail}.`);
+  }
+}

@@ -5,7 +5,7 @@ export type { ChangeOf, OnChangeDecorator, OnChangeHandler, OnChangeOptionsFor }
 export { ChangeStreamRegistry } from './change-stream.registry.js';
 export { ChangeStreamHealthIndicator } from './health/change-stream.health.js';
 export type { ChangeStreamHealthResult, StreamHealth } from './health/change-stream.health.js';
-export { ChangeStreamConfigError, HandlerFailedError, InvalidStoredTokenError } from './change-stream.errors.js';
+export { ChangeStreamConfigError, FencedWriteError, HandlerFailedError, InvalidStoredTokenError } from './change-stream.errors.js';
 export { RedisResumeTokenStore } from './token-store/redis-resume-token.store.js';
 export { InMemoryResumeTokenStore } from './token-store/in-memory-resume-token.store.js';
 export { encodeCheckpoint, decodeCheckpoint } from './token-store/checkpoint.codec.js';

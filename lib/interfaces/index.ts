@@ -5,3 +5,4 @@ export type * from './on-change-options.interface.js';
 export type * from './resume-token-store.interface.js';
 export type * from './dead-letter.interface.js';
 export type * from './failure-policies.interface.js';
+export type * from './lease-store.interface.js';

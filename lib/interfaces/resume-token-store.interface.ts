@@ -1,4 +1,5 @@
 import type { mongo } from 'mongoose';
+import type { LeaseStore, StreamLease } from './lease-store.interface.js';
 
 export type ResumeToken = mongo.ResumeToken;
 
@@ -21,8 +22,14 @@ export interface ResumeTokenStore {
   readonly durable?: boolean;
   /** The stored position, or `null` when the key has never been written. Throw `InvalidStoredTokenError` for a value you cannot read. */
   load(key: string): Promise<StreamPosition | null>;
-  /** Persist `position` as the place to resume from. Must not resolve before it is durable. */
-  save(key: string, position: StreamPosition): Promise<void>;
+  /**
+   * Persist `position` as the place to resume from. Must not resolve before it is durable.
+   * With `lease` (leases on), write only while that lease is current, atomically, else throw
+   * `FencedWriteError` (see `LeaseStore`).
+   */
+  save(key: string, position: StreamPosition, lease?: StreamLease): Promise<void>;
+  /** Lease support; without it leases are off for this store. */
+  readonly leases?: LeaseStore;
   /** Release resources the store owns; called once at application shutdown. */
   close?(): Promise<void>;
 }

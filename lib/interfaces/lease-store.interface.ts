@@ -1,0 +1,39 @@
+/**
+ * One instance's tenure over a stream: who holds it and the fencing number of that
+ * acquisition. Fencing numbers only grow (per stream), so a newer holder always has a larger one.
+ */
+export interface StreamLease {
+  holder: string;
+  fence: number;
+}
+
+/** What an acquisition attempt found. */
+export type LeaseAttempt = { acquired: StreamLease } | { heldBy: StreamLease | null; ttlMs: number };
+
+/**
+ * Leases decide which instance of a consumer reads a stream (see the README's "Replicas and
+ * rolling deploys"). The Redis store implements it; a custom `ResumeTokenStore` that wants
+ * leases exposes one as its `leases` property. What an implementation must guarantee:
+ * - `acquire` is atomic: it succeeds only when no unexpired lease exists, and then hands out a
+ *   fencing number larger than every number handed out before for that key (never reused, also
+ *   across expiry and release);
+ * - `renew` and `release` act only when the current lease is exactly `lease` (holder and fence);
+ * - the store's `save(key, position, lease)` writes only while `lease` is current (or while no
+ *   lease exists and no newer fence was handed out) and otherwise throws `FencedWriteError`,
+ *   in the same atomic step as the write; it never replaces a position written with a larger fence.
+ */
+export interface LeaseStore {
+  /** `key` is the stream's position key. */
+  acquire(key: string, holder: string, ttlMs: number): Promise<LeaseAttempt>;
+  /** Extends the lease to `ttlMs` from now; false when it is no longer `lease` (lost). */
+  renew(key: string, lease: StreamLease, ttlMs: number): Promise<boolean>;
+  /** Gives the lease up at once, so a standby takes over without waiting for the TTL. */
+  release(key: string, lease: StreamLease): Promise<void>;
+  /**
+   * Records `member` as a live instance of `group` for `ttlMs` and returns how many live members
+   * the group has (this one included): the basis of the fair share of streams per instance.
+   */
+  heartbeat(group: string, member: string, ttlMs: number): Promise<number>;
+  /** Removes `member` from `group` at once (clean shutdown). */
+  leave(group: string, member: string): Promise<void>;
+}
