@@ -1,17 +1,20 @@
 import mongoose from 'mongoose';
 import { CHECKPOINT_FORMAT_VERSION } from '../change-stream.constants.js';
 import { InvalidStoredTokenError } from '../change-stream.errors.js';
+import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ResumeToken, StreamPosition } from '../interfaces/resume-token-store.interface.js';
 
 // The driver's own BSON copy, so tokens holding BSON types round-trip exactly.
 const { EJSON, Timestamp } = mongoose.mongo.BSON;
 
 /**
- * The stored value: canonical EJSON of `{ v, token | operationTime, savedAt }`. New fields
- * (a lease fence, say) can be added without breaking what is already stored.
+ * The stored value: canonical EJSON of `{ v, token | operationTime, savedAt }`, plus `fence` and
+ * `holder` when written under a lease (the fenced write refuses to replace a value whose fence is
+ * larger than the writer's). New fields can be added without breaking what is already stored.
  */
-export function encodeCheckpoint(position: StreamPosition, savedAt = new Date()): string {
-  return EJSON.stringify({ v: CHECKPOINT_FORMAT_VERSION, ...position, savedAt: savedAt.toISOString() }, { relaxed: false });
+export function encodeCheckpoint(position: StreamPosition, savedAt = new Date(), lease?: StreamLease): string {
+  const written = lease ? { fence: lease.fence, holder: lease.holder } : {};
+  return EJSON.stringify({ v: CHECKPOINT_FORMAT_VERSION, ...position, savedAt: savedAt.toISOString(), ...written }, { relaxed: false });
 }
 
 /** Reads what `encodeCheckpoint` wrote (this version or 0.1's); also accepts a bare token (`{"_data": …}`) stored by hand. */

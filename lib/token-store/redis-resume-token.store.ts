@@ -1,16 +1,23 @@
 import type { Cluster, Redis } from 'ioredis';
+import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
+import { RedisLeaseStore } from '../lease/redis-lease.store.js';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.codec.js';
 
 /**
  * Stores each position as a plain Redis string (no expiry) under its checkpoint key. A key
  * written by version 0.1 (`prefix:consumer:db:collection`, no hash tag) is read when the
  * current key does not exist yet, and left in place so a rollback still finds it.
+ * With a lease, a save is a fenced compare-and-set (`RedisLeaseStore.writeFenced`).
  */
 export class RedisResumeTokenStore implements ResumeTokenStore {
   readonly durable = true;
+  /** Leases on the same client; its keys sit beside each position key, in the same slot. */
+  readonly leases: RedisLeaseStore;
 
-  constructor(readonly client: Redis | Cluster) {}
+  constructor(readonly client: Redis | Cluster) {
+    this.leases = new RedisLeaseStore(client);
+  }
 
   async load(key: string): Promise<StreamPosition | null> {
     const raw = await this.client.get(key);
@@ -20,8 +27,9 @@ export class RedisResumeTokenStore implements ResumeTokenStore {
     return legacyRaw === null ? null : decodeCheckpoint(legacy!, legacyRaw);
   }
 
-  async save(key: string, position: StreamPosition): Promise<void> {
-    await this.client.set(key, encodeCheckpoint(position));
+  async save(key: string, position: StreamPosition, lease?: StreamLease): Promise<void> {
+    if (lease) await this.leases.writeFenced(key, encodeCheckpoint(position, new Date(), lease), lease);
+    else await this.client.set(key, encodeCheckpoint(position));
   }
 }
 

@@ -1,0 +1,35 @@
+import type { StreamLease } from '../interfaces/lease-store.interface.js';
+
+// Every key here extends the position key `<prefix>:{<consumer>:<db>:<collection>}`, so its hash
+// tag puts them in the position's Redis Cluster slot and one script may touch them together.
+
+/** The lease of the stream stored under `positionKey`: `"<fence> <holder>"`, expiring (PX). */
+export function leaseKey(positionKey: string): string {
+  return `${positionKey}:lease`;
+}
+
+/** The stream's fencing counter (INCR): never expires and is never reset. */
+export function fenceKey(positionKey: string): string {
+  return `${positionKey}:fence`;
+}
+
+/**
+ * The live instances of one consumer, for `LeaseStore.heartbeat`/`leave`: a sorted set of
+ * member → expiry (ms, Redis clock). `<prefix>:{<consumer>}:members`.
+ */
+export function membersKey(keyPrefix: string, consumer: string): string {
+  return `${keyPrefix}:{${consumer}}:members`;
+}
+
+/** The lease key's value. */
+export function leaseValue(lease: StreamLease): string {
+  return `${lease.fence} ${lease.holder}`;
+}
+
+/** Reads a lease key's value back; `null` for a value this module did not write. */
+export function parseLeaseValue(value: string): StreamLease | null {
+  const space = value.indexOf(' ');
+  const fence = Number(value.slice(0, space));
+  const holder = value.slice(space + 1);
+  return space > 0 && Number.isSafeInteger(fence) && fence > 0 && holder !== '' ? { fence, holder } : null;
+}

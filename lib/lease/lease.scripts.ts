@@ -1,0 +1,96 @@
+// The Lua scripts behind `RedisLeaseStore` (registered with ioredis `defineCommand`, sent as EVALSHA).
+// A script runs atomically: nothing else happens between its GET and its SET. Fences and TTLs cross
+// the script boundary as decimal strings, formatted with %d (Lua's default would switch to
+// exponent notation for large numbers).
+
+/** The fence in a stored position envelope (canonical EJSON `{"$numberInt": "5"}`, or a plain number); 0 when it has none. */
+const STORED_FENCE = `
+local function storedFence(key)
+  local raw = redis.call('GET', key)
+  if not raw then return 0 end
+  local ok, envelope = pcall(cjson.decode, raw)
+  if not ok or type(envelope) ~= 'table' then return 0 end
+  local fence = envelope.fence
+  if type(fence) == 'table' then fence = fence['$numberInt'] or fence['$numberLong'] or fence['$numberDouble'] end
+  return tonumber(fence) or 0
+end
+`;
+
+/**
+ * KEYS: position, lease, fence. ARGV: holder, ttlMs.
+ * → `{1, fence}` acquired; `{0, "<fence> <holder>", pttl}` held by someone else.
+ */
+export const ACQUIRE = `${STORED_FENCE}
+local current = redis.call('GET', KEYS[2])
+if current then return {0, current, redis.call('PTTL', KEYS[2])} end
+local fence = redis.call('INCR', KEYS[3])
+-- A counter that was lost (evicted, deleted) must not hand out a fence a stored position already carries.
+local stored = storedFence(KEYS[1])
+if fence <= stored then
+  fence = stored + 1
+  redis.call('SET', KEYS[3], string.format('%d', fence))
+end
+redis.call('SET', KEYS[2], string.format('%d', fence) .. ' ' .. ARGV[1], 'PX', ARGV[2])
+return {1, fence}
+`;
+
+/**
+ * KEYS: lease, fence. ARGV: "<fence> <holder>", fence, ttlMs. → 1 renewed, 0 lost.
+ * An expired lease that nobody acquired since (the counter still reads our fence) is taken back.
+ */
+export const RENEW = `
+local current = redis.call('GET', KEYS[1])
+if current == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return 1
+end
+if not current and redis.call('GET', KEYS[2]) == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+  return 1
+end
+return 0
+`;
+
+/** KEYS: lease. ARGV: "<fence> <holder>". → 1 released, 0 not ours. */
+export const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/**
+ * KEYS: position, lease, fence. ARGV: envelope, fence, holder.
+ * → `{1}` written; `{0, "held", "<fence> <holder>"}`, `{0, "fence", counter or ""}` or
+ * `{0, "stored", fence}` refused (another lease is current, a newer fence was handed out, the
+ * stored position carries a newer fence).
+ */
+export const WRITE_FENCED = `${STORED_FENCE}
+local mine = ARGV[2] .. ' ' .. ARGV[3]
+local current = redis.call('GET', KEYS[2])
+if current then
+  if current ~= mine then return {0, 'held', current} end
+else
+  local latest = redis.call('GET', KEYS[3])
+  if latest ~= ARGV[2] then return {0, 'fence', latest or ''} end
+end
+local stored = storedFence(KEYS[1])
+if stored > tonumber(ARGV[2]) then return {0, 'stored', string.format('%d', stored)} end
+redis.call('SET', KEYS[1], ARGV[1])
+return {1}
+`;
+
+/**
+ * KEYS: group. ARGV: member, ttlMs. → live members (this one included).
+ * Expiry comes from the Redis clock, so instances with skewed clocks agree on who is live.
+ */
+export const HEARTBEAT = `
+-- Before Redis 5 a script that reads TIME and then writes must ask for effects replication.
+if redis.replicate_commands then redis.replicate_commands() end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
+redis.call('ZADD', KEYS[1], string.format('%d', now + tonumber(ARGV[2])), ARGV[1])
+-- The set lives as long as its longest-lived member, so an abandoned group disappears.
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return redis.call('ZCARD', KEYS[1])
+`;

@@ -1,0 +1,78 @@
+import type { Cluster, Redis } from 'ioredis';
+import { FencedWriteError } from '../change-stream.errors.js';
+import type { LeaseAttempt, LeaseStore, StreamLease } from '../interfaces/lease-store.interface.js';
+import { defineLeaseCommands, type LeaseCommands, type WriteFencedReply } from './lease-commands.js';
+import { fenceKey, leaseKey, leaseValue, parseLeaseValue } from './lease-keys.js';
+
+/**
+ * Leases in Redis (standalone, Sentinel or Cluster), one per position key `K`: `K:lease` holds
+ * `"<fence> <holder>"` with a TTL, `K:fence` the counter that fences come from. Each operation is
+ * one Lua script (see `lease.scripts.ts`); expiry is judged by the Redis clock, never the client's.
+ */
+export class RedisLeaseStore implements LeaseStore {
+  private readonly commands: LeaseCommands;
+
+  constructor(readonly client: Redis | Cluster) {
+    this.commands = defineLeaseCommands(client);
+  }
+
+  async acquire(key: string, holder: string, ttlMs: number): Promise<LeaseAttempt> {
+    checkHolder(holder);
+    checkTtl(ttlMs);
+    const reply = await this.commands.acquire(key, leaseKey(key), fenceKey(key), holder, ttlMs);
+    if (reply[0] === 1) return { acquired: { holder, fence: reply[1] } };
+    // A PTTL of -1 (a lease key someone wrote without expiry) is passed on as it is.
+    return { heldBy: parseLeaseValue(reply[1]), ttlMs: reply[2] };
+  }
+
+  async renew(key: string, lease: StreamLease, ttlMs: number): Promise<boolean> {
+    checkTtl(ttlMs);
+    return (await this.commands.renew(leaseKey(key), fenceKey(key), leaseValue(lease), String(lease.fence), ttlMs)) === 1;
+  }
+
+  async release(key: string, lease: StreamLease): Promise<void> {
+    await this.commands.release(leaseKey(key), leaseValue(lease));
+  }
+
+  /** `group`: a key of its own, e.g. `membersKey(prefix, consumer)`. */
+  async heartbeat(group: string, member: string, ttlMs: number): Promise<number> {
+    checkHolder(member);
+    checkTtl(ttlMs);
+    return this.commands.heartbeat(group, member, ttlMs);
+  }
+
+  async leave(group: string, member: string): Promise<void> {
+    await this.client.zrem(group, member);
+  }
+
+  /**
+   * Writes `value` under `key` only while `lease` is current (or no lease exists and no newer
+   * fence was handed out) and the stored value carries no newer fence; else `FencedWriteError`.
+   */
+  async writeFenced(key: string, value: string, lease: StreamLease): Promise<void> {
+    const reply = await this.commands.writeFenced(key, leaseKey(key), fenceKey(key), value, String(lease.fence), lease.holder);
+    if (reply[0] === 0) throw new FencedWriteError(key, lease, refusal(reply, lease));
+  }
+}
+
+function refusal([, reason, found]: Extract<WriteFencedReply, [0, ...unknown[]]>, lease: StreamLease): string {
+  switch (reason) {
+    case 'held': {
+      const current = parseLeaseValue(found);
+      return current ? `the lease is held by ${current.holder} (fence ${current.fence})` : `the lease key holds an unexpected value ${JSON.stringify(found)}`;
+    }
+    case 'fence':
+      if (found === '') return 'the lease has expired and the fence counter is missing';
+      return Number(found) > lease.fence ? `a newer fence ${found} was handed out` : `the fence counter reads ${found}, not ${lease.fence}`;
+    case 'stored':
+      return `the stored position was written with a newer fence ${found}`;
+  }
+}
+
+function checkTtl(ttlMs: number): void {
+  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new RangeError(`A lease TTL must be a positive whole number of milliseconds, got ${ttlMs}.`);
+}
+
+function checkHolder(holder: string): void {
+  if (holder === '') throw new RangeError('A lease holder (or group member) name must not be empty.');
+}
