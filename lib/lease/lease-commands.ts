@@ -4,12 +4,12 @@ import { ACQUIRE, HEARTBEAT, RELEASE, RENEW, WRITE_FENCED } from './lease.script
 type Arg = string | number;
 
 export type AcquireReply = [1, number] | [0, string, number];
-export type WriteFencedReply = [1] | [0, 'held' | 'fence' | 'stored', string];
+export type WriteFencedReply = [1] | [0, 'held' | 'fence', string] | [0, 'stored', string, string];
 
 /** The lease scripts as typed calls; keys first, then arguments, as each script documents. */
 export interface LeaseCommands {
   acquire(positionKey: string, leaseKey: string, fenceKey: string, holder: string, ttlMs: number): Promise<AcquireReply>;
-  renew(leaseKey: string, fenceKey: string, value: string, fence: string, ttlMs: number): Promise<0 | 1>;
+  renew(positionKey: string, leaseKey: string, fenceKey: string, fence: string, holder: string, ttlMs: number): Promise<0 | 1>;
   release(leaseKey: string, value: string): Promise<0 | 1>;
   writeFenced(positionKey: string, leaseKey: string, fenceKey: string, envelope: string, fence: string, holder: string): Promise<WriteFencedReply>;
   heartbeat(groupKey: string, member: string, ttlMs: number): Promise<number>;
@@ -18,7 +18,7 @@ export interface LeaseCommands {
 // Namespaced: `defineCommand` adds these as methods of the client, which may be the application's own.
 const SCRIPTS = {
   acquire: { name: 'nestjsChangeStreamsLeaseAcquire', lua: ACQUIRE, numberOfKeys: 3 },
-  renew: { name: 'nestjsChangeStreamsLeaseRenew', lua: RENEW, numberOfKeys: 2 },
+  renew: { name: 'nestjsChangeStreamsLeaseRenew', lua: RENEW, numberOfKeys: 3 },
   release: { name: 'nestjsChangeStreamsLeaseRelease', lua: RELEASE, numberOfKeys: 1 },
   writeFenced: { name: 'nestjsChangeStreamsWriteFenced', lua: WRITE_FENCED, numberOfKeys: 3 },
   heartbeat: { name: 'nestjsChangeStreamsHeartbeat', lua: HEARTBEAT, numberOfKeys: 1 },

@@ -3,16 +3,25 @@
 // the script boundary as decimal strings, formatted with %d (Lua's default would switch to
 // exponent notation for large numbers).
 
-/** The fence in a stored position envelope (canonical EJSON `{"$numberInt": "5"}`, or a plain number); 0 when it has none. */
+/**
+ * `stored(key)`: the fence and holder of a stored position envelope (canonical EJSON
+ * `{"$numberInt": "5"}`, or a plain number); 0 and nil for values without them (no lease, version
+ * 0.1, a bare token, not JSON). `supersedes`: whether that stored position forbids a write by
+ * (fence, holder): written with a larger fence, or with the same fence by another holder (a fence
+ * handed out twice because the counter was rolled back, e.g. by a failover that lost writes).
+ */
 const STORED_FENCE = `
-local function storedFence(key)
+local function stored(key)
   local raw = redis.call('GET', key)
   if not raw then return 0 end
   local ok, envelope = pcall(cjson.decode, raw)
   if not ok or type(envelope) ~= 'table' then return 0 end
   local fence = envelope.fence
   if type(fence) == 'table' then fence = fence['$numberInt'] or fence['$numberLong'] or fence['$numberDouble'] end
-  return tonumber(fence) or 0
+  return tonumber(fence) or 0, type(envelope.holder) == 'string' and envelope.holder or nil
+end
+local function supersedes(storedFence, storedHolder, fence, holder)
+  return storedFence > fence or (storedFence == fence and storedHolder ~= nil and storedHolder ~= holder)
 end
 `;
 
@@ -25,9 +34,9 @@ local current = redis.call('GET', KEYS[2])
 if current then return {0, current, redis.call('PTTL', KEYS[2])} end
 local fence = redis.call('INCR', KEYS[3])
 -- A counter that was lost (evicted, deleted) must not hand out a fence a stored position already carries.
-local stored = storedFence(KEYS[1])
-if fence <= stored then
-  fence = stored + 1
+local storedFence = stored(KEYS[1])
+if fence <= storedFence then
+  fence = storedFence + 1
   redis.call('SET', KEYS[3], string.format('%d', fence))
 end
 redis.call('SET', KEYS[2], string.format('%d', fence) .. ' ' .. ARGV[1], 'PX', ARGV[2])
@@ -35,20 +44,22 @@ return {1, fence}
 `;
 
 /**
- * KEYS: lease, fence. ARGV: "<fence> <holder>", fence, ttlMs. → 1 renewed, 0 lost.
- * An expired lease that nobody acquired since (the counter still reads our fence) is taken back.
+ * KEYS: position, lease, fence. ARGV: fence, holder, ttlMs. → 1 renewed, 0 lost.
+ * An expired lease is taken back when nobody acquired it since: the counter still reads our fence
+ * and the stored position does not supersede us (see `supersedes`).
  */
-export const RENEW = `
-local current = redis.call('GET', KEYS[1])
-if current == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+export const RENEW = `${STORED_FENCE}
+local mine = ARGV[1] .. ' ' .. ARGV[2]
+local current = redis.call('GET', KEYS[2])
+if current == mine then
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
   return 1
 end
-if not current and redis.call('GET', KEYS[2]) == ARGV[2] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-  return 1
-end
-return 0
+if current or redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+local storedFence, storedHolder = stored(KEYS[1])
+if supersedes(storedFence, storedHolder, tonumber(ARGV[1]), ARGV[2]) then return 0 end
+redis.call('SET', KEYS[2], mine, 'PX', ARGV[3])
+return 1
 `;
 
 /** KEYS: lease. ARGV: "<fence> <holder>". → 1 released, 0 not ours. */
@@ -59,9 +70,9 @@ return 0
 
 /**
  * KEYS: position, lease, fence. ARGV: envelope, fence, holder.
- * → `{1}` written; `{0, "held", "<fence> <holder>"}`, `{0, "fence", counter or ""}` or
- * `{0, "stored", fence}` refused (another lease is current, a newer fence was handed out, the
- * stored position carries a newer fence).
+ * → `{1}` written; refused: `{0, "held", "<fence> <holder>"}` another lease is current,
+ * `{0, "fence", counter or ""}` the lease is gone and the counter moved on (or is missing),
+ * `{0, "stored", fence, holder or ""}` the stored position supersedes us.
  */
 export const WRITE_FENCED = `${STORED_FENCE}
 local mine = ARGV[2] .. ' ' .. ARGV[3]
@@ -72,8 +83,10 @@ else
   local latest = redis.call('GET', KEYS[3])
   if latest ~= ARGV[2] then return {0, 'fence', latest or ''} end
 end
-local stored = storedFence(KEYS[1])
-if stored > tonumber(ARGV[2]) then return {0, 'stored', string.format('%d', stored)} end
+local storedFence, storedHolder = stored(KEYS[1])
+if supersedes(storedFence, storedHolder, tonumber(ARGV[2]), ARGV[3]) then
+  return {0, 'stored', string.format('%d', storedFence), storedHolder or ''}
+end
 redis.call('SET', KEYS[1], ARGV[1])
 return {1}
 `;

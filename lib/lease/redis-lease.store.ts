@@ -8,6 +8,7 @@ import { fenceKey, leaseKey, leaseValue, parseLeaseValue } from './lease-keys.js
  * Leases in Redis (standalone, Sentinel or Cluster), one per position key `K`: `K:lease` holds
  * `"<fence> <holder>"` with a TTL, `K:fence` the counter that fences come from. Each operation is
  * one Lua script (see `lease.scripts.ts`); expiry is judged by the Redis clock, never the client's.
+ * `K` must carry a hash tag (`checkpointKey` does) for Redis Cluster: the scripts touch K and both.
  */
 export class RedisLeaseStore implements LeaseStore {
   private readonly commands: LeaseCommands;
@@ -27,7 +28,7 @@ export class RedisLeaseStore implements LeaseStore {
 
   async renew(key: string, lease: StreamLease, ttlMs: number): Promise<boolean> {
     checkTtl(ttlMs);
-    return (await this.commands.renew(leaseKey(key), fenceKey(key), leaseValue(lease), String(lease.fence), ttlMs)) === 1;
+    return (await this.commands.renew(key, leaseKey(key), fenceKey(key), String(lease.fence), lease.holder, ttlMs)) === 1;
   }
 
   async release(key: string, lease: StreamLease): Promise<void> {
@@ -47,7 +48,9 @@ export class RedisLeaseStore implements LeaseStore {
 
   /**
    * Writes `value` under `key` only while `lease` is current (or no lease exists and no newer
-   * fence was handed out) and the stored value carries no newer fence; else `FencedWriteError`.
+   * fence was handed out) and the stored value does not supersede it (a larger fence, or the same
+   * fence from another holder); else `FencedWriteError`. `value` should carry the lease's fence and
+   * holder (`encodeCheckpoint(position, savedAt, lease)`).
    */
   async writeFenced(key: string, value: string, lease: StreamLease): Promise<void> {
     const reply = await this.commands.writeFenced(key, leaseKey(key), fenceKey(key), value, String(lease.fence), lease.holder);
@@ -55,7 +58,8 @@ export class RedisLeaseStore implements LeaseStore {
   }
 }
 
-function refusal([, reason, found]: Extract<WriteFencedReply, [0, ...unknown[]]>, lease: StreamLease): string {
+function refusal(reply: Exclude<WriteFencedReply, [1]>, lease: StreamLease): string {
+  const [, reason, found] = reply;
   switch (reason) {
     case 'held': {
       const current = parseLeaseValue(found);
@@ -64,8 +68,11 @@ function refusal([, reason, found]: Extract<WriteFencedReply, [0, ...unknown[]]>
     case 'fence':
       if (found === '') return 'the lease has expired and the fence counter is missing';
       return Number(found) > lease.fence ? `a newer fence ${found} was handed out` : `the fence counter reads ${found}, not ${lease.fence}`;
-    case 'stored':
-      return `the stored position was written with a newer fence ${found}`;
+    case 'stored': {
+      const holder = reply[3];
+      if (Number(found) > lease.fence) return `the stored position was written with a newer fence ${found}`;
+      return `the stored position was written with the same fence ${found} by ${holder}: that fence was handed out twice (the fence counter was rolled back)`;
+    }
   }
 }
 

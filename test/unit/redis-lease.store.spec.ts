@@ -178,6 +178,25 @@ describe('RedisLeaseStore and the fenced save (real Redis)', () => {
     expect(await store.load(key)).toEqual(position('C1'));
   });
 
+  it('a fence handed out twice (counter rolled back, as by a failover that lost writes) does not let the old holder back in', async () => {
+    const key = newKey();
+    const a = await acquired(key, 'pod-a');
+    // The failover: the new master never saw A's acquisition.
+    await client.del(leaseKey(key));
+    await client.set(fenceKey(key), String(a.fence - 1));
+    const b = await acquired(key, 'pod-b');
+    expect(b.fence).toBe(a.fence);
+    await store.save(key, position('B1'), b);
+    await expire(key);
+
+    const error = await refusal(store.save(key, position('A1'), a));
+    expect(error.message).toContain(`the stored position was written with the same fence ${a.fence} by pod-b`);
+    expect(await leases.renew(key, a, LONG)).toBe(false);
+    expect(await client.exists(leaseKey(key))).toBe(0);
+    expect(await leases.renew(key, b, LONG)).toBe(true);
+    expect(await store.load(key)).toEqual(position('B1'));
+  });
+
   it.each([
     ['an envelope written without a lease', encodeCheckpoint(position('old'))],
     ['an envelope of version 0.1', '{"v":{"$numberInt":"1"},"token":{"_data":"old"},"savedAt":"2026-11-27T18:58:18.423Z"}'],

@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Cluster } from 'ioredis';
+import { checkpointKey, encodeCheckpoint, FencedWriteError, RedisResumeTokenStore } from '../../lib/index.js';
+import { fenceKey, leaseKey, membersKey } from '../../lib/lease/lease-keys.js';
+import { RedisLeaseStore } from '../../lib/lease/redis-lease.store.js';
+import { uniqueName } from '../fixtures/test-env.js';
+import { LocalRedisCluster } from '../servers/redis-cluster.js';
+
+const position = (data: string) => ({ token: { _data: data } });
+
+describe('leases and positions on a Redis Cluster (3 masters)', () => {
+  let cluster: LocalRedisCluster;
+  let client: Cluster;
+  let store: RedisResumeTokenStore;
+  beforeAll(async () => {
+    const started = Date.now();
+    cluster = await LocalRedisCluster.start(3);
+    console.log(`[redis cluster] 3 masters up and cluster_state:ok in ${Date.now() - started} ms`);
+    client = new Cluster([...cluster.nodes]);
+    store = new RedisResumeTokenStore(client);
+  }, 60_000);
+  afterAll(async () => {
+    await client?.quit();
+    await cluster?.stop();
+  });
+
+  const slotOf = async (key: string) => Number(await client.cluster('KEYSLOT', key));
+  /** The master that serves `key`'s slot. */
+  const nodeOf = async (key: string) => {
+    const slot = await slotOf(key);
+    const [, , master] = (await client.cluster('SLOTS')).find(([from, to]) => from <= slot && slot <= to)!;
+    return `${master![0]}:${master![1]}`;
+  };
+
+  /** Position keys of streams that land on every master, so each script runs on each node. */
+  const keysOnEveryNode = async (prefix: string): Promise<string[]> => {
+    const byNode = new Map<string, string>();
+    for (let i = 0; byNode.size < cluster.nodes.length; i++) {
+      const key = checkpointKey(prefix, 'billing', 'shop', `coll${i}`);
+      const node = await nodeOf(key);
+      if (!byNode.has(node)) byNode.set(node, key);
+    }
+    return [...byNode.values()];
+  };
+
+  it('runs acquire, renew, release and the fenced save on every master without CROSSSLOT', async () => {
+    const prefix = uniqueName('cluster');
+    for (const key of await keysOnEveryNode(prefix)) {
+      const slot = await slotOf(key);
+      expect([await slotOf(leaseKey(key)), await slotOf(fenceKey(key))]).toEqual([slot, slot]);
+
+      const first = await store.leases.acquire(key, 'pod-a', 30_000);
+      expect(first).toEqual({ acquired: { holder: 'pod-a', fence: 1 } });
+      const a = { holder: 'pod-a', fence: 1 };
+      expect(await store.leases.acquire(key, 'pod-b', 30_000)).toMatchObject({ heldBy: a });
+      expect(await store.leases.renew(key, a, 30_000)).toBe(true);
+      await store.save(key, position('A1'), a);
+      expect(await store.load(key)).toEqual(position('A1'));
+
+      await store.leases.release(key, a);
+      const second = await store.leases.acquire(key, 'pod-b', 30_000);
+      expect(second).toEqual({ acquired: { holder: 'pod-b', fence: 2 } });
+      const b = { holder: 'pod-b', fence: 2 };
+      await expect(store.save(key, position('A2'), a)).rejects.toThrow(FencedWriteError);
+      await expect(store.save(key, position('A2'), a)).rejects.toThrow('the lease is held by pod-b (fence 2)');
+      expect(await store.leases.renew(key, a, 30_000)).toBe(false);
+      await store.save(key, position('B1'), b);
+      expect(await store.load(key)).toEqual(position('B1'));
+    }
+  });
+
+  it('counts members with heartbeat and leave', async () => {
+    const group = membersKey(uniqueName('cluster'), 'billing');
+    expect(await store.leases.heartbeat(group, 'pod-a', 30_000)).toBe(1);
+    expect(await store.leases.heartbeat(group, 'pod-b', 30_000)).toBe(2);
+    await store.leases.leave(group, 'pod-a');
+    expect(await store.leases.heartbeat(group, 'pod-b', 30_000)).toBe(1);
+  });
+
+  it('a position key without a hash tag fails with CROSSSLOT: the tag is what makes this work', async () => {
+    const key = uniqueName('untagged');
+    const slots = new Set([await slotOf(key), await slotOf(leaseKey(key)), await slotOf(fenceKey(key))]);
+    expect(slots.size).toBeGreaterThan(1);
+    await expect(new RedisLeaseStore(client).acquire(key, 'pod-a', 30_000)).rejects.toThrow(/CROSSSLOT/);
+  });
+
+  it('plain save and load, and the read of a version 0.1 key that lives in another slot', async () => {
+    const prefix = uniqueName('cluster');
+    const key = checkpointKey(prefix, 'billing', 'shop', 'orders');
+    const legacy = `${prefix}:billing:shop:orders`;
+    expect(await slotOf(legacy)).not.toBe(await slotOf(key));
+
+    expect(await store.load(key)).toBeNull();
+    await client.set(legacy, encodeCheckpoint(position('legacy')));
+    expect(await store.load(key)).toEqual(position('legacy'));
+    await store.save(key, position('P1'));
+    expect(await store.load(key)).toEqual(position('P1'));
+    expect(await client.get(legacy)).not.toBeNull();
+  });
+});
