@@ -20,6 +20,7 @@ export interface ResolvedChangeStreamOptions {
   startupTimeoutMs: number;
   handlerTimeoutMs: number;
   onHandlerTimeout: 'warn' | 'abort';
+  concurrency: number;
   maxAwaitTimeMS: number;
   batchSize: number | undefined;
 }
@@ -74,6 +75,7 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
     shutdownTimeoutMs: int('shutdownTimeoutMs', options.shutdownTimeoutMs, 10000, 0),
     startupTimeoutMs: int('startupTimeoutMs', options.startupTimeoutMs, 10000, 0),
     handlerTimeoutMs: int('handlerTimeoutMs', options.handlerTimeoutMs, 60_000, 0),
+    concurrency: int('concurrency', options.concurrency, 1, 1),
     onHandlerTimeout,
     maxAwaitTimeMS: int('maxAwaitTimeMS', options.maxAwaitTimeMS, 1000, 1),
     batchSize: options.batchSize === undefined ? undefined : int('batchSize', options.batchSize, 0, 1),

@@ -2,8 +2,8 @@ import type { ResumeToken } from '../interfaces/resume-token-store.interface.js'
 
 /**
  * Events numbered 1, 2, 3… in stream order finish in any order; the position may only move to
- * an event such that it and every earlier event finished. `complete` returns that event
- * (token and number) when it moved, else null.
+ * an event such that it and every earlier event finished. `complete` returns true when it
+ * moved; then `acknowledgedSeq` and `token` describe the new position.
  */
 export class AckWindow {
   /** Finished events beyond the contiguous prefix, by number; null token: finished but not a resume point. */
@@ -16,8 +16,19 @@ export class AckWindow {
     return this.contiguous;
   }
 
-  complete(seq: number, token: ResumeToken | null): { token: ResumeToken; seq: number } | null {
-    if (seq <= this.contiguous) return null;
+  /** The resume token of the newest resume point in the contiguous prefix. */
+  get token(): ResumeToken | null {
+    return this.lastToken;
+  }
+
+  complete(seq: number, token: ResumeToken | null): boolean {
+    if (seq <= this.contiguous) return false;
+    if (seq === this.contiguous + 1 && this.finished.size === 0) {
+      // In order (always so one at a time): no bookkeeping needed.
+      this.contiguous = seq;
+      if (token !== null) this.lastToken = token;
+      return this.lastToken !== null;
+    }
     this.finished.set(seq, token);
     const before = this.contiguous;
     while (this.finished.has(this.contiguous + 1)) {
@@ -26,6 +37,6 @@ export class AckWindow {
       this.contiguous++;
       if (next !== null) this.lastToken = next;
     }
-    return this.contiguous > before && this.lastToken !== null ? { token: this.lastToken, seq: this.contiguous } : null;
+    return this.contiguous > before && this.lastToken !== null;
   }
 }

@@ -23,7 +23,9 @@ const SLOW_SAVE_MS = 5000;
  */
 export class Checkpointer {
   private readonly logger = new Logger(Checkpointer.name);
+  /** The newest position: an acknowledged event's token is kept bare (no object per event) until it is read. */
   private acked: StreamPosition | null = null;
+  private ackedToken: ResumeToken | null = null;
   private ackedSeq = 0;
   private savedSeq = 0;
   /** The acknowledged position differs from the stored one (an event or an idle token). */
@@ -47,6 +49,10 @@ export class Checkpointer {
 
   /** Where a reopened stream must resume: the newest acknowledged position, else the stored one. */
   get position(): StreamPosition | null {
+    if (this.ackedToken !== null) {
+      this.acked = { token: this.ackedToken };
+      this.ackedToken = null;
+    }
     return this.acked;
   }
 
@@ -58,6 +64,7 @@ export class Checkpointer {
   /** The position read from the store at start (or null to start over); it counts as saved. */
   restore(position: StreamPosition | null): void {
     this.acked = position;
+    this.ackedToken = null;
     this.savedSeq = this.ackedSeq;
     this.dirty = false;
   }
@@ -65,7 +72,7 @@ export class Checkpointer {
   /** Event `seq` and every event before it were handled; `token` is its resume token. */
   ack(token: ResumeToken, seq: number): void {
     if (this.disposed) return;
-    this.acked = { token };
+    this.ackedToken = token;
     this.ackedSeq = seq;
     this.dirty = true;
     this.progress.notify();
@@ -79,7 +86,7 @@ export class Checkpointer {
    * worth saving, but not worth an immediate write.
    */
   advanceIdle(position: StreamPosition): void {
-    if (this.disposed || samePosition(position, this.acked)) return;
+    if (this.disposed || samePosition(position, this.position)) return;
     this.acked = position;
     this.dirty = true;
     this.schedule(this.settings.intervalMs);
@@ -87,12 +94,17 @@ export class Checkpointer {
 
   /** Stores where a fresh stream started, before its first event is handled; retries until stored or aborted. */
   async persistStart(position: StreamPosition, signal: AbortSignal): Promise<boolean> {
-    this.acked = position;
+    this.restore(position);
     this.dirty = true;
     for (let attempt = 1; ; attempt++) {
       if (await this.flush()) return true;
       if (!(await sleep(backoffDelay(attempt, this.settings.intervalMs, 30_000), signal))) return false;
     }
+  }
+
+  /** Event `dispatchedSeq + 1` may be dispatched now (see `waitForRoom`). */
+  hasRoom(dispatchedSeq: number): boolean {
+    return dispatchedSeq - this.savedSeq < this.roomLimit();
   }
 
   /**
@@ -150,8 +162,8 @@ export class Checkpointer {
   private async saveUntilCurrent(): Promise<boolean> {
     do {
       this.again = false;
-      if (!this.dirty || this.acked === null) return true;
-      const position = this.acked;
+      const position = this.position;
+      if (!this.dirty || position === null) return true;
       const seq = this.ackedSeq;
       const slow = setTimeout(() => this.reportTrouble(messages.saveStalled(SLOW_SAVE_MS)), SLOW_SAVE_MS);
       slow.unref();
@@ -168,7 +180,7 @@ export class Checkpointer {
         clearTimeout(slow);
       }
       this.savedSeq = Math.max(this.savedSeq, seq);
-      if (this.acked === position) this.dirty = false;
+      if (this.ackedToken === null && this.acked === position) this.dirty = false;
       if (this.failures > 0) this.logger.log(messages.saveRecovered(this.key, this.failures));
       this.failures = 0;
       this.lastSavedAt = new Date();

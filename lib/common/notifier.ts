@@ -3,6 +3,7 @@ export class Notifier {
   private waiters: Array<() => void> = [];
 
   notify(): void {
+    if (this.waiters.length === 0) return; // the hot path: nobody waits
     this.waiters.splice(0).forEach((wake) => wake());
   }
 

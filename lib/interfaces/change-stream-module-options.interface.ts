@@ -73,6 +73,11 @@ export interface ChangeStreamModuleOptions {
   handlerTimeoutMs?: number;
   /** `warn` (default): report only. `abort`: also abort the call's `context.signal`. */
   onHandlerTimeout?: 'warn' | 'abort';
+  /**
+   * Events in flight at once per stream. Events of one document (`documentKey`) are always
+   * handled in order, one at a time; events without one (drop, rename, DDL) run alone.
+   */
+  concurrency?: number;
   /** Server wait per `getMore`; also bounds how long a shutdown waits for an idle read (default 1000 ms). */
   maxAwaitTimeMS?: number;
   /** Cursor batch size (driver default when omitted). */

@@ -27,6 +27,8 @@ export interface OnChangeOptions {
   connectionName?: string;
   /** Overrides the module's `handlerRetry.retries` for this handler. */
   retries?: number;
+  /** Caps the stream's `concurrency` (the lowest cap among a collection's handlers wins). */
+  concurrency?: number;
   /** Overrides the module's `onHandlerFailure` for this handler. */
   onFailure?: HandlerFailurePolicy;
 }

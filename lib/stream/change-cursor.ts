@@ -53,10 +53,13 @@ export class DriverChangeCursor implements ChangeCursor {
     });
   }
 
-  async tryNext(): Promise<ChangeEvent | null> {
-    const change = await this.stream.tryNext();
-    this.setOpen(); // a driver without `init` still opened once a read succeeded
-    return change;
+  tryNext(): Promise<ChangeEvent | null> {
+    if (this.open) return this.stream.tryNext();
+    // A driver without `init` still opened once a read succeeded.
+    return this.stream.tryNext().then((change) => {
+      this.setOpen();
+      return change;
+    });
   }
 
   whenOpen(): Promise<void> {

@@ -35,15 +35,19 @@ export interface EventInFlight {
   /** When it was submitted, then when its handlers started. */
   startedAt: number;
   readonly pending: Set<string>;
-  /** Aborts the handlers' `context.signal`. */
+  /** Aborts the handlers' `context.signal` (one per event with `onHandlerTimeout: 'abort'`, else shared by the stream). */
   readonly abort: AbortController;
 }
 
 type Context = Omit<ChangeContext, 'handler' | 'attempt' | 'signal'>;
 
+const OK: DispatchOutcome = { ok: true };
+
 /** Runs the handlers of one stream for one event: retries, then the failure policy. */
 export class ChangeDispatcher {
   private readonly logger = new Logger(ChangeDispatcher.name);
+  /** Interested handlers by operation type, computed once per type. */
+  private readonly routes = new Map<string, ChangeHandler[]>();
 
   constructor(
     private readonly handlers: ChangeHandler[],
@@ -56,20 +60,29 @@ export class ChangeDispatcher {
    * Succeeds only when every interested handler succeeded or its failure was recorded per
    * policy. `stopping` aborts at shutdown: from then on a failure is only "not acknowledged".
    */
-  async dispatch(flight: EventInFlight, stopping: AbortSignal): Promise<DispatchOutcome> {
-    const interested = this.handlers.filter((h) => this.wants(h, flight.change));
-    interested.forEach((h) => flight.pending.add(h.name));
+  dispatch(flight: EventInFlight, stopping: AbortSignal): Promise<DispatchOutcome> {
+    const interested = this.route(flight.change);
     flight.startedAt = Date.now();
-    const outcomes = await Promise.all(
-      interested.map((h) => this.runWithRetries(h, flight, stopping).finally(() => flight.pending.delete(h.name))),
+    if (interested.length === 1) return this.runWithRetries(interested[0], flight, stopping); // the common case
+    if (interested.length === 0) return Promise.resolve(OK);
+    return Promise.all(interested.map((h) => this.runWithRetries(h, flight, stopping))).then(
+      (outcomes) => outcomes.find((o) => !o.ok && 'aborted' in o) ?? outcomes.find((o) => !o.ok) ?? OK,
     );
-    return outcomes.find((o) => !o.ok && 'aborted' in o) ?? outcomes.find((o) => !o.ok) ?? { ok: true };
   }
 
   /** Calls one handler once, outside any stream (dead-letter replay). */
   static invokeOnce(handler: ChangeHandler, change: unknown, context: Context): Promise<unknown> {
     const call: ChangeContext = { ...context, handler: handler.name, attempt: 1, signal: new AbortController().signal };
     return Promise.resolve(handler.invoke(change, call));
+  }
+
+  private route(change: ChangeEvent): ChangeHandler[] {
+    let interested = this.routes.get(change.operationType);
+    if (!interested) {
+      interested = this.handlers.filter((h) => this.wants(h, change));
+      this.routes.set(change.operationType, interested);
+    }
+    return interested;
   }
 
   /**
@@ -86,23 +99,29 @@ export class ChangeDispatcher {
   private async runWithRetries(handler: ChangeHandler, flight: EventInFlight, stopping: AbortSignal): Promise<DispatchOutcome> {
     const retries = handler.options.retries ?? this.settings.retries;
     const { change } = flight;
-    for (let attempt = 1; ; attempt++) {
-      const context: ChangeContext = { ...this.context, handler: handler.name, attempt, signal: flight.abort.signal };
-      try {
-        await handler.invoke(change, context);
-        return { ok: true };
-      } catch (error) {
-        const eventId = JSON.stringify(change._id);
-        if (stopping.aborted) {
-          this.logger.warn(messages.handlerFailedDuringShutdown(handler.name, this.streamKey, eventId, errorText(error)));
-          return { ok: false, aborted: true };
+    flight.pending.add(handler.name);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const { consumer, connectionName, database, collection } = this.context;
+        const context: ChangeContext = { consumer, connectionName, database, collection, handler: handler.name, attempt, signal: flight.abort.signal };
+        try {
+          await handler.invoke(change, context);
+          return OK;
+        } catch (error) {
+          const eventId = JSON.stringify(change._id);
+          if (stopping.aborted) {
+            this.logger.warn(messages.handlerFailedDuringShutdown(handler.name, this.streamKey, eventId, errorText(error)));
+            return { ok: false, aborted: true };
+          }
+          if (attempt > retries) return await this.giveUp(handler, change, error, context, stopping);
+          const delay = backoffDelay(attempt, this.settings.initialDelayMs, this.settings.maxDelayMs);
+          this.logger.warn(messages.handlerAttemptFailed(handler.name, eventId, attempt, delay));
+          this.logger.warn((error as Error)?.stack ?? String(error));
+          if (!(await sleep(delay, stopping))) return { ok: false, aborted: true };
         }
-        if (attempt > retries) return this.giveUp(handler, change, error, context, stopping);
-        const delay = backoffDelay(attempt, this.settings.initialDelayMs, this.settings.maxDelayMs);
-        this.logger.warn(messages.handlerAttemptFailed(handler.name, eventId, attempt, delay));
-        this.logger.warn((error as Error)?.stack ?? String(error));
-        if (!(await sleep(delay, stopping))) return { ok: false, aborted: true };
       }
+    } finally {
+      flight.pending.delete(handler.name);
     }
   }
 

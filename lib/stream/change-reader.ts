@@ -46,8 +46,13 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
       if (scheduler.events.length === 0 && cursor.resumeToken) checkpointer.advanceIdle({ token: cursor.resumeToken });
     } else {
       if (!ready && !(ready = await untilReady(deps))) break;
-      const ended = await dispatch(change, deps);
-      if (ended) return ended;
+      if (scheduler.sequential && change.operationType !== 'invalidate' && checkpointer.hasRoom(scheduler.dispatchedSeq)) {
+        // The hot path one at a time: no waiting, no keys.
+        if (!(await scheduler.runAlone(change, true)).ok) break;
+      } else {
+        const ended = await dispatch(change, deps);
+        if (ended) return ended;
+      }
     }
     if (signal.aborted || scheduler.failed) break;
     change = await cursor.tryNext();
@@ -88,13 +93,15 @@ async function open(deps: ReaderDeps): Promise<ChangeEvent | null | undefined> {
 /** Hands one event to the scheduler once there is room; returns how reading ends, if it does. */
 async function dispatch(change: ChangeEvent, deps: ReaderDeps): Promise<ReadEnd | null> {
   const { checkpointer, scheduler, signal } = deps;
-  if (!(await checkpointer.waitForRoom(scheduler.dispatchedSeq, signal))) return { kind: 'stopped' };
-  if (!(await scheduler.waitForSlot(signal))) return scheduler.failed ? { kind: 'failed' } : { kind: 'stopped' };
-  if (documentKeyOf(change) !== null) {
-    scheduler.submit(change);
+  // Synchronous checks first: awaiting only when the bound or the slots are full keeps the hot path cheap.
+  if (!checkpointer.hasRoom(scheduler.dispatchedSeq) && !(await checkpointer.waitForRoom(scheduler.dispatchedSeq, signal))) return { kind: 'stopped' };
+  if (!scheduler.hasSlot() && !(await scheduler.waitForSlot(signal))) return scheduler.failed ? { kind: 'failed' } : { kind: 'stopped' };
+  const key = scheduler.sequential ? null : documentKeyOf(change);
+  if (key !== null) {
+    scheduler.submit(change, key);
     return null;
   }
-  // Lifecycle and DDL events run alone; an invalidate is handled but never a resume point.
+  // One at a time, or an event without a document (lifecycle, DDL: alone). An invalidate is handled but never a resume point.
   const invalidate = change.operationType === 'invalidate';
   const outcome = await scheduler.runAlone(change, !invalidate);
   if (!outcome.ok) return scheduler.failed ? { kind: 'failed' } : { kind: 'stopped' };

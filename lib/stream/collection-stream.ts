@@ -50,7 +50,8 @@ export class CollectionStream {
   /** Why an open stream shows `degraded` (store trouble, a stuck handler). */
   private readonly degradedBy = new Map<'store' | 'handler', string>();
   private eventsHandled = 0;
-  private lastEventAt: Date | null = null;
+  /** Epoch ms of the last handled event (a number: set on every event, turned into a Date only for status). */
+  private lastEventAt = 0;
   private lastError: string | null = null;
   private lastInvalidatedAt: Date | null = null;
   private positionLoaded = false;
@@ -76,13 +77,14 @@ export class CollectionStream {
       checkpointer.key,
     );
     this.scheduler = new EventScheduler({
-      concurrency: 1,
+      concurrency: Math.min(options.concurrency, plan.concurrencyCap ?? Infinity),
+      signalPerEvent: options.onHandlerTimeout === 'abort',
       dispatcher,
       checkpointer,
       stopping: this.stopping.signal,
       onHandled: () => {
         this.eventsHandled++;
-        this.lastEventAt = new Date();
+        this.lastEventAt = Date.now();
       },
       onFailed: (error) => (this.lastError = error.message),
     });
@@ -137,7 +139,7 @@ export class CollectionStream {
       state: this.state,
       handlers: plan.handlers.map((h) => h.name),
       eventsHandled: this.eventsHandled,
-      lastEventAt: this.lastEventAt,
+      lastEventAt: this.lastEventAt === 0 ? null : new Date(this.lastEventAt),
       lastCheckpointAt: checkpointer.lastSavedAt,
       unsavedEvents: checkpointer.unsavedCount,
       inFlightEvents: events.length,
@@ -152,7 +154,7 @@ export class CollectionStream {
     this.stopping.abort();
     if (this.running && !(await settlesWithin(this.running, left()))) {
       this.logger.warn(messages.drainTimedOut(this.key, timeoutMs));
-      this.scheduler.events.forEach((event) => event.abort.abort());
+      this.scheduler.abortInFlight();
     }
     const { checkpointer } = this.deps;
     const flushed = await settlesWithin(checkpointer.flush(), left());

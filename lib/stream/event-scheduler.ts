@@ -7,11 +7,13 @@ import { errorText } from '../common/errors.js';
 import type { ChangeEvent } from './change-cursor.js';
 import type { ChangeDispatcher, DispatchOutcome, EventInFlight } from './change-dispatcher.js';
 
-const { EJSON } = mongoose.mongo.BSON;
+const { EJSON, ObjectId } = mongoose.mongo.BSON;
 
 export interface SchedulerDeps {
   /** Events in flight at once (waiting for their document's previous event counts). */
   concurrency: number;
+  /** Give each event its own `context.signal` (`onHandlerTimeout: 'abort'`); else the stream's handlers share one. */
+  signalPerEvent: boolean;
   dispatcher: ChangeDispatcher;
   checkpointer: Checkpointer;
   /** Shutdown began: failures are no longer retried or recorded. */
@@ -35,8 +37,21 @@ export class EventScheduler {
   private readonly tails = new Map<string, Promise<unknown>>();
   private readonly changed = new Notifier();
   private failure: HandlerFailedError | null = null;
+  private sharedAbort = new AbortController();
 
   constructor(private readonly deps: SchedulerDeps) {}
+
+  /** One event at a time: no document keys needed. */
+  get sequential(): boolean {
+    return this.deps.concurrency <= 1;
+  }
+
+  /** Aborts the `context.signal` of every handler running now (shutdown ran out of time, or the lease was lost). */
+  abortInFlight(): void {
+    this.inFlight.forEach((event) => event.abort.abort());
+    this.sharedAbort.abort();
+    this.sharedAbort = new AbortController();
+  }
 
   /** Events handed to handlers so far (the number of the newest). */
   get dispatchedSeq(): number {
@@ -52,6 +67,10 @@ export class EventScheduler {
     return [...this.inFlight.values()];
   }
 
+  hasSlot(): boolean {
+    return this.inFlight.size < this.deps.concurrency && !this.failure;
+  }
+
   /** Resolves true once another event may start; false after a failure or at shutdown. */
   async waitForSlot(signal: AbortSignal): Promise<boolean> {
     while (this.inFlight.size >= this.deps.concurrency && !this.failure && !signal.aborted) {
@@ -60,11 +79,10 @@ export class EventScheduler {
     return !this.failure && !signal.aborted;
   }
 
-  /** Starts `change` once its document's previous event finished. Events without a document key must go through `runAlone`. */
-  submit(change: ChangeEvent): void {
+  /** Starts `change` once the previous event of its document (`key`, see `documentKeyOf`) finished. */
+  submit(change: ChangeEvent, key: string): void {
     const seq = ++this.seq;
     const flight = this.track(seq, change);
-    const key = documentKeyOf(change)!;
     const previous = this.tails.get(key) ?? Promise.resolve();
     const run = previous.then(() => this.execute(seq, flight, true));
     this.tails.set(key, run);
@@ -74,8 +92,8 @@ export class EventScheduler {
   }
 
   /** Waits until nothing is in flight, then handles `change` alone. `ack: false` for an event that is not a resume point (invalidate). */
-  async runAlone(change: ChangeEvent, ack: boolean): Promise<DispatchOutcome> {
-    await this.drain();
+  runAlone(change: ChangeEvent, ack: boolean): Promise<DispatchOutcome> {
+    if (this.inFlight.size > 0) return this.drain().then(() => this.runAlone(change, ack));
     const seq = ++this.seq;
     return this.execute(seq, this.track(seq, change), ack);
   }
@@ -86,7 +104,8 @@ export class EventScheduler {
   }
 
   private track(seq: number, change: ChangeEvent): EventInFlight {
-    const flight: EventInFlight = { change, startedAt: Date.now(), pending: new Set(), abort: new AbortController() };
+    const abort = this.deps.signalPerEvent ? new AbortController() : this.sharedAbort;
+    const flight: EventInFlight = { change, startedAt: Date.now(), pending: new Set(), abort };
     this.inFlight.set(seq, flight);
     return flight;
   }
@@ -110,8 +129,7 @@ export class EventScheduler {
   private settle(seq: number, change: ChangeEvent, outcome: DispatchOutcome, ack: boolean): void {
     if (outcome.ok) {
       this.deps.onHandled(change);
-      const advanced = this.window.complete(seq, ack ? change._id : null);
-      if (advanced) this.deps.checkpointer.ack(advanced.token, advanced.seq);
+      if (this.window.complete(seq, ack ? change._id : null)) this.deps.checkpointer.ack(this.window.token!, this.window.acknowledgedSeq);
     } else if ('error' in outcome && !this.failure) {
       this.failure = outcome.error;
       this.deps.onFailed(outcome.error);
@@ -119,8 +137,19 @@ export class EventScheduler {
   }
 }
 
-/** Events of one document share a key; events without a document (lifecycle, DDL) have none. */
+/**
+ * Events of one document share a key. Events without a document (lifecycle, DDL), or whose
+ * `documentKey` has no `_id` (malformed), have none and run alone: ordering is never guessed.
+ */
 export function documentKeyOf(change: ChangeEvent): string | null {
-  const key = (change as { documentKey?: unknown }).documentKey;
-  return key === undefined || key === null ? null : EJSON.stringify(key, { relaxed: false });
+  const key = (change as { documentKey?: Record<string, unknown> }).documentKey;
+  if (typeof key !== 'object' || key === null || !('_id' in key)) return null;
+  const id = key._id;
+  // Cheap keys for the common `{ _id }` of a string, number or ObjectId; EJSON for the rest (shard keys, compound ids).
+  if (Object.keys(key).length === 1) {
+    if (typeof id === 'string') return `s:${id}`;
+    if (typeof id === 'number') return `n:${id}`;
+    if (id instanceof ObjectId) return `o:${id.toHexString()}`;
+  }
+  return `e:${EJSON.stringify(key, { relaxed: false })}`;
 }

@@ -14,6 +14,8 @@ export interface StreamPlan {
   pipeline: object[];
   /** Handlers declared a `pipeline`. */
   hasUserPipeline: boolean;
+  /** The lowest `concurrency` a handler asked for, if any (the module's value applies otherwise). */
+  concurrencyCap?: number;
   fullDocument?: OnChangeOptions['fullDocument'];
   fullDocumentBeforeChange?: OnChangeOptions['fullDocumentBeforeChange'];
   handlers: ChangeHandler[];
@@ -57,10 +59,16 @@ function planOne(handlers: ChangeHandler[]): StreamPlan {
     collection: first.collection,
     pipeline: [...(restrictsAll ? [{ $match: { operationType: { $in: operationTypes } } }] : []), ...userStages(pipeline)],
     hasUserPipeline: pipeline.length > 0,
+    concurrencyCap: minimum(handlers.map((h) => h.options.concurrency)),
     fullDocument: agree(handlers, 'fullDocument', (h) => h.options.fullDocument, false),
     fullDocumentBeforeChange: agree(handlers, 'fullDocumentBeforeChange', (h) => h.options.fullDocumentBeforeChange, false),
     handlers,
   };
+}
+
+function minimum(values: Array<number | undefined>): number | undefined {
+  const set = values.filter((v): v is number => v !== undefined);
+  return set.length === 0 ? undefined : Math.min(...set);
 }
 
 /** The user's `$match` stages as one stage that lifecycle events always pass. */
@@ -105,6 +113,9 @@ function validateHandlerOptions({ name, collection, options }: ChangeHandler): v
   }
   if (fullDocumentBeforeChange !== undefined && !FULL_DOCUMENT_BEFORE_CHANGE.includes(fullDocumentBeforeChange)) {
     throw new ChangeStreamConfigError(`${where}: "fullDocumentBeforeChange" must be one of ${FULL_DOCUMENT_BEFORE_CHANGE.join(', ')}.`);
+  }
+  if (options.concurrency !== undefined && (!Number.isInteger(options.concurrency) || options.concurrency < 1)) {
+    throw new ChangeStreamConfigError(`${where}: "concurrency" must be an integer >= 1.`);
   }
   if (retries !== undefined && (!Number.isInteger(retries) || retries < 0)) {
     throw new ChangeStreamConfigError(`${where}: "retries" must be an integer >= 0.`);

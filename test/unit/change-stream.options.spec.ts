@@ -22,6 +22,7 @@ describe('resolveOptions', () => {
       maxAwaitTimeMS: 1000,
       handlerTimeoutMs: 60000,
       onHandlerTimeout: 'warn',
+      concurrency: 1,
       batchSize: undefined,
     });
   });

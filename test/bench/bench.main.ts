@@ -1,0 +1,177 @@
+import 'reflect-metadata';
+import { spawn } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import mongoose from 'mongoose';
+import { startTestServers } from '../servers/test-servers.js';
+import { currentToken, makeBacklog } from './backlog.js';
+import { median, percentile } from './percentiles.js';
+import type { ScenarioArgs, ScenarioResult } from './scenario.js';
+
+/**
+ * `npm run bench`: drains the same backlog with the bare driver loop, the hand-rolled
+ * per-event SET, and the module (no-op and 1 ms handlers at several concurrencies), then a
+ * live run with a writer; prints events/s, the ratio to the bare loop, write-to-handler delay,
+ * peak RSS growth and per-document order. Not part of the tests' pass/fail.
+ */
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const ROUNDS = env('BENCH_ROUNDS', 3);
+const EVENTS = env('BENCH_EVENTS', 8000);
+const MEMORY_EVENTS = env('BENCH_MEMORY_EVENTS', 20_000);
+const LIVE_RATE = env('BENCH_LIVE_RATE', 1000);
+const LIVE_SECONDS = env('BENCH_LIVE_SECONDS', 4);
+const { EJSON } = mongoose.mongo.BSON;
+const scenarioScript = fileURLToPath(new URL('./scenario.main.js', import.meta.url));
+
+interface Variant {
+  name: string;
+  kind: ScenarioArgs['kind'];
+  handlerDelayMs: number;
+  concurrency?: number;
+}
+
+const ALL_VARIANTS: Variant[] = [
+  { name: 'bare driver loop (no checkpoints)', kind: 'bare', handlerDelayMs: 0 },
+  { name: 'hand-rolled: await SET per event', kind: 'seed-set', handlerDelayMs: 0 },
+  { name: 'module, no-op handler', kind: 'module', handlerDelayMs: 0, concurrency: 1 },
+  { name: 'hand-rolled SET, 1 ms handler', kind: 'seed-set', handlerDelayMs: 1 },
+  ...[1, 8, 32, 128].map((concurrency) => ({ name: `module, 1 ms handler, concurrency ${concurrency}`, kind: 'module' as const, handlerDelayMs: 1, concurrency })),
+];
+/** BENCH_VARIANTS=<regex> runs a subset (the bare loop always runs: it is the reference). */
+const VARIANTS = ALL_VARIANTS.filter((v, i) => i === 0 || new RegExp(process.env.BENCH_VARIANTS ?? '.').test(v.name));
+const SKIP = new Set((process.env.BENCH_SKIP ?? '').split(',').filter(Boolean));
+
+async function main(): Promise<void> {
+  const servers = await startTestServers();
+  process.env.MONGODB_URI = servers.mongoUri;
+  process.env.REDIS_URL = servers.redisUrl;
+  const connection = await mongoose.createConnection(servers.mongoUri).asPromise();
+  const client = connection.getClient();
+  console.log(`[bench] ${servers.description}`);
+  console.log(`[bench] machine: ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
+  console.log(`[bench] ${ROUNDS} rounds, backlog ${EVENTS} events (insert + delete per document, 16 apart), live ${LIVE_RATE}/s for ${LIVE_SECONDS} s; median of rounds`);
+  try {
+    const backlog = await runRounds('backlog', VARIANTS, async (round) => {
+      const dbName = `bench_backlog_${round}_${Date.now()}`;
+      const made = await makeBacklog(client.db(dbName), 'bench', EVENTS);
+      return { dbName, start: EJSON.stringify(made.start), size: made.size };
+    });
+    printTable('Backlog (catch-up from a stored position)', backlog, false);
+    if (SKIP.has('live') && SKIP.has('memory')) return;
+    const live = SKIP.has('live') ? new Map() : await runRounds('live', VARIANTS, async (round) => ({ dbName: `bench_live_${round}_${Date.now()}`, start: '', size: LIVE_RATE * LIVE_SECONDS }));
+    if (!SKIP.has('live')) printTable(`Live (writer at ${LIVE_RATE}/s)`, live, true);
+    if (SKIP.has('memory')) return;
+    const memory = await runRounds(
+      'backlog',
+      VARIANTS.filter((v) => v.kind === 'module' && (v.handlerDelayMs === 0 || (v.concurrency ?? 1) > 1)),
+      async () => {
+        const dbName = `bench_memory_${Date.now()}`;
+        const made = await makeBacklog(client.db(dbName), 'bench', MEMORY_EVENTS);
+        return { dbName, start: EJSON.stringify(made.start), size: made.size };
+      },
+      1,
+    );
+    printTable(`Memory: ${MEMORY_EVENTS}-event backlog, one round`, memory, false);
+  } finally {
+    await connection.close();
+    await servers.stop();
+  }
+}
+
+type Rows = Map<string, ScenarioResult[]>;
+let liveRuns = 0;
+
+async function runRounds(
+  mode: ScenarioArgs['mode'],
+  variants: Variant[],
+  prepare: (round: number) => Promise<{ dbName: string; start: string; size: number }>,
+  rounds = ROUNDS,
+): Promise<Rows> {
+  const rows: Rows = new Map(variants.map((v) => [v.name, []]));
+  for (let round = 1; round <= rounds; round++) {
+    const prepared = await prepare(round);
+    for (const variant of variants) {
+      const args: ScenarioArgs = {
+        kind: variant.kind,
+        mode,
+        mongoUri: process.env.MONGODB_URI ?? '',
+        redisUrl: process.env.REDIS_URL ?? '',
+        dbName: prepared.dbName,
+        collection: 'bench',
+        start: prepared.start,
+        size: prepared.size,
+        handlerDelayMs: variant.handlerDelayMs,
+        concurrency: variant.concurrency,
+      };
+      rows.get(variant.name)!.push(await runScenario(args));
+      process.stdout.write('.');
+    }
+  }
+  process.stdout.write('\n');
+  return rows;
+}
+
+/** Runs one scenario in a child process; in live mode, writes while it consumes. */
+async function runScenario(args: ScenarioArgs): Promise<ScenarioResult> {
+  // Live runs write their own documents: one database each.
+  if (args.mode === 'live') args = { ...args, dbName: `${args.dbName}_${++liveRuns}` };
+  const connection = await mongoose.createConnection(args.mongoUri, { dbName: args.dbName }).asPromise();
+  try {
+    const items = connection.db!.collection<{ _id: number; writtenAt?: number }>(args.collection);
+    if (args.mode === 'live') args = { ...args, start: EJSON.stringify(await currentToken(items)) };
+    const child = spawn(process.execPath, [scenarioScript, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let output = '';
+    const ready = new Promise<void>((resolve) => child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()).includes('READY') && resolve()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    await Promise.race([ready, exited]);
+    if (args.mode === 'live') await writeLive(items, args.size);
+    const code = await exited;
+    const line = output.split('\n').find((l) => l.startsWith('RESULT '));
+    if (code !== 0 || !line) throw new Error(`scenario ${args.kind} failed (exit ${code}):\n${output}`);
+    return JSON.parse(line.slice('RESULT '.length)) as ScenarioResult;
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Inserts `count` documents at LIVE_RATE per second, each stamped with its write time. */
+async function writeLive(items: mongoose.mongo.Collection<{ _id: number; writtenAt?: number }>, count: number): Promise<void> {
+  const perTick = Math.max(1, Math.round(LIVE_RATE / 100));
+  const began = performance.now();
+  for (let written = 0; written < count; written += perTick) {
+    const due = began + (written / LIVE_RATE) * 1000;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    const batch = Array.from({ length: Math.min(perTick, count - written) }, (_, i) => ({ _id: written + i, writtenAt: Date.now() }));
+    await items.insertMany(batch);
+  }
+}
+
+function printTable(title: string, rows: Rows, live: boolean): void {
+  const rate = (r: ScenarioResult) => (r.events / r.ms) * 1000;
+  const bare = median(rows.get(VARIANTS[0].name)?.map(rate) ?? []);
+  console.log(`\n${title}`);
+  const header = ['scenario', 'events/s', '× bare', ...(live ? ['p50 ms', 'p99 ms'] : []), 'RSS +MB', 'order'];
+  const lines = [...rows].map(([name, results]) => {
+    const r = median(results.map(rate));
+    const violations = results.reduce((sum, x) => sum + x.orderViolations, 0);
+    const delays = results.flatMap((x) => x.delays);
+    return [
+      name,
+      r.toFixed(0),
+      Number.isNaN(bare) ? '-' : (r / bare).toFixed(2),
+      ...(live ? [percentile(delays, 50).toFixed(1), percentile(delays, 99).toFixed(1)] : []),
+      Math.max(...results.map((x) => x.rssPeakMb - x.rssBaselineMb)).toFixed(1),
+      violations === 0 ? 'kept' : `${violations} VIOLATIONS`,
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const format = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  console.log(format(header));
+  lines.forEach((l) => console.log(format(l)));
+}
+
+void main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

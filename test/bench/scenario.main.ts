@@ -1,0 +1,115 @@
+import 'reflect-metadata';
+import { Injectable, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { MongooseModule } from '@nestjs/mongoose';
+import { Redis } from 'ioredis';
+import mongoose, { type mongo } from 'mongoose';
+import { ChangeStreamModule, checkpointKey, encodeCheckpoint, OnChange } from '../../lib/index.js';
+import { OrderCheck } from './backlog.js';
+import type { ScenarioArgs, ScenarioResult } from './scenario.js';
+
+/** One bench scenario in its own process (clean RSS); prints `RESULT <json>`. */
+const args = JSON.parse(process.argv[2]) as ScenarioArgs;
+const { EJSON } = mongoose.mongo.BSON;
+const start = EJSON.parse(args.start) as mongo.ResumeToken;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Counts events, checks per-document order, records live delays; resolves once `size` arrived. */
+class Tally {
+  readonly order = new OrderCheck();
+  readonly delays: number[] = [];
+  count = 0;
+  /** When the first event reached a handler: the drain is timed from there. */
+  firstAt = 0;
+  done!: () => void;
+  readonly finished = new Promise<void>((resolve) => (this.done = resolve));
+
+  async handle(change: mongo.ChangeStreamDocument): Promise<void> {
+    if (this.count === 0 && this.firstAt === 0) this.firstAt = performance.now();
+    const id = (change as { documentKey?: { _id: unknown } }).documentKey?._id;
+    if (args.mode === 'live' && change.operationType === 'insert') {
+      const writtenAt = (change.fullDocument as { writtenAt?: number }).writtenAt;
+      if (writtenAt) this.delays.push(Date.now() - writtenAt);
+    }
+    this.order.begin(change.operationType, id);
+    if (args.handlerDelayMs > 0) await sleep(args.handlerDelayMs);
+    this.order.end(change.operationType, id);
+    if (++this.count === args.size) this.done();
+  }
+}
+const tally = new Tally();
+
+async function bareLoop(withSet: boolean): Promise<void> {
+  const connection = await mongoose.createConnection(args.mongoUri, { dbName: args.dbName }).asPromise();
+  const redis = withSet ? new Redis(args.redisUrl) : undefined;
+  const stream = connection.db!.collection(args.collection).watch([], { resumeAfter: start, maxAwaitTimeMS: 200 });
+  console.log('READY');
+  while (tally.count < args.size) {
+    const change = await stream.tryNext();
+    if (!change) continue;
+    await tally.handle(change);
+    if (redis) await redis.set(`bench:${args.collection}`, EJSON.stringify(change._id)); // the hand-rolled way
+  }
+  await stream.close();
+  await connection.close();
+  redis?.disconnect();
+}
+
+@Injectable()
+class BenchListener {
+  @OnChange('bench')
+  handle(change: mongo.ChangeStreamDocument) {
+    return tally.handle(change);
+  }
+}
+
+async function withModule(): Promise<void> {
+  const consumer = `bench-${process.pid}`;
+  const redis = new Redis(args.redisUrl);
+  await redis.set(checkpointKey('change-stream', consumer, args.dbName, args.collection), encodeCheckpoint({ token: start }));
+  redis.disconnect();
+  @Module({
+    imports: [
+      MongooseModule.forRoot(args.mongoUri, { dbName: args.dbName }),
+      ChangeStreamModule.forRoot({
+        consumer,
+        redis: args.redisUrl,
+        concurrency: args.concurrency ?? 1,
+        maxAwaitTimeMS: 200,
+        ...(process.env.BENCH_MAX_EVENTS ? { checkpoint: { maxEvents: Number(process.env.BENCH_MAX_EVENTS) } } : {}),
+      }),
+    ],
+    providers: [BenchListener],
+  })
+  class BenchModule {}
+  const app = await NestFactory.createApplicationContext(BenchModule, { logger: ['error'] });
+  console.log('READY');
+  await tally.finished;
+  await app.close();
+}
+
+async function main(): Promise<void> {
+  if (args.collection !== 'bench') throw new Error('the bench listener watches "bench"');
+  const rssBaseline = process.memoryUsage().rss;
+  let rssPeak = rssBaseline;
+  const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 20);
+  let ended = 0;
+  void tally.finished.then(() => (ended = performance.now()));
+  if (args.kind === 'module') await withModule();
+  else await bareLoop(args.kind === 'seed-set');
+  clearInterval(sampler);
+  const result: ScenarioResult = {
+    events: tally.count,
+    ms: ended - tally.firstAt,
+    delays: tally.delays,
+    rssBaselineMb: rssBaseline / 2 ** 20,
+    rssPeakMb: rssPeak / 2 ** 20,
+    orderViolations: tally.order.violations,
+  };
+  console.log(`RESULT ${JSON.stringify(result)}`);
+}
+
+void main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,25 @@
+/** What the bench asks one child process to run, and what it reports back. */
+export interface ScenarioArgs {
+  kind: 'bare' | 'seed-set' | 'module';
+  mode: 'backlog' | 'live';
+  mongoUri: string;
+  redisUrl: string;
+  dbName: string;
+  collection: string;
+  /** EJSON of the resume token to start after. */
+  start: string;
+  /** Events to wait for. */
+  size: number;
+  handlerDelayMs: number;
+  concurrency?: number;
+}
+
+export interface ScenarioResult {
+  events: number;
+  ms: number;
+  /** Write (client clock, `writtenAt`) to handler call, live mode only. */
+  delays: number[];
+  rssBaselineMb: number;
+  rssPeakMb: number;
+  orderViolations: number;
+}
