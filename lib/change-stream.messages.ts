@@ -33,7 +33,10 @@ export const messages = {
   redisAuthFailed: (where: string, error: string) =>
     `ChangeStreamModule: ${where} rejected the credentials (${error}). Check the username and password in the "redis" option.`,
   waitingForStore: (error: string) => `waiting for the position store: ${error}`,
+  waitingForLease: (error: string) => `waiting for the position store to ask for the lease: ${error}`,
   cannotSave: (error: string) => `cannot save the position: ${error}`,
+  positionMissingResumingFromMemory: (key: string) =>
+    `Stream ${key}: no position is stored any more (did Redis lose its data?); resuming from the last position this instance handled instead of from now.`,
   saveStalled: (ms: number) => `the position store has not answered a save for ${ms / 1000} s`,
   saveRecovered: (key: string, attempts: number) => `Saving the position of ${key} works again (after ${attempts} failed attempt(s)).`,
   finalSaveFailed: (key: string, unsaved: number) =>
@@ -73,6 +76,26 @@ export const messages = {
     `Stream ${key}: in-flight handlers did not finish within ${timeoutMs} ms (shutdownTimeoutMs); their context.signal was aborted, and their events are not acknowledged and will be delivered again on the next start.`,
   notOpenAtStartup: (keys: string[], timeoutMs: number) =>
     `Streams not open ${timeoutMs} ms after bootstrap, still trying in the background: ${keys.join(', ')}.`,
+  leaseAcquired: (key: string, instance: string, fence: number) =>
+    `Stream ${key}: ${instance} is now the active consumer (lease fence ${fence}); resuming from the stored position.`,
+  leaseStandby: (key: string, instance: string, holder: string | null) =>
+    `Stream ${key}: ${instance} stands by${holder ? `; ${holder} is active` : ''}.`,
+  leaseLost: (key: string, instance: string, reason: string) =>
+    `Stream ${key}: ${instance} lost its lease (${reason}); it stopped reading, does not acknowledge events in flight, and stands by.`,
+  leaseHandedOver: (key: string, instance: string, why: string) =>
+    `Stream ${key}: ${instance} handed the stream over (${why}) after draining and saving its position.`,
+  leaseRenewRefused: () => 'another instance holds it now',
+  leaseUnconfirmed: (ttlMs: number) => `no renewal confirmed within the ${ttlMs} ms lease TTL; Redis may be unreachable`,
+  leaseAttemptFailed: (key: string, error: string) => `Stream ${key}: could not ask for the lease (${error}); retrying with backoff.`,
+  leaseReleaseFailed: (key: string, error: string) => `Stream ${key}: releasing the lease failed (${error}); a standby takes over when it expires.`,
+  writeRefused: (key: string, detail: string) => `Stream ${key}: position write refused (${detail}).`,
+  leaseShed: (key: string, instance: string, held: number, share: number, members: number) =>
+    `${instance} holds ${held} streams, more than its fair share of ${share} among ${members} instance(s): handing ${key} over.`,
+  heartbeatFailed: (instance: string, error: string) =>
+    `${instance} could not announce itself to the other instances (${error}); its share of streams is computed from the last known count.`,
+  leasesUnsupported: () =>
+    'ChangeStreamModule: option "leases" is set, but the tokenStore has no "leases" (LeaseStore) implementation. Use the Redis store, implement LeaseStore, or set leases: false.',
+  leasesOff: (why: string) => `Leases are off (${why}): run a single instance of this consumer, or two would handle events twice.`,
   terminusMissing: () =>
     'ChangeStreamHealthIndicator needs @nestjs/terminus: npm install @nestjs/terminus',
 };

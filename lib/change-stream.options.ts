@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { ChangeStreamConfigError } from './change-stream.errors.js';
 import { messages } from './change-stream.messages.js';
-import type { ChangeStreamModuleOptions } from './interfaces/change-stream-module-options.interface.js';
+import type { ChangeStreamModuleOptions, LeaseOptions } from './interfaces/change-stream-module-options.interface.js';
 import type { HandlerFailurePolicy, HistoryLostPolicy } from './interfaces/failure-policies.interface.js';
 
 /** The module options after validation, with every default filled in. */
@@ -23,6 +25,8 @@ export interface ResolvedChangeStreamOptions {
   concurrency: number;
   maxAwaitTimeMS: number;
   batchSize: number | undefined;
+  /** `false`: off. `explicit`: the user asked for them (an unsupported store is then an error). */
+  leases: false | (Required<LeaseOptions> & { explicit: boolean });
 }
 
 export function resolveOptions(options: ChangeStreamModuleOptions | undefined): ResolvedChangeStreamOptions {
@@ -79,7 +83,29 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
     onHandlerTimeout,
     maxAwaitTimeMS: int('maxAwaitTimeMS', options.maxAwaitTimeMS, 1000, 1),
     batchSize: options.batchSize === undefined ? undefined : int('batchSize', options.batchSize, 0, 1),
+    leases: leaseOptions(options.leases),
   };
+}
+
+function leaseOptions(value: LeaseOptions | false | undefined): ResolvedChangeStreamOptions['leases'] {
+  if (value === false) return false;
+  if (value !== undefined && (typeof value !== 'object' || value === null)) {
+    throw new ChangeStreamConfigError(messages.optionInvalid('leases', value, 'false or an object'));
+  }
+  const ttlMs = int('leases.ttlMs', value?.ttlMs, 10_000, 100);
+  const renewIntervalMs = int('leases.renewIntervalMs', value?.renewIntervalMs, Math.min(3000, Math.floor(ttlMs / 3)), 10);
+  if (renewIntervalMs > ttlMs / 2) {
+    throw new ChangeStreamConfigError(messages.optionInvalid('leases.renewIntervalMs', renewIntervalMs, `at most half of leases.ttlMs (${ttlMs / 2})`));
+  }
+  const pollIntervalMs = int('leases.pollIntervalMs', value?.pollIntervalMs, Math.min(1000, renewIntervalMs), 10);
+  if (pollIntervalMs > renewIntervalMs) {
+    throw new ChangeStreamConfigError(messages.optionInvalid('leases.pollIntervalMs', pollIntervalMs, `at most leases.renewIntervalMs (${renewIntervalMs})`));
+  }
+  const instanceId = value?.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(2).toString('hex')}`;
+  if (typeof instanceId !== 'string' || instanceId.trim() === '') {
+    throw new ChangeStreamConfigError(messages.optionInvalid('leases.instanceId', instanceId, 'a non-empty string'));
+  }
+  return { ttlMs, renewIntervalMs, pollIntervalMs, instanceId, explicit: value !== undefined };
 }
 
 function int(name: string, value: number | undefined, fallback: number, min: number): number {

@@ -18,6 +18,9 @@ import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
 import { ChangeStreamRuntime } from './change-stream.runtime.js';
 import { Checkpointer } from './checkpoint/checkpointer.js';
 import { settlesWithin } from './common/backoff.js';
+import { LeaseBalancer, type LeaseTiming } from './lease/lease-balancer.js';
+import { membersKey } from './lease/lease-keys.js';
+import { StreamLeaseKeeper } from './lease/stream-lease-keeper.js';
 import { ProviderLifecycle, type ProviderWrapper } from './lifecycle/provider-lifecycle.js';
 import type { ChangeStreamStores } from './stores.factory.js';
 import { connectionCursorFactory } from './stream/change-cursor.js';
@@ -36,6 +39,8 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   private readonly lifecycle = new ProviderLifecycle();
   /** Set by the first drain: the whole shutdown (drains, final saves, closing the store) fits before it. */
   private shutdownDeadline: number | undefined;
+  /** Leases on: spreads this consumer's streams over its live instances. */
+  private balancer: LeaseBalancer | undefined;
 
   constructor(
     private readonly explorer: ChangeStreamExplorer,
@@ -49,8 +54,10 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   onModuleInit(): void {
     const handlers = this.explorer.explore(this.options.connectionName ?? DEFAULT_CONNECTION_NAME);
     this.checkDeadLetterDurability(handlers);
+    const plans = planStreams(handlers);
+    this.balancer = this.createBalancer(plans.length);
     const keys = new Map<string, StreamPlan>();
-    for (const plan of planStreams(handlers)) {
+    for (const plan of plans) {
       const connection = this.resolveConnection(plan);
       const database = connection.db?.databaseName ?? connection.name;
       const key = checkpointKey(this.options.keyPrefix, this.options.consumer, database, plan.collection);
@@ -67,6 +74,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
         openCursor: connectionCursorFactory(connection, plan.collection),
         emit: (event) => this.runtime.emit(event),
         handlersReady: this.lifecycle.bootstrapped(owners),
+        lease: this.balancer && new StreamLeaseKeeper(key, this.stores.tokens.leases!, this.options.leases as LeaseTiming, this.balancer),
       });
       this.lifecycle.drainBeforeTeardown(owners, () => this.drain(stream));
       this.runtime.streams.push(stream);
@@ -81,6 +89,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     const streams = this.runtime.streams;
     if (streams.length === 0) return;
     await this.stores.verify(Math.min(STORE_CHECK_MS, this.options.startupTimeoutMs || STORE_CHECK_MS));
+    await this.balancer?.start();
     streams.forEach((s) => s.start());
     const settled = await settlesWithin(Promise.all(streams.map((s) => s.whenSettled())), this.options.startupTimeoutMs);
     if (!settled) {
@@ -97,7 +106,26 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   /** Runs before mongoose closes its connections (in `onApplicationShutdown`). */
   async beforeApplicationShutdown(): Promise<void> {
     await this.onModuleDestroy();
+    if (this.balancer) await settlesWithin(this.balancer.stop(), Math.max(100, this.timeLeft()));
     await this.stores.close(Math.max(100, this.timeLeft()));
+  }
+
+  /** Leases: on with a store that supports them unless `leases: false`; asked for explicitly with one that does not, an error. */
+  private createBalancer(streams: number): LeaseBalancer | undefined {
+    const { leases, keyPrefix, consumer } = this.options;
+    const store = this.stores.tokens.leases;
+    if (leases === false) {
+      if (streams > 0) this.logger.log(messages.leasesOff('leases: false'));
+      return undefined;
+    }
+    if (!store) {
+      if (leases.explicit) throw new ChangeStreamConfigError(messages.leasesUnsupported());
+      if (streams > 0 && this.stores.tokens.durable !== false) this.logger.warn(messages.leasesOff('the tokenStore does not implement leases'));
+      return undefined;
+    }
+    return new LeaseBalancer(store, membersKey(keyPrefix, consumer), leases.instanceId, leases, streams, (key) =>
+      this.runtime.streams.find((s) => s.key === key)?.handOver('this instance holds more than its fair share'),
+    );
   }
 
   private drain(stream: CollectionStream): Promise<void> {

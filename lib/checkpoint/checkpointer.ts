@@ -3,6 +3,8 @@ import { messages } from '../change-stream.messages.js';
 import { backoffDelay, sleep } from '../common/backoff.js';
 import { errorText } from '../common/errors.js';
 import { Notifier } from '../common/notifier.js';
+import { FencedWriteError } from '../change-stream.errors.js';
+import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ResumeToken, ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
 
 export interface CheckpointSettings {
@@ -36,10 +38,18 @@ export class Checkpointer {
   private failures = 0;
   private troubled = false;
   private disposed = false;
+  /** Between tenures (the lease was lost): nothing is acknowledged or saved. */
+  private suspended = false;
+  /** Saves are fenced writes under this lease (leases on). */
+  private lease: StreamLease | null = null;
+  /** The newest position of the previous tenure, for a store that lost everything meanwhile. */
+  private remembered: StreamPosition | null = null;
   private readonly progress = new Notifier();
   lastSavedAt: Date | null = null;
   /** Told when saving starts failing or stalls (with the reason) and when it works again (null). */
   onSaveTrouble: (error: string | null) => void = () => undefined;
+  /** Told when the store refused a write because another instance holds the stream now. */
+  onFenced: (error: FencedWriteError) => void = () => undefined;
 
   constructor(
     private readonly store: ResumeTokenStore,
@@ -56,9 +66,44 @@ export class Checkpointer {
     return this.acked;
   }
 
-  /** Reads the stored position (throws `InvalidStoredTokenError` for a bad value). */
+  /**
+   * A new tenure over the stream (with its lease when leases are on): everything in memory is
+   * forgotten, since another instance may have moved the position; the next `load` reads it.
+   */
+  begin(lease: StreamLease | null): void {
+    this.remembered = this.position ?? this.remembered;
+    this.clearTimer();
+    this.lease = lease;
+    this.suspended = false;
+    this.acked = null;
+    this.ackedToken = null;
+    this.ackedSeq = this.savedSeq = 0;
+    this.dirty = false;
+    this.failures = 0;
+    this.progress.notify();
+  }
+
+  /** The tenure ended without a final save (lease lost): acknowledgements from now on are dropped; the next holder redoes them. */
+  suspend(): void {
+    this.suspended = true;
+    this.clearTimer();
+    this.progress.notify();
+  }
+
+  /**
+   * Reads the stored position (throws `InvalidStoredTokenError` for a bad value). If nothing is
+   * stored but this instance handled events before (Redis restarted empty, say), it resumes from
+   * the last of those instead of from "now": at worst duplicates, never a gap.
+   */
   async load(): Promise<void> {
-    this.restore(await this.store.load(this.key));
+    const stored = await this.store.load(this.key);
+    if (stored === null && this.remembered !== null) {
+      this.logger.warn(messages.positionMissingResumingFromMemory(this.key));
+      this.restore(this.remembered);
+      this.dirty = true;
+      return;
+    }
+    this.restore(stored);
   }
 
   /** The position read from the store at start (or null to start over); it counts as saved. */
@@ -71,7 +116,7 @@ export class Checkpointer {
 
   /** Event `seq` and every event before it were handled; `token` is its resume token. */
   ack(token: ResumeToken, seq: number): void {
-    if (this.disposed) return;
+    if (this.disposed || this.suspended) return;
     this.ackedToken = token;
     this.ackedSeq = seq;
     this.dirty = true;
@@ -86,7 +131,7 @@ export class Checkpointer {
    * worth saving, but not worth an immediate write.
    */
   advanceIdle(position: StreamPosition): void {
-    if (this.disposed || samePosition(position, this.position)) return;
+    if (this.disposed || this.suspended || samePosition(position, this.position)) return;
     this.acked = position;
     this.dirty = true;
     this.schedule(this.settings.intervalMs);
@@ -114,7 +159,7 @@ export class Checkpointer {
   async waitForRoom(dispatchedSeq: number, signal: AbortSignal): Promise<boolean> {
     let paused = false;
     while (dispatchedSeq - this.savedSeq >= this.roomLimit()) {
-      if (signal.aborted || this.disposed) return false;
+      if (signal.aborted || this.disposed || this.suspended) return false;
       if (this.failures > 0 && !paused) this.logger.warn(messages.readingPaused(this.key, this.unsavedCount));
       paused = true;
       if (!this.saving && this.failures === 0 && this.dirty) void this.flush();
@@ -163,13 +208,19 @@ export class Checkpointer {
     do {
       this.again = false;
       const position = this.position;
-      if (!this.dirty || position === null) return true;
+      if (!this.dirty || position === null || this.suspended) return !this.suspended;
       const seq = this.ackedSeq;
       const slow = setTimeout(() => this.reportTrouble(messages.saveStalled(SLOW_SAVE_MS)), SLOW_SAVE_MS);
       slow.unref();
       try {
-        await this.store.save(this.key, position);
+        await (this.lease ? this.store.save(this.key, position, this.lease) : this.store.save(this.key, position));
       } catch (error) {
+        if (error instanceof FencedWriteError) {
+          // Not an outage: another instance owns the stream now. Never retried.
+          this.suspend();
+          this.onFenced(error);
+          return false;
+        }
         this.failures++;
         this.reportTrouble(errorText(error));
         if (this.failures === 1) this.logger.warn(messages.checkpointFailed(this.key, errorText(error)));

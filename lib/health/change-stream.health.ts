@@ -12,6 +12,10 @@ export type ChangeStreamHealthResult<Key extends string = string> = Record<
 
 export interface StreamHealth {
   state: ChangeStreamStatus['state'];
+  /** With leases: `active` or `standby` (healthy), the active instance and its lease's fence. */
+  role?: ChangeStreamStatus['role'];
+  holder?: string | null;
+  fence?: number | null;
   eventsHandled: number;
   lastEventAt: string | null;
   lastCheckpointAt: string | null;
@@ -32,7 +36,7 @@ interface TerminusSession {
 /**
  * Terminus indicator: `down` when any stream failed or closed, `degraded` (Terminus 12; `up` on
  * 11) while one is starting, reconnecting or degraded (cannot save its position, or a handler is
- * stuck), else `up`; per stream its state, counts and times.
+ * stuck), else `up` (a standby is healthy); per stream its state, role, counts and times.
  */
 @Injectable()
 export class ChangeStreamHealthIndicator {
@@ -73,6 +77,7 @@ export class ChangeStreamHealthIndicator {
 function toHealth(s: ChangeStreamStatus): StreamHealth {
   return {
     state: s.state,
+    ...(s.role ? { role: s.role, holder: s.holder, fence: s.fence } : {}),
     eventsHandled: s.eventsHandled,
     lastEventAt: s.lastEventAt?.toISOString() ?? null,
     lastCheckpointAt: s.lastCheckpointAt?.toISOString() ?? null,

@@ -32,6 +32,18 @@ export interface ReconnectOptions {
   maxDelayMs?: number;
 }
 
+/** One active consumer per stream among the instances of a consumer (see the README's "Several instances"). */
+export interface LeaseOptions {
+  /** A lease lives this long without renewal: the worst-case takeover after a crash is this plus `pollIntervalMs` (default 10000). */
+  ttlMs?: number;
+  /** The holder renews this often (default `min(3000, ttlMs / 3)`); at most `ttlMs / 2`. */
+  renewIntervalMs?: number;
+  /** A standby checks for a free lease this often (default `min(1000, renewIntervalMs)`); at most `renewIntervalMs`. */
+  pollIntervalMs?: number;
+  /** This instance's name in logs, status and Redis (default `<hostname>:<pid>:<random tag>`). */
+  instanceId?: string;
+}
+
 export interface ChangeStreamModuleOptions {
   /**
    * Name of this consuming service. Part of every key, so two services sharing a
@@ -82,4 +94,9 @@ export interface ChangeStreamModuleOptions {
   maxAwaitTimeMS?: number;
   /** Cursor batch size (driver default when omitted). */
   batchSize?: number;
+  /**
+   * Leases: on by default with the Redis store (and custom stores that implement `leases`), so
+   * any number of instances may run; `false` for a single-instance deployment.
+   */
+  leases?: LeaseOptions | false;
 }

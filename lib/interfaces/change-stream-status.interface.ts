@@ -1,8 +1,12 @@
 /**
+ * `standby`: another instance consumes the stream (leases); this one takes over if it goes away.
  * `degraded`: reading, but positions cannot be saved (store unreachable; they are kept in
  * memory and saved when it is back), or a handler has run longer than `handlerTimeoutMs`.
  */
-export type ChangeStreamState = 'starting' | 'open' | 'degraded' | 'reconnecting' | 'failed' | 'closed';
+export type ChangeStreamState = 'starting' | 'standby' | 'open' | 'degraded' | 'reconnecting' | 'failed' | 'closed';
+
+/** With leases: whether this instance consumes the stream (`active`) or waits to take over (`standby`). */
+export type ChangeStreamRole = 'active' | 'standby';
 
 /** A snapshot of one collection stream, as shown by the registry and health. */
 export interface ChangeStreamStatus {
@@ -12,6 +16,14 @@ export interface ChangeStreamStatus {
   database: string;
   collection: string;
   state: ChangeStreamState;
+  /** With leases: this instance's role; null when leases are off. */
+  role: ChangeStreamRole | null;
+  /** With leases: this instance's id (hostname:pid:tag by default). */
+  instanceId: string | null;
+  /** With leases: the active instance as far as this one knows (itself when active). */
+  holder: string | null;
+  /** With leases: the fencing number of the holder's lease. */
+  fence: number | null;
   /** `ClassName.methodName` of every handler on this stream. */
   handlers: string[];
   /** Events whose handlers all succeeded since this process started the stream. */

@@ -9,13 +9,13 @@ import { backoffDelay, settlesWithin, sleep } from '../common/backoff.js';
 import { errorText } from '../common/errors.js';
 import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
-import type { HistoryLost, HistoryLostAction } from '../interfaces/failure-policies.interface.js';
 import type { ResumeToken, StreamPosition } from '../interfaces/resume-token-store.interface.js';
+import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { ChangeCursor, CursorFactory } from './change-cursor.js';
 import { ChangeDispatcher } from './change-dispatcher.js';
 import { readChanges, StreamOpenError } from './change-reader.js';
 import { EventScheduler } from './event-scheduler.js';
-import { isHistoryLost } from './history-lost.js';
+import { decideHistoryLost } from './history-lost.js';
 import { StuckHandlerWatch } from './stuck-handler-watch.js';
 import type { StreamPlan } from './stream-plan.js';
 
@@ -29,6 +29,8 @@ export interface CollectionStreamDeps {
   emit: (event: ChangeStreamEvent) => void;
   /** Resolves once the providers the handlers depend on are bootstrapped. */
   handlersReady?: Promise<void>;
+  /** With leases on: this stream's lease on this instance. */
+  lease?: StreamLeaseKeeper;
 }
 
 /** Where the next open starts: after a token, after an invalidate event, at a cluster time, or now. */
@@ -38,14 +40,28 @@ type StartAt = { resumeAfter: ResumeToken } | { startAfter: ResumeToken } | { st
 class PositionLoadError extends Error {}
 
 /**
- * One supervised change stream: load the position, open, read and dispatch (see
- * `readChanges`), and reopen from the last acknowledged position when the stream breaks.
+ * One period in which this instance consumes the stream: the whole process lifetime without
+ * leases, else from acquiring the lease to losing or releasing it. Its scheduler numbers
+ * events from 1, and its signal stops reading (shutdown, lease lost, hand-over).
+ */
+interface Tenure {
+  readonly abort: AbortController;
+  readonly scheduler: EventScheduler;
+  /** Why it ended early: the lease was lost (nothing more may be saved), or handed over (drain and save first). */
+  end?: { kind: 'lost' | 'handover'; reason: string };
+}
+
+/**
+ * One supervised change stream: (with leases, wait for the lease,) load the position, open,
+ * read and dispatch (see `readChanges`), and reopen from the last acknowledged position when
+ * the stream breaks.
  */
 export class CollectionStream {
   private readonly logger = new Logger(CollectionStream.name);
   private readonly stopping = new AbortController();
-  private readonly scheduler: EventScheduler;
+  private readonly dispatcher: ChangeDispatcher;
   private readonly stuck: StuckHandlerWatch;
+  private tenure: Tenure | undefined;
   private base: Exclude<ChangeStreamState, 'degraded'> = 'starting';
   /** Why an open stream shows `degraded` (store trouble, a stuck handler). */
   private readonly degradedBy = new Map<'store' | 'handler', string>();
@@ -64,7 +80,7 @@ export class CollectionStream {
 
   constructor(private readonly deps: CollectionStreamDeps) {
     const { plan, options, database, checkpointer } = deps;
-    const dispatcher = new ChangeDispatcher(
+    this.dispatcher = new ChangeDispatcher(
       plan.handlers,
       {
         ...options.handlerRetry,
@@ -76,20 +92,12 @@ export class CollectionStream {
       { consumer: options.consumer, connectionName: plan.connectionName, database, collection: plan.collection },
       checkpointer.key,
     );
-    this.scheduler = new EventScheduler({
-      concurrency: Math.min(options.concurrency, plan.concurrencyCap ?? Infinity),
-      signalPerEvent: options.onHandlerTimeout === 'abort',
-      dispatcher,
-      checkpointer,
-      stopping: this.stopping.signal,
-      onHandled: () => {
-        this.eventsHandled++;
-        this.lastEventAt = Date.now();
-      },
-      onFailed: (error) => (this.lastError = error.message),
-    });
-    this.stuck = new StuckHandlerWatch(this.key, options, () => this.scheduler.events, (reason) => this.degrade('handler', reason));
+    this.stuck = new StuckHandlerWatch(this.key, options, () => this.tenure?.scheduler.events ?? [], (reason) => this.degrade('handler', reason));
     checkpointer.onSaveTrouble = (error) => this.degrade('store', error === null ? null : messages.cannotSave(error));
+    checkpointer.onFenced = (error) => {
+      this.logger.warn(messages.writeRefused(this.key, error.message));
+      deps.lease?.lose(error.message);
+    };
   }
 
   get key(): string {
@@ -112,31 +120,44 @@ export class CollectionStream {
     this.running ??= this.supervise();
   }
 
-  /** Resolves once the stream is open, failed or closed (whichever comes first). */
+  /** Resolves once the stream is open, standing by, failed or closed (whichever comes first). */
   whenSettled(): Promise<void> {
     if (this.base !== 'starting' && this.base !== 'reconnecting') return Promise.resolve();
     return new Promise((resolve) => this.settleWaiters.push(resolve));
   }
 
   /**
-   * Stop reading, let in-flight handlers finish, save the position, close the cursor: all within
-   * `timeoutMs`. Handlers still running then are aborted (`context.signal`) and their events are
-   * not acknowledged. Idempotent.
+   * Stop reading, let in-flight handlers finish, save the position, release the lease, close the
+   * cursor: all within `timeoutMs`. Handlers still running then are aborted (`context.signal`)
+   * and their events are not acknowledged. Idempotent.
    */
   stop(timeoutMs: number): Promise<void> {
     this.stopped ??= this.shutdown(Date.now() + timeoutMs, timeoutMs);
     return this.stopped;
   }
 
+  /** Hand the stream to another instance (this one holds more than its fair share): drain, save, release. */
+  handOver(reason: string): void {
+    const tenure = this.tenure;
+    if (!tenure || tenure.end || !this.deps.lease?.current) return;
+    tenure.end = { kind: 'handover', reason };
+    tenure.abort.abort();
+  }
+
   status(): ChangeStreamStatus {
-    const { plan, database, checkpointer } = this.deps;
-    const events = this.scheduler.events;
+    const { plan, database, checkpointer, lease } = this.deps;
+    const events = this.tenure?.scheduler.events ?? [];
+    const holder = lease?.holder;
     return {
       key: this.key,
       connectionName: plan.connectionName,
       database,
       collection: plan.collection,
       state: this.state,
+      role: lease ? (lease.current ? 'active' : 'standby') : null,
+      instanceId: lease?.instanceId ?? null,
+      holder: holder?.holder ?? null,
+      fence: holder?.fence ?? null,
       handlers: plan.handlers.map((h) => h.name),
       eventsHandled: this.eventsHandled,
       lastEventAt: this.lastEventAt === 0 ? null : new Date(this.lastEventAt),
@@ -154,20 +175,72 @@ export class CollectionStream {
     this.stopping.abort();
     if (this.running && !(await settlesWithin(this.running, left()))) {
       this.logger.warn(messages.drainTimedOut(this.key, timeoutMs));
-      this.scheduler.abortInFlight();
+      this.tenure?.scheduler.abortInFlight();
     }
-    const { checkpointer } = this.deps;
+    const { checkpointer, lease } = this.deps;
     const flushed = await settlesWithin(checkpointer.flush(), left());
     if (!flushed || checkpointer.unsavedCount > 0) this.logger.warn(messages.finalSaveFailed(this.key, checkpointer.unsavedCount));
     checkpointer.dispose();
     this.stuck.stop();
+    if (lease) await settlesWithin(lease.release(), left());
     await settlesWithin(this.closeCursor(), left());
     if (this.base !== 'failed') this.setBase('closed');
   }
 
   private async supervise(): Promise<void> {
-    const signal = this.stopping.signal;
+    const { lease } = this.deps;
     this.stuck.start();
+    while (!this.stopping.signal.aborted && this.base !== 'failed') {
+      if (lease) {
+        // Stays `starting` until the first attempt answered: bootstrap then waits for the stream to open.
+        const acquired = await lease.acquire(this.stopping.signal, (why) => {
+          if ('error' in why) return this.setBase(this.base === 'standby' ? 'standby' : 'reconnecting', messages.waitingForLease(why.error));
+          if (this.base !== 'standby') this.logger.log(messages.leaseStandby(this.key, lease.instanceId, why.heldBy?.holder ?? null));
+          this.setBase('standby');
+        });
+        if (!acquired) break;
+        this.logger.log(messages.leaseAcquired(this.key, lease.instanceId, acquired.fence));
+        this.deps.emit({ type: 'role', key: this.key, role: 'active', instanceId: lease.instanceId, fence: acquired.fence, reason: 'lease acquired' });
+      }
+      const tenure = this.beginTenure();
+      await this.consume(tenure);
+      await this.endTenure(tenure);
+    }
+  }
+
+  private beginTenure(): Tenure {
+    const { lease, checkpointer, options } = this.deps;
+    const abort = new AbortController();
+    const stop = () => abort.abort();
+    this.stopping.signal.addEventListener('abort', stop, { once: true });
+    abort.signal.addEventListener('abort', () => this.stopping.signal.removeEventListener('abort', stop), { once: true });
+    const scheduler = new EventScheduler({
+      concurrency: Math.min(options.concurrency, this.deps.plan.concurrencyCap ?? Infinity),
+      signalPerEvent: options.onHandlerTimeout === 'abort',
+      dispatcher: this.dispatcher,
+      checkpointer,
+      stopping: abort.signal,
+      onHandled: () => {
+        this.eventsHandled++;
+        this.lastEventAt = Date.now();
+      },
+      onFailed: (error) => (this.lastError = error.message),
+    });
+    const tenure: Tenure = { abort, scheduler };
+    this.tenure = tenure;
+    checkpointer.begin(lease?.current ?? null);
+    this.positionLoaded = false;
+    this.invalidatedAt = null;
+    lease?.whenLost((reason) => {
+      tenure.end ??= { kind: 'lost', reason };
+      abort.abort();
+    });
+    return tenure;
+  }
+
+  /** Reads until the tenure ends (shutdown, lease lost, hand-over) or the stream fails; reopens what breaks. */
+  private async consume(tenure: Tenure): Promise<void> {
+    const signal = tenure.abort.signal;
     for (let attempt = 1; !signal.aborted && this.base !== 'failed'; attempt++) {
       try {
         await this.loadPosition();
@@ -176,7 +249,7 @@ export class CollectionStream {
           cursor: this.openCursor(startAt),
           fromStoredPosition: startAt !== null,
           checkpointer: this.deps.checkpointer,
-          scheduler: this.scheduler,
+          scheduler: tenure.scheduler,
           handlersReady: this.deps.handlersReady ?? Promise.resolve(),
           signal,
           onOpen: () => {
@@ -188,32 +261,66 @@ export class CollectionStream {
         });
         if (end.kind === 'invalidated') {
           // The server closed this cursor; reopen after the invalidate (resuming after it is refused).
-          await this.scheduler.drain();
+          await tenure.scheduler.drain();
           this.logger.warn(messages.invalidated(this.key));
           this.invalidatedAt = end.token;
           this.lastInvalidatedAt = new Date();
           attempt = 0;
         } else if (end.kind === 'failed') {
-          await this.scheduler.drain();
+          await tenure.scheduler.drain();
           this.fail(this.lastError ?? 'a handler failed');
         }
       } catch (error) {
         if (signal.aborted) break;
-        await this.recover(error, attempt, signal);
+        await this.recover(tenure, error, attempt);
       } finally {
         await this.closeCursor();
       }
     }
-    await this.scheduler.drain();
+  }
+
+  /**
+   * Shutdown: in-flight handlers finish in `stop` (bounded). Lease lost: their context.signal is
+   * aborted and nothing more is saved (the new holder redoes them). Hand-over: they finish, the
+   * position is saved, and the lease released.
+   */
+  private async endTenure(tenure: Tenure): Promise<void> {
+    const { lease, checkpointer } = this.deps;
+    if (!tenure.end || this.stopping.signal.aborted) {
+      await tenure.scheduler.drain();
+      return;
+    }
+    this.setBase('standby');
+    if (tenure.end.kind === 'lost') {
+      checkpointer.suspend();
+      tenure.scheduler.abortInFlight();
+      this.logger.warn(messages.leaseLost(this.key, lease!.instanceId, tenure.end.reason));
+      this.deps.emit({ type: 'role', key: this.key, role: 'standby', instanceId: lease!.instanceId, fence: null, reason: `lease lost: ${tenure.end.reason}` });
+      await tenure.scheduler.drain();
+      return;
+    }
+    await tenure.scheduler.drain();
+    await checkpointer.flush();
+    await lease!.release();
+    this.logger.log(messages.leaseHandedOver(this.key, lease!.instanceId, tenure.end.reason));
+    this.deps.emit({ type: 'role', key: this.key, role: 'standby', instanceId: lease!.instanceId, fence: null, reason: `handed over: ${tenure.end.reason}` });
   }
 
   /** After a broken stream: a verdict on the position (only at open), or a reopen with backoff. */
-  private async recover(error: unknown, attempt: number, signal: AbortSignal): Promise<void> {
+  private async recover(tenure: Tenure, error: unknown, attempt: number): Promise<void> {
     // Events still in flight would be read again by the reopened stream: let them finish first.
-    await this.scheduler.drain();
+    await tenure.scheduler.drain();
     const atOpen = error instanceof StreamOpenError ? error.cause : undefined;
-    if (error instanceof InvalidStoredTokenError || (atOpen !== undefined && this.startAt() !== null && isHistoryLost(atOpen))) {
-      await this.onHistoryLost(atOpen ?? error);
+    const verdict = await decideHistoryLost(error, atOpen, this.startAt() !== null, {
+      ...this.deps,
+      key: this.key,
+      position: this.invalidatedAt ? { token: this.invalidatedAt } : this.deps.checkpointer.position,
+    });
+    if (verdict?.action === 'fail') return this.fail(verdict.reason);
+    if (verdict?.action === 'restart-from-now') {
+      this.deps.checkpointer.restore(null);
+      this.invalidatedAt = null;
+      this.positionLoaded = true;
       return;
     }
     const { initialDelayMs, maxDelayMs } = this.deps.options.reconnect;
@@ -227,7 +334,7 @@ export class CollectionStream {
       this.setBase('reconnecting', errorText(cause));
       this.logger.warn(messages.streamReconnecting(this.key, attempt, delay, errorText(cause)));
     }
-    await sleep(delay, signal);
+    await sleep(delay, tenure.abort.signal);
   }
 
   private async loadPosition(): Promise<void> {
@@ -244,29 +351,6 @@ export class CollectionStream {
   private startAt(): StartAt {
     if (this.invalidatedAt) return { startAfter: this.invalidatedAt };
     return startAtOf(this.deps.checkpointer.position);
-  }
-
-  private async onHistoryLost(error: unknown): Promise<void> {
-    const { plan, database, options, checkpointer } = this.deps;
-    const reason = error instanceof InvalidStoredTokenError ? error.message : messages.historyLost(this.key, errorText(error));
-    const position = error instanceof InvalidStoredTokenError ? null : this.invalidatedAt ? { token: this.invalidatedAt } : checkpointer.position;
-    const lost: HistoryLost = { key: this.key, connectionName: plan.connectionName, database, collection: plan.collection, reason, position };
-    let action: HistoryLostAction;
-    try {
-      action = typeof options.onHistoryLost === 'function' ? await options.onHistoryLost(lost) : options.onHistoryLost;
-    } catch (callbackError) {
-      this.logger.error(`onHistoryLost callback threw: ${errorText(callbackError)}`, (callbackError as Error)?.stack);
-      action = 'fail';
-    }
-    this.deps.emit({ type: 'history-lost', action, ...lost });
-    if (action !== 'restart-from-now') {
-      this.fail(reason);
-      return;
-    }
-    this.logger.error(messages.historyLostRestart(this.key, errorText(error)));
-    checkpointer.restore(null);
-    this.invalidatedAt = null;
-    this.positionLoaded = true;
   }
 
   private openCursor(startAt: StartAt): ChangeCursor {
@@ -304,7 +388,7 @@ export class CollectionStream {
   private setBase(state: Exclude<ChangeStreamState, 'degraded'>, reason: string | null = null): void {
     const before = this.state;
     this.base = state;
-    if (state === 'open' && this.degradedBy.size === 0) this.lastError = null;
+    if ((state === 'open' || state === 'standby') && this.degradedBy.size === 0) this.lastError = null;
     else if (reason) this.lastError = reason;
     this.announce(before, reason);
     if (state !== 'starting' && state !== 'reconnecting') this.settleWaiters.splice(0).forEach((resolve) => resolve());

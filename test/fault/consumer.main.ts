@@ -35,6 +35,8 @@ class ItemListener {
       checkpoint: { maxEvents: Number(process.env.FAULT_MAX_EVENTS ?? 100), intervalMs: 200 },
       reconnect: { initialDelayMs: 100, maxDelayMs: 1000 },
       maxAwaitTimeMS: 200,
+      // A killed process holds its lease until it expires: short, so the next one takes over quickly.
+      leases: { ttlMs: Number(process.env.FAULT_LEASE_TTL_MS ?? 2000), renewIntervalMs: 500, pollIntervalMs: 200, instanceId: process.env.FAULT_INSTANCE ?? `consumer-${process.pid}` },
     }),
   ],
   providers: [ItemListener],

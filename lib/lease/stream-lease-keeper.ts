@@ -1,0 +1,141 @@
+import { Logger } from '@nestjs/common';
+import { messages } from '../change-stream.messages.js';
+import { backoffDelay, sleep } from '../common/backoff.js';
+import { errorText } from '../common/errors.js';
+import type { LeaseStore, StreamLease } from '../interfaces/lease-store.interface.js';
+import type { LeaseBalancer, LeaseTiming } from './lease-balancer.js';
+
+/**
+ * One stream's lease on this instance: waits for it as a standby, renews it while active, and
+ * reports its loss: a refused renewal, a renewal it could not confirm before the lease may
+ * have expired (Redis unreachable), or a refused write.
+ */
+export class StreamLeaseKeeper {
+  private readonly logger = new Logger('ChangeStreamModule');
+  private lease: StreamLease | null = null;
+  /** The other holder seen by the last attempt, for status while standby. */
+  private seen: StreamLease | null = null;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private onLost: ((reason: string) => void) | undefined;
+
+  constructor(
+    private readonly key: string,
+    private readonly store: LeaseStore,
+    private readonly timing: LeaseTiming,
+    private readonly balancer: LeaseBalancer,
+  ) {}
+
+  get instanceId(): string {
+    return this.balancer.instanceId;
+  }
+
+  /** This instance's lease, if it holds one. */
+  get current(): StreamLease | null {
+    return this.lease;
+  }
+
+  /** Who holds the stream as far as this instance knows: itself, the holder it last saw, or nobody. */
+  get holder(): StreamLease | null {
+    return this.lease ?? this.seen;
+  }
+
+  /**
+   * Polls until this instance holds the lease (within its fair share); null when `signal` aborts
+   * first. `onWaiting` is told after each attempt that did not get it: the reason, or the store's
+   * error (retried quietly: an unreachable store is reported once, elsewhere).
+   */
+  async acquire(signal: AbortSignal, onWaiting: (why: { heldBy: StreamLease | null } | { error: string }) => void): Promise<StreamLease | null> {
+    for (let failures = 0; !signal.aborted; ) {
+      if (this.balancer.mayAcquire()) {
+        const sentAt = Date.now();
+        try {
+          const attempt = await this.store.acquire(this.key, this.instanceId, this.timing.ttlMs);
+          failures = 0;
+          if ('acquired' in attempt) {
+            this.hold(attempt.acquired, sentAt);
+            return attempt.acquired;
+          }
+          this.seen = attempt.heldBy;
+          onWaiting({ heldBy: attempt.heldBy });
+        } catch (error) {
+          failures++;
+          this.logger.debug(messages.leaseAttemptFailed(this.key, errorText(error)));
+          onWaiting({ error: errorText(error) });
+          await sleep(backoffDelay(failures, this.timing.pollIntervalMs, this.timing.ttlMs), signal);
+          continue;
+        }
+      } else {
+        onWaiting({ heldBy: null });
+      }
+      // Jitter, so standbys polling at one interval do not knock in step.
+      await sleep(Math.round(this.timing.pollIntervalMs * (0.75 + Math.random() * 0.5)), signal);
+    }
+    return null;
+  }
+
+  /** Called once, when the current lease is lost. */
+  whenLost(onLost: (reason: string) => void): void {
+    this.onLost = onLost;
+  }
+
+  /** The lease is gone (a refused write proves it): stop renewing and tell the stream. */
+  lose(reason: string): void {
+    if (!this.lease) return;
+    this.seen = null;
+    this.drop();
+    this.onLost?.(reason);
+  }
+
+  /** Gives the lease up so a standby takes over at once (clean shutdown, hand-over). */
+  async release(): Promise<void> {
+    const lease = this.lease;
+    if (!lease) return;
+    this.drop();
+    await this.store.release(this.key, lease).catch((error: unknown) => this.logger.warn(messages.leaseReleaseFailed(this.key, errorText(error))));
+  }
+
+  private hold(lease: StreamLease, sentAt: number): void {
+    this.lease = lease;
+    this.seen = null;
+    this.balancer.acquired(this.key);
+    this.confirm(sentAt);
+    this.renewTimer = setInterval(() => void this.renew(), this.timing.renewIntervalMs);
+    this.renewTimer.unref();
+  }
+
+  private async renew(): Promise<void> {
+    const lease = this.lease;
+    if (!lease) return;
+    const sentAt = Date.now();
+    let renewed: boolean;
+    try {
+      renewed = await this.store.renew(this.key, lease, this.timing.ttlMs);
+    } catch {
+      return; // unconfirmed: the expiry timer decides if it stays unconfirmed for too long
+    }
+    if (this.lease !== lease) return;
+    if (renewed) this.confirm(sentAt);
+    else this.lose(messages.leaseRenewRefused());
+  }
+
+  /**
+   * The lease surely lasts until `sentAt + ttl` (Redis set its expiry after the request left);
+   * stop a little before that if no renewal confirms it meanwhile, so two instances never both
+   * believe they hold it.
+   */
+  private confirm(sentAt: number): void {
+    clearTimeout(this.expiryTimer);
+    const margin = Math.min(1000, Math.floor(this.timing.ttlMs / 10));
+    this.expiryTimer = setTimeout(() => this.lose(messages.leaseUnconfirmed(this.timing.ttlMs)), Math.max(0, sentAt + this.timing.ttlMs - margin - Date.now()));
+    this.expiryTimer.unref();
+  }
+
+  private drop(): void {
+    clearInterval(this.renewTimer);
+    clearTimeout(this.expiryTimer);
+    this.renewTimer = this.expiryTimer = undefined;
+    this.balancer.released(this.key);
+    this.lease = null;
+  }
+}
