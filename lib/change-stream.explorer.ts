@@ -53,6 +53,11 @@ export class ChangeStreamExplorer {
     return handlers;
   }
 
+  /** The providers registered under `token` (to follow their dependencies' lifecycle). */
+  providersOf(token: unknown): InstanceWrapper[] {
+    return this.discovery.getProviders().filter((wrapper) => wrapper.token === token && !wrapper.isAlias);
+  }
+
   private read(prototype: object, method: string): OnChangeMetadata[] {
     const fn = (prototype as Record<string, unknown>)[method];
     return typeof fn === 'function' ? (this.reflector.get<OnChangeMetadata[]>(ON_CHANGE_METADATA, fn) ?? []) : [];

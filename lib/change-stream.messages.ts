@@ -22,6 +22,8 @@ export const messages = {
   missingConnection: (connectionName: string, handlers: string[]) =>
     `ChangeStreamModule: no mongoose connection named "${connectionName}" for ${handlers.join(', ')}. ` +
     `Import MongooseModule.forRoot(uri${connectionName === DEFAULT_CONNECTION_NAME ? '' : `, { connectionName: '${connectionName}' }`}) in the same application.`,
+  connectionWithoutDatabase: (connectionName: string, collection: string) =>
+    `ChangeStreamModule: mongoose connection "${connectionName}" has no database after connecting, so the stream of "${collection}" has no key. Name the database in the URI or in { dbName }.`,
   keyClash: (key: string, namespace: string, first: string, second: string) =>
     `ChangeStreamModule: connections "${first}" and "${second}" both watch ${namespace}, so their ` +
     `positions would share the key "${key}". Watch them from separate services (each with its own consumer name), or use different database names.`,
@@ -52,8 +54,8 @@ export const messages = {
     `Stream ${key} broke (${error}); reopening from the last checkpoint in ${delayMs} ms (attempt ${attempt}).`,
   streamClosedByServer: (key: string) => `Stream ${key}: the server closed the cursor without an error.`,
   historyLost: (key: string, detail: string) =>
-    `Stream ${key}: the stored position is no longer in the oplog (${detail}). The stream is stopped and the ` +
-    `stored token was kept. Resync the data, then delete the key to start from now.`,
+    `the stored position of ${key} cannot be resumed from (${detail}): the oplog no longer holds it, or the server rejected the token. ` +
+    `With the "fail" policy the stored value is kept: resync the data, then delete the key to start from now.`,
   handlerFailed: (handler: string, key: string, eventId: string, attempts: number, error: string) =>
     `Handler ${handler} failed on event ${eventId} of ${key} after ${attempts} attempt(s): ${error}. ` +
     `The stream is stopped before this event; it will be delivered again after a restart.`,

@@ -11,6 +11,7 @@ import { ModuleRef } from '@nestjs/core';
 import { getConnectionToken } from '@nestjs/mongoose';
 import type { Connection } from 'mongoose';
 import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_STORES, DEFAULT_CONNECTION_NAME } from './change-stream.constants.js';
+import { CHANGE_STREAM_MODULE_OPTIONS } from './change-stream.module-definition.js';
 import { ChangeStreamConfigError } from './change-stream.errors.js';
 import { ChangeStreamExplorer } from './change-stream.explorer.js';
 import { messages } from './change-stream.messages.js';
@@ -51,7 +52,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   ) {}
 
   /** Discovery and every configuration check happen here, so a bad setup fails `app.init()`. */
-  onModuleInit(): void {
+  async onModuleInit(): Promise<void> {
     const handlers = this.explorer.explore(this.options.connectionName ?? DEFAULT_CONNECTION_NAME);
     this.checkDeadLetterDurability(handlers);
     const plans = planStreams(handlers);
@@ -59,7 +60,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     const keys = new Map<string, StreamPlan>();
     for (const plan of plans) {
       const connection = this.resolveConnection(plan);
-      const database = connection.db?.databaseName ?? connection.name;
+      const database = await this.databaseOf(connection, plan);
       const key = checkpointKey(this.options.keyPrefix, this.options.consumer, database, plan.collection);
       const clash = keys.get(key);
       if (clash) throw new ChangeStreamConfigError(messages.keyClash(key, `${database}.${plan.collection}`, clash.connectionName, plan.connectionName));
@@ -79,6 +80,8 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
       this.lifecycle.drainBeforeTeardown(owners, () => this.drain(stream));
       this.runtime.streams.push(stream);
     }
+    // A Redis client (or store) injected into forRootAsync must outlive every stream's final save.
+    this.lifecycle.drainBeforeTeardown(this.explorer.providersOf(CHANGE_STREAM_MODULE_OPTIONS), () => this.onModuleDestroy());
   }
 
   /**
@@ -128,8 +131,15 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     );
   }
 
+  /**
+   * The first drain starts the shutdown of every stream against one deadline (so none is left
+   * with the scraps of it), and waits for `stream`'s.
+   */
   private drain(stream: CollectionStream): Promise<void> {
-    this.shutdownDeadline ??= Date.now() + this.options.shutdownTimeoutMs;
+    if (this.shutdownDeadline === undefined) {
+      this.shutdownDeadline = Date.now() + this.options.shutdownTimeoutMs;
+      this.runtime.streams.forEach((s) => void s.stop(this.options.shutdownTimeoutMs));
+    }
     return stream.stop(this.timeLeft());
   }
 
@@ -145,6 +155,16 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     const lettersDurable = this.stores.deadLetters.durable !== false;
     if (positionsDurable !== lettersDurable) throw new ChangeStreamConfigError(messages.durabilityMismatch(deadLettering, positionsDurable));
     if (!lettersDurable) this.logger.warn(messages.inMemoryDeadLetters());
+  }
+
+  /**
+   * The database name is part of the key: wait for a connection that is still connecting
+   * (`lazyConnection`), never guess, or the key could differ between boots.
+   */
+  private async databaseOf(connection: Connection, plan: StreamPlan): Promise<string> {
+    const db = connection.db ?? (await connection.asPromise()).db;
+    if (!db) throw new ChangeStreamConfigError(messages.connectionWithoutDatabase(plan.connectionName, plan.collection));
+    return db.databaseName;
   }
 
   private resolveConnection(plan: StreamPlan): Connection {

@@ -30,6 +30,4 @@ export interface ResumeTokenStore {
   save(key: string, position: StreamPosition, lease?: StreamLease): Promise<void>;
   /** Lease support; without it leases are off for this store. */
   readonly leases?: LeaseStore;
-  /** Release resources the store owns; called once at application shutdown. */
-  close?(): Promise<void>;
 }

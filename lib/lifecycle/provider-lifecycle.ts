@@ -55,14 +55,16 @@ export class ProviderLifecycle {
   private patchBootstrap(instance: Hooked): Promise<void> {
     const original = instance.onApplicationBootstrap;
     if (typeof original !== 'function') return Promise.resolve();
+    const own = Object.prototype.hasOwnProperty.call(instance, 'onApplicationBootstrap');
     return new Promise((resolve) => {
       instance.onApplicationBootstrap = async function (this: unknown, ...args: unknown[]) {
-        try {
-          return await original.apply(this, args);
-        } finally {
-          resolve(); // a hook that throws fails app.init(), which stops the streams
-          delete instance.onApplicationBootstrap;
-        }
+        // Put the hook back as it was (an own property, e.g. a class-field arrow function, stays one).
+        if (own) instance.onApplicationBootstrap = original;
+        else delete instance.onApplicationBootstrap;
+        const result = await original.apply(this, args);
+        // Only a provider that bootstrapped gets events: if the hook throws, app.init() fails and the gate stays shut.
+        resolve();
+        return result;
       };
     });
   }

@@ -92,10 +92,12 @@ async function open(deps: ReaderDeps): Promise<ChangeEvent | null | undefined> {
 
 /** Hands one event to the scheduler once there is room; returns how reading ends, if it does. */
 async function dispatch(change: ChangeEvent, deps: ReaderDeps): Promise<ReadEnd | null> {
-  const { checkpointer, scheduler, signal } = deps;
+  const { checkpointer, scheduler } = deps;
   // Synchronous checks first: awaiting only when the bound or the slots are full keeps the hot path cheap.
-  if (!checkpointer.hasRoom(scheduler.dispatchedSeq) && !(await checkpointer.waitForRoom(scheduler.dispatchedSeq, signal))) return { kind: 'stopped' };
-  if (!scheduler.hasSlot() && !(await scheduler.waitForSlot(signal))) return scheduler.failed ? { kind: 'failed' } : { kind: 'stopped' };
+  // Waits give up at shutdown and when a handler fails for good (room would never come then).
+  const ended = (): ReadEnd => (scheduler.failed ? { kind: 'failed' } : { kind: 'stopped' });
+  if (!checkpointer.hasRoom(scheduler.dispatchedSeq) && !(await checkpointer.waitForRoom(scheduler.dispatchedSeq, scheduler.halted))) return ended();
+  if (!scheduler.hasSlot() && !(await scheduler.waitForSlot(scheduler.halted))) return ended();
   const key = scheduler.sequential ? null : documentKeyOf(change);
   if (key !== null) {
     scheduler.submit(change, key);

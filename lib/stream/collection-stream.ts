@@ -375,7 +375,7 @@ export class CollectionStream {
 
   private fail(reason: string): void {
     this.setBase('failed', reason);
-    this.logger.error(`Stream ${this.key} failed: ${reason}`);
+    this.logger.error(reason.includes(this.key) ? `Stream failed: ${reason}` : `Stream ${this.key} failed: ${reason}`);
   }
 
   private degrade(cause: 'store' | 'handler', reason: string | null): void {

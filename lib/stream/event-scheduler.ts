@@ -38,8 +38,18 @@ export class EventScheduler {
   private readonly changed = new Notifier();
   private failure: HandlerFailedError | null = null;
   private sharedAbort = new AbortController();
+  /** Aborted at shutdown or after a failure: whatever waits to dispatch gives up. */
+  private readonly halt = new AbortController();
 
-  constructor(private readonly deps: SchedulerDeps) {}
+  constructor(private readonly deps: SchedulerDeps) {
+    if (deps.stopping.aborted) this.halt.abort();
+    else deps.stopping.addEventListener('abort', () => this.halt.abort(), { once: true });
+  }
+
+  /** For waits before a dispatch (room, slots): aborted at shutdown and after a failure. */
+  get halted(): AbortSignal {
+    return this.halt.signal;
+  }
 
   /** One event at a time: no document keys needed. */
   get sequential(): boolean {
@@ -113,8 +123,8 @@ export class EventScheduler {
   private async execute(seq: number, flight: EventInFlight, ack: boolean): Promise<DispatchOutcome> {
     let outcome: DispatchOutcome = { ok: false, aborted: true };
     try {
-      // After a failure, events queued behind it are not started (and so never acknowledged).
-      if (!this.failure) outcome = await this.deps.dispatcher.dispatch(flight, this.deps.stopping);
+      // After a failure or at shutdown, events queued behind others are not started (so never acknowledged).
+      if (!this.failure && !this.deps.stopping.aborted) outcome = await this.deps.dispatcher.dispatch(flight, this.deps.stopping);
     } catch (error) {
       // The dispatcher records handler errors itself; anything else is a bug: stop rather than skip.
       outcome = { ok: false, error: new HandlerFailedError(`Dispatching event ${JSON.stringify(flight.change._id)} failed: ${errorText(error)}`, error) };
@@ -133,23 +143,23 @@ export class EventScheduler {
     } else if ('error' in outcome && !this.failure) {
       this.failure = outcome.error;
       this.deps.onFailed(outcome.error);
+      this.halt.abort();
     }
   }
 }
 
 /**
- * Events of one document share a key. Events without a document (lifecycle, DDL), or whose
- * `documentKey` has no `_id` (malformed), have none and run alone: ordering is never guessed.
+ * Events of one document share a key: its `_id` alone (an update that changes a shard key changes
+ * the rest of `documentKey`, not the document). Events without a document (lifecycle, DDL), or
+ * whose `documentKey` has no `_id` (malformed), have none and run alone: ordering is never guessed.
  */
 export function documentKeyOf(change: ChangeEvent): string | null {
   const key = (change as { documentKey?: Record<string, unknown> }).documentKey;
   if (typeof key !== 'object' || key === null || !('_id' in key)) return null;
   const id = key._id;
-  // Cheap keys for the common `{ _id }` of a string, number or ObjectId; EJSON for the rest (shard keys, compound ids).
-  if (Object.keys(key).length === 1) {
-    if (typeof id === 'string') return `s:${id}`;
-    if (typeof id === 'number') return `n:${id}`;
-    if (id instanceof ObjectId) return `o:${id.toHexString()}`;
-  }
-  return `e:${EJSON.stringify(key, { relaxed: false })}`;
+  // Cheap keys for string, number and ObjectId ids; EJSON for the rest (compound ids and other types).
+  if (typeof id === 'string') return `s:${id}`;
+  if (typeof id === 'number') return `n:${id}`;
+  if (id instanceof ObjectId) return `o:${id.toHexString()}`;
+  return `e:${EJSON.stringify(id, { relaxed: false })}`;
 }

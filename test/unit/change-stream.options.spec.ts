@@ -5,7 +5,10 @@ import type { ChangeStreamModuleOptions } from '../../lib/index.js';
 
 describe('resolveOptions', () => {
   it('fills in documented defaults', () => {
-    expect(resolveOptions({ consumer: 'billing' })).toEqual({
+    const resolved = resolveOptions({ consumer: 'billing' });
+    expect(resolved.leases).toEqual({ ttlMs: 10_000, renewIntervalMs: 3000, pollIntervalMs: 1000, instanceId: expect.stringMatching(/^.+:\d+:[0-9a-f]{4}$/), explicit: false });
+    expect({ ...resolved, leases: undefined }).toEqual({
+      leases: undefined,
       consumer: 'billing',
       redis: undefined,
       tokenStore: undefined,
@@ -42,6 +45,10 @@ describe('resolveOptions', () => {
     ['a consumer with a brace', { consumer: 'a}b' }, /"consumer" is "a\}b"/],
     ['an unknown handler timeout action', { consumer: 'c', onHandlerTimeout: 'kill' }, /"onHandlerTimeout" is "kill"; expected "warn" or "abort"/],
     ['a negative handler timeout', { consumer: 'c', handlerTimeoutMs: -1 }, /"handlerTimeoutMs" is -1/],
+    ['a renew interval over half the lease TTL', { consumer: 'c', leases: { ttlMs: 1000, renewIntervalMs: 600 } }, /"leases.renewIntervalMs" is 600; expected at most half of leases.ttlMs \(500\)/],
+    ['a poll interval over the renew interval', { consumer: 'c', leases: { renewIntervalMs: 500, pollIntervalMs: 600 } }, /"leases.pollIntervalMs" is 600; expected at most leases.renewIntervalMs \(500\)/],
+    ['an empty instance id', { consumer: 'c', leases: { instanceId: ' ' } }, /"leases.instanceId" is " "/],
+    ['leases set to true', { consumer: 'c', leases: true }, /"leases" is true; expected false or an object/],
     ['an unknown failure policy', { consumer: 'c', onHandlerFailure: 'skip' }, /"onHandlerFailure" is "skip"; expected "stop", "dead-letter" or a function/],
     ['an unknown history policy', { consumer: 'c', onHistoryLost: 'ignore' }, /"onHistoryLost" is "ignore"; expected "fail", "restart-from-now" or a function/],
   ])('rejects %s', (_case, options, message) => {

@@ -1,88 +1,10 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { Logger } from '@nestjs/common';
-import type { ChangeStreamEvent } from '../../lib/change-stream.events.js';
-import { resolveOptions } from '../../lib/change-stream.options.js';
-import { Checkpointer } from '../../lib/checkpoint/checkpointer.js';
-import {
-  type ChangeContext,
-  type ChangeStreamModuleOptions,
-  InMemoryDeadLetterStore,
-  InMemoryResumeTokenStore,
-  type OnChangeOptions,
-  type StreamPosition,
-} from '../../lib/index.js';
-import type { ChangeHandler } from '../../lib/stream/change-handler.js';
-import { CollectionStream } from '../../lib/stream/collection-stream.js';
-import { planStreams } from '../../lib/stream/stream-plan.js';
-import { CapturingLogger } from '../fixtures/capturing-logger.js';
-import { FakeServer, type FakeScript, insert, lifecycle, networkError, serverError, timestamp, token } from '../fixtures/fake-change-stream.js';
+import { InMemoryDeadLetterStore, InMemoryResumeTokenStore } from '../../lib/index.js';
+import { insert, lifecycle, networkError, serverError, timestamp, token } from '../fixtures/fake-change-stream.js';
+import { deferred, KEY, logs, positionOf, setup, stopAllStreams } from '../fixtures/stream-harness.js';
 import { eventually } from '../fixtures/test-env.js';
 
-const logs = new CapturingLogger();
-Logger.overrideLogger(logs);
-const KEY = 'cs:{svc:db:orders}';
-const positionOf = (n: number | string): StreamPosition => ({ token: token(n) });
-
-interface Setup {
-  scripts: FakeScript[];
-  options?: Partial<ChangeStreamModuleOptions>;
-  /** Called with each event's document id before it is recorded; may throw or wait. */
-  handle?: (id: number, context: ChangeContext) => unknown;
-  handlerOptions?: OnChangeOptions;
-  tokens?: InMemoryResumeTokenStore;
-  deadLetters?: InMemoryDeadLetterStore;
-}
-
-/** A stream over a fake driver, with a handler that records document ids (-1 for events without one). */
-function setup({ scripts, options = {}, handle, handlerOptions = {}, tokens = new InMemoryResumeTokenStore(), deadLetters = new InMemoryDeadLetterStore() }: Setup) {
-  const seen: number[] = [];
-  const handler: ChangeHandler = {
-    name: 'Listener.onOrder',
-    collection: 'orders',
-    connectionName: 'default',
-    options: handlerOptions,
-    invoke: async (change, context) => {
-      const id = (change as { documentKey?: { _id: number } }).documentKey?._id ?? -1;
-      await handle?.(id, context as ChangeContext);
-      seen.push(id);
-    },
-  };
-  const resolved = resolveOptions({
-    consumer: 'svc',
-    checkpoint: { maxEvents: 1, intervalMs: 10 },
-    reconnect: { initialDelayMs: 1, maxDelayMs: 5 },
-    handlerRetry: { retries: 0 },
-    maxAwaitTimeMS: 10,
-    ...options,
-  });
-  const server = new FakeServer(scripts);
-  const events: ChangeStreamEvent[] = [];
-  const checkpointer = new Checkpointer(tokens, KEY, resolved.checkpoint);
-  const stream = new CollectionStream({
-    plan: planStreams([handler])[0],
-    database: 'db',
-    deadLetters,
-    checkpointer,
-    options: resolved,
-    openCursor: server.factory,
-    emit: (e) => events.push(e),
-  });
-  streams.push(stream);
-  const states = () => events.flatMap((e) => (e.type === 'state' ? [e.state] : []));
-  return { stream, seen, tokens, deadLetters, server, events, states, checkpointer };
-}
-
-const streams: CollectionStream[] = [];
-afterEach(async () => {
-  await Promise.all(streams.splice(0).map((s) => s.stop(1000)));
-  logs.lines.splice(0);
-});
-
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
+afterEach(stopAllStreams);
 
 const stored = async (tokens: InMemoryResumeTokenStore) => JSON.stringify(await tokens.load(KEY));
 
@@ -201,7 +123,7 @@ describe('CollectionStream: reopening and history lost', () => {
     const { stream, server, events } = setup({ tokens, scripts: [{ aggregate: { error: serverError(286, 'Resume of change stream was not possible') } }] });
     stream.start();
     await eventually('failed', () => stream.status().state === 'failed');
-    expect(stream.status().lastError).toContain('no longer in the oplog');
+    expect(stream.status().lastError).toContain('the oplog no longer holds it');
     expect(server.opens).toHaveLength(1);
     expect(await tokens.load(KEY)).toEqual(positionOf('old'));
     expect(events.find((e) => e.type === 'history-lost')).toMatchObject({ action: 'fail', position: positionOf('old') });
