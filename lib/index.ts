@@ -4,7 +4,7 @@ export { OnChange } from './decorators/on-change.decorator.js';
 export type { ChangeOf, OnChangeDecorator, OnChangeHandler, OnChangeOptionsFor } from './decorators/on-change.decorator.js';
 export { ChangeStreamRegistry } from './change-stream.registry.js';
 export { ChangeStreamHealthIndicator } from './health/change-stream.health.js';
-export type { ChangeStreamHealthResult, StreamHealth } from './health/change-stream.health.js';
+export type { ChangeStreamHealthOptions, ChangeStreamHealthResult, HealthStatus, StreamHealth } from './health/change-stream.health.js';
 export { ChangeStreamConfigError, FencedWriteError, HandlerFailedError, InvalidStoredTokenError } from './change-stream.errors.js';
 export { RedisResumeTokenStore } from './token-store/redis-resume-token.store.js';
 export { InMemoryResumeTokenStore } from './token-store/in-memory-resume-token.store.js';

@@ -4,11 +4,27 @@ import { ChangeStreamRegistry } from '../change-stream.registry.js';
 import { messages } from '../change-stream.messages.js';
 import type { ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 
-/** Same shape as Terminus' `HealthIndicatorResult`, declared here so Terminus stays an optional peer. */
-export type ChangeStreamHealthResult<Key extends string = string> = Record<
+/** Terminus 12 knows `degraded`; Terminus 11 only `up` and `down`. */
+export type HealthStatus = 'up' | 'degraded' | 'down';
+
+/**
+ * Same shape as Terminus' `HealthIndicatorResult`, declared here so Terminus stays an optional
+ * peer. `Status` is inferred from where the result goes (`HealthCheckService.check`), so it fits
+ * Terminus 11's `'up' | 'down'` as well as 12's.
+ */
+export type ChangeStreamHealthResult<Key extends string = string, Status extends HealthStatus = HealthStatus> = Record<
   Key,
-  { status: 'up' | 'degraded' | 'down'; streams: Record<string, StreamHealth> }
+  { status: Status; streams: Record<string, StreamHealth> }
 >;
+
+export interface ChangeStreamHealthOptions {
+  /**
+   * What a `degraded` stream (starting, reconnecting, cannot save, stuck handler) reports:
+   * `degraded` (default; `up` on Terminus 11, which has no such status), `up` or `down` (for a
+   * readiness probe that should take a stuck instance out of rotation).
+   */
+  degraded?: HealthStatus;
+}
 
 export interface StreamHealth {
   state: ChangeStreamStatus['state'];
@@ -45,17 +61,21 @@ export class ChangeStreamHealthIndicator {
     private readonly moduleRef: ModuleRef,
   ) {}
 
-  async isHealthy<const Key extends string = 'changeStreams'>(key: Key = 'changeStreams' as Key): Promise<ChangeStreamHealthResult<Key>> {
+  async isHealthy<const Key extends string = 'changeStreams', Status extends HealthStatus = HealthStatus>(
+    key: Key = 'changeStreams' as Key,
+    options: ChangeStreamHealthOptions = {},
+  ): Promise<ChangeStreamHealthResult<Key, Status>> {
     const session = (await this.terminus()).check(key) as TerminusSession;
     const statuses = this.registry.getStatuses();
     const data = { streams: Object.fromEntries(statuses.map((s) => [`${s.connectionName}/${s.database}.${s.collection}`, toHealth(s)])) };
-    if (statuses.some((s) => s.state === 'failed' || s.state === 'closed')) {
-      return session.down(data) as ChangeStreamHealthResult<Key>;
+    type Result = ChangeStreamHealthResult<Key, Status>;
+    if (statuses.some((s) => s.state === 'failed' || s.state === 'closed')) return session.down(data) as Result;
+    if (statuses.some((s) => s.state === 'starting' || s.state === 'reconnecting' || s.state === 'degraded')) {
+      const degraded = options.degraded ?? 'degraded';
+      if (degraded === 'down') return session.down(data) as Result;
+      if (degraded === 'degraded' && session.degraded) return session.degraded(data) as Result;
     }
-    if (session.degraded && statuses.some((s) => s.state === 'starting' || s.state === 'reconnecting' || s.state === 'degraded')) {
-      return session.degraded(data) as ChangeStreamHealthResult<Key>;
-    }
-    return session.up(data) as ChangeStreamHealthResult<Key>;
+    return session.up(data) as Result;
   }
 
   /** Loaded on first use, so apps without Terminus never import it. */
