@@ -18,6 +18,7 @@ export class ChangeStreamExplorer {
 
   /** `defaultConnection` is the connection name for handlers that name none. */
   explore(defaultConnection: string): ChangeHandler[] {
+    this.warnAboutControllers();
     const handlers: ChangeHandler[] = [];
     for (const wrapper of this.discovery.getProviders()) {
       if (wrapper.isAlias) continue;
@@ -51,6 +52,16 @@ export class ChangeStreamExplorer {
       }
     }
     return handlers;
+  }
+
+  /** Controllers are not scanned for handlers; say so instead of ignoring a decorated method. */
+  private warnAboutControllers(): void {
+    for (const wrapper of this.discovery.getControllers()) {
+      const prototype = classPrototype(wrapper.metatype);
+      if (prototype && this.scanner.getAllMethodNames(prototype).some((method) => this.read(prototype, method).length > 0)) {
+        this.logger.warn(messages.handlerOnController(String(wrapper.name)));
+      }
+    }
   }
 
   /** The providers registered under `token` (to follow their dependencies' lifecycle). */

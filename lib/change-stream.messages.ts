@@ -44,9 +44,9 @@ export const messages = {
   finalSaveFailed: (key: string, unsaved: number) =>
     `Stream ${key}: the final position could not be stored within the shutdown timeout; up to ${unsaved} handled event(s) will be delivered again on the next start.`,
   handlerFailedDuringShutdown: (handler: string, key: string, eventId: string, error: string) =>
-    `Handler ${handler} failed on event ${eventId} of ${key} during shutdown (${error}); the event is not acknowledged and will be delivered again on the next start.`,
+    `Handler ${handler} failed on ${eventId} of ${key} during shutdown (${error}); the event is not acknowledged and will be delivered again on the next start.`,
   handlerStuck: (handlers: string[], key: string, eventId: string, ms: number, action: 'warn' | 'abort') =>
-    `Handler ${handlers.join(', ') || '(none)'} has been running for ${Math.round(ms / 1000)} s on event ${eventId} of ${key}` +
+    `Handler ${handlers.join(', ') || '(none)'} has been running for ${Math.round(ms / 1000)} s on ${eventId} of ${key}` +
     (action === 'abort' ? '; its context.signal was aborted.' : '; the stream is degraded until it finishes.'),
   streamOpened: (key: string, from: 'stored' | 'now') =>
     from === 'stored' ? `Stream ${key} opened, resuming after the stored token.` : `Stream ${key} opened with no stored token: starting from now.`,
@@ -57,16 +57,17 @@ export const messages = {
     `the stored position of ${key} cannot be resumed from (${detail}): the oplog no longer holds it, or the server rejected the token. ` +
     `With the "fail" policy the stored value is kept: resync the data, then delete the key to start from now.`,
   handlerFailed: (handler: string, key: string, eventId: string, attempts: number, error: string) =>
-    `Handler ${handler} failed on event ${eventId} of ${key} after ${attempts} attempt(s): ${error}. ` +
-    `The stream is stopped before this event; it will be delivered again after a restart.`,
-  handlerAttemptFailed: (handler: string, eventId: string, attempt: number, delayMs: number) =>
-    `Handler ${handler} threw on event ${eventId} (attempt ${attempt}); retrying in ${delayMs} ms.`,
+    `Handler ${handler} failed on ${eventId} of ${key} after ${attempts} attempt(s): ${error}. ` +
+    `The stream is stopped before this event; it will be delivered again after a restart. To get past an event that can never ` +
+    `succeed, use onFailure: 'dead-letter' or a callback for this handler.`,
+  handlerAttemptFailed: (handler: string, eventId: string, attempt: number, delayMs: number, error: string) =>
+    `Handler ${handler} threw on ${eventId} (attempt ${attempt}: ${error}); retrying in ${delayMs} ms.`,
   deadLettered: (handler: string, key: string, eventId: string, id: string) =>
-    `Handler ${handler} gave up on event ${eventId} of ${key}: stored as dead letter ${id}; the stream goes on.`,
+    `Handler ${handler} gave up on ${eventId} of ${key}: stored as dead letter ${id}; the stream goes on.`,
   deadLetterSaveFailed: (key: string, error: string, delayMs: number) =>
     `Storing a dead letter of ${key} failed (${error}); retrying in ${delayMs} ms. The stream waits: the event is not acknowledged until it is recorded.`,
   failureCallbackThrew: (handler: string, eventId: string, error: string) =>
-    `The onFailure callback for ${handler} threw on event ${eventId} (${error}); the stream stops before this event.`,
+    `The onFailure callback for ${handler} threw on ${eventId} (${error}); the stream stops before this event.`,
   historyLostRestart: (key: string, reason: string) =>
     `DATA LOSS on ${key}: ${reason}. Policy "restart-from-now": reading goes on from now; changes since the lost position are NOT delivered.`,
   invalidated: (key: string) => `Stream ${key} was invalidated (collection dropped or renamed); reopening after the invalidate event.`,
@@ -98,6 +99,14 @@ export const messages = {
   leasesUnsupported: () =>
     'ChangeStreamModule: option "leases" is set, but the tokenStore has no "leases" (LeaseStore) implementation. Use the Redis store, implement LeaseStore, or set leases: false.',
   leasesOff: (why: string) => `Leases are off (${why}): run a single instance of this consumer, or two would handle events twice.`,
+  noHandlers: () =>
+    'ChangeStreamModule: no @OnChange handlers found, so no stream is opened. Handlers must be methods of singleton providers listed in a module\'s "providers".',
+  handlerOnController: (className: string) =>
+    `${className} is a controller: its @OnChange handlers are not run. Move them to a provider (listed in "providers").`,
+  shutdownHooksOff: () =>
+    'No SIGTERM handler is installed: call app.enableShutdownHooks() in main.ts, or a SIGTERM kills the process without draining the streams (their last events are then delivered again).',
+  streamClosed: (key: string, unsaved: number) =>
+    `Stream ${key} drained and closed${unsaved === 0 ? '; its position is stored' : ''}.`,
   terminusMissing: () =>
     'ChangeStreamHealthIndicator needs @nestjs/terminus: npm install @nestjs/terminus',
 };

@@ -29,6 +29,12 @@ export interface ResolvedChangeStreamOptions {
   leases: false | (Required<LeaseOptions> & { explicit: boolean });
 }
 
+const KNOWN_OPTIONS = new Set([
+  'consumer', 'redis', 'tokenStore', 'deadLetterStore', 'onHandlerFailure', 'onHistoryLost', 'keyPrefix', 'connectionName',
+  'checkpoint', 'handlerRetry', 'reconnect', 'shutdownTimeoutMs', 'startupTimeoutMs', 'handlerTimeoutMs', 'onHandlerTimeout',
+  'concurrency', 'maxAwaitTimeMS', 'batchSize', 'leases',
+]);
+
 export function resolveOptions(options: ChangeStreamModuleOptions | undefined): ResolvedChangeStreamOptions {
   if (options == null || typeof options !== 'object') {
     throw new ChangeStreamConfigError(messages.optionRequired('consumer', 'Pass ChangeStreamModule.forRoot({ consumer: "my-service", redis: "redis://…" }).'));
@@ -39,6 +45,16 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
   }
   if (/[:{}]/.test(consumer)) {
     throw new ChangeStreamConfigError(messages.optionInvalid('consumer', consumer, 'a name without ":", "{" or "}" (they structure the Redis keys)'));
+  }
+  const unknown = Object.keys(options).filter((name) => !KNOWN_OPTIONS.has(name));
+  if (unknown.length > 0) {
+    throw new ChangeStreamConfigError(`ChangeStreamModule: unknown option(s) ${unknown.map((n) => `"${n}"`).join(', ')}. Known options: ${[...KNOWN_OPTIONS].join(', ')}.`);
+  }
+  if ('redis' in options && options.redis === undefined) {
+    // Usually config.get('REDIS_URL') of an unset variable: without this check positions would quietly live in memory.
+    throw new ChangeStreamConfigError(
+      'ChangeStreamModule: option "redis" is present but undefined (an unset environment variable?). Set it, or leave the option out to keep positions in memory on purpose.',
+    );
   }
   if (options.redis !== undefined && options.tokenStore !== undefined) {
     throw new ChangeStreamConfigError('ChangeStreamModule: set either "redis" or "tokenStore", not both.');
@@ -62,11 +78,7 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
     onHistoryLost: historyLostPolicy(options.onHistoryLost),
     keyPrefix,
     connectionName: options.connectionName,
-    checkpoint: {
-      maxEvents: int('checkpoint.maxEvents', options.checkpoint?.maxEvents, 100, 1),
-      intervalMs: int('checkpoint.intervalMs', options.checkpoint?.intervalMs, 1000, 1),
-      maxUnsavedEvents: int('checkpoint.maxUnsavedEvents', options.checkpoint?.maxUnsavedEvents, 10_000, 1),
-    },
+    checkpoint: checkpointOptions(options.checkpoint),
     handlerRetry: {
       retries: int('handlerRetry.retries', options.handlerRetry?.retries, 3, 0),
       initialDelayMs: retryInitial,
@@ -85,6 +97,18 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
     batchSize: options.batchSize === undefined ? undefined : int('batchSize', options.batchSize, 0, 1),
     leases: leaseOptions(options.leases),
   };
+}
+
+function checkpointOptions(value: ChangeStreamModuleOptions['checkpoint']): ResolvedChangeStreamOptions['checkpoint'] {
+  const maxEvents = int('checkpoint.maxEvents', value?.maxEvents, 100, 1);
+  const intervalMs = int('checkpoint.intervalMs', value?.intervalMs, 1000, 1);
+  const maxUnsavedEvents = int('checkpoint.maxUnsavedEvents', value?.maxUnsavedEvents, Math.max(10_000, 2 * maxEvents), 1);
+  if (maxUnsavedEvents < 2 * maxEvents) {
+    throw new ChangeStreamConfigError(
+      messages.optionInvalid('checkpoint.maxUnsavedEvents', maxUnsavedEvents, `at least 2 × checkpoint.maxEvents (${2 * maxEvents}): while saves succeed that many may already be unsaved`),
+    );
+  }
+  return { maxEvents, intervalMs, maxUnsavedEvents };
 }
 
 function leaseOptions(value: LeaseOptions | false | undefined): ResolvedChangeStreamOptions['leases'] {

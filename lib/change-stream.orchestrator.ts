@@ -54,6 +54,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   /** Discovery and every configuration check happen here, so a bad setup fails `app.init()`. */
   async onModuleInit(): Promise<void> {
     const handlers = this.explorer.explore(this.options.connectionName ?? DEFAULT_CONNECTION_NAME);
+    if (handlers.length === 0) this.logger.warn(messages.noHandlers());
     this.checkDeadLetterDurability(handlers);
     const plans = planStreams(handlers);
     this.balancer = this.createBalancer(plans.length);
@@ -91,6 +92,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   async onApplicationBootstrap(): Promise<void> {
     const streams = this.runtime.streams;
     if (streams.length === 0) return;
+    if (process.listenerCount('SIGTERM') === 0) this.logger.log(messages.shutdownHooksOff());
     await this.stores.verify(Math.min(STORE_CHECK_MS, this.options.startupTimeoutMs || STORE_CHECK_MS));
     await this.balancer?.start();
     streams.forEach((s) => s.start());

@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import mongoose from 'mongoose';
 import { HandlerFailedError } from '../change-stream.errors.js';
 import { messages } from '../change-stream.messages.js';
 import { backoffDelay, sleep } from '../common/backoff.js';
@@ -42,6 +43,13 @@ export interface EventInFlight {
 type Context = Omit<ChangeContext, 'handler' | 'attempt' | 'signal'>;
 
 const OK: DispatchOutcome = { ok: true };
+
+/** How logs name an event: its operation, the document's _id (to find it), and the resume token (to find the event). */
+export function describeEvent(change: ChangeEvent): string {
+  const id = (change as { documentKey?: { _id?: unknown } }).documentKey?._id;
+  const document = id === undefined ? '' : ` of document ${mongoose.mongo.BSON.EJSON.stringify(id)}`;
+  return `${change.operationType}${document} (token ${JSON.stringify(change._id)})`;
+}
 
 /** Runs the handlers of one stream for one event: retries, then the failure policy. */
 export class ChangeDispatcher {
@@ -108,15 +116,16 @@ export class ChangeDispatcher {
           await handler.invoke(change, context);
           return OK;
         } catch (error) {
-          const eventId = JSON.stringify(change._id);
+          const eventId = describeEvent(change);
           if (stopping.aborted) {
             this.logger.warn(messages.handlerFailedDuringShutdown(handler.name, this.streamKey, eventId, errorText(error)));
             return { ok: false, aborted: true };
           }
           if (attempt > retries) return await this.giveUp(handler, change, error, context, stopping);
           const delay = backoffDelay(attempt, this.settings.initialDelayMs, this.settings.maxDelayMs);
-          this.logger.warn(messages.handlerAttemptFailed(handler.name, eventId, attempt, delay));
-          this.logger.warn((error as Error)?.stack ?? String(error));
+          // One line per retry; the stack once, with the final failure (and here at debug level).
+          this.logger.warn(messages.handlerAttemptFailed(handler.name, eventId, attempt, delay, errorText(error)));
+          this.logger.debug((error as Error)?.stack ?? String(error));
           if (!(await sleep(delay, stopping))) return { ok: false, aborted: true };
         }
       }
@@ -127,7 +136,7 @@ export class ChangeDispatcher {
 
   private async giveUp(handler: ChangeHandler, change: ChangeEvent, error: unknown, context: ChangeContext, stopping: AbortSignal): Promise<DispatchOutcome> {
     const policy = handler.options.onFailure ?? this.settings.onFailure;
-    const eventId = JSON.stringify(change._id);
+    const eventId = describeEvent(change);
     if (policy === 'dead-letter') return this.deadLetter(handler, change, error, context, stopping);
     if (typeof policy === 'function') {
       try {
@@ -165,7 +174,7 @@ export class ChangeDispatcher {
       if (stopping.aborted) return { ok: false, aborted: true };
       try {
         await this.settings.deadLetters.add(letter);
-        this.logger.error(messages.deadLettered(handler.name, this.streamKey, JSON.stringify(change._id), id), failure.stack);
+        this.logger.error(messages.deadLettered(handler.name, this.streamKey, describeEvent(change), id), failure.stack);
         this.settings.onDeadLetter?.(id, handler.name);
         return { ok: true };
       } catch (storeError) {

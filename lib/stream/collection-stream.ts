@@ -185,6 +185,7 @@ export class CollectionStream {
     if (lease) await settlesWithin(lease.release(), left());
     await settlesWithin(this.closeCursor(), left());
     if (this.base !== 'failed') this.setBase('closed');
+    this.logger.log(messages.streamClosed(this.key, checkpointer.unsavedCount));
   }
 
   private async supervise(): Promise<void> {
@@ -382,7 +383,10 @@ export class CollectionStream {
     const before = this.state;
     if (reason === null) this.degradedBy.delete(cause);
     else this.degradedBy.set(cause, reason);
-    this.announce(before, reason ?? [...this.degradedBy.values()][0] ?? null);
+    const remaining = [...this.degradedBy.values()][0] ?? null;
+    // Recovered: the error that made it degraded is history, not the current state.
+    if (reason === null && (this.base === 'open' || this.base === 'standby')) this.lastError = remaining;
+    this.announce(before, reason ?? remaining);
   }
 
   private setBase(state: Exclude<ChangeStreamState, 'degraded'>, reason: string | null = null): void {

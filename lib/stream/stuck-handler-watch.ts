@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { messages } from '../change-stream.messages.js';
-import type { EventInFlight } from './change-dispatcher.js';
+import { describeEvent, type EventInFlight } from './change-dispatcher.js';
 
 export interface StuckHandlerSettings {
   /** 0 disables the watch. */
@@ -44,11 +44,11 @@ export class StuckHandlerWatch {
     for (const event of stuck) {
       if (this.reported.has(event)) continue;
       this.reported.add(event);
-      const text = messages.handlerStuck([...event.pending], this.key, JSON.stringify(event.change._id), now - event.startedAt, this.settings.onHandlerTimeout);
+      const text = messages.handlerStuck([...event.pending], this.key, describeEvent(event.change), now - event.startedAt, this.settings.onHandlerTimeout);
       this.logger.warn(text);
       if (this.settings.onHandlerTimeout === 'abort') event.abort.abort(new Error(text));
     }
     const oldest = stuck[0];
-    this.onChange(oldest ? messages.handlerStuck([...oldest.pending], this.key, JSON.stringify(oldest.change._id), now - oldest.startedAt, this.settings.onHandlerTimeout) : null);
+    this.onChange(oldest ? messages.handlerStuck([...oldest.pending], this.key, describeEvent(oldest.change), now - oldest.startedAt, this.settings.onHandlerTimeout) : null);
   }
 }

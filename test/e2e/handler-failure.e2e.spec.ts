@@ -70,7 +70,7 @@ describe('handler failures (real MongoDB and Redis)', () => {
     expect(await probe.storedToken(consumer, 'payments')).toEqual(goodToken);
 
     const status = registry.getStatus('payments')!;
-    expect(status.lastError).toContain('Handler PaymentListener.onPayment failed on event');
+    expect(status.lastError).toContain('Handler PaymentListener.onPayment failed on insert of document 2 (token ');
     expect(status.lastError).toContain('after 3 attempt(s): payment 2 rejected');
     expect(app.logger.messages('error').some((m) => m.includes('payment 2 rejected'))).toBe(true);
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { Injectable, Module, Scope } from '@nestjs/common';
+import { Controller, Injectable, Module, Scope } from '@nestjs/common';
 import { MongooseModule } from '@nestjs/mongoose';
 import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
@@ -79,6 +79,12 @@ class DeadLetteringListener {
   onNote() {}
 }
 
+@Controller('notes')
+class NotesController {
+  @OnChange('notes')
+  onNote() {}
+}
+
 @Injectable()
 class DefaultConnectionListener {
   @OnChange('notes', { connectionName: 'default' })
@@ -144,6 +150,25 @@ describe('startup (real MongoDB and Redis)', () => {
         '(a stream needs a single, long-lived instance). Move the handlers to a singleton provider, or inject the request-scoped dependency elsewhere.',
     );
     expect(app.get(ChangeStreamRegistry).getStatuses().map((s) => s.handlers)).toEqual([['NoteListener.onNote']]);
+  });
+
+  it('says so when a controller holds handlers, and when no handler was found at all', async () => {
+    const { mongoUri } = testEnv();
+    const logger = new CapturingLogger();
+    const module = await Test.createTestingModule({
+      imports: [MongooseModule.forRoot(mongoUri, { dbName: uniqueName('startup') }), ChangeStreamModule.forRoot({ consumer: uniqueName('svc') })],
+      controllers: [NotesController],
+    })
+      .setLogger(logger)
+      .compile();
+    scope.track(module);
+    await module.init();
+    expect(logger.messages('warn')).toEqual(
+      expect.arrayContaining([
+        'NotesController is a controller: its @OnChange handlers are not run. Move them to a provider (listed in "providers").',
+        expect.stringContaining('no @OnChange handlers found'),
+      ]),
+    );
   });
 
   it('names the dependency that made a provider request-scoped', async () => {

@@ -49,6 +49,9 @@ describe('resolveOptions', () => {
     ['a poll interval over the renew interval', { consumer: 'c', leases: { renewIntervalMs: 500, pollIntervalMs: 600 } }, /"leases.pollIntervalMs" is 600; expected at most leases.renewIntervalMs \(500\)/],
     ['an empty instance id', { consumer: 'c', leases: { instanceId: ' ' } }, /"leases.instanceId" is " "/],
     ['leases set to true', { consumer: 'c', leases: true }, /"leases" is true; expected false or an object/],
+    ['a misspelled option', { consumer: 'c', reddis: 'redis://x' }, /unknown option\(s\) "reddis"\. Known options: consumer, redis,/],
+    ['redis present but undefined (an unset variable)', { consumer: 'c', redis: undefined }, /option "redis" is present but undefined \(an unset environment variable\?\)/],
+    ['a run-ahead bound below twice the batch', { consumer: 'c', checkpoint: { maxEvents: 500, maxUnsavedEvents: 100 } }, /"checkpoint.maxUnsavedEvents" is 100; expected at least 2 × checkpoint.maxEvents \(1000\)/],
     ['an unknown failure policy', { consumer: 'c', onHandlerFailure: 'skip' }, /"onHandlerFailure" is "skip"; expected "stop", "dead-letter" or a function/],
     ['an unknown history policy', { consumer: 'c', onHistoryLost: 'ignore' }, /"onHistoryLost" is "ignore"; expected "fail", "restart-from-now" or a function/],
   ])('rejects %s', (_case, options, message) => {
