@@ -17,6 +17,8 @@ export class StreamLeaseKeeper {
   private seen: StreamLease | null = null;
   private renewTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
+  /** Local time until which the lease is surely this instance's (see `confirm`). */
+  private confirmedUntil = 0;
   private onLost: ((reason: string) => void) | undefined;
 
   constructor(
@@ -33,6 +35,16 @@ export class StreamLeaseKeeper {
   /** This instance's lease, if it holds one. */
   get current(): StreamLease | null {
     return this.lease;
+  }
+
+  /**
+   * Checked before every dispatch: after a pause (GC, SIGSTOP, a starved event loop) buffered
+   * events could otherwise be dispatched before the expiry timer gets its turn.
+   */
+  stillValid(): boolean {
+    if (this.lease !== null && Date.now() < this.confirmedUntil) return true;
+    this.lose(messages.leaseUnconfirmed(this.timing.ttlMs));
+    return false;
   }
 
   /** Who holds the stream as far as this instance knows: itself, the holder it last saw, or nobody. */
@@ -127,7 +139,8 @@ export class StreamLeaseKeeper {
   private confirm(sentAt: number): void {
     clearTimeout(this.expiryTimer);
     const margin = Math.min(1000, Math.floor(this.timing.ttlMs / 10));
-    this.expiryTimer = setTimeout(() => this.lose(messages.leaseUnconfirmed(this.timing.ttlMs)), Math.max(0, sentAt + this.timing.ttlMs - margin - Date.now()));
+    this.confirmedUntil = sentAt + this.timing.ttlMs - margin;
+    this.expiryTimer = setTimeout(() => this.lose(messages.leaseUnconfirmed(this.timing.ttlMs)), Math.max(0, this.confirmedUntil - Date.now()));
     this.expiryTimer.unref();
   }
 

@@ -24,8 +24,10 @@ export interface ReaderDeps {
   scheduler: EventScheduler;
   /** Resolves once every provider the handlers depend on finished `onApplicationBootstrap`. */
   handlersReady: Promise<void>;
-  /** Stop reading (shutdown). */
+  /** Stop reading (shutdown, lease lost, hand-over). */
   signal: AbortSignal;
+  /** False once this instance may no longer dispatch (its lease may have expired); checked per event. */
+  mayDispatch?: () => boolean;
   /** The server accepted the stream. */
   onOpen(): void;
 }
@@ -46,6 +48,7 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
       if (scheduler.events.length === 0 && cursor.resumeToken) checkpointer.advanceIdle({ token: cursor.resumeToken });
     } else {
       if (!ready && !(ready = await untilReady(deps))) break;
+      if (deps.mayDispatch && !deps.mayDispatch()) break;
       if (scheduler.sequential && change.operationType !== 'invalidate' && checkpointer.hasRoom(scheduler.dispatchedSeq)) {
         // The hot path one at a time: no waiting, no keys.
         if (!(await scheduler.runAlone(change, true)).ok) break;

@@ -253,6 +253,7 @@ export class CollectionStream {
           scheduler: tenure.scheduler,
           handlersReady: this.deps.handlersReady ?? Promise.resolve(),
           signal,
+          mayDispatch: this.deps.lease && (() => this.deps.lease!.stillValid()),
           onOpen: () => {
             attempt = 0;
             this.invalidatedAt = null;

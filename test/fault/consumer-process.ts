@@ -8,7 +8,11 @@ const script = join(projectRoot(import.meta.url), 'dist', 'test', 'fault', 'cons
 /** One run of the consumer process; `statuses` collects the states it reported. */
 export class ConsumerProcess {
   readonly statuses: string[] = [];
+  /** Role changes as the process reported them. */
+  readonly roles: Array<{ at: number; collection: string; role: string; fence: string }> = [];
   output = '';
+  /** When the process exited (ms), once it did. */
+  exitedAt: number | undefined;
   private constructor(private readonly child: ChildProcess) {}
 
   static start(env: Record<string, string>): Promise<ConsumerProcess> {
@@ -19,6 +23,9 @@ export class ConsumerProcess {
       child.stdout!.on('data', (chunk: Buffer) => {
         consumer.output += chunk.toString();
         for (const match of chunk.toString().matchAll(/^STATUS (\w+)$/gm)) consumer.statuses.push(match[1]);
+        for (const match of chunk.toString().matchAll(/^ROLE (\d+) (\S+) (\w+) (\S+)$/gm)) {
+          consumer.roles.push({ at: Number(match[1]), collection: match[2], role: match[3], fence: match[4] });
+        }
         if (consumer.output.includes('READY')) {
           clearTimeout(timer);
           resolve(consumer);
@@ -26,10 +33,16 @@ export class ConsumerProcess {
       });
       child.stderr!.on('data', (chunk: Buffer) => (consumer.output += chunk.toString()));
       child.on('exit', (code) => {
+        consumer.exitedAt = Date.now();
         clearTimeout(timer);
         reject(new Error(`consumer exited with ${code} before it was ready:\n${consumer.output}`));
       });
     });
+  }
+
+  /** Pauses (SIGSTOP) or resumes (SIGCONT) the process: a frozen holder, like a long GC pause. */
+  signal(signal: 'SIGSTOP' | 'SIGCONT'): void {
+    this.child.kill(signal);
   }
 
   /** SIGKILL: no shutdown hook runs. */
@@ -42,6 +55,7 @@ export class ConsumerProcess {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
     return new Promise((resolve) => {
       this.child.once('exit', () => resolve());
+      this.child.kill('SIGCONT'); // a paused process would never handle the signal
       this.child.kill(signal);
     });
   }

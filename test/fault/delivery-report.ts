@@ -8,15 +8,26 @@ export interface DeliveryReport {
   duplicated: number;
 }
 
-/** The log's lines, in order: `<document id> <resume token as EJSON>`. */
-export function handledLines(logPath: string): Array<{ id: number; token: string }> {
+/** One handler call, as the consumer process logged it. */
+export interface HandledLine {
+  id: number;
+  /** The resume token, as EJSON. */
+  token: string;
+  collection: string;
+  instance: string;
+  start: number;
+  end: number;
+}
+
+/** The log's lines, in order: `<document id> <token EJSON> <collection> <instance> <start ms> <end ms>`. */
+export function handledLines(logPath: string): HandledLine[] {
   if (!existsSync(logPath)) return [];
   return readFileSync(logPath, 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((line) => {
-      const space = line.indexOf(' ');
-      return { id: Number(line.slice(0, space)), token: line.slice(space + 1) };
+      const [id, token, collection, instance, start, end] = line.split(' ');
+      return { id: Number(id), token, collection, instance, start: Number(start), end: Number(end) };
     });
 }
 

@@ -1,12 +1,12 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { InMemoryDeadLetterStore, InMemoryResumeTokenStore } from '../../lib/index.js';
+import { InMemoryDeadLetterStore, InMemoryResumeTokenStore, type ResumeTokenStore } from '../../lib/index.js';
 import { insert, lifecycle, networkError, serverError, timestamp, token } from '../fixtures/fake-change-stream.js';
 import { deferred, KEY, logs, positionOf, setup, stopAllStreams } from '../fixtures/stream-harness.js';
 import { eventually } from '../fixtures/test-env.js';
 
 afterEach(stopAllStreams);
 
-const stored = async (tokens: InMemoryResumeTokenStore) => JSON.stringify(await tokens.load(KEY));
+const stored = async (tokens: ResumeTokenStore) => JSON.stringify(await tokens.load(KEY));
 
 describe('CollectionStream: start position', () => {
   it('stores the aggregate post-batch token before the first event of a busy collection is handled', async () => {
