@@ -15,3 +15,4 @@ export { ChangeStreamDeadLetters } from './dead-letter/change-stream-dead-letter
 export { RedisDeadLetterStore } from './dead-letter/redis-dead-letter.store.js';
 export { InMemoryDeadLetterStore } from './dead-letter/in-memory-dead-letter.store.js';
 export type { ChangeStreamEvent, ChangeStreamEventListener } from './change-stream.events.js';
+export { RedisLeaseStore } from './lease/redis-lease.store.js';
