@@ -107,6 +107,17 @@ export const messages = {
     'No SIGTERM handler is installed: call app.enableShutdownHooks() in main.ts, or a SIGTERM kills the process without draining the streams (their last events are then delivered again).',
   streamClosed: (key: string, unsaved: number) =>
     `Stream ${key} drained and closed${unsaved === 0 ? '; its position is stored' : ''}.`,
+  catchingUp: (key: string, handled: number, lagMs: number, perSecond: number) =>
+    `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, catching up at ${Math.round(perSecond).toLocaleString('en-US')}/s.`,
   terminusMissing: () =>
     'ChangeStreamHealthIndicator needs @nestjs/terminus: npm install @nestjs/terminus',
 };
+
+/** `3 m 10 s`, `12 s`, `1 h 2 m`: for humans reading logs. */
+function duration(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} m ${seconds % 60} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} m`;
+}

@@ -27,12 +27,13 @@ export interface ResolvedChangeStreamOptions {
   batchSize: number | undefined;
   /** `false`: off. `explicit`: the user asked for them (an unsupported store is then an error). */
   leases: false | (Required<LeaseOptions> & { explicit: boolean });
+  telemetry: boolean;
 }
 
 const KNOWN_OPTIONS = new Set([
   'consumer', 'redis', 'tokenStore', 'deadLetterStore', 'onHandlerFailure', 'onHistoryLost', 'keyPrefix', 'connectionName',
   'checkpoint', 'handlerRetry', 'reconnect', 'shutdownTimeoutMs', 'startupTimeoutMs', 'handlerTimeoutMs', 'onHandlerTimeout',
-  'concurrency', 'maxAwaitTimeMS', 'batchSize', 'leases',
+  'concurrency', 'maxAwaitTimeMS', 'batchSize', 'leases', 'telemetry',
 ]);
 
 export function resolveOptions(options: ChangeStreamModuleOptions | undefined): ResolvedChangeStreamOptions {
@@ -47,6 +48,9 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
     throw new ChangeStreamConfigError(messages.optionInvalid('consumer', consumer, 'a name without ":", "{" or "}" (they structure the Redis keys)'));
   }
   const unknown = Object.keys(options).filter((name) => !KNOWN_OPTIONS.has(name));
+  if (options.telemetry !== undefined && typeof options.telemetry !== 'boolean') {
+    throw new ChangeStreamConfigError(messages.optionInvalid('telemetry', options.telemetry, 'true or false'));
+  }
   if (unknown.length > 0) {
     throw new ChangeStreamConfigError(`ChangeStreamModule: unknown option(s) ${unknown.map((n) => `"${n}"`).join(', ')}. Known options: ${[...KNOWN_OPTIONS].join(', ')}.`);
   }
@@ -96,6 +100,7 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
     maxAwaitTimeMS: int('maxAwaitTimeMS', options.maxAwaitTimeMS, 1000, 1),
     batchSize: options.batchSize === undefined ? undefined : int('batchSize', options.batchSize, 0, 1),
     leases: leaseOptions(options.leases),
+    telemetry: options.telemetry ?? true,
   };
 }
 

@@ -23,6 +23,7 @@ import { LeaseBalancer, type LeaseTiming } from './lease/lease-balancer.js';
 import { membersKey } from './lease/lease-keys.js';
 import { StreamLeaseKeeper } from './lease/stream-lease-keeper.js';
 import { ProviderLifecycle, type ProviderWrapper } from './lifecycle/provider-lifecycle.js';
+import { ChangeStreamTelemetry } from './telemetry/change-stream-telemetry.js';
 import type { ChangeStreamStores } from './stores.factory.js';
 import { connectionCursorFactory } from './stream/change-cursor.js';
 import type { ChangeHandler } from './stream/change-handler.js';
@@ -57,6 +58,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     if (handlers.length === 0) this.logger.warn(messages.noHandlers());
     this.checkDeadLetterDurability(handlers);
     const plans = planStreams(handlers);
+    const telemetry = await ChangeStreamTelemetry.load(this.options.telemetry);
     this.balancer = this.createBalancer(plans.length);
     const keys = new Map<string, StreamPlan>();
     for (const plan of plans) {
@@ -76,11 +78,13 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
         openCursor: connectionCursorFactory(connection, plan.collection),
         emit: (event) => this.runtime.emit(event),
         handlersReady: this.lifecycle.bootstrapped(owners),
+        telemetry,
         lease: this.balancer && new StreamLeaseKeeper(key, this.stores.tokens.leases!, this.options.leases as LeaseTiming, this.balancer),
       });
       this.lifecycle.drainBeforeTeardown(owners, () => this.drain(stream));
       this.runtime.streams.push(stream);
     }
+    telemetry.observe(() => this.runtime.streams.map((s) => s.status()));
     // A Redis client (or store) injected into forRootAsync must outlive every stream's final save.
     this.lifecycle.drainBeforeTeardown(this.explorer.providersOf(CHANGE_STREAM_MODULE_OPTIONS), () => this.onModuleDestroy());
   }

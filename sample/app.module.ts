@@ -3,6 +3,7 @@ import { MongooseModule } from '@nestjs/mongoose';
 import { TerminusModule } from '@nestjs/terminus';
 import { ChangeStreamModule } from '../lib/index.js';
 import { HealthController } from './health/health.controller.js';
+import { MetricsController } from './metrics/metrics.controller.js';
 import { OrderTotalsListener } from './orders/order-totals.listener.js';
 import { Order, OrderSchema } from './orders/order.schema.js';
 
@@ -28,7 +29,7 @@ export class AppModule {
         }),
         TerminusModule,
       ],
-      controllers: [HealthController],
+      controllers: [HealthController, MetricsController],
       providers: [OrderTotalsListener],
     };
   }

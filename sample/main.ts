@@ -7,6 +7,7 @@ import type { Model } from 'mongoose';
 import { ChangeStreamRegistry } from '../lib/index.js';
 import { startTestServers } from '../test/servers/test-servers.js';
 import { AppModule, type SampleConfig } from './app.module.js';
+import { registerMetrics } from './metrics/telemetry.js';
 import { OrderTotalsListener } from './orders/order-totals.listener.js';
 import { Order } from './orders/order.schema.js';
 
@@ -16,6 +17,7 @@ import { Order } from './orders/order.schema.js';
  * Uses MONGODB_URI / REDIS_URL when set, else starts embedded servers.
  */
 async function main(): Promise<void> {
+  registerMetrics(); // before any app starts: the module picks the SDK up at init
   const servers = await startTestServers();
   console.log(`\n== Servers: ${servers.description}\n`);
   const config: SampleConfig = { mongoUri: servers.mongoUri, redisUrl: servers.redisUrl };
@@ -30,6 +32,7 @@ async function main(): Promise<void> {
     });
     await printPosition(app, config);
     await printHealth(app);
+    await printMetrics(app);
     await app.close();
 
     console.log('\n== App stopped. Writing two orders while it is down…\n');
@@ -92,6 +95,12 @@ async function printPosition(app: INestApplication, config: SampleConfig): Promi
 async function printHealth(app: INestApplication): Promise<void> {
   const response = await fetch(`${await app.getUrl()}/health`);
   console.log(`\n== GET /health -> ${response.status}\n${JSON.stringify(await response.json(), null, 2)}`);
+}
+
+async function printMetrics(app: INestApplication): Promise<void> {
+  const response = await fetch(`${await app.getUrl()}/metrics`);
+  const lines = (await response.text()).split('\n').filter((line) => /^change_stream_(events|position_writes|lag|in_flight|active)/.test(line));
+  console.log(`\n== GET /metrics -> ${response.status} (Prometheus text format; change_stream_* lines)\n${lines.join('\n')}`);
 }
 
 main().catch((error) => {

@@ -50,6 +50,8 @@ export class Checkpointer {
   onSaveTrouble: (error: string | null) => void = () => undefined;
   /** Told when the store refused a write because another instance holds the stream now. */
   onFenced: (error: FencedWriteError) => void = () => undefined;
+  /** Told after each write attempt (for metrics). */
+  onWrite: (outcome: 'stored' | 'failed' | 'refused', ms: number) => void = () => undefined;
 
   constructor(
     private readonly store: ResumeTokenStore,
@@ -212,9 +214,12 @@ export class Checkpointer {
       const seq = this.ackedSeq;
       const slow = setTimeout(() => this.reportTrouble(messages.saveStalled(SLOW_SAVE_MS)), SLOW_SAVE_MS);
       slow.unref();
+      const started = performance.now();
       try {
         await (this.lease ? this.store.save(this.key, position, this.lease) : this.store.save(this.key, position));
+        this.onWrite('stored', performance.now() - started);
       } catch (error) {
+        this.onWrite(error instanceof FencedWriteError ? 'refused' : 'failed', performance.now() - started);
         if (error instanceof FencedWriteError) {
           // Not an outage: another instance owns the stream now. Never retried.
           this.suspend();

@@ -24,6 +24,10 @@ export interface ChangeStreamHealthOptions {
    * readiness probe that should take a stuck instance out of rotation).
    */
   degraded?: HealthStatus;
+  /** A stream further behind than this (`lagMs`) counts as degraded. */
+  maxLagMs?: number;
+  /** A stream further behind than this counts as down (e.g. a hung or hopelessly slow consumer). */
+  downLagMs?: number;
 }
 
 export interface StreamHealth {
@@ -36,6 +40,8 @@ export interface StreamHealth {
   lastEventAt: string | null;
   lastCheckpointAt: string | null;
   unsavedEvents: number;
+  lagMs: number | null;
+  lastCheckpointAgeMs: number | null;
   inFlightEvents: number;
   /** How long the oldest event in flight has been running. */
   inFlightForMs: number | null;
@@ -50,9 +56,11 @@ interface TerminusSession {
 }
 
 /**
- * Terminus indicator: `down` when any stream failed or closed, `degraded` (Terminus 12; `up` on
- * 11) while one is starting, reconnecting or degraded (cannot save its position, or a handler is
- * stuck), else `up` (a standby is healthy); per stream its state, role, counts and times.
+ * Terminus indicator: `down` when any stream failed or closed (or is more than `downLagMs`
+ * behind), `degraded` (Terminus 12; `up` on 11; see `options.degraded`) while one is starting,
+ * reconnecting or degraded (cannot save its position, a handler is stuck) or more than
+ * `maxLagMs` behind, else `up` (a standby is healthy); per stream its state, role, lag, counts
+ * and times.
  */
 @Injectable()
 export class ChangeStreamHealthIndicator {
@@ -69,8 +77,9 @@ export class ChangeStreamHealthIndicator {
     const statuses = this.registry.getStatuses();
     const data = { streams: Object.fromEntries(statuses.map((s) => [`${s.connectionName}/${s.database}.${s.collection}`, toHealth(s)])) };
     type Result = ChangeStreamHealthResult<Key, Status>;
-    if (statuses.some((s) => s.state === 'failed' || s.state === 'closed')) return session.down(data) as Result;
-    if (statuses.some((s) => s.state === 'starting' || s.state === 'reconnecting' || s.state === 'degraded')) {
+    const behind = (limit: number | undefined) => limit !== undefined && statuses.some((s) => (s.lagMs ?? 0) > limit);
+    if (statuses.some((s) => s.state === 'failed' || s.state === 'closed') || behind(options.downLagMs)) return session.down(data) as Result;
+    if (statuses.some((s) => s.state === 'starting' || s.state === 'reconnecting' || s.state === 'degraded') || behind(options.maxLagMs)) {
       const degraded = options.degraded ?? 'degraded';
       if (degraded === 'down') return session.down(data) as Result;
       if (degraded === 'degraded' && session.degraded) return session.degraded(data) as Result;
@@ -102,6 +111,8 @@ function toHealth(s: ChangeStreamStatus): StreamHealth {
     lastEventAt: s.lastEventAt?.toISOString() ?? null,
     lastCheckpointAt: s.lastCheckpointAt?.toISOString() ?? null,
     unsavedEvents: s.unsavedEvents,
+    lagMs: s.lagMs,
+    lastCheckpointAgeMs: s.lastCheckpointAgeMs,
     inFlightEvents: s.inFlightEvents,
     inFlightForMs: s.inFlightForMs,
     ...(s.lastInvalidatedAt ? { lastInvalidatedAt: s.lastInvalidatedAt.toISOString() } : {}),

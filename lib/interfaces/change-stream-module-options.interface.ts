@@ -99,4 +99,9 @@ export interface ChangeStreamModuleOptions {
    * any number of instances may run; `false` for a single-instance deployment.
    */
   leases?: LeaseOptions | false;
+  /**
+   * Metrics and traces through `@opentelemetry/api` when it is installed and an SDK is registered
+   * before the application starts (default true). `false` turns them off.
+   */
+  telemetry?: boolean;
 }

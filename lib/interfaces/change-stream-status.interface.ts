@@ -34,6 +34,14 @@ export interface ChangeStreamStatus {
   lastInvalidatedAt: Date | null;
   /** Handled events whose position is not stored yet. */
   unsavedEvents: number;
+  /**
+   * How far behind the newest change this stream is (ms): now minus the time (`wallTime`, else
+   * `clusterTime`) of the last handled event while events are pending; 0 when caught up; null
+   * when unknown (not open, or nothing handled yet).
+   */
+  lagMs: number | null;
+  /** Time since the position was last stored (ms), or null if never. */
+  lastCheckpointAgeMs: number | null;
   /** Events handed to handlers and not finished yet. */
   inFlightEvents: number;
   /** How long the oldest event in flight has been running (null when none is): a stuck handler shows here. */

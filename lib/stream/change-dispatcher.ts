@@ -11,6 +11,7 @@ import type { HandlerFailurePolicy } from '../interfaces/failure-policies.interf
 import type { ChangeEvent } from './change-cursor.js';
 import type { ChangeHandler } from './change-handler.js';
 import { isLifecycleEvent } from './stream-plan.js';
+import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
 
 export interface DispatchSettings {
   retries: number;
@@ -22,6 +23,7 @@ export interface DispatchSettings {
   hasUserPipeline: boolean;
   /** Called after an event was dead-lettered. */
   onDeadLetter?: (id: string, handler: string) => void;
+  telemetry?: ChangeStreamTelemetry;
 }
 
 /**
@@ -84,6 +86,19 @@ export class ChangeDispatcher {
     return Promise.resolve(handler.invoke(change, call));
   }
 
+  private get telemetry(): ChangeStreamTelemetry | undefined {
+    return this.settings.telemetry;
+  }
+
+  private labels(handler: ChangeHandler, change: ChangeEvent) {
+    return { consumer: this.context.consumer, database: this.context.database, collection: this.context.collection, handler: handler.name, operationType: change.operationType };
+  }
+
+  private tracedCall(handler: ChangeHandler, change: ChangeEvent, context: ChangeContext): Promise<unknown> {
+    const eventId = String((change._id as { _data?: unknown })?._data ?? JSON.stringify(change._id));
+    return this.telemetry!.handlerCall({ ...this.labels(handler, change), eventId, attempt: context.attempt }, () => handler.invoke(change, context));
+  }
+
   private route(change: ChangeEvent): ChangeHandler[] {
     let interested = this.routes.get(change.operationType);
     if (!interested) {
@@ -113,9 +128,12 @@ export class ChangeDispatcher {
         const { consumer, connectionName, database, collection } = this.context;
         const context: ChangeContext = { consumer, connectionName, database, collection, handler: handler.name, attempt, signal: flight.abort.signal };
         try {
-          await handler.invoke(change, context);
+          if (this.telemetry?.active) await this.tracedCall(handler, change, context);
+          else await handler.invoke(change, context);
+          this.telemetry?.handled(this.labels(handler, change));
           return OK;
         } catch (error) {
+          this.telemetry?.handlerFailed(this.labels(handler, change));
           const eventId = describeEvent(change);
           if (stopping.aborted) {
             this.logger.warn(messages.handlerFailedDuringShutdown(handler.name, this.streamKey, eventId, errorText(error)));
@@ -123,6 +141,7 @@ export class ChangeDispatcher {
           }
           if (attempt > retries) return await this.giveUp(handler, change, error, context, stopping);
           const delay = backoffDelay(attempt, this.settings.initialDelayMs, this.settings.maxDelayMs);
+          this.telemetry?.retried(this.labels(handler, change));
           // One line per retry; the stack once, with the final failure (and here at debug level).
           this.logger.warn(messages.handlerAttemptFailed(handler.name, eventId, attempt, delay, errorText(error)));
           this.logger.debug((error as Error)?.stack ?? String(error));
@@ -176,6 +195,7 @@ export class ChangeDispatcher {
         await this.settings.deadLetters.add(letter);
         this.logger.error(messages.deadLettered(handler.name, this.streamKey, describeEvent(change), id), failure.stack);
         this.settings.onDeadLetter?.(id, handler.name);
+        this.telemetry?.deadLettered(this.labels(handler, change));
         return { ok: true };
       } catch (storeError) {
         const delay = backoffDelay(attempt, this.settings.initialDelayMs || 100, 30_000);

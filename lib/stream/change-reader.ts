@@ -2,6 +2,7 @@ import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import type { ResumeToken } from '../interfaces/resume-token-store.interface.js';
 import type { ChangeCursor, ChangeEvent } from './change-cursor.js';
 import { documentKeyOf, type EventScheduler } from './event-scheduler.js';
+import type { LagTracker } from './lag-tracker.js';
 
 /** How a read of one cursor ended (a broken stream throws instead). */
 export type ReadEnd = { kind: 'stopped' } | { kind: 'failed' } | { kind: 'invalidated'; token: ResumeToken };
@@ -28,6 +29,8 @@ export interface ReaderDeps {
   signal: AbortSignal;
   /** False once this instance may no longer dispatch (its lease may have expired); checked per event. */
   mayDispatch?: () => boolean;
+  /** Told when events are read and when the stream caught up. */
+  lag?: LagTracker;
   /** The server accepted the stream. */
   onOpen(): void;
 }
@@ -44,9 +47,13 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
   while (!signal.aborted && !scheduler.failed) {
     if (change === null) {
       if (cursor.closed) throw new StreamClosedError();
-      // Nothing in flight: the post-batch token keeps a quiet collection's position fresh.
-      if (scheduler.events.length === 0 && cursor.resumeToken) checkpointer.advanceIdle({ token: cursor.resumeToken });
+      if (scheduler.events.length === 0) {
+        deps.lag?.idle();
+        // Nothing in flight: the post-batch token keeps a quiet collection's position fresh.
+        if (cursor.resumeToken) checkpointer.advanceIdle({ token: cursor.resumeToken });
+      }
     } else {
+      deps.lag?.read();
       if (!ready && !(ready = await untilReady(deps))) break;
       if (deps.mayDispatch && !deps.mayDispatch()) break;
       if (scheduler.sequential && change.operationType !== 'invalidate' && checkpointer.hasRoom(scheduler.dispatchedSeq)) {

@@ -11,11 +11,14 @@ import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change
 import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
 import type { ResumeToken, StreamPosition } from '../interfaces/resume-token-store.interface.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
+import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
 import type { ChangeCursor, CursorFactory } from './change-cursor.js';
 import { ChangeDispatcher } from './change-dispatcher.js';
 import { readChanges, StreamOpenError } from './change-reader.js';
 import { EventScheduler } from './event-scheduler.js';
 import { decideHistoryLost } from './history-lost.js';
+import { CatchUpReporter } from './catch-up-reporter.js';
+import { LagTracker } from './lag-tracker.js';
 import { StuckHandlerWatch } from './stuck-handler-watch.js';
 import type { StreamPlan } from './stream-plan.js';
 
@@ -31,6 +34,7 @@ export interface CollectionStreamDeps {
   handlersReady?: Promise<void>;
   /** With leases on: this stream's lease on this instance. */
   lease?: StreamLeaseKeeper;
+  telemetry?: ChangeStreamTelemetry;
 }
 
 /** Where the next open starts: after a token, after an invalidate event, at a cluster time, or now. */
@@ -61,6 +65,8 @@ export class CollectionStream {
   private readonly stopping = new AbortController();
   private readonly dispatcher: ChangeDispatcher;
   private readonly stuck: StuckHandlerWatch;
+  private readonly lag = new LagTracker();
+  private readonly catchUp: CatchUpReporter;
   private tenure: Tenure | undefined;
   private base: Exclude<ChangeStreamState, 'degraded'> = 'starting';
   /** Why an open stream shows `degraded` (store trouble, a stuck handler). */
@@ -88,11 +94,15 @@ export class CollectionStream {
         deadLetters: deps.deadLetters,
         hasUserPipeline: plan.hasUserPipeline,
         onDeadLetter: (id, handler) => deps.emit({ type: 'dead-lettered', key: this.key, id, handler }),
+        telemetry: deps.telemetry,
       },
       { consumer: options.consumer, connectionName: plan.connectionName, database, collection: plan.collection },
       checkpointer.key,
     );
     this.stuck = new StuckHandlerWatch(this.key, options, () => this.tenure?.scheduler.events ?? [], (reason) => this.degrade('handler', reason));
+    this.catchUp = new CatchUpReporter(this.key, () => ({ handled: this.eventsHandled, lagMs: this.lag.lagMs() }));
+    const labels = { consumer: options.consumer, database, collection: plan.collection };
+    if (deps.telemetry) checkpointer.onWrite = (outcome, ms) => deps.telemetry!.positionWritten(labels, outcome, ms);
     checkpointer.onSaveTrouble = (error) => this.degrade('store', error === null ? null : messages.cannotSave(error));
     checkpointer.onFenced = (error) => {
       this.logger.warn(messages.writeRefused(this.key, error.message));
@@ -163,6 +173,8 @@ export class CollectionStream {
       lastEventAt: this.lastEventAt === 0 ? null : new Date(this.lastEventAt),
       lastCheckpointAt: checkpointer.lastSavedAt,
       unsavedEvents: checkpointer.unsavedCount,
+      lagMs: this.base === 'open' ? this.lag.lagMs() : null,
+      lastCheckpointAgeMs: checkpointer.lastSavedAt ? Date.now() - checkpointer.lastSavedAt.getTime() : null,
       inFlightEvents: events.length,
       inFlightForMs: events.length === 0 ? null : Date.now() - Math.min(...events.map((e) => e.startedAt)),
       lastInvalidatedAt: this.lastInvalidatedAt,
@@ -182,6 +194,7 @@ export class CollectionStream {
     if (!flushed || checkpointer.unsavedCount > 0) this.logger.warn(messages.finalSaveFailed(this.key, checkpointer.unsavedCount));
     checkpointer.dispose();
     this.stuck.stop();
+    this.catchUp.stop();
     if (lease) await settlesWithin(lease.release(), left());
     await settlesWithin(this.closeCursor(), left());
     if (this.base !== 'failed') this.setBase('closed');
@@ -191,6 +204,7 @@ export class CollectionStream {
   private async supervise(): Promise<void> {
     const { lease } = this.deps;
     this.stuck.start();
+    this.catchUp.start();
     while (!this.stopping.signal.aborted && this.base !== 'failed') {
       if (lease) {
         // Stays `starting` until the first attempt answered: bootstrap then waits for the stream to open.
@@ -221,9 +235,10 @@ export class CollectionStream {
       dispatcher: this.dispatcher,
       checkpointer,
       stopping: abort.signal,
-      onHandled: () => {
+      onHandled: (change) => {
         this.eventsHandled++;
         this.lastEventAt = Date.now();
+        this.lag.handled(change);
       },
       onFailed: (error) => (this.lastError = error.message),
     });
@@ -254,6 +269,7 @@ export class CollectionStream {
           handlersReady: this.deps.handlersReady ?? Promise.resolve(),
           signal,
           mayDispatch: this.deps.lease && (() => this.deps.lease!.stillValid()),
+          lag: this.lag,
           onOpen: () => {
             attempt = 0;
             this.invalidatedAt = null;
@@ -335,6 +351,7 @@ export class CollectionStream {
     } else {
       this.setBase('reconnecting', errorText(cause));
       this.logger.warn(messages.streamReconnecting(this.key, attempt, delay, errorText(cause)));
+      this.deps.telemetry?.reconnected({ consumer: this.deps.options.consumer, database: this.database, collection: this.plan.collection });
     }
     await sleep(delay, tenure.abort.signal);
   }

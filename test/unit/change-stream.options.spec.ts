@@ -26,6 +26,7 @@ describe('resolveOptions', () => {
       handlerTimeoutMs: 60000,
       onHandlerTimeout: 'warn',
       concurrency: 1,
+      telemetry: true,
       batchSize: undefined,
     });
   });

@@ -1,0 +1,43 @@
+import { Logger } from '@nestjs/common';
+import { messages } from '../change-stream.messages.js';
+
+/** Catching up is reported at this pace, and only while the stream is at least this far behind. */
+const EVERY_MS = 30_000;
+const BEHIND_MS = 10_000;
+
+/**
+ * While a stream works through a backlog, says so at a calm pace: how many events it handled,
+ * how far behind it is, and how fast it catches up.
+ */
+export class CatchUpReporter {
+  private readonly logger = new Logger('ChangeStreamModule');
+  private timer: NodeJS.Timeout | undefined;
+  private lastHandled = 0;
+  private lastAt = 0;
+
+  constructor(
+    private readonly key: string,
+    private readonly read: () => { handled: number; lagMs: number | null },
+  ) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.lastAt = Date.now();
+    this.timer = setInterval(() => this.tick(), EVERY_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Public for tests. */
+  tick(now = Date.now()): void {
+    const { handled, lagMs } = this.read();
+    const rate = (handled - this.lastHandled) / Math.max(1, (now - this.lastAt) / 1000);
+    this.lastHandled = handled;
+    this.lastAt = now;
+    if (lagMs !== null && lagMs >= BEHIND_MS) this.logger.log(messages.catchingUp(this.key, handled, lagMs, rate));
+  }
+}

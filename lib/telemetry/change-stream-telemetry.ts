@@ -1,0 +1,197 @@
+import type * as Otel from '@opentelemetry/api';
+import type { ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
+
+type Api = typeof Otel;
+
+/** Identifies one handler call, for its span and metrics; never holds document bodies. */
+export interface HandlerCall {
+  consumer: string;
+  database: string;
+  collection: string;
+  handler: string;
+  operationType: string;
+  /** The event's resume token `_data`. */
+  eventId: string;
+  attempt: number;
+}
+
+export type PositionWriteOutcome = 'stored' | 'failed' | 'refused';
+
+/**
+ * Metrics and traces through the OpenTelemetry API (`@opentelemetry/api`, an optional peer):
+ * a no-op without it, or without an SDK registered before the application starts. Counters are
+ * kept as plain numbers and reported by observable instruments, so the hot path allocates nothing
+ * when nobody collects; a span is started per handler call only when a tracer is registered.
+ */
+export class ChangeStreamTelemetry {
+  static readonly off = new ChangeStreamTelemetry(undefined);
+
+  private readonly counters = new Map<string, { name: CounterName; attributes: Otel.Attributes; value: number }>();
+  private readonly tracer: Otel.Tracer | undefined;
+  private readonly noopTracerProvider: Otel.TracerProvider | undefined;
+  private readonly handlerDuration: Otel.Histogram | undefined;
+  private readonly writeDuration: Otel.Histogram | undefined;
+  /** A meter provider was registered (before the application started): metrics are collected. */
+  private readonly metering: boolean = false;
+
+  private constructor(private readonly api: Api | undefined) {
+    if (!api) return;
+    const meter = api.metrics.getMeter('nestjs-change-streams');
+    this.metering = meter !== api.createNoopMeter();
+    this.tracer = api.trace.getTracer('nestjs-change-streams');
+    this.noopTracerProvider = new api.ProxyTracerProvider().getDelegate();
+    this.handlerDuration = meter.createHistogram('change_stream.handler.duration', { unit: 's', description: 'Duration of each handler call (attempt)' });
+    this.writeDuration = meter.createHistogram('change_stream.position.write.duration', { unit: 's', description: 'Latency of position writes' });
+    if (!this.metering) return;
+    for (const [name, description] of Object.entries(COUNTERS) as Array<[CounterName, string]>) {
+      meter.createObservableCounter(name, { description }).addCallback((result) => {
+        for (const counter of this.counters.values()) if (counter.name === name) result.observe(counter.value, counter.attributes);
+      });
+    }
+  }
+
+  /** Loads `@opentelemetry/api` when installed (and `enabled`); else telemetry is off. */
+  static async load(enabled: boolean): Promise<ChangeStreamTelemetry> {
+    if (!enabled) return ChangeStreamTelemetry.off;
+    try {
+      return new ChangeStreamTelemetry(await import('@opentelemetry/api'));
+    } catch {
+      return ChangeStreamTelemetry.off;
+    }
+  }
+
+  /** Gauges read from the streams' statuses at collection time: lag, in flight, unsaved, role. */
+  observe(statuses: () => ChangeStreamStatus[]): void {
+    if (!this.metering || !this.api) return;
+    const meter = this.api.metrics.getMeter('nestjs-change-streams');
+    const gauge = (name: string, description: string, unit: string, read: (s: ChangeStreamStatus) => number | null) =>
+      meter.createObservableGauge(name, { description, unit }).addCallback((result) => {
+        for (const status of statuses()) {
+          const value = read(status);
+          if (value !== null) result.observe(value, streamAttributes(status));
+        }
+      });
+    gauge('change_stream.lag', 'How far behind the newest change each stream is', 's', (s) => (s.lagMs === null ? null : s.lagMs / 1000));
+    gauge('change_stream.in_flight', 'Events handed to handlers and not finished', '{event}', (s) => s.inFlightEvents);
+    gauge('change_stream.unsaved', 'Handled events whose position is not stored yet', '{event}', (s) => s.unsavedEvents);
+    gauge('change_stream.active', 'With leases: 1 where this instance is the active consumer, 0 on standby', '1', (s) => (s.role === null ? null : s.role === 'active' ? 1 : 0));
+  }
+
+  /** Something collects: a meter provider was registered, or a tracer provider is now. Callers skip building `HandlerCall`s otherwise. */
+  get active(): boolean {
+    return this.metering || (this.api !== undefined && this.tracing());
+  }
+
+  /** Runs one handler call in a span (when a tracer is registered) and records its duration and outcome. */
+  async handlerCall<T>(call: HandlerCall, run: () => T | Promise<T>): Promise<T> {
+    if (!this.api) return run();
+    const started = performance.now();
+    const record = (outcome: 'ok' | 'error') => {
+      if (this.metering) this.handlerDuration!.record((performance.now() - started) / 1000, { ...callAttributes(call), 'change_stream.outcome': outcome });
+    };
+    if (!this.tracing()) {
+      try {
+        const result = await run();
+        record('ok');
+        return result;
+      } catch (error) {
+        record('error');
+        throw error;
+      }
+    }
+    const { SpanKind, SpanStatusCode } = this.api;
+    return this.tracer!.startActiveSpan(`change_stream ${call.collection} ${call.operationType}`, { kind: SpanKind.CONSUMER, attributes: spanAttributes(call) }, async (span) => {
+      try {
+        const result = await run();
+        record('ok');
+        return result;
+      } catch (error) {
+        record('error');
+        span.recordException(error as Error);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error)?.message });
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  /** A handler finished an event (its failure recorded per policy counts too). */
+  handled(call: Omit<HandlerCall, 'eventId' | 'attempt'>): void {
+    this.count('change_stream.events', call);
+  }
+
+  handlerFailed(call: Omit<HandlerCall, 'eventId' | 'attempt'>): void {
+    this.count('change_stream.handler.errors', call);
+  }
+
+  retried(call: Omit<HandlerCall, 'eventId' | 'attempt'>): void {
+    this.count('change_stream.handler.retries', call);
+  }
+
+  deadLettered(call: Omit<HandlerCall, 'eventId' | 'attempt'>): void {
+    this.count('change_stream.dead_letters', call);
+  }
+
+  reconnected(stream: StreamLabels): void {
+    this.count('change_stream.reconnects', stream);
+  }
+
+  positionWritten(stream: StreamLabels, outcome: PositionWriteOutcome, ms: number): void {
+    if (!this.metering) return;
+    this.count('change_stream.position.writes', { ...stream, outcome });
+    this.writeDuration!.record(ms / 1000, labelsOf({ ...stream, outcome }));
+  }
+
+  private tracing(): boolean {
+    const provider = this.api!.trace.getTracerProvider() as Otel.ProxyTracerProvider;
+    return typeof provider.getDelegate !== 'function' || provider.getDelegate() !== this.noopTracerProvider;
+  }
+
+  private count(name: CounterName, labels: StreamLabels & { handler?: string; operationType?: string; outcome?: string }): void {
+    if (!this.metering) return;
+    const id = `${name}|${labels.consumer}|${labels.database}|${labels.collection}|${labels.handler ?? ''}|${labels.operationType ?? ''}|${labels.outcome ?? ''}`;
+    const counter = this.counters.get(id);
+    if (counter) counter.value++;
+    else this.counters.set(id, { name, attributes: labelsOf(labels), value: 1 });
+  }
+}
+
+export interface StreamLabels {
+  consumer: string;
+  database: string;
+  collection: string;
+}
+
+const COUNTERS = {
+  'change_stream.events': 'Events handled, by handler and operation type',
+  'change_stream.handler.errors': 'Handler calls that failed (before retries)',
+  'change_stream.handler.retries': 'Handler retries',
+  'change_stream.dead_letters': 'Events dead-lettered',
+  'change_stream.reconnects': 'Streams reopened after they broke',
+  'change_stream.position.writes': 'Position writes, by outcome (stored, failed, refused)',
+} as const;
+type CounterName = keyof typeof COUNTERS;
+
+function labelsOf(labels: StreamLabels & { handler?: string; operationType?: string; outcome?: string }): Otel.Attributes {
+  return {
+    'change_stream.consumer': labels.consumer,
+    'db.namespace': labels.database,
+    'db.collection.name': labels.collection,
+    ...(labels.handler ? { 'change_stream.handler': labels.handler } : {}),
+    ...(labels.operationType ? { 'change_stream.operation_type': labels.operationType } : {}),
+    ...(labels.outcome ? { 'change_stream.outcome': labels.outcome } : {}),
+  };
+}
+
+function callAttributes(call: HandlerCall): Otel.Attributes {
+  return labelsOf(call);
+}
+
+function spanAttributes(call: HandlerCall): Otel.Attributes {
+  return { ...labelsOf(call), 'db.system': 'mongodb', 'change_stream.event_id': call.eventId, 'change_stream.attempt': call.attempt };
+}
+
+function streamAttributes(status: ChangeStreamStatus): Otel.Attributes {
+  return { 'db.namespace': status.database, 'db.collection.name': status.collection, 'change_stream.connection': status.connectionName };
+}
