@@ -5,6 +5,7 @@ import { ChangeStreamRuntime } from '../change-stream.runtime.js';
 import type { DeadLetter } from '../interfaces/dead-letter.interface.js';
 import type { ChangeStreamStores } from '../stores.factory.js';
 import { ChangeDispatcher } from '../stream/change-dispatcher.js';
+import type { ChangeHandler } from '../stream/change-handler.js';
 
 /** List, replay and discard the events handlers gave up on (`onHandlerFailure: 'dead-letter'`). */
 @Injectable()
@@ -31,9 +32,8 @@ export class ChangeStreamDeadLetters {
   async replay(id: string): Promise<void> {
     const letter = await this.get(id);
     if (!letter) throw new Error(`No dead letter with id "${id}".`);
-    const stream = this.runtime.streams.find((s) => s.key === letter.streamKey);
-    const handler = stream?.plan.handlers.find((h) => h.name === letter.handler);
-    if (!stream || !handler) {
+    const handler = this.findHandler(letter);
+    if (!handler) {
       throw new Error(`Dead letter "${id}": handler ${letter.handler} on ${letter.streamKey} is not registered in this application.`);
     }
     await ChangeDispatcher.invokeOnce(handler, letter.change, {
@@ -43,6 +43,12 @@ export class ChangeStreamDeadLetters {
       collection: letter.collection,
     });
     await this.stores.deadLetters.remove(id);
+  }
+
+  /** The registered handler that failed on `letter`, if this application has it (the testing module looks elsewhere). */
+  protected findHandler(letter: DeadLetter): ChangeHandler | undefined {
+    const stream = this.runtime.streams.find((s) => s.key === letter.streamKey);
+    return stream?.plan.handlers.find((h) => h.name === letter.handler);
   }
 
   /** Drops the dead letter for good; true when it existed. */

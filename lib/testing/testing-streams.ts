@@ -1,0 +1,225 @@
+import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import type { mongo } from 'mongoose';
+import type { HandlerFailedError } from '../change-stream.errors.js';
+import { ChangeStreamExplorer } from '../change-stream.explorer.js';
+import { InMemoryDeadLetterStore } from '../dead-letter/in-memory-dead-letter.store.js';
+import type { ChangeContext } from '../interfaces/change-context.interface.js';
+import type { DeadLetter, DeadLetterStore } from '../interfaces/dead-letter.interface.js';
+import type { HandlerFailurePolicy } from '../interfaces/failure-policies.interface.js';
+import { ChangeDispatcher, type EventInFlight } from '../stream/change-dispatcher.js';
+import type { ChangeHandler } from '../stream/change-handler.js';
+import { planStreams, type StreamPlan } from '../stream/stream-plan.js';
+import { checkpointKey } from '../token-store/checkpoint-key.js';
+import type { ChangeOutcome, HandlerRun } from './change-outcome.js';
+import { CHANGE_STREAM_TESTING_OPTIONS, type ResolvedTestingOptions } from './testing-options.js';
+
+type ChangeEvent = mongo.ChangeStreamDocument;
+
+/** What one handler did with the event being dispatched, filled in by the wrappers below. */
+interface RunRecord {
+  contexts: ChangeContext[];
+  errors: unknown[];
+  succeeded: boolean;
+  recorded: boolean;
+  deadLetterId?: string;
+}
+
+/** One stream as production would open it for a (connection, collection), minus the cursor and the checkpointer. */
+export interface TestingStream {
+  readonly plan: StreamPlan;
+  readonly database: string;
+  readonly key: string;
+  readonly dispatcher: ChangeDispatcher;
+  /** Shared by the stream's handler calls, as in production (`context.signal`); aborted when the module closes. */
+  readonly abort: AbortController;
+  /** Events are dispatched one at a time, in emission order (production's default `concurrency: 1`). */
+  tail: Promise<unknown>;
+  /** Set when a handler failed for good under `'stop'`: nothing more is delivered until `restart()`. */
+  failure: HandlerFailedError | null;
+}
+
+/**
+ * Internal: discovers `@OnChange` handlers with the production explorer, plans their streams with
+ * the production planner (same validation, same messages) and dispatches each emitted event
+ * through the production `ChangeDispatcher` (routing, retries with backoff, failure policies,
+ * dead letters). Handlers, failure callbacks and the dead-letter store are wrapped only to record
+ * what happened to each event.
+ */
+@Injectable()
+export class TestingStreams implements OnModuleInit, OnModuleDestroy {
+  /** Dead letters as the application would read them back (EJSON round trip, like Redis). */
+  readonly deadLetterStore = new InMemoryDeadLetterStore();
+  private streams: TestingStream[] | undefined;
+  /** The event being dispatched → its handlers' records (events are fresh objects per emission). */
+  private readonly records = new Map<object, Map<string, RunRecord>>();
+  private readonly closing = new AbortController();
+
+  constructor(
+    private readonly explorer: ChangeStreamExplorer,
+    @Inject(CHANGE_STREAM_TESTING_OPTIONS) readonly options: ResolvedTestingOptions,
+  ) {}
+
+  /** Discovery at `init()` (if the test calls it), so a bad `@OnChange` fails it as it fails `app.init()` in production. */
+  onModuleInit(): void {
+    this.all();
+  }
+
+  /** From now on a failure is not retried or recorded, as at a production shutdown; calls still running see `context.signal` aborted. */
+  onModuleDestroy(): void {
+    this.closing.abort();
+    this.streams?.forEach((stream) => stream.abort.abort());
+  }
+
+  /** Every stream; discovered on first use, so tests that never call `init()` work too. */
+  all(): TestingStream[] {
+    this.streams ??= this.discover();
+    return this.streams;
+  }
+
+  find(collection: string, connectionName = this.options.defaultConnection): TestingStream {
+    const stream = this.all().find((s) => s.plan.collection === collection && s.plan.connectionName === connectionName);
+    if (stream) return stream;
+    const watched = this.all().map((s) => `"${s.plan.collection}" (connection "${s.plan.connectionName}")`);
+    throw new Error(
+      `No @OnChange handler watches "${collection}" on connection "${connectionName}". ` +
+        (watched.length > 0 ? `Watched: ${watched.join(', ')}.` : 'No handlers were found: are their providers in the testing module?'),
+    );
+  }
+
+  /** The original (unrecorded) handler, for dead-letter replays. */
+  handlerOf(streamKey: string, name: string): ChangeHandler | undefined {
+    return this.all()
+      .find((s) => s.key === streamKey)
+      ?.plan.handlers.find((h) => h.name === name);
+  }
+
+  /** Queues `change` behind the stream's earlier events; resolves once its handlers are done. */
+  deliver<C extends ChangeEvent>(stream: TestingStream, change: C): Promise<ChangeOutcome<C>> {
+    if (this.closing.signal.aborted) return Promise.reject(new Error('The testing module is closed: nothing more is delivered.'));
+    const run = stream.tail.then(() => this.dispatch(stream, change));
+    stream.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async dispatch<C extends ChangeEvent>(stream: TestingStream, change: C): Promise<ChangeOutcome<C>> {
+    const { plan, database } = stream;
+    const where = { connectionName: plan.connectionName, database, collection: plan.collection };
+    if (stream.failure) return { change, ...where, delivered: false, acknowledged: false, handlers: [], deadLetters: [] };
+    const runs = new Map<string, RunRecord>();
+    this.records.set(change, runs);
+    try {
+      const flight: EventInFlight = { change, startedAt: Date.now(), pending: new Set(), abort: stream.abort };
+      const outcome = await stream.dispatcher.dispatch(flight, this.closing.signal);
+      const failure = !outcome.ok && 'error' in outcome ? outcome.error : undefined;
+      if (failure) stream.failure = failure;
+      const handlers: HandlerRun[] = plan.handlers.filter((h) => runs.has(h.name)).map((h) => summarize(h.name, runs.get(h.name)!));
+      return {
+        change,
+        ...where,
+        delivered: true,
+        acknowledged: outcome.ok && change.operationType !== 'invalidate',
+        handlers,
+        deadLetters: handlers.flatMap((h) => (h.deadLetterId ? [h.deadLetterId] : [])),
+        ...(failure && { failure }),
+      };
+    } finally {
+      this.records.delete(change);
+    }
+  }
+
+  private discover(): TestingStream[] {
+    const { module, databaseOf, defaultConnection } = this.options;
+    const plans = planStreams(this.explorer.explore(defaultConnection));
+    const deadLetters = this.recordingDeadLetters();
+    return plans.map((plan) => {
+      const database = databaseOf(plan.connectionName);
+      const key = checkpointKey(module.keyPrefix, module.consumer, database, plan.collection);
+      const dispatcher = new ChangeDispatcher(
+        plan.handlers.map((handler) => this.recorded(handler)),
+        { ...module.handlerRetry, onFailure: this.recordedPolicy(module.onHandlerFailure), deadLetters, hasUserPipeline: plan.hasUserPipeline },
+        { consumer: module.consumer, connectionName: plan.connectionName, database, collection: plan.collection },
+        key,
+      );
+      return { plan, database, key, dispatcher, abort: new AbortController(), tail: Promise.resolve(), failure: null };
+    });
+  }
+
+  private runOf(change: unknown, handler: string): RunRecord | undefined {
+    const runs = this.records.get(change as object);
+    if (!runs) return undefined;
+    let run = runs.get(handler);
+    if (!run) runs.set(handler, (run = { contexts: [], errors: [], succeeded: false, recorded: false }));
+    return run;
+  }
+
+  /** The handler as production calls it, noting each call's context and outcome. */
+  private recorded(handler: ChangeHandler): ChangeHandler {
+    const { onFailure } = handler.options;
+    return {
+      ...handler,
+      options: onFailure === undefined ? handler.options : { ...handler.options, onFailure: this.recordedPolicy(onFailure) },
+      invoke: async (change, context) => {
+        const run = this.runOf(change, handler.name);
+        run?.contexts.push(snapshot(context as ChangeContext));
+        try {
+          const result = await handler.invoke(change, context);
+          if (run) run.succeeded = true;
+          return result;
+        } catch (error) {
+          if (run) {
+            run.succeeded = false;
+            run.errors.push(error);
+          }
+          throw error;
+        }
+      },
+    };
+  }
+
+  /** A failure callback notes that it resolved (the failure counts as recorded); `'stop'` and `'dead-letter'` as they are. */
+  private recordedPolicy(policy: HandlerFailurePolicy): HandlerFailurePolicy {
+    if (typeof policy !== 'function') return policy;
+    return async (failure) => {
+      await policy(failure);
+      const run = this.runOf(failure.change, failure.context.handler);
+      if (run) run.recorded = true;
+    };
+  }
+
+  /** The in-memory store, noting which handler's letter was stored for which event. */
+  private recordingDeadLetters(): DeadLetterStore {
+    const store = this.deadLetterStore;
+    return {
+      durable: store.durable,
+      add: async (letter: DeadLetter) => {
+        await store.add(letter);
+        const run = this.runOf(letter.change, letter.handler);
+        if (run) run.deadLetterId = letter.id;
+      },
+      list: () => store.list(),
+      get: (id) => store.get(id),
+      remove: (id) => store.remove(id),
+    };
+  }
+}
+
+/**
+ * The context's values with the same `signal`, which is not enumerable: Jest crashes printing an
+ * AbortSignal (jestjs/jest#13963), so a failing assertion on an outcome could not show its diff.
+ */
+function snapshot(context: ChangeContext): ChangeContext {
+  const { signal, ...values } = context;
+  return Object.defineProperty(values, 'signal', { value: signal, enumerable: false }) as ChangeContext;
+}
+
+function summarize(handler: string, run: RunRecord): HandlerRun {
+  const status = run.succeeded ? 'succeeded' : run.deadLetterId ? 'dead-lettered' : run.recorded ? 'recorded' : 'failed';
+  return {
+    handler,
+    status,
+    attempts: run.contexts.length,
+    contexts: run.contexts,
+    errors: run.errors,
+    ...(run.deadLetterId && { deadLetterId: run.deadLetterId }),
+  };
+}
