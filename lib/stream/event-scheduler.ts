@@ -34,7 +34,8 @@ export class EventScheduler {
   private seq = 0;
   private readonly window = new AckWindow();
   private readonly inFlight = new Map<number, EventInFlight>();
-  private readonly tails = new Map<string, Promise<unknown>>();
+  /** Per document key: the last event's run (the next one chains on it) and how many are pending. */
+  private readonly keys = new Map<string, { tail: Promise<unknown>; pending: number }>();
   private readonly changed = new Notifier();
   private failure: HandlerFailedError | null = null;
   private sharedAbort = new AbortController();
@@ -93,12 +94,14 @@ export class EventScheduler {
   submit(change: ChangeEvent, key: string): void {
     const seq = ++this.seq;
     const flight = this.track(seq, change);
-    const previous = this.tails.get(key) ?? Promise.resolve();
-    const run = previous.then(() => this.execute(seq, flight, true));
-    this.tails.set(key, run);
-    void run.finally(() => {
-      if (this.tails.get(key) === run) this.tails.delete(key);
-    });
+    const entry = this.keys.get(key);
+    if (entry) {
+      entry.pending++;
+      entry.tail = entry.tail.then(() => this.execute(seq, flight, true, key));
+    } else {
+      // The common case, no earlier event of this document pending: start at once, no chaining.
+      this.keys.set(key, { tail: this.execute(seq, flight, true, key), pending: 1 });
+    }
   }
 
   /** Waits until nothing is in flight, then handles `change` alone. `ack: false` for an event that is not a resume point (invalidate). */
@@ -120,7 +123,7 @@ export class EventScheduler {
     return flight;
   }
 
-  private async execute(seq: number, flight: EventInFlight, ack: boolean): Promise<DispatchOutcome> {
+  private async execute(seq: number, flight: EventInFlight, ack: boolean, key?: string): Promise<DispatchOutcome> {
     let outcome: DispatchOutcome = { ok: false, aborted: true };
     try {
       // After a failure or at shutdown, events queued behind others are not started (so never acknowledged).
@@ -130,10 +133,16 @@ export class EventScheduler {
       outcome = { ok: false, error: new HandlerFailedError(`Dispatching event ${JSON.stringify(flight.change._id)} failed: ${errorText(error)}`, error) };
     } finally {
       this.inFlight.delete(seq);
+      if (key !== undefined) this.release(key);
       this.settle(seq, flight.change, outcome, ack);
       this.changed.notify();
     }
     return outcome;
+  }
+
+  private release(key: string): void {
+    const entry = this.keys.get(key)!;
+    if (--entry.pending === 0) this.keys.delete(key);
   }
 
   private settle(seq: number, change: ChangeEvent, outcome: DispatchOutcome, ack: boolean): void {

@@ -34,8 +34,9 @@ const ALL_VARIANTS: Variant[] = [
   { name: 'bare driver loop (no checkpoints)', kind: 'bare', handlerDelayMs: 0 },
   { name: 'hand-rolled: await SET per event', kind: 'seed-set', handlerDelayMs: 0 },
   { name: 'module, no-op handler', kind: 'module', handlerDelayMs: 0, concurrency: 1 },
+  { name: 'module, no-op handler, concurrency 8', kind: 'module', handlerDelayMs: 0, concurrency: 8 },
   { name: 'hand-rolled SET, 1 ms handler', kind: 'seed-set', handlerDelayMs: 1 },
-  ...[1, 8, 32, 128].map((concurrency) => ({ name: `module, 1 ms handler, concurrency ${concurrency}`, kind: 'module' as const, handlerDelayMs: 1, concurrency })),
+  ...[1, 8, 16, 32, 128].map((concurrency) => ({ name: `module, 1 ms handler, concurrency ${concurrency}`, kind: 'module' as const, handlerDelayMs: 1, concurrency })),
 ];
 /** BENCH_VARIANTS=<regex> runs a subset (the bare loop always runs: it is the reference). */
 const VARIANTS = ALL_VARIANTS.filter((v, i) => i === 0 || new RegExp(process.env.BENCH_VARIANTS ?? '.').test(v.name));

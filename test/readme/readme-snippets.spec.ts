@@ -30,7 +30,7 @@ describe('README TypeScript snippets', () => {
       ...config.options,
       noEmit: true,
       baseUrl: root,
-      paths: { 'nestjs-change-streams': ['lib/index.ts'] },
+      paths: { 'nestjs-change-streams': ['lib/index.ts'], 'nestjs-change-streams/testing': ['lib/testing/index.ts'] },
     });
     const problems = ts
       .getPreEmitDiagnostics(program)
