@@ -41,3 +41,15 @@ export class FencedWriteError extends Error {
     super(`Position write to "${key}" refused for ${lease.holder} (fence ${lease.fence}): ${detail}.`);
   }
 }
+
+/**
+ * By name as well as class: a custom store may throw these from another copy of this package
+ * (its CommonJS build next to the ESM one), where `instanceof` would fail.
+ */
+export function isFencedWriteError(error: unknown): error is FencedWriteError {
+  return error instanceof FencedWriteError || (error as Error | null)?.name === 'FencedWriteError';
+}
+
+export function isInvalidStoredTokenError(error: unknown): error is InvalidStoredTokenError {
+  return error instanceof InvalidStoredTokenError || (error as Error | null)?.name === 'InvalidStoredTokenError';
+}

@@ -3,7 +3,7 @@ import { messages } from '../change-stream.messages.js';
 import { backoffDelay, sleep } from '../common/backoff.js';
 import { errorText } from '../common/errors.js';
 import { Notifier } from '../common/notifier.js';
-import { FencedWriteError } from '../change-stream.errors.js';
+import { type FencedWriteError, isFencedWriteError } from '../change-stream.errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ResumeToken, ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
 
@@ -219,8 +219,8 @@ export class Checkpointer {
         await (this.lease ? this.store.save(this.key, position, this.lease) : this.store.save(this.key, position));
         this.onWrite('stored', performance.now() - started);
       } catch (error) {
-        this.onWrite(error instanceof FencedWriteError ? 'refused' : 'failed', performance.now() - started);
-        if (error instanceof FencedWriteError) {
+        this.onWrite(isFencedWriteError(error) ? 'refused' : 'failed', performance.now() - started);
+        if (isFencedWriteError(error)) {
           // Not an outage: another instance owns the stream now. Never retried.
           this.suspend();
           this.onFenced(error);

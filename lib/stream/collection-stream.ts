@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { mongo } from 'mongoose';
-import { InvalidStoredTokenError } from '../change-stream.errors.js';
+import { isInvalidStoredTokenError } from '../change-stream.errors.js';
 import type { ChangeStreamEvent } from '../change-stream.events.js';
 import { messages } from '../change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from '../change-stream.options.js';
@@ -361,7 +361,7 @@ export class CollectionStream {
     try {
       await this.deps.checkpointer.load();
     } catch (error) {
-      if (error instanceof InvalidStoredTokenError) throw error;
+      if (isInvalidStoredTokenError(error)) throw error;
       throw new PositionLoadError(errorText(error));
     }
     this.positionLoaded = true;

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { InvalidStoredTokenError } from '../change-stream.errors.js';
+import { isInvalidStoredTokenError } from '../change-stream.errors.js';
 import type { ChangeStreamEvent } from '../change-stream.events.js';
 import { messages } from '../change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from '../change-stream.options.js';
@@ -43,7 +43,7 @@ const logger = new Logger('ChangeStreamModule');
  * Only the open is judged: the same errors mid-stream are a broken stream.
  */
 export async function decideHistoryLost(error: unknown, atOpen: unknown, openedFromPosition: boolean, context: HistoryLostContext): Promise<HistoryLostVerdict> {
-  const badValue = error instanceof InvalidStoredTokenError;
+  const badValue = isInvalidStoredTokenError(error);
   if (!badValue && !(atOpen !== undefined && openedFromPosition && isHistoryLost(atOpen))) return null;
   const { key, plan, database, options } = context;
   const reason = badValue ? error.message : messages.historyLost(key, errorText(atOpen));
