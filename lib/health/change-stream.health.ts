@@ -92,8 +92,11 @@ export class ChangeStreamHealthIndicator {
     let terminus: typeof import('@nestjs/terminus');
     try {
       terminus = await import('@nestjs/terminus');
-    } catch {
-      throw new Error(messages.terminusMissing());
+    } catch (error) {
+      const code = (error as { code?: string })?.code;
+      // Only "not installed" gets the install hint; any other load failure is shown as it is.
+      if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw new Error(messages.terminusMissing());
+      throw error;
     }
     try {
       return this.moduleRef.get(terminus.HealthIndicatorService, { strict: false });
