@@ -1,13 +1,24 @@
+import type { StreamLease } from './interfaces/lease-store.interface.js';
+
 /** Bad options or decorator usage; thrown at startup. */
 export class ChangeStreamConfigError extends Error {
+  /** Always `'ChangeStreamConfigError'`. */
   override readonly name = 'ChangeStreamConfigError';
 }
 
 /** A stored position that is not a resume token this library wrote. */
 export class InvalidStoredTokenError extends Error {
+  /** Always `'InvalidStoredTokenError'`. */
   override readonly name = 'InvalidStoredTokenError';
+  /**
+   * @param key The position key the value was read from.
+   * @param raw The stored value, as read.
+   * @param reason What is wrong with it.
+   */
   constructor(
+    /** The position key the value was read from. */
     readonly key: string,
+    /** The stored value, as read. */
     readonly raw: string,
     reason: string,
   ) {
@@ -21,9 +32,11 @@ export class InvalidStoredTokenError extends Error {
 
 /** A handler still threw after its last retry; the stream stops before that event. */
 export class HandlerFailedError extends Error {
+  /** Always `'HandlerFailedError'`. */
   override readonly name = 'HandlerFailedError';
   constructor(
     message: string,
+    /** What the handler (or the `onFailure` callback) threw. */
     override readonly cause: unknown,
   ) {
     super(message);
@@ -32,10 +45,18 @@ export class HandlerFailedError extends Error {
 
 /** A position write refused because the writer's lease is no longer current: another instance took the stream over. */
 export class FencedWriteError extends Error {
+  /** Always `'FencedWriteError'`. */
   override readonly name = 'FencedWriteError';
+  /**
+   * @param key The position key of the refused write.
+   * @param lease The writer's lease.
+   * @param detail Why it was refused, for the message.
+   */
   constructor(
+    /** The position key of the refused write. */
     readonly key: string,
-    readonly lease: { holder: string; fence: number },
+    /** The writer's lease, which is no longer current. */
+    readonly lease: StreamLease,
     detail: string,
   ) {
     super(`Position write to "${key}" refused for ${lease.holder} (fence ${lease.fence}): ${detail}.`);

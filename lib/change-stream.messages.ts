@@ -52,7 +52,7 @@ export const messages = {
     from === 'stored' ? `Stream ${key} opened, resuming after the stored token.` : `Stream ${key} opened with no stored token: starting from now.`,
   streamReconnecting: (key: string, attempt: number, delayMs: number, error: string) =>
     `Stream ${key} broke (${error}); reopening from the last checkpoint in ${delayMs} ms (attempt ${attempt}).`,
-  streamClosedByServer: (key: string) => `Stream ${key}: the server closed the cursor without an error.`,
+  streamClosedByServer: () => 'the server closed the cursor without an error',
   historyLost: (key: string, detail: string) =>
     `the stored position of ${key} cannot be resumed from (${detail}): the oplog no longer holds it, or the server rejected the token. ` +
     `With the "fail" policy the stored value is kept: resync the data, then delete the key to start from now.`,

@@ -38,4 +38,15 @@ import { createStores } from './stores.factory.js';
   ],
   exports: [ChangeStreamRegistry, ChangeStreamHealthIndicator, ChangeStreamDeadLetters],
 })
-export class ChangeStreamModule extends ConfigurableModuleClass {}
+export class ChangeStreamModule extends ConfigurableModuleClass {
+  /**
+   * Options known up front: `ChangeStreamModule.forRoot({ consumer: 'billing', redis: 'redis://…' })`.
+   * The module is global unless you pass `isGlobal: false`.
+   */
+  declare static forRoot: typeof ConfigurableModuleClass.forRoot;
+  /**
+   * Options from other providers: `forRootAsync({ imports, inject, useFactory })`, or `useClass` /
+   * `useExisting` with a class that has `createChangeStreamOptions()`. Global unless `isGlobal: false`.
+   */
+  declare static forRootAsync: typeof ConfigurableModuleClass.forRootAsync;
+}

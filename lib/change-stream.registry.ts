@@ -8,6 +8,7 @@ import type { ChangeStreamStatus } from './interfaces/change-stream-status.inter
 /** The running streams of this application; inject it to inspect their state or follow their events. */
 @Injectable()
 export class ChangeStreamRegistry {
+  /** @internal Created by Nest's injector. */
   constructor(
     private readonly runtime: ChangeStreamRuntime,
     @Inject(CHANGE_STREAM_RESOLVED_OPTIONS) private readonly options: ResolvedChangeStreamOptions,

@@ -1,7 +1,7 @@
 export { ChangeStreamModule } from './change-stream.module.js';
 export { CHANGE_STREAM_MODULE_OPTIONS } from './change-stream.module-definition.js';
 export { OnChange } from './decorators/on-change.decorator.js';
-export type { ChangeOf, OnChangeDecorator, OnChangeHandler, OnChangeOptionsFor } from './decorators/on-change.decorator.js';
+export type { ChangeOf, HandlerAccepts, OnChangeDecorator, OnChangeHandler, OnChangeOptionsFor } from './decorators/on-change.decorator.js';
 export { ChangeStreamRegistry } from './change-stream.registry.js';
 export { ChangeStreamHealthIndicator } from './health/change-stream.health.js';
 export type { ChangeStreamHealthOptions, ChangeStreamHealthResult, HealthStatus, StreamHealth } from './health/change-stream.health.js';

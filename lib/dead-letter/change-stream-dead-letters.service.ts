@@ -10,6 +10,7 @@ import type { ChangeHandler } from '../stream/change-handler.js';
 /** List, replay and discard the events handlers gave up on (`onHandlerFailure: 'dead-letter'`). */
 @Injectable()
 export class ChangeStreamDeadLetters {
+  /** @internal Created by Nest's injector. */
   constructor(
     @Inject(CHANGE_STREAM_STORES) private readonly stores: ChangeStreamStores,
     @Inject(CHANGE_STREAM_RESOLVED_OPTIONS) private readonly options: ResolvedChangeStreamOptions,
@@ -21,6 +22,7 @@ export class ChangeStreamDeadLetters {
     return this.stores.deadLetters.list();
   }
 
+  /** The dead letter with this id, or null. */
   get(id: string): Promise<DeadLetter | null> {
     return this.stores.deadLetters.get(id);
   }
@@ -45,7 +47,7 @@ export class ChangeStreamDeadLetters {
     await this.stores.deadLetters.remove(id);
   }
 
-  /** The registered handler that failed on `letter`, if this application has it (the testing module looks elsewhere). */
+  /** @internal The registered handler that failed on `letter`, if this application has it (the testing module looks elsewhere). */
   protected findHandler(letter: DeadLetter): ChangeHandler | undefined {
     const stream = this.runtime.streams.find((s) => s.key === letter.streamKey);
     return stream?.plan.handlers.find((h) => h.name === letter.handler);

@@ -10,10 +10,12 @@ export class InMemoryDeadLetterStore implements DeadLetterStore {
     this.letters.set(letter.id, encodeDeadLetter(letter));
   }
 
+  /** Every dead letter, oldest first. */
   async list(): Promise<DeadLetter[]> {
     return decodeDeadLetters(this.letters.values());
   }
 
+  /** The dead letter with this id, or null. */
   async get(id: string): Promise<DeadLetter | null> {
     const raw = this.letters.get(id);
     return raw === undefined ? null : decodeDeadLetter(raw);

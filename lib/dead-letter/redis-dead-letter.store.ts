@@ -8,6 +8,7 @@ export class RedisDeadLetterStore implements DeadLetterStore {
 
   constructor(
     private readonly client: Redis | Cluster,
+    /** The Redis hash holding the letters (the module uses `<keyPrefix>:<consumer>:dead-letters`). */
     readonly hashKey: string,
   ) {}
 
@@ -15,10 +16,12 @@ export class RedisDeadLetterStore implements DeadLetterStore {
     await this.client.hset(this.hashKey, letter.id, encodeDeadLetter(letter));
   }
 
+  /** Every dead letter, oldest first. */
   async list(): Promise<DeadLetter[]> {
     return decodeDeadLetters(await this.client.hvals(this.hashKey));
   }
 
+  /** The dead letter with this id, or null. */
   async get(id: string): Promise<DeadLetter | null> {
     const raw = await this.client.hget(this.hashKey, id);
     return raw === null ? null : decodeDeadLetter(raw);

@@ -17,7 +17,10 @@ export interface OnChangeMetadata {
  */
 export type ChangeOf<T extends mongo.Document = any, Op extends ChangeOperationType = ChangeOperationType> = Extract<
   mongo.ChangeStreamDocument<T>,
-  { operationType: Op }
+  {
+    /** The operation types the handler accepts. */
+    operationType: Op;
+  }
 >;
 
 /**
@@ -51,8 +54,14 @@ export type HandlerAccepts<M, C> = M extends (change: infer P, context: infer Q,
   ? [C] extends [P]
     ? [ChangeContext] extends [Q]
       ? unknown
-      : { "@OnChange: the handler's second parameter must accept": ChangeContext }
-    : { "@OnChange: the handler's first parameter must accept": C }
+      : {
+          /** Reported when the method's second parameter does not accept `ChangeContext`. */
+          "@OnChange: the handler's second parameter must accept": ChangeContext;
+        }
+    : {
+        /** Reported when the method's first parameter does not accept every change `C`. */
+        "@OnChange: the handler's first parameter must accept": C;
+      }
   : unknown;
 
 /** `OnChangeOptions` with `operationTypes` declared, so they can narrow the handler's change type. */

@@ -14,9 +14,15 @@ export type HealthStatus = 'up' | 'degraded' | 'down';
  */
 export type ChangeStreamHealthResult<Key extends string = string, Status extends HealthStatus = HealthStatus> = Record<
   Key,
-  { status: Status; streams: Record<string, StreamHealth> }
+  {
+    /** The worst state among the streams, as Terminus reports it. */
+    status: Status;
+    /** Each stream by `<connection>/<database>.<collection>`. */
+    streams: Record<string, StreamHealth>;
+  }
 >;
 
+/** The second argument of `ChangeStreamHealthIndicator.isHealthy()`. */
 export interface ChangeStreamHealthOptions {
   /**
    * What a `degraded` stream (starting, reconnecting, cannot save, stuck handler) reports:
@@ -30,22 +36,35 @@ export interface ChangeStreamHealthOptions {
   downLagMs?: number;
 }
 
+/** One stream in the health details: `ChangeStreamStatus` in JSON-friendly form (dates as ISO strings). */
 export interface StreamHealth {
+  /** The stream's state; see `ChangeStreamState`. */
   state: ChangeStreamStatus['state'];
   /** With leases: `active` or `standby` (healthy), the active instance and its lease's fence. */
   role?: ChangeStreamStatus['role'];
+  /** With leases: the active instance, as far as this one knows. */
   holder?: string | null;
+  /** With leases: the fencing number of the holder's lease. */
   fence?: number | null;
+  /** Events whose handlers all succeeded since this process started the stream. */
   eventsHandled: number;
+  /** When the last event was handled (ISO 8601), null before the first. */
   lastEventAt: string | null;
+  /** When the position was last stored (ISO 8601), null before the first save. */
   lastCheckpointAt: string | null;
+  /** Handled events whose position is not stored yet. */
   unsavedEvents: number;
+  /** How far behind the newest change the stream is (ms); 0 when caught up, null when unknown. */
   lagMs: number | null;
+  /** Time since the position was last stored (ms), null if never. */
   lastCheckpointAgeMs: number | null;
+  /** Events handed to handlers and not finished yet. */
   inFlightEvents: number;
   /** How long the oldest event in flight has been running. */
   inFlightForMs: number | null;
+  /** When the collection was last dropped or renamed (ISO 8601); absent if never. */
   lastInvalidatedAt?: string;
+  /** Why the stream is failed, reconnecting or degraded; absent when it is fine. See docs/troubleshooting.md. */
   lastError?: string;
 }
 
@@ -64,11 +83,17 @@ interface TerminusSession {
  */
 @Injectable()
 export class ChangeStreamHealthIndicator {
+  /** @internal Created by Nest's injector. */
   constructor(
     private readonly registry: ChangeStreamRegistry,
     private readonly moduleRef: ModuleRef,
   ) {}
 
+  /**
+   * The Terminus result for every stream of this application, under `key` (default
+   * `changeStreams`): use it as `() => indicator.isHealthy()` in `HealthCheckService.check`.
+   * `options.degraded` chooses what a degraded stream reports.
+   */
   async isHealthy<const Key extends string = 'changeStreams', Status extends HealthStatus = HealthStatus>(
     key: Key = 'changeStreams' as Key,
     options: ChangeStreamHealthOptions = {},

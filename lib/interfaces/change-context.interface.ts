@@ -2,8 +2,11 @@
 export interface ChangeContext {
   /** The consuming service's name (the module's `consumer` option). */
   consumer: string;
+  /** The mongoose connection the stream reads from (`default` for the default connection). */
   connectionName: string;
+  /** The database of the watched collection. */
   database: string;
+  /** The watched collection (as named in `@OnChange`). */
   collection: string;
   /** `ClassName.methodName` of the handler being called. */
   handler: string;

@@ -3,6 +3,7 @@ import type { DeadLetterStore } from './dead-letter.interface.js';
 import type { HandlerFailurePolicy, HistoryLostPolicy } from './failure-policies.interface.js';
 import type { ResumeTokenStore } from './resume-token-store.interface.js';
 
+/** When a stream's position is saved (the module's `checkpoint` option). */
 export interface CheckpointOptions {
   /** Save the position after this many handled events (default 100). */
   maxEvents?: number;
@@ -16,8 +17,9 @@ export interface CheckpointOptions {
   maxUnsavedEvents?: number;
 }
 
+/** How a throwing handler is retried (the module's `handlerRetry` option). */
 export interface HandlerRetryOptions {
-  /** Retries after the first failed call, before the stream stops (default 3). */
+  /** Retries after the first failed call, before the failure policy applies (default 3). */
   retries?: number;
   /** Delay before the first retry; doubles each time, with jitter (default 200 ms). */
   initialDelayMs?: number;
@@ -25,6 +27,7 @@ export interface HandlerRetryOptions {
   maxDelayMs?: number;
 }
 
+/** How a broken stream is reopened (the module's `reconnect` option). */
 export interface ReconnectOptions {
   /** Delay before reopening a stream that broke (default 500 ms); doubles, with jitter. */
   initialDelayMs?: number;
@@ -32,7 +35,7 @@ export interface ReconnectOptions {
   maxDelayMs?: number;
 }
 
-/** One active consumer per stream among the instances of a consumer (see the README's "Several instances"). */
+/** One active consumer per stream among the instances of a consumer (see the README's "Replicas and rolling deploys"). */
 export interface LeaseOptions {
   /** A lease lives this long without renewal: the worst-case takeover after a crash is this plus `pollIntervalMs` (default 10000). */
   ttlMs?: number;
@@ -44,10 +47,14 @@ export interface LeaseOptions {
   instanceId?: string;
 }
 
+/**
+ * Options of `ChangeStreamModule.forRoot()`, or what the `forRootAsync()` factory returns.
+ * Invalid values fail startup with a `ChangeStreamConfigError` naming the option.
+ */
 export interface ChangeStreamModuleOptions {
   /**
    * Name of this consuming service. Part of every key, so two services sharing a
-   * Redis never overwrite each other's positions. Required; no `:` allowed.
+   * Redis never overwrite each other's positions. Required; no `:`, `{` or `}`.
    */
   consumer: string;
   /**
@@ -68,8 +75,11 @@ export interface ChangeStreamModuleOptions {
   keyPrefix?: string;
   /** Default mongoose connection name for handlers that name none. */
   connectionName?: string;
+  /** When positions are saved: after `maxEvents` handled events or `intervalMs`, whichever comes first. */
   checkpoint?: CheckpointOptions;
+  /** Retries of a throwing handler, with exponential backoff and jitter, before its failure policy applies. */
   handlerRetry?: HandlerRetryOptions;
+  /** Backoff before reopening a stream that broke. */
   reconnect?: ReconnectOptions;
   /**
    * Upper bound of a shutdown: draining in-flight handlers, the final save and closing the cursor

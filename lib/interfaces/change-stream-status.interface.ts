@@ -12,9 +12,13 @@ export type ChangeStreamRole = 'active' | 'standby';
 export interface ChangeStreamStatus {
   /** The Redis key (or store key) that holds this stream's position. */
   key: string;
+  /** The mongoose connection the stream reads from. */
   connectionName: string;
+  /** The database of the watched collection. */
   database: string;
+  /** The watched collection. */
   collection: string;
+  /** Where the stream is in its life; see `ChangeStreamState`. */
   state: ChangeStreamState;
   /** With leases: this instance's role; null when leases are off. */
   role: ChangeStreamRole | null;
@@ -28,7 +32,9 @@ export interface ChangeStreamStatus {
   handlers: string[];
   /** Events whose handlers all succeeded since this process started the stream. */
   eventsHandled: number;
+  /** When the last event was handled (null before the first). */
   lastEventAt: Date | null;
+  /** When the position was last stored (null before the first save). */
   lastCheckpointAt: Date | null;
   /** When the collection was last dropped or renamed (an `invalidate` event), if ever. */
   lastInvalidatedAt: Date | null;

@@ -4,7 +4,9 @@ import type { StreamPosition } from './resume-token-store.interface.js';
 
 /** What a handler failure callback receives once retries ran out. */
 export interface HandlerFailure {
+  /** The event the handler failed on. */
   change: mongo.ChangeStreamDocument;
+  /** What the handler's last attempt threw. */
   error: unknown;
   /** `context.attempt` is the number of attempts made. */
   context: ChangeContext;
@@ -25,9 +27,13 @@ export type HandlerFailurePolicy = 'stop' | 'dead-letter' | HandlerFailureCallba
 
 /** A stream whose stored position cannot be resumed from. */
 export interface HistoryLost {
+  /** The stream's position key. */
   key: string;
+  /** The mongoose connection of the stream. */
   connectionName: string;
+  /** The database of the watched collection. */
   database: string;
+  /** The watched collection. */
   collection: string;
   /** What happened, for logs and alerts. */
   reason: string;
@@ -35,6 +41,7 @@ export interface HistoryLost {
   position: StreamPosition | null;
 }
 
+/** What to do about a lost position: stop the stream (`fail`) or go on from now (`restart-from-now`, losing the changes in between). */
 export type HistoryLostAction = 'fail' | 'restart-from-now';
 
 /** Decide per occurrence, e.g. trigger a resync and then restart from now. */

@@ -3,12 +3,24 @@
  * acquisition. Fencing numbers only grow (per stream), so a newer holder always has a larger one.
  */
 export interface StreamLease {
+  /** The instance holding the lease (its `leases.instanceId`). */
   holder: string;
+  /** The fencing number of this acquisition. */
   fence: number;
 }
 
 /** What an acquisition attempt found. */
-export type LeaseAttempt = { acquired: StreamLease } | { heldBy: StreamLease | null; ttlMs: number };
+export type LeaseAttempt =
+  | {
+      /** The lease is now the caller's. */
+      acquired: StreamLease;
+    }
+  | {
+      /** The current lease (null when its value could not be read). */
+      heldBy: StreamLease | null;
+      /** Its remaining time to live in ms (-1 for a lease key without expiry). */
+      ttlMs: number;
+    };
 
 /**
  * Leases decide which instance of a consumer reads a stream (see the README's "Replicas and

@@ -1,16 +1,21 @@
 import type { mongo } from 'mongoose';
 import type { HandlerFailurePolicy } from './failure-policies.interface.js';
 
+/** The `operationType` of a change event: `insert`, `update`, `replace`, `delete`, `drop`, `rename`, `dropDatabase`, `invalidate` and the DDL types. */
 export type ChangeOperationType = mongo.ChangeStreamDocument['operationType'];
 
 /** A `$match` stage; change streams here accept only filters, so resume tokens stay intact. */
 export interface MatchStage {
+  /** A filter on the change event's fields (`operationType`, `fullDocument.status`, `updateDescription.updatedFields.x`, …). */
   $match: Record<string, unknown>;
 }
 
+/** The driver's `fullDocument` option: whether update events carry the document as it is now (`updateLookup`) or as it was written (post-images: `whenAvailable`, `required`). */
 export type FullDocumentMode = 'default' | 'updateLookup' | 'whenAvailable' | 'required';
+/** The driver's `fullDocumentBeforeChange` option: the document before the change (needs pre-images enabled on the collection). */
 export type FullDocumentBeforeChangeMode = 'off' | 'whenAvailable' | 'required';
 
+/** The second argument of `@OnChange(collection, options)`. */
 export interface OnChangeOptions {
   /** Only these operation types reach the handler (all when omitted). */
   operationTypes?: readonly ChangeOperationType[];

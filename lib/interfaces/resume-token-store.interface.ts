@@ -1,6 +1,7 @@
 import type { mongo } from 'mongoose';
 import type { LeaseStore, StreamLease } from './lease-store.interface.js';
 
+/** A change event's `_id`, as the server sent it (`{ _data: '…' }` on MongoDB). */
 export type ResumeToken = mongo.ResumeToken;
 
 /**
@@ -8,7 +9,15 @@ export type ResumeToken = mongo.ResumeToken;
  * seen an event yet on a server that returns no post-batch token, at the cluster time it
  * started (`startAtOperationTime`).
  */
-export type StreamPosition = { token: ResumeToken } | { operationTime: mongo.Timestamp };
+export type StreamPosition =
+  | {
+      /** Resume after this event (`resumeAfter`). */
+      token: ResumeToken;
+    }
+  | {
+      /** Start at this cluster time (`startAtOperationTime`). */
+      operationTime: mongo.Timestamp;
+    };
 
 /**
  * Where stream positions live. The Redis store is the default; implement this for another

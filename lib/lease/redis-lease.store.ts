@@ -13,7 +13,10 @@ import { fenceKey, leaseKey, leaseValue, parseLeaseValue } from './lease-keys.js
 export class RedisLeaseStore implements LeaseStore {
   private readonly commands: LeaseCommands;
 
-  constructor(readonly client: Redis | Cluster) {
+  constructor(
+    /** The ioredis client the lease scripts run on. */
+    readonly client: Redis | Cluster,
+  ) {
     this.commands = defineLeaseCommands(client);
   }
 

@@ -1,3 +1,4 @@
+import { messages } from '../change-stream.messages.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import type { ResumeToken } from '../interfaces/resume-token-store.interface.js';
 import type { ChangeCursor, ChangeEvent } from './change-cursor.js';
@@ -46,7 +47,7 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
   let ready = false;
   while (!signal.aborted && !scheduler.failed) {
     if (change === null) {
-      if (cursor.closed) throw new StreamClosedError();
+      if (cursor.closed) throw new StreamClosedError(messages.streamClosedByServer());
       if (scheduler.events.length === 0) {
         deps.lag?.idle();
         // Nothing in flight: the post-batch token keeps a quiet collection's position fresh.

@@ -15,7 +15,10 @@ export class RedisResumeTokenStore implements ResumeTokenStore {
   /** Leases on the same client; its keys sit beside each position key, in the same slot. */
   readonly leases: RedisLeaseStore;
 
-  constructor(readonly client: Redis | Cluster) {
+  constructor(
+    /** The ioredis client positions are stored with. */
+    readonly client: Redis | Cluster,
+  ) {
     this.leases = new RedisLeaseStore(client);
   }
 
