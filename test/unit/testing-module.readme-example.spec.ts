@@ -79,3 +79,12 @@ describe('OrdersListener', () => {
     expect(letter).toMatchObject({ id: outcome.deadLetters[0], handler: 'OrdersListener.onOrder', error: { message: 'mapping conflict' } });
   });
 });
+
+describe('the README', () => {
+  it('shows this example as it is here (imports by package name)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const here = readFileSync(new URL(import.meta.url), 'utf8').split('\ndescribe(\'the README\'')[0].split('\n').slice(1).join('\n');
+    const asUsers = here.replace("from '../../lib/index.js'", "from 'nestjs-change-streams'").replace("from '../../lib/testing/index.js'", "from 'nestjs-change-streams/testing'");
+    expect(readFileSync(new URL('../../README.md', import.meta.url), 'utf8')).toContain(asUsers.trim());
+  });
+});
