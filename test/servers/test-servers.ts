@@ -14,7 +14,8 @@ export interface TestServers {
 }
 
 /**
- * MongoDB: `MONGODB_URI`, else a real mongod (`MONGOMS_SYSTEM_BINARY`), else mongo-java-server.
+ * MongoDB: `MONGODB_URI`, else a real mongod (`MONGOMS_SYSTEM_BINARY` names a binary, or
+ * `MONGOMS_VERSION` a version to download), else mongo-java-server.
  * Redis: `REDIS_URL`, else a `redis-server` on a free port.
  */
 export async function startTestServers(): Promise<TestServers> {
@@ -22,11 +23,13 @@ export async function startTestServers(): Promise<TestServers> {
   try {
     let mongoUri = process.env.MONGODB_URI;
     let mongoKind: MongoKind = 'external';
+    let mongoLabel = `external (${mongoUri})`;
     if (!mongoUri) {
       const server = MongodReplSet.available() ? await MongodReplSet.start() : await MongoJavaServer.start();
       stops.push(() => server.stop());
       mongoUri = server.uri;
       mongoKind = server instanceof MongodReplSet ? 'mongod' : 'mongo-java-server';
+      mongoLabel = server instanceof MongodReplSet ? `${server.description}, ${mongoUri}` : `${mongoKind} (${mongoUri})`;
     }
     let redisUrl = process.env.REDIS_URL;
     if (!redisUrl) {
@@ -34,7 +37,7 @@ export async function startTestServers(): Promise<TestServers> {
       stops.push(() => redis.stop());
       redisUrl = redis.url;
     }
-    const description = `MongoDB: ${mongoKind} (${mongoUri}); Redis: ${process.env.REDIS_URL ? 'external' : 'redis-server'} (${redisUrl})`;
+    const description = `MongoDB: ${mongoLabel}; Redis: ${process.env.REDIS_URL ? 'external' : 'redis-server'} (${redisUrl})`;
     return { mongoUri, mongoKind, redisUrl, description, stop: () => stopAll(stops) };
   } catch (error) {
     await stopAll(stops);
