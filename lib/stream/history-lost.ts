@@ -9,12 +9,13 @@ import type { StreamPosition } from '../interfaces/resume-token-store.interface.
 import type { StreamPlan } from './stream-plan.js';
 
 /**
- * Server answers meaning "this position cannot be resumed from", so reopening would fail
- * forever: ChangeStreamHistoryLost (286), InvalidResumeToken (260), ChangeStreamFatalError (280).
- * A server error without a numeric code (some MongoDB-compatible servers reject a token that way)
- * counts too; network errors never do.
+ * Server answers, when a stream is opened from a stored position, meaning "this position cannot
+ * be resumed from", so reopening would fail forever: ChangeStreamHistoryLost (286),
+ * InvalidResumeToken (260), ChangeStreamFatalError (280), and a token mongod cannot parse
+ * (FailedToParse 9, 40647, 40649, 50811). A server error without a numeric code (some
+ * MongoDB-compatible servers reject a token that way) counts too; network errors never do.
  */
-const CODES = new Set([286, 260, 280]);
+const CODES = new Set([286, 260, 280, 9, 40647, 40649, 50811]);
 
 export function isHistoryLost(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
