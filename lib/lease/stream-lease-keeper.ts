@@ -15,6 +15,8 @@ export class StreamLeaseKeeper {
   private lease: StreamLease | null = null;
   /** The other holder seen by the last attempt, for status while standby. */
   private seen: StreamLease | null = null;
+  /** This instance's last lease: if it was given up only for want of a confirmation, it may still be ours. */
+  private last: StreamLease | null = null;
   private renewTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   /** Local time until which the lease is surely this instance's (see `confirm`). */
@@ -68,6 +70,11 @@ export class StreamLeaseKeeper {
             this.hold(attempt.acquired, sentAt);
             return attempt.acquired;
           }
+          // Still our own lease (dropped when a renewal came too late, say): take it back rather than wait out its TTL.
+          if (this.isLast(attempt.heldBy) && (await this.store.renew(this.key, attempt.heldBy!, this.timing.ttlMs))) {
+            this.hold(attempt.heldBy!, sentAt);
+            return attempt.heldBy;
+          }
           this.seen = attempt.heldBy;
           onWaiting({ heldBy: attempt.heldBy });
         } catch (error) {
@@ -107,8 +114,13 @@ export class StreamLeaseKeeper {
     await this.store.release(this.key, lease).catch((error: unknown) => this.logger.warn(messages.leaseReleaseFailed(this.key, errorText(error))));
   }
 
+  private isLast(lease: StreamLease | null): boolean {
+    return lease !== null && this.last !== null && lease.fence === this.last.fence && lease.holder === this.last.holder;
+  }
+
   private hold(lease: StreamLease, sentAt: number): void {
     this.lease = lease;
+    this.last = lease;
     this.seen = null;
     this.balancer.acquired(this.key);
     this.confirm(sentAt);

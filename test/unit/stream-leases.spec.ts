@@ -52,6 +52,23 @@ describe('CollectionStream with leases', () => {
     expect(server.opens).toHaveLength(1);
   });
 
+  it('a lease dropped for want of a confirmed renewal (Redis slow or away) is taken back as it was, without waiting out its TTL', async () => {
+    const tokens = new FencedMemoryStore();
+    const { stream, seen } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1)]] }] });
+    stream.start();
+    await eventually('1 handled', () => seen.length === 1);
+    const renew = tokens.leases.renew.bind(tokens.leases);
+    let reachable = false;
+    tokens.leases.renew = async (key, lease) => {
+      if (!reachable) throw new Error('Redis is not reachable');
+      return renew(key, lease);
+    };
+    await eventually('lost for want of a confirmation', () => logs.messages('warn').some((m) => m.includes('no renewal confirmed within the 1000 ms lease TTL')));
+    reachable = true;
+    await eventually('active again', () => stream.status().role === 'active');
+    expect(stream.status().fence).toBe(1); // the same lease: nobody else took the stream meanwhile
+  });
+
   it('hand-over drains, saves the last position under its fence, then releases the lease', async () => {
     const tokens = new FencedMemoryStore();
     const { stream, seen } = setup({ tokens, leases: {}, options: { checkpoint: { maxEvents: 100, intervalMs: 60_000 } }, scripts: [{ getMores: [[insert(1), insert(2)]] }, {}] });
