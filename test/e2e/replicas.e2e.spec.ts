@@ -131,12 +131,14 @@ describe('replicas: one active consumer per stream (separate processes, real ser
   }, 120_000);
 
   it('SIGKILL of the active instance: the standby takes over within the TTL, nothing lost, duplicates within the checkpoint bound', async () => {
-    const { log, start, startWriting, stopWriting, written } = await scenario('sigkill', ['items']);
+    const { consumer, probe, log, start, startWriting, stopWriting, written } = await scenario('sigkill', ['items']);
     const a = await start('A');
     await eventually('A active', () => a.roles.some((r) => r.role === 'active'), 10_000);
     const b = await start('B');
     startWriting(5);
     await eventually('A handling', () => handledLines(log).filter((l) => l.instance === 'A').length >= 50, 10_000);
+    // mongo-java-server gives no start position: without a first checkpoint the next holder would start from now.
+    await eventually('a position stored', async () => (await probe.storedToken(consumer, 'items')) !== null, 10_000);
     await a.kill();
     const killedAt = Date.now();
     await eventually('B active', () => b.roles.some((r) => r.role === 'active'), TTL_MS + 10_000);
@@ -153,7 +155,7 @@ describe('replicas: one active consumer per stream (separate processes, real ser
   }, 120_000);
 
   it('a paused holder (SIGSTOP past the TTL) is fenced: after it resumes it starts nothing new and the stored position never moves back', async () => {
-    const { consumer, dbName, log, start, startWriting, stopWriting, written } = await scenario('fenced', ['items']);
+    const { consumer, dbName, probe, log, start, startWriting, stopWriting, written } = await scenario('fenced', ['items']);
     const key = checkpointKey('change-stream', consumer, dbName, 'items');
     const writes = await KeyWrites.watch(testEnv().redisUrl, key);
     cleanups.push(() => writes.close());
@@ -162,6 +164,7 @@ describe('replicas: one active consumer per stream (separate processes, real ser
     const b = await start('B');
     startWriting(5);
     await eventually('A handling', () => handledLines(log).filter((l) => l.instance === 'A').length >= 30, 10_000);
+    await eventually('a position stored', async () => (await probe.storedToken(consumer, 'items')) !== null, 10_000);
     a.signal('SIGSTOP');
     const pausedAt = Date.now();
     await eventually('B took over', () => handledLines(log).some((l) => l.instance === 'B'), TTL_MS + 10_000);
