@@ -105,7 +105,7 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
 }
 
 function checkpointOptions(value: ChangeStreamModuleOptions['checkpoint']): ResolvedChangeStreamOptions['checkpoint'] {
-  const maxEvents = int('checkpoint.maxEvents', value?.maxEvents, 100, 1);
+  const maxEvents = int('checkpoint.maxEvents', value?.maxEvents, 1000, 1);
   const intervalMs = int('checkpoint.intervalMs', value?.intervalMs, 1000, 1);
   const maxUnsavedEvents = int('checkpoint.maxUnsavedEvents', value?.maxUnsavedEvents, Math.max(10_000, 2 * maxEvents), 1);
   if (maxUnsavedEvents < 2 * maxEvents) {

@@ -5,7 +5,7 @@ import type { ResumeTokenStore } from './resume-token-store.interface.js';
 
 /** When a stream's position is saved (the module's `checkpoint` option). */
 export interface CheckpointOptions {
-  /** Save the position after this many handled events (default 100). */
+  /** Save the position after this many handled events (default 1000). At most twice this many are delivered again after a crash. */
   maxEvents?: number;
   /** …or this long after the first unsaved event (default 1000 ms). */
   intervalMs?: number;

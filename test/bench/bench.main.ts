@@ -120,7 +120,9 @@ async function runScenario(args: ScenarioArgs): Promise<ScenarioResult> {
   try {
     const items = connection.db!.collection<{ _id: number; writtenAt?: number }>(args.collection);
     if (args.mode === 'live') args = { ...args, start: EJSON.stringify(await currentToken(items)) };
-    const child = spawn(process.execPath, [scenarioScript, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // BENCH_PIN=1: the consumer on CPU 1, everything else (this process, the servers it started) stays where it runs (start it with `taskset -c 0`).
+    const command = process.env.BENCH_PIN ? ['taskset', ['-c', '1', process.execPath, scenarioScript, JSON.stringify(args)]] as const : [process.execPath, [scenarioScript, JSON.stringify(args)]] as const;
+    const child = spawn(command[0], [...command[1]], { stdio: ['ignore', 'pipe', 'inherit'] });
     let output = '';
     const ready = new Promise<void>((resolve) => child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()).includes('READY') && resolve()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));

@@ -17,7 +17,7 @@ describe('resolveOptions', () => {
       onHistoryLost: 'fail',
       keyPrefix: 'change-stream',
       connectionName: undefined,
-      checkpoint: { maxEvents: 100, intervalMs: 1000, maxUnsavedEvents: 10000 },
+      checkpoint: { maxEvents: 1000, intervalMs: 1000, maxUnsavedEvents: 10000 },
       handlerRetry: { retries: 3, initialDelayMs: 200, maxDelayMs: 5000 },
       reconnect: { initialDelayMs: 500, maxDelayMs: 30000 },
       shutdownTimeoutMs: 10000,
