@@ -85,6 +85,7 @@ async function withModule(): Promise<void> {
         ...(process.env.BENCH_MAX_EVENTS ? { checkpoint: { maxEvents: Number(process.env.BENCH_MAX_EVENTS) } } : {}),
         ...(process.env.BENCH_TELEMETRY === '0' ? { telemetry: false } : {}),
         ...(process.env.BENCH_LEASES === '0' ? { leases: false as const } : {}),
+        ...(process.env.BENCH_BATCH ? { batchSize: Number(process.env.BENCH_BATCH) } : {}),
       }),
     ],
     providers: [BenchListener],
