@@ -80,20 +80,22 @@ export const messages = {
   notOpenAtStartup: (keys: string[], timeoutMs: number) =>
     `Streams not open ${timeoutMs} ms after bootstrap, still trying in the background: ${keys.join(', ')}.`,
   leaseAcquired: (key: string, instance: string, fence: number) =>
-    `Stream ${key}: ${instance} is now the active consumer (lease fence ${fence}); resuming from the stored position.`,
+    `Stream ${key}: ${instance} is now the active consumer (lease fence ${fence}).`,
+  leaseReload: (key: string) =>
+    `Stream ${key}: another instance left its last position after the store lost its data; restarting from it (events after it are delivered again).`,
   leaseStandby: (key: string, instance: string, holder: string | null) =>
     `Stream ${key}: ${instance} stands by${holder ? `; ${holder} is active` : ''}.`,
   leaseLost: (key: string, instance: string, reason: string) =>
     `Stream ${key}: ${instance} lost its lease (${reason}); it stopped reading, does not acknowledge events in flight, and stands by.`,
-  leaseHandedOver: (key: string, instance: string, why: string) =>
-    `Stream ${key}: ${instance} handed the stream over (${why}) after draining and saving its position.`,
+  leaseHandedOver: (key: string, instance: string, why: string, saved: boolean) =>
+    `Stream ${key}: ${instance} handed the stream over (${why}) after draining${saved ? ' and saving its position' : '; its last position could not be saved, so the next holder repeats a few events'}.`,
   leaseRenewRefused: () => 'another instance holds it now',
   leaseUnconfirmed: (ttlMs: number) => `no renewal confirmed within the ${ttlMs} ms lease TTL; Redis may be unreachable`,
   leaseAttemptFailed: (key: string, error: string) => `Stream ${key}: could not ask for the lease (${error}); retrying with backoff.`,
   leaseReleaseFailed: (key: string, error: string) => `Stream ${key}: releasing the lease failed (${error}); a standby takes over when it expires.`,
   writeRefused: (key: string, detail: string) => `Stream ${key}: position write refused (${detail}).`,
-  leaseShed: (key: string, instance: string, held: number, share: number, members: number) =>
-    `${instance} holds ${held} streams, more than its fair share of ${share} among ${members} instance(s): handing ${key} over.`,
+  leaseShed: (key: string, instance: string, held: number, share: number) =>
+    `${instance} holds ${held} streams, more than its fair share of ${share}: handing ${key} over to another instance that can take it.`,
   heartbeatFailed: (instance: string, error: string) =>
     `${instance} could not announce itself to the other instances (${error}); its share of streams is computed from the last known count.`,
   leasesUnsupported: () =>
@@ -105,10 +107,12 @@ export const messages = {
     `${className} is a controller: its @OnChange handlers are not run. Move them to a provider (listed in "providers").`,
   shutdownHooksOff: () =>
     'No SIGTERM handler is installed: call app.enableShutdownHooks() in main.ts, or a SIGTERM kills the process without draining the streams (their last events are then delivered again).',
-  streamClosed: (key: string, unsaved: number) =>
-    `Stream ${key} drained and closed${unsaved === 0 ? '; its position is stored' : ''}.`,
+  streamClosed: (key: string, saved: boolean, holding: boolean) =>
+    `Stream ${key} ${holding ? (saved ? 'drained and closed; its position is stored' : 'closed') : 'closed (it was on standby here)'}.`,
   catchingUp: (key: string, handled: number, lagMs: number, perSecond: number) =>
     `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, catching up at ${Math.round(perSecond).toLocaleString('en-US')}/s.`,
+  fallingBehind: (key: string, handled: number, lagMs: number, inFlightMs: number) =>
+    `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, and no event finished in the last 30 s: the current one has been running for ${duration(inFlightMs)} (a stuck handler? see handlerStuck).`,
   terminusMissing: () =>
     'ChangeStreamHealthIndicator needs @nestjs/terminus: npm install @nestjs/terminus',
 };

@@ -20,7 +20,6 @@ import { ChangeStreamRuntime } from './change-stream.runtime.js';
 import { Checkpointer } from './checkpoint/checkpointer.js';
 import { settlesWithin } from './common/backoff.js';
 import { LeaseBalancer, type LeaseTiming } from './lease/lease-balancer.js';
-import { membersKey } from './lease/lease-keys.js';
 import { StreamLeaseKeeper } from './lease/stream-lease-keeper.js';
 import { ProviderLifecycle, type ProviderWrapper } from './lifecycle/provider-lifecycle.js';
 import { ChangeStreamTelemetry } from './telemetry/change-stream-telemetry.js';
@@ -43,6 +42,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   private shutdownDeadline: number | undefined;
   /** Leases on: spreads this consumer's streams over its live instances. */
   private balancer: LeaseBalancer | undefined;
+  private telemetry: ChangeStreamTelemetry | undefined;
 
   constructor(
     private readonly explorer: ChangeStreamExplorer,
@@ -57,17 +57,10 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     const handlers = this.explorer.explore(this.options.connectionName ?? DEFAULT_CONNECTION_NAME);
     if (handlers.length === 0) this.logger.warn(messages.noHandlers());
     this.checkDeadLetterDurability(handlers);
-    const plans = planStreams(handlers);
     const telemetry = await ChangeStreamTelemetry.load(this.options.telemetry);
-    this.balancer = this.createBalancer(plans.length);
-    const keys = new Map<string, StreamPlan>();
-    for (const plan of plans) {
-      const connection = this.resolveConnection(plan);
-      const database = await this.databaseOf(connection, plan);
-      const key = checkpointKey(this.options.keyPrefix, this.options.consumer, database, plan.collection);
-      const clash = keys.get(key);
-      if (clash) throw new ChangeStreamConfigError(messages.keyClash(key, `${database}.${plan.collection}`, clash.connectionName, plan.connectionName));
-      keys.set(key, plan);
+    const planned = await this.keyed(planStreams(handlers));
+    this.balancer = this.createBalancer(planned.map((p) => p.key));
+    for (const { plan, connection, database, key } of planned) {
       const owners = plan.handlers.map((h) => h.owner).filter((owner): owner is ProviderWrapper => owner !== undefined);
       const stream = new CollectionStream({
         plan,
@@ -79,12 +72,14 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
         emit: (event) => this.runtime.emit(event),
         handlersReady: this.lifecycle.bootstrapped(owners),
         telemetry,
+        store: this.stores.tokens,
         lease: this.balancer && new StreamLeaseKeeper(key, this.stores.tokens.leases!, this.options.leases as LeaseTiming, this.balancer),
       });
       this.lifecycle.drainBeforeTeardown(owners, () => this.drain(stream));
       this.runtime.streams.push(stream);
     }
-    telemetry.observe(() => this.runtime.streams.map((s) => s.status()));
+    this.telemetry = telemetry;
+    telemetry.observe(this.options.consumer, () => this.runtime.streams.map((s) => s.status()));
     // A Redis client (or store) injected into forRootAsync must outlive every stream's final save.
     this.lifecycle.drainBeforeTeardown(this.explorer.providersOf(CHANGE_STREAM_MODULE_OPTIONS), () => this.onModuleDestroy());
   }
@@ -116,24 +111,41 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   async beforeApplicationShutdown(): Promise<void> {
     await this.onModuleDestroy();
     if (this.balancer) await settlesWithin(this.balancer.stop(), Math.max(100, this.timeLeft()));
+    this.telemetry?.dispose();
     await this.stores.close(Math.max(100, this.timeLeft()));
   }
 
+  /** Each plan's connection, database and key; two plans sharing a key fail startup. */
+  private async keyed(plans: StreamPlan[]): Promise<Array<{ plan: StreamPlan; connection: Connection; database: string; key: string }>> {
+    const keys = new Map<string, StreamPlan>();
+    const planned = [];
+    for (const plan of plans) {
+      const connection = this.resolveConnection(plan);
+      const database = await this.databaseOf(connection, plan);
+      const key = checkpointKey(this.options.keyPrefix, this.options.consumer, database, plan.collection);
+      const clash = keys.get(key);
+      if (clash) throw new ChangeStreamConfigError(messages.keyClash(key, `${database}.${plan.collection}`, clash.connectionName, plan.connectionName));
+      keys.set(key, plan);
+      planned.push({ plan, connection, database, key });
+    }
+    return planned;
+  }
+
   /** Leases: on with a store that supports them unless `leases: false`; asked for explicitly with one that does not, an error. */
-  private createBalancer(streams: number): LeaseBalancer | undefined {
-    const { leases, keyPrefix, consumer } = this.options;
+  private createBalancer(keys: string[]): LeaseBalancer | undefined {
+    const { leases } = this.options;
     const store = this.stores.tokens.leases;
     if (leases === false) {
-      if (streams > 0) this.logger.log(messages.leasesOff('leases: false'));
+      if (keys.length > 0) this.logger.log(messages.leasesOff('leases: false'));
       return undefined;
     }
     if (!store) {
       if (leases.explicit) throw new ChangeStreamConfigError(messages.leasesUnsupported());
-      if (streams > 0 && this.stores.tokens.durable !== false) this.logger.warn(messages.leasesOff('the tokenStore does not implement leases'));
+      if (keys.length > 0 && this.stores.tokens.durable !== false) this.logger.warn(messages.leasesOff('the tokenStore does not implement leases'));
       return undefined;
     }
-    return new LeaseBalancer(store, membersKey(keyPrefix, consumer), leases.instanceId, leases, streams, (key) =>
-      this.runtime.streams.find((s) => s.key === key)?.handOver('this instance holds more than its fair share'),
+    return new LeaseBalancer(store, leases.instanceId, leases, keys, (key) =>
+      this.runtime.streams.find((s) => s.key === key)?.handOver('this instance holds more than its fair share') ?? false,
     );
   }
 
@@ -144,6 +156,8 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   private drain(stream: CollectionStream): Promise<void> {
     if (this.shutdownDeadline === undefined) {
       this.shutdownDeadline = Date.now() + this.options.shutdownTimeoutMs;
+      // Leave the candidate sets now: the other instances' shares grow before the leases are released.
+      void this.balancer?.stop();
       this.runtime.streams.forEach((s) => void s.stop(this.options.shutdownTimeoutMs));
     }
     return stream.stop(this.timeLeft());

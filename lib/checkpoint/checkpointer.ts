@@ -44,6 +44,10 @@ export class Checkpointer {
   private lease: StreamLease | null = null;
   /** The newest position of the previous tenure, for a store that lost everything meanwhile. */
   private remembered: StreamPosition | null = null;
+  /** Bumped by `begin`: a save still under way from the previous tenure must not touch this one. */
+  private epoch = 0;
+  /** The last `load` found nothing stored and nothing remembered: the stream started from "now". */
+  startedEmpty = false;
   private readonly progress = new Notifier();
   lastSavedAt: Date | null = null;
   /** Told when saving starts failing or stalls (with the reason) and when it works again (null). */
@@ -74,6 +78,9 @@ export class Checkpointer {
    */
   begin(lease: StreamLease | null): void {
     this.remembered = this.position ?? this.remembered;
+    this.epoch++;
+    this.saving = undefined;
+    this.again = false;
     this.clearTimer();
     this.lease = lease;
     this.suspended = false;
@@ -92,6 +99,12 @@ export class Checkpointer {
     this.progress.notify();
   }
 
+  /** Adopts `position` as the newest, to be saved (a position another instance left, see `CollectionStream`). */
+  adopt(position: StreamPosition): void {
+    this.restore(position);
+    this.dirty = true;
+  }
+
   /**
    * Reads the stored position (throws `InvalidStoredTokenError` for a bad value). If nothing is
    * stored but this instance handled events before (Redis restarted empty, say), it resumes from
@@ -99,6 +112,7 @@ export class Checkpointer {
    */
   async load(): Promise<void> {
     const stored = await this.store.load(this.key);
+    this.startedEmpty = stored === null && this.remembered === null;
     if (stored === null && this.remembered !== null) {
       this.logger.warn(messages.positionMissingResumingFromMemory(this.key));
       this.restore(this.remembered);
@@ -177,11 +191,12 @@ export class Checkpointer {
       this.again = true;
       return this.saving;
     }
-    this.saving = this.saveUntilCurrent().finally(() => {
-      this.saving = undefined;
+    const saving: Promise<boolean> = this.saveUntilCurrent().finally(() => {
+      if (this.saving === saving) this.saving = undefined; // not a newer tenure's save
       this.progress.notify();
     });
-    return this.saving;
+    this.saving = saving;
+    return saving;
   }
 
   /** Acknowledged events not stored yet. */
@@ -207,6 +222,7 @@ export class Checkpointer {
   }
 
   private async saveUntilCurrent(): Promise<boolean> {
+    const epoch = this.epoch;
     do {
       this.again = false;
       const position = this.position;
@@ -218,8 +234,10 @@ export class Checkpointer {
       try {
         await (this.lease ? this.store.save(this.key, position, this.lease) : this.store.save(this.key, position));
         this.onWrite('stored', performance.now() - started);
+        if (epoch !== this.epoch) return false; // a previous tenure's save: this tenure's counts are not its
       } catch (error) {
         this.onWrite(isFencedWriteError(error) ? 'refused' : 'failed', performance.now() - started);
+        if (epoch !== this.epoch) return false;
         if (isFencedWriteError(error)) {
           // Not an outage: another instance owns the stream now. Never retried.
           this.suspend();

@@ -14,6 +14,12 @@ export type LeaseAttempt =
   | {
       /** The lease is now the caller's. */
       acquired: StreamLease;
+      /**
+       * Neither a fencing counter nor a position existed for the stream: it is new, or the store
+       * lost its data while another instance may still be reading (the module then holds its first
+       * saves for a TTL, so that instance's last position can be written back). Optional.
+       */
+      fresh?: boolean;
     }
   | {
       /** The current lease (null when its value could not be read). */

@@ -39,4 +39,12 @@ export interface ResumeTokenStore {
   save(key: string, position: StreamPosition, lease?: StreamLease): Promise<void>;
   /** Lease support; without it leases are off for this store. */
   readonly leases?: LeaseStore;
+  /**
+   * Optional, with leases: an instance that lost its lease leaves its last handled position
+   * beside `key` (write-if-absent, expiring) for a holder that started from nothing because the
+   * store lost its data (Redis restarted empty).
+   */
+  leaveOrphan?(key: string, position: StreamPosition): Promise<void>;
+  /** Optional, with leases: reads and removes what `leaveOrphan` left, if anything. */
+  takeOrphan?(key: string): Promise<StreamPosition | null>;
 }

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { messages } from '../change-stream.messages.js';
 import { errorText } from '../common/errors.js';
 import type { LeaseStore } from '../interfaces/lease-store.interface.js';
+import { candidatesKey } from './lease-keys.js';
 
 export interface LeaseTiming {
   /** How long a lease lives without renewal: the worst-case takeover time after a crash (plus one poll). */
@@ -13,60 +14,72 @@ export interface LeaseTiming {
 }
 
 /**
- * Spreads streams over the live instances of one consumer: each instance announces itself
- * (`heartbeat`) and takes a lease only while it holds fewer than its fair share,
- * `ceil(streams / instances)`; holding more than that (an instance joined), it hands one over
- * per renew interval. So a new instance gets its share within a few renew intervals, and the
- * streams of an instance that left move to the others within one poll (clean shutdown) or the
- * TTL (crash).
+ * Spreads streams over the live instances that can consume them. Each instance announces
+ * itself as a candidate of each of its streams (`heartbeat` on `<position key>:candidates`), so
+ * instances of one consumer may watch different collections. Its fair share is
+ * `ceil(Σ 1 / candidates(stream))` over its streams: it takes a lease only while it holds fewer,
+ * and holding more (an instance joined) it hands over one stream per renew interval, only one that
+ * another instance can take. The shares add up to at least the number of streams, so none is left
+ * without a holder.
  */
 export class LeaseBalancer {
   private readonly logger = new Logger('ChangeStreamModule');
   private readonly held = new Set<string>();
-  private members = 1;
+  /** Streams with an acquisition under way: they count against the share until it answered. */
+  private readonly reserved = new Set<string>();
+  private readonly candidates: Map<string, number>;
   private timer: NodeJS.Timeout | undefined;
   /** Announced at least once (an outage at startup is reported by the store check). */
   private announced = false;
   private reportedFailure = false;
+  private stopped = false;
 
   constructor(
     private readonly store: LeaseStore,
-    private readonly group: string,
     readonly instanceId: string,
     private readonly timing: LeaseTiming,
-    private readonly streams: number,
-    /** Asked to hand one stream over (the key), when this instance holds more than its share. */
-    private readonly shed: (key: string) => void,
-  ) {}
+    keys: string[],
+    /** Asked to hand a stream over; false when it cannot now (events in flight, failed). */
+    private readonly shed: (key: string) => boolean,
+  ) {
+    this.candidates = new Map(keys.map((key) => [key, 1]));
+  }
 
-  /** Announces this instance, then keeps announcing every renew interval. */
+  /** Announces this instance for each stream, then keeps announcing every renew interval. */
   async start(): Promise<void> {
     await this.tick();
     this.timer = setInterval(() => void this.tick(), this.timing.renewIntervalMs);
     this.timer.unref();
   }
 
-  /** Stops announcing and leaves the group at once, so the others' share grows now. */
+  /** Stops announcing and leaves every candidate set at once, so the others' share grows now. */
   async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.store.leave(this.group, this.instanceId).catch(() => undefined);
+    await Promise.all([...this.candidates.keys()].map((key) => this.store.leave(candidatesKey(key), this.instanceId).catch(() => undefined)));
   }
 
-  /** `ceil(streams / live instances)`. */
   get fairShare(): number {
-    return Math.ceil(this.streams / Math.max(1, this.members));
+    let share = 0;
+    for (const count of this.candidates.values()) share += 1 / Math.max(1, count);
+    return Math.ceil(share - 1e-9);
   }
 
-  get liveInstances(): number {
-    return this.members;
+  /** May this instance ask for a lease now? If so the slot is reserved until `acquired` or `unreserve`. */
+  reserve(key: string): boolean {
+    if (this.stopped || this.held.size + this.reserved.size >= this.fairShare) return false;
+    this.reserved.add(key);
+    return true;
   }
 
-  mayAcquire(): boolean {
-    return this.held.size < this.fairShare;
+  unreserve(key: string): void {
+    this.reserved.delete(key);
   }
 
   acquired(key: string): void {
+    this.reserved.delete(key);
     this.held.add(key);
   }
 
@@ -74,9 +87,21 @@ export class LeaseBalancer {
     this.held.delete(key);
   }
 
+  /** Re-reads how many instances can take `key` (a standby checks before it concludes it is over its share). */
+  async refresh(key: string): Promise<void> {
+    if (this.stopped) return;
+    try {
+      this.candidates.set(key, await this.store.heartbeat(candidatesKey(key), this.instanceId, this.timing.ttlMs));
+    } catch {
+      // The next tick reports a lasting outage.
+    }
+  }
+
   private async tick(): Promise<void> {
     try {
-      this.members = await this.store.heartbeat(this.group, this.instanceId, this.timing.ttlMs);
+      const keys = [...this.candidates.keys()];
+      const counts = await Promise.all(keys.map((key) => this.store.heartbeat(candidatesKey(key), this.instanceId, this.timing.ttlMs)));
+      keys.forEach((key, i) => this.candidates.set(key, counts[i]));
       this.announced = true;
       this.reportedFailure = false;
     } catch (error) {
@@ -84,10 +109,15 @@ export class LeaseBalancer {
       this.reportedFailure = true;
       return;
     }
-    if (this.held.size > this.fairShare) {
-      const key = [...this.held].at(-1)!;
-      this.logger.log(messages.leaseShed(key, this.instanceId, this.held.size, this.fairShare, this.members));
-      this.shed(key);
+    const share = this.fairShare;
+    if (this.held.size <= share) return;
+    // Only a stream another instance can take; newest first.
+    for (const key of [...this.held].reverse()) {
+      if ((this.candidates.get(key) ?? 1) < 2) continue;
+      if (this.shed(key)) {
+        this.logger.log(messages.leaseShed(key, this.instanceId, this.held.size, share));
+        return;
+      }
     }
   }
 }

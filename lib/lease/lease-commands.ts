@@ -3,7 +3,7 @@ import { ACQUIRE, HEARTBEAT, RELEASE, RENEW, WRITE_FENCED } from './lease.script
 
 type Arg = string | number;
 
-export type AcquireReply = [1, number] | [0, string, number];
+export type AcquireReply = [1, number, 0 | 1] | [0, string, number];
 export type WriteFencedReply = [1] | [0, 'held' | 'fence', string] | [0, 'stored', string, string];
 
 /** The lease scripts as typed calls; keys first, then arguments, as each script documents. */

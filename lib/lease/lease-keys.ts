@@ -21,6 +21,11 @@ export function membersKey(keyPrefix: string, consumer: string): string {
   return `${keyPrefix}:{${consumer}}:members`;
 }
 
+/** The instances that can consume the stream stored under `positionKey` (a heartbeat group, same slot). */
+export function candidatesKey(positionKey: string): string {
+  return `${positionKey}:candidates`;
+}
+
 /** The lease key's value. */
 export function leaseValue(lease: StreamLease): string {
   return `${lease.fence} ${lease.holder}`;

@@ -27,11 +27,14 @@ end
 
 /**
  * KEYS: position, lease, fence. ARGV: holder, ttlMs.
- * → `{1, fence}` acquired; `{0, "<fence> <holder>", pttl}` held by someone else.
+ * → `{1, fence, fresh}` acquired (`fresh` 1: neither a counter nor a position existed: a new
+ * stream, or a Redis that lost its data while another instance may still be reading);
+ * `{0, "<fence> <holder>", pttl}` held by someone else.
  */
 export const ACQUIRE = `${STORED_FENCE}
 local current = redis.call('GET', KEYS[2])
 if current then return {0, current, redis.call('PTTL', KEYS[2])} end
+local fresh = (redis.call('EXISTS', KEYS[3]) == 0 and redis.call('EXISTS', KEYS[1]) == 0) and 1 or 0
 local fence = redis.call('INCR', KEYS[3])
 -- A counter that was lost (evicted, deleted) must not hand out a fence a stored position already carries.
 local storedFence = stored(KEYS[1])
@@ -40,7 +43,7 @@ if fence <= storedFence then
   redis.call('SET', KEYS[3], string.format('%d', fence))
 end
 redis.call('SET', KEYS[2], string.format('%d', fence) .. ' ' .. ARGV[1], 'PX', ARGV[2])
-return {1, fence}
+return {1, fence, fresh}
 `;
 
 /**

@@ -17,9 +17,11 @@ export class StreamLeaseKeeper {
   private seen: StreamLease | null = null;
   /** This instance's last lease: if it was given up only for want of a confirmation, it may still be ours. */
   private last: StreamLease | null = null;
+  /** The last acquisition found neither a counter nor a position (see `LeaseAttempt.fresh`). */
+  acquiredFresh = false;
   private renewTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
-  /** Local time until which the lease is surely this instance's (see `confirm`). */
+  /** Monotonic time (`performance.now()`) until which the lease is surely this instance's (see `confirm`). */
   private confirmedUntil = 0;
   private onLost: ((reason: string) => void) | undefined;
 
@@ -44,7 +46,7 @@ export class StreamLeaseKeeper {
    * events could otherwise be dispatched before the expiry timer gets its turn.
    */
   stillValid(): boolean {
-    if (this.lease !== null && Date.now() < this.confirmedUntil) return true;
+    if (this.lease !== null && performance.now() < this.confirmedUntil) return true;
     this.lose(messages.leaseUnconfirmed(this.timing.ttlMs));
     return false;
   }
@@ -61,23 +63,26 @@ export class StreamLeaseKeeper {
    */
   async acquire(signal: AbortSignal, onWaiting: (why: { heldBy: StreamLease | null } | { error: string }) => void): Promise<StreamLease | null> {
     for (let failures = 0; !signal.aborted; ) {
-      if (this.balancer.mayAcquire()) {
-        const sentAt = Date.now();
+      let reserved = this.balancer.reserve(this.key);
+      if (!reserved) {
+        await this.balancer.refresh(this.key); // over its share, unless a candidate left: look again
+        reserved = this.balancer.reserve(this.key);
+      }
+      if (reserved) {
+        const sentAt = performance.now();
         try {
           const attempt = await this.store.acquire(this.key, this.instanceId, this.timing.ttlMs);
           failures = 0;
-          if ('acquired' in attempt) {
-            this.hold(attempt.acquired, sentAt);
-            return attempt.acquired;
-          }
+          if ('acquired' in attempt) return await this.take(attempt.acquired, sentAt, signal, attempt.fresh === true);
           // Still our own lease (dropped when a renewal came too late, say): take it back rather than wait out its TTL.
           if (this.isLast(attempt.heldBy) && (await this.store.renew(this.key, attempt.heldBy!, this.timing.ttlMs))) {
-            this.hold(attempt.heldBy!, sentAt);
-            return attempt.heldBy;
+            return await this.take(attempt.heldBy!, sentAt, signal, false);
           }
+          this.balancer.unreserve(this.key);
           this.seen = attempt.heldBy;
           onWaiting({ heldBy: attempt.heldBy });
         } catch (error) {
+          this.balancer.unreserve(this.key);
           failures++;
           this.logger.debug(messages.leaseAttemptFailed(this.key, errorText(error)));
           onWaiting({ error: errorText(error) });
@@ -90,6 +95,15 @@ export class StreamLeaseKeeper {
       // Jitter, so standbys polling at one interval do not knock in step.
       await sleep(Math.round(this.timing.pollIntervalMs * (0.75 + Math.random() * 0.5)), signal);
     }
+    return null;
+  }
+
+  /** Holds `lease`, unless shutdown began meanwhile: then it is given back at once. */
+  private async take(lease: StreamLease, sentAt: number, signal: AbortSignal, fresh: boolean): Promise<StreamLease | null> {
+    this.hold(lease, sentAt);
+    this.acquiredFresh = fresh;
+    if (!signal.aborted) return lease;
+    await this.release();
     return null;
   }
 
@@ -131,7 +145,7 @@ export class StreamLeaseKeeper {
   private async renew(): Promise<void> {
     const lease = this.lease;
     if (!lease) return;
-    const sentAt = Date.now();
+    const sentAt = performance.now();
     let renewed: boolean;
     try {
       renewed = await this.store.renew(this.key, lease, this.timing.ttlMs);
@@ -152,7 +166,7 @@ export class StreamLeaseKeeper {
     clearTimeout(this.expiryTimer);
     const margin = Math.min(1000, Math.floor(this.timing.ttlMs / 10));
     this.confirmedUntil = sentAt + this.timing.ttlMs - margin;
-    this.expiryTimer = setTimeout(() => this.lose(messages.leaseUnconfirmed(this.timing.ttlMs)), Math.max(0, this.confirmedUntil - Date.now()));
+    this.expiryTimer = setTimeout(() => this.lose(messages.leaseUnconfirmed(this.timing.ttlMs)), Math.max(0, this.confirmedUntil - performance.now()));
     this.expiryTimer.unref();
   }
 

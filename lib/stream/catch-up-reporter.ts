@@ -17,7 +17,7 @@ export class CatchUpReporter {
 
   constructor(
     private readonly key: string,
-    private readonly read: () => { handled: number; lagMs: number | null },
+    private readonly read: () => { handled: number; lagMs: number | null; inFlightForMs?: number | null },
   ) {}
 
   start(): void {
@@ -34,10 +34,14 @@ export class CatchUpReporter {
 
   /** Public for tests. */
   tick(now = Date.now()): void {
-    const { handled, lagMs } = this.read();
-    const rate = (handled - this.lastHandled) / Math.max(1, (now - this.lastAt) / 1000);
+    const { handled, lagMs, inFlightForMs } = this.read();
+    const finished = handled - this.lastHandled;
+    const rate = finished / Math.max(1, (now - this.lastAt) / 1000);
     this.lastHandled = handled;
     this.lastAt = now;
-    if (lagMs !== null && lagMs >= BEHIND_MS) this.logger.log(messages.catchingUp(this.key, handled, lagMs, rate));
+    if (lagMs === null || lagMs < BEHIND_MS) return;
+    // Nothing finished: that is not catching up at 0/s, it is a handler that does not return.
+    if (finished === 0 && inFlightForMs) this.logger.warn(messages.fallingBehind(this.key, handled, lagMs, inFlightForMs));
+    else this.logger.log(messages.catchingUp(this.key, handled, lagMs, rate));
   }
 }

@@ -130,10 +130,10 @@ export class ChangeDispatcher {
         try {
           if (this.telemetry?.active) await this.tracedCall(handler, change, context);
           else await handler.invoke(change, context);
-          this.telemetry?.handled(this.labels(handler, change));
+          if (this.telemetry?.metering) this.telemetry.handled(this.labels(handler, change));
           return OK;
         } catch (error) {
-          this.telemetry?.handlerFailed(this.labels(handler, change));
+          if (this.telemetry?.metering) this.telemetry.handlerFailed(this.labels(handler, change));
           const eventId = describeEvent(change);
           if (stopping.aborted) {
             this.logger.warn(messages.handlerFailedDuringShutdown(handler.name, this.streamKey, eventId, errorText(error)));
@@ -141,7 +141,7 @@ export class ChangeDispatcher {
           }
           if (attempt > retries) return await this.giveUp(handler, change, error, context, stopping);
           const delay = backoffDelay(attempt, this.settings.initialDelayMs, this.settings.maxDelayMs);
-          this.telemetry?.retried(this.labels(handler, change));
+          if (this.telemetry?.metering) this.telemetry.retried(this.labels(handler, change));
           // One line per retry; the stack once, with the final failure (and here at debug level).
           this.logger.warn(messages.handlerAttemptFailed(handler.name, eventId, attempt, delay, errorText(error)));
           this.logger.debug((error as Error)?.stack ?? String(error));
@@ -195,7 +195,7 @@ export class ChangeDispatcher {
         await this.settings.deadLetters.add(letter);
         this.logger.error(messages.deadLettered(handler.name, this.streamKey, describeEvent(change), id), failure.stack);
         this.settings.onDeadLetter?.(id, handler.name);
-        this.telemetry?.deadLettered(this.labels(handler, change));
+        if (this.telemetry?.metering) this.telemetry.deadLettered(this.labels(handler, change));
         return { ok: true };
       } catch (storeError) {
         const delay = backoffDelay(attempt, this.settings.initialDelayMs || 100, 30_000);

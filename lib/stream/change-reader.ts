@@ -54,7 +54,7 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
         if (cursor.resumeToken) checkpointer.advanceIdle({ token: cursor.resumeToken });
       }
     } else {
-      deps.lag?.read();
+      deps.lag?.read(change);
       if (!ready && !(ready = await untilReady(deps))) break;
       if (deps.mayDispatch && !deps.mayDispatch()) break;
       if (scheduler.sequential && change.operationType !== 'invalidate' && checkpointer.hasRoom(scheduler.dispatchedSeq)) {

@@ -9,7 +9,7 @@ import { backoffDelay, settlesWithin, sleep } from '../common/backoff.js';
 import { errorText } from '../common/errors.js';
 import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
-import type { ResumeToken, StreamPosition } from '../interfaces/resume-token-store.interface.js';
+import type { ResumeToken, ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
 import type { ChangeCursor, CursorFactory } from './change-cursor.js';
@@ -34,6 +34,8 @@ export interface CollectionStreamDeps {
   handlersReady?: Promise<void>;
   /** With leases on: this stream's lease on this instance. */
   lease?: StreamLeaseKeeper;
+  /** The position store (for `saveIfAbsent` when the lease is lost). */
+  store?: ResumeTokenStore;
   telemetry?: ChangeStreamTelemetry;
 }
 
@@ -51,8 +53,14 @@ class PositionLoadError extends Error {}
 interface Tenure {
   readonly abort: AbortController;
   readonly scheduler: EventScheduler;
-  /** Why it ended early: the lease was lost (nothing more may be saved), or handed over (drain and save first). */
-  end?: { kind: 'lost' | 'handover'; reason: string };
+  /**
+   * Why it ended early: the lease was lost (nothing more may be saved), handed over (drain and
+   * save first), or a position appeared that another instance left after the store lost its data
+   * (drain, keep the lease, start again from it).
+   */
+  end?: { kind: 'lost' | 'handover' | 'reload'; reason: string };
+  /** A timer of the tenure (the hold after a fresh acquisition), cleared when it ends. */
+  timer?: NodeJS.Timeout;
 }
 
 /**
@@ -79,6 +87,8 @@ export class CollectionStream {
   private positionLoaded = false;
   /** Set after an invalidate event: the next open must use `startAfter`. */
   private invalidatedAt: ResumeToken | null = null;
+  /** A position another instance left (see `checkForOrphan`): the next tenure starts from it. */
+  private reloadFrom: StreamPosition | null = null;
   private cursor: ChangeCursor | undefined;
   private running: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
@@ -100,7 +110,11 @@ export class CollectionStream {
       checkpointer.key,
     );
     this.stuck = new StuckHandlerWatch(this.key, options, () => this.tenure?.scheduler.events ?? [], (reason) => this.degrade('handler', reason));
-    this.catchUp = new CatchUpReporter(this.key, () => ({ handled: this.eventsHandled, lagMs: this.lag.lagMs() }));
+    this.catchUp = new CatchUpReporter(this.key, () => ({
+      handled: this.eventsHandled,
+      lagMs: this.state === 'open' || this.state === 'degraded' ? this.lag.lagMs() : null,
+      inFlightForMs: this.status().inFlightForMs,
+    }));
     const labels = { consumer: options.consumer, database, collection: plan.collection };
     if (deps.telemetry) checkpointer.onWrite = (outcome, ms) => deps.telemetry!.positionWritten(labels, outcome, ms);
     checkpointer.onSaveTrouble = (error) => this.degrade('store', error === null ? null : messages.cannotSave(error));
@@ -146,12 +160,17 @@ export class CollectionStream {
     return this.stopped;
   }
 
-  /** Hand the stream to another instance (this one holds more than its fair share): drain, save, release. */
-  handOver(reason: string): void {
+  /**
+   * Hand the stream to another instance (this one holds more than its fair share): drain, save,
+   * release. Only an open stream with nothing in flight is handed over (a failed one keeps its lease,
+   * so its `stop` stays visible here rather than moving on to fail elsewhere); false otherwise.
+   */
+  handOver(reason: string): boolean {
     const tenure = this.tenure;
-    if (!tenure || tenure.end || !this.deps.lease?.current) return;
+    if (!tenure || tenure.end || !this.deps.lease?.current || this.base !== 'open' || tenure.scheduler.events.length > 0) return false;
     tenure.end = { kind: 'handover', reason };
     tenure.abort.abort();
+    return true;
   }
 
   status(): ChangeStreamStatus {
@@ -185,20 +204,26 @@ export class CollectionStream {
   private async shutdown(deadline: number, timeoutMs: number): Promise<void> {
     const left = () => Math.max(0, deadline - Date.now());
     this.stopping.abort();
-    if (this.running && !(await settlesWithin(this.running, left()))) {
+    const drained = !this.running || (await settlesWithin(this.running, left()));
+    if (!drained) {
       this.logger.warn(messages.drainTimedOut(this.key, timeoutMs));
       this.tenure?.scheduler.abortInFlight();
     }
     const { checkpointer, lease } = this.deps;
-    const flushed = await settlesWithin(checkpointer.flush(), left());
-    if (!flushed || checkpointer.unsavedCount > 0) this.logger.warn(messages.finalSaveFailed(this.key, checkpointer.unsavedCount));
+    // A standby (or an instance that lost its lease) has nothing of its own to save.
+    const holding = !lease || lease.current !== null;
+    const flushed = !holding || (await settlesWithin(checkpointer.flush(), left()));
+    const saved = holding && flushed && checkpointer.unsavedCount === 0;
+    if (holding && !saved) this.logger.warn(messages.finalSaveFailed(this.key, checkpointer.unsavedCount));
     checkpointer.dispose();
     this.stuck.stop();
     this.catchUp.stop();
-    if (lease) await settlesWithin(lease.release(), left());
+    // Handlers still running after the timeout: keep the lease (it expires with this process), or
+    // the next holder would handle their events while they still run.
+    if (lease && drained) await settlesWithin(lease.release(), left());
     await settlesWithin(this.closeCursor(), left());
     if (this.base !== 'failed') this.setBase('closed');
-    this.logger.log(messages.streamClosed(this.key, checkpointer.unsavedCount));
+    this.logger.log(messages.streamClosed(this.key, drained && saved, holding));
   }
 
   private async supervise(): Promise<void> {
@@ -206,14 +231,15 @@ export class CollectionStream {
     this.stuck.start();
     this.catchUp.start();
     while (!this.stopping.signal.aborted && this.base !== 'failed') {
-      if (lease) {
+      if (lease && !lease.current) {
         // Stays `starting` until the first attempt answered: bootstrap then waits for the stream to open.
         const acquired = await lease.acquire(this.stopping.signal, (why) => {
-          if ('error' in why) return this.setBase(this.base === 'standby' ? 'standby' : 'reconnecting', messages.waitingForLease(why.error));
+          // Cannot even ask (Redis away): nobody may be consuming, so not a healthy standby.
+          if ('error' in why) return this.setBase('reconnecting', messages.waitingForLease(why.error));
           if (this.base !== 'standby') this.logger.log(messages.leaseStandby(this.key, lease.instanceId, why.heldBy?.holder ?? null));
           this.setBase('standby');
         });
-        if (!acquired) break;
+        if (!acquired || this.stopping.signal.aborted) break;
         this.logger.log(messages.leaseAcquired(this.key, lease.instanceId, acquired.fence));
         this.deps.emit({ type: 'role', key: this.key, role: 'active', instanceId: lease.instanceId, fence: acquired.fence, reason: 'lease acquired' });
       }
@@ -227,9 +253,11 @@ export class CollectionStream {
     const { lease, checkpointer, options } = this.deps;
     const abort = new AbortController();
     const stop = () => abort.abort();
+    if (this.stopping.signal.aborted) abort.abort();
     this.stopping.signal.addEventListener('abort', stop, { once: true });
     abort.signal.addEventListener('abort', () => this.stopping.signal.removeEventListener('abort', stop), { once: true });
     const scheduler = new EventScheduler({
+      mayDispatch: lease && (() => lease.stillValid()),
       concurrency: Math.min(options.concurrency, this.deps.plan.concurrencyCap ?? Infinity),
       signalPerEvent: options.onHandlerTimeout === 'abort',
       dispatcher: this.dispatcher,
@@ -245,13 +273,50 @@ export class CollectionStream {
     const tenure: Tenure = { abort, scheduler };
     this.tenure = tenure;
     checkpointer.begin(lease?.current ?? null);
+    this.lag.reset();
     this.positionLoaded = false;
     this.invalidatedAt = null;
+    abort.signal.addEventListener('abort', () => clearTimeout(tenure.timer), { once: true });
     lease?.whenLost((reason) => {
+      // At once, not when the reader next looks: nothing more is acknowledged, running handlers are told.
       tenure.end ??= { kind: 'lost', reason };
+      const position = checkpointer.position;
+      checkpointer.suspend();
+      scheduler.abortInFlight();
       abort.abort();
+      // If the store lost its data, the next holder started from nothing: leave it where this one got to.
+      if (position && this.deps.store?.leaveOrphan) void this.deps.store.leaveOrphan(this.key, position).catch(() => undefined);
     });
+    if (this.reloadFrom) {
+      checkpointer.adopt(this.reloadFrom);
+      this.reloadFrom = null;
+      this.positionLoaded = true;
+    } else if (lease?.acquiredFresh) this.checkForOrphan(tenure);
     return tenure;
+  }
+
+  /**
+   * A fresh acquisition (no counter, no position): a new stream, or a Redis that lost its data
+   * while another instance was still reading. One TTL and a renewal later that instance has noticed
+   * and left its last position (`leaveOrphan`); if this stream started from nothing, it starts
+   * again from there, so nothing between that position and "now" is skipped.
+   */
+  private checkForOrphan(tenure: Tenure): void {
+    const { options, store } = this.deps;
+    if (options.leases === false || !store?.takeOrphan) return;
+    tenure.timer = setTimeout(() => {
+      if (tenure.abort.signal.aborted || !this.deps.checkpointer.startedEmpty) return;
+      void store.takeOrphan!(this.key).then(
+        (orphan) => {
+          if (!orphan || tenure.abort.signal.aborted) return;
+          this.reloadFrom = orphan;
+          tenure.end ??= { kind: 'reload', reason: 'a position was left by the previous holder' };
+          tenure.abort.abort();
+        },
+        () => undefined,
+      );
+    }, options.leases.ttlMs + options.leases.renewIntervalMs);
+    tenure.timer.unref();
   }
 
   /** Reads until the tenure ends (shutdown, lease lost, hand-over) or the stream fails; reopens what breaks. */
@@ -304,23 +369,28 @@ export class CollectionStream {
    */
   private async endTenure(tenure: Tenure): Promise<void> {
     const { lease, checkpointer } = this.deps;
+    clearTimeout(tenure.timer);
     if (!tenure.end || this.stopping.signal.aborted) {
       await tenure.scheduler.drain();
       return;
     }
-    this.setBase('standby');
+    if (tenure.end.kind === 'reload') {
+      await tenure.scheduler.drain();
+      this.logger.warn(messages.leaseReload(this.key));
+      return; // still the holder: the next tenure loads the position that was left
+    }
     if (tenure.end.kind === 'lost') {
-      checkpointer.suspend();
-      tenure.scheduler.abortInFlight();
+      this.setBase('standby');
       this.logger.warn(messages.leaseLost(this.key, lease!.instanceId, tenure.end.reason));
       this.deps.emit({ type: 'role', key: this.key, role: 'standby', instanceId: lease!.instanceId, fence: null, reason: `lease lost: ${tenure.end.reason}` });
       await tenure.scheduler.drain();
       return;
     }
     await tenure.scheduler.drain();
-    await checkpointer.flush();
+    const saved = await checkpointer.flush();
     await lease!.release();
-    this.logger.log(messages.leaseHandedOver(this.key, lease!.instanceId, tenure.end.reason));
+    this.setBase('standby');
+    this.logger.log(messages.leaseHandedOver(this.key, lease!.instanceId, tenure.end.reason, saved));
     this.deps.emit({ type: 'role', key: this.key, role: 'standby', instanceId: lease!.instanceId, fence: null, reason: `handed over: ${tenure.end.reason}` });
   }
 

@@ -18,6 +18,8 @@ export interface SchedulerDeps {
   checkpointer: Checkpointer;
   /** Shutdown began: failures are no longer retried or recorded. */
   stopping: AbortSignal;
+  /** Leases: false once this instance may no longer dispatch; checked right before each event starts. */
+  mayDispatch?: () => boolean;
   /** Every handler of this event succeeded (or its failure was recorded per policy). */
   onHandled(change: ChangeEvent): void;
   /** A handler failed for good under the `stop` policy: nothing more is dispatched. */
@@ -127,7 +129,10 @@ export class EventScheduler {
     let outcome: DispatchOutcome = { ok: false, aborted: true };
     try {
       // After a failure or at shutdown, events queued behind others are not started (so never acknowledged).
-      if (!this.failure && !this.deps.stopping.aborted) outcome = await this.deps.dispatcher.dispatch(flight, this.deps.stopping);
+      // Checked here, as each event starts (also one queued behind its document, or after a drain).
+      if (!this.failure && !this.deps.stopping.aborted && (this.deps.mayDispatch?.() ?? true)) {
+        outcome = await this.deps.dispatcher.dispatch(flight, this.deps.stopping);
+      }
     } catch (error) {
       // The dispatcher records handler errors itself; anything else is a bug: stop rather than skip.
       outcome = { ok: false, error: new HandlerFailedError(`Dispatching event ${JSON.stringify(flight.change._id)} failed: ${errorText(error)}`, error) };

@@ -1,19 +1,22 @@
 import type { ChangeEvent } from './change-cursor.js';
 
 /**
- * How far behind the newest change a stream is: now minus the time of the last handled event
- * while events are pending; 0 once a read came back empty with nothing in flight. Event time is
- * `wallTime` (MongoDB 6.0+), else the `clusterTime` seconds. Cheap on the hot path: only a
- * reference to the last event is kept, its time is read when asked.
+ * How far behind the newest change a stream is: while events are pending, now minus the time
+ * of the last handled event, or of the first event read since the stream was last caught up if
+ * that is newer (so a quiet collection's first event in an hour is not an hour behind); 0 once a
+ * read came back empty with nothing in flight. Event time is `wallTime` (MongoDB 6.0+), else the
+ * `clusterTime` seconds. Cheap on the hot path: only references to events are kept, their times
+ * are read when asked.
  */
 export class LagTracker {
   private last: ChangeEvent | null = null;
+  /** The first event read since the stream was caught up. */
+  private firstPending: ChangeEvent | null = null;
   private caughtUp = true;
-  private handledAtCatchUpStart = 0;
-  private catchUpStartedAt = 0;
 
   /** An event was read (so more may be pending). */
-  read(): void {
+  read(change: ChangeEvent): void {
+    if (this.caughtUp) this.firstPending = change;
     this.caughtUp = false;
   }
 
@@ -26,25 +29,18 @@ export class LagTracker {
     this.caughtUp = true;
   }
 
-  get isCaughtUp(): boolean {
-    return this.caughtUp;
+  /** A new tenure: nothing known yet. */
+  reset(): void {
+    this.last = this.firstPending = null;
+    this.caughtUp = true;
   }
 
   lagMs(now = Date.now()): number | null {
     if (this.caughtUp) return 0;
-    const time = this.last && eventTime(this.last);
-    return time == null ? null : Math.max(0, now - time);
-  }
-
-  /** Events per second since this catch-up began (for progress logs); resets once caught up. */
-  rate(handled: number, now = Date.now()): number {
-    if (this.caughtUp || this.catchUpStartedAt === 0) {
-      this.catchUpStartedAt = now;
-      this.handledAtCatchUpStart = handled;
-      return 0;
-    }
-    const seconds = (now - this.catchUpStartedAt) / 1000;
-    return seconds <= 0 ? 0 : (handled - this.handledAtCatchUpStart) / seconds;
+    const handled = this.last && eventTime(this.last);
+    const pending = this.firstPending && eventTime(this.firstPending);
+    const since = handled == null ? pending : pending == null ? handled : Math.max(handled, pending);
+    return since == null ? null : Math.max(0, now - since);
   }
 }
 

@@ -20,8 +20,8 @@ export type PositionWriteOutcome = 'stored' | 'failed' | 'refused';
 /**
  * Metrics and traces through the OpenTelemetry API (`@opentelemetry/api`, an optional peer):
  * a no-op without it, or without an SDK registered before the application starts. Counters are
- * kept as plain numbers and reported by observable instruments, so the hot path allocates nothing
- * when nobody collects; a span is started per handler call only when a tracer is registered.
+ * kept as plain numbers and reported by observable instruments, and callers skip building labels
+ * unless `metering`; a span is started per handler call only when a tracer is registered.
  */
 export class ChangeStreamTelemetry {
   static readonly off = new ChangeStreamTelemetry(undefined);
@@ -32,7 +32,9 @@ export class ChangeStreamTelemetry {
   private readonly handlerDuration: Otel.Histogram | undefined;
   private readonly writeDuration: Otel.Histogram | undefined;
   /** A meter provider was registered (before the application started): metrics are collected. */
-  private readonly metering: boolean = false;
+  readonly metering: boolean = false;
+  /** Observable instruments and their callbacks, removed at shutdown (a closed app must not be read). */
+  private readonly observers: Array<{ instrument: Otel.Observable; callback: Otel.ObservableCallback }> = [];
 
   private constructor(private readonly api: Api | undefined) {
     if (!api) return;
@@ -40,11 +42,13 @@ export class ChangeStreamTelemetry {
     this.metering = meter !== api.createNoopMeter();
     this.tracer = api.trace.getTracer('nestjs-change-streams');
     this.noopTracerProvider = new api.ProxyTracerProvider().getDelegate();
-    this.handlerDuration = meter.createHistogram('change_stream.handler.duration', { unit: 's', description: 'Duration of each handler call (attempt)' });
-    this.writeDuration = meter.createHistogram('change_stream.position.write.duration', { unit: 's', description: 'Latency of position writes' });
+    // Seconds, from half a millisecond to a minute: the SDK's default buckets (0, 5, 10, … 10000) suit milliseconds.
+    const advice = { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] };
+    this.handlerDuration = meter.createHistogram('change_stream.handler.duration', { unit: 's', description: 'Duration of each handler call (attempt)', advice });
+    this.writeDuration = meter.createHistogram('change_stream.position.write.duration', { unit: 's', description: 'Latency of position writes', advice });
     if (!this.metering) return;
     for (const [name, description] of Object.entries(COUNTERS) as Array<[CounterName, string]>) {
-      meter.createObservableCounter(name, { description }).addCallback((result) => {
+      this.observeWith(meter.createObservableCounter(name, { description }), (result) => {
         for (const counter of this.counters.values()) if (counter.name === name) result.observe(counter.value, counter.attributes);
       });
     }
@@ -61,20 +65,30 @@ export class ChangeStreamTelemetry {
   }
 
   /** Gauges read from the streams' statuses at collection time: lag, in flight, unsaved, role. */
-  observe(statuses: () => ChangeStreamStatus[]): void {
+  observe(consumer: string, statuses: () => ChangeStreamStatus[]): void {
     if (!this.metering || !this.api) return;
     const meter = this.api.metrics.getMeter('nestjs-change-streams');
     const gauge = (name: string, description: string, unit: string, read: (s: ChangeStreamStatus) => number | null) =>
-      meter.createObservableGauge(name, { description, unit }).addCallback((result) => {
+      this.observeWith(meter.createObservableGauge(name, { description, unit }), (result) => {
         for (const status of statuses()) {
           const value = read(status);
-          if (value !== null) result.observe(value, streamAttributes(status));
+          if (value !== null) result.observe(value, streamAttributes(consumer, status));
         }
       });
     gauge('change_stream.lag', 'How far behind the newest change each stream is', 's', (s) => (s.lagMs === null ? null : s.lagMs / 1000));
     gauge('change_stream.in_flight', 'Events handed to handlers and not finished', '{event}', (s) => s.inFlightEvents);
     gauge('change_stream.unsaved', 'Handled events whose position is not stored yet', '{event}', (s) => s.unsavedEvents);
     gauge('change_stream.active', 'With leases: 1 where this instance is the active consumer, 0 on standby', '1', (s) => (s.role === null ? null : s.role === 'active' ? 1 : 0));
+  }
+
+  /** Stops reporting (application shutdown): the callbacks would otherwise keep the closed app alive and readable. */
+  dispose(): void {
+    this.observers.splice(0).forEach(({ instrument, callback }) => instrument.removeCallback(callback));
+  }
+
+  private observeWith(instrument: Otel.Observable, callback: Otel.ObservableCallback): void {
+    instrument.addCallback(callback);
+    this.observers.push({ instrument, callback });
   }
 
   /** Something collects: a meter provider was registered, or a tracer provider is now. Callers skip building `HandlerCall`s otherwise. */
@@ -192,6 +206,11 @@ function spanAttributes(call: HandlerCall): Otel.Attributes {
   return { ...labelsOf(call), 'db.system': 'mongodb', 'change_stream.event_id': call.eventId, 'change_stream.attempt': call.attempt };
 }
 
-function streamAttributes(status: ChangeStreamStatus): Otel.Attributes {
-  return { 'db.namespace': status.database, 'db.collection.name': status.collection, 'change_stream.connection': status.connectionName };
+function streamAttributes(consumer: string, status: ChangeStreamStatus): Otel.Attributes {
+  return {
+    'change_stream.consumer': consumer,
+    'db.namespace': status.database,
+    'db.collection.name': status.collection,
+    'change_stream.connection': status.connectionName,
+  };
 }

@@ -30,6 +30,18 @@ export class RedisResumeTokenStore implements ResumeTokenStore {
     return legacyRaw === null ? null : decodeCheckpoint(legacy!, legacyRaw);
   }
 
+  /** `K:orphan` (same slot as K), kept an hour: long enough for any holder's check, never in the way. */
+  async leaveOrphan(key: string, position: StreamPosition): Promise<void> {
+    await this.client.set(`${key}:orphan`, encodeCheckpoint(position), 'EX', 3600, 'NX');
+  }
+
+  async takeOrphan(key: string): Promise<StreamPosition | null> {
+    const raw = await this.client.get(`${key}:orphan`);
+    if (raw === null) return null;
+    await this.client.del(`${key}:orphan`);
+    return decodeCheckpoint(`${key}:orphan`, raw);
+  }
+
   async save(key: string, position: StreamPosition, lease?: StreamLease): Promise<void> {
     if (lease) await this.leases.writeFenced(key, encodeCheckpoint(position, new Date(), lease), lease);
     else await this.client.set(key, encodeCheckpoint(position));

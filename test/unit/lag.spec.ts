@@ -21,11 +21,20 @@ describe('lag', () => {
   it('is now minus the last handled event while events are pending, and 0 once caught up', () => {
     const lag = new LagTracker();
     expect(lag.lagMs()).toBe(0);
-    lag.read();
+    lag.read(at(1, new Date(10_000)));
     lag.handled(at(1, new Date(10_000)));
     expect(lag.lagMs(70_000)).toBe(60_000);
     lag.idle();
     expect(lag.lagMs(70_000)).toBe(0);
+  });
+
+  it('measures a quiet collection\'s first event in an hour from that event, not from the last one an hour ago', () => {
+    const lag = new LagTracker();
+    lag.read(at(1, new Date(0)));
+    lag.handled(at(1, new Date(0)));
+    lag.idle();
+    lag.read(at(2, new Date(3_600_000)));
+    expect(lag.lagMs(3_600_050)).toBe(50);
   });
 
   it('shows in the status of a stream held back by a slow handler', async () => {
@@ -43,7 +52,7 @@ describe('lag', () => {
   });
 
   it('logs catch-up progress at a calm pace, and only while far behind', () => {
-    let state = { handled: 12_400, lagMs: 190_000 };
+    let state: { handled: number; lagMs: number; inFlightForMs?: number } = { handled: 12_400, lagMs: 190_000 };
     const reporter = new CatchUpReporter('change-stream:{svc:shop:orders}', () => state);
     const t0 = Date.now();
     reporter.tick(t0);
@@ -54,5 +63,10 @@ describe('lag', () => {
     state = { handled: 80_000, lagMs: 2_000 };
     reporter.tick(t0 + 60_000);
     expect(logs.messages('log')).toHaveLength(1);
+    state = { handled: 80_000, lagMs: 95_000, inFlightForMs: 65_000 };
+    reporter.tick(t0 + 90_000);
+    expect(logs.messages('warn')).toEqual([
+      'change-stream:{svc:shop:orders}: 80,000 events handled, 1 m 35 s behind, and no event finished in the last 30 s: the current one has been running for 1 m 5 s (a stuck handler? see handlerStuck).',
+    ]);
   });
 });

@@ -1,14 +1,20 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { insert, token } from '../fixtures/fake-change-stream.js';
+import { insert, token, update } from '../fixtures/fake-change-stream.js';
 import { FencedMemoryStore } from '../fixtures/memory-lease-store.js';
 import { deferred, KEY, logs, positionOf, setup, stopAllStreams } from '../fixtures/stream-harness.js';
 import { eventually } from '../fixtures/test-env.js';
 
 afterEach(stopAllStreams);
 
+/** A stream with a lease history: its first acquisition is not `fresh` (no hold on saves). */
+function known(tokens: FencedMemoryStore): FencedMemoryStore {
+  tokens.leases.known(KEY);
+  return tokens;
+}
+
 describe('CollectionStream with leases', () => {
   it('becomes active with a fenced lease, saves under it, and shows role, holder and fence', async () => {
-    const tokens = new FencedMemoryStore();
+    const tokens = known(new FencedMemoryStore());
     const { stream, seen, events } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1), insert(2)]] }] });
     stream.start();
     await eventually('both handled', () => seen.length === 2);
@@ -18,7 +24,7 @@ describe('CollectionStream with leases', () => {
   });
 
   it('a refused write stops the stream at once: standby, nothing past it acknowledged, nothing saved under the old fence', async () => {
-    const tokens = new FencedMemoryStore();
+    const tokens = known(new FencedMemoryStore());
     const third = deferred();
     const { stream, seen } = setup({
       tokens,
@@ -39,7 +45,7 @@ describe('CollectionStream with leases', () => {
   });
 
   it('a refused renewal stops reading: events after it are left to the new holder', async () => {
-    const tokens = new FencedMemoryStore();
+    const tokens = known(new FencedMemoryStore());
     const stolen = deferred();
     const { stream, seen, server } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1)], { after: stolen.promise }, [insert(2)]] }] });
     stream.start();
@@ -53,7 +59,7 @@ describe('CollectionStream with leases', () => {
   });
 
   it('a lease dropped for want of a confirmed renewal (Redis slow or away) is taken back as it was, without waiting out its TTL', async () => {
-    const tokens = new FencedMemoryStore();
+    const tokens = known(new FencedMemoryStore());
     const { stream, seen } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1)]] }] });
     stream.start();
     await eventually('1 handled', () => seen.length === 1);
@@ -70,7 +76,7 @@ describe('CollectionStream with leases', () => {
   });
 
   it('hand-over drains, saves the last position under its fence, then releases the lease', async () => {
-    const tokens = new FencedMemoryStore();
+    const tokens = known(new FencedMemoryStore());
     const { stream, seen } = setup({ tokens, leases: {}, options: { checkpoint: { maxEvents: 100, intervalMs: 60_000 } }, scripts: [{ getMores: [[insert(1), insert(2)]] }, {}] });
     stream.start();
     await eventually('both handled', () => seen.length === 2);
@@ -83,16 +89,124 @@ describe('CollectionStream with leases', () => {
   });
 
   it('when the store lost everything (Redis restarted empty), the next tenure resumes from the last handled position, not from now', async () => {
-    const tokens = new FencedMemoryStore();
+    const tokens = known(new FencedMemoryStore());
     const { stream, seen, server } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }, { getMores: [[insert(4)]] }] });
     stream.start();
     await eventually('3 handled', () => seen.length === 3);
-    // Redis restarted empty: positions, the lease and its fence counter are gone.
-    (tokens as unknown as { inner: unknown }).inner = new (await import('../../lib/index.js')).InMemoryResumeTokenStore();
-    tokens.leases.steal(KEY, 'nobody');
-    await tokens.leases.release(KEY, { holder: 'nobody', fence: 2 });
+    tokens.wipe(); // Redis restarted empty: positions, the lease and its fence counter are gone
     await eventually('4 handled by the next tenure', () => seen.includes(4));
     expect(server.opens[1].resumeAfter).toEqual(token(3));
-    expect(logs.messages('warn').some((m) => m.includes('no position is stored any more'))).toBe(true);
+  });
+});
+
+describe('CollectionStream with leases: what the second review found', () => {
+  it('with concurrency 1, losing the lease aborts the running handler at once and acknowledges nothing after', async () => {
+    const tokens = known(new FencedMemoryStore());
+    const signals: AbortSignal[] = [];
+    const release = deferred();
+    const { stream, seen } = setup({
+      tokens,
+      leases: {},
+      scripts: [{ getMores: [[insert(1), insert(2)]] }],
+      handle: async (id, context) => {
+        if (id !== 2) return;
+        signals.push(context.signal);
+        await release.promise;
+      },
+    });
+    stream.start();
+    await eventually('2 running', () => signals.length === 1);
+    const savesBefore = tokens.saves.length;
+    tokens.leases.steal(KEY, 'B');
+    await eventually('its signal aborted while it still runs', () => signals[0].aborted);
+    expect(seen).toEqual([1]);
+    release.resolve();
+    await eventually('2 finished', () => seen.length === 2);
+    await eventually('standby', () => stream.status().role === 'standby');
+    expect(tokens.saves.length).toBe(savesBefore);
+  });
+
+  it('an event queued behind its document does not start once the lease may have expired', async () => {
+    const tokens = known(new FencedMemoryStore());
+    const first = deferred();
+    const started: number[] = [];
+    const { stream } = setup({
+      tokens,
+      leases: {},
+      options: { concurrency: 4 },
+      scripts: [{ getMores: [[insert(1, 7), update(2, 7)]] }],
+      handle: async (_id, _context, change) => {
+        started.push(Number(String((change._id as { _data: string })._data).slice(1)));
+        if (started.length === 1) await first.promise;
+      },
+    });
+    stream.start();
+    await eventually('the insert runs, the update waits behind it', () => started.length === 1 && stream.status().inFlightEvents === 2);
+    tokens.leases.steal(KEY, 'B');
+    await eventually('standby', () => stream.status().role === 'standby');
+    first.resolve();
+    await eventually('nothing in flight', () => stream.status().inFlightEvents === 0);
+    expect(started).toEqual([1]);
+  });
+
+  it('a shutdown that times out keeps the lease (it expires with the process), so no one handles the running event twice', async () => {
+    const tokens = known(new FencedMemoryStore());
+    const running = deferred();
+    const { stream } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1)]] }], handle: () => running.promise });
+    stream.start();
+    await eventually('1 running', () => stream.status().inFlightEvents === 1);
+    await stream.stop(100);
+    expect((await tokens.leases.acquire(KEY, 'B')) as object).toMatchObject({ heldBy: { holder: 'A', fence: 1 } });
+    running.resolve();
+  });
+
+  it('a stream with events in flight is not handed over; a failed one neither', async () => {
+    const tokens = known(new FencedMemoryStore());
+    const running = deferred();
+    const { stream } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1)]] }], handle: () => running.promise });
+    stream.start();
+    await eventually('1 running', () => stream.status().inFlightEvents === 1);
+    expect(stream.handOver('test')).toBe(false);
+    running.resolve();
+    await eventually('idle', () => stream.status().inFlightEvents === 0);
+    expect(stream.handOver('test')).toBe(true);
+  });
+
+  it('while the lease cannot even be asked for (Redis away), the stream is reconnecting, not a healthy standby', async () => {
+    const tokens = new FencedMemoryStore();
+    tokens.leases.acquire = async () => {
+      throw new Error('Redis is not reachable');
+    };
+    const { stream } = setup({ tokens, leases: {}, scripts: [] });
+    stream.start();
+    await eventually('reconnecting', () => stream.status().state === 'reconnecting');
+    expect(stream.status().lastError).toContain('Redis is not reachable');
+  });
+
+  it('a standby stops without warning that it could not save', async () => {
+    const tokens = known(new FencedMemoryStore());
+    tokens.leases.steal(KEY, 'B');
+    const { stream } = setup({ tokens, leases: {}, scripts: [] });
+    stream.start();
+    await eventually('standby', () => stream.status().state === 'standby');
+    await stream.stop(500);
+    expect(logs.messages('warn').filter((m) => m.includes('could not be stored'))).toEqual([]);
+    expect(logs.messages('log').some((m) => m.includes('closed (it was on standby here)'))).toBe(true);
+  });
+
+  it('Redis restarted empty under two instances: the old holder leaves its last position, the new one (started from now) restarts from it', async () => {
+    const tokens = known(new FencedMemoryStore());
+    const a = setup({ tokens, leases: { instanceId: 'A' }, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }] });
+    a.stream.start();
+    await eventually('A handled 3 and saved', () => a.seen.length === 3 && tokens.saves.some((s) => JSON.stringify(s.position) === JSON.stringify(positionOf(3))));
+    tokens.wipe();
+    const b = setup({ tokens, leases: { instanceId: 'B' }, scripts: [{ getMores: [[insert(9)]] }, { getMores: [[insert(4), insert(5)]] }] });
+    b.stream.start();
+    // B got a fresh lease and started from now; A loses its lease and leaves t3 beside the key.
+    await eventually('B restarted from what A left', () => b.server.opens.length === 2, 5000);
+    expect(b.server.opens[1].resumeAfter).toEqual(token(3));
+    await eventually('B handled 4 and 5', () => b.seen.includes(5));
+    expect(logs.messages('warn').some((m) => m.includes('another instance left its last position'))).toBe(true);
+    expect(tokens.saves.every((s) => s.fence !== null)).toBe(true);
   });
 });
