@@ -33,6 +33,13 @@ import { checkpointKey } from './token-store/checkpoint-key.js';
 /** How long bootstrap waits for the store's first answer before logging that it is unreachable. */
 const STORE_CHECK_MS = 3000;
 
+interface KeyedPlan {
+  plan: StreamPlan;
+  connection: Connection;
+  database: string;
+  key: string;
+}
+
 /** Wires discovery to streams and runs them with the application's lifecycle. */
 @Injectable()
 export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown {
@@ -116,9 +123,9 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   }
 
   /** Each plan's connection, database and key; two plans sharing a key fail startup. */
-  private async keyed(plans: StreamPlan[]): Promise<Array<{ plan: StreamPlan; connection: Connection; database: string; key: string }>> {
+  private async keyed(plans: StreamPlan[]): Promise<KeyedPlan[]> {
     const keys = new Map<string, StreamPlan>();
-    const planned = [];
+    const planned: KeyedPlan[] = [];
     for (const plan of plans) {
       const connection = this.resolveConnection(plan);
       const database = await this.databaseOf(connection, plan);

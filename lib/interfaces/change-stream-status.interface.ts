@@ -41,9 +41,10 @@ export interface ChangeStreamStatus {
   /** Handled events whose position is not stored yet. */
   unsavedEvents: number;
   /**
-   * How far behind the newest change this stream is (ms): now minus the time (`wallTime`, else
-   * `clusterTime`) of the last handled event while events are pending; 0 when caught up; null
-   * when unknown (not open, or nothing handled yet).
+   * How far behind the newest change this stream is (ms): while events are pending, now minus
+   * the time (`wallTime`, else `clusterTime`) of the last handled event, or of the first event
+   * read since the stream was last caught up if that is newer; 0 when caught up; null when
+   * unknown (not open yet).
    */
   lagMs: number | null;
   /** Time since the position was last stored (ms), or null if never. */

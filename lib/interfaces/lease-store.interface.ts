@@ -16,8 +16,9 @@ export type LeaseAttempt =
       acquired: StreamLease;
       /**
        * Neither a fencing counter nor a position existed for the stream: it is new, or the store
-       * lost its data while another instance may still be reading (the module then holds its first
-       * saves for a TTL, so that instance's last position can be written back). Optional.
+       * lost its data while another instance may still be reading. The module then looks, one TTL
+       * and a renewal later, for the position that instance left when it lost its lease
+       * (`ResumeTokenStore.leaveOrphan`) and resumes from it. Optional.
        */
       fresh?: boolean;
     }

@@ -14,14 +14,9 @@ export function fenceKey(positionKey: string): string {
 }
 
 /**
- * The live instances of one consumer, for `LeaseStore.heartbeat`/`leave`: a sorted set of
- * member → expiry (ms, Redis clock). `<prefix>:{<consumer>}:members`.
+ * The live instances that can consume the stream stored under `positionKey`, for
+ * `LeaseStore.heartbeat`/`leave`: a sorted set of member → expiry (ms, Redis clock).
  */
-export function membersKey(keyPrefix: string, consumer: string): string {
-  return `${keyPrefix}:{${consumer}}:members`;
-}
-
-/** The instances that can consume the stream stored under `positionKey` (a heartbeat group, same slot). */
 export function candidatesKey(positionKey: string): string {
   return `${positionKey}:candidates`;
 }

@@ -38,7 +38,7 @@ export class RedisLeaseStore implements LeaseStore {
     await this.commands.release(leaseKey(key), leaseValue(lease));
   }
 
-  /** `group`: a key of its own, e.g. `membersKey(prefix, consumer)`. */
+  /** `group`: a key of its own, e.g. `candidatesKey(positionKey)`. */
   async heartbeat(group: string, member: string, ttlMs: number): Promise<number> {
     checkHolder(member);
     checkTtl(ttlMs);

@@ -59,7 +59,7 @@ interface Tenure {
    * (drain, keep the lease, start again from it).
    */
   end?: { kind: 'lost' | 'handover' | 'reload'; reason: string };
-  /** A timer of the tenure (the hold after a fresh acquisition), cleared when it ends. */
+  /** A timer of the tenure (the orphan check after a fresh acquisition), cleared when it ends. */
   timer?: NodeJS.Timeout;
 }
 

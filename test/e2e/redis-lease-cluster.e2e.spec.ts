@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Cluster } from 'ioredis';
 import { checkpointKey, encodeCheckpoint, FencedWriteError, RedisResumeTokenStore } from '../../lib/index.js';
-import { fenceKey, leaseKey, membersKey } from '../../lib/lease/lease-keys.js';
+import { candidatesKey, fenceKey, leaseKey } from '../../lib/lease/lease-keys.js';
 import { RedisLeaseStore } from '../../lib/lease/redis-lease.store.js';
 import { uniqueName } from '../fixtures/test-env.js';
 import { LocalRedisCluster } from '../servers/redis-cluster.js';
@@ -47,10 +47,10 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
     const prefix = uniqueName('cluster');
     for (const key of await keysOnEveryNode(prefix)) {
       const slot = await slotOf(key);
-      expect([await slotOf(leaseKey(key)), await slotOf(fenceKey(key))]).toEqual([slot, slot]);
+      expect([await slotOf(leaseKey(key)), await slotOf(fenceKey(key)), await slotOf(candidatesKey(key))]).toEqual([slot, slot, slot]);
 
       const first = await store.leases.acquire(key, 'pod-a', 30_000);
-      expect(first).toEqual({ acquired: { holder: 'pod-a', fence: 1 } });
+      expect(first).toEqual({ acquired: { holder: 'pod-a', fence: 1 }, fresh: true });
       const a = { holder: 'pod-a', fence: 1 };
       expect(await store.leases.acquire(key, 'pod-b', 30_000)).toMatchObject({ heldBy: a });
       expect(await store.leases.renew(key, a, 30_000)).toBe(true);
@@ -59,7 +59,7 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
 
       await store.leases.release(key, a);
       const second = await store.leases.acquire(key, 'pod-b', 30_000);
-      expect(second).toEqual({ acquired: { holder: 'pod-b', fence: 2 } });
+      expect(second).toEqual({ acquired: { holder: 'pod-b', fence: 2 }, fresh: false });
       const b = { holder: 'pod-b', fence: 2 };
       await expect(store.save(key, position('A2'), a)).rejects.toThrow(FencedWriteError);
       await expect(store.save(key, position('A2'), a)).rejects.toThrow('the lease is held by pod-b (fence 2)');
@@ -70,7 +70,7 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
   });
 
   it('counts members with heartbeat and leave', async () => {
-    const group = membersKey(uniqueName('cluster'), 'billing');
+    const group = candidatesKey(checkpointKey(uniqueName('cluster'), 'billing', 'shop', 'orders'));
     expect(await store.leases.heartbeat(group, 'pod-a', 30_000)).toBe(1);
     expect(await store.leases.heartbeat(group, 'pod-b', 30_000)).toBe(2);
     await store.leases.leave(group, 'pod-a');

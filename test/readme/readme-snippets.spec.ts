@@ -9,7 +9,8 @@ const snippets = [...readFileSync(join(root, 'README.md'), 'utf8').matchAll(/```
 
 /**
  * Every ```ts block of the README compiles as written, as its own module, against the
- * library's sources (imported by its package name, as a user writes it).
+ * library's sources (imported by its package name, as a user writes it). Snippets that name
+ * their file in a first-line comment may import one another.
  */
 describe('README TypeScript snippets', () => {
   it('has snippets to check', () => {
@@ -21,7 +22,9 @@ describe('README TypeScript snippets', () => {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
     const files = snippets.map((code, i) => {
-      const file = join(dir, `snippet-${i + 1}.ts`);
+      // A snippet that names its file (`// metrics.ts: …`) is written under that name, so another can import it.
+      const named = /^\/\/ ([\w.-]+\.ts):/.exec(code)?.[1];
+      const file = join(dir, named ?? `snippet-${i + 1}.ts`);
       writeFileSync(file, code);
       return file;
     });

@@ -1,14 +1,14 @@
 import { describe, expect, it } from '@jest/globals';
 import mongoose from 'mongoose';
 import { checkpointKey, decodeCheckpoint, encodeCheckpoint } from '../../lib/index.js';
-import { fenceKey, leaseKey, leaseValue, membersKey, parseLeaseValue } from '../../lib/lease/lease-keys.js';
+import { candidatesKey, fenceKey, leaseKey, leaseValue, parseLeaseValue } from '../../lib/lease/lease-keys.js';
 
 describe('lease keys and the fenced envelope', () => {
-  it('puts the lease and fence counter beside the position key, inside its hash tag', () => {
+  it('puts the lease, fence counter and candidates beside the position key, inside its hash tag', () => {
     const key = checkpointKey('change-stream', 'billing', 'shop', 'orders');
     expect(leaseKey(key)).toBe('change-stream:{billing:shop:orders}:lease');
     expect(fenceKey(key)).toBe('change-stream:{billing:shop:orders}:fence');
-    expect(membersKey('change-stream', 'billing')).toBe('change-stream:{billing}:members');
+    expect(candidatesKey(key)).toBe('change-stream:{billing:shop:orders}:candidates');
   });
 
   it('stores a lease as "<fence> <holder>" and reads it back, holders with spaces included', () => {

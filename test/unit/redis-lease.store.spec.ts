@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { checkpointKey, decodeCheckpoint, encodeCheckpoint, FencedWriteError, RedisResumeTokenStore } from '../../lib/index.js';
 import type { StreamLease } from '../../lib/interfaces/lease-store.interface.js';
-import { fenceKey, leaseKey, membersKey } from '../../lib/lease/lease-keys.js';
+import { candidatesKey, fenceKey, leaseKey } from '../../lib/lease/lease-keys.js';
 import { RedisLeaseStore } from '../../lib/lease/redis-lease.store.js';
 import { eventually, testEnv, uniqueName } from '../fixtures/test-env.js';
 
@@ -75,6 +75,29 @@ describe('RedisLeaseStore and the fenced save (real Redis)', () => {
     await expire(key);
     fences.push((await acquired(key, 'pod-a')).fence);
     expect(fences).toEqual([1, 2, 3, 4]);
+  });
+
+  it('reports an acquisition as fresh only when neither a fence counter nor a position exists', async () => {
+    const key = newKey();
+    const first = await leases.acquire(key, 'pod-a', LONG);
+    expect(first).toEqual({ acquired: { holder: 'pod-a', fence: 1 }, fresh: true });
+    await leases.release(key, { holder: 'pod-a', fence: 1 });
+    expect(await leases.acquire(key, 'pod-b', LONG)).toEqual({ acquired: { holder: 'pod-b', fence: 2 }, fresh: false });
+    await store.save(key, position('B1'), { holder: 'pod-b', fence: 2 });
+    await client.del(leaseKey(key), fenceKey(key)); // counter lost, position kept: not fresh, and no fence reused
+    expect(await leases.acquire(key, 'pod-c', LONG)).toEqual({ acquired: { holder: 'pod-c', fence: 3 }, fresh: false });
+    await client.del(leaseKey(key), fenceKey(key), key); // all lost, as after a Redis restarted empty
+    expect(await leases.acquire(key, 'pod-d', LONG)).toEqual({ acquired: { holder: 'pod-d', fence: 1 }, fresh: true });
+  });
+
+  it('keeps the first orphan left for a key and hands it out once', async () => {
+    const key = newKey();
+    expect(await store.takeOrphan(key)).toBeNull();
+    await store.leaveOrphan(key, position('left-by-a'));
+    await store.leaveOrphan(key, position('left-by-b'));
+    expect(await client.ttl(`${key}:orphan`)).toBeGreaterThan(3500);
+    expect(await store.takeOrphan(key)).toEqual(position('left-by-a'));
+    expect(await store.takeOrphan(key)).toBeNull();
   });
 
   it('renew extends the current lease and fails once another holder acquired', async () => {
@@ -236,7 +259,7 @@ describe('RedisLeaseStore and the fenced save (real Redis)', () => {
   });
 
   it('heartbeat counts live members by the Redis clock, drops expired ones, and leave removes at once', async () => {
-    const group = membersKey(uniqueName('lease'), 'billing');
+    const group = candidatesKey(newKey());
     const [before] = await client.time();
     expect(await leases.heartbeat(group, 'pod-a', LONG)).toBe(1);
     const [after] = await client.time();

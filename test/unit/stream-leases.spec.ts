@@ -160,7 +160,36 @@ describe('CollectionStream with leases: what the second review found', () => {
     running.resolve();
   });
 
-  it('a stream with events in flight is not handed over; a failed one neither', async () => {
+  it('a failed stream is not handed over and keeps renewing its lease, which it releases at shutdown', async () => {
+    const tokens = known(new FencedMemoryStore());
+    const renew = tokens.leases.renew.bind(tokens.leases);
+    let renewals = 0;
+    tokens.leases.renew = async (key, lease) => {
+      renewals++;
+      return renew(key, lease);
+    };
+    const { stream } = setup({
+      tokens,
+      leases: {},
+      scripts: [{ getMores: [[insert(1)]] }],
+      handle: () => {
+        throw new Error('poison');
+      },
+    });
+    stream.start();
+    await eventually('failed', () => stream.status().state === 'failed');
+    expect(stream.handOver('test')).toBe(false);
+    const after = renewals;
+    await eventually('renewed 3 more times after failing', () => renewals >= after + 3);
+    const lease = { holder: 'A', fence: stream.status().fence! };
+    expect(tokens.leases.isCurrent(KEY, lease)).toBe(true);
+    expect(stream.status()).toMatchObject({ state: 'failed', role: 'active', holder: 'A' });
+    await stream.stop(1000);
+    expect(tokens.leases.isCurrent(KEY, lease)).toBe(false);
+    expect(await tokens.leases.acquire(KEY, 'B')).toMatchObject({ acquired: { holder: 'B', fence: lease.fence + 1 } });
+  });
+
+  it('a stream with events in flight is not handed over', async () => {
     const tokens = known(new FencedMemoryStore());
     const running = deferred();
     const { stream } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1)]] }], handle: () => running.promise });
