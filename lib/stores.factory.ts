@@ -42,12 +42,17 @@ export function createStores(options: ResolvedChangeStreamOptions): ChangeStream
     deadLetters,
     verify: (timeoutMs) => (redis ? verifyRedis(redis, timeoutMs) : Promise.resolve()),
     close: async (timeoutMs) => {
-      if (!redis?.owned || redis.client.status === 'end') return;
-      // quit waits for Redis; if it is down, drop the connection instead of holding shutdown.
-      if (!(await settlesWithin(redis.client.quit().catch(() => undefined), timeoutMs))) redis.client.disconnect();
+      if (!redis?.owned || ended(redis.client)) return;
+      // quit waits for Redis. If it is down, quit fails or hangs while ioredis goes on reconnecting
+      // (and keeps the process alive): end the connection for good in every case.
+      await settlesWithin(redis.client.quit().catch(() => undefined), timeoutMs);
+      if (!ended(redis.client)) redis.client.disconnect();
     },
   };
 }
+
+/** A function, not an inline check: TypeScript would keep the status narrowed across the `await`. */
+const ended = (client: RedisClient): boolean => client.status === 'end';
 
 function inMemoryTokens(): ResumeTokenStore {
   logger.warn(messages.inMemoryStore());
@@ -74,7 +79,7 @@ function createRedis(options: ResolvedChangeStreamOptions): RedisConnection | un
 const AUTH_ERROR = /^(WRONGPASS|NOAUTH)|invalid password|invalid username-password/i;
 
 /** PING with a deadline: WRONGPASS / NOAUTH is a configuration error, anything else an outage the streams wait out. */
-async function verifyRedis({ client, where, lastError }: RedisConnection, timeoutMs: number): Promise<void> {
+async function verifyRedis({ client, where, owned, lastError }: RedisConnection, timeoutMs: number): Promise<void> {
   let failure: unknown;
   const answered = await settlesWithin(
     client.ping().catch((error: unknown) => (failure = error)),
@@ -82,7 +87,11 @@ async function verifyRedis({ client, where, lastError }: RedisConnection, timeou
   );
   if (answered && failure === undefined) return;
   const text = failure === undefined ? `no answer within ${timeoutMs} ms` : errorText(failure);
-  if (AUTH_ERROR.test(text)) throw new ChangeStreamConfigError(messages.redisAuthFailed(where, text.split('.')[0]));
+  if (AUTH_ERROR.test(text)) {
+    // Retrying cannot fix credentials: a client the module created stops here, even if the app is never closed.
+    if (owned) client.disconnect();
+    throw new ChangeStreamConfigError(messages.redisAuthFailed(where, text.split('.')[0]));
+  }
   // ioredis reports its own retry limit ("maxRetriesPerRequest"); the connection error says more.
   const reason = (failure as Error | undefined)?.name === 'MaxRetriesPerRequestError' ? (lastError() ?? `not connected (${client.status})`) : text;
   logger.warn(messages.storeUnreachable(where, reason));

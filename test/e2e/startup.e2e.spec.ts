@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { Controller, Injectable, Module, Scope } from '@nestjs/common';
+import { Controller, Injectable, type INestApplicationContext, Module, Scope } from '@nestjs/common';
 import { MongooseModule } from '@nestjs/mongoose';
 import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
@@ -21,6 +21,19 @@ import { EventLog } from '../fixtures/event-log.js';
 import { TestApp } from '../fixtures/test-app.js';
 import { TestScope } from '../fixtures/test-scope.js';
 import { eventually, testEnv, uniqueName } from '../fixtures/test-env.js';
+import { CHANGE_STREAM_STORES } from '../../lib/change-stream.constants.js';
+import type { ChangeStreamStores } from '../../lib/stores.factory.js';
+import type { RedisResumeTokenStore } from '../../lib/token-store/redis-resume-token.store.js';
+
+/** The ioredis client the module created for the "redis" option. */
+const redisClientOf = (module: INestApplicationContext) =>
+  (module.get<ChangeStreamStores>(CHANGE_STREAM_STORES, { strict: false }).tokens as RedisResumeTokenStore).client as Redis;
+/**
+ * Closed for good: `end`, or (disconnected between two attempts) `reconnecting` with no attempt
+ * scheduled. A client that goes on retrying keeps the process alive.
+ */
+const closedForGood = (client: Redis) =>
+  client.status === 'end' || (client.status === 'reconnecting' && (client as unknown as { reconnectTimeout: unknown }).reconnectTimeout === null);
 
 @Injectable()
 class NoteListener {
@@ -205,11 +218,11 @@ describe('startup (real MongoDB and Redis)', () => {
   it('fails init on wrong Redis credentials, naming the host and never the password', async () => {
     const server = await LocalRedisServer.start(['--requirepass', 'correct-horse']);
     scope.track({ close: () => server.stop() });
-    const { error } = await TestApp.startExpectingFailure({
-      ...base(),
-      providers: [NoteListener],
-      changeStreams: { redis: `redis://:hunter2@127.0.0.1:${server.port}` },
-    });
+    const { error } = await TestApp.startExpectingFailure(
+      { ...base(), providers: [NoteListener], changeStreams: { redis: `redis://:hunter2@127.0.0.1:${server.port}` } },
+      // Retrying cannot fix credentials: the module's client must stop, even if the app is never closed.
+      async (module) => eventually('its Redis client closed for good', () => closedForGood(redisClientOf(module))),
+    );
     expect(error).toBeInstanceOf(ChangeStreamConfigError);
     expect(error.message).toBe(
       `ChangeStreamModule: Redis at 127.0.0.1:${server.port} rejected the credentials (WRONGPASS invalid username-password pair or user is disabled). ` +
@@ -230,6 +243,9 @@ describe('startup (real MongoDB and Redis)', () => {
     // Its first attempt may still be on its way on a busy machine: wait for the answer, not a fixed time.
     await eventually('waiting for the store', () => registry.getStatus('notes')?.state === 'reconnecting');
     expect(registry.getStatus('notes')!.lastError).toMatch(/waiting for the position store/);
+    // Closing ends the module's client: an ioredis client left reconnecting would keep the process alive.
+    await scope.close(app);
+    expect(closedForGood(redisClientOf(app.app))).toBe(true);
   });
 
   it('getStatus(collection) reads the module default connection, as documented', async () => {
