@@ -19,14 +19,21 @@ export interface LeaseTiming {
  * instances of one consumer may watch different collections. Its fair share is
  * `ceil(Σ 1 / candidates(stream))` over its streams: it takes a lease only while it holds fewer,
  * and holding more (an instance joined) it hands over one stream per renew interval, only one that
- * another instance can take. The shares add up to at least the number of streams, so none is left
- * without a holder.
+ * another instance can take.
+ *
+ * The share is a preference; that every stream has a holder comes first. With different handler
+ * sets, the instances under their share may not be candidates of the stream that is free (A
+ * watches s1 and s2, B watches s1, s2 and s3, and B took s1 and s2 first), so a stream only this
+ * instance can take is always taken, and one that stayed free for a TTL is taken by any candidate
+ * (`reserve(key, true)`); it is not handed over again while held, so this cannot go round in circles.
  */
 export class LeaseBalancer {
   private readonly logger = new Logger('ChangeStreamModule');
   private readonly held = new Set<string>();
   /** Streams with an acquisition under way: they count against the share until it answered. */
   private readonly reserved = new Set<string>();
+  /** Streams taken beyond the share because nobody else took them: never handed over while held. */
+  private readonly beyondShare = new Set<string>();
   private readonly candidates: Map<string, number>;
   private timer: NodeJS.Timeout | undefined;
   /** Announced at least once (an outage at startup is reported by the store check). */
@@ -67,15 +74,23 @@ export class LeaseBalancer {
     return Math.ceil(share - 1e-9);
   }
 
-  /** May this instance ask for a lease now? If so the slot is reserved until `acquired` or `unreserve`. */
-  reserve(key: string): boolean {
-    if (this.stopped || this.held.size + this.reserved.size >= this.fairShare) return false;
+  /**
+   * May this instance ask for a lease now? If so the slot is reserved until `acquired` or
+   * `unreserve`. Within the share, or for a stream no other live instance can take; `overdue`
+   * (the stream was seen free, or not seen held, for a TTL): in any case.
+   */
+  reserve(key: string, overdue = false): boolean {
+    if (this.stopped) return false;
+    const within = this.held.size + this.reserved.size < this.fairShare || (this.candidates.get(key) ?? 1) <= 1;
+    if (!within && !overdue) return false;
     this.reserved.add(key);
+    if (!within) this.beyondShare.add(key);
     return true;
   }
 
   unreserve(key: string): void {
     this.reserved.delete(key);
+    this.beyondShare.delete(key);
   }
 
   acquired(key: string): void {
@@ -85,6 +100,7 @@ export class LeaseBalancer {
 
   released(key: string): void {
     this.held.delete(key);
+    this.beyondShare.delete(key);
   }
 
   /** Re-reads how many instances can take `key` (a standby checks before it concludes it is over its share). */
@@ -111,9 +127,9 @@ export class LeaseBalancer {
     }
     const share = this.fairShare;
     if (this.held.size <= share) return;
-    // Only a stream another instance can take; newest first.
+    // Only a stream another instance can take (and did not leave to this one); newest first.
     for (const key of [...this.held].reverse()) {
-      if ((this.candidates.get(key) ?? 1) < 2) continue;
+      if ((this.candidates.get(key) ?? 1) < 2 || this.beyondShare.has(key)) continue;
       if (this.shed(key)) {
         this.logger.log(messages.leaseShed(key, this.instanceId, this.held.size, share));
         return;

@@ -62,11 +62,15 @@ export class StreamLeaseKeeper {
    * error (retried quietly: an unreachable store is reported once, elsewhere).
    */
   async acquire(signal: AbortSignal, onWaiting: (why: { heldBy: StreamLease | null } | { error: string }) => void): Promise<StreamLease | null> {
+    // Since when nobody was seen holding the stream while this instance stood back for its share.
+    let unseenSince = performance.now();
     for (let failures = 0; !signal.aborted; ) {
       let reserved = this.balancer.reserve(this.key);
       if (!reserved) {
         await this.balancer.refresh(this.key); // over its share, unless a candidate left: look again
-        reserved = this.balancer.reserve(this.key);
+        // A TTL without a holder in sight: the instances under their share may not be able to take
+        // it (other handler sets). Ask anyway: if it is free, taking it beats leaving it unread.
+        reserved = this.balancer.reserve(this.key, performance.now() - unseenSince >= this.timing.ttlMs);
       }
       if (reserved) {
         const sentAt = performance.now();
@@ -80,6 +84,7 @@ export class StreamLeaseKeeper {
           }
           this.balancer.unreserve(this.key);
           this.seen = attempt.heldBy;
+          unseenSince = performance.now();
           onWaiting({ heldBy: attempt.heldBy });
         } catch (error) {
           this.balancer.unreserve(this.key);

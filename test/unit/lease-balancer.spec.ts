@@ -1,6 +1,8 @@
-import { describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { LeaseBalancer } from '../../lib/lease/lease-balancer.js';
+import { StreamLeaseKeeper } from '../../lib/lease/stream-lease-keeper.js';
 import { MemoryLeaseStore } from '../fixtures/memory-lease-store.js';
+import { eventually } from '../fixtures/test-env.js';
 
 const timing = { ttlMs: 60_000, renewIntervalMs: 60_000, pollIntervalMs: 1000 };
 
@@ -61,5 +63,92 @@ describe('LeaseBalancer: the fair share counts the instances that can take each 
     await Promise.all(['s1', 's2'].map((k) => a.refresh(k)));
     expect(a.fairShare).toBe(2);
     await a.stop();
+  });
+});
+
+/**
+ * Instances of one consumer with different handler sets, each a balancer plus a lease keeper per
+ * stream; a hand-over releases the lease and stands by again, as `CollectionStream.handOver` does.
+ */
+class Fleet {
+  readonly store = new MemoryLeaseStore();
+  private readonly abort = new AbortController();
+  private readonly keepers = new Map<string, StreamLeaseKeeper>();
+  private readonly balancers: LeaseBalancer[] = [];
+  private static readonly timing = { ttlMs: 400, renewIntervalMs: 100, pollIntervalMs: 20 };
+
+  async join(id: string, keys: string[]): Promise<void> {
+    const balancer = new LeaseBalancer(this.store, id, Fleet.timing, keys, (key) => {
+      const keeper = this.keepers.get(`${id}/${key}`)!;
+      void keeper.release().then(() => this.standBy(id, key));
+      return true;
+    });
+    this.balancers.push(balancer);
+    keys.forEach((key) => this.keepers.set(`${id}/${key}`, new StreamLeaseKeeper(key, this.store, Fleet.timing, balancer)));
+    await balancer.start();
+  }
+
+  /** Refreshes every instance's view of the candidate sets (as their first renew tick would). */
+  async settle(): Promise<void> {
+    await Promise.all(this.balancers.map((b) => (b as unknown as { tick(): Promise<void> }).tick()));
+  }
+
+  /** Resolves once that instance holds it. */
+  standBy(id: string, key: string): Promise<unknown> {
+    return this.keepers.get(`${id}/${key}`)!.acquire(this.abort.signal, () => undefined);
+  }
+
+  holders(): Record<string, string | null> {
+    const byKey: Record<string, string | null> = {};
+    for (const [name, keeper] of this.keepers) {
+      const [id, key] = name.split('/');
+      byKey[key] ??= null;
+      if (keeper.current) byKey[key] = id;
+    }
+    return byKey;
+  }
+
+  held(id: string): number {
+    return Object.values(this.holders()).filter((holder) => holder === id).length;
+  }
+
+  async close(): Promise<void> {
+    this.abort.abort();
+    await Promise.all([...this.keepers.values()].map((k) => k.release()));
+    await Promise.all(this.balancers.map((b) => b.stop()));
+  }
+}
+
+describe('LeaseBalancer with StreamLeaseKeeper: every stream gets a holder', () => {
+  let fleet: Fleet;
+  afterEach(async () => fleet?.close());
+
+  it('a stream only one instance can take is taken even past its share, and another stream moves to make room', async () => {
+    fleet = new Fleet();
+    await fleet.join('A', ['s1', 's2']); // share 1
+    await fleet.join('B', ['s1', 's2', 's3']); // share 2, and the only candidate of s3
+    await fleet.settle();
+    await Promise.all([fleet.standBy('B', 's1'), fleet.standBy('B', 's2')]); // B got there first
+    ['s1', 's2'].forEach((key) => void fleet.standBy('A', key));
+    void fleet.standBy('B', 's3');
+    await eventually('every stream held, A its share', () => Object.values(fleet.holders()).every((h) => h !== null) && fleet.held('A') === 1);
+    expect(fleet.holders().s3).toBe('B');
+    expect(fleet.held('B')).toBe(2);
+  });
+
+  it('a stream whose candidates are all at their share is taken by one of them after a TTL', async () => {
+    fleet = new Fleet();
+    await fleet.join('A', ['s1', 's2', 's3']); // share ceil(3 × 1/2) = 2
+    await fleet.join('B', ['s1', 's2', 's3', 's4', 's5']); // share ceil(3 × 1/2 + 2 × 1/2) = 3
+    await fleet.join('C', ['s4', 's5', 's6']); // share ceil(2 × 1/2 + 1) = 2
+    await fleet.settle();
+    // B fills its share with s1-s3 and C with s6 and s4: A (under its share) cannot take s5.
+    await Promise.all([fleet.standBy('B', 's1'), fleet.standBy('B', 's2'), fleet.standBy('B', 's3')]);
+    await Promise.all([fleet.standBy('C', 's6'), fleet.standBy('C', 's4')]);
+    ['s1', 's2', 's3'].forEach((key) => void fleet.standBy('A', key));
+    ['s4', 's5'].forEach((key) => void fleet.standBy('B', key));
+    void fleet.standBy('C', 's5');
+    await eventually('every stream held, A with one', () => Object.values(fleet.holders()).every((h) => h !== null) && fleet.held('A') >= 1);
+    expect(fleet.held('A') + fleet.held('B') + fleet.held('C')).toBe(6);
   });
 });
