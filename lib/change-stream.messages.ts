@@ -82,7 +82,10 @@ export const messages = {
   leaseAcquired: (key: string, instance: string, fence: number) =>
     `Stream ${key}: ${instance} is now the active consumer (lease fence ${fence}).`,
   leaseReload: (key: string) =>
-    `Stream ${key}: another instance left its last position after the store lost its data; restarting from it (events after it are delivered again).`,
+    `Stream ${key}: an instance left its last position when the store lost this stream's data; resuming from it (events after it are delivered again).`,
+  orphanLeft: (key: string, instance: string) =>
+    `Stream ${key}: the store lost this stream's data (position, lease or fence counter) while ${instance} was reading; ${instance} left the position it reached at ${key}:orphan for the next holder, which resumes from it.`,
+  orphanNotLeftYet: (key: string, error: string) => `Stream ${key}: could not check for lost data after losing the lease (${error}); retrying with backoff.`,
   leaseStandby: (key: string, instance: string, holder: string | null) =>
     `Stream ${key}: ${instance} stands by${holder ? `; ${holder} is active` : ''}.`,
   leaseLost: (key: string, instance: string, reason: string) =>

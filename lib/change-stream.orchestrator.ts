@@ -61,6 +61,16 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
 
   /** Discovery and every configuration check happen here, so a bad setup fails `app.init()`. */
   async onModuleInit(): Promise<void> {
+    try {
+      await this.setUp();
+    } catch (error) {
+      // Nest calls no shutdown hook after a failed init: a Redis client of ours would reconnect forever.
+      await this.stores.close(STORE_CHECK_MS);
+      throw error;
+    }
+  }
+
+  private async setUp(): Promise<void> {
     const handlers = this.explorer.explore(this.options.connectionName ?? DEFAULT_CONNECTION_NAME);
     if (handlers.length === 0) this.logger.warn(messages.noHandlers());
     this.checkDeadLetterDurability(handlers);

@@ -46,8 +46,8 @@ export class Checkpointer {
   private remembered: StreamPosition | null = null;
   /** Bumped by `begin`: a save still under way from the previous tenure must not touch this one. */
   private epoch = 0;
-  /** The last `load` found nothing stored and nothing remembered: the stream started from "now". */
-  startedEmpty = false;
+  /** This tenure resumed from a left position not yet stored (see `load`). */
+  private orphanAdopted = false;
   private readonly progress = new Notifier();
   lastSavedAt: Date | null = null;
   /** Told when saving starts failing or stalls (with the reason) and when it works again (null). */
@@ -84,6 +84,7 @@ export class Checkpointer {
     this.clearTimer();
     this.lease = lease;
     this.suspended = false;
+    this.orphanAdopted = false;
     this.acked = null;
     this.ackedToken = null;
     this.ackedSeq = this.savedSeq = 0;
@@ -99,20 +100,33 @@ export class Checkpointer {
     this.progress.notify();
   }
 
-  /** Adopts `position` as the newest, to be saved (a position another instance left, see `CollectionStream`). */
-  adopt(position: StreamPosition): void {
+  private adopt(position: StreamPosition): void {
     this.restore(position);
     this.dirty = true;
   }
 
+  /** Resumed from a position an instance left (see `load`) that is not stored and removed yet. */
+  get orphanPending(): boolean {
+    return this.orphanAdopted;
+  }
+
   /**
-   * Reads the stored position (throws `InvalidStoredTokenError` for a bad value). If nothing is
-   * stored but this instance handled events before (Redis restarted empty, say), it resumes from
-   * the last of those instead of from "now": at worst duplicates, never a gap.
+   * Reads the stored position (throws `InvalidStoredTokenError` for a bad value). A position an
+   * instance left when Redis lost the stream's data comes first (see `ResumeTokenStore.leaveOrphan`):
+   * it is stored at once, and removed once stored. If nothing is stored but this instance handled
+   * events before (Redis restarted empty, say), it resumes from the last of those instead of from
+   * "now": at worst duplicates, never a gap.
    */
   async load(): Promise<void> {
+    const orphan = this.lease && this.store.loadOrphan ? await this.store.loadOrphan(this.key) : null;
+    if (orphan) {
+      this.logger.warn(messages.leaseReload(this.key));
+      this.adopt(orphan);
+      this.orphanAdopted = true;
+      void this.flush();
+      return;
+    }
     const stored = await this.store.load(this.key);
-    this.startedEmpty = stored === null && this.remembered === null;
     if (stored === null && this.remembered !== null) {
       this.logger.warn(messages.positionMissingResumingFromMemory(this.key));
       this.restore(this.remembered);
@@ -253,6 +267,7 @@ export class Checkpointer {
       } finally {
         clearTimeout(slow);
       }
+      if (this.orphanAdopted) this.dropOrphan();
       this.savedSeq = Math.max(this.savedSeq, seq);
       if (this.ackedToken === null && this.acked === position) this.dirty = false;
       if (this.failures > 0) this.logger.log(messages.saveRecovered(this.key, this.failures));
@@ -266,6 +281,15 @@ export class Checkpointer {
     } while (this.again);
     if (this.dirty) this.schedule(this.settings.intervalMs);
     return true;
+  }
+
+  /** The adopted orphan is stored now (this position is at or after it): it has done its job. */
+  private dropOrphan(): void {
+    this.orphanAdopted = false;
+    const epoch = this.epoch;
+    void this.store.dropOrphan?.(this.key).catch(() => {
+      if (epoch === this.epoch) this.orphanAdopted = true; // try again after the next save
+    });
   }
 
   private reportTrouble(reason: string): void {

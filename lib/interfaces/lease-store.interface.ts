@@ -14,13 +14,6 @@ export type LeaseAttempt =
   | {
       /** The lease is now the caller's. */
       acquired: StreamLease;
-      /**
-       * Neither a fencing counter nor a position existed for the stream: it is new, or the store
-       * lost its data while another instance may still be reading. The module then looks, one TTL
-       * and a renewal later, for the position that instance left when it lost its lease
-       * (`ResumeTokenStore.leaveOrphan`) and resumes from it. Optional.
-       */
-      fresh?: boolean;
     }
   | {
       /** The current lease (null when its value could not be read). */

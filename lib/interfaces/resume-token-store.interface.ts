@@ -40,11 +40,17 @@ export interface ResumeTokenStore {
   /** Lease support; without it leases are off for this store. */
   readonly leases?: LeaseStore;
   /**
-   * Optional, with leases: an instance that lost its lease leaves its last handled position
-   * beside `key` (write-if-absent, expiring) for a holder that started from nothing because the
-   * store lost its data (Redis restarted empty).
+   * Optional, with leases: recovery from a store that lost its data (Redis restarted empty) while
+   * an instance was reading. That instance loses its lease; it then calls `leaveOrphan` with the
+   * position it reached and the lease it held. If the store shows it lost the stream's data after
+   * that lease was handed out (in one atomic step: the fence counter is missing or lower, or the
+   * lease or the stored position is missing, older, or carries that fence for another holder),
+   * keep the position beside `key` unless one is there already, expiring, and return true; else
+   * (a normal takeover) return false and keep nothing.
    */
-  leaveOrphan?(key: string, position: StreamPosition): Promise<void>;
-  /** Optional, with leases: reads and removes what `leaveOrphan` left, if anything. */
-  takeOrphan?(key: string): Promise<StreamPosition | null>;
+  leaveOrphan?(key: string, position: StreamPosition, lease: StreamLease): Promise<boolean>;
+  /** What `leaveOrphan` kept, if anything. The holder of the lease resumes from it. */
+  loadOrphan?(key: string): Promise<StreamPosition | null>;
+  /** Removes what `leaveOrphan` kept: called once the holder stored a position at or after it. */
+  dropOrphan?(key: string): Promise<void>;
 }

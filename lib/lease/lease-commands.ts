@@ -1,9 +1,9 @@
 import type { Cluster, Redis } from 'ioredis';
-import { ACQUIRE, HEARTBEAT, RELEASE, RENEW, WRITE_FENCED } from './lease.scripts.js';
+import { ACQUIRE, HEARTBEAT, LEAVE_ORPHAN, RELEASE, RENEW, WRITE_FENCED } from './lease.scripts.js';
 
 type Arg = string | number;
 
-export type AcquireReply = [1, number, 0 | 1] | [0, string, number];
+export type AcquireReply = [1, number] | [0, string, number];
 export type WriteFencedReply = [1] | [0, 'held' | 'fence', string] | [0, 'stored', string, string];
 
 /** The lease scripts as typed calls; keys first, then arguments, as each script documents. */
@@ -13,6 +13,7 @@ export interface LeaseCommands {
   release(leaseKey: string, value: string): Promise<0 | 1>;
   writeFenced(positionKey: string, leaseKey: string, fenceKey: string, envelope: string, fence: string, holder: string): Promise<WriteFencedReply>;
   heartbeat(groupKey: string, member: string, ttlMs: number): Promise<number>;
+  leaveOrphan(positionKey: string, leaseKey: string, fenceKey: string, orphanKey: string, fence: string, holder: string, envelope: string, ttlSeconds: number): Promise<0 | 1>;
 }
 
 // Namespaced: `defineCommand` adds these as methods of the client, which may be the application's own.
@@ -22,6 +23,7 @@ const SCRIPTS = {
   release: { name: 'nestjsChangeStreamsLeaseRelease', lua: RELEASE, numberOfKeys: 1 },
   writeFenced: { name: 'nestjsChangeStreamsWriteFenced', lua: WRITE_FENCED, numberOfKeys: 3 },
   heartbeat: { name: 'nestjsChangeStreamsHeartbeat', lua: HEARTBEAT, numberOfKeys: 1 },
+  leaveOrphan: { name: 'nestjsChangeStreamsLeaveOrphan', lua: LEAVE_ORPHAN, numberOfKeys: 4 },
 } as const satisfies Record<keyof LeaseCommands, { name: string; lua: string; numberOfKeys: number }>;
 
 /**
@@ -41,5 +43,6 @@ export function defineLeaseCommands(client: Redis | Cluster): LeaseCommands {
     release: call<0 | 1>(SCRIPTS.release.name),
     writeFenced: call<WriteFencedReply>(SCRIPTS.writeFenced.name),
     heartbeat: call<number>(SCRIPTS.heartbeat.name),
+    leaveOrphan: call<0 | 1>(SCRIPTS.leaveOrphan.name),
   };
 }

@@ -21,6 +21,11 @@ export function candidatesKey(positionKey: string): string {
   return `${positionKey}:candidates`;
 }
 
+/** Where an instance that lost its lease when Redis lost the stream's data leaves its position (expiring). */
+export function orphanKey(positionKey: string): string {
+  return `${positionKey}:orphan`;
+}
+
 /** The lease key's value. */
 export function leaseValue(lease: StreamLease): string {
   return `${lease.fence} ${lease.holder}`;

@@ -27,14 +27,11 @@ end
 
 /**
  * KEYS: position, lease, fence. ARGV: holder, ttlMs.
- * → `{1, fence, fresh}` acquired (`fresh` 1: neither a counter nor a position existed: a new
- * stream, or a Redis that lost its data while another instance may still be reading);
- * `{0, "<fence> <holder>", pttl}` held by someone else.
+ * → `{1, fence}` acquired; `{0, "<fence> <holder>", pttl}` held by someone else.
  */
 export const ACQUIRE = `${STORED_FENCE}
 local current = redis.call('GET', KEYS[2])
 if current then return {0, current, redis.call('PTTL', KEYS[2])} end
-local fresh = (redis.call('EXISTS', KEYS[3]) == 0 and redis.call('EXISTS', KEYS[1]) == 0) and 1 or 0
 local fence = redis.call('INCR', KEYS[3])
 -- A counter that was lost (evicted, deleted) must not hand out a fence a stored position already carries.
 local storedFence = stored(KEYS[1])
@@ -43,7 +40,7 @@ if fence <= storedFence then
   redis.call('SET', KEYS[3], string.format('%d', fence))
 end
 redis.call('SET', KEYS[2], string.format('%d', fence) .. ' ' .. ARGV[1], 'PX', ARGV[2])
-return {1, fence, fresh}
+return {1, fence}
 `;
 
 /**
@@ -109,4 +106,33 @@ redis.call('ZADD', KEYS[1], string.format('%d', now + tonumber(ARGV[2])), ARGV[1
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], last[2])
 return redis.call('ZCARD', KEYS[1])
+`;
+
+/**
+ * KEYS: position, lease, fence, orphan. ARGV: fence, holder, envelope, ttlSeconds.
+ * Called by an instance that lost its lease (fence, holder). Leaves `envelope` (where it got to)
+ * under the orphan key, unless one is there, when Redis shows it lost the stream's data: the
+ * counter is missing or below that fence, or the lease or the stored position carries that fence
+ * for another holder, or a lower fence, or is missing. None of that happens in a normal takeover
+ * (fences only grow, and the lost holder had stored its position), so then it leaves nothing.
+ * → 1 left, 0 not needed.
+ */
+export const LEAVE_ORPHAN = `${STORED_FENCE}
+local fence = tonumber(ARGV[1])
+local counter = tonumber(redis.call('GET', KEYS[3]) or '')
+local lost = counter == nil or counter < fence
+local current = redis.call('GET', KEYS[2])
+if current then
+  local leaseFence, leaseHolder = string.match(current, '^(%d+) (.*)$')
+  if tonumber(leaseFence) == fence and leaseHolder ~= ARGV[2] then lost = true end
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  lost = true
+else
+  local storedFence, storedHolder = stored(KEYS[1])
+  if storedFence < fence or (storedFence == fence and storedHolder ~= nil and storedHolder ~= ARGV[2]) then lost = true end
+end
+if not lost then return 0 end
+redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4], 'NX')
+return 1
 `;

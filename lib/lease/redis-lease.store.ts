@@ -2,7 +2,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { FencedWriteError } from '../change-stream.errors.js';
 import type { LeaseAttempt, LeaseStore, StreamLease } from '../interfaces/lease-store.interface.js';
 import { defineLeaseCommands, type LeaseCommands, type WriteFencedReply } from './lease-commands.js';
-import { fenceKey, leaseKey, leaseValue, parseLeaseValue } from './lease-keys.js';
+import { fenceKey, leaseKey, leaseValue, orphanKey, parseLeaseValue } from './lease-keys.js';
 
 /**
  * Leases in Redis (standalone, Sentinel or Cluster), one per position key `K`: `K:lease` holds
@@ -24,7 +24,7 @@ export class RedisLeaseStore implements LeaseStore {
     checkHolder(holder);
     checkTtl(ttlMs);
     const reply = await this.commands.acquire(key, leaseKey(key), fenceKey(key), holder, ttlMs);
-    if (reply[0] === 1) return { acquired: { holder, fence: reply[1] }, fresh: reply[2] === 1 };
+    if (reply[0] === 1) return { acquired: { holder, fence: reply[1] } };
     // A PTTL of -1 (a lease key someone wrote without expiry) is passed on as it is.
     return { heldBy: parseLeaseValue(reply[1]), ttlMs: reply[2] };
   }
@@ -47,6 +47,15 @@ export class RedisLeaseStore implements LeaseStore {
 
   async leave(group: string, member: string): Promise<void> {
     await this.client.zrem(group, member);
+  }
+
+  /**
+   * Leaves `value` (a position envelope) at `orphanKey(key)` for `ttlSeconds`, unless one is there,
+   * if the stored data shows Redis lost the stream's data after `lease` was handed out (see
+   * `LEAVE_ORPHAN`). True if it was left.
+   */
+  async leaveOrphan(key: string, value: string, lease: StreamLease, ttlSeconds: number): Promise<boolean> {
+    return (await this.commands.leaveOrphan(key, leaseKey(key), fenceKey(key), orphanKey(key), String(lease.fence), lease.holder, value, ttlSeconds)) === 1;
   }
 
   /**

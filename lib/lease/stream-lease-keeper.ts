@@ -17,8 +17,6 @@ export class StreamLeaseKeeper {
   private seen: StreamLease | null = null;
   /** This instance's last lease: if it was given up only for want of a confirmation, it may still be ours. */
   private last: StreamLease | null = null;
-  /** The last acquisition found neither a counter nor a position (see `LeaseAttempt.fresh`). */
-  acquiredFresh = false;
   private renewTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
   /** Monotonic time (`performance.now()`) until which the lease is surely this instance's (see `confirm`). */
@@ -77,10 +75,10 @@ export class StreamLeaseKeeper {
         try {
           const attempt = await this.store.acquire(this.key, this.instanceId, this.timing.ttlMs);
           failures = 0;
-          if ('acquired' in attempt) return await this.take(attempt.acquired, sentAt, signal, attempt.fresh === true);
+          if ('acquired' in attempt) return await this.take(attempt.acquired, sentAt, signal);
           // Still our own lease (dropped when a renewal came too late, say): take it back rather than wait out its TTL.
           if (this.isLast(attempt.heldBy) && (await this.store.renew(this.key, attempt.heldBy!, this.timing.ttlMs))) {
-            return await this.take(attempt.heldBy!, sentAt, signal, false);
+            return await this.take(attempt.heldBy!, sentAt, signal);
           }
           this.balancer.unreserve(this.key);
           this.seen = attempt.heldBy;
@@ -104,9 +102,8 @@ export class StreamLeaseKeeper {
   }
 
   /** Holds `lease`, unless shutdown began meanwhile: then it is given back at once. */
-  private async take(lease: StreamLease, sentAt: number, signal: AbortSignal, fresh: boolean): Promise<StreamLease | null> {
+  private async take(lease: StreamLease, sentAt: number, signal: AbortSignal): Promise<StreamLease | null> {
     this.hold(lease, sentAt);
-    this.acquiredFresh = fresh;
     if (!signal.aborted) return lease;
     await this.release();
     return null;
@@ -131,6 +128,11 @@ export class StreamLeaseKeeper {
     if (!lease) return;
     this.drop();
     await this.store.release(this.key, lease).catch((error: unknown) => this.logger.warn(messages.leaseReleaseFailed(this.key, errorText(error))));
+  }
+
+  /** Stops renewing without releasing: the lease runs out after its TTL (shutdown with handlers still running). */
+  abandon(): void {
+    if (this.lease) this.drop();
   }
 
   private isLast(lease: StreamLease | null): boolean {

@@ -10,7 +10,9 @@ import { errorText } from '../common/errors.js';
 import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
 import type { ResumeToken, ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
+import { leaveOrphanPosition } from '../lease/orphan-position.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
+import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
 import type { ChangeCursor, CursorFactory } from './change-cursor.js';
 import { ChangeDispatcher } from './change-dispatcher.js';
@@ -53,13 +55,15 @@ class PositionLoadError extends Error {}
 interface Tenure {
   readonly abort: AbortController;
   readonly scheduler: EventScheduler;
+  /** The lease it runs under (leases on). */
+  readonly lease: StreamLease | null;
   /**
    * Why it ended early: the lease was lost (nothing more may be saved), handed over (drain and
-   * save first), or a position appeared that another instance left after the store lost its data
-   * (drain, keep the lease, start again from it).
+   * save first), or an instance left a position when the store lost this stream's data (drain,
+   * keep the lease, resume from it).
    */
   end?: { kind: 'lost' | 'handover' | 'reload'; reason: string };
-  /** A timer of the tenure (the orphan check after a fresh acquisition), cleared when it ends. */
+  /** The tenure's look-out for such a position, cleared when it ends. */
   timer?: NodeJS.Timeout;
 }
 
@@ -87,8 +91,6 @@ export class CollectionStream {
   private positionLoaded = false;
   /** Set after an invalidate event: the next open must use `startAfter`. */
   private invalidatedAt: ResumeToken | null = null;
-  /** A position another instance left (see `checkForOrphan`): the next tenure starts from it. */
-  private reloadFrom: StreamPosition | null = null;
   private cursor: ChangeCursor | undefined;
   private running: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
@@ -218,9 +220,10 @@ export class CollectionStream {
     checkpointer.dispose();
     this.stuck.stop();
     this.catchUp.stop();
-    // Handlers still running after the timeout: keep the lease (it expires with this process), or
-    // the next holder would handle their events while they still run.
+    // Handlers still running after the timeout: keep the lease until it expires (no more renewals),
+    // or the next holder would handle their events while they still run.
     if (lease && drained) await settlesWithin(lease.release(), left());
+    else lease?.abandon();
     await settlesWithin(this.closeCursor(), left());
     if (this.base !== 'failed') this.setBase('closed');
     this.logger.log(messages.streamClosed(this.key, drained && saved, holding));
@@ -270,52 +273,51 @@ export class CollectionStream {
       },
       onFailed: (error) => (this.lastError = error.message),
     });
-    const tenure: Tenure = { abort, scheduler };
+    const tenure: Tenure = { abort, scheduler, lease: lease?.current ?? null };
     this.tenure = tenure;
-    checkpointer.begin(lease?.current ?? null);
+    checkpointer.begin(tenure.lease);
     this.lag.reset();
     this.positionLoaded = false;
     this.invalidatedAt = null;
     abort.signal.addEventListener('abort', () => clearTimeout(tenure.timer), { once: true });
     lease?.whenLost((reason) => {
       // At once, not when the reader next looks: nothing more is acknowledged, running handlers are told.
-      tenure.end ??= { kind: 'lost', reason };
+      if (!tenure.end || tenure.end.kind === 'reload') tenure.end = { kind: 'lost', reason };
       const position = checkpointer.position;
       checkpointer.suspend();
       scheduler.abortInFlight();
       abort.abort();
-      // If the store lost its data, the next holder started from nothing: leave it where this one got to.
-      if (position && this.deps.store?.leaveOrphan) void this.deps.store.leaveOrphan(this.key, position).catch(() => undefined);
+      // If the store lost its data, the next holder would start from nothing: leave it where this one got to.
+      const { store } = this.deps;
+      if (position && store && tenure.lease) void leaveOrphanPosition(store, this.key, position, tenure.lease, this.stopping.signal, this.logger);
     });
-    if (this.reloadFrom) {
-      checkpointer.adopt(this.reloadFrom);
-      this.reloadFrom = null;
-      this.positionLoaded = true;
-    } else if (lease?.acquiredFresh) this.checkForOrphan(tenure);
+    this.watchForOrphans(tenure);
     return tenure;
   }
 
   /**
-   * A fresh acquisition (no counter, no position): a new stream, or a Redis that lost its data
-   * while another instance was still reading. One TTL and a renewal later that instance has noticed
-   * and left its last position (`leaveOrphan`); if this stream started from nothing, it starts
-   * again from there, so nothing between that position and "now" is skipped.
+   * A holder that did not find a left position at its start (the instance that lost its lease
+   * when the store lost its data leaves it once it notices and Redis answers, up to a TTL and more
+   * later) looks for one every renew interval, and resumes from it when it appears.
    */
-  private checkForOrphan(tenure: Tenure): void {
-    const { options, store } = this.deps;
-    if (options.leases === false || !store?.takeOrphan) return;
-    tenure.timer = setTimeout(() => {
-      if (tenure.abort.signal.aborted || !this.deps.checkpointer.startedEmpty) return;
-      void store.takeOrphan!(this.key).then(
-        (orphan) => {
-          if (!orphan || tenure.abort.signal.aborted) return;
-          this.reloadFrom = orphan;
-          tenure.end ??= { kind: 'reload', reason: 'a position was left by the previous holder' };
-          tenure.abort.abort();
-        },
-        () => undefined,
-      );
-    }, options.leases.ttlMs + options.leases.renewIntervalMs);
+  private watchForOrphans(tenure: Tenure): void {
+    const { options, store, checkpointer } = this.deps;
+    if (!tenure.lease || options.leases === false || !store?.loadOrphan) return;
+    let looking = false;
+    tenure.timer = setInterval(() => {
+      if (looking || tenure.end || tenure.abort.signal.aborted || !this.positionLoaded || checkpointer.orphanPending) return;
+      looking = true;
+      store.loadOrphan!(this.key)
+        .then(
+          (orphan) => {
+            if (!orphan || tenure.end || tenure.abort.signal.aborted) return;
+            tenure.end = { kind: 'reload', reason: 'an instance left a position when the store lost its data' };
+            tenure.abort.abort();
+          },
+          () => undefined, // the store is away: the lease and the saves report it
+        )
+        .finally(() => (looking = false));
+    }, options.leases.renewIntervalMs);
     tenure.timer.unref();
   }
 
@@ -376,8 +378,7 @@ export class CollectionStream {
     }
     if (tenure.end.kind === 'reload') {
       await tenure.scheduler.drain();
-      this.logger.warn(messages.leaseReload(this.key));
-      return; // still the holder: the next tenure loads the position that was left
+      return; // still the holder: the next tenure's `load` resumes from the position that was left
     }
     if (tenure.end.kind === 'lost') {
       this.setBase('standby');

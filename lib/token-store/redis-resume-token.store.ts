@@ -1,8 +1,11 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
+import { orphanKey } from '../lease/lease-keys.js';
 import { RedisLeaseStore } from '../lease/redis-lease.store.js';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.codec.js';
+
+const ORPHAN_TTL_SECONDS = 3600;
 
 /**
  * Stores each position as a plain Redis string (no expiry) under its checkpoint key. A key
@@ -30,16 +33,18 @@ export class RedisResumeTokenStore implements ResumeTokenStore {
     return legacyRaw === null ? null : decodeCheckpoint(legacy!, legacyRaw);
   }
 
-  /** `K:orphan` (same slot as K), kept an hour: long enough for any holder's check, never in the way. */
-  async leaveOrphan(key: string, position: StreamPosition): Promise<void> {
-    await this.client.set(`${key}:orphan`, encodeCheckpoint(position), 'EX', 3600, 'NX');
+  /** Kept an hour at `K:orphan` (same slot as K): long enough for any holder to see it, never in the way. */
+  async leaveOrphan(key: string, position: StreamPosition, lease: StreamLease): Promise<boolean> {
+    return this.leases.leaveOrphan(key, encodeCheckpoint(position, new Date(), lease), lease, ORPHAN_TTL_SECONDS);
   }
 
-  async takeOrphan(key: string): Promise<StreamPosition | null> {
-    const raw = await this.client.get(`${key}:orphan`);
-    if (raw === null) return null;
-    await this.client.del(`${key}:orphan`);
-    return decodeCheckpoint(`${key}:orphan`, raw);
+  async loadOrphan(key: string): Promise<StreamPosition | null> {
+    const raw = await this.client.get(orphanKey(key));
+    return raw === null ? null : decodeCheckpoint(orphanKey(key), raw);
+  }
+
+  async dropOrphan(key: string): Promise<void> {
+    await this.client.del(orphanKey(key));
   }
 
   async save(key: string, position: StreamPosition, lease?: StreamLease): Promise<void> {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Cluster } from 'ioredis';
 import { checkpointKey, encodeCheckpoint, FencedWriteError, RedisResumeTokenStore } from '../../lib/index.js';
-import { candidatesKey, fenceKey, leaseKey } from '../../lib/lease/lease-keys.js';
+import { candidatesKey, fenceKey, leaseKey, orphanKey } from '../../lib/lease/lease-keys.js';
 import { RedisLeaseStore } from '../../lib/lease/redis-lease.store.js';
 import { uniqueName } from '../fixtures/test-env.js';
 import { LocalRedisCluster } from '../servers/redis-cluster.js';
@@ -43,14 +43,15 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
     return [...byNode.values()];
   };
 
-  it('runs acquire, renew, release and the fenced save on every master without CROSSSLOT', async () => {
+  it('runs acquire, renew, release, the fenced save and leaveOrphan on every master without CROSSSLOT', async () => {
     const prefix = uniqueName('cluster');
     for (const key of await keysOnEveryNode(prefix)) {
       const slot = await slotOf(key);
-      expect([await slotOf(leaseKey(key)), await slotOf(fenceKey(key)), await slotOf(candidatesKey(key))]).toEqual([slot, slot, slot]);
+      const related = [leaseKey(key), fenceKey(key), candidatesKey(key), orphanKey(key)];
+      expect(await Promise.all(related.map(slotOf))).toEqual(related.map(() => slot));
 
       const first = await store.leases.acquire(key, 'pod-a', 30_000);
-      expect(first).toEqual({ acquired: { holder: 'pod-a', fence: 1 }, fresh: true });
+      expect(first).toEqual({ acquired: { holder: 'pod-a', fence: 1 } });
       const a = { holder: 'pod-a', fence: 1 };
       expect(await store.leases.acquire(key, 'pod-b', 30_000)).toMatchObject({ heldBy: a });
       expect(await store.leases.renew(key, a, 30_000)).toBe(true);
@@ -59,13 +60,17 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
 
       await store.leases.release(key, a);
       const second = await store.leases.acquire(key, 'pod-b', 30_000);
-      expect(second).toEqual({ acquired: { holder: 'pod-b', fence: 2 }, fresh: false });
+      expect(second).toEqual({ acquired: { holder: 'pod-b', fence: 2 } });
       const b = { holder: 'pod-b', fence: 2 };
       await expect(store.save(key, position('A2'), a)).rejects.toThrow(FencedWriteError);
       await expect(store.save(key, position('A2'), a)).rejects.toThrow('the lease is held by pod-b (fence 2)');
       expect(await store.leases.renew(key, a, 30_000)).toBe(false);
       await store.save(key, position('B1'), b);
       expect(await store.load(key)).toEqual(position('B1'));
+      expect(await store.leaveOrphan(key, position('A2'), a)).toBe(false); // a normal takeover
+      await client.del(key, leaseKey(key), fenceKey(key)); // the node lost its data
+      expect(await store.leaveOrphan(key, position('B2'), b)).toBe(true);
+      expect(await store.loadOrphan(key)).toEqual(position('B2'));
     }
   });
 

@@ -121,7 +121,11 @@ describe('startup (real MongoDB and Redis)', () => {
   const base = () => ({ dbName: uniqueName('startup'), consumer: uniqueName('svc') });
 
   it('fails init when a handler names a mongoose connection that does not exist', async () => {
-    const { error } = await TestApp.startExpectingFailure({ ...base(), providers: [ArchiveListener] });
+    const { error } = await TestApp.startExpectingFailure(
+      { ...base(), providers: [ArchiveListener] },
+      // Nest calls no shutdown hook after a failed init: the module's own Redis client must end anyway.
+      async (module) => eventually('its Redis client closed for good', () => closedForGood(redisClientOf(module))),
+    );
     expect(error).toBeInstanceOf(ChangeStreamConfigError);
     expect(error.message).toBe(
       `ChangeStreamModule: no mongoose connection named "archive" for @OnChange('notes') on ArchiveListener.onNote. ` +

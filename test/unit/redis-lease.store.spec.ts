@@ -77,27 +77,65 @@ describe('RedisLeaseStore and the fenced save (real Redis)', () => {
     expect(fences).toEqual([1, 2, 3, 4]);
   });
 
-  it('reports an acquisition as fresh only when neither a fence counter nor a position exists', async () => {
+  it('a counter lost while the position is kept hands out a fence above the stored one (no fence reused)', async () => {
     const key = newKey();
-    const first = await leases.acquire(key, 'pod-a', LONG);
-    expect(first).toEqual({ acquired: { holder: 'pod-a', fence: 1 }, fresh: true });
+    expect(await leases.acquire(key, 'pod-a', LONG)).toEqual({ acquired: { holder: 'pod-a', fence: 1 } });
     await leases.release(key, { holder: 'pod-a', fence: 1 });
-    expect(await leases.acquire(key, 'pod-b', LONG)).toEqual({ acquired: { holder: 'pod-b', fence: 2 }, fresh: false });
-    await store.save(key, position('B1'), { holder: 'pod-b', fence: 2 });
-    await client.del(leaseKey(key), fenceKey(key)); // counter lost, position kept: not fresh, and no fence reused
-    expect(await leases.acquire(key, 'pod-c', LONG)).toEqual({ acquired: { holder: 'pod-c', fence: 3 }, fresh: false });
-    await client.del(leaseKey(key), fenceKey(key), key); // all lost, as after a Redis restarted empty
-    expect(await leases.acquire(key, 'pod-d', LONG)).toEqual({ acquired: { holder: 'pod-d', fence: 1 }, fresh: true });
+    const b = await acquired(key, 'pod-b');
+    await store.save(key, position('B1'), b);
+    await client.del(leaseKey(key), fenceKey(key));
+    expect(await leases.acquire(key, 'pod-c', LONG)).toEqual({ acquired: { holder: 'pod-c', fence: 3 } });
   });
 
-  it('keeps the first orphan left for a key and hands it out once', async () => {
-    const key = newKey();
-    expect(await store.takeOrphan(key)).toBeNull();
-    await store.leaveOrphan(key, position('left-by-a'));
-    await store.leaveOrphan(key, position('left-by-b'));
-    expect(await client.ttl(`${key}:orphan`)).toBeGreaterThan(3500);
-    expect(await store.takeOrphan(key)).toEqual(position('left-by-a'));
-    expect(await store.takeOrphan(key)).toBeNull();
+  describe('leaveOrphan: a position is left only when Redis shows it lost the stream\'s data', () => {
+    /** pod-a holds fence 2 and stored its position under it. */
+    const heldByA = async () => {
+      const key = newKey();
+      await leases.release(key, await acquired(key, 'pod-0'));
+      const a = await acquired(key, 'pod-a');
+      await store.save(key, position('A1'), a);
+      return { key, a };
+    };
+
+    it('a normal takeover (a newer fence, A\'s position stored): nothing is left', async () => {
+      const { key, a } = await heldByA();
+      await expire(key);
+      const b = await acquired(key, 'pod-b');
+      expect(await store.leaveOrphan(key, position('A2'), a)).toBe(false);
+      await store.save(key, position('B1'), b);
+      expect(await store.leaveOrphan(key, position('A2'), a)).toBe(false);
+      expect(await store.loadOrphan(key)).toBeNull();
+    });
+
+    it('A\'s own lease expired and nobody took it: nothing is left', async () => {
+      const { key, a } = await heldByA();
+      await expire(key);
+      expect(await store.leaveOrphan(key, position('A2'), a)).toBe(false);
+    });
+
+    it.each([
+      ['everything is gone (Redis restarted empty)', async (key: string) => void (await client.del(key, leaseKey(key), fenceKey(key)))],
+      ['everything is gone and another instance took the stream since', async (key: string) => {
+        await client.del(key, leaseKey(key), fenceKey(key));
+        await store.save(key, position('B1'), await acquired(key, 'pod-b'));
+      }],
+      ['everything is gone and the counter already passed A\'s fence again', async (key: string) => {
+        await client.del(key, leaseKey(key), fenceKey(key));
+        for (let i = 0; i < 3; i++) await leases.release(key, await acquired(key, `pod-${i}`));
+        await acquired(key, 'pod-b');
+      }],
+      ['only the position is gone', async (key: string) => void (await client.del(key))],
+    ])('%s: A leaves its position, kept an hour, and the first one left stays', async (_, lose) => {
+      const { key, a } = await heldByA();
+      await lose(key);
+      expect(await store.leaveOrphan(key, position('A2'), a)).toBe(true);
+      expect(await store.leaveOrphan(key, position('A3'), a)).toBe(true);
+      expect(await client.ttl(`${key}:orphan`)).toBeGreaterThan(3500);
+      expect(await store.loadOrphan(key)).toEqual(position('A2'));
+      expect(await store.loadOrphan(key)).toEqual(position('A2')); // read, not taken: removed only once stored
+      await store.dropOrphan(key);
+      expect(await store.loadOrphan(key)).toBeNull();
+    });
   });
 
   it('renew extends the current lease and fails once another holder acquired', async () => {

@@ -6,15 +6,9 @@ import { eventually } from '../fixtures/test-env.js';
 
 afterEach(stopAllStreams);
 
-/** A stream with a lease history: its first acquisition is not `fresh` (no hold on saves). */
-function known(tokens: FencedMemoryStore): FencedMemoryStore {
-  tokens.leases.known(KEY);
-  return tokens;
-}
-
 describe('CollectionStream with leases', () => {
   it('becomes active with a fenced lease, saves under it, and shows role, holder and fence', async () => {
-    const tokens = known(new FencedMemoryStore());
+    const tokens = new FencedMemoryStore();
     const { stream, seen, events } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1), insert(2)]] }] });
     stream.start();
     await eventually('both handled', () => seen.length === 2);
@@ -24,7 +18,7 @@ describe('CollectionStream with leases', () => {
   });
 
   it('a refused write stops the stream at once: standby, nothing past it acknowledged, nothing saved under the old fence', async () => {
-    const tokens = known(new FencedMemoryStore());
+    const tokens = new FencedMemoryStore();
     const third = deferred();
     const { stream, seen } = setup({
       tokens,
@@ -45,7 +39,7 @@ describe('CollectionStream with leases', () => {
   });
 
   it('a refused renewal stops reading: events after it are left to the new holder', async () => {
-    const tokens = known(new FencedMemoryStore());
+    const tokens = new FencedMemoryStore();
     const stolen = deferred();
     const { stream, seen, server } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1)], { after: stolen.promise }, [insert(2)]] }] });
     stream.start();
@@ -59,7 +53,7 @@ describe('CollectionStream with leases', () => {
   });
 
   it('a lease dropped for want of a confirmed renewal (Redis slow or away) is taken back as it was, without waiting out its TTL', async () => {
-    const tokens = known(new FencedMemoryStore());
+    const tokens = new FencedMemoryStore();
     const { stream, seen } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1)]] }] });
     stream.start();
     await eventually('1 handled', () => seen.length === 1);
@@ -76,7 +70,7 @@ describe('CollectionStream with leases', () => {
   });
 
   it('hand-over drains, saves the last position under its fence, then releases the lease', async () => {
-    const tokens = known(new FencedMemoryStore());
+    const tokens = new FencedMemoryStore();
     const { stream, seen } = setup({ tokens, leases: {}, options: { checkpoint: { maxEvents: 100, intervalMs: 60_000 } }, scripts: [{ getMores: [[insert(1), insert(2)]] }, {}] });
     stream.start();
     await eventually('both handled', () => seen.length === 2);
@@ -89,7 +83,7 @@ describe('CollectionStream with leases', () => {
   });
 
   it('when the store lost everything (Redis restarted empty), the next tenure resumes from the last handled position, not from now', async () => {
-    const tokens = known(new FencedMemoryStore());
+    const tokens = new FencedMemoryStore();
     const { stream, seen, server } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }, { getMores: [[insert(4)]] }] });
     stream.start();
     await eventually('3 handled', () => seen.length === 3);
@@ -101,7 +95,7 @@ describe('CollectionStream with leases', () => {
 
 describe('CollectionStream with leases: what the second review found', () => {
   it('with concurrency 1, losing the lease aborts the running handler at once and acknowledges nothing after', async () => {
-    const tokens = known(new FencedMemoryStore());
+    const tokens = new FencedMemoryStore();
     const signals: AbortSignal[] = [];
     const release = deferred();
     const { stream, seen } = setup({
@@ -127,7 +121,7 @@ describe('CollectionStream with leases: what the second review found', () => {
   });
 
   it('an event queued behind its document does not start once the lease may have expired', async () => {
-    const tokens = known(new FencedMemoryStore());
+    const tokens = new FencedMemoryStore();
     const first = deferred();
     const started: number[] = [];
     const { stream } = setup({
@@ -150,7 +144,7 @@ describe('CollectionStream with leases: what the second review found', () => {
   });
 
   it('a shutdown that times out keeps the lease (it expires with the process), so no one handles the running event twice', async () => {
-    const tokens = known(new FencedMemoryStore());
+    const tokens = new FencedMemoryStore();
     const running = deferred();
     const { stream } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1)]] }], handle: () => running.promise });
     stream.start();
@@ -161,7 +155,7 @@ describe('CollectionStream with leases: what the second review found', () => {
   });
 
   it('a failed stream is not handed over and keeps renewing its lease, which it releases at shutdown', async () => {
-    const tokens = known(new FencedMemoryStore());
+    const tokens = new FencedMemoryStore();
     const renew = tokens.leases.renew.bind(tokens.leases);
     let renewals = 0;
     tokens.leases.renew = async (key, lease) => {
@@ -190,7 +184,7 @@ describe('CollectionStream with leases: what the second review found', () => {
   });
 
   it('a stream with events in flight is not handed over', async () => {
-    const tokens = known(new FencedMemoryStore());
+    const tokens = new FencedMemoryStore();
     const running = deferred();
     const { stream } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1)]] }], handle: () => running.promise });
     stream.start();
@@ -213,7 +207,7 @@ describe('CollectionStream with leases: what the second review found', () => {
   });
 
   it('a standby stops without warning that it could not save', async () => {
-    const tokens = known(new FencedMemoryStore());
+    const tokens = new FencedMemoryStore();
     tokens.leases.steal(KEY, 'B');
     const { stream } = setup({ tokens, leases: {}, scripts: [] });
     stream.start();
@@ -224,7 +218,7 @@ describe('CollectionStream with leases: what the second review found', () => {
   });
 
   it('Redis restarted empty under two instances: the old holder leaves its last position, the new one (started from now) restarts from it', async () => {
-    const tokens = known(new FencedMemoryStore());
+    const tokens = new FencedMemoryStore();
     const a = setup({ tokens, leases: { instanceId: 'A' }, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }] });
     a.stream.start();
     await eventually('A handled 3 and saved', () => a.seen.length === 3 && tokens.saves.some((s) => JSON.stringify(s.position) === JSON.stringify(positionOf(3))));
@@ -235,7 +229,71 @@ describe('CollectionStream with leases: what the second review found', () => {
     await eventually('B restarted from what A left', () => b.server.opens.length === 2, 5000);
     expect(b.server.opens[1].resumeAfter).toEqual(token(3));
     await eventually('B handled 4 and 5', () => b.seen.includes(5));
-    expect(logs.messages('warn').some((m) => m.includes('another instance left its last position'))).toBe(true);
+    expect(logs.messages('warn').some((m) => m.includes('an instance left its last position when the store lost'))).toBe(true);
+    expect(logs.messages('warn').some((m) => m.includes('while A was reading; A left the position it reached'))).toBe(true);
     expect(tokens.saves.every((s) => s.fence !== null)).toBe(true);
+    await eventually('what A left is removed once B stored it', () => tokens.orphans.size === 0);
+  });
+});
+
+describe('CollectionStream with leases: recovery when Redis lost its data (third review)', () => {
+  const saved = (tokens: FencedMemoryStore, n: number) => tokens.saves.some((s) => JSON.stringify(s.position) === JSON.stringify(positionOf(n)));
+
+  it('a position left late (Redis still away when the old holder noticed) reaches the holder that has been reading and saving since', async () => {
+    const tokens = new FencedMemoryStore();
+    const a = setup({ tokens, leases: { instanceId: 'A' }, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }] });
+    a.stream.start();
+    await eventually('A handled 3 and saved', () => a.seen.length === 3 && saved(tokens, 3));
+    tokens.failOrphanWrites = 2; // A's first two attempts meet a Redis that is not back yet
+    tokens.wipe();
+    const b = setup({ tokens, leases: { instanceId: 'B' }, scripts: [{ getMores: [[insert(9)]] }, { getMores: [[insert(4)]] }] });
+    b.stream.start();
+    await eventually('B handled 9 and saved it', () => b.seen.includes(9) && saved(tokens, 9));
+    await eventually('B restarted from what A left', () => b.server.opens.length === 2, 10_000);
+    expect(b.server.opens[1].resumeAfter).toEqual(token(3));
+    await eventually('B handled 4, and what A left is removed', () => b.seen.includes(4) && tokens.orphans.size === 0);
+    expect(tokens.failOrphanWrites).toBe(0);
+  });
+
+  it('keeps the position left until the holder stored it, and does not reload it meanwhile', async () => {
+    const tokens = new FencedMemoryStore();
+    tokens.orphans.set(KEY, positionOf(3));
+    tokens.failSaves = true;
+    const b = setup({ tokens, leases: { instanceId: 'B' }, scripts: [{ getMores: [[insert(4)]] }] });
+    b.stream.start();
+    await eventually('B opened after what was left', () => b.server.opens.length === 1);
+    expect(b.server.opens[0].resumeAfter).toEqual(token(3));
+    await eventually('B tried to store it', () => logs.messages('warn').some((m) => m.includes('Saving the position of')));
+    expect(tokens.orphans.get(KEY)).toEqual(positionOf(3));
+    tokens.failSaves = false;
+    // Stored at or after it (here 4, handled meanwhile), then removed.
+    await eventually('stored, then removed', () => saved(tokens, 4) && tokens.orphans.size === 0);
+    expect(tokens.saves.map((s) => s.position)).toEqual([positionOf(4)]);
+    expect(b.server.opens).toHaveLength(1);
+  });
+
+  it('the position left beats an older one this instance remembers from its own earlier tenure', async () => {
+    const tokens = new FencedMemoryStore();
+    const c = setup({ tokens, leases: { instanceId: 'C' }, scripts: [{ getMores: [[insert(1)]] }, { getMores: [[insert(6)]] }] });
+    c.stream.start();
+    await eventually('C handled 1 and saved', () => c.seen.includes(1) && saved(tokens, 1));
+    const a = tokens.leases.steal(KEY, 'A');
+    await eventually('C stands by', () => c.stream.status().role === 'standby');
+    await tokens.save(KEY, positionOf(5), a); // A read on to 5
+    tokens.wipe();
+    void tokens.leaveOrphan(KEY, positionOf(5), a); // A noticed (in the same turn, before C polls)
+    await eventually('C is active again and handled 6', () => c.seen.includes(6));
+    expect(c.server.opens.map((o) => o.resumeAfter)).toEqual([undefined, token(5)]);
+  });
+
+  it('a normal takeover leaves no position behind', async () => {
+    const tokens = new FencedMemoryStore();
+    const a = setup({ tokens, leases: { instanceId: 'A' }, scripts: [{ getMores: [[insert(1), insert(2)]] }] });
+    a.stream.start();
+    await eventually('A handled 2 and saved', () => a.seen.length === 2 && saved(tokens, 2));
+    tokens.leases.steal(KEY, 'B');
+    await eventually('A checked whether the store lost data', () => tokens.orphanChecks === 1);
+    expect(tokens.orphans.size).toBe(0);
+    expect(logs.messages('warn').filter((m) => m.includes('left the position it reached'))).toEqual([]);
   });
 });
