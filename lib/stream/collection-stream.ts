@@ -165,11 +165,14 @@ export class CollectionStream {
   /**
    * Hand the stream to another instance (this one holds more than its fair share): drain, save,
    * release. Only an open stream with nothing in flight is handed over (a failed one keeps its lease,
-   * so its `stop` stays visible here rather than moving on to fail elsewhere); false otherwise.
+   * so its `stop` stays visible here rather than moving on to fail elsewhere), and only once it has a
+   * position: on a server that gives none at open (no post-batch token, no operationTime) the next
+   * holder would start from "now" and skip what this one read but did not handle. False otherwise.
    */
   handOver(reason: string): boolean {
     const tenure = this.tenure;
     if (!tenure || tenure.end || !this.deps.lease?.current || this.base !== 'open' || tenure.scheduler.events.length > 0) return false;
+    if (this.deps.checkpointer.position === null) return false;
     tenure.end = { kind: 'handover', reason };
     tenure.abort.abort();
     return true;

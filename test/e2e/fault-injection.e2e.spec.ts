@@ -26,12 +26,13 @@ describe('fault injection (separate consumer process, real servers)', () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
   });
 
-  const scenario = async (name: string, overrides: { mongoUri?: string; redisUrl?: string } = {}) => {
+  const scenario = async (name: string, overrides: { mongoUri?: string; redisUrl?: string; leaseTtlMs?: number } = {}) => {
     const { mongoUri, redisUrl } = { ...testEnv(), ...overrides };
     const dbName = uniqueName(name);
     const consumer = uniqueName('svc');
     const log = join(mkdtempSync(join(tmpdir(), 'fault-')), 'handled.log');
-    const env = { MONGODB_URI: mongoUri, REDIS_URL: redisUrl, FAULT_DB: dbName, FAULT_CONSUMER: consumer, FAULT_LOG: log };
+    const env: Record<string, string> = { MONGODB_URI: mongoUri, REDIS_URL: redisUrl, FAULT_DB: dbName, FAULT_CONSUMER: consumer, FAULT_LOG: log };
+    if (overrides.leaseTtlMs) env.FAULT_LEASE_TTL_MS = String(overrides.leaseTtlMs);
     const probe = await ServerProbe.openAt(mongoUri, redisUrl, dbName);
     cleanups.push(() => probe.close());
     const start = async () => {
@@ -80,10 +81,11 @@ describe('fault injection (separate consumer process, real servers)', () => {
     expect(report.duplicated).toBeLessThanOrEqual(kills * 2 * 100);
   }, 240_000);
 
-  it('Redis stopped for 5 s mid-stream: handling goes on, health goes degraded and back, the last handled position is stored', async () => {
+  it('Redis stopped for 5 s mid-stream: handling goes on (within the lease TTL), health goes degraded and back, the last handled position is stored', async () => {
     const redis = await LocalRedisServer.start();
     cleanups.push(() => redis.stop());
-    const { consumer, probe, log, start, print, items } = await scenario('redis', { redisUrl: redis.url });
+    // A lease outlasting the outage: handling may go on only while the lease is surely still held.
+    const { consumer, probe, log, start, print, items } = await scenario('redis', { redisUrl: redis.url, leaseTtlMs: 15_000 });
     const first = await start();
     let next = 1;
     let writing = true;
@@ -95,10 +97,13 @@ describe('fault injection (separate consumer process, real servers)', () => {
     })();
     await eventually('handling before the outage', () => handledIds(log).size >= 20, 10_000);
     await redis.stop();
+    const lastWrittenBefore = next - 1;
     const handledBeforeOutage = handledIds(log).size;
     await eventually('degraded while Redis is down', () => first.statuses.includes('degraded'), 10_000);
     await delay(5000); // the outage itself
     const handledWhileDown = handledIds(log).size - handledBeforeOutage;
+    // Writes made after Redis stopped, handled before it came back: the pace depends on the machine, not the count.
+    const newHandledWhileDown = [...handledIds(log)].filter((id) => id > lastWrittenBefore).length;
     await redis.resume();
     await eventually('back to open', () => first.statuses.at(-1) === 'open', 15_000);
     writing = false;
@@ -106,9 +111,9 @@ describe('fault injection (separate consumer process, real servers)', () => {
     const written = range(1, next - 1);
     await awaitDelivery(log, written);
     await first.stop(); // graceful: the final position is the last handled event
-    const report = print(written, `, handled while down ${handledWhileDown}, statuses ${first.statuses.join(' > ')}`);
+    const report = print(written, `, handled while down ${handledWhileDown} (${newHandledWhileDown} written during the outage), statuses ${first.statuses.join(' > ')}`);
     expect(report.lost).toEqual([]);
-    expect(handledWhileDown).toBeGreaterThan(50); // it kept handling with Redis down
+    expect(newHandledWhileDown).toBeGreaterThan(0); // it kept handling with Redis down
     expect(first.statuses.indexOf('degraded')).toBeGreaterThan(first.statuses.indexOf('open'));
     // Redis came back empty (no persistence): the position of the last handled event was stored again.
     const stored = mongoose.mongo.BSON.EJSON.stringify(await probe.storedToken(consumer, 'items'));

@@ -82,6 +82,20 @@ describe('CollectionStream with leases', () => {
     expect(logs.messages('log').some((m) => m.includes('handed the stream over (test)'))).toBe(true);
   });
 
+  it('is not handed over before it has a position (a server that gives none at open): the next holder would start from now', async () => {
+    const tokens = new FencedMemoryStore();
+    const gate = deferred();
+    const { stream, seen } = setup({ tokens, leases: {}, scripts: [{ getMores: [{ after: gate.promise }, [insert(1)]] }, {}] });
+    stream.start();
+    await eventually('open', () => stream.status().state === 'open');
+    expect(stream.handOver('test')).toBe(false);
+    gate.resolve();
+    await eventually('1 handled', () => seen.length === 1);
+    expect(stream.handOver('test')).toBe(true);
+    await eventually('handed over and re-acquired with fence 2', () => stream.status().fence === 2);
+    expect(tokens.saves[0]).toEqual({ position: positionOf(1), fence: 1 });
+  });
+
   it('when the store lost everything (Redis restarted empty), the next tenure resumes from the last handled position, not from now', async () => {
     const tokens = new FencedMemoryStore();
     const { stream, seen, server } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }, { getMores: [[insert(4)]] }] });
