@@ -42,7 +42,7 @@ export const messages = {
   saveStalled: (ms: number) => `the position store has not answered a save for ${ms / 1000} s`,
   saveRecovered: (key: string, attempts: number) => `Saving the position of ${key} works again (after ${attempts} failed attempt(s)).`,
   finalSaveFailed: (key: string, unsaved: number) =>
-    `Stream ${key}: the final position could not be stored within the shutdown timeout; up to ${unsaved} handled event(s) will be delivered again on the next start.`,
+    `Stream ${key}: the final position could not be stored (the save failed or the shutdown timeout ran out); up to ${unsaved} handled event(s) will be delivered again on the next start.`,
   handlerFailedDuringShutdown: (handler: string, key: string, eventId: string, error: string) =>
     `Handler ${handler} failed on ${eventId} of ${key} during shutdown (${error}); the event is not acknowledged and will be delivered again on the next start.`,
   handlerStuck: (handlers: string[], key: string, eventId: string, ms: number, action: 'warn' | 'abort') =>
@@ -110,8 +110,8 @@ export const messages = {
     `${className} is a controller: its @OnChange handlers are not run. Move them to a provider (listed in "providers").`,
   shutdownHooksOff: () =>
     'No SIGTERM handler is installed: call app.enableShutdownHooks() in main.ts, or a SIGTERM kills the process without draining the streams (their last events are then delivered again).',
-  streamClosed: (key: string, saved: boolean, holding: boolean) =>
-    `Stream ${key} ${holding ? (saved ? 'drained and closed; its position is stored' : 'closed') : 'closed (it was on standby here)'}.`,
+  streamClosed: (key: string, saved: boolean, holding: boolean, positioned = true) =>
+    `Stream ${key} ${!holding ? 'closed (it was on standby here)' : !positioned ? 'closed; it has no position yet (no event handled, and the server gave no start position)' : saved ? 'drained and closed; its position is stored' : 'closed'}.`,
   catchingUp: (key: string, handled: number, lagMs: number, perSecond: number) =>
     `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, catching up at ${Math.round(perSecond).toLocaleString('en-US')}/s.`,
   fallingBehind: (key: string, handled: number, lagMs: number, inFlightMs: number) =>

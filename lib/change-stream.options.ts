@@ -71,6 +71,10 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
   if (onHandlerTimeout !== 'warn' && onHandlerTimeout !== 'abort') {
     throw new ChangeStreamConfigError(messages.optionInvalid('onHandlerTimeout', onHandlerTimeout, '"warn" or "abort"'));
   }
+  checkKeys('checkpoint', options.checkpoint, ['maxEvents', 'intervalMs', 'maxUnsavedEvents']);
+  checkKeys('handlerRetry', options.handlerRetry, ['retries', 'initialDelayMs', 'maxDelayMs']);
+  checkKeys('reconnect', options.reconnect, ['initialDelayMs', 'maxDelayMs']);
+  if (typeof options.leases === 'object') checkKeys('leases', options.leases, ['ttlMs', 'renewIntervalMs', 'pollIntervalMs', 'instanceId']);
   const reconnectInitial = int('reconnect.initialDelayMs', options.reconnect?.initialDelayMs, 500, 1);
   const retryInitial = int('handlerRetry.initialDelayMs', options.handlerRetry?.initialDelayMs, 200, 0);
   return {
@@ -102,6 +106,20 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
     leases: leaseOptions(options.leases),
     telemetry: options.telemetry ?? true,
   };
+}
+
+/** A misspelled key inside a group (`checkpoint: { maxEvent: 10 }`) would silently keep the default. */
+function checkKeys(group: string, value: unknown, known: readonly string[]): void {
+  if (value === undefined) return;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ChangeStreamConfigError(messages.optionInvalid(group, value, `an object with ${known.join(', ')}`));
+  }
+  const unknown = Object.keys(value).filter((key) => !known.includes(key));
+  if (unknown.length > 0) {
+    throw new ChangeStreamConfigError(
+      `ChangeStreamModule: unknown option(s) ${unknown.map((key) => `"${group}.${key}"`).join(', ')}. Known in "${group}": ${known.join(', ')}.`,
+    );
+  }
 }
 
 function checkpointOptions(value: ChangeStreamModuleOptions['checkpoint']): ResolvedChangeStreamOptions['checkpoint'] {

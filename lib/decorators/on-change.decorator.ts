@@ -100,6 +100,12 @@ export function OnChange(collection: string, options: OnChangeOptions | OnChange
     if (typeof collection !== 'string' || collection.trim() === '') {
       throw new ChangeStreamConfigError(`@OnChange on ${where}: the collection name must be a non-empty string.`);
     }
+    const unknown = Object.keys(options ?? {}).filter((key) => !HANDLER_OPTIONS.includes(key));
+    if (unknown.length > 0) {
+      throw new ChangeStreamConfigError(
+        `@OnChange('${collection}') on ${where}: unknown option(s) ${unknown.map((key) => `"${key}"`).join(', ')}. Known options: ${HANDLER_OPTIONS.join(', ')}.`,
+      );
+    }
     const method = descriptor.value as object;
     const existing: OnChangeMetadata[] = Reflect.getMetadata(ON_CHANGE_METADATA, method) ?? [];
     // Stored as given; the library only reads `operationTypes`, so a readonly array is fine.
@@ -107,6 +113,9 @@ export function OnChange(collection: string, options: OnChangeOptions | OnChange
     return descriptor;
   };
 }
+
+/** The keys of `OnChangeOptions`: a misspelled one (options built as `any`) would be ignored. */
+const HANDLER_OPTIONS = ['operationTypes', 'pipeline', 'fullDocument', 'fullDocumentBeforeChange', 'connectionName', 'retries', 'concurrency', 'onFailure'];
 
 function describeTarget(target: object): string {
   return typeof target === 'function' ? target.name : target.constructor.name;

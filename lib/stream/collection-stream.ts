@@ -229,7 +229,7 @@ export class CollectionStream {
     else lease?.abandon();
     await settlesWithin(this.closeCursor(), left());
     if (this.base !== 'failed') this.setBase('closed');
-    this.logger.log(messages.streamClosed(this.key, drained && saved, holding));
+    this.logger.log(messages.streamClosed(this.key, drained && saved, holding, checkpointer.position !== null));
   }
 
   private async supervise(): Promise<void> {

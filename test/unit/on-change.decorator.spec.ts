@@ -56,4 +56,19 @@ describe('@OnChange', () => {
     );
     expect(() => decorate({ constructor: { name: 'Listener' } }, 'field')).toThrow(ChangeStreamConfigError);
   });
+
+  it('rejects an unknown option (options built as any), naming the method and the known ones', () => {
+    const options = { fullDocumnet: 'updateLookup' } as never;
+    expect(() => {
+      class Listener {
+        @OnChange('orders', options)
+        handle() {}
+      }
+      return Listener;
+    }).toThrow(
+      new ChangeStreamConfigError(
+        `@OnChange('orders') on Listener.handle: unknown option(s) "fullDocumnet". Known options: operationTypes, pipeline, fullDocument, fullDocumentBeforeChange, connectionName, retries, concurrency, onFailure.`,
+      ),
+    );
+  });
 });
