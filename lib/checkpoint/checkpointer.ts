@@ -6,6 +6,7 @@ import { Notifier } from '../common/notifier.js';
 import { type FencedWriteError, isFencedWriteError } from '../change-stream.errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ResumeToken, ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
+import { orphanStore } from '../lease/orphan-position.js';
 
 export interface CheckpointSettings {
   maxEvents: number;
@@ -48,6 +49,8 @@ export class Checkpointer {
   private epoch = 0;
   /** This tenure resumed from a left position not yet stored (see `load`). */
   private orphanAdopted = false;
+  /** A position was stored in this tenure (under its lease, with leases on). */
+  savedThisTenure = false;
   private readonly progress = new Notifier();
   lastSavedAt: Date | null = null;
   /** Told when saving starts failing or stalls (with the reason) and when it works again (null). */
@@ -85,6 +88,7 @@ export class Checkpointer {
     this.lease = lease;
     this.suspended = false;
     this.orphanAdopted = false;
+    this.savedThisTenure = false;
     this.acked = null;
     this.ackedToken = null;
     this.ackedSeq = this.savedSeq = 0;
@@ -118,7 +122,8 @@ export class Checkpointer {
    * "now": at worst duplicates, never a gap.
    */
   async load(): Promise<void> {
-    const orphan = this.lease && this.store.loadOrphan ? await this.store.loadOrphan(this.key) : null;
+    const orphans = orphanStore(this.store);
+    const orphan = this.lease && orphans ? await orphans.loadOrphan(this.key) : null;
     if (orphan) {
       this.logger.warn(messages.leaseReload(this.key));
       this.adopt(orphan);
@@ -268,6 +273,7 @@ export class Checkpointer {
         clearTimeout(slow);
       }
       if (this.orphanAdopted) this.dropOrphan();
+      this.savedThisTenure = true;
       this.savedSeq = Math.max(this.savedSeq, seq);
       if (this.ackedToken === null && this.acked === position) this.dirty = false;
       if (this.failures > 0) this.logger.log(messages.saveRecovered(this.key, this.failures));
@@ -287,7 +293,7 @@ export class Checkpointer {
   private dropOrphan(): void {
     this.orphanAdopted = false;
     const epoch = this.epoch;
-    void this.store.dropOrphan?.(this.key).catch(() => {
+    void orphanStore(this.store)?.dropOrphan(this.key).catch(() => {
       if (epoch === this.epoch) this.orphanAdopted = true; // try again after the next save
     });
   }

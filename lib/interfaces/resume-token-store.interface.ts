@@ -40,17 +40,23 @@ export interface ResumeTokenStore {
   /** Lease support; without it leases are off for this store. */
   readonly leases?: LeaseStore;
   /**
-   * Optional, with leases: recovery from a store that lost its data (Redis restarted empty) while
-   * an instance was reading. That instance loses its lease; it then calls `leaveOrphan` with the
-   * position it reached and the lease it held. If the store shows it lost the stream's data after
-   * that lease was handed out (in one atomic step: the fence counter is missing or lower, or the
-   * lease or the stored position is missing, older, or carries that fence for another holder),
-   * keep the position beside `key` unless one is there already, expiring, and return true; else
-   * (a normal takeover) return false and keep nothing.
+   * Optional, with leases (all three of `leaveOrphan`, `loadOrphan`, `dropOrphan`, or none):
+   * recovery from a store that lost its data (Redis restarted empty) while an instance was
+   * reading. That instance loses its lease; it then calls `leaveOrphan` with the position it
+   * reached, the lease it held and whether it stored a position under that lease. If the store
+   * shows it lost the stream's data after that lease was handed out (in one atomic step: the fence
+   * counter is missing or lower, or the lease or the stored position carries that fence for
+   * another holder, or, if it had saved, the stored position is missing or has a lower fence),
+   * keep the position beside `key` unless something is kept there already, expiring, and return
+   * true; else (a normal takeover) return false and keep nothing.
    */
-  leaveOrphan?(key: string, position: StreamPosition, lease: StreamLease): Promise<boolean>;
+  leaveOrphan?(key: string, position: StreamPosition, lease: StreamLease, savedUnderLease: boolean): Promise<boolean>;
   /** What `leaveOrphan` kept, if anything. The holder of the lease resumes from it. */
   loadOrphan?(key: string): Promise<StreamPosition | null>;
-  /** Removes what `leaveOrphan` kept: called once the holder stored a position at or after it. */
+  /**
+   * Called once the holder stored a position at or after what `loadOrphan` returned: from then on
+   * `loadOrphan` returns null, and `leaveOrphan` keeps nothing (a late retry must not bring it back)
+   * until what was kept would have expired.
+   */
   dropOrphan?(key: string): Promise<void>;
 }

@@ -13,7 +13,7 @@ export interface LeaseCommands {
   release(leaseKey: string, value: string): Promise<0 | 1>;
   writeFenced(positionKey: string, leaseKey: string, fenceKey: string, envelope: string, fence: string, holder: string): Promise<WriteFencedReply>;
   heartbeat(groupKey: string, member: string, ttlMs: number): Promise<number>;
-  leaveOrphan(positionKey: string, leaseKey: string, fenceKey: string, orphanKey: string, fence: string, holder: string, envelope: string, ttlSeconds: number): Promise<0 | 1>;
+  leaveOrphan(positionKey: string, leaseKey: string, fenceKey: string, orphanKey: string, fence: string, holder: string, envelope: string, ttlSeconds: number, saved: '0' | '1'): Promise<0 | 1>;
 }
 
 // Namespaced: `defineCommand` adds these as methods of the client, which may be the application's own.

@@ -109,13 +109,14 @@ return redis.call('ZCARD', KEYS[1])
 `;
 
 /**
- * KEYS: position, lease, fence, orphan. ARGV: fence, holder, envelope, ttlSeconds.
- * Called by an instance that lost its lease (fence, holder). Leaves `envelope` (where it got to)
- * under the orphan key, unless one is there, when Redis shows it lost the stream's data: the
- * counter is missing or below that fence, or the lease or the stored position carries that fence
- * for another holder, or a lower fence, or is missing. None of that happens in a normal takeover
- * (fences only grow, and the lost holder had stored its position), so then it leaves nothing.
- * → 1 left, 0 not needed.
+ * KEYS: position, lease, fence, orphan. ARGV: fence, holder, envelope, ttlSeconds, saved.
+ * Called by an instance that lost its lease (fence, holder); `saved` is "1" if it stored a position
+ * under that lease. Leaves `envelope` (where it got to) under the orphan key, unless something is
+ * there (an orphan, or the marker `dropOrphan` leaves once one was used), when Redis shows it lost
+ * the stream's data: the counter is missing or below that fence, or the lease or the stored
+ * position carries that fence for another holder; and, if it had saved, the stored position is
+ * missing or has a lower fence. None of that happens in a normal takeover (fences only grow), so
+ * then it leaves nothing. → 1 left, 0 not needed or already there.
  */
 export const LEAVE_ORPHAN = `${STORED_FENCE}
 local fence = tonumber(ARGV[1])
@@ -126,13 +127,10 @@ if current then
   local leaseFence, leaseHolder = string.match(current, '^(%d+) (.*)$')
   if tonumber(leaseFence) == fence and leaseHolder ~= ARGV[2] then lost = true end
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  lost = true
-else
-  local storedFence, storedHolder = stored(KEYS[1])
-  if storedFence < fence or (storedFence == fence and storedHolder ~= nil and storedHolder ~= ARGV[2]) then lost = true end
-end
+local storedFence, storedHolder = stored(KEYS[1])
+if storedFence == fence and storedHolder ~= nil and storedHolder ~= ARGV[2] then lost = true end
+if ARGV[5] == '1' and (redis.call('EXISTS', KEYS[1]) == 0 or storedFence < fence) then lost = true end
 if not lost then return 0 end
-redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4], 'NX')
-return 1
+if redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4], 'NX') then return 1 end
+return 0
 `;

@@ -4,32 +4,43 @@ import { backoffDelay, sleep } from '../common/backoff.js';
 import { errorText } from '../common/errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
+import { encodeCheckpoint } from '../token-store/checkpoint.codec.js';
 
 /** As long as the store keeps what is left: after that nobody would see it. */
 const GIVE_UP_AFTER_MS = 3_600_000;
 
+type OrphanStore = Required<Pick<ResumeTokenStore, 'leaveOrphan' | 'loadOrphan' | 'dropOrphan'>> & ResumeTokenStore;
+
+/** The store supports recovery from lost data only with all three methods (see `ResumeTokenStore.leaveOrphan`). */
+export function orphanStore(store: ResumeTokenStore | undefined): OrphanStore | undefined {
+  return store?.leaveOrphan && store.loadOrphan && store.dropOrphan ? (store as OrphanStore) : undefined;
+}
+
 /**
  * After losing `lease`: leaves `position` for the next holder if the store lost the stream's data
  * (see `ResumeTokenStore.leaveOrphan`). The lease is often lost because Redis is away, so this
- * retries until Redis answers, the stream stops (`signal`) or an hour has passed.
+ * retries until Redis answers or an hour has passed. Once `stopping` aborts (shutdown) it makes one
+ * last attempt, and if that fails too, logs the position so that it is not lost without a word.
  */
 export async function leaveOrphanPosition(
-  store: ResumeTokenStore,
+  store: OrphanStore,
   key: string,
-  position: StreamPosition,
-  lease: StreamLease,
-  signal: AbortSignal,
+  left: { position: StreamPosition; lease: StreamLease; saved: boolean },
+  stopping: AbortSignal,
   logger: Logger,
 ): Promise<void> {
-  if (!store.leaveOrphan) return;
   const deadline = Date.now() + GIVE_UP_AFTER_MS;
-  for (let attempt = 1; !signal.aborted && Date.now() < deadline; attempt++) {
+  for (let attempt = 1; ; attempt++) {
     try {
-      if (await store.leaveOrphan(key, position, lease)) logger.warn(messages.orphanLeft(key, lease.holder));
+      if (await store.leaveOrphan(key, left.position, left.lease, left.saved)) logger.warn(messages.orphanLeft(key, left.lease.holder));
       return;
     } catch (error) {
+      if (stopping.aborted || Date.now() >= deadline) {
+        logger.warn(messages.orphanNotLeft(key, encodeCheckpoint(left.position), errorText(error)));
+        return;
+      }
       logger.debug(messages.orphanNotLeftYet(key, errorText(error)));
-      if (!(await sleep(backoffDelay(attempt, 500, 30_000), signal))) return;
+      await sleep(backoffDelay(attempt, 500, 30_000), stopping); // cut short by shutdown: then one last attempt
     }
   }
 }

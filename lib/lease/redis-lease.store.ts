@@ -50,12 +50,13 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   /**
-   * Leaves `value` (a position envelope) at `orphanKey(key)` for `ttlSeconds`, unless one is there,
-   * if the stored data shows Redis lost the stream's data after `lease` was handed out (see
-   * `LEAVE_ORPHAN`). True if it was left.
+   * Leaves `value` (a position envelope) at `orphanKey(key)` for `ttlSeconds`, unless something is
+   * there, if the stored data shows Redis lost the stream's data after `lease` was handed out (see
+   * `LEAVE_ORPHAN`; `saved`: a position was stored under `lease`). True if it was left.
    */
-  async leaveOrphan(key: string, value: string, lease: StreamLease, ttlSeconds: number): Promise<boolean> {
-    return (await this.commands.leaveOrphan(key, leaseKey(key), fenceKey(key), orphanKey(key), String(lease.fence), lease.holder, value, ttlSeconds)) === 1;
+  async leaveOrphan(key: string, value: string, lease: StreamLease, ttlSeconds: number, saved: boolean): Promise<boolean> {
+    const reply = await this.commands.leaveOrphan(key, leaseKey(key), fenceKey(key), orphanKey(key), String(lease.fence), lease.holder, value, ttlSeconds, saved ? '1' : '0');
+    return reply === 1;
   }
 
   /**

@@ -10,7 +10,7 @@ import { errorText } from '../common/errors.js';
 import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
 import type { ResumeToken, ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
-import { leaveOrphanPosition } from '../lease/orphan-position.js';
+import { leaveOrphanPosition, orphanStore } from '../lease/orphan-position.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
@@ -89,6 +89,8 @@ export class CollectionStream {
   private lastError: string | null = null;
   private lastInvalidatedAt: Date | null = null;
   private positionLoaded = false;
+  /** Positions being left for the next holder after a lost lease (see `leaveOrphanPosition`): shutdown waits for them. */
+  private readonly leavingOrphans = new Set<Promise<void>>();
   /** Set after an invalidate event: the next open must use `startAfter`. */
   private invalidatedAt: ResumeToken | null = null;
   private cursor: ChangeCursor | undefined;
@@ -220,6 +222,8 @@ export class CollectionStream {
     const flushed = !holding || (await settlesWithin(checkpointer.flush(), left()));
     const saved = holding && flushed && checkpointer.unsavedCount === 0;
     if (holding && !saved) this.logger.warn(messages.finalSaveFailed(this.key, checkpointer.unsavedCount));
+    // A lease lost before or during that flush: the position it reached may still have to be left.
+    await settlesWithin(Promise.all(this.leavingOrphans), left());
     checkpointer.dispose();
     this.stuck.stop();
     this.catchUp.stop();
@@ -291,8 +295,13 @@ export class CollectionStream {
       scheduler.abortInFlight();
       abort.abort();
       // If the store lost its data, the next holder would start from nothing: leave it where this one got to.
-      const { store } = this.deps;
-      if (position && store && tenure.lease) void leaveOrphanPosition(store, this.key, position, tenure.lease, this.stopping.signal, this.logger);
+      const store = orphanStore(this.deps.store);
+      if (position && store && tenure.lease) {
+        const left = { position, lease: tenure.lease, saved: checkpointer.savedThisTenure };
+        const task = leaveOrphanPosition(store, this.key, left, this.stopping.signal, this.logger);
+        this.leavingOrphans.add(task);
+        void task.finally(() => this.leavingOrphans.delete(task));
+      }
     });
     this.watchForOrphans(tenure);
     return tenure;
@@ -304,13 +313,15 @@ export class CollectionStream {
    * later) looks for one every renew interval, and resumes from it when it appears.
    */
   private watchForOrphans(tenure: Tenure): void {
-    const { options, store, checkpointer } = this.deps;
-    if (!tenure.lease || options.leases === false || !store?.loadOrphan) return;
+    const { options, checkpointer } = this.deps;
+    const store = orphanStore(this.deps.store);
+    if (!tenure.lease || options.leases === false || !store) return;
     let looking = false;
     tenure.timer = setInterval(() => {
       if (looking || tenure.end || tenure.abort.signal.aborted || !this.positionLoaded || checkpointer.orphanPending) return;
       looking = true;
-      store.loadOrphan!(this.key)
+      store
+        .loadOrphan(this.key)
         .then(
           (orphan) => {
             if (!orphan || tenure.end || tenure.abort.signal.aborted) return;

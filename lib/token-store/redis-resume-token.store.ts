@@ -6,6 +6,8 @@ import { RedisLeaseStore } from '../lease/redis-lease.store.js';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.codec.js';
 
 const ORPHAN_TTL_SECONDS = 3600;
+/** What `dropOrphan` leaves at the orphan key. */
+const USED = 'used';
 
 /**
  * Stores each position as a plain Redis string (no expiry) under its checkpoint key. A key
@@ -34,17 +36,18 @@ export class RedisResumeTokenStore implements ResumeTokenStore {
   }
 
   /** Kept an hour at `K:orphan` (same slot as K): long enough for any holder to see it, never in the way. */
-  async leaveOrphan(key: string, position: StreamPosition, lease: StreamLease): Promise<boolean> {
-    return this.leases.leaveOrphan(key, encodeCheckpoint(position, new Date(), lease), lease, ORPHAN_TTL_SECONDS);
+  async leaveOrphan(key: string, position: StreamPosition, lease: StreamLease, savedUnderLease: boolean): Promise<boolean> {
+    return this.leases.leaveOrphan(key, encodeCheckpoint(position, new Date(), lease), lease, ORPHAN_TTL_SECONDS, savedUnderLease);
   }
 
   async loadOrphan(key: string): Promise<StreamPosition | null> {
     const raw = await this.client.get(orphanKey(key));
-    return raw === null ? null : decodeCheckpoint(orphanKey(key), raw);
+    return raw === null || raw === USED ? null : decodeCheckpoint(orphanKey(key), raw);
   }
 
+  /** Leaves a marker for the rest of the hour: a late retry of `leaveOrphan` must not bring it back. */
   async dropOrphan(key: string): Promise<void> {
-    await this.client.del(orphanKey(key));
+    await this.client.set(orphanKey(key), USED, 'EX', ORPHAN_TTL_SECONDS);
   }
 
   async save(key: string, position: StreamPosition, lease?: StreamLease): Promise<void> {

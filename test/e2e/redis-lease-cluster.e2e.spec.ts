@@ -67,9 +67,9 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
       expect(await store.leases.renew(key, a, 30_000)).toBe(false);
       await store.save(key, position('B1'), b);
       expect(await store.load(key)).toEqual(position('B1'));
-      expect(await store.leaveOrphan(key, position('A2'), a)).toBe(false); // a normal takeover
+      expect(await store.leaveOrphan(key, position('A2'), a, true)).toBe(false); // a normal takeover
       await client.del(key, leaseKey(key), fenceKey(key)); // the node lost its data
-      expect(await store.leaveOrphan(key, position('B2'), b)).toBe(true);
+      expect(await store.leaveOrphan(key, position('B2'), b, true)).toBe(true);
       expect(await store.loadOrphan(key)).toEqual(position('B2'));
     }
   });

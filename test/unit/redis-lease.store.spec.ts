@@ -101,16 +101,28 @@ describe('RedisLeaseStore and the fenced save (real Redis)', () => {
       const { key, a } = await heldByA();
       await expire(key);
       const b = await acquired(key, 'pod-b');
-      expect(await store.leaveOrphan(key, position('A2'), a)).toBe(false);
+      expect(await store.leaveOrphan(key, position('A2'), a, true)).toBe(false);
       await store.save(key, position('B1'), b);
-      expect(await store.leaveOrphan(key, position('A2'), a)).toBe(false);
+      expect(await store.leaveOrphan(key, position('A2'), a, true)).toBe(false);
       expect(await store.loadOrphan(key)).toBeNull();
+    });
+
+    it('a normal takeover of a holder that never saved under its lease (the stored position has an older fence): nothing is left', async () => {
+      const key = newKey();
+      await store.save(key, position('P4'), await acquired(key, 'pod-0'));
+      await expire(key);
+      const a = await acquired(key, 'pod-a'); // paused before its first save
+      await expire(key);
+      await acquired(key, 'pod-b');
+      expect(await store.leaveOrphan(key, position('A1'), a, false)).toBe(false);
+      await client.del(key); // with nothing stored either
+      expect(await store.leaveOrphan(key, position('A1'), a, false)).toBe(false);
     });
 
     it('A\'s own lease expired and nobody took it: nothing is left', async () => {
       const { key, a } = await heldByA();
       await expire(key);
-      expect(await store.leaveOrphan(key, position('A2'), a)).toBe(false);
+      expect(await store.leaveOrphan(key, position('A2'), a, true)).toBe(false);
     });
 
     it.each([
@@ -125,15 +137,18 @@ describe('RedisLeaseStore and the fenced save (real Redis)', () => {
         await acquired(key, 'pod-b');
       }],
       ['only the position is gone', async (key: string) => void (await client.del(key))],
-    ])('%s: A leaves its position, kept an hour, and the first one left stays', async (_, lose) => {
+    ])('%s: A leaves its position, kept an hour; the first one left stays, and once used none comes back', async (_, lose) => {
       const { key, a } = await heldByA();
       await lose(key);
-      expect(await store.leaveOrphan(key, position('A2'), a)).toBe(true);
-      expect(await store.leaveOrphan(key, position('A3'), a)).toBe(true);
+      expect(await store.leaveOrphan(key, position('A2'), a, true)).toBe(true);
+      expect(await store.leaveOrphan(key, position('A3'), a, true)).toBe(false); // one is there already
       expect(await client.ttl(`${key}:orphan`)).toBeGreaterThan(3500);
       expect(await store.loadOrphan(key)).toEqual(position('A2'));
       expect(await store.loadOrphan(key)).toEqual(position('A2')); // read, not taken: removed only once stored
       await store.dropOrphan(key);
+      expect(await store.loadOrphan(key)).toBeNull();
+      // A retry whose first reply was lost must not bring it back: the holder would go back again.
+      expect(await store.leaveOrphan(key, position('A2'), a, true)).toBe(false);
       expect(await store.loadOrphan(key)).toBeNull();
     });
   });

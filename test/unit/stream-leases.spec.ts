@@ -295,9 +295,40 @@ describe('CollectionStream with leases: recovery when Redis lost its data (third
     await eventually('C stands by', () => c.stream.status().role === 'standby');
     await tokens.save(KEY, positionOf(5), a); // A read on to 5
     tokens.wipe();
-    void tokens.leaveOrphan(KEY, positionOf(5), a); // A noticed (in the same turn, before C polls)
+    void tokens.leaveOrphan(KEY, positionOf(5), a, true); // A noticed (in the same turn, before C polls)
     await eventually('C is active again and handled 6', () => c.seen.includes(6));
     expect(c.server.opens.map((o) => o.resumeAfter)).toEqual([undefined, token(5)]);
+  });
+
+  it('a shutdown cuts the retries short with one last attempt, so the position is still left', async () => {
+    const tokens = new FencedMemoryStore();
+    const a = setup({ tokens, leases: { instanceId: 'A' }, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }] });
+    a.stream.start();
+    await eventually('A handled 3 and saved', () => a.seen.length === 3 && saved(tokens, 3));
+    tokens.failOrphanWrites = 1;
+    tokens.wipe();
+    const b = setup({ tokens, leases: { instanceId: 'B' }, scripts: [{ getMores: [[insert(9)]] }, { getMores: [[insert(4)]] }] });
+    b.stream.start();
+    await eventually('A lost its lease and its first attempt failed', () => tokens.failOrphanWrites === 0);
+    await a.stream.stop(1000); // well before its next retry (500 ms and more)
+    expect(tokens.orphans.get(KEY) ?? tokens.usedOrphans.has(KEY)).toBeTruthy();
+    await eventually('B resumed from what A left', () => b.seen.includes(4));
+    expect(b.server.opens.at(-1)!.resumeAfter).toEqual(token(3));
+  });
+
+  it('if that last attempt fails too, the position is logged with what to do, not dropped silently', async () => {
+    const tokens = new FencedMemoryStore();
+    const a = setup({ tokens, leases: { instanceId: 'A' }, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }] });
+    a.stream.start();
+    await eventually('A handled 3 and saved', () => a.seen.length === 3 && saved(tokens, 3));
+    tokens.failOrphanWrites = 100;
+    tokens.wipe();
+    const b = setup({ tokens, leases: { instanceId: 'B' }, scripts: [{ getMores: [[insert(9)]] }] });
+    b.stream.start();
+    await eventually('A lost its lease and its first attempt failed', () => tokens.failOrphanWrites < 100);
+    await a.stream.stop(1000);
+    const warning = logs.messages('warn').find((m) => m.includes('could not check for lost data after losing the lease'));
+    expect(warning).toContain(`store this value at ${KEY} before the next start: {"v":{"$numberInt":"2"},"token":{"_data":"t3"},"savedAt":`);
   });
 
   it('a normal takeover leaves no position behind', async () => {
