@@ -25,8 +25,8 @@ export interface LeaseTiming {
  * sets, the instances under their share may not be candidates of the stream that is free (A
  * watches s1 and s2, B watches s1, s2 and s3, and B took s1 and s2 first), so a stream only this
  * instance can take is always taken, and one that stayed free for a TTL is taken by any candidate
- * (`reserve(key, true)`); it is not handed over while this instance is over its share, so this
- * cannot go round in circles.
+ * (`reserve(key, true)`); it is not handed over again while held, so this cannot go round in
+ * circles (the price: such a stream stays where it is even when the shares change).
  */
 export class LeaseBalancer {
   private readonly logger = new Logger('ChangeStreamModule');
@@ -127,10 +127,9 @@ export class LeaseBalancer {
       return;
     }
     const share = this.fairShare;
-    if (this.held.size <= share) {
-      this.beyondShare.clear(); // within the share again: those streams may move like any other
-      return;
-    }
+    // Streams taken past the share stay marked while held: unmarked, they could be handed over and
+    // left unread for a TTL again, round after round.
+    if (this.held.size <= share) return;
     // Only a stream another instance can take (and did not leave to this one); newest first.
     for (const key of [...this.held].reverse()) {
       if ((this.candidates.get(key) ?? 1) < 2 || this.beyondShare.has(key)) continue;

@@ -16,6 +16,22 @@ export function orphanStore(store: ResumeTokenStore | undefined): OrphanStore | 
   return store?.leaveOrphan && store.loadOrphan && store.dropOrphan ? (store as OrphanStore) : undefined;
 }
 
+/** What an instance that lost its lease may have to leave; `settled` once that was decided or reported. */
+export interface LeftPosition {
+  position: StreamPosition;
+  lease: StreamLease;
+  /** A position was stored under `lease`. */
+  saved: boolean;
+  settled?: boolean;
+}
+
+/** Logs, once, the position that could not be left, with how to restore it by hand. */
+export function reportOrphanNotLeft(key: string, left: LeftPosition, reason: string, logger: Logger): void {
+  if (left.settled) return;
+  left.settled = true;
+  logger.warn(messages.orphanNotLeft(key, encodeCheckpoint(left.position), reason));
+}
+
 /**
  * After losing `lease`: leaves `position` for the next holder if the store lost the stream's data
  * (see `ResumeTokenStore.leaveOrphan`). The lease is often lost because Redis is away, so this
@@ -25,18 +41,20 @@ export function orphanStore(store: ResumeTokenStore | undefined): OrphanStore | 
 export async function leaveOrphanPosition(
   store: OrphanStore,
   key: string,
-  left: { position: StreamPosition; lease: StreamLease; saved: boolean },
+  left: LeftPosition,
   stopping: AbortSignal,
   logger: Logger,
 ): Promise<void> {
   const deadline = Date.now() + GIVE_UP_AFTER_MS;
   for (let attempt = 1; ; attempt++) {
     try {
-      if (await store.leaveOrphan(key, left.position, left.lease, left.saved)) logger.warn(messages.orphanLeft(key, left.lease.holder));
+      const kept = await store.leaveOrphan(key, left.position, left.lease, left.saved);
+      left.settled = true;
+      if (kept) logger.warn(messages.orphanLeft(key, left.lease.holder));
       return;
     } catch (error) {
       if (stopping.aborted || Date.now() >= deadline) {
-        logger.warn(messages.orphanNotLeft(key, encodeCheckpoint(left.position), errorText(error)));
+        reportOrphanNotLeft(key, left, errorText(error), logger);
         return;
       }
       logger.debug(messages.orphanNotLeftYet(key, errorText(error)));

@@ -10,7 +10,7 @@ import { errorText } from '../common/errors.js';
 import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
 import type { ResumeToken, ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
-import { leaveOrphanPosition, orphanStore } from '../lease/orphan-position.js';
+import { type LeftPosition, leaveOrphanPosition, orphanStore, reportOrphanNotLeft } from '../lease/orphan-position.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
@@ -90,7 +90,7 @@ export class CollectionStream {
   private lastInvalidatedAt: Date | null = null;
   private positionLoaded = false;
   /** Positions being left for the next holder after a lost lease (see `leaveOrphanPosition`): shutdown waits for them. */
-  private readonly leavingOrphans = new Set<Promise<void>>();
+  private readonly leavingOrphans = new Map<Promise<void>, LeftPosition>();
   /** Set after an invalidate event: the next open must use `startAfter`. */
   private invalidatedAt: ResumeToken | null = null;
   private cursor: ChangeCursor | undefined;
@@ -223,7 +223,9 @@ export class CollectionStream {
     const saved = holding && flushed && checkpointer.unsavedCount === 0;
     if (holding && !saved) this.logger.warn(messages.finalSaveFailed(this.key, checkpointer.unsavedCount));
     // A lease lost before or during that flush: the position it reached may still have to be left.
-    await settlesWithin(Promise.all(this.leavingOrphans), left());
+    if (!(await settlesWithin(Promise.all(this.leavingOrphans.keys()), left()))) {
+      for (const pending of this.leavingOrphans.values()) reportOrphanNotLeft(this.key, pending, `no answer within shutdownTimeoutMs (${timeoutMs} ms)`, this.logger);
+    }
     checkpointer.dispose();
     this.stuck.stop();
     this.catchUp.stop();
@@ -297,9 +299,9 @@ export class CollectionStream {
       // If the store lost its data, the next holder would start from nothing: leave it where this one got to.
       const store = orphanStore(this.deps.store);
       if (position && store && tenure.lease) {
-        const left = { position, lease: tenure.lease, saved: checkpointer.savedThisTenure };
+        const left: LeftPosition = { position, lease: tenure.lease, saved: checkpointer.savedThisTenure };
         const task = leaveOrphanPosition(store, this.key, left, this.stopping.signal, this.logger);
-        this.leavingOrphans.add(task);
+        this.leavingOrphans.set(task, left);
         void task.finally(() => this.leavingOrphans.delete(task));
       }
     });

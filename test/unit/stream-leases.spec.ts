@@ -328,7 +328,23 @@ describe('CollectionStream with leases: recovery when Redis lost its data (third
     await eventually('A lost its lease and its first attempt failed', () => tokens.failOrphanWrites < 100);
     await a.stream.stop(1000);
     const warning = logs.messages('warn').find((m) => m.includes('could not check for lost data after losing the lease'));
-    expect(warning).toContain(`store this value at ${KEY} before the next start: {"v":{"$numberInt":"2"},"token":{"_data":"t3"},"savedAt":`);
+    expect(warning).toContain(`run: SET ${KEY}:orphan '{"v":{"$numberInt":"2"},"token":{"_data":"t3"},"savedAt":`);
+  });
+
+  it('a last attempt that gets no answer within the shutdown timeout is reported too, once', async () => {
+    const tokens = new FencedMemoryStore();
+    const a = setup({ tokens, leases: { instanceId: 'A' }, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }] });
+    a.stream.start();
+    await eventually('A handled 3 and saved', () => a.seen.length === 3 && saved(tokens, 3));
+    tokens.hangOrphanWrites = true; // an app-supplied client that holds commands while Redis is away
+    tokens.wipe();
+    const b = setup({ tokens, leases: { instanceId: 'B' }, scripts: [{ getMores: [[insert(9)]] }] });
+    b.stream.start();
+    await eventually('A lost its lease and asked', () => tokens.orphanAttempts > 0);
+    await a.stream.stop(300);
+    const warnings = logs.messages('warn').filter((m) => m.includes('could not check for lost data after losing the lease'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('(no answer within shutdownTimeoutMs (300 ms))');
   });
 
   it('a normal takeover leaves no position behind', async () => {
