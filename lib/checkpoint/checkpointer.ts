@@ -51,6 +51,8 @@ export class Checkpointer {
   private orphanAdopted = false;
   /** A position was stored in this tenure (under its lease, with leases on). */
   savedThisTenure = false;
+  /** The store's recovery methods for lost data, if it has all three. */
+  private readonly orphans: ReturnType<typeof orphanStore>;
   private readonly progress = new Notifier();
   lastSavedAt: Date | null = null;
   /** Told when saving starts failing or stalls (with the reason) and when it works again (null). */
@@ -64,7 +66,9 @@ export class Checkpointer {
     private readonly store: ResumeTokenStore,
     readonly key: string,
     private readonly settings: CheckpointSettings,
-  ) {}
+  ) {
+    this.orphans = orphanStore(store);
+  }
 
   /** Where a reopened stream must resume: the newest acknowledged position, else the stored one. */
   get position(): StreamPosition | null {
@@ -122,8 +126,7 @@ export class Checkpointer {
    * "now": at worst duplicates, never a gap.
    */
   async load(): Promise<void> {
-    const orphans = orphanStore(this.store);
-    const orphan = this.lease && orphans ? await orphans.loadOrphan(this.key) : null;
+    const orphan = this.lease && this.orphans ? await this.orphans.loadOrphan(this.key) : null;
     if (orphan) {
       this.logger.warn(messages.leaseReload(this.key));
       this.adopt(orphan);
@@ -293,7 +296,7 @@ export class Checkpointer {
   private dropOrphan(): void {
     this.orphanAdopted = false;
     const epoch = this.epoch;
-    void orphanStore(this.store)?.dropOrphan(this.key).catch(() => {
+    void this.orphans?.dropOrphan(this.key).catch(() => {
       if (epoch === this.epoch) this.orphanAdopted = true; // try again after the next save
     });
   }

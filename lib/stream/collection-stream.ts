@@ -91,6 +91,8 @@ export class CollectionStream {
   private positionLoaded = false;
   /** Positions being left for the next holder after a lost lease (see `leaveOrphanPosition`): shutdown waits for them. */
   private readonly leavingOrphans = new Map<Promise<void>, LeftPosition>();
+  /** The store's recovery methods for lost data, if it has all three. */
+  private readonly orphans: ReturnType<typeof orphanStore>;
   /** Set after an invalidate event: the next open must use `startAfter`. */
   private invalidatedAt: ResumeToken | null = null;
   private cursor: ChangeCursor | undefined;
@@ -100,6 +102,7 @@ export class CollectionStream {
 
   constructor(private readonly deps: CollectionStreamDeps) {
     const { plan, options, database, checkpointer } = deps;
+    this.orphans = orphanStore(deps.store);
     this.dispatcher = new ChangeDispatcher(
       plan.handlers,
       {
@@ -173,8 +176,8 @@ export class CollectionStream {
    */
   handOver(reason: string): boolean {
     const tenure = this.tenure;
-    if (!tenure || tenure.end || !this.deps.lease?.current || this.base !== 'open' || tenure.scheduler.events.length > 0) return false;
-    if (this.deps.checkpointer.position === null) return false;
+    if (!tenure || tenure.end || !this.deps.lease?.current || this.base !== 'open') return false;
+    if (tenure.scheduler.events.length > 0 || this.deps.checkpointer.position === null) return false;
     tenure.end = { kind: 'handover', reason };
     tenure.abort.abort();
     return true;
@@ -297,7 +300,7 @@ export class CollectionStream {
       scheduler.abortInFlight();
       abort.abort();
       // If the store lost its data, the next holder would start from nothing: leave it where this one got to.
-      const store = orphanStore(this.deps.store);
+      const store = this.orphans;
       if (position && store && tenure.lease) {
         const left: LeftPosition = { position, lease: tenure.lease, saved: checkpointer.savedThisTenure };
         const task = leaveOrphanPosition(store, this.key, left, this.stopping.signal, this.logger);
@@ -316,7 +319,7 @@ export class CollectionStream {
    */
   private watchForOrphans(tenure: Tenure): void {
     const { options, checkpointer } = this.deps;
-    const store = orphanStore(this.deps.store);
+    const store = this.orphans;
     if (!tenure.lease || options.leases === false || !store) return;
     let looking = false;
     tenure.timer = setInterval(() => {

@@ -252,16 +252,26 @@ describe('CollectionStream with leases: what the second review found', () => {
 
 describe('CollectionStream with leases: recovery when Redis lost its data (third review)', () => {
   const saved = (tokens: FencedMemoryStore, n: number) => tokens.saves.some((s) => JSON.stringify(s.position) === JSON.stringify(positionOf(n)));
-
-  it('a position left late (Redis still away when the old holder noticed) reaches the holder that has been reading and saving since', async () => {
-    const tokens = new FencedMemoryStore();
+  /** Instance A, active, has handled events 1-3 and stored 3. */
+  const aStoredThree = async (tokens: FencedMemoryStore) => {
     const a = setup({ tokens, leases: { instanceId: 'A' }, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }] });
     a.stream.start();
     await eventually('A handled 3 and saved', () => a.seen.length === 3 && saved(tokens, 3));
-    tokens.failOrphanWrites = 2; // A's first two attempts meet a Redis that is not back yet
+    return a;
+  };
+  /** Redis restarts empty, and instance B (started now) takes the stream from A. */
+  const wipeAndStartB = (tokens: FencedMemoryStore, scripts: Parameters<typeof setup>[0]['scripts']) => {
     tokens.wipe();
-    const b = setup({ tokens, leases: { instanceId: 'B' }, scripts: [{ getMores: [[insert(9)]] }, { getMores: [[insert(4)]] }] });
+    const b = setup({ tokens, leases: { instanceId: 'B' }, scripts });
     b.stream.start();
+    return b;
+  };
+
+  it('a position left late (Redis still away when the old holder noticed) reaches the holder that has been reading and saving since', async () => {
+    const tokens = new FencedMemoryStore();
+    const a = await aStoredThree(tokens);
+    tokens.failOrphanWrites = 2; // A's first two attempts meet a Redis that is not back yet
+    const b = wipeAndStartB(tokens, [{ getMores: [[insert(9)]] }, { getMores: [[insert(4)]] }]);
     await eventually('B handled 9 and saved it', () => b.seen.includes(9) && saved(tokens, 9));
     await eventually('B restarted from what A left', () => b.server.opens.length === 2, 10_000);
     expect(b.server.opens[1].resumeAfter).toEqual(token(3));
@@ -302,13 +312,9 @@ describe('CollectionStream with leases: recovery when Redis lost its data (third
 
   it('a shutdown cuts the retries short with one last attempt, so the position is still left', async () => {
     const tokens = new FencedMemoryStore();
-    const a = setup({ tokens, leases: { instanceId: 'A' }, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }] });
-    a.stream.start();
-    await eventually('A handled 3 and saved', () => a.seen.length === 3 && saved(tokens, 3));
+    const a = await aStoredThree(tokens);
     tokens.failOrphanWrites = 1;
-    tokens.wipe();
-    const b = setup({ tokens, leases: { instanceId: 'B' }, scripts: [{ getMores: [[insert(9)]] }, { getMores: [[insert(4)]] }] });
-    b.stream.start();
+    const b = wipeAndStartB(tokens, [{ getMores: [[insert(9)]] }, { getMores: [[insert(4)]] }]);
     await eventually('A lost its lease and its first attempt failed', () => tokens.failOrphanWrites === 0);
     await a.stream.stop(1000); // well before its next retry (500 ms and more)
     expect(tokens.orphans.get(KEY) ?? tokens.usedOrphans.has(KEY)).toBeTruthy();
@@ -318,13 +324,9 @@ describe('CollectionStream with leases: recovery when Redis lost its data (third
 
   it('if that last attempt fails too, the position is logged with what to do, not dropped silently', async () => {
     const tokens = new FencedMemoryStore();
-    const a = setup({ tokens, leases: { instanceId: 'A' }, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }] });
-    a.stream.start();
-    await eventually('A handled 3 and saved', () => a.seen.length === 3 && saved(tokens, 3));
+    const a = await aStoredThree(tokens);
     tokens.failOrphanWrites = 100;
-    tokens.wipe();
-    const b = setup({ tokens, leases: { instanceId: 'B' }, scripts: [{ getMores: [[insert(9)]] }] });
-    b.stream.start();
+    wipeAndStartB(tokens, [{ getMores: [[insert(9)]] }]); // B's acquisition is what takes A's lease
     await eventually('A lost its lease and its first attempt failed', () => tokens.failOrphanWrites < 100);
     await a.stream.stop(1000);
     const warning = logs.messages('warn').find((m) => m.includes('could not check for lost data after losing the lease'));
@@ -333,13 +335,9 @@ describe('CollectionStream with leases: recovery when Redis lost its data (third
 
   it('a last attempt that gets no answer within the shutdown timeout is reported too, once', async () => {
     const tokens = new FencedMemoryStore();
-    const a = setup({ tokens, leases: { instanceId: 'A' }, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }] });
-    a.stream.start();
-    await eventually('A handled 3 and saved', () => a.seen.length === 3 && saved(tokens, 3));
+    const a = await aStoredThree(tokens);
     tokens.hangOrphanWrites = true; // an app-supplied client that holds commands while Redis is away
-    tokens.wipe();
-    const b = setup({ tokens, leases: { instanceId: 'B' }, scripts: [{ getMores: [[insert(9)]] }] });
-    b.stream.start();
+    wipeAndStartB(tokens, [{ getMores: [[insert(9)]] }]);
     await eventually('A lost its lease and asked', () => tokens.orphanAttempts > 0);
     await a.stream.stop(300);
     const warnings = logs.messages('warn').filter((m) => m.includes('could not check for lost data after losing the lease'));
