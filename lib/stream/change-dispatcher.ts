@@ -35,9 +35,10 @@ export type DispatchOutcome = { ok: true } | { ok: false; error: HandlerFailedEr
 /** One event being handled: which handlers are still running, for stuck-handler reports. */
 export interface EventInFlight {
   readonly change: ChangeEvent;
-  /** When it was submitted, then when its handlers started. */
+  /** When it was submitted, then (if it waited for its document's previous event) when its handlers started. */
   startedAt: number;
-  readonly pending: Set<string>;
+  /** The handlers still running (a `RunningHandlers`, or any Set). */
+  readonly pending: { add(name: string): unknown; delete(name: string): unknown; readonly size: number } & Iterable<string>;
   /** Aborts the handlers' `context.signal` (one per event with `onHandlerTimeout: 'abort'`, else shared by the stream). */
   readonly abort: AbortController;
 }
@@ -45,6 +46,19 @@ export interface EventInFlight {
 type Context = Omit<ChangeContext, 'handler' | 'attempt' | 'signal'>;
 
 const OK: DispatchOutcome = { ok: true };
+
+export type MaybePromise<T> = T | Promise<T>;
+
+const same = <T>(value: T): T => value;
+
+/** The dispatcher records handler errors itself; anything else is a bug: stop rather than skip. */
+export function dispatchBug(change: ChangeEvent, error: unknown): DispatchOutcome {
+  return { ok: false, error: new HandlerFailedError(`Dispatching event ${JSON.stringify(change._id)} failed: ${errorText(error)}`, error) };
+}
+
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
 
 /** How logs name an event: its operation, the document's _id (to find it), and the resume token (to find the event). */
 export function describeEvent(change: ChangeEvent): string {
@@ -69,14 +83,15 @@ export class ChangeDispatcher {
   /**
    * Succeeds only when every interested handler succeeded or its failure was recorded per
    * policy. `stopping` aborts at shutdown: from then on a failure is only "not acknowledged".
+   * `then` gets the outcome: synchronously when every handler returned no promise and succeeded,
+   * else in the one callback chained on the handler's promise (each extra hop costs per event).
    */
-  dispatch(flight: EventInFlight, stopping: AbortSignal): Promise<DispatchOutcome> {
+  dispatch<T = DispatchOutcome>(flight: EventInFlight, stopping: AbortSignal, then: (outcome: DispatchOutcome) => T = same as (o: DispatchOutcome) => T): MaybePromise<T> {
     const interested = this.route(flight.change);
-    flight.startedAt = Date.now();
-    if (interested.length === 1) return this.runWithRetries(interested[0], flight, stopping); // the common case
-    if (interested.length === 0) return Promise.resolve(OK);
-    return Promise.all(interested.map((h) => this.runWithRetries(h, flight, stopping))).then(
-      (outcomes) => outcomes.find((o) => !o.ok && 'aborted' in o) ?? outcomes.find((o) => !o.ok) ?? OK,
+    if (interested.length === 1) return this.run(interested[0], flight, stopping, then); // the common case
+    if (interested.length === 0) return then(OK);
+    return Promise.all(interested.map((h) => this.run(h, flight, stopping, same))).then((outcomes) =>
+      then(outcomes.find((o) => !o.ok && 'aborted' in o) ?? outcomes.find((o) => !o.ok) ?? OK),
     );
   }
 
@@ -119,34 +134,78 @@ export class ChangeDispatcher {
     return !(this.settings.hasUserPipeline && isLifecycleEvent(change.operationType));
   }
 
-  private async runWithRetries(handler: ChangeHandler, flight: EventInFlight, stopping: AbortSignal): Promise<DispatchOutcome> {
+  /**
+   * The first attempt without async machinery (almost every call succeeds at once); a failure
+   * goes on in `runWithRetries`. With telemetry collecting, every attempt takes that path.
+   */
+  private run<T>(handler: ChangeHandler, flight: EventInFlight, stopping: AbortSignal, then: (outcome: DispatchOutcome) => T): MaybePromise<T> {
+    if (this.telemetry?.active) return this.retry(handler, flight, stopping, then);
+    const context = this.contextFor(handler, 1, flight);
+    flight.pending.add(handler.name);
+    let result: unknown;
+    try {
+      result = handler.invoke(flight.change, context);
+    } catch (error) {
+      return this.retry(handler, flight, stopping, then, { error, context });
+    }
+    if (!isThenable(result)) return then(this.succeeded(handler, flight));
+    return Promise.resolve(result).then(
+      () => then(this.succeeded(handler, flight)),
+      (error: unknown) => this.retry(handler, flight, stopping, then, { error, context }),
+    );
+  }
+
+  private retry<T>(handler: ChangeHandler, flight: EventInFlight, stopping: AbortSignal, then: (outcome: DispatchOutcome) => T, failed?: { error: unknown; context: ChangeContext }): Promise<T> {
+    return this.runWithRetries(handler, flight, stopping, failed).then(then, (error: unknown) => then(dispatchBug(flight.change, error)));
+  }
+
+  private succeeded(handler: ChangeHandler, flight: EventInFlight): DispatchOutcome {
+    flight.pending.delete(handler.name);
+    if (this.telemetry?.metering) this.telemetry.handled(this.labels(handler, flight.change));
+    return OK;
+  }
+
+  private contextFor(handler: ChangeHandler, attempt: number, flight: EventInFlight): ChangeContext {
+    const { consumer, connectionName, database, collection } = this.context;
+    return { consumer, connectionName, database, collection, handler: handler.name, attempt, signal: flight.abort.signal };
+  }
+
+  /** Attempts, retries with backoff, then the failure policy; `failed`: how attempt 1 already failed (see `run`). */
+  private async runWithRetries(handler: ChangeHandler, flight: EventInFlight, stopping: AbortSignal, failed?: { error: unknown; context: ChangeContext }): Promise<DispatchOutcome> {
     const retries = handler.options.retries ?? this.settings.retries;
     const { change } = flight;
     flight.pending.add(handler.name);
     try {
       for (let attempt = 1; ; attempt++) {
-        const { consumer, connectionName, database, collection } = this.context;
-        const context: ChangeContext = { consumer, connectionName, database, collection, handler: handler.name, attempt, signal: flight.abort.signal };
-        try {
-          if (this.telemetry?.active) await this.tracedCall(handler, change, context);
-          else await handler.invoke(change, context);
-          if (this.telemetry?.metering) this.telemetry.handled(this.labels(handler, change));
-          return OK;
-        } catch (error) {
-          if (this.telemetry?.metering) this.telemetry.handlerFailed(this.labels(handler, change));
-          const eventId = describeEvent(change);
-          if (stopping.aborted) {
-            this.logger.warn(messages.handlerFailedDuringShutdown(handler.name, this.streamKey, eventId, errorText(error)));
-            return { ok: false, aborted: true };
+        let context: ChangeContext;
+        let error: unknown;
+        if (failed) {
+          ({ context, error } = failed);
+          failed = undefined;
+        } else {
+          context = this.contextFor(handler, attempt, flight);
+          try {
+            if (this.telemetry?.active) await this.tracedCall(handler, change, context);
+            else await handler.invoke(change, context);
+            if (this.telemetry?.metering) this.telemetry.handled(this.labels(handler, change));
+            return OK;
+          } catch (thrown) {
+            error = thrown;
           }
-          if (attempt > retries) return await this.giveUp(handler, change, error, context, stopping);
-          const delay = backoffDelay(attempt, this.settings.initialDelayMs, this.settings.maxDelayMs);
-          if (this.telemetry?.metering) this.telemetry.retried(this.labels(handler, change));
-          // One line per retry; the stack once, with the final failure (and here at debug level).
-          this.logger.warn(messages.handlerAttemptFailed(handler.name, eventId, attempt, delay, errorText(error)));
-          this.logger.debug((error as Error)?.stack ?? String(error));
-          if (!(await sleep(delay, stopping))) return { ok: false, aborted: true };
         }
+        if (this.telemetry?.metering) this.telemetry.handlerFailed(this.labels(handler, change));
+        const eventId = describeEvent(change);
+        if (stopping.aborted) {
+          this.logger.warn(messages.handlerFailedDuringShutdown(handler.name, this.streamKey, eventId, errorText(error)));
+          return { ok: false, aborted: true };
+        }
+        if (attempt > retries) return await this.giveUp(handler, change, error, context, stopping);
+        const delay = backoffDelay(attempt, this.settings.initialDelayMs, this.settings.maxDelayMs);
+        if (this.telemetry?.metering) this.telemetry.retried(this.labels(handler, change));
+        // One line per retry; the stack once, with the final failure (and here at debug level).
+        this.logger.warn(messages.handlerAttemptFailed(handler.name, eventId, attempt, delay, errorText(error)));
+        this.logger.debug((error as Error)?.stack ?? String(error));
+        if (!(await sleep(delay, stopping))) return { ok: false, aborted: true };
       }
     } finally {
       flight.pending.delete(handler.name);

@@ -28,8 +28,6 @@ export interface ReaderDeps {
   handlersReady: Promise<void>;
   /** Stop reading (shutdown, lease lost, hand-over). */
   signal: AbortSignal;
-  /** False once this instance may no longer dispatch (its lease may have expired); checked per event. */
-  mayDispatch?: () => boolean;
   /** Told when events are read and when the stream caught up. */
   lag?: LagTracker;
   /** The server accepted the stream. */
@@ -56,10 +54,10 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
     } else {
       deps.lag?.read(change);
       if (!ready && !(ready = await untilReady(deps))) break;
-      if (deps.mayDispatch && !deps.mayDispatch()) break;
       if (scheduler.sequential && change.operationType !== 'invalidate' && checkpointer.hasRoom(scheduler.dispatchedSeq)) {
-        // The hot path one at a time: no waiting, no keys.
-        if (!(await scheduler.runAlone(change, true)).ok) break;
+        // The hot path one at a time: no waiting, no keys, and no await for a handler that did not.
+        const outcome = scheduler.runAlone(change, true);
+        if (!(outcome instanceof Promise ? await outcome : outcome).ok) break;
       } else {
         const ended = await dispatch(change, deps);
         if (ended) return ended;

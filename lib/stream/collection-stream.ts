@@ -354,7 +354,6 @@ export class CollectionStream {
           scheduler: tenure.scheduler,
           handlersReady: this.deps.handlersReady ?? Promise.resolve(),
           signal,
-          mayDispatch: this.deps.lease && (() => this.deps.lease!.stillValid()),
           lag: this.lag,
           onOpen: () => {
             attempt = 0;

@@ -2,12 +2,21 @@ import mongoose from 'mongoose';
 import { AckWindow } from '../checkpoint/ack-window.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import { Notifier } from '../common/notifier.js';
+import { InFlightList, type Linked } from './in-flight-list.js';
+import { RunningHandlers } from './running-handlers.js';
 import { HandlerFailedError } from '../change-stream.errors.js';
 import { errorText } from '../common/errors.js';
 import type { ChangeEvent } from './change-cursor.js';
-import type { ChangeDispatcher, DispatchOutcome, EventInFlight } from './change-dispatcher.js';
+import { type ChangeDispatcher, type DispatchOutcome, dispatchBug, type EventInFlight, type MaybePromise } from './change-dispatcher.js';
 
 const { EJSON, ObjectId } = mongoose.mongo.BSON;
+/** An event in flight, linked into the scheduler's list of them. */
+type TrackedEvent = EventInFlight & Linked<TrackedEvent> & { readonly seq: number; finished: boolean };
+
+const ABORTED: DispatchOutcome = { ok: false, aborted: true };
+const DONE = Promise.resolve();
+
+
 
 export interface SchedulerDeps {
   /** Events in flight at once (waiting for their document's previous event counts). */
@@ -35,7 +44,7 @@ export interface SchedulerDeps {
 export class EventScheduler {
   private seq = 0;
   private readonly window = new AckWindow();
-  private readonly inFlight = new Map<number, EventInFlight>();
+  private readonly inFlight = new InFlightList<TrackedEvent>();
   /** Per document key: the last event's run (the next one chains on it) and how many are pending. */
   private readonly keys = new Map<string, { tail: Promise<unknown>; pending: number }>();
   private readonly changed = new Notifier();
@@ -44,9 +53,16 @@ export class EventScheduler {
   /** Aborted at shutdown or after a failure: whatever waits to dispatch gives up. */
   private readonly halt = new AbortController();
 
+  /** `deps.stopping.aborted`, as a plain field (the getter is slow enough to show per event). */
+  private stoppingNow = false;
+
   constructor(private readonly deps: SchedulerDeps) {
-    if (deps.stopping.aborted) this.halt.abort();
-    else deps.stopping.addEventListener('abort', () => this.halt.abort(), { once: true });
+    const stop = () => {
+      this.stoppingNow = true;
+      this.halt.abort();
+    };
+    if (deps.stopping.aborted) stop();
+    else deps.stopping.addEventListener('abort', stop, { once: true });
   }
 
   /** For waits before a dispatch (room, slots): aborted at shutdown and after a failure. */
@@ -61,7 +77,7 @@ export class EventScheduler {
 
   /** Aborts the `context.signal` of every handler running now (shutdown ran out of time, or the lease was lost). */
   abortInFlight(): void {
-    this.inFlight.forEach((event) => event.abort.abort());
+    for (const event of this.inFlight.toArray()) event.abort.abort();
     this.sharedAbort.abort();
     this.sharedAbort = new AbortController();
   }
@@ -77,7 +93,7 @@ export class EventScheduler {
 
   /** Events submitted and not finished, oldest first. */
   get events(): EventInFlight[] {
-    return [...this.inFlight.values()];
+    return this.inFlight.toArray();
   }
 
   hasSlot(): boolean {
@@ -99,18 +115,28 @@ export class EventScheduler {
     const entry = this.keys.get(key);
     if (entry) {
       entry.pending++;
-      entry.tail = entry.tail.then(() => this.execute(seq, flight, true, key));
+      entry.tail = entry.tail.then(() => {
+        flight.startedAt = Date.now(); // it waited for its document's previous event
+        return this.execute(flight, true, key);
+      });
     } else {
       // The common case, no earlier event of this document pending: start at once, no chaining.
-      this.keys.set(key, { tail: this.execute(seq, flight, true, key), pending: 1 });
+      // The entry exists before the run starts: a handler that finishes synchronously releases it at once.
+      const fresh = { tail: DONE as Promise<unknown>, pending: 1 };
+      this.keys.set(key, fresh);
+      const run = this.execute(flight, true, key);
+      if (run instanceof Promise) fresh.tail = run;
     }
   }
 
-  /** Waits until nothing is in flight, then handles `change` alone. `ack: false` for an event that is not a resume point (invalidate). */
-  runAlone(change: ChangeEvent, ack: boolean): Promise<DispatchOutcome> {
+  /**
+   * Waits until nothing is in flight, then handles `change` alone. `ack: false` for an event that
+   * is not a resume point (invalidate). Answers synchronously when nothing waits and the handlers did not.
+   */
+  runAlone(change: ChangeEvent, ack: boolean): MaybePromise<DispatchOutcome> {
     if (this.inFlight.size > 0) return this.drain().then(() => this.runAlone(change, ack));
     const seq = ++this.seq;
-    return this.execute(seq, this.track(seq, change), ack);
+    return this.execute(this.track(seq, change), ack);
   }
 
   /** Resolves once nothing is in flight. */
@@ -118,30 +144,34 @@ export class EventScheduler {
     while (this.inFlight.size > 0) await this.changed.next();
   }
 
-  private track(seq: number, change: ChangeEvent): EventInFlight {
+  private track(seq: number, change: ChangeEvent): TrackedEvent {
     const abort = this.deps.signalPerEvent ? new AbortController() : this.sharedAbort;
-    const flight: EventInFlight = { change, startedAt: Date.now(), pending: new Set(), abort };
-    this.inFlight.set(seq, flight);
+    const flight: TrackedEvent = { change, startedAt: Date.now(), pending: new RunningHandlers(), abort, seq, finished: false, prev: null, next: null };
+    this.inFlight.add(flight);
     return flight;
   }
 
-  private async execute(seq: number, flight: EventInFlight, ack: boolean, key?: string): Promise<DispatchOutcome> {
-    let outcome: DispatchOutcome = { ok: false, aborted: true };
+  private execute(flight: TrackedEvent, ack: boolean, key?: string): MaybePromise<DispatchOutcome> {
+    const finish = (outcome: DispatchOutcome) => this.finish(flight, ack, key, outcome);
+    // After a failure or at shutdown, events queued behind others are not started (so never acknowledged).
+    // Checked here, as each event starts (also one queued behind its document, or after a drain).
+    if (this.failure || this.stoppingNow || !(this.deps.mayDispatch?.() ?? true)) return finish(ABORTED);
+    let run: MaybePromise<DispatchOutcome>;
     try {
-      // After a failure or at shutdown, events queued behind others are not started (so never acknowledged).
-      // Checked here, as each event starts (also one queued behind its document, or after a drain).
-      if (!this.failure && !this.deps.stopping.aborted && (this.deps.mayDispatch?.() ?? true)) {
-        outcome = await this.deps.dispatcher.dispatch(flight, this.deps.stopping);
-      }
+      run = this.deps.dispatcher.dispatch(flight, this.deps.stopping, finish);
     } catch (error) {
-      // The dispatcher records handler errors itself; anything else is a bug: stop rather than skip.
-      outcome = { ok: false, error: new HandlerFailedError(`Dispatching event ${JSON.stringify(flight.change._id)} failed: ${errorText(error)}`, error) };
-    } finally {
-      this.inFlight.delete(seq);
-      if (key !== undefined) this.release(key);
-      this.settle(seq, flight.change, outcome, ack);
-      this.changed.notify();
+      return finish(dispatchBug(flight.change, error));
     }
+    return run;
+  }
+
+  private finish(flight: TrackedEvent, ack: boolean, key: string | undefined, outcome: DispatchOutcome): DispatchOutcome {
+    if (flight.finished) return outcome; // a bug after it finished (see `execute`): it counts once
+    flight.finished = true;
+    this.inFlight.remove(flight);
+    if (key !== undefined) this.release(key);
+    this.settle(flight.seq, flight.change, outcome, ack);
+    this.changed.notify();
     return outcome;
   }
 

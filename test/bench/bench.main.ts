@@ -91,7 +91,10 @@ async function runRounds(
   const rows: Rows = new Map(variants.map((v) => [v.name, []]));
   for (let round = 1; round <= rounds; round++) {
     const prepared = await prepare(round);
-    for (const variant of variants) {
+    // Each round starts with another variant: whatever the servers do after a backlog is written
+    // (a JVM collection, say) does not always fall on the same one.
+    const shift = (round - 1) % variants.length;
+    for (const variant of [...variants.slice(shift), ...variants.slice(0, shift)]) {
       const args: ScenarioArgs = {
         kind: variant.kind,
         mode,
@@ -121,7 +124,9 @@ async function runScenario(args: ScenarioArgs): Promise<ScenarioResult> {
     const items = connection.db!.collection<{ _id: number; writtenAt?: number }>(args.collection);
     if (args.mode === 'live') args = { ...args, start: EJSON.stringify(await currentToken(items)) };
     // BENCH_PIN=1: the consumer on CPU 1, everything else (this process, the servers it started) stays where it runs (start it with `taskset -c 0`).
-    const command = process.env.BENCH_PIN ? ['taskset', ['-c', '1', process.execPath, scenarioScript, JSON.stringify(args)]] as const : [process.execPath, [scenarioScript, JSON.stringify(args)]] as const;
+    // BENCH_NODE_ARGS: extra node flags for the consumer, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+    const node = [process.execPath, ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), scenarioScript, JSON.stringify(args)];
+    const command = process.env.BENCH_PIN ? (['taskset', ['-c', '1', ...node]] as const) : ([node[0], node.slice(1)] as const);
     const child = spawn(command[0], [...command[1]], { stdio: ['ignore', 'pipe', 'inherit'] });
     let output = '';
     const ready = new Promise<void>((resolve) => child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()).includes('READY') && resolve()));
@@ -150,19 +155,25 @@ async function writeLive(items: mongoose.mongo.Collection<{ _id: number; written
   }
 }
 
+/**
+ * events/s is the median over rounds; × bare is the median of each round's ratio to that round's
+ * bare loop (both drained the same backlog on the same servers, minutes apart at most), with the
+ * lowest and highest round in brackets: the servers share the 2 cores, so rounds vary.
+ */
 function printTable(title: string, rows: Rows, live: boolean): void {
   const rate = (r: ScenarioResult) => (r.events / r.ms) * 1000;
-  const bare = median(rows.get(VARIANTS[0].name)?.map(rate) ?? []);
+  const bare = rows.get(VARIANTS[0].name)?.map(rate) ?? [];
   console.log(`\n${title}`);
-  const header = ['scenario', 'events/s', '× bare', ...(live ? ['p50 ms', 'p99 ms'] : []), 'RSS +MB', 'order'];
+  const header = ['scenario', 'events/s', '× bare [min–max]', ...(live ? ['p50 ms', 'p99 ms'] : []), 'RSS +MB', 'order'];
   const lines = [...rows].map(([name, results]) => {
     const r = median(results.map(rate));
+    const ratios = bare.length === results.length ? results.map((x, i) => rate(x) / bare[i]) : [];
     const violations = results.reduce((sum, x) => sum + x.orderViolations, 0);
     const delays = results.flatMap((x) => x.delays);
     return [
       name,
       r.toFixed(0),
-      Number.isNaN(bare) ? '-' : (r / bare).toFixed(2),
+      ratios.length === 0 ? '-' : `${median(ratios).toFixed(2)} [${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}]`,
       ...(live ? [percentile(delays, 50).toFixed(1), percentile(delays, 99).toFixed(1)] : []),
       Math.max(...results.map((x) => x.rssPeakMb - x.rssBaselineMb)).toFixed(1),
       violations === 0 ? 'kept' : `${violations} VIOLATIONS`,

@@ -1,0 +1,108 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { resolveOptions } from '../../lib/change-stream.options.js';
+import { Checkpointer } from '../../lib/checkpoint/checkpointer.js';
+import { InMemoryDeadLetterStore, InMemoryResumeTokenStore } from '../../lib/index.js';
+import type { ChangeHandler } from '../../lib/stream/change-handler.js';
+import { CollectionStream } from '../../lib/stream/collection-stream.js';
+import { planStreams } from '../../lib/stream/stream-plan.js';
+import { FakeServer, insert } from '../fixtures/fake-change-stream.js';
+import { median } from './percentiles.js';
+
+/**
+ * `npm run bench:overhead`: the module's own CPU time per event, without servers. The same
+ * in-memory events (the driver fake, `test/fixtures/fake-change-stream.ts`) are read by a bare
+ * `tryNext()` loop and by a `CollectionStream` with a no-op handler and checkpoints on (in-memory
+ * store); the difference per event is what the module adds to every event on a real server.
+ */
+const EVENTS = Number(process.env.OVERHEAD_EVENTS ?? 200_000);
+const ROUNDS = Number(process.env.OVERHEAD_ROUNDS ?? 7);
+const BATCH = 1000;
+Logger.overrideLogger(['error']);
+
+const events = Array.from({ length: EVENTS }, (_, i) => insert(i + 1));
+const batches = () => Array.from({ length: EVENTS / BATCH }, (_, b) => events.slice(b * BATCH, (b + 1) * BATCH));
+/** The handler both sides call: counts, and tells when the last event arrived. */
+const tally = { handled: 0, started: 0, done: () => undefined as void };
+/** CPU time (user + system) in ms: steadier than wall time on a shared machine. */
+const cpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
+const count = () => {
+  if (tally.handled++ === 0) tally.started = cpuMs();
+  if (tally.handled === EVENTS) tally.done();
+};
+/** OVERHEAD_SYNC=1: a handler that returns no promise. */
+const handle = process.env.OVERHEAD_SYNC ? count : async (_change: unknown) => count();
+
+async function bare(): Promise<number> {
+  const server = new FakeServer([{ aggregate: {}, getMores: batches() }]);
+  const cursor = server.factory([], { resumeAfter: { _data: 't0' } });
+  tally.handled = 0;
+  while (tally.handled < EVENTS) {
+    const change = await cursor.tryNext();
+    if (change) await handle(change);
+  }
+  return cpuMs() - tally.started;
+}
+
+async function module(concurrency: number): Promise<number> {
+  tally.handled = 0;
+  const finished = new Promise<void>((resolve) => (tally.done = resolve));
+  const handler: ChangeHandler = {
+    name: 'Bench.handle',
+    collection: 'bench',
+    connectionName: 'default',
+    options: {},
+    invoke: handle,
+  };
+  const tokens = new InMemoryResumeTokenStore();
+  await tokens.save('cs:bench', { token: { _data: 't0' } });
+  const options = resolveOptions({ consumer: 'bench', concurrency, leases: false, telemetry: false });
+  const server = new FakeServer([{ aggregate: {}, getMores: batches() }]);
+  const stream = new CollectionStream({
+    plan: planStreams([handler])[0],
+    database: 'db',
+    deadLetters: new InMemoryDeadLetterStore(),
+    checkpointer: new Checkpointer(tokens, 'cs:bench', options.checkpoint),
+    options,
+    openCursor: server.factory,
+    emit: () => undefined,
+    store: tokens,
+  });
+  stream.start();
+  await finished;
+  const ms = cpuMs() - tally.started;
+  await stream.stop(1000);
+  return ms;
+}
+
+async function main(): Promise<void> {
+  const rows: Array<[string, () => Promise<number>]> = [
+    ['bare tryNext() loop', bare],
+    ['module, concurrency 1', () => module(1)],
+    ['module, concurrency 8', () => module(8)],
+  ];
+  // OVERHEAD_ONLY=<regex>: run only those rows (for a profile); the bare loop always runs.
+  const only = new RegExp(process.env.OVERHEAD_ONLY ?? '.');
+  rows.splice(1, rows.length, ...rows.slice(1).filter(([name]) => only.test(name)));
+  const times = new Map(rows.map(([name]) => [name, [] as number[]]));
+  for (let round = 0; round <= ROUNDS; round++) {
+    for (const [name, run] of rows) {
+      const ms = await run();
+      if (round > 0) times.get(name)!.push(ms); // round 0 warms the JIT up
+    }
+  }
+  const bareUs = (median(times.get(rows[0][0])!) * 1000) / EVENTS;
+  console.log(`[overhead] ${EVENTS} in-memory events, median of ${ROUNDS} rounds, Node ${process.version}`);
+  for (const [name] of rows) {
+    const us = (median(times.get(name)!) * 1000) / EVENTS;
+    console.log(`${name.padEnd(24)} ${us.toFixed(2).padStart(6)} µs CPU/event  ${name === rows[0][0] ? '' : `+${(us - bareUs).toFixed(2)} µs over bare`}`);
+  }
+}
+
+void main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
