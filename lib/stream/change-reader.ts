@@ -2,6 +2,7 @@ import { messages } from '../change-stream.messages.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import type { ResumeToken } from '../interfaces/resume-token-store.interface.js';
 import type { ChangeCursor, ChangeEvent } from './change-cursor.js';
+import type { MaybePromise } from './change-dispatcher.js';
 import { documentKeyOf, type EventScheduler } from './event-scheduler.js';
 import type { LagTracker } from './lag-tracker.js';
 
@@ -59,7 +60,8 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
         const outcome = scheduler.runAlone(change, true);
         if (!(outcome instanceof Promise ? await outcome : outcome).ok) break;
       } else {
-        const ended = await dispatch(change, deps);
+        const dispatched = dispatch(change, deps);
+        const ended = dispatched instanceof Promise ? await dispatched : dispatched;
         if (ended) return ended;
       }
     }
@@ -99,8 +101,23 @@ async function open(deps: ReaderDeps): Promise<ChangeEvent | null | undefined> {
   return first;
 }
 
-/** Hands one event to the scheduler once there is room; returns how reading ends, if it does. */
-async function dispatch(change: ChangeEvent, deps: ReaderDeps): Promise<ReadEnd | null> {
+/**
+ * Hands one event to the scheduler once there is room; returns how reading ends, if it does.
+ * The common case with concurrency (room, a slot, a document key) submits without an await.
+ */
+function dispatch(change: ChangeEvent, deps: ReaderDeps): MaybePromise<ReadEnd | null> {
+  const { checkpointer, scheduler } = deps;
+  if (!scheduler.sequential && checkpointer.hasRoom(scheduler.dispatchedSeq) && scheduler.hasSlot()) {
+    const key = documentKeyOf(change);
+    if (key !== null) {
+      scheduler.submit(change, key);
+      return null;
+    }
+  }
+  return dispatchAfterWaits(change, deps);
+}
+
+async function dispatchAfterWaits(change: ChangeEvent, deps: ReaderDeps): Promise<ReadEnd | null> {
   const { checkpointer, scheduler } = deps;
   // Synchronous checks first: awaiting only when the bound or the slots are full keeps the hot path cheap.
   // Waits give up at shutdown and when a handler fails for good (room would never come then).

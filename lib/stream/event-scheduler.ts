@@ -16,8 +16,6 @@ type TrackedEvent = EventInFlight & Linked<TrackedEvent> & { readonly seq: numbe
 const ABORTED: DispatchOutcome = { ok: false, aborted: true };
 const DONE = Promise.resolve();
 
-
-
 export interface SchedulerDeps {
   /** Events in flight at once (waiting for their document's previous event counts). */
   concurrency: number;
@@ -115,13 +113,14 @@ export class EventScheduler {
     const entry = this.keys.get(key);
     if (entry) {
       entry.pending++;
-      entry.tail = entry.tail.then(() => {
+      const next = () => {
         flight.startedAt = Date.now(); // it waited for its document's previous event
         return this.execute(flight, true, key);
-      });
+      };
+      entry.tail = entry.tail.then(next, next); // runs also if the previous one broke (a bug): never stuck
     } else {
-      // The common case, no earlier event of this document pending: start at once, no chaining.
-      // The entry exists before the run starts: a handler that finishes synchronously releases it at once.
+      // The common case, no earlier event of this document pending: start at once, no chaining. The
+      // entry exists before the run starts, since a handler that returns no promise releases it at once.
       const fresh = { tail: DONE as Promise<unknown>, pending: 1 };
       this.keys.set(key, fresh);
       const run = this.execute(flight, true, key);
