@@ -32,6 +32,7 @@ interface Variant {
 
 const ALL_VARIANTS: Variant[] = [
   { name: 'bare driver loop (no checkpoints)', kind: 'bare', handlerDelayMs: 0 },
+  { name: 'bare driver loop in a Nest app', kind: 'bare-nest', handlerDelayMs: 0 },
   { name: 'hand-rolled: await SET per event', kind: 'seed-set', handlerDelayMs: 0 },
   { name: 'module, no-op handler', kind: 'module', handlerDelayMs: 0, concurrency: 1 },
   { name: 'module, no-op handler, concurrency 8', kind: 'module', handlerDelayMs: 0, concurrency: 8 },

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { MongooseModule } from '@nestjs/mongoose';
+import { getConnectionToken, MongooseModule } from '@nestjs/mongoose';
 import { Redis } from 'ioredis';
-import mongoose, { type mongo } from 'mongoose';
+import mongoose, { type Connection, type mongo } from 'mongoose';
 import { ChangeStreamModule, checkpointKey, encodeCheckpoint, OnChange } from '../../lib/index.js';
 import { OrderCheck } from './backlog.js';
 import type { ScenarioArgs, ScenarioResult } from './scenario.js';
@@ -47,6 +47,20 @@ const tally = new Tally();
 
 async function bareLoop(withSet: boolean): Promise<void> {
   const connection = await mongoose.createConnection(args.mongoUri, { dbName: args.dbName }).asPromise();
+  await driverLoop(connection, withSet);
+  await connection.close();
+}
+
+/** The same loop in a Nest application over MongooseModule's connection: a hand-rolled watcher in a Nest app. */
+async function bareLoopInNest(): Promise<void> {
+  @Module({ imports: [MongooseModule.forRoot(args.mongoUri, { dbName: args.dbName })] })
+  class BareModule {}
+  const app = await NestFactory.createApplicationContext(BareModule, { logger: ['error'] });
+  await driverLoop(app.get<Connection>(getConnectionToken()), false);
+  await app.close();
+}
+
+async function driverLoop(connection: Connection, withSet: boolean): Promise<void> {
   const redis = withSet ? new Redis(args.redisUrl) : undefined;
   const stream = connection.db!.collection(args.collection).watch([], { resumeAfter: start, maxAwaitTimeMS: 200 });
   console.log('READY');
@@ -57,7 +71,6 @@ async function bareLoop(withSet: boolean): Promise<void> {
     if (redis) await redis.set(`bench:${args.collection}`, EJSON.stringify(change._id)); // the hand-rolled way
   }
   await stream.close();
-  await connection.close();
   redis?.disconnect();
 }
 
@@ -105,6 +118,7 @@ async function main(): Promise<void> {
   let ended = 0;
   void tally.finished.then(() => (ended = performance.now()));
   if (args.kind === 'module') await withModule();
+  else if (args.kind === 'bare-nest') await bareLoopInNest();
   else await bareLoop(args.kind === 'seed-set');
   clearInterval(sampler);
   const result: ScenarioResult = {

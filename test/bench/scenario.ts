@@ -1,6 +1,7 @@
 /** What the bench asks one child process to run, and what it reports back. */
 export interface ScenarioArgs {
-  kind: 'bare' | 'seed-set' | 'module';
+  /** `bare-nest`: the bare loop inside a Nest application (same process weight as the module). */
+  kind: 'bare' | 'bare-nest' | 'seed-set' | 'module';
   mode: 'backlog' | 'live';
   mongoUri: string;
   redisUrl: string;
