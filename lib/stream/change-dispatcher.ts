@@ -142,14 +142,17 @@ export class ChangeDispatcher {
     if (this.telemetry?.active) return this.retry(handler, flight, stopping, then);
     const context = this.contextFor(handler, 1, flight);
     flight.pending.add(handler.name);
-    let result: unknown;
+    let pending: Promise<unknown> | null = null;
     try {
-      result = handler.invoke(flight.change, context);
+      const result = handler.invoke(flight.change, context);
+      // Inside the try: a thenable whose `then` throws is a handler failure, as it was for `await`.
+      if (result instanceof Promise) pending = result;
+      else if (isThenable(result)) pending = Promise.resolve(result);
     } catch (error) {
       return this.retry(handler, flight, stopping, then, { error, context });
     }
-    if (!isThenable(result)) return then(this.succeeded(handler, flight));
-    return Promise.resolve(result).then(
+    if (pending === null) return then(this.succeeded(handler, flight));
+    return pending.then(
       () => then(this.succeeded(handler, flight)),
       (error: unknown) => this.retry(handler, flight, stopping, then, { error, context }),
     );
@@ -159,9 +162,9 @@ export class ChangeDispatcher {
     return this.runWithRetries(handler, flight, stopping, failed).then(then, (error: unknown) => then(dispatchBug(flight.change, error)));
   }
 
+  /** Telemetry off (see `run`): nothing to count. */
   private succeeded(handler: ChangeHandler, flight: EventInFlight): DispatchOutcome {
     flight.pending.delete(handler.name);
-    if (this.telemetry?.metering) this.telemetry.handled(this.labels(handler, flight.change));
     return OK;
   }
 

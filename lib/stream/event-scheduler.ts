@@ -159,18 +159,22 @@ export class EventScheduler {
     try {
       run = this.deps.dispatcher.dispatch(flight, this.deps.stopping, finish);
     } catch (error) {
+      if (flight.finished) throw error; // our own bookkeeping broke after the outcome: surface it (the stream reopens)
       return finish(dispatchBug(flight.change, error));
     }
     return run;
   }
 
   private finish(flight: TrackedEvent, ack: boolean, key: string | undefined, outcome: DispatchOutcome): DispatchOutcome {
-    if (flight.finished) return outcome; // a bug after it finished (see `execute`): it counts once
+    if (flight.finished) return outcome; // counted once, whatever calls again
     flight.finished = true;
     this.inFlight.remove(flight);
-    if (key !== undefined) this.release(key);
-    this.settle(flight.seq, flight.change, outcome, ack);
-    this.changed.notify();
+    try {
+      if (key !== undefined) this.release(key);
+      this.settle(flight.seq, flight.change, outcome, ack);
+    } finally {
+      this.changed.notify(); // a waiting drain() must see it left
+    }
     return outcome;
   }
 
