@@ -56,7 +56,7 @@ export function dispatchBug(change: ChangeEvent, error: unknown): DispatchOutcom
   return { ok: false, error: new HandlerFailedError(`Dispatching event ${JSON.stringify(change._id)} failed: ${errorText(error)}`, error) };
 }
 
-export function isThenable(value: unknown): value is PromiseLike<unknown> {
+function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 

@@ -2,7 +2,7 @@ import { messages } from '../change-stream.messages.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import type { ResumeToken } from '../interfaces/resume-token-store.interface.js';
 import type { ChangeCursor, ChangeEvent } from './change-cursor.js';
-import type { MaybePromise } from './change-dispatcher.js';
+import type { DispatchOutcome, MaybePromise } from './change-dispatcher.js';
 import { documentKeyOf, type EventScheduler } from './event-scheduler.js';
 import type { LagTracker } from './lag-tracker.js';
 
@@ -56,19 +56,19 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
       deps.lag?.read(change);
       if (!ready && !(ready = await untilReady(deps))) break;
       if (scheduler.sequential && change.operationType !== 'invalidate' && checkpointer.hasRoom(scheduler.dispatchedSeq)) {
-        // The hot path one at a time: no waiting, no keys, and no await for a handler that did not.
+        // The hot path one at a time (`dispatch` would add a callback per event): no waiting, no keys, no await for a handler that did not.
         const outcome = scheduler.runAlone(change, true);
         if (!(outcome instanceof Promise ? await outcome : outcome).ok) break;
       } else {
         const dispatched = dispatch(change, deps);
-        const ended = dispatched instanceof Promise ? await dispatched : dispatched;
-        if (ended) return ended;
+        const end = dispatched instanceof Promise ? await dispatched : dispatched;
+        if (end) return end;
       }
     }
     if (signal.aborted || scheduler.failed) break;
     change = await cursor.tryNext();
   }
-  return scheduler.failed ? { kind: 'failed' } : { kind: 'stopped' };
+  return ended(scheduler);
 }
 
 /**
@@ -103,27 +103,12 @@ async function open(deps: ReaderDeps): Promise<ChangeEvent | null | undefined> {
 
 /**
  * Hands one event to the scheduler once there is room; returns how reading ends, if it does.
- * The common case with concurrency (room, a slot, a document key) submits without an await.
+ * Synchronous unless it must wait (the bound, the slots) or the event runs alone and its handlers
+ * did not settle at once. Waits give up at shutdown and when a handler fails for good.
  */
 function dispatch(change: ChangeEvent, deps: ReaderDeps): MaybePromise<ReadEnd | null> {
   const { checkpointer, scheduler } = deps;
-  if (!scheduler.sequential && checkpointer.hasRoom(scheduler.dispatchedSeq) && scheduler.hasSlot()) {
-    const key = documentKeyOf(change);
-    if (key !== null) {
-      scheduler.submit(change, key);
-      return null;
-    }
-  }
-  return dispatchAfterWaits(change, deps);
-}
-
-async function dispatchAfterWaits(change: ChangeEvent, deps: ReaderDeps): Promise<ReadEnd | null> {
-  const { checkpointer, scheduler } = deps;
-  // Synchronous checks first: awaiting only when the bound or the slots are full keeps the hot path cheap.
-  // Waits give up at shutdown and when a handler fails for good (room would never come then).
-  const ended = (): ReadEnd => (scheduler.failed ? { kind: 'failed' } : { kind: 'stopped' });
-  if (!checkpointer.hasRoom(scheduler.dispatchedSeq) && !(await checkpointer.waitForRoom(scheduler.dispatchedSeq, scheduler.halted))) return ended();
-  if (!scheduler.hasSlot() && !(await scheduler.waitForSlot(scheduler.halted))) return ended();
+  if (!checkpointer.hasRoom(scheduler.dispatchedSeq) || !scheduler.hasSlot()) return dispatchAfterWaiting(change, deps);
   const key = scheduler.sequential ? null : documentKeyOf(change);
   if (key !== null) {
     scheduler.submit(change, key);
@@ -131,10 +116,22 @@ async function dispatchAfterWaits(change: ChangeEvent, deps: ReaderDeps): Promis
   }
   // One at a time, or an event without a document (lifecycle, DDL: alone). An invalidate is handled but never a resume point.
   const invalidate = change.operationType === 'invalidate';
-  const outcome = await scheduler.runAlone(change, !invalidate);
-  if (!outcome.ok) return scheduler.failed ? { kind: 'failed' } : { kind: 'stopped' };
-  return invalidate ? { kind: 'invalidated', token: change._id } : null;
+  const outcome = scheduler.runAlone(change, !invalidate);
+  const end = (settled: DispatchOutcome): ReadEnd | null => {
+    if (!settled.ok) return ended(scheduler);
+    return invalidate ? { kind: 'invalidated', token: change._id } : null;
+  };
+  return outcome instanceof Promise ? outcome.then(end) : end(outcome);
 }
+
+async function dispatchAfterWaiting(change: ChangeEvent, deps: ReaderDeps): Promise<ReadEnd | null> {
+  const { checkpointer, scheduler } = deps;
+  if (!checkpointer.hasRoom(scheduler.dispatchedSeq) && !(await checkpointer.waitForRoom(scheduler.dispatchedSeq, scheduler.halted))) return ended(scheduler);
+  if (!scheduler.hasSlot() && !(await scheduler.waitForSlot(scheduler.halted))) return ended(scheduler);
+  return dispatch(change, deps); // only the reader dispatches: the room and the slot are still there
+}
+
+const ended = (scheduler: EventScheduler): ReadEnd => (scheduler.failed ? { kind: 'failed' } : { kind: 'stopped' });
 
 async function untilReady({ handlersReady, signal }: ReaderDeps): Promise<boolean> {
   if (signal.aborted) return false;

@@ -2,14 +2,14 @@ import mongoose from 'mongoose';
 import { AckWindow } from '../checkpoint/ack-window.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import { Notifier } from '../common/notifier.js';
-import { InFlightList, type Linked } from './in-flight-list.js';
-import { RunningHandlers } from './running-handlers.js';
 import { HandlerFailedError } from '../change-stream.errors.js';
-import { errorText } from '../common/errors.js';
 import type { ChangeEvent } from './change-cursor.js';
 import { type ChangeDispatcher, type DispatchOutcome, dispatchBug, type EventInFlight, type MaybePromise } from './change-dispatcher.js';
+import { InFlightList, type Linked } from './in-flight-list.js';
+import { RunningHandlers } from './running-handlers.js';
 
 const { EJSON, ObjectId } = mongoose.mongo.BSON;
+
 /** An event in flight, linked into the scheduler's list of them. */
 type TrackedEvent = EventInFlight & Linked<TrackedEvent> & { readonly seq: number; finished: boolean };
 
@@ -108,8 +108,7 @@ export class EventScheduler {
 
   /** Starts `change` once the previous event of its document (`key`, see `documentKeyOf`) finished. */
   submit(change: ChangeEvent, key: string): void {
-    const seq = ++this.seq;
-    const flight = this.track(seq, change);
+    const flight = this.track(change);
     const entry = this.keys.get(key);
     if (entry) {
       entry.pending++;
@@ -134,8 +133,7 @@ export class EventScheduler {
    */
   runAlone(change: ChangeEvent, ack: boolean): MaybePromise<DispatchOutcome> {
     if (this.inFlight.size > 0) return this.drain().then(() => this.runAlone(change, ack));
-    const seq = ++this.seq;
-    return this.execute(this.track(seq, change), ack);
+    return this.execute(this.track(change), ack);
   }
 
   /** Resolves once nothing is in flight. */
@@ -143,9 +141,10 @@ export class EventScheduler {
     while (this.inFlight.size > 0) await this.changed.next();
   }
 
-  private track(seq: number, change: ChangeEvent): TrackedEvent {
+  /** Numbers the event (stream order) and counts it in flight. */
+  private track(change: ChangeEvent): TrackedEvent {
     const abort = this.deps.signalPerEvent ? new AbortController() : this.sharedAbort;
-    const flight: TrackedEvent = { change, startedAt: Date.now(), pending: new RunningHandlers(), abort, seq, finished: false, prev: null, next: null };
+    const flight: TrackedEvent = { change, startedAt: Date.now(), pending: new RunningHandlers(), abort, seq: ++this.seq, finished: false, prev: null, next: null };
     this.inFlight.add(flight);
     return flight;
   }
