@@ -62,7 +62,8 @@ async function bareLoopInNest(): Promise<void> {
 
 async function driverLoop(connection: Connection, withSet: boolean): Promise<void> {
   const redis = withSet ? new Redis(args.redisUrl) : undefined;
-  const stream = connection.db!.collection(args.collection).watch([], { resumeAfter: start, maxAwaitTimeMS: 200 });
+  const batch = process.env.BENCH_BATCH ? { batchSize: Number(process.env.BENCH_BATCH) } : {}; // the same batches as the module's
+  const stream = connection.db!.collection(args.collection).watch([], { resumeAfter: start, maxAwaitTimeMS: 200, ...batch });
   console.log('READY');
   while (tally.count < args.size) {
     const change = await stream.tryNext();
