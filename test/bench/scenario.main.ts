@@ -12,6 +12,8 @@ import type { ScenarioArgs, ScenarioResult } from './scenario.js';
 const args = JSON.parse(process.argv[2]) as ScenarioArgs;
 const { EJSON } = mongoose.mongo.BSON;
 const start = EJSON.parse(args.start) as mongo.ResumeToken;
+/** BENCH_BATCH: the same cursor batch size for the module and the bare loops. */
+const batchOption = process.env.BENCH_BATCH ? { batchSize: Number(process.env.BENCH_BATCH) } : {};
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Counts events, checks per-document order, records live delays; resolves once `size` arrived. */
@@ -62,8 +64,7 @@ async function bareLoopInNest(): Promise<void> {
 
 async function driverLoop(connection: Connection, withSet: boolean): Promise<void> {
   const redis = withSet ? new Redis(args.redisUrl) : undefined;
-  const batch = process.env.BENCH_BATCH ? { batchSize: Number(process.env.BENCH_BATCH) } : {}; // the same batches as the module's
-  const stream = connection.db!.collection(args.collection).watch([], { resumeAfter: start, maxAwaitTimeMS: 200, ...batch });
+  const stream = connection.db!.collection(args.collection).watch([], { resumeAfter: start, maxAwaitTimeMS: 200, ...batchOption });
   console.log('READY');
   while (tally.count < args.size) {
     const change = await stream.tryNext();
@@ -99,7 +100,7 @@ async function withModule(): Promise<void> {
         ...(process.env.BENCH_MAX_EVENTS ? { checkpoint: { maxEvents: Number(process.env.BENCH_MAX_EVENTS) } } : {}),
         ...(process.env.BENCH_TELEMETRY === '0' ? { telemetry: false } : {}),
         ...(process.env.BENCH_LEASES === '0' ? { leases: false as const } : {}),
-        ...(process.env.BENCH_BATCH ? { batchSize: Number(process.env.BENCH_BATCH) } : {}),
+        ...batchOption,
       }),
     ],
     providers: [BenchListener],
