@@ -213,10 +213,20 @@ export class Checkpointer {
       this.again = true;
       return this.saving;
     }
-    const saving: Promise<boolean> = this.saveUntilCurrent().finally(() => {
-      if (this.saving === saving) this.saving = undefined; // not a newer tenure's save
+    const done = (): boolean => {
+      const current = this.saving === saving; // not a newer tenure's save
+      if (current) this.saving = undefined;
       this.progress.notify();
-    });
+      return current;
+    };
+    const saving: Promise<boolean> = this.saveUntilCurrent().then(
+      // An ack between the save's last look and now found it still saving and set `again`: save that too, as part of this flush.
+      (stored) => (done() && stored && this.again ? this.flush() : stored),
+      (error: unknown) => {
+        done();
+        throw error;
+      },
+    );
     this.saving = saving;
     return saving;
   }

@@ -7,6 +7,11 @@ export type ChangeEvent = mongo.ChangeStreamDocument;
 export interface ChangeCursor {
   /** The next event, or null after an empty batch. The first call opens the stream on the server. */
   tryNext(): Promise<ChangeEvent | null>;
+  /**
+   * The next event the driver already holds, at once (no I/O, no promise), as `tryNext` would
+   * return it; null when it holds none (then call `tryNext`).
+   */
+  nextBuffered(): ChangeEvent | null;
   /** Resolves once the server accepted the stream (its `aggregate` answered); never rejects. */
   whenOpen(): Promise<void>;
   /** True once the server accepted the stream: an error after that is not about the start position. */
@@ -24,10 +29,24 @@ export interface ChangeCursor {
 
 export type CursorFactory = (pipeline: object[], options: mongo.ChangeStreamOptions) => ChangeCursor;
 
-/** The driver's internal cursor: emits `init` with the aggregate's reply and knows where it would resume. */
+/** The driver's internal cursor: emits `init` with the aggregate's reply, knows where it would resume and what it holds. */
 interface DriverInnerCursor {
   once(event: 'init', listener: () => void): unknown;
   readonly resumeOptions?: { resumeAfter?: mongo.ResumeToken; startAfter?: mongo.ResumeToken; startAtOperationTime?: mongo.Timestamp };
+  bufferedCount?(): number;
+  readBufferedDocuments?(count: number): ChangeEvent[];
+  readonly documents?: DriverReply;
+  readonly transform?: unknown;
+}
+
+/** What `ChangeStream.tryNext` does with each document its cursor returns (mongodb 6–7, `lib/change_stream.js`). */
+interface DriverStreamInternals {
+  /** Replaced by the driver when it resumes after a network error. */
+  readonly cursor?: DriverInnerCursor;
+  /** Caches the event's token as the driver's resume point; throws if the event has none. */
+  _processChange?(change: ChangeEvent): ChangeEvent;
+  /** Set only with the client's `timeoutMS`, which `tryNext` refreshes per call. */
+  readonly timeoutContext?: unknown;
 }
 
 /**
@@ -62,6 +81,22 @@ export class DriverChangeCursor implements ChangeCursor {
     });
   }
 
+  /**
+   * What `tryNext` does for a buffered document (take it, cache its token as the driver's resume
+   * point, so the driver resumes from it after a network error), without its two async frames,
+   * and then lets the driver's reply drop its parse of that document (see `forgetHandedOut`).
+   * Null (use `tryNext`) whenever the driver's internals are not as expected.
+   */
+  nextBuffered(): ChangeEvent | null {
+    const stream = this.stream as unknown as DriverStreamInternals;
+    const inner = stream.cursor;
+    if (!this.open || this.stream.closed || stream.timeoutContext != null || typeof stream._processChange !== 'function') return null;
+    if (!inner?.bufferedCount || !inner.readBufferedDocuments || inner.transform != null || inner.bufferedCount() === 0) return null;
+    const [change] = inner.readBufferedDocuments(1);
+    forgetHandedOut(inner.documents);
+    return change == null ? null : stream._processChange(change);
+  }
+
   whenOpen(): Promise<void> {
     return this.opened;
   }
@@ -90,6 +125,30 @@ export class DriverChangeCursor implements ChangeCursor {
     this.open = true;
     this.markOpen();
   }
+}
+
+/**
+ * The driver's server reply (mongodb 6.8+ `CursorResponse`): it parses its batch on demand and
+ * caches each document it hands out, parsed, until the whole reply is used up.
+ */
+interface DriverReply {
+  readonly iterated?: number;
+  readonly _batch?: { readonly cache?: Record<number, unknown> } | null;
+  readonly _encryptedBatch?: { readonly cache?: Record<number, unknown> } | null;
+}
+
+/**
+ * Drops the driver's cached parse of the document just handed out: it is never read again, and
+ * kept it costs about 2 KB per event until the reply is used up (tens of MB, and the scavenges
+ * that copy them, while a large backlog drains).
+ */
+function forgetHandedOut(reply: DriverReply | undefined): void {
+  const index = (reply?.iterated ?? 0) - 1;
+  if (index < 0) return;
+  const plain = reply?._batch?.cache;
+  if (plain) plain[index] = undefined;
+  const encrypted = reply?._encryptedBatch?.cache;
+  if (encrypted) encrypted[index] = undefined;
 }
 
 function positionOf(options: DriverInnerCursor['resumeOptions']): StreamPosition | null {

@@ -66,7 +66,7 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
       }
     }
     if (signal.aborted || scheduler.failed) break;
-    change = await cursor.tryNext();
+    change = cursor.nextBuffered() ?? (await cursor.tryNext());
   }
   return ended(scheduler);
 }

@@ -80,6 +80,20 @@ describe('Checkpointer', () => {
     expect(store.saves).toEqual([at(1), at(2)]);
   });
 
+  it('an acknowledgement that arrives as a save ends, before its promise settles, is saved by that flush', async () => {
+    const store = new RecordingStore();
+    checkpointer = new Checkpointer(store, 'k', settings(1, 60_000));
+    const cp = checkpointer;
+    // Queued from the save's last step: runs after the save looked for more work, before its promise settles.
+    cp.onWrite = () => {
+      if (store.saves.length === 1) queueMicrotask(() => cp.ack(token(2), 2));
+    };
+    cp.ack(token(1), 1);
+    await eventually('the second position stored without a timer', () => store.saves.length === 2, 1000);
+    expect(store.saves).toEqual([at(1), at(2)]);
+    expect(cp.unsavedCount).toBe(0);
+  });
+
   it('keeps the position after a failed save and stores it once the store is back', async () => {
     const store = new RecordingStore();
     store.failing = true;
