@@ -39,7 +39,11 @@ interface DriverInnerCursor {
   readonly transform?: unknown;
 }
 
-/** What `ChangeStream.tryNext` does with each document its cursor returns (mongodb 6–7, `lib/change_stream.js`). */
+/**
+ * What `ChangeStream.tryNext` does with each document its cursor returns (mongodb 7 and late 6.x,
+ * `lib/change_stream.js`; 6.x releases before NODE-4763's fix skip `_processChange` in `tryNext`,
+ * so their own resume after a network error starts earlier: reading through it repeats fewer events).
+ */
 interface DriverStreamInternals {
   /** Replaced by the driver when it resumes after a network error. */
   readonly cursor?: DriverInnerCursor;
@@ -92,9 +96,15 @@ export class DriverChangeCursor implements ChangeCursor {
     const inner = stream.cursor;
     if (!this.open || this.stream.closed || stream.timeoutContext != null || typeof stream._processChange !== 'function') return null;
     if (!inner?.bufferedCount || !inner.readBufferedDocuments || inner.transform != null || inner.bufferedCount() === 0) return null;
-    const [change] = inner.readBufferedDocuments(1);
-    forgetHandedOut(inner.documents);
-    return change == null ? null : stream._processChange(change);
+    try {
+      const [change] = inner.readBufferedDocuments(1);
+      forgetHandedOut(inner.documents);
+      return change == null ? null : stream._processChange(change);
+    } catch (error) {
+      // As `tryNext` does on an error it cannot resume from (a document that fails to decode, an event without `_id`).
+      this.stream.close().catch(() => undefined);
+      throw error;
+    }
   }
 
   whenOpen(): Promise<void> {

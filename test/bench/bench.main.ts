@@ -172,7 +172,7 @@ function printTable(title: string, rows: Rows, live: boolean): void {
   const rate = (r: ScenarioResult) => (r.events / r.ms) * 1000;
   const bare = rows.get(VARIANTS[0].name)?.map(rate) ?? [];
   console.log(`\n${title}`);
-  const header = ['scenario', 'events/s', '× bare [min–max]', ...(live ? ['p50 ms', 'p99 ms'] : []), 'RSS +MB', 'order'];
+  const header = ['scenario', 'events/s', '× bare [min–max]', ...(live ? ['p50 ms', 'p99 ms'] : []), 'CPU µs/ev', 'RSS +MB', 'order'];
   const lines = [...rows].map(([name, results]) => {
     const r = median(results.map(rate));
     const ratios = bare.length === results.length ? results.map((x, i) => rate(x) / bare[i]) : [];
@@ -183,6 +183,7 @@ function printTable(title: string, rows: Rows, live: boolean): void {
       r.toFixed(0),
       ratios.length === 0 ? '-' : `${median(ratios).toFixed(2)} [${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}]`,
       ...(live ? [percentile(delays, 50).toFixed(1), percentile(delays, 99).toFixed(1)] : []),
+      median(results.map((x) => x.cpuMicros / x.events)).toFixed(1),
       Math.max(...results.map((x) => x.rssPeakMb - x.rssBaselineMb)).toFixed(1),
       violations === 0 ? 'kept' : `${violations} VIOLATIONS`,
     ];

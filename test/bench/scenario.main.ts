@@ -28,11 +28,15 @@ class Tally {
 
   /** RSS when the first event arrived: growth is measured from there, over the drain. */
   rssAtFirst = 0;
+  /** This process's CPU time over the drain (µs, user + system): its own cost, apart from the servers'. */
+  private cpuAtFirst: NodeJS.CpuUsage | undefined;
+  cpuMicros = 0;
 
   async handle(change: mongo.ChangeStreamDocument): Promise<void> {
     if (this.count === 0 && this.firstAt === 0) {
       this.firstAt = performance.now();
       this.rssAtFirst = process.memoryUsage().rss;
+      this.cpuAtFirst = process.cpuUsage();
     }
     const id = (change as { documentKey?: { _id: unknown } }).documentKey?._id;
     if (args.mode === 'live' && change.operationType === 'insert') {
@@ -42,7 +46,11 @@ class Tally {
     this.order.begin(change.operationType, id);
     if (args.handlerDelayMs > 0) await sleep(args.handlerDelayMs);
     this.order.end(change.operationType, id);
-    if (++this.count === args.size) this.done();
+    if (++this.count === args.size) {
+      const cpu = process.cpuUsage(this.cpuAtFirst);
+      this.cpuMicros = cpu.user + cpu.system;
+      this.done();
+    }
   }
 }
 const tally = new Tally();
@@ -130,6 +138,7 @@ async function main(): Promise<void> {
     rssBaselineMb: (tally.rssAtFirst || rssBaseline) / 2 ** 20,
     rssPeakMb: rssPeak / 2 ** 20,
     orderViolations: tally.order.violations,
+    cpuMicros: tally.cpuMicros,
   };
   console.log(`RESULT ${JSON.stringify(result)}`);
 }

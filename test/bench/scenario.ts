@@ -23,4 +23,6 @@ export interface ScenarioResult {
   rssBaselineMb: number;
   rssPeakMb: number;
   orderViolations: number;
+  /** The consumer process's CPU time over the drain, µs (user + system, all its threads). */
+  cpuMicros: number;
 }

@@ -66,6 +66,38 @@ describe('reading buffered events through the driver (real MongoDB)', () => {
     expect(ids).toEqual(Array.from({ length: 50 }, (_, i) => i));
   });
 
+  it('leaves the driver resuming from the end of a reply once its last event was read', async () => {
+    const { stream, cursor } = await backlog(30);
+    await cursor.tryNext();
+    let last: ChangeEvent | null = null;
+    for (let change = cursor.nextBuffered(); change !== null; change = cursor.nextBuffered()) last = change;
+    expect(last).not.toBeNull();
+    expect(stream.bufferedCount()).toBe(0);
+    // Only here does the driver resume (its next getMore): from the reply's post-batch token, else the last event's.
+    const inner = (stream as unknown as { cursor: { postBatchResumeToken?: unknown } }).cursor;
+    expect(stream.resumeToken).toEqual(inner.postBatchResumeToken ?? last!._id);
+  });
+
+  it('lets the driver resume after a lost cursor with the event after the last one read', async () => {
+    const { stream, cursor } = await backlog(10);
+    const read: ChangeEvent[] = [];
+    while (read.length < 10) {
+      const change = cursor.nextBuffered() ?? (await cursor.tryNext());
+      if (change) read.push(change);
+    }
+    await items.insertMany(Array.from({ length: 5 }, (_, i) => ({ _id: 10 + i })));
+    const cursorId = (stream as unknown as { cursor: { id?: mongo.Long } }).cursor.id;
+    expect(cursorId).toBeDefined();
+    await connection.db!.command({ killCursors: 'items', cursors: [cursorId] }); // the next getMore fails with CursorNotFound, which the driver resumes from
+    while (read.length < 15) {
+      const change = cursor.nextBuffered() ?? (await cursor.tryNext());
+      if (change) read.push(change);
+    }
+    const ids = read.map((c) => (c as { documentKey?: { _id: unknown } }).documentKey?._id);
+    expect(ids).toEqual(Array.from({ length: 15 }, (_, i) => i));
+    expect(stream.closed).toBe(false);
+  });
+
   it('lets the driver drop its parse of each event it handed out', async () => {
     const { stream, cursor } = await backlog(20);
     await cursor.tryNext();
