@@ -32,6 +32,9 @@ export const messages = {
     `Move the handlers to a singleton provider, or inject the request-scoped dependency elsewhere.`,
   storeUnreachable: (where: string, error: string) =>
     `Position store unreachable: ${where} (${error}). Streams wait for it and start from their stored positions once it answers.`,
+  redisAuthMissing: (where: string, error: string) =>
+    `ChangeStreamModule: ${where} requires a password and the "redis" option gave none (${error}). ` +
+    `Add it to the URL (redis://:password@host:6379, or redis://user:password@host:6379) or set password (and username) in the ioredis options.`,
   redisAuthFailed: (where: string, error: string) =>
     `ChangeStreamModule: ${where} rejected the credentials (${error}). Check the username and password in the "redis" option.`,
   waitingForStore: (error: string) => `waiting for the position store: ${error}`,

@@ -60,6 +60,17 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
       'ChangeStreamModule: option "redis" is present but undefined (an unset environment variable?). Set it, or leave the option out to keep positions in memory on purpose.',
     );
   }
+  if (options.redis === null || options.redis === '') {
+    // ioredis would quietly connect to localhost:6379 instead.
+    throw new ChangeStreamConfigError(
+      `ChangeStreamModule: option "redis" is ${options.redis === null ? 'null' : 'an empty string'} (an unset environment variable?). Pass a redis:// URL, ioredis options or a client, or leave the option out to keep positions in memory on purpose.`,
+    );
+  }
+  const scheme = typeof options.redis === 'string' ? /^([a-z][a-z0-9+.-]*):\/\//i.exec(options.redis)?.[1] : undefined;
+  if (scheme !== undefined && !/^rediss?$/i.test(scheme)) {
+    // Only the scheme is shown: the URL may hold a password.
+    throw new ChangeStreamConfigError(`ChangeStreamModule: option "redis" is a "${scheme}:" URL; expected redis://host:port or rediss://host:port (TLS).`);
+  }
   if (options.redis !== undefined && options.tokenStore !== undefined) {
     throw new ChangeStreamConfigError('ChangeStreamModule: set either "redis" or "tokenStore", not both.');
   }

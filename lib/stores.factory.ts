@@ -90,7 +90,9 @@ async function verifyRedis({ client, where, owned, lastError }: RedisConnection,
   if (AUTH_ERROR.test(text)) {
     // Retrying cannot fix credentials: a client the module created stops here, even if the app is never closed.
     if (owned) client.disconnect();
-    throw new ChangeStreamConfigError(messages.redisAuthFailed(where, text.split('.')[0]));
+    const reply = text.split('.')[0];
+    // NOAUTH: no credentials were sent at all; WRONGPASS: they were, and are wrong.
+    throw new ChangeStreamConfigError(/^NOAUTH/i.test(text) ? messages.redisAuthMissing(where, reply) : messages.redisAuthFailed(where, reply));
   }
   // ioredis reports its own retry limit ("maxRetriesPerRequest"); the connection error says more.
   const reason = (failure as Error | undefined)?.name === 'MaxRetriesPerRequestError' ? (lastError() ?? `not connected (${client.status})`) : text;

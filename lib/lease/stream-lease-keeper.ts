@@ -71,19 +71,25 @@ export class StreamLeaseKeeper {
         reserved = this.balancer.reserve(this.key, performance.now() - unseenSince >= this.timing.ttlMs);
       }
       if (reserved) {
-        const sentAt = performance.now();
+        let sentAt = performance.now();
         try {
           const attempt = await this.store.acquire(this.key, this.instanceId, this.timing.ttlMs);
           failures = 0;
-          if ('acquired' in attempt) return await this.take(attempt.acquired, sentAt, signal);
+          const heldBy = 'heldBy' in attempt ? attempt.heldBy : null;
+          let won = 'acquired' in attempt ? attempt.acquired : null;
           // Still our own lease (dropped when a renewal came too late, say): take it back rather than wait out its TTL.
-          if (this.isLast(attempt.heldBy) && (await this.store.renew(this.key, attempt.heldBy!, this.timing.ttlMs))) {
-            return await this.take(attempt.heldBy!, sentAt, signal);
+          if (heldBy && this.isLast(heldBy) && (await this.store.renew(this.key, heldBy, this.timing.ttlMs))) won = heldBy;
+          // A reply that took longer than a renewal interval (queued while Redis was away) confirms too
+          // little of the TTL to start on: renew once first, or the lease would be dropped at once as unconfirmed.
+          if (won && performance.now() - sentAt > this.timing.renewIntervalMs) {
+            sentAt = performance.now();
+            if (!(await this.store.renew(this.key, won, this.timing.ttlMs))) won = null;
           }
+          if (won) return await this.take(won, sentAt, signal);
           this.balancer.unreserve(this.key);
-          this.seen = attempt.heldBy;
+          this.seen = heldBy;
           unseenSince = performance.now();
-          onWaiting({ heldBy: attempt.heldBy });
+          onWaiting({ heldBy: this.seen });
         } catch (error) {
           this.balancer.unreserve(this.key);
           failures++;

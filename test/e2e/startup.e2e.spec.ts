@@ -235,6 +235,18 @@ describe('startup (real MongoDB and Redis)', () => {
     expect(error.message).not.toContain('hunter2');
   });
 
+  it('fails init when Redis requires a password and none was given, saying so', async () => {
+    const server = await LocalRedisServer.start(['--requirepass', 'correct-horse']);
+    scope.track({ close: () => server.stop() });
+    const { error } = await TestApp.startExpectingFailure(
+      { ...base(), providers: [NoteListener], changeStreams: { redis: `redis://127.0.0.1:${server.port}` } },
+      async (module) => eventually('its Redis client closed for good', () => closedForGood(redisClientOf(module))),
+    );
+    expect(error).toBeInstanceOf(ChangeStreamConfigError);
+    expect(error.message).toMatch(new RegExp(`^ChangeStreamModule: Redis at 127\\.0\\.0\\.1:${server.port} requires a password and the "redis" option gave none \\(NOAUTH `));
+    expect(error.message).toContain('redis://:password@host:6379');
+  });
+
   it('a Redis that does not answer at startup is logged once, with where, and the streams wait for it', async () => {
     const port = await freePort();
     const app = await scope.app({ ...base(), providers: [NoteListener], changeStreams: { redis: `redis://127.0.0.1:${port}`, startupTimeoutMs: 1500 } });

@@ -4,6 +4,10 @@ import { ChangeStreamConfigError } from '../../lib/index.js';
 import type { ChangeStreamModuleOptions } from '../../lib/index.js';
 
 describe('resolveOptions', () => {
+  it.each(['redis://127.0.0.1:6379', 'REDISS://user:pw@cache.example:6380/2', '/var/run/redis.sock', '127.0.0.1:6379'])('accepts redis %s', (redis) => {
+    expect(resolveOptions({ consumer: 'c', redis }).redis).toBe(redis);
+  });
+
   it('fills in documented defaults', () => {
     const resolved = resolveOptions({ consumer: 'billing' });
     expect(resolved.leases).toEqual({ ttlMs: 10_000, renewIntervalMs: 3000, pollIntervalMs: 1000, instanceId: expect.stringMatching(/^.+:\d+:[0-9a-f]{4}$/), explicit: false });
@@ -57,6 +61,9 @@ describe('resolveOptions', () => {
     ['a misspelled lease option', { consumer: 'c', leases: { ttl: 5000 } }, /unknown option\(s\) "leases\.ttl"\. Known in "leases": ttlMs, renewIntervalMs, pollIntervalMs, instanceId\./],
     ['a group that is not an object', { consumer: 'c', checkpoint: 100 }, /"checkpoint" is 100; expected an object with maxEvents, intervalMs, maxUnsavedEvents/],
     ['redis present but undefined (an unset variable)', { consumer: 'c', redis: undefined }, /option "redis" is present but undefined \(an unset environment variable\?\)/],
+    ['redis null', { consumer: 'c', redis: null }, /option "redis" is null \(an unset environment variable\?\)/],
+    ['redis an empty string (REDIS_URL=)', { consumer: 'c', redis: '' }, /option "redis" is an empty string \(an unset environment variable\?\)/],
+    ['redis an http URL, without showing its password', { consumer: 'c', redis: 'http://:secret@127.0.0.1:6379' }, /^ChangeStreamModule: option "redis" is a "http:" URL; expected redis:\/\/host:port or rediss:\/\/host:port \(TLS\)\.$/],
     ['a run-ahead bound below twice the batch', { consumer: 'c', checkpoint: { maxEvents: 500, maxUnsavedEvents: 100 } }, /"checkpoint.maxUnsavedEvents" is 100; expected at least 2 × checkpoint.maxEvents \(1000\)/],
     ['an unknown failure policy', { consumer: 'c', onHandlerFailure: 'skip' }, /"onHandlerFailure" is "skip"; expected "stop", "dead-letter" or a function/],
     ['an unknown history policy', { consumer: 'c', onHistoryLost: 'ignore' }, /"onHistoryLost" is "ignore"; expected "fail", "restart-from-now" or a function/],
