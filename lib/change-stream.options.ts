@@ -67,10 +67,14 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
     );
   }
   const scheme = typeof options.redis === 'string' ? /^([a-z][a-z0-9+.-]*):\/\//i.exec(options.redis)?.[1] : undefined;
-  if (scheme !== undefined && !/^rediss?$/i.test(scheme)) {
+  if (scheme !== undefined && !/^(rediss?|unix)$/i.test(scheme)) {
     // Only the scheme is shown: the URL may hold a password.
-    throw new ChangeStreamConfigError(`ChangeStreamModule: option "redis" is a "${scheme}:" URL; expected redis://host:port or rediss://host:port (TLS).`);
+    throw new ChangeStreamConfigError(
+      `ChangeStreamModule: option "redis" is a "${scheme}:" URL; expected redis://host:port, rediss://host:port (TLS) or unix:///path/to/socket.`,
+    );
   }
+  // ioredis turns TLS on only for a lowercase "rediss://": REDISS:// would send the password in the clear.
+  const redis = scheme !== undefined && typeof options.redis === 'string' ? scheme.toLowerCase() + options.redis.slice(scheme.length) : options.redis;
   if (options.redis !== undefined && options.tokenStore !== undefined) {
     throw new ChangeStreamConfigError('ChangeStreamModule: set either "redis" or "tokenStore", not both.');
   }
@@ -90,7 +94,7 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
   const retryInitial = int('handlerRetry.initialDelayMs', options.handlerRetry?.initialDelayMs, 200, 0);
   return {
     consumer,
-    redis: options.redis,
+    redis,
     tokenStore: options.tokenStore,
     deadLetterStore: options.deadLetterStore,
     onHandlerFailure: handlerFailurePolicy('onHandlerFailure', options.onHandlerFailure),

@@ -91,12 +91,17 @@ async function verifyRedis({ client, where, owned, lastError }: RedisConnection,
     // Retrying cannot fix credentials: a client the module created stops here, even if the app is never closed.
     if (owned) client.disconnect();
     const reply = text.split('.')[0];
-    // NOAUTH: no credentials were sent at all; WRONGPASS: they were, and are wrong.
-    throw new ChangeStreamConfigError(/^NOAUTH/i.test(text) ? messages.redisAuthMissing(where, reply) : messages.redisAuthFailed(where, reply));
+    // NOAUTH with no password configured: none was sent. With one, it was refused (WRONGPASS, or AUTH itself failed on Redis 5).
+    throw new ChangeStreamConfigError(/^NOAUTH/i.test(text) && !hasPassword(client) ? messages.redisAuthMissing(where, reply) : messages.redisAuthFailed(where, reply));
   }
   // ioredis reports its own retry limit ("maxRetriesPerRequest"); the connection error says more.
   const reason = (failure as Error | undefined)?.name === 'MaxRetriesPerRequestError' ? (lastError() ?? `not connected (${client.status})`) : text;
   logger.warn(messages.storeUnreachable(where, reason));
+}
+
+function hasPassword(client: RedisClient): boolean {
+  const options = client instanceof Cluster ? (client.options.redisOptions ?? {}) : (client as Redis).options;
+  return Boolean(options.password);
 }
 
 /** Where a client points, for messages: never its password. */

@@ -79,9 +79,10 @@ export class StreamLeaseKeeper {
           let won = 'acquired' in attempt ? attempt.acquired : null;
           // Still our own lease (dropped when a renewal came too late, say): take it back rather than wait out its TTL.
           if (heldBy && this.isLast(heldBy) && (await this.store.renew(this.key, heldBy, this.timing.ttlMs))) won = heldBy;
-          // A reply that took longer than a renewal interval (queued while Redis was away) confirms too
-          // little of the TTL to start on: renew once first, or the lease would be dropped at once as unconfirmed.
-          if (won && performance.now() - sentAt > this.timing.renewIntervalMs) {
+          // A late reply (queued while Redis was away) leaves too little of the TTL confirmed for the
+          // renewals to keep it: renew once first, or the lease would be dropped at once as unconfirmed.
+          if (won && this.confirmedFrom(sentAt) - performance.now() < 2 * this.timing.renewIntervalMs) {
+            this.last = won; // if this renewal fails, the next attempt takes it back as ours
             sentAt = performance.now();
             if (!(await this.store.renew(this.key, won, this.timing.ttlMs))) won = null;
           }
@@ -177,10 +178,15 @@ export class StreamLeaseKeeper {
    */
   private confirm(sentAt: number): void {
     clearTimeout(this.expiryTimer);
-    const margin = Math.min(1000, Math.floor(this.timing.ttlMs / 10));
-    this.confirmedUntil = sentAt + this.timing.ttlMs - margin;
+    this.confirmedUntil = this.confirmedFrom(sentAt);
     this.expiryTimer = setTimeout(() => this.lose(messages.leaseUnconfirmed(this.timing.ttlMs)), Math.max(0, this.confirmedUntil - performance.now()));
     this.expiryTimer.unref();
+  }
+
+  /** Until when a request sent at `sentAt` that Redis answered confirms the lease. */
+  private confirmedFrom(sentAt: number): number {
+    const margin = Math.min(1000, Math.floor(this.timing.ttlMs / 10));
+    return sentAt + this.timing.ttlMs - margin;
   }
 
   private drop(): void {

@@ -64,6 +64,7 @@ export class DriverChangeCursor implements ChangeCursor {
   private position: StreamPosition | null = null;
   private readonly opened: Promise<void>;
   private markOpen!: () => void;
+  private closing: Promise<void> | undefined;
 
   constructor(private readonly stream: mongo.ChangeStream) {
     this.opened = new Promise((resolve) => (this.markOpen = resolve));
@@ -102,7 +103,7 @@ export class DriverChangeCursor implements ChangeCursor {
       return change == null ? null : stream._processChange(change);
     } catch (error) {
       // As `tryNext` does on an error it cannot resume from (a document that fails to decode, an event without `_id`).
-      this.stream.close().catch(() => undefined);
+      this.close().catch(() => undefined);
       throw error;
     }
   }
@@ -127,8 +128,9 @@ export class DriverChangeCursor implements ChangeCursor {
     return this.stream.closed;
   }
 
+  /** One close, however often called: a second `stream.close()` would end the session before the first one's killCursors. */
   close(): Promise<void> {
-    return this.stream.close();
+    return (this.closing ??= this.stream.close());
   }
 
   private setOpen(): void {

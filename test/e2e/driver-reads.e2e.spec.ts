@@ -68,7 +68,7 @@ describe('reading buffered events through the driver (real MongoDB)', () => {
 
   it('leaves the driver resuming from the end of a reply once its last event was read', async () => {
     const { stream, cursor } = await backlog(30);
-    await cursor.tryNext();
+    while (!(await cursor.tryNext())); // a real mongod may answer the first reads empty
     let last: ChangeEvent | null = null;
     for (let change = cursor.nextBuffered(); change !== null; change = cursor.nextBuffered()) last = change;
     expect(last).not.toBeNull();
@@ -100,7 +100,7 @@ describe('reading buffered events through the driver (real MongoDB)', () => {
 
   it('lets the driver drop its parse of each event it handed out', async () => {
     const { stream, cursor } = await backlog(20);
-    await cursor.tryNext();
+    while (!(await cursor.tryNext())); // the first event: a real mongod may answer the first reads empty
     const reply = replyOf(stream);
     expect(reply._batch).not.toBeNull();
     expect(reply._batch!.cache[0]).toBeDefined(); // tryNext's own read: the driver keeps it
@@ -111,7 +111,7 @@ describe('reading buffered events through the driver (real MongoDB)', () => {
 
   it('falls back to tryNext once the stream is closed', async () => {
     const { stream, cursor } = await backlog(5);
-    await cursor.tryNext();
+    while (!(await cursor.tryNext()));
     expect(stream.bufferedCount()).toBe(4);
     await stream.close();
     expect(cursor.nextBuffered()).toBeNull();

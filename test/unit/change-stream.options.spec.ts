@@ -1,11 +1,20 @@
 import { describe, expect, it } from '@jest/globals';
+import { Redis } from 'ioredis';
 import { resolveOptions } from '../../lib/change-stream.options.js';
 import { ChangeStreamConfigError } from '../../lib/index.js';
 import type { ChangeStreamModuleOptions } from '../../lib/index.js';
 
 describe('resolveOptions', () => {
-  it.each(['redis://127.0.0.1:6379', 'REDISS://user:pw@cache.example:6380/2', '/var/run/redis.sock', '127.0.0.1:6379'])('accepts redis %s', (redis) => {
+  it.each(['redis://127.0.0.1:6379', 'rediss://user:pw@cache.example:6380/2', 'unix:///var/run/redis.sock', '/var/run/redis.sock', '127.0.0.1:6379'])('accepts redis %s', (redis) => {
     expect(resolveOptions({ consumer: 'c', redis }).redis).toBe(redis);
+  });
+
+  it('writes an uppercase REDISS:// as rediss://, so that ioredis uses TLS', () => {
+    const { redis } = resolveOptions({ consumer: 'c', redis: 'REDISS://user:pw@cache.example:6380/2' });
+    expect(redis).toBe('rediss://user:pw@cache.example:6380/2');
+    const client = new Redis(redis as string, { lazyConnect: true });
+    expect(client.options.tls).toBeDefined();
+    client.disconnect();
   });
 
   it('fills in documented defaults', () => {
@@ -63,7 +72,7 @@ describe('resolveOptions', () => {
     ['redis present but undefined (an unset variable)', { consumer: 'c', redis: undefined }, /option "redis" is present but undefined \(an unset environment variable\?\)/],
     ['redis null', { consumer: 'c', redis: null }, /option "redis" is null \(an unset environment variable\?\)/],
     ['redis an empty string (REDIS_URL=)', { consumer: 'c', redis: '' }, /option "redis" is an empty string \(an unset environment variable\?\)/],
-    ['redis an http URL, without showing its password', { consumer: 'c', redis: 'http://:secret@127.0.0.1:6379' }, /^ChangeStreamModule: option "redis" is a "http:" URL; expected redis:\/\/host:port or rediss:\/\/host:port \(TLS\)\.$/],
+    ['redis an http URL, without showing its password', { consumer: 'c', redis: 'http://:secret@127.0.0.1:6379' }, /^ChangeStreamModule: option "redis" is a "http:" URL; expected redis:\/\/host:port, rediss:\/\/host:port \(TLS\) or unix:\/\/\/path\/to\/socket\.$/],
     ['a run-ahead bound below twice the batch', { consumer: 'c', checkpoint: { maxEvents: 500, maxUnsavedEvents: 100 } }, /"checkpoint.maxUnsavedEvents" is 100; expected at least 2 × checkpoint.maxEvents \(1000\)/],
     ['an unknown failure policy', { consumer: 'c', onHandlerFailure: 'skip' }, /"onHandlerFailure" is "skip"; expected "stop", "dead-letter" or a function/],
     ['an unknown history policy', { consumer: 'c', onHistoryLost: 'ignore' }, /"onHistoryLost" is "ignore"; expected "fail", "restart-from-now" or a function/],

@@ -27,4 +27,14 @@ describe('DriverChangeCursor.nextBuffered', () => {
     expect(stream.resumeToken).toEqual(token(1)); // a reopen resumes after the last event handed out
     expect(cursor.nextBuffered()).toBeNull();
   });
+
+  it('closes the driver stream once, however often it is closed', async () => {
+    const { stream, cursor } = open([insert(1)]);
+    let closes = 0;
+    const close = stream.close.bind(stream);
+    stream.close = () => (closes++, close());
+    await Promise.all([cursor.close(), cursor.close()]);
+    await cursor.close();
+    expect(closes).toBe(1);
+  });
 });

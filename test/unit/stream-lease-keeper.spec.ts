@@ -10,13 +10,20 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 class LateAcquireStore extends MemoryLeaseStore {
   lateByMs = 0;
   renewals = 0;
+  /** The next renewal fails (Redis gone again). */
+  renewThrows = false;
   override async acquire(key: string, holder: string): Promise<LeaseAttempt> {
     const attempt = await super.acquire(key, holder);
     await sleep(this.lateByMs);
+    this.lateByMs = 0;
     return attempt;
   }
   override async renew(...args: Parameters<MemoryLeaseStore['renew']>): Promise<boolean> {
     this.renewals++;
+    if (this.renewThrows) {
+      this.renewThrows = false;
+      throw new Error('Connection is closed.');
+    }
     return super.renew(...args);
   }
 }
@@ -46,8 +53,30 @@ describe('StreamLeaseKeeper', () => {
     }
   });
 
+  it('takes its own lease back when that first renewal fails, instead of standing by for another holder', async () => {
+    const timing = { ttlMs: 1000, renewIntervalMs: 100, pollIntervalMs: 20 };
+    const store = new LateAcquireStore();
+    store.lateByMs = 900;
+    store.renewThrows = true;
+    const balancer = new LeaseBalancer(store, 'A', timing, ['s1'], () => false);
+    await balancer.start();
+    const keeper = new StreamLeaseKeeper('s1', store, timing, balancer);
+    const waited: unknown[] = [];
+    const abort = new AbortController();
+    try {
+      const lease = await keeper.acquire(abort.signal, (why) => waited.push(why));
+      expect(lease).toEqual(expect.objectContaining({ holder: 'A', fence: 1 })); // the lease it got, not a new one
+      expect(waited).toEqual([{ error: 'Connection is closed.' }]); // never "held by A"
+      expect(keeper.stillValid()).toBe(true);
+    } finally {
+      abort.abort();
+      await keeper.release();
+      await balancer.stop();
+    }
+  });
+
   it('holds a lease that answered in time without an extra renewal', async () => {
-    const timing = { ttlMs: 10_000, renewIntervalMs: 5000, pollIntervalMs: 20 };
+    const timing = { ttlMs: 10_000, renewIntervalMs: 3000, pollIntervalMs: 20 };
     const store = new LateAcquireStore();
     const balancer = new LeaseBalancer(store, 'A', timing, ['s1'], () => false);
     await balancer.start();
