@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
+import mongoose from 'mongoose';
 import { resolveOptions } from '../../lib/change-stream.options.js';
 import { Checkpointer } from '../../lib/checkpoint/checkpointer.js';
 import { InMemoryDeadLetterStore, InMemoryResumeTokenStore } from '../../lib/index.js';
@@ -8,6 +9,8 @@ import { CollectionStream } from '../../lib/stream/collection-stream.js';
 import { planStreams } from '../../lib/stream/stream-plan.js';
 import { FakeServer, insert } from '../fixtures/fake-change-stream.js';
 import { median } from './percentiles.js';
+
+const { BSON } = mongoose.mongo;
 
 /**
  * `npm run bench:overhead`: the module's own CPU time per event, without servers. The same
@@ -33,8 +36,23 @@ const count = () => {
   if (tally.handled++ === 0) tally.started = cpuMs();
   if (tally.handled === EVENTS) tally.done();
 };
+/**
+ * OVERHEAD_DECODE=1: both sides also decode a change event of about 1 KB from BSON per event, as
+ * the driver does for each event it hands out, so caches and the garbage collector are as busy
+ * as on a server (the in-memory events alone stay hot in the CPU's caches).
+ */
+const decode = process.env.OVERHEAD_DECODE
+  ? (() => {
+      const bytes = BSON.serialize({ ...insert(1), fullDocument: { _id: 1, name: 'x'.repeat(600), tags: Array.from({ length: 20 }, (_, i) => `tag-${i}`), at: new Date() } });
+      return () => BSON.deserialize(bytes);
+    })()
+  : () => undefined;
+const counted = () => {
+  decode();
+  count();
+};
 /** OVERHEAD_SYNC=1: a handler that returns no promise. */
-const handle = process.env.OVERHEAD_SYNC ? count : async (_change: unknown) => count();
+const handle = process.env.OVERHEAD_SYNC ? counted : async (_change: unknown) => counted();
 
 async function bare(): Promise<number> {
   const server = new FakeServer([{ aggregate: {}, getMores: batches() }]);
@@ -95,7 +113,7 @@ async function main(): Promise<void> {
     }
   }
   const bareUs = (median(times.get(rows[0][0])!) * 1000) / EVENTS;
-  console.log(`[overhead] ${EVENTS} in-memory events, median of ${ROUNDS} rounds, Node ${process.version}`);
+  console.log(`[overhead] ${EVENTS} in-memory events${process.env.OVERHEAD_DECODE ? ', each also decoded from BSON' : ''}, median of ${ROUNDS} rounds, Node ${process.version}`);
   for (const [name] of rows) {
     const us = (median(times.get(name)!) * 1000) / EVENTS;
     console.log(`${name.padEnd(24)} ${us.toFixed(2).padStart(6)} µs CPU/event  ${name === rows[0][0] ? '' : `+${(us - bareUs).toFixed(2)} µs over bare`}`);
