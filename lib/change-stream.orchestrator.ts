@@ -109,8 +109,10 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     const streams = this.runtime.streams;
     if (streams.length === 0) return;
     if (process.listenerCount('SIGTERM') === 0) this.logger.log(messages.shutdownHooksOff());
-    await this.stores.verify(Math.min(STORE_CHECK_MS, this.options.startupTimeoutMs || STORE_CHECK_MS));
-    await this.balancer?.start();
+    const storeCheckMs = Math.min(STORE_CHECK_MS, this.options.startupTimeoutMs || STORE_CHECK_MS);
+    await this.stores.verify(storeCheckMs);
+    // A Redis that does not answer (a TLS URL for a plain server, say) must not hold bootstrap for its connect timeouts: the first announcement goes on in the background.
+    if (this.balancer) await settlesWithin(this.balancer.start(), storeCheckMs);
     streams.forEach((s) => s.start());
     const settled = await settlesWithin(Promise.all(streams.map((s) => s.whenSettled())), this.options.startupTimeoutMs);
     if (!settled) {

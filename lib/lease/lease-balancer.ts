@@ -56,6 +56,7 @@ export class LeaseBalancer {
   /** Announces this instance for each stream, then keeps announcing every renew interval. */
   async start(): Promise<void> {
     await this.tick();
+    if (this.stopped) return; // stopped while the first announcement was on its way
     this.timer = setInterval(() => void this.tick(), this.timing.renewIntervalMs);
     this.timer.unref();
   }

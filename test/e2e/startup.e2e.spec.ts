@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Controller, Injectable, type INestApplicationContext, Module, Scope } from '@nestjs/common';
 import { MongooseModule } from '@nestjs/mongoose';
@@ -246,6 +247,24 @@ describe('startup (real MongoDB and Redis)', () => {
     expect(error.message).toMatch(new RegExp(`^ChangeStreamModule: Redis at 127\\.0\\.0\\.1:${server.port} requires a password and the "redis" option gave none \\(NOAUTH `));
     expect(error.message).toContain('redis://:password@host:6379');
   });
+
+  it('a Redis that accepts connections but never answers holds bootstrap only for its bounded checks', async () => {
+    // A TLS URL for a plain Redis looks like this to the client: connected, and silent until its connect timeout.
+    const silent = net.createServer(() => undefined);
+    const sockets = new Set<net.Socket>();
+    silent.on('connection', (socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    scope.track({ close: () => new Promise<void>((resolve) => (sockets.forEach((s) => s.destroy()), silent.close(() => resolve()))) });
+    const { port } = silent.address() as net.AddressInfo;
+    const began = performance.now();
+    const app = await scope.app({ ...base(), providers: [NoteListener], changeStreams: { redis: `redis://127.0.0.1:${port}`, startupTimeoutMs: 1000, shutdownTimeoutMs: 1000 } });
+    const tookMs = performance.now() - began;
+    // The store check and the first announcement are bounded (by startupTimeoutMs, at most 3 s each), then the streams' wait;
+    // the client's own connect timeouts (10 s each, and a retry) would hold it for 20 s or more.
+    expect(tookMs).toBeLessThan(15_000);
+    expect(app.logger.messages('warn').some((m) => m.startsWith(`Position store unreachable: Redis at 127.0.0.1:${port} (no answer within 1000 ms)`))).toBe(true);
+    await scope.close(app);
+  }, 40_000);
 
   it('a Redis that does not answer at startup is logged once, with where, and the streams wait for it', async () => {
     const port = await freePort();

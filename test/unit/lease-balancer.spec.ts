@@ -152,3 +152,24 @@ describe('LeaseBalancer with StreamLeaseKeeper: every stream gets a holder', () 
     expect(fleet.held('A') + fleet.held('B') + fleet.held('C')).toBe(6);
   });
 });
+
+describe('LeaseBalancer: start and stop', () => {
+  it('does not start announcing when stopped while its first announcement was on its way', async () => {
+    let answer!: () => void;
+    let heartbeats = 0;
+    const store = new (class extends MemoryLeaseStore {
+      override async heartbeat(group: string, member: string, ttlMs: number): Promise<number> {
+        heartbeats++;
+        if (heartbeats === 1) await new Promise<void>((resolve) => (answer = resolve)); // Redis slow to answer
+        return super.heartbeat(group, member, ttlMs);
+      }
+    })();
+    const balancer = new LeaseBalancer(store, 'A', { ttlMs: 400, renewIntervalMs: 10, pollIntervalMs: 5 }, ['s1'], () => false);
+    const starting = balancer.start();
+    await eventually('the first announcement sent', () => heartbeats === 1);
+    await balancer.stop();
+    answer();
+    await starting;
+    expect((balancer as unknown as { timer?: NodeJS.Timeout }).timer).toBeUndefined(); // no renew timer left running
+  });
+});
