@@ -66,7 +66,8 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
       `ChangeStreamModule: option "redis" is ${options.redis === null ? 'null' : 'an empty string'} (an unset environment variable?). Pass a redis:// URL, ioredis options or a client, or leave the option out to keep positions in memory on purpose.`,
     );
   }
-  const scheme = typeof options.redis === 'string' ? /^([a-z][a-z0-9+.-]*):\/\//i.exec(options.redis)?.[1] : undefined;
+  const url = typeof options.redis === 'string' ? options.redis : undefined;
+  const scheme = url === undefined ? undefined : /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1];
   if (scheme !== undefined && !/^(rediss?|unix)$/i.test(scheme)) {
     // Only the scheme is shown: the URL may hold a password.
     throw new ChangeStreamConfigError(
@@ -74,7 +75,7 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
     );
   }
   // ioredis turns TLS on only for a lowercase "rediss://": REDISS:// would send the password in the clear.
-  const redis = scheme !== undefined && typeof options.redis === 'string' ? scheme.toLowerCase() + options.redis.slice(scheme.length) : options.redis;
+  const redis = scheme === undefined ? options.redis : scheme.toLowerCase() + url!.slice(scheme.length);
   if (options.redis !== undefined && options.tokenStore !== undefined) {
     throw new ChangeStreamConfigError('ChangeStreamModule: set either "redis" or "tokenStore", not both.');
   }
