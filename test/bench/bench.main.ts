@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import mongoose from 'mongoose';
 import { startTestServers } from '../servers/test-servers.js';
 import { currentToken, makeBacklog } from './backlog.js';
+import { CallgrindRun } from './callgrind.js';
 import { median, percentile } from './percentiles.js';
 import type { ScenarioArgs, ScenarioResult } from './scenario.js';
 
@@ -18,6 +19,8 @@ const env = (name: string, fallback: number) => Number(process.env[name] ?? fall
 const ROUNDS = env('BENCH_ROUNDS', 3);
 const EVENTS = env('BENCH_EVENTS', 8000);
 const MEMORY_EVENTS = env('BENCH_MEMORY_EVENTS', 20_000);
+/** Backlog events each consumer handles before its clock starts (it drains EVENTS more): JIT warm-up, see the README. */
+const WARM_EVENTS = env('BENCH_WARM_EVENTS', 0);
 const LIVE_RATE = env('BENCH_LIVE_RATE', 1000);
 const LIVE_SECONDS = env('BENCH_LIVE_SECONDS', 4);
 const { EJSON } = mongoose.mongo.BSON;
@@ -55,7 +58,7 @@ async function main(): Promise<void> {
   try {
     const backlog = await runRounds('backlog', VARIANTS, async (round) => {
       const dbName = `bench_backlog_${round}_${Date.now()}`;
-      const made = await makeBacklog(client.db(dbName), 'bench', EVENTS);
+      const made = await makeBacklog(client.db(dbName), 'bench', EVENTS + WARM_EVENTS);
       return { dbName, start: EJSON.stringify(made.start), size: made.size };
     });
     printTable('Backlog (catch-up from a stored position)', backlog, false);
@@ -119,6 +122,7 @@ function scenarioArgs(variant: Variant, mode: ScenarioArgs['mode'], prepared: { 
     size: prepared.size,
     handlerDelayMs: variant.handlerDelayMs,
     concurrency: variant.concurrency,
+    warmEvents: mode === 'backlog' && prepared.size > WARM_EVENTS ? WARM_EVENTS : 0,
   };
 }
 
@@ -132,11 +136,19 @@ async function runScenario(args: ScenarioArgs): Promise<ScenarioResult> {
     if (args.mode === 'live') args = { ...args, start: EJSON.stringify(await currentToken(items)) };
     // BENCH_PIN=1: the consumer on CPU 1, everything else (this process, the servers it started) stays where it runs (start it with `taskset -c 0`).
     // BENCH_NODE_ARGS: extra node flags for the consumer, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+    const callgrind = process.env.BENCH_CALLGRIND ? new CallgrindRun() : undefined;
+    if (callgrind) args = { ...args, callgrindFlags: callgrind.flags };
     const node = [process.execPath, ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), scenarioScript, JSON.stringify(args)];
-    const command = process.env.BENCH_PIN ? (['taskset', ['-c', '1', ...node]] as const) : ([node[0], node.slice(1)] as const);
+    const command = callgrind ? callgrind.command(node) : process.env.BENCH_PIN ? (['taskset', ['-c', '1', ...node]] as const) : ([node[0], node.slice(1)] as const);
     const child = spawn(command[0], [...command[1]], { stdio: ['ignore', 'pipe', 'inherit'] });
     let output = '';
-    const ready = new Promise<void>((resolve) => child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()).includes('READY') && resolve()));
+    const ready = new Promise<void>((resolve) =>
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        callgrind?.onOutput(output, child.pid!);
+        if (output.includes('READY')) resolve();
+      }),
+    );
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     await Promise.race([ready, exited]);
     if (args.mode === 'live') await writeLive(items, args.size);
@@ -144,7 +156,8 @@ async function runScenario(args: ScenarioArgs): Promise<ScenarioResult> {
     if (process.env.BENCH_ECHO) process.stderr.write(output);
     const line = output.split('\n').find((l) => l.startsWith('RESULT '));
     if (code !== 0 || !line) throw new Error(`scenario ${args.kind} failed (exit ${code}):\n${output}`);
-    return JSON.parse(line.slice('RESULT '.length)) as ScenarioResult;
+    const result = JSON.parse(line.slice('RESULT '.length)) as ScenarioResult;
+    return callgrind ? { ...result, instructions: callgrind.instructions(child.pid!) } : result;
   } finally {
     await connection.close();
   }
@@ -172,7 +185,9 @@ function printTable(title: string, rows: Rows, live: boolean): void {
   const rate = (r: ScenarioResult) => (r.events / r.ms) * 1000;
   const bare = rows.get(VARIANTS[0].name)?.map(rate) ?? [];
   console.log(`\n${title}`);
-  const header = ['scenario', 'events/s', '× bare [min–max]', ...(live ? ['p50 ms', 'p99 ms'] : []), 'CPU µs/ev', 'RSS +MB', 'order'];
+  const counted = [...rows.values()].every((results) => results.every((x) => x.instructions));
+  const header = ['scenario', 'events/s', '× bare [min–max]', ...(live ? ['p50 ms', 'p99 ms'] : []), 'CPU µs/ev', ...(counted ? ['instr/ev main', 'instr/ev other'] : []), 'RSS +MB', 'order'];
+  const perEvent = (results: ScenarioResult[], thread: 'main' | 'other') => median(results.map((x) => x.instructions![thread] / x.events)).toFixed(0);
   const lines = [...rows].map(([name, results]) => {
     const r = median(results.map(rate));
     const ratios = bare.length === results.length ? results.map((x, i) => rate(x) / bare[i]) : [];
@@ -184,6 +199,7 @@ function printTable(title: string, rows: Rows, live: boolean): void {
       ratios.length === 0 ? '-' : `${median(ratios).toFixed(2)} [${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}]`,
       ...(live ? [percentile(delays, 50).toFixed(1), percentile(delays, 99).toFixed(1)] : []),
       median(results.map((x) => x.cpuMicros / x.events)).toFixed(1),
+      ...(counted ? [perEvent(results, 'main'), perEvent(results, 'other')] : []),
       Math.max(...results.map((x) => x.rssPeakMb - x.rssBaselineMb)).toFixed(1),
       violations === 0 ? 'kept' : `${violations} VIOLATIONS`,
     ];

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { existsSync } from 'node:fs';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { getConnectionToken, MongooseModule } from '@nestjs/mongoose';
@@ -14,6 +15,20 @@ const { EJSON } = mongoose.mongo.BSON;
 const start = EJSON.parse(args.start) as mongo.ResumeToken;
 /** BENCH_BATCH: the same cursor batch size for the module and the bare loops. */
 const batchOption = process.env.BENCH_BATCH ? { batchSize: Number(process.env.BENCH_BATCH) } : {};
+/** Events handled before the clock starts (JIT warm-up, see the README's Benchmark section); RSS is measured from the first. */
+const warmEvents = args.warmEvents ?? 0;
+/**
+ * BENCH_CALLGRIND: under valgrind, the bench zeroes the instruction counters when the clock starts
+ * and dumps them when it stops; this process stands still (blocked) until it did, so the dump
+ * holds exactly the timed drain.
+ */
+function awaitCallgrind(step: 'start' | 'stop'): void {
+  if (!args.callgrindFlags) return;
+  console.log(`CALLGRIND ${step}`);
+  const flag = `${args.callgrindFlags}-${process.pid}-${step}`;
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  while (!existsSync(flag)) Atomics.wait(cell, 0, 0, 20);
+}
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Counts events, checks per-document order, records live delays; resolves once `size` arrived. */
@@ -21,22 +36,23 @@ class Tally {
   readonly order = new OrderCheck();
   readonly delays: number[] = [];
   count = 0;
-  /** When the first event reached a handler: the drain is timed from there. */
+  /** When the first timed event (after `warmEvents`) reached a handler: the drain is timed from there. */
   firstAt = 0;
   done!: () => void;
   readonly finished = new Promise<void>((resolve) => (this.done = resolve));
 
   /** RSS when the first event arrived: growth is measured from there, over the drain. */
   rssAtFirst = 0;
-  /** This process's CPU time over the drain (µs, user + system): its own cost, apart from the servers'. */
+  /** This process's CPU time over the timed drain (µs, user + system): its own cost, apart from the servers'. */
   private cpuAtFirst: NodeJS.CpuUsage | undefined;
   cpuMicros = 0;
 
   async handle(change: mongo.ChangeStreamDocument): Promise<void> {
-    if (this.count === 0 && this.firstAt === 0) {
+    if (this.count === 0 && this.rssAtFirst === 0) this.rssAtFirst = process.memoryUsage().rss;
+    if (this.count === warmEvents && this.firstAt === 0) {
       this.firstAt = performance.now();
-      this.rssAtFirst = process.memoryUsage().rss;
       this.cpuAtFirst = process.cpuUsage();
+      awaitCallgrind('start');
     }
     const id = (change as { documentKey?: { _id: unknown } }).documentKey?._id;
     if (args.mode === 'live' && change.operationType === 'insert') {
@@ -47,6 +63,7 @@ class Tally {
     if (args.handlerDelayMs > 0) await sleep(args.handlerDelayMs);
     this.order.end(change.operationType, id);
     if (++this.count === args.size) {
+      awaitCallgrind('stop');
       const cpu = process.cpuUsage(this.cpuAtFirst);
       this.cpuMicros = cpu.user + cpu.system;
       this.done();
@@ -132,7 +149,7 @@ async function main(): Promise<void> {
   else await bareLoop(args.kind === 'seed-set');
   clearInterval(sampler);
   const result: ScenarioResult = {
-    events: tally.count,
+    events: tally.count - warmEvents,
     ms: ended - tally.firstAt,
     delays: tally.delays,
     rssBaselineMb: (tally.rssAtFirst || rssBaseline) / 2 ** 20,

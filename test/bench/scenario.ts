@@ -13,9 +13,14 @@ export interface ScenarioArgs {
   size: number;
   handlerDelayMs: number;
   concurrency?: number;
+  /** Events handled before timing starts (they still count in `size`). */
+  warmEvents?: number;
+  /** Under callgrind: the path prefix of the flag files the bench writes once it zeroed or dumped the counters. */
+  callgrindFlags?: string;
 }
 
 export interface ScenarioResult {
+  /** Events timed (`size` minus the warm-up ones). */
   events: number;
   ms: number;
   /** Write (client clock, `writtenAt`) to handler call, live mode only. */
@@ -25,4 +30,6 @@ export interface ScenarioResult {
   orderViolations: number;
   /** The consumer process's CPU time over the drain, µs (user + system, all its threads). */
   cpuMicros: number;
+  /** BENCH_CALLGRIND: instructions over the timed drain, on the main thread and on V8's and libuv's other threads. */
+  instructions?: { main: number; other: number };
 }
