@@ -54,12 +54,12 @@ async function main(): Promise<void> {
   const client = connection.getClient();
   console.log(`[bench] ${servers.description}`);
   console.log(`[bench] machine: ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
-  console.log(`[bench] ${ROUNDS} rounds, backlog ${EVENTS} events (insert + delete per document, 16 apart), live ${LIVE_RATE}/s for ${LIVE_SECONDS} s; median of rounds`);
+  console.log(`[bench] ${ROUNDS} rounds, backlog ${EVENTS} events${WARM_EVENTS ? ` (+${WARM_EVENTS} before the clock starts)` : ''} (insert + delete per document, 16 apart), live ${LIVE_RATE}/s for ${LIVE_SECONDS} s; median of rounds`);
   try {
     const backlog = await runRounds('backlog', VARIANTS, async (round) => {
       const dbName = `bench_backlog_${round}_${Date.now()}`;
       const made = await makeBacklog(client.db(dbName), 'bench', EVENTS + WARM_EVENTS);
-      return { dbName, start: EJSON.stringify(made.start), size: made.size };
+      return { dbName, start: EJSON.stringify(made.start), size: made.size, warmEvents: WARM_EVENTS };
     });
     printTable('Backlog (catch-up from a stored position)', backlog, false);
     if (SKIP.has('live') && SKIP.has('memory')) return;
@@ -84,12 +84,14 @@ async function main(): Promise<void> {
 }
 
 type Rows = Map<string, ScenarioResult[]>;
+/** One round's backlog (or live database); `warmEvents` only for the main backlog, which was made that much longer. */
+type Prepared = { dbName: string; start: string; size: number; warmEvents?: number };
 let liveRuns = 0;
 
 async function runRounds(
   mode: ScenarioArgs['mode'],
   variants: Variant[],
-  prepare: (round: number) => Promise<{ dbName: string; start: string; size: number }>,
+  prepare: (round: number) => Promise<Prepared>,
   rounds = ROUNDS,
 ): Promise<Rows> {
   const rows: Rows = new Map(variants.map((v) => [v.name, []]));
@@ -97,7 +99,7 @@ async function runRounds(
     const prepared = await prepare(round);
     // A discarded drain first: the JVM collects and compiles after a large write, and that would
     // fall on whichever variant ran first.
-    if (mode === 'backlog' && !SKIP.has('warmup')) await runScenario(scenarioArgs(VARIANTS[0], mode, prepared));
+    if (mode === 'backlog' && !SKIP.has('warmup')) await runScenario(scenarioArgs(VARIANTS[0], mode, prepared), false);
     // Each round starts with another variant: whatever the servers do after a backlog is written
     // (a JVM collection, say) does not always fall on the same one.
     const shift = (round - 1) % variants.length;
@@ -110,7 +112,7 @@ async function runRounds(
   return rows;
 }
 
-function scenarioArgs(variant: Variant, mode: ScenarioArgs['mode'], prepared: { dbName: string; start: string; size: number }): ScenarioArgs {
+function scenarioArgs(variant: Variant, mode: ScenarioArgs['mode'], prepared: Prepared): ScenarioArgs {
   return {
     kind: variant.kind,
     mode,
@@ -122,30 +124,36 @@ function scenarioArgs(variant: Variant, mode: ScenarioArgs['mode'], prepared: { 
     size: prepared.size,
     handlerDelayMs: variant.handlerDelayMs,
     concurrency: variant.concurrency,
-    warmEvents: mode === 'backlog' && prepared.size > WARM_EVENTS ? WARM_EVENTS : 0,
+    warmEvents: prepared.warmEvents ?? 0,
   };
 }
 
-/** Runs one scenario in a child process; in live mode, writes while it consumes. */
-async function runScenario(args: ScenarioArgs): Promise<ScenarioResult> {
+/** Runs one scenario in a child process; in live mode, writes while it consumes. `counted: false`: a discarded drain, never under callgrind. */
+async function runScenario(args: ScenarioArgs, counted = true): Promise<ScenarioResult> {
   // Live runs write their own documents: one database each.
   if (args.mode === 'live') args = { ...args, dbName: `${args.dbName}_${++liveRuns}` };
   const connection = await mongoose.createConnection(args.mongoUri, { dbName: args.dbName }).asPromise();
+  const callgrind = counted && process.env.BENCH_CALLGRIND === '1' ? new CallgrindRun() : undefined;
   try {
     const items = connection.db!.collection<{ _id: number; writtenAt?: number }>(args.collection);
     if (args.mode === 'live') args = { ...args, start: EJSON.stringify(await currentToken(items)) };
     // BENCH_PIN=1: the consumer on CPU 1, everything else (this process, the servers it started) stays where it runs (start it with `taskset -c 0`).
     // BENCH_NODE_ARGS: extra node flags for the consumer, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
-    const callgrind = process.env.BENCH_CALLGRIND ? new CallgrindRun() : undefined;
-    if (callgrind) args = { ...args, callgrindFlags: callgrind.flags };
+    if (callgrind) args = { ...args, callgrindFlagPrefix: callgrind.flagPrefix };
     const node = [process.execPath, ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), scenarioScript, JSON.stringify(args)];
     const command = callgrind ? callgrind.command(node) : process.env.BENCH_PIN ? (['taskset', ['-c', '1', ...node]] as const) : ([node[0], node.slice(1)] as const);
     const child = spawn(command[0], [...command[1]], { stdio: ['ignore', 'pipe', 'inherit'] });
     let output = '';
+    let controlError: unknown;
     const ready = new Promise<void>((resolve) =>
       child.stdout.on('data', (chunk: Buffer) => {
         output += chunk.toString();
-        callgrind?.onOutput(output, child.pid!);
+        try {
+          callgrind?.onOutput(output, child.pid!);
+        } catch (error) {
+          controlError ??= error;
+          child.kill('SIGKILL'); // it would wait for its flag forever
+        }
         if (output.includes('READY')) resolve();
       }),
     );
@@ -153,12 +161,14 @@ async function runScenario(args: ScenarioArgs): Promise<ScenarioResult> {
     await Promise.race([ready, exited]);
     if (args.mode === 'live') await writeLive(items, args.size);
     const code = await exited;
+    if (controlError) throw controlError;
     if (process.env.BENCH_ECHO) process.stderr.write(output);
     const line = output.split('\n').find((l) => l.startsWith('RESULT '));
     if (code !== 0 || !line) throw new Error(`scenario ${args.kind} failed (exit ${code}):\n${output}`);
     const result = JSON.parse(line.slice('RESULT '.length)) as ScenarioResult;
     return callgrind ? { ...result, instructions: callgrind.instructions(child.pid!) } : result;
   } finally {
+    callgrind?.dispose();
     await connection.close();
   }
 }

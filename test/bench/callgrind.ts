@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -22,36 +22,49 @@ export class CallgrindRun {
     this.dir = mkdtempSync(join(tmpdir(), 'bench-callgrind-'));
   }
 
-  /** The flag-file prefix the consumer waits on. */
-  get flags(): string {
+  /** The path prefix of the flag files the consumer waits on. */
+  get flagPrefix(): string {
     return join(this.dir, 'flag');
   }
 
   command(node: readonly string[]): [string, string[]] {
-    return ['valgrind', ['-q', '--tool=callgrind', `--callgrind-out-file=${join(this.dir, 'cg-%p.out')}`, ...node]];
+    return ['valgrind', ['-q', '--tool=callgrind', `--callgrind-out-file=${this.dumpPattern}`, ...node]];
   }
 
-  /** Reacts to the consumer's `CALLGRIND start|stop` lines (all output so far). */
+  /** Reacts to the consumer's `CALLGRIND start|stop` lines (all output so far); throws if callgrind did not obey. */
   onOutput(output: string, pid: number): void {
     for (const [step, control] of [['start', '--zero'], ['stop', '--dump']] as const) {
       if (this.done.has(step) || !output.includes(`CALLGRIND ${step}\n`)) continue;
       this.done.add(step);
-      execFileSync('callgrind_control', [control, String(pid)], { stdio: 'ignore' });
-      writeFileSync(`${this.flags}-${pid}-${step}`, '');
+      // callgrind_control exits 0 even when it reached no callgrind: its answer says.
+      const answer = execFileSync('callgrind_control', [control, String(pid)], { encoding: 'utf8', timeout: 120_000 });
+      if (!/^\s*OK\.?\s*$/m.test(answer)) throw new Error(`callgrind_control ${control} ${pid} did not succeed:\n${answer}`);
+      if (step === 'stop' && !existsSync(this.dump(pid))) throw new Error(`callgrind wrote no dump at ${this.dump(pid)}`);
+      writeFileSync(`${this.flagPrefix}-${pid}-${step}`, '');
     }
   }
 
-  /** Instructions of the dump taken at `stop`: the main thread's (all under `node::Start`) and the rest. Removes the dumps. */
+  /** Instructions of the dump taken at `stop`: the main thread's (all under `node::Start`) and the rest. */
   instructions(pid: number): { main: number; other: number } {
-    const report = this.annotate(pid);
-    rmSync(this.dir, { recursive: true, force: true });
+    const report = execFileSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', '--auto=no', this.dump(pid)], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
     const count = (pattern: RegExp) => Number(report.match(pattern)?.[1]?.replace(/,/g, '') ?? NaN);
     const total = count(/^\s*([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS/m);
     const main = count(/^\s*([\d,]+) \([^)]*\)\s+\S*node::Start\(int/m);
+    if (!Number.isFinite(total) || !Number.isFinite(main)) throw new Error(`callgrind_annotate gave no total or no node::Start line for ${this.dump(pid)}`);
     return { main, other: total - main };
   }
 
-  private annotate(pid: number): string {
-    return execFileSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', '--auto=no', join(this.dir, `cg-${pid}.out.1`)], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+  /** Removes the dumps and flags, whatever happened. */
+  dispose(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private get dumpPattern(): string {
+    return join(this.dir, 'cg-%p.out');
+  }
+
+  /** The first dump callgrind writes on request (`--dump`) is `<out>.1`; the final one at exit is `<out>`. */
+  private dump(pid: number): string {
+    return join(this.dir, `cg-${pid}.out.1`);
   }
 }

@@ -23,9 +23,9 @@ const warmEvents = args.warmEvents ?? 0;
  * holds exactly the timed drain.
  */
 function awaitCallgrind(step: 'start' | 'stop'): void {
-  if (!args.callgrindFlags) return;
+  if (!args.callgrindFlagPrefix) return;
   console.log(`CALLGRIND ${step}`);
-  const flag = `${args.callgrindFlags}-${process.pid}-${step}`;
+  const flag = `${args.callgrindFlagPrefix}-${process.pid}-${step}`;
   const cell = new Int32Array(new SharedArrayBuffer(4));
   while (!existsSync(flag)) Atomics.wait(cell, 0, 0, 20);
 }
@@ -38,6 +38,9 @@ class Tally {
   count = 0;
   /** When the first timed event (after `warmEvents`) reached a handler: the drain is timed from there. */
   firstAt = 0;
+  endedAt = 0;
+  /** Events finished when the clock started: the timed ones are those after. */
+  countAtStart = 0;
   done!: () => void;
   readonly finished = new Promise<void>((resolve) => (this.done = resolve));
 
@@ -49,10 +52,12 @@ class Tally {
 
   async handle(change: mongo.ChangeStreamDocument): Promise<void> {
     if (this.count === 0 && this.rssAtFirst === 0) this.rssAtFirst = process.memoryUsage().rss;
-    if (this.count === warmEvents && this.firstAt === 0) {
+    // `>=`: with events in flight, several may finish between two calls, stepping past `warmEvents`.
+    if (this.firstAt === 0 && this.count >= warmEvents) {
+      awaitCallgrind('start'); // before the clock: the wait is not timed
+      this.countAtStart = this.count;
       this.firstAt = performance.now();
       this.cpuAtFirst = process.cpuUsage();
-      awaitCallgrind('start');
     }
     const id = (change as { documentKey?: { _id: unknown } }).documentKey?._id;
     if (args.mode === 'live' && change.operationType === 'insert') {
@@ -63,9 +68,10 @@ class Tally {
     if (args.handlerDelayMs > 0) await sleep(args.handlerDelayMs);
     this.order.end(change.operationType, id);
     if (++this.count === args.size) {
-      awaitCallgrind('stop');
+      this.endedAt = performance.now();
       const cpu = process.cpuUsage(this.cpuAtFirst);
       this.cpuMicros = cpu.user + cpu.system;
+      awaitCallgrind('stop');
       this.done();
     }
   }
@@ -142,15 +148,13 @@ async function main(): Promise<void> {
   const rssBaseline = process.memoryUsage().rss;
   let rssPeak = rssBaseline;
   const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 20);
-  let ended = 0;
-  void tally.finished.then(() => (ended = performance.now()));
   if (args.kind === 'module') await withModule();
   else if (args.kind === 'bare-nest') await bareLoopInNest();
   else await bareLoop(args.kind === 'seed-set');
   clearInterval(sampler);
   const result: ScenarioResult = {
-    events: tally.count - warmEvents,
-    ms: ended - tally.firstAt,
+    events: tally.count - tally.countAtStart,
+    ms: tally.endedAt - tally.firstAt,
     delays: tally.delays,
     rssBaselineMb: (tally.rssAtFirst || rssBaseline) / 2 ** 20,
     rssPeakMb: rssPeak / 2 ** 20,

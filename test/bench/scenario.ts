@@ -16,11 +16,11 @@ export interface ScenarioArgs {
   /** Events handled before timing starts (they still count in `size`). */
   warmEvents?: number;
   /** Under callgrind: the path prefix of the flag files the bench writes once it zeroed or dumped the counters. */
-  callgrindFlags?: string;
+  callgrindFlagPrefix?: string;
 }
 
 export interface ScenarioResult {
-  /** Events timed (`size` minus the warm-up ones). */
+  /** Events timed (those finished after the clock started). */
   events: number;
   ms: number;
   /** Write (client clock, `writtenAt`) to handler call, live mode only. */
