@@ -5,8 +5,8 @@ import { join } from 'node:path';
 
 /**
  * BENCH_CALLGRIND=1: each consumer runs under `valgrind --tool=callgrind`, which counts the
- * instructions it executes. Unlike CPU time on a shared 2-core VM, the count barely moves between
- * identical runs. The consumer blocks when its clock starts and stops (see `awaitCallgrind` in
+ * instructions it executes. Unlike CPU time on a shared 2-core VM, the count does not depend on
+ * the machine's other load (identical runs still differ by several percent: JIT and GC timing). The consumer blocks when its clock starts and stops (see `awaitCallgrind` in
  * scenario.main.ts) until the counters are zeroed or dumped, so the dump holds only the timed drain.
  */
 export class CallgrindRun {
