@@ -29,6 +29,9 @@ import type { ChangeHandler } from './stream/change-handler.js';
 import { CollectionStream } from './stream/collection-stream.js';
 import { planStreams, type StreamPlan } from './stream/stream-plan.js';
 import { checkpointKey } from './token-store/checkpoint-key.js';
+import type { ResumeTokenStore } from './interfaces/resume-token-store.interface.js';
+import { MirroredResumeTokenStore } from './position-mirror/mirrored-resume-token.store.js';
+import { MongoPositionMirror, type MirrorDocument } from './position-mirror/mongo-position-mirror.js';
 
 /** How long bootstrap waits for the store's first answer before logging that it is unreachable. */
 const STORE_CHECK_MS = 3000;
@@ -50,6 +53,8 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   /** Leases on: spreads this consumer's streams over its live instances. */
   private balancer: LeaseBalancer | undefined;
   private telemetry: ChangeStreamTelemetry | undefined;
+  /** The position store of every stream: the configured one, wrapped by the MongoDB mirror when `positionMirror` is on. */
+  private tokens: ResumeTokenStore;
 
   constructor(
     private readonly explorer: ChangeStreamExplorer,
@@ -57,7 +62,9 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     private readonly moduleRef: ModuleRef,
     @Inject(CHANGE_STREAM_RESOLVED_OPTIONS) private readonly options: ResolvedChangeStreamOptions,
     @Inject(CHANGE_STREAM_STORES) private readonly stores: ChangeStreamStores,
-  ) {}
+  ) {
+    this.tokens = stores.tokens;
+  }
 
   /** Discovery and every configuration check happen here, so a bad setup fails `app.init()`. */
   async onModuleInit(): Promise<void> {
@@ -76,6 +83,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     this.checkDeadLetterDurability(handlers);
     const telemetry = await ChangeStreamTelemetry.load(this.options.telemetry);
     const planned = await this.keyed(planStreams(handlers));
+    if (planned.length > 0) this.tokens = await this.mirrored(this.stores.tokens);
     this.balancer = this.createBalancer(planned.map((p) => p.key));
     for (const { plan, connection, database, key } of planned) {
       const owners = plan.handlers.map((h) => h.owner).filter((owner): owner is ProviderWrapper => owner !== undefined);
@@ -83,14 +91,14 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
         plan,
         database,
         deadLetters: this.stores.deadLetters,
-        checkpointer: new Checkpointer(this.stores.tokens, key, this.options.checkpoint),
+        checkpointer: new Checkpointer(this.tokens, key, this.options.checkpoint),
         options: this.options,
         openCursor: connectionCursorFactory(connection, plan.collection),
         emit: (event) => this.runtime.emit(event),
         handlersReady: this.lifecycle.bootstrapped(owners),
         telemetry,
-        store: this.stores.tokens,
-        lease: this.balancer && new StreamLeaseKeeper(key, this.stores.tokens.leases!, this.options.leases as LeaseTiming, this.balancer),
+        store: this.tokens,
+        lease: this.balancer && new StreamLeaseKeeper(key, this.tokens.leases!, this.options.leases as LeaseTiming, this.balancer),
       });
       this.lifecycle.drainBeforeTeardown(owners, () => this.drain(stream));
       this.runtime.streams.push(stream);
@@ -131,7 +139,29 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     await this.onModuleDestroy();
     if (this.balancer) await settlesWithin(this.balancer.stop(), Math.max(100, this.timeLeft()));
     this.telemetry?.dispose();
+    // The mirror's last copies: positions whose Redis save failed at shutdown are kept there.
+    if (this.tokens instanceof MirroredResumeTokenStore) await settlesWithin(this.tokens.close(), Math.max(100, this.timeLeft()));
     await this.stores.close(Math.max(100, this.timeLeft()));
+  }
+
+  /** With `positionMirror`: the store wrapped so positions are copied to MongoDB, on the connection the module already uses. */
+  private async mirrored(store: ResumeTokenStore): Promise<ResumeTokenStore> {
+    const mirror = this.options.positionMirror;
+    if (mirror === false) return store;
+    const name = mirror.connectionName ?? DEFAULT_CONNECTION_NAME;
+    let connection: Connection;
+    try {
+      connection = this.moduleRef.get<Connection>(getConnectionToken(name === DEFAULT_CONNECTION_NAME ? undefined : name), { strict: false });
+    } catch {
+      throw new ChangeStreamConfigError(messages.missingConnection(name, ['the "positionMirror" option']));
+    }
+    const db = connection.db ?? (await connection.asPromise()).db;
+    if (!db) throw new ChangeStreamConfigError(messages.connectionWithoutDatabase(name, mirror.collection));
+    const { leases } = this.options;
+    return new MirroredResumeTokenStore(store, new MongoPositionMirror(db.collection<MirrorDocument>(mirror.collection)), {
+      intervalMs: mirror.intervalMs,
+      proofWindowMs: leases === false ? 0 : leases.renewIntervalMs,
+    });
   }
 
   /** Each plan's connection, database and key; two plans sharing a key fail startup. */
