@@ -34,7 +34,7 @@ export class MongoPositionMirror {
   async read(key: string): Promise<MirroredPosition | null> {
     const doc = await this.collection.findOne({ _id: key });
     if (doc === null) return null;
-    const label = `${this.namespace} _id "${key}"`;
+    const label = `mongodb ${this.namespace} _id=${key}`;
     const raw = typeof doc.position === 'string' ? doc.position : JSON.stringify(doc.position ?? null);
     const position = decodeCheckpoint(label, raw);
     return { position, holder: typeof doc.holder === 'string' ? doc.holder : null, savedAt: doc.savedAt instanceof Date ? doc.savedAt : null };

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
 import type { mongo } from 'mongoose';
-import { checkpointKey, decodeCheckpoint, OnChange } from '../../lib/index.js';
+import { ChangeStreamRegistry, checkpointKey, decodeCheckpoint, OnChange } from '../../lib/index.js';
 import { EventLog } from '../fixtures/event-log.js';
 import type { TestApp } from '../fixtures/test-app.js';
 import { TestScope } from '../fixtures/test-scope.js';
@@ -89,5 +89,13 @@ describe('position mirror in MongoDB (Redis restarted empty)', () => {
     await insert(range(26, 30));
     await eventually('B handled 30', () => handled(b).includes(30), 15_000);
     expect(handled(b)).toEqual(range(16, 30));
+  });
+
+  it('a mirror document it cannot read, with nothing in Redis, gets the stored-token treatment: the stream fails (onHistoryLost "fail"), naming the document', async () => {
+    const { probe, start, key } = await setUp();
+    await probe.collection(MIRROR).insertOne({ _id: key as never, position: 'not EJSON' });
+    const app = await start();
+    await eventually('the stream failed', () => app.get(ChangeStreamRegistry).getStatus('items')?.state === 'failed');
+    expect(app.get(ChangeStreamRegistry).getStatus('items')?.lastError).toContain(`"mongodb ${probe.db.databaseName}.${MIRROR} _id=${key}" is not a valid resume token`);
   });
 });
