@@ -91,9 +91,10 @@ export class MirroredResumeTokenStore implements ResumeTokenStore {
       throw error;
     }
     state.pending = { position, lease, acceptedAt: Date.now() };
-    // A tenure's first save is mirrored at once: its stamp is fixed while the Redis save proves the lease current.
-    // Never awaited: a slow or unreachable MongoDB must not hold the checkpoint.
-    if (lease && !sameLease(state.firstFor, lease)) {
+    // A lease's first save is mirrored at once (and again each interval until its stamp is fixed), while
+    // the Redis save proves the lease current. Never awaited: a slow MongoDB must not hold the checkpoint.
+    const unpinned = lease !== undefined && !sameLease(state.pinned?.lease, lease);
+    if (unpinned && (!sameLease(state.firstFor, lease) || Date.now() - state.lastAttemptAt >= this.settings.intervalMs)) {
       state.firstFor = lease;
       void this.write(key, state);
     } else this.tick();
