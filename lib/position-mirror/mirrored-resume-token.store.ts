@@ -51,6 +51,7 @@ export class MirroredResumeTokenStore implements ResumeTokenStore {
   private failing = false;
   private readonly streams = new Map<string, MirrorState>();
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(
     private readonly inner: ResumeTokenStore,
@@ -102,13 +103,14 @@ export class MirroredResumeTokenStore implements ResumeTokenStore {
 
   /** Writes every position not mirrored yet (at shutdown, before the Redis client is closed), and stops the timer. */
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.timer);
     this.timer = undefined;
     await Promise.all([...this.streams.keys()].map((key) => this.write(key, this.state(key))));
   }
 
   private tick(): void {
-    if (this.timer) return;
+    if (this.timer || this.closed) return;
     this.timer = setInterval(() => {
       const due = [...this.streams].filter(([, s]) => s.pending && Date.now() - s.lastAttemptAt >= this.settings.intervalMs);
       for (const [key, state] of due) void this.write(key, state);
@@ -132,6 +134,7 @@ export class MirroredResumeTokenStore implements ResumeTokenStore {
       this.failing = false;
     } catch (error) {
       state.pending ??= pending;
+      this.tick(); // retried even if no save comes
       this.writeFailures++;
       if (!this.failing) this.logger.warn(messages.mirrorWriteFailed(this.mirror.namespace, errorText(error)));
       this.failing = true;

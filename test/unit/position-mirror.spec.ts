@@ -8,6 +8,7 @@ import { MirroredResumeTokenStore } from '../../lib/position-mirror/mirrored-res
 import type { MirroredPosition, MongoPositionMirror } from '../../lib/position-mirror/mongo-position-mirror.js';
 import { decodeCheckpoint } from '../../lib/token-store/checkpoint.codec.js';
 import { CapturingLogger } from '../fixtures/capturing-logger.js';
+import { eventually } from '../fixtures/test-env.js';
 
 const KEY = 'change-stream:{svc:db:items}';
 const at = (n: number): StreamPosition => ({ token: { _data: `tok${String(n).padStart(4, '0')}` } });
@@ -212,6 +213,17 @@ describe('MirroredResumeTokenStore', () => {
     await store.close();
     expect(mirror.current?.position).toEqual(at(4));
     expect(logs.messages('log').filter((m) => m.includes('works again'))).toHaveLength(1);
+  });
+
+  it('retries a failed copy by itself, without waiting for another save', async () => {
+    const quick = new MirroredResumeTokenStore(redis, mirror as unknown as MongoPositionMirror, { intervalMs: 100, proofWindowMs: 1000 });
+    mirror.down = true;
+    await quick.save(KEY, at(1), lease('h1', 3));
+    await eventually('the first copy failed', () => quick.writeFailures === 1);
+    mirror.down = false;
+    await eventually('the copy written by the retry', () => JSON.stringify(mirror.current?.position) === JSON.stringify(at(1)));
+    expect(mirror.current).toMatchObject({ generation: 0, fence: 3 });
+    await quick.close();
   });
 
   it('offers the recovery methods of lost data only when the wrapped store has them (all three)', () => {
