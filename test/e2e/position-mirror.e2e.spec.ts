@@ -37,12 +37,12 @@ describe('position mirror in MongoDB (Redis restarted empty)', () => {
     const dbName = uniqueName('mirror');
     const consumer = uniqueName('svc');
     const probe = await scope.probe(dbName);
-    const start = () =>
+    const start = (instanceId?: string) =>
       scope.app({
         dbName,
         consumer,
         providers: [ItemListener],
-        changeStreams: { redis: redis.url, shutdownTimeoutMs: 3000, positionMirror: { intervalMs: 200 } },
+        changeStreams: { redis: redis.url, shutdownTimeoutMs: 3000, positionMirror: { intervalMs: 200 }, ...(instanceId ? { leases: { instanceId } } : {}) },
       });
     const insert = (ids: number[]) => probe.collection('items').insertMany(ids.map((id) => ({ _id: id as never })));
     return { redis, dbName, consumer, probe, start, insert, key: checkpointKey('change-stream', consumer, dbName, 'items') };
@@ -89,6 +89,30 @@ describe('position mirror in MongoDB (Redis restarted empty)', () => {
     await insert(range(26, 30));
     await eventually('B handled 30', () => handled(b).includes(30), 15_000);
     expect(handled(b)).toEqual(range(16, 30));
+  });
+
+  it('after Redis lost its fence counter the new holder (fence 1) takes the copy over from the old, larger fences', async () => {
+    const { redis, probe, start, insert, key } = await setUp();
+    for (const [n, instance] of [[1, 'a1'], [2, 'a2'], [3, 'a3']] as const) {
+      const a = await start(instance);
+      await insert([n]);
+      await eventually(`${instance} handled ${n}`, () => handled(a).includes(n));
+      await scope.close(a);
+    }
+    expect(await probe.collection(MIRROR).findOne({ _id: key as never })).toMatchObject({ holder: 'a3', fence: 3, generation: 0 });
+    await redis.stop();
+    await redis.resume(); // empty: the next lease gets fence 1
+
+    const b = await start('b');
+    await insert(range(4, 8));
+    await eventually('B handled 8', () => handled(b).includes(8));
+    expect(handled(b)).toEqual(range(4, 8));
+    const last = JSON.stringify({ token: b.events.of('item').at(-1)!.token });
+    await eventually('the copy is B\'s, one generation up', async () => {
+      const doc = await probe.collection(MIRROR).findOne({ _id: key as never });
+      return doc?.holder === 'b' && doc.fence === 1 && doc.generation === 1 && JSON.stringify(decodeCheckpoint(key, doc.position as string)) === last;
+    });
+    expect(b.logger.messages('warn').filter((m) => m.includes('was not replaced'))).toEqual([]);
   });
 
   it('a mirror document it cannot read, with nothing in Redis, gets the stored-token treatment: the stream fails (onHistoryLost "fail"), naming the document', async () => {
