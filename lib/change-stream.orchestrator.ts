@@ -31,7 +31,7 @@ import { planStreams, type StreamPlan } from './stream/stream-plan.js';
 import { checkpointKey } from './token-store/checkpoint-key.js';
 import type { ResumeTokenStore } from './interfaces/resume-token-store.interface.js';
 import { MirroredResumeTokenStore } from './position-mirror/mirrored-resume-token.store.js';
-import { MongoPositionMirror, type MirrorDocument } from './position-mirror/mongo-position-mirror.js';
+import { withPositionMirror } from './position-mirror/position-mirror.factory.js';
 
 /** How long bootstrap waits for the store's first answer before logging that it is unreachable. */
 const STORE_CHECK_MS = 3000;
@@ -83,7 +83,9 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     this.checkDeadLetterDurability(handlers);
     const telemetry = await ChangeStreamTelemetry.load(this.options.telemetry);
     const planned = await this.keyed(planStreams(handlers));
-    if (planned.length > 0) this.tokens = await this.mirrored(this.stores.tokens);
+    if (planned.length > 0) {
+      this.tokens = await withPositionMirror(this.stores.tokens, this.options, (name) => this.moduleRef.get<Connection>(getConnectionToken(name), { strict: false }));
+    }
     this.balancer = this.createBalancer(planned.map((p) => p.key));
     for (const { plan, connection, database, key } of planned) {
       const owners = plan.handlers.map((h) => h.owner).filter((owner): owner is ProviderWrapper => owner !== undefined);
@@ -142,26 +144,6 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     // The mirror's last copies: positions whose Redis save failed at shutdown are kept there.
     if (this.tokens instanceof MirroredResumeTokenStore) await settlesWithin(this.tokens.close(), Math.max(100, this.timeLeft()));
     await this.stores.close(Math.max(100, this.timeLeft()));
-  }
-
-  /** With `positionMirror`: the store wrapped so positions are copied to MongoDB, on the connection the module already uses. */
-  private async mirrored(store: ResumeTokenStore): Promise<ResumeTokenStore> {
-    const mirror = this.options.positionMirror;
-    if (mirror === false) return store;
-    const name = mirror.connectionName ?? DEFAULT_CONNECTION_NAME;
-    let connection: Connection;
-    try {
-      connection = this.moduleRef.get<Connection>(getConnectionToken(name === DEFAULT_CONNECTION_NAME ? undefined : name), { strict: false });
-    } catch {
-      throw new ChangeStreamConfigError(messages.missingConnection(name, ['the "positionMirror" option']));
-    }
-    const db = connection.db ?? (await connection.asPromise()).db;
-    if (!db) throw new ChangeStreamConfigError(messages.connectionWithoutDatabase(name, mirror.collection));
-    const { leases } = this.options;
-    return new MirroredResumeTokenStore(store, new MongoPositionMirror(db.collection<MirrorDocument>(mirror.collection)), {
-      intervalMs: mirror.intervalMs,
-      proofWindowMs: leases === false ? 0 : leases.renewIntervalMs,
-    });
   }
 
   /** Each plan's connection, database and key; two plans sharing a key fail startup. */

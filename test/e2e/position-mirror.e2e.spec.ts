@@ -4,6 +4,7 @@ import type { mongo } from 'mongoose';
 import { ChangeStreamRegistry, checkpointKey, decodeCheckpoint, OnChange } from '../../lib/index.js';
 import { EventLog } from '../fixtures/event-log.js';
 import type { TestApp } from '../fixtures/test-app.js';
+import { TestApp as App } from '../fixtures/test-app.js';
 import { TestScope } from '../fixtures/test-scope.js';
 import { eventually, uniqueName } from '../fixtures/test-env.js';
 import { LocalRedisServer } from '../servers/redis-server.js';
@@ -121,5 +122,15 @@ describe('position mirror in MongoDB (Redis restarted empty)', () => {
     const app = await start();
     await eventually('the stream failed', () => app.get(ChangeStreamRegistry).getStatus('items')?.state === 'failed');
     expect(app.get(ChangeStreamRegistry).getStatus('items')?.lastError).toContain(`"mongodb ${probe.db.databaseName}.${MIRROR} _id=${key}" is not a valid resume token`);
+  });
+
+  it('a mirror on a connection the application does not have fails startup, naming the option', async () => {
+    const { error } = await App.startExpectingFailure({
+      dbName: uniqueName('mirror'),
+      consumer: uniqueName('svc'),
+      providers: [ItemListener],
+      changeStreams: { positionMirror: { connectionName: 'archive' } },
+    });
+    expect(error.message).toContain('no mongoose connection named "archive" for the "positionMirror" option');
   });
 });
