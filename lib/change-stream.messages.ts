@@ -123,6 +123,14 @@ export const messages = {
     `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, and no event finished in the last 30 s: the current one has been running for ${duration(inFlightMs)} (a stuck handler? see handlerStuck).`,
   terminusMissing: () =>
     'ChangeStreamHealthIndicator needs @nestjs/terminus: npm install @nestjs/terminus',
+  positionFromMirror: (key: string, namespace: string, savedAt: Date | null, holder: string | null) =>
+    `Stream ${key}: Redis holds no position (did it lose its data?); resuming from the copy in MongoDB (${namespace}, saved ${savedAt ? savedAt.toISOString() : 'at an unknown time'}${holder ? ` by ${holder}` : ''}). Events handled after that copy was written are delivered again.`,
+  mirrorWriteFailed: (namespace: string, error: string) =>
+    `Copying positions to MongoDB (${namespace}) failed (${error}); positions are still stored in Redis, and the copy is retried with the next save.`,
+  mirrorWriteRecovered: (namespace: string, failures: number) =>
+    `Copying positions to MongoDB (${namespace}) works again (after ${failures} failed write(s) in all).`,
+  mirrorWriteRefused: (key: string, namespace: string, lease: { holder: string; fence: number }, stored: { generation: number; fence: number } | null) =>
+    `Stream ${key}: the copy of its position in MongoDB (${namespace}) was not replaced: ${stored ? `it was written under fence ${stored.fence} (generation ${stored.generation})` : 'another write came first'}, newer than this instance's lease (${lease.holder}, fence ${lease.fence}). Another instance holds the stream now, or did after this lease.`,
 };
 
 /** `3 m 10 s`, `12 s`, `1 h 2 m`: for humans reading logs. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ChangeStreamConfigError } from './change-stream.errors.js';
 import { messages } from './change-stream.messages.js';
-import type { ChangeStreamModuleOptions, LeaseOptions } from './interfaces/change-stream-module-options.interface.js';
+import type { ChangeStreamModuleOptions, LeaseOptions, PositionMirrorOptions } from './interfaces/change-stream-module-options.interface.js';
 import type { HandlerFailurePolicy, HistoryLostPolicy } from './interfaces/failure-policies.interface.js';
 
 /** The module options after validation, with every default filled in. */
@@ -28,12 +28,13 @@ export interface ResolvedChangeStreamOptions {
   /** `false`: off. `explicit`: the user asked for them (an unsupported store is then an error). */
   leases: false | (Required<LeaseOptions> & { explicit: boolean });
   telemetry: boolean;
+  positionMirror: false | { collection: string; intervalMs: number; connectionName: string | undefined };
 }
 
 const KNOWN_OPTIONS = new Set([
   'consumer', 'redis', 'tokenStore', 'deadLetterStore', 'onHandlerFailure', 'onHistoryLost', 'keyPrefix', 'connectionName',
   'checkpoint', 'handlerRetry', 'reconnect', 'shutdownTimeoutMs', 'startupTimeoutMs', 'handlerTimeoutMs', 'onHandlerTimeout',
-  'concurrency', 'maxAwaitTimeMS', 'batchSize', 'leases', 'telemetry',
+  'concurrency', 'maxAwaitTimeMS', 'batchSize', 'leases', 'telemetry', 'positionMirror',
 ]);
 
 export function resolveOptions(options: ChangeStreamModuleOptions | undefined): ResolvedChangeStreamOptions {
@@ -121,7 +122,22 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
     batchSize: options.batchSize === undefined ? undefined : int('batchSize', options.batchSize, 0, 1),
     leases: leaseOptions(options.leases),
     telemetry: options.telemetry ?? true,
+    positionMirror: positionMirrorOptions(options.positionMirror, options.connectionName),
   };
+}
+
+function positionMirrorOptions(value: boolean | PositionMirrorOptions | undefined, connectionName: string | undefined): ResolvedChangeStreamOptions['positionMirror'] {
+  if (value === undefined || value === false) return false;
+  if (value !== true) checkKeys('positionMirror', value, ['collection', 'intervalMs', 'connectionName']);
+  const given = value === true ? {} : value;
+  const collection = given.collection ?? 'change_stream_positions';
+  if (typeof collection !== 'string' || collection === '' || collection.includes('$') || collection.startsWith('system.')) {
+    throw new ChangeStreamConfigError(messages.optionInvalid('positionMirror.collection', collection, 'a collection name (not empty, no "$", not "system.…")'));
+  }
+  if (given.connectionName !== undefined && (typeof given.connectionName !== 'string' || given.connectionName === '')) {
+    throw new ChangeStreamConfigError(messages.optionInvalid('positionMirror.connectionName', given.connectionName, 'a mongoose connection name'));
+  }
+  return { collection, intervalMs: int('positionMirror.intervalMs', given.intervalMs, 5000, 100), connectionName: given.connectionName ?? connectionName };
 }
 
 /** A misspelled key inside a group (`checkpoint: { maxEvent: 10 }`) would silently keep the default. */

@@ -29,6 +29,9 @@ import type { ChangeHandler } from './stream/change-handler.js';
 import { CollectionStream } from './stream/collection-stream.js';
 import { planStreams, type StreamPlan } from './stream/stream-plan.js';
 import { checkpointKey } from './token-store/checkpoint-key.js';
+import type { ResumeTokenStore } from './interfaces/resume-token-store.interface.js';
+import { MirroredResumeTokenStore } from './position-mirror/mirrored-resume-token.store.js';
+import { withPositionMirror } from './position-mirror/position-mirror.factory.js';
 
 /** How long bootstrap waits for the store's first answer before logging that it is unreachable. */
 const STORE_CHECK_MS = 3000;
@@ -50,6 +53,8 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   /** Leases on: spreads this consumer's streams over its live instances. */
   private balancer: LeaseBalancer | undefined;
   private telemetry: ChangeStreamTelemetry | undefined;
+  /** The position store of every stream: the configured one, wrapped by the MongoDB mirror when `positionMirror` is on. */
+  private tokens: ResumeTokenStore;
 
   constructor(
     private readonly explorer: ChangeStreamExplorer,
@@ -57,7 +62,9 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     private readonly moduleRef: ModuleRef,
     @Inject(CHANGE_STREAM_RESOLVED_OPTIONS) private readonly options: ResolvedChangeStreamOptions,
     @Inject(CHANGE_STREAM_STORES) private readonly stores: ChangeStreamStores,
-  ) {}
+  ) {
+    this.tokens = stores.tokens;
+  }
 
   /** Discovery and every configuration check happen here, so a bad setup fails `app.init()`. */
   async onModuleInit(): Promise<void> {
@@ -76,6 +83,9 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     this.checkDeadLetterDurability(handlers);
     const telemetry = await ChangeStreamTelemetry.load(this.options.telemetry);
     const planned = await this.keyed(planStreams(handlers));
+    if (planned.length > 0) {
+      this.tokens = await withPositionMirror(this.stores.tokens, this.options, (name) => this.moduleRef.get<Connection>(getConnectionToken(name), { strict: false }));
+    }
     this.balancer = this.createBalancer(planned.map((p) => p.key));
     for (const { plan, connection, database, key } of planned) {
       const owners = plan.handlers.map((h) => h.owner).filter((owner): owner is ProviderWrapper => owner !== undefined);
@@ -83,14 +93,14 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
         plan,
         database,
         deadLetters: this.stores.deadLetters,
-        checkpointer: new Checkpointer(this.stores.tokens, key, this.options.checkpoint),
+        checkpointer: new Checkpointer(this.tokens, key, this.options.checkpoint),
         options: this.options,
         openCursor: connectionCursorFactory(connection, plan.collection),
         emit: (event) => this.runtime.emit(event),
         handlersReady: this.lifecycle.bootstrapped(owners),
         telemetry,
-        store: this.stores.tokens,
-        lease: this.balancer && new StreamLeaseKeeper(key, this.stores.tokens.leases!, this.options.leases as LeaseTiming, this.balancer),
+        store: this.tokens,
+        lease: this.balancer && new StreamLeaseKeeper(key, this.tokens.leases!, this.options.leases as LeaseTiming, this.balancer),
       });
       this.lifecycle.drainBeforeTeardown(owners, () => this.drain(stream));
       this.runtime.streams.push(stream);
@@ -131,6 +141,8 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     await this.onModuleDestroy();
     if (this.balancer) await settlesWithin(this.balancer.stop(), Math.max(100, this.timeLeft()));
     this.telemetry?.dispose();
+    // The mirror's last copies: positions whose Redis save failed at shutdown are kept there.
+    if (this.tokens instanceof MirroredResumeTokenStore) await settlesWithin(this.tokens.close(), Math.max(100, this.timeLeft()));
     await this.stores.close(Math.max(100, this.timeLeft()));
   }
 

@@ -48,6 +48,19 @@ export interface LeaseOptions {
 }
 
 /**
+ * A copy of each position in MongoDB, for a Redis that may restart empty (the module's
+ * `positionMirror` option; see the README's "Position mirror in MongoDB").
+ */
+export interface PositionMirrorOptions {
+  /** The collection the module owns, in the connection's database (default `change_stream_positions`). */
+  collection?: string;
+  /** Each stream's copy is written at most this often (default 5000 ms), besides at shutdown and while Redis cannot be reached. */
+  intervalMs?: number;
+  /** The mongoose connection whose database holds the collection (default: the module's `connectionName`). */
+  connectionName?: string;
+}
+
+/**
  * Options of `ChangeStreamModule.forRoot()`, or what the `forRootAsync()` factory returns.
  * Invalid values fail startup with a `ChangeStreamConfigError` naming the option.
  */
@@ -114,4 +127,9 @@ export interface ChangeStreamModuleOptions {
    * before the application starts (default true). `false` turns them off.
    */
   telemetry?: boolean;
+  /**
+   * Also copy each position into a MongoDB collection, read only when Redis holds no position for
+   * a stream (Redis restarted without persistence). Off by default; `true` for the defaults.
+   */
+  positionMirror?: boolean | PositionMirrorOptions;
 }

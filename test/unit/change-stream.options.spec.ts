@@ -41,6 +41,21 @@ describe('resolveOptions', () => {
       concurrency: 1,
       telemetry: true,
       batchSize: undefined,
+      positionMirror: false,
+    });
+  });
+
+  it('positionMirror: off unless asked for; true takes the defaults, on the module\'s connection', () => {
+    expect(resolveOptions({ consumer: 'c', positionMirror: false }).positionMirror).toBe(false);
+    expect(resolveOptions({ consumer: 'c', positionMirror: true }).positionMirror).toEqual({ collection: 'change_stream_positions', intervalMs: 5000, connectionName: undefined });
+    expect(resolveOptions({ consumer: 'c', connectionName: 'main', positionMirror: { intervalMs: 2000 } }).positionMirror).toEqual({
+      collection: 'change_stream_positions',
+      intervalMs: 2000,
+      connectionName: 'main',
+    });
+    expect(resolveOptions({ consumer: 'c', connectionName: 'main', positionMirror: { collection: 'positions', connectionName: 'other' } }).positionMirror).toMatchObject({
+      collection: 'positions',
+      connectionName: 'other',
     });
   });
 
@@ -76,6 +91,10 @@ describe('resolveOptions', () => {
     ['a run-ahead bound below twice the batch', { consumer: 'c', checkpoint: { maxEvents: 500, maxUnsavedEvents: 100 } }, /"checkpoint.maxUnsavedEvents" is 100; expected at least 2 × checkpoint.maxEvents \(1000\)/],
     ['an unknown failure policy', { consumer: 'c', onHandlerFailure: 'skip' }, /"onHandlerFailure" is "skip"; expected "stop", "dead-letter" or a function/],
     ['an unknown history policy', { consumer: 'c', onHistoryLost: 'ignore' }, /"onHistoryLost" is "ignore"; expected "fail", "restart-from-now" or a function/],
+    ['a mirror interval under 100 ms', { consumer: 'c', positionMirror: { intervalMs: 10 } }, /"positionMirror.intervalMs" is 10; expected an integer >= 100/],
+    ['a mirror collection with "$"', { consumer: 'c', positionMirror: { collection: 'a$b' } }, /"positionMirror.collection" is "a\$b"; expected a collection name/],
+    ['a misspelled mirror option', { consumer: 'c', positionMirror: { interval: 1000 } }, /unknown option\(s\) "positionMirror\.interval"\. Known in "positionMirror": collection, intervalMs, connectionName\./],
+    ['a mirror given as a string', { consumer: 'c', positionMirror: 'yes' }, /"positionMirror" is "yes"; expected an object with collection, intervalMs, connectionName/],
   ])('rejects %s', (_case, options, message) => {
     expect(() => resolveOptions(options as ChangeStreamModuleOptions)).toThrow(ChangeStreamConfigError);
     expect(() => resolveOptions(options as ChangeStreamModuleOptions)).toThrow(message);
