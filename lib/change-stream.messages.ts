@@ -123,6 +123,11 @@ export const messages = {
     `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, and no event finished in the last 30 s: the current one has been running for ${duration(inFlightMs)} (a stuck handler? see handlerStuck).`,
   terminusMissing: () =>
     'ChangeStreamHealthIndicator needs @nestjs/terminus: npm install @nestjs/terminus',
+  streamFailed: (key: string, reason: string) => `Stream ${key} failed: ${reason}`,
+  abortTimeoutTooLong: (handlerTimeoutMs: number, ttlMs: number) =>
+    `ChangeStreamModule: handlerTimeoutMs (${handlerTimeoutMs}) with onHandlerTimeout: 'abort' must be at most half of leases.ttlMs ` +
+    `(${Math.floor(ttlMs / 2)} ms), so that a call that stops on its signal ends well within the time another instance waits before it takes the stream over. ` +
+    `Lower handlerTimeoutMs, raise leases.ttlMs to at least ${2 * handlerTimeoutMs}, or use onHandlerTimeout: 'warn'.`,
 };
 
 /** `3 m 10 s`, `12 s`, `1 h 2 m`: for humans reading logs. */
