@@ -153,6 +153,21 @@ describe("a signal per handler call (onHandlerTimeout: 'abort')", () => {
     expect(await outcome).toEqual({ ok: true });
     expect(retried).toEqual([false]);
   });
+
+  it("each call's own signal is still aborted by a lost lease or a shutdown past its timeout (abortInFlight)", async () => {
+    const signals: AbortSignal[] = [];
+    const untilAborted = (context: ChangeContext) => {
+      signals.push(context.signal);
+      return new Promise((resolve) => context.signal.addEventListener('abort', resolve, { once: true }));
+    };
+    const { scheduler: events } = scheduler({ 'Listener.a': untilAborted, 'Listener.b': untilAborted }, { signalPerAttempt: true });
+    const outcome = outcomeOf(events.runAlone(insert(1), true));
+    await eventually('both calls running', () => signals.length === 2);
+    expect(signals[0]).not.toBe(signals[1]);
+    events.abortInFlight();
+    await outcome;
+    expect(signals.map((signal) => signal.aborted)).toEqual([true, true]);
+  });
 });
 
 describe('context.fence', () => {
