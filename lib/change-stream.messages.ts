@@ -131,6 +131,11 @@ export const messages = {
     `Copying positions to MongoDB (${namespace}) works again (after ${failures} failed write(s) in all).`,
   mirrorWriteRefused: (key: string, namespace: string, lease: { holder: string; fence: number }, stored: { generation: number; fence: number } | null) =>
     `Stream ${key}: the copy of its position in MongoDB (${namespace}) was not replaced: ${stored ? `it was written under fence ${stored.fence} (generation ${stored.generation})` : 'another write came first'}, newer than this instance's lease (${lease.holder}, fence ${lease.fence}). Another instance holds the stream now, or did after this lease.`,
+  streamFailed: (key: string, reason: string) => `Stream ${key} failed: ${reason}`,
+  abortTimeoutTooLong: (handlerTimeoutMs: number, ttlMs: number) =>
+    `ChangeStreamModule: handlerTimeoutMs (${handlerTimeoutMs}) with onHandlerTimeout: 'abort' must be at most half of leases.ttlMs ` +
+    `(${Math.floor(ttlMs / 2)} ms), so that a call that stops on its signal ends well within the time another instance waits before it takes the stream over. ` +
+    `Lower handlerTimeoutMs, raise leases.ttlMs to at least ${2 * handlerTimeoutMs}, or use onHandlerTimeout: 'warn'.`,
 };
 
 /** `3 m 10 s`, `12 s`, `1 h 2 m`: for humans reading logs. */

@@ -94,6 +94,13 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
   if (typeof options.leases === 'object') checkKeys('leases', options.leases, ['ttlMs', 'renewIntervalMs', 'pollIntervalMs', 'instanceId']);
   const reconnectInitial = int('reconnect.initialDelayMs', options.reconnect?.initialDelayMs, 500, 1);
   const retryInitial = int('handlerRetry.initialDelayMs', options.handlerRetry?.initialDelayMs, 200, 0);
+  const handlerTimeoutMs = int('handlerTimeoutMs', options.handlerTimeoutMs, 60_000, 0);
+  const leases = leaseOptions(options.leases);
+  // Leases apply with Redis or a custom store (they are off for the in-memory default), or when asked for.
+  const leased = leases !== false && (leases.explicit || options.redis !== undefined || options.tokenStore !== undefined);
+  if (leased && onHandlerTimeout === 'abort' && handlerTimeoutMs > leases.ttlMs / 2) {
+    throw new ChangeStreamConfigError(messages.abortTimeoutTooLong(handlerTimeoutMs, leases.ttlMs));
+  }
   return {
     consumer,
     redis,
@@ -115,12 +122,12 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
     },
     shutdownTimeoutMs: int('shutdownTimeoutMs', options.shutdownTimeoutMs, 10000, 0),
     startupTimeoutMs: int('startupTimeoutMs', options.startupTimeoutMs, 10000, 0),
-    handlerTimeoutMs: int('handlerTimeoutMs', options.handlerTimeoutMs, 60_000, 0),
+    handlerTimeoutMs,
     concurrency: int('concurrency', options.concurrency, 1, 1),
     onHandlerTimeout,
     maxAwaitTimeMS: int('maxAwaitTimeMS', options.maxAwaitTimeMS, 1000, 1),
     batchSize: options.batchSize === undefined ? undefined : int('batchSize', options.batchSize, 0, 1),
-    leases: leaseOptions(options.leases),
+    leases,
     telemetry: options.telemetry ?? true,
     positionMirror: positionMirrorOptions(options.positionMirror, options.connectionName),
   };

@@ -13,9 +13,17 @@ export interface ChangeContext {
   /** 1 on the first call, then 2, 3… on retries of the same event. */
   attempt: number;
   /**
-   * Aborted when this call should give up: the shutdown drain ran out of time, or (with
-   * `onHandlerTimeout: 'abort'`) the call exceeded `handlerTimeoutMs`. Pass it to `fetch`,
-   * database calls and the like. An aborted call that throws counts as a failed attempt.
+   * Aborted when this call should give up: the shutdown drain ran out of time, the lease was
+   * lost, or (with `onHandlerTimeout: 'abort'`) this call exceeded `handlerTimeoutMs`. Each call
+   * (each attempt of each handler) has its own: a retry starts with a fresh one. Pass it to
+   * `fetch`, database calls and the like. An aborted call that throws counts as a failed attempt.
    */
   signal: AbortSignal;
+  /**
+   * The fencing number of the lease this instance holds on the stream (it only grows: a later
+   * holder has a larger one), or `null` without leases. A handler that must never let an older
+   * holder's late write win stores it with its own writes and writes only where the stored one
+   * is not larger (see the README's "Replicas and rolling deploys").
+   */
+  fence: number | null;
 }

@@ -106,11 +106,16 @@ export interface ChangeStreamModuleOptions {
    * the handler and event (default 60000 ms; 0 disables).
    */
   handlerTimeoutMs?: number;
-  /** `warn` (default): report only. `abort`: also abort the call's `context.signal`. */
+  /**
+   * `warn` (default): report only. `abort`: also abort that call's `context.signal` (each call has
+   * its own: a retry starts with a fresh one). With leases, `abort` needs `handlerTimeoutMs` at
+   * most half of `leases.ttlMs`, or startup fails.
+   */
   onHandlerTimeout?: 'warn' | 'abort';
   /**
-   * Events in flight at once per stream. Events of one document (`documentKey`) are always
-   * handled in order, one at a time; events without one (drop, rename, DDL) run alone.
+   * Events whose handlers run at once per stream. Events of one document (`documentKey`) are
+   * always handled in order, one at a time (the later ones wait without taking a slot); events
+   * without one (drop, rename, DDL) run alone.
    */
   concurrency?: number;
   /** Server wait per `getMore`; also bounds how long a shutdown waits for an idle read (default 1000 ms). */

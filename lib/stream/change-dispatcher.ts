@@ -32,6 +32,13 @@ export interface DispatchSettings {
  */
 export type DispatchOutcome = { ok: true } | { ok: false; error: HandlerFailedError } | { ok: false; aborted: true };
 
+/** One handler call of an event, with its own `context.signal` (`onHandlerTimeout: 'abort'`). */
+export interface Attempt {
+  readonly handler: string;
+  readonly startedAt: number;
+  readonly abort: AbortController;
+}
+
 /** One event being handled: which handlers are still running, for stuck-handler reports. */
 export interface EventInFlight {
   readonly change: ChangeEvent;
@@ -39,13 +46,29 @@ export interface EventInFlight {
   startedAt: number;
   /** The handlers still running (a `RunningHandlers`, or any Set). */
   readonly pending: { add(name: string): unknown; delete(name: string): unknown; readonly size: number } & Iterable<string>;
-  /** Aborts the handlers' `context.signal` (one per event with `onHandlerTimeout: 'abort'`, else shared by the stream). */
+  /** Aborted at shutdown (past its timeout) and when the lease is lost; shared by the stream's events. */
   readonly abort: AbortController;
+  /**
+   * With `onHandlerTimeout: 'abort'`: the calls running now, each with its own signal (a timed-out
+   * call must not abort a retry or another handler); null otherwise, when calls share `abort`.
+   */
+  readonly attempts: Set<Attempt> | null;
 }
 
-type Context = Omit<ChangeContext, 'handler' | 'attempt' | 'signal'>;
+/** What a dispatch runs under: one per tenure (the period under one lease), fixed while it lasts. */
+export interface DispatchScope {
+  /** Shutdown began (or the tenure ended): a failure is no longer retried or recorded. */
+  readonly stopping: AbortSignal;
+  /** Leases: false once this instance may no longer start a handler call; asked before every retry, failure callback and dead letter. */
+  readonly mayDispatch?: () => boolean;
+  /** `context.fence`: the lease's fencing number, null without leases. */
+  readonly fence: number | null;
+}
+
+type Context = Omit<ChangeContext, 'handler' | 'attempt' | 'signal' | 'fence'>;
 
 const OK: DispatchOutcome = { ok: true };
+const ABORTED: DispatchOutcome = { ok: false, aborted: true };
 
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -82,22 +105,24 @@ export class ChangeDispatcher {
 
   /**
    * Succeeds only when every interested handler succeeded or its failure was recorded per
-   * policy. `stopping` aborts at shutdown: from then on a failure is only "not acknowledged".
+   * policy. `scope.stopping` aborts at shutdown: from then on a failure is only "not acknowledged";
+   * so is one this instance may no longer act on (`scope.mayDispatch`). The first attempt's
+   * `mayDispatch` is the caller's to check (the scheduler does, as each event starts).
    * `then` gets the outcome: synchronously when every handler returned no promise and succeeded,
    * else in the one callback chained on the handler's promise (each extra hop costs per event).
    */
-  dispatch<T = DispatchOutcome>(flight: EventInFlight, stopping: AbortSignal, then: (outcome: DispatchOutcome) => T = same as (o: DispatchOutcome) => T): MaybePromise<T> {
+  dispatch<T = DispatchOutcome>(flight: EventInFlight, scope: DispatchScope, then: (outcome: DispatchOutcome) => T = same as (o: DispatchOutcome) => T): MaybePromise<T> {
     const interested = this.route(flight.change);
-    if (interested.length === 1) return this.run(interested[0], flight, stopping, then); // the common case
+    if (interested.length === 1) return this.run(interested[0], flight, scope, then); // the common case
     if (interested.length === 0) return then(OK);
-    return Promise.all(interested.map((h) => this.run(h, flight, stopping, same))).then((outcomes) =>
+    return Promise.all(interested.map((h) => this.run(h, flight, scope, same))).then((outcomes) =>
       then(outcomes.find((o) => !o.ok && 'aborted' in o) ?? outcomes.find((o) => !o.ok) ?? OK),
     );
   }
 
   /** Calls one handler once, outside any stream (dead-letter replay). */
-  static invokeOnce(handler: ChangeHandler, change: unknown, context: Context): Promise<unknown> {
-    const call: ChangeContext = { ...context, handler: handler.name, attempt: 1, signal: new AbortController().signal };
+  static invokeOnce(handler: ChangeHandler, change: unknown, context: Context, fence: number | null = null): Promise<unknown> {
+    const call: ChangeContext = { ...context, handler: handler.name, attempt: 1, signal: new AbortController().signal, fence };
     return Promise.resolve(handler.invoke(change, call));
   }
 
@@ -136,11 +161,11 @@ export class ChangeDispatcher {
 
   /**
    * The first attempt without async machinery (almost every call succeeds at once); a failure
-   * goes on in `runWithRetries`. With telemetry collecting, every attempt takes that path.
+   * goes on in `runWithRetries`. With telemetry collecting, or a signal per attempt, every attempt takes that path.
    */
-  private run<T>(handler: ChangeHandler, flight: EventInFlight, stopping: AbortSignal, then: (outcome: DispatchOutcome) => T): MaybePromise<T> {
-    if (this.telemetry?.active) return this.retry(handler, flight, stopping, then);
-    const context = this.contextFor(handler, 1, flight);
+  private run<T>(handler: ChangeHandler, flight: EventInFlight, scope: DispatchScope, then: (outcome: DispatchOutcome) => T): MaybePromise<T> {
+    if (this.telemetry?.active || flight.attempts) return this.retry(handler, flight, scope, then);
+    const context = this.contextFor(handler, 1, flight.abort.signal, scope);
     flight.pending.add(handler.name);
     let pending: Promise<unknown> | null = null;
     try {
@@ -149,17 +174,17 @@ export class ChangeDispatcher {
       if (result instanceof Promise) pending = result;
       else if (isThenable(result)) pending = Promise.resolve(result);
     } catch (error) {
-      return this.retry(handler, flight, stopping, then, { error, context });
+      return this.retry(handler, flight, scope, then, { error, context });
     }
     if (pending === null) return then(this.succeeded(handler, flight));
     return pending.then(
       () => then(this.succeeded(handler, flight)),
-      (error: unknown) => this.retry(handler, flight, stopping, then, { error, context }),
+      (error: unknown) => this.retry(handler, flight, scope, then, { error, context }),
     );
   }
 
-  private retry<T>(handler: ChangeHandler, flight: EventInFlight, stopping: AbortSignal, then: (outcome: DispatchOutcome) => T, failed?: { error: unknown; context: ChangeContext }): Promise<T> {
-    return this.runWithRetries(handler, flight, stopping, failed).then(then, (error: unknown) => then(dispatchBug(flight.change, error)));
+  private retry<T>(handler: ChangeHandler, flight: EventInFlight, scope: DispatchScope, then: (outcome: DispatchOutcome) => T, failed?: { error: unknown; context: ChangeContext }): Promise<T> {
+    return this.runWithRetries(handler, flight, scope, failed).then(then, (error: unknown) => then(dispatchBug(flight.change, error)));
   }
 
   /** Telemetry off (see `run`): nothing to count. */
@@ -168,13 +193,21 @@ export class ChangeDispatcher {
     return OK;
   }
 
-  private contextFor(handler: ChangeHandler, attempt: number, flight: EventInFlight): ChangeContext {
+  private contextFor(handler: ChangeHandler, attempt: number, signal: AbortSignal, scope: DispatchScope): ChangeContext {
     const { consumer, connectionName, database, collection } = this.context;
-    return { consumer, connectionName, database, collection, handler: handler.name, attempt, signal: flight.abort.signal };
+    return { consumer, connectionName, database, collection, handler: handler.name, attempt, signal, fence: scope.fence };
+  }
+
+  /** A call with its own signal (see `EventInFlight.attempts`), aborted at once if the event's already is. */
+  private beginAttempt(handler: ChangeHandler, attempts: Set<Attempt>, shared: AbortSignal): Attempt {
+    const attempt: Attempt = { handler: handler.name, startedAt: Date.now(), abort: new AbortController() };
+    if (shared.aborted) attempt.abort.abort(shared.reason);
+    attempts.add(attempt);
+    return attempt;
   }
 
   /** Attempts, retries with backoff, then the failure policy; `failed`: how attempt 1 already failed (see `run`). */
-  private async runWithRetries(handler: ChangeHandler, flight: EventInFlight, stopping: AbortSignal, failed?: { error: unknown; context: ChangeContext }): Promise<DispatchOutcome> {
+  private async runWithRetries(handler: ChangeHandler, flight: EventInFlight, scope: DispatchScope, failed?: { error: unknown; context: ChangeContext }): Promise<DispatchOutcome> {
     const retries = handler.options.retries ?? this.settings.retries;
     const { change } = flight;
     flight.pending.add(handler.name);
@@ -186,7 +219,10 @@ export class ChangeDispatcher {
           ({ context, error } = failed);
           failed = undefined;
         } else {
-          context = this.contextFor(handler, attempt, flight);
+          // A retry due after a pause (GC, a blocked loop) may come after another instance took the stream.
+          if (attempt > 1 && scope.mayDispatch && !scope.mayDispatch()) return ABORTED;
+          const own = flight.attempts && this.beginAttempt(handler, flight.attempts, flight.abort.signal);
+          context = this.contextFor(handler, attempt, own ? own.abort.signal : flight.abort.signal, scope);
           try {
             if (this.telemetry?.active) await this.tracedCall(handler, change, context);
             else await handler.invoke(change, context);
@@ -194,37 +230,41 @@ export class ChangeDispatcher {
             return OK;
           } catch (thrown) {
             error = thrown;
+          } finally {
+            if (own) flight.attempts!.delete(own);
           }
         }
         if (this.telemetry?.metering) this.telemetry.handlerFailed(this.labels(handler, change));
         const eventId = describeEvent(change);
-        if (stopping.aborted) {
+        if (scope.stopping.aborted) {
           this.logger.warn(messages.handlerFailedDuringShutdown(handler.name, this.streamKey, eventId, errorText(error)));
-          return { ok: false, aborted: true };
+          return ABORTED;
         }
-        if (attempt > retries) return await this.giveUp(handler, change, error, context, stopping);
+        if (attempt > retries) return await this.giveUp(handler, change, error, context, scope);
         const delay = backoffDelay(attempt, this.settings.initialDelayMs, this.settings.maxDelayMs);
         if (this.telemetry?.metering) this.telemetry.retried(this.labels(handler, change));
         // One line per retry; the stack once, with the final failure (and here at debug level).
         this.logger.warn(messages.handlerAttemptFailed(handler.name, eventId, attempt, delay, errorText(error)));
         this.logger.debug((error as Error)?.stack ?? String(error));
-        if (!(await sleep(delay, stopping))) return { ok: false, aborted: true };
+        if (!(await sleep(delay, scope.stopping))) return ABORTED;
       }
     } finally {
       flight.pending.delete(handler.name);
     }
   }
 
-  private async giveUp(handler: ChangeHandler, change: ChangeEvent, error: unknown, context: ChangeContext, stopping: AbortSignal): Promise<DispatchOutcome> {
+  private async giveUp(handler: ChangeHandler, change: ChangeEvent, error: unknown, context: ChangeContext, scope: DispatchScope): Promise<DispatchOutcome> {
     const policy = handler.options.onFailure ?? this.settings.onFailure;
     const eventId = describeEvent(change);
-    if (policy === 'dead-letter') return this.deadLetter(handler, change, error, context, stopping);
+    // Recording a failure acts for the stream as much as a handler call does: only under a confirmed lease.
+    if (scope.mayDispatch && !scope.mayDispatch()) return ABORTED;
+    if (policy === 'dead-letter') return this.deadLetter(handler, change, error, context, scope);
     if (typeof policy === 'function') {
       try {
         await policy({ change, error, context });
         return { ok: true };
       } catch (callbackError) {
-        if (stopping.aborted) return { ok: false, aborted: true };
+        if (scope.stopping.aborted) return ABORTED;
         const text = messages.failureCallbackThrew(handler.name, eventId, errorText(callbackError));
         this.logger.error(text, (callbackError as Error)?.stack);
         return { ok: false, error: new HandlerFailedError(text, callbackError) };
@@ -236,7 +276,7 @@ export class ChangeDispatcher {
   }
 
   /** The event is acknowledged only once its dead letter is stored; until then, retry (or give way to shutdown). */
-  private async deadLetter(handler: ChangeHandler, change: ChangeEvent, error: unknown, context: ChangeContext, stopping: AbortSignal): Promise<DispatchOutcome> {
+  private async deadLetter(handler: ChangeHandler, change: ChangeEvent, error: unknown, context: ChangeContext, scope: DispatchScope): Promise<DispatchOutcome> {
     const id = deadLetterId(context.consumer, this.streamKey, change._id, handler.name);
     const failure = error instanceof Error ? error : new Error(String(error));
     const letter: DeadLetter = {
@@ -252,7 +292,7 @@ export class ChangeDispatcher {
       failedAt: new Date(),
     };
     for (let attempt = 1; ; attempt++) {
-      if (stopping.aborted) return { ok: false, aborted: true };
+      if (scope.stopping.aborted || (attempt > 1 && scope.mayDispatch && !scope.mayDispatch())) return ABORTED;
       try {
         await this.settings.deadLetters.add(letter);
         this.logger.error(messages.deadLettered(handler.name, this.streamKey, describeEvent(change), id), failure.stack);
@@ -262,7 +302,7 @@ export class ChangeDispatcher {
       } catch (storeError) {
         const delay = backoffDelay(attempt, this.settings.initialDelayMs || 100, 30_000);
         this.logger.warn(messages.deadLetterSaveFailed(this.streamKey, errorText(storeError), delay));
-        if (!(await sleep(delay, stopping))) return { ok: false, aborted: true };
+        if (!(await sleep(delay, scope.stopping))) return ABORTED;
       }
     }
   }

@@ -271,10 +271,12 @@ export class CollectionStream {
     if (this.stopping.signal.aborted) abort.abort();
     this.stopping.signal.addEventListener('abort', stop, { once: true });
     abort.signal.addEventListener('abort', () => this.stopping.signal.removeEventListener('abort', stop), { once: true });
+    const current = lease?.current ?? null;
     const scheduler = new EventScheduler({
       mayDispatch: lease && (() => lease.stillValid()),
+      fence: current?.fence ?? null,
       concurrency: Math.min(options.concurrency, this.deps.plan.concurrencyCap ?? Infinity),
-      signalPerEvent: options.onHandlerTimeout === 'abort',
+      signalPerAttempt: options.onHandlerTimeout === 'abort',
       dispatcher: this.dispatcher,
       checkpointer,
       stopping: abort.signal,
@@ -285,7 +287,7 @@ export class CollectionStream {
       },
       onFailed: (error) => (this.lastError = error.message),
     });
-    const tenure: Tenure = { abort, scheduler, lease: lease?.current ?? null };
+    const tenure: Tenure = { abort, scheduler, lease: current };
     this.tenure = tenure;
     checkpointer.begin(tenure.lease);
     this.lag.reset();
@@ -371,7 +373,8 @@ export class CollectionStream {
           attempt = 0;
         } else if (end.kind === 'failed') {
           await tenure.scheduler.drain();
-          this.fail(this.lastError ?? 'a handler failed');
+          // The failure itself: `lastError` may since have been cleared (a stuck handler that recovered).
+          this.fail(tenure.scheduler.failure?.message ?? 'a handler failed');
         }
       } catch (error) {
         if (signal.aborted) break;
@@ -483,7 +486,7 @@ export class CollectionStream {
 
   private fail(reason: string): void {
     this.setBase('failed', reason);
-    this.logger.error(reason.includes(this.key) ? `Stream failed: ${reason}` : `Stream ${this.key} failed: ${reason}`);
+    this.logger.error(messages.streamFailed(this.key, reason));
   }
 
   private degrade(cause: 'store' | 'handler', reason: string | null): void {

@@ -1,14 +1,13 @@
-import mongoose from 'mongoose';
 import { AckWindow } from '../checkpoint/ack-window.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import { Notifier } from '../common/notifier.js';
 import { HandlerFailedError } from '../change-stream.errors.js';
 import type { ChangeEvent } from './change-cursor.js';
-import { type ChangeDispatcher, type DispatchOutcome, dispatchBug, type EventInFlight, type MaybePromise } from './change-dispatcher.js';
+import { type ChangeDispatcher, type DispatchOutcome, dispatchBug, type Attempt, type DispatchScope, type EventInFlight, type MaybePromise } from './change-dispatcher.js';
 import { InFlightList, type Linked } from './in-flight-list.js';
 import { RunningHandlers } from './running-handlers.js';
 
-const { EJSON, ObjectId } = mongoose.mongo.BSON;
+export { documentKeyOf } from './document-key.js';
 
 /** An event in flight, linked into the scheduler's list of them. */
 type TrackedEvent = EventInFlight & Linked<TrackedEvent> & { readonly seq: number; finished: boolean };
@@ -17,16 +16,18 @@ const ABORTED: DispatchOutcome = { ok: false, aborted: true };
 const DONE = Promise.resolve();
 
 export interface SchedulerDeps {
-  /** Events in flight at once (waiting for their document's previous event counts). */
+  /** Events whose handlers run at once (events waiting for their document's previous event take no slot). */
   concurrency: number;
-  /** Give each event its own `context.signal` (`onHandlerTimeout: 'abort'`); else the stream's handlers share one. */
-  signalPerEvent: boolean;
+  /** Give each handler call its own `context.signal` (`onHandlerTimeout: 'abort'`); else the stream's calls share one. */
+  signalPerAttempt: boolean;
   dispatcher: ChangeDispatcher;
   checkpointer: Checkpointer;
   /** Shutdown began: failures are no longer retried or recorded. */
   stopping: AbortSignal;
-  /** Leases: false once this instance may no longer dispatch; checked right before each event starts. */
+  /** Leases: false once this instance may no longer dispatch; checked right before each event starts and before every retry. */
   mayDispatch?: () => boolean;
+  /** `context.fence`: the fencing number of the lease this tenure runs under, null without leases. */
+  fence?: number | null;
   /** Every handler of this event succeeded (or its failure was recorded per policy). */
   onHandled(change: ChangeEvent): void;
   /** A handler failed for good under the `stop` policy: nothing more is dispatched. */
@@ -45,8 +46,11 @@ export class EventScheduler {
   private readonly inFlight = new InFlightList<TrackedEvent>();
   /** Per document key: the last event's run (the next one chains on it) and how many are pending. */
   private readonly keys = new Map<string, { tail: Promise<unknown>; pending: number }>();
+  /** Events running alone (`runAlone`): with the busy documents (`keys.size`), the slots taken. */
+  private alone = 0;
+  private readonly scope: DispatchScope;
   private readonly changed = new Notifier();
-  private failure: HandlerFailedError | null = null;
+  private failedWith: HandlerFailedError | null = null;
   private sharedAbort = new AbortController();
   /** Aborted at shutdown or after a failure: whatever waits to dispatch gives up. */
   private readonly halt = new AbortController();
@@ -55,6 +59,7 @@ export class EventScheduler {
   private stoppingNow = false;
 
   constructor(private readonly deps: SchedulerDeps) {
+    this.scope = { stopping: deps.stopping, mayDispatch: deps.mayDispatch, fence: deps.fence ?? null };
     const stop = () => {
       this.stoppingNow = true;
       this.halt.abort();
@@ -75,7 +80,7 @@ export class EventScheduler {
 
   /** Aborts the `context.signal` of every handler running now (shutdown ran out of time, or the lease was lost). */
   abortInFlight(): void {
-    for (const event of this.inFlight.toArray()) event.abort.abort();
+    for (const event of this.inFlight.toArray()) for (const attempt of event.attempts ?? []) attempt.abort.abort();
     this.sharedAbort.abort();
     this.sharedAbort = new AbortController();
   }
@@ -86,7 +91,12 @@ export class EventScheduler {
   }
 
   get failed(): boolean {
-    return this.failure !== null;
+    return this.failedWith !== null;
+  }
+
+  /** The first failure for good (`stop` policy), which ended dispatching. */
+  get failure(): HandlerFailedError | null {
+    return this.failedWith;
   }
 
   /** Events submitted and not finished, oldest first. */
@@ -94,16 +104,20 @@ export class EventScheduler {
     return this.inFlight.toArray();
   }
 
+  /**
+   * A slot per document being handled (its later events wait without one, however many: a stuck
+   * document holds back only its own events) and per event running alone.
+   */
   hasSlot(): boolean {
-    return this.inFlight.size < this.deps.concurrency && !this.failure;
+    return this.keys.size + this.alone < this.deps.concurrency && !this.failedWith;
   }
 
   /** Resolves true once another event may start; false after a failure or at shutdown. */
   async waitForSlot(signal: AbortSignal): Promise<boolean> {
-    while (this.inFlight.size >= this.deps.concurrency && !this.failure && !signal.aborted) {
+    while (this.keys.size + this.alone >= this.deps.concurrency && !this.failedWith && !signal.aborted) {
       await this.changed.next(signal);
     }
-    return !this.failure && !signal.aborted;
+    return !this.failedWith && !signal.aborted;
   }
 
   /** Starts `change` once the previous event of its document (`key`, see `documentKeyOf`) finished. */
@@ -133,6 +147,7 @@ export class EventScheduler {
    */
   runAlone(change: ChangeEvent, ack: boolean): MaybePromise<DispatchOutcome> {
     if (this.inFlight.size > 0) return this.drain().then(() => this.runAlone(change, ack));
+    this.alone++;
     return this.execute(this.track(change), ack);
   }
 
@@ -143,8 +158,8 @@ export class EventScheduler {
 
   /** Numbers the event (stream order) and counts it in flight. */
   private track(change: ChangeEvent): TrackedEvent {
-    const abort = this.deps.signalPerEvent ? new AbortController() : this.sharedAbort;
-    const flight: TrackedEvent = { change, startedAt: Date.now(), pending: new RunningHandlers(), abort, seq: ++this.seq, finished: false, prev: null, next: null };
+    const attempts = this.deps.signalPerAttempt ? new Set<Attempt>() : null;
+    const flight: TrackedEvent = { change, startedAt: Date.now(), pending: new RunningHandlers(), abort: this.sharedAbort, attempts, seq: ++this.seq, finished: false, prev: null, next: null };
     this.inFlight.add(flight);
     return flight;
   }
@@ -153,10 +168,10 @@ export class EventScheduler {
     const finish = (outcome: DispatchOutcome) => this.finish(flight, ack, key, outcome);
     // After a failure or at shutdown, events queued behind others are not started (so never acknowledged).
     // Checked here, as each event starts (also one queued behind its document, or after a drain).
-    if (this.failure || this.stoppingNow || !(this.deps.mayDispatch?.() ?? true)) return finish(ABORTED);
+    if (this.failedWith || this.stoppingNow || !(this.deps.mayDispatch?.() ?? true)) return finish(ABORTED);
     let run: MaybePromise<DispatchOutcome>;
     try {
-      run = this.deps.dispatcher.dispatch(flight, this.deps.stopping, finish);
+      run = this.deps.dispatcher.dispatch(flight, this.scope, finish);
     } catch (error) {
       if (flight.finished) throw error; // our own bookkeeping broke after the outcome: surface it (the stream reopens)
       return finish(dispatchBug(flight.change, error));
@@ -170,6 +185,7 @@ export class EventScheduler {
     this.inFlight.remove(flight);
     try {
       if (key !== undefined) this.release(key);
+      else this.alone--;
       this.settle(flight.seq, flight.change, outcome, ack);
     } finally {
       this.changed.notify(); // a waiting drain() must see it left
@@ -186,26 +202,10 @@ export class EventScheduler {
     if (outcome.ok) {
       this.deps.onHandled(change);
       if (this.window.complete(seq, ack ? change._id : null)) this.deps.checkpointer.ack(this.window.token!, this.window.acknowledgedSeq);
-    } else if ('error' in outcome && !this.failure) {
-      this.failure = outcome.error;
+    } else if ('error' in outcome && !this.failedWith) {
+      this.failedWith = outcome.error;
       this.deps.onFailed(outcome.error);
       this.halt.abort();
     }
   }
-}
-
-/**
- * Events of one document share a key: its `_id` alone (an update that changes a shard key changes
- * the rest of `documentKey`, not the document). Events without a document (lifecycle, DDL), or
- * whose `documentKey` has no `_id` (malformed), have none and run alone: ordering is never guessed.
- */
-export function documentKeyOf(change: ChangeEvent): string | null {
-  const key = (change as { documentKey?: Record<string, unknown> }).documentKey;
-  if (typeof key !== 'object' || key === null || !('_id' in key)) return null;
-  const id = key._id;
-  // Cheap keys for string, number and ObjectId ids; EJSON for the rest (compound ids and other types).
-  if (typeof id === 'string') return `s:${id}`;
-  if (typeof id === 'number') return `n:${id}`;
-  if (id instanceof ObjectId) return `o:${id.toHexString()}`;
-  return `e:${EJSON.stringify(id, { relaxed: false })}`;
 }

@@ -11,7 +11,7 @@ export interface StuckHandlerSettings {
 /**
  * A handler that never settles would otherwise leave the stream `open` and healthy forever:
  * past `handlerTimeoutMs` the stream shows `degraded` and the handler and event are logged
- * (and, with `onHandlerTimeout: 'abort'`, its `context.signal` is aborted).
+ * (and, with `onHandlerTimeout: 'abort'`, the `context.signal` of each call running that long is aborted).
  */
 export class StuckHandlerWatch {
   private readonly logger = new Logger('ChangeStreamModule');
@@ -42,11 +42,15 @@ export class StuckHandlerWatch {
   check(now = Date.now()): void {
     const stuck = this.inFlight().filter((event) => event.pending.size > 0 && now - event.startedAt >= this.settings.handlerTimeoutMs);
     for (const event of stuck) {
-      if (this.reported.has(event)) continue;
-      this.reported.add(event);
-      const text = messages.handlerStuck([...event.pending], this.key, describeEvent(event.change), now - event.startedAt, this.settings.onHandlerTimeout);
-      this.logger.warn(text);
-      if (this.settings.onHandlerTimeout === 'abort') event.abort.abort(new Error(text));
+      if (!this.reported.has(event)) {
+        this.reported.add(event);
+        this.logger.warn(messages.handlerStuck([...event.pending], this.key, describeEvent(event.change), now - event.startedAt, this.settings.onHandlerTimeout));
+      }
+      // Each call is timed on its own: a retry (or another handler of the event) gets its full time.
+      for (const attempt of event.attempts ?? []) {
+        if (attempt.abort.signal.aborted || now - attempt.startedAt < this.settings.handlerTimeoutMs) continue;
+        attempt.abort.abort(new Error(messages.handlerStuck([attempt.handler], this.key, describeEvent(event.change), now - attempt.startedAt, 'abort')));
+      }
     }
     const oldest = stuck[0];
     this.onChange(oldest ? messages.handlerStuck([...oldest.pending], this.key, describeEvent(oldest.change), now - oldest.startedAt, this.settings.onHandlerTimeout) : null);

@@ -30,6 +30,11 @@ export interface ChangeStreamTestingOptions {
    * retries do not slow tests down; set it to test with production's backoff.
    */
   handlerRetry?: HandlerRetryOptions;
+  /**
+   * `context.fence`: the fencing number of the lease the handlers run under (default 1, as for the
+   * first holder of a stream); `null` as without leases.
+   */
+  fence?: number | null;
 }
 
 export interface ResolvedTestingOptions {
@@ -37,9 +42,10 @@ export interface ResolvedTestingOptions {
   module: ResolvedChangeStreamOptions;
   defaultConnection: string;
   databaseOf(connectionName: string): string;
+  fence: number | null;
 }
 
-const KNOWN = ['consumer', 'connectionName', 'database', 'keyPrefix', 'onHandlerFailure', 'handlerRetry'];
+const KNOWN = ['consumer', 'connectionName', 'database', 'keyPrefix', 'onHandlerFailure', 'handlerRetry', 'fence'];
 
 export function resolveTestingOptions(options: ChangeStreamTestingOptions = {}): ResolvedTestingOptions {
   if (typeof options !== 'object' || options === null) {
@@ -52,7 +58,10 @@ export function resolveTestingOptions(options: ChangeStreamTestingOptions = {}):
         `Stores, Redis, leases and timeouts do not apply: nothing is connected.`,
     );
   }
-  const { database = 'test', handlerRetry } = options;
+  const { database = 'test', handlerRetry, fence = 1 } = options;
+  if (fence !== null && (!Number.isSafeInteger(fence) || fence < 1)) {
+    throw new ChangeStreamConfigError(`ChangeStreamTestingModule: option "fence" is ${JSON.stringify(fence)}; expected an integer >= 1, or null (no leases).`);
+  }
   const module = resolveOptions({
     consumer: options.consumer ?? 'test',
     ...(options.connectionName !== undefined && { connectionName: options.connectionName }),
@@ -67,6 +76,7 @@ export function resolveTestingOptions(options: ChangeStreamTestingOptions = {}):
   return {
     module,
     defaultConnection: options.connectionName ?? DEFAULT_CONNECTION_NAME,
+    fence,
     databaseOf: (connectionName) => (typeof database === 'string' ? database : (database[connectionName] ?? 'test')),
   };
 }

@@ -108,8 +108,8 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
     const runs = new Map<string, RunRecord>();
     this.records.set(change, runs);
     try {
-      const flight: EventInFlight = { change, startedAt: Date.now(), pending: new Set(), abort: stream.abort };
-      const outcome = await stream.dispatcher.dispatch(flight, this.closing.signal);
+      const flight: EventInFlight = { change, startedAt: Date.now(), pending: new Set(), abort: stream.abort, attempts: null };
+      const outcome = await stream.dispatcher.dispatch(flight, { stopping: this.closing.signal, fence: this.options.fence });
       const failure = !outcome.ok && 'error' in outcome ? outcome.error : undefined;
       if (failure) stream.failure = failure;
       const handlers: HandlerRun[] = plan.handlers.filter((h) => runs.has(h.name)).map((h) => summarize(h.name, runs.get(h.name)!));

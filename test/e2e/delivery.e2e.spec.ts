@@ -84,7 +84,7 @@ describe('delivery to @OnChange handlers (real MongoDB and Redis)', () => {
     expect(app.events.of('deleted').map((e) => [e.operationType, e.documentId])).toEqual([['delete', 'o2']]);
   });
 
-  it('passes a context naming the consumer, database, collection, handler and attempt', async () => {
+  it('passes a context naming the consumer, database, collection, handler, attempt and lease fence', async () => {
     const listener = app.get(OrderListener);
     listener.contexts.length = 0;
     await probe.collection('orders').insertOne({ _id: 'o3' as never });
@@ -97,7 +97,9 @@ describe('delivery to @OnChange handlers (real MongoDB and Redis)', () => {
       collection: 'orders',
       handler: 'OrderListener.onAnyOrder',
       attempt: 1,
+      fence: app.get(ChangeStreamRegistry).getStatus('orders')!.fence,
     });
+    expect(context.fence).toEqual(expect.any(Number)); // leases are on with Redis
     expect(signal).toBeInstanceOf(AbortSignal);
     expect(signal.aborted).toBe(false);
   });

@@ -17,6 +17,16 @@ describe('resolveOptions', () => {
     client.disconnect();
   });
 
+  it.each<[string, ChangeStreamModuleOptions]>([
+    ['at half the lease TTL', { consumer: 'c', redis: 'redis://x', onHandlerTimeout: 'abort', handlerTimeoutMs: 5000 }],
+    ['with leases off', { consumer: 'c', redis: 'redis://x', leases: false, onHandlerTimeout: 'abort' }],
+    ['without a lease store (positions in memory)', { consumer: 'c', onHandlerTimeout: 'abort' }],
+    ["with 'warn'", { consumer: 'c', redis: 'redis://x', handlerTimeoutMs: 600_000 }],
+    ['with the timeout off', { consumer: 'c', redis: 'redis://x', onHandlerTimeout: 'abort', handlerTimeoutMs: 0 }],
+  ])("accepts an 'abort' handler timeout %s", (_case, options) => {
+    expect(() => resolveOptions(options)).not.toThrow();
+  });
+
   it('fills in documented defaults', () => {
     const resolved = resolveOptions({ consumer: 'billing' });
     expect(resolved.leases).toEqual({ ttlMs: 10_000, renewIntervalMs: 3000, pollIntervalMs: 1000, instanceId: expect.stringMatching(/^.+:\d+:[0-9a-f]{4}$/), explicit: false });
@@ -95,6 +105,13 @@ describe('resolveOptions', () => {
     ['a mirror collection with "$"', { consumer: 'c', positionMirror: { collection: 'a$b' } }, /"positionMirror.collection" is "a\$b"; expected a collection name/],
     ['a misspelled mirror option', { consumer: 'c', positionMirror: { interval: 1000 } }, /unknown option\(s\) "positionMirror\.interval"\. Known in "positionMirror": collection, intervalMs, connectionName\./],
     ['a mirror given as a string', { consumer: 'c', positionMirror: 'yes' }, /"positionMirror" is "yes"; expected an object with collection, intervalMs, connectionName/],
+    [
+      "an 'abort' handler timeout over half the lease TTL (leases with Redis)",
+      { consumer: 'c', redis: 'redis://x', onHandlerTimeout: 'abort', handlerTimeoutMs: 6000 },
+      /^ChangeStreamModule: handlerTimeoutMs \(6000\) with onHandlerTimeout: 'abort' must be at most half of leases.ttlMs \(5000 ms\).*raise leases.ttlMs to at least 12000/,
+    ],
+    ["an 'abort' with the default 60 s handler timeout and the default lease TTL", { consumer: 'c', redis: 'redis://x', onHandlerTimeout: 'abort' }, /handlerTimeoutMs \(60000\) with onHandlerTimeout: 'abort'/],
+    ["an 'abort' handler timeout over half of an explicit lease TTL", { consumer: 'c', leases: { ttlMs: 1000 }, onHandlerTimeout: 'abort', handlerTimeoutMs: 501 }, /at most half of leases.ttlMs \(500 ms\)/],
   ])('rejects %s', (_case, options, message) => {
     expect(() => resolveOptions(options as ChangeStreamModuleOptions)).toThrow(ChangeStreamConfigError);
     expect(() => resolveOptions(options as ChangeStreamModuleOptions)).toThrow(message);

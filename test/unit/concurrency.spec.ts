@@ -138,6 +138,28 @@ describe('concurrency: events of different documents at once, of one document in
     expect(started).toEqual([1]);
   });
 
+  it('runs a delete of _id 1 and an insert of _id Decimal128("1") one after the other (one document to MongoDB)', async () => {
+    const first = deferred();
+    const log: string[] = [];
+    const asDecimal = { ...insert(2, 1), documentKey: { _id: mongoose.mongo.BSON.Decimal128.fromString('1') } } as unknown as ChangeEvent;
+    const remove = { ...update(1, 1), operationType: 'delete' } as unknown as ChangeEvent;
+    const { stream, seen } = setup({
+      options: { concurrency: 4, checkpoint: { maxEvents: 10, intervalMs: 10 } },
+      scripts: [{ getMores: [[remove, asDecimal, insert(3, 3)]] }],
+      handle: async (_id, _context, change) => {
+        const n = numberOf(change._id);
+        log.push(`start ${n}`);
+        if (n === 1) await first.promise;
+        log.push(`end ${n}`);
+      },
+    });
+    stream.start();
+    await eventually('event 3 handled (the reader got past event 2)', () => log.includes('end 3'));
+    first.resolve();
+    await eventually('all handled', () => seen.length === 3);
+    expect(log.indexOf('start 2')).toBeGreaterThan(log.indexOf('end 1'));
+  });
+
   it('runs an event without a document (drop) alone, after the events before it finished', async () => {
     const first = deferred();
     const log: string[] = [];
@@ -167,6 +189,38 @@ describe('documentKeyOf', () => {
     expect(documentKeyOf(change({ region: 'eu', _id: id }))).toBe(documentKeyOf(change({ region: 'us', _id: id })));
     expect(documentKeyOf(change({ _id: 5 }))).not.toBe(documentKeyOf(change({ _id: '5' })));
     expect(documentKeyOf(change({ _id: { a: 1, b: 2 } }))).toBe(documentKeyOf(change({ _id: { a: 1, b: 2 } })));
+  });
+
+  it('gives numerically equal _ids of any BSON number type one key, as the unique _id index does', () => {
+    const { Decimal128, Long, Int32, Double } = mongoose.mongo.BSON;
+    const keyOf = (_id: unknown) => documentKeyOf(change({ _id }));
+    const same = (ids: unknown[]) => expect(new Set(ids.map(keyOf)).size).toBe(1);
+    same([1, 1.0, Decimal128.fromString('1'), Decimal128.fromString('1.00'), Decimal128.fromString('0.1E+1'), Long.fromNumber(1), new Int32(1), new Double(1), 1n]);
+    same([0, -0, Decimal128.fromString('-0'), Decimal128.fromString('0E+5'), Long.ZERO]);
+    same([100, Decimal128.fromString('1E+2'), Long.fromNumber(100)]);
+    same([-2.5, Decimal128.fromString('-2.50'), new Double(-2.5)]);
+    same([2 ** 53, Long.fromString('9007199254740992'), Decimal128.fromString('9007199254740992')]);
+    same([Long.fromString('9007199254740993'), Decimal128.fromString('9007199254740993'), 9007199254740993n]);
+    same([2 ** 70, Decimal128.fromString('1180591620717411303424')]);
+    same([NaN, Decimal128.fromString('NaN')]);
+    same([Infinity, Decimal128.fromString('Infinity')]);
+    same([{ a: 1, b: Decimal128.fromString('2') }, { a: Long.fromNumber(1), b: 2.0 }]);
+    same([{ tags: [1, 'x'], at: { n: new Int32(3) } }, { tags: [Decimal128.fromString('1.0'), 'x'], at: { n: 3 } }]);
+  });
+
+  it('keeps numbers MongoDB tells apart apart: beyond 2^53, inexact decimals, strings, field order', () => {
+    const { Decimal128, Long } = mongoose.mongo.BSON;
+    const keyOf = (_id: unknown) => documentKeyOf(change({ _id }));
+    // 2^53 + 1 is not a double: the double nearest to it is 2^53, which the index tells apart from the long.
+    expect(keyOf(Long.fromString('9007199254740993'))).not.toBe(keyOf(2 ** 53 + 1));
+    expect(keyOf(Decimal128.fromString('0.1'))).not.toBe(keyOf(0.1)); // the double 0.1 is 0.1000000000000000055…
+    expect(keyOf(Decimal128.fromString('0.5'))).toBe(keyOf(0.5)); // exact in both
+    expect(keyOf(1)).not.toBe(keyOf('1'));
+    expect(keyOf({ a: 1 })).not.toBe(keyOf({ a: '1' }));
+    expect(keyOf({ a: 1, b: 2 })).not.toBe(keyOf({ b: 2, a: 1 }));
+    expect(keyOf([1, 2])).not.toBe(keyOf([2, 1]));
+    expect(keyOf(Long.fromNumber(-1))).not.toBe(keyOf(1));
+    expect(keyOf(1.5)).not.toBe(keyOf(15));
   });
 
   it('gives no key to events without a document or with a malformed documentKey (they run alone)', () => {

@@ -365,6 +365,15 @@ describe('ChangeStreamTestingModule configuration', () => {
       /^ChangeStreamTestingModule: unknown option\(s\) "redis"\. Known options: .*Stores, Redis, leases and timeouts do not apply/,
     );
     expect(() => ChangeStreamTestingModule.forRoot({ database: 'a.b' })).toThrow('ChangeStreamTestingModule: option "database" is "a.b"');
+    expect(() => ChangeStreamTestingModule.forRoot({ fence: 0 })).toThrow('ChangeStreamTestingModule: option "fence" is 0; expected an integer >= 1, or null (no leases).');
+  });
+
+  it('gives handlers a context.fence: 1 by default, as configured, or null as without leases', async () => {
+    for (const [options, fence] of [[{}, 1], [{ fence: 42 }, 42], [{ fence: null }, null]] as const) {
+      const { tester } = await sample(options);
+      const outcome = await tester.emit('orders', changeEvents.insert('orders', order('o1', 'ada', 30)));
+      expect(outcome.handlers[0].contexts[0].fence).toBe(fence);
+    }
   });
 
   it('labels consumer, connections and databases as configured, without resolving any connection', async () => {
