@@ -132,7 +132,8 @@ export const messages = {
   splitEventIncomplete: (key: string, detail: string) =>
     `Stream ${key}: a split event's fragments did not arrive in order (${detail}); reopening from the last acknowledged event.`,
   driverTooOld: (version: string) =>
-    `ChangeStreamModule: the MongoDB driver ${version} (through mongoose) has NODE-7042, fixed in mongodb 6.21.0: after a resumable error it resumes from an older token, so events are delivered again. Upgrade mongoose to 9.x (mongodb 7).`,
+    `ChangeStreamModule: mongoose uses the MongoDB driver ${version}, whose tryNext() does not cache resume tokens (NODE-4763/NODE-7042, fixed in mongodb 6.20.0): ` +
+    `after a network error or a primary step-down the driver resumes from an older token and events are delivered again, many under load. Upgrade mongoose to 8.19+ or 9.x.`,
   terminusMissing: () =>
     'ChangeStreamHealthIndicator needs @nestjs/terminus: npm install @nestjs/terminus',
 };

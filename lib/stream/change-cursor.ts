@@ -1,5 +1,6 @@
 import type { Connection, mongo } from 'mongoose';
 import type { StreamPosition } from '../interfaces/resume-token-store.interface.js';
+import { warnIfDriverTooOld } from './driver-floor.js';
 
 export type ChangeEvent = mongo.ChangeStreamDocument;
 
@@ -185,6 +186,7 @@ function positionOf(options: DriverInnerCursor['resumeOptions']): StreamPosition
 
 /** Opens change streams on a collection of a mongoose connection, through its own client. */
 export function connectionCursorFactory(connection: Connection, collection: string): CursorFactory {
+  warnIfDriverTooOld();
   return (pipeline, options) => {
     const db = connection.db;
     if (!db) throw new Error(`mongoose connection "${connection.name}" is not connected`);
