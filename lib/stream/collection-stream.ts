@@ -20,7 +20,7 @@ import { readChanges, StreamOpenError } from './change-reader.js';
 import { EventScheduler } from './event-scheduler.js';
 import { classifyOpenError, decideHistoryLost } from './history-lost.js';
 import { clusterTimeOfToken } from './resume-token-time.js';
-import { SplitEventCursor } from './split-events.js';
+import { largeEventFailure, SplitEventCursor } from './split-events.js';
 import { CatchUpReporter } from './catch-up-reporter.js';
 import { LagTracker } from './lag-tracker.js';
 import { StuckHandlerWatch } from './stuck-handler-watch.js';
@@ -432,7 +432,7 @@ export class CollectionStream {
     await tenure.scheduler.drain();
     const atOpen = error instanceof StreamOpenError ? error.cause : undefined;
     if (atOpen !== undefined && classifyOpenError(atOpen) === 'token-not-found' && this.fallBackToTokenTime(atOpen)) return;
-    const beyondRetry = this.unpassable(atOpen ?? error, atOpen !== undefined);
+    const beyondRetry = largeEventFailure(this.key, atOpen ?? error, atOpen !== undefined, this.plan.splitLargeEvents);
     if (beyondRetry) return this.fail(beyondRetry);
     const verdict = await decideHistoryLost(error, atOpen, this.startAt() !== null, {
       ...this.deps,
@@ -462,17 +462,6 @@ export class CollectionStream {
       this.deps.telemetry?.reconnected({ consumer: this.deps.options.consumer, database: this.database, collection: this.plan.collection });
     }
     await sleep(delay, tenure.abort.signal);
-  }
-
-  /**
-   * Errors that meet the same event or the same refusal at every reopen: an event over 16 MB
-   * (BSONObjectTooLarge, 10334) and a server that does not know `$changeStreamSplitLargeEvent`.
-   */
-  private unpassable(error: unknown, atOpen: boolean): string | null {
-    const { code } = (error ?? {}) as { code?: unknown };
-    if (code === BSON_OBJECT_TOO_LARGE) return messages.eventTooLarge(this.key, errorText(error));
-    if (atOpen && this.plan.splitLargeEvents && errorText(error).includes('$changeStreamSplitLargeEvent')) return messages.splitUnsupported(this.key, errorText(error));
-    return null;
   }
 
   private async loadPosition(): Promise<void> {
@@ -560,8 +549,6 @@ export class CollectionStream {
     if (previous !== state) this.deps.emit({ type: 'state', key: this.key, state, previous, reason });
   }
 }
-
-const BSON_OBJECT_TOO_LARGE = 10334;
 
 function samePosition(a: StreamPosition, b: StreamPosition | null): boolean {
   return a === b || (b !== null && JSON.stringify(a) === JSON.stringify(b));

@@ -1,5 +1,20 @@
 import { messages } from '../change-stream.messages.js';
+import { errorText } from '../common/errors.js';
 import type { ChangeCursor, ChangeEvent } from './change-cursor.js';
+
+const BSON_OBJECT_TOO_LARGE = 10334;
+
+/**
+ * Why reopening cannot help, for the errors about events over 16 MB: BSONObjectTooLarge (10334,
+ * the same event at every reopen), or a server that refused `$changeStreamSplitLargeEvent` at open.
+ * Null for any other error.
+ */
+export function largeEventFailure(key: string, error: unknown, atOpen: boolean, splitLargeEvents: boolean): string | null {
+  const { code } = (error ?? {}) as { code?: unknown };
+  if (code === BSON_OBJECT_TOO_LARGE) return messages.eventTooLarge(key, errorText(error));
+  if (atOpen && splitLargeEvents && errorText(error).includes('$changeStreamSplitLargeEvent')) return messages.splitUnsupported(key, errorText(error));
+  return null;
+}
 
 /** What `$changeStreamSplitLargeEvent` adds to each fragment of an event over 16 MB. */
 interface Fragment {
