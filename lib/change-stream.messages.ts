@@ -121,6 +121,19 @@ export const messages = {
     `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, catching up at ${Math.round(perSecond).toLocaleString('en-US')}/s.`,
   fallingBehind: (key: string, handled: number, lagMs: number, inFlightMs: number) =>
     `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, and no event finished in the last 30 s: the current one has been running for ${duration(inFlightMs)} (a stuck handler? see handlerStuck).`,
+  tokenNotFoundResumingAtTime: (key: string, time: { t: number; i: number }, error: string) =>
+    `Stream ${key}: the server did not find the stored resume token (${error}); its server-side filter changed since (a handler with other operationTypes or pipeline?). ` +
+    `Resuming at the token's cluster time Timestamp({ t: ${time.t}, i: ${time.i} }) instead: events at that time are delivered again.`,
+  eventTooLarge: (key: string, error: string) =>
+    `Stream ${key} cannot pass an event larger than 16 MB (${error}). Set "splitLargeEvents: true" in the @OnChange options of a handler of this collection ` +
+    `(MongoDB 7.0+ or 6.0.9+), or leave out pre- and post-images ("fullDocument", "fullDocumentBeforeChange") that make events this large.`,
+  splitUnsupported: (key: string, error: string) =>
+    `Stream ${key}: the server refused "splitLargeEvents" ($changeStreamSplitLargeEvent needs MongoDB 7.0+ or 6.0.9+): ${error}. Remove the option or upgrade the server.`,
+  splitEventIncomplete: (key: string, detail: string) =>
+    `Stream ${key}: a split event's fragments did not arrive in order (${detail}); reopening from the last acknowledged event.`,
+  driverTooOld: (version: string) =>
+    `ChangeStreamModule: mongoose uses the MongoDB driver ${version}, whose tryNext() does not cache resume tokens (NODE-4763/NODE-7042, fixed in mongodb 6.20.0): ` +
+    `after a network error or a primary step-down the driver resumes from an older token and events are delivered again, many under load. Upgrade mongoose to 8.19+ or 9.x.`,
   terminusMissing: () =>
     'ChangeStreamHealthIndicator needs @nestjs/terminus: npm install @nestjs/terminus',
   positionFromMirror: (key: string, namespace: string, savedAt: Date | null, holder: string | null) =>

@@ -115,7 +115,7 @@ export function OnChange(collection: string, options: OnChangeOptions | OnChange
 }
 
 /** The keys of `OnChangeOptions`: a misspelled one (options built as `any`) would be ignored. */
-const HANDLER_OPTIONS = ['operationTypes', 'pipeline', 'fullDocument', 'fullDocumentBeforeChange', 'connectionName', 'retries', 'concurrency', 'onFailure'];
+const HANDLER_OPTIONS = ['operationTypes', 'pipeline', 'fullDocument', 'fullDocumentBeforeChange', 'splitLargeEvents', 'connectionName', 'retries', 'concurrency', 'onFailure'];
 
 function describeTarget(target: object): string {
   return typeof target === 'function' ? target.name : target.constructor.name;

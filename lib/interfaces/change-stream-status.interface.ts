@@ -55,4 +55,10 @@ export interface ChangeStreamStatus {
   inFlightForMs: number | null;
   /** Why the stream is failed, reconnecting or degraded. */
   lastError: string | null;
+  /**
+   * How many reopen attempts in a row failed with the same error (`lastError`): 0 once the stream
+   * reads again. A number that keeps growing is a stream that cannot get past something (an
+   * oversized event, a server that refuses the stored position): see `docs/troubleshooting.md`.
+   */
+  consecutiveFailures: number;
 }

@@ -28,6 +28,14 @@ export interface OnChangeOptions {
   fullDocument?: FullDocumentMode;
   /** Stream-level; handlers of one collection that set it must agree. */
   fullDocumentBeforeChange?: FullDocumentBeforeChangeMode;
+  /**
+   * Stream-level (set by any handler of the collection, it applies to the stream): events over
+   * 16 MB (usually with `fullDocument` or `fullDocumentBeforeChange`) are split by the server
+   * (`$changeStreamSplitLargeEvent`, MongoDB 7.0+ or 6.0.9+) and joined again before handlers
+   * see them. Without it such an event fails the stream with a message naming this option.
+   * Older servers refuse the stream when it is set. Default false.
+   */
+  splitLargeEvents?: boolean;
   /** Mongoose connection name; defaults to the module's `connectionName`. */
   connectionName?: string;
   /** Overrides the module's `handlerRetry.retries` for this handler. */

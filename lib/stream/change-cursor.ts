@@ -1,5 +1,6 @@
 import type { Connection, mongo } from 'mongoose';
 import type { StreamPosition } from '../interfaces/resume-token-store.interface.js';
+import { warnIfDriverTooOld } from './driver-floor.js';
 
 export type ChangeEvent = mongo.ChangeStreamDocument;
 
@@ -18,7 +19,9 @@ export interface ChangeCursor {
   readonly isOpen: boolean;
   /**
    * Where the stream started, as the server answered the open: its post-batch token, else its
-   * `operationTime`. Null before the open, or when the server gave neither.
+   * `operationTime`; but when the first batch already holds events (writes raced the open, and
+   * their cluster times may precede `operationTime`), the first event's `clusterTime`
+   * (`startAtOperationTime` is inclusive). Null before the open, or when there is none of these.
    */
   readonly startPosition: StreamPosition | null;
   /** The driver's cached token: the last event's, or the post-batch token of an empty batch. */
@@ -31,7 +34,7 @@ export type CursorFactory = (pipeline: object[], options: mongo.ChangeStreamOpti
 
 /** The driver's internal cursor: emits `init` with the aggregate's reply, knows where it would resume and what it holds. */
 interface DriverInnerCursor {
-  once(event: 'init', listener: () => void): unknown;
+  once(event: 'init', listener: (reply?: { batchSize?: number }) => void): unknown;
   readonly resumeOptions?: { resumeAfter?: mongo.ResumeToken; startAfter?: mongo.ResumeToken; startAtOperationTime?: mongo.Timestamp };
   bufferedCount?(): number;
   readBufferedDocuments?(count: number): ChangeEvent[];
@@ -65,14 +68,22 @@ export class DriverChangeCursor implements ChangeCursor {
   private readonly opened: Promise<void>;
   private markOpen!: () => void;
   private closing: Promise<void> | undefined;
+  /** The first batch held events: the start position is the first event's cluster time, known once it is read. */
+  private startAtFirstEvent = false;
 
   constructor(private readonly stream: mongo.ChangeStream) {
     this.opened = new Promise((resolve) => (this.markOpen = resolve));
     // Errors also surface through tryNext; this listener only keeps them from being unhandled.
     stream.on('error', () => undefined);
     const inner = (stream as unknown as { cursor?: DriverInnerCursor }).cursor;
-    inner?.once('init', () => {
+    inner?.once('init', (reply) => {
       this.position = positionOf(inner.resumeOptions);
+      if (this.position && 'operationTime' in this.position && (reply?.batchSize ?? 0) > 0) {
+        // The driver's `startAtOperationTime` here is the reply's `operationTime`, later than these events may be.
+        this.position = null;
+        this.startAtFirstEvent = true;
+        return; // open once that first event is read (the same `tryNext`: no more I/O)
+      }
       this.setOpen();
     });
   }
@@ -81,6 +92,10 @@ export class DriverChangeCursor implements ChangeCursor {
     if (this.open) return this.stream.tryNext();
     // A driver without `init` still opened once a read succeeded.
     return this.stream.tryNext().then((change) => {
+      if (this.startAtFirstEvent) {
+        this.startAtFirstEvent = false;
+        this.position = change?.clusterTime ? { operationTime: change.clusterTime } : null;
+      }
       this.setOpen();
       return change;
     });
@@ -171,6 +186,7 @@ function positionOf(options: DriverInnerCursor['resumeOptions']): StreamPosition
 
 /** Opens change streams on a collection of a mongoose connection, through its own client. */
 export function connectionCursorFactory(connection: Connection, collection: string): CursorFactory {
+  warnIfDriverTooOld();
   return (pipeline, options) => {
     const db = connection.db;
     if (!db) throw new Error(`mongoose connection "${connection.name}" is not connected`);

@@ -9,7 +9,10 @@ import type { LagTracker } from './lag-tracker.js';
 /** How a read of one cursor ended (a broken stream throws instead). */
 export type ReadEnd = { kind: 'stopped' } | { kind: 'failed' } | { kind: 'invalidated'; token: ResumeToken };
 
-/** The server refused to open the stream: the only moment an error can mean "this position is gone". */
+/**
+ * The server refused to open the stream, or failed its first read (a history-lost answer may come
+ * with the first getMore): the only moment an error can mean "this position is gone".
+ */
 export class StreamOpenError extends Error {
   constructor(override readonly cause: unknown) {
     super(cause instanceof Error ? cause.message : String(cause));
@@ -33,6 +36,8 @@ export interface ReaderDeps {
   lag?: LagTracker;
   /** The server accepted the stream. */
   onOpen(): void;
+  /** The first read after the open succeeded (an event, or a batch without one): the stream is past what broke it last time. */
+  onProgress?(): void;
 }
 
 /**
@@ -98,7 +103,13 @@ async function open(deps: ReaderDeps): Promise<ChangeEvent | null | undefined> {
     }
   }
   deps.onOpen();
-  return first;
+  try {
+    const change = await first;
+    deps.onProgress?.();
+    return change;
+  } catch (error) {
+    throw new StreamOpenError(error);
+  }
 }
 
 /**

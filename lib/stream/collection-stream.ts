@@ -18,7 +18,9 @@ import type { ChangeCursor, CursorFactory } from './change-cursor.js';
 import { ChangeDispatcher } from './change-dispatcher.js';
 import { readChanges, StreamOpenError } from './change-reader.js';
 import { EventScheduler } from './event-scheduler.js';
-import { decideHistoryLost } from './history-lost.js';
+import { classifyOpenError, decideHistoryLost } from './history-lost.js';
+import { clusterTimeOfToken } from './resume-token-time.js';
+import { largeEventFailure, SplitEventCursor } from './split-events.js';
 import { CatchUpReporter } from './catch-up-reporter.js';
 import { LagTracker } from './lag-tracker.js';
 import { StuckHandlerWatch } from './stuck-handler-watch.js';
@@ -95,6 +97,11 @@ export class CollectionStream {
   private readonly orphans: ReturnType<typeof orphanStore>;
   /** Set after an invalidate event: the next open must use `startAfter`. */
   private invalidatedAt: ResumeToken | null = null;
+  /** The server did not find this stored token (its pipeline changed since): resume at the token's cluster time instead. */
+  private tokenFallback: { position: StreamPosition; startAt: StartAt } | null = null;
+  /** Reopen attempts in a row that failed with the same error, and that error. */
+  private consecutiveFailures = 0;
+  private lastFailure: string | null = null;
   private cursor: ChangeCursor | undefined;
   private running: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
@@ -208,6 +215,7 @@ export class CollectionStream {
       inFlightForMs: events.length === 0 ? null : Date.now() - Math.min(...events.map((e) => e.startedAt)),
       lastInvalidatedAt: this.lastInvalidatedAt,
       lastError: this.lastError,
+      consecutiveFailures: this.consecutiveFailures,
     };
   }
 
@@ -358,10 +366,15 @@ export class CollectionStream {
           signal,
           lag: this.lag,
           onOpen: () => {
-            attempt = 0;
             this.invalidatedAt = null;
             this.setBase('open');
             this.logger.log(messages.streamOpened(this.key, startAt === null ? 'now' : 'stored'));
+          },
+          // Not at the open: an error that repeats on the first read after every open must back off.
+          onProgress: () => {
+            attempt = 0;
+            this.consecutiveFailures = 0;
+            this.lastFailure = null;
           },
         });
         if (end.kind === 'invalidated') {
@@ -421,6 +434,9 @@ export class CollectionStream {
     // Events still in flight would be read again by the reopened stream: let them finish first.
     await tenure.scheduler.drain();
     const atOpen = error instanceof StreamOpenError ? error.cause : undefined;
+    if (atOpen !== undefined && classifyOpenError(atOpen) === 'token-not-found' && this.fallBackToTokenTime(atOpen)) return;
+    const beyondRetry = largeEventFailure(this.key, atOpen ?? error, atOpen !== undefined, this.plan.splitLargeEvents);
+    if (beyondRetry) return this.fail(beyondRetry);
     const verdict = await decideHistoryLost(error, atOpen, this.startAt() !== null, {
       ...this.deps,
       key: this.key,
@@ -436,6 +452,9 @@ export class CollectionStream {
     const { initialDelayMs, maxDelayMs } = this.deps.options.reconnect;
     const delay = backoffDelay(attempt, initialDelayMs, maxDelayMs);
     const cause = atOpen ?? error;
+    const text = errorText(cause);
+    this.consecutiveFailures = text === this.lastFailure ? this.consecutiveFailures + 1 : 1;
+    this.lastFailure = text;
     if (error instanceof PositionLoadError) {
       // The store's unavailability is reported once, at startup or by the client; here only the state says it.
       this.setBase('reconnecting', messages.waitingForStore(errorText(cause)));
@@ -461,12 +480,30 @@ export class CollectionStream {
 
   private startAt(): StartAt {
     if (this.invalidatedAt) return { startAfter: this.invalidatedAt };
-    return startAtOf(this.deps.checkpointer.position);
+    const position = this.deps.checkpointer.position;
+    if (this.tokenFallback && samePosition(this.tokenFallback.position, position)) return this.tokenFallback.startAt;
+    return startAtOf(position);
+  }
+
+  /**
+   * Resume tokens are tied to the pipeline that produced them: after a deploy changed the
+   * server-side filter (another handler set), mongod may not find the stored token (280). Its
+   * cluster time still says where the stream was: reopen there (inclusive, so events at that time
+   * come again) instead of calling the position lost. False when the token's time is unknown.
+   */
+  private fallBackToTokenTime(refusal: unknown): boolean {
+    const position = this.deps.checkpointer.position;
+    if (this.invalidatedAt || !position || !('token' in position) || (this.tokenFallback && samePosition(this.tokenFallback.position, position))) return false;
+    const time = clusterTimeOfToken(position.token);
+    if (!time) return false;
+    this.tokenFallback = { position, startAt: { startAtOperationTime: time } };
+    this.logger.warn(messages.tokenNotFoundResumingAtTime(this.key, { t: time.t, i: time.i }, errorText(refusal)));
+    return true;
   }
 
   private openCursor(startAt: StartAt): ChangeCursor {
     const { plan, options } = this.deps;
-    this.cursor = this.deps.openCursor(plan.pipeline, {
+    const cursor = this.deps.openCursor(plan.pipeline, {
       ...(startAt ?? {}),
       ...(plan.fullDocument && plan.fullDocument !== 'default' ? { fullDocument: plan.fullDocument } : {}),
       ...(plan.fullDocumentBeforeChange && plan.fullDocumentBeforeChange !== 'off'
@@ -475,6 +512,7 @@ export class CollectionStream {
       maxAwaitTimeMS: options.maxAwaitTimeMS,
       ...(options.batchSize ? { batchSize: options.batchSize } : {}),
     } as mongo.ChangeStreamOptions);
+    this.cursor = plan.splitLargeEvents ? new SplitEventCursor(cursor, this.key) : cursor;
     return this.cursor;
   }
 
@@ -513,6 +551,10 @@ export class CollectionStream {
     if (state === 'degraded' && reason) this.lastError = reason;
     if (previous !== state) this.deps.emit({ type: 'state', key: this.key, state, previous, reason });
   }
+}
+
+function samePosition(a: StreamPosition, b: StreamPosition | null): boolean {
+  return a === b || (b !== null && JSON.stringify(a) === JSON.stringify(b));
 }
 
 function startAtOf(position: StreamPosition | null): StartAt {

@@ -11,17 +11,30 @@ import type { StreamPlan } from './stream-plan.js';
 /**
  * Server answers, when a stream is opened from a stored position, meaning "this position cannot
  * be resumed from", so reopening would fail forever: ChangeStreamHistoryLost (286),
- * InvalidResumeToken (260), ChangeStreamFatalError (280), and a token mongod cannot parse
- * (FailedToParse 9, 40647, 40649, 50811). A server error without a numeric code (some
- * MongoDB-compatible servers reject a token that way) counts too; network errors never do.
+ * CappedPositionLost (136), InvalidResumeToken (260) and the codes of a token mongod cannot
+ * decode (40647, 40649, 50811). ChangeStreamFatalError (280) only when the token was not found
+ * (its other causes are not about the position). Not: FailedToParse (9) and errors without a
+ * code (a bad pipeline or option, a proxy's own error), an error labelled resumable, network errors.
  */
-const CODES = new Set([286, 260, 280, 9, 40647, 40649, 50811]);
+const LOST_CODES = new Set([286, 136, 260, 40647, 40649, 50811]);
+const TOKEN_NOT_FOUND = 280;
 
+/** How an error at open (or at the first read after it) bears on the position it started from. */
+export type OpenErrorKind = 'history-lost' | 'token-not-found' | 'other';
+
+export function classifyOpenError(error: unknown): OpenErrorKind {
+  if (typeof error !== 'object' || error === null) return 'other';
+  const { name, code, message, errorLabels } = error as { name?: string; code?: unknown; message?: unknown; errorLabels?: unknown };
+  if (name !== 'MongoServerError' || typeof code !== 'number') return 'other';
+  if (Array.isArray(errorLabels) && errorLabels.includes('ResumableChangeStreamError')) return 'other';
+  if (LOST_CODES.has(code)) return 'history-lost';
+  if (code === TOKEN_NOT_FOUND && /resume token was not found/i.test(String(message))) return 'token-not-found';
+  return 'other';
+}
+
+/** The position can never be resumed from (a token not found counts: see `decideHistoryLost`). */
 export function isHistoryLost(error: unknown): boolean {
-  if (typeof error !== 'object' || error === null) return false;
-  const { name, code } = error as { name?: string; code?: unknown };
-  if (name !== 'MongoServerError') return false;
-  return typeof code !== 'number' || CODES.has(code);
+  return classifyOpenError(error) !== 'other';
 }
 
 export interface HistoryLostContext {

@@ -18,6 +18,8 @@ export interface StreamPlan {
   concurrencyCap?: number;
   fullDocument?: OnChangeOptions['fullDocument'];
   fullDocumentBeforeChange?: OnChangeOptions['fullDocumentBeforeChange'];
+  /** A handler asked for `splitLargeEvents`: the pipeline ends with `$changeStreamSplitLargeEvent`. */
+  splitLargeEvents: boolean;
   handlers: ChangeHandler[];
 }
 
@@ -54,14 +56,21 @@ function planOne(handlers: ChangeHandler[]): StreamPlan {
   const pipeline = agree(handlers, 'pipeline', (h) => h.options.pipeline ?? [], true) ?? [];
   const restrictsAll = handlers.every((h) => h.options.operationTypes !== undefined);
   const operationTypes = [...new Set([...handlers.flatMap((h) => h.options.operationTypes ?? []), ...LIFECYCLE_EVENTS])];
+  const splitLargeEvents = handlers.some((h) => h.options.splitLargeEvents === true);
   return {
     connectionName: first.connectionName,
     collection: first.collection,
-    pipeline: [...(restrictsAll ? [{ $match: { operationType: { $in: operationTypes } } }] : []), ...userStages(pipeline)],
+    pipeline: [
+      ...(restrictsAll ? [{ $match: { operationType: { $in: operationTypes } } }] : []),
+      ...userStages(pipeline),
+      // The server requires it last.
+      ...(splitLargeEvents ? [{ $changeStreamSplitLargeEvent: {} }] : []),
+    ],
     hasUserPipeline: pipeline.length > 0,
     concurrencyCap: minimum(handlers.map((h) => h.options.concurrency)),
     fullDocument: agree(handlers, 'fullDocument', (h) => h.options.fullDocument, false),
     fullDocumentBeforeChange: agree(handlers, 'fullDocumentBeforeChange', (h) => h.options.fullDocumentBeforeChange, false),
+    splitLargeEvents,
     handlers,
   };
 }
@@ -113,6 +122,9 @@ function validateHandlerOptions({ name, collection, options }: ChangeHandler): v
   }
   if (fullDocumentBeforeChange !== undefined && !FULL_DOCUMENT_BEFORE_CHANGE.includes(fullDocumentBeforeChange)) {
     throw new ChangeStreamConfigError(`${where}: "fullDocumentBeforeChange" must be one of ${FULL_DOCUMENT_BEFORE_CHANGE.join(', ')}.`);
+  }
+  if (options.splitLargeEvents !== undefined && typeof options.splitLargeEvents !== 'boolean') {
+    throw new ChangeStreamConfigError(`${where}: "splitLargeEvents" must be true or false.`);
   }
   if (options.concurrency !== undefined && (!Number.isInteger(options.concurrency) || options.concurrency < 1)) {
     throw new ChangeStreamConfigError(`${where}: "concurrency" must be an integer >= 1.`);

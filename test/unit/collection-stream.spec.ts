@@ -6,6 +6,7 @@ import { eventually } from '../fixtures/test-env.js';
 
 afterEach(stopAllStreams);
 
+const at = (change: ReturnType<typeof insert>, t: number) => ({ ...change, clusterTime: timestamp(t) }) as ReturnType<typeof insert>;
 const stored = async (tokens: ResumeTokenStore) => JSON.stringify(await tokens.load(KEY));
 
 describe('CollectionStream: start position', () => {
@@ -41,6 +42,33 @@ describe('CollectionStream: start position', () => {
     expect(second.server.opens[0]).toMatchObject({ startAtOperationTime: timestamp(7) });
     expect(second.server.opens[0].resumeAfter).toBeUndefined();
     firstHandled.resolve();
+  });
+
+  it('a first batch that already holds events stores the first event\'s clusterTime, never the later operationTime', async () => {
+    const firstHandled = deferred();
+    const tokens = new InMemoryResumeTokenStore();
+    // Writes raced the open: the aggregate's batch holds events at t=5 and t=6, its operationTime is t=7.
+    const batch = [at(insert(1), 5), at(insert(2), 6)];
+    const first = setup({ tokens, scripts: [{ aggregate: { batch, operationTime: timestamp(7) } }], handle: () => firstHandled.promise });
+    first.stream.start();
+    await eventually('handler of event 1 running', () => first.stream.status().inFlightEvents === 1);
+    expect(await tokens.load(KEY)).toEqual({ operationTime: timestamp(5) });
+    // The process dies here: the next start begins at event 1's cluster time (inclusive), so events 1 and 2 come again.
+    const second = setup({ tokens, scripts: [{ aggregate: { batch } }] });
+    second.stream.start();
+    await eventually('events 1 and 2 delivered again', () => second.seen.length === 2);
+    expect(second.server.opens[0]).toMatchObject({ startAtOperationTime: timestamp(5) });
+    firstHandled.resolve();
+  });
+
+  it('a first batch of events without a clusterTime stores nothing until the first acknowledgement', async () => {
+    const firstHandled = deferred();
+    const { stream, tokens } = setup({ scripts: [{ aggregate: { batch: [insert(1)], operationTime: timestamp(7) } }], handle: () => firstHandled.promise });
+    stream.start();
+    await eventually('handler of event 1 running', () => stream.status().inFlightEvents === 1);
+    expect(await tokens.load(KEY)).toBeNull();
+    firstHandled.resolve();
+    await eventually('t1 stored', async () => (await stored(tokens)) === JSON.stringify(positionOf(1)));
   });
 
   it('without a post-batch token or operationTime nothing is stored until the first event is handled', async () => {
