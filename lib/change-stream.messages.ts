@@ -51,8 +51,13 @@ export const messages = {
   handlerStuck: (handlers: string[], key: string, eventId: string, ms: number, action: 'warn' | 'abort') =>
     `Handler ${handlers.join(', ') || '(none)'} has been running for ${Math.round(ms / 1000)} s on ${eventId} of ${key}` +
     (action === 'abort' ? '; its context.signal was aborted.' : '; the stream is degraded until it finishes.'),
-  streamOpened: (key: string, from: 'stored' | 'now') =>
-    from === 'stored' ? `Stream ${key} opened, resuming after the stored token.` : `Stream ${key} opened with no stored token: starting from now.`,
+  streamOpened: (key: string, from: 'token' | 'time' | 'invalidate' | 'now') =>
+    ({
+      token: `Stream ${key} opened, resuming after the stored token.`,
+      time: `Stream ${key} opened, resuming from the stored cluster time (a start point stored before any event was acknowledged; there is no token yet).`,
+      invalidate: `Stream ${key} opened, starting after the invalidate event (the collection was dropped or renamed).`,
+      now: `Stream ${key} opened with no stored token: starting from now.`,
+    })[from],
   streamReconnecting: (key: string, attempt: number, delayMs: number, error: string) =>
     `Stream ${key} broke (${error}); reopening from the last checkpoint in ${delayMs} ms (attempt ${attempt}).`,
   streamClosedByServer: () => 'the server closed the cursor without an error',
@@ -79,7 +84,7 @@ export const messages = {
   checkpointFailed: (key: string, error: string) =>
     `Saving the position of ${key} failed (${error}); retrying with backoff (further failures are logged at debug level). Handled events are kept in memory until then.`,
   drainTimedOut: (key: string, timeoutMs: number) =>
-    `Stream ${key}: in-flight handlers did not finish within ${timeoutMs} ms (shutdownTimeoutMs); their context.signal was aborted, and their events are not acknowledged and will be delivered again on the next start.`,
+    `Stream ${key}: in-flight handlers did not finish within ${timeoutMs} ms (shutdownTimeoutMs); their context.signal was aborted, and their events are not acknowledged: they come again once this instance's lease expires (leases.ttlMs after its last renewal), on whichever instance takes the stream (without leases: on the next start).`,
   notOpenAtStartup: (keys: string[], timeoutMs: number) =>
     `Streams not open ${timeoutMs} ms after bootstrap, still trying in the background: ${keys.join(', ')}.`,
   leaseAcquired: (key: string, instance: string, fence: number) =>

@@ -359,7 +359,7 @@ export class CollectionStream {
             attempt = 0;
             this.invalidatedAt = null;
             this.setBase('open');
-            this.logger.log(messages.streamOpened(this.key, startAt === null ? 'now' : 'stored'));
+            this.logger.log(messages.streamOpened(this.key, openedFrom(startAt)));
           },
         });
         if (end.kind === 'invalidated') {
@@ -510,6 +510,11 @@ export class CollectionStream {
     if (state === 'degraded' && reason) this.lastError = reason;
     if (previous !== state) this.deps.emit({ type: 'state', key: this.key, state, previous, reason });
   }
+}
+
+function openedFrom(startAt: StartAt): Parameters<typeof messages.streamOpened>[1] {
+  if (startAt === null) return 'now';
+  return 'resumeAfter' in startAt ? 'token' : 'startAtOperationTime' in startAt ? 'time' : 'invalidate';
 }
 
 function startAtOf(position: StreamPosition | null): StartAt {
