@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { InMemoryResumeTokenStore } from '../../lib/index.js';
 import { insert, lifecycle, timestamp } from '../fixtures/fake-change-stream.js';
 import { KEY, logs, positionOf, setup, stopAllStreams } from '../fixtures/stream-harness.js';
@@ -6,12 +6,15 @@ import { eventually } from '../fixtures/test-env.js';
 
 afterEach(stopAllStreams);
 
-/** The open lines this stream logged, in order. */
-const openLines = () => logs.messages('log').filter((m) => m.startsWith(`Stream ${KEY} opened`));
+let from = 0;
+beforeEach(() => {
+  from = logs.lines.length;
+});
+/** The open lines logged since this test began, in order. */
+const openLines = () => logs.lines.slice(from).filter((l) => l.level === 'log' && l.message.startsWith(`Stream ${KEY} opened`)).map((l) => l.message);
 
 describe('CollectionStream: the open line says what it resumes from', () => {
   it('says "after the stored token" only for a stored token', async () => {
-    logs.clear();
     const tokens = new InMemoryResumeTokenStore();
     await tokens.save(KEY, positionOf(1));
     const { stream, seen } = setup({ tokens, scripts: [{ getMores: [[insert(2)]] }] });
@@ -21,7 +24,6 @@ describe('CollectionStream: the open line says what it resumes from', () => {
   });
 
   it('names a stored cluster time as a time, not a token', async () => {
-    logs.clear();
     const tokens = new InMemoryResumeTokenStore();
     await tokens.save(KEY, { operationTime: timestamp(7) });
     const { stream, seen, server } = setup({ tokens, scripts: [{ getMores: [[insert(2)]] }] });
@@ -34,7 +36,6 @@ describe('CollectionStream: the open line says what it resumes from', () => {
   });
 
   it('names the reopen after an invalidate event as such', async () => {
-    logs.clear();
     const { stream, seen } = setup({ scripts: [{ getMores: [[insert(1), lifecycle(2, 'drop'), lifecycle(3, 'invalidate')]] }, { getMores: [[insert(4)]] }] });
     stream.start();
     await eventually('4 handled', () => seen.includes(4));
