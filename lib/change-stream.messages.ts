@@ -32,6 +32,10 @@ export const messages = {
     `Move the handlers to a singleton provider, or inject the request-scoped dependency elsewhere.`,
   storeUnreachable: (where: string, error: string) =>
     `Position store unreachable: ${where} (${error}). Streams wait for it and start from their stored positions once it answers.`,
+  redisUrlWithoutScheme: () =>
+    'ChangeStreamModule: option "redis" is a string without a "scheme://" (a typo such as "redis//host:6379" or "redis:/host:6379"?); ' +
+    'ioredis would read it as a unix socket path and never connect. Expected redis://host:port, rediss://host:port (TLS) or unix:///path/to/socket.',
+  redisCommandFailed: (where: string, connectionError: string) => `${where} unreachable (${connectionError})`,
   redisAuthMissing: (where: string, error: string) =>
     `ChangeStreamModule: ${where} requires a password and the "redis" option gave none (${error}). ` +
     `Add it to the URL (redis://:password@host:6379, or redis://user:password@host:6379) or set password (and username) in the ioredis options.`,

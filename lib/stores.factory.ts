@@ -71,9 +71,32 @@ function createRedis(options: ResolvedChangeStreamOptions): RedisConnection | un
   const { redis } = options;
   if (redis === undefined || options.tokenStore !== undefined) return undefined;
   if (isRedisClient(redis)) return { client: redis, where: describeRedis(redis), owned: false, lastError: () => undefined };
+  // Without a scheme ioredis takes everything after the host as a unix socket path: an app that never connects.
+  if (typeof redis === 'string' && !/^[a-z][a-z0-9+.-]*:\/\//i.test(redis)) throw new ChangeStreamConfigError(messages.redisUrlWithoutScheme());
   const client = typeof redis === 'string' ? new Redis(redis, CLIENT_DEFAULTS) : new Redis({ ...CLIENT_DEFAULTS, ...(redis as RedisOptions) });
   const where = describeRedis(client);
-  return { client, where, owned: true, lastError: followOutages(client, where) };
+  const lastError = followOutages(client, where);
+  nameConnectionErrors(client, where, lastError);
+  return { client, where, owned: true, lastError };
+}
+
+/**
+ * ioredis fails a command it could not send with "Reached the max retries per request limit",
+ * which says nothing of why. Give it the connection's own error (with its code: ECONNREFUSED,
+ * ENOTFOUND, …), so the streams' `lastError` in status and health names the cause.
+ */
+const NOT_SENT = 'RedisUnreachableError';
+
+function nameConnectionErrors(client: Redis, where: string, lastError: () => string | undefined): void {
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = (command, stream) => {
+    const reject = command.reject;
+    command.reject = (error: Error) => {
+      const cause = error?.name === 'MaxRetriesPerRequestError' ? lastError() : undefined;
+      reject(cause === undefined ? error : Object.assign(new Error(messages.redisCommandFailed(where, cause), { cause: error }), { name: NOT_SENT }));
+    };
+    return send(command, stream);
+  };
 }
 
 const AUTH_ERROR = /^(WRONGPASS|NOAUTH)|invalid password|invalid username-password/i;
@@ -95,7 +118,8 @@ async function verifyRedis({ client, where, owned, lastError }: RedisConnection,
     throw new ChangeStreamConfigError(/^NOAUTH/i.test(text) && !hasPassword(client) ? messages.redisAuthMissing(where, reply) : messages.redisAuthFailed(where, reply));
   }
   // ioredis reports its own retry limit ("maxRetriesPerRequest"); the connection error says more.
-  const reason = (failure as Error | undefined)?.name === 'MaxRetriesPerRequestError' ? (lastError() ?? `not connected (${client.status})`) : text;
+  const notSent = ['MaxRetriesPerRequestError', NOT_SENT].includes((failure as Error | undefined)?.name ?? '');
+  const reason = notSent ? (lastError() ?? `not connected (${client.status})`) : text;
   logger.warn(messages.storeUnreachable(where, reason));
 }
 
@@ -127,8 +151,8 @@ function followOutages(client: Redis, where: string): () => string | undefined {
   let connected = false;
   let reported = false;
   let last: string | undefined;
-  client.on('error', (error: Error) => {
-    last = error.message;
+  client.on('error', (error: Error & { code?: string }) => {
+    last = error.code && !error.message.includes(error.code) ? `${error.code}: ${error.message}` : error.message;
     if (connected && !reported) logger.warn(`${where}: connection error (${error.message}); ioredis keeps retrying.`);
     reported = true;
   });
