@@ -118,6 +118,9 @@ export const messages = {
   leasesUnsupported: () =>
     'ChangeStreamModule: option "leases" is set, but the tokenStore has no "leases" (LeaseStore) implementation. Use the Redis store, implement LeaseStore, or set leases: false.',
   leasesOff: (why: string) => `Leases are off (${why}): run a single instance of this consumer, or two would handle events twice.`,
+  collectionMissing: (namespace: string, handlers: string[]) =>
+    `ChangeStreamModule: ${namespace} does not exist (yet) but ${handlers.join(', ')} watch${handlers.length === 1 ? 'es' : ''} it: a typo in the collection or database name? ` +
+    `The stream opens anyway and sees the collection's events once it is created.`,
   noHandlers: () =>
     'ChangeStreamModule: no @OnChange handlers found, so no stream is opened. Handlers must be methods of singleton providers listed in a module\'s "providers".',
   handlerOnController: (className: string) =>

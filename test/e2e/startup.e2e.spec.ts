@@ -94,6 +94,12 @@ class DeadLetteringListener {
   onNote() {}
 }
 
+@Injectable()
+class TypoListener {
+  @OnChange('ordres')
+  onOrder() {}
+}
+
 @Controller('notes')
 class NotesController {
   @OnChange('notes')
@@ -311,6 +317,20 @@ describe('startup (real MongoDB and Redis)', () => {
       /^waiting for the position store[^:]*: Redis at does-not-exist\.invalid:6379 unreachable \(getaddrinfo ENOTFOUND does-not-exist\.invalid\)$/,
     );
     await scope.close(app);
+  });
+
+  it('warns at bootstrap about a watched collection that does not exist (a typo?), and still runs', async () => {
+    const spec = { ...base(), providers: [NoteListener, TypoListener] };
+    const probe = await scope.probe(spec.dbName);
+    await probe.collection('notes').insertOne({ _id: 'n0' as never });
+    const app = await scope.app(spec);
+    const missing = app.logger.messages('warn').filter((m) => m.includes('does not exist'));
+    expect(missing).toEqual([
+      `ChangeStreamModule: ${spec.dbName}.ordres does not exist (yet) but TypoListener.onOrder watches it: a typo in the collection or database name? ` +
+        `The stream opens anyway and sees the collection's events once it is created.`,
+    ]);
+    await probe.collection('notes').insertOne({ _id: 'n1' as never });
+    await eventually('note handled', () => app.events.of('note').length === 1);
   });
 
   it('getStatus(collection) reads the module default connection, as documented', async () => {
