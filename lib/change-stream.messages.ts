@@ -74,6 +74,9 @@ export const messages = {
     `succeed, use onFailure: 'dead-letter' or a callback for this handler.`,
   handlerAttemptFailed: (handler: string, eventId: string, attempt: number, delayMs: number, error: string) =>
     `Handler ${handler} threw on ${eventId} (attempt ${attempt}: ${error}); retrying in ${delayMs} ms.`,
+  replayRefused: (key: string, state: string, holder: string | null) =>
+    `Dead letter replay refused: this instance is not consuming stream ${key} (${holder ? `it is held by ${holder}` : `state ${state}`}). ` +
+    `A replay runs under the stream's lease and in its document's order: replay it on ${holder ?? 'the instance that holds the stream'}, or once this one holds it.`,
   deadLettered: (handler: string, key: string, eventId: string, id: string) =>
     `Handler ${handler} gave up on ${eventId} of ${key}: stored as dead letter ${id}; the stream goes on.`,
   deadLetterSaveFailed: (key: string, error: string, delayMs: number) =>

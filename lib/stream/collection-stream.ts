@@ -14,10 +14,10 @@ import { type LeftPosition, leaveOrphanPosition, orphanStore, reportOrphanNotLef
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
-import type { ChangeCursor, CursorFactory } from './change-cursor.js';
+import type { ChangeCursor, ChangeEvent, CursorFactory } from './change-cursor.js';
 import { ChangeDispatcher } from './change-dispatcher.js';
 import { readChanges, StreamOpenError } from './change-reader.js';
-import { EventScheduler } from './event-scheduler.js';
+import { documentKeyOf, EventScheduler } from './event-scheduler.js';
 import { decideHistoryLost } from './history-lost.js';
 import { CatchUpReporter } from './catch-up-reporter.js';
 import { LagTracker } from './lag-tracker.js';
@@ -209,6 +209,24 @@ export class CollectionStream {
       lastInvalidatedAt: this.lastInvalidatedAt,
       lastError: this.lastError,
     };
+  }
+
+  /**
+   * @internal A dead-letter replay: runs `task` under this stream's lease and in the order of
+   * `change`'s document among the live events; refused (with who holds the stream) when this
+   * instance is not consuming it.
+   */
+  replayInOrder<T>(change: ChangeEvent, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const { lease } = this.deps;
+    const tenure = this.tenure;
+    const refused = () => {
+      const { state, holder } = this.status();
+      return new Error(messages.replayRefused(this.key, state, lease && holder !== lease.instanceId ? holder ?? null : null));
+    };
+    const consuming = tenure && !tenure.end && !tenure.abort.signal.aborted && this.base !== 'failed' && (!lease || lease.current !== null);
+    if (!consuming) return Promise.reject(refused());
+    const key = tenure.scheduler.sequential ? null : documentKeyOf(change);
+    return tenure.scheduler.runInOrder(change, key, task, refused);
   }
 
   private async shutdown(deadline: number, timeoutMs: number): Promise<void> {
