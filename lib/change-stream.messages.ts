@@ -74,6 +74,9 @@ export const messages = {
     `succeed, use onFailure: 'dead-letter' or a callback for this handler.`,
   handlerAttemptFailed: (handler: string, eventId: string, attempt: number, delayMs: number, error: string) =>
     `Handler ${handler} threw on ${eventId} (attempt ${attempt}: ${error}); retrying in ${delayMs} ms.`,
+  deadLettersDropped: (ids: string[], limit: string) =>
+    `Dropped ${ids.length} dead letter(s), the oldest, to keep the store within deadLetterRetention (${limit}): ${ids.slice(0, 10).join(', ')}${ids.length > 10 ? ', …' : ''}. ` +
+    `Their events are gone for good; replay or discard dead letters sooner, or raise the limit.`,
   replayRefused: (key: string, state: string, holder: string | null) =>
     `Dead letter replay refused: this instance is not consuming stream ${key} (${holder ? `it is held by ${holder}` : `state ${state}`}). ` +
     `A replay runs under the stream's lease and in its document's order: replay it on ${holder ?? 'the instance that holds the stream'}, or once this one holds it.`,

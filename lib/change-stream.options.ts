@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_DEAD_LETTERS } from './dead-letter/dead-letter-retention.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ChangeStreamConfigError } from './change-stream.errors.js';
@@ -11,6 +12,8 @@ export interface ResolvedChangeStreamOptions {
   redis: ChangeStreamModuleOptions['redis'];
   tokenStore: ChangeStreamModuleOptions['tokenStore'];
   deadLetterStore: ChangeStreamModuleOptions['deadLetterStore'];
+  /** For the module's own dead-letter stores (Redis, in memory); 0 in the input is no limit (Infinity). */
+  deadLetterRetention: { maxLetters: number; maxAgeMs: number };
   onHandlerFailure: HandlerFailurePolicy;
   onHistoryLost: HistoryLostPolicy;
   keyPrefix: string;
@@ -33,7 +36,7 @@ export interface ResolvedChangeStreamOptions {
 const KNOWN_OPTIONS = new Set([
   'consumer', 'redis', 'tokenStore', 'deadLetterStore', 'onHandlerFailure', 'onHistoryLost', 'keyPrefix', 'connectionName',
   'checkpoint', 'handlerRetry', 'reconnect', 'shutdownTimeoutMs', 'startupTimeoutMs', 'handlerTimeoutMs', 'onHandlerTimeout',
-  'concurrency', 'maxAwaitTimeMS', 'batchSize', 'leases', 'telemetry',
+  'concurrency', 'maxAwaitTimeMS', 'batchSize', 'leases', 'telemetry', 'deadLetterRetention',
 ]);
 
 export function resolveOptions(options: ChangeStreamModuleOptions | undefined): ResolvedChangeStreamOptions {
@@ -89,6 +92,7 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
   }
   checkKeys('checkpoint', options.checkpoint, ['maxEvents', 'intervalMs', 'maxUnsavedEvents']);
   checkKeys('handlerRetry', options.handlerRetry, ['retries', 'initialDelayMs', 'maxDelayMs']);
+  checkKeys('deadLetterRetention', options.deadLetterRetention, ['maxLetters', 'maxAgeMs']);
   checkKeys('reconnect', options.reconnect, ['initialDelayMs', 'maxDelayMs']);
   if (typeof options.leases === 'object') checkKeys('leases', options.leases, ['ttlMs', 'renewIntervalMs', 'pollIntervalMs', 'instanceId']);
   const reconnectInitial = int('reconnect.initialDelayMs', options.reconnect?.initialDelayMs, 500, 1);
@@ -98,6 +102,10 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
     redis,
     tokenStore: options.tokenStore,
     deadLetterStore: options.deadLetterStore,
+    deadLetterRetention: {
+      maxLetters: int('deadLetterRetention.maxLetters', options.deadLetterRetention?.maxLetters, DEFAULT_MAX_DEAD_LETTERS, 0) || Infinity,
+      maxAgeMs: int('deadLetterRetention.maxAgeMs', options.deadLetterRetention?.maxAgeMs, 0, 0) || Infinity,
+    },
     onHandlerFailure: handlerFailurePolicy('onHandlerFailure', options.onHandlerFailure),
     onHistoryLost: historyLostPolicy(options.onHistoryLost),
     keyPrefix,

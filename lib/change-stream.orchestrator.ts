@@ -99,6 +99,9 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
       this.runtime.streams.push(stream);
     }
     this.telemetry = telemetry;
+    this.stores.onDeadLettersDropped?.((letters) =>
+      letters.forEach((l) => telemetry.deadLetterDropped({ consumer: this.options.consumer, database: l.database, collection: l.collection, handler: l.handler })),
+    );
     telemetry.observe(this.options.consumer, () => this.runtime.streams.map((s) => s.status()));
     // A Redis client (or store) injected into forRootAsync must outlive every stream's final save.
     this.lifecycle.drainBeforeTeardown(this.explorer.providersOf(CHANGE_STREAM_MODULE_OPTIONS), () => this.onModuleDestroy());

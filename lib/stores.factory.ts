@@ -7,7 +7,7 @@ import { settlesWithin } from './common/backoff.js';
 import { errorText } from './common/errors.js';
 import { InMemoryDeadLetterStore } from './dead-letter/in-memory-dead-letter.store.js';
 import { RedisDeadLetterStore } from './dead-letter/redis-dead-letter.store.js';
-import type { DeadLetterStore } from './interfaces/dead-letter.interface.js';
+import type { DeadLetter, DeadLetterStore, DeadLetterStoreRetention } from './interfaces/dead-letter.interface.js';
 import type { ResumeTokenStore } from './interfaces/resume-token-store.interface.js';
 import { InMemoryResumeTokenStore } from './token-store/in-memory-resume-token.store.js';
 import { RedisResumeTokenStore } from './token-store/redis-resume-token.store.js';
@@ -26,6 +26,8 @@ type RedisClient = Redis | Cluster;
 export interface ChangeStreamStores {
   tokens: ResumeTokenStore;
   deadLetters: DeadLetterStore;
+  /** Tells `listener` about the letters the module's dead-letter store dropped for its retention (absent in the testing module). */
+  onDeadLettersDropped?(listener: (letters: DeadLetter[]) => void): void;
   /** Checks the store answers: wrong credentials throw `ChangeStreamConfigError`; an outage is logged once. */
   verify(timeoutMs: number): Promise<void>;
   close(timeoutMs: number): Promise<void>;
@@ -34,12 +36,23 @@ export interface ChangeStreamStores {
 export function createStores(options: ResolvedChangeStreamOptions): ChangeStreamStores {
   const redis = createRedis(options);
   const tokens = options.tokenStore ?? (redis ? new RedisResumeTokenStore(redis.client) : inMemoryTokens());
+  const droppedListeners: Array<(letters: DeadLetter[]) => void> = [];
+  const { maxLetters, maxAgeMs } = options.deadLetterRetention;
+  const retention: DeadLetterStoreRetention = {
+    maxLetters,
+    maxAgeMs,
+    onDropped: (letters, reason) => {
+      logger.warn(messages.deadLettersDropped(letters.map((l) => l.id), reason === 'count' ? `more than ${maxLetters} letters` : `older than ${maxAgeMs} ms`));
+      droppedListeners.forEach((listener) => listener(letters));
+    },
+  };
   const deadLetters =
     options.deadLetterStore ??
-    (redis ? new RedisDeadLetterStore(redis.client, `${options.keyPrefix}:${options.consumer}:dead-letters`) : new InMemoryDeadLetterStore());
+    (redis ? new RedisDeadLetterStore(redis.client, `${options.keyPrefix}:${options.consumer}:dead-letters`, retention) : new InMemoryDeadLetterStore(retention));
   return {
     tokens,
     deadLetters,
+    onDeadLettersDropped: (listener) => void droppedListeners.push(listener),
     verify: (timeoutMs) => (redis ? verifyRedis(redis, timeoutMs) : Promise.resolve()),
     close: async (timeoutMs) => {
       if (!redis?.owned || ended(redis.client)) return;

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_STORES } from '../change-stream.constants.js';
 import type { ResolvedChangeStreamOptions } from '../change-stream.options.js';
 import { ChangeStreamRuntime } from '../change-stream.runtime.js';
-import type { DeadLetter } from '../interfaces/dead-letter.interface.js';
+import type { DeadLetter, DeadLetterPage, DeadLetterPageOptions } from '../interfaces/dead-letter.interface.js';
 import type { ChangeStreamStores } from '../stores.factory.js';
 import { ChangeDispatcher } from '../stream/change-dispatcher.js';
 import type { ChangeEvent } from '../stream/change-cursor.js';
@@ -19,9 +19,25 @@ export class ChangeStreamDeadLetters {
     private readonly runtime: ChangeStreamRuntime,
   ) {}
 
-  /** Oldest first. */
+  /** Every dead letter, oldest first (bounded by `deadLetterRetention`; for large stores see `page`). */
   list(): Promise<DeadLetter[]> {
     return this.stores.deadLetters.list();
+  }
+
+  /**
+   * One page of dead letters, for stores too large to list at once: call again with the page's
+   * `cursor` until it is null. With Redis each page is one `HSCAN` step (about `count` letters, in
+   * no particular order across pages; a letter may come twice while the hash is resized, never
+   * not at all if it stays stored).
+   */
+  async page(options: DeadLetterPageOptions = {}): Promise<DeadLetterPage> {
+    const store = this.stores.deadLetters;
+    if (store.page) return store.page(options);
+    // A custom store without paging: pages over its list, by offset.
+    const from = Number(options.cursor ?? 0);
+    const count = Math.max(1, options.count ?? 100);
+    const all = await store.list();
+    return { letters: all.slice(from, from + count), cursor: from + count < all.length ? String(from + count) : null };
   }
 
   /** The dead letter with this id, or null. */
