@@ -1,7 +1,7 @@
-import { DEFAULT_MAX_DEAD_LETTERS } from './dead-letter/dead-letter-retention.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ChangeStreamConfigError } from './change-stream.errors.js';
+import { DEFAULT_MAX_DEAD_LETTERS } from './dead-letter/dead-letter-retention.js';
 import { messages } from './change-stream.messages.js';
 import type { ChangeStreamModuleOptions, LeaseOptions } from './interfaces/change-stream-module-options.interface.js';
 import type { HandlerFailurePolicy, HistoryLostPolicy } from './interfaces/failure-policies.interface.js';

@@ -170,8 +170,8 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     for (const plan of plans) {
       const connection = this.resolveConnection(plan);
       const database = await this.databaseOf(connection, plan);
-      this.databases.set(checkpointKey(this.options.keyPrefix, this.options.consumer, database, plan.collection), connection.db!);
       const key = checkpointKey(this.options.keyPrefix, this.options.consumer, database, plan.collection);
+      this.databases.set(key, connection.db!);
       const clash = keys.get(key);
       if (clash) throw new ChangeStreamConfigError(messages.keyClash(key, `${database}.${plan.collection}`, clash.connectionName, plan.connectionName));
       keys.set(key, plan);
