@@ -32,6 +32,10 @@ export const messages = {
     `Move the handlers to a singleton provider, or inject the request-scoped dependency elsewhere.`,
   storeUnreachable: (where: string, error: string) =>
     `Position store unreachable: ${where} (${error}). Streams wait for it and start from their stored positions once it answers.`,
+  redisUrlWithoutScheme: () =>
+    'ChangeStreamModule: option "redis" is a string without a "scheme://" (a typo such as "redis//host:6379" or "redis:/host:6379"?); ' +
+    'ioredis would read it as a unix socket path and never connect. Expected redis://host:port, rediss://host:port (TLS) or unix:///path/to/socket.',
+  redisCommandFailed: (where: string, connectionError: string) => `${where} unreachable (${connectionError})`,
   redisAuthMissing: (where: string, error: string) =>
     `ChangeStreamModule: ${where} requires a password and the "redis" option gave none (${error}). ` +
     `Add it to the URL (redis://:password@host:6379, or redis://user:password@host:6379) or set password (and username) in the ioredis options.`,
@@ -51,8 +55,13 @@ export const messages = {
   handlerStuck: (handlers: string[], key: string, eventId: string, ms: number, action: 'warn' | 'abort') =>
     `Handler ${handlers.join(', ') || '(none)'} has been running for ${Math.round(ms / 1000)} s on ${eventId} of ${key}` +
     (action === 'abort' ? '; its context.signal was aborted.' : '; the stream is degraded until it finishes.'),
-  streamOpened: (key: string, from: 'stored' | 'now') =>
-    from === 'stored' ? `Stream ${key} opened, resuming after the stored token.` : `Stream ${key} opened with no stored token: starting from now.`,
+  streamOpened: (key: string, from: 'token' | 'time' | 'invalidate' | 'now') =>
+    ({
+      token: `Stream ${key} opened, resuming after the stored token.`,
+      time: `Stream ${key} opened, resuming from the stored cluster time (a start point stored before any event was acknowledged; there is no token yet).`,
+      invalidate: `Stream ${key} opened, starting after the invalidate event (the collection was dropped or renamed).`,
+      now: `Stream ${key} opened with no stored token: starting from now.`,
+    })[from],
   streamReconnecting: (key: string, attempt: number, delayMs: number, error: string) =>
     `Stream ${key} broke (${error}); reopening from the last checkpoint in ${delayMs} ms (attempt ${attempt}).`,
   streamClosedByServer: () => 'the server closed the cursor without an error',
@@ -65,6 +74,12 @@ export const messages = {
     `succeed, use onFailure: 'dead-letter' or a callback for this handler.`,
   handlerAttemptFailed: (handler: string, eventId: string, attempt: number, delayMs: number, error: string) =>
     `Handler ${handler} threw on ${eventId} (attempt ${attempt}: ${error}); retrying in ${delayMs} ms.`,
+  deadLettersDropped: (ids: string[], limit: string) =>
+    `Dropped ${ids.length} dead letter(s), the oldest, to keep the store within deadLetterRetention (${limit}): ${ids.slice(0, 10).join(', ')}${ids.length > 10 ? ', …' : ''}. ` +
+    `Their events are gone for good; replay or discard dead letters sooner, or raise the limit.`,
+  replayRefused: (key: string, state: string, holder: string | null) =>
+    `Dead letter replay refused: this instance is not consuming stream ${key} (${holder ? `it is held by ${holder}` : `state ${state}`}). ` +
+    `A replay runs under the stream's lease and in its document's order: replay it on ${holder ?? 'the instance that holds the stream'}, or once this one holds it.`,
   deadLettered: (handler: string, key: string, eventId: string, id: string) =>
     `Handler ${handler} gave up on ${eventId} of ${key}: stored as dead letter ${id}; the stream goes on.`,
   deadLetterSaveFailed: (key: string, error: string, delayMs: number) =>
@@ -79,7 +94,7 @@ export const messages = {
   checkpointFailed: (key: string, error: string) =>
     `Saving the position of ${key} failed (${error}); retrying with backoff (further failures are logged at debug level). Handled events are kept in memory until then.`,
   drainTimedOut: (key: string, timeoutMs: number) =>
-    `Stream ${key}: in-flight handlers did not finish within ${timeoutMs} ms (shutdownTimeoutMs); their context.signal was aborted, and their events are not acknowledged and will be delivered again on the next start.`,
+    `Stream ${key}: in-flight handlers did not finish within ${timeoutMs} ms (shutdownTimeoutMs); their context.signal was aborted, and their events are not acknowledged: they come again once this instance's lease expires (leases.ttlMs after its last renewal), on whichever instance takes the stream (without leases: on the next start).`,
   notOpenAtStartup: (keys: string[], timeoutMs: number) =>
     `Streams not open ${timeoutMs} ms after bootstrap, still trying in the background: ${keys.join(', ')}.`,
   leaseAcquired: (key: string, instance: string, fence: number) =>
@@ -109,6 +124,9 @@ export const messages = {
   leasesUnsupported: () =>
     'ChangeStreamModule: option "leases" is set, but the tokenStore has no "leases" (LeaseStore) implementation. Use the Redis store, implement LeaseStore, or set leases: false.',
   leasesOff: (why: string) => `Leases are off (${why}): run a single instance of this consumer, or two would handle events twice.`,
+  collectionMissing: (namespace: string, handlers: string[]) =>
+    `ChangeStreamModule: ${namespace} does not exist (yet) but ${handlers.join(', ')} watch${handlers.length === 1 ? 'es' : ''} it: a typo in the collection or database name? ` +
+    `The stream opens anyway and sees the collection's events once it is created.`,
   noHandlers: () =>
     'ChangeStreamModule: no @OnChange handlers found, so no stream is opened. Handlers must be methods of singleton providers listed in a module\'s "providers".',
   handlerOnController: (className: string) =>

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ChangeStreamConfigError } from './change-stream.errors.js';
+import { DEFAULT_MAX_DEAD_LETTERS } from './dead-letter/dead-letter-retention.js';
 import { messages } from './change-stream.messages.js';
 import type { ChangeStreamModuleOptions, LeaseOptions, PositionMirrorOptions } from './interfaces/change-stream-module-options.interface.js';
 import type { HandlerFailurePolicy, HistoryLostPolicy } from './interfaces/failure-policies.interface.js';
@@ -11,6 +12,8 @@ export interface ResolvedChangeStreamOptions {
   redis: ChangeStreamModuleOptions['redis'];
   tokenStore: ChangeStreamModuleOptions['tokenStore'];
   deadLetterStore: ChangeStreamModuleOptions['deadLetterStore'];
+  /** For the module's own dead-letter stores (Redis, in memory); 0 in the input is no limit (Infinity). */
+  deadLetterRetention: { maxLetters: number; maxAgeMs: number };
   onHandlerFailure: HandlerFailurePolicy;
   onHistoryLost: HistoryLostPolicy;
   keyPrefix: string;
@@ -34,7 +37,7 @@ export interface ResolvedChangeStreamOptions {
 const KNOWN_OPTIONS = new Set([
   'consumer', 'redis', 'tokenStore', 'deadLetterStore', 'onHandlerFailure', 'onHistoryLost', 'keyPrefix', 'connectionName',
   'checkpoint', 'handlerRetry', 'reconnect', 'shutdownTimeoutMs', 'startupTimeoutMs', 'handlerTimeoutMs', 'onHandlerTimeout',
-  'concurrency', 'maxAwaitTimeMS', 'batchSize', 'leases', 'telemetry', 'positionMirror',
+  'concurrency', 'maxAwaitTimeMS', 'batchSize', 'leases', 'telemetry', 'positionMirror', 'deadLetterRetention',
 ]);
 
 export function resolveOptions(options: ChangeStreamModuleOptions | undefined): ResolvedChangeStreamOptions {
@@ -90,6 +93,7 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
   }
   checkKeys('checkpoint', options.checkpoint, ['maxEvents', 'intervalMs', 'maxUnsavedEvents']);
   checkKeys('handlerRetry', options.handlerRetry, ['retries', 'initialDelayMs', 'maxDelayMs']);
+  checkKeys('deadLetterRetention', options.deadLetterRetention, ['maxLetters', 'maxAgeMs']);
   checkKeys('reconnect', options.reconnect, ['initialDelayMs', 'maxDelayMs']);
   if (typeof options.leases === 'object') checkKeys('leases', options.leases, ['ttlMs', 'renewIntervalMs', 'pollIntervalMs', 'instanceId']);
   const reconnectInitial = int('reconnect.initialDelayMs', options.reconnect?.initialDelayMs, 500, 1);
@@ -106,6 +110,10 @@ export function resolveOptions(options: ChangeStreamModuleOptions | undefined): 
     redis,
     tokenStore: options.tokenStore,
     deadLetterStore: options.deadLetterStore,
+    deadLetterRetention: {
+      maxLetters: int('deadLetterRetention.maxLetters', options.deadLetterRetention?.maxLetters, DEFAULT_MAX_DEAD_LETTERS, 0) || Infinity,
+      maxAgeMs: int('deadLetterRetention.maxAgeMs', options.deadLetterRetention?.maxAgeMs, 0, 0) || Infinity,
+    },
     onHandlerFailure: handlerFailurePolicy('onHandlerFailure', options.onHandlerFailure),
     onHistoryLost: historyLostPolicy(options.onHistoryLost),
     keyPrefix,

@@ -9,7 +9,7 @@ import {
 } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { getConnectionToken } from '@nestjs/mongoose';
-import type { Connection } from 'mongoose';
+import type { Connection, mongo } from 'mongoose';
 import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_STORES, DEFAULT_CONNECTION_NAME } from './change-stream.constants.js';
 import { CHANGE_STREAM_MODULE_OPTIONS } from './change-stream.module-definition.js';
 import { ChangeStreamConfigError } from './change-stream.errors.js';
@@ -19,6 +19,7 @@ import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
 import { ChangeStreamRuntime } from './change-stream.runtime.js';
 import { Checkpointer } from './checkpoint/checkpointer.js';
 import { settlesWithin } from './common/backoff.js';
+import { errorText } from './common/errors.js';
 import { LeaseBalancer, type LeaseTiming } from './lease/lease-balancer.js';
 import { StreamLeaseKeeper } from './lease/stream-lease-keeper.js';
 import { ProviderLifecycle, type ProviderWrapper } from './lifecycle/provider-lifecycle.js';
@@ -55,6 +56,8 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   private telemetry: ChangeStreamTelemetry | undefined;
   /** The position store of every stream: the configured one, wrapped by the MongoDB mirror when `positionMirror` is on. */
   private tokens: ResumeTokenStore;
+  /** Each stream's database, by key: for the startup check that the watched collections exist. */
+  private readonly databases = new Map<string, mongo.Db>();
 
   constructor(
     private readonly explorer: ChangeStreamExplorer,
@@ -106,6 +109,9 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
       this.runtime.streams.push(stream);
     }
     this.telemetry = telemetry;
+    this.stores.onDeadLettersDropped?.((letters) =>
+      letters.forEach((l) => telemetry.deadLetterDropped({ consumer: this.options.consumer, database: l.database, collection: l.collection, handler: l.handler })),
+    );
     telemetry.observe(this.options.consumer, () => this.runtime.streams.map((s) => s.status()));
     // A Redis client (or store) injected into forRootAsync must outlive every stream's final save.
     this.lifecycle.drainBeforeTeardown(this.explorer.providersOf(CHANGE_STREAM_MODULE_OPTIONS), () => this.onModuleDestroy());
@@ -120,7 +126,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     if (streams.length === 0) return;
     if (process.listenerCount('SIGTERM') === 0) this.logger.log(messages.shutdownHooksOff());
     const storeCheckMs = Math.min(STORE_CHECK_MS, this.options.startupTimeoutMs || STORE_CHECK_MS);
-    await this.stores.verify(storeCheckMs);
+    await Promise.all([this.stores.verify(storeCheckMs), settlesWithin(this.warnMissingCollections(), storeCheckMs)]);
     // A Redis that does not answer (a TLS URL for a plain server, say) must not hold bootstrap for its connect timeouts: the first announcement goes on in the background.
     if (this.balancer) await settlesWithin(this.balancer.start(), storeCheckMs);
     streams.forEach((s) => s.start());
@@ -146,6 +152,29 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     await this.stores.close(Math.max(100, this.timeLeft()));
   }
 
+  /** A watched collection that does not exist is valid for MongoDB, but usually a typo: say so, never fail. */
+  private async warnMissingCollections(): Promise<void> {
+    const byDatabase = new Map<mongo.Db, CollectionStream[]>();
+    for (const stream of this.runtime.streams) {
+      const db = this.databases.get(stream.key);
+      if (db) byDatabase.set(db, [...(byDatabase.get(db) ?? []), stream]);
+    }
+    await Promise.all(
+      [...byDatabase].map(async ([db, streams]) => {
+        let names: Set<string>;
+        try {
+          names = new Set((await db.listCollections({}, { nameOnly: true, authorizedCollections: true }).toArray()).map((c) => c.name));
+        } catch (error) {
+          this.logger.debug(`Not checking that the watched collections of ${db.databaseName} exist: ${errorText(error)}`);
+          return;
+        }
+        for (const { plan } of streams) {
+          if (!names.has(plan.collection)) this.logger.warn(messages.collectionMissing(`${db.databaseName}.${plan.collection}`, plan.handlers.map((h) => h.name)));
+        }
+      }),
+    );
+  }
+
   /** Each plan's connection, database and key; two plans sharing a key fail startup. */
   private async keyed(plans: StreamPlan[]): Promise<KeyedPlan[]> {
     const keys = new Map<string, StreamPlan>();
@@ -154,6 +183,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
       const connection = this.resolveConnection(plan);
       const database = await this.databaseOf(connection, plan);
       const key = checkpointKey(this.options.keyPrefix, this.options.consumer, database, plan.collection);
+      this.databases.set(key, connection.db!);
       const clash = keys.get(key);
       if (clash) throw new ChangeStreamConfigError(messages.keyClash(key, `${database}.${plan.collection}`, clash.connectionName, plan.connectionName));
       keys.set(key, plan);

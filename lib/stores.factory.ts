@@ -7,7 +7,7 @@ import { settlesWithin } from './common/backoff.js';
 import { errorText } from './common/errors.js';
 import { InMemoryDeadLetterStore } from './dead-letter/in-memory-dead-letter.store.js';
 import { RedisDeadLetterStore } from './dead-letter/redis-dead-letter.store.js';
-import type { DeadLetterStore } from './interfaces/dead-letter.interface.js';
+import type { DeadLetter, DeadLetterStore, DeadLetterStoreRetention } from './interfaces/dead-letter.interface.js';
 import type { ResumeTokenStore } from './interfaces/resume-token-store.interface.js';
 import { InMemoryResumeTokenStore } from './token-store/in-memory-resume-token.store.js';
 import { RedisResumeTokenStore } from './token-store/redis-resume-token.store.js';
@@ -26,6 +26,8 @@ type RedisClient = Redis | Cluster;
 export interface ChangeStreamStores {
   tokens: ResumeTokenStore;
   deadLetters: DeadLetterStore;
+  /** Tells `listener` about the letters the module's dead-letter store dropped for its retention (absent in the testing module). */
+  onDeadLettersDropped?(listener: (letters: DeadLetter[]) => void): void;
   /** Checks the store answers: wrong credentials throw `ChangeStreamConfigError`; an outage is logged once. */
   verify(timeoutMs: number): Promise<void>;
   close(timeoutMs: number): Promise<void>;
@@ -34,12 +36,23 @@ export interface ChangeStreamStores {
 export function createStores(options: ResolvedChangeStreamOptions): ChangeStreamStores {
   const redis = createRedis(options);
   const tokens = options.tokenStore ?? (redis ? new RedisResumeTokenStore(redis.client) : inMemoryTokens());
+  const droppedListeners: Array<(letters: DeadLetter[]) => void> = [];
+  const { maxLetters, maxAgeMs } = options.deadLetterRetention;
+  const retention: DeadLetterStoreRetention = {
+    maxLetters,
+    maxAgeMs,
+    onDropped: (letters, reason) => {
+      logger.warn(messages.deadLettersDropped(letters.map((l) => l.id), reason === 'count' ? `more than ${maxLetters} letters` : `older than ${maxAgeMs} ms`));
+      droppedListeners.forEach((listener) => listener(letters));
+    },
+  };
   const deadLetters =
     options.deadLetterStore ??
-    (redis ? new RedisDeadLetterStore(redis.client, `${options.keyPrefix}:${options.consumer}:dead-letters`) : new InMemoryDeadLetterStore());
+    (redis ? new RedisDeadLetterStore(redis.client, `${options.keyPrefix}:${options.consumer}:dead-letters`, retention) : new InMemoryDeadLetterStore(retention));
   return {
     tokens,
     deadLetters,
+    onDeadLettersDropped: (listener) => void droppedListeners.push(listener),
     verify: (timeoutMs) => (redis ? verifyRedis(redis, timeoutMs) : Promise.resolve()),
     close: async (timeoutMs) => {
       if (!redis?.owned || ended(redis.client)) return;
@@ -71,9 +84,32 @@ function createRedis(options: ResolvedChangeStreamOptions): RedisConnection | un
   const { redis } = options;
   if (redis === undefined || options.tokenStore !== undefined) return undefined;
   if (isRedisClient(redis)) return { client: redis, where: describeRedis(redis), owned: false, lastError: () => undefined };
+  // Without a scheme ioredis takes everything after the host as a unix socket path: an app that never connects.
+  if (typeof redis === 'string' && !/^[a-z][a-z0-9+.-]*:\/\//i.test(redis)) throw new ChangeStreamConfigError(messages.redisUrlWithoutScheme());
   const client = typeof redis === 'string' ? new Redis(redis, CLIENT_DEFAULTS) : new Redis({ ...CLIENT_DEFAULTS, ...(redis as RedisOptions) });
   const where = describeRedis(client);
-  return { client, where, owned: true, lastError: followOutages(client, where) };
+  const lastError = followOutages(client, where);
+  nameConnectionErrors(client, where, lastError);
+  return { client, where, owned: true, lastError };
+}
+
+/**
+ * ioredis fails a command it could not send with "Reached the max retries per request limit",
+ * which says nothing of why. Give it the connection's own error (with its code: ECONNREFUSED,
+ * ENOTFOUND, …), so the streams' `lastError` in status and health names the cause.
+ */
+const NOT_SENT = 'RedisUnreachableError';
+
+function nameConnectionErrors(client: Redis, where: string, lastError: () => string | undefined): void {
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = (command, stream) => {
+    const reject = command.reject;
+    command.reject = (error: Error) => {
+      const cause = error?.name === 'MaxRetriesPerRequestError' ? lastError() : undefined;
+      reject(cause === undefined ? error : Object.assign(new Error(messages.redisCommandFailed(where, cause), { cause: error }), { name: NOT_SENT }));
+    };
+    return send(command, stream);
+  };
 }
 
 const AUTH_ERROR = /^(WRONGPASS|NOAUTH)|invalid password|invalid username-password/i;
@@ -95,7 +131,8 @@ async function verifyRedis({ client, where, owned, lastError }: RedisConnection,
     throw new ChangeStreamConfigError(/^NOAUTH/i.test(text) && !hasPassword(client) ? messages.redisAuthMissing(where, reply) : messages.redisAuthFailed(where, reply));
   }
   // ioredis reports its own retry limit ("maxRetriesPerRequest"); the connection error says more.
-  const reason = (failure as Error | undefined)?.name === 'MaxRetriesPerRequestError' ? (lastError() ?? `not connected (${client.status})`) : text;
+  const notSent = ['MaxRetriesPerRequestError', NOT_SENT].includes((failure as Error | undefined)?.name ?? '');
+  const reason = notSent ? (lastError() ?? `not connected (${client.status})`) : text;
   logger.warn(messages.storeUnreachable(where, reason));
 }
 
@@ -127,8 +164,8 @@ function followOutages(client: Redis, where: string): () => string | undefined {
   let connected = false;
   let reported = false;
   let last: string | undefined;
-  client.on('error', (error: Error) => {
-    last = error.message;
+  client.on('error', (error: Error & { code?: string }) => {
+    last = error.code && !error.message.includes(error.code) ? `${error.code}: ${error.message}` : error.message;
     if (connected && !reported) logger.warn(`${where}: connection error (${error.message}); ioredis keeps retrying.`);
     reported = true;
   });

@@ -1,5 +1,5 @@
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
-import type { DeadLetterStore } from './dead-letter.interface.js';
+import type { DeadLetterRetention, DeadLetterStore } from './dead-letter.interface.js';
 import type { HandlerFailurePolicy, HistoryLostPolicy } from './failure-policies.interface.js';
 import type { ResumeTokenStore } from './resume-token-store.interface.js';
 
@@ -80,6 +80,13 @@ export interface ChangeStreamModuleOptions {
   tokenStore?: ResumeTokenStore;
   /** A custom dead-letter store (default: Redis with `redis`, else in memory). */
   deadLetterStore?: DeadLetterStore;
+  /**
+   * How many dead letters the module's stores keep (`maxLetters`, default 10,000) and for how
+   * long (`maxAgeMs`, default no limit); `0` turns a limit off. The oldest are dropped first,
+   * each drop logged as a warning and counted (`change_stream.dead_letters.dropped`). Not
+   * applied to a custom `deadLetterStore`.
+   */
+  deadLetterRetention?: DeadLetterRetention;
   /** What happens when a handler still fails after its retries (default `stop`). */
   onHandlerFailure?: HandlerFailurePolicy;
   /** What happens when the stored position cannot be resumed from (default `fail`). */

@@ -44,7 +44,7 @@ export interface ChangeStreamStatus {
    * How far behind the newest change this stream is (ms): while events are pending, now minus
    * the time (`wallTime`, else `clusterTime`) of the last handled event, or of the first event
    * read since the stream was last caught up if that is newer; 0 when caught up; null when
-   * unknown (not open yet).
+   * unknown (not open, or open with pending events that carry neither `wallTime` nor `clusterTime`).
    */
   lagMs: number | null;
   /** Time since the position was last stored (ms), or null if never. */

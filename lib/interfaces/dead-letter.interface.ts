@@ -37,8 +37,43 @@ export interface DeadLetterStore {
   add(letter: DeadLetter): Promise<void>;
   /** Every dead letter, oldest first. */
   list(): Promise<DeadLetter[]>;
+  /**
+   * One page of dead letters, for stores too large to list at once. Optional for custom
+   * stores: without it `ChangeStreamDeadLetters.page` pages over `list()`.
+   */
+  page?(options?: DeadLetterPageOptions): Promise<DeadLetterPage>;
   /** The dead letter with this id, or null. */
   get(id: string): Promise<DeadLetter | null>;
   /** True when the id existed. */
   remove(id: string): Promise<boolean>;
+}
+
+/** How many dead letters a store keeps, and for how long: the oldest are dropped first (with a warning and a metric). */
+export interface DeadLetterRetention {
+  /** At most this many letters (default 10,000); adding one more drops the oldest. `0` or `Infinity`: no limit. */
+  maxLetters?: number;
+  /** Letters older than this (by `failedAt`) are dropped when a letter is added or listed; default: no age limit. */
+  maxAgeMs?: number;
+}
+
+/** One page of dead letters (`ChangeStreamDeadLetters.page`). */
+export interface DeadLetterPage {
+  /** The letters of this page, oldest first within the page. */
+  letters: DeadLetter[];
+  /** Pass it to the next call for the next page; null after the last page. */
+  cursor: string | null;
+}
+
+/** What `page` reads: where to go on, and about how many letters to return. */
+export interface DeadLetterPageOptions {
+  /** The `cursor` of the previous page; omit for the first page. */
+  cursor?: string | null;
+  /** About how many letters per page (a hint, as Redis `HSCAN`'s COUNT; default 100). */
+  count?: number;
+}
+
+/** The retention of a dead-letter store created by hand (`new RedisDeadLetterStore(client, key, options)`). */
+export interface DeadLetterStoreRetention extends DeadLetterRetention {
+  /** Told about the letters a trim removed (the module logs a warning and counts them). */
+  onDropped?(letters: DeadLetter[], reason: 'count' | 'age'): void;
 }

@@ -14,13 +14,13 @@ import { type LeftPosition, leaveOrphanPosition, orphanStore, reportOrphanNotLef
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
-import type { ChangeCursor, CursorFactory } from './change-cursor.js';
+import type { ChangeCursor, ChangeEvent, CursorFactory } from './change-cursor.js';
 import { ChangeDispatcher } from './change-dispatcher.js';
 import { readChanges, StreamOpenError } from './change-reader.js';
-import { EventScheduler } from './event-scheduler.js';
 import { classifyOpenError, decideHistoryLost } from './history-lost.js';
 import { clusterTimeOfToken } from './resume-token-time.js';
 import { largeEventFailure, SplitEventCursor } from './split-events.js';
+import { documentKeyOf, EventScheduler } from './event-scheduler.js';
 import { CatchUpReporter } from './catch-up-reporter.js';
 import { LagTracker } from './lag-tracker.js';
 import { StuckHandlerWatch } from './stuck-handler-watch.js';
@@ -219,6 +219,24 @@ export class CollectionStream {
     };
   }
 
+  /**
+   * @internal A dead-letter replay: runs `task` under this stream's lease and in the order of
+   * `change`'s document among the live events; refused (with who holds the stream) when this
+   * instance is not consuming it.
+   */
+  replayInOrder<T>(change: ChangeEvent, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const { lease } = this.deps;
+    const tenure = this.tenure;
+    const refused = () => {
+      const { state, holder } = this.status();
+      return new Error(messages.replayRefused(this.key, state, lease && holder !== lease.instanceId ? holder ?? null : null));
+    };
+    const consuming = tenure && !tenure.end && !tenure.abort.signal.aborted && this.base !== 'failed' && (!lease || lease.current !== null);
+    if (!consuming) return Promise.reject(refused());
+    const key = tenure.scheduler.sequential ? null : documentKeyOf(change);
+    return tenure.scheduler.runInOrder(change, key, task, refused);
+  }
+
   private async shutdown(deadline: number, timeoutMs: number): Promise<void> {
     const left = () => Math.max(0, deadline - Date.now());
     this.stopping.abort();
@@ -368,7 +386,7 @@ export class CollectionStream {
           onOpen: () => {
             this.invalidatedAt = null;
             this.setBase('open');
-            this.logger.log(messages.streamOpened(this.key, startAt === null ? 'now' : 'stored'));
+            this.logger.log(messages.streamOpened(this.key, openedFrom(startAt)));
           },
           // Not at the open: an error that repeats on the first read after every open must back off.
           onProgress: () => {
@@ -555,6 +573,11 @@ export class CollectionStream {
 
 function samePosition(a: StreamPosition, b: StreamPosition | null): boolean {
   return a === b || (b !== null && JSON.stringify(a) === JSON.stringify(b));
+}
+
+function openedFrom(startAt: StartAt): Parameters<typeof messages.streamOpened>[1] {
+  if (startAt === null) return 'now';
+  return 'resumeAfter' in startAt ? 'token' : 'startAtOperationTime' in startAt ? 'time' : 'invalidate';
 }
 
 function startAtOf(position: StreamPosition | null): StartAt {

@@ -151,6 +151,38 @@ export class EventScheduler {
     return this.execute(this.track(change), ack);
   }
 
+  /**
+   * Runs `task` (a dead-letter replay of `change`) in its document's order: after the events of
+   * document `key` submitted before it, before those submitted after (`key` null: once every
+   * earlier event finished, and nothing runs beside it on a sequential stream). It counts in
+   * flight, so a drain waits for it, but it is no stream event: never acknowledged, not counted
+   * as handled, and its failure is the caller's alone. `refused` makes the error when it may not start.
+   */
+  runInOrder<T>(change: ChangeEvent, key: string | null, task: (signal: AbortSignal) => Promise<T>, refused: () => Error): Promise<T> {
+    const flight = this.track(change);
+    const run = async (): Promise<T> => {
+      try {
+        if (key === null) while (this.inFlight.toArray().some((other) => other.seq < flight.seq)) await this.changed.next();
+        if (this.failure || this.stoppingNow || !(this.deps.mayDispatch?.() ?? true)) throw refused();
+        flight.startedAt = Date.now();
+        return await task(flight.abort.signal);
+      } finally {
+        flight.finished = true;
+        this.inFlight.remove(flight);
+        if (key !== null) this.release(key);
+        if (this.window.complete(flight.seq, null)) this.deps.checkpointer.ack(this.window.token!, this.window.acknowledgedSeq);
+        this.changed.notify();
+      }
+    };
+    if (key === null) return run();
+    const entry = this.keys.get(key) ?? { tail: DONE as Promise<unknown>, pending: 0 };
+    this.keys.set(key, entry);
+    entry.pending++;
+    const result = entry.tail.then(run, run);
+    entry.tail = result;
+    return result;
+  }
+
   /** Resolves once nothing is in flight. */
   async drain(): Promise<void> {
     while (this.inFlight.size > 0) await this.changed.next();

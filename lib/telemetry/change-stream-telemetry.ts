@@ -147,6 +147,11 @@ export class ChangeStreamTelemetry {
     this.count('change_stream.dead_letters', call);
   }
 
+  /** A dead letter dropped for the store's retention (its event is gone for good). */
+  deadLetterDropped(letter: StreamLabels & { handler: string }): void {
+    this.count('change_stream.dead_letters.dropped', letter);
+  }
+
   reconnected(stream: StreamLabels): void {
     this.count('change_stream.reconnects', stream);
   }
@@ -182,6 +187,7 @@ const COUNTERS = {
   'change_stream.handler.errors': 'Handler calls that failed (before retries)',
   'change_stream.handler.retries': 'Handler retries',
   'change_stream.dead_letters': 'Events dead-lettered',
+  'change_stream.dead_letters.dropped': 'Dead letters dropped for the retention (count or age) of the dead-letter store',
   'change_stream.reconnects': 'Streams reopened after they broke',
   'change_stream.position.writes': 'Position writes, by outcome (stored, failed, refused)',
 } as const;

@@ -25,6 +25,11 @@ export class OrderTotalsListener {
     this.logger.log(`${change.operationType} order ${id} (${context.database}.${context.collection}) -> ${JSON.stringify(this.totals())}`);
   }
 
+  /** The order as the last event showed it, if one was handled. */
+  seen(id: unknown): OrderDoc | undefined {
+    return this.orders.get(String(id));
+  }
+
   /** Revenue per customer over orders that are not cancelled. */
   totals(): Record<string, number> {
     const totals: Record<string, number> = {};

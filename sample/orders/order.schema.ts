@@ -10,6 +10,10 @@ export class Order {
 
   @Prop({ default: 'open' })
   status!: 'open' | 'paid' | 'cancelled';
+
+  /** The sample run that created the order: a run reads and changes only its own orders. */
+  @Prop()
+  sampleRun?: string;
 }
 
 export const OrderSchema = SchemaFactory.createForClass(Order);

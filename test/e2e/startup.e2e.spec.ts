@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import type { mongo } from 'mongoose';
 import {
   ChangeStreamConfigError,
+  ChangeStreamHealthIndicator,
   ChangeStreamModule,
   type ChangeStreamModuleOptions,
   ChangeStreamRegistry,
@@ -91,6 +92,12 @@ class ContextAwareListener {
 class DeadLetteringListener {
   @OnChange('notes', { onFailure: 'dead-letter' })
   onNote() {}
+}
+
+@Injectable()
+class TypoListener {
+  @OnChange('ordres')
+  onOrder() {}
 }
 
 @Controller('notes')
@@ -278,9 +285,52 @@ describe('startup (real MongoDB and Redis)', () => {
     // Its first attempt may still be on its way on a busy machine: wait for the answer, not a fixed time.
     await eventually('waiting for the store', () => registry.getStatus('notes')?.state === 'reconnecting');
     expect(registry.getStatus('notes')!.lastError).toMatch(/waiting for the position store/);
+    // The cause, with its code, in status and health: not only in the startup warning.
+    await eventually('the connection error named', () => registry.getStatus('notes')!.lastError!.includes(`ECONNREFUSED 127.0.0.1:${port}`));
+    const health = await app.get(ChangeStreamHealthIndicator).isHealthy();
+    // "waiting for the position store" (to load the position, or to ask for the lease), then the cause.
+    expect(Object.values(health.changeStreams.streams)[0].lastError).toMatch(
+      new RegExp(`^waiting for the position store[^:]*: Redis at 127\\.0\\.0\\.1:${port} unreachable \\(connect ECONNREFUSED 127\\.0\\.0\\.1:${port}\\)$`),
+    );
     // Closing ends the module's client: an ioredis client left reconnecting would keep the process alive.
     await scope.close(app);
     expect(closedForGood(redisClientOf(app.app))).toBe(true);
+  });
+
+  it('fails init on a Redis URL without a scheme, which ioredis would take for a unix socket', async () => {
+    for (const redis of ['redis//127.0.0.1:6379', 'redis:/127.0.0.1:6379', '127.0.0.1:6379']) {
+      const compiling = Test.createTestingModule({ imports: [ChangeStreamModule.forRoot({ consumer: 'svc', redis })] })
+        .setLogger(new CapturingLogger())
+        .compile();
+      await expect(compiling).rejects.toThrow(ChangeStreamConfigError);
+      await expect(compiling).rejects.toThrow(/option "redis" is a string without a "scheme:\/\/"/);
+    }
+  });
+
+  it('names a Redis host that does not resolve in the streams\' lastError (ENOTFOUND), not only in the startup warning', async () => {
+    const app = await scope.app({ ...base(), providers: [NoteListener], changeStreams: { redis: 'redis://does-not-exist.invalid:6379', startupTimeoutMs: 1500 } });
+    expect(app.logger.messages('warn').some((m) => m.startsWith('Position store unreachable: Redis at does-not-exist.invalid:6379') && m.includes('ENOTFOUND'))).toBe(true);
+    const registry = app.get(ChangeStreamRegistry);
+    await eventually('the connection error named', () => registry.getStatus('notes')?.lastError?.includes('ENOTFOUND does-not-exist.invalid') === true);
+    const health = await app.get(ChangeStreamHealthIndicator).isHealthy();
+    expect(Object.values(health.changeStreams.streams)[0].lastError).toMatch(
+      /^waiting for the position store[^:]*: Redis at does-not-exist\.invalid:6379 unreachable \(getaddrinfo ENOTFOUND does-not-exist\.invalid\)$/,
+    );
+    await scope.close(app);
+  });
+
+  it('warns at bootstrap about a watched collection that does not exist (a typo?), and still runs', async () => {
+    const spec = { ...base(), providers: [NoteListener, TypoListener] };
+    const probe = await scope.probe(spec.dbName);
+    await probe.collection('notes').insertOne({ _id: 'n0' as never });
+    const app = await scope.app(spec);
+    const missing = app.logger.messages('warn').filter((m) => m.includes('does not exist'));
+    expect(missing).toEqual([
+      `ChangeStreamModule: ${spec.dbName}.ordres does not exist (yet) but TypoListener.onOrder watches it: a typo in the collection or database name? ` +
+        `The stream opens anyway and sees the collection's events once it is created.`,
+    ]);
+    await probe.collection('notes').insertOne({ _id: 'n1' as never });
+    await eventually('note handled', () => app.events.of('note').length === 1);
   });
 
   it('getStatus(collection) reads the module default connection, as documented', async () => {

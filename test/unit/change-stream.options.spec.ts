@@ -34,6 +34,7 @@ describe('resolveOptions', () => {
       leases: undefined,
       consumer: 'billing',
       redis: undefined,
+      deadLetterRetention: { maxLetters: 10_000, maxAgeMs: Infinity },
       tokenStore: undefined,
       deadLetterStore: undefined,
       onHandlerFailure: 'stop',
