@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import { ACQUIRE, HEARTBEAT, LEAVE_ORPHAN, RELEASE, RENEW, WRITE_FENCED } from './lease.scripts.js';
+import { ACQUIRE, HEARTBEAT, LEAVE_ORPHAN, READ, RELEASE, RENEW, WRITE_FENCED } from './lease.scripts.js';
 
 type Arg = string | number;
 
@@ -14,6 +14,8 @@ export interface LeaseCommands {
   writeFenced(positionKey: string, leaseKey: string, fenceKey: string, envelope: string, fence: string, holder: string): Promise<WriteFencedReply>;
   heartbeat(groupKey: string, member: string, ttlMs: number): Promise<number>;
   leaveOrphan(positionKey: string, leaseKey: string, fenceKey: string, orphanKey: string, fence: string, holder: string, envelope: string, ttlSeconds: number, saved: '0' | '1'): Promise<0 | 1>;
+  /** GET from the master, never a replica (see `READ`). */
+  read(key: string): Promise<string | null>;
 }
 
 // Namespaced: `defineCommand` adds these as methods of the client, which may be the application's own.
@@ -24,6 +26,7 @@ const SCRIPTS = {
   writeFenced: { name: 'nestjsChangeStreamsWriteFenced', lua: WRITE_FENCED, numberOfKeys: 3 },
   heartbeat: { name: 'nestjsChangeStreamsHeartbeat', lua: HEARTBEAT, numberOfKeys: 1 },
   leaveOrphan: { name: 'nestjsChangeStreamsLeaveOrphan', lua: LEAVE_ORPHAN, numberOfKeys: 4 },
+  read: { name: 'nestjsChangeStreamsRead', lua: READ, numberOfKeys: 1 },
 } as const satisfies Record<keyof LeaseCommands, { name: string; lua: string; numberOfKeys: number }>;
 
 /**
@@ -44,5 +47,6 @@ export function defineLeaseCommands(client: Redis | Cluster): LeaseCommands {
     writeFenced: call<WriteFencedReply>(SCRIPTS.writeFenced.name),
     heartbeat: call<number>(SCRIPTS.heartbeat.name),
     leaveOrphan: call<0 | 1>(SCRIPTS.leaveOrphan.name),
+    read: call<string | null>(SCRIPTS.read.name),
   };
 }

@@ -134,3 +134,10 @@ if not lost then return 0 end
 if redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4], 'NX') then return 1 end
 return 0
 `;
+
+/**
+ * KEYS: key. → its value or nil. A plain GET sent as a script: ioredis sends scripts to the master,
+ * while a Cluster client with `scaleReads` sends GET to a replica that may lag behind (and not
+ * have the position yet: the stream would start from now).
+ */
+export const READ = `return redis.call('GET', KEYS[1])`;

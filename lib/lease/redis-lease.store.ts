@@ -38,6 +38,11 @@ export class RedisLeaseStore implements LeaseStore {
     await this.commands.release(leaseKey(key), leaseValue(lease));
   }
 
+  /** The value at `key`, read from the master (a replica may lag behind: see `READ`). */
+  async read(key: string): Promise<string | null> {
+    return this.commands.read(key);
+  }
+
   /** `group`: a key of its own, e.g. `candidatesKey(positionKey)`. */
   async heartbeat(group: string, member: string, ttlMs: number): Promise<number> {
     checkHolder(member);
