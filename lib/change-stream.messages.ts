@@ -44,8 +44,10 @@ export const messages = {
     `Stream ${key}: no position is stored any more (did Redis lose its data?); resuming from the last position this instance handled instead of from now.`,
   saveStalled: (ms: number) => `the position store has not answered a save for ${ms / 1000} s`,
   saveRecovered: (key: string, attempts: number) => `Saving the position of ${key} works again (after ${attempts} failed attempt(s)).`,
-  finalSaveFailed: (key: string, unsaved: number) =>
-    `Stream ${key}: the final position could not be stored (the save failed or the shutdown timeout ran out); up to ${unsaved} handled event(s) will be delivered again on the next start.`,
+  finalSaveFailed: (key: string, unsaved: number, restoreCommand: string | null) =>
+    `Stream ${key}: the final position could not be stored (the save failed or the shutdown timeout ran out). If the store still holds its stored position, up to ${unsaved} handled event(s) after it will be delivered again on the next start${restoreCommand ? `; if it lost it (Redis restarted without persistence), the next start begins from now and skips everything after it, unless the position this instance reached is restored first: ${restoreCommand}` : ''}.`,
+  shutdownWaiting: (key: string, what: string, leftMs: number) =>
+    `Stream ${key}: shutdown is waiting for ${what} (${leftMs} ms left of shutdownTimeoutMs).`,
   handlerFailedDuringShutdown: (handler: string, key: string, eventId: string, error: string) =>
     `Handler ${handler} failed on ${eventId} of ${key} during shutdown (${error}); the event is not acknowledged and will be delivered again on the next start.`,
   handlerStuck: (handlers: string[], key: string, eventId: string, ms: number, action: 'warn' | 'abort') =>
