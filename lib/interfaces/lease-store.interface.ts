@@ -14,6 +14,11 @@ export type LeaseAttempt =
   | {
       /** The lease is now the caller's. */
       acquired: StreamLease;
+      /**
+       * Wait this long (ms) before reading under it: the store may have lost an earlier lease that
+       * its holder still believes valid (Redis restarted empty less than a TTL ago). Absent: at once.
+       */
+      waitMs?: number;
     }
   | {
       /** The current lease (null when its value could not be read). */

@@ -3,7 +3,7 @@ import { ACQUIRE, HEARTBEAT, LEAVE_ORPHAN, READ, RELEASE, RENEW, WRITE_FENCED } 
 
 type Arg = string | number;
 
-export type AcquireReply = [1, number] | [0, string, number];
+export type AcquireReply = [1, number, number] | [0, string, number];
 export type WriteFencedReply = [1] | [0, 'held' | 'fence', string] | [0, 'stored', string, string];
 
 /** The lease scripts as typed calls; keys first, then arguments, as each script documents. */

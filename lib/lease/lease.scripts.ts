@@ -27,11 +27,16 @@ end
 
 /**
  * KEYS: position, lease, fence. ARGV: holder, ttlMs.
- * → `{1, fence}` acquired; `{0, "<fence> <holder>", pttl}` held by someone else.
+ * → `{1, fence, waitMs}` acquired; `{0, "<fence> <holder>", pttl}` held by someone else.
+ * `waitMs` > 0 when the fence counter was missing on a Redis up for less than a TTL (it restarted
+ * empty, or this is a first start on a new Redis): a holder of a lease from before the restart may
+ * still believe it valid until its TTL ran out, so the new holder waits that long before it reads.
+ * INFO comes after the writes: before Redis 5 a script may not write after a non-deterministic call.
  */
 export const ACQUIRE = `${STORED_FENCE}
 local current = redis.call('GET', KEYS[2])
 if current then return {0, current, redis.call('PTTL', KEYS[2])} end
+local counterMissing = redis.call('EXISTS', KEYS[3]) == 0
 local fence = redis.call('INCR', KEYS[3])
 -- A counter that was lost (evicted, deleted) must not hand out a fence a stored position already carries.
 local storedFence = stored(KEYS[1])
@@ -40,7 +45,12 @@ if fence <= storedFence then
   redis.call('SET', KEYS[3], string.format('%d', fence))
 end
 redis.call('SET', KEYS[2], string.format('%d', fence) .. ' ' .. ARGV[1], 'PX', ARGV[2])
-return {1, fence}
+local wait = 0
+if counterMissing then
+  local uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)')) or 0
+  wait = math.max(0, tonumber(ARGV[2]) - uptime * 1000)
+end
+return {1, fence, wait}
 `;
 
 /**

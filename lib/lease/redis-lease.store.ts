@@ -24,7 +24,7 @@ export class RedisLeaseStore implements LeaseStore {
     checkHolder(holder);
     checkTtl(ttlMs);
     const reply = await this.commands.acquire(key, leaseKey(key), fenceKey(key), holder, ttlMs);
-    if (reply[0] === 1) return { acquired: { holder, fence: reply[1] } };
+    if (reply[0] === 1) return { acquired: { holder, fence: reply[1] }, ...(reply[2] > 0 ? { waitMs: reply[2] } : {}) };
     // A PTTL of -1 (a lease key someone wrote without expiry) is passed on as it is.
     return { heldBy: parseLeaseValue(reply[1]), ttlMs: reply[2] };
   }

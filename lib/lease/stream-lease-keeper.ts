@@ -86,6 +86,8 @@ export class StreamLeaseKeeper {
             sentAt = performance.now();
             if (!(await this.store.renew(this.key, won, this.timing.ttlMs))) won = null;
           }
+          const waitMs = won && 'acquired' in attempt && attempt.acquired === won ? (attempt.waitMs ?? 0) : 0;
+          if (won && waitMs > 0 && !(await this.waitOut(won, sentAt, waitMs, signal))) continue;
           if (won) return await this.take(won, sentAt, signal);
           this.balancer.unreserve(this.key);
           this.seen = heldBy;
@@ -108,9 +110,24 @@ export class StreamLeaseKeeper {
     return null;
   }
 
+  /**
+   * Holds `lease` (renewing it, so nobody else takes it) for `waitMs` before anything is read under
+   * it: the store lost an earlier lease that its holder may still believe valid for that long.
+   * False if the lease was lost meanwhile.
+   */
+  private async waitOut(lease: StreamLease, sentAt: number, waitMs: number, signal: AbortSignal): Promise<boolean> {
+    this.onLost = undefined; // the last tenure's: it ended, nothing of it may react to this loss
+    this.hold(lease, sentAt);
+    this.logger.warn(messages.leaseFenceMissing(this.key, this.instanceId, waitMs));
+    await sleep(waitMs, signal);
+    if (this.lease === lease) return true;
+    this.seen = null;
+    return false;
+  }
+
   /** Holds `lease`, unless shutdown began meanwhile: then it is given back at once. */
   private async take(lease: StreamLease, sentAt: number, signal: AbortSignal): Promise<StreamLease | null> {
-    this.hold(lease, sentAt);
+    if (this.lease !== lease) this.hold(lease, sentAt);
     if (!signal.aborted) return lease;
     await this.release();
     return null;

@@ -11,8 +11,8 @@ class LateAcquireStore extends MemoryLeaseStore {
   renewals = 0;
   /** The next renewal fails (Redis gone again). */
   renewThrows = false;
-  override async acquire(key: string, holder: string): Promise<LeaseAttempt> {
-    const attempt = await super.acquire(key, holder);
+  override async acquire(key: string, holder: string, ttlMs?: number): Promise<LeaseAttempt> {
+    const attempt = await super.acquire(key, holder, ttlMs);
     await sleep(this.lateByMs);
     this.lateByMs = 0;
     return attempt;
@@ -55,6 +55,30 @@ describe('StreamLeaseKeeper', () => {
       await sleep(50); // shorter than a renewal interval: only the confirming renewal keeps it
       expect(lost).toBeUndefined();
       expect(keeper.stillValid()).toBe(true);
+    });
+  });
+
+  it('after the store restarted empty, a new holder starts reading only once the old holder no longer believes its lease valid', async () => {
+    const store = new LateAcquireStore();
+    const timing = { ttlMs: 1000, renewIntervalMs: 100, pollIntervalMs: 20 };
+    await withKeeper(store, timing, async (a, signal) => {
+      expect(await a.acquire(signal, () => undefined)).toMatchObject({ holder: 'A' });
+      // A is cut off from Redis (its renewals fail, so it still believes its lease until its TTL runs out), and Redis restarts empty.
+      const renew = store.renew.bind(store);
+      store.renew = async (key, lease) => {
+        if (lease.holder === 'A') throw new Error('Connection is closed.');
+        return renew(key, lease);
+      };
+      store.wipe();
+      const b = new StreamLeaseKeeper('s1', store, timing, new LeaseBalancer(store, 'B', timing, ['s1'], () => false));
+      const stopB = new AbortController();
+      try {
+        expect(await b.acquire(stopB.signal, () => undefined)).toMatchObject({ holder: 'B', fence: 1 });
+        expect(a.stillValid()).toBe(false); // by A's own clock its lease ran out before B may read
+      } finally {
+        stopB.abort();
+        await b.release();
+      }
     });
   });
 

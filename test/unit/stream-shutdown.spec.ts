@@ -10,12 +10,18 @@ afterEach(stopAllStreams);
 /** Long enough that a lease stays this instance's through a Redis outage for the whole spec (renewals unconfirmed, not refused). */
 const LONG_TTL = { ttlMs: 30_000, renewIntervalMs: 100, pollIntervalMs: 20 };
 
-/** Redis goes away: saves, renewals and the orphan check fail with a connection error. */
-function takeRedisAway(tokens: FencedMemoryStore): void {
+/** Redis goes away: saves, renewals and the orphan check fail with a connection error. Returns its way back. */
+function takeRedisAway(tokens: FencedMemoryStore): () => void {
   tokens.failSaves = true;
   tokens.failOrphanWrites = Number.MAX_SAFE_INTEGER;
+  const renew = tokens.leases.renew;
   tokens.leases.renew = async () => {
     throw new Error('ECONNREFUSED (test)');
+  };
+  return () => {
+    tokens.failSaves = false;
+    tokens.failOrphanWrites = 0;
+    tokens.leases.renew = renew;
   };
 }
 
@@ -39,7 +45,7 @@ describe('CollectionStream shutdown', () => {
     const first = setup({ tokens, leases: { timing: LONG_TTL }, scripts: [{ getMores: [[insert(1)], { after: gate.promise }, [insert(2), insert(3)]] }] });
     first.stream.start();
     await eventually('1 saved', () => tokens.saves.some((s) => JSON.stringify(s.position) === JSON.stringify(positionOf(1))));
-    takeRedisAway(tokens);
+    const bringRedisBack = takeRedisAway(tokens);
     gate.resolve();
     await eventually('2 and 3 handled', () => first.seen.length === 3);
     await first.stream.stop(3_000);
@@ -53,8 +59,7 @@ describe('CollectionStream shutdown', () => {
 
     // Redis comes back empty; the operator runs the command; the next instance resumes after event 3.
     tokens.wipe();
-    tokens.failSaves = false;
-    tokens.failOrphanWrites = 0;
+    bringRedisBack();
     tokens.orphans.set(restore![1], decodeCheckpoint(KEY, restore![2]));
     const next = setup({ tokens, leases: { instanceId: 'B' }, scripts: [{ getMores: [[insert(4)]] }] });
     next.stream.start();
