@@ -38,6 +38,7 @@ export const messages = {
   redisAuthFailed: (where: string, error: string) =>
     `ChangeStreamModule: ${where} rejected the credentials (${error}). Check the username and password in the "redis" option.`,
   waitingForStore: (error: string) => `waiting for the position store: ${error}`,
+  leaseStoreSilent: (ttlMs: number) => `no answer from Redis for more than the lease TTL (${ttlMs} ms), so no live holder of the stream is known`,
   waitingForLease: (error: string) => `waiting for the position store to ask for the lease: ${error}`,
   cannotSave: (error: string) => `cannot save the position: ${error}`,
   positionMissingResumingFromMemory: (key: string) =>

@@ -105,13 +105,14 @@ export class LeaseBalancer {
     this.beyondShare.delete(key);
   }
 
-  /** Re-reads how many instances can take `key` (a standby checks before it concludes it is over its share). */
-  async refresh(key: string): Promise<void> {
-    if (this.stopped) return;
+  /** Re-reads how many instances can take `key` (a standby checks before it concludes it is over its share); true if the store answered. */
+  async refresh(key: string): Promise<boolean> {
+    if (this.stopped) return false;
     try {
       this.candidates.set(key, await this.store.heartbeat(candidatesKey(key), this.instanceId, this.timing.ttlMs));
+      return true;
     } catch {
-      // The next tick reports a lasting outage.
+      return false; // the next tick reports a lasting outage
     }
   }
 
