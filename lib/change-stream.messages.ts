@@ -95,7 +95,7 @@ export const messages = {
   orphanNotLeft: (key: string, position: string, error: string) =>
     `Stream ${key}: could not check for lost data after losing the lease (${error}) before this instance stopped. If Redis lost its data, the holder of the stream started without the position this instance reached; to make it resume from there (within a renew interval, or at the next start), run: SET ${key}:orphan '${position}' EX 3600`,
   leaseFenceMissing: (key: string, instance: string, waitMs: number) =>
-    `Stream ${key}: ${instance} took the lease, but its fence counter was missing on a Redis that started less than a lease TTL ago (it restarted empty, or this is the first start on a new Redis); waiting ${waitMs} ms before reading, until any lease handed out before the restart has expired.`,
+    `Stream ${key}: ${instance} took the lease, but its fence counter was missing on a Redis that started less than a lease TTL ago (it restarted empty), and another instance was seen holding or announcing the stream; waiting ${waitMs} ms before reading, until any lease handed out before the restart has expired.`,
   leaseStandby: (key: string, instance: string, holder: string | null) =>
     `Stream ${key}: ${instance} stands by${holder ? `; ${holder} is active` : ''}.`,
   leaseLost: (key: string, instance: string, reason: string) =>

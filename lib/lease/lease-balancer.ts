@@ -105,6 +105,11 @@ export class LeaseBalancer {
     this.beyondShare.delete(key);
   }
 
+  /** Another live instance announced itself for `key` (as of the last announcement). */
+  hasOtherCandidates(key: string): boolean {
+    return (this.candidates.get(key) ?? 1) > 1;
+  }
+
   /** Re-reads how many instances can take `key` (a standby checks before it concludes it is over its share); true if the store answered. */
   async refresh(key: string): Promise<boolean> {
     if (this.stopped) return false;

@@ -22,6 +22,8 @@ export class StreamLeaseKeeper {
   /** Monotonic time (`performance.now()`) until which the lease is surely this instance's (see `confirm`). */
   private confirmedUntil = 0;
   private onLost: ((reason: string) => void) | undefined;
+  /** Another instance was seen holding this stream at some point: after a restart of Redis it may still believe its lease valid. */
+  private sawOtherHolder = false;
   /** Monotonic time of the store's last answer while waiting for the lease. */
   private answeredAt = 0;
 
@@ -111,7 +113,10 @@ export class StreamLeaseKeeper {
             sentAt = performance.now();
             if (!(await this.store.renew(this.key, won, this.timing.ttlMs))) won = null;
           }
-          const waitMs = won && 'acquired' in attempt && attempt.acquired === won ? (attempt.waitMs ?? 0) : 0;
+          if (heldBy && heldBy.holder !== this.instanceId) this.sawOtherHolder = true;
+          // Only when another instance may hold a lease from before (a wait on every first start of a new Redis would delay it for nothing).
+          const mayOverlap = this.sawOtherHolder || this.balancer.hasOtherCandidates(this.key);
+          const waitMs = won && mayOverlap && 'acquired' in attempt && attempt.acquired === won ? (attempt.waitMs ?? 0) : 0;
           if (won && waitMs > 0 && !(await this.waitOut(won, sentAt, waitMs, signal))) continue;
           if (won) return await this.take(won, sentAt, signal);
           this.balancer.unreserve(this.key);

@@ -63,17 +63,18 @@ describe('StreamLeaseKeeper', () => {
     const timing = { ttlMs: 1000, renewIntervalMs: 100, pollIntervalMs: 20 };
     await withKeeper(store, timing, async (a, signal) => {
       expect(await a.acquire(signal, () => undefined)).toMatchObject({ holder: 'A' });
-      // A is cut off from Redis (its renewals fail, so it still believes its lease until its TTL runs out), and Redis restarts empty.
+      // A is cut off from Redis (its renewals fail, so it still believes its lease until its TTL runs out).
       const renew = store.renew.bind(store);
       store.renew = async (key, lease) => {
         if (lease.holder === 'A') throw new Error('Connection is closed.');
         return renew(key, lease);
       };
-      store.wipe();
       const b = new StreamLeaseKeeper('s1', store, timing, new LeaseBalancer(store, 'B', timing, ['s1'], () => false));
       const stopB = new AbortController();
       try {
-        expect(await b.acquire(stopB.signal, () => undefined)).toMatchObject({ holder: 'B', fence: 1 });
+        // B stands by, sees A holding the stream, and then Redis restarts empty.
+        const lease = b.acquire(stopB.signal, (why) => 'heldBy' in why && why.heldBy?.holder === 'A' && store.counter('s1') !== undefined && store.wipe());
+        expect(await lease).toMatchObject({ holder: 'B', fence: 1 });
         expect(a.stillValid()).toBe(false); // by A's own clock its lease ran out before B may read
       } finally {
         stopB.abort();
