@@ -96,6 +96,8 @@ export const messages = {
     `Stream ${key}: could not check for lost data after losing the lease (${error}) before this instance stopped. If Redis lost its data, the holder of the stream started without the position this instance reached; to make it resume from there (within a renew interval, or at the next start), run: SET ${key}:orphan '${position}' EX 3600`,
   leaseFenceMissing: (key: string, instance: string, waitMs: number) =>
     `Stream ${key}: ${instance} took the lease, but its fence counter was missing on a Redis that started less than a lease TTL ago (it restarted empty), and another instance was seen holding or announcing the stream; waiting ${waitMs} ms before reading, until any lease handed out before the restart has expired.`,
+  handlerSetsDiffer: (key: string, instance: string, mine: string, other: string, theirs: string) =>
+    `Stream ${key}: instances of this consumer run different handlers for it: ${instance} (this instance) runs ${mine}; ${other} runs ${theirs}. Whichever holds the lease handles each event with its own handlers only, so the others' handlers miss those events. Expected while a deploy that changes the handlers rolls out; otherwise two apps share one consumer name: give each its own consumer name.`,
   leaseStandby: (key: string, instance: string, holder: string | null) =>
     `Stream ${key}: ${instance} stands by${holder ? `; ${holder} is active` : ''}.`,
   leaseLost: (key: string, instance: string, reason: string) =>

@@ -151,3 +151,31 @@ return 0
  * have the position yet: the stream would start from now).
  */
 export const READ = `return redis.call('GET', KEYS[1])`;
+
+/**
+ * KEYS: group, handler sets. ARGV: member, ttlMs, handler set.
+ * `HEARTBEAT` that also records the member's handler set in a hash beside the group (expiring
+ * with it; sets of members that expired are removed). → `{live members, member, set, member, set, ...}`.
+ */
+export const ANNOUNCE = `
+if redis.replicate_commands then redis.replicate_commands() end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
+redis.call('ZADD', KEYS[1], string.format('%d', now + tonumber(ARGV[2])), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+redis.call('PEXPIREAT', KEYS[2], last[2])
+local reply = {redis.call('ZCARD', KEYS[1])}
+local sets = redis.call('HGETALL', KEYS[2])
+for i = 1, #sets, 2 do
+  if redis.call('ZSCORE', KEYS[1], sets[i]) then
+    table.insert(reply, sets[i])
+    table.insert(reply, sets[i + 1])
+  else
+    redis.call('HDEL', KEYS[2], sets[i])
+  end
+end
+return reply
+`;

@@ -106,6 +106,16 @@ describe('RedisLeaseStore and the fenced save (real Redis)', () => {
     expect(await leases.acquire(key, 'pod-c', 500)).toEqual({ acquired: { holder: 'pod-c', fence: 1 } }); // up for longer than this TTL
   });
 
+  it('announce records each live member\'s handler set beside the candidates, and forgets it when the member leaves or expires', async () => {
+    const group = candidatesKey(newKey());
+    expect(await leases.announce(group, 'pod-a', LONG, 'X.a')).toEqual({ members: 1, handlers: new Map([['pod-a', 'X.a']]) });
+    expect(await leases.announce(group, 'pod-b', 200, 'X.a, Y.b')).toEqual({ members: 2, handlers: new Map([['pod-a', 'X.a'], ['pod-b', 'X.a, Y.b']]) });
+    await eventually('pod-b expired', async () => (await leases.announce(group, 'pod-a', LONG, 'X.a')).members === 1);
+    expect((await leases.announce(group, 'pod-c', LONG, 'Z.c')).handlers).toEqual(new Map([['pod-a', 'X.a'], ['pod-c', 'Z.c']]));
+    await leases.leave(group, 'pod-a');
+    expect((await leases.announce(group, 'pod-c', LONG, 'Z.c')).handlers).toEqual(new Map([['pod-c', 'Z.c']]));
+  });
+
   describe('leaveOrphan: a position is left only when Redis shows it lost the stream\'s data', () => {
     /** pod-a holds fence 2 and stored its position under it. */
     const heldByA = async () => {
