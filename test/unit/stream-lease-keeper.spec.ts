@@ -83,6 +83,18 @@ describe('StreamLeaseKeeper', () => {
     });
   });
 
+  it('alone on a Redis that just started (no other holder or candidate seen), takes the lease without waiting out the TTL', async () => {
+    const store = new LateAcquireStore();
+    store.wipe(); // a brand-new Redis: no counter, up for less than the TTL
+    await withKeeper(store, { ttlMs: 600_000, renewIntervalMs: 100, pollIntervalMs: 20 }, async (keeper, signal) => {
+      const attempt = await store.acquire('other', 'probe', 600_000);
+      expect(attempt).toMatchObject({ waitMs: expect.any(Number) }); // the store does report the missing counter
+      const started = performance.now();
+      expect(await keeper.acquire(signal, () => undefined)).toMatchObject({ holder: 'A', fence: 1 });
+      expect(performance.now() - started).toBeLessThan(60_000); // not the 600 s TTL
+    });
+  });
+
   it('takes its own lease back when that first renewal fails, instead of standing by for another holder', async () => {
     const store = new LateAcquireStore();
     store.lateByMs = 900;
