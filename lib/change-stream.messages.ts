@@ -42,14 +42,17 @@ export const messages = {
   redisAuthFailed: (where: string, error: string) =>
     `ChangeStreamModule: ${where} rejected the credentials (${error}). Check the username and password in the "redis" option.`,
   waitingForStore: (error: string) => `waiting for the position store: ${error}`,
+  leaseStoreSilent: (ttlMs: number) => `no answer from Redis for more than the lease TTL (${ttlMs} ms), so no live holder of the stream is known`,
   waitingForLease: (error: string) => `waiting for the position store to ask for the lease: ${error}`,
   cannotSave: (error: string) => `cannot save the position: ${error}`,
   positionMissingResumingFromMemory: (key: string) =>
     `Stream ${key}: no position is stored any more (did Redis lose its data?); resuming from the last position this instance handled instead of from now.`,
   saveStalled: (ms: number) => `the position store has not answered a save for ${ms / 1000} s`,
   saveRecovered: (key: string, attempts: number) => `Saving the position of ${key} works again (after ${attempts} failed attempt(s)).`,
-  finalSaveFailed: (key: string, unsaved: number) =>
-    `Stream ${key}: the final position could not be stored (the save failed or the shutdown timeout ran out); up to ${unsaved} handled event(s) will be delivered again on the next start.`,
+  finalSaveFailed: (key: string, unsaved: number, restoreCommand: string | null) =>
+    `Stream ${key}: the final position could not be stored (the save failed or the shutdown timeout ran out). If the store still holds its stored position, up to ${unsaved} handled event(s) after it will be delivered again on the next start${restoreCommand ? `; if it lost it (Redis restarted without persistence), the next start begins from now and skips everything after it, unless the position this instance reached is restored first: ${restoreCommand}` : ''}.`,
+  shutdownWaiting: (key: string, what: string, leftMs: number) =>
+    `Stream ${key}: shutdown is waiting for ${what} (${leftMs} ms left of shutdownTimeoutMs).`,
   handlerFailedDuringShutdown: (handler: string, key: string, eventId: string, error: string) =>
     `Handler ${handler} failed on ${eventId} of ${key} during shutdown (${error}); the event is not acknowledged and will be delivered again on the next start.`,
   handlerStuck: (handlers: string[], key: string, eventId: string, ms: number, action: 'warn' | 'abort') =>
@@ -106,6 +109,10 @@ export const messages = {
   orphanNotLeftYet: (key: string, error: string) => `Stream ${key}: could not check for lost data after losing the lease (${error}); retrying with backoff.`,
   orphanNotLeft: (key: string, position: string, error: string) =>
     `Stream ${key}: could not check for lost data after losing the lease (${error}) before this instance stopped. If Redis lost its data, the holder of the stream started without the position this instance reached; to make it resume from there (within a renew interval, or at the next start), run: SET ${key}:orphan '${position}' EX 3600`,
+  leaseFenceMissing: (key: string, instance: string, waitMs: number) =>
+    `Stream ${key}: ${instance} took the lease, but its fence counter was missing on a Redis that started less than a lease TTL ago (it restarted empty), and another instance was seen holding or announcing the stream; waiting ${waitMs} ms before reading, until any lease handed out before the restart has expired.`,
+  handlerSetsDiffer: (key: string, instance: string, mine: string, other: string, theirs: string) =>
+    `Stream ${key}: instances of this consumer run different handlers for it: ${instance} (this instance) runs ${mine}; ${other} runs ${theirs}. Whichever holds the lease handles each event with its own handlers only, so the others' handlers miss those events. Expected while a deploy that changes the handlers rolls out; otherwise two apps share one consumer name: give each its own consumer name.`,
   leaseStandby: (key: string, instance: string, holder: string | null) =>
     `Stream ${key}: ${instance} stands by${holder ? `; ${holder} is active` : ''}.`,
   leaseLost: (key: string, instance: string, reason: string) =>

@@ -20,7 +20,7 @@ import { ChangeStreamRuntime } from './change-stream.runtime.js';
 import { Checkpointer } from './checkpoint/checkpointer.js';
 import { settlesWithin } from './common/backoff.js';
 import { errorText } from './common/errors.js';
-import { LeaseBalancer, type LeaseTiming } from './lease/lease-balancer.js';
+import { handlerSetOf, LeaseBalancer, type LeaseTiming } from './lease/lease-balancer.js';
 import { StreamLeaseKeeper } from './lease/stream-lease-keeper.js';
 import { ProviderLifecycle, type ProviderWrapper } from './lifecycle/provider-lifecycle.js';
 import { ChangeStreamTelemetry } from './telemetry/change-stream-telemetry.js';
@@ -89,7 +89,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     if (planned.length > 0) {
       this.tokens = await withPositionMirror(this.stores.tokens, this.options, (name) => this.moduleRef.get<Connection>(getConnectionToken(name), { strict: false }));
     }
-    this.balancer = this.createBalancer(planned.map((p) => p.key));
+    this.balancer = this.createBalancer(new Map(planned.map((p) => [p.key, handlerSetOf(p.plan.handlers.map((h) => h.name))])));
     for (const { plan, connection, database, key } of planned) {
       const owners = plan.handlers.map((h) => h.owner).filter((owner): owner is ProviderWrapper => owner !== undefined);
       const stream = new CollectionStream({
@@ -193,7 +193,8 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   }
 
   /** Leases: on with a store that supports them unless `leases: false`; asked for explicitly with one that does not, an error. */
-  private createBalancer(keys: string[]): LeaseBalancer | undefined {
+  private createBalancer(handlerSets: Map<string, string>): LeaseBalancer | undefined {
+    const keys = [...handlerSets.keys()];
     const { leases } = this.options;
     const store = this.stores.tokens.leases;
     if (leases === false) {
@@ -207,6 +208,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     }
     return new LeaseBalancer(store, leases.instanceId, leases, keys, (key) =>
       this.runtime.streams.find((s) => s.key === key)?.handOver('this instance holds more than its fair share') ?? false,
+      handlerSets,
     );
   }
 

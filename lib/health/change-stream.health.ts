@@ -40,7 +40,7 @@ export interface ChangeStreamHealthOptions {
 export interface StreamHealth {
   /** The stream's state; see `ChangeStreamState`. */
   state: ChangeStreamStatus['state'];
-  /** With leases: `active` or `standby` (healthy), the active instance and its lease's fence. */
+  /** With leases: `active` or `standby` (healthy while Redis answers), the active instance and its lease's fence. */
   role?: ChangeStreamStatus['role'];
   /** With leases: the active instance, as far as this one knows. */
   holder?: string | null;
@@ -78,7 +78,8 @@ interface TerminusSession {
  * Terminus indicator: `down` when any stream failed or closed (or is more than `downLagMs`
  * behind), `degraded` (Terminus 12; `up` on 11; see `options.degraded`) while one is starting,
  * reconnecting or degraded (cannot save its position, a handler is stuck) or more than
- * `maxLagMs` behind, else `up` (a standby is healthy); per stream its state, role, lag, counts
+ * `maxLagMs` behind, else `up` (a standby is healthy: it turns `reconnecting` once Redis has not
+ * answered for a lease TTL, when no live holder is known); per stream its state, role, lag, counts
  * and times.
  */
 @Injectable()

@@ -14,6 +14,11 @@ export type LeaseAttempt =
   | {
       /** The lease is now the caller's. */
       acquired: StreamLease;
+      /**
+       * Wait this long (ms) before reading under it: the store may have lost an earlier lease that
+       * its holder still believes valid (Redis restarted empty less than a TTL ago). Absent: at once.
+       */
+      waitMs?: number;
     }
   | {
       /** The current lease (null when its value could not be read). */
@@ -46,6 +51,20 @@ export interface LeaseStore {
    * the group has (this one included): the basis of the fair share of streams per instance.
    */
   heartbeat(group: string, member: string, ttlMs: number): Promise<number>;
+  /**
+   * Optional: `heartbeat` that also records `member`'s handler set (`handlers`, an opaque string)
+   * and returns every live member's, so that instances of one consumer running different handlers
+   * for one stream are noticed (and warned about). Without it, `heartbeat` is used.
+   */
+  announce?(group: string, member: string, ttlMs: number, handlers: string): Promise<CandidateAnnouncement>;
   /** Removes `member` from `group` at once (clean shutdown). */
   leave(group: string, member: string): Promise<void>;
+}
+
+/** What `LeaseStore.announce` found. */
+export interface CandidateAnnouncement {
+  /** How many live members the group has (this one included), as `heartbeat` returns. */
+  members: number;
+  /** Each live member's handler set, by member (this one included). */
+  handlers: Map<string, string>;
 }

@@ -41,6 +41,8 @@ export class LeaseBalancer {
   private announced = false;
   private reportedFailure = false;
   private stopped = false;
+  /** Streams and pairs of handler sets already warned about. */
+  private readonly differencesSeen = new Set<string>();
 
   constructor(
     private readonly store: LeaseStore,
@@ -49,6 +51,8 @@ export class LeaseBalancer {
     keys: string[],
     /** Asked to hand a stream over; false when it cannot now (events in flight, failed). */
     private readonly shed: (key: string) => boolean,
+    /** This instance's handler set per stream (see `handlerSetOf`), announced to the others. */
+    private readonly handlerSets: ReadonlyMap<string, string> = new Map(),
   ) {
     this.candidates = new Map(keys.map((key) => [key, 1]));
   }
@@ -105,20 +109,40 @@ export class LeaseBalancer {
     this.beyondShare.delete(key);
   }
 
-  /** Re-reads how many instances can take `key` (a standby checks before it concludes it is over its share). */
-  async refresh(key: string): Promise<void> {
-    if (this.stopped) return;
+  /** Another live instance announced itself for `key` (as of the last announcement). */
+  hasOtherCandidates(key: string): boolean {
+    return (this.candidates.get(key) ?? 1) > 1;
+  }
+
+  /** Re-reads how many instances can take `key` (a standby checks before it concludes it is over its share); true if the store answered. */
+  async refresh(key: string): Promise<boolean> {
+    if (this.stopped) return false;
     try {
-      this.candidates.set(key, await this.store.heartbeat(candidatesKey(key), this.instanceId, this.timing.ttlMs));
+      this.candidates.set(key, await this.announce(key));
+      return true;
     } catch {
-      // The next tick reports a lasting outage.
+      return false; // the next tick reports a lasting outage
     }
+  }
+
+  /** Announces this instance as a candidate of `key` (with its handler set, if the store keeps them); → live candidates. */
+  private async announce(key: string): Promise<number> {
+    const mine = this.handlerSets.get(key);
+    if (mine === undefined || !this.store.announce) return this.store.heartbeat(candidatesKey(key), this.instanceId, this.timing.ttlMs);
+    const { members, handlers } = await this.store.announce(candidatesKey(key), this.instanceId, this.timing.ttlMs, mine);
+    for (const [member, theirs] of handlers) {
+      const pair = `${key}\n${[mine, theirs].sort().join('\n')}`;
+      if (member === this.instanceId || theirs === mine || this.differencesSeen.has(pair)) continue;
+      this.differencesSeen.add(pair);
+      this.logger.warn(messages.handlerSetsDiffer(key, this.instanceId, mine, member, theirs));
+    }
+    return members;
   }
 
   private async tick(): Promise<void> {
     try {
       const keys = [...this.candidates.keys()];
-      const counts = await Promise.all(keys.map((key) => this.store.heartbeat(candidatesKey(key), this.instanceId, this.timing.ttlMs)));
+      const counts = await Promise.all(keys.map((key) => this.announce(key)));
       keys.forEach((key, i) => this.candidates.set(key, counts[i]));
       this.announced = true;
       this.reportedFailure = false;
@@ -140,4 +164,9 @@ export class LeaseBalancer {
       }
     }
   }
+}
+
+/** How an instance announces its handlers of one stream: their names, sorted. */
+export function handlerSetOf(handlerNames: readonly string[]): string {
+  return [...handlerNames].sort().join(', ');
 }

@@ -1,9 +1,9 @@
 import type { Cluster, Redis } from 'ioredis';
-import { ACQUIRE, HEARTBEAT, LEAVE_ORPHAN, RELEASE, RENEW, WRITE_FENCED } from './lease.scripts.js';
+import { ACQUIRE, ANNOUNCE, HEARTBEAT, LEAVE_ORPHAN, READ, RELEASE, RENEW, WRITE_FENCED } from './lease.scripts.js';
 
 type Arg = string | number;
 
-export type AcquireReply = [1, number] | [0, string, number];
+export type AcquireReply = [1, number, number] | [0, string, number];
 export type WriteFencedReply = [1] | [0, 'held' | 'fence', string] | [0, 'stored', string, string];
 
 /** The lease scripts as typed calls; keys first, then arguments, as each script documents. */
@@ -13,7 +13,10 @@ export interface LeaseCommands {
   release(leaseKey: string, value: string): Promise<0 | 1>;
   writeFenced(positionKey: string, leaseKey: string, fenceKey: string, envelope: string, fence: string, holder: string): Promise<WriteFencedReply>;
   heartbeat(groupKey: string, member: string, ttlMs: number): Promise<number>;
+  announce(groupKey: string, handlerSetsKey: string, member: string, ttlMs: number, handlers: string): Promise<[number, ...string[]]>;
   leaveOrphan(positionKey: string, leaseKey: string, fenceKey: string, orphanKey: string, fence: string, holder: string, envelope: string, ttlSeconds: number, saved: '0' | '1'): Promise<0 | 1>;
+  /** GET from the master, never a replica (see `READ`). */
+  read(key: string): Promise<string | null>;
 }
 
 // Namespaced: `defineCommand` adds these as methods of the client, which may be the application's own.
@@ -23,7 +26,9 @@ const SCRIPTS = {
   release: { name: 'nestjsChangeStreamsLeaseRelease', lua: RELEASE, numberOfKeys: 1 },
   writeFenced: { name: 'nestjsChangeStreamsWriteFenced', lua: WRITE_FENCED, numberOfKeys: 3 },
   heartbeat: { name: 'nestjsChangeStreamsHeartbeat', lua: HEARTBEAT, numberOfKeys: 1 },
+  announce: { name: 'nestjsChangeStreamsAnnounce', lua: ANNOUNCE, numberOfKeys: 2 },
   leaveOrphan: { name: 'nestjsChangeStreamsLeaveOrphan', lua: LEAVE_ORPHAN, numberOfKeys: 4 },
+  read: { name: 'nestjsChangeStreamsRead', lua: READ, numberOfKeys: 1 },
 } as const satisfies Record<keyof LeaseCommands, { name: string; lua: string; numberOfKeys: number }>;
 
 /**
@@ -43,6 +48,8 @@ export function defineLeaseCommands(client: Redis | Cluster): LeaseCommands {
     release: call<0 | 1>(SCRIPTS.release.name),
     writeFenced: call<WriteFencedReply>(SCRIPTS.writeFenced.name),
     heartbeat: call<number>(SCRIPTS.heartbeat.name),
+    announce: call<[number, ...string[]]>(SCRIPTS.announce.name),
     leaveOrphan: call<0 | 1>(SCRIPTS.leaveOrphan.name),
+    read: call<string | null>(SCRIPTS.read.name),
   };
 }

@@ -21,6 +21,11 @@ export function candidatesKey(positionKey: string): string {
   return `${positionKey}:candidates`;
 }
 
+/** Each live candidate's handler set (a hash member → set), beside `group` (a `candidatesKey`) and expiring with it. */
+export function handlerSetsKey(group: string): string {
+  return `${group}:handlers`;
+}
+
 /** Where an instance that lost its lease when Redis lost the stream's data leaves its position (expiring). */
 export function orphanKey(positionKey: string): string {
   return `${positionKey}:orphan`;

@@ -27,11 +27,16 @@ end
 
 /**
  * KEYS: position, lease, fence. ARGV: holder, ttlMs.
- * → `{1, fence}` acquired; `{0, "<fence> <holder>", pttl}` held by someone else.
+ * → `{1, fence, waitMs}` acquired; `{0, "<fence> <holder>", pttl}` held by someone else.
+ * `waitMs` > 0 when the fence counter was missing on a Redis up for less than a TTL (it restarted
+ * empty, or this is a first start on a new Redis): a holder of a lease from before the restart may
+ * still believe it valid until its TTL ran out, so the new holder waits that long before it reads.
+ * INFO comes after the writes: before Redis 5 a script may not write after a non-deterministic call.
  */
 export const ACQUIRE = `${STORED_FENCE}
 local current = redis.call('GET', KEYS[2])
 if current then return {0, current, redis.call('PTTL', KEYS[2])} end
+local counterMissing = redis.call('EXISTS', KEYS[3]) == 0
 local fence = redis.call('INCR', KEYS[3])
 -- A counter that was lost (evicted, deleted) must not hand out a fence a stored position already carries.
 local storedFence = stored(KEYS[1])
@@ -40,7 +45,12 @@ if fence <= storedFence then
   redis.call('SET', KEYS[3], string.format('%d', fence))
 end
 redis.call('SET', KEYS[2], string.format('%d', fence) .. ' ' .. ARGV[1], 'PX', ARGV[2])
-return {1, fence}
+local wait = 0
+if counterMissing then
+  local uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)')) or 0
+  wait = math.max(0, tonumber(ARGV[2]) - uptime * 1000)
+end
+return {1, fence, wait}
 `;
 
 /**
@@ -133,4 +143,39 @@ if ARGV[5] == '1' and (redis.call('EXISTS', KEYS[1]) == 0 or storedFence < fence
 if not lost then return 0 end
 if redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4], 'NX') then return 1 end
 return 0
+`;
+
+/**
+ * KEYS: key. → its value or nil. A plain GET sent as a script: ioredis sends scripts to the master,
+ * while a Cluster client with `scaleReads` sends GET to a replica that may lag behind (and not
+ * have the position yet: the stream would start from now).
+ */
+export const READ = `return redis.call('GET', KEYS[1])`;
+
+/**
+ * KEYS: group, handler sets. ARGV: member, ttlMs, handler set.
+ * `HEARTBEAT` that also records the member's handler set in a hash beside the group (expiring
+ * with it; sets of members that expired are removed). → `{live members, member, set, member, set, ...}`.
+ */
+export const ANNOUNCE = `
+if redis.replicate_commands then redis.replicate_commands() end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now))
+redis.call('ZADD', KEYS[1], string.format('%d', now + tonumber(ARGV[2])), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+redis.call('PEXPIREAT', KEYS[2], last[2])
+local reply = {redis.call('ZCARD', KEYS[1])}
+local sets = redis.call('HGETALL', KEYS[2])
+for i = 1, #sets, 2 do
+  if redis.call('ZSCORE', KEYS[1], sets[i]) then
+    table.insert(reply, sets[i])
+    table.insert(reply, sets[i + 1])
+  else
+    redis.call('HDEL', KEYS[2], sets[i])
+  end
+end
+return reply
 `;

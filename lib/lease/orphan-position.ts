@@ -5,6 +5,7 @@ import { errorText } from '../common/errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
 import { encodeCheckpoint } from '../token-store/checkpoint.codec.js';
+import { orphanKey } from './lease-keys.js';
 
 /** As long as the store keeps what is left: after that nobody would see it. */
 const GIVE_UP_AFTER_MS = 3_600_000;
@@ -23,6 +24,15 @@ export interface LeftPosition {
   /** A position was stored under `lease`. */
   saved: boolean;
   settled?: boolean;
+}
+
+/**
+ * The Redis command that hands `position` to the stream's next holder by hand: with leases as a
+ * left position (`leaveOrphan`), without them as the stored position itself.
+ */
+export function restoreCommand(key: string, position: StreamPosition, leases: boolean): string {
+  const envelope = encodeCheckpoint(position);
+  return leases ? `SET ${orphanKey(key)} '${envelope}' EX ${GIVE_UP_AFTER_MS / 1000}` : `SET ${key} '${envelope}'`;
 }
 
 /** Logs, once, the position that could not be left, with how to restore it by hand. */

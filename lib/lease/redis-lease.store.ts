@@ -1,8 +1,8 @@
 import type { Cluster, Redis } from 'ioredis';
 import { FencedWriteError } from '../change-stream.errors.js';
-import type { LeaseAttempt, LeaseStore, StreamLease } from '../interfaces/lease-store.interface.js';
+import type { CandidateAnnouncement, LeaseAttempt, LeaseStore, StreamLease } from '../interfaces/lease-store.interface.js';
 import { defineLeaseCommands, type LeaseCommands, type WriteFencedReply } from './lease-commands.js';
-import { fenceKey, leaseKey, leaseValue, orphanKey, parseLeaseValue } from './lease-keys.js';
+import { fenceKey, handlerSetsKey, leaseKey, leaseValue, orphanKey, parseLeaseValue } from './lease-keys.js';
 
 /**
  * Leases in Redis (standalone, Sentinel or Cluster), one per position key `K`: `K:lease` holds
@@ -24,7 +24,7 @@ export class RedisLeaseStore implements LeaseStore {
     checkHolder(holder);
     checkTtl(ttlMs);
     const reply = await this.commands.acquire(key, leaseKey(key), fenceKey(key), holder, ttlMs);
-    if (reply[0] === 1) return { acquired: { holder, fence: reply[1] } };
+    if (reply[0] === 1) return { acquired: { holder, fence: reply[1] }, ...(reply[2] > 0 ? { waitMs: reply[2] } : {}) };
     // A PTTL of -1 (a lease key someone wrote without expiry) is passed on as it is.
     return { heldBy: parseLeaseValue(reply[1]), ttlMs: reply[2] };
   }
@@ -38,6 +38,11 @@ export class RedisLeaseStore implements LeaseStore {
     await this.commands.release(leaseKey(key), leaseValue(lease));
   }
 
+  /** The value at `key`, read from the master (a replica may lag behind: see `READ`). */
+  async read(key: string): Promise<string | null> {
+    return this.commands.read(key);
+  }
+
   /** `group`: a key of its own, e.g. `candidatesKey(positionKey)`. */
   async heartbeat(group: string, member: string, ttlMs: number): Promise<number> {
     checkHolder(member);
@@ -45,8 +50,18 @@ export class RedisLeaseStore implements LeaseStore {
     return this.commands.heartbeat(group, member, ttlMs);
   }
 
+  /** `heartbeat`, recording `handlers` (this member's handler set) and returning every live member's. */
+  async announce(group: string, member: string, ttlMs: number, handlers: string): Promise<CandidateAnnouncement> {
+    checkHolder(member);
+    checkTtl(ttlMs);
+    const [members, ...pairs] = await this.commands.announce(group, handlerSetsKey(group), member, ttlMs, handlers);
+    const sets = new Map<string, string>();
+    for (let i = 0; i + 1 < pairs.length; i += 2) sets.set(pairs[i]!, pairs[i + 1]!);
+    return { members, handlers: sets };
+  }
+
   async leave(group: string, member: string): Promise<void> {
-    await this.client.zrem(group, member);
+    await Promise.all([this.client.zrem(group, member), this.client.hdel(handlerSetsKey(group), member)]);
   }
 
   /**

@@ -22,6 +22,10 @@ export class StreamLeaseKeeper {
   /** Monotonic time (`performance.now()`) until which the lease is surely this instance's (see `confirm`). */
   private confirmedUntil = 0;
   private onLost: ((reason: string) => void) | undefined;
+  /** Another instance was seen holding this stream at some point: after a restart of Redis it may still believe its lease valid. */
+  private sawOtherHolder = false;
+  /** Monotonic time of the store's last answer while waiting for the lease. */
+  private answeredAt = 0;
 
   constructor(
     private readonly key: string,
@@ -60,12 +64,34 @@ export class StreamLeaseKeeper {
    * error (retried quietly: an unreachable store is reported once, elsewhere).
    */
   async acquire(signal: AbortSignal, onWaiting: (why: { heldBy: StreamLease | null } | { error: string }) => void): Promise<StreamLease | null> {
+    // A standby is healthy only while the store answers: a holder it saw is live (its lease has a
+    // TTL), but a store that stopped answering (frozen, or down with commands queued) shows nothing.
+    this.answeredAt = performance.now();
+    const watchdog = setInterval(() => this.lease === null && this.silent() && onWaiting(this.standingBy(null)), this.timing.renewIntervalMs);
+    watchdog.unref();
+    try {
+      return await this.poll(signal, onWaiting);
+    } finally {
+      clearInterval(watchdog);
+    }
+  }
+
+  /** Why this instance waits: the holder it saw, unless the store has not answered for a TTL. */
+  private standingBy(heldBy: StreamLease | null): { heldBy: StreamLease | null } | { error: string } {
+    return this.silent() ? { error: messages.leaseStoreSilent(this.timing.ttlMs) } : { heldBy };
+  }
+
+  private silent(): boolean {
+    return performance.now() - this.answeredAt >= this.timing.ttlMs;
+  }
+
+  private async poll(signal: AbortSignal, onWaiting: (why: { heldBy: StreamLease | null } | { error: string }) => void): Promise<StreamLease | null> {
     // Since when nobody was seen holding the stream while this instance stood back for its share.
     let unseenSince = performance.now();
     for (let failures = 0; !signal.aborted; ) {
       let reserved = this.balancer.reserve(this.key);
       if (!reserved) {
-        await this.balancer.refresh(this.key); // over its share, unless a candidate left: look again
+        if (await this.balancer.refresh(this.key)) this.answeredAt = performance.now(); // over its share, unless a candidate left: look again
         // A TTL without a holder in sight: the instances under their share may not be able to take
         // it (other handler sets). Ask anyway: if it is free, taking it beats leaving it unread.
         reserved = this.balancer.reserve(this.key, performance.now() - unseenSince >= this.timing.ttlMs);
@@ -74,6 +100,7 @@ export class StreamLeaseKeeper {
         let sentAt = performance.now();
         try {
           const attempt = await this.store.acquire(this.key, this.instanceId, this.timing.ttlMs);
+          this.answeredAt = performance.now();
           failures = 0;
           const heldBy = 'heldBy' in attempt ? attempt.heldBy : null;
           let won = 'acquired' in attempt ? attempt.acquired : null;
@@ -86,11 +113,16 @@ export class StreamLeaseKeeper {
             sentAt = performance.now();
             if (!(await this.store.renew(this.key, won, this.timing.ttlMs))) won = null;
           }
+          if (heldBy && heldBy.holder !== this.instanceId) this.sawOtherHolder = true;
+          // Only when another instance may hold a lease from before (a wait on every first start of a new Redis would delay it for nothing).
+          const mayOverlap = this.sawOtherHolder || this.balancer.hasOtherCandidates(this.key);
+          const waitMs = won && mayOverlap && 'acquired' in attempt && attempt.acquired === won ? (attempt.waitMs ?? 0) : 0;
+          if (won && waitMs > 0 && !(await this.waitOut(won, sentAt, waitMs, signal))) continue;
           if (won) return await this.take(won, sentAt, signal);
           this.balancer.unreserve(this.key);
           this.seen = heldBy;
           unseenSince = performance.now();
-          onWaiting({ heldBy: this.seen });
+          onWaiting(this.standingBy(this.seen));
         } catch (error) {
           this.balancer.unreserve(this.key);
           failures++;
@@ -100,7 +132,7 @@ export class StreamLeaseKeeper {
           continue;
         }
       } else {
-        onWaiting({ heldBy: null });
+        onWaiting(this.standingBy(null));
       }
       // Jitter, so standbys polling at one interval do not knock in step.
       await sleep(Math.round(this.timing.pollIntervalMs * (0.75 + Math.random() * 0.5)), signal);
@@ -108,9 +140,24 @@ export class StreamLeaseKeeper {
     return null;
   }
 
+  /**
+   * Holds `lease` (renewing it, so nobody else takes it) for `waitMs` before anything is read under
+   * it: the store lost an earlier lease that its holder may still believe valid for that long.
+   * False if the lease was lost meanwhile.
+   */
+  private async waitOut(lease: StreamLease, sentAt: number, waitMs: number, signal: AbortSignal): Promise<boolean> {
+    this.onLost = undefined; // the last tenure's: it ended, nothing of it may react to this loss
+    this.hold(lease, sentAt);
+    this.logger.warn(messages.leaseFenceMissing(this.key, this.instanceId, waitMs));
+    await sleep(waitMs, signal);
+    if (this.lease === lease) return true;
+    this.seen = null;
+    return false;
+  }
+
   /** Holds `lease`, unless shutdown began meanwhile: then it is given back at once. */
   private async take(lease: StreamLease, sentAt: number, signal: AbortSignal): Promise<StreamLease | null> {
-    this.hold(lease, sentAt);
+    if (this.lease !== lease) this.hold(lease, sentAt);
     if (!signal.aborted) return lease;
     await this.release();
     return null;

@@ -10,7 +10,7 @@ import { errorText } from '../common/errors.js';
 import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
 import type { ResumeToken, ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
-import { type LeftPosition, leaveOrphanPosition, orphanStore, reportOrphanNotLeft } from '../lease/orphan-position.js';
+import { type LeftPosition, leaveOrphanPosition, orphanStore, reportOrphanNotLeft, restoreCommand } from '../lease/orphan-position.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
@@ -45,6 +45,9 @@ export interface CollectionStreamDeps {
 
 /** Where the next open starts: after a token, after an invalidate event, at a cluster time, or now. */
 type StartAt = { resumeAfter: ResumeToken } | { startAfter: ResumeToken } | { startAtOperationTime: mongo.Timestamp } | null;
+
+/** How long a shutdown step may take before the log says what shutdown waits for. */
+const SHUTDOWN_NOTICE_MS = 1000;
 
 /** A failure to read the stored position (the store is unreachable): retried quietly. */
 class PositionLoadError extends Error {}
@@ -239,8 +242,9 @@ export class CollectionStream {
 
   private async shutdown(deadline: number, timeoutMs: number): Promise<void> {
     const left = () => Math.max(0, deadline - Date.now());
+    const step = (what: string, work: Promise<unknown>) => this.shutdownStep(what, work, left);
     this.stopping.abort();
-    const drained = !this.running || (await settlesWithin(this.running, left()));
+    const drained = await step('in-flight handlers to finish', this.stopReading());
     if (!drained) {
       this.logger.warn(messages.drainTimedOut(this.key, timeoutMs));
       this.tenure?.scheduler.abortInFlight();
@@ -248,11 +252,11 @@ export class CollectionStream {
     const { checkpointer, lease } = this.deps;
     // A standby (or an instance that lost its lease) has nothing of its own to save.
     const holding = !lease || lease.current !== null;
-    const flushed = !holding || (await settlesWithin(checkpointer.flush(), left()));
+    const flushed = !holding || (await step('the final save of the position', checkpointer.flush()));
     const saved = holding && flushed && checkpointer.unsavedCount === 0;
-    if (holding && !saved) this.logger.warn(messages.finalSaveFailed(this.key, checkpointer.unsavedCount));
+    if (holding && !saved) await this.reportFinalSaveFailed(step);
     // A lease lost before or during that flush: the position it reached may still have to be left.
-    if (!(await settlesWithin(Promise.all(this.leavingOrphans.keys()), left()))) {
+    if (!(await step('the position to be left for the next holder', Promise.all(this.leavingOrphans.keys())))) {
       for (const pending of this.leavingOrphans.values()) reportOrphanNotLeft(this.key, pending, `no answer within shutdownTimeoutMs (${timeoutMs} ms)`, this.logger);
     }
     checkpointer.dispose();
@@ -260,11 +264,66 @@ export class CollectionStream {
     this.catchUp.stop();
     // Handlers still running after the timeout: keep the lease until it expires (no more renewals),
     // or the next holder would handle their events while they still run.
-    if (lease && drained) await settlesWithin(lease.release(), left());
+    if (lease && drained) await step('the release of the lease', lease.release());
     else lease?.abandon();
-    await settlesWithin(this.closeCursor(), left());
+    await step('the cursor to close', this.closeCursor());
     if (this.base !== 'failed') this.setBase('closed');
     this.logger.log(messages.streamClosed(this.key, drained && saved, holding, checkpointer.position !== null));
+  }
+
+  /**
+   * Resolves once reading stopped and nothing is in flight. A read the server never answers (a
+   * hung getMore) must not hold that up: the cursor is closed at once, and a read still pending
+   * once nothing is in flight is abandoned (the tenure is aborted: it can dispatch nothing more).
+   */
+  private stopReading(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    void this.closeCursor();
+    const tenure = this.tenure;
+    return tenure ? Promise.race([this.running, tenure.scheduler.drain()]) : this.running;
+  }
+
+  /** Waits for one shutdown step within what is left; says what it waits for once that takes more than a moment. */
+  private async shutdownStep(what: string, work: Promise<unknown>, left: () => number): Promise<boolean> {
+    const notice = setTimeout(() => this.logger.log(messages.shutdownWaiting(this.key, what, left())), SHUTDOWN_NOTICE_MS);
+    notice.unref();
+    try {
+      return await settlesWithin(work, left());
+    } finally {
+      clearTimeout(notice);
+    }
+  }
+
+  /**
+   * The final save did not reach the store. If the store lost its data (Redis restarted empty) the
+   * next holder would start from now: make the same last attempt as after a lost lease (leave the
+   * position for the next holder), and log it with its restore command if that fails too.
+   */
+  private async reportFinalSaveFailed(step: (what: string, work: Promise<unknown>) => Promise<boolean>): Promise<void> {
+    const { checkpointer } = this.deps;
+    const position = checkpointer.position;
+    const lease = this.tenure?.lease ?? null;
+    const orphans = this.orphans;
+    if (position === null || this.leavingOrphans.size > 0) {
+      // Nothing reached, or a lost lease already leaves (or reports) the position.
+      this.logger.warn(messages.finalSaveFailed(this.key, checkpointer.unsavedCount, null));
+      return;
+    }
+    const restore = restoreCommand(this.key, position, lease !== null);
+    if (orphans && lease) {
+      let settled = false;
+      const attempt = orphans.leaveOrphan(this.key, position, lease, checkpointer.savedThisTenure).then((kept) => {
+        settled = true;
+        if (kept) this.logger.warn(messages.orphanLeft(this.key, lease.holder));
+      });
+      await step('the position to be left for the next holder', attempt.catch(() => undefined));
+      if (settled) {
+        // The store answered: it kept its data (the events come again), or it now holds the position that was left.
+        this.logger.warn(messages.finalSaveFailed(this.key, checkpointer.unsavedCount, null));
+        return;
+      }
+    }
+    this.logger.warn(messages.finalSaveFailed(this.key, checkpointer.unsavedCount, restore));
   }
 
   private async supervise(): Promise<void> {
@@ -556,6 +615,8 @@ export class CollectionStream {
   }
 
   private setBase(state: Exclude<ChangeStreamState, 'degraded'>, reason: string | null = null): void {
+    // A read abandoned at shutdown (see `stopReading`) may still answer: closed stays closed.
+    if (this.base === 'closed') return;
     const before = this.state;
     this.base = state;
     if ((state === 'open' || state === 'standby') && this.degradedBy.size === 0) this.lastError = null;

@@ -27,11 +27,12 @@ export class RedisResumeTokenStore implements ResumeTokenStore {
     this.leases = new RedisLeaseStore(client);
   }
 
+  /** Read from the master (through a script), never from a replica that may lag behind. */
   async load(key: string): Promise<StreamPosition | null> {
-    const raw = await this.client.get(key);
+    const raw = await this.leases.read(key);
     if (raw !== null) return decodeCheckpoint(key, raw);
     const legacy = legacyKeyOf(key);
-    const legacyRaw = legacy === null ? null : await this.client.get(legacy);
+    const legacyRaw = legacy === null ? null : await this.leases.read(legacy);
     return legacyRaw === null ? null : decodeCheckpoint(legacy!, legacyRaw);
   }
 
@@ -41,7 +42,7 @@ export class RedisResumeTokenStore implements ResumeTokenStore {
   }
 
   async loadOrphan(key: string): Promise<StreamPosition | null> {
-    const raw = await this.client.get(orphanKey(key));
+    const raw = await this.leases.read(orphanKey(key));
     return raw === null || raw === USED ? null : decodeCheckpoint(orphanKey(key), raw);
   }
 

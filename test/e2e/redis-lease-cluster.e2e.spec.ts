@@ -51,7 +51,8 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
       expect(await Promise.all(related.map(slotOf))).toEqual(related.map(() => slot));
 
       const first = await store.leases.acquire(key, 'pod-a', 30_000);
-      expect(first).toEqual({ acquired: { holder: 'pod-a', fence: 1 } });
+      // (and `waitMs`: this cluster has been up for less than the TTL, see the lease store spec)
+      expect(first).toMatchObject({ acquired: { holder: 'pod-a', fence: 1 } });
       const a = { holder: 'pod-a', fence: 1 };
       expect(await store.leases.acquire(key, 'pod-b', 30_000)).toMatchObject({ heldBy: a });
       expect(await store.leases.renew(key, a, 30_000)).toBe(true);
@@ -71,6 +72,35 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
       await client.del(key, leaseKey(key), fenceKey(key)); // the node lost its data
       expect(await store.leaveOrphan(key, position('B2'), b, true)).toBe(true);
       expect(await store.loadOrphan(key)).toEqual(position('B2'));
+    }
+  });
+
+  it('reads positions, orphans and leases from the master even when the client scales reads to replicas', async () => {
+    // ioredis asks `scaleReads` where to send each read-only command (GET, ...), never for scripts
+    // and writes: those go to the master. A replica may lag behind the master and not have the
+    // position yet, so a load that goes through `scaleReads` could start the stream from now.
+    const offMaster: string[] = [];
+    const scaled = new Cluster([...cluster.nodes], {
+      scaleReads: (nodes: unknown[], command: { name: string; args: unknown[] }) => {
+        offMaster.push(`${command.name} ${String(command.args[0])}`);
+        return nodes[nodes.length - 1];
+      },
+    });
+    try {
+      const scaledStore = new RedisResumeTokenStore(scaled);
+      const prefix = uniqueName('cluster');
+      const key = checkpointKey(prefix, 'billing', 'shop', 'orders');
+      const a = { holder: 'pod-a', fence: 1 };
+      expect(await scaledStore.leases.acquire(key, 'pod-a', 30_000)).toMatchObject({ acquired: a });
+      await scaledStore.save(key, position('A1'), a);
+      expect(await scaledStore.load(key)).toEqual(position('A1'));
+      expect(await scaledStore.load(checkpointKey(prefix, 'billing', 'shop', 'none'))).toBeNull(); // and the version 0.1 key
+      await scaled.del(key, leaseKey(key), fenceKey(key));
+      expect(await scaledStore.leaveOrphan(key, position('A2'), a, true)).toBe(true);
+      expect(await scaledStore.loadOrphan(key)).toEqual(position('A2'));
+      expect(offMaster).toEqual([]);
+    } finally {
+      await scaled.quit();
     }
   });
 

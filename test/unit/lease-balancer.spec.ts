@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { LeaseBalancer } from '../../lib/lease/lease-balancer.js';
 import { StreamLeaseKeeper } from '../../lib/lease/stream-lease-keeper.js';
+import { Logger } from '@nestjs/common';
+import { CapturingLogger } from '../fixtures/capturing-logger.js';
 import { MemoryLeaseStore } from '../fixtures/memory-lease-store.js';
 import { eventually } from '../fixtures/test-env.js';
 
@@ -171,5 +173,31 @@ describe('LeaseBalancer: start and stop', () => {
     answer();
     await starting;
     expect((balancer as unknown as { timer?: NodeJS.Timeout }).timer).toBeUndefined(); // no renew timer left running
+  });
+});
+
+describe('LeaseBalancer: instances of one consumer with different handler sets for a stream', () => {
+  it('warns once per stream and pair of sets, naming both, on each instance; the same sets give no warning', async () => {
+    const logs = new CapturingLogger();
+    Logger.overrideLogger(logs);
+    const store = new MemoryLeaseStore();
+    const tick = (balancer: LeaseBalancer) => (balancer as unknown as { tick(): Promise<void> }).tick();
+    // The old and the new version of one app during a deploy: the new one added a handler for s1.
+    const a = new LeaseBalancer(store, 'A', timing, ['s1', 's2'], () => false, new Map([['s1', 'Orders.onOrder'], ['s2', 'Users.onUser']]));
+    const b = new LeaseBalancer(store, 'B', timing, ['s1', 's2'], () => false, new Map([['s1', 'Orders.onOrder, Search.onOrder'], ['s2', 'Users.onUser']]));
+    try {
+      await a.start();
+      await b.start(); // B sees A's set in its first announcement
+      await tick(a); // and A sees B's
+      await tick(a);
+      await tick(b);
+      expect(logs.messages('warn')).toEqual([
+        "Stream s1: instances of this consumer run different handlers for it: B (this instance) runs Orders.onOrder, Search.onOrder; A runs Orders.onOrder. Whichever holds the lease handles each event with its own handlers only, so the others' handlers miss those events. Expected while a deploy that changes the handlers rolls out; otherwise two apps share one consumer name: give each its own consumer name.",
+        "Stream s1: instances of this consumer run different handlers for it: A (this instance) runs Orders.onOrder; B runs Orders.onOrder, Search.onOrder. Whichever holds the lease handles each event with its own handlers only, so the others' handlers miss those events. Expected while a deploy that changes the handlers rolls out; otherwise two apps share one consumer name: give each its own consumer name.",
+      ]);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+      Logger.overrideLogger(false);
+    }
   });
 });

@@ -79,12 +79,41 @@ describe('RedisLeaseStore and the fenced save (real Redis)', () => {
 
   it('a counter lost while the position is kept hands out a fence above the stored one (no fence reused)', async () => {
     const key = newKey();
-    expect(await leases.acquire(key, 'pod-a', LONG)).toEqual({ acquired: { holder: 'pod-a', fence: 1 } });
+    // (`acquired`: a Redis up for less than LONG also asks for a wait here, see the next spec)
+    expect(await acquired(key, 'pod-a')).toEqual({ holder: 'pod-a', fence: 1 });
     await leases.release(key, { holder: 'pod-a', fence: 1 });
     const b = await acquired(key, 'pod-b');
     await store.save(key, position('B1'), b);
     await client.del(leaseKey(key), fenceKey(key));
-    expect(await leases.acquire(key, 'pod-c', LONG)).toEqual({ acquired: { holder: 'pod-c', fence: 3 } });
+    expect(await acquired(key, 'pod-c')).toEqual({ holder: 'pod-c', fence: 3 });
+  });
+
+  it('asks the new holder to wait out the TTL when the fence counter is missing on a Redis up for less than a TTL, and only then', async () => {
+    const uptimeMs = async () => Number(/uptime_in_seconds:(\d+)/.exec(await client.info('server'))![1]) * 1000;
+    await eventually('Redis up for a second', async () => (await uptimeMs()) >= 1000);
+    const key = newKey();
+    const ttlMs = 1_000_000_000; // longer than this Redis has been up
+    const before = await uptimeMs();
+    const first = await leases.acquire(key, 'pod-a', ttlMs);
+    const after = await uptimeMs();
+    expect(first).toEqual({ acquired: { holder: 'pod-a', fence: 1 }, waitMs: expect.any(Number) });
+    const { waitMs } = first as unknown as { waitMs: number };
+    expect(waitMs).toBeLessThanOrEqual(ttlMs - before);
+    expect(waitMs).toBeGreaterThanOrEqual(ttlMs - after);
+    await leases.release(key, { holder: 'pod-a', fence: 1 });
+    expect(await leases.acquire(key, 'pod-b', ttlMs)).toEqual({ acquired: { holder: 'pod-b', fence: 2 } }); // the counter is there
+    await client.del(leaseKey(key), fenceKey(key));
+    expect(await leases.acquire(key, 'pod-c', 500)).toEqual({ acquired: { holder: 'pod-c', fence: 1 } }); // up for longer than this TTL
+  });
+
+  it('announce records each live member\'s handler set beside the candidates, and forgets it when the member leaves or expires', async () => {
+    const group = candidatesKey(newKey());
+    expect(await leases.announce(group, 'pod-a', LONG, 'X.a')).toEqual({ members: 1, handlers: new Map([['pod-a', 'X.a']]) });
+    expect(await leases.announce(group, 'pod-b', 200, 'X.a, Y.b')).toEqual({ members: 2, handlers: new Map([['pod-a', 'X.a'], ['pod-b', 'X.a, Y.b']]) });
+    await eventually('pod-b expired', async () => (await leases.announce(group, 'pod-a', LONG, 'X.a')).members === 1);
+    expect((await leases.announce(group, 'pod-c', LONG, 'Z.c')).handlers).toEqual(new Map([['pod-a', 'X.a'], ['pod-c', 'Z.c']]));
+    await leases.leave(group, 'pod-a');
+    expect((await leases.announce(group, 'pod-c', LONG, 'Z.c')).handlers).toEqual(new Map([['pod-c', 'Z.c']]));
   });
 
   describe('leaveOrphan: a position is left only when Redis shows it lost the stream\'s data', () => {

@@ -11,8 +11,8 @@ class LateAcquireStore extends MemoryLeaseStore {
   renewals = 0;
   /** The next renewal fails (Redis gone again). */
   renewThrows = false;
-  override async acquire(key: string, holder: string): Promise<LeaseAttempt> {
-    const attempt = await super.acquire(key, holder);
+  override async acquire(key: string, holder: string, ttlMs?: number): Promise<LeaseAttempt> {
+    const attempt = await super.acquire(key, holder, ttlMs);
     await sleep(this.lateByMs);
     this.lateByMs = 0;
     return attempt;
@@ -55,6 +55,43 @@ describe('StreamLeaseKeeper', () => {
       await sleep(50); // shorter than a renewal interval: only the confirming renewal keeps it
       expect(lost).toBeUndefined();
       expect(keeper.stillValid()).toBe(true);
+    });
+  });
+
+  it('after the store restarted empty, a new holder starts reading only once the old holder no longer believes its lease valid', async () => {
+    const store = new LateAcquireStore();
+    const timing = { ttlMs: 1000, renewIntervalMs: 100, pollIntervalMs: 20 };
+    await withKeeper(store, timing, async (a, signal) => {
+      expect(await a.acquire(signal, () => undefined)).toMatchObject({ holder: 'A' });
+      // A is cut off from Redis (its renewals fail, so it still believes its lease until its TTL runs out).
+      const renew = store.renew.bind(store);
+      store.renew = async (key, lease) => {
+        if (lease.holder === 'A') throw new Error('Connection is closed.');
+        return renew(key, lease);
+      };
+      const b = new StreamLeaseKeeper('s1', store, timing, new LeaseBalancer(store, 'B', timing, ['s1'], () => false));
+      const stopB = new AbortController();
+      try {
+        // B stands by, sees A holding the stream, and then Redis restarts empty.
+        const lease = b.acquire(stopB.signal, (why) => 'heldBy' in why && why.heldBy?.holder === 'A' && store.counter('s1') !== undefined && store.wipe());
+        expect(await lease).toMatchObject({ holder: 'B', fence: 1 });
+        expect(a.stillValid()).toBe(false); // by A's own clock its lease ran out before B may read
+      } finally {
+        stopB.abort();
+        await b.release();
+      }
+    });
+  });
+
+  it('alone on a Redis that just started (no other holder or candidate seen), takes the lease without waiting out the TTL', async () => {
+    const store = new LateAcquireStore();
+    store.wipe(); // a brand-new Redis: no counter, up for less than the TTL
+    await withKeeper(store, { ttlMs: 600_000, renewIntervalMs: 100, pollIntervalMs: 20 }, async (keeper, signal) => {
+      const attempt = await store.acquire('other', 'probe', 600_000);
+      expect(attempt).toMatchObject({ waitMs: expect.any(Number) }); // the store does report the missing counter
+      const started = performance.now();
+      expect(await keeper.acquire(signal, () => undefined)).toMatchObject({ holder: 'A', fence: 1 });
+      expect(performance.now() - started).toBeLessThan(60_000); // not the 600 s TTL
     });
   });
 

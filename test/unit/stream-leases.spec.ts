@@ -220,6 +220,25 @@ describe('CollectionStream with leases: what the second review found', () => {
     expect(stream.status().lastError).toContain('Redis is not reachable');
   });
 
+  it('a standby is healthy only while Redis answers: frozen for a TTL, nobody is known to hold the stream, and it says so', async () => {
+    const tokens = new FencedMemoryStore();
+    tokens.leases.steal(KEY, 'B');
+    const { stream } = setup({ tokens, leases: {}, scripts: [] });
+    stream.start();
+    await eventually('standby', () => stream.status().state === 'standby');
+    // Redis freezes (SIGSTOP): every command waits for an answer that does not come.
+    const thaw = deferred();
+    const acquire = tokens.leases.acquire.bind(tokens.leases);
+    const heartbeat = tokens.leases.heartbeat.bind(tokens.leases);
+    tokens.leases.acquire = async (...args) => thaw.promise.then(() => acquire(...args));
+    tokens.leases.heartbeat = async (...args) => thaw.promise.then(() => heartbeat(...args));
+    await eventually('no longer a healthy standby', () => stream.status().state === 'reconnecting');
+    expect(stream.status().lastError).toBe('waiting for the position store to ask for the lease: no answer from Redis for more than the lease TTL (1000 ms), so no live holder of the stream is known');
+    thaw.resolve(); // Redis answers again, and B still holds the stream
+    await eventually('standby again', () => stream.status().state === 'standby');
+    expect(stream.status()).toMatchObject({ role: 'standby', holder: 'B', lastError: null });
+  });
+
   it('a standby stops without warning that it could not save', async () => {
     const tokens = new FencedMemoryStore();
     tokens.leases.steal(KEY, 'B');
