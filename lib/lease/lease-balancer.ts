@@ -36,6 +36,8 @@ export class LeaseBalancer {
   /** Streams taken beyond the share because nobody else took them: never handed over while held. */
   private readonly beyondShare = new Set<string>();
   private readonly candidates: Map<string, number>;
+  /** Streams for which another instance announced itself since this one started. */
+  private readonly othersSeen = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   /** Announced at least once (an outage at startup is reported by the store check). */
   private announced = false;
@@ -109,16 +111,25 @@ export class LeaseBalancer {
     this.beyondShare.delete(key);
   }
 
-  /** Another live instance announced itself for `key` (as of the last announcement). */
-  hasOtherCandidates(key: string): boolean {
-    return (this.candidates.get(key) ?? 1) > 1;
+  /**
+   * Another instance announced itself for `key` at some point since this one started: kept after
+   * the candidates are gone (a Redis restarted empty forgets them, and this instance's own next
+   * announcement may reach it first).
+   */
+  sawOtherCandidates(key: string): boolean {
+    return this.othersSeen.has(key);
+  }
+
+  private count(key: string, candidates: number): void {
+    this.candidates.set(key, candidates);
+    if (candidates > 1) this.othersSeen.add(key);
   }
 
   /** Re-reads how many instances can take `key` (a standby checks before it concludes it is over its share); true if the store answered. */
   async refresh(key: string): Promise<boolean> {
     if (this.stopped) return false;
     try {
-      this.candidates.set(key, await this.announce(key));
+      this.count(key, await this.announce(key));
       return true;
     } catch {
       return false; // the next tick reports a lasting outage
@@ -143,7 +154,7 @@ export class LeaseBalancer {
     try {
       const keys = [...this.candidates.keys()];
       const counts = await Promise.all(keys.map((key) => this.announce(key)));
-      keys.forEach((key, i) => this.candidates.set(key, counts[i]));
+      keys.forEach((key, i) => this.count(key, counts[i]));
       this.announced = true;
       this.reportedFailure = false;
     } catch (error) {

@@ -24,8 +24,10 @@ export class StreamLeaseKeeper {
   private onLost: ((reason: string) => void) | undefined;
   /** Another instance was seen holding this stream at some point: after a restart of Redis it may still believe its lease valid. */
   private sawOtherHolder = false;
-  /** Monotonic time of the store's last answer while waiting for the lease. */
+  /** Monotonic time of the store's last answer to this keeper (0: none yet). */
   private answeredAt = 0;
+  /** The lease was dropped because no renewal was confirmed in time: the store is silent until it answers again. */
+  private lostUnanswered = false;
 
   constructor(
     private readonly key: string,
@@ -49,7 +51,7 @@ export class StreamLeaseKeeper {
    */
   stillValid(): boolean {
     if (this.lease !== null && performance.now() < this.confirmedUntil) return true;
-    this.lose(messages.leaseUnconfirmed(this.timing.ttlMs));
+    this.loseUnconfirmed();
     return false;
   }
 
@@ -66,7 +68,8 @@ export class StreamLeaseKeeper {
   async acquire(signal: AbortSignal, onWaiting: (why: { heldBy: StreamLease | null } | { error: string }) => void): Promise<StreamLease | null> {
     // A standby is healthy only while the store answers: a holder it saw is live (its lease has a
     // TTL), but a store that stopped answering (frozen, or down with commands queued) shows nothing.
-    this.answeredAt = performance.now();
+    // A holder that lost its lease for want of answers is silent since its last renewal, not since now.
+    if (this.answeredAt === 0) this.answeredAt = performance.now();
     const watchdog = setInterval(() => this.lease === null && this.silent() && onWaiting(this.standingBy(null)), this.timing.renewIntervalMs);
     watchdog.unref();
     try {
@@ -81,8 +84,23 @@ export class StreamLeaseKeeper {
     return this.silent() ? { error: messages.leaseStoreSilent(this.timing.ttlMs) } : { heldBy };
   }
 
+  /** The store has not answered this keeper for a lease TTL: no instance is known to hold the stream. */
+  get storeSilent(): boolean {
+    return this.silent();
+  }
+
   private silent(): boolean {
-    return performance.now() - this.answeredAt >= this.timing.ttlMs;
+    return this.lostUnanswered || performance.now() - this.answeredAt >= this.timing.ttlMs;
+  }
+
+  private answered(): void {
+    this.answeredAt = performance.now();
+    this.lostUnanswered = false;
+  }
+
+  private loseUnconfirmed(): void {
+    if (this.lease) this.lostUnanswered = true;
+    this.lose(messages.leaseUnconfirmed(this.timing.ttlMs));
   }
 
   private async poll(signal: AbortSignal, onWaiting: (why: { heldBy: StreamLease | null } | { error: string }) => void): Promise<StreamLease | null> {
@@ -91,7 +109,7 @@ export class StreamLeaseKeeper {
     for (let failures = 0; !signal.aborted; ) {
       let reserved = this.balancer.reserve(this.key);
       if (!reserved) {
-        if (await this.balancer.refresh(this.key)) this.answeredAt = performance.now(); // over its share, unless a candidate left: look again
+        if (await this.balancer.refresh(this.key)) this.answered(); // over its share, unless a candidate left: look again
         // A TTL without a holder in sight: the instances under their share may not be able to take
         // it (other handler sets). Ask anyway: if it is free, taking it beats leaving it unread.
         reserved = this.balancer.reserve(this.key, performance.now() - unseenSince >= this.timing.ttlMs);
@@ -100,7 +118,7 @@ export class StreamLeaseKeeper {
         let sentAt = performance.now();
         try {
           const attempt = await this.store.acquire(this.key, this.instanceId, this.timing.ttlMs);
-          this.answeredAt = performance.now();
+          this.answered();
           failures = 0;
           const heldBy = 'heldBy' in attempt ? attempt.heldBy : null;
           let won = 'acquired' in attempt ? attempt.acquired : null;
@@ -115,7 +133,7 @@ export class StreamLeaseKeeper {
           }
           if (heldBy && heldBy.holder !== this.instanceId) this.sawOtherHolder = true;
           // Only when another instance may hold a lease from before (a wait on every first start of a new Redis would delay it for nothing).
-          const mayOverlap = this.sawOtherHolder || this.balancer.hasOtherCandidates(this.key);
+          const mayOverlap = this.sawOtherHolder || this.balancer.sawOtherCandidates(this.key);
           const waitMs = won && mayOverlap && 'acquired' in attempt && attempt.acquired === won ? (attempt.waitMs ?? 0) : 0;
           if (won && waitMs > 0 && !(await this.waitOut(won, sentAt, waitMs, signal))) continue;
           if (won) return await this.take(won, sentAt, signal);
@@ -213,6 +231,7 @@ export class StreamLeaseKeeper {
     } catch {
       return; // unconfirmed: the expiry timer decides if it stays unconfirmed for too long
     }
+    this.answered();
     if (this.lease !== lease) return;
     if (renewed) this.confirm(sentAt);
     else this.lose(messages.leaseRenewRefused());
@@ -226,7 +245,7 @@ export class StreamLeaseKeeper {
   private confirm(sentAt: number): void {
     clearTimeout(this.expiryTimer);
     this.confirmedUntil = this.confirmedFrom(sentAt);
-    this.expiryTimer = setTimeout(() => this.lose(messages.leaseUnconfirmed(this.timing.ttlMs)), Math.max(0, this.confirmedUntil - performance.now()));
+    this.expiryTimer = setTimeout(() => this.loseUnconfirmed(), Math.max(0, this.confirmedUntil - performance.now()));
     this.expiryTimer.unref();
   }
 

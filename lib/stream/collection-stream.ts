@@ -492,7 +492,9 @@ export class CollectionStream {
       return; // still the holder: the next tenure's `load` resumes from the position that was left
     }
     if (tenure.end.kind === 'lost') {
-      this.setBase('standby');
+      // Lost for want of answers: nobody is known to read the stream, so not a healthy standby.
+      if (lease!.storeSilent) this.setBase('reconnecting', messages.waitingForLease(messages.leaseStoreSilent(this.deps.options.leases ? this.deps.options.leases.ttlMs : 0)));
+      else this.setBase('standby');
       this.logger.warn(messages.leaseLost(this.key, lease!.instanceId, tenure.end.reason));
       this.deps.emit({ type: 'role', key: this.key, role: 'standby', instanceId: lease!.instanceId, fence: null, reason: `lease lost: ${tenure.end.reason}` });
       await tenure.scheduler.drain();
