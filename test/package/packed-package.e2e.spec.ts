@@ -89,7 +89,8 @@ describe.each(fixtures)('$name app with the packed package', ({ name, compiledIm
     expect(await readFile(join(appDir, 'dist', 'app.module.js'), 'utf8')).toContain(compiledImport);
     // tsconfig.json compiled in installFixture; the variants only type-check (a failure prints tsc's diagnostics).
     await Promise.all((await readdir(appDir)).filter((file) => /^tsconfig\..+\.json$/.test(file)).map((variant) => tsc(appDir, variant)));
-  });
+    // Several tsc runs over a Nest app at once: minutes on a busy 2-core machine.
+  }, 240_000);
 
   it("holds the README's health controller, verbatim", async () => {
     const readme = await readFile(join(root, 'README.md'), 'utf8');
