@@ -152,6 +152,9 @@ export const messages = {
   eventTooLarge: (key: string, error: string) =>
     `Stream ${key} cannot pass an event larger than 16 MB (${error}). Set "splitLargeEvents: true" in the @OnChange options of a handler of this collection ` +
     `(MongoDB 7.0+ or 6.0.9+), or leave out pre- and post-images ("fullDocument", "fullDocumentBeforeChange") that make events this large.`,
+  eventTooLargeEvenSplit: (key: string, error: string) =>
+    `Stream ${key} cannot pass an event larger than 16 MB although "splitLargeEvents" is set (${error}): a single field of the event (a document in ` +
+    `"fullDocument" or "fullDocumentBeforeChange", or "updateDescription") is over 16 MB by itself, which the server cannot split. Leave out the pre- or post-image that holds it.`,
   splitUnsupported: (key: string, error: string) =>
     `Stream ${key}: the server refused "splitLargeEvents" ($changeStreamSplitLargeEvent needs MongoDB 7.0+ or 6.0.9+): ${error}. Remove the option or upgrade the server.`,
   splitEventIncomplete: (key: string, detail: string) =>
@@ -172,7 +175,7 @@ export const messages = {
   streamFailed: (key: string, reason: string) => `Stream ${key} failed: ${reason}`,
   abortTimeoutTooLong: (handlerTimeoutMs: number, ttlMs: number) =>
     `ChangeStreamModule: handlerTimeoutMs (${handlerTimeoutMs}) with onHandlerTimeout: 'abort' must be at most half of leases.ttlMs ` +
-    `(${Math.floor(ttlMs / 2)} ms), so that a call that stops on its signal ends well within the time another instance waits before it takes the stream over. ` +
+    `(leases.ttlMs is ${ttlMs} ms, so at most ${Math.floor(ttlMs / 2)} ms), so that a call that stops on its signal ends well within the time another instance waits before it takes the stream over. ` +
     `Lower handlerTimeoutMs, raise leases.ttlMs to at least ${2 * handlerTimeoutMs}, or use onHandlerTimeout: 'warn'.`,
 };
 

@@ -20,7 +20,10 @@ async function main(): Promise<void> {
         serveUntil: process.env.SAMPLE_SERVE
           ? async (url) => {
               console.log(`\n== Serving: GET ${url}/health (Ctrl+C to stop)`);
-              await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+              await new Promise<void>((resolve) => {
+                process.once('SIGINT', () => resolve());
+                process.once('SIGTERM', () => resolve());
+              });
             }
           : undefined,
       },

@@ -55,7 +55,8 @@ export async function runSample(config: SampleConfig, { print, serveUntil }: Sam
 
 async function startApp(config: SampleConfig): Promise<INestApplication> {
   const app = await NestFactory.create(AppModule.register(config), { logger: ['log', 'warn', 'error'] });
-  app.enableShutdownHooks();
+  // An app of yours calls app.enableShutdownHooks(); the sample closes its apps itself (main.ts
+  // waits for SIGINT/SIGTERM), so that it can stop the servers it started after them.
   await app.listen(Number(process.env.PORT ?? 0), '127.0.0.1');
   return app;
 }

@@ -11,7 +11,7 @@ const BSON_OBJECT_TOO_LARGE = 10334;
  */
 export function largeEventFailure(key: string, error: unknown, atOpen: boolean, splitLargeEvents: boolean): string | null {
   const { code } = (error ?? {}) as { code?: unknown };
-  if (code === BSON_OBJECT_TOO_LARGE) return messages.eventTooLarge(key, errorText(error));
+  if (code === BSON_OBJECT_TOO_LARGE) return splitLargeEvents ? messages.eventTooLargeEvenSplit(key, errorText(error)) : messages.eventTooLarge(key, errorText(error));
   if (atOpen && splitLargeEvents && errorText(error).includes('$changeStreamSplitLargeEvent')) return messages.splitUnsupported(key, errorText(error));
   return null;
 }

@@ -109,10 +109,10 @@ describe('resolveOptions', () => {
     [
       "an 'abort' handler timeout over half the lease TTL (leases with Redis)",
       { consumer: 'c', redis: 'redis://x', onHandlerTimeout: 'abort', handlerTimeoutMs: 6000 },
-      /^ChangeStreamModule: handlerTimeoutMs \(6000\) with onHandlerTimeout: 'abort' must be at most half of leases.ttlMs \(5000 ms\).*raise leases.ttlMs to at least 12000/,
+      /^ChangeStreamModule: handlerTimeoutMs \(6000\) with onHandlerTimeout: 'abort' must be at most half of leases.ttlMs \(leases.ttlMs is 10000 ms, so at most 5000 ms\).*raise leases.ttlMs to at least 12000/,
     ],
     ["an 'abort' with the default 60 s handler timeout and the default lease TTL", { consumer: 'c', redis: 'redis://x', onHandlerTimeout: 'abort' }, /handlerTimeoutMs \(60000\) with onHandlerTimeout: 'abort'/],
-    ["an 'abort' handler timeout over half of an explicit lease TTL", { consumer: 'c', leases: { ttlMs: 1000 }, onHandlerTimeout: 'abort', handlerTimeoutMs: 501 }, /at most half of leases.ttlMs \(500 ms\)/],
+    ["an 'abort' handler timeout over half of an explicit lease TTL", { consumer: 'c', leases: { ttlMs: 1000 }, onHandlerTimeout: 'abort', handlerTimeoutMs: 501 }, /at most half of leases.ttlMs \(leases.ttlMs is 1000 ms, so at most 500 ms\)/],
   ])('rejects %s', (_case, options, message) => {
     expect(() => resolveOptions(options as ChangeStreamModuleOptions)).toThrow(ChangeStreamConfigError);
     expect(() => resolveOptions(options as ChangeStreamModuleOptions)).toThrow(message);
