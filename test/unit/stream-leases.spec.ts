@@ -107,7 +107,7 @@ describe('CollectionStream with leases', () => {
   });
 });
 
-describe('CollectionStream with leases: what the second review found', () => {
+describe('CollectionStream with leases: losing the lease stops handler calls at once', () => {
   it('with concurrency 1, losing the lease aborts the running handler at once and acknowledges nothing after', async () => {
     const tokens = new FencedMemoryStore();
     const signals: AbortSignal[] = [];
@@ -156,7 +156,9 @@ describe('CollectionStream with leases: what the second review found', () => {
     await eventually('nothing in flight', () => stream.status().inFlightEvents === 0);
     expect(started).toEqual([1]);
   });
+});
 
+describe('CollectionStream with leases: shutdown, failure and hand-over', () => {
   it('a shutdown that times out keeps the lease (it expires with the process), so no one handles the running event twice', async () => {
     const tokens = new FencedMemoryStore();
     const running = deferred();
@@ -249,6 +251,37 @@ describe('CollectionStream with leases: what the second review found', () => {
     expect(logs.messages('warn').filter((m) => m.includes('could not be stored'))).toEqual([]);
     expect(logs.messages('log').some((m) => m.includes('closed (it was on standby here)'))).toBe(true);
   });
+});
+
+describe('CollectionStream with leases: Redis unreachable', () => {
+  it('while the lease cannot even be asked for (Redis away), the stream is reconnecting, not a healthy standby', async () => {
+    const tokens = new FencedMemoryStore();
+    tokens.leases.acquire = async () => {
+      throw new Error('Redis is not reachable');
+    };
+    const { stream } = setup({ tokens, leases: {}, scripts: [] });
+    stream.start();
+    await eventually('reconnecting', () => stream.status().state === 'reconnecting');
+    expect(stream.status().lastError).toContain('Redis is not reachable');
+  });
+});
+
+describe('CollectionStream with leases: recovery when Redis lost its data (the left position)', () => {
+  const saved = (tokens: FencedMemoryStore, n: number) => tokens.saves.some((s) => JSON.stringify(s.position) === JSON.stringify(positionOf(n)));
+  /** Instance A, active, has handled events 1-3 and stored 3. */
+  const aStoredThree = async (tokens: FencedMemoryStore) => {
+    const a = setup({ tokens, leases: { instanceId: 'A' }, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }] });
+    a.stream.start();
+    await eventually('A handled 3 and saved', () => a.seen.length === 3 && saved(tokens, 3));
+    return a;
+  };
+  /** Redis restarts empty, and instance B (started now) takes the stream from A. */
+  const wipeAndStartB = (tokens: FencedMemoryStore, scripts: Parameters<typeof setup>[0]['scripts']) => {
+    tokens.wipe();
+    const b = setup({ tokens, leases: { instanceId: 'B' }, scripts });
+    b.stream.start();
+    return b;
+  };
 
   it('Redis restarted empty under two instances: the old holder leaves its last position, the new one (started from now) restarts from it', async () => {
     const tokens = new FencedMemoryStore();
@@ -267,24 +300,6 @@ describe('CollectionStream with leases: what the second review found', () => {
     expect(tokens.saves.every((s) => s.fence !== null)).toBe(true);
     await eventually('what A left is removed once B stored it', () => tokens.orphans.size === 0);
   });
-});
-
-describe('CollectionStream with leases: recovery when Redis lost its data (third review)', () => {
-  const saved = (tokens: FencedMemoryStore, n: number) => tokens.saves.some((s) => JSON.stringify(s.position) === JSON.stringify(positionOf(n)));
-  /** Instance A, active, has handled events 1-3 and stored 3. */
-  const aStoredThree = async (tokens: FencedMemoryStore) => {
-    const a = setup({ tokens, leases: { instanceId: 'A' }, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }] });
-    a.stream.start();
-    await eventually('A handled 3 and saved', () => a.seen.length === 3 && saved(tokens, 3));
-    return a;
-  };
-  /** Redis restarts empty, and instance B (started now) takes the stream from A. */
-  const wipeAndStartB = (tokens: FencedMemoryStore, scripts: Parameters<typeof setup>[0]['scripts']) => {
-    tokens.wipe();
-    const b = setup({ tokens, leases: { instanceId: 'B' }, scripts });
-    b.stream.start();
-    return b;
-  };
 
   it('a position left late (Redis still away when the old holder noticed) reaches the holder that has been reading and saving since', async () => {
     const tokens = new FencedMemoryStore();
