@@ -161,12 +161,17 @@ export class EventScheduler {
   runInOrder<T>(change: ChangeEvent, key: string | null, task: (signal: AbortSignal) => Promise<T>, refused: () => Error): Promise<T> {
     const flight = this.track(change);
     const run = async (): Promise<T> => {
+      let slots = 0;
       try {
         if (key === null) while (this.inFlight.toArray().some((other) => other.seq < flight.seq)) await this.changed.next();
+        // Never beside an event that runs alone (drop, rename, DDL); one without a document runs alone itself: it takes every slot.
+        while (this.alone > 0) await this.changed.next();
+        if (key === null) this.alone += slots = this.deps.concurrency;
         if (this.failure || this.stoppingNow || !(this.deps.mayDispatch?.() ?? true)) throw refused();
         flight.startedAt = Date.now();
         return await task(flight.abort.signal);
       } finally {
+        this.alone -= slots;
         flight.finished = true;
         this.inFlight.remove(flight);
         if (key !== null) this.release(key);

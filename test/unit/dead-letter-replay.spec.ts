@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { insert } from '../fixtures/fake-change-stream.js';
+import { insert, lifecycle } from '../fixtures/fake-change-stream.js';
 import { FencedMemoryStore } from '../fixtures/memory-lease-store.js';
 import { deferred, KEY, setup, stopAllStreams } from '../fixtures/stream-harness.js';
 import { eventually } from '../fixtures/test-env.js';
@@ -45,6 +45,27 @@ describe('Dead-letter replay through the running stream', () => {
     await expect(replayed).resolves.toBe('done');
     await eventually('the newer event of document 7 handled', () => seen.filter((id) => id === 7).length === 2);
     expect(order.indexOf('replay end')).toBeLessThan(order.lastIndexOf('live 7 start'));
+  });
+
+  it('never runs beside an event that runs alone (a drop)', async () => {
+    const drop = deferred();
+    const order: string[] = [];
+    const { stream, seen } = setup({
+      options: { concurrency: 4, checkpoint: { maxEvents: 10, intervalMs: 10 } },
+      scripts: [{ getMores: [[lifecycle(1, 'drop')], [on(2, 8)]] }],
+      handle: async (id) => {
+        order.push(`live ${id} start`);
+        if (id === -1) await drop.promise;
+        order.push(`live ${id} end`);
+      },
+    });
+    stream.start();
+    await eventually('the drop running', () => order.includes('live -1 start'));
+    const keyed = stream.replayInOrder(on(0, 7), async () => void order.push('replay 7'));
+    drop.resolve();
+    await keyed;
+    expect(order.indexOf('replay 7')).toBeGreaterThan(order.indexOf('live -1 end'));
+    await eventually('document 8 handled', () => seen.includes(8));
   });
 
   it('is refused on an instance that does not hold the stream, naming the holder', async () => {
