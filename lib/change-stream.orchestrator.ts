@@ -15,7 +15,7 @@ import { CHANGE_STREAM_MODULE_OPTIONS } from './change-stream.module-definition.
 import { ChangeStreamConfigError } from './change-stream.errors.js';
 import { ChangeStreamExplorer } from './change-stream.explorer.js';
 import { messages } from './change-stream.messages.js';
-import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
+import type { ResolvedChangeStreamOptions } from './options/module-options.js';
 import { ChangeStreamRuntime } from './change-stream.runtime.js';
 import { Checkpointer } from './checkpoint/checkpointer.js';
 import { settlesWithin } from './common/backoff.js';

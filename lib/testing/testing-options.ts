@@ -1,8 +1,11 @@
 import { DEFAULT_CONNECTION_NAME } from '../change-stream.constants.js';
 import { ChangeStreamConfigError } from '../change-stream.errors.js';
-import { type ResolvedChangeStreamOptions, resolveOptions } from '../change-stream.options.js';
+import { messages } from '../change-stream.messages.js';
 import type { HandlerRetryOptions } from '../interfaces/change-stream-module-options.interface.js';
 import type { HandlerFailurePolicy } from '../interfaces/failure-policies.interface.js';
+import { TESTING_DEFAULTS } from '../options/defaults.js';
+import { keyNames, unknownKeys } from '../options/known-keys.js';
+import { type ResolvedChangeStreamOptions, resolveOptions } from '../options/module-options.js';
 
 /** Injection token of the testing module's resolved options. */
 export const CHANGE_STREAM_TESTING_OPTIONS = Symbol('nestjs-change-streams:testing-options');
@@ -45,38 +48,42 @@ export interface ResolvedTestingOptions {
   fence: number | null;
 }
 
-const KNOWN = ['consumer', 'connectionName', 'database', 'keyPrefix', 'onHandlerFailure', 'handlerRetry', 'fence'];
+const KNOWN = {
+  consumer: true,
+  connectionName: true,
+  database: true,
+  keyPrefix: true,
+  onHandlerFailure: true,
+  handlerRetry: true,
+  fence: true,
+} as const satisfies Record<keyof ChangeStreamTestingOptions, true>;
 
 export function resolveTestingOptions(options: ChangeStreamTestingOptions = {}): ResolvedTestingOptions {
   if (typeof options !== 'object' || options === null) {
-    throw new ChangeStreamConfigError('ChangeStreamTestingModule: options must be an object.');
+    throw new ChangeStreamConfigError(messages.testingOptionsNotObject());
   }
-  const unknown = Object.keys(options).filter((name) => !KNOWN.includes(name));
-  if (unknown.length > 0) {
-    throw new ChangeStreamConfigError(
-      `ChangeStreamTestingModule: unknown option(s) ${unknown.map((n) => `"${n}"`).join(', ')}. Known options: ${KNOWN.join(', ')}. ` +
-        `Stores, Redis, leases and timeouts do not apply: nothing is connected.`,
-    );
-  }
-  const { database = 'test', handlerRetry, fence = 1 } = options;
+  const unknown = unknownKeys(options, KNOWN);
+  if (unknown.length > 0) throw new ChangeStreamConfigError(messages.testingUnknownOptions(unknown, keyNames(KNOWN)));
+  const { database = TESTING_DEFAULTS.database, handlerRetry, fence = TESTING_DEFAULTS.fence } = options;
   if (fence !== null && (!Number.isSafeInteger(fence) || fence < 1)) {
-    throw new ChangeStreamConfigError(`ChangeStreamTestingModule: option "fence" is ${JSON.stringify(fence)}; expected an integer >= 1, or null (no leases).`);
+    throw new ChangeStreamConfigError(messages.testingOptionInvalid('fence', fence, 'an integer >= 1, or null (no leases)'));
   }
+  // Validated by production's code, with production's messages.
   const module = resolveOptions({
-    consumer: options.consumer ?? 'test',
+    consumer: options.consumer ?? TESTING_DEFAULTS.consumer,
     ...(options.connectionName !== undefined && { connectionName: options.connectionName }),
     ...(options.keyPrefix !== undefined && { keyPrefix: options.keyPrefix }),
     ...(options.onHandlerFailure !== undefined && { onHandlerFailure: options.onHandlerFailure }),
-    handlerRetry: { ...handlerRetry, initialDelayMs: handlerRetry?.initialDelayMs ?? 0 },
+    handlerRetry: { ...handlerRetry, initialDelayMs: handlerRetry?.initialDelayMs ?? TESTING_DEFAULTS.retryInitialDelayMs },
   });
   const names = typeof database === 'string' ? [database] : typeof database === 'object' && database !== null ? Object.values(database) : [database];
   if (names.some((name) => typeof name !== 'string' || name === '' || /[/\\. "$]/.test(name))) {
-    throw new ChangeStreamConfigError(`ChangeStreamTestingModule: option "database" is ${JSON.stringify(database)}; expected a database name, or one per connection name.`);
+    throw new ChangeStreamConfigError(messages.testingOptionInvalid('database', database, 'a database name, or one per connection name'));
   }
   return {
     module,
     defaultConnection: options.connectionName ?? DEFAULT_CONNECTION_NAME,
     fence,
-    databaseOf: (connectionName) => (typeof database === 'string' ? database : (database[connectionName] ?? 'test')),
+    databaseOf: (connectionName) => (typeof database === 'string' ? database : (database[connectionName] ?? TESTING_DEFAULTS.database)),
   };
 }
