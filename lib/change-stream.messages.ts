@@ -1,4 +1,5 @@
 import { DEFAULT_CONNECTION_NAME } from './change-stream.constants.js';
+import { CATCH_UP_REPORT_EVERY_MS, LEFT_POSITION_TTL_MS } from './options/defaults.js';
 
 /** Log and error texts in one place, so they stay consistent and greppable. */
 export const messages = {
@@ -90,7 +91,7 @@ export const messages = {
     `Stream ${key}: the store lost this stream's data (position, lease or fence counter) while ${instance} was reading; ${instance} left the position it reached at ${key}:orphan for the next holder, which resumes from it.`,
   orphanNotLeftYet: (key: string, error: string) => `Stream ${key}: could not check for lost data after losing the lease (${error}); retrying with backoff.`,
   orphanNotLeft: (key: string, position: string, error: string) =>
-    `Stream ${key}: could not check for lost data after losing the lease (${error}) before this instance stopped. If Redis lost its data, the holder of the stream started without the position this instance reached; to make it resume from there (within a renew interval, or at the next start), run: SET ${key}:orphan '${position}' EX 3600`,
+    `Stream ${key}: could not check for lost data after losing the lease (${error}) before this instance stopped. If Redis lost its data, the holder of the stream started without the position this instance reached; to make it resume from there (within a renew interval, or at the next start), run: SET ${key}:orphan '${position}' EX ${LEFT_POSITION_TTL_MS / 1000}`,
   leaseStandby: (key: string, instance: string, holder: string | null) =>
     `Stream ${key}: ${instance} stands by${holder ? `; ${holder} is active` : ''}.`,
   leaseLost: (key: string, instance: string, reason: string) =>
@@ -120,7 +121,7 @@ export const messages = {
   catchingUp: (key: string, handled: number, lagMs: number, perSecond: number) =>
     `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, catching up at ${Math.round(perSecond).toLocaleString('en-US')}/s.`,
   fallingBehind: (key: string, handled: number, lagMs: number, inFlightMs: number) =>
-    `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, and no event finished in the last 30 s: the current one has been running for ${duration(inFlightMs)} (a stuck handler? see handlerStuck).`,
+    `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, and no event finished in the last ${CATCH_UP_REPORT_EVERY_MS / 1000} s: the current one has been running for ${duration(inFlightMs)} (a stuck handler? see handlerStuck).`,
   tokenNotFoundResumingAtTime: (key: string, time: { t: number; i: number }, error: string) =>
     `Stream ${key}: the server did not find the stored resume token (${error}); its server-side filter changed since (a handler with other operationTypes or pipeline?). ` +
     `Resuming at the token's cluster time Timestamp({ t: ${time.t}, i: ${time.i} }) instead: events at that time are delivered again.`,

@@ -32,9 +32,7 @@ import { checkpointKey } from './token-store/checkpoint-key.js';
 import type { ResumeTokenStore } from './interfaces/resume-token-store.interface.js';
 import { MirroredResumeTokenStore } from './position-mirror/mirrored-resume-token.store.js';
 import { withPositionMirror } from './position-mirror/position-mirror.factory.js';
-
-/** How long bootstrap waits for the store's first answer before logging that it is unreachable. */
-const STORE_CHECK_MS = 3000;
+import { MIN_CLOSE_MS, STORE_CHECK_MS } from './options/defaults.js';
 
 interface KeyedPlan {
   plan: StreamPlan;
@@ -139,11 +137,11 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   /** Runs before mongoose closes its connections (in `onApplicationShutdown`). */
   async beforeApplicationShutdown(): Promise<void> {
     await this.onModuleDestroy();
-    if (this.balancer) await settlesWithin(this.balancer.stop(), Math.max(100, this.timeLeft()));
+    if (this.balancer) await settlesWithin(this.balancer.stop(), Math.max(MIN_CLOSE_MS, this.timeLeft()));
     this.telemetry?.dispose();
     // The mirror's last copies: positions whose Redis save failed at shutdown are kept there.
-    if (this.tokens instanceof MirroredResumeTokenStore) await settlesWithin(this.tokens.close(), Math.max(100, this.timeLeft()));
-    await this.stores.close(Math.max(100, this.timeLeft()));
+    if (this.tokens instanceof MirroredResumeTokenStore) await settlesWithin(this.tokens.close(), Math.max(MIN_CLOSE_MS, this.timeLeft()));
+    await this.stores.close(Math.max(MIN_CLOSE_MS, this.timeLeft()));
   }
 
   /** Each plan's connection, database and key; two plans sharing a key fail startup. */

@@ -15,27 +15,41 @@ export const CHANGE_STREAM_TESTING_OPTIONS = Symbol('nestjs-change-streams:testi
  * reads from the server. Nothing is connected: no MongoDB, no Redis, no mongoose connection.
  */
 export interface ChangeStreamTestingOptions {
-  /** `context.consumer`, and part of dead-letter ids (default `test`). */
+  /**
+   * `context.consumer`, and part of dead-letter ids.
+   * @defaultValue `test`
+   */
   consumer?: string;
-  /** The connection name of handlers that name none (a label here; nothing is resolved). */
+  /**
+   * The connection name of handlers that name none (a label here; nothing is resolved).
+   * @defaultValue mongoose's default connection
+   */
   connectionName?: string;
   /**
    * `context.database` and the events' `ns.db`: one name for every connection, or one per
-   * connection name (default `test`, as `changeEvents` builds).
+   * connection name (a connection not named gets the default).
+   * @defaultValue `test`, as `changeEvents` builds
    */
   database?: string | Record<string, string>;
-  /** Part of dead letters' `streamKey` (default `change-stream`). */
+  /**
+   * Part of dead letters' `streamKey`.
+   * @defaultValue `change-stream`
+   */
   keyPrefix?: string;
-  /** As in production: `'stop'` (default), `'dead-letter'` or a callback. */
+  /**
+   * As in production: `'stop'`, `'dead-letter'` or a callback.
+   * @defaultValue `'stop'`
+   */
   onHandlerFailure?: HandlerFailurePolicy;
   /**
-   * As in production (`retries` default 3), except that `initialDelayMs` defaults to 0 so that
-   * retries do not slow tests down; set it to test with production's backoff.
+   * As in production, except that `initialDelayMs` defaults to 0 so that retries do not slow
+   * tests down; set it to test with production's backoff.
+   * @defaultValue `{ retries: 3, initialDelayMs: 0, maxDelayMs: 5000 }`
    */
   handlerRetry?: HandlerRetryOptions;
   /**
-   * `context.fence`: the fencing number of the lease the handlers run under (default 1, as for the
-   * first holder of a stream); `null` as without leases.
+   * `context.fence`: the fencing number of the lease the handlers run under; `null` as without leases.
+   * @defaultValue 1, as for the first holder of a stream
    */
   fence?: number | null;
 }
