@@ -24,7 +24,7 @@ export const MODULE_DEFAULTS = {
   onHandlerFailure: 'stop',
   /** Stop rather than restart from now, which would skip the changes in between. */
   onHistoryLost: 'fail',
-  /** Cuts the final drain and save short in a typical pod's termination grace period (30 s). */
+  /** Fits well inside a typical pod's termination grace period (30 s). */
   shutdownTimeoutMs: 10_000,
   /** Bootstrap waits this long, then streams keep opening in the background. */
   startupTimeoutMs: 10_000,
@@ -110,7 +110,7 @@ export const DEAD_LETTER_RETRY_INITIAL_MS = 100;
 /** First delay of a retry to leave a position after a lost lease. */
 export const LEFT_POSITION_RETRY_INITIAL_MS = 500;
 
-/** A left position is kept this long: the next holder takes it within a lease TTL, or at the next start. */
+/** A left position is kept this long, and leaving one is retried this long (after that nobody would read it); the holder takes it within a renew interval, or at its start. */
 export const LEFT_POSITION_TTL_MS = 3_600_000;
 
 /** The catch-up line is logged this often: calm enough for a log, often enough to follow a backlog. */
