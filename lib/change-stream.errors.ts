@@ -1,3 +1,4 @@
+import { messages } from './change-stream.messages.js';
 import type { StreamLease } from './interfaces/lease-store.interface.js';
 
 /** Bad options or decorator usage; thrown at startup. */
@@ -22,11 +23,7 @@ export class InvalidStoredTokenError extends Error {
     readonly raw: string,
     reason: string,
   ) {
-    super(
-      `Stored position under "${key}" is not a valid resume token (${reason}). ` +
-        `It was left in place for inspection. To start from now instead, delete the key ` +
-        `(events written since the lost position will not be delivered).`,
-    );
+    super(messages.invalidStoredToken(key, reason));
   }
 }
 
@@ -59,7 +56,7 @@ export class FencedWriteError extends Error {
     readonly lease: StreamLease,
     detail: string,
   ) {
-    super(`Position write to "${key}" refused for ${lease.holder} (fence ${lease.fence}): ${detail}.`);
+    super(messages.fencedWrite(key, lease.holder, lease.fence, detail));
   }
 }
 

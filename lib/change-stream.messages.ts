@@ -1,4 +1,5 @@
 import { DEFAULT_CONNECTION_NAME } from './change-stream.constants.js';
+import { CATCH_UP_REPORT_EVERY_MS, LEFT_POSITION_TTL_MS } from './options/defaults.js';
 
 /** Log and error texts in one place, so they stay consistent and greppable. */
 export const messages = {
@@ -108,7 +109,7 @@ export const messages = {
     `Stream ${key}: the store lost this stream's data (position, lease or fence counter) while ${instance} was reading; ${instance} left the position it reached at ${key}:orphan for the next holder, which resumes from it.`,
   orphanNotLeftYet: (key: string, error: string) => `Stream ${key}: could not check for lost data after losing the lease (${error}); retrying with backoff.`,
   orphanNotLeft: (key: string, position: string, error: string) =>
-    `Stream ${key}: could not check for lost data after losing the lease (${error}) before this instance stopped. If Redis lost its data, the holder of the stream started without the position this instance reached; to make it resume from there (within a renew interval, or at the next start), run: SET ${key}:orphan '${position}' EX 3600`,
+    `Stream ${key}: could not check for lost data after losing the lease (${error}) before this instance stopped. If Redis lost its data, the holder of the stream started without the position this instance reached; to make it resume from there (within a renew interval, or at the next start), run: SET ${key}:orphan '${position}' EX ${LEFT_POSITION_TTL_MS / 1000}`,
   leaseFenceMissing: (key: string, instance: string, waitMs: number) =>
     `Stream ${key}: ${instance} took the lease, but its fence counter was missing on a Redis that started less than a lease TTL ago (it restarted empty), and another instance was seen holding or announcing the stream; waiting ${waitMs} ms before reading, until any lease handed out before the restart has expired.`,
   handlerSetsDiffer: (key: string, instance: string, mine: string, other: string, theirs: string) =>
@@ -145,7 +146,7 @@ export const messages = {
   catchingUp: (key: string, handled: number, lagMs: number, perSecond: number) =>
     `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, catching up at ${Math.round(perSecond).toLocaleString('en-US')}/s.`,
   fallingBehind: (key: string, handled: number, lagMs: number, inFlightMs: number) =>
-    `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, and no event finished in the last 30 s: the current one has been running for ${duration(inFlightMs)} (a stuck handler? see handlerStuck).`,
+    `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, and no event finished in the last ${CATCH_UP_REPORT_EVERY_MS / 1000} s: the current one has been running for ${duration(inFlightMs)} (a stuck handler? see handlerStuck).`,
   tokenNotFoundResumingAtTime: (key: string, time: { t: number; i: number }, error: string) =>
     `Stream ${key}: the server did not find the stored resume token (${error}); its server-side filter changed since (a handler with other operationTypes or pipeline?). ` +
     `Resuming at the token's cluster time Timestamp({ t: ${time.t}, i: ${time.i} }) instead: events at that time are delivered again.`,
@@ -177,6 +178,39 @@ export const messages = {
     `ChangeStreamModule: handlerTimeoutMs (${handlerTimeoutMs}) with onHandlerTimeout: 'abort' must be at most half of leases.ttlMs ` +
     `(leases.ttlMs is ${ttlMs} ms, so at most ${Math.floor(ttlMs / 2)} ms), so that a call that stops on its signal ends well within the time another instance waits before it takes the stream over. ` +
     `Lower handlerTimeoutMs, raise leases.ttlMs to at least ${2 * handlerTimeoutMs}, or use onHandlerTimeout: 'warn'.`,
+  unknownOptions: (unknown: string[], known: readonly string[], group?: string) =>
+    group === undefined
+      ? `ChangeStreamModule: unknown option(s) ${unknown.map((name) => `"${name}"`).join(', ')}. Known options: ${known.join(', ')}.`
+      : `ChangeStreamModule: unknown option(s) ${unknown.map((name) => `"${group}.${name}"`).join(', ')}. Known in "${group}": ${known.join(', ')}.`,
+  redisUndefined: () =>
+    'ChangeStreamModule: option "redis" is present but undefined (an unset environment variable?). Set it, or leave the option out to keep positions in memory on purpose.',
+  redisEmpty: (value: null | '') =>
+    `ChangeStreamModule: option "redis" is ${value === null ? 'null' : 'an empty string'} (an unset environment variable?). Pass a redis:// URL, ioredis options or a client, or leave the option out to keep positions in memory on purpose.`,
+  redisUrlScheme: (scheme: string) =>
+    `ChangeStreamModule: option "redis" is a "${scheme}:" URL; expected redis://host:port, rediss://host:port (TLS) or unix:///path/to/socket.`,
+  redisAndTokenStore: () => 'ChangeStreamModule: set either "redis" or "tokenStore", not both.',
+  onChangeNotMethod: (collection: string, where: string) => `@OnChange('${collection}') on ${where}: it decorates methods only.`,
+  onChangeNoCollection: (where: string) => `@OnChange on ${where}: the collection name must be a non-empty string.`,
+  onChangeUnknownOptions: (collection: string, where: string, unknown: string[], known: readonly string[]) =>
+    `@OnChange('${collection}') on ${where}: unknown option(s) ${unknown.map((key) => `"${key}"`).join(', ')}. Known options: ${known.join(', ')}.`,
+  onChangeOptionInvalid: (collection: string, handler: string, option: string, rule: string) => `@OnChange('${collection}') on ${handler}: "${option}" ${rule}.`,
+  streamOptionConflict: (collection: string, first: string, second: string, option: string, firstValue: unknown, secondValue: unknown) =>
+    `@OnChange('${collection}'): ${first} and ${second} share one stream but set ` +
+    `different "${option}" (${JSON.stringify(firstValue)} vs ${JSON.stringify(secondValue)}). ` +
+    `Stream-level options must agree; move the difference into the handler, or give them the same value.`,
+  testingOptionsNotObject: () => 'ChangeStreamTestingModule: options must be an object.',
+  testingUnknownOptions: (unknown: string[], known: readonly string[]) =>
+    `ChangeStreamTestingModule: unknown option(s) ${unknown.map((n) => `"${n}"`).join(', ')}. Known options: ${known.join(', ')}. ` +
+    `Stores, Redis, leases and timeouts do not apply: nothing is connected.`,
+  testingOptionInvalid: (name: string, value: unknown, expected: string) =>
+    `ChangeStreamTestingModule: option "${name}" is ${JSON.stringify(value)}; expected ${expected}.`,
+  invalidStoredToken: (key: string, reason: string) =>
+    `Stored position under "${key}" is not a valid resume token (${reason}). ` +
+    `It was left in place for inspection. To start from now instead, delete the key ` +
+    `(events written since the lost position will not be delivered).`,
+  fencedWrite: (key: string, holder: string, fence: number, detail: string) => `Position write to "${key}" refused for ${holder} (fence ${fence}): ${detail}.`,
+  redisConnectionError: (where: string, error: string) => `${where}: connection error (${error}); ioredis keeps retrying.`,
+  redisConnectionRestored: (where: string) => `${where}: connection restored.`,
 };
 
 /** `3 m 10 s`, `12 s`, `1 h 2 m`: for humans reading logs. */

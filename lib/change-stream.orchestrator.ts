@@ -15,7 +15,7 @@ import { CHANGE_STREAM_MODULE_OPTIONS } from './change-stream.module-definition.
 import { ChangeStreamConfigError } from './change-stream.errors.js';
 import { ChangeStreamExplorer } from './change-stream.explorer.js';
 import { messages } from './change-stream.messages.js';
-import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
+import type { ResolvedChangeStreamOptions } from './options/module-options.js';
 import { ChangeStreamRuntime } from './change-stream.runtime.js';
 import { Checkpointer } from './checkpoint/checkpointer.js';
 import { settlesWithin } from './common/backoff.js';
@@ -33,9 +33,7 @@ import { checkpointKey } from './token-store/checkpoint-key.js';
 import type { ResumeTokenStore } from './interfaces/resume-token-store.interface.js';
 import { MirroredResumeTokenStore } from './position-mirror/mirrored-resume-token.store.js';
 import { withPositionMirror } from './position-mirror/position-mirror.factory.js';
-
-/** How long bootstrap waits for the store's first answer before logging that it is unreachable. */
-const STORE_CHECK_MS = 3000;
+import { MIN_CLOSE_MS, STORE_CHECK_MS } from './options/defaults.js';
 
 interface KeyedPlan {
   plan: StreamPlan;
@@ -145,11 +143,11 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   /** Runs before mongoose closes its connections (in `onApplicationShutdown`). */
   async beforeApplicationShutdown(): Promise<void> {
     await this.onModuleDestroy();
-    if (this.balancer) await settlesWithin(this.balancer.stop(), Math.max(100, this.timeLeft()));
+    if (this.balancer) await settlesWithin(this.balancer.stop(), Math.max(MIN_CLOSE_MS, this.timeLeft()));
     this.telemetry?.dispose();
     // The mirror's last copies: positions whose Redis save failed at shutdown are kept there.
-    if (this.tokens instanceof MirroredResumeTokenStore) await settlesWithin(this.tokens.close(), Math.max(100, this.timeLeft()));
-    await this.stores.close(Math.max(100, this.timeLeft()));
+    if (this.tokens instanceof MirroredResumeTokenStore) await settlesWithin(this.tokens.close(), Math.max(MIN_CLOSE_MS, this.timeLeft()));
+    await this.stores.close(Math.max(MIN_CLOSE_MS, this.timeLeft()));
   }
 
   /** A watched collection that does not exist is valid for MongoDB, but usually a typo: say so, never fail. */

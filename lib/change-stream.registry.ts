@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { CHANGE_STREAM_RESOLVED_OPTIONS, DEFAULT_CONNECTION_NAME } from './change-stream.constants.js';
 import type { ChangeStreamEventListener } from './change-stream.events.js';
-import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
+import type { ResolvedChangeStreamOptions } from './options/module-options.js';
 import { ChangeStreamRuntime } from './change-stream.runtime.js';
 import type { ChangeStreamStatus } from './interfaces/change-stream-status.interface.js';
 

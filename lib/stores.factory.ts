@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { ChangeStreamConfigError } from './change-stream.errors.js';
 import { messages } from './change-stream.messages.js';
-import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
+import type { ResolvedChangeStreamOptions } from './options/module-options.js';
 import { settlesWithin } from './common/backoff.js';
 import { errorText } from './common/errors.js';
 import { InMemoryDeadLetterStore } from './dead-letter/in-memory-dead-letter.store.js';
@@ -166,11 +166,11 @@ function followOutages(client: Redis, where: string): () => string | undefined {
   let last: string | undefined;
   client.on('error', (error: Error & { code?: string }) => {
     last = error.code && !error.message.includes(error.code) ? `${error.code}: ${error.message}` : error.message;
-    if (connected && !reported) logger.warn(`${where}: connection error (${error.message}); ioredis keeps retrying.`);
+    if (connected && !reported) logger.warn(messages.redisConnectionError(where, error.message));
     reported = true;
   });
   client.on('ready', () => {
-    if (connected && reported) logger.log(`${where}: connection restored.`);
+    if (connected && reported) logger.log(messages.redisConnectionRestored(where));
     connected = true;
     reported = false;
     last = undefined;

@@ -7,15 +7,13 @@ import { type FencedWriteError, isFencedWriteError } from '../change-stream.erro
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ResumeToken, ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
 import { orphanStore } from '../lease/orphan-position.js';
+import { RETRY_MAX_DELAY_MS, SLOW_SAVE_MS } from '../options/defaults.js';
 
 export interface CheckpointSettings {
   maxEvents: number;
   intervalMs: number;
   maxUnsavedEvents: number;
 }
-
-/** A save that has not answered for this long makes the stream show `degraded`. */
-const SLOW_SAVE_MS = 5000;
 
 /**
  * Holds one stream's position. Events are numbered in stream order (`seq`); `ack` is called
@@ -181,7 +179,7 @@ export class Checkpointer {
     this.dirty = true;
     for (let attempt = 1; ; attempt++) {
       if (await this.flush()) return true;
-      if (!(await sleep(backoffDelay(attempt, this.settings.intervalMs, 30_000), signal))) return false;
+      if (!(await sleep(backoffDelay(attempt, this.settings.intervalMs, RETRY_MAX_DELAY_MS), signal))) return false;
     }
   }
 
@@ -280,7 +278,7 @@ export class Checkpointer {
         this.reportTrouble(errorText(error));
         if (this.failures === 1) this.logger.warn(messages.checkpointFailed(this.key, errorText(error)));
         else this.logger.debug(messages.checkpointFailed(this.key, errorText(error)));
-        this.schedule(backoffDelay(this.failures, this.settings.intervalMs, 30_000));
+        this.schedule(backoffDelay(this.failures, this.settings.intervalMs, RETRY_MAX_DELAY_MS));
         return false;
       } finally {
         clearTimeout(slow);

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_STORES } from '../change-stream.constants.js';
-import type { ResolvedChangeStreamOptions } from '../change-stream.options.js';
+import type { ResolvedChangeStreamOptions } from '../options/module-options.js';
 import { ChangeStreamRuntime } from '../change-stream.runtime.js';
 import type { DeadLetter, DeadLetterPage, DeadLetterPageOptions } from '../interfaces/dead-letter.interface.js';
 import type { ChangeStreamStores } from '../stores.factory.js';

@@ -1,7 +1,8 @@
 import type { DeadLetter, DeadLetterStoreRetention } from '../interfaces/dead-letter.interface.js';
 
-/** The default cap: a stream that dead-letters every event must not fill Redis' memory. */
-export const DEFAULT_MAX_DEAD_LETTERS = 10_000;
+import { DEAD_LETTER_RETENTION_DEFAULTS } from '../options/defaults.js';
+
+export const DEFAULT_MAX_DEAD_LETTERS = DEAD_LETTER_RETENTION_DEFAULTS.maxLetters;
 
 /** A store's retention, resolved, with whom to tell about the letters it drops. */
 export interface RetentionPolicy {

@@ -1,8 +1,8 @@
 import type { mongo } from 'mongoose';
 import { ON_CHANGE_METADATA } from '../change-stream.constants.js';
-import { ChangeStreamConfigError } from '../change-stream.errors.js';
 import type { ChangeContext } from '../interfaces/change-context.interface.js';
 import type { ChangeOperationType, OnChangeOptions } from '../interfaces/on-change-options.interface.js';
+import { validateDeclaration } from '../options/handler-options.js';
 
 /** What `@OnChange` records on a method; one entry per decorator on it. */
 export interface OnChangeMetadata {
@@ -93,19 +93,7 @@ export function OnChange<T extends mongo.Document = any, Op extends ChangeOperat
 export function OnChange<T extends mongo.Document = any>(collection: string, options?: OnChangeOptions): OnChangeDecorator<T>;
 export function OnChange(collection: string, options: OnChangeOptions | OnChangeOptionsFor<ChangeOperationType> = {}): OnChangeDecorator {
   return (target, propertyKey, descriptor) => {
-    const where = `${describeTarget(target)}.${String(propertyKey)}`;
-    if (typeof descriptor?.value !== 'function') {
-      throw new ChangeStreamConfigError(`@OnChange('${collection}') on ${where}: it decorates methods only.`);
-    }
-    if (typeof collection !== 'string' || collection.trim() === '') {
-      throw new ChangeStreamConfigError(`@OnChange on ${where}: the collection name must be a non-empty string.`);
-    }
-    const unknown = Object.keys(options ?? {}).filter((key) => !HANDLER_OPTIONS.includes(key));
-    if (unknown.length > 0) {
-      throw new ChangeStreamConfigError(
-        `@OnChange('${collection}') on ${where}: unknown option(s) ${unknown.map((key) => `"${key}"`).join(', ')}. Known options: ${HANDLER_OPTIONS.join(', ')}.`,
-      );
-    }
+    validateDeclaration(collection, `${describeTarget(target)}.${String(propertyKey)}`, descriptor?.value, options ?? {});
     const method = descriptor.value as object;
     const existing: OnChangeMetadata[] = Reflect.getMetadata(ON_CHANGE_METADATA, method) ?? [];
     // Stored as given; the library only reads `operationTypes`, so a readonly array is fine.
@@ -113,9 +101,6 @@ export function OnChange(collection: string, options: OnChangeOptions | OnChange
     return descriptor;
   };
 }
-
-/** The keys of `OnChangeOptions`: a misspelled one (options built as `any`) would be ignored. */
-const HANDLER_OPTIONS = ['operationTypes', 'pipeline', 'fullDocument', 'fullDocumentBeforeChange', 'splitLargeEvents', 'connectionName', 'retries', 'concurrency', 'onFailure'];
 
 function describeTarget(target: object): string {
   return typeof target === 'function' ? target.name : target.constructor.name;

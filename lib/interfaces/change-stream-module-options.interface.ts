@@ -5,45 +5,79 @@ import type { ResumeTokenStore } from './resume-token-store.interface.js';
 
 /** When a stream's position is saved (the module's `checkpoint` option). */
 export interface CheckpointOptions {
-  /** Save the position after this many handled events (default 1000). At most twice this many are delivered again after a crash. */
+  /**
+   * Save the position after this many handled events. At most twice this many are delivered again after a crash.
+   * @defaultValue 1000
+   */
   maxEvents?: number;
-  /** …or this long after the first unsaved event (default 1000 ms). */
+  /**
+   * …or this long (ms) after the first unsaved event.
+   * @defaultValue 1000
+   */
   intervalMs?: number;
   /**
    * While saves fail (Redis down), handling may run this many events ahead of the last
-   * stored position; beyond it, reading pauses until a save succeeds (default 10000). While
-   * saves succeed the bound is `2 × maxEvents`.
+   * stored position; beyond it, reading pauses until a save succeeds. While saves succeed the
+   * bound is `2 × maxEvents`, so this is at least that.
+   * @defaultValue `max(10000, 2 × maxEvents)`
    */
   maxUnsavedEvents?: number;
 }
 
 /** How a throwing handler is retried (the module's `handlerRetry` option). */
 export interface HandlerRetryOptions {
-  /** Retries after the first failed call, before the failure policy applies (default 3). */
+  /**
+   * Retries after the first failed call, before the failure policy applies.
+   * @defaultValue 3
+   */
   retries?: number;
-  /** Delay before the first retry; doubles each time, with jitter (default 200 ms). */
+  /**
+   * Delay (ms) before the first retry; doubles each time, with jitter.
+   * @defaultValue 200
+   */
   initialDelayMs?: number;
-  /** Upper bound of the delay between retries (default 5000 ms). */
+  /**
+   * Upper bound (ms) of the delay between retries.
+   * @defaultValue `max(5000, initialDelayMs)`
+   */
   maxDelayMs?: number;
 }
 
 /** How a broken stream is reopened (the module's `reconnect` option). */
 export interface ReconnectOptions {
-  /** Delay before reopening a stream that broke (default 500 ms); doubles, with jitter. */
+  /**
+   * Delay (ms) before reopening a stream that broke; doubles, with jitter.
+   * @defaultValue 500
+   */
   initialDelayMs?: number;
-  /** Upper bound of that delay (default 30000 ms). */
+  /**
+   * Upper bound (ms) of that delay.
+   * @defaultValue `max(30000, initialDelayMs)`
+   */
   maxDelayMs?: number;
 }
 
 /** One active consumer per stream among the instances of a consumer (see the README's "Replicas and rolling deploys"). */
 export interface LeaseOptions {
-  /** A lease lives this long without renewal: the worst-case takeover after a crash is this plus `pollIntervalMs` (default 10000). */
+  /**
+   * A lease lives this long (ms) without renewal: the worst-case takeover after a crash is this plus `pollIntervalMs`.
+   * @defaultValue 10000
+   */
   ttlMs?: number;
-  /** The holder renews this often (default `min(3000, ttlMs / 3)`); at most `ttlMs / 2`. */
+  /**
+   * The holder renews this often (ms); at most `ttlMs / 2`.
+   * @defaultValue `min(3000, ttlMs / 3)`
+   */
   renewIntervalMs?: number;
-  /** A standby checks for a free lease this often (default `min(1000, renewIntervalMs)`); at most `renewIntervalMs`. */
+  /**
+   * A standby checks for a free lease this often (ms); at most `renewIntervalMs`.
+   * @defaultValue `min(1000, renewIntervalMs)`
+   */
   pollIntervalMs?: number;
-  /** This instance's name in logs, status and Redis (default `<hostname>:<pid>:<random tag>`). */
+  /**
+   * This instance's name in logs, status and Redis.
+   * @defaultValue `<hostname>:<pid>:<random tag>`
+   */
   instanceId?: string;
 }
 
@@ -52,11 +86,20 @@ export interface LeaseOptions {
  * `positionMirror` option; see the README's "Position mirror in MongoDB").
  */
 export interface PositionMirrorOptions {
-  /** The collection the module owns, in the connection's database (default `change_stream_positions`). */
+  /**
+   * The collection the module owns, in the connection's database.
+   * @defaultValue `change_stream_positions`
+   */
   collection?: string;
-  /** Each stream's copy is written at most this often (default 5000 ms), besides at shutdown and while Redis cannot be reached. */
+  /**
+   * Each stream's copy is written at most this often (ms), besides at shutdown and while Redis cannot be reached.
+   * @defaultValue 5000
+   */
   intervalMs?: number;
-  /** The mongoose connection whose database holds the collection (default: the module's `connectionName`). */
+  /**
+   * The mongoose connection whose database holds the collection.
+   * @defaultValue the module's `connectionName`
+   */
   connectionName?: string;
 }
 
@@ -78,22 +121,37 @@ export interface ChangeStreamModuleOptions {
   redis?: string | RedisOptions | Redis | Cluster;
   /** A custom store instead of Redis; the module never closes it. */
   tokenStore?: ResumeTokenStore;
-  /** A custom dead-letter store (default: Redis with `redis`, else in memory). */
+  /**
+   * A custom dead-letter store.
+   * @defaultValue Redis with `redis`, else in memory
+   */
   deadLetterStore?: DeadLetterStore;
   /**
-   * How many dead letters the module's stores keep (`maxLetters`, default 10,000) and for how
-   * long (`maxAgeMs`, default no limit); `0` turns a limit off. The oldest are dropped first,
-   * each drop logged as a warning and counted (`change_stream.dead_letters.dropped`). Not
-   * applied to a custom `deadLetterStore`.
+   * How many dead letters the module's stores keep and for how long; `0` turns a limit off. The
+   * oldest are dropped first, each drop logged as a warning and counted
+   * (`change_stream.dead_letters.dropped`). Not applied to a custom `deadLetterStore`.
+   * @defaultValue `{ maxLetters: 10000, maxAgeMs: 0 }` (no age limit)
    */
   deadLetterRetention?: DeadLetterRetention;
-  /** What happens when a handler still fails after its retries (default `stop`). */
+  /**
+   * What happens when a handler still fails after its retries.
+   * @defaultValue `'stop'`
+   */
   onHandlerFailure?: HandlerFailurePolicy;
-  /** What happens when the stored position cannot be resumed from (default `fail`). */
+  /**
+   * What happens when the stored position cannot be resumed from.
+   * @defaultValue `'fail'`
+   */
   onHistoryLost?: HistoryLostPolicy;
-  /** First part of every key (default `change-stream`). */
+  /**
+   * First part of every key.
+   * @defaultValue `change-stream`
+   */
   keyPrefix?: string;
-  /** Default mongoose connection name for handlers that name none. */
+  /**
+   * Default mongoose connection name for handlers that name none.
+   * @defaultValue mongoose's default connection
+   */
   connectionName?: string;
   /** When positions are saved: after `maxEvents` handled events or `intervalMs`, whichever comes first. */
   checkpoint?: CheckpointOptions;
@@ -103,45 +161,61 @@ export interface ChangeStreamModuleOptions {
   reconnect?: ReconnectOptions;
   /**
    * Upper bound of a shutdown: draining in-flight handlers, the final save and closing the cursor
-   * all fit in it (default 10000 ms). Events not finished by then are delivered again on the next start.
+   * all fit in it (ms). Events not finished by then are delivered again on the next start.
+   * @defaultValue 10000
    */
   shutdownTimeoutMs?: number;
-  /** How long application bootstrap waits for every stream to open (default 10000 ms). */
+  /**
+   * How long (ms) application bootstrap waits for every stream to open.
+   * @defaultValue 10000
+   */
   startupTimeoutMs?: number;
   /**
    * A handler call running longer than this turns its stream `degraded`, with a log line naming
-   * the handler and event (default 60000 ms; 0 disables).
+   * the handler and event (ms; 0 disables).
+   * @defaultValue 60000
    */
   handlerTimeoutMs?: number;
   /**
-   * `warn` (default): report only. `abort`: also abort that call's `context.signal` (each call has
+   * `warn`: report only. `abort`: also abort that call's `context.signal` (each call has
    * its own: a retry starts with a fresh one). With leases, `abort` needs `handlerTimeoutMs` at
    * most half of `leases.ttlMs`, or startup fails.
+   * @defaultValue `'warn'`
    */
   onHandlerTimeout?: 'warn' | 'abort';
   /**
    * Events whose handlers run at once per stream. Events of one document (`documentKey`) are
    * always handled in order, one at a time (the later ones wait without taking a slot); events
    * without one (drop, rename, DDL) run alone.
+   * @defaultValue 1
    */
   concurrency?: number;
-  /** Server wait per `getMore`; also bounds how long a shutdown waits for an idle read (default 1000 ms). */
+  /**
+   * Server wait (ms) per `getMore`; also bounds how long a shutdown waits for an idle read.
+   * @defaultValue 1000
+   */
   maxAwaitTimeMS?: number;
-  /** Cursor batch size (driver default when omitted). */
+  /**
+   * Cursor batch size.
+   * @defaultValue the driver's
+   */
   batchSize?: number;
   /**
    * Leases: on by default with the Redis store (and custom stores that implement `leases`), so
    * any number of instances may run; `false` for a single-instance deployment.
+   * @defaultValue on with `redis` (and a `tokenStore` that implements `leases`), off with the in-memory store
    */
   leases?: LeaseOptions | false;
   /**
    * Metrics and traces through `@opentelemetry/api` when it is installed and an SDK is registered
-   * before the application starts (default true). `false` turns them off.
+   * before the application starts. `false` turns them off.
+   * @defaultValue true
    */
   telemetry?: boolean;
   /**
    * Also copy each position into a MongoDB collection, read only when Redis holds no position for
-   * a stream (Redis restarted without persistence). Off by default; `true` for the defaults.
+   * a stream (Redis restarted without persistence). `true` for the defaults of `PositionMirrorOptions`.
+   * @defaultValue false
    */
   positionMirror?: boolean | PositionMirrorOptions;
 }

@@ -33,10 +33,14 @@ export interface OnChangeOptions {
    * 16 MB (usually with `fullDocument` or `fullDocumentBeforeChange`) are split by the server
    * (`$changeStreamSplitLargeEvent`, MongoDB 7.0+ or 6.0.9+) and joined again before handlers
    * see them. Without it such an event fails the stream with a message naming this option.
-   * Older servers refuse the stream when it is set. Default false.
+   * Older servers refuse the stream when it is set.
+   * @defaultValue false
    */
   splitLargeEvents?: boolean;
-  /** Mongoose connection name; defaults to the module's `connectionName`. */
+  /**
+   * Mongoose connection name.
+   * @defaultValue the module's `connectionName`, else the default connection
+   */
   connectionName?: string;
   /** Overrides the module's `handlerRetry.retries` for this handler. */
   retries?: number;

@@ -6,9 +6,10 @@ import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
 import { encodeCheckpoint } from '../token-store/checkpoint.codec.js';
 import { orphanKey } from './lease-keys.js';
+import { LEFT_POSITION_RETRY_INITIAL_MS, LEFT_POSITION_TTL_MS, RETRY_MAX_DELAY_MS } from '../options/defaults.js';
 
 /** As long as the store keeps what is left: after that nobody would see it. */
-const GIVE_UP_AFTER_MS = 3_600_000;
+const GIVE_UP_AFTER_MS = LEFT_POSITION_TTL_MS;
 
 type OrphanStore = Required<Pick<ResumeTokenStore, 'leaveOrphan' | 'loadOrphan' | 'dropOrphan'>> & ResumeTokenStore;
 
@@ -68,7 +69,7 @@ export async function leaveOrphanPosition(
         return;
       }
       logger.debug(messages.orphanNotLeftYet(key, errorText(error)));
-      await sleep(backoffDelay(attempt, 500, 30_000), stopping); // cut short by shutdown: then one last attempt
+      await sleep(backoffDelay(attempt, LEFT_POSITION_RETRY_INITIAL_MS, RETRY_MAX_DELAY_MS), stopping); // cut short by shutdown: then one last attempt
     }
   }
 }

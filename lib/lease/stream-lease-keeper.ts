@@ -4,6 +4,7 @@ import { backoffDelay, sleep } from '../common/backoff.js';
 import { errorText } from '../common/errors.js';
 import type { LeaseStore, StreamLease } from '../interfaces/lease-store.interface.js';
 import type { LeaseBalancer, LeaseTiming } from './lease-balancer.js';
+import { LEASE_EXPIRY_MARGIN_MS } from '../options/defaults.js';
 
 /**
  * One stream's lease on this instance: waits for it as a standby, renews it while active, and
@@ -251,7 +252,7 @@ export class StreamLeaseKeeper {
 
   /** Until when a request sent at `sentAt` that Redis answered confirms the lease. */
   private confirmedFrom(sentAt: number): number {
-    const margin = Math.min(1000, Math.floor(this.timing.ttlMs / 10));
+    const margin = Math.min(LEASE_EXPIRY_MARGIN_MS, Math.floor(this.timing.ttlMs / 10));
     return sentAt + this.timing.ttlMs - margin;
   }
 

@@ -7,6 +7,7 @@ import type { ResumeTokenStore, StreamPosition } from '../interfaces/resume-toke
 import { encodeCheckpoint } from '../token-store/checkpoint.codec.js';
 import { type MirrorStamp, stampFor } from './mirror-stamp.js';
 import type { MongoPositionMirror } from './mongo-position-mirror.js';
+import { MIRROR_TICK_MIN_MS } from '../options/defaults.js';
 
 export interface MirrorSettings {
   /** Each stream's mirror is written at most this often, besides a tenure's first save and the close. */
@@ -114,7 +115,7 @@ export class MirroredResumeTokenStore implements ResumeTokenStore {
     this.timer = setInterval(() => {
       const due = [...this.streams].filter(([, s]) => s.pending && Date.now() - s.lastAttemptAt >= this.settings.intervalMs);
       for (const [key, state] of due) void this.write(key, state);
-    }, Math.max(10, Math.floor(this.settings.intervalMs / 2)));
+    }, Math.max(MIRROR_TICK_MIN_MS, Math.floor(this.settings.intervalMs / 2)));
     this.timer.unref();
   }
 

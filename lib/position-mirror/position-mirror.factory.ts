@@ -2,7 +2,7 @@ import type { Connection } from 'mongoose';
 import { DEFAULT_CONNECTION_NAME } from '../change-stream.constants.js';
 import { ChangeStreamConfigError } from '../change-stream.errors.js';
 import { messages } from '../change-stream.messages.js';
-import type { ResolvedChangeStreamOptions } from '../change-stream.options.js';
+import type { ResolvedChangeStreamOptions } from '../options/module-options.js';
 import type { ResumeTokenStore } from '../interfaces/resume-token-store.interface.js';
 import { MirroredResumeTokenStore } from './mirrored-resume-token.store.js';
 import { type MirrorDocument, MongoPositionMirror } from './mongo-position-mirror.js';

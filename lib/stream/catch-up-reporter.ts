@@ -1,9 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { messages } from '../change-stream.messages.js';
-
-/** Catching up is reported at this pace, and only while the stream is at least this far behind. */
-const EVERY_MS = 30_000;
-const BEHIND_MS = 10_000;
+import { CATCH_UP_REPORT_BEHIND_MS, CATCH_UP_REPORT_EVERY_MS } from '../options/defaults.js';
 
 /**
  * While a stream works through a backlog, says so at a calm pace: how many events it handled,
@@ -23,7 +20,7 @@ export class CatchUpReporter {
   start(): void {
     if (this.timer) return;
     this.lastAt = Date.now();
-    this.timer = setInterval(() => this.tick(), EVERY_MS);
+    this.timer = setInterval(() => this.tick(), CATCH_UP_REPORT_EVERY_MS);
     this.timer.unref();
   }
 
@@ -39,7 +36,7 @@ export class CatchUpReporter {
     const rate = finished / Math.max(1, (now - this.lastAt) / 1000);
     this.lastHandled = handled;
     this.lastAt = now;
-    if (lagMs === null || lagMs < BEHIND_MS) return;
+    if (lagMs === null || lagMs < CATCH_UP_REPORT_BEHIND_MS) return;
     // Nothing finished: that is not catching up at 0/s, it is a handler that does not return.
     if (finished === 0 && inFlightForMs) this.logger.warn(messages.fallingBehind(this.key, handled, lagMs, inFlightForMs));
     else this.logger.log(messages.catchingUp(this.key, handled, lagMs, rate));

@@ -12,6 +12,7 @@ import type { ChangeEvent } from './change-cursor.js';
 import type { ChangeHandler } from './change-handler.js';
 import { isLifecycleEvent } from './stream-plan.js';
 import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
+import { DEAD_LETTER_RETRY_INITIAL_MS, RETRY_MAX_DELAY_MS } from '../options/defaults.js';
 
 export interface DispatchSettings {
   retries: number;
@@ -300,7 +301,7 @@ export class ChangeDispatcher {
         if (this.telemetry?.metering) this.telemetry.deadLettered(this.labels(handler, change));
         return { ok: true };
       } catch (storeError) {
-        const delay = backoffDelay(attempt, this.settings.initialDelayMs || 100, 30_000);
+        const delay = backoffDelay(attempt, this.settings.initialDelayMs || DEAD_LETTER_RETRY_INITIAL_MS, RETRY_MAX_DELAY_MS);
         this.logger.warn(messages.deadLetterSaveFailed(this.streamKey, errorText(storeError), delay));
         if (!(await sleep(delay, scope.stopping))) return ABORTED;
       }

@@ -3,7 +3,7 @@ import type { mongo } from 'mongoose';
 import { isInvalidStoredTokenError } from '../change-stream.errors.js';
 import type { ChangeStreamEvent } from '../change-stream.events.js';
 import { messages } from '../change-stream.messages.js';
-import type { ResolvedChangeStreamOptions } from '../change-stream.options.js';
+import type { ResolvedChangeStreamOptions } from '../options/module-options.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import { backoffDelay, settlesWithin, sleep } from '../common/backoff.js';
 import { errorText } from '../common/errors.js';

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { isInvalidStoredTokenError } from '../change-stream.errors.js';
 import type { ChangeStreamEvent } from '../change-stream.events.js';
 import { messages } from '../change-stream.messages.js';
-import type { ResolvedChangeStreamOptions } from '../change-stream.options.js';
+import type { ResolvedChangeStreamOptions } from '../options/module-options.js';
 import { errorText } from '../common/errors.js';
 import type { HistoryLost, HistoryLostAction } from '../interfaces/failure-policies.interface.js';
 import type { StreamPosition } from '../interfaces/resume-token-store.interface.js';

@@ -1,6 +1,7 @@
 import { ChangeStreamConfigError } from '../change-stream.errors.js';
-import { isHandlerFailurePolicy } from '../change-stream.options.js';
+import { messages } from '../change-stream.messages.js';
 import type { MatchStage, OnChangeOptions } from '../interfaces/on-change-options.interface.js';
+import { validateHandlerOptions } from '../options/handler-options.js';
 import type { ChangeHandler } from './change-handler.js';
 
 /** Everything needed to open one stream: one per (connection, collection). */
@@ -33,9 +34,6 @@ export function isLifecycleEvent(operationType: string): boolean {
   return LIFECYCLE_EVENTS.includes(operationType);
 }
 
-const FULL_DOCUMENT = ['default', 'updateLookup', 'whenAvailable', 'required'];
-const FULL_DOCUMENT_BEFORE_CHANGE = ['off', 'whenAvailable', 'required'];
-
 /**
  * Groups handlers into streams. Merge rule: operation types stay per handler (filtered
  * client-side too); `pipeline`, `fullDocument` and `fullDocumentBeforeChange` shape the
@@ -44,7 +42,7 @@ const FULL_DOCUMENT_BEFORE_CHANGE = ['off', 'whenAvailable', 'required'];
 export function planStreams(handlers: ChangeHandler[]): StreamPlan[] {
   const groups = new Map<string, ChangeHandler[]>();
   for (const handler of handlers) {
-    validateHandlerOptions(handler);
+    validateHandlerOptions(handler.collection, handler.name, handler.options);
     const id = JSON.stringify([handler.connectionName, handler.collection]);
     groups.set(id, [...(groups.get(id) ?? []), handler]);
   }
@@ -96,50 +94,8 @@ function agree<T>(handlers: ChangeHandler[], option: string, read: (h: ChangeHan
     if (chosen === undefined) {
       chosen = { handler, value: value as T };
     } else if (JSON.stringify(value) !== JSON.stringify(chosen.value)) {
-      throw new ChangeStreamConfigError(
-        `@OnChange('${handler.collection}'): ${chosen.handler.name} and ${handler.name} share one stream but set ` +
-          `different "${option}" (${JSON.stringify(chosen.value)} vs ${JSON.stringify(value)}). ` +
-          `Stream-level options must agree; move the difference into the handler, or give them the same value.`,
-      );
+      throw new ChangeStreamConfigError(messages.streamOptionConflict(handler.collection, chosen.handler.name, handler.name, option, chosen.value, value));
     }
   }
   return chosen?.value;
-}
-
-function validateHandlerOptions({ name, collection, options }: ChangeHandler): void {
-  const where = `@OnChange('${collection}') on ${name}`;
-  const { operationTypes, pipeline, fullDocument, fullDocumentBeforeChange, retries } = options;
-  if (operationTypes !== undefined && (!Array.isArray(operationTypes) || operationTypes.length === 0 || operationTypes.some((t) => typeof t !== 'string'))) {
-    throw new ChangeStreamConfigError(`${where}: "operationTypes" must be a non-empty array of operation type names.`);
-  }
-  if (pipeline !== undefined && (!Array.isArray(pipeline) || !pipeline.every(isMatchStage))) {
-    throw new ChangeStreamConfigError(
-      `${where}: "pipeline" may hold only { $match: {…} } stages (other stages can drop the resume token or reorder events).`,
-    );
-  }
-  if (fullDocument !== undefined && !FULL_DOCUMENT.includes(fullDocument)) {
-    throw new ChangeStreamConfigError(`${where}: "fullDocument" must be one of ${FULL_DOCUMENT.join(', ')}.`);
-  }
-  if (fullDocumentBeforeChange !== undefined && !FULL_DOCUMENT_BEFORE_CHANGE.includes(fullDocumentBeforeChange)) {
-    throw new ChangeStreamConfigError(`${where}: "fullDocumentBeforeChange" must be one of ${FULL_DOCUMENT_BEFORE_CHANGE.join(', ')}.`);
-  }
-  if (options.splitLargeEvents !== undefined && typeof options.splitLargeEvents !== 'boolean') {
-    throw new ChangeStreamConfigError(`${where}: "splitLargeEvents" must be true or false.`);
-  }
-  if (options.concurrency !== undefined && (!Number.isInteger(options.concurrency) || options.concurrency < 1)) {
-    throw new ChangeStreamConfigError(`${where}: "concurrency" must be an integer >= 1.`);
-  }
-  if (retries !== undefined && (!Number.isInteger(retries) || retries < 0)) {
-    throw new ChangeStreamConfigError(`${where}: "retries" must be an integer >= 0.`);
-  }
-  if (options.onFailure !== undefined && !isHandlerFailurePolicy(options.onFailure)) {
-    throw new ChangeStreamConfigError(`${where}: "onFailure" must be "stop", "dead-letter" or a function.`);
-  }
-}
-
-function isMatchStage(stage: unknown): stage is MatchStage {
-  if (typeof stage !== 'object' || stage === null) return false;
-  const keys = Object.keys(stage);
-  const match = (stage as MatchStage).$match;
-  return keys.length === 1 && keys[0] === '$match' && typeof match === 'object' && match !== null && !Array.isArray(match);
 }

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { messages } from '../change-stream.messages.js';
 import { describeEvent, type EventInFlight } from './change-dispatcher.js';
+import { STUCK_CHECK_MAX_INTERVAL_MS, STUCK_CHECK_MIN_INTERVAL_MS } from '../options/defaults.js';
 
 export interface StuckHandlerSettings {
   /** 0 disables the watch. */
@@ -29,7 +30,7 @@ export class StuckHandlerWatch {
   start(): void {
     const { handlerTimeoutMs } = this.settings;
     if (handlerTimeoutMs <= 0 || this.timer) return;
-    this.timer = setInterval(() => this.check(), Math.max(10, Math.min(1000, Math.floor(handlerTimeoutMs / 4))));
+    this.timer = setInterval(() => this.check(), Math.max(STUCK_CHECK_MIN_INTERVAL_MS, Math.min(STUCK_CHECK_MAX_INTERVAL_MS, Math.floor(handlerTimeoutMs / 4))));
     this.timer.unref();
   }
 

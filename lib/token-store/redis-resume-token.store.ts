@@ -4,8 +4,9 @@ import type { ResumeTokenStore, StreamPosition } from '../interfaces/resume-toke
 import { orphanKey } from '../lease/lease-keys.js';
 import { RedisLeaseStore } from '../lease/redis-lease.store.js';
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint.codec.js';
+import { LEFT_POSITION_TTL_MS } from '../options/defaults.js';
 
-const ORPHAN_TTL_SECONDS = 3600;
+const ORPHAN_TTL_SECONDS = LEFT_POSITION_TTL_MS / 1000;
 /** What `dropOrphan` leaves at the orphan key. */
 const USED = 'used';
 

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import mongoose from 'mongoose';
-import { resolveOptions } from '../../lib/change-stream.options.js';
+import { resolveOptions } from '../../lib/options/module-options.js';
 import { Checkpointer } from '../../lib/checkpoint/checkpointer.js';
 import { InMemoryDeadLetterStore, InMemoryResumeTokenStore } from '../../lib/index.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { type DeadLetter, type DeadLetterStore, type DeadLetterStoreRetention, InMemoryDeadLetterStore, RedisDeadLetterStore } from '../../lib/index.js';
 import { Logger } from '@nestjs/common';
-import { resolveOptions } from '../../lib/change-stream.options.js';
+import { resolveOptions } from '../../lib/options/module-options.js';
 import { createStores } from '../../lib/stores.factory.js';
 import { CapturingLogger } from '../fixtures/capturing-logger.js';
 import { testEnv, uniqueName } from '../fixtures/test-env.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { resolveOptions } from '../../lib/change-stream.options.js';
+import { resolveOptions } from '../../lib/options/module-options.js';
 import { ChangeStreamConfigError } from '../../lib/index.js';
 import type { ChangeStreamModuleOptions } from '../../lib/index.js';
 
