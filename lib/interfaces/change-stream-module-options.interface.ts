@@ -35,7 +35,7 @@ export interface ReconnectOptions {
   maxDelayMs?: number;
 }
 
-/** One active consumer per stream among the instances of a consumer (see the README's "Replicas and rolling deploys"). */
+/** One active consumer per stream among the instances of a consumer (see docs/replicas.md). */
 export interface LeaseOptions {
   /** A lease lives this long without renewal: the worst-case takeover after a crash is this plus `pollIntervalMs` (default 10000). */
   ttlMs?: number;
@@ -49,7 +49,7 @@ export interface LeaseOptions {
 
 /**
  * A copy of each position in MongoDB, for a Redis that may restart empty (the module's
- * `positionMirror` option; see the README's "Position mirror in MongoDB").
+ * `positionMirror` option; see docs/positions.md, "Position mirror in MongoDB").
  */
 export interface PositionMirrorOptions {
   /** The collection the module owns, in the connection's database (default `change_stream_positions`). */
