@@ -23,7 +23,7 @@ export interface ChangeContext {
    * The fencing number of the lease this instance holds on the stream (it only grows: a later
    * holder has a larger one), or `null` without leases. A handler that must never let an older
    * holder's late write win stores it with its own writes and writes only where the stored one
-   * is not larger (see the README's "Replicas and rolling deploys").
+   * is not larger (see docs/replicas.md).
    */
   fence: number | null;
 }

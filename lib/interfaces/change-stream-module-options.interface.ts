@@ -57,7 +57,7 @@ export interface ReconnectOptions {
   maxDelayMs?: number;
 }
 
-/** One active consumer per stream among the instances of a consumer (see the README's "Replicas and rolling deploys"). */
+/** One active consumer per stream among the instances of a consumer (see docs/replicas.md). */
 export interface LeaseOptions {
   /**
    * A lease lives this long (ms) without renewal: the worst-case takeover after a crash is this plus `pollIntervalMs`.
@@ -83,7 +83,7 @@ export interface LeaseOptions {
 
 /**
  * A copy of each position in MongoDB, for a Redis that may restart empty (the module's
- * `positionMirror` option; see the README's "Position mirror in MongoDB").
+ * `positionMirror` option; see docs/positions.md, "Position mirror in MongoDB").
  */
 export interface PositionMirrorOptions {
   /**

@@ -19,7 +19,7 @@ const env = (name: string, fallback: number) => Number(process.env[name] ?? fall
 const ROUNDS = env('BENCH_ROUNDS', 3);
 const EVENTS = env('BENCH_EVENTS', 8000);
 const MEMORY_EVENTS = env('BENCH_MEMORY_EVENTS', 20_000);
-/** Backlog events each consumer handles before its clock starts (it drains EVENTS more): JIT warm-up, see the README. */
+/** Backlog events each consumer handles before its clock starts (it drains EVENTS more): JIT warm-up, see docs/throughput.md. */
 const WARM_EVENTS = env('BENCH_WARM_EVENTS', 0);
 const LIVE_RATE = env('BENCH_LIVE_RATE', 1000);
 const LIVE_SECONDS = env('BENCH_LIVE_SECONDS', 4);

@@ -15,7 +15,7 @@ const { EJSON } = mongoose.mongo.BSON;
 const start = EJSON.parse(args.start) as mongo.ResumeToken;
 /** BENCH_BATCH: the same cursor batch size for the module and the bare loops. */
 const batchOption = process.env.BENCH_BATCH ? { batchSize: Number(process.env.BENCH_BATCH) } : {};
-/** Events handled before the clock starts (JIT warm-up, see the README's Benchmark section); RSS is measured from the first. */
+/** Events handled before the clock starts (JIT warm-up, see docs/throughput.md, "Benchmark"); RSS is measured from the first. */
 const warmEvents = args.warmEvents ?? 0;
 /**
  * BENCH_CALLGRIND: under valgrind, the bench zeroes the instruction counters when the clock starts

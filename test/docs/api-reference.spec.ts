@@ -27,7 +27,7 @@ function typedoc(...args: string[]): Promise<Run> {
 
 /**
  * The API reference (typedoc.json: lib/index.ts → docs/api/, with README.md and
- * docs/troubleshooting.md) builds without a single warning: every public type and member has a
+ * every docs/*.md page) builds without a single warning: every public type and member has a
  * doc comment, every type the public API mentions is exported, and every link resolves.
  */
 describe('API reference (TypeDoc)', () => {

@@ -1,14 +1,18 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { messages } from '../../lib/change-stream.messages.js';
 import { projectRoot } from '../servers/project-root.js';
 
 const root = projectRoot(import.meta.url);
-const readme = readFileSync(join(root, 'README.md'), 'utf8');
-const section = (heading: string) => readme.slice(readme.indexOf(`\n## ${heading}\n`), readme.indexOf('\n## ', readme.indexOf(`\n## ${heading}\n`) + 1));
-/** The `npm install …` commands of the README, in backticks or code blocks. */
-const installs = [...readme.matchAll(/npm install ([^`\n#]+)/g)].map((m) => m[1].trim().split(/\s+/));
+const read = (page: string) => readFileSync(join(root, page), 'utf8');
+const readme = read('README.md');
+/** The README and every docs page (docs/api/ is generated). */
+const pages = [readme, ...readdirSync(join(root, 'docs')).filter((file) => file.endsWith('.md')).map((file) => read(`docs/${file}`))];
+/** A `## heading` section of a page, up to the next `## `. */
+const section = (page: string, heading: string) => page.slice(page.indexOf(`\n## ${heading}\n`), page.indexOf('\n## ', page.indexOf(`\n## ${heading}\n`) + 1));
+/** The `npm install …` commands of the README and the docs pages, in backticks or code blocks. */
+const installs = pages.flatMap((page) => [...page.matchAll(/npm install ([^`\n#]+)/g)].map((m) => m[1].trim().split(/\s+/)));
 const versionOf = (args: string[], name: string) => args.find((a) => a.startsWith(`${name}@`))?.slice(name.length + 1);
 
 describe('README promises that failed as written (issue 17, item 22)', () => {
@@ -19,7 +23,7 @@ describe('README promises that failed as written (issue 17, item 22)', () => {
     const sdkLine = installs.filter((args) => /^\^?2\./.test(versionOf(args, '@opentelemetry/sdk-metrics') ?? ''));
     expect(sdkLine).not.toHaveLength(0);
     for (const args of sdkLine) expect(versionOf(args, '@opentelemetry/api')).toBe(`~1.${minor}.0`);
-    // The install section's own API line must not pull the newest API, which the Node 20 SDK refuses.
+    // The install sections' own API line must not pull the newest API, which the Node 20 SDK refuses.
     const apiAlone = installs.filter((args) => args.length === 1 && args[0].startsWith('@opentelemetry/api'));
     for (const args of apiAlone) expect(args[0]).toBe(`@opentelemetry/api@~1.${minor}.0`);
   });
@@ -30,11 +34,11 @@ describe('README promises that failed as written (issue 17, item 22)', () => {
     expect(text).not.toMatch(/will be delivered again on the next start/);
   });
 
-  it('says that lagMs is also null while open when events carry no usable time', () => {
-    expect(section('Operating it')).toMatch(/`null`[^.]*while it is open with events\s+pending that carry no usable time/);
+  it('says that lagMs is also null while open when events carry no usable time (docs/operating.md, Lag)', () => {
+    expect(section(read('docs/operating.md'), 'Lag')).toMatch(/`null`[^.]*while it is open with events\s+pending that carry no usable time/);
   });
 
   it('shows isHealthy(key, { degraded }) in the health section', () => {
-    expect(section('Health')).toMatch(/isHealthy\('changeStreams', \{ degraded: 'down'/);
+    expect(section(readme, 'Health')).toMatch(/isHealthy\('changeStreams', \{ degraded: 'down'/);
   });
 });

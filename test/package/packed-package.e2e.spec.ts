@@ -60,8 +60,8 @@ describe('the packed package', () => {
   it('holds the ESM build, the CommonJS build (marked CommonJS for Node and TypeScript) and no sources or tests', async () => {
     const listing = await run('tar', ['-tzf', tarball], workDir);
     const files = listing.split('\n').filter(Boolean);
-    expect(files).toEqual(expect.arrayContaining(['package/build/index.js', 'package/build/index.d.ts', 'package/build/cjs/index.js', 'package/build/cjs/index.d.ts', 'package/build/cjs/package.json', 'package/docs/troubleshooting.md']));
-    expect(files.filter((file) => !/^package\/(build\/.*\.(js|d\.ts|js\.map)|build\/cjs\/package\.json|package\.json|README\.md|LICENSE|CHANGELOG\.md|docs\/troubleshooting\.md)$/.test(file))).toEqual([]);
+    expect(files).toEqual(expect.arrayContaining(['package/build/index.js', 'package/build/index.d.ts', 'package/build/cjs/index.js', 'package/build/cjs/index.d.ts', 'package/build/cjs/package.json', 'package/docs/troubleshooting.md', 'package/docs/architecture.md']));
+    expect(files.filter((file) => !/^package\/(build\/.*\.(js|d\.ts|js\.map)|build\/cjs\/package\.json|package\.json|README\.md|LICENSE|CHANGELOG\.md|docs\/[\w-]+\.md)$/.test(file))).toEqual([]);
     const cjsBuild = await run('tar', ['-xOzf', tarball, 'package/build/cjs/package.json'], workDir);
     expect(JSON.parse(cjsBuild)).toEqual({ type: 'commonjs' });
   });

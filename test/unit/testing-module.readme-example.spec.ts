@@ -1,4 +1,4 @@
-// The README's "Testing your handlers" example, run as written (only the import paths differ).
+// The example of docs/testing.md ("Testing your handlers"), run as written (only the import paths differ).
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
@@ -80,11 +80,11 @@ describe('OrdersListener', () => {
   });
 });
 
-describe('the README', () => {
+describe('docs/testing.md', () => {
   it('shows this example as it is here (imports by package name)', async () => {
     const { readFileSync } = await import('node:fs');
-    const here = readFileSync(new URL(import.meta.url), 'utf8').split('\ndescribe(\'the README\'')[0].split('\n').slice(1).join('\n');
+    const here = readFileSync(new URL(import.meta.url), 'utf8').split('\ndescribe(\'docs/testing.md\'')[0].split('\n').slice(1).join('\n');
     const asUsers = here.replace("from '../../lib/index.js'", "from 'nestjs-change-streams'").replace("from '../../lib/testing/index.js'", "from 'nestjs-change-streams/testing'");
-    expect(readFileSync(new URL('../../README.md', import.meta.url), 'utf8')).toContain(asUsers.trim());
+    expect(readFileSync(new URL('../../docs/testing.md', import.meta.url), 'utf8')).toContain(asUsers.trim());
   });
 });
