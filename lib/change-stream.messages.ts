@@ -1,5 +1,6 @@
 import { DEFAULT_CONNECTION_NAME } from './change-stream.constants.js';
-import { CATCH_UP_REPORT_EVERY_MS, LEFT_POSITION_TTL_MS } from './options/defaults.js';
+import { CATCH_UP_REPORT_EVERY_MS } from './options/defaults.js';
+import { leftPositionKey } from './redis/redis-keys.js';
 
 /** Log and error texts in one place, so they stay consistent and greppable. */
 export const messages = {
@@ -106,10 +107,10 @@ export const messages = {
   leaseReload: (key: string) =>
     `Stream ${key}: an instance left its last position when the store lost this stream's data; resuming from it (events after it are delivered again).`,
   orphanLeft: (key: string, instance: string) =>
-    `Stream ${key}: the store lost this stream's data (position, lease or fence counter) while ${instance} was reading; ${instance} left the position it reached at ${key}:orphan for the next holder, which resumes from it.`,
+    `Stream ${key}: the store lost this stream's data (position, lease or fence counter) while ${instance} was reading; ${instance} left the position it reached at ${leftPositionKey(key)} for the next holder, which resumes from it.`,
   orphanNotLeftYet: (key: string, error: string) => `Stream ${key}: could not check for lost data after losing the lease (${error}); retrying with backoff.`,
-  orphanNotLeft: (key: string, position: string, error: string) =>
-    `Stream ${key}: could not check for lost data after losing the lease (${error}) before this instance stopped. If Redis lost its data, the holder of the stream started without the position this instance reached; to make it resume from there (within a renew interval, or at the next start), run: SET ${key}:orphan '${position}' EX ${LEFT_POSITION_TTL_MS / 1000}`,
+  orphanNotLeft: (key: string, restoreCommand: string, error: string) =>
+    `Stream ${key}: could not check for lost data after losing the lease (${error}) before this instance stopped. If Redis lost its data, the holder of the stream started without the position this instance reached; to make it resume from there (within a renew interval, or at the next start), run: ${restoreCommand}`,
   leaseFenceMissing: (key: string, instance: string, waitMs: number) =>
     `Stream ${key}: ${instance} took the lease, but its fence counter was missing on a Redis that started less than a lease TTL ago (it restarted empty), and another instance was seen holding or announcing the stream; waiting ${waitMs} ms before reading, until any lease handed out before the restart has expired.`,
   handlerSetsDiffer: (key: string, instance: string, mine: string, other: string, theirs: string) =>

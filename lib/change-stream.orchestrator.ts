@@ -29,9 +29,9 @@ import { connectionCursorFactory } from './stream/change-cursor.js';
 import type { ChangeHandler } from './stream/change-handler.js';
 import { CollectionStream } from './stream/collection-stream.js';
 import { planStreams, type StreamPlan } from './stream/stream-plan.js';
-import { checkpointKey } from './token-store/checkpoint-key.js';
-import type { ResumeTokenStore } from './interfaces/resume-token-store.interface.js';
-import { MirroredResumeTokenStore } from './position-mirror/mirrored-resume-token.store.js';
+import { positionKey } from './redis/redis-keys.js';
+import type { PositionStore } from './interfaces/position-store.interface.js';
+import { MirroredPositionStore } from './position-mirror/mirrored-position.store.js';
 import { withPositionMirror } from './position-mirror/position-mirror.factory.js';
 import { MIN_CLOSE_MS, STORE_CHECK_MS } from './options/defaults.js';
 
@@ -53,7 +53,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   private balancer: LeaseBalancer | undefined;
   private telemetry: ChangeStreamTelemetry | undefined;
   /** The position store of every stream: the configured one, wrapped by the MongoDB mirror when `positionMirror` is on. */
-  private tokens: ResumeTokenStore;
+  private tokens: PositionStore;
   /** Each stream's database, by key: for the startup check that the watched collections exist. */
   private readonly databases = new Map<string, mongo.Db>();
 
@@ -146,7 +146,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     if (this.balancer) await settlesWithin(this.balancer.stop(), Math.max(MIN_CLOSE_MS, this.timeLeft()));
     this.telemetry?.dispose();
     // The mirror's last copies: positions whose Redis save failed at shutdown are kept there.
-    if (this.tokens instanceof MirroredResumeTokenStore) await settlesWithin(this.tokens.close(), Math.max(MIN_CLOSE_MS, this.timeLeft()));
+    if (this.tokens instanceof MirroredPositionStore) await settlesWithin(this.tokens.close(), Math.max(MIN_CLOSE_MS, this.timeLeft()));
     await this.stores.close(Math.max(MIN_CLOSE_MS, this.timeLeft()));
   }
 
@@ -180,7 +180,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     for (const plan of plans) {
       const connection = this.resolveConnection(plan);
       const database = await this.databaseOf(connection, plan);
-      const key = checkpointKey(this.options.keyPrefix, this.options.consumer, database, plan.collection);
+      const key = positionKey(this.options.keyPrefix, this.options.consumer, database, plan.collection);
       this.databases.set(key, connection.db!);
       const clash = keys.get(key);
       if (clash) throw new ChangeStreamConfigError(messages.keyClash(key, `${database}.${plan.collection}`, clash.connectionName, plan.connectionName));

@@ -1,4 +1,4 @@
-import type { ResumeToken } from '../interfaces/resume-token-store.interface.js';
+import type { ResumeToken } from '../interfaces/position-store.interface.js';
 
 /**
  * Events numbered 1, 2, 3… in stream order finish in any order; the position may only move to

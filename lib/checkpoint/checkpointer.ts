@@ -5,8 +5,8 @@ import { errorText } from '../common/errors.js';
 import { Notifier } from '../common/notifier.js';
 import { type FencedWriteError, isFencedWriteError } from '../change-stream.errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
-import type { ResumeToken, ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
-import { orphanStore } from '../lease/orphan-position.js';
+import type { ResumeToken, PositionStore, StreamPosition } from '../interfaces/position-store.interface.js';
+import { orphanStore } from '../redis/left-position.js';
 import { RETRY_MAX_DELAY_MS, SLOW_SAVE_MS } from '../options/defaults.js';
 
 export interface CheckpointSettings {
@@ -61,7 +61,7 @@ export class Checkpointer {
   onWrite: (outcome: 'stored' | 'failed' | 'refused', ms: number) => void = () => undefined;
 
   constructor(
-    private readonly store: ResumeTokenStore,
+    private readonly store: PositionStore,
     readonly key: string,
     private readonly settings: CheckpointSettings,
   ) {
@@ -118,7 +118,7 @@ export class Checkpointer {
 
   /**
    * Reads the stored position (throws `InvalidStoredTokenError` for a bad value). A position an
-   * instance left when Redis lost the stream's data comes first (see `ResumeTokenStore.leaveOrphan`):
+   * instance left when Redis lost the stream's data comes first (see `PositionStore.leaveOrphan`):
    * it is stored at once, and removed once stored. If nothing is stored but this instance handled
    * events before (Redis restarted empty, say), it resumes from the last of those instead of from
    * "now": at worst duplicates, never a gap.

@@ -1,7 +1,7 @@
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { DeadLetterRetention, DeadLetterStore } from './dead-letter.interface.js';
 import type { HandlerFailurePolicy, HistoryLostPolicy } from './failure-policies.interface.js';
-import type { ResumeTokenStore } from './resume-token-store.interface.js';
+import type { PositionStore } from './position-store.interface.js';
 
 /** When a stream's position is saved (the module's `checkpoint` option). */
 export interface CheckpointOptions {
@@ -120,7 +120,7 @@ export interface ChangeStreamModuleOptions {
    */
   redis?: string | RedisOptions | Redis | Cluster;
   /** A custom store instead of Redis; the module never closes it. */
-  tokenStore?: ResumeTokenStore;
+  tokenStore?: PositionStore;
   /**
    * A custom dead-letter store.
    * @defaultValue Redis with `redis`, else in memory

@@ -1,6 +1,6 @@
 import type { mongo } from 'mongoose';
 import type { ChangeContext } from './change-context.interface.js';
-import type { StreamPosition } from './resume-token-store.interface.js';
+import type { StreamPosition } from './position-store.interface.js';
 
 /** What a handler failure callback receives once retries ran out. */
 export interface HandlerFailure {

@@ -29,7 +29,7 @@ export type LeaseAttempt =
 
 /**
  * Leases decide which instance of a consumer reads a stream (see docs/replicas.md). The Redis
- * store implements it; a custom `ResumeTokenStore` that wants
+ * store implements it; a custom `PositionStore` that wants
  * leases exposes one as its `leases` property. What an implementation must guarantee:
  * - `acquire` is atomic: it succeeds only when no unexpired lease exists, and then hands out a
  *   fencing number larger than every number handed out before for that key (never reused, also

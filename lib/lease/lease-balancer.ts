@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { messages } from '../change-stream.messages.js';
 import { errorText } from '../common/errors.js';
 import type { LeaseStore } from '../interfaces/lease-store.interface.js';
-import { candidatesKey } from './lease-keys.js';
+import { candidatesKey } from '../redis/redis-keys.js';
 
 export interface LeaseTiming {
   /** How long a lease lives without renewal: the worst-case takeover time after a crash (plus one poll). */

@@ -1,7 +1,7 @@
 import mongoose from 'mongoose';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
-import type { StreamPosition } from '../interfaces/resume-token-store.interface.js';
-import { decodeCheckpoint } from '../token-store/checkpoint.codec.js';
+import type { StreamPosition } from '../interfaces/position-store.interface.js';
+import { decodePosition } from '../position/position.codec.js';
 import type { MirrorStamp } from './mirror-stamp.js';
 
 /** One stream's mirrored position: `_id` is its Redis key, `position` the value Redis holds (same codec). */
@@ -36,7 +36,7 @@ export class MongoPositionMirror {
     if (doc === null) return null;
     const label = `mongodb ${this.namespace} _id=${key}`;
     const raw = typeof doc.position === 'string' ? doc.position : JSON.stringify(doc.position ?? null);
-    const position = decodeCheckpoint(label, raw);
+    const position = decodePosition(label, raw);
     return { position, holder: typeof doc.holder === 'string' ? doc.holder : null, savedAt: doc.savedAt instanceof Date ? doc.savedAt : null };
   }
 

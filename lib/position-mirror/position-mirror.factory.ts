@@ -3,8 +3,8 @@ import { DEFAULT_CONNECTION_NAME } from '../change-stream.constants.js';
 import { ChangeStreamConfigError } from '../change-stream.errors.js';
 import { messages } from '../change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from '../options/module-options.js';
-import type { ResumeTokenStore } from '../interfaces/resume-token-store.interface.js';
-import { MirroredResumeTokenStore } from './mirrored-resume-token.store.js';
+import type { PositionStore } from '../interfaces/position-store.interface.js';
+import { MirroredPositionStore } from './mirrored-position.store.js';
 import { type MirrorDocument, MongoPositionMirror } from './mongo-position-mirror.js';
 
 /**
@@ -12,10 +12,10 @@ import { type MirrorDocument, MongoPositionMirror } from './mongo-position-mirro
  * of a connection the application already has (`connectionNamed` throws for an unknown name).
  */
 export async function withPositionMirror(
-  store: ResumeTokenStore,
+  store: PositionStore,
   options: ResolvedChangeStreamOptions,
   connectionNamed: (name: string | undefined) => Connection,
-): Promise<ResumeTokenStore> {
+): Promise<PositionStore> {
   const mirror = options.positionMirror;
   if (mirror === false) return store;
   const name = mirror.connectionName ?? DEFAULT_CONNECTION_NAME;
@@ -27,7 +27,7 @@ export async function withPositionMirror(
   }
   const db = connection.db ?? (await connection.asPromise()).db;
   if (!db) throw new ChangeStreamConfigError(messages.connectionWithoutDatabase(name, mirror.collection));
-  return new MirroredResumeTokenStore(store, new MongoPositionMirror(db.collection<MirrorDocument>(mirror.collection)), {
+  return new MirroredPositionStore(store, new MongoPositionMirror(db.collection<MirrorDocument>(mirror.collection)), {
     intervalMs: mirror.intervalMs,
     // A Redis save under a lease proves it current for a renewal interval (see `stampFor`).
     proofWindowMs: options.leases === false ? 0 : options.leases.renewIntervalMs,

@@ -1,5 +1,5 @@
 import type { Connection, mongo } from 'mongoose';
-import type { StreamPosition } from '../interfaces/resume-token-store.interface.js';
+import type { StreamPosition } from '../interfaces/position-store.interface.js';
 import { warnIfDriverTooOld } from './driver-floor.js';
 
 export type ChangeEvent = mongo.ChangeStreamDocument;

@@ -1,6 +1,6 @@
 import { messages } from '../change-stream.messages.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
-import type { ResumeToken } from '../interfaces/resume-token-store.interface.js';
+import type { ResumeToken } from '../interfaces/position-store.interface.js';
 import type { ChangeCursor, ChangeEvent } from './change-cursor.js';
 import type { DispatchOutcome, MaybePromise } from './change-dispatcher.js';
 import { documentKeyOf, type EventScheduler } from './event-scheduler.js';

@@ -9,8 +9,8 @@ import { backoffDelay, settlesWithin, sleep } from '../common/backoff.js';
 import { errorText } from '../common/errors.js';
 import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
-import type { ResumeToken, ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
-import { type LeftPosition, leaveOrphanPosition, orphanStore, reportOrphanNotLeft, restoreCommand } from '../lease/orphan-position.js';
+import type { ResumeToken, PositionStore, StreamPosition } from '../interfaces/position-store.interface.js';
+import { type LeftPosition, leaveOrphanPosition, orphanStore, reportOrphanNotLeft, restoreCommand } from '../redis/left-position.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
@@ -39,7 +39,7 @@ export interface CollectionStreamDeps {
   /** With leases on: this stream's lease on this instance. */
   lease?: StreamLeaseKeeper;
   /** The position store (for `saveIfAbsent` when the lease is lost). */
-  store?: ResumeTokenStore;
+  store?: PositionStore;
   telemetry?: ChangeStreamTelemetry;
 }
 

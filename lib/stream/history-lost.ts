@@ -5,7 +5,7 @@ import { messages } from '../change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from '../options/module-options.js';
 import { errorText } from '../common/errors.js';
 import type { HistoryLost, HistoryLostAction } from '../interfaces/failure-policies.interface.js';
-import type { StreamPosition } from '../interfaces/resume-token-store.interface.js';
+import type { StreamPosition } from '../interfaces/position-store.interface.js';
 import type { StreamPlan } from './stream-plan.js';
 
 /**

@@ -2,14 +2,14 @@ import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@ne
 import type { mongo } from 'mongoose';
 import type { HandlerFailedError } from '../change-stream.errors.js';
 import { ChangeStreamExplorer } from '../change-stream.explorer.js';
-import { InMemoryDeadLetterStore } from '../dead-letter/in-memory-dead-letter.store.js';
+import { InMemoryDeadLetterStore } from '../memory/in-memory-dead-letter.store.js';
 import type { ChangeContext } from '../interfaces/change-context.interface.js';
 import type { DeadLetter, DeadLetterStore } from '../interfaces/dead-letter.interface.js';
 import type { HandlerFailurePolicy } from '../interfaces/failure-policies.interface.js';
 import { ChangeDispatcher, type EventInFlight } from '../stream/change-dispatcher.js';
 import type { ChangeHandler } from '../stream/change-handler.js';
 import { planStreams, type StreamPlan } from '../stream/stream-plan.js';
-import { checkpointKey } from '../token-store/checkpoint-key.js';
+import { positionKey } from '../redis/redis-keys.js';
 import type { ChangeOutcome, HandlerRun } from './change-outcome.js';
 import { CHANGE_STREAM_TESTING_OPTIONS, type ResolvedTestingOptions } from './testing-options.js';
 
@@ -133,7 +133,7 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
     const deadLetters = this.recordingDeadLetters();
     return plans.map((plan) => {
       const database = databaseOf(plan.connectionName);
-      const key = checkpointKey(module.keyPrefix, module.consumer, database, plan.collection);
+      const key = positionKey(module.keyPrefix, module.consumer, database, plan.collection);
       const dispatcher = new ChangeDispatcher(
         plan.handlers.map((handler) => this.recorded(handler)),
         { ...module.handlerRetry, onFailure: this.recordedPolicy(module.onHandlerFailure), deadLetters, hasUserPipeline: plan.hasUserPipeline },

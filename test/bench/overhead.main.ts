@@ -3,7 +3,7 @@ import { Logger } from '@nestjs/common';
 import mongoose from 'mongoose';
 import { resolveOptions } from '../../lib/options/module-options.js';
 import { Checkpointer } from '../../lib/checkpoint/checkpointer.js';
-import { InMemoryDeadLetterStore, InMemoryResumeTokenStore } from '../../lib/index.js';
+import { InMemoryDeadLetterStore, InMemoryPositionStore } from '../../lib/index.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
 import { CollectionStream } from '../../lib/stream/collection-stream.js';
 import { planStreams } from '../../lib/stream/stream-plan.js';
@@ -75,7 +75,7 @@ async function module(concurrency: number): Promise<number> {
     options: {},
     invoke: handle,
   };
-  const tokens = new InMemoryResumeTokenStore();
+  const tokens = new InMemoryPositionStore();
   await tokens.save('cs:bench', { token: { _data: 't0' } });
   const options = resolveOptions({ consumer: 'bench', concurrency, leases: false, telemetry: false });
   const server = new FakeServer([{ aggregate: {}, getMores: batches() }]);

@@ -5,7 +5,7 @@ import { NestFactory } from '@nestjs/core';
 import { getConnectionToken, MongooseModule } from '@nestjs/mongoose';
 import { Redis } from 'ioredis';
 import mongoose, { type Connection, type mongo } from 'mongoose';
-import { ChangeStreamModule, checkpointKey, encodeCheckpoint, OnChange } from '../../lib/index.js';
+import { ChangeStreamModule, positionKey, encodePosition, OnChange } from '../../lib/index.js';
 import { OrderCheck } from './backlog.js';
 import type { ScenarioArgs, ScenarioResult } from './scenario.js';
 
@@ -118,7 +118,7 @@ class BenchListener {
 async function withModule(): Promise<void> {
   const consumer = `bench-${process.pid}`;
   const redis = new Redis(args.redisUrl);
-  await redis.set(checkpointKey('change-stream', consumer, args.dbName, args.collection), encodeCheckpoint({ token: start }));
+  await redis.set(positionKey('change-stream', consumer, args.dbName, args.collection), encodePosition({ token: start }));
   redis.disconnect();
   @Module({
     imports: [

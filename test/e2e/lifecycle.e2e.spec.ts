@@ -3,6 +3,7 @@ import { Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@
 import { Redis } from 'ioredis';
 import type { mongo } from 'mongoose';
 import { ChangeStreamDeadLetters, OnChange } from '../../lib/index.js';
+import { deadLetterKey, legacyDeadLetterKey } from '../../lib/redis/redis-keys.js';
 import { EventLog } from '../fixtures/event-log.js';
 import { TestScope } from '../fixtures/test-scope.js';
 import { delay, eventually, uniqueName } from '../fixtures/test-env.js';
@@ -91,7 +92,8 @@ describe('Nest lifecycle (real MongoDB and Redis)', () => {
     await scope.close(app); // mid-backlog: Sink.onModuleDestroy runs during this close
     expect(app.logger.messages('warn').filter((m) => m.includes('sink closed'))).toEqual([]);
     expect(app.logger.messages('error')).toEqual([]);
-    expect(await probe.redis.hlen(`change-stream:${consumer}:dead-letters`)).toBe(0);
+    expect(await probe.redis.hlen(deadLetterKey('change-stream', consumer))).toBe(0);
+    expect(await probe.redis.hlen(legacyDeadLetterKey('change-stream', consumer))).toBe(0);
 
     const restarted = await scope.app(spec);
     const resumedSink = restarted.get(Sink);

@@ -6,9 +6,10 @@ import {
   ChangeStreamDeadLetters,
   type ChangeStreamModuleOptions,
   ChangeStreamRegistry,
-  checkpointKey,
+  positionKey,
   OnChange,
 } from '../../lib/index.js';
+import { deadLetterKey } from '../../lib/redis/redis-keys.js';
 import { EventLog } from '../fixtures/event-log.js';
 import type { TestApp } from '../fixtures/test-app.js';
 import { TestScope } from '../fixtures/test-scope.js';
@@ -58,7 +59,7 @@ describe('failure policies (real MongoDB and Redis)', () => {
       [4, 'InvoiceListener.onInvoice', 3, 'invoice 4 rejected'],
     ]);
     // Stored in Redis under the consumer's namespace, as EJSON.
-    const raw = await probe.redis.hget(`change-stream:${consumer}:dead-letters`, letters[0].id);
+    const raw = await probe.redis.hget(deadLetterKey('change-stream', consumer), letters[0].id);
     expect(raw).toContain('"invoice 2 rejected"');
     // The stream moved past them: the stored position is the last event.
     await eventually('position after 5', async () => JSON.stringify(await probe.storedToken(consumer, 'invoices')) === JSON.stringify(app.events.of('done')[2].token));
@@ -93,7 +94,7 @@ describe('failure policies (real MongoDB and Redis)', () => {
       const dbName = uniqueName('badtoken');
       const consumer = uniqueName('svc');
       const probe = await probeFor(dbName);
-      const key = checkpointKey('change-stream', consumer, dbName, 'invoices');
+      const key = positionKey('change-stream', consumer, dbName, 'invoices');
       await probe.redis.set(key, stored);
       const app = await start(dbName, consumer);
       const status = app.get(ChangeStreamRegistry).getStatus('invoices')!;
@@ -110,7 +111,7 @@ describe('failure policies (real MongoDB and Redis)', () => {
       const dbName = uniqueName('badtoken');
       const consumer = uniqueName('svc');
       const probe = await probeFor(dbName);
-      const key = checkpointKey('change-stream', consumer, dbName, 'invoices');
+      const key = positionKey('change-stream', consumer, dbName, 'invoices');
       await probe.redis.set(key, stored);
       const app = await start(dbName, consumer, { onHistoryLost: 'restart-from-now' });
       expect(app.logger.messages('error').some((m) => m.startsWith(`DATA LOSS on ${key}`))).toBe(true);
@@ -127,7 +128,7 @@ describe('failure policies (real MongoDB and Redis)', () => {
       const dbName = uniqueName('badtoken');
       const consumer = uniqueName('svc');
       const probe = await probeFor(dbName);
-      const key = checkpointKey('change-stream', consumer, dbName, 'invoices');
+      const key = positionKey('change-stream', consumer, dbName, 'invoices');
       await probe.redis.set(key, rejected);
       const app = await start(dbName, consumer, { onHistoryLost: policy, reconnect: { initialDelayMs: 10, maxDelayMs: 50 }, startupTimeoutMs: 500 });
       const status = () => app.get(ChangeStreamRegistry).getStatus('invoices')!;
@@ -142,7 +143,7 @@ describe('failure policies (real MongoDB and Redis)', () => {
       const dbName = uniqueName('badtoken');
       const consumer = uniqueName('svc');
       const probe = await probeFor(dbName);
-      await probe.redis.set(checkpointKey('change-stream', consumer, dbName, 'invoices'), malformed);
+      await probe.redis.set(positionKey('change-stream', consumer, dbName, 'invoices'), malformed);
       const seen: ChangeStreamEvent[] = [];
       const app = await start(dbName, consumer, {
         onHistoryLost: (lost) => {

@@ -1,14 +1,14 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { InvalidStoredTokenError } from '../../lib/change-stream.errors.js';
 import { MongoPositionMirror, type MirrorDocument } from '../../lib/position-mirror/mongo-position-mirror.js';
-import { encodeCheckpoint } from '../../lib/token-store/checkpoint.codec.js';
+import { encodePosition } from '../../lib/position/position.codec.js';
 import type { ServerProbe } from '../fixtures/test-app.js';
 import { TestScope } from '../fixtures/test-scope.js';
 import { uniqueName } from '../fixtures/test-env.js';
 
 const KEY = 'change-stream:{svc:db:items}';
 const raw = (n: number, holder?: string, fence?: number) =>
-  encodeCheckpoint({ token: { _data: `tok${n}` } }, new Date(), holder === undefined ? undefined : { holder, fence: fence! });
+  encodePosition({ token: { _data: `tok${n}` } }, new Date(), holder === undefined ? undefined : { holder, fence: fence! });
 
 /** The fenced upsert on the test server: a refused write is the duplicate-key error of the upsert's insert. */
 describe('MongoPositionMirror (real MongoDB)', () => {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
 import type { mongo } from 'mongoose';
-import { ChangeStreamRegistry, checkpointKey, decodeCheckpoint, OnChange } from '../../lib/index.js';
+import { ChangeStreamRegistry, positionKey, decodePosition, OnChange } from '../../lib/index.js';
 import { EventLog } from '../fixtures/event-log.js';
 import type { TestApp } from '../fixtures/test-app.js';
 import { TestApp as App } from '../fixtures/test-app.js';
@@ -46,7 +46,7 @@ describe('position mirror in MongoDB (Redis restarted empty)', () => {
         changeStreams: { redis: redis.url, shutdownTimeoutMs: 3000, positionMirror: { intervalMs: 200 }, ...(instanceId ? { leases: { instanceId } } : {}) },
       });
     const insert = (ids: number[]) => probe.collection('items').insertMany(ids.map((id) => ({ _id: id as never })));
-    return { redis, dbName, consumer, probe, start, insert, key: checkpointKey('change-stream', consumer, dbName, 'items') };
+    return { redis, dbName, consumer, probe, start, insert, key: positionKey('change-stream', consumer, dbName, 'items') };
   }
 
   it('SIGTERM while Redis is down, Redis back empty: the next start resumes from the mirror and every event is handled', async () => {
@@ -72,7 +72,7 @@ describe('position mirror in MongoDB (Redis restarted empty)', () => {
     const last = JSON.stringify({ token: b.events.of('item').at(-1)!.token });
     await eventually('the mirror holds B\'s last position', async () => {
       const doc = await probe.collection(MIRROR).findOne({ _id: key as never });
-      return doc !== null && JSON.stringify(decodeCheckpoint(key, doc.position as string)) === last;
+      return doc !== null && JSON.stringify(decodePosition(key, doc.position as string)) === last;
     });
   });
 
@@ -111,7 +111,7 @@ describe('position mirror in MongoDB (Redis restarted empty)', () => {
     const last = JSON.stringify({ token: b.events.of('item').at(-1)!.token });
     await eventually('the copy is B\'s, one generation up', async () => {
       const doc = await probe.collection(MIRROR).findOne({ _id: key as never });
-      return doc?.holder === 'b' && doc.fence === 1 && doc.generation === 1 && JSON.stringify(decodeCheckpoint(key, doc.position as string)) === last;
+      return doc?.holder === 'b' && doc.fence === 1 && doc.generation === 1 && JSON.stringify(decodePosition(key, doc.position as string)) === last;
     });
     expect(b.logger.messages('warn').filter((m) => m.includes('was not replaced'))).toEqual([]);
   });

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Cluster } from 'ioredis';
-import { checkpointKey, encodeCheckpoint, FencedWriteError, RedisResumeTokenStore } from '../../lib/index.js';
-import { candidatesKey, fenceKey, leaseKey, orphanKey } from '../../lib/lease/lease-keys.js';
-import { RedisLeaseStore } from '../../lib/lease/redis-lease.store.js';
+import { positionKey, encodePosition, FencedWriteError, RedisPositionStore } from '../../lib/index.js';
+import { candidatesKey, fenceKey, leaseKey, leftPositionKey } from '../../lib/redis/redis-keys.js';
+import { RedisLeaseStore } from '../../lib/redis/redis-lease.store.js';
 import { uniqueName } from '../fixtures/test-env.js';
 import { LocalRedisCluster } from '../servers/redis-cluster.js';
 
@@ -11,13 +11,13 @@ const position = (data: string) => ({ token: { _data: data } });
 describe('leases and positions on a Redis Cluster (3 masters)', () => {
   let cluster: LocalRedisCluster;
   let client: Cluster;
-  let store: RedisResumeTokenStore;
+  let store: RedisPositionStore;
   beforeAll(async () => {
     const started = Date.now();
     cluster = await LocalRedisCluster.start(3);
     console.log(`[redis cluster] 3 masters up and cluster_state:ok in ${Date.now() - started} ms`);
     client = new Cluster([...cluster.nodes]);
-    store = new RedisResumeTokenStore(client);
+    store = new RedisPositionStore(client);
   }, 60_000);
   afterAll(async () => {
     await client?.quit();
@@ -36,7 +36,7 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
   const keysOnEveryNode = async (prefix: string): Promise<string[]> => {
     const byNode = new Map<string, string>();
     for (let i = 0; byNode.size < cluster.nodes.length; i++) {
-      const key = checkpointKey(prefix, 'billing', 'shop', `coll${i}`);
+      const key = positionKey(prefix, 'billing', 'shop', `coll${i}`);
       const node = await nodeOf(key);
       if (!byNode.has(node)) byNode.set(node, key);
     }
@@ -47,7 +47,7 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
     const prefix = uniqueName('cluster');
     for (const key of await keysOnEveryNode(prefix)) {
       const slot = await slotOf(key);
-      const related = [leaseKey(key), fenceKey(key), candidatesKey(key), orphanKey(key)];
+      const related = [leaseKey(key), fenceKey(key), candidatesKey(key), leftPositionKey(key)];
       expect(await Promise.all(related.map(slotOf))).toEqual(related.map(() => slot));
 
       const first = await store.leases.acquire(key, 'pod-a', 30_000);
@@ -87,14 +87,14 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
       },
     });
     try {
-      const scaledStore = new RedisResumeTokenStore(scaled);
+      const scaledStore = new RedisPositionStore(scaled);
       const prefix = uniqueName('cluster');
-      const key = checkpointKey(prefix, 'billing', 'shop', 'orders');
+      const key = positionKey(prefix, 'billing', 'shop', 'orders');
       const a = { holder: 'pod-a', fence: 1 };
       expect(await scaledStore.leases.acquire(key, 'pod-a', 30_000)).toMatchObject({ acquired: a });
       await scaledStore.save(key, position('A1'), a);
       expect(await scaledStore.load(key)).toEqual(position('A1'));
-      expect(await scaledStore.load(checkpointKey(prefix, 'billing', 'shop', 'none'))).toBeNull(); // and the version 0.1 key
+      expect(await scaledStore.load(positionKey(prefix, 'billing', 'shop', 'none'))).toBeNull(); // and the version 0.1 key
       await scaled.del(key, leaseKey(key), fenceKey(key));
       expect(await scaledStore.leaveOrphan(key, position('A2'), a, true)).toBe(true);
       expect(await scaledStore.loadOrphan(key)).toEqual(position('A2'));
@@ -105,7 +105,7 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
   });
 
   it('counts members with heartbeat and leave', async () => {
-    const group = candidatesKey(checkpointKey(uniqueName('cluster'), 'billing', 'shop', 'orders'));
+    const group = candidatesKey(positionKey(uniqueName('cluster'), 'billing', 'shop', 'orders'));
     expect(await store.leases.heartbeat(group, 'pod-a', 30_000)).toBe(1);
     expect(await store.leases.heartbeat(group, 'pod-b', 30_000)).toBe(2);
     await store.leases.leave(group, 'pod-a');
@@ -121,12 +121,12 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
 
   it('plain save and load, and the read of a version 0.1 key that lives in another slot', async () => {
     const prefix = uniqueName('cluster');
-    const key = checkpointKey(prefix, 'billing', 'shop', 'orders');
+    const key = positionKey(prefix, 'billing', 'shop', 'orders');
     const legacy = `${prefix}:billing:shop:orders`;
     expect(await slotOf(legacy)).not.toBe(await slotOf(key));
 
     expect(await store.load(key)).toBeNull();
-    await client.set(legacy, encodeCheckpoint(position('legacy')));
+    await client.set(legacy, encodePosition(position('legacy')));
     expect(await store.load(key)).toEqual(position('legacy'));
     await store.save(key, position('P1'));
     expect(await store.load(key)).toEqual(position('P1'));

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { checkpointKey, decodeCheckpoint, encodeCheckpoint, FencedWriteError, RedisResumeTokenStore } from '../../lib/index.js';
+import { positionKey, decodePosition, encodePosition, FencedWriteError, RedisPositionStore } from '../../lib/index.js';
 import type { StreamLease } from '../../lib/interfaces/lease-store.interface.js';
-import { candidatesKey, fenceKey, leaseKey } from '../../lib/lease/lease-keys.js';
-import { RedisLeaseStore } from '../../lib/lease/redis-lease.store.js';
+import { candidatesKey, fenceKey, leaseKey } from '../../lib/redis/redis-keys.js';
+import { RedisLeaseStore } from '../../lib/redis/redis-lease.store.js';
 import { eventually, testEnv, uniqueName } from '../fixtures/test-env.js';
 
 const LONG = 30_000;
@@ -16,18 +16,18 @@ const shuffled = <T>(items: T[]): T[] =>
 
 describe('RedisLeaseStore and the fenced save (real Redis)', () => {
   let client: Redis;
-  let store: RedisResumeTokenStore;
+  let store: RedisPositionStore;
   let leases: RedisLeaseStore;
   beforeAll(() => {
     client = new Redis(testEnv().redisUrl);
-    store = new RedisResumeTokenStore(client);
+    store = new RedisPositionStore(client);
     leases = store.leases;
   });
   afterAll(async () => {
     await client.quit();
   });
 
-  const newKey = () => checkpointKey(uniqueName('lease'), 'billing', 'shop', 'orders');
+  const newKey = () => positionKey(uniqueName('lease'), 'billing', 'shop', 'orders');
   const acquired = async (key: string, holder: string, ttlMs = LONG): Promise<StreamLease> => {
     const attempt = await leases.acquire(key, holder, ttlMs);
     if (!('acquired' in attempt)) throw new Error(`${holder} did not acquire ${key}: ${JSON.stringify(attempt)}`);
@@ -303,7 +303,7 @@ describe('RedisLeaseStore and the fenced save (real Redis)', () => {
   });
 
   it.each([
-    ['an envelope written without a lease', encodeCheckpoint(position('old'))],
+    ['an envelope written without a lease', encodePosition(position('old'))],
     ['an envelope of version 0.1', '{"v":{"$numberInt":"1"},"token":{"_data":"old"},"savedAt":"2026-11-27T18:58:18.423Z"}'],
     ['a bare token stored by hand', '{"_data":"old"}'],
     ['an envelope with a plain-number fence', '{"v":2,"token":{"_data":"old"},"fence":1}'],
@@ -336,8 +336,8 @@ describe('RedisLeaseStore and the fenced save (real Redis)', () => {
 
   it('still reads a position stored under the key of version 0.1', async () => {
     const prefix = uniqueName('lease');
-    await client.set(`${prefix}:billing:shop:orders`, encodeCheckpoint(position('legacy')));
-    expect(await store.load(checkpointKey(prefix, 'billing', 'shop', 'orders'))).toEqual(position('legacy'));
+    await client.set(`${prefix}:billing:shop:orders`, encodePosition(position('legacy')));
+    expect(await store.load(positionKey(prefix, 'billing', 'shop', 'orders'))).toEqual(position('legacy'));
   });
 
   it('heartbeat counts live members by the Redis clock, drops expired ones, and leave removes at once', async () => {

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { checkpointKey, decodeCheckpoint } from '../../lib/index.js';
+import { positionKey, decodePosition } from '../../lib/index.js';
 import { ConsumerProcess } from '../fault/consumer-process.js';
 import { awaitDelivery, handledLines, type HandledLine } from '../fault/delivery-report.js';
 import { KeyWrites } from '../fixtures/key-writes.js';
@@ -159,7 +159,7 @@ describe('replicas: one active consumer per stream (separate processes, real ser
 
   it('a paused holder (SIGSTOP past the TTL) is fenced: after it resumes it starts nothing new and the stored position never moves back', async () => {
     const { consumer, dbName, probe, log, start, startWriting, stopWriting, written } = await scenario('fenced', ['items']);
-    const key = checkpointKey('change-stream', consumer, dbName, 'items');
+    const key = positionKey('change-stream', consumer, dbName, 'items');
     const writes = await KeyWrites.watch(testEnv().redisUrl, key);
     cleanups.push(() => writes.close());
     const a = await start('A');
@@ -183,7 +183,7 @@ describe('replicas: one active consumer per stream (separate processes, real ser
     // A started nothing after its pause (the call running at the pause may finish: it cannot be stopped).
     expect(lines.filter((l) => l.instance === 'A' && l.start > pausedAt)).toEqual([]);
     // The stored position's history: fences never go down, so A never wrote after B.
-    const fences = writes.writes.map((w) => decodeCheckpoint(key, w.value) && Number(JSON.parse(w.value).fence?.$numberInt ?? 0));
+    const fences = writes.writes.map((w) => decodePosition(key, w.value) && Number(JSON.parse(w.value).fence?.$numberInt ?? 0));
     expect(fences).toEqual([...fences].sort((x, y) => x - y));
     expect(new Set(fences).size).toBeGreaterThanOrEqual(2);
     await a.stop();

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
 import type { mongo } from 'mongoose';
-import { ChangeStreamRegistry, checkpointKey, decodeCheckpoint, OnChange } from '../../lib/index.js';
+import { ChangeStreamRegistry, positionKey, decodePosition, OnChange } from '../../lib/index.js';
 import { EventLog } from '../fixtures/event-log.js';
 import { KeyWrites } from '../fixtures/key-writes.js';
 import type { TestApp } from '../fixtures/test-app.js';
@@ -60,7 +60,7 @@ describe('resume tokens in Redis (real MongoDB and Redis)', () => {
     const consumer = uniqueName('svc');
     const app = await start(dbName, consumer);
     const probe = await probeFor(dbName);
-    const writes = scope.track(await KeyWrites.watch(testEnv().redisUrl, checkpointKey('change-stream', consumer, dbName, 'items')));
+    const writes = scope.track(await KeyWrites.watch(testEnv().redisUrl, positionKey('change-stream', consumer, dbName, 'items')));
 
     await probe.collection('items').insertOne({ _id: 1 as never });
     await eventually('first event handled and stored', async () => (await probe.storedToken(consumer, 'items')) !== null);
@@ -77,7 +77,7 @@ describe('resume tokens in Redis (real MongoDB and Redis)', () => {
     await eventually('second token stored', async () => JSON.stringify(await probe.storedToken(consumer, 'items')) === JSON.stringify(second));
 
     // The whole write history of the key: the second token was never written before its handler finished.
-    const tokenWrites = writes.writes.map((w) => ({ at: w.at, position: decodeCheckpoint('k', w.value) }));
+    const tokenWrites = writes.writes.map((w) => ({ at: w.at, position: decodePosition('k', w.value) }));
     const secondWrites = tokenWrites.filter((w) => 'token' in w.position && JSON.stringify(w.position.token) === JSON.stringify(second));
     expect(secondWrites.length).toBeGreaterThan(0);
     for (const write of secondWrites) expect(write.at).toBeGreaterThanOrEqual(doneAt.get(JSON.stringify(second))! - 5);

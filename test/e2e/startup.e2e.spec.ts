@@ -25,11 +25,11 @@ import { TestScope } from '../fixtures/test-scope.js';
 import { eventually, testEnv, uniqueName } from '../fixtures/test-env.js';
 import { CHANGE_STREAM_STORES } from '../../lib/change-stream.constants.js';
 import type { ChangeStreamStores } from '../../lib/stores.factory.js';
-import type { RedisResumeTokenStore } from '../../lib/token-store/redis-resume-token.store.js';
+import type { RedisPositionStore } from '../../lib/redis/redis-position.store.js';
 
 /** The ioredis client the module created for the "redis" option. */
 const redisClientOf = (module: INestApplicationContext) =>
-  (module.get<ChangeStreamStores>(CHANGE_STREAM_STORES, { strict: false }).tokens as RedisResumeTokenStore).client as Redis;
+  (module.get<ChangeStreamStores>(CHANGE_STREAM_STORES, { strict: false }).tokens as RedisPositionStore).client as Redis;
 /**
  * Closed for good: `end`, or (disconnected between two attempts) `reconnecting` with no attempt
  * scheduled. A client that goes on retrying keeps the process alive.

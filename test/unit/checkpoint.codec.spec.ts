@@ -1,39 +1,39 @@
 import { describe, expect, it } from '@jest/globals';
 import mongoose from 'mongoose';
-import { checkpointKey, decodeCheckpoint, encodeCheckpoint, InvalidStoredTokenError } from '../../lib/index.js';
+import { positionKey, decodePosition, encodePosition, InvalidStoredTokenError } from '../../lib/index.js';
 
 describe('checkpoint key and value format', () => {
   it('builds <keyPrefix>:{<consumer>:<db>:<collection>}, one Redis Cluster hash tag per stream', () => {
-    expect(checkpointKey('change-stream', 'billing', 'shop', 'orders')).toBe('change-stream:{billing:shop:orders}');
+    expect(positionKey('change-stream', 'billing', 'shop', 'orders')).toBe('change-stream:{billing:shop:orders}');
   });
 
   it('stores canonical EJSON of { v, token, savedAt } and reads the position back', () => {
     const token = { _data: '8263A1B2C3000000012B022C0100296E5A1004' };
-    const raw = encodeCheckpoint({ token }, new Date('2026-01-02T03:04:05.000Z'));
+    const raw = encodePosition({ token }, new Date('2026-01-02T03:04:05.000Z'));
     expect(JSON.parse(raw)).toEqual({ v: { $numberInt: '2' }, token, savedAt: '2026-01-02T03:04:05.000Z' });
-    expect(decodeCheckpoint('k', raw)).toEqual({ token });
+    expect(decodePosition('k', raw)).toEqual({ token });
   });
 
   it('stores a start cluster time as { v, operationTime, savedAt }', () => {
     const operationTime = new mongoose.mongo.Timestamp({ t: 1767000000, i: 3 });
-    const raw = encodeCheckpoint({ operationTime }, new Date('2026-01-02T03:04:05.000Z'));
+    const raw = encodePosition({ operationTime }, new Date('2026-01-02T03:04:05.000Z'));
     expect(JSON.parse(raw)).toEqual({ v: { $numberInt: '2' }, operationTime: { $timestamp: { t: 1767000000, i: 3 } }, savedAt: '2026-01-02T03:04:05.000Z' });
-    expect(decodeCheckpoint('k', raw)).toEqual({ operationTime });
+    expect(decodePosition('k', raw)).toEqual({ operationTime });
   });
 
   it('reads what version 0.1 stored', () => {
     const raw = '{"v":{"$numberInt":"1"},"token":{"_data":"8263A1"},"savedAt":"2026-11-27T18:58:18.423Z"}';
-    expect(decodeCheckpoint('k', raw)).toEqual({ token: { _data: '8263A1' } });
+    expect(decodePosition('k', raw)).toEqual({ token: { _data: '8263A1' } });
   });
 
   it('round-trips tokens that hold BSON types (binary _data of older servers)', () => {
     const token = { _data: new mongoose.mongo.BSON.Binary(Buffer.from([1, 2, 3])) };
-    const decoded = decodeCheckpoint('k', encodeCheckpoint({ token })) as { token: { _data: InstanceType<typeof mongoose.mongo.BSON.Binary> } };
+    const decoded = decodePosition('k', encodePosition({ token })) as { token: { _data: InstanceType<typeof mongoose.mongo.BSON.Binary> } };
     expect(Buffer.from(decoded.token._data.buffer)).toEqual(Buffer.from([1, 2, 3]));
   });
 
   it('accepts a bare token stored by hand', () => {
-    expect(decodeCheckpoint('k', '{"_data":"abc"}')).toEqual({ token: { _data: 'abc' } });
+    expect(decodePosition('k', '{"_data":"abc"}')).toEqual({ token: { _data: 'abc' } });
   });
 
   it.each([
@@ -46,7 +46,7 @@ describe('checkpoint key and value format', () => {
   ])('rejects %s with a message naming the key', (_case, raw, reason) => {
     let error: unknown;
     try {
-      decodeCheckpoint('cs:billing:shop:orders', raw);
+      decodePosition('cs:billing:shop:orders', raw);
     } catch (e) {
       error = e;
     }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { InMemoryDeadLetterStore, InMemoryResumeTokenStore, type ResumeTokenStore } from '../../lib/index.js';
+import { InMemoryDeadLetterStore, InMemoryPositionStore, type ResumeTokenStore } from '../../lib/index.js';
 import { insert, lifecycle, networkError, serverError, timestamp, token } from '../fixtures/fake-change-stream.js';
 import { deferred, KEY, logs, positionOf, setup, stopAllStreams } from '../fixtures/stream-harness.js';
 import { eventually } from '../fixtures/test-env.js';
@@ -26,7 +26,7 @@ describe('CollectionStream: start position', () => {
 
   it('stores the aggregate operationTime when the server gives no post-batch token, and the next start uses startAtOperationTime', async () => {
     const firstHandled = deferred();
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     const first = setup({
       tokens,
       scripts: [{ aggregate: { operationTime: timestamp(7) }, getMores: [[insert(1)]] }],
@@ -46,7 +46,7 @@ describe('CollectionStream: start position', () => {
 
   it('a first batch that already holds events stores the first event\'s clusterTime, never the later operationTime', async () => {
     const firstHandled = deferred();
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     // Writes raced the open: the aggregate's batch holds events at t=5 and t=6, its operationTime is t=7.
     const batch = [at(insert(1), 5), at(insert(2), 6)];
     const first = setup({ tokens, scripts: [{ aggregate: { batch, operationTime: timestamp(7) } }], handle: () => firstHandled.promise });
@@ -82,7 +82,7 @@ describe('CollectionStream: start position', () => {
   });
 
   it('stores newer post-batch tokens while the collection is idle', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     const saved: unknown[] = [];
     const save = tokens.save.bind(tokens);
     tokens.save = async (key, position) => {
@@ -103,7 +103,7 @@ describe('CollectionStream: start position', () => {
 describe('CollectionStream: duplicate bound', () => {
   it('never dispatches more than 2 × maxEvents events past the stored position, even with synchronous handlers over one buffered batch', async () => {
     const maxEvents = 10;
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     let storedUpTo = 0;
     let worst = 0;
     const save = tokens.save.bind(tokens);
@@ -146,7 +146,7 @@ describe('CollectionStream: reopening and history lost', () => {
   });
 
   it('history lost (286) at open with the default policy: failed, stored token kept, never reopened', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     await tokens.save(KEY, positionOf('old'));
     const { stream, server, events } = setup({ tokens, scripts: [{ aggregate: { error: serverError(286, 'Resume of change stream was not possible') } }] });
     stream.start();
@@ -158,7 +158,7 @@ describe('CollectionStream: reopening and history lost', () => {
   });
 
   it('a code-less server error mid-stream is a broken stream, not history lost: it reopens from the newest acknowledged event', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     await tokens.save(KEY, positionOf('old'));
     const { stream, seen, server, events } = setup({
       tokens,
@@ -173,7 +173,7 @@ describe('CollectionStream: reopening and history lost', () => {
   });
 
   it('history lost when reopening reports the newest acknowledged position, not the one the stream first opened with', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     await tokens.save(KEY, positionOf('old'));
     const { stream, events } = setup({
       tokens,
@@ -185,7 +185,7 @@ describe('CollectionStream: reopening and history lost', () => {
   });
 
   it('history lost with restart-from-now: logs the gap, emits an event and reads on from now', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     await tokens.save(KEY, positionOf('old'));
     const { stream, seen, server, events } = setup({
       tokens,
@@ -202,7 +202,7 @@ describe('CollectionStream: reopening and history lost', () => {
 
   it('a callback decides: here it resyncs, then restarts from now', async () => {
     const decisions: string[] = [];
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     await tokens.save(KEY, positionOf('old'));
     const { stream, seen } = setup({
       tokens,
@@ -229,7 +229,7 @@ describe('CollectionStream: reopening and history lost', () => {
   });
 
   it('waits quietly for an unreachable store at startup instead of starting from now', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     await tokens.save(KEY, positionOf(1));
     const load = tokens.load.bind(tokens);
     let failures = 3;
@@ -354,7 +354,7 @@ describe('CollectionStream: handler failures', () => {
 
 describe('CollectionStream: saves failing or hanging', () => {
   it('pauses reading once maxUnsavedEvents are unsaved, shows degraded, and catches up when the store is back', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     const save = tokens.save.bind(tokens);
     let storeUp = false;
     tokens.save = async (key, position) => {
@@ -378,7 +378,7 @@ describe('CollectionStream: saves failing or hanging', () => {
   });
 
   it('stop() is bounded by its timeout even when the final save never answers', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     const { stream, seen } = setup({ tokens, scripts: [{ getMores: [[insert(1)]] }], options: { checkpoint: { maxEvents: 100, intervalMs: 60_000 } } });
     tokens.save = () => new Promise(() => undefined); // a client queueing commands while Redis is down
     stream.start();

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import mongoose from 'mongoose';
-import { InMemoryResumeTokenStore, type StreamPosition } from '../../lib/index.js';
+import { InMemoryPositionStore, type StreamPosition } from '../../lib/index.js';
 import type { ChangeEvent } from '../../lib/stream/change-cursor.js';
 import { documentKeyOf } from '../../lib/stream/event-scheduler.js';
 import { insert, lifecycle, update } from '../fixtures/fake-change-stream.js';
@@ -15,7 +15,7 @@ const tokenNumber = (position: StreamPosition | null) => (position && 'token' in
 
 /** A store that records every saved event number. */
 function recordingStore() {
-  const tokens = new InMemoryResumeTokenStore();
+  const tokens = new InMemoryPositionStore();
   const saved: number[] = [];
   const save = tokens.save.bind(tokens);
   tokens.save = async (key, position) => {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { type ChangeContext, InMemoryDeadLetterStore, InMemoryResumeTokenStore, type StreamPosition } from '../../lib/index.js';
+import { type ChangeContext, InMemoryDeadLetterStore, InMemoryPositionStore, type StreamPosition } from '../../lib/index.js';
 import type { HandlerFailedError } from '../../lib/change-stream.errors.js';
 import type { Checkpointer } from '../../lib/checkpoint/checkpointer.js';
 import type { HandlerFailurePolicy } from '../../lib/interfaces/failure-policies.interface.js';
@@ -244,7 +244,7 @@ describe('a stuck document holds back only its own events', () => {
 describe('a failed stream reports its first failure', () => {
   it('keeps the failing handler\'s error in lastError and the log while other events drain (concurrency > 1)', async () => {
     const slow = deferred();
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     const { stream } = setup({
       tokens,
       // A 40 ms handler timeout: the stuck-handler watch looks every 10 ms while the slow event drains.

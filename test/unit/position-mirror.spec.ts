@@ -2,11 +2,11 @@ import { afterAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { FencedWriteError } from '../../lib/change-stream.errors.js';
 import type { StreamLease } from '../../lib/interfaces/lease-store.interface.js';
-import type { ResumeTokenStore, StreamPosition } from '../../lib/interfaces/resume-token-store.interface.js';
+import type { ResumeTokenStore, StreamPosition } from '../../lib/interfaces/position-store.interface.js';
 import { type MirrorStamp, outranks, stampFor } from '../../lib/position-mirror/mirror-stamp.js';
-import { MirroredResumeTokenStore } from '../../lib/position-mirror/mirrored-resume-token.store.js';
+import { MirroredPositionStore } from '../../lib/position-mirror/mirrored-position.store.js';
 import type { MirroredPosition, MongoPositionMirror } from '../../lib/position-mirror/mongo-position-mirror.js';
-import { decodeCheckpoint } from '../../lib/token-store/checkpoint.codec.js';
+import { decodePosition } from '../../lib/position/position.codec.js';
 import { CapturingLogger } from '../fixtures/capturing-logger.js';
 import { eventually } from '../fixtures/test-env.js';
 
@@ -26,7 +26,7 @@ class FakeMirror {
     this.reads++;
     this.check();
     const doc = this.docs.get(key);
-    return doc ? { position: decodeCheckpoint(key, doc.position), holder: doc.holder, savedAt: new Date() } : null;
+    return doc ? { position: decodePosition(key, doc.position), holder: doc.holder, savedAt: new Date() } : null;
   }
   async stamp(key: string): Promise<MirrorStamp | null> {
     this.check();
@@ -44,7 +44,7 @@ class FakeMirror {
   /** The mirrored position of KEY and its stamp. */
   get current() {
     const doc = this.docs.get(KEY);
-    return doc && { position: decodeCheckpoint(KEY, doc.position), generation: doc.generation, fence: doc.fence };
+    return doc && { position: decodePosition(KEY, doc.position), generation: doc.generation, fence: doc.fence };
   }
   private check() {
     if (this.down) throw new Error('connection refused');
@@ -89,21 +89,21 @@ describe('mirror stamps (which write may replace the mirrored position)', () => 
   });
 });
 
-describe('MirroredResumeTokenStore', () => {
+describe('MirroredPositionStore', () => {
   let redis: StubStore;
   let mirror: FakeMirror;
-  let store: MirroredResumeTokenStore;
+  let store: MirroredPositionStore;
   beforeEach(() => {
     logs.lines.length = 0;
     redis = new StubStore();
     mirror = new FakeMirror();
-    store = new MirroredResumeTokenStore(redis, mirror as unknown as MongoPositionMirror, { intervalMs: 60_000, proofWindowMs: 1000 });
+    store = new MirroredPositionStore(redis, mirror as unknown as MongoPositionMirror, { intervalMs: 60_000, proofWindowMs: 1000 });
   });
   const warnings = (text: string) => logs.messages('warn').filter((m) => m.includes(text));
 
   it('after Redis lost its fence counter, the new holder replaces the old lineage, and a late write of the old holder is refused (logged once)', async () => {
     // Two instances, each with its own wrapper, sharing the collection.
-    const other = new MirroredResumeTokenStore(new StubStore(), mirror as unknown as MongoPositionMirror, { intervalMs: 60_000, proofWindowMs: 1000 });
+    const other = new MirroredPositionStore(new StubStore(), mirror as unknown as MongoPositionMirror, { intervalMs: 60_000, proofWindowMs: 1000 });
     await store.save(KEY, at(10), lease('h1', 57));
     await store.close();
     expect(mirror.current).toEqual({ position: at(10), generation: 0, fence: 57 });
@@ -216,7 +216,7 @@ describe('MirroredResumeTokenStore', () => {
   });
 
   it('retries a failed copy by itself, without waiting for another save', async () => {
-    const quick = new MirroredResumeTokenStore(redis, mirror as unknown as MongoPositionMirror, { intervalMs: 100, proofWindowMs: 1000 });
+    const quick = new MirroredPositionStore(redis, mirror as unknown as MongoPositionMirror, { intervalMs: 100, proofWindowMs: 1000 });
     mirror.down = true;
     await quick.save(KEY, at(1), lease('h1', 3));
     await eventually('the first copy failed', () => quick.writeFailures === 1);
@@ -229,7 +229,7 @@ describe('MirroredResumeTokenStore', () => {
   it('offers the recovery methods of lost data only when the wrapped store has them (all three)', () => {
     expect(store.loadOrphan).toBeUndefined();
     const withOrphans = Object.assign(new StubStore(), { leaveOrphan: async () => false, loadOrphan: async () => null, dropOrphan: async () => undefined });
-    const wrapped = new MirroredResumeTokenStore(withOrphans, mirror as unknown as MongoPositionMirror, { intervalMs: 1000, proofWindowMs: 1000 });
+    const wrapped = new MirroredPositionStore(withOrphans, mirror as unknown as MongoPositionMirror, { intervalMs: 1000, proofWindowMs: 1000 });
     expect(wrapped.loadOrphan).toBeDefined();
   });
 });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import mongoose from 'mongoose';
-import { InMemoryResumeTokenStore } from '../../lib/index.js';
+import { InMemoryPositionStore } from '../../lib/index.js';
 import { insert, serverError } from '../fixtures/fake-change-stream.js';
 import { deferred, KEY, logs, setup, stopAllStreams } from '../fixtures/stream-harness.js';
 import { eventually } from '../fixtures/test-env.js';
@@ -11,7 +11,7 @@ const attempts = () => logs.messages('warn').flatMap((m) => /broke .*\(attempt (
 
 describe('Reopening: an error on the first read after every open', () => {
   it('backs off: the attempt grows across opens and status counts the identical failures, both reset once the stream reads', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     await tokens.save(KEY, { token: { _data: 'old' } });
     const repeated = () => ({ getMores: [{ error: serverError(2, 'BadValue: the same failure') }] });
     const counts: number[] = [];
@@ -30,7 +30,7 @@ describe('Reopening: an error on the first read after every open', () => {
   });
 
   it('counts consecutive identical failures in status while they go on', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     await tokens.save(KEY, { token: { _data: 'old' } });
     const repeated = () => ({ getMores: [{ error: serverError(2, 'BadValue: the same failure') }] });
     const quiet = deferred();
@@ -49,7 +49,7 @@ describe('Reopening: an error on the first read after every open', () => {
   });
 
   it('history lost reported by the first getMore after an open is judged as at the open: the policy runs, no reopen loop', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     await tokens.save(KEY, { token: { _data: 'old' } });
     const { stream, server, events } = setup({
       tokens,
@@ -67,7 +67,7 @@ describe('Reopening: the server does not find the stored token (its pipeline cha
   const notFound = () => serverError(280, `PlanExecutor error during aggregation :: caused by :: cannot resume stream; the resume token was not found. {_data: "${mongodToken._data}"}`);
 
   it('resumes at the token\'s cluster time (inclusive): no history lost, no restart from now', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     await tokens.save(KEY, { token: mongodToken });
     const { stream, seen, server, events } = setup({
       tokens,
@@ -86,7 +86,7 @@ describe('Reopening: the server does not find the stored token (its pipeline cha
   });
 
   it('a token whose time cannot be read is history lost, as before (the policy decides)', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     await tokens.save(KEY, { token: { _data: 'old' } });
     const { stream, server, events } = setup({ tokens, scripts: [{ aggregate: { error: notFound() } }] });
     stream.start();

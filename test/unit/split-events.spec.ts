@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { InMemoryResumeTokenStore, type StreamPosition } from '../../lib/index.js';
+import { InMemoryPositionStore, type StreamPosition } from '../../lib/index.js';
 import type { ChangeEvent } from '../../lib/stream/change-cursor.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
 import { planStreams } from '../../lib/stream/stream-plan.js';
@@ -13,7 +13,7 @@ const big = (n: number, documentId: number): ChangeEvent =>
   ({ ...update(n, documentId), fullDocument: { _id: documentId, blob: 'after' }, fullDocumentBeforeChange: { _id: documentId, blob: 'before' } }) as unknown as ChangeEvent;
 
 function recordingStore() {
-  const tokens = new InMemoryResumeTokenStore();
+  const tokens = new InMemoryPositionStore();
   const saved: StreamPosition[] = [];
   const save = tokens.save.bind(tokens);
   tokens.save = async (key, position) => {
@@ -86,7 +86,7 @@ describe('splitLargeEvents: events over 16 MB', () => {
   });
 
   it('without the option, an oversized event (BSONObjectTooLarge) fails the stream with a message naming the option: no reopen loop', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     await tokens.save(KEY, positionOf(1));
     const tooLarge = () => serverError(10334, 'BSONObj size: 17000000 (0x1036640) is invalid. Size must be between 0 and 16793600(16MB)');
     const { stream, server } = setup({ tokens, scripts: [{ getMores: [{ error: tooLarge() }] }, { getMores: [{ error: tooLarge() }] }, { getMores: [{ error: tooLarge() }] }] });

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { InMemoryResumeTokenStore } from '../../lib/index.js';
+import { InMemoryPositionStore } from '../../lib/index.js';
 import { insert, lifecycle, timestamp } from '../fixtures/fake-change-stream.js';
 import { KEY, logs, positionOf, setup, stopAllStreams } from '../fixtures/stream-harness.js';
 import { eventually } from '../fixtures/test-env.js';
@@ -15,7 +15,7 @@ const openLines = () => logs.lines.slice(from).filter((l) => l.level === 'log' &
 
 describe('CollectionStream: the open line says what it resumes from', () => {
   it('says "after the stored token" only for a stored token', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     await tokens.save(KEY, positionOf(1));
     const { stream, seen } = setup({ tokens, scripts: [{ getMores: [[insert(2)]] }] });
     stream.start();
@@ -24,7 +24,7 @@ describe('CollectionStream: the open line says what it resumes from', () => {
   });
 
   it('names a stored cluster time as a time, not a token', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     await tokens.save(KEY, { operationTime: timestamp(7) });
     const { stream, seen, server } = setup({ tokens, scripts: [{ getMores: [[insert(2)]] }] });
     stream.start();

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { decodeCheckpoint } from '../../lib/token-store/checkpoint.codec.js';
+import { decodePosition } from '../../lib/position/position.codec.js';
 import { insert, token } from '../fixtures/fake-change-stream.js';
 import { FencedMemoryStore } from '../fixtures/memory-lease-store.js';
 import { deferred, KEY, logs, positionOf, setup, stopAllStreams } from '../fixtures/stream-harness.js';
@@ -55,12 +55,12 @@ describe('CollectionStream shutdown', () => {
     expect(warning).not.toMatch(/^[^.]*will be delivered again on the next start\.$/); // no unconditional promise of a redelivery
     const restore = /SET (\S+):orphan '(.+)' EX 3600/.exec(warning!);
     expect(restore?.[1]).toBe(KEY);
-    expect(decodeCheckpoint(KEY, restore![2])).toEqual(positionOf(3));
+    expect(decodePosition(KEY, restore![2])).toEqual(positionOf(3));
 
     // Redis comes back empty; the operator runs the command; the next instance resumes after event 3.
     tokens.wipe();
     bringRedisBack();
-    tokens.orphans.set(restore![1], decodeCheckpoint(KEY, restore![2]));
+    tokens.orphans.set(restore![1], decodePosition(KEY, restore![2]));
     const next = setup({ tokens, leases: { instanceId: 'B' }, scripts: [{ getMores: [[insert(4)]] }] });
     next.stream.start();
     await eventually('4 handled by the next instance', () => next.seen.includes(4));

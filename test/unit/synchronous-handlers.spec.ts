@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { type ChangeContext, InMemoryResumeTokenStore, type StreamPosition } from '../../lib/index.js';
+import { type ChangeContext, InMemoryPositionStore, type StreamPosition } from '../../lib/index.js';
 import { insert, update } from '../fixtures/fake-change-stream.js';
 import { deferred, KEY, positionOf, setup, stopAllStreams } from '../fixtures/stream-harness.js';
 import { eventually } from '../fixtures/test-env.js';
@@ -46,7 +46,7 @@ describe.each([1, 8])('handlers that return no promise, concurrency %i', (concur
   });
 
   it('waits for a slow save: never more than 2 × maxEvents dispatched past the stored position', async () => {
-    const tokens = new InMemoryResumeTokenStore();
+    const tokens = new InMemoryPositionStore();
     const save = tokens.save.bind(tokens);
     const gate = deferred();
     let storedUpTo = 0;

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
 import type { mongo } from 'mongoose';
-import { checkpointKey, OnChange } from '../../../lib/index.js';
+import { positionKey, OnChange } from '../../../lib/index.js';
 import { EventLog } from '../../fixtures/event-log.js';
 import { ServerProbe } from '../../fixtures/test-app.js';
 import { TestScope } from '../../fixtures/test-scope.js';
@@ -37,8 +37,8 @@ describe('ChangeStreamHistoryLost after the oplog rolled over (real mongod)', ()
   const dbName = uniqueName('lost');
   const failing = uniqueName('svc');
   const restarting = uniqueName('svc');
-  const failingKey = checkpointKey('change-stream', failing, dbName, 'ledger');
-  const restartingKey = checkpointKey('change-stream', restarting, dbName, 'ledger');
+  const failingKey = positionKey('change-stream', failing, dbName, 'ledger');
+  const restartingKey = positionKey('change-stream', restarting, dbName, 'ledger');
   /** The stored value both consumers start from: a position at or after entry 1, no longer in the oplog. */
   let lostValue: string;
   let lostToken: unknown;

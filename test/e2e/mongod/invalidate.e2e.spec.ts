@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
 import type { mongo } from 'mongoose';
-import { type ChangeStreamEvent, checkpointKey, ChangeStreamRegistry, decodeCheckpoint, OnChange } from '../../../lib/index.js';
+import { type ChangeStreamEvent, positionKey, ChangeStreamRegistry, decodePosition, OnChange } from '../../../lib/index.js';
 import { EventLog } from '../../fixtures/event-log.js';
 import { KeyWrites } from '../../fixtures/key-writes.js';
 import type { TestApp } from '../../fixtures/test-app.js';
@@ -87,7 +87,7 @@ describe('invalidate: dropped and renamed collections (real mongod)', () => {
     const dbName = uniqueName('drop');
     const consumer = uniqueName('svc');
     const probe = await scope.probe(dbName);
-    const writes = scope.track(await KeyWrites.watch(testEnv().redisUrl, checkpointKey('change-stream', consumer, dbName, 'drops')));
+    const writes = scope.track(await KeyWrites.watch(testEnv().redisUrl, positionKey('change-stream', consumer, dbName, 'drops')));
     const spec = { dbName, consumer, providers: [DropListener] };
     const app = await scope.app(spec);
     const events: ChangeStreamEvent[] = [];
@@ -115,11 +115,11 @@ describe('invalidate: dropped and renamed collections (real mongod)', () => {
     const insert2 = app.events.of('all').at(-1)!.token;
     await eventually('the position of the last insert (or a later one) stored', async () =>
       writes.writes.some((w) => {
-        const position = decodeCheckpoint('k', w.value);
+        const position = decodePosition('k', w.value);
         return 'token' in position && same(position.token, insert2);
       }),
     );
-    const stored = writes.writes.map((w) => decodeCheckpoint('k', w.value)).map((p) => ('token' in p ? p.token : null));
+    const stored = writes.writes.map((w) => decodePosition('k', w.value)).map((p) => ('token' in p ? p.token : null));
     expect(stored.some((token) => same(token, invalidate))).toBe(false);
 
     // A restart resumes after that position: neither the drop nor the invalidate comes again.

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
 import mongoose, { type mongo } from 'mongoose';
-import { ChangeStreamRegistry, checkpointKey, encodeCheckpoint, OnChange } from '../../../lib/index.js';
+import { ChangeStreamRegistry, positionKey, encodePosition, OnChange } from '../../../lib/index.js';
 import { ConsumerProcess } from '../../fault/consumer-process.js';
 import { handledLines } from '../../fault/delivery-report.js';
 import { EventLog } from '../../fixtures/event-log.js';
@@ -81,7 +81,7 @@ describe('start positions (real mongod)', () => {
     expect(operationTime).toBeInstanceOf(mongoose.mongo.Timestamp);
     await orders.insertOne({ _id: 'after' as never });
     // What a stream stores when the server gave no post-batch token: resumed with startAtOperationTime.
-    await probe.redis.set(checkpointKey('change-stream', consumer, dbName, 'orders'), encodeCheckpoint({ operationTime: operationTime! }));
+    await probe.redis.set(positionKey('change-stream', consumer, dbName, 'orders'), encodePosition({ operationTime: operationTime! }));
 
     const app = await scope.app({ dbName, consumer, providers: [OrderListener] });
     expect(app.get(ChangeStreamRegistry).getStatus('orders')?.state).toBe('open');

@@ -21,9 +21,9 @@ export type StreamPosition =
 
 /**
  * Where stream positions live. The Redis store is the default; implement this for another
- * database. `encodeCheckpoint`/`decodeCheckpoint` give you the module's value format.
+ * database. `encodePosition`/`decodePosition` give you the module's value format.
  */
-export interface ResumeTokenStore {
+export interface PositionStore {
   /**
    * `false` for stores that forget on restart (in-memory). Used at startup to refuse dead
    * letters that are less durable than positions. Custom stores count as durable.
@@ -60,3 +60,6 @@ export interface ResumeTokenStore {
    */
   dropOrphan?(key: string): Promise<void>;
 }
+
+/** @deprecated use `PositionStore`; removed in 1.0 */
+export type ResumeTokenStore = PositionStore;

@@ -3,18 +3,22 @@ import { messages } from '../change-stream.messages.js';
 import { backoffDelay, sleep } from '../common/backoff.js';
 import { errorText } from '../common/errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
-import type { ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
-import { encodeCheckpoint } from '../token-store/checkpoint.codec.js';
-import { orphanKey } from './lease-keys.js';
-import { LEFT_POSITION_RETRY_INITIAL_MS, LEFT_POSITION_TTL_MS, RETRY_MAX_DELAY_MS } from '../options/defaults.js';
+import type { PositionStore, StreamPosition } from '../interfaces/position-store.interface.js';
+import { LEFT_POSITION_RETRY_INITIAL_MS, RETRY_MAX_DELAY_MS } from '../options/defaults.js';
+import { encodePosition } from '../position/position.codec.js';
+import { LEFT_POSITION_TTL_SECONDS, leftPositionKey } from './redis-keys.js';
+
+// Recovery from a Redis that lost a stream's data (restarted empty) while an instance was reading:
+// the instance that loses its lease leaves the position it reached (a "left position"; the store
+// methods keep their public names `leaveOrphan`/`loadOrphan`/`dropOrphan`), the next holder resumes from it.
 
 /** As long as the store keeps what is left: after that nobody would see it. */
-const GIVE_UP_AFTER_MS = LEFT_POSITION_TTL_MS;
+const GIVE_UP_AFTER_MS = LEFT_POSITION_TTL_SECONDS * 1000;
 
-type OrphanStore = Required<Pick<ResumeTokenStore, 'leaveOrphan' | 'loadOrphan' | 'dropOrphan'>> & ResumeTokenStore;
+type OrphanStore = Required<Pick<PositionStore, 'leaveOrphan' | 'loadOrphan' | 'dropOrphan'>> & PositionStore;
 
-/** The store supports recovery from lost data only with all three methods (see `ResumeTokenStore.leaveOrphan`). */
-export function orphanStore(store: ResumeTokenStore | undefined): OrphanStore | undefined {
+/** The store supports recovery from lost data only with all three methods (see `PositionStore.leaveOrphan`). */
+export function orphanStore(store: PositionStore | undefined): OrphanStore | undefined {
   return store?.leaveOrphan && store.loadOrphan && store.dropOrphan ? (store as OrphanStore) : undefined;
 }
 
@@ -32,20 +36,20 @@ export interface LeftPosition {
  * left position (`leaveOrphan`), without them as the stored position itself.
  */
 export function restoreCommand(key: string, position: StreamPosition, leases: boolean): string {
-  const envelope = encodeCheckpoint(position);
-  return leases ? `SET ${orphanKey(key)} '${envelope}' EX ${GIVE_UP_AFTER_MS / 1000}` : `SET ${key} '${envelope}'`;
+  const envelope = encodePosition(position);
+  return leases ? `SET ${leftPositionKey(key)} '${envelope}' EX ${LEFT_POSITION_TTL_SECONDS}` : `SET ${key} '${envelope}'`;
 }
 
 /** Logs, once, the position that could not be left, with how to restore it by hand. */
 export function reportOrphanNotLeft(key: string, left: LeftPosition, reason: string, logger: Logger): void {
   if (left.settled) return;
   left.settled = true;
-  logger.warn(messages.orphanNotLeft(key, encodeCheckpoint(left.position), reason));
+  logger.warn(messages.orphanNotLeft(key, restoreCommand(key, left.position, true), reason));
 }
 
 /**
  * After losing `lease`: leaves `position` for the next holder if the store lost the stream's data
- * (see `ResumeTokenStore.leaveOrphan`). The lease is often lost because Redis is away, so this
+ * (see `PositionStore.leaveOrphan`). The lease is often lost because Redis is away, so this
  * retries until Redis answers or an hour has passed. Once `stopping` aborts (shutdown) it makes one
  * last attempt, and if that fails too, logs the position so that it is not lost without a word.
  */

@@ -1,7 +1,8 @@
-// The Lua scripts behind `RedisLeaseStore` (registered with ioredis `defineCommand`, sent as EVALSHA).
-// A script runs atomically: nothing else happens between its GET and its SET. Fences and TTLs cross
-// the script boundary as decimal strings, formatted with %d (Lua's default would switch to
-// exponent notation for large numbers).
+import { redisScript } from './redis-script.js';
+
+// The Lua scripts behind the Redis lease and position stores. A script runs atomically: nothing
+// else happens between its GET and its SET. Fences and TTLs cross the script boundary as decimal
+// strings, formatted with %d (Lua's default would switch to exponent notation for large numbers).
 
 /**
  * `stored(key)`: the fence and holder of a stored position envelope (canonical EJSON
@@ -25,15 +26,21 @@ local function supersedes(storedFence, storedHolder, fence, holder)
 end
 `;
 
+export type AcquireReply = [1, number, number] | [0, string, number];
+export type WriteFencedReply = [1] | [0, 'held' | 'fence', string] | [0, 'stored', string, string];
+
 /**
- * KEYS: position, lease, fence. ARGV: holder, ttlMs.
- * → `{1, fence, waitMs}` acquired; `{0, "<fence> <holder>", pttl}` held by someone else.
  * `waitMs` > 0 when the fence counter was missing on a Redis up for less than a TTL (it restarted
  * empty, or this is a first start on a new Redis): a holder of a lease from before the restart may
  * still believe it valid until its TTL ran out, so the new holder waits that long before it reads.
  * INFO comes after the writes: before Redis 5 a script may not write after a non-deterministic call.
  */
-export const ACQUIRE = `${STORED_FENCE}
+export const ACQUIRE = redisScript<AcquireReply>()({
+  name: 'nestjsChangeStreamsLeaseAcquire',
+  keys: ['position', 'lease', 'fence'],
+  argv: ['holder', 'ttlMs'],
+  replies: '{1, fence, waitMs} acquired; {0, "<fence> <holder>", pttl} held by someone else',
+  lua: `${STORED_FENCE}
 local current = redis.call('GET', KEYS[2])
 if current then return {0, current, redis.call('PTTL', KEYS[2])} end
 local counterMissing = redis.call('EXISTS', KEYS[3]) == 0
@@ -50,15 +57,19 @@ if counterMissing then
   local uptime = tonumber(string.match(redis.call('INFO', 'server'), 'uptime_in_seconds:(%d+)')) or 0
   wait = math.max(0, tonumber(ARGV[2]) - uptime * 1000)
 end
-return {1, fence, wait}
-`;
+return {1, fence, wait}`,
+});
 
 /**
- * KEYS: position, lease, fence. ARGV: fence, holder, ttlMs. → 1 renewed, 0 lost.
  * An expired lease is taken back when nobody acquired it since: the counter still reads our fence
  * and the stored position does not supersede us (see `supersedes`).
  */
-export const RENEW = `${STORED_FENCE}
+export const RENEW = redisScript<0 | 1>()({
+  name: 'nestjsChangeStreamsLeaseRenew',
+  keys: ['position', 'lease', 'fence'],
+  argv: ['fence', 'holder', 'ttlMs'],
+  replies: '1 renewed, 0 lost',
+  lua: `${STORED_FENCE}
 local mine = ARGV[1] .. ' ' .. ARGV[2]
 local current = redis.call('GET', KEYS[2])
 if current == mine then
@@ -69,22 +80,28 @@ if current or redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
 local storedFence, storedHolder = stored(KEYS[1])
 if supersedes(storedFence, storedHolder, tonumber(ARGV[1]), ARGV[2]) then return 0 end
 redis.call('SET', KEYS[2], mine, 'PX', ARGV[3])
-return 1
-`;
+return 1`,
+});
 
-/** KEYS: lease. ARGV: "<fence> <holder>". → 1 released, 0 not ours. */
-export const RELEASE = `
+export const RELEASE = redisScript<0 | 1>()({
+  name: 'nestjsChangeStreamsLeaseRelease',
+  keys: ['lease'],
+  argv: ['"<fence> <holder>"'],
+  replies: '1 released, 0 not ours',
+  lua: `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
+return 0`,
+});
 
-/**
- * KEYS: position, lease, fence. ARGV: envelope, fence, holder.
- * → `{1}` written; refused: `{0, "held", "<fence> <holder>"}` another lease is current,
- * `{0, "fence", counter or ""}` the lease is gone and the counter moved on (or is missing),
- * `{0, "stored", fence, holder or ""}` the stored position supersedes us.
- */
-export const WRITE_FENCED = `${STORED_FENCE}
+export const WRITE_FENCED = redisScript<WriteFencedReply>()({
+  name: 'nestjsChangeStreamsWriteFenced',
+  keys: ['position', 'lease', 'fence'],
+  argv: ['envelope', 'fence', 'holder'],
+  replies:
+    '{1} written; refused: {0, "held", "<fence> <holder>"} another lease is current, ' +
+    '{0, "fence", counter or ""} the lease is gone and the counter moved on (or is missing), ' +
+    '{0, "stored", fence, holder or ""} the stored position supersedes us',
+  lua: `${STORED_FENCE}
 local mine = ARGV[2] .. ' ' .. ARGV[3]
 local current = redis.call('GET', KEYS[2])
 if current then
@@ -98,14 +115,16 @@ if supersedes(storedFence, storedHolder, tonumber(ARGV[2]), ARGV[3]) then
   return {0, 'stored', string.format('%d', storedFence), storedHolder or ''}
 end
 redis.call('SET', KEYS[1], ARGV[1])
-return {1}
-`;
+return {1}`,
+});
 
-/**
- * KEYS: group. ARGV: member, ttlMs. → live members (this one included).
- * Expiry comes from the Redis clock, so instances with skewed clocks agree on who is live.
- */
-export const HEARTBEAT = `
+/** Expiry comes from the Redis clock, so instances with skewed clocks agree on who is live. */
+export const HEARTBEAT = redisScript<number>()({
+  name: 'nestjsChangeStreamsHeartbeat',
+  keys: ['group'],
+  argv: ['member', 'ttlMs'],
+  replies: 'the number of live members (this one included)',
+  lua: `
 -- Before Redis 5 a script that reads TIME and then writes must ask for effects replication.
 if redis.replicate_commands then redis.replicate_commands() end
 local time = redis.call('TIME')
@@ -115,49 +134,19 @@ redis.call('ZADD', KEYS[1], string.format('%d', now + tonumber(ARGV[2])), ARGV[1
 -- The set lives as long as its longest-lived member, so an abandoned group disappears.
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], last[2])
-return redis.call('ZCARD', KEYS[1])
-`;
+return redis.call('ZCARD', KEYS[1])`,
+});
 
 /**
- * KEYS: position, lease, fence, orphan. ARGV: fence, holder, envelope, ttlSeconds, saved.
- * Called by an instance that lost its lease (fence, holder); `saved` is "1" if it stored a position
- * under that lease. Leaves `envelope` (where it got to) under the orphan key, unless something is
- * there (an orphan, or the marker `dropOrphan` leaves once one was used), when Redis shows it lost
- * the stream's data: the counter is missing or below that fence, or the lease or the stored
- * position carries that fence for another holder; and, if it had saved, the stored position is
- * missing or has a lower fence. None of that happens in a normal takeover (fences only grow), so
- * then it leaves nothing. → 1 left, 0 not needed or already there.
- */
-export const LEAVE_ORPHAN = `${STORED_FENCE}
-local fence = tonumber(ARGV[1])
-local counter = tonumber(redis.call('GET', KEYS[3]) or '')
-local lost = counter == nil or counter < fence
-local current = redis.call('GET', KEYS[2])
-if current then
-  local leaseFence, leaseHolder = string.match(current, '^(%d+) (.*)$')
-  if tonumber(leaseFence) == fence and leaseHolder ~= ARGV[2] then lost = true end
-end
-local storedFence, storedHolder = stored(KEYS[1])
-if storedFence == fence and storedHolder ~= nil and storedHolder ~= ARGV[2] then lost = true end
-if ARGV[5] == '1' and (redis.call('EXISTS', KEYS[1]) == 0 or storedFence < fence) then lost = true end
-if not lost then return 0 end
-if redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4], 'NX') then return 1 end
-return 0
-`;
-
-/**
- * KEYS: key. → its value or nil. A plain GET sent as a script: ioredis sends scripts to the master,
- * while a Cluster client with `scaleReads` sends GET to a replica that may lag behind (and not
- * have the position yet: the stream would start from now).
- */
-export const READ = `return redis.call('GET', KEYS[1])`;
-
-/**
- * KEYS: group, handler sets. ARGV: member, ttlMs, handler set.
  * `HEARTBEAT` that also records the member's handler set in a hash beside the group (expiring
- * with it; sets of members that expired are removed). → `{live members, member, set, member, set, ...}`.
+ * with it; sets of members that expired are removed).
  */
-export const ANNOUNCE = `
+export const ANNOUNCE = redisScript<[number, ...string[]]>()({
+  name: 'nestjsChangeStreamsAnnounce',
+  keys: ['group', 'handler sets'],
+  argv: ['member', 'ttlMs', 'handler set'],
+  replies: '{live members, member, set, member, set, ...}',
+  lua: `
 if redis.replicate_commands then redis.replicate_commands() end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -177,5 +166,52 @@ for i = 1, #sets, 2 do
     redis.call('HDEL', KEYS[2], sets[i])
   end
 end
-return reply
-`;
+return reply`,
+});
+
+/**
+ * Called by an instance that lost its lease (fence, holder); `saved` is "1" if it stored a position
+ * under that lease. Leaves `envelope` (where it got to) at the left-position key, unless something
+ * is there (a left position, or the marker left once one was used), when Redis shows it lost the
+ * stream's data: the counter is missing or below that fence, or the lease or the stored position
+ * carries that fence for another holder; and, if it had saved, the stored position is missing or
+ * has a lower fence. None of that happens in a normal takeover (fences only grow), so then it
+ * leaves nothing.
+ */
+export const LEAVE_POSITION = redisScript<0 | 1>()({
+  name: 'nestjsChangeStreamsLeaveOrphan',
+  keys: ['position', 'lease', 'fence', 'left position'],
+  argv: ['fence', 'holder', 'envelope', 'ttlSeconds', 'saved'],
+  replies: '1 left, 0 not needed or already there',
+  lua: `${STORED_FENCE}
+local fence = tonumber(ARGV[1])
+local counter = tonumber(redis.call('GET', KEYS[3]) or '')
+local lost = counter == nil or counter < fence
+local current = redis.call('GET', KEYS[2])
+if current then
+  local leaseFence, leaseHolder = string.match(current, '^(%d+) (.*)$')
+  if tonumber(leaseFence) == fence and leaseHolder ~= ARGV[2] then lost = true end
+end
+local storedFence, storedHolder = stored(KEYS[1])
+if storedFence == fence and storedHolder ~= nil and storedHolder ~= ARGV[2] then lost = true end
+if ARGV[5] == '1' and (redis.call('EXISTS', KEYS[1]) == 0 or storedFence < fence) then lost = true end
+if not lost then return 0 end
+if redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4], 'NX') then return 1 end
+return 0`,
+});
+
+/**
+ * A plain GET sent as a script: ioredis sends scripts to the master, while a Cluster client with
+ * `scaleReads` sends GET to a replica that may lag behind (and not have the position yet: the
+ * stream would start from now).
+ */
+export const READ = redisScript<string | null>()({
+  name: 'nestjsChangeStreamsRead',
+  keys: ['key'],
+  argv: [],
+  replies: 'its value or nil',
+  lua: `return redis.call('GET', KEYS[1])`,
+});
+
+/** Every script, for registering them together. */
+export const LEASE_SCRIPTS = { ACQUIRE, RENEW, RELEASE, WRITE_FENCED, HEARTBEAT, ANNOUNCE, LEAVE_POSITION, READ };

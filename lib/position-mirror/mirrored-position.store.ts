@@ -3,8 +3,8 @@ import { isFencedWriteError } from '../change-stream.errors.js';
 import { messages } from '../change-stream.messages.js';
 import { errorText } from '../common/errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
-import type { ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
-import { encodeCheckpoint } from '../token-store/checkpoint.codec.js';
+import type { PositionStore, StreamPosition } from '../interfaces/position-store.interface.js';
+import { encodePosition } from '../position/position.codec.js';
 import { type MirrorStamp, stampFor } from './mirror-stamp.js';
 import type { MongoPositionMirror } from './mongo-position-mirror.js';
 import { MIRROR_TICK_MIN_MS } from '../options/defaults.js';
@@ -40,13 +40,13 @@ interface MirrorState {
  * `intervalMs`, fenced (see `mirror-stamp.ts`). `load` reads the copy only when the wrapped
  * store holds no position for the stream: after Redis restarted empty, nothing is lost.
  */
-export class MirroredResumeTokenStore implements ResumeTokenStore {
+export class MirroredPositionStore implements PositionStore {
   private readonly logger = new Logger('ChangeStreamModule');
   readonly durable: boolean | undefined;
-  readonly leases: ResumeTokenStore['leases'];
-  readonly leaveOrphan?: ResumeTokenStore['leaveOrphan'];
-  readonly loadOrphan?: ResumeTokenStore['loadOrphan'];
-  readonly dropOrphan?: ResumeTokenStore['dropOrphan'];
+  readonly leases: PositionStore['leases'];
+  readonly leaveOrphan?: PositionStore['leaveOrphan'];
+  readonly loadOrphan?: PositionStore['loadOrphan'];
+  readonly dropOrphan?: PositionStore['dropOrphan'];
   /** Failed mirror writes so far (each is retried with the next save or tick). */
   writeFailures = 0;
   private failing = false;
@@ -55,7 +55,7 @@ export class MirroredResumeTokenStore implements ResumeTokenStore {
   private closed = false;
 
   constructor(
-    private readonly inner: ResumeTokenStore,
+    private readonly inner: PositionStore,
     private readonly mirror: MongoPositionMirror,
     private readonly settings: MirrorSettings,
   ) {
@@ -143,7 +143,7 @@ export class MirroredResumeTokenStore implements ResumeTokenStore {
   }
 
   private async writeOne(key: string, state: MirrorState, { position, lease, acceptedAt }: Pending): Promise<void> {
-    const raw = encodeCheckpoint(position, new Date(), lease);
+    const raw = encodePosition(position, new Date(), lease);
     if (!lease) {
       await this.mirror.write(key, raw, { generation: 0, fence: 0 }, undefined);
       return;

@@ -1,6 +1,6 @@
 import type { DeadLetter, DeadLetterPage, DeadLetterPageOptions, DeadLetterStore, DeadLetterStoreRetention } from '../interfaces/dead-letter.interface.js';
-import { decodeDeadLetter, decodeDeadLetters, encodeDeadLetter } from './dead-letter.codec.js';
-import { PAGE_COUNT, type RetentionPolicy, retentionPolicy } from './dead-letter-retention.js';
+import { decodeDeadLetter, decodeDeadLetters, encodeDeadLetter } from '../dead-letter/dead-letter.codec.js';
+import { PAGE_COUNT, type RetentionPolicy, retentionPolicy } from '../dead-letter/dead-letter-retention.js';
 
 /** Dead letters in this process only: they are gone with it. Bounded like the Redis store. */
 export class InMemoryDeadLetterStore implements DeadLetterStore {

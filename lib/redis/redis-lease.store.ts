@@ -1,23 +1,38 @@
 import type { Cluster, Redis } from 'ioredis';
 import { FencedWriteError } from '../change-stream.errors.js';
 import type { CandidateAnnouncement, LeaseAttempt, LeaseStore, StreamLease } from '../interfaces/lease-store.interface.js';
-import { defineLeaseCommands, type LeaseCommands, type WriteFencedReply } from './lease-commands.js';
-import { fenceKey, handlerSetsKey, leaseKey, leaseValue, orphanKey, parseLeaseValue } from './lease-keys.js';
+import { ACQUIRE, ANNOUNCE, HEARTBEAT, LEAVE_POSITION, READ, RELEASE, RENEW, WRITE_FENCED, type WriteFencedReply } from './lease-scripts.js';
+import { leaseValue, parseLeaseValue } from './lease-value.js';
+import { fenceKey, handlerSetsKey, leaseKey, leftPositionKey } from './redis-keys.js';
+import { registerScript } from './redis-script.js';
+
+function registerAll(client: Redis | Cluster) {
+  return {
+    acquire: registerScript(client, ACQUIRE),
+    renew: registerScript(client, RENEW),
+    release: registerScript(client, RELEASE),
+    writeFenced: registerScript(client, WRITE_FENCED),
+    heartbeat: registerScript(client, HEARTBEAT),
+    announce: registerScript(client, ANNOUNCE),
+    leavePosition: registerScript(client, LEAVE_POSITION),
+    read: registerScript(client, READ),
+  };
+}
 
 /**
  * Leases in Redis (standalone, Sentinel or Cluster), one per position key `K`: `K:lease` holds
  * `"<fence> <holder>"` with a TTL, `K:fence` the counter that fences come from. Each operation is
  * one Lua script (see `lease.scripts.ts`); expiry is judged by the Redis clock, never the client's.
- * `K` must carry a hash tag (`checkpointKey` does) for Redis Cluster: the scripts touch K and both.
+ * `K` must carry a hash tag (`positionKey` does) for Redis Cluster: the scripts touch K and both.
  */
 export class RedisLeaseStore implements LeaseStore {
-  private readonly commands: LeaseCommands;
+  private readonly commands: ReturnType<typeof registerAll>;
 
   constructor(
     /** The ioredis client the lease scripts run on. */
     readonly client: Redis | Cluster,
   ) {
-    this.commands = defineLeaseCommands(client);
+    this.commands = registerAll(client);
   }
 
   async acquire(key: string, holder: string, ttlMs: number): Promise<LeaseAttempt> {
@@ -65,12 +80,12 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   /**
-   * Leaves `value` (a position envelope) at `orphanKey(key)` for `ttlSeconds`, unless something is
-   * there, if the stored data shows Redis lost the stream's data after `lease` was handed out (see
-   * `LEAVE_ORPHAN`; `saved`: a position was stored under `lease`). True if it was left.
+   * Leaves `value` (a position envelope) at `leftPositionKey(key)` for `ttlSeconds`, unless something
+   * is there, if the stored data shows Redis lost the stream's data after `lease` was handed out (see
+   * `LEAVE_POSITION`; `saved`: a position was stored under `lease`). True if it was left.
    */
   async leaveOrphan(key: string, value: string, lease: StreamLease, ttlSeconds: number, saved: boolean): Promise<boolean> {
-    const reply = await this.commands.leaveOrphan(key, leaseKey(key), fenceKey(key), orphanKey(key), String(lease.fence), lease.holder, value, ttlSeconds, saved ? '1' : '0');
+    const reply = await this.commands.leavePosition(key, leaseKey(key), fenceKey(key), leftPositionKey(key), String(lease.fence), lease.holder, value, ttlSeconds, saved ? '1' : '0');
     return reply === 1;
   }
 
@@ -78,7 +93,7 @@ export class RedisLeaseStore implements LeaseStore {
    * Writes `value` under `key` only while `lease` is current (or no lease exists and no newer
    * fence was handed out) and the stored value does not supersede it (a larger fence, or the same
    * fence from another holder); else `FencedWriteError`. `value` should carry the lease's fence and
-   * holder (`encodeCheckpoint(position, savedAt, lease)`).
+   * holder (`encodePosition(position, savedAt, lease)`).
    */
   async writeFenced(key: string, value: string, lease: StreamLease): Promise<void> {
     const reply = await this.commands.writeFenced(key, leaseKey(key), fenceKey(key), value, String(lease.fence), lease.holder);

@@ -2,7 +2,7 @@ import mongoose from 'mongoose';
 import { CHECKPOINT_FORMAT_VERSION } from '../change-stream.constants.js';
 import { InvalidStoredTokenError } from '../change-stream.errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
-import type { ResumeToken, StreamPosition } from '../interfaces/resume-token-store.interface.js';
+import type { ResumeToken, StreamPosition } from '../interfaces/position-store.interface.js';
 
 // The driver's own BSON copy, so tokens holding BSON types round-trip exactly.
 const { EJSON, Timestamp } = mongoose.mongo.BSON;
@@ -12,13 +12,13 @@ const { EJSON, Timestamp } = mongoose.mongo.BSON;
  * `holder` when written under a lease (the fenced write refuses to replace a value whose fence is
  * larger than the writer's). New fields can be added without breaking what is already stored.
  */
-export function encodeCheckpoint(position: StreamPosition, savedAt = new Date(), lease?: StreamLease): string {
+export function encodePosition(position: StreamPosition, savedAt = new Date(), lease?: StreamLease): string {
   const written = lease ? { fence: lease.fence, holder: lease.holder } : {};
   return EJSON.stringify({ v: CHECKPOINT_FORMAT_VERSION, ...position, savedAt: savedAt.toISOString(), ...written }, { relaxed: false });
 }
 
-/** Reads what `encodeCheckpoint` wrote (this version or 0.1's); also accepts a bare token (`{"_data": …}`) stored by hand. */
-export function decodeCheckpoint(key: string, raw: string): StreamPosition {
+/** Reads what `encodePosition` wrote (this version or 0.1's); also accepts a bare token (`{"_data": …}`) stored by hand. */
+export function decodePosition(key: string, raw: string): StreamPosition {
   let parsed: unknown;
   try {
     parsed = EJSON.parse(raw);
@@ -47,3 +47,9 @@ function checkToken(key: string, raw: string, token: unknown): ResumeToken {
 function isObject(value: unknown): value is Record<string, any> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+/** @deprecated use `encodePosition`; removed in 1.0 */
+export const encodeCheckpoint = encodePosition;
+
+/** @deprecated use `decodePosition`; removed in 1.0 */
+export const decodeCheckpoint = decodePosition;
