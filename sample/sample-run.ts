@@ -24,7 +24,7 @@ export interface SampleRunOptions {
 export async function runSample(config: SampleConfig, { print, serveUntil }: SampleRunOptions): Promise<void> {
   const run = randomUUID();
   print(
-    `\n== Database: ${SAMPLE_DATABASE} (the sample's own, whatever database the URI names; it only adds orders, run ${run}); ` +
+    `\n== Database: ${SAMPLE_DATABASE} (the sample's own, whatever database the URI names; it only adds orders and updates one of them, run ${run}); ` +
       `Redis keys: ${SAMPLE_KEY_PREFIX}:*. Drop that database and those keys to clean up.\n`,
   );
   const app = await startApp(config);
