@@ -121,7 +121,7 @@ export class ChangeStreamHealthIndicator {
     } catch (error) {
       const code = (error as { code?: string })?.code;
       // Only "not installed" gets the install hint; any other load failure is shown as it is.
-      if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw new Error(messages.terminusMissing());
+      if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw new Error(messages.terminusMissing(), { cause: error });
       throw error;
     }
     try {

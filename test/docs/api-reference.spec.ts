@@ -19,6 +19,7 @@ function typedoc(...args: string[]): Promise<Run> {
       { cwd: root, env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' }, maxBuffer: 16 * 1024 * 1024 },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        // eslint-disable-next-line no-control-regex -- strips the ANSI colour codes of TypeDoc's output
         resolve({ code, output: `${stdout}\n${stderr}`.replace(/\x1b\[[0-9;]*m/g, '') });
       },
     );

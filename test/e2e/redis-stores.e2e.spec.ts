@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { positionKey, decodePosition, encodePosition, FencedWriteError, RedisPositionStore } from '../../lib/index.js';
+import { positionKey, encodePosition, FencedWriteError, RedisPositionStore } from '../../lib/index.js';
 import type { StreamLease } from '../../lib/interfaces/lease-store.interface.js';
 import { candidatesKey, fenceKey, leaseKey } from '../../lib/redis/redis-keys.js';
 import { RedisLeaseStore } from '../../lib/redis/redis-lease.store.js';

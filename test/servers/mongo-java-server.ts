@@ -48,7 +48,7 @@ async function resolveClasspath(): Promise<string> {
       timeout: 300_000,
     });
   } catch (error) {
-    throw new Error(`Could not resolve mongo-java-server with Maven (is "mvn" installed and Maven Central reachable?): ${(error as Error).message}`);
+    throw new Error(`Could not resolve mongo-java-server with Maven (is "mvn" installed and Maven Central reachable?): ${(error as Error).message}`, { cause: error });
   }
   return (await readFile(output, 'utf8')).trim();
 }

@@ -48,7 +48,7 @@ export class LocalRedisCluster {
       return cluster;
     } catch (error) {
       await cluster.stop();
-      if (/ENOENT/.test(String(error))) throw new Error(`redis-server or redis-cli not found: install the Debian package "redis-server" (${String(error)}).`);
+      if (/ENOENT/.test(String(error))) throw new Error(`redis-server or redis-cli not found: install the Debian package "redis-server" (${String(error)}).`, { cause: error });
       throw error;
     }
   }

@@ -29,7 +29,7 @@ export class LocalRedisServer {
       this.child = await spawnUntilReady('redis-server', args, /Ready to accept connections/, 15_000);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT' || /ENOENT/.test(String(error))) {
-        throw new Error('redis-server not found: install the Debian package "redis-server" or set REDIS_URL.');
+        throw new Error('redis-server not found: install the Debian package "redis-server" or set REDIS_URL.', { cause: error });
       }
       throw error;
     }

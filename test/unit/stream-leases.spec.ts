@@ -303,7 +303,7 @@ describe('CollectionStream with leases: recovery when Redis lost its data (the l
 
   it('a position left late (Redis still away when the old holder noticed) reaches the holder that has been reading and saving since', async () => {
     const tokens = new FencedMemoryStore();
-    const a = await aStoredThree(tokens);
+    await aStoredThree(tokens);
     tokens.failOrphanWrites = 2; // A's first two attempts meet a Redis that is not back yet
     const b = wipeAndStartB(tokens, [{ getMores: [[insert(9)]] }, { getMores: [[insert(4)]] }]);
     await eventually('B handled 9 and saved it', () => b.seen.includes(9) && saved(tokens, 9));

@@ -303,6 +303,7 @@ describe('ChangeStreamTestingModule with the sample OrderTotalsListener', () => 
     const { tester, totals } = await sample();
     const log: string[] = [];
     const gate = deferred();
+    // eslint-disable-next-line @typescript-eslint/no-misused-promises -- the module awaits what a handler returns, whatever its declared type
     jest.spyOn(totals, 'onOrderChange').mockImplementation(async (change) => {
       const id = (change as { documentKey: { _id: string } }).documentKey._id;
       log.push(`start ${id}`);
@@ -321,6 +322,7 @@ describe('ChangeStreamTestingModule with the sample OrderTotalsListener', () => 
   it('aborts context.signal when the module closes; a failure then is neither retried nor recorded', async () => {
     const { tester, totals, moduleRef } = await sample({ onHandlerFailure: 'dead-letter' });
     const running = deferred();
+    // eslint-disable-next-line @typescript-eslint/no-misused-promises -- the module awaits what a handler returns, whatever its declared type
     jest.spyOn(totals, 'onOrderChange').mockImplementation(async (_change, context) => {
       running.resolve();
       await new Promise((resolve) => context.signal.addEventListener('abort', resolve, { once: true }));
