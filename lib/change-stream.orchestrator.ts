@@ -17,17 +17,16 @@ import { ChangeStreamExplorer } from './change-stream.explorer.js';
 import { messages } from './change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
 import { ChangeStreamRuntime } from './change-stream.runtime.js';
-import { Checkpointer } from './checkpoint/checkpointer.js';
 import { settlesWithin } from './common/backoff.js';
 import { errorText } from './common/errors.js';
-import { handlerSetOf, LeaseBalancer, type LeaseTiming } from './lease/lease-balancer.js';
-import { StreamLeaseKeeper } from './lease/stream-lease-keeper.js';
+import { handlerSetOf, LeaseBalancer } from './lease/lease-balancer.js';
 import { ProviderLifecycle, type ProviderWrapper } from './lifecycle/provider-lifecycle.js';
 import { ChangeStreamTelemetry } from './telemetry/change-stream-telemetry.js';
 import type { ChangeStreamStores } from './stores.factory.js';
 import { connectionCursorFactory } from './stream/change-cursor.js';
 import type { ChangeHandler } from './stream/change-handler.js';
-import { CollectionStream } from './stream/collection-stream.js';
+import type { CollectionStream } from './stream/collection-stream.js';
+import { createCollectionStream } from './stream/create-collection-stream.js';
 import { planStreams, type StreamPlan } from './stream/stream-plan.js';
 import { checkpointKey } from './token-store/checkpoint-key.js';
 import type { ResumeTokenStore } from './interfaces/resume-token-store.interface.js';
@@ -92,18 +91,18 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     this.balancer = this.createBalancer(new Map(planned.map((p) => [p.key, handlerSetOf(p.plan.handlers.map((h) => h.name))])));
     for (const { plan, connection, database, key } of planned) {
       const owners = plan.handlers.map((h) => h.owner).filter((owner): owner is ProviderWrapper => owner !== undefined);
-      const stream = new CollectionStream({
+      const stream = createCollectionStream({
         plan,
         database,
+        key,
+        store: this.tokens,
         deadLetters: this.stores.deadLetters,
-        checkpointer: new Checkpointer(this.tokens, key, this.options.checkpoint),
         options: this.options,
         openCursor: connectionCursorFactory(connection, plan.collection),
         emit: (event) => this.runtime.emit(event),
         handlersReady: this.lifecycle.bootstrapped(owners),
         telemetry,
-        store: this.tokens,
-        lease: this.balancer && new StreamLeaseKeeper(key, this.tokens.leases!, this.options.leases as LeaseTiming, this.balancer),
+        balancer: this.balancer,
       });
       this.lifecycle.drainBeforeTeardown(owners, () => this.drain(stream));
       this.runtime.streams.push(stream);

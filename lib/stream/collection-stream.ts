@@ -1,20 +1,16 @@
 import { Logger } from '@nestjs/common';
 import type { mongo } from 'mongoose';
 import { isInvalidStoredTokenError } from '../change-stream.errors.js';
-import type { ChangeStreamEvent } from '../change-stream.events.js';
 import { messages } from '../change-stream.messages.js';
-import type { ResolvedChangeStreamOptions } from '../change-stream.options.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import { backoffDelay, settlesWithin, sleep } from '../common/backoff.js';
 import { errorText } from '../common/errors.js';
 import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
-import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
-import type { ResumeToken, ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
+import type { ResumeToken, StreamPosition } from '../interfaces/resume-token-store.interface.js';
 import { type LeftPosition, leaveOrphanPosition, orphanStore, reportOrphanNotLeft, restoreCommand } from '../lease/orphan-position.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
-import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
-import type { ChangeCursor, ChangeEvent, CursorFactory } from './change-cursor.js';
+import type { ChangeCursor, ChangeEvent } from './change-cursor.js';
 import { ChangeDispatcher } from './change-dispatcher.js';
 import { readChanges, StreamOpenError } from './change-reader.js';
 import { classifyOpenError, decideHistoryLost } from './history-lost.js';
@@ -25,22 +21,15 @@ import { CatchUpReporter } from './catch-up-reporter.js';
 import { LagTracker } from './lag-tracker.js';
 import { StuckHandlerWatch } from './stuck-handler-watch.js';
 import type { StreamPlan } from './stream-plan.js';
+import type { CollectionStreamSetup } from './create-collection-stream.js';
+import type { BaseState, StreamState } from './stream-state.js';
 
-export interface CollectionStreamDeps {
-  plan: StreamPlan;
-  database: string;
-  deadLetters: DeadLetterStore;
+/** What a stream runs with; built by `createCollectionStream`. */
+export interface CollectionStreamDeps extends CollectionStreamSetup {
+  state: StreamState;
   checkpointer: Checkpointer;
-  options: ResolvedChangeStreamOptions;
-  openCursor: CursorFactory;
-  emit: (event: ChangeStreamEvent) => void;
-  /** Resolves once the providers the handlers depend on are bootstrapped. */
-  handlersReady?: Promise<void>;
   /** With leases on: this stream's lease on this instance. */
   lease?: StreamLeaseKeeper;
-  /** The position store (for `saveIfAbsent` when the lease is lost). */
-  store?: ResumeTokenStore;
-  telemetry?: ChangeStreamTelemetry;
 }
 
 /** Where the next open starts: after a token, after an invalidate event, at a cluster time, or now. */
@@ -85,13 +74,10 @@ export class CollectionStream {
   private readonly lag = new LagTracker();
   private readonly catchUp: CatchUpReporter;
   private tenure: Tenure | undefined;
-  private base: Exclude<ChangeStreamState, 'degraded'> = 'starting';
-  /** Why an open stream shows `degraded` (store trouble, a stuck handler). */
-  private readonly degradedBy = new Map<'store' | 'handler', string>();
+  private readonly machine: StreamState;
   private eventsHandled = 0;
   /** Epoch ms of the last handled event (a number: set on every event, turned into a Date only for status). */
   private lastEventAt = 0;
-  private lastError: string | null = null;
   private lastInvalidatedAt: Date | null = null;
   private positionLoaded = false;
   /** Positions being left for the next holder after a lost lease (see `leaveOrphanPosition`): shutdown waits for them. */
@@ -108,10 +94,10 @@ export class CollectionStream {
   private cursor: ChangeCursor | undefined;
   private running: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
-  private readonly settleWaiters: Array<() => void> = [];
 
   constructor(private readonly deps: CollectionStreamDeps) {
     const { plan, options, database, checkpointer } = deps;
+    this.machine = deps.state;
     this.orphans = orphanStore(deps.store);
     this.dispatcher = new ChangeDispatcher(
       plan.handlers,
@@ -126,23 +112,21 @@ export class CollectionStream {
       { consumer: options.consumer, connectionName: plan.connectionName, database, collection: plan.collection },
       checkpointer.key,
     );
-    this.stuck = new StuckHandlerWatch(this.key, options, () => this.tenure?.scheduler.events ?? [], (reason) => this.degrade('handler', reason));
+    this.stuck = new StuckHandlerWatch(this.key, options, () => this.tenure?.scheduler.events ?? [], (reason) => this.machine.degrade('handler', reason));
     this.catchUp = new CatchUpReporter(this.key, () => ({
       handled: this.eventsHandled,
       lagMs: this.state === 'open' || this.state === 'degraded' ? this.lag.lagMs() : null,
       inFlightForMs: this.status().inFlightForMs,
     }));
-    const labels = { consumer: options.consumer, database, collection: plan.collection };
-    if (deps.telemetry) checkpointer.onWrite = (outcome, ms) => deps.telemetry!.positionWritten(labels, outcome, ms);
-    checkpointer.onSaveTrouble = (error) => this.degrade('store', error === null ? null : messages.cannotSave(error));
-    checkpointer.onFenced = (error) => {
-      this.logger.warn(messages.writeRefused(this.key, error.message));
-      deps.lease?.lose(error.message);
-    };
   }
 
   get key(): string {
-    return this.deps.checkpointer.key;
+    return this.deps.key;
+  }
+
+  /** Its position: the unit specs read it. */
+  get checkpointer(): Checkpointer {
+    return this.deps.checkpointer;
   }
 
   get plan(): StreamPlan {
@@ -154,7 +138,11 @@ export class CollectionStream {
   }
 
   get state(): ChangeStreamState {
-    return this.base === 'open' && this.degradedBy.size > 0 ? 'degraded' : this.base;
+    return this.machine.current;
+  }
+
+  private get base(): BaseState {
+    return this.machine.baseState;
   }
 
   start(): void {
@@ -163,8 +151,7 @@ export class CollectionStream {
 
   /** Resolves once the stream is open, standing by, failed or closed (whichever comes first). */
   whenSettled(): Promise<void> {
-    if (this.base !== 'starting' && this.base !== 'reconnecting') return Promise.resolve();
-    return new Promise((resolve) => this.settleWaiters.push(resolve));
+    return this.machine.whenSettled();
   }
 
   /**
@@ -217,7 +204,7 @@ export class CollectionStream {
       inFlightEvents: events.length,
       inFlightForMs: events.length === 0 ? null : Date.now() - Math.min(...events.map((e) => e.startedAt)),
       lastInvalidatedAt: this.lastInvalidatedAt,
-      lastError: this.lastError,
+      lastError: this.machine.lastError,
       consecutiveFailures: this.consecutiveFailures,
     };
   }
@@ -267,7 +254,7 @@ export class CollectionStream {
     if (lease && drained) await step('the release of the lease', lease.release());
     else lease?.abandon();
     await step('the cursor to close', this.closeCursor());
-    if (this.base !== 'failed') this.setBase('closed');
+    if (this.base !== 'failed') this.machine.setBase('closed');
     this.logger.log(messages.streamClosed(this.key, drained && saved, holding, checkpointer.position !== null));
   }
 
@@ -312,7 +299,7 @@ export class CollectionStream {
     const restore = restoreCommand(this.key, position, lease !== null);
     if (orphans && lease) {
       let settled = false;
-      const attempt = orphans.leaveOrphan(this.key, position, lease, checkpointer.savedThisTenure).then((kept) => {
+      const attempt = orphans.leaveOrphan(this.key, position, lease, checkpointer.savedThisTerm).then((kept) => {
         settled = true;
         if (kept) this.logger.warn(messages.orphanLeft(this.key, lease.holder));
       });
@@ -335,9 +322,9 @@ export class CollectionStream {
         // Stays `starting` until the first attempt answered: bootstrap then waits for the stream to open.
         const acquired = await lease.acquire(this.stopping.signal, (why) => {
           // Cannot even ask (Redis away): nobody may be consuming, so not a healthy standby.
-          if ('error' in why) return this.setBase('reconnecting', messages.waitingForLease(why.error));
+          if ('error' in why) return this.machine.setBase('reconnecting', messages.waitingForLease(why.error));
           if (this.base !== 'standby') this.logger.log(messages.leaseStandby(this.key, lease.instanceId, why.heldBy?.holder ?? null));
-          this.setBase('standby');
+          this.machine.setBase('standby');
         });
         if (!acquired || this.stopping.signal.aborted) break;
         this.logger.log(messages.leaseAcquired(this.key, lease.instanceId, acquired.fence));
@@ -370,7 +357,7 @@ export class CollectionStream {
         this.lastEventAt = Date.now();
         this.lag.handled(change);
       },
-      onFailed: (error) => (this.lastError = error.message),
+      onFailed: (error) => (this.machine.lastError = error.message),
     });
     const tenure: Tenure = { abort, scheduler, lease: current };
     this.tenure = tenure;
@@ -389,7 +376,7 @@ export class CollectionStream {
       // If the store lost its data, the next holder would start from nothing: leave it where this one got to.
       const store = this.orphans;
       if (position && store && tenure.lease) {
-        const left: LeftPosition = { position, lease: tenure.lease, saved: checkpointer.savedThisTenure };
+        const left: LeftPosition = { position, lease: tenure.lease, saved: checkpointer.savedThisTerm };
         const task = leaveOrphanPosition(store, this.key, left, this.stopping.signal, this.logger);
         this.leavingOrphans.set(task, left);
         void task.finally(() => this.leavingOrphans.delete(task));
@@ -410,7 +397,7 @@ export class CollectionStream {
     if (!tenure.lease || options.leases === false || !store) return;
     let looking = false;
     tenure.timer = setInterval(() => {
-      if (looking || tenure.end || tenure.abort.signal.aborted || !this.positionLoaded || checkpointer.orphanPending) return;
+      if (looking || tenure.end || tenure.abort.signal.aborted || !this.positionLoaded || checkpointer.leftPositionPending) return;
       looking = true;
       store
         .loadOrphan(this.key)
@@ -444,7 +431,7 @@ export class CollectionStream {
           lag: this.lag,
           onOpen: () => {
             this.invalidatedAt = null;
-            this.setBase('open');
+            this.machine.setBase('open');
             this.logger.log(messages.streamOpened(this.key, openedFrom(startAt)));
           },
           // Not at the open: an error that repeats on the first read after every open must back off.
@@ -492,7 +479,7 @@ export class CollectionStream {
       return; // still the holder: the next tenure's `load` resumes from the position that was left
     }
     if (tenure.end.kind === 'lost') {
-      this.setBase('standby');
+      this.machine.setBase('standby');
       this.logger.warn(messages.leaseLost(this.key, lease!.instanceId, tenure.end.reason));
       this.deps.emit({ type: 'role', key: this.key, role: 'standby', instanceId: lease!.instanceId, fence: null, reason: `lease lost: ${tenure.end.reason}` });
       await tenure.scheduler.drain();
@@ -501,7 +488,7 @@ export class CollectionStream {
     await tenure.scheduler.drain();
     const saved = await checkpointer.flush();
     await lease!.release();
-    this.setBase('standby');
+    this.machine.setBase('standby');
     this.logger.log(messages.leaseHandedOver(this.key, lease!.instanceId, tenure.end.reason, saved));
     this.deps.emit({ type: 'role', key: this.key, role: 'standby', instanceId: lease!.instanceId, fence: null, reason: `handed over: ${tenure.end.reason}` });
   }
@@ -534,10 +521,10 @@ export class CollectionStream {
     this.lastFailure = text;
     if (error instanceof PositionLoadError) {
       // The store's unavailability is reported once, at startup or by the client; here only the state says it.
-      this.setBase('reconnecting', messages.waitingForStore(errorText(cause)));
+      this.machine.setBase('reconnecting', messages.waitingForStore(errorText(cause)));
       this.logger.debug(messages.waitingForStore(errorText(cause)));
     } else {
-      this.setBase('reconnecting', errorText(cause));
+      this.machine.setBase('reconnecting', errorText(cause));
       this.logger.warn(messages.streamReconnecting(this.key, attempt, delay, errorText(cause)));
       this.deps.telemetry?.reconnected({ consumer: this.deps.options.consumer, database: this.database, collection: this.plan.collection });
     }
@@ -600,35 +587,8 @@ export class CollectionStream {
   }
 
   private fail(reason: string): void {
-    this.setBase('failed', reason);
+    this.machine.setBase('failed', reason);
     this.logger.error(messages.streamFailed(this.key, reason));
-  }
-
-  private degrade(cause: 'store' | 'handler', reason: string | null): void {
-    const before = this.state;
-    if (reason === null) this.degradedBy.delete(cause);
-    else this.degradedBy.set(cause, reason);
-    const remaining = [...this.degradedBy.values()][0] ?? null;
-    // Recovered: the error that made it degraded is history, not the current state.
-    if (reason === null && (this.base === 'open' || this.base === 'standby')) this.lastError = remaining;
-    this.announce(before, reason ?? remaining);
-  }
-
-  private setBase(state: Exclude<ChangeStreamState, 'degraded'>, reason: string | null = null): void {
-    // A read abandoned at shutdown (see `stopReading`) may still answer: closed stays closed.
-    if (this.base === 'closed') return;
-    const before = this.state;
-    this.base = state;
-    if ((state === 'open' || state === 'standby') && this.degradedBy.size === 0) this.lastError = null;
-    else if (reason) this.lastError = reason;
-    this.announce(before, reason);
-    if (state !== 'starting' && state !== 'reconnecting') this.settleWaiters.splice(0).forEach((resolve) => resolve());
-  }
-
-  private announce(previous: ChangeStreamState, reason: string | null): void {
-    const state = this.state;
-    if (state === 'degraded' && reason) this.lastError = reason;
-    if (previous !== state) this.deps.emit({ type: 'state', key: this.key, state, previous, reason });
   }
 }
 

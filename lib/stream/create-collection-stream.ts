@@ -1,0 +1,54 @@
+import { Logger } from '@nestjs/common';
+import type { ChangeStreamEvent } from '../change-stream.events.js';
+import { messages } from '../change-stream.messages.js';
+import type { ResolvedChangeStreamOptions } from '../change-stream.options.js';
+import { Checkpointer } from '../checkpoint/checkpointer.js';
+import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
+import type { ResumeTokenStore } from '../interfaces/resume-token-store.interface.js';
+import type { LeaseBalancer, LeaseTiming } from '../lease/lease-balancer.js';
+import { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
+import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
+import type { CursorFactory } from './change-cursor.js';
+import { CollectionStream } from './collection-stream.js';
+import { StreamState } from './stream-state.js';
+import type { StreamPlan } from './stream-plan.js';
+
+/** What one stream is built from: used by the orchestrator, the unit-spec harness and the bench. */
+export interface CollectionStreamSetup {
+  plan: StreamPlan;
+  database: string;
+  /** The stream's position key (see `checkpointKey`). */
+  key: string;
+  /** The position store (and, with leases on, the lease store behind `store.leases`). */
+  store: ResumeTokenStore;
+  deadLetters: DeadLetterStore;
+  options: ResolvedChangeStreamOptions;
+  openCursor: CursorFactory;
+  emit: (event: ChangeStreamEvent) => void;
+  /** Resolves once the providers the handlers depend on are bootstrapped. */
+  handlersReady?: Promise<void>;
+  /** With leases on: the balancer of this consumer's streams (the lease store is `store.leases`). */
+  balancer?: LeaseBalancer;
+  telemetry?: ChangeStreamTelemetry;
+}
+
+/** The one wiring of a stream: its state, its checkpointer (told about trouble and fencing), its lease. */
+export function createCollectionStream(setup: CollectionStreamSetup): CollectionStream {
+  const { plan, database, key, store, options, telemetry, balancer } = setup;
+  const state = new StreamState(key, setup.emit);
+  const lease = balancer && new StreamLeaseKeeper(key, store.leases!, options.leases as LeaseTiming, balancer);
+  const labels = { consumer: options.consumer, database, collection: plan.collection };
+  const logger = new Logger(CollectionStream.name);
+  const checkpointer = new Checkpointer({
+    store,
+    key,
+    settings: options.checkpoint,
+    onSaveTrouble: (reason) => state.degrade('store', reason === null ? null : messages.cannotSave(reason)),
+    onFenced: (error) => {
+      logger.warn(messages.writeRefused(key, error.message));
+      lease?.lose(error.message);
+    },
+    ...(telemetry && { onWrite: (outcome, ms) => telemetry.positionWritten(labels, outcome, ms) }),
+  });
+  return new CollectionStream({ ...setup, state, checkpointer, lease });
+}
