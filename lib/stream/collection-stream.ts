@@ -7,7 +7,7 @@ import { backoffDelay, settlesWithin, sleep } from '../common/backoff.js';
 import { errorText } from '../common/errors.js';
 import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { ResumeToken, StreamPosition } from '../interfaces/resume-token-store.interface.js';
-import { type LeftPosition, leaveOrphanPosition, orphanStore, reportOrphanNotLeft, restoreCommand } from '../lease/orphan-position.js';
+import { type LeftPosition, orphanStore, reportOrphanNotLeft, restoreCommand } from '../lease/orphan-position.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ChangeCursor, ChangeEvent } from './change-cursor.js';
@@ -16,7 +16,8 @@ import { readChanges, StreamOpenError } from './change-reader.js';
 import { classifyOpenError, decideHistoryLost } from './history-lost.js';
 import { clusterTimeOfToken } from './resume-token-time.js';
 import { largeEventFailure, SplitEventCursor } from './split-events.js';
-import { documentKeyOf, EventScheduler } from './event-scheduler.js';
+import { documentKeyOf } from './event-scheduler.js';
+import { LeaseTerm } from './lease-term.js';
 import { CatchUpReporter } from './catch-up-reporter.js';
 import { LagTracker } from './lag-tracker.js';
 import { StuckHandlerWatch } from './stuck-handler-watch.js';
@@ -42,26 +43,6 @@ const SHUTDOWN_NOTICE_MS = 1000;
 class PositionLoadError extends Error {}
 
 /**
- * One period in which this instance consumes the stream: the whole process lifetime without
- * leases, else from acquiring the lease to losing or releasing it. Its scheduler numbers
- * events from 1, and its signal stops reading (shutdown, lease lost, hand-over).
- */
-interface Tenure {
-  readonly abort: AbortController;
-  readonly scheduler: EventScheduler;
-  /** The lease it runs under (leases on). */
-  readonly lease: StreamLease | null;
-  /**
-   * Why it ended early: the lease was lost (nothing more may be saved), handed over (drain and
-   * save first), or an instance left a position when the store lost this stream's data (drain,
-   * keep the lease, resume from it).
-   */
-  end?: { kind: 'lost' | 'handover' | 'reload'; reason: string };
-  /** The tenure's look-out for such a position, cleared when it ends. */
-  timer?: NodeJS.Timeout;
-}
-
-/**
  * One supervised change stream: (with leases, wait for the lease,) load the position, open,
  * read and dispatch (see `readChanges`), and reopen from the last acknowledged position when
  * the stream breaks.
@@ -73,17 +54,16 @@ export class CollectionStream {
   private readonly stuck: StuckHandlerWatch;
   private readonly lag = new LagTracker();
   private readonly catchUp: CatchUpReporter;
-  private tenure: Tenure | undefined;
+  private term: LeaseTerm | undefined;
   private readonly machine: StreamState;
   private eventsHandled = 0;
   /** Epoch ms of the last handled event (a number: set on every event, turned into a Date only for status). */
   private lastEventAt = 0;
   private lastInvalidatedAt: Date | null = null;
-  private positionLoaded = false;
   /** Positions being left for the next holder after a lost lease (see `leaveOrphanPosition`): shutdown waits for them. */
   private readonly leavingOrphans = new Map<Promise<void>, LeftPosition>();
   /** The store's recovery methods for lost data, if it has all three. */
-  private readonly orphans: ReturnType<typeof orphanStore>;
+  private readonly leftPositionStore: ReturnType<typeof orphanStore>;
   /** Set after an invalidate event: the next open must use `startAfter`. */
   private invalidatedAt: ResumeToken | null = null;
   /** The server did not find this stored token (its pipeline changed since): resume at the token's cluster time instead. */
@@ -98,7 +78,7 @@ export class CollectionStream {
   constructor(private readonly deps: CollectionStreamDeps) {
     const { plan, options, database, checkpointer } = deps;
     this.machine = deps.state;
-    this.orphans = orphanStore(deps.store);
+    this.leftPositionStore = orphanStore(deps.store);
     this.dispatcher = new ChangeDispatcher(
       plan.handlers,
       {
@@ -112,7 +92,7 @@ export class CollectionStream {
       { consumer: options.consumer, connectionName: plan.connectionName, database, collection: plan.collection },
       checkpointer.key,
     );
-    this.stuck = new StuckHandlerWatch(this.key, options, () => this.tenure?.scheduler.events ?? [], (reason) => this.machine.degrade('handler', reason));
+    this.stuck = new StuckHandlerWatch(this.key, options, () => this.term?.scheduler.events ?? [], (reason) => this.machine.degrade('handler', reason));
     this.catchUp = new CatchUpReporter(this.key, () => ({
       handled: this.eventsHandled,
       lagMs: this.state === 'open' || this.state === 'degraded' ? this.lag.lagMs() : null,
@@ -172,17 +152,13 @@ export class CollectionStream {
    * holder would start from "now" and skip what this one read but did not handle. False otherwise.
    */
   handOver(reason: string): boolean {
-    const tenure = this.tenure;
-    if (!tenure || tenure.end || !this.deps.lease?.current || this.base !== 'open') return false;
-    if (tenure.scheduler.events.length > 0 || this.deps.checkpointer.position === null) return false;
-    tenure.end = { kind: 'handover', reason };
-    tenure.abort.abort();
-    return true;
+    if (!this.term || !this.deps.lease?.current || this.base !== 'open') return false;
+    return this.term.handOver(reason);
   }
 
   status(): ChangeStreamStatus {
     const { plan, database, checkpointer, lease } = this.deps;
-    const events = this.tenure?.scheduler.events ?? [];
+    const events = this.term?.scheduler.events ?? [];
     const holder = lease?.holder;
     return {
       key: this.key,
@@ -216,15 +192,15 @@ export class CollectionStream {
    */
   replayInOrder<T>(change: ChangeEvent, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const { lease } = this.deps;
-    const tenure = this.tenure;
+    const term = this.term;
     const refused = () => {
       const { state, holder } = this.status();
       return new Error(messages.replayRefused(this.key, state, lease && holder !== lease.instanceId ? holder ?? null : null));
     };
-    const consuming = tenure && !tenure.end && !tenure.abort.signal.aborted && this.base !== 'failed' && (!lease || lease.current !== null);
+    const consuming = term && term.active && this.base !== 'failed' && (!lease || lease.current !== null);
     if (!consuming) return Promise.reject(refused());
-    const key = tenure.scheduler.sequential ? null : documentKeyOf(change);
-    return tenure.scheduler.runInOrder(change, key, task, refused);
+    const key = term.scheduler.sequential ? null : documentKeyOf(change);
+    return term.scheduler.runInOrder(change, key, task, refused);
   }
 
   private async shutdown(deadline: number, timeoutMs: number): Promise<void> {
@@ -234,7 +210,7 @@ export class CollectionStream {
     const drained = await step('in-flight handlers to finish', this.stopReading());
     if (!drained) {
       this.logger.warn(messages.drainTimedOut(this.key, timeoutMs));
-      this.tenure?.scheduler.abortInFlight();
+      this.term?.scheduler.abortInFlight();
     }
     const { checkpointer, lease } = this.deps;
     // A standby (or an instance that lost its lease) has nothing of its own to save.
@@ -261,13 +237,13 @@ export class CollectionStream {
   /**
    * Resolves once reading stopped and nothing is in flight. A read the server never answers (a
    * hung getMore) must not hold that up: the cursor is closed at once, and a read still pending
-   * once nothing is in flight is abandoned (the tenure is aborted: it can dispatch nothing more).
+   * once nothing is in flight is abandoned (the term is aborted: it can dispatch nothing more).
    */
   private stopReading(): Promise<void> {
     if (!this.running) return Promise.resolve();
     void this.closeCursor();
-    const tenure = this.tenure;
-    return tenure ? Promise.race([this.running, tenure.scheduler.drain()]) : this.running;
+    const term = this.term;
+    return term ? Promise.race([this.running, term.scheduler.drain()]) : this.running;
   }
 
   /** Waits for one shutdown step within what is left; says what it waits for once that takes more than a moment. */
@@ -289,8 +265,8 @@ export class CollectionStream {
   private async reportFinalSaveFailed(step: (what: string, work: Promise<unknown>) => Promise<boolean>): Promise<void> {
     const { checkpointer } = this.deps;
     const position = checkpointer.position;
-    const lease = this.tenure?.lease ?? null;
-    const orphans = this.orphans;
+    const lease = this.term?.lease ?? null;
+    const orphans = this.leftPositionStore;
     if (position === null || this.leavingOrphans.size > 0) {
       // Nothing reached, or a lost lease already leaves (or reports) the position.
       this.logger.warn(messages.finalSaveFailed(this.key, checkpointer.unsavedCount, null));
@@ -330,102 +306,46 @@ export class CollectionStream {
         this.logger.log(messages.leaseAcquired(this.key, lease.instanceId, acquired.fence));
         this.deps.emit({ type: 'role', key: this.key, role: 'active', instanceId: lease.instanceId, fence: acquired.fence, reason: 'lease acquired' });
       }
-      const tenure = this.beginTenure();
-      await this.consume(tenure);
-      await this.endTenure(tenure);
+      const term = this.beginTerm();
+      await this.consume(term);
+      await term.finish();
     }
   }
 
-  private beginTenure(): Tenure {
-    const { lease, checkpointer, options } = this.deps;
-    const abort = new AbortController();
-    const stop = () => abort.abort();
-    if (this.stopping.signal.aborted) abort.abort();
-    this.stopping.signal.addEventListener('abort', stop, { once: true });
-    abort.signal.addEventListener('abort', () => this.stopping.signal.removeEventListener('abort', stop), { once: true });
-    const current = lease?.current ?? null;
-    const scheduler = new EventScheduler({
-      mayDispatch: lease && (() => lease.stillValid()),
-      fence: current?.fence ?? null,
-      concurrency: Math.min(options.concurrency, this.deps.plan.concurrencyCap ?? Infinity),
-      signalPerAttempt: options.onHandlerTimeout === 'abort',
+  private beginTerm(): LeaseTerm {
+    const { deps } = this;
+    const term = new LeaseTerm({
+      ...deps,
       dispatcher: this.dispatcher,
-      checkpointer,
-      stopping: abort.signal,
+      logger: this.logger,
+      stopping: this.stopping.signal,
+      leftPositionStore: this.leftPositionStore,
+      leaving: this.leavingOrphans,
       onHandled: (change) => {
         this.eventsHandled++;
         this.lastEventAt = Date.now();
         this.lag.handled(change);
       },
-      onFailed: (error) => (this.machine.lastError = error.message),
     });
-    const tenure: Tenure = { abort, scheduler, lease: current };
-    this.tenure = tenure;
-    checkpointer.begin(tenure.lease);
+    this.term = term;
     this.lag.reset();
-    this.positionLoaded = false;
     this.invalidatedAt = null;
-    abort.signal.addEventListener('abort', () => clearTimeout(tenure.timer), { once: true });
-    lease?.whenLost((reason) => {
-      // At once, not when the reader next looks: nothing more is acknowledged, running handlers are told.
-      if (!tenure.end || tenure.end.kind === 'reload') tenure.end = { kind: 'lost', reason };
-      const position = checkpointer.position;
-      checkpointer.suspend();
-      scheduler.abortInFlight();
-      abort.abort();
-      // If the store lost its data, the next holder would start from nothing: leave it where this one got to.
-      const store = this.orphans;
-      if (position && store && tenure.lease) {
-        const left: LeftPosition = { position, lease: tenure.lease, saved: checkpointer.savedThisTerm };
-        const task = leaveOrphanPosition(store, this.key, left, this.stopping.signal, this.logger);
-        this.leavingOrphans.set(task, left);
-        void task.finally(() => this.leavingOrphans.delete(task));
-      }
-    });
-    this.watchForOrphans(tenure);
-    return tenure;
+    term.begin();
+    return term;
   }
 
-  /**
-   * A holder that did not find a left position at its start (the instance that lost its lease
-   * when the store lost its data leaves it once it notices and Redis answers, up to a TTL and more
-   * later) looks for one every renew interval, and resumes from it when it appears.
-   */
-  private watchForOrphans(tenure: Tenure): void {
-    const { options, checkpointer } = this.deps;
-    const store = this.orphans;
-    if (!tenure.lease || options.leases === false || !store) return;
-    let looking = false;
-    tenure.timer = setInterval(() => {
-      if (looking || tenure.end || tenure.abort.signal.aborted || !this.positionLoaded || checkpointer.leftPositionPending) return;
-      looking = true;
-      store
-        .loadOrphan(this.key)
-        .then(
-          (orphan) => {
-            if (!orphan || tenure.end || tenure.abort.signal.aborted) return;
-            tenure.end = { kind: 'reload', reason: 'an instance left a position when the store lost its data' };
-            tenure.abort.abort();
-          },
-          () => undefined, // the store is away: the lease and the saves report it
-        )
-        .finally(() => (looking = false));
-    }, options.leases.renewIntervalMs);
-    tenure.timer.unref();
-  }
-
-  /** Reads until the tenure ends (shutdown, lease lost, hand-over) or the stream fails; reopens what breaks. */
-  private async consume(tenure: Tenure): Promise<void> {
-    const signal = tenure.abort.signal;
+  /** Reads until the lease term ends (shutdown, lease lost, hand-over) or the stream fails; reopens what breaks. */
+  private async consume(term: LeaseTerm): Promise<void> {
+    const signal = term.abort.signal;
     for (let attempt = 1; !signal.aborted && this.base !== 'failed'; attempt++) {
       try {
-        await this.loadPosition();
+        await this.loadPosition(term);
         const startAt = this.startAt();
         const end = await readChanges({
           cursor: this.openCursor(startAt),
           fromStoredPosition: startAt !== null,
           checkpointer: this.deps.checkpointer,
-          scheduler: tenure.scheduler,
+          scheduler: term.scheduler,
           handlersReady: this.deps.handlersReady ?? Promise.resolve(),
           signal,
           lag: this.lag,
@@ -443,60 +363,29 @@ export class CollectionStream {
         });
         if (end.kind === 'invalidated') {
           // The server closed this cursor; reopen after the invalidate (resuming after it is refused).
-          await tenure.scheduler.drain();
+          await term.scheduler.drain();
           this.logger.warn(messages.invalidated(this.key));
           this.invalidatedAt = end.token;
           this.lastInvalidatedAt = new Date();
           attempt = 0;
         } else if (end.kind === 'failed') {
-          await tenure.scheduler.drain();
+          await term.scheduler.drain();
           // The failure itself: `lastError` may since have been cleared (a stuck handler that recovered).
-          this.fail(tenure.scheduler.failure?.message ?? 'a handler failed');
+          this.fail(term.scheduler.failure?.message ?? 'a handler failed');
         }
       } catch (error) {
         if (signal.aborted) break;
-        await this.recover(tenure, error, attempt);
+        await this.recover(term, error, attempt);
       } finally {
         await this.closeCursor();
       }
     }
   }
 
-  /**
-   * Shutdown: in-flight handlers finish in `stop` (bounded). Lease lost: their context.signal is
-   * aborted and nothing more is saved (the new holder redoes them). Hand-over: they finish, the
-   * position is saved, and the lease released.
-   */
-  private async endTenure(tenure: Tenure): Promise<void> {
-    const { lease, checkpointer } = this.deps;
-    clearTimeout(tenure.timer);
-    if (!tenure.end || this.stopping.signal.aborted) {
-      await tenure.scheduler.drain();
-      return;
-    }
-    if (tenure.end.kind === 'reload') {
-      await tenure.scheduler.drain();
-      return; // still the holder: the next tenure's `load` resumes from the position that was left
-    }
-    if (tenure.end.kind === 'lost') {
-      this.machine.setBase('standby');
-      this.logger.warn(messages.leaseLost(this.key, lease!.instanceId, tenure.end.reason));
-      this.deps.emit({ type: 'role', key: this.key, role: 'standby', instanceId: lease!.instanceId, fence: null, reason: `lease lost: ${tenure.end.reason}` });
-      await tenure.scheduler.drain();
-      return;
-    }
-    await tenure.scheduler.drain();
-    const saved = await checkpointer.flush();
-    await lease!.release();
-    this.machine.setBase('standby');
-    this.logger.log(messages.leaseHandedOver(this.key, lease!.instanceId, tenure.end.reason, saved));
-    this.deps.emit({ type: 'role', key: this.key, role: 'standby', instanceId: lease!.instanceId, fence: null, reason: `handed over: ${tenure.end.reason}` });
-  }
-
   /** After a broken stream: a verdict on the position (only at open), or a reopen with backoff. */
-  private async recover(tenure: Tenure, error: unknown, attempt: number): Promise<void> {
+  private async recover(term: LeaseTerm, error: unknown, attempt: number): Promise<void> {
     // Events still in flight would be read again by the reopened stream: let them finish first.
-    await tenure.scheduler.drain();
+    await term.scheduler.drain();
     const atOpen = error instanceof StreamOpenError ? error.cause : undefined;
     if (atOpen !== undefined && classifyOpenError(atOpen) === 'token-not-found' && this.fallBackToTokenTime(atOpen)) return;
     const beyondRetry = largeEventFailure(this.key, atOpen ?? error, atOpen !== undefined, this.plan.splitLargeEvents);
@@ -510,7 +399,7 @@ export class CollectionStream {
     if (verdict?.action === 'restart-from-now') {
       this.deps.checkpointer.restore(null);
       this.invalidatedAt = null;
-      this.positionLoaded = true;
+      term.positionLoaded = true;
       return;
     }
     const { initialDelayMs, maxDelayMs } = this.deps.options.reconnect;
@@ -528,18 +417,18 @@ export class CollectionStream {
       this.logger.warn(messages.streamReconnecting(this.key, attempt, delay, errorText(cause)));
       this.deps.telemetry?.reconnected({ consumer: this.deps.options.consumer, database: this.database, collection: this.plan.collection });
     }
-    await sleep(delay, tenure.abort.signal);
+    await sleep(delay, term.abort.signal);
   }
 
-  private async loadPosition(): Promise<void> {
-    if (this.positionLoaded) return;
+  private async loadPosition(term: LeaseTerm): Promise<void> {
+    if (term.positionLoaded) return;
     try {
       await this.deps.checkpointer.load();
     } catch (error) {
       if (isInvalidStoredTokenError(error)) throw error;
       throw new PositionLoadError(errorText(error));
     }
-    this.positionLoaded = true;
+    term.positionLoaded = true;
   }
 
   private startAt(): StartAt {
