@@ -4,12 +4,12 @@ import { messages } from '../change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from '../change-stream.options.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
-import { type LeftPosition, leaveOrphanPosition, type orphanStore } from '../lease/orphan-position.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { ChangeEvent } from './change-cursor.js';
 import type { ChangeDispatcher } from './change-dispatcher.js';
 import { EventScheduler } from './event-scheduler.js';
 import type { StreamPlan } from './stream-plan.js';
+import type { LeavingPositions } from './leaving-positions.js';
 import type { StreamState } from './stream-state.js';
 
 /** What a lease term works with: its stream's parts, shared by every term of the stream. */
@@ -26,10 +26,8 @@ export interface LeaseTermContext {
   lease?: StreamLeaseKeeper;
   /** Aborted at shutdown: ends the term. */
   stopping: AbortSignal;
-  /** The store's recovery methods for lost data, if it has all three. */
-  leftPositionStore: ReturnType<typeof orphanStore>;
-  /** Positions being left for the next holder after a lost lease (see `leaveOrphanPosition`): shutdown waits for them. */
-  leaving: Map<Promise<void>, LeftPosition>;
+  /** Positions left for the next holder when the store lost the stream's data. */
+  leftPositions: LeavingPositions;
   /** After each handled event. */
   onHandled: (change: ChangeEvent) => void;
 }
@@ -135,19 +133,14 @@ export class LeaseTerm {
 
   /** At once, not when the reader next looks: nothing more is acknowledged, running handlers are told. */
   private leaseLost(reason: string): void {
-    const { checkpointer, leftPositionStore, key, stopping, logger, leaving } = this.context;
+    const { checkpointer, leftPositions } = this.context;
     if (!this.end || this.end.kind === 'reload') this.end = { kind: 'lost', reason };
     const position = checkpointer.position;
     checkpointer.suspend();
     this.scheduler.abortInFlight();
     this.abort.abort();
     // If the store lost its data, the next holder would start from nothing: leave it where this one got to.
-    if (position && leftPositionStore && this.lease) {
-      const left: LeftPosition = { position, lease: this.lease, saved: checkpointer.savedThisTerm };
-      const task = leaveOrphanPosition(leftPositionStore, key, left, stopping, logger);
-      leaving.set(task, left);
-      void task.finally(() => leaving.delete(task));
-    }
+    if (position && this.lease) leftPositions.leave(position, this.lease, checkpointer.savedThisTerm);
   }
 
   /**
@@ -156,14 +149,14 @@ export class LeaseTerm {
    * later) looks for one every renew interval, and resumes from it when it appears.
    */
   private watchForLeftPosition(): void {
-    const { options, checkpointer, leftPositionStore: store, key } = this.context;
-    if (!this.lease || options.leases === false || !store) return;
+    const { options, checkpointer, leftPositions } = this.context;
+    if (!this.lease || options.leases === false || !leftPositions.supported) return;
     let looking = false;
     this.timer = setInterval(() => {
       if (looking || !this.active || !this.positionLoaded || checkpointer.leftPositionPending) return;
       looking = true;
-      store
-        .loadOrphan(key)
+      leftPositions
+        .find()
         .then(
           (left) => {
             if (!left || !this.active) return;
