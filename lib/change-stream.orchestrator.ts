@@ -16,7 +16,7 @@ import { ChangeStreamConfigError } from './change-stream.errors.js';
 import { ChangeStreamExplorer } from './change-stream.explorer.js';
 import { messages } from './change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from './change-stream.options.js';
-import { ChangeStreamRuntime } from './change-stream.runtime.js';
+import { ChangeStreamRegistry } from './change-stream.registry.js';
 import { settlesWithin } from './common/backoff.js';
 import { errorText } from './common/errors.js';
 import { handlerSetOf, LeaseBalancer } from './lease/lease-balancer.js';
@@ -60,7 +60,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
 
   constructor(
     private readonly explorer: ChangeStreamExplorer,
-    private readonly runtime: ChangeStreamRuntime,
+    private readonly registry: ChangeStreamRegistry,
     private readonly moduleRef: ModuleRef,
     @Inject(CHANGE_STREAM_RESOLVED_OPTIONS) private readonly options: ResolvedChangeStreamOptions,
     @Inject(CHANGE_STREAM_STORES) private readonly stores: ChangeStreamStores,
@@ -99,19 +99,19 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
         deadLetters: this.stores.deadLetters,
         options: this.options,
         openCursor: connectionCursorFactory(connection, plan.collection),
-        emit: (event) => this.runtime.emit(event),
+        emit: (event) => this.registry.emit(event),
         handlersReady: this.lifecycle.bootstrapped(owners),
         telemetry,
         balancer: this.balancer,
       });
       this.lifecycle.drainBeforeTeardown(owners, () => this.drain(stream));
-      this.runtime.streams.push(stream);
+      this.registry.streams.push(stream);
     }
     this.telemetry = telemetry;
     this.stores.onDeadLettersDropped?.((letters) =>
       letters.forEach((l) => telemetry.deadLetterDropped({ consumer: this.options.consumer, database: l.database, collection: l.collection, handler: l.handler })),
     );
-    telemetry.observe(this.options.consumer, () => this.runtime.streams.map((s) => s.status()));
+    telemetry.observe(this.options.consumer, () => this.registry.streams.map((s) => s.status()));
     // A Redis client (or store) injected into forRootAsync must outlive every stream's final save.
     this.lifecycle.drainBeforeTeardown(this.explorer.providersOf(CHANGE_STREAM_MODULE_OPTIONS), () => this.onModuleDestroy());
   }
@@ -121,7 +121,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
    * are seen. Handlers are called only once their providers finished bootstrapping.
    */
   async onApplicationBootstrap(): Promise<void> {
-    const streams = this.runtime.streams;
+    const streams = this.registry.streams;
     if (streams.length === 0) return;
     if (process.listenerCount('SIGTERM') === 0) this.logger.log(messages.shutdownHooksOff());
     const storeCheckMs = Math.min(STORE_CHECK_MS, this.options.startupTimeoutMs || STORE_CHECK_MS);
@@ -138,7 +138,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
 
   /** Nest destroys our (global) module after the app's: streams not drained earlier by their providers' hooks drain here. */
   async onModuleDestroy(): Promise<void> {
-    await Promise.all(this.runtime.streams.map((s) => this.drain(s)));
+    await Promise.all(this.registry.streams.map((s) => this.drain(s)));
   }
 
   /** Runs before mongoose closes its connections (in `onApplicationShutdown`). */
@@ -154,7 +154,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   /** A watched collection that does not exist is valid for MongoDB, but usually a typo: say so, never fail. */
   private async warnMissingCollections(): Promise<void> {
     const byDatabase = new Map<mongo.Db, CollectionStream[]>();
-    for (const stream of this.runtime.streams) {
+    for (const stream of this.registry.streams) {
       const db = this.databases.get(stream.key);
       if (db) byDatabase.set(db, [...(byDatabase.get(db) ?? []), stream]);
     }
@@ -206,7 +206,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
       return undefined;
     }
     return new LeaseBalancer(store, leases.instanceId, leases, keys, (key) =>
-      this.runtime.streams.find((s) => s.key === key)?.handOver('this instance holds more than its fair share') ?? false,
+      this.registry.streams.find((s) => s.key === key)?.handOver('this instance holds more than its fair share') ?? false,
       handlerSets,
     );
   }
@@ -220,7 +220,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
       this.shutdownDeadline = Date.now() + this.options.shutdownTimeoutMs;
       // Leave the candidate sets now: the other instances' shares grow before the leases are released.
       void this.balancer?.stop();
-      this.runtime.streams.forEach((s) => void s.stop(this.options.shutdownTimeoutMs));
+      this.registry.streams.forEach((s) => void s.stop(this.options.shutdownTimeoutMs));
     }
     return stream.stop(this.timeLeft());
   }
