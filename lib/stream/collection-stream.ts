@@ -6,7 +6,7 @@ import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import { CatchUpReporter } from './catch-up-reporter.js';
 import type { ChangeEvent } from './change-cursor.js';
-import { ChangeDispatcher } from './change-dispatcher.js';
+import type { ChangeDispatcher } from './change-dispatcher.js';
 import type { CollectionStreamSetup } from './create-collection-stream.js';
 import { documentKeyOf } from './event-scheduler.js';
 import { LagTracker } from './lag-tracker.js';
@@ -21,6 +21,7 @@ import { StuckHandlerWatch } from './stuck-handler-watch.js';
 export interface CollectionStreamDeps extends CollectionStreamSetup {
   state: StreamState;
   checkpointer: Checkpointer;
+  dispatcher: ChangeDispatcher;
   /** With leases on: this stream's lease on this instance. */
   lease?: StreamLeaseKeeper;
 }
@@ -36,7 +37,6 @@ const SHUTDOWN_NOTICE_MS = 1000;
 export class CollectionStream {
   private readonly logger = new Logger(CollectionStream.name);
   private readonly stopping = new AbortController();
-  private readonly dispatcher: ChangeDispatcher;
   private readonly stuck: StuckHandlerWatch;
   private readonly lag = new LagTracker();
   private readonly catchUp: CatchUpReporter;
@@ -51,23 +51,10 @@ export class CollectionStream {
   private stopped: Promise<void> | undefined;
 
   constructor(private readonly deps: CollectionStreamDeps) {
-    const { plan, options, database, checkpointer } = deps;
+    const { options } = deps;
     this.machine = deps.state;
     this.reader = new ReopeningReader(deps, this.lag, this.logger);
     this.leftPositions = new LeavingPositions(deps.key, deps.store, this.stopping.signal, this.logger);
-    this.dispatcher = new ChangeDispatcher(
-      plan.handlers,
-      {
-        ...options.handlerRetry,
-        onFailure: options.onHandlerFailure,
-        deadLetters: deps.deadLetters,
-        hasUserPipeline: plan.hasUserPipeline,
-        onDeadLetter: (id, handler) => deps.emit({ type: 'dead-lettered', key: this.key, id, handler }),
-        telemetry: deps.telemetry,
-      },
-      { consumer: options.consumer, connectionName: plan.connectionName, database, collection: plan.collection },
-      checkpointer.key,
-    );
     this.stuck = new StuckHandlerWatch(this.key, options, () => this.term?.scheduler.events ?? [], (reason) => this.machine.degrade('handler', reason));
     this.catchUp = new CatchUpReporter(this.key, () => ({
       handled: this.eventsHandled,
@@ -260,7 +247,6 @@ export class CollectionStream {
     const { deps } = this;
     const term = new LeaseTerm({
       ...deps,
-      dispatcher: this.dispatcher,
       logger: this.logger,
       stopping: this.stopping.signal,
       leftPositions: this.leftPositions,

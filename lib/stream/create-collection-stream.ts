@@ -4,11 +4,14 @@ import { messages } from '../change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from '../change-stream.options.js';
 import { Checkpointer } from '../checkpoint/checkpointer.js';
 import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
+import type { HandlerFailurePolicy } from '../interfaces/failure-policies.interface.js';
 import type { ResumeTokenStore } from '../interfaces/resume-token-store.interface.js';
 import type { LeaseBalancer, LeaseTiming } from '../lease/lease-balancer.js';
 import { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
 import type { CursorFactory } from './change-cursor.js';
+import { ChangeDispatcher } from './change-dispatcher.js';
+import type { ChangeHandler } from './change-handler.js';
 import { CollectionStream } from './collection-stream.js';
 import { StreamState } from './stream-state.js';
 import type { StreamPlan } from './stream-plan.js';
@@ -50,5 +53,39 @@ export function createCollectionStream(setup: CollectionStreamSetup): Collection
     },
     ...(telemetry && { onWrite: (outcome, ms) => telemetry.positionWritten(labels, outcome, ms) }),
   });
-  return new CollectionStream({ ...setup, state, checkpointer, lease });
+  const dispatcher = createDispatcher({ ...setup, onDeadLetter: (id, handler) => setup.emit({ type: 'dead-lettered', key, id, handler }) });
+  return new CollectionStream({ ...setup, state, checkpointer, lease, dispatcher });
+}
+
+/** What a stream's dispatcher is built from: the stream's setup, with the handlers and failure policy it calls. */
+export interface DispatcherSetup {
+  plan: StreamPlan;
+  database: string;
+  key: string;
+  options: Pick<ResolvedChangeStreamOptions, 'consumer' | 'handlerRetry' | 'onHandlerFailure'>;
+  deadLetters: DeadLetterStore;
+  /** Default: the plan's handlers (the testing module passes recording wrappers). */
+  handlers?: ChangeHandler[];
+  /** Default: `options.onHandlerFailure`. */
+  onFailure?: HandlerFailurePolicy;
+  onDeadLetter?: (id: string, handler: string) => void;
+  telemetry?: ChangeStreamTelemetry;
+}
+
+/** A stream's dispatcher, as production builds it: used by `createCollectionStream` and the testing module. */
+export function createDispatcher(setup: DispatcherSetup): ChangeDispatcher {
+  const { plan, database, key, options } = setup;
+  return new ChangeDispatcher(
+    setup.handlers ?? plan.handlers,
+    {
+      ...options.handlerRetry,
+      onFailure: setup.onFailure ?? options.onHandlerFailure,
+      deadLetters: setup.deadLetters,
+      hasUserPipeline: plan.hasUserPipeline,
+      ...(setup.onDeadLetter && { onDeadLetter: setup.onDeadLetter }),
+      ...(setup.telemetry && { telemetry: setup.telemetry }),
+    },
+    { consumer: options.consumer, connectionName: plan.connectionName, database, collection: plan.collection },
+    key,
+  );
 }
