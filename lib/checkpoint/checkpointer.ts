@@ -3,29 +3,11 @@ import { messages } from '../change-stream.messages.js';
 import { backoffDelay, sleep } from '../common/backoff.js';
 import { errorText } from '../common/errors.js';
 import { Notifier } from '../common/notifier.js';
-import { type FencedWriteError, isFencedWriteError } from '../change-stream.errors.js';
+import { isFencedWriteError } from '../change-stream.errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
-import type { ResumeToken, ResumeTokenStore, StreamPosition } from '../interfaces/resume-token-store.interface.js';
-import { orphanStore } from '../lease/orphan-position.js';
-
-export interface CheckpointSettings {
-  maxEvents: number;
-  intervalMs: number;
-  maxUnsavedEvents: number;
-}
-
-/** What a `Checkpointer` works with: its stream's store and key, its bounds, and who it tells what happened. */
-export interface CheckpointerContext {
-  readonly store: ResumeTokenStore;
-  readonly key: string;
-  readonly settings: CheckpointSettings;
-  /** Told when saving starts failing or stalls (with the reason) and when it works again (null). */
-  onSaveTrouble?(reason: string | null): void;
-  /** Told when the store refused a write because another instance holds the stream now. */
-  onFenced?(error: FencedWriteError): void;
-  /** Told after each write attempt (for metrics). */
-  onWrite?(outcome: 'stored' | 'failed' | 'refused', ms: number): void;
-}
+import type { ResumeToken, StreamPosition } from '../interfaces/resume-token-store.interface.js';
+import type { CheckpointerContext, CheckpointSettings } from './checkpointer-context.js';
+import { AdoptedLeftPosition, readStartPosition } from './start-position.js';
 
 /** A save that has not answered for this long makes the stream show `degraded`. */
 const SLOW_SAVE_MS = 5000;
@@ -61,23 +43,19 @@ export class Checkpointer {
   private remembered: StreamPosition | null = null;
   /** Bumped by `begin`: a save still under way from the previous lease term must not touch this one. */
   private epoch = 0;
-  /** This lease term resumed from a left position not yet stored (see `load`). */
-  private leftPositionAdopted = false;
+  /** A left position this lease term resumed from (see `load`). */
+  private readonly leftPosition: AdoptedLeftPosition;
   /** A position was stored in this lease term (under its lease, with leases on). */
   savedThisTerm = false;
-  /** The store's recovery methods for lost data, if it has all three. */
-  private readonly leftPositions: ReturnType<typeof orphanStore>;
   private readonly progress = new Notifier();
   lastSavedAt: Date | null = null;
   readonly key: string;
-  private readonly store: ResumeTokenStore;
   private readonly settings: CheckpointSettings;
 
   constructor(private readonly context: CheckpointerContext) {
     this.key = context.key;
-    this.store = context.store;
     this.settings = context.settings;
-    this.leftPositions = orphanStore(context.store);
+    this.leftPosition = new AdoptedLeftPosition(context.store, context.key);
   }
 
   /** Where a reopened stream must resume: the newest acknowledged position, else the stored one. */
@@ -101,7 +79,7 @@ export class Checkpointer {
     this.clearTimer();
     this.lease = lease;
     this.suspended = false;
-    this.leftPositionAdopted = false;
+    this.leftPosition.pending = false;
     this.savedThisTerm = false;
     this.acked = null;
     this.ackedToken = null;
@@ -118,40 +96,23 @@ export class Checkpointer {
     this.progress.notify();
   }
 
-  private adopt(position: StreamPosition): void {
-    this.restore(position);
-    this.dirty = true;
-  }
-
   /** Resumed from a position an instance left (see `load`) that is not stored and removed yet. */
   get leftPositionPending(): boolean {
-    return this.leftPositionAdopted;
+    return this.leftPosition.pending;
   }
 
   /**
-   * Reads the stored position (throws `InvalidStoredTokenError` for a bad value). A position an
-   * instance left when Redis lost the stream's data comes first (see `ResumeTokenStore.leaveOrphan`):
-   * it is stored at once, and removed once stored. If nothing is stored but this instance handled
-   * events before (Redis restarted empty, say), it resumes from the last of those instead of from
-   * "now": at worst duplicates, never a gap.
+   * Reads where this lease term starts (see `readStartPosition`). A left position is stored at once,
+   * and removed once stored; one from memory is stored with the next save.
    */
   async load(): Promise<void> {
-    const left = this.lease && this.leftPositions ? await this.leftPositions.loadOrphan(this.key) : null;
-    if (left) {
-      this.logger.warn(messages.leaseReload(this.key));
-      this.adopt(left);
-      this.leftPositionAdopted = true;
+    const start = await readStartPosition(this.context.store, this.key, this.lease !== null, this.remembered, this.logger);
+    this.restore(start.position);
+    this.dirty = start.from !== 'stored';
+    if (start.from === 'left') {
+      this.leftPosition.pending = true;
       void this.flush();
-      return;
     }
-    const stored = await this.store.load(this.key);
-    if (stored === null && this.remembered !== null) {
-      this.logger.warn(messages.positionMissingResumingFromMemory(this.key));
-      this.restore(this.remembered);
-      this.dirty = true;
-      return;
-    }
-    this.restore(stored);
   }
 
   /** The position read from the store at start (or null to start over); it counts as saved. */
@@ -275,7 +236,8 @@ export class Checkpointer {
       slow.unref();
       const started = performance.now();
       try {
-        await (this.lease ? this.store.save(this.key, position, this.lease) : this.store.save(this.key, position));
+        const { store } = this.context;
+        await (this.lease ? store.save(this.key, position, this.lease) : store.save(this.key, position));
         this.context.onWrite?.('stored', performance.now() - started);
         if (epoch !== this.epoch) return false; // a previous lease term's save: this term's counts are not its
       } catch (error) {
@@ -296,7 +258,7 @@ export class Checkpointer {
       } finally {
         clearTimeout(slow);
       }
-      if (this.leftPositionAdopted) this.dropLeftPosition();
+      if (this.leftPosition.pending) this.leftPosition.drop(() => epoch === this.epoch);
       this.savedThisTerm = true;
       this.savedSeq = Math.max(this.savedSeq, seq);
       if (this.ackedToken === null && this.acked === position) this.dirty = false;
@@ -311,15 +273,6 @@ export class Checkpointer {
     } while (this.saveRequestedWhileSaving);
     if (this.dirty) this.schedule(this.settings.intervalMs);
     return true;
-  }
-
-  /** The adopted left position is stored now (this position is at or after it): it has done its job. */
-  private dropLeftPosition(): void {
-    this.leftPositionAdopted = false;
-    const epoch = this.epoch;
-    void this.leftPositions?.dropOrphan(this.key).catch(() => {
-      if (epoch === this.epoch) this.leftPositionAdopted = true; // try again after the next save
-    });
   }
 
   private reportTrouble(reason: string): void {
@@ -343,6 +296,4 @@ export class Checkpointer {
   }
 }
 
-function samePosition(a: StreamPosition | null, b: StreamPosition | null): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
+const samePosition = (a: StreamPosition | null, b: StreamPosition | null) => JSON.stringify(a) === JSON.stringify(b);

@@ -14,7 +14,7 @@ import { LeaseTerm } from './lease-term.js';
 import { LeavingPositions } from './leaving-positions.js';
 import { ReopeningReader } from './reopening-reader.js';
 import type { StreamPlan } from './stream-plan.js';
-import type { BaseState, StreamState } from './stream-state.js';
+import type { StreamState } from './stream-state.js';
 import { StuckHandlerWatch } from './stuck-handler-watch.js';
 
 /** What a stream runs with; built by `createCollectionStream`. */
@@ -41,7 +41,7 @@ export class CollectionStream {
   private readonly lag = new LagTracker();
   private readonly catchUp: CatchUpReporter;
   private term: LeaseTerm | undefined;
-  private readonly machine: StreamState;
+  private readonly streamState: StreamState;
   private eventsHandled = 0;
   /** Epoch ms of the last handled event (a number: set on every event, turned into a Date only for status). */
   private lastEventAt = 0;
@@ -52,10 +52,10 @@ export class CollectionStream {
 
   constructor(private readonly deps: CollectionStreamDeps) {
     const { options } = deps;
-    this.machine = deps.state;
+    this.streamState = deps.state;
     this.reader = new ReopeningReader(deps, this.lag, this.logger);
     this.leftPositions = new LeavingPositions(deps.key, deps.store, this.stopping.signal, this.logger);
-    this.stuck = new StuckHandlerWatch(this.key, options, () => this.term?.scheduler.events ?? [], (reason) => this.machine.degrade('handler', reason));
+    this.stuck = new StuckHandlerWatch(this.key, options, () => this.term?.scheduler.events ?? [], (reason) => this.streamState.degrade('handler', reason));
     this.catchUp = new CatchUpReporter(this.key, () => ({
       handled: this.eventsHandled,
       lagMs: this.state === 'open' || this.state === 'degraded' ? this.lag.lagMs() : null,
@@ -81,11 +81,7 @@ export class CollectionStream {
   }
 
   get state(): ChangeStreamState {
-    return this.machine.current;
-  }
-
-  private get base(): BaseState {
-    return this.machine.baseState;
+    return this.streamState.current;
   }
 
   start(): void {
@@ -94,7 +90,7 @@ export class CollectionStream {
 
   /** Resolves once the stream is open, standing by, failed or closed (whichever comes first). */
   whenSettled(): Promise<void> {
-    return this.machine.whenSettled();
+    return this.streamState.whenSettled();
   }
 
   /**
@@ -115,7 +111,7 @@ export class CollectionStream {
    * holder would start from "now" and skip what this one read but did not handle. False otherwise.
    */
   handOver(reason: string): boolean {
-    if (!this.term || !this.deps.lease?.current || this.base !== 'open') return false;
+    if (!this.term || !this.deps.lease?.current || this.streamState.baseState !== 'open') return false;
     return this.term.handOver(reason);
   }
 
@@ -138,12 +134,12 @@ export class CollectionStream {
       lastEventAt: this.lastEventAt === 0 ? null : new Date(this.lastEventAt),
       lastCheckpointAt: checkpointer.lastSavedAt,
       unsavedEvents: checkpointer.unsavedCount,
-      lagMs: this.base === 'open' ? this.lag.lagMs() : null,
+      lagMs: this.streamState.baseState === 'open' ? this.lag.lagMs() : null,
       lastCheckpointAgeMs: checkpointer.lastSavedAt ? Date.now() - checkpointer.lastSavedAt.getTime() : null,
       inFlightEvents: events.length,
       inFlightForMs: events.length === 0 ? null : Date.now() - Math.min(...events.map((e) => e.startedAt)),
       lastInvalidatedAt: this.reader.lastInvalidatedAt,
-      lastError: this.machine.lastError,
+      lastError: this.streamState.lastError,
       consecutiveFailures: this.reader.consecutiveFailures,
     };
   }
@@ -160,7 +156,7 @@ export class CollectionStream {
       const { state, holder } = this.status();
       return new Error(messages.replayRefused(this.key, state, lease && holder !== lease.instanceId ? holder ?? null : null));
     };
-    const consuming = term && term.active && this.base !== 'failed' && (!lease || lease.current !== null);
+    const consuming = term && term.active && this.streamState.baseState !== 'failed' && (!lease || lease.current !== null);
     if (!consuming) return Promise.reject(refused());
     const key = term.scheduler.sequential ? null : documentKeyOf(change);
     return term.scheduler.runInOrder(change, key, task, refused);
@@ -193,7 +189,7 @@ export class CollectionStream {
     if (lease && drained) await step('the release of the lease', lease.release());
     else lease?.abandon();
     await step('the cursor to close', this.reader.closeCursor());
-    if (this.base !== 'failed') this.machine.setBase('closed');
+    if (this.streamState.baseState !== 'failed') this.streamState.setBase('closed');
     this.logger.log(messages.streamClosed(this.key, drained && saved, holding, checkpointer.position !== null));
   }
 
@@ -224,14 +220,14 @@ export class CollectionStream {
     const { lease } = this.deps;
     this.stuck.start();
     this.catchUp.start();
-    while (!this.stopping.signal.aborted && this.base !== 'failed') {
+    while (!this.stopping.signal.aborted && this.streamState.baseState !== 'failed') {
       if (lease && !lease.current) {
         // Stays `starting` until the first attempt answered: bootstrap then waits for the stream to open.
         const acquired = await lease.acquire(this.stopping.signal, (why) => {
           // Cannot even ask (Redis away): nobody may be consuming, so not a healthy standby.
-          if ('error' in why) return this.machine.setBase('reconnecting', messages.waitingForLease(why.error));
-          if (this.base !== 'standby') this.logger.log(messages.leaseStandby(this.key, lease.instanceId, why.heldBy?.holder ?? null));
-          this.machine.setBase('standby');
+          if ('error' in why) return this.streamState.setBase('reconnecting', messages.waitingForLease(why.error));
+          if (this.streamState.baseState !== 'standby') this.logger.log(messages.leaseStandby(this.key, lease.instanceId, why.heldBy?.holder ?? null));
+          this.streamState.setBase('standby');
         });
         if (!acquired || this.stopping.signal.aborted) break;
         this.logger.log(messages.leaseAcquired(this.key, lease.instanceId, acquired.fence));

@@ -13,6 +13,7 @@ export type Degradation = 'store' | 'handler';
  * stream to settle (open, standing by, failed or closed).
  */
 export class StreamState {
+  /** The state the supervision set (changed only through `setBase`). */
   private base: BaseState = 'starting';
   /** Why an open stream shows `degraded`. */
   private readonly degradedBy = new Map<Degradation, string>();
