@@ -6,7 +6,6 @@ import { CHANGE_STREAM_MODULE_OPTIONS, ConfigurableModuleClass } from './change-
 import { type ResolvedChangeStreamOptions, resolveOptions } from './options/module-options.js';
 import { ChangeStreamOrchestrator } from './change-stream.orchestrator.js';
 import { ChangeStreamRegistry } from './change-stream.registry.js';
-import { ChangeStreamRuntime } from './change-stream.runtime.js';
 import { ChangeStreamDeadLetters } from './dead-letter/change-stream-dead-letters.service.js';
 import { ChangeStreamHealthIndicator } from './health/change-stream.health.js';
 import type { ChangeStreamModuleOptions } from './interfaces/change-stream-module-options.interface.js';
@@ -30,7 +29,6 @@ import { createStores } from './stores.factory.js';
       inject: [CHANGE_STREAM_RESOLVED_OPTIONS],
     },
     ChangeStreamExplorer,
-    ChangeStreamRuntime,
     ChangeStreamRegistry,
     ChangeStreamOrchestrator,
     ChangeStreamHealthIndicator,

@@ -16,18 +16,17 @@ import { ChangeStreamConfigError } from './change-stream.errors.js';
 import { ChangeStreamExplorer } from './change-stream.explorer.js';
 import { messages } from './change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from './options/module-options.js';
-import { ChangeStreamRuntime } from './change-stream.runtime.js';
-import { Checkpointer } from './checkpoint/checkpointer.js';
+import { ChangeStreamRegistry } from './change-stream.registry.js';
 import { settlesWithin } from './common/backoff.js';
 import { errorText } from './common/errors.js';
-import { handlerSetOf, LeaseBalancer, type LeaseTiming } from './lease/lease-balancer.js';
-import { StreamLeaseKeeper } from './lease/stream-lease-keeper.js';
+import { handlerSetOf, LeaseBalancer } from './lease/lease-balancer.js';
 import { ProviderLifecycle, type ProviderWrapper } from './lifecycle/provider-lifecycle.js';
 import { ChangeStreamTelemetry } from './telemetry/change-stream-telemetry.js';
 import type { ChangeStreamStores } from './stores.factory.js';
 import { connectionCursorFactory } from './stream/change-cursor.js';
 import type { ChangeHandler } from './stream/change-handler.js';
-import { CollectionStream } from './stream/collection-stream.js';
+import type { CollectionStream } from './stream/collection-stream.js';
+import { createCollectionStream } from './stream/create-collection-stream.js';
 import { planStreams, type StreamPlan } from './stream/stream-plan.js';
 import { positionKey } from './redis/redis-keys.js';
 import type { PositionStore } from './interfaces/position-store.interface.js';
@@ -59,7 +58,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
 
   constructor(
     private readonly explorer: ChangeStreamExplorer,
-    private readonly runtime: ChangeStreamRuntime,
+    private readonly registry: ChangeStreamRegistry,
     private readonly moduleRef: ModuleRef,
     @Inject(CHANGE_STREAM_RESOLVED_OPTIONS) private readonly options: ResolvedChangeStreamOptions,
     @Inject(CHANGE_STREAM_STORES) private readonly stores: ChangeStreamStores,
@@ -90,27 +89,27 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     this.balancer = this.createBalancer(new Map(planned.map((p) => [p.key, handlerSetOf(p.plan.handlers.map((h) => h.name))])));
     for (const { plan, connection, database, key } of planned) {
       const owners = plan.handlers.map((h) => h.owner).filter((owner): owner is ProviderWrapper => owner !== undefined);
-      const stream = new CollectionStream({
+      const stream = createCollectionStream({
         plan,
         database,
+        key,
+        store: this.tokens,
         deadLetters: this.stores.deadLetters,
-        checkpointer: new Checkpointer(this.tokens, key, this.options.checkpoint),
         options: this.options,
         openCursor: connectionCursorFactory(connection, plan.collection),
-        emit: (event) => this.runtime.emit(event),
+        emit: (event) => this.registry.emit(event),
         handlersReady: this.lifecycle.bootstrapped(owners),
         telemetry,
-        store: this.tokens,
-        lease: this.balancer && new StreamLeaseKeeper(key, this.tokens.leases!, this.options.leases as LeaseTiming, this.balancer),
+        balancer: this.balancer,
       });
       this.lifecycle.drainBeforeTeardown(owners, () => this.drain(stream));
-      this.runtime.streams.push(stream);
+      this.registry.streams.push(stream);
     }
     this.telemetry = telemetry;
     this.stores.onDeadLettersDropped?.((letters) =>
       letters.forEach((l) => telemetry.deadLetterDropped({ consumer: this.options.consumer, database: l.database, collection: l.collection, handler: l.handler })),
     );
-    telemetry.observe(this.options.consumer, () => this.runtime.streams.map((s) => s.status()));
+    telemetry.observe(this.options.consumer, () => this.registry.streams.map((s) => s.status()));
     // A Redis client (or store) injected into forRootAsync must outlive every stream's final save.
     this.lifecycle.drainBeforeTeardown(this.explorer.providersOf(CHANGE_STREAM_MODULE_OPTIONS), () => this.onModuleDestroy());
   }
@@ -120,7 +119,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
    * are seen. Handlers are called only once their providers finished bootstrapping.
    */
   async onApplicationBootstrap(): Promise<void> {
-    const streams = this.runtime.streams;
+    const streams = this.registry.streams;
     if (streams.length === 0) return;
     if (process.listenerCount('SIGTERM') === 0) this.logger.log(messages.shutdownHooksOff());
     const storeCheckMs = Math.min(STORE_CHECK_MS, this.options.startupTimeoutMs || STORE_CHECK_MS);
@@ -137,7 +136,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
 
   /** Nest destroys our (global) module after the app's: streams not drained earlier by their providers' hooks drain here. */
   async onModuleDestroy(): Promise<void> {
-    await Promise.all(this.runtime.streams.map((s) => this.drain(s)));
+    await Promise.all(this.registry.streams.map((s) => this.drain(s)));
   }
 
   /** Runs before mongoose closes its connections (in `onApplicationShutdown`). */
@@ -153,7 +152,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   /** A watched collection that does not exist is valid for MongoDB, but usually a typo: say so, never fail. */
   private async warnMissingCollections(): Promise<void> {
     const byDatabase = new Map<mongo.Db, CollectionStream[]>();
-    for (const stream of this.runtime.streams) {
+    for (const stream of this.registry.streams) {
       const db = this.databases.get(stream.key);
       if (db) byDatabase.set(db, [...(byDatabase.get(db) ?? []), stream]);
     }
@@ -205,7 +204,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
       return undefined;
     }
     return new LeaseBalancer(store, leases.instanceId, leases, keys, (key) =>
-      this.runtime.streams.find((s) => s.key === key)?.handOver('this instance holds more than its fair share') ?? false,
+      this.registry.streams.find((s) => s.key === key)?.handOver('this instance holds more than its fair share') ?? false,
       handlerSets,
     );
   }
@@ -219,7 +218,7 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
       this.shutdownDeadline = Date.now() + this.options.shutdownTimeoutMs;
       // Leave the candidate sets now: the other instances' shares grow before the leases are released.
       void this.balancer?.stop();
-      this.runtime.streams.forEach((s) => void s.stop(this.options.shutdownTimeoutMs));
+      this.registry.streams.forEach((s) => void s.stop(this.options.shutdownTimeoutMs));
     }
     return stream.stop(this.timeLeft());
   }

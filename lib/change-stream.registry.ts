@@ -1,32 +1,61 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { CHANGE_STREAM_RESOLVED_OPTIONS, DEFAULT_CONNECTION_NAME } from './change-stream.constants.js';
-import type { ChangeStreamEventListener } from './change-stream.events.js';
+import type { ChangeStreamEvent, ChangeStreamEventListener } from './change-stream.events.js';
 import type { ResolvedChangeStreamOptions } from './options/module-options.js';
-import { ChangeStreamRuntime } from './change-stream.runtime.js';
 import type { ChangeStreamStatus } from './interfaces/change-stream-status.interface.js';
+import type { DeadLetter } from './interfaces/dead-letter.interface.js';
+import type { ChangeEvent } from './stream/change-cursor.js';
+import type { CollectionStream } from './stream/collection-stream.js';
+import { deadLetterCall } from './stream/dead-letter-call.js';
 
 /** The running streams of this application; inject it to inspect their state or follow their events. */
 @Injectable()
 export class ChangeStreamRegistry {
+  /** @internal The streams this application runs (added by the orchestrator at startup). */
+  readonly streams: CollectionStream[] = [];
+  private readonly listeners = new Set<ChangeStreamEventListener>();
+
   /** @internal Created by Nest's injector. */
-  constructor(
-    private readonly runtime: ChangeStreamRuntime,
-    @Inject(CHANGE_STREAM_RESOLVED_OPTIONS) private readonly options: ResolvedChangeStreamOptions,
-  ) {}
+  constructor(@Inject(CHANGE_STREAM_RESOLVED_OPTIONS) private readonly options: ResolvedChangeStreamOptions) {}
 
   /** Subscribe to state changes, history-lost and dead-letter events; returns the unsubscribe function. */
   onEvent(listener: ChangeStreamEventListener): () => void {
-    return this.runtime.subscribe(listener);
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** A snapshot of every stream. */
   getStatuses(): ChangeStreamStatus[] {
-    return this.runtime.streams.map((s) => s.status());
+    return this.streams.map((s) => s.status());
   }
 
   /** The stream of `collection` on `connectionName` (default: the module's `connectionName`, else the default connection). */
   getStatus(collection: string, connectionName?: string): ChangeStreamStatus | undefined {
     const connection = connectionName ?? this.options.connectionName ?? DEFAULT_CONNECTION_NAME;
     return this.getStatuses().find((s) => s.collection === collection && s.connectionName === connection);
+  }
+
+  /** @internal Tells every listener; a listener's bug must not break a stream. */
+  emit(event: ChangeStreamEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener's bug must not break a stream.
+      }
+    }
+  }
+
+  /**
+   * @internal A dead-letter replay: the call of the handler that failed on `letter`, under its
+   * stream's lease and in its document's order among the live events (never beside a newer one);
+   * undefined when this application has no such handler.
+   */
+  replayOf(letter: DeadLetter): (() => Promise<unknown>) | undefined {
+    const stream = this.streams.find((s) => s.key === letter.streamKey);
+    const handler = stream?.plan.handlers.find((h) => h.name === letter.handler);
+    if (!stream || !handler) return undefined;
+    const call = deadLetterCall(handler, letter, this.options.consumer);
+    return () => stream.replayInOrder(letter.change as ChangeEvent, call);
   }
 }

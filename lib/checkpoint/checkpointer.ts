@@ -3,23 +3,18 @@ import { messages } from '../change-stream.messages.js';
 import { backoffDelay, sleep } from '../common/backoff.js';
 import { errorText } from '../common/errors.js';
 import { Notifier } from '../common/notifier.js';
-import { type FencedWriteError, isFencedWriteError } from '../change-stream.errors.js';
+import { isFencedWriteError } from '../change-stream.errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
-import type { ResumeToken, PositionStore, StreamPosition } from '../interfaces/position-store.interface.js';
-import { orphanStore } from '../redis/left-position.js';
+import type { ResumeToken, StreamPosition } from '../interfaces/position-store.interface.js';
+import type { CheckpointerContext, CheckpointSettings } from './checkpointer-context.js';
+import { AdoptedLeftPosition, readStartPosition } from './start-position.js';
 import { RETRY_MAX_DELAY_MS, SLOW_SAVE_MS } from '../options/defaults.js';
-
-export interface CheckpointSettings {
-  maxEvents: number;
-  intervalMs: number;
-  maxUnsavedEvents: number;
-}
 
 /**
  * Holds one stream's position. Events are numbered in stream order (`seq`); `ack` is called
  * for the newest event such that it and every earlier one were handled. Saves are batched by
  * count and time, never run concurrently, and a failed save is retried with backoff while the
- * position stays in memory. `waitForRoom` enforces the crash bound: at most `2 × maxEvents`
+ * position stays in memory. `waitForRunAheadRoom` enforces the crash bound: at most `2 × maxEvents`
  * events are dispatched past the stored position (`maxUnsavedEvents` while saves fail).
  */
 export class Checkpointer {
@@ -33,39 +28,32 @@ export class Checkpointer {
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
   private saving: Promise<boolean> | undefined;
-  private again = false;
+  /** A flush was asked for while a save was under way: save again once it ends. */
+  private saveRequestedWhileSaving = false;
   private failures = 0;
-  private troubled = false;
+  private saveTroubleReported = false;
   private disposed = false;
-  /** Between tenures (the lease was lost): nothing is acknowledged or saved. */
+  /** Between lease terms (the lease was lost): nothing is acknowledged or saved. */
   private suspended = false;
   /** Saves are fenced writes under this lease (leases on). */
   private lease: StreamLease | null = null;
-  /** The newest position of the previous tenure, for a store that lost everything meanwhile. */
+  /** The newest position of the previous lease term, for a store that lost everything meanwhile. */
   private remembered: StreamPosition | null = null;
-  /** Bumped by `begin`: a save still under way from the previous tenure must not touch this one. */
+  /** Bumped by `begin`: a save still under way from the previous lease term must not touch this one. */
   private epoch = 0;
-  /** This tenure resumed from a left position not yet stored (see `load`). */
-  private orphanAdopted = false;
-  /** A position was stored in this tenure (under its lease, with leases on). */
-  savedThisTenure = false;
-  /** The store's recovery methods for lost data, if it has all three. */
-  private readonly orphans: ReturnType<typeof orphanStore>;
+  /** A left position this lease term resumed from (see `load`). */
+  private readonly leftPosition: AdoptedLeftPosition;
+  /** A position was stored in this lease term (under its lease, with leases on). */
+  savedThisTerm = false;
   private readonly progress = new Notifier();
   lastSavedAt: Date | null = null;
-  /** Told when saving starts failing or stalls (with the reason) and when it works again (null). */
-  onSaveTrouble: (error: string | null) => void = () => undefined;
-  /** Told when the store refused a write because another instance holds the stream now. */
-  onFenced: (error: FencedWriteError) => void = () => undefined;
-  /** Told after each write attempt (for metrics). */
-  onWrite: (outcome: 'stored' | 'failed' | 'refused', ms: number) => void = () => undefined;
+  readonly key: string;
+  private readonly settings: CheckpointSettings;
 
-  constructor(
-    private readonly store: PositionStore,
-    readonly key: string,
-    private readonly settings: CheckpointSettings,
-  ) {
-    this.orphans = orphanStore(store);
+  constructor(private readonly context: CheckpointerContext) {
+    this.key = context.key;
+    this.settings = context.settings;
+    this.leftPosition = new AdoptedLeftPosition(context.store, context.key);
   }
 
   /** Where a reopened stream must resume: the newest acknowledged position, else the stored one. */
@@ -78,19 +66,19 @@ export class Checkpointer {
   }
 
   /**
-   * A new tenure over the stream (with its lease when leases are on): everything in memory is
+   * A new lease term over the stream (with its lease when leases are on): everything in memory is
    * forgotten, since another instance may have moved the position; the next `load` reads it.
    */
   begin(lease: StreamLease | null): void {
     this.remembered = this.position ?? this.remembered;
     this.epoch++;
     this.saving = undefined;
-    this.again = false;
+    this.saveRequestedWhileSaving = false;
     this.clearTimer();
     this.lease = lease;
     this.suspended = false;
-    this.orphanAdopted = false;
-    this.savedThisTenure = false;
+    this.leftPosition.pending = false;
+    this.savedThisTerm = false;
     this.acked = null;
     this.ackedToken = null;
     this.ackedSeq = this.savedSeq = 0;
@@ -99,47 +87,30 @@ export class Checkpointer {
     this.progress.notify();
   }
 
-  /** The tenure ended without a final save (lease lost): acknowledgements from now on are dropped; the next holder redoes them. */
+  /** The lease term ended without a final save (lease lost): acknowledgements from now on are dropped; the next holder redoes them. */
   suspend(): void {
     this.suspended = true;
     this.clearTimer();
     this.progress.notify();
   }
 
-  private adopt(position: StreamPosition): void {
-    this.restore(position);
-    this.dirty = true;
-  }
-
   /** Resumed from a position an instance left (see `load`) that is not stored and removed yet. */
-  get orphanPending(): boolean {
-    return this.orphanAdopted;
+  get leftPositionPending(): boolean {
+    return this.leftPosition.pending;
   }
 
   /**
-   * Reads the stored position (throws `InvalidStoredTokenError` for a bad value). A position an
-   * instance left when Redis lost the stream's data comes first (see `PositionStore.leaveOrphan`):
-   * it is stored at once, and removed once stored. If nothing is stored but this instance handled
-   * events before (Redis restarted empty, say), it resumes from the last of those instead of from
-   * "now": at worst duplicates, never a gap.
+   * Reads where this lease term starts (see `readStartPosition`). A left position is stored at once,
+   * and removed once stored; one from memory is stored with the next save.
    */
   async load(): Promise<void> {
-    const orphan = this.lease && this.orphans ? await this.orphans.loadOrphan(this.key) : null;
-    if (orphan) {
-      this.logger.warn(messages.leaseReload(this.key));
-      this.adopt(orphan);
-      this.orphanAdopted = true;
+    const start = await readStartPosition(this.context.store, this.key, this.lease !== null, this.remembered, this.logger);
+    this.restore(start.position);
+    this.dirty = start.from !== 'stored';
+    if (start.from === 'left') {
+      this.leftPosition.pending = true;
       void this.flush();
-      return;
     }
-    const stored = await this.store.load(this.key);
-    if (stored === null && this.remembered !== null) {
-      this.logger.warn(messages.positionMissingResumingFromMemory(this.key));
-      this.restore(this.remembered);
-      this.dirty = true;
-      return;
-    }
-    this.restore(stored);
   }
 
   /** The position read from the store at start (or null to start over); it counts as saved. */
@@ -183,18 +154,18 @@ export class Checkpointer {
     }
   }
 
-  /** Event `dispatchedSeq + 1` may be dispatched now (see `waitForRoom`). */
-  hasRoom(dispatchedSeq: number): boolean {
-    return dispatchedSeq - this.savedSeq < this.roomLimit();
+  /** Event `dispatchedSeq + 1` may be dispatched now (see `waitForRunAheadRoom`). */
+  hasRunAheadRoom(dispatchedSeq: number): boolean {
+    return dispatchedSeq - this.savedSeq < this.runAheadLimit();
   }
 
   /**
    * Waits until event `dispatchedSeq + 1` may be dispatched: fewer than `2 × maxEvents` events
    * past the stored position (`maxUnsavedEvents` while saves fail). False if aborted.
    */
-  async waitForRoom(dispatchedSeq: number, signal: AbortSignal): Promise<boolean> {
+  async waitForRunAheadRoom(dispatchedSeq: number, signal: AbortSignal): Promise<boolean> {
     let paused = false;
-    while (dispatchedSeq - this.savedSeq >= this.roomLimit()) {
+    while (dispatchedSeq - this.savedSeq >= this.runAheadLimit()) {
       if (signal.aborted || this.disposed || this.suspended) return false;
       if (this.failures > 0 && !paused) this.logger.warn(messages.readingPaused(this.key, this.unsavedCount));
       paused = true;
@@ -208,18 +179,18 @@ export class Checkpointer {
   flush(): Promise<boolean> {
     this.clearTimer();
     if (this.saving) {
-      this.again = true;
+      this.saveRequestedWhileSaving = true;
       return this.saving;
     }
     const done = (): boolean => {
-      const current = this.saving === saving; // not a newer tenure's save
+      const current = this.saving === saving; // not a newer lease term's save
       if (current) this.saving = undefined;
       this.progress.notify();
       return current;
     };
     const saving: Promise<boolean> = this.saveUntilCurrent().then(
-      // An ack between the save's last look and now found it still saving and set `again`: save that too, as part of this flush.
-      (stored) => (done() && stored && this.again ? this.flush() : stored),
+      // An ack between the save's last look and now found it still saving and set `saveRequestedWhileSaving`: save that too, as part of this flush.
+      (stored) => (done() && stored && this.saveRequestedWhileSaving ? this.flush() : stored),
       (error: unknown) => {
         done();
         throw error;
@@ -246,7 +217,8 @@ export class Checkpointer {
     this.progress.notify();
   }
 
-  private roomLimit(): number {
+  /** How many events may be dispatched past the stored position. */
+  private runAheadLimit(): number {
     const bound = 2 * this.settings.maxEvents;
     return this.failures > 0 ? Math.max(bound, this.settings.maxUnsavedEvents) : bound;
   }
@@ -254,7 +226,7 @@ export class Checkpointer {
   private async saveUntilCurrent(): Promise<boolean> {
     const epoch = this.epoch;
     do {
-      this.again = false;
+      this.saveRequestedWhileSaving = false;
       const position = this.position;
       if (!this.dirty || position === null || this.suspended) return !this.suspended;
       const seq = this.ackedSeq;
@@ -262,16 +234,17 @@ export class Checkpointer {
       slow.unref();
       const started = performance.now();
       try {
-        await (this.lease ? this.store.save(this.key, position, this.lease) : this.store.save(this.key, position));
-        this.onWrite('stored', performance.now() - started);
-        if (epoch !== this.epoch) return false; // a previous tenure's save: this tenure's counts are not its
+        const { store } = this.context;
+        await (this.lease ? store.save(this.key, position, this.lease) : store.save(this.key, position));
+        this.context.onWrite?.('stored', performance.now() - started);
+        if (epoch !== this.epoch) return false; // a previous lease term's save: this term's counts are not its
       } catch (error) {
-        this.onWrite(isFencedWriteError(error) ? 'refused' : 'failed', performance.now() - started);
+        this.context.onWrite?.(isFencedWriteError(error) ? 'refused' : 'failed', performance.now() - started);
         if (epoch !== this.epoch) return false;
         if (isFencedWriteError(error)) {
           // Not an outage: another instance owns the stream now. Never retried.
           this.suspend();
-          this.onFenced(error);
+          this.context.onFenced?.(error);
           return false;
         }
         this.failures++;
@@ -283,36 +256,27 @@ export class Checkpointer {
       } finally {
         clearTimeout(slow);
       }
-      if (this.orphanAdopted) this.dropOrphan();
-      this.savedThisTenure = true;
+      if (this.leftPosition.pending) this.leftPosition.drop(() => epoch === this.epoch);
+      this.savedThisTerm = true;
       this.savedSeq = Math.max(this.savedSeq, seq);
       if (this.ackedToken === null && this.acked === position) this.dirty = false;
       if (this.failures > 0) this.logger.log(messages.saveRecovered(this.key, this.failures));
       this.failures = 0;
       this.lastSavedAt = new Date();
-      if (this.troubled) {
-        this.troubled = false;
-        this.onSaveTrouble(null);
+      if (this.saveTroubleReported) {
+        this.saveTroubleReported = false;
+        this.context.onSaveTrouble?.(null);
       }
       this.progress.notify();
-    } while (this.again);
+    } while (this.saveRequestedWhileSaving);
     if (this.dirty) this.schedule(this.settings.intervalMs);
     return true;
   }
 
-  /** The adopted orphan is stored now (this position is at or after it): it has done its job. */
-  private dropOrphan(): void {
-    this.orphanAdopted = false;
-    const epoch = this.epoch;
-    void this.orphans?.dropOrphan(this.key).catch(() => {
-      if (epoch === this.epoch) this.orphanAdopted = true; // try again after the next save
-    });
-  }
-
   private reportTrouble(reason: string): void {
-    if (this.troubled || this.disposed) return;
-    this.troubled = true;
-    this.onSaveTrouble(reason);
+    if (this.saveTroubleReported || this.disposed) return;
+    this.saveTroubleReported = true;
+    this.context.onSaveTrouble?.(reason);
   }
 
   private schedule(delayMs: number): void {
@@ -330,6 +294,4 @@ export class Checkpointer {
   }
 }
 
-function samePosition(a: StreamPosition | null, b: StreamPosition | null): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
+const samePosition = (a: StreamPosition | null, b: StreamPosition | null) => JSON.stringify(a) === JSON.stringify(b);

@@ -1,13 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_STORES } from '../change-stream.constants.js';
-import type { ResolvedChangeStreamOptions } from '../options/module-options.js';
-import { ChangeStreamRuntime } from '../change-stream.runtime.js';
+import { CHANGE_STREAM_STORES } from '../change-stream.constants.js';
+import { ChangeStreamRegistry } from '../change-stream.registry.js';
 import type { DeadLetter, DeadLetterPage, DeadLetterPageOptions } from '../interfaces/dead-letter.interface.js';
 import type { ChangeStreamStores } from '../stores.factory.js';
-import { ChangeDispatcher } from '../stream/change-dispatcher.js';
-import type { ChangeEvent } from '../stream/change-cursor.js';
-import type { ChangeHandler } from '../stream/change-handler.js';
-import type { CollectionStream } from '../stream/collection-stream.js';
 
 /** List, replay and discard the events handlers gave up on (`onHandlerFailure: 'dead-letter'`). */
 @Injectable()
@@ -15,8 +10,7 @@ export class ChangeStreamDeadLetters {
   /** @internal Created by Nest's injector. */
   constructor(
     @Inject(CHANGE_STREAM_STORES) private readonly stores: ChangeStreamStores,
-    @Inject(CHANGE_STREAM_RESOLVED_OPTIONS) private readonly options: ResolvedChangeStreamOptions,
-    private readonly runtime: ChangeStreamRuntime,
+    private readonly registry: ChangeStreamRegistry,
   ) {}
 
   /** Every dead letter, oldest first (bounded by `deadLetterRetention`; for large stores see `page`). */
@@ -55,32 +49,20 @@ export class ChangeStreamDeadLetters {
   async replay(id: string): Promise<void> {
     const letter = await this.get(id);
     if (!letter) throw new Error(`No dead letter with id "${id}".`);
-    const handler = this.findHandler(letter);
-    if (!handler) {
+    const replay = this.replayOf(letter);
+    if (!replay) {
       throw new Error(`Dead letter "${id}": handler ${letter.handler} on ${letter.streamKey} is not registered in this application.`);
     }
-    const invoke = () =>
-      ChangeDispatcher.invokeOnce(handler, letter.change, {
-        consumer: this.options.consumer,
-        connectionName: letter.connectionName,
-        database: letter.database,
-        collection: letter.collection,
-      });
-    // Under the stream's lease, in the document's order among the live events (never beside a newer one).
-    const stream = this.streamOf(letter);
-    await (stream ? stream.replayInOrder(letter.change as ChangeEvent, invoke) : invoke());
+    await replay();
     await this.stores.deadLetters.remove(id);
   }
 
-  /** The running stream the letter came from (none in the testing module, which runs no streams). */
-  private streamOf(letter: DeadLetter): CollectionStream | undefined {
-    return this.runtime.streams.find((s) => s.key === letter.streamKey);
-  }
-
-  /** @internal The registered handler that failed on `letter`, if this application has it (the testing module looks elsewhere). */
-  protected findHandler(letter: DeadLetter): ChangeHandler | undefined {
-    const stream = this.runtime.streams.find((s) => s.key === letter.streamKey);
-    return stream?.plan.handlers.find((h) => h.name === letter.handler);
+  /**
+   * @internal The call of the registered handler that failed on `letter`, under its stream's lease and
+   * in its document's order; undefined if this application has no such handler (the testing module looks elsewhere).
+   */
+  protected replayOf(letter: DeadLetter): (() => Promise<unknown>) | undefined {
+    return this.registry.replayOf(letter);
   }
 
   /** Drops the dead letter for good; true when it existed. */

@@ -60,7 +60,7 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
     } else {
       deps.lag?.read(change);
       if (!ready && !(ready = await untilReady(deps))) break;
-      if (scheduler.sequential && change.operationType !== 'invalidate' && checkpointer.hasRoom(scheduler.dispatchedSeq)) {
+      if (scheduler.sequential && change.operationType !== 'invalidate' && checkpointer.hasRunAheadRoom(scheduler.dispatchedSeq)) {
         // The hot path one at a time (`dispatch` would add a callback per event): no waiting, no keys, no await for a handler that did not.
         const outcome = scheduler.runAlone(change, true);
         if (!(outcome instanceof Promise ? await outcome : outcome).ok) break;
@@ -119,7 +119,7 @@ async function open(deps: ReaderDeps): Promise<ChangeEvent | null | undefined> {
  */
 function dispatch(change: ChangeEvent, deps: ReaderDeps): MaybePromise<ReadEnd | null> {
   const { checkpointer, scheduler } = deps;
-  if (!checkpointer.hasRoom(scheduler.dispatchedSeq) || !scheduler.hasSlot()) return dispatchAfterWaiting(change, deps);
+  if (!checkpointer.hasRunAheadRoom(scheduler.dispatchedSeq) || !scheduler.hasSlot()) return dispatchAfterWaiting(change, deps);
   const key = scheduler.sequential ? null : documentKeyOf(change);
   if (key !== null) {
     scheduler.submit(change, key);
@@ -137,7 +137,7 @@ function dispatch(change: ChangeEvent, deps: ReaderDeps): MaybePromise<ReadEnd |
 
 async function dispatchAfterWaiting(change: ChangeEvent, deps: ReaderDeps): Promise<ReadEnd | null> {
   const { checkpointer, scheduler } = deps;
-  if (!checkpointer.hasRoom(scheduler.dispatchedSeq) && !(await checkpointer.waitForRoom(scheduler.dispatchedSeq, scheduler.halted))) return ended(scheduler);
+  if (!checkpointer.hasRunAheadRoom(scheduler.dispatchedSeq) && !(await checkpointer.waitForRunAheadRoom(scheduler.dispatchedSeq, scheduler.halted))) return ended(scheduler);
   if (!scheduler.hasSlot() && !(await scheduler.waitForSlot(scheduler.halted))) return ended(scheduler);
   return dispatch(change, deps); // only the reader dispatches: the room and the slot are still there
 }

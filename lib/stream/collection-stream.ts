@@ -1,76 +1,33 @@
 import { Logger } from '@nestjs/common';
-import type { mongo } from 'mongoose';
-import { isInvalidStoredTokenError } from '../change-stream.errors.js';
-import type { ChangeStreamEvent } from '../change-stream.events.js';
 import { messages } from '../change-stream.messages.js';
-import type { ResolvedChangeStreamOptions } from '../options/module-options.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
-import { backoffDelay, settlesWithin, sleep } from '../common/backoff.js';
-import { errorText } from '../common/errors.js';
+import { settlesWithin } from '../common/backoff.js';
 import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
-import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
-import type { ResumeToken, PositionStore, StreamPosition } from '../interfaces/position-store.interface.js';
-import { type LeftPosition, leaveOrphanPosition, orphanStore, reportOrphanNotLeft, restoreCommand } from '../redis/left-position.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
-import type { StreamLease } from '../interfaces/lease-store.interface.js';
-import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
-import type { ChangeCursor, ChangeEvent, CursorFactory } from './change-cursor.js';
-import { ChangeDispatcher } from './change-dispatcher.js';
-import { readChanges, StreamOpenError } from './change-reader.js';
-import { classifyOpenError, decideHistoryLost } from './history-lost.js';
-import { clusterTimeOfToken } from './resume-token-time.js';
-import { largeEventFailure, SplitEventCursor } from './split-events.js';
-import { documentKeyOf, EventScheduler } from './event-scheduler.js';
 import { CatchUpReporter } from './catch-up-reporter.js';
+import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeDispatcher } from './change-dispatcher.js';
+import type { CollectionStreamSetup } from './create-collection-stream.js';
+import { documentKeyOf } from './event-scheduler.js';
 import { LagTracker } from './lag-tracker.js';
-import { StuckHandlerWatch } from './stuck-handler-watch.js';
+import { LeaseTerm } from './lease-term.js';
+import { LeavingPositions } from './leaving-positions.js';
+import { ReopeningReader } from './reopening-reader.js';
 import type { StreamPlan } from './stream-plan.js';
+import type { StreamState } from './stream-state.js';
+import { StuckHandlerWatch } from './stuck-handler-watch.js';
 
-export interface CollectionStreamDeps {
-  plan: StreamPlan;
-  database: string;
-  deadLetters: DeadLetterStore;
+/** What a stream runs with; built by `createCollectionStream`. */
+export interface CollectionStreamDeps extends CollectionStreamSetup {
+  state: StreamState;
   checkpointer: Checkpointer;
-  options: ResolvedChangeStreamOptions;
-  openCursor: CursorFactory;
-  emit: (event: ChangeStreamEvent) => void;
-  /** Resolves once the providers the handlers depend on are bootstrapped. */
-  handlersReady?: Promise<void>;
+  dispatcher: ChangeDispatcher;
   /** With leases on: this stream's lease on this instance. */
   lease?: StreamLeaseKeeper;
-  /** The position store (for `saveIfAbsent` when the lease is lost). */
-  store?: PositionStore;
-  telemetry?: ChangeStreamTelemetry;
 }
-
-/** Where the next open starts: after a token, after an invalidate event, at a cluster time, or now. */
-type StartAt = { resumeAfter: ResumeToken } | { startAfter: ResumeToken } | { startAtOperationTime: mongo.Timestamp } | null;
 
 /** How long a shutdown step may take before the log says what shutdown waits for. */
 const SHUTDOWN_NOTICE_MS = 1000;
-
-/** A failure to read the stored position (the store is unreachable): retried quietly. */
-class PositionLoadError extends Error {}
-
-/**
- * One period in which this instance consumes the stream: the whole process lifetime without
- * leases, else from acquiring the lease to losing or releasing it. Its scheduler numbers
- * events from 1, and its signal stops reading (shutdown, lease lost, hand-over).
- */
-interface Tenure {
-  readonly abort: AbortController;
-  readonly scheduler: EventScheduler;
-  /** The lease it runs under (leases on). */
-  readonly lease: StreamLease | null;
-  /**
-   * Why it ended early: the lease was lost (nothing more may be saved), handed over (drain and
-   * save first), or an instance left a position when the store lost this stream's data (drain,
-   * keep the lease, resume from it).
-   */
-  end?: { kind: 'lost' | 'handover' | 'reload'; reason: string };
-  /** The tenure's look-out for such a position, cleared when it ends. */
-  timer?: NodeJS.Timeout;
-}
 
 /**
  * One supervised change stream: (with leases, wait for the lease,) load the position, open,
@@ -80,69 +37,39 @@ interface Tenure {
 export class CollectionStream {
   private readonly logger = new Logger(CollectionStream.name);
   private readonly stopping = new AbortController();
-  private readonly dispatcher: ChangeDispatcher;
   private readonly stuck: StuckHandlerWatch;
   private readonly lag = new LagTracker();
   private readonly catchUp: CatchUpReporter;
-  private tenure: Tenure | undefined;
-  private base: Exclude<ChangeStreamState, 'degraded'> = 'starting';
-  /** Why an open stream shows `degraded` (store trouble, a stuck handler). */
-  private readonly degradedBy = new Map<'store' | 'handler', string>();
+  private term: LeaseTerm | undefined;
+  private readonly streamState: StreamState;
   private eventsHandled = 0;
   /** Epoch ms of the last handled event (a number: set on every event, turned into a Date only for status). */
   private lastEventAt = 0;
-  private lastError: string | null = null;
-  private lastInvalidatedAt: Date | null = null;
-  private positionLoaded = false;
-  /** Positions being left for the next holder after a lost lease (see `leaveOrphanPosition`): shutdown waits for them. */
-  private readonly leavingOrphans = new Map<Promise<void>, LeftPosition>();
-  /** The store's recovery methods for lost data, if it has all three. */
-  private readonly orphans: ReturnType<typeof orphanStore>;
-  /** Set after an invalidate event: the next open must use `startAfter`. */
-  private invalidatedAt: ResumeToken | null = null;
-  /** The server did not find this stored token (its pipeline changed since): resume at the token's cluster time instead. */
-  private tokenFallback: { position: StreamPosition; startAt: StartAt } | null = null;
-  /** Reopen attempts in a row that failed with the same error, and that error. */
-  private consecutiveFailures = 0;
-  private lastFailure: string | null = null;
-  private cursor: ChangeCursor | undefined;
+  private readonly leftPositions: LeavingPositions;
+  private readonly reader: ReopeningReader;
   private running: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
-  private readonly settleWaiters: Array<() => void> = [];
 
   constructor(private readonly deps: CollectionStreamDeps) {
-    const { plan, options, database, checkpointer } = deps;
-    this.orphans = orphanStore(deps.store);
-    this.dispatcher = new ChangeDispatcher(
-      plan.handlers,
-      {
-        ...options.handlerRetry,
-        onFailure: options.onHandlerFailure,
-        deadLetters: deps.deadLetters,
-        hasUserPipeline: plan.hasUserPipeline,
-        onDeadLetter: (id, handler) => deps.emit({ type: 'dead-lettered', key: this.key, id, handler }),
-        telemetry: deps.telemetry,
-      },
-      { consumer: options.consumer, connectionName: plan.connectionName, database, collection: plan.collection },
-      checkpointer.key,
-    );
-    this.stuck = new StuckHandlerWatch(this.key, options, () => this.tenure?.scheduler.events ?? [], (reason) => this.degrade('handler', reason));
+    const { options } = deps;
+    this.streamState = deps.state;
+    this.reader = new ReopeningReader(deps, this.lag, this.logger);
+    this.leftPositions = new LeavingPositions(deps.key, deps.store, this.stopping.signal, this.logger);
+    this.stuck = new StuckHandlerWatch(this.key, options, () => this.term?.scheduler.events ?? [], (reason) => this.streamState.degrade('handler', reason));
     this.catchUp = new CatchUpReporter(this.key, () => ({
       handled: this.eventsHandled,
       lagMs: this.state === 'open' || this.state === 'degraded' ? this.lag.lagMs() : null,
       inFlightForMs: this.status().inFlightForMs,
     }));
-    const labels = { consumer: options.consumer, database, collection: plan.collection };
-    if (deps.telemetry) checkpointer.onWrite = (outcome, ms) => deps.telemetry!.positionWritten(labels, outcome, ms);
-    checkpointer.onSaveTrouble = (error) => this.degrade('store', error === null ? null : messages.cannotSave(error));
-    checkpointer.onFenced = (error) => {
-      this.logger.warn(messages.writeRefused(this.key, error.message));
-      deps.lease?.lose(error.message);
-    };
   }
 
   get key(): string {
-    return this.deps.checkpointer.key;
+    return this.deps.key;
+  }
+
+  /** Its position: the unit specs read it. */
+  get checkpointer(): Checkpointer {
+    return this.deps.checkpointer;
   }
 
   get plan(): StreamPlan {
@@ -154,7 +81,7 @@ export class CollectionStream {
   }
 
   get state(): ChangeStreamState {
-    return this.base === 'open' && this.degradedBy.size > 0 ? 'degraded' : this.base;
+    return this.streamState.current;
   }
 
   start(): void {
@@ -163,8 +90,7 @@ export class CollectionStream {
 
   /** Resolves once the stream is open, standing by, failed or closed (whichever comes first). */
   whenSettled(): Promise<void> {
-    if (this.base !== 'starting' && this.base !== 'reconnecting') return Promise.resolve();
-    return new Promise((resolve) => this.settleWaiters.push(resolve));
+    return this.streamState.whenSettled();
   }
 
   /**
@@ -185,17 +111,13 @@ export class CollectionStream {
    * holder would start from "now" and skip what this one read but did not handle. False otherwise.
    */
   handOver(reason: string): boolean {
-    const tenure = this.tenure;
-    if (!tenure || tenure.end || !this.deps.lease?.current || this.base !== 'open') return false;
-    if (tenure.scheduler.events.length > 0 || this.deps.checkpointer.position === null) return false;
-    tenure.end = { kind: 'handover', reason };
-    tenure.abort.abort();
-    return true;
+    if (!this.term || !this.deps.lease?.current || this.streamState.baseState !== 'open') return false;
+    return this.term.handOver(reason);
   }
 
   status(): ChangeStreamStatus {
     const { plan, database, checkpointer, lease } = this.deps;
-    const events = this.tenure?.scheduler.events ?? [];
+    const events = this.term?.scheduler.events ?? [];
     const holder = lease?.holder;
     return {
       key: this.key,
@@ -212,13 +134,13 @@ export class CollectionStream {
       lastEventAt: this.lastEventAt === 0 ? null : new Date(this.lastEventAt),
       lastCheckpointAt: checkpointer.lastSavedAt,
       unsavedEvents: checkpointer.unsavedCount,
-      lagMs: this.base === 'open' ? this.lag.lagMs() : null,
+      lagMs: this.streamState.baseState === 'open' ? this.lag.lagMs() : null,
       lastCheckpointAgeMs: checkpointer.lastSavedAt ? Date.now() - checkpointer.lastSavedAt.getTime() : null,
       inFlightEvents: events.length,
       inFlightForMs: events.length === 0 ? null : Date.now() - Math.min(...events.map((e) => e.startedAt)),
-      lastInvalidatedAt: this.lastInvalidatedAt,
-      lastError: this.lastError,
-      consecutiveFailures: this.consecutiveFailures,
+      lastInvalidatedAt: this.reader.lastInvalidatedAt,
+      lastError: this.streamState.lastError,
+      consecutiveFailures: this.reader.consecutiveFailures,
     };
   }
 
@@ -229,15 +151,15 @@ export class CollectionStream {
    */
   replayInOrder<T>(change: ChangeEvent, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const { lease } = this.deps;
-    const tenure = this.tenure;
+    const term = this.term;
     const refused = () => {
       const { state, holder } = this.status();
       return new Error(messages.replayRefused(this.key, state, lease && holder !== lease.instanceId ? holder ?? null : null));
     };
-    const consuming = tenure && !tenure.end && !tenure.abort.signal.aborted && this.base !== 'failed' && (!lease || lease.current !== null);
+    const consuming = term && term.active && this.streamState.baseState !== 'failed' && (!lease || lease.current !== null);
     if (!consuming) return Promise.reject(refused());
-    const key = tenure.scheduler.sequential ? null : documentKeyOf(change);
-    return tenure.scheduler.runInOrder(change, key, task, refused);
+    const key = term.scheduler.sequential ? null : documentKeyOf(change);
+    return term.scheduler.runInOrder(change, key, task, refused);
   }
 
   private async shutdown(deadline: number, timeoutMs: number): Promise<void> {
@@ -247,18 +169,18 @@ export class CollectionStream {
     const drained = await step('in-flight handlers to finish', this.stopReading());
     if (!drained) {
       this.logger.warn(messages.drainTimedOut(this.key, timeoutMs));
-      this.tenure?.scheduler.abortInFlight();
+      this.term?.scheduler.abortInFlight();
     }
     const { checkpointer, lease } = this.deps;
     // A standby (or an instance that lost its lease) has nothing of its own to save.
     const holding = !lease || lease.current !== null;
     const flushed = !holding || (await step('the final save of the position', checkpointer.flush()));
     const saved = holding && flushed && checkpointer.unsavedCount === 0;
-    if (holding && !saved) await this.reportFinalSaveFailed(step);
-    // A lease lost before or during that flush: the position it reached may still have to be left.
-    if (!(await step('the position to be left for the next holder', Promise.all(this.leavingOrphans.keys())))) {
-      for (const pending of this.leavingOrphans.values()) reportOrphanNotLeft(this.key, pending, `no answer within shutdownTimeoutMs (${timeoutMs} ms)`, this.logger);
+    if (holding && !saved) {
+      await this.leftPositions.finalSaveFailed(checkpointer.position, checkpointer.unsavedCount, this.term?.lease ?? null, checkpointer.savedThisTerm, step);
     }
+    // A lease lost before or during that flush: the position it reached may still have to be left.
+    await this.leftPositions.settle(step, timeoutMs);
     checkpointer.dispose();
     this.stuck.stop();
     this.catchUp.stop();
@@ -266,21 +188,21 @@ export class CollectionStream {
     // or the next holder would handle their events while they still run.
     if (lease && drained) await step('the release of the lease', lease.release());
     else lease?.abandon();
-    await step('the cursor to close', this.closeCursor());
-    if (this.base !== 'failed') this.setBase('closed');
+    await step('the cursor to close', this.reader.closeCursor());
+    if (this.streamState.baseState !== 'failed') this.streamState.setBase('closed');
     this.logger.log(messages.streamClosed(this.key, drained && saved, holding, checkpointer.position !== null));
   }
 
   /**
    * Resolves once reading stopped and nothing is in flight. A read the server never answers (a
    * hung getMore) must not hold that up: the cursor is closed at once, and a read still pending
-   * once nothing is in flight is abandoned (the tenure is aborted: it can dispatch nothing more).
+   * once nothing is in flight is abandoned (the term is aborted: it can dispatch nothing more).
    */
   private stopReading(): Promise<void> {
     if (!this.running) return Promise.resolve();
-    void this.closeCursor();
-    const tenure = this.tenure;
-    return tenure ? Promise.race([this.running, tenure.scheduler.drain()]) : this.running;
+    void this.reader.closeCursor();
+    const term = this.term;
+    return term ? Promise.race([this.running, term.scheduler.drain()]) : this.running;
   }
 
   /** Waits for one shutdown step within what is left; says what it waits for once that takes more than a moment. */
@@ -294,356 +216,46 @@ export class CollectionStream {
     }
   }
 
-  /**
-   * The final save did not reach the store. If the store lost its data (Redis restarted empty) the
-   * next holder would start from now: make the same last attempt as after a lost lease (leave the
-   * position for the next holder), and log it with its restore command if that fails too.
-   */
-  private async reportFinalSaveFailed(step: (what: string, work: Promise<unknown>) => Promise<boolean>): Promise<void> {
-    const { checkpointer } = this.deps;
-    const position = checkpointer.position;
-    const lease = this.tenure?.lease ?? null;
-    const orphans = this.orphans;
-    if (position === null || this.leavingOrphans.size > 0) {
-      // Nothing reached, or a lost lease already leaves (or reports) the position.
-      this.logger.warn(messages.finalSaveFailed(this.key, checkpointer.unsavedCount, null));
-      return;
-    }
-    const restore = restoreCommand(this.key, position, lease !== null);
-    if (orphans && lease) {
-      let settled = false;
-      const attempt = orphans.leaveOrphan(this.key, position, lease, checkpointer.savedThisTenure).then((kept) => {
-        settled = true;
-        if (kept) this.logger.warn(messages.orphanLeft(this.key, lease.holder));
-      });
-      await step('the position to be left for the next holder', attempt.catch(() => undefined));
-      if (settled) {
-        // The store answered: it kept its data (the events come again), or it now holds the position that was left.
-        this.logger.warn(messages.finalSaveFailed(this.key, checkpointer.unsavedCount, null));
-        return;
-      }
-    }
-    this.logger.warn(messages.finalSaveFailed(this.key, checkpointer.unsavedCount, restore));
-  }
-
   private async supervise(): Promise<void> {
     const { lease } = this.deps;
     this.stuck.start();
     this.catchUp.start();
-    while (!this.stopping.signal.aborted && this.base !== 'failed') {
+    while (!this.stopping.signal.aborted && this.streamState.baseState !== 'failed') {
       if (lease && !lease.current) {
         // Stays `starting` until the first attempt answered: bootstrap then waits for the stream to open.
         const acquired = await lease.acquire(this.stopping.signal, (why) => {
           // Cannot even ask (Redis away): nobody may be consuming, so not a healthy standby.
-          if ('error' in why) return this.setBase('reconnecting', messages.waitingForLease(why.error));
-          if (this.base !== 'standby') this.logger.log(messages.leaseStandby(this.key, lease.instanceId, why.heldBy?.holder ?? null));
-          this.setBase('standby');
+          if ('error' in why) return this.streamState.setBase('reconnecting', messages.waitingForLease(why.error));
+          if (this.streamState.baseState !== 'standby') this.logger.log(messages.leaseStandby(this.key, lease.instanceId, why.heldBy?.holder ?? null));
+          this.streamState.setBase('standby');
         });
         if (!acquired || this.stopping.signal.aborted) break;
         this.logger.log(messages.leaseAcquired(this.key, lease.instanceId, acquired.fence));
         this.deps.emit({ type: 'role', key: this.key, role: 'active', instanceId: lease.instanceId, fence: acquired.fence, reason: 'lease acquired' });
       }
-      const tenure = this.beginTenure();
-      await this.consume(tenure);
-      await this.endTenure(tenure);
+      const term = this.beginTerm();
+      await this.reader.consume(term);
+      await term.finish();
     }
   }
 
-  private beginTenure(): Tenure {
-    const { lease, checkpointer, options } = this.deps;
-    const abort = new AbortController();
-    const stop = () => abort.abort();
-    if (this.stopping.signal.aborted) abort.abort();
-    this.stopping.signal.addEventListener('abort', stop, { once: true });
-    abort.signal.addEventListener('abort', () => this.stopping.signal.removeEventListener('abort', stop), { once: true });
-    const current = lease?.current ?? null;
-    const scheduler = new EventScheduler({
-      mayDispatch: lease && (() => lease.stillValid()),
-      fence: current?.fence ?? null,
-      concurrency: Math.min(options.concurrency, this.deps.plan.concurrencyCap ?? Infinity),
-      signalPerAttempt: options.onHandlerTimeout === 'abort',
-      dispatcher: this.dispatcher,
-      checkpointer,
-      stopping: abort.signal,
+  private beginTerm(): LeaseTerm {
+    const { deps } = this;
+    const term = new LeaseTerm({
+      ...deps,
+      logger: this.logger,
+      stopping: this.stopping.signal,
+      leftPositions: this.leftPositions,
       onHandled: (change) => {
         this.eventsHandled++;
         this.lastEventAt = Date.now();
         this.lag.handled(change);
       },
-      onFailed: (error) => (this.lastError = error.message),
     });
-    const tenure: Tenure = { abort, scheduler, lease: current };
-    this.tenure = tenure;
-    checkpointer.begin(tenure.lease);
+    this.term = term;
     this.lag.reset();
-    this.positionLoaded = false;
-    this.invalidatedAt = null;
-    abort.signal.addEventListener('abort', () => clearTimeout(tenure.timer), { once: true });
-    lease?.whenLost((reason) => {
-      // At once, not when the reader next looks: nothing more is acknowledged, running handlers are told.
-      if (!tenure.end || tenure.end.kind === 'reload') tenure.end = { kind: 'lost', reason };
-      const position = checkpointer.position;
-      checkpointer.suspend();
-      scheduler.abortInFlight();
-      abort.abort();
-      // If the store lost its data, the next holder would start from nothing: leave it where this one got to.
-      const store = this.orphans;
-      if (position && store && tenure.lease) {
-        const left: LeftPosition = { position, lease: tenure.lease, saved: checkpointer.savedThisTenure };
-        const task = leaveOrphanPosition(store, this.key, left, this.stopping.signal, this.logger);
-        this.leavingOrphans.set(task, left);
-        void task.finally(() => this.leavingOrphans.delete(task));
-      }
-    });
-    this.watchForOrphans(tenure);
-    return tenure;
+    this.reader.beginTerm();
+    term.begin();
+    return term;
   }
-
-  /**
-   * A holder that did not find a left position at its start (the instance that lost its lease
-   * when the store lost its data leaves it once it notices and Redis answers, up to a TTL and more
-   * later) looks for one every renew interval, and resumes from it when it appears.
-   */
-  private watchForOrphans(tenure: Tenure): void {
-    const { options, checkpointer } = this.deps;
-    const store = this.orphans;
-    if (!tenure.lease || options.leases === false || !store) return;
-    let looking = false;
-    tenure.timer = setInterval(() => {
-      if (looking || tenure.end || tenure.abort.signal.aborted || !this.positionLoaded || checkpointer.orphanPending) return;
-      looking = true;
-      store
-        .loadOrphan(this.key)
-        .then(
-          (orphan) => {
-            if (!orphan || tenure.end || tenure.abort.signal.aborted) return;
-            tenure.end = { kind: 'reload', reason: 'an instance left a position when the store lost its data' };
-            tenure.abort.abort();
-          },
-          () => undefined, // the store is away: the lease and the saves report it
-        )
-        .finally(() => (looking = false));
-    }, options.leases.renewIntervalMs);
-    tenure.timer.unref();
-  }
-
-  /** Reads until the tenure ends (shutdown, lease lost, hand-over) or the stream fails; reopens what breaks. */
-  private async consume(tenure: Tenure): Promise<void> {
-    const signal = tenure.abort.signal;
-    for (let attempt = 1; !signal.aborted && this.base !== 'failed'; attempt++) {
-      try {
-        await this.loadPosition();
-        const startAt = this.startAt();
-        const end = await readChanges({
-          cursor: this.openCursor(startAt),
-          fromStoredPosition: startAt !== null,
-          checkpointer: this.deps.checkpointer,
-          scheduler: tenure.scheduler,
-          handlersReady: this.deps.handlersReady ?? Promise.resolve(),
-          signal,
-          lag: this.lag,
-          onOpen: () => {
-            this.invalidatedAt = null;
-            this.setBase('open');
-            this.logger.log(messages.streamOpened(this.key, openedFrom(startAt)));
-          },
-          // Not at the open: an error that repeats on the first read after every open must back off.
-          onProgress: () => {
-            attempt = 0;
-            this.consecutiveFailures = 0;
-            this.lastFailure = null;
-          },
-        });
-        if (end.kind === 'invalidated') {
-          // The server closed this cursor; reopen after the invalidate (resuming after it is refused).
-          await tenure.scheduler.drain();
-          this.logger.warn(messages.invalidated(this.key));
-          this.invalidatedAt = end.token;
-          this.lastInvalidatedAt = new Date();
-          attempt = 0;
-        } else if (end.kind === 'failed') {
-          await tenure.scheduler.drain();
-          // The failure itself: `lastError` may since have been cleared (a stuck handler that recovered).
-          this.fail(tenure.scheduler.failure?.message ?? 'a handler failed');
-        }
-      } catch (error) {
-        if (signal.aborted) break;
-        await this.recover(tenure, error, attempt);
-      } finally {
-        await this.closeCursor();
-      }
-    }
-  }
-
-  /**
-   * Shutdown: in-flight handlers finish in `stop` (bounded). Lease lost: their context.signal is
-   * aborted and nothing more is saved (the new holder redoes them). Hand-over: they finish, the
-   * position is saved, and the lease released.
-   */
-  private async endTenure(tenure: Tenure): Promise<void> {
-    const { lease, checkpointer } = this.deps;
-    clearTimeout(tenure.timer);
-    if (!tenure.end || this.stopping.signal.aborted) {
-      await tenure.scheduler.drain();
-      return;
-    }
-    if (tenure.end.kind === 'reload') {
-      await tenure.scheduler.drain();
-      return; // still the holder: the next tenure's `load` resumes from the position that was left
-    }
-    if (tenure.end.kind === 'lost') {
-      // Lost for want of answers: nobody is known to read the stream, so not a healthy standby.
-      if (lease!.storeSilent) this.setBase('reconnecting', messages.waitingForLease(messages.leaseStoreSilent(this.deps.options.leases ? this.deps.options.leases.ttlMs : 0)));
-      else this.setBase('standby');
-      this.logger.warn(messages.leaseLost(this.key, lease!.instanceId, tenure.end.reason));
-      this.deps.emit({ type: 'role', key: this.key, role: 'standby', instanceId: lease!.instanceId, fence: null, reason: `lease lost: ${tenure.end.reason}` });
-      await tenure.scheduler.drain();
-      return;
-    }
-    await tenure.scheduler.drain();
-    const saved = await checkpointer.flush();
-    await lease!.release();
-    this.setBase('standby');
-    this.logger.log(messages.leaseHandedOver(this.key, lease!.instanceId, tenure.end.reason, saved));
-    this.deps.emit({ type: 'role', key: this.key, role: 'standby', instanceId: lease!.instanceId, fence: null, reason: `handed over: ${tenure.end.reason}` });
-  }
-
-  /** After a broken stream: a verdict on the position (only at open), or a reopen with backoff. */
-  private async recover(tenure: Tenure, error: unknown, attempt: number): Promise<void> {
-    // Events still in flight would be read again by the reopened stream: let them finish first.
-    await tenure.scheduler.drain();
-    const atOpen = error instanceof StreamOpenError ? error.cause : undefined;
-    if (atOpen !== undefined && classifyOpenError(atOpen) === 'token-not-found' && this.fallBackToTokenTime(atOpen)) return;
-    const beyondRetry = largeEventFailure(this.key, atOpen ?? error, atOpen !== undefined, this.plan.splitLargeEvents);
-    if (beyondRetry) return this.fail(beyondRetry);
-    const verdict = await decideHistoryLost(error, atOpen, this.startAt() !== null, {
-      ...this.deps,
-      key: this.key,
-      position: this.invalidatedAt ? { token: this.invalidatedAt } : this.deps.checkpointer.position,
-    });
-    if (verdict?.action === 'fail') return this.fail(verdict.reason);
-    if (verdict?.action === 'restart-from-now') {
-      this.deps.checkpointer.restore(null);
-      this.invalidatedAt = null;
-      this.positionLoaded = true;
-      return;
-    }
-    const { initialDelayMs, maxDelayMs } = this.deps.options.reconnect;
-    const delay = backoffDelay(attempt, initialDelayMs, maxDelayMs);
-    const cause = atOpen ?? error;
-    const text = errorText(cause);
-    this.consecutiveFailures = text === this.lastFailure ? this.consecutiveFailures + 1 : 1;
-    this.lastFailure = text;
-    if (error instanceof PositionLoadError) {
-      // The store's unavailability is reported once, at startup or by the client; here only the state says it.
-      this.setBase('reconnecting', messages.waitingForStore(errorText(cause)));
-      this.logger.debug(messages.waitingForStore(errorText(cause)));
-    } else {
-      this.setBase('reconnecting', errorText(cause));
-      this.logger.warn(messages.streamReconnecting(this.key, attempt, delay, errorText(cause)));
-      this.deps.telemetry?.reconnected({ consumer: this.deps.options.consumer, database: this.database, collection: this.plan.collection });
-    }
-    await sleep(delay, tenure.abort.signal);
-  }
-
-  private async loadPosition(): Promise<void> {
-    if (this.positionLoaded) return;
-    try {
-      await this.deps.checkpointer.load();
-    } catch (error) {
-      if (isInvalidStoredTokenError(error)) throw error;
-      throw new PositionLoadError(errorText(error));
-    }
-    this.positionLoaded = true;
-  }
-
-  private startAt(): StartAt {
-    if (this.invalidatedAt) return { startAfter: this.invalidatedAt };
-    const position = this.deps.checkpointer.position;
-    if (this.tokenFallback && samePosition(this.tokenFallback.position, position)) return this.tokenFallback.startAt;
-    return startAtOf(position);
-  }
-
-  /**
-   * Resume tokens are tied to the pipeline that produced them: after a deploy changed the
-   * server-side filter (another handler set), mongod may not find the stored token (280). Its
-   * cluster time still says where the stream was: reopen there (inclusive, so events at that time
-   * come again) instead of calling the position lost. False when the token's time is unknown.
-   */
-  private fallBackToTokenTime(refusal: unknown): boolean {
-    const position = this.deps.checkpointer.position;
-    if (this.invalidatedAt || !position || !('token' in position) || (this.tokenFallback && samePosition(this.tokenFallback.position, position))) return false;
-    const time = clusterTimeOfToken(position.token);
-    if (!time) return false;
-    this.tokenFallback = { position, startAt: { startAtOperationTime: time } };
-    this.logger.warn(messages.tokenNotFoundResumingAtTime(this.key, { t: time.t, i: time.i }, errorText(refusal)));
-    return true;
-  }
-
-  private openCursor(startAt: StartAt): ChangeCursor {
-    const { plan, options } = this.deps;
-    const cursor = this.deps.openCursor(plan.pipeline, {
-      ...(startAt ?? {}),
-      ...(plan.fullDocument && plan.fullDocument !== 'default' ? { fullDocument: plan.fullDocument } : {}),
-      ...(plan.fullDocumentBeforeChange && plan.fullDocumentBeforeChange !== 'off'
-        ? { fullDocumentBeforeChange: plan.fullDocumentBeforeChange }
-        : {}),
-      maxAwaitTimeMS: options.maxAwaitTimeMS,
-      ...(options.batchSize ? { batchSize: options.batchSize } : {}),
-    } as mongo.ChangeStreamOptions);
-    this.cursor = plan.splitLargeEvents ? new SplitEventCursor(cursor, this.key) : cursor;
-    return this.cursor;
-  }
-
-  private async closeCursor(): Promise<void> {
-    const cursor = this.cursor;
-    this.cursor = undefined;
-    await cursor?.close().catch(() => undefined);
-  }
-
-  private fail(reason: string): void {
-    this.setBase('failed', reason);
-    this.logger.error(messages.streamFailed(this.key, reason));
-  }
-
-  private degrade(cause: 'store' | 'handler', reason: string | null): void {
-    const before = this.state;
-    if (reason === null) this.degradedBy.delete(cause);
-    else this.degradedBy.set(cause, reason);
-    const remaining = [...this.degradedBy.values()][0] ?? null;
-    // Recovered: the error that made it degraded is history, not the current state.
-    if (reason === null && (this.base === 'open' || this.base === 'standby')) this.lastError = remaining;
-    this.announce(before, reason ?? remaining);
-  }
-
-  private setBase(state: Exclude<ChangeStreamState, 'degraded'>, reason: string | null = null): void {
-    // A read abandoned at shutdown (see `stopReading`) may still answer: closed stays closed.
-    if (this.base === 'closed') return;
-    const before = this.state;
-    this.base = state;
-    if ((state === 'open' || state === 'standby') && this.degradedBy.size === 0) this.lastError = null;
-    else if (reason) this.lastError = reason;
-    this.announce(before, reason);
-    if (state !== 'starting' && state !== 'reconnecting') this.settleWaiters.splice(0).forEach((resolve) => resolve());
-  }
-
-  private announce(previous: ChangeStreamState, reason: string | null): void {
-    const state = this.state;
-    if (state === 'degraded' && reason) this.lastError = reason;
-    if (previous !== state) this.deps.emit({ type: 'state', key: this.key, state, previous, reason });
-  }
-}
-
-function samePosition(a: StreamPosition, b: StreamPosition | null): boolean {
-  return a === b || (b !== null && JSON.stringify(a) === JSON.stringify(b));
-}
-
-function openedFrom(startAt: StartAt): Parameters<typeof messages.streamOpened>[1] {
-  if (startAt === null) return 'now';
-  return 'resumeAfter' in startAt ? 'token' : 'startAtOperationTime' in startAt ? 'time' : 'invalidate';
-}
-
-function startAtOf(position: StreamPosition | null): StartAt {
-  if (position === null) return null;
-  return 'token' in position ? { resumeAfter: position.token } : { startAtOperationTime: position.operationTime };
 }

@@ -26,7 +26,7 @@ export interface SchedulerDeps {
   stopping: AbortSignal;
   /** Leases: false once this instance may no longer dispatch; checked right before each event starts and before every retry. */
   mayDispatch?: () => boolean;
-  /** `context.fence`: the fencing number of the lease this tenure runs under, null without leases. */
+  /** `context.fence`: the fencing number of the lease this term runs under, null without leases. */
   fence?: number | null;
   /** Every handler of this event succeeded (or its failure was recorded per policy). */
   onHandled(change: ChangeEvent): void;

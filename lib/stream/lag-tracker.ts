@@ -29,7 +29,7 @@ export class LagTracker {
     this.caughtUp = true;
   }
 
-  /** A new tenure: nothing known yet. */
+  /** A new lease term: nothing known yet. */
   reset(): void {
     this.last = this.firstPending = null;
     this.caughtUp = true;

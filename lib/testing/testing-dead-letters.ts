@@ -1,7 +1,7 @@
-import { ChangeStreamRuntime } from '../change-stream.runtime.js';
+import { ChangeStreamRegistry } from '../change-stream.registry.js';
 import { ChangeStreamDeadLetters } from '../dead-letter/change-stream-dead-letters.service.js';
 import type { DeadLetter } from '../interfaces/dead-letter.interface.js';
-import type { ChangeHandler } from '../stream/change-handler.js';
+import { deadLetterCall } from '../stream/dead-letter-call.js';
 import { InMemoryPositionStore } from '../memory/in-memory-position.store.js';
 import type { TestingStreams } from './testing-streams.js';
 
@@ -14,10 +14,12 @@ export class TestingDeadLetters extends ChangeStreamDeadLetters {
       verify: async () => undefined,
       close: async () => undefined,
     };
-    super(stores, streams.options.module, new ChangeStreamRuntime());
+    super(stores, new ChangeStreamRegistry(streams.options.module));
   }
 
-  protected override findHandler(letter: DeadLetter): ChangeHandler | undefined {
-    return this.streams.handlerOf(letter.streamKey, letter.handler);
+  /** The handler, called at once: the testing module runs no streams (no lease, no live events to order against). */
+  protected override replayOf(letter: DeadLetter): (() => Promise<unknown>) | undefined {
+    const handler = this.streams.handlerOf(letter.streamKey, letter.handler);
+    return handler && deadLetterCall(handler, letter, this.streams.options.module.consumer);
   }
 }

@@ -6,7 +6,8 @@ import { InMemoryDeadLetterStore } from '../memory/in-memory-dead-letter.store.j
 import type { ChangeContext } from '../interfaces/change-context.interface.js';
 import type { DeadLetter, DeadLetterStore } from '../interfaces/dead-letter.interface.js';
 import type { HandlerFailurePolicy } from '../interfaces/failure-policies.interface.js';
-import { ChangeDispatcher, type EventInFlight } from '../stream/change-dispatcher.js';
+import type { ChangeDispatcher, EventInFlight } from '../stream/change-dispatcher.js';
+import { createDispatcher } from '../stream/create-collection-stream.js';
 import type { ChangeHandler } from '../stream/change-handler.js';
 import { planStreams, type StreamPlan } from '../stream/stream-plan.js';
 import { positionKey } from '../redis/redis-keys.js';
@@ -134,12 +135,15 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
     return plans.map((plan) => {
       const database = databaseOf(plan.connectionName);
       const key = positionKey(module.keyPrefix, module.consumer, database, plan.collection);
-      const dispatcher = new ChangeDispatcher(
-        plan.handlers.map((handler) => this.recorded(handler)),
-        { ...module.handlerRetry, onFailure: this.recordedPolicy(module.onHandlerFailure), deadLetters, hasUserPipeline: plan.hasUserPipeline },
-        { consumer: module.consumer, connectionName: plan.connectionName, database, collection: plan.collection },
+      const dispatcher = createDispatcher({
+        plan,
+        database,
         key,
-      );
+        options: module,
+        deadLetters,
+        handlers: plan.handlers.map((handler) => this.recorded(handler)),
+        onFailure: this.recordedPolicy(module.onHandlerFailure),
+      });
       return { plan, database, key, dispatcher, abort: new AbortController(), tail: Promise.resolve(), failure: null };
     });
   }

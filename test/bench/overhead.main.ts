@@ -2,10 +2,9 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import mongoose from 'mongoose';
 import { resolveOptions } from '../../lib/options/module-options.js';
-import { Checkpointer } from '../../lib/checkpoint/checkpointer.js';
 import { InMemoryDeadLetterStore, InMemoryPositionStore } from '../../lib/index.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
-import { CollectionStream } from '../../lib/stream/collection-stream.js';
+import { createCollectionStream } from '../../lib/stream/create-collection-stream.js';
 import { planStreams } from '../../lib/stream/stream-plan.js';
 import { FakeServer, insert } from '../fixtures/fake-change-stream.js';
 import { median } from './percentiles.js';
@@ -15,7 +14,7 @@ const { BSON } = mongoose.mongo;
 /**
  * `npm run bench:overhead`: the module's own CPU time per event, without servers. The same
  * in-memory events (the driver fake, `test/fixtures/fake-change-stream.ts`) are read by a bare
- * `tryNext()` loop and by a `CollectionStream` with a no-op handler and checkpoints on (in-memory
+ * `tryNext()` loop and by a `CollectionStream` (built by `createCollectionStream`) with a no-op handler and checkpoints on (in-memory
  * store); the difference per event is what the module adds to every event on a real server.
  */
 const EVENTS = Number(process.env.OVERHEAD_EVENTS ?? 200_000);
@@ -79,15 +78,15 @@ async function module(concurrency: number): Promise<number> {
   await tokens.save('cs:bench', { token: { _data: 't0' } });
   const options = resolveOptions({ consumer: 'bench', concurrency, leases: false, telemetry: false });
   const server = new FakeServer([{ aggregate: {}, getMores: batches() }]);
-  const stream = new CollectionStream({
+  const stream = createCollectionStream({
     plan: planStreams([handler])[0],
     database: 'db',
+    key: 'cs:bench',
+    store: tokens,
     deadLetters: new InMemoryDeadLetterStore(),
-    checkpointer: new Checkpointer(tokens, 'cs:bench', options.checkpoint),
     options,
     openCursor: server.factory,
     emit: () => undefined,
-    store: tokens,
   });
   stream.start();
   await finished;

@@ -33,7 +33,7 @@ afterEach(() => checkpointer?.dispose());
 describe('Checkpointer', () => {
   it('saves once maxEvents acknowledgements have accumulated, with the newest token', async () => {
     const store = new RecordingStore();
-    checkpointer = new Checkpointer(store, 'k', settings(3, 60_000));
+    checkpointer = new Checkpointer({ store, key: 'k', settings: settings(3, 60_000) });
     checkpointer.ack(token(1), 1);
     checkpointer.ack(token(2), 2);
     await settle();
@@ -46,7 +46,7 @@ describe('Checkpointer', () => {
 
   it('saves after intervalMs when fewer events arrived, and not before', async () => {
     const store = new RecordingStore();
-    checkpointer = new Checkpointer(store, 'k', settings(100, 50));
+    checkpointer = new Checkpointer({ store, key: 'k', settings: settings(100, 50) });
     const start = Date.now();
     checkpointer.ack(token(1), 1);
     checkpointer.ack(token(2), 2);
@@ -57,7 +57,7 @@ describe('Checkpointer', () => {
 
   it('flush saves only what is unsaved, and nothing twice', async () => {
     const store = new RecordingStore();
-    checkpointer = new Checkpointer(store, 'k', settings(100, 60_000));
+    checkpointer = new Checkpointer({ store, key: 'k', settings: settings(100, 60_000) });
     await checkpointer.flush();
     expect(store.saves).toEqual([]);
     checkpointer.ack(token(1), 1);
@@ -70,7 +70,7 @@ describe('Checkpointer', () => {
     const store = new RecordingStore();
     let release!: () => void;
     store.gate = new Promise((r) => (release = r));
-    checkpointer = new Checkpointer(store, 'k', settings(100, 60_000));
+    checkpointer = new Checkpointer({ store, key: 'k', settings: settings(100, 60_000) });
     checkpointer.ack(token(1), 1);
     const first = checkpointer.flush();
     checkpointer.ack(token(2), 2);
@@ -82,12 +82,12 @@ describe('Checkpointer', () => {
 
   it('an acknowledgement that arrives as a save ends, before its promise settles, is saved by that flush', async () => {
     const store = new RecordingStore();
-    checkpointer = new Checkpointer(store, 'k', settings(1, 60_000));
-    const cp = checkpointer;
     // Queued from the save's last step: runs after the save looked for more work, before its promise settles.
-    cp.onWrite = () => {
+    const onWrite = () => {
       if (store.saves.length === 1) queueMicrotask(() => cp.ack(token(2), 2));
     };
+    checkpointer = new Checkpointer({ store, key: 'k', settings: settings(1, 60_000), onWrite });
+    const cp = checkpointer;
     cp.ack(token(1), 1);
     await eventually('the second position stored without a timer', () => store.saves.length === 2, 1000);
     expect(store.saves).toEqual([at(1), at(2)]);
@@ -97,9 +97,8 @@ describe('Checkpointer', () => {
   it('keeps the position after a failed save and stores it once the store is back', async () => {
     const store = new RecordingStore();
     store.failing = true;
-    checkpointer = new Checkpointer(store, 'k', settings(1, 20));
     const trouble: Array<string | null> = [];
-    checkpointer.onSaveTrouble = (error) => trouble.push(error);
+    checkpointer = new Checkpointer({ store, key: 'k', settings: settings(1, 20), onSaveTrouble: (error) => trouble.push(error) });
     checkpointer.ack(token(1), 1);
     await eventually('the save failed', () => checkpointer!.failing);
     expect(checkpointer.unsavedCount).toBe(1);
@@ -113,7 +112,7 @@ describe('Checkpointer', () => {
 
   it('treats every new idle token as a position to save, without an immediate write', async () => {
     const store = new RecordingStore();
-    checkpointer = new Checkpointer(store, 'k', settings(1, 30));
+    checkpointer = new Checkpointer({ store, key: 'k', settings: settings(1, 30) });
     checkpointer.restore(at(1));
     checkpointer.advanceIdle(at(1));
     await checkpointer.flush();
@@ -127,18 +126,18 @@ describe('Checkpointer', () => {
     expect(store.saves).toEqual([at(2), at(4)]);
   });
 
-  it('waitForRoom lets at most 2 × maxEvents events past the stored position, and opens once a save lands', async () => {
+  it('waitForRunAheadRoom lets at most 2 × maxEvents events past the stored position, and opens once a save lands', async () => {
     const store = new RecordingStore();
     let release!: () => void;
     store.gate = new Promise((r) => (release = r));
-    checkpointer = new Checkpointer(store, 'k', settings(2, 60_000));
+    checkpointer = new Checkpointer({ store, key: 'k', settings: settings(2, 60_000) });
     const signal = new AbortController().signal;
     for (let seq = 1; seq <= 4; seq++) {
-      expect(await checkpointer.waitForRoom(seq - 1, signal)).toBe(true);
+      expect(await checkpointer.waitForRunAheadRoom(seq - 1, signal)).toBe(true);
       checkpointer.ack(token(seq), seq);
     }
     let fifthMayGo = false;
-    const fifth = checkpointer.waitForRoom(4, signal).then((ok) => (fifthMayGo = ok));
+    const fifth = checkpointer.waitForRunAheadRoom(4, signal).then((ok) => (fifthMayGo = ok));
     await settle();
     expect(fifthMayGo).toBe(false); // 4 dispatched, none stored: the bound holds it
     release();
@@ -150,7 +149,7 @@ describe('Checkpointer', () => {
   it('persistStart retries until the start position is stored', async () => {
     const store = new RecordingStore();
     store.failing = true;
-    checkpointer = new Checkpointer(store, 'k', settings(100, 10));
+    checkpointer = new Checkpointer({ store, key: 'k', settings: settings(100, 10) });
     const stored = checkpointer.persistStart({ token: token(0) }, new AbortController().signal);
     await eventually('a save failed', () => checkpointer!.failing);
     store.failing = false;
@@ -160,7 +159,7 @@ describe('Checkpointer', () => {
 
   it('ignores acknowledgements after dispose (a handler that outlived shutdown)', async () => {
     const store = new RecordingStore();
-    checkpointer = new Checkpointer(store, 'k', settings(1, 10));
+    checkpointer = new Checkpointer({ store, key: 'k', settings: settings(1, 10) });
     checkpointer.dispose();
     checkpointer.ack(token(1), 1);
     expect(await checkpointer.flush()).toBe(true);

@@ -1,0 +1,22 @@
+import type { FencedWriteError } from '../change-stream.errors.js';
+import type { PositionStore } from '../interfaces/position-store.interface.js';
+
+/** `checkpoint.*` of the module options. */
+export interface CheckpointSettings {
+  maxEvents: number;
+  intervalMs: number;
+  maxUnsavedEvents: number;
+}
+
+/** What a `Checkpointer` works with: its stream's store and key, its bounds, and who it tells what happened. */
+export interface CheckpointerContext {
+  readonly store: PositionStore;
+  readonly key: string;
+  readonly settings: CheckpointSettings;
+  /** Told when saving starts failing or stalls (with the reason) and when it works again (null). */
+  onSaveTrouble?(reason: string | null): void;
+  /** Told when the store refused a write because another instance holds the stream now. */
+  onFenced?(error: FencedWriteError): void;
+  /** Told after each write attempt (for metrics). */
+  onWrite?(outcome: 'stored' | 'failed' | 'refused', ms: number): void;
+}
