@@ -1,8 +1,10 @@
 import { Logger } from '@nestjs/common';
 import { messages } from '../change-stream.messages.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
-import { settlesWithin } from '../common/backoff.js';
-import type { ChangeStreamState, ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
+import type {
+  ChangeStreamState,
+  ChangeStreamStatus,
+} from '../interfaces/change-stream-status.interface.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import { CatchUpReporter } from './catch-up-reporter.js';
 import type { ChangeEvent } from './change-cursor.js';
@@ -13,8 +15,10 @@ import { LagTracker } from './lag-tracker.js';
 import { LeaseTerm } from './lease-term.js';
 import { LeavingPositions } from './leaving-positions.js';
 import { ReopeningReader } from './reopening-reader.js';
+import { shutdownStep } from './shutdown-step.js';
 import type { StreamPlan } from './stream-plan.js';
 import type { StreamState } from './stream-state.js';
+import { streamStatus } from './stream-status.js';
 import { StuckHandlerWatch } from './stuck-handler-watch.js';
 
 /** What a stream runs with; built by `createCollectionStream`. */
@@ -25,9 +29,6 @@ export interface CollectionStreamDeps extends CollectionStreamSetup {
   /** With leases on: this stream's lease on this instance. */
   lease?: StreamLeaseKeeper;
 }
-
-/** How long a shutdown step may take before the log says what shutdown waits for. */
-const SHUTDOWN_NOTICE_MS = 1000;
 
 /**
  * One supervised change stream: (with leases, wait for the lease,) load the position, open,
@@ -54,8 +55,18 @@ export class CollectionStream {
     const { options } = deps;
     this.streamState = deps.state;
     this.reader = new ReopeningReader(deps, this.lag, this.logger);
-    this.leftPositions = new LeavingPositions(deps.key, deps.store, this.stopping.signal, this.logger);
-    this.stuck = new StuckHandlerWatch(this.key, options, () => this.term?.scheduler.events ?? [], (reason) => this.streamState.degrade('handler', reason));
+    this.leftPositions = new LeavingPositions(
+      deps.key,
+      deps.store,
+      this.stopping.signal,
+      this.logger,
+    );
+    this.stuck = new StuckHandlerWatch(
+      this.key,
+      options,
+      () => this.term?.scheduler.events ?? [],
+      (reason) => this.streamState.degrade('handler', reason),
+    );
     this.catchUp = new CatchUpReporter(this.key, () => ({
       handled: this.eventsHandled,
       lagMs: this.state === 'open' || this.state === 'degraded' ? this.lag.lagMs() : null,
@@ -111,37 +122,21 @@ export class CollectionStream {
    * holder would start from "now" and skip what this one read but did not handle. False otherwise.
    */
   handOver(reason: string): boolean {
-    if (!this.term || !this.deps.lease?.current || this.streamState.baseState !== 'open') return false;
+    if (!this.term || !this.deps.lease?.current || this.streamState.baseState !== 'open')
+      return false;
     return this.term.handOver(reason);
   }
 
   status(): ChangeStreamStatus {
-    const { plan, database, checkpointer, lease } = this.deps;
-    const events = this.term?.scheduler.events ?? [];
-    const holder = lease?.holder;
-    return {
-      key: this.key,
-      connectionName: plan.connectionName,
-      database,
-      collection: plan.collection,
-      state: this.state,
-      role: lease ? (lease.current ? 'active' : 'standby') : null,
-      instanceId: lease?.instanceId ?? null,
-      holder: holder?.holder ?? null,
-      fence: holder?.fence ?? null,
-      handlers: plan.handlers.map((h) => h.name),
+    return streamStatus({
+      deps: this.deps,
+      state: this.streamState,
+      events: this.term?.scheduler.events ?? [],
       eventsHandled: this.eventsHandled,
-      lastEventAt: this.lastEventAt === 0 ? null : new Date(this.lastEventAt),
-      lastCheckpointAt: checkpointer.lastSavedAt,
-      unsavedEvents: checkpointer.unsavedCount,
-      lagMs: this.streamState.baseState === 'open' ? this.lag.lagMs() : null,
-      lastCheckpointAgeMs: checkpointer.lastSavedAt ? Date.now() - checkpointer.lastSavedAt.getTime() : null,
-      inFlightEvents: events.length,
-      inFlightForMs: events.length === 0 ? null : Date.now() - Math.min(...events.map((e) => e.startedAt)),
-      lastInvalidatedAt: this.reader.lastInvalidatedAt,
-      lastError: this.streamState.lastError,
-      consecutiveFailures: this.reader.consecutiveFailures,
-    };
+      lastEventAt: this.lastEventAt,
+      lag: this.lag,
+      reader: this.reader,
+    });
   }
 
   /**
@@ -154,9 +149,19 @@ export class CollectionStream {
     const term = this.term;
     const refused = () => {
       const { state, holder } = this.status();
-      return new Error(messages.replayRefused(this.key, state, lease && holder !== lease.instanceId ? holder ?? null : null));
+      return new Error(
+        messages.replayRefused(
+          this.key,
+          state,
+          lease && holder !== lease.instanceId ? (holder ?? null) : null,
+        ),
+      );
     };
-    const consuming = term && term.active && this.streamState.baseState !== 'failed' && (!lease || lease.current !== null);
+    const consuming =
+      term &&
+      term.active &&
+      this.streamState.baseState !== 'failed' &&
+      (!lease || lease.current !== null);
     if (!consuming) return Promise.reject(refused());
     const key = term.scheduler.sequential ? null : documentKeyOf(change);
     return term.scheduler.runInOrder(change, key, task, refused);
@@ -164,7 +169,8 @@ export class CollectionStream {
 
   private async shutdown(deadline: number, timeoutMs: number): Promise<void> {
     const left = () => Math.max(0, deadline - Date.now());
-    const step = (what: string, work: Promise<unknown>) => this.shutdownStep(what, work, left);
+    const step = (what: string, work: Promise<unknown>) =>
+      shutdownStep(this.logger, this.key, what, work, left);
     this.stopping.abort();
     const drained = await step('in-flight handlers to finish', this.stopReading());
     if (!drained) {
@@ -174,10 +180,17 @@ export class CollectionStream {
     const { checkpointer, lease } = this.deps;
     // A standby (or an instance that lost its lease) has nothing of its own to save.
     const holding = !lease || lease.current !== null;
-    const flushed = !holding || (await step('the final save of the position', checkpointer.flush()));
+    const flushed =
+      !holding || (await step('the final save of the position', checkpointer.flush()));
     const saved = holding && flushed && checkpointer.unsavedCount === 0;
     if (holding && !saved) {
-      await this.leftPositions.finalSaveFailed(checkpointer.position, checkpointer.unsavedCount, this.term?.lease ?? null, checkpointer.savedThisTerm, step);
+      await this.leftPositions.finalSaveFailed(
+        checkpointer.position,
+        checkpointer.unsavedCount,
+        this.term?.lease ?? null,
+        checkpointer.savedThisTerm,
+        step,
+      );
     }
     // A lease lost before or during that flush: the position it reached may still have to be left.
     await this.leftPositions.settle(step, timeoutMs);
@@ -190,7 +203,9 @@ export class CollectionStream {
     else lease?.abandon();
     await step('the cursor to close', this.reader.closeCursor());
     if (this.streamState.baseState !== 'failed') this.streamState.setBase('closed');
-    this.logger.log(messages.streamClosed(this.key, drained && saved, holding, checkpointer.position !== null));
+    this.logger.log(
+      messages.streamClosed(this.key, drained && saved, holding, checkpointer.position !== null),
+    );
   }
 
   /**
@@ -205,17 +220,6 @@ export class CollectionStream {
     return term ? Promise.race([this.running, term.scheduler.drain()]) : this.running;
   }
 
-  /** Waits for one shutdown step within what is left; says what it waits for once that takes more than a moment. */
-  private async shutdownStep(what: string, work: Promise<unknown>, left: () => number): Promise<boolean> {
-    const notice = setTimeout(() => this.logger.log(messages.shutdownWaiting(this.key, what, left())), SHUTDOWN_NOTICE_MS);
-    notice.unref();
-    try {
-      return await settlesWithin(work, left());
-    } finally {
-      clearTimeout(notice);
-    }
-  }
-
   private async supervise(): Promise<void> {
     const { lease } = this.deps;
     this.stuck.start();
@@ -225,13 +229,24 @@ export class CollectionStream {
         // Stays `starting` until the first attempt answered: bootstrap then waits for the stream to open.
         const acquired = await lease.acquire(this.stopping.signal, (why) => {
           // Cannot even ask (Redis away): nobody may be consuming, so not a healthy standby.
-          if ('error' in why) return this.streamState.setBase('reconnecting', messages.waitingForLease(why.error));
-          if (this.streamState.baseState !== 'standby') this.logger.log(messages.leaseStandby(this.key, lease.instanceId, why.heldBy?.holder ?? null));
+          if ('error' in why)
+            return this.streamState.setBase('reconnecting', messages.waitingForLease(why.error));
+          if (this.streamState.baseState !== 'standby')
+            this.logger.log(
+              messages.leaseStandby(this.key, lease.instanceId, why.heldBy?.holder ?? null),
+            );
           this.streamState.setBase('standby');
         });
         if (!acquired || this.stopping.signal.aborted) break;
         this.logger.log(messages.leaseAcquired(this.key, lease.instanceId, acquired.fence));
-        this.deps.emit({ type: 'role', key: this.key, role: 'active', instanceId: lease.instanceId, fence: acquired.fence, reason: 'lease acquired' });
+        this.deps.emit({
+          type: 'role',
+          key: this.key,
+          role: 'active',
+          instanceId: lease.instanceId,
+          fence: acquired.fence,
+          reason: 'lease acquired',
+        });
       }
       const term = this.beginTerm();
       await this.reader.consume(term);

@@ -1,0 +1,50 @@
+import type { ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
+import type { CollectionStreamDeps } from './collection-stream.js';
+import type { LagTracker } from './lag-tracker.js';
+import type { ReopeningReader } from './reopening-reader.js';
+import type { StreamState } from './stream-state.js';
+
+/** What a stream's status snapshot is read from. */
+export interface StreamStatusSources {
+  deps: Pick<CollectionStreamDeps, 'key' | 'plan' | 'database' | 'checkpointer' | 'lease'>;
+  state: StreamState;
+  /** The events in flight now. */
+  events: readonly { startedAt: number }[];
+  eventsHandled: number;
+  /** Epoch ms of the last handled event; 0 for none. */
+  lastEventAt: number;
+  lag: LagTracker;
+  reader: ReopeningReader;
+}
+
+export function streamStatus(sources: StreamStatusSources): ChangeStreamStatus {
+  const { deps, state, events, lag, reader } = sources;
+  const { key, plan, database, checkpointer, lease } = deps;
+  const holder = lease?.holder;
+  return {
+    key,
+    connectionName: plan.connectionName,
+    database,
+    collection: plan.collection,
+    state: state.current,
+    role: lease ? (lease.current ? 'active' : 'standby') : null,
+    instanceId: lease?.instanceId ?? null,
+    holder: holder?.holder ?? null,
+    fence: holder?.fence ?? null,
+    handlers: plan.handlers.map((h) => h.name),
+    eventsHandled: sources.eventsHandled,
+    lastEventAt: sources.lastEventAt === 0 ? null : new Date(sources.lastEventAt),
+    lastCheckpointAt: checkpointer.lastSavedAt,
+    unsavedEvents: checkpointer.unsavedCount,
+    lagMs: state.baseState === 'open' ? lag.lagMs() : null,
+    lastCheckpointAgeMs: checkpointer.lastSavedAt
+      ? Date.now() - checkpointer.lastSavedAt.getTime()
+      : null,
+    inFlightEvents: events.length,
+    inFlightForMs:
+      events.length === 0 ? null : Date.now() - Math.min(...events.map((e) => e.startedAt)),
+    lastInvalidatedAt: reader.lastInvalidatedAt,
+    lastError: state.lastError,
+    consecutiveFailures: reader.consecutiveFailures,
+  };
+}
