@@ -10,40 +10,41 @@ import {
 import { ModuleRef } from '@nestjs/core';
 import { getConnectionToken } from '@nestjs/mongoose';
 import type { Connection, mongo } from 'mongoose';
-import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_STORES, DEFAULT_CONNECTION_NAME } from './change-stream.constants.js';
+import {
+  CHANGE_STREAM_RESOLVED_OPTIONS,
+  CHANGE_STREAM_STORES,
+  DEFAULT_CONNECTION_NAME,
+} from './change-stream.constants.js';
+import {
+  checkDeadLetterDurability,
+  createBalancer,
+  keyedPlans,
+  warnMissingCollections,
+} from './change-stream.planning.js';
 import { CHANGE_STREAM_MODULE_OPTIONS } from './change-stream.module-definition.js';
-import { ChangeStreamConfigError } from './change-stream.errors.js';
 import { ChangeStreamExplorer } from './change-stream.explorer.js';
 import { messages } from './change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from './options/module-options.js';
 import { ChangeStreamRegistry } from './change-stream.registry.js';
 import { settlesWithin } from './common/backoff.js';
-import { errorText } from './common/errors.js';
-import { handlerSetOf, LeaseBalancer } from './lease/lease-balancer.js';
+import { handlerSetOf, type LeaseBalancer } from './lease/lease-balancer.js';
 import { ProviderLifecycle, type ProviderWrapper } from './lifecycle/provider-lifecycle.js';
 import { ChangeStreamTelemetry } from './telemetry/change-stream-telemetry.js';
 import type { ChangeStreamStores } from './stores.factory.js';
 import { connectionCursorFactory } from './stream/change-cursor.js';
-import type { ChangeHandler } from './stream/change-handler.js';
 import type { CollectionStream } from './stream/collection-stream.js';
 import { createCollectionStream } from './stream/create-collection-stream.js';
-import { planStreams, type StreamPlan } from './stream/stream-plan.js';
-import { positionKey } from './redis/redis-keys.js';
+import { planStreams } from './stream/stream-plan.js';
 import type { PositionStore } from './interfaces/position-store.interface.js';
 import { MirroredPositionStore } from './position-mirror/mirrored-position.store.js';
 import { withPositionMirror } from './position-mirror/position-mirror.factory.js';
 import { MIN_CLOSE_MS, STORE_CHECK_MS } from './options/defaults.js';
 
-interface KeyedPlan {
-  plan: StreamPlan;
-  connection: Connection;
-  database: string;
-  key: string;
-}
-
 /** Wires discovery to streams and runs them with the application's lifecycle. */
 @Injectable()
-export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown {
+export class ChangeStreamOrchestrator
+  implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown
+{
   private readonly logger = new Logger('ChangeStreamModule');
   private readonly lifecycle = new ProviderLifecycle();
   /** Set by the first drain: the whole shutdown (drains, final saves, closing the store) fits before it. */
@@ -80,15 +81,32 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   private async setUp(): Promise<void> {
     const handlers = this.explorer.explore(this.options.connectionName ?? DEFAULT_CONNECTION_NAME);
     if (handlers.length === 0) this.logger.warn(messages.noHandlers());
-    this.checkDeadLetterDurability(handlers);
+    checkDeadLetterDurability(handlers, this.options, this.stores, this.logger);
     const telemetry = await ChangeStreamTelemetry.load(this.options.telemetry);
-    const planned = await this.keyed(planStreams(handlers));
+    const planned = await keyedPlans(planStreams(handlers), this.moduleRef, this.options);
+    planned.forEach((p) => this.databases.set(p.key, p.db));
     if (planned.length > 0) {
-      this.tokens = await withPositionMirror(this.stores.tokens, this.options, (name) => this.moduleRef.get<Connection>(getConnectionToken(name), { strict: false }));
+      this.tokens = await withPositionMirror(this.stores.tokens, this.options, (name) =>
+        this.moduleRef.get<Connection>(getConnectionToken(name), { strict: false }),
+      );
     }
-    this.balancer = this.createBalancer(new Map(planned.map((p) => [p.key, handlerSetOf(p.plan.handlers.map((h) => h.name))])));
+    const handlerSets = new Map(
+      planned.map((p) => [p.key, handlerSetOf(p.plan.handlers.map((h) => h.name))]),
+    );
+    this.balancer = createBalancer(
+      handlerSets,
+      this.options,
+      this.stores,
+      this.logger,
+      (key) =>
+        this.registry.streams
+          .find((s) => s.key === key)
+          ?.handOver('this instance holds more than its fair share') ?? false,
+    );
     for (const { plan, connection, database, key } of planned) {
-      const owners = plan.handlers.map((h) => h.owner).filter((owner): owner is ProviderWrapper => owner !== undefined);
+      const owners = plan.handlers
+        .map((h) => h.owner)
+        .filter((owner): owner is ProviderWrapper => owner !== undefined);
       const stream = createCollectionStream({
         plan,
         database,
@@ -107,11 +125,21 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     }
     this.telemetry = telemetry;
     this.stores.onDeadLettersDropped?.((letters) =>
-      letters.forEach((l) => telemetry.deadLetterDropped({ consumer: this.options.consumer, database: l.database, collection: l.collection, handler: l.handler })),
+      letters.forEach((l) =>
+        telemetry.deadLetterDropped({
+          consumer: this.options.consumer,
+          database: l.database,
+          collection: l.collection,
+          handler: l.handler,
+        }),
+      ),
     );
     telemetry.observe(this.options.consumer, () => this.registry.streams.map((s) => s.status()));
     // A Redis client (or store) injected into forRootAsync must outlive every stream's final save.
-    this.lifecycle.drainBeforeTeardown(this.explorer.providersOf(CHANGE_STREAM_MODULE_OPTIONS), () => this.onModuleDestroy());
+    this.lifecycle.drainBeforeTeardown(
+      this.explorer.providersOf(CHANGE_STREAM_MODULE_OPTIONS),
+      () => this.onModuleDestroy(),
+    );
   }
 
   /**
@@ -123,14 +151,30 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
     if (streams.length === 0) return;
     if (process.listenerCount('SIGTERM') === 0) this.logger.log(messages.shutdownHooksOff());
     const storeCheckMs = Math.min(STORE_CHECK_MS, this.options.startupTimeoutMs || STORE_CHECK_MS);
-    await Promise.all([this.stores.verify(storeCheckMs), settlesWithin(this.warnMissingCollections(), storeCheckMs)]);
+    await Promise.all([
+      this.stores.verify(storeCheckMs),
+      settlesWithin(
+        warnMissingCollections(this.registry.streams, this.databases, this.logger),
+        storeCheckMs,
+      ),
+    ]);
     // A Redis that does not answer (a TLS URL for a plain server, say) must not hold bootstrap for its connect timeouts: the first announcement goes on in the background.
     if (this.balancer) await settlesWithin(this.balancer.start(), storeCheckMs);
     streams.forEach((s) => s.start());
-    const settled = await settlesWithin(Promise.all(streams.map((s) => s.whenSettled())), this.options.startupTimeoutMs);
+    const settled = await settlesWithin(
+      Promise.all(streams.map((s) => s.whenSettled())),
+      this.options.startupTimeoutMs,
+    );
     if (!settled) {
-      const pending = streams.map((s) => s.status()).filter((s) => s.state === 'starting' || s.state === 'reconnecting');
-      this.logger.warn(messages.notOpenAtStartup(pending.map((s) => s.key), this.options.startupTimeoutMs));
+      const pending = streams
+        .map((s) => s.status())
+        .filter((s) => s.state === 'starting' || s.state === 'reconnecting');
+      this.logger.warn(
+        messages.notOpenAtStartup(
+          pending.map((s) => s.key),
+          this.options.startupTimeoutMs,
+        ),
+      );
     }
   }
 
@@ -142,71 +186,13 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
   /** Runs before mongoose closes its connections (in `onApplicationShutdown`). */
   async beforeApplicationShutdown(): Promise<void> {
     await this.onModuleDestroy();
-    if (this.balancer) await settlesWithin(this.balancer.stop(), Math.max(MIN_CLOSE_MS, this.timeLeft()));
+    if (this.balancer)
+      await settlesWithin(this.balancer.stop(), Math.max(MIN_CLOSE_MS, this.timeLeft()));
     this.telemetry?.dispose();
     // The mirror's last copies: positions whose Redis save failed at shutdown are kept there.
-    if (this.tokens instanceof MirroredPositionStore) await settlesWithin(this.tokens.close(), Math.max(MIN_CLOSE_MS, this.timeLeft()));
+    if (this.tokens instanceof MirroredPositionStore)
+      await settlesWithin(this.tokens.close(), Math.max(MIN_CLOSE_MS, this.timeLeft()));
     await this.stores.close(Math.max(MIN_CLOSE_MS, this.timeLeft()));
-  }
-
-  /** A watched collection that does not exist is valid for MongoDB, but usually a typo: say so, never fail. */
-  private async warnMissingCollections(): Promise<void> {
-    const byDatabase = new Map<mongo.Db, CollectionStream[]>();
-    for (const stream of this.registry.streams) {
-      const db = this.databases.get(stream.key);
-      if (db) byDatabase.set(db, [...(byDatabase.get(db) ?? []), stream]);
-    }
-    await Promise.all(
-      [...byDatabase].map(async ([db, streams]) => {
-        let names: Set<string>;
-        try {
-          names = new Set((await db.listCollections({}, { nameOnly: true, authorizedCollections: true }).toArray()).map((c) => c.name));
-        } catch (error) {
-          this.logger.debug(`Not checking that the watched collections of ${db.databaseName} exist: ${errorText(error)}`);
-          return;
-        }
-        for (const { plan } of streams) {
-          if (!names.has(plan.collection)) this.logger.warn(messages.collectionMissing(`${db.databaseName}.${plan.collection}`, plan.handlers.map((h) => h.name)));
-        }
-      }),
-    );
-  }
-
-  /** Each plan's connection, database and key; two plans sharing a key fail startup. */
-  private async keyed(plans: StreamPlan[]): Promise<KeyedPlan[]> {
-    const keys = new Map<string, StreamPlan>();
-    const planned: KeyedPlan[] = [];
-    for (const plan of plans) {
-      const connection = this.resolveConnection(plan);
-      const database = await this.databaseOf(connection, plan);
-      const key = positionKey(this.options.keyPrefix, this.options.consumer, database, plan.collection);
-      this.databases.set(key, connection.db!);
-      const clash = keys.get(key);
-      if (clash) throw new ChangeStreamConfigError(messages.keyClash(key, `${database}.${plan.collection}`, clash.connectionName, plan.connectionName));
-      keys.set(key, plan);
-      planned.push({ plan, connection, database, key });
-    }
-    return planned;
-  }
-
-  /** Leases: on with a store that supports them unless `leases: false`; asked for explicitly with one that does not, an error. */
-  private createBalancer(handlerSets: Map<string, string>): LeaseBalancer | undefined {
-    const keys = [...handlerSets.keys()];
-    const { leases } = this.options;
-    const store = this.stores.tokens.leases;
-    if (leases === false) {
-      if (keys.length > 0) this.logger.log(messages.leasesOff('leases: false'));
-      return undefined;
-    }
-    if (!store) {
-      if (leases.explicit) throw new ChangeStreamConfigError(messages.leasesUnsupported());
-      if (keys.length > 0 && this.stores.tokens.durable !== false) this.logger.warn(messages.leasesOff('the tokenStore does not implement leases'));
-      return undefined;
-    }
-    return new LeaseBalancer(store, leases.instanceId, leases, keys, (key) =>
-      this.registry.streams.find((s) => s.key === key)?.handOver('this instance holds more than its fair share') ?? false,
-      handlerSets,
-    );
   }
 
   /**
@@ -225,36 +211,5 @@ export class ChangeStreamOrchestrator implements OnModuleInit, OnApplicationBoot
 
   private timeLeft(): number {
     return Math.max(0, (this.shutdownDeadline ?? Date.now()) - Date.now());
-  }
-
-  /** Dead letters must be exactly as durable as positions: else a restart loses events (or positions) silently. */
-  private checkDeadLetterDurability(handlers: ChangeHandler[]): void {
-    const deadLettering = handlers.filter((h) => (h.options.onFailure ?? this.options.onHandlerFailure) === 'dead-letter').map((h) => h.name);
-    if (deadLettering.length === 0) return;
-    const positionsDurable = this.stores.tokens.durable !== false;
-    const lettersDurable = this.stores.deadLetters.durable !== false;
-    if (positionsDurable !== lettersDurable) throw new ChangeStreamConfigError(messages.durabilityMismatch(deadLettering, positionsDurable));
-    if (!lettersDurable) this.logger.warn(messages.inMemoryDeadLetters());
-  }
-
-  /**
-   * The database name is part of the key: wait for a connection that is still connecting
-   * (`lazyConnection`), never guess, or the key could differ between boots.
-   */
-  private async databaseOf(connection: Connection, plan: StreamPlan): Promise<string> {
-    const db = connection.db ?? (await connection.asPromise()).db;
-    if (!db) throw new ChangeStreamConfigError(messages.connectionWithoutDatabase(plan.connectionName, plan.collection));
-    return db.databaseName;
-  }
-
-  private resolveConnection(plan: StreamPlan): Connection {
-    const name = plan.connectionName === DEFAULT_CONNECTION_NAME ? undefined : plan.connectionName;
-    try {
-      return this.moduleRef.get<Connection>(getConnectionToken(name), { strict: false });
-    } catch {
-      throw new ChangeStreamConfigError(
-        messages.missingConnection(plan.connectionName, plan.handlers.map((h) => `@OnChange('${plan.collection}') on ${h.name}`)),
-      );
-    }
   }
 }
