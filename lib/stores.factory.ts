@@ -7,7 +7,7 @@ import { InMemoryDeadLetterStore } from './memory/in-memory-dead-letter.store.js
 import { InMemoryPositionStore } from './memory/in-memory-position.store.js';
 import { closeRedis, connectRedis, verifyRedis } from './redis/redis-connection.js';
 import { RedisDeadLetterStore } from './redis/redis-dead-letter.store.js';
-import { deadLetterKey, legacyDeadLetterKey } from './redis/redis-keys.js';
+import { deadLetterKey } from './redis/redis-keys.js';
 import { RedisPositionStore } from './redis/redis-position.store.js';
 
 const logger = new Logger('ChangeStreamModule');
@@ -40,7 +40,7 @@ export function createStores(options: ResolvedChangeStreamOptions): ChangeStream
   const deadLetters =
     options.deadLetterStore ??
     (redis
-      ? new RedisDeadLetterStore(redis.client, deadLetterKey(keyPrefix, consumer), retention, legacyDeadLetterKey(keyPrefix, consumer))
+      ? new RedisDeadLetterStore(redis.client, deadLetterKey(keyPrefix, consumer), retention)
       : new InMemoryDeadLetterStore(retention));
   return {
     tokens,

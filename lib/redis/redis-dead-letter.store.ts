@@ -5,32 +5,27 @@ import { PAGE_COUNT, type RetentionPolicy, retentionPolicy } from '../dead-lette
 import { deadLetterIndexKey } from './redis-keys.js';
 
 /**
- * All dead letters of one consumer in one Redis hash (`<keyPrefix>:{<consumer>}:dead-letters`), by
+ * All dead letters of one consumer in one Redis hash (`<keyPrefix>:<consumer>:dead-letters`), by
  * id, with a sorted set beside it (`…:dead-letters:by-time`, scored by `failedAt`) to find the
  * oldest when the retention drops letters. Each command touches one key, so it works on a Cluster.
- * Letters under `legacyHashKey` (where an earlier version kept them) move here on first use.
  */
 export class RedisDeadLetterStore implements DeadLetterStore {
   readonly durable = true;
   /** The sorted set of ids by `failedAt` (ms). */
   readonly indexKey: string;
   private readonly retention: RetentionPolicy;
-  private moved?: Promise<void>;
 
   constructor(
     private readonly client: Redis | Cluster,
-    /** The Redis hash holding the letters (the module uses `<keyPrefix>:{<consumer>}:dead-letters`). */
+    /** The Redis hash holding the letters (the module uses `<keyPrefix>:<consumer>:dead-letters`). */
     readonly hashKey: string,
     retention?: DeadLetterStoreRetention,
-    /** A hash (with its `:by-time` index) of an earlier key whose letters move to `hashKey` on first use. */
-    readonly legacyHashKey?: string,
   ) {
     this.indexKey = deadLetterIndexKey(hashKey);
     this.retention = retentionPolicy(retention);
   }
 
   async add(letter: DeadLetter): Promise<void> {
-    await this.moveLegacy();
     await this.client.hset(this.hashKey, letter.id, encodeDeadLetter(letter));
     await this.client.zadd(this.indexKey, letter.failedAt.getTime(), letter.id);
     await this.trim();
@@ -38,7 +33,6 @@ export class RedisDeadLetterStore implements DeadLetterStore {
 
   /** Every dead letter, oldest first (read with `HSCAN`; the retention bounds how many there are). */
   async list(): Promise<DeadLetter[]> {
-    await this.moveLegacy();
     await this.trim();
     const raws: string[] = [];
     let cursor = '0';
@@ -53,7 +47,6 @@ export class RedisDeadLetterStore implements DeadLetterStore {
 
   /** One `HSCAN` step: about `count` letters; the cursor is Redis' own (null when the scan is complete). */
   async page({ cursor, count = PAGE_COUNT }: DeadLetterPageOptions = {}): Promise<DeadLetterPage> {
-    await this.moveLegacy();
     if (!cursor) await this.trim();
     const [next, entries] = await this.client.hscan(this.hashKey, cursor ?? '0', 'COUNT', Math.max(1, count));
     const raws = entries.filter((_, i) => i % 2 === 1);
@@ -62,26 +55,14 @@ export class RedisDeadLetterStore implements DeadLetterStore {
 
   /** The dead letter with this id, or null. */
   async get(id: string): Promise<DeadLetter | null> {
-    await this.moveLegacy();
     const raw = await this.client.hget(this.hashKey, id);
     return raw === null ? null : decodeDeadLetter(raw);
   }
 
   async remove(id: string): Promise<boolean> {
-    await this.moveLegacy();
     const removed = (await this.client.hdel(this.hashKey, id)) > 0;
     await this.client.zrem(this.indexKey, id);
     return removed;
-  }
-
-  /** Once per store (again after a failure): the legacy hash's letters move over (see `moveLetters`). */
-  private moveLegacy(): Promise<void> {
-    if (this.legacyHashKey === undefined || this.legacyHashKey === this.hashKey) return Promise.resolve();
-    this.moved ??= moveLetters(this.client, this.legacyHashKey, this.hashKey).catch((error: unknown) => {
-      this.moved = undefined;
-      throw error;
-    });
-    return this.moved;
   }
 
   /** Drops letters past the age limit, then the oldest past the count limit. */
@@ -113,35 +94,4 @@ export class RedisDeadLetterStore implements DeadLetterStore {
 function dedupe(letters: DeadLetter[]): DeadLetter[] {
   const seen = new Set<string>();
   return letters.filter((letter) => !seen.has(letter.id) && seen.add(letter.id));
-}
-
-/**
- * Moves every letter from the hash `from` to the hash `to` (with their index entries). The two may
- * sit in different Cluster slots, so there is no atomic move: each letter is written to `to` first
- * (HSETNX: never over a newer copy) and indexed (ZADD NX), and only then removed from `from`, so
- * a crash in between leaves it in both places (moved again next time), never in neither.
- */
-async function moveLetters(client: Redis | Cluster, from: string, to: string): Promise<void> {
-  const fromIndex = deadLetterIndexKey(from);
-  let cursor = '0';
-  do {
-    const [next, entries] = await client.hscan(from, cursor, 'COUNT', PAGE_COUNT);
-    for (let i = 0; i + 1 < entries.length; i += 2) {
-      const [id, raw] = [entries[i]!, entries[i + 1]!];
-      const score = (await client.zscore(fromIndex, id)) ?? String(failedAtOf(raw));
-      await client.hsetnx(to, id, raw);
-      await client.zadd(deadLetterIndexKey(to), 'NX', score, id);
-      await client.hdel(from, id);
-      await client.zrem(fromIndex, id);
-    }
-    cursor = next;
-  } while (cursor !== '0');
-}
-
-function failedAtOf(raw: string): number {
-  try {
-    return decodeDeadLetter(raw).failedAt.getTime();
-  } catch {
-    return Date.now();
-  }
 }

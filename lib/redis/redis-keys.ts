@@ -52,13 +52,12 @@ export function leftPositionKey(positionKey: string): string {
   return `${positionKey}:orphan`;
 }
 
-/** The hash of a consumer's dead letters (by id): `<keyPrefix>:{<consumer>}:dead-letters`. */
+/**
+ * The hash of a consumer's dead letters (by id): `<keyPrefix>:<consumer>:dead-letters`. No hash
+ * tag: every command touches this hash or its index alone, so it works on a Cluster as it is,
+ * and a tag would move the key where 0.1 kept its letters (a move that races between instances).
+ */
 export function deadLetterKey(keyPrefix: string, consumer: string): string {
-  return `${keyPrefix}:{${consumer}}:dead-letters`;
-}
-
-/** The dead-letter hash of version 0.1 (no hash tag): its letters move to `deadLetterKey` on first use. */
-export function legacyDeadLetterKey(keyPrefix: string, consumer: string): string {
   return `${keyPrefix}:${consumer}:dead-letters`;
 }
 

@@ -5,7 +5,7 @@ import { Logger } from '@nestjs/common';
 import { resolveOptions } from '../../lib/options/module-options.js';
 import { createStores } from '../../lib/stores.factory.js';
 import { encodeDeadLetter } from '../../lib/dead-letter/dead-letter.codec.js';
-import { deadLetterIndexKey, deadLetterKey, legacyDeadLetterKey } from '../../lib/redis/redis-keys.js';
+import { deadLetterIndexKey, deadLetterKey } from '../../lib/redis/redis-keys.js';
 import { CapturingLogger } from '../fixtures/capturing-logger.js';
 import { testEnv, uniqueName } from '../fixtures/test-env.js';
 
@@ -126,25 +126,19 @@ describe('Redis dead-letter store commands', () => {
 });
 
 describe('the module\'s Redis dead-letter keys', () => {
-  it('share the consumer\'s hash tag, so the hash and its index sit in one Cluster slot', () => {
-    expect(deadLetterKey('cs', 'billing')).toBe('cs:{billing}:dead-letters');
-    expect(deadLetterIndexKey(deadLetterKey('cs', 'billing'))).toBe('cs:{billing}:dead-letters:by-time');
+  it('are where earlier versions kept them: the hash and its index beside it', () => {
+    expect(deadLetterKey('cs', 'billing')).toBe('cs:billing:dead-letters');
+    expect(deadLetterIndexKey(deadLetterKey('cs', 'billing'))).toBe('cs:billing:dead-letters:by-time');
   });
 
-  it('moves every letter stored at the 0.1 key on first use, loses none, and indexes them for the retention', async () => {
+  it('lists, gets and removes the letters an earlier version stored (without an index)', async () => {
     const consumer = uniqueName('svc');
-    const legacy = legacyDeadLetterKey('change-stream', consumer);
-    // As 0.1 stored them: in the untagged hash, without an index.
-    for (const n of [1, 2, 3]) await redis.hset(legacy, letter(n).id, encodeDeadLetter(letter(n)));
-    // An interrupted earlier move: letter 3 is in both hashes.
-    await redis.hset(deadLetterKey('change-stream', consumer), letter(3).id, encodeDeadLetter(letter(3)));
-    const stores = createStores(resolveOptions({ consumer, redis: testEnv().redisUrl, deadLetterRetention: { maxLetters: 3 } }));
-    expect((await stores.deadLetters.list()).map((l) => l.id)).toEqual(['id-001', 'id-002', 'id-003']);
-    expect(await redis.exists(legacy)).toBe(0);
-    expect(await redis.zrange(deadLetterIndexKey(deadLetterKey('change-stream', consumer)), '0', '-1')).toEqual(['id-001', 'id-002', 'id-003']);
-    // They count for the retention now: one more drops the oldest of them.
-    await stores.deadLetters.add(letter(4));
-    expect((await stores.deadLetters.list()).map((l) => l.id)).toEqual(['id-002', 'id-003', 'id-004']);
+    for (const n of [1, 2]) await redis.hset(deadLetterKey('change-stream', consumer), letter(n).id, encodeDeadLetter(letter(n)));
+    const stores = createStores(resolveOptions({ consumer, redis: testEnv().redisUrl }));
+    expect((await stores.deadLetters.list()).map((l) => l.id)).toEqual(['id-001', 'id-002']);
+    expect((await stores.deadLetters.get('id-002'))?.id).toBe('id-002');
+    expect(await stores.deadLetters.remove('id-001')).toBe(true);
+    expect((await stores.deadLetters.list()).map((l) => l.id)).toEqual(['id-002']);
     await stores.close(1000);
   });
 });

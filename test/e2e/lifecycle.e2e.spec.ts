@@ -3,7 +3,7 @@ import { Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@
 import { Redis } from 'ioredis';
 import type { mongo } from 'mongoose';
 import { ChangeStreamDeadLetters, OnChange } from '../../lib/index.js';
-import { deadLetterKey, legacyDeadLetterKey } from '../../lib/redis/redis-keys.js';
+import { deadLetterKey } from '../../lib/redis/redis-keys.js';
 import { EventLog } from '../fixtures/event-log.js';
 import { TestScope } from '../fixtures/test-scope.js';
 import { delay, eventually, uniqueName } from '../fixtures/test-env.js';
@@ -93,7 +93,6 @@ describe('Nest lifecycle (real MongoDB and Redis)', () => {
     expect(app.logger.messages('warn').filter((m) => m.includes('sink closed'))).toEqual([]);
     expect(app.logger.messages('error')).toEqual([]);
     expect(await probe.redis.hlen(deadLetterKey('change-stream', consumer))).toBe(0);
-    expect(await probe.redis.hlen(legacyDeadLetterKey('change-stream', consumer))).toBe(0);
 
     const restarted = await scope.app(spec);
     const resumedSink = restarted.get(Sink);
