@@ -1,14 +1,15 @@
 import { Logger } from '@nestjs/common';
 import { messages } from '../change-stream.messages.js';
 import { backoffDelay, sleep } from '../common/backoff.js';
-import { errorText } from '../common/errors.js';
 import { Notifier } from '../common/notifier.js';
 import { isFencedWriteError } from '../change-stream.errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { ResumeToken, StreamPosition } from '../interfaces/position-store.interface.js';
 import type { CheckpointerContext, CheckpointSettings } from './checkpointer-context.js';
 import { AdoptedLeftPosition, readStartPosition } from './start-position.js';
-import { RETRY_MAX_DELAY_MS, SLOW_SAVE_MS } from '../options/defaults.js';
+import { RETRY_MAX_DELAY_MS } from '../options/defaults.js';
+import { SaveHealth } from './save-health.js';
+import { SaveTimer } from './save-timer.js';
 
 /**
  * Holds one stream's position. Events are numbered in stream order (`seq`); `ack` is called
@@ -19,6 +20,7 @@ import { RETRY_MAX_DELAY_MS, SLOW_SAVE_MS } from '../options/defaults.js';
  */
 export class Checkpointer {
   private readonly logger = new Logger(Checkpointer.name);
+  private readonly health: SaveHealth;
   /** The newest position: an acknowledged event's token is kept bare (no object per event) until it is read. */
   private acked: StreamPosition | null = null;
   private ackedToken: ResumeToken | null = null;
@@ -26,12 +28,10 @@ export class Checkpointer {
   private savedSeq = 0;
   /** The acknowledged position differs from the stored one (an event or an idle token). */
   private dirty = false;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly timer = new SaveTimer(() => void this.flush());
   private saving: Promise<boolean> | undefined;
   /** A flush was asked for while a save was under way: save again once it ends. */
   private saveRequestedWhileSaving = false;
-  private failures = 0;
-  private saveTroubleReported = false;
   private disposed = false;
   /** Between lease terms (the lease was lost): nothing is acknowledged or saved. */
   private suspended = false;
@@ -54,6 +54,7 @@ export class Checkpointer {
     this.key = context.key;
     this.settings = context.settings;
     this.leftPosition = new AdoptedLeftPosition(context.store, context.key);
+    this.health = new SaveHealth(context, this.logger);
   }
 
   /** Where a reopened stream must resume: the newest acknowledged position, else the stored one. */
@@ -74,7 +75,7 @@ export class Checkpointer {
     this.epoch++;
     this.saving = undefined;
     this.saveRequestedWhileSaving = false;
-    this.clearTimer();
+    this.timer.clear();
     this.lease = lease;
     this.suspended = false;
     this.leftPosition.pending = false;
@@ -83,14 +84,14 @@ export class Checkpointer {
     this.ackedToken = null;
     this.ackedSeq = this.savedSeq = 0;
     this.dirty = false;
-    this.failures = 0;
+    this.health.failures = 0;
     this.progress.notify();
   }
 
   /** The lease term ended without a final save (lease lost): acknowledgements from now on are dropped; the next holder redoes them. */
   suspend(): void {
     this.suspended = true;
-    this.clearTimer();
+    this.timer.clear();
     this.progress.notify();
   }
 
@@ -104,7 +105,13 @@ export class Checkpointer {
    * and removed once stored; one from memory is stored with the next save.
    */
   async load(): Promise<void> {
-    const start = await readStartPosition(this.context.store, this.key, this.lease !== null, this.remembered, this.logger);
+    const start = await readStartPosition(
+      this.context.store,
+      this.key,
+      this.lease !== null,
+      this.remembered,
+      this.logger,
+    );
     this.restore(start.position);
     this.dirty = start.from !== 'stored';
     if (start.from === 'left') {
@@ -129,7 +136,8 @@ export class Checkpointer {
     this.dirty = true;
     this.progress.notify();
     // After a failed save, wait for the backoff timer instead of hammering the store.
-    if (this.unsavedCount >= this.settings.maxEvents && this.failures === 0) void this.flush();
+    if (this.unsavedCount >= this.settings.maxEvents && this.health.failures === 0)
+      void this.flush();
     else this.schedule(this.settings.intervalMs);
   }
 
@@ -150,7 +158,10 @@ export class Checkpointer {
     this.dirty = true;
     for (let attempt = 1; ; attempt++) {
       if (await this.flush()) return true;
-      if (!(await sleep(backoffDelay(attempt, this.settings.intervalMs, RETRY_MAX_DELAY_MS), signal))) return false;
+      if (
+        !(await sleep(backoffDelay(attempt, this.settings.intervalMs, RETRY_MAX_DELAY_MS), signal))
+      )
+        return false;
     }
   }
 
@@ -167,9 +178,10 @@ export class Checkpointer {
     let paused = false;
     while (dispatchedSeq - this.savedSeq >= this.runAheadLimit()) {
       if (signal.aborted || this.disposed || this.suspended) return false;
-      if (this.failures > 0 && !paused) this.logger.warn(messages.readingPaused(this.key, this.unsavedCount));
+      if (this.health.failures > 0 && !paused)
+        this.logger.warn(messages.readingPaused(this.key, this.unsavedCount));
       paused = true;
-      if (!this.saving && this.failures === 0 && this.dirty) void this.flush();
+      if (!this.saving && this.health.failures === 0 && this.dirty) void this.flush();
       if (!(await this.progress.next(signal))) return false;
     }
     return !signal.aborted;
@@ -177,7 +189,7 @@ export class Checkpointer {
 
   /** Saves the newest acknowledged position if it is not saved yet; true once it is stored. */
   flush(): Promise<boolean> {
-    this.clearTimer();
+    this.timer.clear();
     if (this.saving) {
       this.saveRequestedWhileSaving = true;
       return this.saving;
@@ -207,20 +219,21 @@ export class Checkpointer {
 
   /** True from a failed save until the next successful one. */
   get failing(): boolean {
-    return this.failures > 0;
+    return this.health.failures > 0;
   }
 
   /** After the final flush: a handler that outlived the drain can no longer move the position. */
   dispose(): void {
     this.disposed = true;
-    this.clearTimer();
+    this.health.silence();
+    this.timer.clear();
     this.progress.notify();
   }
 
   /** How many events may be dispatched past the stored position. */
   private runAheadLimit(): number {
     const bound = 2 * this.settings.maxEvents;
-    return this.failures > 0 ? Math.max(bound, this.settings.maxUnsavedEvents) : bound;
+    return this.health.failures > 0 ? Math.max(bound, this.settings.maxUnsavedEvents) : bound;
   }
 
   private async saveUntilCurrent(): Promise<boolean> {
@@ -230,16 +243,20 @@ export class Checkpointer {
       const position = this.position;
       if (!this.dirty || position === null || this.suspended) return !this.suspended;
       const seq = this.ackedSeq;
-      const slow = setTimeout(() => this.reportTrouble(messages.saveStalled(SLOW_SAVE_MS)), SLOW_SAVE_MS);
-      slow.unref();
+      const slow = this.health.watchSlowSave();
       const started = performance.now();
       try {
         const { store } = this.context;
-        await (this.lease ? store.save(this.key, position, this.lease) : store.save(this.key, position));
+        await (this.lease
+          ? store.save(this.key, position, this.lease)
+          : store.save(this.key, position));
         this.context.onWrite?.('stored', performance.now() - started);
         if (epoch !== this.epoch) return false; // a previous lease term's save: this term's counts are not its
       } catch (error) {
-        this.context.onWrite?.(isFencedWriteError(error) ? 'refused' : 'failed', performance.now() - started);
+        this.context.onWrite?.(
+          isFencedWriteError(error) ? 'refused' : 'failed',
+          performance.now() - started,
+        );
         if (epoch !== this.epoch) return false;
         if (isFencedWriteError(error)) {
           // Not an outage: another instance owns the stream now. Never retried.
@@ -247,11 +264,7 @@ export class Checkpointer {
           this.context.onFenced?.(error);
           return false;
         }
-        this.failures++;
-        this.reportTrouble(errorText(error));
-        if (this.failures === 1) this.logger.warn(messages.checkpointFailed(this.key, errorText(error)));
-        else this.logger.debug(messages.checkpointFailed(this.key, errorText(error)));
-        this.schedule(backoffDelay(this.failures, this.settings.intervalMs, RETRY_MAX_DELAY_MS));
+        this.schedule(this.health.failed(error, this.settings.intervalMs));
         return false;
       } finally {
         clearTimeout(slow);
@@ -260,38 +273,18 @@ export class Checkpointer {
       this.savedThisTerm = true;
       this.savedSeq = Math.max(this.savedSeq, seq);
       if (this.ackedToken === null && this.acked === position) this.dirty = false;
-      if (this.failures > 0) this.logger.log(messages.saveRecovered(this.key, this.failures));
-      this.failures = 0;
       this.lastSavedAt = new Date();
-      if (this.saveTroubleReported) {
-        this.saveTroubleReported = false;
-        this.context.onSaveTrouble?.(null);
-      }
+      this.health.stored();
       this.progress.notify();
     } while (this.saveRequestedWhileSaving);
     if (this.dirty) this.schedule(this.settings.intervalMs);
     return true;
   }
 
-  private reportTrouble(reason: string): void {
-    if (this.saveTroubleReported || this.disposed) return;
-    this.saveTroubleReported = true;
-    this.context.onSaveTrouble?.(reason);
-  }
-
   private schedule(delayMs: number): void {
-    if (this.timer || this.disposed) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.flush();
-    }, delayMs);
-    this.timer.unref();
-  }
-
-  private clearTimer(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    if (!this.disposed) this.timer.schedule(delayMs);
   }
 }
 
-const samePosition = (a: StreamPosition | null, b: StreamPosition | null) => JSON.stringify(a) === JSON.stringify(b);
+const samePosition = (a: StreamPosition | null, b: StreamPosition | null) =>
+  JSON.stringify(a) === JSON.stringify(b);

@@ -1,0 +1,10 @@
+import mongoose from 'mongoose';
+import type { ChangeEvent } from './change-cursor.js';
+
+/** How logs name an event: its operation, the document's _id (to find it), and the resume token (to find the event). */
+export function describeEvent(change: ChangeEvent): string {
+  const id = (change as { documentKey?: { _id?: unknown } }).documentKey?._id;
+  const document =
+    id === undefined ? '' : ` of document ${mongoose.mongo.BSON.EJSON.stringify(id)}`;
+  return `${change.operationType}${document} (token ${JSON.stringify(change._id)})`;
+}

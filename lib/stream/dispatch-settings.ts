@@ -1,0 +1,16 @@
+import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
+import type { HandlerFailurePolicy } from '../interfaces/failure-policies.interface.js';
+import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
+
+export interface DispatchSettings {
+  retries: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+  onFailure: HandlerFailurePolicy;
+  deadLetters: DeadLetterStore;
+  /** The stream has a user `pipeline`: lifecycle events pass it only to reach the stream itself. */
+  hasUserPipeline: boolean;
+  /** Called after an event was dead-lettered. */
+  onDeadLetter?: (id: string, handler: string) => void;
+  telemetry?: ChangeStreamTelemetry;
+}

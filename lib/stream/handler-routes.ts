@@ -1,0 +1,34 @@
+import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeHandler } from './change-handler.js';
+import type { DispatchSettings } from './dispatch-settings.js';
+import { isLifecycleEvent } from './stream-plan.js';
+
+/** Which of a stream's handlers want an event, computed once per operation type. */
+export class HandlerRoutes {
+  private readonly byOperationType = new Map<string, ChangeHandler[]>();
+
+  constructor(
+    private readonly handlers: ChangeHandler[],
+    private readonly settings: Pick<DispatchSettings, 'hasUserPipeline'>,
+  ) {}
+
+  interested(change: ChangeEvent): ChangeHandler[] {
+    let interested = this.byOperationType.get(change.operationType);
+    if (!interested) {
+      interested = this.handlers.filter((h) => this.wants(h, change));
+      this.byOperationType.set(change.operationType, interested);
+    }
+    return interested;
+  }
+
+  /**
+   * Operation types stay per handler. Lifecycle events (drop, rename, …) always pass the server
+   * filter so the stream sees them; a handler gets them if it asked: it lists them, or it lists
+   * no types and the stream has no user pipeline that would have filtered them out.
+   */
+  private wants(handler: ChangeHandler, change: ChangeEvent): boolean {
+    const types = handler.options.operationTypes as readonly string[] | undefined;
+    if (types !== undefined) return types.includes(change.operationType);
+    return !(this.settings.hasUserPipeline && isLifecycleEvent(change.operationType));
+  }
+}
