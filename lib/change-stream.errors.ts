@@ -69,5 +69,8 @@ export function isFencedWriteError(error: unknown): error is FencedWriteError {
 }
 
 export function isInvalidStoredTokenError(error: unknown): error is InvalidStoredTokenError {
-  return error instanceof InvalidStoredTokenError || (error as Error | null)?.name === 'InvalidStoredTokenError';
+  return (
+    error instanceof InvalidStoredTokenError ||
+    (error as Error | null)?.name === 'InvalidStoredTokenError'
+  );
 }

@@ -1,4 +1,7 @@
-import type { ChangeStreamRole, ChangeStreamState } from './interfaces/change-stream-status.interface.js';
+import type {
+  ChangeStreamRole,
+  ChangeStreamState,
+} from './interfaces/change-stream-status.interface.js';
 import type { HistoryLost, HistoryLostAction } from './interfaces/failure-policies.interface.js';
 
 /** What `ChangeStreamRegistry.onEvent` reports, for alerting and metrics. */

@@ -24,8 +24,13 @@ export class ChangeStreamExplorer {
       if (wrapper.isAlias) continue;
       const isStatic = wrapper.isDependencyTreeStatic();
       // Static providers: the instance's own prototype, so factory and value providers count too.
-      const instance = isStatic ? (wrapper.instance as Record<string, (...args: unknown[]) => unknown> | undefined) : undefined;
-      const prototype = instance && typeof instance === 'object' ? Object.getPrototypeOf(instance) : classPrototype(wrapper.metatype);
+      const instance = isStatic
+        ? (wrapper.instance as Record<string, (...args: unknown[]) => unknown> | undefined)
+        : undefined;
+      const prototype =
+        instance && typeof instance === 'object'
+          ? Object.getPrototypeOf(instance)
+          : classPrototype(wrapper.metatype);
       if (!prototype || prototype === Object.prototype) continue;
       const decorated = this.scanner
         .getAllMethodNames(prototype)
@@ -58,7 +63,12 @@ export class ChangeStreamExplorer {
   private warnAboutControllers(): void {
     for (const wrapper of this.discovery.getControllers()) {
       const prototype = classPrototype(wrapper.metatype);
-      if (prototype && this.scanner.getAllMethodNames(prototype).some((method) => this.read(prototype, method).length > 0)) {
+      if (
+        prototype &&
+        this.scanner
+          .getAllMethodNames(prototype)
+          .some((method) => this.read(prototype, method).length > 0)
+      ) {
         this.logger.warn(messages.handlerOnController(String(wrapper.name)));
       }
     }
@@ -66,29 +76,45 @@ export class ChangeStreamExplorer {
 
   /** The providers registered under `token` (to follow their dependencies' lifecycle). */
   providersOf(token: unknown): InstanceWrapper[] {
-    return this.discovery.getProviders().filter((wrapper) => wrapper.token === token && !wrapper.isAlias);
+    return this.discovery
+      .getProviders()
+      .filter((wrapper) => wrapper.token === token && !wrapper.isAlias);
   }
 
   private read(prototype: object, method: string): OnChangeMetadata[] {
     const fn = (prototype as Record<string, unknown>)[method];
-    return typeof fn === 'function' ? (this.reflector.get<OnChangeMetadata[]>(ON_CHANGE_METADATA, fn) ?? []) : [];
+    return typeof fn === 'function'
+      ? (this.reflector.get<OnChangeMetadata[]>(ON_CHANGE_METADATA, fn) ?? [])
+      : [];
   }
 }
 
 type InstanceWrapper = ReturnType<DiscoveryService['getProviders']>[number];
 
 function classPrototype(metatype: unknown): object | undefined {
-  return typeof metatype === 'function' ? (metatype as { prototype?: object }).prototype : undefined;
+  return typeof metatype === 'function'
+    ? (metatype as { prototype?: object }).prototype
+    : undefined;
 }
 
 /** Why a provider is not a singleton: its own scope, or the dependency chain that made it request-scoped. */
 function requestScopeCause(wrapper: InstanceWrapper, path: string[] = []): string {
   if (wrapper.scope === Scope.REQUEST) {
-    return path.length === 0 ? 'declared with scope: Scope.REQUEST' : `it injects ${path.join(' → ')}, which is request-scoped`;
+    return path.length === 0
+      ? 'declared with scope: Scope.REQUEST'
+      : `it injects ${path.join(' → ')}, which is request-scoped`;
   }
-  const dependencies = [...(wrapper.getCtorMetadata?.() ?? []), ...(wrapper.getPropertiesMetadata?.() ?? []).map((p) => p?.wrapper)];
+  const dependencies = [
+    ...(wrapper.getCtorMetadata?.() ?? []),
+    ...(wrapper.getPropertiesMetadata?.() ?? []).map((p) => p?.wrapper),
+  ];
   for (const dependency of dependencies) {
-    if (!dependency || dependency.isDependencyTreeStatic() || path.includes(String(dependency.name))) continue;
+    if (
+      !dependency ||
+      dependency.isDependencyTreeStatic() ||
+      path.includes(String(dependency.name))
+    )
+      continue;
     return requestScopeCause(dependency, [...path, String(dependency.name)]);
   }
   return path.length === 0 ? 'its dependency tree is not static' : `it injects ${path.join(' → ')}`;

@@ -37,29 +37,41 @@ export const messages = {
   redisUrlWithoutScheme: () =>
     'ChangeStreamModule: option "redis" is a string without a "scheme://" (a typo such as "redis//host:6379" or "redis:/host:6379"?); ' +
     'ioredis would read it as a unix socket path and never connect. Expected redis://host:port, rediss://host:port (TLS) or unix:///path/to/socket.',
-  redisCommandFailed: (where: string, connectionError: string) => `${where} unreachable (${connectionError})`,
+  redisCommandFailed: (where: string, connectionError: string) =>
+    `${where} unreachable (${connectionError})`,
   redisAuthMissing: (where: string, error: string) =>
     `ChangeStreamModule: ${where} requires a password and the "redis" option gave none (${error}). ` +
     `Add it to the URL (redis://:password@host:6379, or redis://user:password@host:6379) or set password (and username) in the ioredis options.`,
   redisAuthFailed: (where: string, error: string) =>
     `ChangeStreamModule: ${where} rejected the credentials (${error}). Check the username and password in the "redis" option.`,
   waitingForStore: (error: string) => `waiting for the position store: ${error}`,
-  leaseStoreSilent: (ttlMs: number) => `no answer from Redis for more than the lease TTL (${ttlMs} ms), so no live holder of the stream is known`,
-  waitingForLease: (error: string) => `waiting for the position store to ask for the lease: ${error}`,
+  leaseStoreSilent: (ttlMs: number) =>
+    `no answer from Redis for more than the lease TTL (${ttlMs} ms), so no live holder of the stream is known`,
+  waitingForLease: (error: string) =>
+    `waiting for the position store to ask for the lease: ${error}`,
   cannotSave: (error: string) => `cannot save the position: ${error}`,
   positionMissingResumingFromMemory: (key: string) =>
     `Stream ${key}: no position is stored any more (did Redis lose its data?); resuming from the last position this instance handled instead of from now.`,
   saveStalled: (ms: number) => `the position store has not answered a save for ${ms / 1000} s`,
-  saveRecovered: (key: string, attempts: number) => `Saving the position of ${key} works again (after ${attempts} failed attempt(s)).`,
+  saveRecovered: (key: string, attempts: number) =>
+    `Saving the position of ${key} works again (after ${attempts} failed attempt(s)).`,
   finalSaveFailed: (key: string, unsaved: number, restoreCommand: string | null) =>
     `Stream ${key}: the final position could not be stored (the save failed or the shutdown timeout ran out). If the store still holds its stored position, up to ${unsaved} handled event(s) after it will be delivered again on the next start${restoreCommand ? `; if it lost it (Redis restarted without persistence), the next start begins from now and skips everything after it, unless the position this instance reached is restored first: ${restoreCommand}` : ''}.`,
   shutdownWaiting: (key: string, what: string, leftMs: number) =>
     `Stream ${key}: shutdown is waiting for ${what} (${leftMs} ms left of shutdownTimeoutMs).`,
   handlerFailedDuringShutdown: (handler: string, key: string, eventId: string, error: string) =>
     `Handler ${handler} failed on ${eventId} of ${key} during shutdown (${error}); the event is not acknowledged and will be delivered again on the next start.`,
-  handlerStuck: (handlers: string[], key: string, eventId: string, ms: number, action: 'warn' | 'abort') =>
+  handlerStuck: (
+    handlers: string[],
+    key: string,
+    eventId: string,
+    ms: number,
+    action: 'warn' | 'abort',
+  ) =>
     `Handler ${handlers.join(', ') || '(none)'} has been running for ${Math.round(ms / 1000)} s on ${eventId} of ${key}` +
-    (action === 'abort' ? '; its context.signal was aborted.' : '; the stream is degraded until it finishes.'),
+    (action === 'abort'
+      ? '; its context.signal was aborted.'
+      : '; the stream is degraded until it finishes.'),
   streamOpened: (key: string, from: 'token' | 'time' | 'invalidate' | 'now') =>
     ({
       token: `Stream ${key} opened, resuming after the stored token.`,
@@ -77,7 +89,13 @@ export const messages = {
     `Handler ${handler} failed on ${eventId} of ${key} after ${attempts} attempt(s): ${error}. ` +
     `The stream is stopped before this event; it will be delivered again after a restart. To get past an event that can never ` +
     `succeed, use onFailure: 'dead-letter' or a callback for this handler.`,
-  handlerAttemptFailed: (handler: string, eventId: string, attempt: number, delayMs: number, error: string) =>
+  handlerAttemptFailed: (
+    handler: string,
+    eventId: string,
+    attempt: number,
+    delayMs: number,
+    error: string,
+  ) =>
     `Handler ${handler} threw on ${eventId} (attempt ${attempt}: ${error}); retrying in ${delayMs} ms.`,
   deadLettersDropped: (ids: string[], limit: string) =>
     `Dropped ${ids.length} dead letter(s), the oldest, to keep the store within deadLetterRetention (${limit}): ${ids.slice(0, 10).join(', ')}${ids.length > 10 ? ', …' : ''}. ` +
@@ -93,7 +111,8 @@ export const messages = {
     `The onFailure callback for ${handler} threw on ${eventId} (${error}); the stream stops before this event.`,
   historyLostRestart: (key: string, reason: string) =>
     `DATA LOSS on ${key}: ${reason}. Policy "restart-from-now": reading goes on from now; changes since the lost position are NOT delivered.`,
-  invalidated: (key: string) => `Stream ${key} was invalidated (collection dropped or renamed); reopening after the invalidate event.`,
+  invalidated: (key: string) =>
+    `Stream ${key} was invalidated (collection dropped or renamed); reopening after the invalidate event.`,
   readingPaused: (key: string, unsaved: number) =>
     `Stream ${key}: ${unsaved} handled events are not stored yet (store unreachable); reading paused until a save succeeds.`,
   checkpointFailed: (key: string, error: string) =>
@@ -108,7 +127,8 @@ export const messages = {
     `Stream ${key}: an instance left its last position when the store lost this stream's data; resuming from it (events after it are delivered again).`,
   orphanLeft: (key: string, instance: string) =>
     `Stream ${key}: the store lost this stream's data (position, lease or fence counter) while ${instance} was reading; ${instance} left the position it reached at ${leftPositionKey(key)} for the next holder, which resumes from it.`,
-  orphanNotLeftYet: (key: string, error: string) => `Stream ${key}: could not check for lost data after losing the lease (${error}); retrying with backoff.`,
+  orphanNotLeftYet: (key: string, error: string) =>
+    `Stream ${key}: could not check for lost data after losing the lease (${error}); retrying with backoff.`,
   orphanNotLeft: (key: string, restoreCommand: string, error: string) =>
     `Stream ${key}: could not check for lost data after losing the lease (${error}) before this instance stopped. If Redis lost its data, the holder of the stream started without the position this instance reached; to make it resume from there (within a renew interval, or at the next start), run: ${restoreCommand}`,
   leaseFenceMissing: (key: string, instance: string, waitMs: number) =>
@@ -122,17 +142,22 @@ export const messages = {
   leaseHandedOver: (key: string, instance: string, why: string, saved: boolean) =>
     `Stream ${key}: ${instance} handed the stream over (${why}) after draining${saved ? ' and saving its position' : '; its last position could not be saved, so the next holder repeats a few events'}.`,
   leaseRenewRefused: () => 'another instance holds it now',
-  leaseUnconfirmed: (ttlMs: number) => `no renewal confirmed within the ${ttlMs} ms lease TTL; Redis may be unreachable`,
-  leaseAttemptFailed: (key: string, error: string) => `Stream ${key}: could not ask for the lease (${error}); retrying with backoff.`,
-  leaseReleaseFailed: (key: string, error: string) => `Stream ${key}: releasing the lease failed (${error}); a standby takes over when it expires.`,
-  writeRefused: (key: string, detail: string) => `Stream ${key}: position write refused (${detail}).`,
+  leaseUnconfirmed: (ttlMs: number) =>
+    `no renewal confirmed within the ${ttlMs} ms lease TTL; Redis may be unreachable`,
+  leaseAttemptFailed: (key: string, error: string) =>
+    `Stream ${key}: could not ask for the lease (${error}); retrying with backoff.`,
+  leaseReleaseFailed: (key: string, error: string) =>
+    `Stream ${key}: releasing the lease failed (${error}); a standby takes over when it expires.`,
+  writeRefused: (key: string, detail: string) =>
+    `Stream ${key}: position write refused (${detail}).`,
   leaseShed: (key: string, instance: string, held: number, share: number) =>
     `${instance} holds ${held} streams, more than its fair share of ${share}: handing ${key} over to another instance that can take it.`,
   heartbeatFailed: (instance: string, error: string) =>
     `${instance} could not announce itself to the other instances (${error}); its share of streams is computed from the last known count.`,
   leasesUnsupported: () =>
     'ChangeStreamModule: option "leases" is set, but the tokenStore has no "leases" (LeaseStore) implementation. Use the Redis store, implement LeaseStore, or set leases: false.',
-  leasesOff: (why: string) => `Leases are off (${why}): run a single instance of this consumer, or two would handle events twice.`,
+  leasesOff: (why: string) =>
+    `Leases are off (${why}): run a single instance of this consumer, or two would handle events twice.`,
   collectionMissing: (namespace: string, handlers: string[]) =>
     `ChangeStreamModule: ${namespace} does not exist (yet) but ${handlers.join(', ')} watch${handlers.length === 1 ? 'es' : ''} it: a typo in the collection or database name? ` +
     `The stream opens anyway and sees the collection's events once it is created.`,
@@ -166,13 +191,23 @@ export const messages = {
     `after a network error or a primary step-down the driver resumes from an older token and events are delivered again, many under load. Upgrade mongoose to 8.19+ or 9.x.`,
   terminusMissing: () =>
     'ChangeStreamHealthIndicator needs @nestjs/terminus: npm install @nestjs/terminus',
-  positionFromMirror: (key: string, namespace: string, savedAt: Date | null, holder: string | null) =>
+  positionFromMirror: (
+    key: string,
+    namespace: string,
+    savedAt: Date | null,
+    holder: string | null,
+  ) =>
     `Stream ${key}: Redis holds no position (did it lose its data?); resuming from the copy in MongoDB (${namespace}, saved ${savedAt ? savedAt.toISOString() : 'at an unknown time'}${holder ? ` by ${holder}` : ''}). Events handled after that copy was written are delivered again.`,
   mirrorWriteFailed: (namespace: string, error: string) =>
     `Copying positions to MongoDB (${namespace}) failed (${error}); positions are still stored in Redis, and the copy is retried with the next save.`,
   mirrorWriteRecovered: (namespace: string, failures: number) =>
     `Copying positions to MongoDB (${namespace}) works again (after ${failures} failed write(s) in all).`,
-  mirrorWriteRefused: (key: string, namespace: string, lease: { holder: string; fence: number }, stored: { generation: number; fence: number } | null) =>
+  mirrorWriteRefused: (
+    key: string,
+    namespace: string,
+    lease: { holder: string; fence: number },
+    stored: { generation: number; fence: number } | null,
+  ) =>
     `Stream ${key}: the copy of its position in MongoDB (${namespace}) was not replaced: ${stored ? `it was written under fence ${stored.fence} (generation ${stored.generation})` : 'another write came first'}, newer than this instance's lease (${lease.holder}, fence ${lease.fence}). Another instance holds the stream now, or did after this lease.`,
   streamFailed: (key: string, reason: string) => `Stream ${key} failed: ${reason}`,
   abortTimeoutTooLong: (handlerTimeoutMs: number, ttlMs: number) =>
@@ -190,12 +225,27 @@ export const messages = {
   redisUrlScheme: (scheme: string) =>
     `ChangeStreamModule: option "redis" is a "${scheme}:" URL; expected redis://host:port, rediss://host:port (TLS) or unix:///path/to/socket.`,
   redisAndTokenStore: () => 'ChangeStreamModule: set either "redis" or "tokenStore", not both.',
-  onChangeNotMethod: (collection: string, where: string) => `@OnChange('${collection}') on ${where}: it decorates methods only.`,
-  onChangeNoCollection: (where: string) => `@OnChange on ${where}: the collection name must be a non-empty string.`,
-  onChangeUnknownOptions: (collection: string, where: string, unknown: string[], known: readonly string[]) =>
+  onChangeNotMethod: (collection: string, where: string) =>
+    `@OnChange('${collection}') on ${where}: it decorates methods only.`,
+  onChangeNoCollection: (where: string) =>
+    `@OnChange on ${where}: the collection name must be a non-empty string.`,
+  onChangeUnknownOptions: (
+    collection: string,
+    where: string,
+    unknown: string[],
+    known: readonly string[],
+  ) =>
     `@OnChange('${collection}') on ${where}: unknown option(s) ${unknown.map((key) => `"${key}"`).join(', ')}. Known options: ${known.join(', ')}.`,
-  onChangeOptionInvalid: (collection: string, handler: string, option: string, rule: string) => `@OnChange('${collection}') on ${handler}: "${option}" ${rule}.`,
-  streamOptionConflict: (collection: string, first: string, second: string, option: string, firstValue: unknown, secondValue: unknown) =>
+  onChangeOptionInvalid: (collection: string, handler: string, option: string, rule: string) =>
+    `@OnChange('${collection}') on ${handler}: "${option}" ${rule}.`,
+  streamOptionConflict: (
+    collection: string,
+    first: string,
+    second: string,
+    option: string,
+    firstValue: unknown,
+    secondValue: unknown,
+  ) =>
     `@OnChange('${collection}'): ${first} and ${second} share one stream but set ` +
     `different "${option}" (${JSON.stringify(firstValue)} vs ${JSON.stringify(secondValue)}). ` +
     `Stream-level options must agree; move the difference into the handler, or give them the same value.`,
@@ -209,8 +259,10 @@ export const messages = {
     `Stored position under "${key}" is not a valid resume token (${reason}). ` +
     `It was left in place for inspection. To start from now instead, delete the key ` +
     `(events written since the lost position will not be delivered).`,
-  fencedWrite: (key: string, holder: string, fence: number, detail: string) => `Position write to "${key}" refused for ${holder} (fence ${fence}): ${detail}.`,
-  redisConnectionError: (where: string, error: string) => `${where}: connection error (${error}); ioredis keeps retrying.`,
+  fencedWrite: (key: string, holder: string, fence: number, detail: string) =>
+    `Position write to "${key}" refused for ${holder} (fence ${fence}): ${detail}.`,
+  redisConnectionError: (where: string, error: string) =>
+    `${where}: connection error (${error}); ioredis keeps retrying.`,
   redisConnectionRestored: (where: string) => `${where}: connection restored.`,
 };
 

@@ -2,7 +2,10 @@ import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { CHANGE_STREAM_RESOLVED_OPTIONS, CHANGE_STREAM_STORES } from './change-stream.constants.js';
 import { ChangeStreamExplorer } from './change-stream.explorer.js';
-import { CHANGE_STREAM_MODULE_OPTIONS, ConfigurableModuleClass } from './change-stream.module-definition.js';
+import {
+  CHANGE_STREAM_MODULE_OPTIONS,
+  ConfigurableModuleClass,
+} from './change-stream.module-definition.js';
 import { type ResolvedChangeStreamOptions, resolveOptions } from './options/module-options.js';
 import { ChangeStreamOrchestrator } from './change-stream.orchestrator.js';
 import { ChangeStreamRegistry } from './change-stream.registry.js';

@@ -1,5 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { CHANGE_STREAM_RESOLVED_OPTIONS, DEFAULT_CONNECTION_NAME } from './change-stream.constants.js';
+import {
+  CHANGE_STREAM_RESOLVED_OPTIONS,
+  DEFAULT_CONNECTION_NAME,
+} from './change-stream.constants.js';
 import type { ChangeStreamEvent, ChangeStreamEventListener } from './change-stream.events.js';
 import type { ResolvedChangeStreamOptions } from './options/module-options.js';
 import type { ChangeStreamStatus } from './interfaces/change-stream-status.interface.js';
@@ -16,7 +19,9 @@ export class ChangeStreamRegistry {
   private readonly listeners = new Set<ChangeStreamEventListener>();
 
   /** @internal Created by Nest's injector. */
-  constructor(@Inject(CHANGE_STREAM_RESOLVED_OPTIONS) private readonly options: ResolvedChangeStreamOptions) {}
+  constructor(
+    @Inject(CHANGE_STREAM_RESOLVED_OPTIONS) private readonly options: ResolvedChangeStreamOptions,
+  ) {}
 
   /** Subscribe to state changes, history-lost and dead-letter events; returns the unsubscribe function. */
   onEvent(listener: ChangeStreamEventListener): () => void {
@@ -32,7 +37,9 @@ export class ChangeStreamRegistry {
   /** The stream of `collection` on `connectionName` (default: the module's `connectionName`, else the default connection). */
   getStatus(collection: string, connectionName?: string): ChangeStreamStatus | undefined {
     const connection = connectionName ?? this.options.connectionName ?? DEFAULT_CONNECTION_NAME;
-    return this.getStatuses().find((s) => s.collection === collection && s.connectionName === connection);
+    return this.getStatuses().find(
+      (s) => s.collection === collection && s.connectionName === connection,
+    );
   }
 
   /** @internal Tells every listener; a listener's bug must not break a stream. */

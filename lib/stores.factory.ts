@@ -1,7 +1,11 @@
 import { Logger } from '@nestjs/common';
 import { messages } from './change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from './options/module-options.js';
-import type { DeadLetter, DeadLetterStore, DeadLetterStoreRetention } from './interfaces/dead-letter.interface.js';
+import type {
+  DeadLetter,
+  DeadLetterStore,
+  DeadLetterStoreRetention,
+} from './interfaces/dead-letter.interface.js';
 import type { PositionStore } from './interfaces/position-store.interface.js';
 import { InMemoryDeadLetterStore } from './memory/in-memory-dead-letter.store.js';
 import { InMemoryPositionStore } from './memory/in-memory-position.store.js';
@@ -24,15 +28,24 @@ export interface ChangeStreamStores {
 }
 
 export function createStores(options: ResolvedChangeStreamOptions): ChangeStreamStores {
-  const redis = options.redis === undefined || options.tokenStore !== undefined ? undefined : connectRedis(options.redis);
-  const tokens = options.tokenStore ?? (redis ? new RedisPositionStore(redis.client) : inMemoryPositions());
+  const redis =
+    options.redis === undefined || options.tokenStore !== undefined
+      ? undefined
+      : connectRedis(options.redis);
+  const tokens =
+    options.tokenStore ?? (redis ? new RedisPositionStore(redis.client) : inMemoryPositions());
   const droppedListeners: Array<(letters: DeadLetter[]) => void> = [];
   const { maxLetters, maxAgeMs } = options.deadLetterRetention;
   const retention: DeadLetterStoreRetention = {
     maxLetters,
     maxAgeMs,
     onDropped: (letters, reason) => {
-      logger.warn(messages.deadLettersDropped(letters.map((l) => l.id), reason === 'count' ? `more than ${maxLetters} letters` : `older than ${maxAgeMs} ms`));
+      logger.warn(
+        messages.deadLettersDropped(
+          letters.map((l) => l.id),
+          reason === 'count' ? `more than ${maxLetters} letters` : `older than ${maxAgeMs} ms`,
+        ),
+      );
       droppedListeners.forEach((listener) => listener(letters));
     },
   };

@@ -1,5 +1,10 @@
 /** Exponential delay for attempt 1, 2, 3…, capped, with jitter in [50%, 100%] so replicas do not retry in step. */
-export function backoffDelay(attempt: number, initialMs: number, maxMs: number, random = Math.random): number {
+export function backoffDelay(
+  attempt: number,
+  initialMs: number,
+  maxMs: number,
+  random = Math.random,
+): number {
   const exponential = Math.min(maxMs, initialMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(exponential * (0.5 + random() * 0.5));
 }

@@ -1,7 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { CHANGE_STREAM_STORES } from '../change-stream.constants.js';
 import { ChangeStreamRegistry } from '../change-stream.registry.js';
-import type { DeadLetter, DeadLetterPage, DeadLetterPageOptions } from '../interfaces/dead-letter.interface.js';
+import type {
+  DeadLetter,
+  DeadLetterPage,
+  DeadLetterPageOptions,
+} from '../interfaces/dead-letter.interface.js';
 import type { ChangeStreamStores } from '../stores.factory.js';
 
 /** List, replay and discard the events handlers gave up on (`onHandlerFailure: 'dead-letter'`). */
@@ -31,7 +35,10 @@ export class ChangeStreamDeadLetters {
     const from = Number(options.cursor ?? 0);
     const count = Math.max(1, options.count ?? 100);
     const all = await store.list();
-    return { letters: all.slice(from, from + count), cursor: from + count < all.length ? String(from + count) : null };
+    return {
+      letters: all.slice(from, from + count),
+      cursor: from + count < all.length ? String(from + count) : null,
+    };
   }
 
   /** The dead letter with this id, or null. */
@@ -51,7 +58,9 @@ export class ChangeStreamDeadLetters {
     if (!letter) throw new Error(`No dead letter with id "${id}".`);
     const replay = this.replayOf(letter);
     if (!replay) {
-      throw new Error(`Dead letter "${id}": handler ${letter.handler} on ${letter.streamKey} is not registered in this application.`);
+      throw new Error(
+        `Dead letter "${id}": handler ${letter.handler} on ${letter.streamKey} is not registered in this application.`,
+      );
     }
     await replay();
     await this.stores.deadLetters.remove(id);

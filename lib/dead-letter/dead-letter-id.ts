@@ -8,7 +8,14 @@ const { EJSON } = mongoose.mongo.BSON;
  * is delivered again after a crash and fails again overwrites its letter instead of adding a
  * second one that a replay would handle twice.
  */
-export function deadLetterId(consumer: string, streamKey: string, token: unknown, handler: string): string {
-  const identity = [consumer, streamKey, EJSON.stringify(token, { relaxed: false }), handler].join('\u0000');
+export function deadLetterId(
+  consumer: string,
+  streamKey: string,
+  token: unknown,
+  handler: string,
+): string {
+  const identity = [consumer, streamKey, EJSON.stringify(token, { relaxed: false }), handler].join(
+    '\u0000',
+  );
   return createHash('sha256').update(identity).digest('hex').slice(0, 32);
 }

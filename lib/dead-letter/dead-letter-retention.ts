@@ -12,9 +12,18 @@ export interface RetentionPolicy {
   onDropped: (letters: DeadLetter[], reason: 'count' | 'age') => void;
 }
 
-export function retentionPolicy({ maxLetters, maxAgeMs, onDropped }: DeadLetterStoreRetention = {}): RetentionPolicy {
-  const limit = (value: number | undefined, fallback: number) => (value === undefined ? fallback : value === 0 ? Infinity : value);
-  return { maxLetters: limit(maxLetters, DEFAULT_MAX_DEAD_LETTERS), maxAgeMs: limit(maxAgeMs, Infinity), onDropped: onDropped ?? (() => undefined) };
+export function retentionPolicy({
+  maxLetters,
+  maxAgeMs,
+  onDropped,
+}: DeadLetterStoreRetention = {}): RetentionPolicy {
+  const limit = (value: number | undefined, fallback: number) =>
+    value === undefined ? fallback : value === 0 ? Infinity : value;
+  return {
+    maxLetters: limit(maxLetters, DEFAULT_MAX_DEAD_LETTERS),
+    maxAgeMs: limit(maxAgeMs, Infinity),
+    onDropped: onDropped ?? (() => undefined),
+  };
 }
 
 /** Letters per page when the caller gives no `count`. */

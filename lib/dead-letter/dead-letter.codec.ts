@@ -10,7 +10,9 @@ export function encodeDeadLetter(letter: DeadLetter): string {
 
 /** Decodes stored dead letters, oldest first. */
 export function decodeDeadLetters(raws: Iterable<string>): DeadLetter[] {
-  return [...raws].map(decodeDeadLetter).sort((a, b) => a.failedAt.getTime() - b.failedAt.getTime());
+  return [...raws]
+    .map(decodeDeadLetter)
+    .sort((a, b) => a.failedAt.getTime() - b.failedAt.getTime());
 }
 
 export function decodeDeadLetter(raw: string): DeadLetter {

@@ -1,7 +1,10 @@
 import type { mongo } from 'mongoose';
 import { ON_CHANGE_METADATA } from '../change-stream.constants.js';
 import type { ChangeContext } from '../interfaces/change-context.interface.js';
-import type { ChangeOperationType, OnChangeOptions } from '../interfaces/on-change-options.interface.js';
+import type {
+  ChangeOperationType,
+  OnChangeOptions,
+} from '../interfaces/on-change-options.interface.js';
 import { validateDeclaration } from '../options/handler-options.js';
 
 /** What `@OnChange` records on a method; one entry per decorator on it. */
@@ -15,7 +18,10 @@ export interface OnChangeMetadata {
  * types `Op`: `ChangeOf<Order, 'insert'>` is `ChangeStreamInsertDocument<Order>`,
  * `ChangeOf<Order>` is `ChangeStreamDocument<Order>`.
  */
-export type ChangeOf<T extends mongo.Document = any, Op extends ChangeOperationType = ChangeOperationType> = Extract<
+export type ChangeOf<
+  T extends mongo.Document = any,
+  Op extends ChangeOperationType = ChangeOperationType,
+> = Extract<
   mongo.ChangeStreamDocument<T>,
   {
     /** The operation types the handler accepts. */
@@ -29,15 +35,16 @@ export type ChangeOf<T extends mongo.Document = any, Op extends ChangeOperationT
  * handler that only takes inserts cannot be declared for inserts and updates (`HandlerAccepts`
  * checks the same without that flag). Fewer parameters and any return type are fine.
  */
-export type OnChangeHandler<T extends mongo.Document = any, Op extends ChangeOperationType = ChangeOperationType> = (
-  change: ChangeOf<T, Op>,
-  context: ChangeContext,
-) => unknown;
+export type OnChangeHandler<
+  T extends mongo.Document = any,
+  Op extends ChangeOperationType = ChangeOperationType,
+> = (change: ChangeOf<T, Op>, context: ChangeContext) => unknown;
 
 /** The method decorator `@OnChange` returns: it accepts only methods that are `OnChangeHandler<T, Op>`. */
-export type OnChangeDecorator<T extends mongo.Document = any, Op extends ChangeOperationType = ChangeOperationType> = <
-  M extends OnChangeHandler<T, Op>,
->(
+export type OnChangeDecorator<
+  T extends mongo.Document = any,
+  Op extends ChangeOperationType = ChangeOperationType,
+> = <M extends OnChangeHandler<T, Op>>(
   target: object,
   propertyKey: string | symbol,
   descriptor: TypedPropertyDescriptor<M> & HandlerAccepts<M, ChangeOf<T, Op>>,
@@ -50,7 +57,11 @@ export type OnChangeDecorator<T extends mongo.Document = any, Op extends ChangeO
  * tsconfig has no `strict`) parameters compare bivariantly, and a handler that takes only
  * inserts would pass for inserts and updates. This check compares the types themselves.
  */
-export type HandlerAccepts<M, C> = M extends (change: infer P, context: infer Q, ...rest: any[]) => unknown
+export type HandlerAccepts<M, C> = M extends (
+  change: infer P,
+  context: infer Q,
+  ...rest: any[]
+) => unknown
   ? [C] extends [P]
     ? [ChangeContext] extends [Q]
       ? unknown
@@ -65,7 +76,10 @@ export type HandlerAccepts<M, C> = M extends (change: infer P, context: infer Q,
   : unknown;
 
 /** `OnChangeOptions` with `operationTypes` declared, so they can narrow the handler's change type. */
-export type OnChangeOptionsFor<Op extends ChangeOperationType> = Omit<OnChangeOptions, 'operationTypes'> & {
+export type OnChangeOptionsFor<Op extends ChangeOperationType> = Omit<
+  OnChangeOptions,
+  'operationTypes'
+> & {
   /** Only these operation types reach the handler, which is typed for them. */
   operationTypes: readonly Op[];
 };
@@ -82,22 +96,37 @@ export type OnChangeOptionsFor<Op extends ChangeOperationType> = Omit<OnChangeOp
  * them: `@OnChange<Order, 'insert' | 'update'>('orders', { operationTypes: ['insert', 'update'] })`
  * (or leave them out and accept every `ChangeStreamDocument<Order>`).
  */
-export function OnChange<T extends mongo.Document = any, Op extends ChangeOperationType = ChangeOperationType>(
-  collection: string,
-  options: OnChangeOptionsFor<Op>,
-): OnChangeDecorator<T, Op>;
+export function OnChange<
+  T extends mongo.Document = any,
+  Op extends ChangeOperationType = ChangeOperationType,
+>(collection: string, options: OnChangeOptionsFor<Op>): OnChangeDecorator<T, Op>;
 /**
  * Calls the decorated method with every change of `collection` (no `operationTypes`: all
  * of them), as `(change: ChangeStreamDocument<T>, context: ChangeContext)`.
  */
-export function OnChange<T extends mongo.Document = any>(collection: string, options?: OnChangeOptions): OnChangeDecorator<T>;
-export function OnChange(collection: string, options: OnChangeOptions | OnChangeOptionsFor<ChangeOperationType> = {}): OnChangeDecorator {
+export function OnChange<T extends mongo.Document = any>(
+  collection: string,
+  options?: OnChangeOptions,
+): OnChangeDecorator<T>;
+export function OnChange(
+  collection: string,
+  options: OnChangeOptions | OnChangeOptionsFor<ChangeOperationType> = {},
+): OnChangeDecorator {
   return (target, propertyKey, descriptor) => {
-    validateDeclaration(collection, `${describeTarget(target)}.${String(propertyKey)}`, descriptor?.value, options ?? {});
+    validateDeclaration(
+      collection,
+      `${describeTarget(target)}.${String(propertyKey)}`,
+      descriptor?.value,
+      options ?? {},
+    );
     const method = descriptor.value as object;
     const existing: OnChangeMetadata[] = Reflect.getMetadata(ON_CHANGE_METADATA, method) ?? [];
     // Stored as given; the library only reads `operationTypes`, so a readonly array is fine.
-    Reflect.defineMetadata(ON_CHANGE_METADATA, [...existing, { collection, options: options as OnChangeOptions }], method);
+    Reflect.defineMetadata(
+      ON_CHANGE_METADATA,
+      [...existing, { collection, options: options as OnChangeOptions }],
+      method,
+    );
     return descriptor;
   };
 }

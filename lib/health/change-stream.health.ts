@@ -12,7 +12,10 @@ export type HealthStatus = 'up' | 'degraded' | 'down';
  * peer. `Status` is inferred from where the result goes (`HealthCheckService.check`), so it fits
  * Terminus 11's `'up' | 'down'` as well as 12's.
  */
-export type ChangeStreamHealthResult<Key extends string = string, Status extends HealthStatus = HealthStatus> = Record<
+export type ChangeStreamHealthResult<
+  Key extends string = string,
+  Status extends HealthStatus = HealthStatus,
+> = Record<
   Key,
   {
     /** The worst state among the streams, as Terminus reports it. */
@@ -95,17 +98,34 @@ export class ChangeStreamHealthIndicator {
    * `changeStreams`): use it as `() => indicator.isHealthy()` in `HealthCheckService.check`.
    * `options.degraded` chooses what a degraded stream reports.
    */
-  async isHealthy<const Key extends string = 'changeStreams', Status extends HealthStatus = HealthStatus>(
+  async isHealthy<
+    const Key extends string = 'changeStreams',
+    Status extends HealthStatus = HealthStatus,
+  >(
     key: Key = 'changeStreams' as Key,
     options: ChangeStreamHealthOptions = {},
   ): Promise<ChangeStreamHealthResult<Key, Status>> {
     const session = (await this.terminus()).check(key) as TerminusSession;
     const statuses = this.registry.getStatuses();
-    const data = { streams: Object.fromEntries(statuses.map((s) => [`${s.connectionName}/${s.database}.${s.collection}`, toHealth(s)])) };
+    const data = {
+      streams: Object.fromEntries(
+        statuses.map((s) => [`${s.connectionName}/${s.database}.${s.collection}`, toHealth(s)]),
+      ),
+    };
     type Result = ChangeStreamHealthResult<Key, Status>;
-    const behind = (limit: number | undefined) => limit !== undefined && statuses.some((s) => (s.lagMs ?? 0) > limit);
-    if (statuses.some((s) => s.state === 'failed' || s.state === 'closed') || behind(options.downLagMs)) return session.down(data) as Result;
-    if (statuses.some((s) => s.state === 'starting' || s.state === 'reconnecting' || s.state === 'degraded') || behind(options.maxLagMs)) {
+    const behind = (limit: number | undefined) =>
+      limit !== undefined && statuses.some((s) => (s.lagMs ?? 0) > limit);
+    if (
+      statuses.some((s) => s.state === 'failed' || s.state === 'closed') ||
+      behind(options.downLagMs)
+    )
+      return session.down(data) as Result;
+    if (
+      statuses.some(
+        (s) => s.state === 'starting' || s.state === 'reconnecting' || s.state === 'degraded',
+      ) ||
+      behind(options.maxLagMs)
+    ) {
       const degraded = options.degraded ?? 'degraded';
       if (degraded === 'down') return session.down(data) as Result;
       if (degraded === 'degraded' && session.degraded) return session.degraded(data) as Result;
@@ -121,7 +141,8 @@ export class ChangeStreamHealthIndicator {
     } catch (error) {
       const code = (error as { code?: string })?.code;
       // Only "not installed" gets the install hint; any other load failure is shown as it is.
-      if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') throw new Error(messages.terminusMissing(), { cause: error });
+      if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND')
+        throw new Error(messages.terminusMissing(), { cause: error });
       throw error;
     }
     try {

@@ -3,7 +3,8 @@
  * `degraded`: reading, but positions cannot be saved (store unreachable; they are kept in
  * memory and saved when it is back), or a handler has run longer than `handlerTimeoutMs`.
  */
-export type ChangeStreamState = 'starting' | 'standby' | 'open' | 'degraded' | 'reconnecting' | 'failed' | 'closed';
+export type ChangeStreamState =
+  'starting' | 'standby' | 'open' | 'degraded' | 'reconnecting' | 'failed' | 'closed';
 
 /** With leases: whether this instance consumes the stream (`active`) or waits to take over (`standby`). */
 export type ChangeStreamRole = 'active' | 'standby';

@@ -45,7 +45,9 @@ export interface HistoryLost {
 export type HistoryLostAction = 'fail' | 'restart-from-now';
 
 /** Decide per occurrence, e.g. trigger a resync and then restart from now. */
-export type HistoryLostCallback = (lost: HistoryLost) => HistoryLostAction | Promise<HistoryLostAction>;
+export type HistoryLostCallback = (
+  lost: HistoryLost,
+) => HistoryLostAction | Promise<HistoryLostAction>;
 
 /**
  * Applies to `ChangeStreamHistoryLost` (286), a token the server rejects, and a stored value

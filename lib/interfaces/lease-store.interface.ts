@@ -56,7 +56,12 @@ export interface LeaseStore {
    * and returns every live member's, so that instances of one consumer running different handlers
    * for one stream are noticed (and warned about). Without it, `heartbeat` is used.
    */
-  announce?(group: string, member: string, ttlMs: number, handlers: string): Promise<CandidateAnnouncement>;
+  announce?(
+    group: string,
+    member: string,
+    ttlMs: number,
+    handlers: string,
+  ): Promise<CandidateAnnouncement>;
   /** Removes `member` from `group` at once (clean shutdown). */
   leave(group: string, member: string): Promise<void>;
 }

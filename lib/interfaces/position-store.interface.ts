@@ -50,7 +50,12 @@ export interface PositionStore {
    * keep the position beside `key` unless something is kept there already, expiring, and return
    * true; else (a normal takeover) return false and keep nothing.
    */
-  leaveOrphan?(key: string, position: StreamPosition, lease: StreamLease, savedUnderLease: boolean): Promise<boolean>;
+  leaveOrphan?(
+    key: string,
+    position: StreamPosition,
+    lease: StreamLease,
+    savedUnderLease: boolean,
+  ): Promise<boolean>;
   /** What `leaveOrphan` kept, if anything. The holder of the lease resumes from it. */
   loadOrphan?(key: string): Promise<StreamPosition | null>;
   /**

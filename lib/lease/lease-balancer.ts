@@ -73,7 +73,11 @@ export class LeaseBalancer {
     this.stopped = true;
     clearInterval(this.timer);
     this.timer = undefined;
-    await Promise.all([...this.candidates.keys()].map((key) => this.store.leave(candidatesKey(key), this.instanceId).catch(() => undefined)));
+    await Promise.all(
+      [...this.candidates.keys()].map((key) =>
+        this.store.leave(candidatesKey(key), this.instanceId).catch(() => undefined),
+      ),
+    );
   }
 
   get fairShare(): number {
@@ -89,7 +93,8 @@ export class LeaseBalancer {
    */
   reserve(key: string, overdue = false): boolean {
     if (this.stopped) return false;
-    const within = this.held.size + this.reserved.size < this.fairShare || (this.candidates.get(key) ?? 1) <= 1;
+    const within =
+      this.held.size + this.reserved.size < this.fairShare || (this.candidates.get(key) ?? 1) <= 1;
     if (!within && !overdue) return false;
     this.reserved.add(key);
     if (!within) this.beyondShare.add(key);
@@ -139,8 +144,14 @@ export class LeaseBalancer {
   /** Announces this instance as a candidate of `key` (with its handler set, if the store keeps them); → live candidates. */
   private async announce(key: string): Promise<number> {
     const mine = this.handlerSets.get(key);
-    if (mine === undefined || !this.store.announce) return this.store.heartbeat(candidatesKey(key), this.instanceId, this.timing.ttlMs);
-    const { members, handlers } = await this.store.announce(candidatesKey(key), this.instanceId, this.timing.ttlMs, mine);
+    if (mine === undefined || !this.store.announce)
+      return this.store.heartbeat(candidatesKey(key), this.instanceId, this.timing.ttlMs);
+    const { members, handlers } = await this.store.announce(
+      candidatesKey(key),
+      this.instanceId,
+      this.timing.ttlMs,
+      mine,
+    );
     for (const [member, theirs] of handlers) {
       const pair = `${key}\n${[mine, theirs].sort().join('\n')}`;
       if (member === this.instanceId || theirs === mine || this.differencesSeen.has(pair)) continue;
@@ -158,7 +169,8 @@ export class LeaseBalancer {
       this.announced = true;
       this.reportedFailure = false;
     } catch (error) {
-      if (this.announced && !this.reportedFailure) this.logger.warn(messages.heartbeatFailed(this.instanceId, errorText(error)));
+      if (this.announced && !this.reportedFailure)
+        this.logger.warn(messages.heartbeatFailed(this.instanceId, errorText(error)));
       this.reportedFailure = true;
       return;
     }

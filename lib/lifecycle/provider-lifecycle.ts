@@ -18,7 +18,11 @@ export interface ProviderWrapper {
 
 type Hooked = Record<string, unknown>;
 
-const TEARDOWN_HOOKS = ['onModuleDestroy', 'beforeApplicationShutdown', 'onApplicationShutdown'] as const;
+const TEARDOWN_HOOKS = [
+  'onModuleDestroy',
+  'beforeApplicationShutdown',
+  'onApplicationShutdown',
+] as const;
 
 /** Patches hooks once per instance, however many streams depend on it. */
 export class ProviderLifecycle {
@@ -27,7 +31,9 @@ export class ProviderLifecycle {
 
   /** Resolves once each owner, and every provider it injects, finished `onApplicationBootstrap`. */
   bootstrapped(owners: ProviderWrapper[]): Promise<void> {
-    return Promise.all(this.instancesOf(owners).map((instance) => this.readyOf(instance))).then(() => undefined);
+    return Promise.all(this.instancesOf(owners).map((instance) => this.readyOf(instance))).then(
+      () => undefined,
+    );
   }
 
   /** Runs `drain` before the first teardown hook of any owner or provider it injects. */
@@ -89,7 +95,13 @@ export class ProviderLifecycle {
       if (!wrapper || seen.has(wrapper)) return;
       seen.add(wrapper);
       const { instance } = wrapper;
-      if (!wrapper.isTransient && wrapper.isDependencyTreeStatic() && typeof instance === 'object' && instance !== null) instances.push(instance);
+      if (
+        !wrapper.isTransient &&
+        wrapper.isDependencyTreeStatic() &&
+        typeof instance === 'object' &&
+        instance !== null
+      )
+        instances.push(instance);
       wrapper.getCtorMetadata?.()?.forEach(visit);
       wrapper.getPropertiesMetadata?.()?.forEach((property) => visit(property?.wrapper));
     };

@@ -1,6 +1,20 @@
-import type { DeadLetter, DeadLetterPage, DeadLetterPageOptions, DeadLetterStore, DeadLetterStoreRetention } from '../interfaces/dead-letter.interface.js';
-import { decodeDeadLetter, decodeDeadLetters, encodeDeadLetter } from '../dead-letter/dead-letter.codec.js';
-import { PAGE_COUNT, type RetentionPolicy, retentionPolicy } from '../dead-letter/dead-letter-retention.js';
+import type {
+  DeadLetter,
+  DeadLetterPage,
+  DeadLetterPageOptions,
+  DeadLetterStore,
+  DeadLetterStoreRetention,
+} from '../interfaces/dead-letter.interface.js';
+import {
+  decodeDeadLetter,
+  decodeDeadLetters,
+  encodeDeadLetter,
+} from '../dead-letter/dead-letter.codec.js';
+import {
+  PAGE_COUNT,
+  type RetentionPolicy,
+  retentionPolicy,
+} from '../dead-letter/dead-letter-retention.js';
 
 /** Dead letters in this process only: they are gone with it. Bounded like the Redis store. */
 export class InMemoryDeadLetterStore implements DeadLetterStore {
@@ -15,7 +29,10 @@ export class InMemoryDeadLetterStore implements DeadLetterStore {
 
   async add(letter: DeadLetter): Promise<void> {
     this.letters.delete(letter.id);
-    this.letters.set(letter.id, { raw: encodeDeadLetter(letter), failedAt: letter.failedAt.getTime() });
+    this.letters.set(letter.id, {
+      raw: encodeDeadLetter(letter),
+      failedAt: letter.failedAt.getTime(),
+    });
     this.trim();
   }
 
@@ -30,7 +47,10 @@ export class InMemoryDeadLetterStore implements DeadLetterStore {
     this.trim();
     const ids = [...this.letters.keys()].sort().filter((id) => !cursor || id > cursor);
     const taken = ids.slice(0, Math.max(1, count));
-    return { letters: decodeDeadLetters(taken.map((id) => this.letters.get(id)!.raw)), cursor: ids.length > taken.length ? taken.at(-1)! : null };
+    return {
+      letters: decodeDeadLetters(taken.map((id) => this.letters.get(id)!.raw)),
+      cursor: ids.length > taken.length ? taken.at(-1)! : null,
+    };
   }
 
   /** The dead letter with this id, or null. */
@@ -50,7 +70,10 @@ export class InMemoryDeadLetterStore implements DeadLetterStore {
     if (old.length > 0) onDropped(this.drop(old), 'age');
     const excess = this.letters.size - maxLetters;
     if (excess > 0) {
-      const oldest = [...this.letters].sort(([, a], [, b]) => a.failedAt - b.failedAt).slice(0, excess).map(([id]) => id);
+      const oldest = [...this.letters]
+        .sort(([, a], [, b]) => a.failedAt - b.failedAt)
+        .slice(0, excess)
+        .map(([id]) => id);
       onDropped(this.drop(oldest), 'count');
     }
   }

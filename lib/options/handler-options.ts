@@ -1,7 +1,12 @@
 import { ChangeStreamConfigError } from '../change-stream.errors.js';
 import { messages } from '../change-stream.messages.js';
 import type { HandlerFailurePolicy } from '../interfaces/failure-policies.interface.js';
-import type { FullDocumentBeforeChangeMode, FullDocumentMode, MatchStage, OnChangeOptions } from '../interfaces/on-change-options.interface.js';
+import type {
+  FullDocumentBeforeChangeMode,
+  FullDocumentMode,
+  MatchStage,
+  OnChangeOptions,
+} from '../interfaces/on-change-options.interface.js';
 import { keyNames, unknownKeys } from './known-keys.js';
 
 // The one validator of `@OnChange` options. The decorator checks what it can when the class is
@@ -20,37 +25,85 @@ const HANDLER_OPTIONS = {
   onFailure: true,
 } as const satisfies Record<keyof OnChangeOptions, true>;
 
-const FULL_DOCUMENT = keyNames({ default: true, updateLookup: true, whenAvailable: true, required: true } satisfies Record<FullDocumentMode, true>);
-const FULL_DOCUMENT_BEFORE_CHANGE = keyNames({ off: true, whenAvailable: true, required: true } satisfies Record<FullDocumentBeforeChangeMode, true>);
+const FULL_DOCUMENT = keyNames({
+  default: true,
+  updateLookup: true,
+  whenAvailable: true,
+  required: true,
+} satisfies Record<FullDocumentMode, true>);
+const FULL_DOCUMENT_BEFORE_CHANGE = keyNames({
+  off: true,
+  whenAvailable: true,
+  required: true,
+} satisfies Record<FullDocumentBeforeChangeMode, true>);
 
 /** What `@OnChange(collection, options)` on `where` (`Class.member`) can check when the class is defined. */
-export function validateDeclaration(collection: string, where: string, member: unknown, options: object): void {
-  if (typeof member !== 'function') throw new ChangeStreamConfigError(messages.onChangeNotMethod(collection, where));
-  if (typeof collection !== 'string' || collection.trim() === '') throw new ChangeStreamConfigError(messages.onChangeNoCollection(where));
+export function validateDeclaration(
+  collection: string,
+  where: string,
+  member: unknown,
+  options: object,
+): void {
+  if (typeof member !== 'function')
+    throw new ChangeStreamConfigError(messages.onChangeNotMethod(collection, where));
+  if (typeof collection !== 'string' || collection.trim() === '')
+    throw new ChangeStreamConfigError(messages.onChangeNoCollection(where));
   checkKeys(collection, where, options);
 }
 
 /** Every option of one handler (`Class.method`), at startup: a bad value fails `app.init()`. */
-export function validateHandlerOptions(collection: string, handler: string, options: OnChangeOptions): void {
+export function validateHandlerOptions(
+  collection: string,
+  handler: string,
+  options: OnChangeOptions,
+): void {
   checkKeys(collection, handler, options);
-  const invalid = (option: keyof OnChangeOptions, rule: string) => new ChangeStreamConfigError(messages.onChangeOptionInvalid(collection, handler, option, rule));
-  const { operationTypes, pipeline, fullDocument, fullDocumentBeforeChange, splitLargeEvents, concurrency, retries, onFailure } = options;
-  if (operationTypes !== undefined && (!Array.isArray(operationTypes) || operationTypes.length === 0 || operationTypes.some((t) => typeof t !== 'string'))) {
+  const invalid = (option: keyof OnChangeOptions, rule: string) =>
+    new ChangeStreamConfigError(messages.onChangeOptionInvalid(collection, handler, option, rule));
+  const {
+    operationTypes,
+    pipeline,
+    fullDocument,
+    fullDocumentBeforeChange,
+    splitLargeEvents,
+    concurrency,
+    retries,
+    onFailure,
+  } = options;
+  if (
+    operationTypes !== undefined &&
+    (!Array.isArray(operationTypes) ||
+      operationTypes.length === 0 ||
+      operationTypes.some((t) => typeof t !== 'string'))
+  ) {
     throw invalid('operationTypes', 'must be a non-empty array of operation type names');
   }
   if (pipeline !== undefined && (!Array.isArray(pipeline) || !pipeline.every(isMatchStage))) {
-    throw invalid('pipeline', 'may hold only { $match: {…} } stages (other stages can drop the resume token or reorder events)');
+    throw invalid(
+      'pipeline',
+      'may hold only { $match: {…} } stages (other stages can drop the resume token or reorder events)',
+    );
   }
   if (fullDocument !== undefined && !FULL_DOCUMENT.includes(fullDocument)) {
     throw invalid('fullDocument', `must be one of ${FULL_DOCUMENT.join(', ')}`);
   }
-  if (fullDocumentBeforeChange !== undefined && !FULL_DOCUMENT_BEFORE_CHANGE.includes(fullDocumentBeforeChange)) {
-    throw invalid('fullDocumentBeforeChange', `must be one of ${FULL_DOCUMENT_BEFORE_CHANGE.join(', ')}`);
+  if (
+    fullDocumentBeforeChange !== undefined &&
+    !FULL_DOCUMENT_BEFORE_CHANGE.includes(fullDocumentBeforeChange)
+  ) {
+    throw invalid(
+      'fullDocumentBeforeChange',
+      `must be one of ${FULL_DOCUMENT_BEFORE_CHANGE.join(', ')}`,
+    );
   }
-  if (splitLargeEvents !== undefined && typeof splitLargeEvents !== 'boolean') throw invalid('splitLargeEvents', 'must be true or false');
-  if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) throw invalid('concurrency', 'must be an integer >= 1');
-  if (retries !== undefined && (!Number.isInteger(retries) || retries < 0)) throw invalid('retries', 'must be an integer >= 0');
-  if (onFailure !== undefined && !isHandlerFailurePolicy(onFailure)) throw invalid('onFailure', 'must be "stop", "dead-letter" or a function');
+  if (splitLargeEvents !== undefined && typeof splitLargeEvents !== 'boolean')
+    throw invalid('splitLargeEvents', 'must be true or false');
+  if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1))
+    throw invalid('concurrency', 'must be an integer >= 1');
+  if (retries !== undefined && (!Number.isInteger(retries) || retries < 0))
+    throw invalid('retries', 'must be an integer >= 0');
+  if (onFailure !== undefined && !isHandlerFailurePolicy(onFailure))
+    throw invalid('onFailure', 'must be "stop", "dead-letter" or a function');
 }
 
 export function isHandlerFailurePolicy(value: unknown): value is HandlerFailurePolicy {
@@ -59,12 +112,21 @@ export function isHandlerFailurePolicy(value: unknown): value is HandlerFailureP
 
 function checkKeys(collection: string, where: string, options: object): void {
   const unknown = unknownKeys(options, HANDLER_OPTIONS);
-  if (unknown.length > 0) throw new ChangeStreamConfigError(messages.onChangeUnknownOptions(collection, where, unknown, keyNames(HANDLER_OPTIONS)));
+  if (unknown.length > 0)
+    throw new ChangeStreamConfigError(
+      messages.onChangeUnknownOptions(collection, where, unknown, keyNames(HANDLER_OPTIONS)),
+    );
 }
 
 function isMatchStage(stage: unknown): stage is MatchStage {
   if (typeof stage !== 'object' || stage === null) return false;
   const keys = Object.keys(stage);
   const match = (stage as MatchStage).$match;
-  return keys.length === 1 && keys[0] === '$match' && typeof match === 'object' && match !== null && !Array.isArray(match);
+  return (
+    keys.length === 1 &&
+    keys[0] === '$match' &&
+    typeof match === 'object' &&
+    match !== null &&
+    !Array.isArray(match)
+  );
 }

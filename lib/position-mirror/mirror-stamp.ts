@@ -10,7 +10,10 @@ export interface MirrorStamp {
 
 /** A write stamped `next` may replace a document stamped `stored`. */
 export function outranks(next: MirrorStamp, stored: MirrorStamp): boolean {
-  return next.generation > stored.generation || (next.generation === stored.generation && next.fence >= stored.fence);
+  return (
+    next.generation > stored.generation ||
+    (next.generation === stored.generation && next.fence >= stored.fence)
+  );
 }
 
 /**
@@ -19,7 +22,11 @@ export function outranks(next: MirrorStamp, stored: MirrorStamp): boolean {
  * a fenced save under this lease, so no larger fence exists in Redis's lineage and the stored one
  * predates Redis losing its data (the new lineage goes one generation up).
  */
-export function stampFor(stored: MirrorStamp | null, fence: number, proven: boolean): MirrorStamp | null {
+export function stampFor(
+  stored: MirrorStamp | null,
+  fence: number,
+  proven: boolean,
+): MirrorStamp | null {
   if (stored === null) return { generation: 0, fence };
   if (fence >= stored.fence) return { generation: stored.generation, fence };
   return proven ? { generation: stored.generation + 1, fence } : null;

@@ -74,7 +74,9 @@ export class MirroredPositionStore implements PositionStore {
     if (stored !== null) return stored;
     const mirrored = await this.mirror.read(key);
     if (mirrored === null) return null;
-    this.logger.warn(messages.positionFromMirror(key, this.mirror.namespace, mirrored.savedAt, mirrored.holder));
+    this.logger.warn(
+      messages.positionFromMirror(key, this.mirror.namespace, mirrored.savedAt, mirrored.holder),
+    );
     // Not written back to Redis here: load has no lease, and an unfenced write could overwrite a newer holder's position.
     // Every holder finds the same mirror until the first checkpoint stores a position in Redis.
     return mirrored.position;
@@ -96,7 +98,11 @@ export class MirroredPositionStore implements PositionStore {
     // A lease's first save is mirrored at once (and again each interval until its stamp is fixed), while
     // the Redis save proves the lease current. Never awaited: a slow MongoDB must not hold the checkpoint.
     const unpinned = lease !== undefined && !sameLease(state.pinned?.lease, lease);
-    if (unpinned && (!sameLease(state.firstFor, lease) || Date.now() - state.lastAttemptAt >= this.settings.intervalMs)) {
+    if (
+      unpinned &&
+      (!sameLease(state.firstFor, lease) ||
+        Date.now() - state.lastAttemptAt >= this.settings.intervalMs)
+    ) {
       state.firstFor = lease;
       void this.write(key, state);
     } else this.tick();
@@ -112,10 +118,15 @@ export class MirroredPositionStore implements PositionStore {
 
   private tick(): void {
     if (this.timer || this.closed) return;
-    this.timer = setInterval(() => {
-      const due = [...this.streams].filter(([, s]) => s.pending && Date.now() - s.lastAttemptAt >= this.settings.intervalMs);
-      for (const [key, state] of due) void this.write(key, state);
-    }, Math.max(MIRROR_TICK_MIN_MS, Math.floor(this.settings.intervalMs / 2)));
+    this.timer = setInterval(
+      () => {
+        const due = [...this.streams].filter(
+          ([, s]) => s.pending && Date.now() - s.lastAttemptAt >= this.settings.intervalMs,
+        );
+        for (const [key, state] of due) void this.write(key, state);
+      },
+      Math.max(MIRROR_TICK_MIN_MS, Math.floor(this.settings.intervalMs / 2)),
+    );
     this.timer.unref();
   }
 
@@ -131,18 +142,24 @@ export class MirroredPositionStore implements PositionStore {
     state.lastAttemptAt = Date.now();
     try {
       await this.writeOne(key, state, pending);
-      if (this.failing) this.logger.log(messages.mirrorWriteRecovered(this.mirror.namespace, this.writeFailures));
+      if (this.failing)
+        this.logger.log(messages.mirrorWriteRecovered(this.mirror.namespace, this.writeFailures));
       this.failing = false;
     } catch (error) {
       state.pending ??= pending;
       this.tick(); // retried even if no save comes
       this.writeFailures++;
-      if (!this.failing) this.logger.warn(messages.mirrorWriteFailed(this.mirror.namespace, errorText(error)));
+      if (!this.failing)
+        this.logger.warn(messages.mirrorWriteFailed(this.mirror.namespace, errorText(error)));
       this.failing = true;
     }
   }
 
-  private async writeOne(key: string, state: MirrorState, { position, lease, acceptedAt }: Pending): Promise<void> {
+  private async writeOne(
+    key: string,
+    state: MirrorState,
+    { position, lease, acceptedAt }: Pending,
+  ): Promise<void> {
     const raw = encodePosition(position, new Date(), lease);
     if (!lease) {
       await this.mirror.write(key, raw, { generation: 0, fence: 0 }, undefined);
@@ -157,10 +174,16 @@ export class MirroredPositionStore implements PositionStore {
       stamp = chosen;
       state.pinned = { lease, stamp };
     }
-    if (!(await this.mirror.write(key, raw, stamp, lease))) this.refused(key, state, lease, await this.mirror.stamp(key).catch(() => null));
+    if (!(await this.mirror.write(key, raw, stamp, lease)))
+      this.refused(key, state, lease, await this.mirror.stamp(key).catch(() => null));
   }
 
-  private refused(key: string, state: MirrorState, lease: StreamLease, stored: MirrorStamp | null): void {
+  private refused(
+    key: string,
+    state: MirrorState,
+    lease: StreamLease,
+    stored: MirrorStamp | null,
+  ): void {
     if (sameLease(state.refusedFor, lease)) return;
     state.refusedFor = lease;
     this.logger.warn(messages.mirrorWriteRefused(key, this.mirror.namespace, lease, stored));

@@ -35,14 +35,24 @@ export class MongoPositionMirror {
     const doc = await this.collection.findOne({ _id: key });
     if (doc === null) return null;
     const label = `mongodb ${this.namespace} _id=${key}`;
-    const raw = typeof doc.position === 'string' ? doc.position : JSON.stringify(doc.position ?? null);
+    const raw =
+      typeof doc.position === 'string' ? doc.position : JSON.stringify(doc.position ?? null);
     const position = decodePosition(label, raw);
-    return { position, holder: typeof doc.holder === 'string' ? doc.holder : null, savedAt: doc.savedAt instanceof Date ? doc.savedAt : null };
+    return {
+      position,
+      holder: typeof doc.holder === 'string' ? doc.holder : null,
+      savedAt: doc.savedAt instanceof Date ? doc.savedAt : null,
+    };
   }
 
   async stamp(key: string): Promise<MirrorStamp | null> {
-    const doc = await this.collection.findOne({ _id: key }, { projection: { generation: 1, fence: 1 } });
-    return doc === null ? null : { generation: numberOr0(doc.generation), fence: numberOr0(doc.fence) };
+    const doc = await this.collection.findOne(
+      { _id: key },
+      { projection: { generation: 1, fence: 1 } },
+    );
+    return doc === null
+      ? null
+      : { generation: numberOr0(doc.generation), fence: numberOr0(doc.fence) };
   }
 
   /**
@@ -50,13 +60,33 @@ export class MongoPositionMirror {
    * when refused. The upsert's filter fails on a document that outranks it, and the insert it then
    * tries collides on `_id`: that duplicate-key error is the refusal.
    */
-  async write(key: string, raw: string, stamp: MirrorStamp, lease: StreamLease | undefined): Promise<boolean> {
+  async write(
+    key: string,
+    raw: string,
+    stamp: MirrorStamp,
+    lease: StreamLease | undefined,
+  ): Promise<boolean> {
     const { generation, fence } = stamp;
     const filter = lease
-      ? { _id: key, $or: [{ generation: { $lt: generation } }, { generation, fence: { $lte: fence } }] }
+      ? {
+          _id: key,
+          $or: [{ generation: { $lt: generation } }, { generation, fence: { $lte: fence } }],
+        }
       : { _id: key };
     try {
-      await this.collection.updateOne(filter, { $set: { position: raw, generation, fence, holder: lease?.holder ?? null, savedAt: new Date() } }, { upsert: true });
+      await this.collection.updateOne(
+        filter,
+        {
+          $set: {
+            position: raw,
+            generation,
+            fence,
+            holder: lease?.holder ?? null,
+            savedAt: new Date(),
+          },
+        },
+        { upsert: true },
+      );
       return true;
     } catch (error) {
       if ((error as { code?: unknown }).code === DUPLICATE_KEY) return false;

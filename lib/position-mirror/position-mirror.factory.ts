@@ -23,13 +23,20 @@ export async function withPositionMirror(
   try {
     connection = connectionNamed(name === DEFAULT_CONNECTION_NAME ? undefined : name);
   } catch {
-    throw new ChangeStreamConfigError(messages.missingConnection(name, ['the "positionMirror" option']));
+    throw new ChangeStreamConfigError(
+      messages.missingConnection(name, ['the "positionMirror" option']),
+    );
   }
   const db = connection.db ?? (await connection.asPromise()).db;
-  if (!db) throw new ChangeStreamConfigError(messages.connectionWithoutDatabase(name, mirror.collection));
-  return new MirroredPositionStore(store, new MongoPositionMirror(db.collection<MirrorDocument>(mirror.collection)), {
-    intervalMs: mirror.intervalMs,
-    // A Redis save under a lease proves it current for a renewal interval (see `stampFor`).
-    proofWindowMs: options.leases === false ? 0 : options.leases.renewIntervalMs,
-  });
+  if (!db)
+    throw new ChangeStreamConfigError(messages.connectionWithoutDatabase(name, mirror.collection));
+  return new MirroredPositionStore(
+    store,
+    new MongoPositionMirror(db.collection<MirrorDocument>(mirror.collection)),
+    {
+      intervalMs: mirror.intervalMs,
+      // A Redis save under a lease proves it current for a renewal interval (see `stampFor`).
+      proofWindowMs: options.leases === false ? 0 : options.leases.renewIntervalMs,
+    },
+  );
 }

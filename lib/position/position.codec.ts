@@ -12,9 +12,16 @@ const { EJSON, Timestamp } = mongoose.mongo.BSON;
  * `holder` when written under a lease (the fenced write refuses to replace a value whose fence is
  * larger than the writer's). New fields can be added without breaking what is already stored.
  */
-export function encodePosition(position: StreamPosition, savedAt = new Date(), lease?: StreamLease): string {
+export function encodePosition(
+  position: StreamPosition,
+  savedAt = new Date(),
+  lease?: StreamLease,
+): string {
   const written = lease ? { fence: lease.fence, holder: lease.holder } : {};
-  return EJSON.stringify({ v: CHECKPOINT_FORMAT_VERSION, ...position, savedAt: savedAt.toISOString(), ...written }, { relaxed: false });
+  return EJSON.stringify(
+    { v: CHECKPOINT_FORMAT_VERSION, ...position, savedAt: savedAt.toISOString(), ...written },
+    { relaxed: false },
+  );
 }
 
 /** Reads what `encodePosition` wrote (this version or 0.1's); also accepts a bare token (`{"_data": …}`) stored by hand. */
@@ -28,10 +35,15 @@ export function decodePosition(key: string, raw: string): StreamPosition {
   if (!isObject(parsed)) throw new InvalidStoredTokenError(key, raw, 'not an object');
   if ('_data' in parsed) return { token: checkToken(key, raw, parsed) };
   if (parsed.v !== 1 && parsed.v !== CHECKPOINT_FORMAT_VERSION) {
-    throw new InvalidStoredTokenError(key, raw, `unknown format version ${JSON.stringify(parsed.v)}`);
+    throw new InvalidStoredTokenError(
+      key,
+      raw,
+      `unknown format version ${JSON.stringify(parsed.v)}`,
+    );
   }
   if (parsed.token === undefined && parsed.operationTime !== undefined) {
-    if (!(parsed.operationTime instanceof Timestamp)) throw new InvalidStoredTokenError(key, raw, '"operationTime" is not a BSON timestamp');
+    if (!(parsed.operationTime instanceof Timestamp))
+      throw new InvalidStoredTokenError(key, raw, '"operationTime" is not a BSON timestamp');
     return { operationTime: parsed.operationTime };
   }
   return { token: checkToken(key, raw, parsed.token) };

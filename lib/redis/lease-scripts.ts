@@ -214,4 +214,13 @@ export const READ = redisScript<string | null>()({
 });
 
 /** Every script, for registering them together. */
-export const LEASE_SCRIPTS = { ACQUIRE, RENEW, RELEASE, WRITE_FENCED, HEARTBEAT, ANNOUNCE, LEAVE_POSITION, READ };
+export const LEASE_SCRIPTS = {
+  ACQUIRE,
+  RENEW,
+  RELEASE,
+  WRITE_FENCED,
+  HEARTBEAT,
+  ANNOUNCE,
+  LEAVE_POSITION,
+  READ,
+};

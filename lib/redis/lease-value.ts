@@ -10,5 +10,7 @@ export function parseLeaseValue(value: string): StreamLease | null {
   const space = value.indexOf(' ');
   const fence = Number(value.slice(0, space));
   const holder = value.slice(space + 1);
-  return space > 0 && Number.isSafeInteger(fence) && fence > 0 && holder !== '' ? { fence, holder } : null;
+  return space > 0 && Number.isSafeInteger(fence) && fence > 0 && holder !== ''
+    ? { fence, holder }
+    : null;
 }

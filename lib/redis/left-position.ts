@@ -15,11 +15,14 @@ import { LEFT_POSITION_TTL_SECONDS, leftPositionKey } from './redis-keys.js';
 /** As long as the store keeps what is left: after that nobody would see it. */
 const GIVE_UP_AFTER_MS = LEFT_POSITION_TTL_SECONDS * 1000;
 
-type OrphanStore = Required<Pick<PositionStore, 'leaveOrphan' | 'loadOrphan' | 'dropOrphan'>> & PositionStore;
+type OrphanStore = Required<Pick<PositionStore, 'leaveOrphan' | 'loadOrphan' | 'dropOrphan'>> &
+  PositionStore;
 
 /** The store supports recovery from lost data only with all three methods (see `PositionStore.leaveOrphan`). */
 export function orphanStore(store: PositionStore | undefined): OrphanStore | undefined {
-  return store?.leaveOrphan && store.loadOrphan && store.dropOrphan ? (store as OrphanStore) : undefined;
+  return store?.leaveOrphan && store.loadOrphan && store.dropOrphan
+    ? (store as OrphanStore)
+    : undefined;
 }
 
 /** What an instance that lost its lease may have to leave; `settled` once that was decided or reported. */
@@ -37,11 +40,18 @@ export interface LeftPosition {
  */
 export function restoreCommand(key: string, position: StreamPosition, leases: boolean): string {
   const envelope = encodePosition(position);
-  return leases ? `SET ${leftPositionKey(key)} '${envelope}' EX ${LEFT_POSITION_TTL_SECONDS}` : `SET ${key} '${envelope}'`;
+  return leases
+    ? `SET ${leftPositionKey(key)} '${envelope}' EX ${LEFT_POSITION_TTL_SECONDS}`
+    : `SET ${key} '${envelope}'`;
 }
 
 /** Logs, once, the position that could not be left, with how to restore it by hand. */
-export function reportOrphanNotLeft(key: string, left: LeftPosition, reason: string, logger: Logger): void {
+export function reportOrphanNotLeft(
+  key: string,
+  left: LeftPosition,
+  reason: string,
+  logger: Logger,
+): void {
   if (left.settled) return;
   left.settled = true;
   logger.warn(messages.orphanNotLeft(key, restoreCommand(key, left.position, true), reason));
@@ -73,7 +83,10 @@ export async function leaveOrphanPosition(
         return;
       }
       logger.debug(messages.orphanNotLeftYet(key, errorText(error)));
-      await sleep(backoffDelay(attempt, LEFT_POSITION_RETRY_INITIAL_MS, RETRY_MAX_DELAY_MS), stopping); // cut short by shutdown: then one last attempt
+      await sleep(
+        backoffDelay(attempt, LEFT_POSITION_RETRY_INITIAL_MS, RETRY_MAX_DELAY_MS),
+        stopping,
+      ); // cut short by shutdown: then one last attempt
     }
   }
 }

@@ -27,10 +27,15 @@ export interface RedisConnection {
 
 /** The `redis` option (a client, a URL or ioredis options) as a connection. */
 export function connectRedis(redis: string | RedisOptions | RedisClient): RedisConnection {
-  if (isRedisClient(redis)) return { client: redis, where: describeRedis(redis), owned: false, lastError: () => undefined };
+  if (isRedisClient(redis))
+    return { client: redis, where: describeRedis(redis), owned: false, lastError: () => undefined };
   // Without a scheme ioredis takes everything after the host as a unix socket path: an app that never connects.
-  if (typeof redis === 'string' && !/^[a-z][a-z0-9+.-]*:\/\//i.test(redis)) throw new ChangeStreamConfigError(messages.redisUrlWithoutScheme());
-  const client = typeof redis === 'string' ? new Redis(redis, CLIENT_DEFAULTS) : new Redis({ ...CLIENT_DEFAULTS, ...(redis as RedisOptions) });
+  if (typeof redis === 'string' && !/^[a-z][a-z0-9+.-]*:\/\//i.test(redis))
+    throw new ChangeStreamConfigError(messages.redisUrlWithoutScheme());
+  const client =
+    typeof redis === 'string'
+      ? new Redis(redis, CLIENT_DEFAULTS)
+      : new Redis({ ...CLIENT_DEFAULTS, ...(redis as RedisOptions) });
   const where = describeRedis(client);
   const lastError = followOutages(client, where);
   nameConnectionErrors(client, where, lastError);
@@ -38,11 +43,17 @@ export function connectRedis(redis: string | RedisOptions | RedisClient): RedisC
 }
 
 /** Ends a client the module created, within `timeoutMs`; leaves the application's own alone. */
-export async function closeRedis({ client, owned }: RedisConnection, timeoutMs: number): Promise<void> {
+export async function closeRedis(
+  { client, owned }: RedisConnection,
+  timeoutMs: number,
+): Promise<void> {
   if (!owned || ended(client)) return;
   // quit waits for Redis. If it is down, quit fails or hangs while ioredis goes on reconnecting
   // (and keeps the process alive): end the connection for good in every case.
-  await settlesWithin(client.quit().catch(() => undefined), timeoutMs);
+  await settlesWithin(
+    client.quit().catch(() => undefined),
+    timeoutMs,
+  );
   if (!ended(client)) client.disconnect();
 }
 
@@ -56,13 +67,23 @@ const ended = (client: RedisClient): boolean => client.status === 'end';
  */
 const NOT_SENT = 'RedisUnreachableError';
 
-function nameConnectionErrors(client: Redis, where: string, lastError: () => string | undefined): void {
+function nameConnectionErrors(
+  client: Redis,
+  where: string,
+  lastError: () => string | undefined,
+): void {
   const send = client.sendCommand.bind(client);
   client.sendCommand = (command, stream) => {
     const reject = command.reject;
     command.reject = (error: Error) => {
       const cause = error?.name === 'MaxRetriesPerRequestError' ? lastError() : undefined;
-      reject(cause === undefined ? error : Object.assign(new Error(messages.redisCommandFailed(where, cause), { cause: error }), { name: NOT_SENT }));
+      reject(
+        cause === undefined
+          ? error
+          : Object.assign(new Error(messages.redisCommandFailed(where, cause), { cause: error }), {
+              name: NOT_SENT,
+            }),
+      );
     };
     return send(command, stream);
   };
@@ -71,7 +92,10 @@ function nameConnectionErrors(client: Redis, where: string, lastError: () => str
 const AUTH_ERROR = /^(WRONGPASS|NOAUTH)|invalid password|invalid username-password/i;
 
 /** PING with a deadline: WRONGPASS / NOAUTH is a configuration error, anything else an outage the streams wait out. */
-export async function verifyRedis({ client, where, owned, lastError }: RedisConnection, timeoutMs: number): Promise<void> {
+export async function verifyRedis(
+  { client, where, owned, lastError }: RedisConnection,
+  timeoutMs: number,
+): Promise<void> {
   let failure: unknown;
   const answered = await settlesWithin(
     client.ping().catch((error: unknown) => (failure = error)),
@@ -84,32 +108,53 @@ export async function verifyRedis({ client, where, owned, lastError }: RedisConn
     if (owned) client.disconnect();
     const reply = text.split('.')[0];
     // NOAUTH with no password configured: none was sent. With one, it was refused (WRONGPASS, or AUTH itself failed on Redis 5).
-    throw new ChangeStreamConfigError(/^NOAUTH/i.test(text) && !hasPassword(client) ? messages.redisAuthMissing(where, reply) : messages.redisAuthFailed(where, reply));
+    throw new ChangeStreamConfigError(
+      /^NOAUTH/i.test(text) && !hasPassword(client)
+        ? messages.redisAuthMissing(where, reply)
+        : messages.redisAuthFailed(where, reply),
+    );
   }
   // ioredis reports its own retry limit ("maxRetriesPerRequest"); the connection error says more.
-  const notSent = ['MaxRetriesPerRequestError', NOT_SENT].includes((failure as Error | undefined)?.name ?? '');
+  const notSent = ['MaxRetriesPerRequestError', NOT_SENT].includes(
+    (failure as Error | undefined)?.name ?? '',
+  );
   const reason = notSent ? (lastError() ?? `not connected (${client.status})`) : text;
   logger.warn(messages.storeUnreachable(where, reason));
 }
 
 function hasPassword(client: RedisClient): boolean {
-  const options = client instanceof Cluster ? (client.options.redisOptions ?? {}) : (client as Redis).options;
+  const options =
+    client instanceof Cluster ? (client.options.redisOptions ?? {}) : (client as Redis).options;
   return Boolean(options.password);
 }
 
 /** Where a client points, for messages: never its password. */
 export function describeRedis(client: RedisClient): string {
   if (client instanceof Cluster) {
-    const nodes = (client as unknown as { startupNodes?: Array<{ host?: string; port?: number } | string | number> }).startupNodes ?? [];
+    const nodes =
+      (
+        client as unknown as {
+          startupNodes?: Array<{ host?: string; port?: number } | string | number>;
+        }
+      ).startupNodes ?? [];
     return `Redis Cluster (${nodes.map((n) => (typeof n === 'object' ? `${n.host ?? '127.0.0.1'}:${n.port ?? 6379}` : String(n))).join(', ')})`;
   }
   const { host, port, path, sentinels, name, db } = (client as Redis).options;
-  if (sentinels?.length) return `Redis Sentinel "${name}" via ${sentinels.map((s) => `${s.host}:${s.port}`).join(', ')}`;
-  return path ? `Redis at ${path}` : `Redis at ${host ?? 'localhost'}:${port ?? 6379}${db ? `/${db}` : ''}`;
+  if (sentinels?.length)
+    return `Redis Sentinel "${name}" via ${sentinels.map((s) => `${s.host}:${s.port}`).join(', ')}`;
+  return path
+    ? `Redis at ${path}`
+    : `Redis at ${host ?? 'localhost'}:${port ?? 6379}${db ? `/${db}` : ''}`;
 }
 
 function isRedisClient(value: unknown): value is RedisClient {
-  return value instanceof Redis || value instanceof Cluster || (typeof value === 'object' && value !== null && typeof (value as Redis).sendCommand === 'function');
+  return (
+    value instanceof Redis ||
+    value instanceof Cluster ||
+    (typeof value === 'object' &&
+      value !== null &&
+      typeof (value as Redis).sendCommand === 'function')
+  );
 }
 
 /**
@@ -121,7 +166,10 @@ function followOutages(client: Redis, where: string): () => string | undefined {
   let reported = false;
   let last: string | undefined;
   client.on('error', (error: Error & { code?: string }) => {
-    last = error.code && !error.message.includes(error.code) ? `${error.code}: ${error.message}` : error.message;
+    last =
+      error.code && !error.message.includes(error.code)
+        ? `${error.code}: ${error.message}`
+        : error.message;
     if (connected && !reported) logger.warn(messages.redisConnectionError(where, error.message));
     reported = true;
   });

@@ -1,7 +1,21 @@
 import type { Cluster, Redis } from 'ioredis';
-import type { DeadLetter, DeadLetterPage, DeadLetterPageOptions, DeadLetterStore, DeadLetterStoreRetention } from '../interfaces/dead-letter.interface.js';
-import { decodeDeadLetter, decodeDeadLetters, encodeDeadLetter } from '../dead-letter/dead-letter.codec.js';
-import { PAGE_COUNT, type RetentionPolicy, retentionPolicy } from '../dead-letter/dead-letter-retention.js';
+import type {
+  DeadLetter,
+  DeadLetterPage,
+  DeadLetterPageOptions,
+  DeadLetterStore,
+  DeadLetterStoreRetention,
+} from '../interfaces/dead-letter.interface.js';
+import {
+  decodeDeadLetter,
+  decodeDeadLetters,
+  encodeDeadLetter,
+} from '../dead-letter/dead-letter.codec.js';
+import {
+  PAGE_COUNT,
+  type RetentionPolicy,
+  retentionPolicy,
+} from '../dead-letter/dead-letter-retention.js';
 import { deadLetterIndexKey } from './redis-keys.js';
 
 /**
@@ -48,7 +62,12 @@ export class RedisDeadLetterStore implements DeadLetterStore {
   /** One `HSCAN` step: about `count` letters; the cursor is Redis' own (null when the scan is complete). */
   async page({ cursor, count = PAGE_COUNT }: DeadLetterPageOptions = {}): Promise<DeadLetterPage> {
     if (!cursor) await this.trim();
-    const [next, entries] = await this.client.hscan(this.hashKey, cursor ?? '0', 'COUNT', Math.max(1, count));
+    const [next, entries] = await this.client.hscan(
+      this.hashKey,
+      cursor ?? '0',
+      'COUNT',
+      Math.max(1, count),
+    );
     const raws = entries.filter((_, i) => i % 2 === 1);
     return { letters: decodeDeadLetters(raws), cursor: next === '0' ? null : next };
   }
@@ -69,12 +88,17 @@ export class RedisDeadLetterStore implements DeadLetterStore {
   private async trim(): Promise<void> {
     const { maxLetters, maxAgeMs } = this.retention;
     if (maxAgeMs !== Infinity) {
-      const old = await this.client.zrangebyscore(this.indexKey, '-inf', `(${Date.now() - maxAgeMs}`);
+      const old = await this.client.zrangebyscore(
+        this.indexKey,
+        '-inf',
+        `(${Date.now() - maxAgeMs}`,
+      );
       if (old.length > 0) await this.drop(old, 'age');
     }
     if (maxLetters !== Infinity) {
       const excess = (await this.client.zcard(this.indexKey)) - maxLetters;
-      if (excess > 0) await this.drop(await this.client.zrange(this.indexKey, '0', String(excess - 1)), 'count');
+      if (excess > 0)
+        await this.drop(await this.client.zrange(this.indexKey, '0', String(excess - 1)), 'count');
     }
   }
 

@@ -8,7 +8,12 @@ import { LEFT_POSITION_TTL_MS } from '../options/defaults.js';
 export const LEFT_POSITION_TTL_SECONDS = LEFT_POSITION_TTL_MS / 1000;
 
 /** `<keyPrefix>:{<consumer>:<database>:<collection>}`: one position per consumer and collection. */
-export function positionKey(keyPrefix: string, consumer: string, database: string, collection: string): string {
+export function positionKey(
+  keyPrefix: string,
+  consumer: string,
+  database: string,
+  collection: string,
+): string {
   return `${keyPrefix}:{${consumer}:${database}:${collection}}`;
 }
 

@@ -1,7 +1,22 @@
 import type { Cluster, Redis } from 'ioredis';
 import { FencedWriteError } from '../change-stream.errors.js';
-import type { CandidateAnnouncement, LeaseAttempt, LeaseStore, StreamLease } from '../interfaces/lease-store.interface.js';
-import { ACQUIRE, ANNOUNCE, HEARTBEAT, LEAVE_POSITION, READ, RELEASE, RENEW, WRITE_FENCED, type WriteFencedReply } from './lease-scripts.js';
+import type {
+  CandidateAnnouncement,
+  LeaseAttempt,
+  LeaseStore,
+  StreamLease,
+} from '../interfaces/lease-store.interface.js';
+import {
+  ACQUIRE,
+  ANNOUNCE,
+  HEARTBEAT,
+  LEAVE_POSITION,
+  READ,
+  RELEASE,
+  RENEW,
+  WRITE_FENCED,
+  type WriteFencedReply,
+} from './lease-scripts.js';
 import { leaseValue, parseLeaseValue } from './lease-value.js';
 import { fenceKey, handlerSetsKey, leaseKey, leftPositionKey } from './redis-keys.js';
 import { registerScript } from './redis-script.js';
@@ -39,14 +54,27 @@ export class RedisLeaseStore implements LeaseStore {
     checkHolder(holder);
     checkTtl(ttlMs);
     const reply = await this.commands.acquire(key, leaseKey(key), fenceKey(key), holder, ttlMs);
-    if (reply[0] === 1) return { acquired: { holder, fence: reply[1] }, ...(reply[2] > 0 ? { waitMs: reply[2] } : {}) };
+    if (reply[0] === 1)
+      return {
+        acquired: { holder, fence: reply[1] },
+        ...(reply[2] > 0 ? { waitMs: reply[2] } : {}),
+      };
     // A PTTL of -1 (a lease key someone wrote without expiry) is passed on as it is.
     return { heldBy: parseLeaseValue(reply[1]), ttlMs: reply[2] };
   }
 
   async renew(key: string, lease: StreamLease, ttlMs: number): Promise<boolean> {
     checkTtl(ttlMs);
-    return (await this.commands.renew(key, leaseKey(key), fenceKey(key), String(lease.fence), lease.holder, ttlMs)) === 1;
+    return (
+      (await this.commands.renew(
+        key,
+        leaseKey(key),
+        fenceKey(key),
+        String(lease.fence),
+        lease.holder,
+        ttlMs,
+      )) === 1
+    );
   }
 
   async release(key: string, lease: StreamLease): Promise<void> {
@@ -66,17 +94,31 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   /** `heartbeat`, recording `handlers` (this member's handler set) and returning every live member's. */
-  async announce(group: string, member: string, ttlMs: number, handlers: string): Promise<CandidateAnnouncement> {
+  async announce(
+    group: string,
+    member: string,
+    ttlMs: number,
+    handlers: string,
+  ): Promise<CandidateAnnouncement> {
     checkHolder(member);
     checkTtl(ttlMs);
-    const [members, ...pairs] = await this.commands.announce(group, handlerSetsKey(group), member, ttlMs, handlers);
+    const [members, ...pairs] = await this.commands.announce(
+      group,
+      handlerSetsKey(group),
+      member,
+      ttlMs,
+      handlers,
+    );
     const sets = new Map<string, string>();
     for (let i = 0; i + 1 < pairs.length; i += 2) sets.set(pairs[i]!, pairs[i + 1]!);
     return { members, handlers: sets };
   }
 
   async leave(group: string, member: string): Promise<void> {
-    await Promise.all([this.client.zrem(group, member), this.client.hdel(handlerSetsKey(group), member)]);
+    await Promise.all([
+      this.client.zrem(group, member),
+      this.client.hdel(handlerSetsKey(group), member),
+    ]);
   }
 
   /**
@@ -84,8 +126,24 @@ export class RedisLeaseStore implements LeaseStore {
    * is there, if the stored data shows Redis lost the stream's data after `lease` was handed out (see
    * `LEAVE_POSITION`; `saved`: a position was stored under `lease`). True if it was left.
    */
-  async leaveOrphan(key: string, value: string, lease: StreamLease, ttlSeconds: number, saved: boolean): Promise<boolean> {
-    const reply = await this.commands.leavePosition(key, leaseKey(key), fenceKey(key), leftPositionKey(key), String(lease.fence), lease.holder, value, ttlSeconds, saved ? '1' : '0');
+  async leaveOrphan(
+    key: string,
+    value: string,
+    lease: StreamLease,
+    ttlSeconds: number,
+    saved: boolean,
+  ): Promise<boolean> {
+    const reply = await this.commands.leavePosition(
+      key,
+      leaseKey(key),
+      fenceKey(key),
+      leftPositionKey(key),
+      String(lease.fence),
+      lease.holder,
+      value,
+      ttlSeconds,
+      saved ? '1' : '0',
+    );
     return reply === 1;
   }
 
@@ -96,7 +154,14 @@ export class RedisLeaseStore implements LeaseStore {
    * holder (`encodePosition(position, savedAt, lease)`).
    */
   async writeFenced(key: string, value: string, lease: StreamLease): Promise<void> {
-    const reply = await this.commands.writeFenced(key, leaseKey(key), fenceKey(key), value, String(lease.fence), lease.holder);
+    const reply = await this.commands.writeFenced(
+      key,
+      leaseKey(key),
+      fenceKey(key),
+      value,
+      String(lease.fence),
+      lease.holder,
+    );
     if (reply[0] === 0) throw new FencedWriteError(key, lease, refusal(reply, lease));
   }
 }
@@ -106,23 +171,32 @@ function refusal(reply: Exclude<WriteFencedReply, [1]>, lease: StreamLease): str
   switch (reason) {
     case 'held': {
       const current = parseLeaseValue(found);
-      return current ? `the lease is held by ${current.holder} (fence ${current.fence})` : `the lease key holds an unexpected value ${JSON.stringify(found)}`;
+      return current
+        ? `the lease is held by ${current.holder} (fence ${current.fence})`
+        : `the lease key holds an unexpected value ${JSON.stringify(found)}`;
     }
     case 'fence':
       if (found === '') return 'the lease has expired and the fence counter is missing';
-      return Number(found) > lease.fence ? `a newer fence ${found} was handed out` : `the fence counter reads ${found}, not ${lease.fence}`;
+      return Number(found) > lease.fence
+        ? `a newer fence ${found} was handed out`
+        : `the fence counter reads ${found}, not ${lease.fence}`;
     case 'stored': {
       const holder = reply[3];
-      if (Number(found) > lease.fence) return `the stored position was written with a newer fence ${found}`;
+      if (Number(found) > lease.fence)
+        return `the stored position was written with a newer fence ${found}`;
       return `the stored position was written with the same fence ${found} by ${holder}: that fence was handed out twice (the fence counter was rolled back)`;
     }
   }
 }
 
 function checkTtl(ttlMs: number): void {
-  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new RangeError(`A lease TTL must be a positive whole number of milliseconds, got ${ttlMs}.`);
+  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0)
+    throw new RangeError(
+      `A lease TTL must be a positive whole number of milliseconds, got ${ttlMs}.`,
+    );
 }
 
 function checkHolder(holder: string): void {
-  if (holder === '') throw new RangeError('A lease holder (or group member) name must not be empty.');
+  if (holder === '')
+    throw new RangeError('A lease holder (or group member) name must not be empty.');
 }

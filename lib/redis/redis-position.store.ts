@@ -36,8 +36,19 @@ export class RedisPositionStore implements PositionStore {
   }
 
   /** Kept at `leftPositionKey(key)` (same slot as `key`): long enough for any holder to see it, never in the way. */
-  async leaveOrphan(key: string, position: StreamPosition, lease: StreamLease, savedUnderLease: boolean): Promise<boolean> {
-    return this.leases.leaveOrphan(key, encodePosition(position, new Date(), lease), lease, LEFT_POSITION_TTL_SECONDS, savedUnderLease);
+  async leaveOrphan(
+    key: string,
+    position: StreamPosition,
+    lease: StreamLease,
+    savedUnderLease: boolean,
+  ): Promise<boolean> {
+    return this.leases.leaveOrphan(
+      key,
+      encodePosition(position, new Date(), lease),
+      lease,
+      LEFT_POSITION_TTL_SECONDS,
+      savedUnderLease,
+    );
   }
 
   async loadOrphan(key: string): Promise<StreamPosition | null> {
@@ -51,7 +62,8 @@ export class RedisPositionStore implements PositionStore {
   }
 
   async save(key: string, position: StreamPosition, lease?: StreamLease): Promise<void> {
-    if (lease) await this.leases.writeFenced(key, encodePosition(position, new Date(), lease), lease);
+    if (lease)
+      await this.leases.writeFenced(key, encodePosition(position, new Date(), lease), lease);
     else await this.client.set(key, encodePosition(position));
   }
 }

@@ -34,8 +34,19 @@ export function redisScript<R>() {
   }): RedisScript<K, A, R> => ({ ...script, lua: `${header(script)}\n${script.lua.trim()}\n` });
 }
 
-function header({ name, keys, argv, replies }: { name: string; keys: readonly string[]; argv: readonly string[]; replies: string }): string {
-  const list = (names: readonly string[]) => names.map((n, i) => `[${i + 1}] ${n}`).join(', ') || 'none';
+function header({
+  name,
+  keys,
+  argv,
+  replies,
+}: {
+  name: string;
+  keys: readonly string[];
+  argv: readonly string[];
+  replies: string;
+}): string {
+  const list = (names: readonly string[]) =>
+    names.map((n, i) => `[${i + 1}] ${n}`).join(', ') || 'none';
   return `--[[ ${name}\n  KEYS: ${list(keys)}\n  ARGV: ${list(argv)}\n  Replies: ${replies}\n]]`;
 }
 
@@ -48,6 +59,13 @@ export function registerScript<K extends readonly string[], A extends readonly s
   script: RedisScript<K, A, R>,
 ): ScriptCall<K, A, R> {
   client.defineCommand(script.name, { lua: script.lua, numberOfKeys: script.keys.length });
-  const methods = client as unknown as Record<string, (...args: Array<string | number>) => Promise<R>>;
-  return ((...args: Array<string | number>) => methods[script.name]!(...args)) as ScriptCall<K, A, R>;
+  const methods = client as unknown as Record<
+    string,
+    (...args: Array<string | number>) => Promise<R>
+  >;
+  return ((...args: Array<string | number>) => methods[script.name]!(...args)) as ScriptCall<
+    K,
+    A,
+    R
+  >;
 }

@@ -14,7 +14,11 @@ export class CatchUpReporter {
 
   constructor(
     private readonly key: string,
-    private readonly read: () => { handled: number; lagMs: number | null; inFlightForMs?: number | null },
+    private readonly read: () => {
+      handled: number;
+      lagMs: number | null;
+      inFlightForMs?: number | null;
+    },
   ) {}
 
   start(): void {
@@ -38,7 +42,8 @@ export class CatchUpReporter {
     this.lastAt = now;
     if (lagMs === null || lagMs < CATCH_UP_REPORT_BEHIND_MS) return;
     // Nothing finished: that is not catching up at 0/s, it is a handler that does not return.
-    if (finished === 0 && inFlightForMs) this.logger.warn(messages.fallingBehind(this.key, handled, lagMs, inFlightForMs));
+    if (finished === 0 && inFlightForMs)
+      this.logger.warn(messages.fallingBehind(this.key, handled, lagMs, inFlightForMs));
     else this.logger.log(messages.catchingUp(this.key, handled, lagMs, rate));
   }
 }

@@ -30,12 +30,19 @@ export interface ChangeCursor {
   close(): Promise<void>;
 }
 
-export type CursorFactory = (pipeline: object[], options: mongo.ChangeStreamOptions) => ChangeCursor;
+export type CursorFactory = (
+  pipeline: object[],
+  options: mongo.ChangeStreamOptions,
+) => ChangeCursor;
 
 /** The driver's internal cursor: emits `init` with the aggregate's reply, knows where it would resume and what it holds. */
 interface DriverInnerCursor {
   once(event: 'init', listener: (reply?: { batchSize?: number }) => void): unknown;
-  readonly resumeOptions?: { resumeAfter?: mongo.ResumeToken; startAfter?: mongo.ResumeToken; startAtOperationTime?: mongo.Timestamp };
+  readonly resumeOptions?: {
+    resumeAfter?: mongo.ResumeToken;
+    startAfter?: mongo.ResumeToken;
+    startAtOperationTime?: mongo.Timestamp;
+  };
   bufferedCount?(): number;
   readBufferedDocuments?(count: number): ChangeEvent[];
   readonly documents?: DriverReply;
@@ -110,8 +117,20 @@ export class DriverChangeCursor implements ChangeCursor {
   nextBuffered(): ChangeEvent | null {
     const stream = this.stream as unknown as DriverStreamInternals;
     const inner = stream.cursor;
-    if (!this.open || this.stream.closed || stream.timeoutContext != null || typeof stream._processChange !== 'function') return null;
-    if (!inner?.bufferedCount || !inner.readBufferedDocuments || inner.transform != null || inner.bufferedCount() === 0) return null;
+    if (
+      !this.open ||
+      this.stream.closed ||
+      stream.timeoutContext != null ||
+      typeof stream._processChange !== 'function'
+    )
+      return null;
+    if (
+      !inner?.bufferedCount ||
+      !inner.readBufferedDocuments ||
+      inner.transform != null ||
+      inner.bufferedCount() === 0
+    )
+      return null;
     try {
       const [change] = inner.readBufferedDocuments(1);
       forgetHandedOut(inner.documents);

@@ -69,6 +69,8 @@ export class ChangeDispatcher {
     const interested = this.routes.interested(flight.change);
     if (interested.length === 1) return this.run(interested[0], flight, scope, then); // the common case
     if (interested.length === 0) return then(OK);
+    // Some handlers answer synchronously (no promise): Promise.all takes plain values as they are.
+    // eslint-disable-next-line @typescript-eslint/await-thenable
     return Promise.all(interested.map((h) => this.run(h, flight, scope, same))).then((outcomes) =>
       then(outcomes.find((o) => !o.ok && 'aborted' in o) ?? outcomes.find((o) => !o.ok) ?? OK),
     );

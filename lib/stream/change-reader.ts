@@ -7,7 +7,8 @@ import { documentKeyOf, type EventScheduler } from './event-scheduler.js';
 import type { LagTracker } from './lag-tracker.js';
 
 /** How a read of one cursor ended (a broken stream throws instead). */
-export type ReadEnd = { kind: 'stopped' } | { kind: 'failed' } | { kind: 'invalidated'; token: ResumeToken };
+export type ReadEnd =
+  { kind: 'stopped' } | { kind: 'failed' } | { kind: 'invalidated'; token: ResumeToken };
 
 /**
  * The server refused to open the stream, or failed its first read (a history-lost answer may come
@@ -60,7 +61,11 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
     } else {
       deps.lag?.read(change);
       if (!ready && !(ready = await untilReady(deps))) break;
-      if (scheduler.sequential && change.operationType !== 'invalidate' && checkpointer.hasRunAheadRoom(scheduler.dispatchedSeq)) {
+      if (
+        scheduler.sequential &&
+        change.operationType !== 'invalidate' &&
+        checkpointer.hasRunAheadRoom(scheduler.dispatchedSeq)
+      ) {
         // The hot path one at a time (`dispatch` would add a callback per event): no waiting, no keys, no await for a handler that did not.
         const outcome = scheduler.runAlone(change, true);
         if (!(outcome instanceof Promise ? await outcome : outcome).ok) break;
@@ -119,7 +124,8 @@ async function open(deps: ReaderDeps): Promise<ChangeEvent | null | undefined> {
  */
 function dispatch(change: ChangeEvent, deps: ReaderDeps): MaybePromise<ReadEnd | null> {
   const { checkpointer, scheduler } = deps;
-  if (!checkpointer.hasRunAheadRoom(scheduler.dispatchedSeq) || !scheduler.hasSlot()) return dispatchAfterWaiting(change, deps);
+  if (!checkpointer.hasRunAheadRoom(scheduler.dispatchedSeq) || !scheduler.hasSlot())
+    return dispatchAfterWaiting(change, deps);
   const key = scheduler.sequential ? null : documentKeyOf(change);
   if (key !== null) {
     scheduler.submit(change, key);
@@ -135,19 +141,30 @@ function dispatch(change: ChangeEvent, deps: ReaderDeps): MaybePromise<ReadEnd |
   return outcome instanceof Promise ? outcome.then(end) : end(outcome);
 }
 
-async function dispatchAfterWaiting(change: ChangeEvent, deps: ReaderDeps): Promise<ReadEnd | null> {
+async function dispatchAfterWaiting(
+  change: ChangeEvent,
+  deps: ReaderDeps,
+): Promise<ReadEnd | null> {
   const { checkpointer, scheduler } = deps;
-  if (!checkpointer.hasRunAheadRoom(scheduler.dispatchedSeq) && !(await checkpointer.waitForRunAheadRoom(scheduler.dispatchedSeq, scheduler.halted))) return ended(scheduler);
-  if (!scheduler.hasSlot() && !(await scheduler.waitForSlot(scheduler.halted))) return ended(scheduler);
+  if (
+    !checkpointer.hasRunAheadRoom(scheduler.dispatchedSeq) &&
+    !(await checkpointer.waitForRunAheadRoom(scheduler.dispatchedSeq, scheduler.halted))
+  )
+    return ended(scheduler);
+  if (!scheduler.hasSlot() && !(await scheduler.waitForSlot(scheduler.halted)))
+    return ended(scheduler);
   return dispatch(change, deps); // only the reader dispatches: the room and the slot are still there
 }
 
-const ended = (scheduler: EventScheduler): ReadEnd => (scheduler.failed ? { kind: 'failed' } : { kind: 'stopped' });
+const ended = (scheduler: EventScheduler): ReadEnd =>
+  scheduler.failed ? { kind: 'failed' } : { kind: 'stopped' };
 
 async function untilReady({ handlersReady, signal }: ReaderDeps): Promise<boolean> {
   if (signal.aborted) return false;
   let onAbort!: () => void;
-  const aborted = new Promise<void>((resolve) => signal.addEventListener('abort', (onAbort = () => resolve()), { once: true }));
+  const aborted = new Promise<void>((resolve) =>
+    signal.addEventListener('abort', (onAbort = () => resolve()), { once: true }),
+  );
   await Promise.race([handlersReady, aborted]);
   signal.removeEventListener('abort', onAbort);
   return !signal.aborted;

@@ -39,21 +39,26 @@ export interface CollectionStreamSetup {
 export function createCollectionStream(setup: CollectionStreamSetup): CollectionStream {
   const { plan, database, key, store, options, telemetry, balancer } = setup;
   const state = new StreamState(key, setup.emit);
-  const lease = balancer && new StreamLeaseKeeper(key, store.leases!, options.leases as LeaseTiming, balancer);
+  const lease =
+    balancer && new StreamLeaseKeeper(key, store.leases!, options.leases as LeaseTiming, balancer);
   const labels = { consumer: options.consumer, database, collection: plan.collection };
   const logger = new Logger(CollectionStream.name);
   const checkpointer = new Checkpointer({
     store,
     key,
     settings: options.checkpoint,
-    onSaveTrouble: (reason) => state.degrade('store', reason === null ? null : messages.cannotSave(reason)),
+    onSaveTrouble: (reason) =>
+      state.degrade('store', reason === null ? null : messages.cannotSave(reason)),
     onFenced: (error) => {
       logger.warn(messages.writeRefused(key, error.message));
       lease?.lose(error.message);
     },
     ...(telemetry && { onWrite: (outcome, ms) => telemetry.positionWritten(labels, outcome, ms) }),
   });
-  const dispatcher = createDispatcher({ ...setup, onDeadLetter: (id, handler) => setup.emit({ type: 'dead-lettered', key, id, handler }) });
+  const dispatcher = createDispatcher({
+    ...setup,
+    onDeadLetter: (id, handler) => setup.emit({ type: 'dead-lettered', key, id, handler }),
+  });
   return new CollectionStream({ ...setup, state, checkpointer, lease, dispatcher });
 }
 
@@ -85,7 +90,12 @@ export function createDispatcher(setup: DispatcherSetup): ChangeDispatcher {
       ...(setup.onDeadLetter && { onDeadLetter: setup.onDeadLetter }),
       ...(setup.telemetry && { telemetry: setup.telemetry }),
     },
-    { consumer: options.consumer, connectionName: plan.connectionName, database, collection: plan.collection },
+    {
+      consumer: options.consumer,
+      connectionName: plan.connectionName,
+      database,
+      collection: plan.collection,
+    },
     key,
   );
 }

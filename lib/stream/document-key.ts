@@ -32,7 +32,9 @@ function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   if (isDocument(value)) {
     // Field order matters to MongoDB ({a, b} and {b, a} are two _ids), so it is kept.
-    return `{${Object.entries(value).map(([field, v]) => `${JSON.stringify(field)}:${canonical(v)}`).join(',')}}`;
+    return `{${Object.entries(value)
+      .map(([field, v]) => `${JSON.stringify(field)}:${canonical(v)}`)
+      .join(',')}}`;
   }
   return `x:${EJSON.stringify(value, { relaxed: false })}`;
 }
@@ -56,7 +58,8 @@ export function numericKey(value: unknown): string | null {
       return decimalKey(value < 0n ? '-' : '', (value < 0n ? -value : value).toString(), 0);
     case 'object': {
       const type = (value as { _bsontype?: unknown } | null)?._bsontype;
-      if (type === 'Int32' || type === 'Double') return doubleKey((value as { value: number }).value);
+      if (type === 'Int32' || type === 'Double')
+        return doubleKey((value as { value: number }).value);
       if (type === 'Long' || type === 'Decimal128') return parsedKey(String(value));
       return null;
     }

@@ -14,7 +14,9 @@ export const DRIVER_FLOOR = '6.20.0';
 export function mongooseDriverVersion(from = join(process.cwd(), 'index.js')): string | null {
   try {
     const mongoosePackage = createRequire(from).resolve('mongoose/package.json');
-    const version = (createRequire(mongoosePackage)('mongodb/package.json') as { version?: unknown }).version;
+    const version = (
+      createRequire(mongoosePackage)('mongodb/package.json') as { version?: unknown }
+    ).version;
     return typeof version === 'string' ? version : null;
   } catch {
     return null;
@@ -23,7 +25,11 @@ export function mongooseDriverVersion(from = join(process.cwd(), 'index.js')): s
 
 /** True when `version` (x.y.z) is older than `floor`. Pre-releases count as their release. */
 export function isOlder(version: string, floor = DRIVER_FLOOR): boolean {
-  const parts = (v: string) => v.split(/[.-]/).slice(0, 3).map((n) => Number.parseInt(n, 10) || 0);
+  const parts = (v: string) =>
+    v
+      .split(/[.-]/)
+      .slice(0, 3)
+      .map((n) => Number.parseInt(n, 10) || 0);
   const [a, b] = [parts(version), parts(floor)];
   for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i] < b[i];
   return false;
@@ -32,7 +38,10 @@ export function isOlder(version: string, floor = DRIVER_FLOOR): boolean {
 let checked = false;
 
 /** Once per process: warn (naming the fix) when mongoose brings a driver older than the floor. */
-export function warnIfDriverTooOld(version: string | null = mongooseDriverVersion(), logger: Pick<Logger, 'warn'> = new Logger('ChangeStreamModule')): boolean {
+export function warnIfDriverTooOld(
+  version: string | null = mongooseDriverVersion(),
+  logger: Pick<Logger, 'warn'> = new Logger('ChangeStreamModule'),
+): boolean {
   if (checked) return false;
   checked = true;
   if (version === null || !isOlder(version)) return false;

@@ -3,14 +3,23 @@ import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import { Notifier } from '../common/notifier.js';
 import { HandlerFailedError } from '../change-stream.errors.js';
 import type { ChangeEvent } from './change-cursor.js';
-import { type ChangeDispatcher, type DispatchOutcome, dispatchBug, type Attempt, type DispatchScope, type EventInFlight, type MaybePromise } from './change-dispatcher.js';
+import {
+  type ChangeDispatcher,
+  type DispatchOutcome,
+  dispatchBug,
+  type Attempt,
+  type DispatchScope,
+  type EventInFlight,
+  type MaybePromise,
+} from './change-dispatcher.js';
 import { InFlightList, type Linked } from './in-flight-list.js';
 import { RunningHandlers } from './running-handlers.js';
 
 export { documentKeyOf } from './document-key.js';
 
 /** An event in flight, linked into the scheduler's list of them. */
-type TrackedEvent = EventInFlight & Linked<TrackedEvent> & { readonly seq: number; finished: boolean };
+type TrackedEvent = EventInFlight &
+  Linked<TrackedEvent> & { readonly seq: number; finished: boolean };
 
 const ABORTED: DispatchOutcome = { ok: false, aborted: true };
 const DONE = Promise.resolve();
@@ -59,7 +68,11 @@ export class EventScheduler {
   private stoppingNow = false;
 
   constructor(private readonly deps: SchedulerDeps) {
-    this.scope = { stopping: deps.stopping, mayDispatch: deps.mayDispatch, fence: deps.fence ?? null };
+    this.scope = {
+      stopping: deps.stopping,
+      mayDispatch: deps.mayDispatch,
+      fence: deps.fence ?? null,
+    };
     const stop = () => {
       this.stoppingNow = true;
       this.halt.abort();
@@ -80,7 +93,8 @@ export class EventScheduler {
 
   /** Aborts the `context.signal` of every handler running now (shutdown ran out of time, or the lease was lost). */
   abortInFlight(): void {
-    for (const event of this.inFlight.toArray()) for (const attempt of event.attempts ?? []) attempt.abort.abort();
+    for (const event of this.inFlight.toArray())
+      for (const attempt of event.attempts ?? []) attempt.abort.abort();
     this.sharedAbort.abort();
     this.sharedAbort = new AbortController();
   }
@@ -114,7 +128,11 @@ export class EventScheduler {
 
   /** Resolves true once another event may start; false after a failure or at shutdown. */
   async waitForSlot(signal: AbortSignal): Promise<boolean> {
-    while (this.keys.size + this.alone >= this.deps.concurrency && !this.failedWith && !signal.aborted) {
+    while (
+      this.keys.size + this.alone >= this.deps.concurrency &&
+      !this.failedWith &&
+      !signal.aborted
+    ) {
       await this.changed.next(signal);
     }
     return !this.failedWith && !signal.aborted;
@@ -158,16 +176,24 @@ export class EventScheduler {
    * flight, so a drain waits for it, but it is no stream event: never acknowledged, not counted
    * as handled, and its failure is the caller's alone. `refused` makes the error when it may not start.
    */
-  runInOrder<T>(change: ChangeEvent, key: string | null, task: (signal: AbortSignal) => Promise<T>, refused: () => Error): Promise<T> {
+  runInOrder<T>(
+    change: ChangeEvent,
+    key: string | null,
+    task: (signal: AbortSignal) => Promise<T>,
+    refused: () => Error,
+  ): Promise<T> {
     const flight = this.track(change);
     const run = async (): Promise<T> => {
       let slots = 0;
       try {
-        if (key === null) while (this.inFlight.toArray().some((other) => other.seq < flight.seq)) await this.changed.next();
+        if (key === null)
+          while (this.inFlight.toArray().some((other) => other.seq < flight.seq))
+            await this.changed.next();
         // Never beside an event that runs alone (drop, rename, DDL); one without a document runs alone itself: it takes every slot.
         while (this.alone > 0) await this.changed.next();
         if (key === null) this.alone += slots = this.deps.concurrency;
-        if (this.failure || this.stoppingNow || !(this.deps.mayDispatch?.() ?? true)) throw refused();
+        if (this.failure || this.stoppingNow || !(this.deps.mayDispatch?.() ?? true))
+          throw refused();
         flight.startedAt = Date.now();
         return await task(flight.abort.signal);
       } finally {
@@ -175,7 +201,8 @@ export class EventScheduler {
         flight.finished = true;
         this.inFlight.remove(flight);
         if (key !== null) this.release(key);
-        if (this.window.complete(flight.seq, null)) this.deps.checkpointer.ack(this.window.token!, this.window.acknowledgedSeq);
+        if (this.window.complete(flight.seq, null))
+          this.deps.checkpointer.ack(this.window.token!, this.window.acknowledgedSeq);
         this.changed.notify();
       }
     };
@@ -196,7 +223,17 @@ export class EventScheduler {
   /** Numbers the event (stream order) and counts it in flight. */
   private track(change: ChangeEvent): TrackedEvent {
     const attempts = this.deps.signalPerAttempt ? new Set<Attempt>() : null;
-    const flight: TrackedEvent = { change, startedAt: Date.now(), pending: new RunningHandlers(), abort: this.sharedAbort, attempts, seq: ++this.seq, finished: false, prev: null, next: null };
+    const flight: TrackedEvent = {
+      change,
+      startedAt: Date.now(),
+      pending: new RunningHandlers(),
+      abort: this.sharedAbort,
+      attempts,
+      seq: ++this.seq,
+      finished: false,
+      prev: null,
+      next: null,
+    };
     this.inFlight.add(flight);
     return flight;
   }
@@ -205,7 +242,8 @@ export class EventScheduler {
     const finish = (outcome: DispatchOutcome) => this.finish(flight, ack, key, outcome);
     // After a failure or at shutdown, events queued behind others are not started (so never acknowledged).
     // Checked here, as each event starts (also one queued behind its document, or after a drain).
-    if (this.failedWith || this.stoppingNow || !(this.deps.mayDispatch?.() ?? true)) return finish(ABORTED);
+    if (this.failedWith || this.stoppingNow || !(this.deps.mayDispatch?.() ?? true))
+      return finish(ABORTED);
     let run: MaybePromise<DispatchOutcome>;
     try {
       run = this.deps.dispatcher.dispatch(flight, this.scope, finish);
@@ -216,7 +254,12 @@ export class EventScheduler {
     return run;
   }
 
-  private finish(flight: TrackedEvent, ack: boolean, key: string | undefined, outcome: DispatchOutcome): DispatchOutcome {
+  private finish(
+    flight: TrackedEvent,
+    ack: boolean,
+    key: string | undefined,
+    outcome: DispatchOutcome,
+  ): DispatchOutcome {
     if (flight.finished) return outcome; // counted once, whatever calls again
     flight.finished = true;
     this.inFlight.remove(flight);
@@ -238,7 +281,8 @@ export class EventScheduler {
   private settle(seq: number, change: ChangeEvent, outcome: DispatchOutcome, ack: boolean): void {
     if (outcome.ok) {
       this.deps.onHandled(change);
-      if (this.window.complete(seq, ack ? change._id : null)) this.deps.checkpointer.ack(this.window.token!, this.window.acknowledgedSeq);
+      if (this.window.complete(seq, ack ? change._id : null))
+        this.deps.checkpointer.ack(this.window.token!, this.window.acknowledgedSeq);
     } else if ('error' in outcome && !this.failedWith) {
       this.failedWith = outcome.error;
       this.deps.onFailed(outcome.error);

@@ -24,11 +24,18 @@ export type OpenErrorKind = 'history-lost' | 'token-not-found' | 'other';
 
 export function classifyOpenError(error: unknown): OpenErrorKind {
   if (typeof error !== 'object' || error === null) return 'other';
-  const { name, code, message, errorLabels } = error as { name?: string; code?: unknown; message?: unknown; errorLabels?: unknown };
+  const { name, code, message, errorLabels } = error as {
+    name?: string;
+    code?: unknown;
+    message?: unknown;
+    errorLabels?: unknown;
+  };
   if (name !== 'MongoServerError' || typeof code !== 'number') return 'other';
-  if (Array.isArray(errorLabels) && errorLabels.includes('ResumableChangeStreamError')) return 'other';
+  if (Array.isArray(errorLabels) && errorLabels.includes('ResumableChangeStreamError'))
+    return 'other';
   if (LOST_CODES.has(code)) return 'history-lost';
-  if (code === TOKEN_NOT_FOUND && /resume token was not found/i.test(String(message))) return 'token-not-found';
+  if (code === TOKEN_NOT_FOUND && /resume token was not found/i.test(String(message)))
+    return 'token-not-found';
   return 'other';
 }
 
@@ -47,7 +54,8 @@ export interface HistoryLostContext {
   position: StreamPosition | null;
 }
 
-export type HistoryLostVerdict = { action: 'fail'; reason: string } | { action: 'restart-from-now' } | null;
+export type HistoryLostVerdict =
+  { action: 'fail'; reason: string } | { action: 'restart-from-now' } | null;
 
 const logger = new Logger('ChangeStreamModule');
 
@@ -56,17 +64,36 @@ const logger = new Logger('ChangeStreamModule');
  * opening from a position, gets the `onHistoryLost` policy; anything else (null) is reopened.
  * Only the open is judged: the same errors mid-stream are a broken stream.
  */
-export async function decideHistoryLost(error: unknown, atOpen: unknown, openedFromPosition: boolean, context: HistoryLostContext): Promise<HistoryLostVerdict> {
+export async function decideHistoryLost(
+  error: unknown,
+  atOpen: unknown,
+  openedFromPosition: boolean,
+  context: HistoryLostContext,
+): Promise<HistoryLostVerdict> {
   const badValue = isInvalidStoredTokenError(error);
-  if (!badValue && !(atOpen !== undefined && openedFromPosition && isHistoryLost(atOpen))) return null;
+  if (!badValue && !(atOpen !== undefined && openedFromPosition && isHistoryLost(atOpen)))
+    return null;
   const { key, plan, database, options } = context;
   const reason = badValue ? error.message : messages.historyLost(key, errorText(atOpen));
-  const lost: HistoryLost = { key, connectionName: plan.connectionName, database, collection: plan.collection, reason, position: badValue ? null : context.position };
+  const lost: HistoryLost = {
+    key,
+    connectionName: plan.connectionName,
+    database,
+    collection: plan.collection,
+    reason,
+    position: badValue ? null : context.position,
+  };
   let action: HistoryLostAction;
   try {
-    action = typeof options.onHistoryLost === 'function' ? await options.onHistoryLost(lost) : options.onHistoryLost;
+    action =
+      typeof options.onHistoryLost === 'function'
+        ? await options.onHistoryLost(lost)
+        : options.onHistoryLost;
   } catch (callbackError) {
-    logger.error(`onHistoryLost callback threw: ${errorText(callbackError)}`, (callbackError as Error)?.stack);
+    logger.error(
+      `onHistoryLost callback threw: ${errorText(callbackError)}`,
+      (callbackError as Error)?.stack,
+    );
     action = 'fail';
   }
   context.emit({ type: 'history-lost', action, ...lost });

@@ -39,14 +39,20 @@ export class LagTracker {
     if (this.caughtUp) return 0;
     const handled = this.last && eventTime(this.last);
     const pending = this.firstPending && eventTime(this.firstPending);
-    const since = handled == null ? pending : pending == null ? handled : Math.max(handled, pending);
+    const since =
+      handled == null ? pending : pending == null ? handled : Math.max(handled, pending);
     return since == null ? null : Math.max(0, now - since);
   }
 }
 
 /** Epoch ms of an event: `wallTime`, else the seconds of its `clusterTime`. */
 export function eventTime(change: ChangeEvent): number | null {
-  const { wallTime, clusterTime } = change as { wallTime?: Date; clusterTime?: { getHighBits(): number } };
+  const { wallTime, clusterTime } = change as {
+    wallTime?: Date;
+    clusterTime?: { getHighBits(): number };
+  };
   if (wallTime instanceof Date) return wallTime.getTime();
-  return clusterTime && typeof clusterTime.getHighBits === 'function' ? clusterTime.getHighBits() * 1000 : null;
+  return clusterTime && typeof clusterTime.getHighBits === 'function'
+    ? clusterTime.getHighBits() * 1000
+    : null;
 }

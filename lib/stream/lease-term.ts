@@ -65,7 +65,9 @@ export class LeaseTerm {
     const stop = () => abort.abort();
     if (stopping.aborted) abort.abort();
     stopping.addEventListener('abort', stop, { once: true });
-    abort.signal.addEventListener('abort', () => stopping.removeEventListener('abort', stop), { once: true });
+    abort.signal.addEventListener('abort', () => stopping.removeEventListener('abort', stop), {
+      once: true,
+    });
     this.lease = lease?.current ?? null;
     this.scheduler = new EventScheduler({
       mayDispatch: lease && (() => lease.stillValid()),
@@ -96,7 +98,8 @@ export class LeaseTerm {
 
   /** Ends the term for a hand-over when nothing is in flight and a position exists (see `CollectionStream.handOver`). */
   handOver(reason: string): boolean {
-    if (this.end || this.scheduler.events.length > 0 || this.context.checkpointer.position === null) return false;
+    if (this.end || this.scheduler.events.length > 0 || this.context.checkpointer.position === null)
+      return false;
     this.end = { kind: 'handover', reason };
     this.abort.abort();
     return true;
@@ -118,10 +121,23 @@ export class LeaseTerm {
     }
     if (end.kind === 'lost') {
       // Lost for want of answers: nobody is known to read the stream, so not a healthy standby.
-      if (lease!.storeSilent) state.setBase('reconnecting', messages.waitingForLease(messages.leaseStoreSilent(options.leases ? options.leases.ttlMs : 0)));
+      if (lease!.storeSilent)
+        state.setBase(
+          'reconnecting',
+          messages.waitingForLease(
+            messages.leaseStoreSilent(options.leases ? options.leases.ttlMs : 0),
+          ),
+        );
       else state.setBase('standby');
       logger.warn(messages.leaseLost(key, lease!.instanceId, end.reason));
-      emit({ type: 'role', key, role: 'standby', instanceId: lease!.instanceId, fence: null, reason: `lease lost: ${end.reason}` });
+      emit({
+        type: 'role',
+        key,
+        role: 'standby',
+        instanceId: lease!.instanceId,
+        fence: null,
+        reason: `lease lost: ${end.reason}`,
+      });
       await this.scheduler.drain();
       return;
     }
@@ -130,7 +146,14 @@ export class LeaseTerm {
     await lease!.release();
     state.setBase('standby');
     logger.log(messages.leaseHandedOver(key, lease!.instanceId, end.reason, saved));
-    emit({ type: 'role', key, role: 'standby', instanceId: lease!.instanceId, fence: null, reason: `handed over: ${end.reason}` });
+    emit({
+      type: 'role',
+      key,
+      role: 'standby',
+      instanceId: lease!.instanceId,
+      fence: null,
+      reason: `handed over: ${end.reason}`,
+    });
   }
 
   /** At once, not when the reader next looks: nothing more is acknowledged, running handlers are told. */
@@ -142,7 +165,8 @@ export class LeaseTerm {
     this.scheduler.abortInFlight();
     this.abort.abort();
     // If the store lost its data, the next holder would start from nothing: leave it where this one got to.
-    if (position && this.lease) leftPositions.leave(position, this.lease, checkpointer.savedThisTerm);
+    if (position && this.lease)
+      leftPositions.leave(position, this.lease, checkpointer.savedThisTerm);
   }
 
   /**
@@ -155,14 +179,18 @@ export class LeaseTerm {
     if (!this.lease || options.leases === false || !leftPositions.supported) return;
     let looking = false;
     this.timer = setInterval(() => {
-      if (looking || !this.active || !this.positionLoaded || checkpointer.leftPositionPending) return;
+      if (looking || !this.active || !this.positionLoaded || checkpointer.leftPositionPending)
+        return;
       looking = true;
       leftPositions
         .find()
         .then(
           (left) => {
             if (!left || !this.active) return;
-            this.end = { kind: 'reload', reason: 'an instance left a position when the store lost its data' };
+            this.end = {
+              kind: 'reload',
+              reason: 'an instance left a position when the store lost its data',
+            };
             this.abort.abort();
           },
           () => undefined, // the store is away: the lease and the saves report it

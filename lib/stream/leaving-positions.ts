@@ -2,7 +2,13 @@ import type { Logger } from '@nestjs/common';
 import { messages } from '../change-stream.messages.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { PositionStore, StreamPosition } from '../interfaces/position-store.interface.js';
-import { type LeftPosition, leaveOrphanPosition, orphanStore, reportOrphanNotLeft, restoreCommand } from '../redis/left-position.js';
+import {
+  type LeftPosition,
+  leaveOrphanPosition,
+  orphanStore,
+  reportOrphanNotLeft,
+  restoreCommand,
+} from '../redis/left-position.js';
 
 /** Waits for one shutdown step within what is left of the shutdown; true when it settled in time. */
 export type ShutdownStep = (what: string, work: Promise<unknown>) => Promise<boolean>;
@@ -49,8 +55,16 @@ export class LeavingPositions {
 
   /** At shutdown: waits for the positions still being left, and logs those that could not be in time. */
   async settle(step: ShutdownStep, timeoutMs: number): Promise<void> {
-    if (!(await step('the position to be left for the next holder', Promise.all(this.leaving.keys())))) {
-      for (const pending of this.leaving.values()) reportOrphanNotLeft(this.key, pending, `no answer within shutdownTimeoutMs (${timeoutMs} ms)`, this.logger);
+    if (
+      !(await step('the position to be left for the next holder', Promise.all(this.leaving.keys())))
+    ) {
+      for (const pending of this.leaving.values())
+        reportOrphanNotLeft(
+          this.key,
+          pending,
+          `no answer within shutdownTimeoutMs (${timeoutMs} ms)`,
+          this.logger,
+        );
     }
   }
 
@@ -59,7 +73,13 @@ export class LeavingPositions {
    * next holder would start from now: make the same last attempt as after a lost lease (leave the
    * position for the next holder), and log it with its restore command if that fails too.
    */
-  async finalSaveFailed(position: StreamPosition | null, unsaved: number, lease: StreamLease | null, saved: boolean, step: ShutdownStep): Promise<void> {
+  async finalSaveFailed(
+    position: StreamPosition | null,
+    unsaved: number,
+    lease: StreamLease | null,
+    saved: boolean,
+    step: ShutdownStep,
+  ): Promise<void> {
     const { key, logger, store } = this;
     if (position === null || this.leaving.size > 0) {
       // Nothing reached, or a lost lease already leaves (or reports) the position.
@@ -73,7 +93,10 @@ export class LeavingPositions {
         settled = true;
         if (kept) logger.warn(messages.orphanLeft(key, lease.holder));
       });
-      await step('the position to be left for the next holder', attempt.catch(() => undefined));
+      await step(
+        'the position to be left for the next holder',
+        attempt.catch(() => undefined),
+      );
       if (settled) {
         // The store answered: it kept its data (the events come again), or it now holds the position that was left.
         logger.warn(messages.finalSaveFailed(key, unsaved, null));

@@ -15,7 +15,11 @@ import { clusterTimeOfToken } from './resume-token-time.js';
 import { largeEventFailure, SplitEventCursor } from './split-events.js';
 
 /** Where the next open starts: after a token, after an invalidate event, at a cluster time, or now. */
-type StartAt = { resumeAfter: ResumeToken } | { startAfter: ResumeToken } | { startAtOperationTime: mongo.Timestamp } | null;
+type StartAt =
+  | { resumeAfter: ResumeToken }
+  | { startAfter: ResumeToken }
+  | { startAtOperationTime: mongo.Timestamp }
+  | null;
 
 /** A failure to read the stored position (the store is unreachable): retried quietly. */
 class PositionLoadError extends Error {}
@@ -104,13 +108,25 @@ export class ReopeningReader {
     // Events still in flight would be read again by the reopened stream: let them finish first.
     await term.scheduler.drain();
     const atOpen = error instanceof StreamOpenError ? error.cause : undefined;
-    if (atOpen !== undefined && classifyOpenError(atOpen) === 'token-not-found' && this.fallBackToTokenTime(atOpen)) return;
-    const beyondRetry = largeEventFailure(this.key, atOpen ?? error, atOpen !== undefined, this.deps.plan.splitLargeEvents);
+    if (
+      atOpen !== undefined &&
+      classifyOpenError(atOpen) === 'token-not-found' &&
+      this.fallBackToTokenTime(atOpen)
+    )
+      return;
+    const beyondRetry = largeEventFailure(
+      this.key,
+      atOpen ?? error,
+      atOpen !== undefined,
+      this.deps.plan.splitLargeEvents,
+    );
     if (beyondRetry) return this.fail(beyondRetry);
     const verdict = await decideHistoryLost(error, atOpen, this.startAt() !== null, {
       ...this.deps,
       key: this.key,
-      position: this.invalidatedAt ? { token: this.invalidatedAt } : this.deps.checkpointer.position,
+      position: this.invalidatedAt
+        ? { token: this.invalidatedAt }
+        : this.deps.checkpointer.position,
     });
     if (verdict?.action === 'fail') return this.fail(verdict.reason);
     if (verdict?.action === 'restart-from-now') {
@@ -132,7 +148,11 @@ export class ReopeningReader {
     } else {
       this.deps.state.setBase('reconnecting', errorText(cause));
       this.logger.warn(messages.streamReconnecting(this.key, attempt, delay, errorText(cause)));
-      this.deps.telemetry?.reconnected({ consumer: this.deps.options.consumer, database: this.deps.database, collection: this.deps.plan.collection });
+      this.deps.telemetry?.reconnected({
+        consumer: this.deps.options.consumer,
+        database: this.deps.database,
+        collection: this.deps.plan.collection,
+      });
     }
     await sleep(delay, term.abort.signal);
   }
@@ -151,7 +171,8 @@ export class ReopeningReader {
   private startAt(): StartAt {
     if (this.invalidatedAt) return { startAfter: this.invalidatedAt };
     const position = this.deps.checkpointer.position;
-    if (this.tokenFallback && samePosition(this.tokenFallback.position, position)) return this.tokenFallback.startAt;
+    if (this.tokenFallback && samePosition(this.tokenFallback.position, position))
+      return this.tokenFallback.startAt;
     return startAtOf(position);
   }
 
@@ -163,11 +184,19 @@ export class ReopeningReader {
    */
   private fallBackToTokenTime(refusal: unknown): boolean {
     const position = this.deps.checkpointer.position;
-    if (this.invalidatedAt || !position || !('token' in position) || (this.tokenFallback && samePosition(this.tokenFallback.position, position))) return false;
+    if (
+      this.invalidatedAt ||
+      !position ||
+      !('token' in position) ||
+      (this.tokenFallback && samePosition(this.tokenFallback.position, position))
+    )
+      return false;
     const time = clusterTimeOfToken(position.token);
     if (!time) return false;
     this.tokenFallback = { position, startAt: { startAtOperationTime: time } };
-    this.logger.warn(messages.tokenNotFoundResumingAtTime(this.key, { t: time.t, i: time.i }, errorText(refusal)));
+    this.logger.warn(
+      messages.tokenNotFoundResumingAtTime(this.key, { t: time.t, i: time.i }, errorText(refusal)),
+    );
     return true;
   }
 
@@ -175,7 +204,9 @@ export class ReopeningReader {
     const { plan, options } = this.deps;
     const cursor = this.deps.openCursor(plan.pipeline, {
       ...(startAt ?? {}),
-      ...(plan.fullDocument && plan.fullDocument !== 'default' ? { fullDocument: plan.fullDocument } : {}),
+      ...(plan.fullDocument && plan.fullDocument !== 'default'
+        ? { fullDocument: plan.fullDocument }
+        : {}),
       ...(plan.fullDocumentBeforeChange && plan.fullDocumentBeforeChange !== 'off'
         ? { fullDocumentBeforeChange: plan.fullDocumentBeforeChange }
         : {}),
@@ -192,7 +223,6 @@ export class ReopeningReader {
     await cursor?.close().catch(() => undefined);
   }
 
-
   private fail(reason: string): void {
     this.deps.state.setBase('failed', reason);
     this.logger.error(messages.streamFailed(this.key, reason));
@@ -205,10 +235,16 @@ function samePosition(a: StreamPosition, b: StreamPosition | null): boolean {
 
 function openedFrom(startAt: StartAt): Parameters<typeof messages.streamOpened>[1] {
   if (startAt === null) return 'now';
-  return 'resumeAfter' in startAt ? 'token' : 'startAtOperationTime' in startAt ? 'time' : 'invalidate';
+  return 'resumeAfter' in startAt
+    ? 'token'
+    : 'startAtOperationTime' in startAt
+      ? 'time'
+      : 'invalidate';
 }
 
 function startAtOf(position: StreamPosition | null): StartAt {
   if (position === null) return null;
-  return 'token' in position ? { resumeAfter: position.token } : { startAtOperationTime: position.operationTime };
+  return 'token' in position
+    ? { resumeAfter: position.token }
+    : { startAtOperationTime: position.operationTime };
 }

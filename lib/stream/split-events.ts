@@ -9,10 +9,19 @@ const BSON_OBJECT_TOO_LARGE = 10334;
  * the same event at every reopen), or a server that refused `$changeStreamSplitLargeEvent` at open.
  * Null for any other error.
  */
-export function largeEventFailure(key: string, error: unknown, atOpen: boolean, splitLargeEvents: boolean): string | null {
+export function largeEventFailure(
+  key: string,
+  error: unknown,
+  atOpen: boolean,
+  splitLargeEvents: boolean,
+): string | null {
   const { code } = (error ?? {}) as { code?: unknown };
-  if (code === BSON_OBJECT_TOO_LARGE) return splitLargeEvents ? messages.eventTooLargeEvenSplit(key, errorText(error)) : messages.eventTooLarge(key, errorText(error));
-  if (atOpen && splitLargeEvents && errorText(error).includes('$changeStreamSplitLargeEvent')) return messages.splitUnsupported(key, errorText(error));
+  if (code === BSON_OBJECT_TOO_LARGE)
+    return splitLargeEvents
+      ? messages.eventTooLargeEvenSplit(key, errorText(error))
+      : messages.eventTooLarge(key, errorText(error));
+  if (atOpen && splitLargeEvents && errorText(error).includes('$changeStreamSplitLargeEvent'))
+    return messages.splitUnsupported(key, errorText(error));
   return null;
 }
 
@@ -46,7 +55,11 @@ export class SplitEventCursor implements ChangeCursor {
   }
 
   nextBuffered(): ChangeEvent | null {
-    for (let change = this.inner.nextBuffered(); change !== null; change = this.inner.nextBuffered()) {
+    for (
+      let change = this.inner.nextBuffered();
+      change !== null;
+      change = this.inner.nextBuffered()
+    ) {
       const whole = this.join(change);
       if (whole) return whole;
     }
@@ -82,12 +95,23 @@ export class SplitEventCursor implements ChangeCursor {
     const split = (change as Fragment).splitEvent;
     const expected = this.fragments.length + 1;
     if (!split) {
-      if (this.fragments.length > 0) throw new Error(messages.splitEventIncomplete(this.key, `an unsplit event after fragment ${expected - 1}`));
+      if (this.fragments.length > 0)
+        throw new Error(
+          messages.splitEventIncomplete(
+            this.key,
+            `an unsplit event after fragment ${expected - 1}`,
+          ),
+        );
       return change;
     }
     const of = (this.fragments[0] as Fragment | undefined)?.splitEvent?.of ?? split.of;
     if (split.fragment !== expected || split.of !== of) {
-      throw new Error(messages.splitEventIncomplete(this.key, `fragment ${split.fragment} of ${split.of} where ${expected} of ${of} was due`));
+      throw new Error(
+        messages.splitEventIncomplete(
+          this.key,
+          `fragment ${split.fragment} of ${split.of} where ${expected} of ${of} was due`,
+        ),
+      );
     }
     this.fragments.push(change);
     if (split.fragment < split.of) return undefined;

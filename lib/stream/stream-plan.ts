@@ -53,7 +53,9 @@ function planOne(handlers: ChangeHandler[]): StreamPlan {
   const [first] = handlers;
   const pipeline = agree(handlers, 'pipeline', (h) => h.options.pipeline ?? [], true) ?? [];
   const restrictsAll = handlers.every((h) => h.options.operationTypes !== undefined);
-  const operationTypes = [...new Set([...handlers.flatMap((h) => h.options.operationTypes ?? []), ...LIFECYCLE_EVENTS])];
+  const operationTypes = [
+    ...new Set([...handlers.flatMap((h) => h.options.operationTypes ?? []), ...LIFECYCLE_EVENTS]),
+  ];
   const splitLargeEvents = handlers.some((h) => h.options.splitLargeEvents === true);
   return {
     connectionName: first.connectionName,
@@ -67,7 +69,12 @@ function planOne(handlers: ChangeHandler[]): StreamPlan {
     hasUserPipeline: pipeline.length > 0,
     concurrencyCap: minimum(handlers.map((h) => h.options.concurrency)),
     fullDocument: agree(handlers, 'fullDocument', (h) => h.options.fullDocument, false),
-    fullDocumentBeforeChange: agree(handlers, 'fullDocumentBeforeChange', (h) => h.options.fullDocumentBeforeChange, false),
+    fullDocumentBeforeChange: agree(
+      handlers,
+      'fullDocumentBeforeChange',
+      (h) => h.options.fullDocumentBeforeChange,
+      false,
+    ),
     splitLargeEvents,
     handlers,
   };
@@ -81,12 +88,18 @@ function minimum(values: Array<number | undefined>): number | undefined {
 /** The user's `$match` stages as one stage that lifecycle events always pass. */
 function userStages(pipeline: MatchStage[]): object[] {
   if (pipeline.length === 0) return [];
-  const match = pipeline.length === 1 ? pipeline[0].$match : { $and: pipeline.map((stage) => stage.$match) };
+  const match =
+    pipeline.length === 1 ? pipeline[0].$match : { $and: pipeline.map((stage) => stage.$match) };
   return [{ $match: { $or: [match, { operationType: { $in: LIFECYCLE_EVENTS } }] } }];
 }
 
 /** The one value all handlers agree on; with `everyone` false, handlers that leave it unset do not count. */
-function agree<T>(handlers: ChangeHandler[], option: string, read: (h: ChangeHandler) => T | undefined, everyone: boolean): T | undefined {
+function agree<T>(
+  handlers: ChangeHandler[],
+  option: string,
+  read: (h: ChangeHandler) => T | undefined,
+  everyone: boolean,
+): T | undefined {
   let chosen: { handler: ChangeHandler; value: T } | undefined;
   for (const handler of handlers) {
     const value = read(handler);
@@ -94,7 +107,16 @@ function agree<T>(handlers: ChangeHandler[], option: string, read: (h: ChangeHan
     if (chosen === undefined) {
       chosen = { handler, value: value as T };
     } else if (JSON.stringify(value) !== JSON.stringify(chosen.value)) {
-      throw new ChangeStreamConfigError(messages.streamOptionConflict(handler.collection, chosen.handler.name, handler.name, option, chosen.value, value));
+      throw new ChangeStreamConfigError(
+        messages.streamOptionConflict(
+          handler.collection,
+          chosen.handler.name,
+          handler.name,
+          option,
+          chosen.value,
+          value,
+        ),
+      );
     }
   }
   return chosen?.value;

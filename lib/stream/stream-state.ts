@@ -44,10 +44,12 @@ export class StreamState {
     if (this.base === 'closed') return;
     const before = this.current;
     this.base = state;
-    if ((state === 'open' || state === 'standby') && this.degradedBy.size === 0) this.lastError = null;
+    if ((state === 'open' || state === 'standby') && this.degradedBy.size === 0)
+      this.lastError = null;
     else if (reason) this.lastError = reason;
     this.announce(before, reason);
-    if (state !== 'starting' && state !== 'reconnecting') this.settleWaiters.splice(0).forEach((resolve) => resolve());
+    if (state !== 'starting' && state !== 'reconnecting')
+      this.settleWaiters.splice(0).forEach((resolve) => resolve());
   }
 
   /** Sets (with its reason) or clears (null) one degradation. */
@@ -57,7 +59,8 @@ export class StreamState {
     else this.degradedBy.set(cause, reason);
     const remaining = [...this.degradedBy.values()][0] ?? null;
     // Recovered: the error that made it degraded is history, not the current state.
-    if (reason === null && (this.base === 'open' || this.base === 'standby')) this.lastError = remaining;
+    if (reason === null && (this.base === 'open' || this.base === 'standby'))
+      this.lastError = remaining;
     this.announce(before, reason ?? remaining);
   }
 

@@ -30,7 +30,13 @@ export class StuckHandlerWatch {
   start(): void {
     const { handlerTimeoutMs } = this.settings;
     if (handlerTimeoutMs <= 0 || this.timer) return;
-    this.timer = setInterval(() => this.check(), Math.max(STUCK_CHECK_MIN_INTERVAL_MS, Math.min(STUCK_CHECK_MAX_INTERVAL_MS, Math.floor(handlerTimeoutMs / 4))));
+    this.timer = setInterval(
+      () => this.check(),
+      Math.max(
+        STUCK_CHECK_MIN_INTERVAL_MS,
+        Math.min(STUCK_CHECK_MAX_INTERVAL_MS, Math.floor(handlerTimeoutMs / 4)),
+      ),
+    );
     this.timer.unref();
   }
 
@@ -41,19 +47,53 @@ export class StuckHandlerWatch {
 
   /** Public for tests: one look at the events in flight. */
   check(now = Date.now()): void {
-    const stuck = this.inFlight().filter((event) => event.pending.size > 0 && now - event.startedAt >= this.settings.handlerTimeoutMs);
+    const stuck = this.inFlight().filter(
+      (event) => event.pending.size > 0 && now - event.startedAt >= this.settings.handlerTimeoutMs,
+    );
     for (const event of stuck) {
       if (!this.reported.has(event)) {
         this.reported.add(event);
-        this.logger.warn(messages.handlerStuck([...event.pending], this.key, describeEvent(event.change), now - event.startedAt, this.settings.onHandlerTimeout));
+        this.logger.warn(
+          messages.handlerStuck(
+            [...event.pending],
+            this.key,
+            describeEvent(event.change),
+            now - event.startedAt,
+            this.settings.onHandlerTimeout,
+          ),
+        );
       }
       // Each call is timed on its own: a retry (or another handler of the event) gets its full time.
       for (const attempt of event.attempts ?? []) {
-        if (attempt.abort.signal.aborted || now - attempt.startedAt < this.settings.handlerTimeoutMs) continue;
-        attempt.abort.abort(new Error(messages.handlerStuck([attempt.handler], this.key, describeEvent(event.change), now - attempt.startedAt, 'abort')));
+        if (
+          attempt.abort.signal.aborted ||
+          now - attempt.startedAt < this.settings.handlerTimeoutMs
+        )
+          continue;
+        attempt.abort.abort(
+          new Error(
+            messages.handlerStuck(
+              [attempt.handler],
+              this.key,
+              describeEvent(event.change),
+              now - attempt.startedAt,
+              'abort',
+            ),
+          ),
+        );
       }
     }
     const oldest = stuck[0];
-    this.onChange(oldest ? messages.handlerStuck([...oldest.pending], this.key, describeEvent(oldest.change), now - oldest.startedAt, this.settings.onHandlerTimeout) : null);
+    this.onChange(
+      oldest
+        ? messages.handlerStuck(
+            [...oldest.pending],
+            this.key,
+            describeEvent(oldest.change),
+            now - oldest.startedAt,
+            this.settings.onHandlerTimeout,
+          )
+        : null,
+    );
   }
 }

@@ -26,7 +26,10 @@ export type PositionWriteOutcome = 'stored' | 'failed' | 'refused';
 export class ChangeStreamTelemetry {
   static readonly off = new ChangeStreamTelemetry(undefined);
 
-  private readonly counters = new Map<string, { name: CounterName; attributes: Otel.Attributes; value: number }>();
+  private readonly counters = new Map<
+    string,
+    { name: CounterName; attributes: Otel.Attributes; value: number }
+  >();
   private readonly tracer: Otel.Tracer | undefined;
   private readonly noopTracerProvider: Otel.TracerProvider | undefined;
   private readonly handlerDuration: Otel.Histogram | undefined;
@@ -34,7 +37,10 @@ export class ChangeStreamTelemetry {
   /** A meter provider was registered (before the application started): metrics are collected. */
   readonly metering: boolean = false;
   /** Observable instruments and their callbacks, removed at shutdown (a closed app must not be read). */
-  private readonly observers: Array<{ instrument: Otel.Observable; callback: Otel.ObservableCallback }> = [];
+  private readonly observers: Array<{
+    instrument: Otel.Observable;
+    callback: Otel.ObservableCallback;
+  }> = [];
 
   private constructor(private readonly api: Api | undefined) {
     if (!api) return;
@@ -43,13 +49,26 @@ export class ChangeStreamTelemetry {
     this.tracer = api.trace.getTracer('nestjs-change-streams');
     this.noopTracerProvider = new api.ProxyTracerProvider().getDelegate();
     // Seconds, from half a millisecond to a minute: the SDK's default buckets (0, 5, 10, … 10000) suit milliseconds.
-    const advice = { explicitBucketBoundaries: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] };
-    this.handlerDuration = meter.createHistogram('change_stream.handler.duration', { unit: 's', description: 'Duration of each handler call (attempt)', advice });
-    this.writeDuration = meter.createHistogram('change_stream.position.write.duration', { unit: 's', description: 'Latency of position writes', advice });
+    const advice = {
+      explicitBucketBoundaries: [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+      ],
+    };
+    this.handlerDuration = meter.createHistogram('change_stream.handler.duration', {
+      unit: 's',
+      description: 'Duration of each handler call (attempt)',
+      advice,
+    });
+    this.writeDuration = meter.createHistogram('change_stream.position.write.duration', {
+      unit: 's',
+      description: 'Latency of position writes',
+      advice,
+    });
     if (!this.metering) return;
     for (const [name, description] of Object.entries(COUNTERS) as Array<[CounterName, string]>) {
       this.observeWith(meter.createObservableCounter(name, { description }), (result) => {
-        for (const counter of this.counters.values()) if (counter.name === name) result.observe(counter.value, counter.attributes);
+        for (const counter of this.counters.values())
+          if (counter.name === name) result.observe(counter.value, counter.attributes);
       });
     }
   }
@@ -68,22 +87,46 @@ export class ChangeStreamTelemetry {
   observe(consumer: string, statuses: () => ChangeStreamStatus[]): void {
     if (!this.metering || !this.api) return;
     const meter = this.api.metrics.getMeter('nestjs-change-streams');
-    const gauge = (name: string, description: string, unit: string, read: (s: ChangeStreamStatus) => number | null) =>
+    const gauge = (
+      name: string,
+      description: string,
+      unit: string,
+      read: (s: ChangeStreamStatus) => number | null,
+    ) =>
       this.observeWith(meter.createObservableGauge(name, { description, unit }), (result) => {
         for (const status of statuses()) {
           const value = read(status);
           if (value !== null) result.observe(value, streamAttributes(consumer, status));
         }
       });
-    gauge('change_stream.lag', 'How far behind the newest change each stream is', 's', (s) => (s.lagMs === null ? null : s.lagMs / 1000));
-    gauge('change_stream.in_flight', 'Events handed to handlers and not finished', '{event}', (s) => s.inFlightEvents);
-    gauge('change_stream.unsaved', 'Handled events whose position is not stored yet', '{event}', (s) => s.unsavedEvents);
-    gauge('change_stream.active', 'With leases: 1 where this instance is the active consumer, 0 on standby', '1', (s) => (s.role === null ? null : s.role === 'active' ? 1 : 0));
+    gauge('change_stream.lag', 'How far behind the newest change each stream is', 's', (s) =>
+      s.lagMs === null ? null : s.lagMs / 1000,
+    );
+    gauge(
+      'change_stream.in_flight',
+      'Events handed to handlers and not finished',
+      '{event}',
+      (s) => s.inFlightEvents,
+    );
+    gauge(
+      'change_stream.unsaved',
+      'Handled events whose position is not stored yet',
+      '{event}',
+      (s) => s.unsavedEvents,
+    );
+    gauge(
+      'change_stream.active',
+      'With leases: 1 where this instance is the active consumer, 0 on standby',
+      '1',
+      (s) => (s.role === null ? null : s.role === 'active' ? 1 : 0),
+    );
   }
 
   /** Stops reporting (application shutdown): the callbacks would otherwise keep the closed app alive and readable. */
   dispose(): void {
-    this.observers.splice(0).forEach(({ instrument, callback }) => instrument.removeCallback(callback));
+    this.observers
+      .splice(0)
+      .forEach(({ instrument, callback }) => instrument.removeCallback(callback));
   }
 
   private observeWith(instrument: Otel.Observable, callback: Otel.ObservableCallback): void {
@@ -101,7 +144,11 @@ export class ChangeStreamTelemetry {
     if (!this.api) return run();
     const started = performance.now();
     const record = (outcome: 'ok' | 'error') => {
-      if (this.metering) this.handlerDuration!.record((performance.now() - started) / 1000, { ...callAttributes(call), 'change_stream.outcome': outcome });
+      if (this.metering)
+        this.handlerDuration!.record((performance.now() - started) / 1000, {
+          ...callAttributes(call),
+          'change_stream.outcome': outcome,
+        });
     };
     if (!this.tracing()) {
       try {
@@ -114,20 +161,24 @@ export class ChangeStreamTelemetry {
       }
     }
     const { SpanKind, SpanStatusCode } = this.api;
-    return this.tracer!.startActiveSpan(`change_stream ${call.collection} ${call.operationType}`, { kind: SpanKind.CONSUMER, attributes: spanAttributes(call) }, async (span) => {
-      try {
-        const result = await run();
-        record('ok');
-        return result;
-      } catch (error) {
-        record('error');
-        span.recordException(error as Error);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error)?.message });
-        throw error;
-      } finally {
-        span.end();
-      }
-    });
+    return this.tracer!.startActiveSpan(
+      `change_stream ${call.collection} ${call.operationType}`,
+      { kind: SpanKind.CONSUMER, attributes: spanAttributes(call) },
+      async (span) => {
+        try {
+          const result = await run();
+          record('ok');
+          return result;
+        } catch (error) {
+          record('error');
+          span.recordException(error as Error);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error)?.message });
+          throw error;
+        } finally {
+          span.end();
+        }
+      },
+    );
   }
 
   /** A handler finished an event (its failure recorded per policy counts too). */
@@ -164,10 +215,16 @@ export class ChangeStreamTelemetry {
 
   private tracing(): boolean {
     const provider = this.api!.trace.getTracerProvider() as Otel.ProxyTracerProvider;
-    return typeof provider.getDelegate !== 'function' || provider.getDelegate() !== this.noopTracerProvider;
+    return (
+      typeof provider.getDelegate !== 'function' ||
+      provider.getDelegate() !== this.noopTracerProvider
+    );
   }
 
-  private count(name: CounterName, labels: StreamLabels & { handler?: string; operationType?: string; outcome?: string }): void {
+  private count(
+    name: CounterName,
+    labels: StreamLabels & { handler?: string; operationType?: string; outcome?: string },
+  ): void {
     if (!this.metering) return;
     const id = `${name}|${labels.consumer}|${labels.database}|${labels.collection}|${labels.handler ?? ''}|${labels.operationType ?? ''}|${labels.outcome ?? ''}`;
     const counter = this.counters.get(id);
@@ -187,13 +244,16 @@ const COUNTERS = {
   'change_stream.handler.errors': 'Handler calls that failed (before retries)',
   'change_stream.handler.retries': 'Handler retries',
   'change_stream.dead_letters': 'Events dead-lettered',
-  'change_stream.dead_letters.dropped': 'Dead letters dropped for the retention (count or age) of the dead-letter store',
+  'change_stream.dead_letters.dropped':
+    'Dead letters dropped for the retention (count or age) of the dead-letter store',
   'change_stream.reconnects': 'Streams reopened after they broke',
   'change_stream.position.writes': 'Position writes, by outcome (stored, failed, refused)',
 } as const;
 type CounterName = keyof typeof COUNTERS;
 
-function labelsOf(labels: StreamLabels & { handler?: string; operationType?: string; outcome?: string }): Otel.Attributes {
+function labelsOf(
+  labels: StreamLabels & { handler?: string; operationType?: string; outcome?: string },
+): Otel.Attributes {
   return {
     'change_stream.consumer': labels.consumer,
     'db.namespace': labels.database,
@@ -209,7 +269,12 @@ function callAttributes(call: HandlerCall): Otel.Attributes {
 }
 
 function spanAttributes(call: HandlerCall): Otel.Attributes {
-  return { ...labelsOf(call), 'db.system': 'mongodb', 'change_stream.event_id': call.eventId, 'change_stream.attempt': call.attempt };
+  return {
+    ...labelsOf(call),
+    'db.system': 'mongodb',
+    'change_stream.event_id': call.eventId,
+    'change_stream.attempt': call.attempt,
+  };
 }
 
 function streamAttributes(consumer: string, status: ChangeStreamStatus): Otel.Attributes {

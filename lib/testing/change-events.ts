@@ -11,21 +11,49 @@ const { Timestamp } = mongoose.mongo;
  * an update's `updateDescription`) is filled in. `operationType` is required.
  */
 export type ChangeInput<T extends mongo.Document = any> = {
-  [Op in ChangeOperationType]: { operationType: Op } & Partial<Omit<ChangeOf<T, Op>, 'operationType'>>;
+  [Op in ChangeOperationType]: { operationType: Op } & Partial<
+    Omit<ChangeOf<T, Op>, 'operationType'>
+  >;
 }[ChangeOperationType];
 
 /** Fields a builder takes over as given (`_id`, `clusterTime`, `wallTime`, `fullDocumentBeforeChange`, `txnNumber`…). */
-export type ChangeOverrides<T extends mongo.Document, Op extends ChangeOperationType> = Partial<Omit<ChangeOf<T, Op>, 'operationType'>>;
+export type ChangeOverrides<T extends mongo.Document, Op extends ChangeOperationType> = Partial<
+  Omit<ChangeOf<T, Op>, 'operationType'>
+>;
 
 /** The `_id` of a document of type `T`. */
 type IdOf<T extends mongo.Document> = mongo.InferIdType<T>;
 
 /** Events that belong to one collection (they carry `ns.coll`). */
-const COLLECTION_EVENTS = new Set<string>(['insert', 'update', 'replace', 'delete', 'drop', 'rename', 'create', 'createIndexes', 'dropIndexes', 'modify', 'shardCollection', 'reshardCollection', 'refineCollectionShardKey']);
+const COLLECTION_EVENTS = new Set<string>([
+  'insert',
+  'update',
+  'replace',
+  'delete',
+  'drop',
+  'rename',
+  'create',
+  'createIndexes',
+  'dropIndexes',
+  'modify',
+  'shardCollection',
+  'reshardCollection',
+  'refineCollectionShardKey',
+]);
 /** Events about one document (they carry `documentKey`). */
 const DOCUMENT_EVENTS = new Set<string>(['insert', 'update', 'replace', 'delete']);
 /** Key order of a real event, so a logged or snapshotted event looks like the driver's. */
-const KEY_ORDER = ['_id', 'operationType', 'clusterTime', 'wallTime', 'fullDocument', 'ns', 'to', 'documentKey', 'updateDescription'];
+const KEY_ORDER = [
+  '_id',
+  'operationType',
+  'clusterTime',
+  'wallTime',
+  'fullDocument',
+  'ns',
+  'to',
+  'documentKey',
+  'updateDescription',
+];
 
 /** Per process: resume tokens of two test runs never look alike, those of one run sort in emission order. */
 const processTag = randomBytes(16).toString('hex').toUpperCase();
@@ -51,25 +79,40 @@ function nextStamp(): { token: mongo.ResumeToken; clusterTime: mongo.Timestamp; 
  * Throws when the event cannot be completed (an update without a document id, a rename without
  * `to`) or names another namespace than the one it is emitted on.
  */
-export function completeChange(input: ChangeInput, database: string, collection: string): mongo.ChangeStreamDocument {
+export function completeChange(
+  input: ChangeInput,
+  database: string,
+  collection: string,
+): mongo.ChangeStreamDocument {
   const given = input as Record<string, unknown> & { operationType?: unknown };
   if (typeof given !== 'object' || given === null || typeof given.operationType !== 'string') {
-    throw new TypeError(`A change event for "${collection}" needs an "operationType" (e.g. { operationType: 'insert', fullDocument: { … } }).`);
+    throw new TypeError(
+      `A change event for "${collection}" needs an "operationType" (e.g. { operationType: 'insert', fullDocument: { … } }).`,
+    );
   }
   const type = given.operationType;
   const what = `The "${type}" event emitted on ${database}.${collection}`;
   checkNamespace(given, type, database, collection, what);
   const stamp = nextStamp();
-  const defaults: Record<string, unknown> = { _id: stamp.token, clusterTime: stamp.clusterTime, wallTime: stamp.wallTime };
+  const defaults: Record<string, unknown> = {
+    _id: stamp.token,
+    clusterTime: stamp.clusterTime,
+    wallTime: stamp.wallTime,
+  };
   if (COLLECTION_EVENTS.has(type)) defaults.ns = { db: database, coll: collection };
   if (type === 'dropDatabase') defaults.ns = { db: database };
   const fullDocument = given.fullDocument as { _id?: unknown } | null | undefined;
-  if ((type === 'insert' || type === 'replace') && (typeof fullDocument !== 'object' || fullDocument === null)) {
+  if (
+    (type === 'insert' || type === 'replace') &&
+    (typeof fullDocument !== 'object' || fullDocument === null)
+  ) {
     throw new TypeError(`${what} needs a "fullDocument".`);
   }
   if (DOCUMENT_EVENTS.has(type) && given.documentKey === undefined) {
     if (fullDocument?._id === undefined) {
-      throw new TypeError(`${what} needs a "documentKey" ({ _id: … }) or a "fullDocument" with an _id.`);
+      throw new TypeError(
+        `${what} needs a "documentKey" ({ _id: … }) or a "fullDocument" with an _id.`,
+      );
     }
     defaults.documentKey = { _id: fullDocument._id };
   }
@@ -77,7 +120,8 @@ export function completeChange(input: ChangeInput, database: string, collection:
     const { _id, ...fields } = fullDocument ?? {};
     defaults.updateDescription = { updatedFields: fields, removedFields: [], truncatedArrays: [] };
   }
-  if (type === 'rename' && given.to === undefined) throw new TypeError(`${what} needs "to" ({ db, coll }).`);
+  if (type === 'rename' && given.to === undefined)
+    throw new TypeError(`${what} needs "to" ({ db, coll }).`);
   const event: Record<string, unknown> = {};
   for (const key of [...KEY_ORDER, ...Object.keys(given)]) {
     if (key in event) continue;
@@ -87,7 +131,13 @@ export function completeChange(input: ChangeInput, database: string, collection:
   return event as unknown as mongo.ChangeStreamDocument;
 }
 
-function checkNamespace(given: Record<string, unknown>, type: string, database: string, collection: string, what: string): void {
+function checkNamespace(
+  given: Record<string, unknown>,
+  type: string,
+  database: string,
+  collection: string,
+  what: string,
+): void {
   const ns = given.ns as { db?: unknown; coll?: unknown } | undefined;
   if (ns === undefined) return;
   if (ns.db !== database) {
@@ -97,7 +147,9 @@ function checkNamespace(given: Record<string, unknown>, type: string, database: 
     );
   }
   if (COLLECTION_EVENTS.has(type) && ns.coll !== collection) {
-    throw new TypeError(`${what} has ns.coll "${String(ns.coll)}": emit it on "${String(ns.coll)}", or build it for "${collection}".`);
+    throw new TypeError(
+      `${what} has ns.coll "${String(ns.coll)}": emit it on "${String(ns.coll)}", or build it for "${collection}".`,
+    );
   }
 }
 
@@ -119,7 +171,11 @@ export class ChangeEventFactory {
   }
 
   /** An insert of `fullDocument` (which must have its `_id`). */
-  insert<T extends mongo.Document = any>(collection: string, fullDocument: T, overrides?: ChangeOverrides<T, 'insert'>): ChangeOf<T, 'insert'> {
+  insert<T extends mongo.Document = any>(
+    collection: string,
+    fullDocument: T,
+    overrides?: ChangeOverrides<T, 'insert'>,
+  ): ChangeOf<T, 'insert'> {
     return this.build(collection, { operationType: 'insert', fullDocument, ...overrides });
   }
 
@@ -136,12 +192,26 @@ export class ChangeEventFactory {
   ): ChangeOf<T, 'update'> {
     const { _id, ...fields } = document as { _id: unknown };
     const withDocument = Object.keys(fields).length > 0 ? { fullDocument: document as T } : {};
-    const description = updateDescription && { removedFields: [], truncatedArrays: [], ...updateDescription };
-    return this.build(collection, { operationType: 'update', documentKey: { _id }, ...withDocument, updateDescription: description, ...overrides });
+    const description = updateDescription && {
+      removedFields: [],
+      truncatedArrays: [],
+      ...updateDescription,
+    };
+    return this.build(collection, {
+      operationType: 'update',
+      documentKey: { _id },
+      ...withDocument,
+      updateDescription: description,
+      ...overrides,
+    });
   }
 
   /** A replacement of the document `fullDocument._id` by `fullDocument`. */
-  replace<T extends mongo.Document = any>(collection: string, fullDocument: T, overrides?: ChangeOverrides<T, 'replace'>): ChangeOf<T, 'replace'> {
+  replace<T extends mongo.Document = any>(
+    collection: string,
+    fullDocument: T,
+    overrides?: ChangeOverrides<T, 'replace'>,
+  ): ChangeOf<T, 'replace'> {
     return this.build(collection, { operationType: 'replace', fullDocument, ...overrides });
   }
 
@@ -151,7 +221,11 @@ export class ChangeEventFactory {
     document: NoInfer<T> | { _id: IdOf<NoInfer<T>> },
     overrides?: ChangeOverrides<NoInfer<T>, 'delete'>,
   ): ChangeOf<T, 'delete'> {
-    return this.build(collection, { operationType: 'delete', documentKey: { _id: (document as { _id: IdOf<T> })._id }, ...overrides });
+    return this.build(collection, {
+      operationType: 'delete',
+      documentKey: { _id: (document as { _id: IdOf<T> })._id },
+      ...overrides,
+    });
   }
 
   /** The collection was dropped. */
@@ -160,8 +234,16 @@ export class ChangeEventFactory {
   }
 
   /** The collection was renamed to `to` (a collection of the same database, or `{ db, coll }`). */
-  rename(collection: string, to: string | { db: string; coll: string }, overrides?: ChangeOverrides<any, 'rename'>): ChangeOf<any, 'rename'> {
-    return this.build(collection, { operationType: 'rename', to: typeof to === 'string' ? { db: this.database, coll: to } : to, ...overrides });
+  rename(
+    collection: string,
+    to: string | { db: string; coll: string },
+    overrides?: ChangeOverrides<any, 'rename'>,
+  ): ChangeOf<any, 'rename'> {
+    return this.build(collection, {
+      operationType: 'rename',
+      to: typeof to === 'string' ? { db: this.database, coll: to } : to,
+      ...overrides,
+    });
   }
 
   /** The database was dropped: every stream on it receives this event. */
@@ -174,7 +256,10 @@ export class ChangeEventFactory {
     return this.build('', { operationType: 'invalidate', ...overrides });
   }
 
-  private build<C>(collection: string, input: { operationType: ChangeOperationType } & Record<string, unknown>): C {
+  private build<C>(
+    collection: string,
+    input: { operationType: ChangeOperationType } & Record<string, unknown>,
+  ): C {
     return completeChange(input as ChangeInput, this.database, collection) as C;
   }
 }

@@ -4,7 +4,11 @@ import { ChangeStreamExplorer } from '../change-stream.explorer.js';
 import { ChangeStreamDeadLetters } from '../dead-letter/change-stream-dead-letters.service.js';
 import { ChangeStreamTester } from './change-stream.tester.js';
 import { TestingDeadLetters } from './testing-dead-letters.js';
-import { CHANGE_STREAM_TESTING_OPTIONS, type ChangeStreamTestingOptions, resolveTestingOptions } from './testing-options.js';
+import {
+  CHANGE_STREAM_TESTING_OPTIONS,
+  type ChangeStreamTestingOptions,
+  resolveTestingOptions,
+} from './testing-options.js';
 import { TestingStreams } from './testing-streams.js';
 
 /**
@@ -26,7 +30,11 @@ export class ChangeStreamTestingModule {
         ChangeStreamExplorer,
         TestingStreams,
         ChangeStreamTester,
-        { provide: ChangeStreamDeadLetters, useFactory: (streams: TestingStreams) => new TestingDeadLetters(streams), inject: [TestingStreams] },
+        {
+          provide: ChangeStreamDeadLetters,
+          useFactory: (streams: TestingStreams) => new TestingDeadLetters(streams),
+          inject: [TestingStreams],
+        },
       ],
       exports: [ChangeStreamTester, ChangeStreamDeadLetters],
     };

@@ -27,15 +27,28 @@ export class ChangeStreamTester {
    * `changeEvents`) or the part of one your handler reads (see `ChangeInput`). Rejects when no
    * handler watches `collection`, or when the event is incomplete or of another namespace.
    */
-  async emit<T extends mongo.Document = any>(collection: string, change: ChangeInput<T>, options: EmitOptions = {}): Promise<ChangeOutcome<ChangeOf<T>>> {
+  async emit<T extends mongo.Document = any>(
+    collection: string,
+    change: ChangeInput<T>,
+    options: EmitOptions = {},
+  ): Promise<ChangeOutcome<ChangeOf<T>>> {
     const stream = this.streams.find(collection, options.connectionName);
-    return this.streams.deliver(stream, completeChange(change, stream.database, collection) as ChangeOf<T>);
+    return this.streams.deliver(
+      stream,
+      completeChange(change, stream.database, collection) as ChangeOf<T>,
+    );
   }
 
   /** `emit` for each event in order; validates all of them before delivering any. */
-  async emitMany<T extends mongo.Document = any>(collection: string, changes: ReadonlyArray<ChangeInput<T>>, options: EmitOptions = {}): Promise<Array<ChangeOutcome<ChangeOf<T>>>> {
+  async emitMany<T extends mongo.Document = any>(
+    collection: string,
+    changes: ReadonlyArray<ChangeInput<T>>,
+    options: EmitOptions = {},
+  ): Promise<Array<ChangeOutcome<ChangeOf<T>>>> {
     const stream = this.streams.find(collection, options.connectionName);
-    const events = changes.map((change) => completeChange(change, stream.database, collection) as ChangeOf<T>);
+    const events = changes.map(
+      (change) => completeChange(change, stream.database, collection) as ChangeOf<T>,
+    );
     return Promise.all(events.map((event) => this.streams.deliver(stream, event)));
   }
 

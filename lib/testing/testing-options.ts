@@ -72,15 +72,24 @@ const KNOWN = {
   fence: true,
 } as const satisfies Record<keyof ChangeStreamTestingOptions, true>;
 
-export function resolveTestingOptions(options: ChangeStreamTestingOptions = {}): ResolvedTestingOptions {
+export function resolveTestingOptions(
+  options: ChangeStreamTestingOptions = {},
+): ResolvedTestingOptions {
   if (typeof options !== 'object' || options === null) {
     throw new ChangeStreamConfigError(messages.testingOptionsNotObject());
   }
   const unknown = unknownKeys(options, KNOWN);
-  if (unknown.length > 0) throw new ChangeStreamConfigError(messages.testingUnknownOptions(unknown, keyNames(KNOWN)));
-  const { database = TESTING_DEFAULTS.database, handlerRetry, fence = TESTING_DEFAULTS.fence } = options;
+  if (unknown.length > 0)
+    throw new ChangeStreamConfigError(messages.testingUnknownOptions(unknown, keyNames(KNOWN)));
+  const {
+    database = TESTING_DEFAULTS.database,
+    handlerRetry,
+    fence = TESTING_DEFAULTS.fence,
+  } = options;
   if (fence !== null && (!Number.isSafeInteger(fence) || fence < 1)) {
-    throw new ChangeStreamConfigError(messages.testingOptionInvalid('fence', fence, 'an integer >= 1, or null (no leases)'));
+    throw new ChangeStreamConfigError(
+      messages.testingOptionInvalid('fence', fence, 'an integer >= 1, or null (no leases)'),
+    );
   }
   // Validated by production's code, with production's messages.
   const module = resolveOptions({
@@ -88,16 +97,33 @@ export function resolveTestingOptions(options: ChangeStreamTestingOptions = {}):
     ...(options.connectionName !== undefined && { connectionName: options.connectionName }),
     ...(options.keyPrefix !== undefined && { keyPrefix: options.keyPrefix }),
     ...(options.onHandlerFailure !== undefined && { onHandlerFailure: options.onHandlerFailure }),
-    handlerRetry: { ...handlerRetry, initialDelayMs: handlerRetry?.initialDelayMs ?? TESTING_DEFAULTS.retryInitialDelayMs },
+    handlerRetry: {
+      ...handlerRetry,
+      initialDelayMs: handlerRetry?.initialDelayMs ?? TESTING_DEFAULTS.retryInitialDelayMs,
+    },
   });
-  const names = typeof database === 'string' ? [database] : typeof database === 'object' && database !== null ? Object.values(database) : [database];
+  const names =
+    typeof database === 'string'
+      ? [database]
+      : typeof database === 'object' && database !== null
+        ? Object.values(database)
+        : [database];
   if (names.some((name) => typeof name !== 'string' || name === '' || /[/\\. "$]/.test(name))) {
-    throw new ChangeStreamConfigError(messages.testingOptionInvalid('database', database, 'a database name, or one per connection name'));
+    throw new ChangeStreamConfigError(
+      messages.testingOptionInvalid(
+        'database',
+        database,
+        'a database name, or one per connection name',
+      ),
+    );
   }
   return {
     module,
     defaultConnection: options.connectionName ?? DEFAULT_CONNECTION_NAME,
     fence,
-    databaseOf: (connectionName) => (typeof database === 'string' ? database : (database[connectionName] ?? TESTING_DEFAULTS.database)),
+    databaseOf: (connectionName) =>
+      typeof database === 'string'
+        ? database
+        : (database[connectionName] ?? TESTING_DEFAULTS.database),
   };
 }

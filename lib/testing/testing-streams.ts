@@ -78,12 +78,18 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
   }
 
   find(collection: string, connectionName = this.options.defaultConnection): TestingStream {
-    const stream = this.all().find((s) => s.plan.collection === collection && s.plan.connectionName === connectionName);
+    const stream = this.all().find(
+      (s) => s.plan.collection === collection && s.plan.connectionName === connectionName,
+    );
     if (stream) return stream;
-    const watched = this.all().map((s) => `"${s.plan.collection}" (connection "${s.plan.connectionName}")`);
+    const watched = this.all().map(
+      (s) => `"${s.plan.collection}" (connection "${s.plan.connectionName}")`,
+    );
     throw new Error(
       `No @OnChange handler watches "${collection}" on connection "${connectionName}". ` +
-        (watched.length > 0 ? `Watched: ${watched.join(', ')}.` : 'No handlers were found: are their providers in the testing module?'),
+        (watched.length > 0
+          ? `Watched: ${watched.join(', ')}.`
+          : 'No handlers were found: are their providers in the testing module?'),
     );
   }
 
@@ -96,24 +102,47 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
 
   /** Queues `change` behind the stream's earlier events; resolves once its handlers are done. */
   deliver<C extends ChangeEvent>(stream: TestingStream, change: C): Promise<ChangeOutcome<C>> {
-    if (this.closing.signal.aborted) return Promise.reject(new Error('The testing module is closed: nothing more is delivered.'));
+    if (this.closing.signal.aborted)
+      return Promise.reject(new Error('The testing module is closed: nothing more is delivered.'));
     const run = stream.tail.then(() => this.dispatch(stream, change));
     stream.tail = run.catch(() => undefined);
     return run;
   }
 
-  private async dispatch<C extends ChangeEvent>(stream: TestingStream, change: C): Promise<ChangeOutcome<C>> {
+  private async dispatch<C extends ChangeEvent>(
+    stream: TestingStream,
+    change: C,
+  ): Promise<ChangeOutcome<C>> {
     const { plan, database } = stream;
     const where = { connectionName: plan.connectionName, database, collection: plan.collection };
-    if (stream.failure) return { change, ...where, delivered: false, acknowledged: false, handlers: [], deadLetters: [] };
+    if (stream.failure)
+      return {
+        change,
+        ...where,
+        delivered: false,
+        acknowledged: false,
+        handlers: [],
+        deadLetters: [],
+      };
     const runs = new Map<string, RunRecord>();
     this.records.set(change, runs);
     try {
-      const flight: EventInFlight = { change, startedAt: Date.now(), pending: new Set(), abort: stream.abort, attempts: null };
-      const outcome = await stream.dispatcher.dispatch(flight, { stopping: this.closing.signal, fence: this.options.fence });
+      const flight: EventInFlight = {
+        change,
+        startedAt: Date.now(),
+        pending: new Set(),
+        abort: stream.abort,
+        attempts: null,
+      };
+      const outcome = await stream.dispatcher.dispatch(flight, {
+        stopping: this.closing.signal,
+        fence: this.options.fence,
+      });
       const failure = !outcome.ok && 'error' in outcome ? outcome.error : undefined;
       if (failure) stream.failure = failure;
-      const handlers: HandlerRun[] = plan.handlers.filter((h) => runs.has(h.name)).map((h) => summarize(h.name, runs.get(h.name)!));
+      const handlers: HandlerRun[] = plan.handlers
+        .filter((h) => runs.has(h.name))
+        .map((h) => summarize(h.name, runs.get(h.name)!));
       return {
         change,
         ...where,
@@ -144,7 +173,15 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
         handlers: plan.handlers.map((handler) => this.recorded(handler)),
         onFailure: this.recordedPolicy(module.onHandlerFailure),
       });
-      return { plan, database, key, dispatcher, abort: new AbortController(), tail: Promise.resolve(), failure: null };
+      return {
+        plan,
+        database,
+        key,
+        dispatcher,
+        abort: new AbortController(),
+        tail: Promise.resolve(),
+        failure: null,
+      };
     });
   }
 
@@ -152,7 +189,8 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
     const runs = this.records.get(change as object);
     if (!runs) return undefined;
     let run = runs.get(handler);
-    if (!run) runs.set(handler, (run = { contexts: [], errors: [], succeeded: false, recorded: false }));
+    if (!run)
+      runs.set(handler, (run = { contexts: [], errors: [], succeeded: false, recorded: false }));
     return run;
   }
 
@@ -161,7 +199,10 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
     const { onFailure } = handler.options;
     return {
       ...handler,
-      options: onFailure === undefined ? handler.options : { ...handler.options, onFailure: this.recordedPolicy(onFailure) },
+      options:
+        onFailure === undefined
+          ? handler.options
+          : { ...handler.options, onFailure: this.recordedPolicy(onFailure) },
       invoke: async (change, context) => {
         const run = this.runOf(change, handler.name);
         run?.contexts.push(snapshot(context as ChangeContext));
@@ -213,11 +254,20 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
  */
 function snapshot(context: ChangeContext): ChangeContext {
   const { signal, ...values } = context;
-  return Object.defineProperty(values, 'signal', { value: signal, enumerable: false }) as ChangeContext;
+  return Object.defineProperty(values, 'signal', {
+    value: signal,
+    enumerable: false,
+  }) as ChangeContext;
 }
 
 function summarize(handler: string, run: RunRecord): HandlerRun {
-  const status = run.succeeded ? 'succeeded' : run.deadLetterId ? 'dead-lettered' : run.recorded ? 'recorded' : 'failed';
+  const status = run.succeeded
+    ? 'succeeded'
+    : run.deadLetterId
+      ? 'dead-lettered'
+      : run.recorded
+        ? 'recorded'
+        : 'failed';
   return {
     handler,
     status,

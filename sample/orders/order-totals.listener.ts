@@ -15,14 +15,21 @@ export class OrderTotalsListener {
   private readonly orders = new Map<string, OrderDoc>();
   handled = 0;
 
-  @OnChange('orders', { operationTypes: ['insert', 'update', 'replace', 'delete'], fullDocument: 'updateLookup' })
+  @OnChange('orders', {
+    operationTypes: ['insert', 'update', 'replace', 'delete'],
+    fullDocument: 'updateLookup',
+  })
   onOrderChange(change: mongo.ChangeStreamDocument<OrderDoc>, context: ChangeContext): void {
     const fullDocument = 'fullDocument' in change ? change.fullDocument : undefined;
-    const id = String(fullDocument?._id ?? (change as { documentKey?: { _id: unknown } }).documentKey?._id);
+    const id = String(
+      fullDocument?._id ?? (change as { documentKey?: { _id: unknown } }).documentKey?._id,
+    );
     if (change.operationType === 'delete') this.orders.delete(id);
     else if (fullDocument) this.orders.set(id, fullDocument);
     this.handled++;
-    this.logger.log(`${change.operationType} order ${id} (${context.database}.${context.collection}) -> ${JSON.stringify(this.totals())}`);
+    this.logger.log(
+      `${change.operationType} order ${id} (${context.database}.${context.collection}) -> ${JSON.stringify(this.totals())}`,
+    );
   }
 
   /** The order as the last event showed it, if one was handled. */
@@ -34,7 +41,8 @@ export class OrderTotalsListener {
   totals(): Record<string, number> {
     const totals: Record<string, number> = {};
     for (const order of this.orders.values()) {
-      if (order.status !== 'cancelled') totals[order.customer] = (totals[order.customer] ?? 0) + order.total;
+      if (order.status !== 'cancelled')
+        totals[order.customer] = (totals[order.customer] ?? 0) + order.total;
     }
     return totals;
   }

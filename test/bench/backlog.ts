@@ -15,7 +15,11 @@ export interface Backlog {
   size: number;
 }
 
-export async function makeBacklog(db: mongo.Db, collection: string, size: number): Promise<Backlog> {
+export async function makeBacklog(
+  db: mongo.Db,
+  collection: string,
+  size: number,
+): Promise<Backlog> {
   const items = db.collection<{ _id: number; writtenAt?: number }>(collection);
   const start = await currentToken(items);
   const documents = Math.floor(size / 2);
@@ -24,7 +28,8 @@ export async function makeBacklog(db: mongo.Db, collection: string, size: number
     if (i < documents) operations.push({ insertOne: { document: { _id: i } } });
     if (i >= DELETE_LAG) operations.push({ deleteOne: { filter: { _id: i - DELETE_LAG } } });
   }
-  for (let i = 0; i < operations.length; i += 1000) await items.bulkWrite(operations.slice(i, i + 1000), { ordered: true });
+  for (let i = 0; i < operations.length; i += 1000)
+    await items.bulkWrite(operations.slice(i, i + 1000), { ordered: true });
   return { collection, start, size: documents * 2 };
 }
 

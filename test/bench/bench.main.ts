@@ -38,12 +38,24 @@ const ALL_VARIANTS: Variant[] = [
   { name: 'bare driver loop in a Nest app', kind: 'bare-nest', handlerDelayMs: 0 },
   { name: 'hand-rolled: await SET per event', kind: 'seed-set', handlerDelayMs: 0 },
   { name: 'module, no-op handler', kind: 'module', handlerDelayMs: 0, concurrency: 1 },
-  { name: 'module, no-op handler, concurrency 8', kind: 'module', handlerDelayMs: 0, concurrency: 8 },
+  {
+    name: 'module, no-op handler, concurrency 8',
+    kind: 'module',
+    handlerDelayMs: 0,
+    concurrency: 8,
+  },
   { name: 'hand-rolled SET, 1 ms handler', kind: 'seed-set', handlerDelayMs: 1 },
-  ...[1, 8, 16, 32, 128].map((concurrency) => ({ name: `module, 1 ms handler, concurrency ${concurrency}`, kind: 'module' as const, handlerDelayMs: 1, concurrency })),
+  ...[1, 8, 16, 32, 128].map((concurrency) => ({
+    name: `module, 1 ms handler, concurrency ${concurrency}`,
+    kind: 'module' as const,
+    handlerDelayMs: 1,
+    concurrency,
+  })),
 ];
 /** BENCH_VARIANTS=<regex> runs a subset (the bare loop always runs: it is the reference). */
-const VARIANTS = ALL_VARIANTS.filter((v, i) => i === 0 || new RegExp(process.env.BENCH_VARIANTS ?? '.').test(v.name));
+const VARIANTS = ALL_VARIANTS.filter(
+  (v, i) => i === 0 || new RegExp(process.env.BENCH_VARIANTS ?? '.').test(v.name),
+);
 const SKIP = new Set((process.env.BENCH_SKIP ?? '').split(',').filter(Boolean));
 
 async function main(): Promise<void> {
@@ -53,22 +65,39 @@ async function main(): Promise<void> {
   const connection = await mongoose.createConnection(servers.mongoUri).asPromise();
   const client = connection.getClient();
   console.log(`[bench] ${servers.description}`);
-  console.log(`[bench] machine: ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`);
-  console.log(`[bench] ${ROUNDS} rounds, backlog ${EVENTS} events${WARM_EVENTS ? ` (+${WARM_EVENTS} before the clock starts)` : ''} (insert + delete per document, 16 apart), live ${LIVE_RATE}/s for ${LIVE_SECONDS} s; median of rounds`);
+  console.log(
+    `[bench] machine: ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+  );
+  console.log(
+    `[bench] ${ROUNDS} rounds, backlog ${EVENTS} events${WARM_EVENTS ? ` (+${WARM_EVENTS} before the clock starts)` : ''} (insert + delete per document, 16 apart), live ${LIVE_RATE}/s for ${LIVE_SECONDS} s; median of rounds`,
+  );
   try {
     const backlog = await runRounds('backlog', VARIANTS, async (round) => {
       const dbName = `bench_backlog_${round}_${Date.now()}`;
       const made = await makeBacklog(client.db(dbName), 'bench', EVENTS + WARM_EVENTS);
-      return { dbName, start: EJSON.stringify(made.start), size: made.size, warmEvents: WARM_EVENTS };
+      return {
+        dbName,
+        start: EJSON.stringify(made.start),
+        size: made.size,
+        warmEvents: WARM_EVENTS,
+      };
     });
     printTable('Backlog (catch-up from a stored position)', backlog, false);
     if (SKIP.has('live') && SKIP.has('memory')) return;
-    const live = SKIP.has('live') ? new Map() : await runRounds('live', VARIANTS, async (round) => ({ dbName: `bench_live_${round}_${Date.now()}`, start: '', size: LIVE_RATE * LIVE_SECONDS }));
+    const live = SKIP.has('live')
+      ? new Map()
+      : await runRounds('live', VARIANTS, async (round) => ({
+          dbName: `bench_live_${round}_${Date.now()}`,
+          start: '',
+          size: LIVE_RATE * LIVE_SECONDS,
+        }));
     if (!SKIP.has('live')) printTable(`Live (writer at ${LIVE_RATE}/s)`, live, true);
     if (SKIP.has('memory')) return;
     const memory = await runRounds(
       'backlog',
-      VARIANTS.filter((v) => v.kind === 'module' && (v.handlerDelayMs === 0 || (v.concurrency ?? 1) > 1)),
+      VARIANTS.filter(
+        (v) => v.kind === 'module' && (v.handlerDelayMs === 0 || (v.concurrency ?? 1) > 1),
+      ),
       async () => {
         const dbName = `bench_memory_${Date.now()}`;
         const made = await makeBacklog(client.db(dbName), 'bench', MEMORY_EVENTS);
@@ -99,7 +128,8 @@ async function runRounds(
     const prepared = await prepare(round);
     // A discarded drain first: the JVM collects and compiles after a large write, and that would
     // fall on whichever variant ran first.
-    if (mode === 'backlog' && !SKIP.has('warmup')) await runScenario(scenarioArgs(VARIANTS[0], mode, prepared), false);
+    if (mode === 'backlog' && !SKIP.has('warmup'))
+      await runScenario(scenarioArgs(VARIANTS[0], mode, prepared), false);
     // Each round starts with another variant: whatever the servers do after a backlog is written
     // (a JVM collection, say) does not always fall on the same one.
     const shift = (round - 1) % variants.length;
@@ -112,7 +142,11 @@ async function runRounds(
   return rows;
 }
 
-function scenarioArgs(variant: Variant, mode: ScenarioArgs['mode'], prepared: Prepared): ScenarioArgs {
+function scenarioArgs(
+  variant: Variant,
+  mode: ScenarioArgs['mode'],
+  prepared: Prepared,
+): ScenarioArgs {
   return {
     kind: variant.kind,
     mode,
@@ -132,7 +166,9 @@ function scenarioArgs(variant: Variant, mode: ScenarioArgs['mode'], prepared: Pr
 async function runScenario(args: ScenarioArgs, counted = true): Promise<ScenarioResult> {
   // Live runs write their own documents: one database each.
   if (args.mode === 'live') args = { ...args, dbName: `${args.dbName}_${++liveRuns}` };
-  const connection = await mongoose.createConnection(args.mongoUri, { dbName: args.dbName }).asPromise();
+  const connection = await mongoose
+    .createConnection(args.mongoUri, { dbName: args.dbName })
+    .asPromise();
   const callgrind = counted && process.env.BENCH_CALLGRIND === '1' ? new CallgrindRun() : undefined;
   try {
     const items = connection.db!.collection<{ _id: number; writtenAt?: number }>(args.collection);
@@ -140,8 +176,17 @@ async function runScenario(args: ScenarioArgs, counted = true): Promise<Scenario
     // BENCH_PIN=1: the consumer on CPU 1, everything else (this process, the servers it started) stays where it runs (start it with `taskset -c 0`).
     // BENCH_NODE_ARGS: extra node flags for the consumer, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
     if (callgrind) args = { ...args, callgrindFlagPrefix: callgrind.flagPrefix };
-    const node = [process.execPath, ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), scenarioScript, JSON.stringify(args)];
-    const command = callgrind ? callgrind.command(node) : process.env.BENCH_PIN ? (['taskset', ['-c', '1', ...node]] as const) : ([node[0], node.slice(1)] as const);
+    const node = [
+      process.execPath,
+      ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      scenarioScript,
+      JSON.stringify(args),
+    ];
+    const command = callgrind
+      ? callgrind.command(node)
+      : process.env.BENCH_PIN
+        ? (['taskset', ['-c', '1', ...node]] as const)
+        : ([node[0], node.slice(1)] as const);
     const child = spawn(command[0], [...command[1]], { stdio: ['ignore', 'pipe', 'inherit'] });
     let output = '';
     let controlError: unknown;
@@ -164,7 +209,8 @@ async function runScenario(args: ScenarioArgs, counted = true): Promise<Scenario
     if (controlError) throw controlError;
     if (process.env.BENCH_ECHO) process.stderr.write(output);
     const line = output.split('\n').find((l) => l.startsWith('RESULT '));
-    if (code !== 0 || !line) throw new Error(`scenario ${args.kind} failed (exit ${code}):\n${output}`);
+    if (code !== 0 || !line)
+      throw new Error(`scenario ${args.kind} failed (exit ${code}):\n${output}`);
     const result = JSON.parse(line.slice('RESULT '.length)) as ScenarioResult;
     return callgrind ? { ...result, instructions: callgrind.instructions(child.pid!) } : result;
   } finally {
@@ -174,14 +220,20 @@ async function runScenario(args: ScenarioArgs, counted = true): Promise<Scenario
 }
 
 /** Inserts `count` documents at LIVE_RATE per second, each stamped with its write time. */
-async function writeLive(items: mongoose.mongo.Collection<{ _id: number; writtenAt?: number }>, count: number): Promise<void> {
+async function writeLive(
+  items: mongoose.mongo.Collection<{ _id: number; writtenAt?: number }>,
+  count: number,
+): Promise<void> {
   const perTick = Math.max(1, Math.round(LIVE_RATE / 100));
   const began = performance.now();
   for (let written = 0; written < count; written += perTick) {
     const due = began + (written / LIVE_RATE) * 1000;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    const batch = Array.from({ length: Math.min(perTick, count - written) }, (_, i) => ({ _id: written + i, writtenAt: Date.now() }));
+    const batch = Array.from({ length: Math.min(perTick, count - written) }, (_, i) => ({
+      _id: written + i,
+      writtenAt: Date.now(),
+    }));
     await items.insertMany(batch);
   }
 }
@@ -196,8 +248,18 @@ function printTable(title: string, rows: Rows, live: boolean): void {
   const bare = rows.get(VARIANTS[0].name)?.map(rate) ?? [];
   console.log(`\n${title}`);
   const counted = [...rows.values()].every((results) => results.every((x) => x.instructions));
-  const header = ['scenario', 'events/s', '× bare [min–max]', ...(live ? ['p50 ms', 'p99 ms'] : []), 'CPU µs/ev', ...(counted ? ['instr/ev main', 'instr/ev other'] : []), 'RSS +MB', 'order'];
-  const perEvent = (results: ScenarioResult[], thread: 'main' | 'other') => median(results.map((x) => x.instructions![thread] / x.events)).toFixed(0);
+  const header = [
+    'scenario',
+    'events/s',
+    '× bare [min–max]',
+    ...(live ? ['p50 ms', 'p99 ms'] : []),
+    'CPU µs/ev',
+    ...(counted ? ['instr/ev main', 'instr/ev other'] : []),
+    'RSS +MB',
+    'order',
+  ];
+  const perEvent = (results: ScenarioResult[], thread: 'main' | 'other') =>
+    median(results.map((x) => x.instructions![thread] / x.events)).toFixed(0);
   const lines = [...rows].map(([name, results]) => {
     const r = median(results.map(rate));
     const ratios = bare.length === results.length ? results.map((x, i) => rate(x) / bare[i]) : [];
@@ -206,7 +268,9 @@ function printTable(title: string, rows: Rows, live: boolean): void {
     return [
       name,
       r.toFixed(0),
-      ratios.length === 0 ? '-' : `${median(ratios).toFixed(2)} [${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}]`,
+      ratios.length === 0
+        ? '-'
+        : `${median(ratios).toFixed(2)} [${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}]`,
       ...(live ? [percentile(delays, 50).toFixed(1), percentile(delays, 99).toFixed(1)] : []),
       median(results.map((x) => x.cpuMicros / x.events)).toFixed(1),
       ...(counted ? [perEvent(results, 'main'), perEvent(results, 'other')] : []),
@@ -215,7 +279,8 @@ function printTable(title: string, rows: Rows, live: boolean): void {
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const format = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const format = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   console.log(format(header));
   lines.forEach((l) => console.log(format(l)));
 }

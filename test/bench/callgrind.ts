@@ -17,7 +17,9 @@ export class CallgrindRun {
     try {
       execFileSync('valgrind', ['--version'], { stdio: 'ignore' });
     } catch {
-      throw new Error('BENCH_CALLGRIND=1 needs valgrind on the PATH (Debian: apt-get install valgrind)');
+      throw new Error(
+        'BENCH_CALLGRIND=1 needs valgrind on the PATH (Debian: apt-get install valgrind)',
+      );
     }
     this.dir = mkdtempSync(join(tmpdir(), 'bench-callgrind-'));
   }
@@ -28,29 +30,47 @@ export class CallgrindRun {
   }
 
   command(node: readonly string[]): [string, string[]] {
-    return ['valgrind', ['-q', '--tool=callgrind', `--callgrind-out-file=${this.dumpPattern}`, ...node]];
+    return [
+      'valgrind',
+      ['-q', '--tool=callgrind', `--callgrind-out-file=${this.dumpPattern}`, ...node],
+    ];
   }
 
   /** Reacts to the consumer's `CALLGRIND start|stop` lines (all output so far); throws if callgrind did not obey. */
   onOutput(output: string, pid: number): void {
-    for (const [step, control] of [['start', '--zero'], ['stop', '--dump']] as const) {
+    for (const [step, control] of [
+      ['start', '--zero'],
+      ['stop', '--dump'],
+    ] as const) {
       if (this.done.has(step) || !output.includes(`CALLGRIND ${step}\n`)) continue;
       this.done.add(step);
       // callgrind_control exits 0 even when it reached no callgrind: its answer says.
-      const answer = execFileSync('callgrind_control', [control, String(pid)], { encoding: 'utf8', timeout: 120_000 });
-      if (!/^\s*OK\.?\s*$/m.test(answer)) throw new Error(`callgrind_control ${control} ${pid} did not succeed:\n${answer}`);
-      if (step === 'stop' && !existsSync(this.dump(pid))) throw new Error(`callgrind wrote no dump at ${this.dump(pid)}`);
+      const answer = execFileSync('callgrind_control', [control, String(pid)], {
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      if (!/^\s*OK\.?\s*$/m.test(answer))
+        throw new Error(`callgrind_control ${control} ${pid} did not succeed:\n${answer}`);
+      if (step === 'stop' && !existsSync(this.dump(pid)))
+        throw new Error(`callgrind wrote no dump at ${this.dump(pid)}`);
       writeFileSync(`${this.flagPrefix}-${pid}-${step}`, '');
     }
   }
 
   /** Instructions of the dump taken at `stop`: the main thread's (all under `node::Start`) and the rest. */
   instructions(pid: number): { main: number; other: number } {
-    const report = execFileSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', '--auto=no', this.dump(pid)], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+    const report = execFileSync(
+      'callgrind_annotate',
+      ['--inclusive=yes', '--threshold=100', '--auto=no', this.dump(pid)],
+      { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 },
+    );
     const count = (pattern: RegExp) => Number(report.match(pattern)?.[1]?.replace(/,/g, '') ?? NaN);
     const total = count(/^\s*([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS/m);
     const main = count(/^\s*([\d,]+) \([^)]*\)\s+\S*node::Start\(int/m);
-    if (!Number.isFinite(total) || !Number.isFinite(main)) throw new Error(`callgrind_annotate gave no total or no node::Start line for ${this.dump(pid)}`);
+    if (!Number.isFinite(total) || !Number.isFinite(main))
+      throw new Error(
+        `callgrind_annotate gave no total or no node::Start line for ${this.dump(pid)}`,
+      );
     return { main, other: total - main };
   }
 

@@ -23,7 +23,8 @@ const BATCH = 1000;
 Logger.overrideLogger(['error']);
 
 const events = Array.from({ length: EVENTS }, (_, i) => insert(i + 1));
-const batches = () => Array.from({ length: EVENTS / BATCH }, (_, b) => events.slice(b * BATCH, (b + 1) * BATCH));
+const batches = () =>
+  Array.from({ length: EVENTS / BATCH }, (_, b) => events.slice(b * BATCH, (b + 1) * BATCH));
 /** The handler both sides call: counts, and tells when the last event arrived. */
 const tally = { handled: 0, started: 0, done: () => undefined as void };
 /** CPU time (user + system) in ms: steadier than wall time on a shared machine. */
@@ -42,7 +43,15 @@ const count = () => {
  */
 const decode = process.env.OVERHEAD_DECODE
   ? (() => {
-      const bytes = BSON.serialize({ ...insert(1), fullDocument: { _id: 1, name: 'x'.repeat(600), tags: Array.from({ length: 20 }, (_, i) => `tag-${i}`), at: new Date() } });
+      const bytes = BSON.serialize({
+        ...insert(1),
+        fullDocument: {
+          _id: 1,
+          name: 'x'.repeat(600),
+          tags: Array.from({ length: 20 }, (_, i) => `tag-${i}`),
+          at: new Date(),
+        },
+      });
       return () => BSON.deserialize(bytes);
     })()
   : () => undefined;
@@ -76,7 +85,12 @@ async function module(concurrency: number): Promise<number> {
   };
   const tokens = new InMemoryPositionStore();
   await tokens.save('cs:bench', { token: { _data: 't0' } });
-  const options = resolveOptions({ consumer: 'bench', concurrency, leases: false, telemetry: false });
+  const options = resolveOptions({
+    consumer: 'bench',
+    concurrency,
+    leases: false,
+    telemetry: false,
+  });
   const server = new FakeServer([{ aggregate: {}, getMores: batches() }]);
   const stream = createCollectionStream({
     plan: planStreams([handler])[0],
@@ -112,10 +126,14 @@ async function main(): Promise<void> {
     }
   }
   const bareUs = (median(times.get(rows[0][0])!) * 1000) / EVENTS;
-  console.log(`[overhead] ${EVENTS} in-memory events${process.env.OVERHEAD_DECODE ? ', each also decoded from BSON' : ''}, median of ${ROUNDS} rounds, Node ${process.version}`);
+  console.log(
+    `[overhead] ${EVENTS} in-memory events${process.env.OVERHEAD_DECODE ? ', each also decoded from BSON' : ''}, median of ${ROUNDS} rounds, Node ${process.version}`,
+  );
   for (const [name] of rows) {
     const us = (median(times.get(name)!) * 1000) / EVENTS;
-    console.log(`${name.padEnd(24)} ${us.toFixed(2).padStart(6)} µs CPU/event  ${name === rows[0][0] ? '' : `+${(us - bareUs).toFixed(2)} µs over bare`}`);
+    console.log(
+      `${name.padEnd(24)} ${us.toFixed(2).padStart(6)} µs CPU/event  ${name === rows[0][0] ? '' : `+${(us - bareUs).toFixed(2)} µs over bare`}`,
+    );
   }
 }
 

@@ -79,7 +79,9 @@ class Tally {
 const tally = new Tally();
 
 async function bareLoop(withSet: boolean): Promise<void> {
-  const connection = await mongoose.createConnection(args.mongoUri, { dbName: args.dbName }).asPromise();
+  const connection = await mongoose
+    .createConnection(args.mongoUri, { dbName: args.dbName })
+    .asPromise();
   await driverLoop(connection, withSet);
   await connection.close();
 }
@@ -95,7 +97,9 @@ async function bareLoopInNest(): Promise<void> {
 
 async function driverLoop(connection: Connection, withSet: boolean): Promise<void> {
   const redis = withSet ? new Redis(args.redisUrl) : undefined;
-  const stream = connection.db!.collection(args.collection).watch([], { resumeAfter: start, maxAwaitTimeMS: 200, ...batchOption });
+  const stream = connection
+    .db!.collection(args.collection)
+    .watch([], { resumeAfter: start, maxAwaitTimeMS: 200, ...batchOption });
   console.log('READY');
   while (tally.count < args.size) {
     const change = await stream.tryNext();
@@ -118,7 +122,10 @@ class BenchListener {
 async function withModule(): Promise<void> {
   const consumer = `bench-${process.pid}`;
   const redis = new Redis(args.redisUrl);
-  await redis.set(positionKey('change-stream', consumer, args.dbName, args.collection), encodePosition({ token: start }));
+  await redis.set(
+    positionKey('change-stream', consumer, args.dbName, args.collection),
+    encodePosition({ token: start }),
+  );
   redis.disconnect();
   @Module({
     imports: [
@@ -128,7 +135,9 @@ async function withModule(): Promise<void> {
         redis: args.redisUrl,
         concurrency: args.concurrency ?? 1,
         maxAwaitTimeMS: 200,
-        ...(process.env.BENCH_MAX_EVENTS ? { checkpoint: { maxEvents: Number(process.env.BENCH_MAX_EVENTS) } } : {}),
+        ...(process.env.BENCH_MAX_EVENTS
+          ? { checkpoint: { maxEvents: Number(process.env.BENCH_MAX_EVENTS) } }
+          : {}),
         ...(process.env.BENCH_TELEMETRY === '0' ? { telemetry: false } : {}),
         ...(process.env.BENCH_LEASES === '0' ? { leases: false as const } : {}),
         ...batchOption,

@@ -13,7 +13,10 @@ function findActionlint(): string | null {
   if (process.env.ACTIONLINT) return process.env.ACTIONLINT;
   const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean);
   try {
-    const [gobin, gopath] = execFileSync('go', ['env', 'GOBIN', 'GOPATH'], { encoding: 'utf8', timeout: 10_000 }).split('\n');
+    const [gobin, gopath] = execFileSync('go', ['env', 'GOBIN', 'GOPATH'], {
+      encoding: 'utf8',
+      timeout: 10_000,
+    }).split('\n');
     if (gobin) dirs.push(gobin);
     if (gopath) dirs.push(join(gopath, 'bin'));
   } catch {
@@ -24,7 +27,9 @@ function findActionlint(): string | null {
 
 function shellcheckVersion(): string {
   const result = spawnSync('shellcheck', ['--version'], { encoding: 'utf8' });
-  return result.status === 0 ? (/version: (\S+)/.exec(result.stdout)?.[1] ?? 'unknown version') : 'not installed (run: scripts are not checked)';
+  return result.status === 0
+    ? (/version: (\S+)/.exec(result.stdout)?.[1] ?? 'unknown version')
+    : 'not installed (run: scripts are not checked)';
 }
 
 const actionlint = findActionlint();
@@ -41,12 +46,24 @@ describe('GitHub Actions workflows', () => {
         .filter((name) => /\.ya?ml$/.test(name))
         .map((name) => join('.github', 'workflows', name));
       expect(files).toContain(join('.github', 'workflows', 'ci.yml'));
-      const version = spawnSync(actionlint!, ['-version'], { encoding: 'utf8' }).stdout.split('\n')[0];
-      const result = spawnSync(actionlint!, ['-no-color', '-oneline', ...files], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+      const version = spawnSync(actionlint!, ['-version'], { encoding: 'utf8' }).stdout.split(
+        '\n',
+      )[0];
+      const result = spawnSync(actionlint!, ['-no-color', '-oneline', ...files], {
+        cwd: root,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
       expect(result.error).toBeUndefined();
       // Every finding is a failure: exit status 0 and no output.
-      expect({ status: result.status, findings: result.stdout.trim().split('\n').filter(Boolean), stderr: result.stderr.trim() }).toEqual({ status: 0, findings: [], stderr: '' });
-      console.log(`[actionlint] ${version} (shellcheck ${shellcheckVersion()}): no findings in ${files.join(', ')}`);
+      expect({
+        status: result.status,
+        findings: result.stdout.trim().split('\n').filter(Boolean),
+        stderr: result.stderr.trim(),
+      }).toEqual({ status: 0, findings: [], stderr: '' });
+      console.log(
+        `[actionlint] ${version} (shellcheck ${shellcheckVersion()}): no findings in ${files.join(', ')}`,
+      );
     },
   );
 });

@@ -16,7 +16,11 @@ function typedoc(...args: string[]): Promise<Run> {
     execFile(
       process.execPath,
       [join(root, 'node_modules', 'typedoc', 'bin', 'typedoc'), '--emit', 'none', ...args],
-      { cwd: root, env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' }, maxBuffer: 16 * 1024 * 1024 },
+      {
+        cwd: root,
+        env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
+        maxBuffer: 16 * 1024 * 1024,
+      },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
         // eslint-disable-next-line no-control-regex -- strips the ANSI colour codes of TypeDoc's output
@@ -36,7 +40,11 @@ describe('API reference (TypeDoc)', () => {
     const { code, output } = await typedoc('--treatWarningsAsErrors');
     const problems = output
       .split('\n')
-      .filter((line) => /^\[(warning|error)\]/.test(line) && !/^\[(warning|error)\] Found \d+ errors? and \d+ warnings?/.test(line));
+      .filter(
+        (line) =>
+          /^\[(warning|error)\]/.test(line) &&
+          !/^\[(warning|error)\] Found \d+ errors? and \d+ warnings?/.test(line),
+      );
     expect({ problems }).toEqual({ problems: [] });
     expect(code).toBe(0);
   }, 120_000);

@@ -5,7 +5,12 @@ import { projectRoot } from '../servers/project-root.js';
 
 const root = projectRoot(import.meta.url);
 /** The README and every page of docs/ (docs/api/ is generated). */
-const pages = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const pages = [
+  'README.md',
+  ...readdirSync(join(root, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 const text = new Map(pages.map((page) => [page, readFileSync(join(root, page), 'utf8')]));
 
 /** The page without its fenced code blocks, where a `# line` is no heading and a `[x](y)` no link. */
@@ -33,12 +38,16 @@ function anchorsOf(markdown: string): Set<string> {
 
 /** Relative links (no scheme) of a page: `[text](target)`, with inline code in the text allowed. */
 function linksOf(markdown: string): string[] {
-  return [...prose(markdown).matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]).filter((target) => !/^[a-z][a-z+.-]*:/i.test(target));
+  return [...prose(markdown).matchAll(/\]\(([^)\s]+)\)/g)]
+    .map((m) => m[1])
+    .filter((target) => !/^[a-z][a-z+.-]*:/i.test(target));
 }
 
 describe('links between the README and the docs pages', () => {
   it('finds the pages', () => {
-    expect(pages).toEqual(expect.arrayContaining(['README.md', 'docs/troubleshooting.md', 'docs/architecture.md']));
+    expect(pages).toEqual(
+      expect.arrayContaining(['README.md', 'docs/troubleshooting.md', 'docs/architecture.md']),
+    );
   });
 
   it('every relative link lands on a file, and every #anchor on a heading or an <a id> of that file', () => {
@@ -46,21 +55,25 @@ describe('links between the README and the docs pages', () => {
     for (const page of pages) {
       for (const target of linksOf(text.get(page)!)) {
         const [path, fragment] = target.split('#') as [string, string | undefined];
-        const file = path === '' ? page : relative(root, join(root, dirname(page), decodeURIComponent(path)));
+        const file =
+          path === '' ? page : relative(root, join(root, dirname(page), decodeURIComponent(path)));
         if (!existsSync(join(root, file))) {
           broken.push(`${page}: ${target} (no file ${file})`);
           continue;
         }
         if (fragment === undefined || statSync(join(root, file)).isDirectory()) continue;
         const linked = text.get(file) ?? readFileSync(join(root, file), 'utf8');
-        if (!anchorsOf(linked).has(fragment)) broken.push(`${page}: ${target} (no anchor #${fragment} in ${file})`);
+        if (!anchorsOf(linked).has(fragment))
+          broken.push(`${page}: ${target} (no anchor #${fragment} in ${file})`);
       }
     }
     expect(broken).toEqual([]);
   });
 
   it('the README links every docs page (each topic is one click away)', () => {
-    const readmeLinks = new Set(linksOf(text.get('README.md')!).map((target) => target.split('#')[0]));
+    const readmeLinks = new Set(
+      linksOf(text.get('README.md')!).map((target) => target.split('#')[0]),
+    );
     const unlinked = pages.filter((page) => page !== 'README.md' && !readmeLinks.has(page));
     expect(unlinked).toEqual([]);
   });

@@ -40,23 +40,40 @@ function targets(): Set<string> {
 describe(`${PAGE} (the troubleshooting page) and lib/change-stream.messages.ts`, () => {
   it('has an entry for every message key', () => {
     const missing = keys.filter((key) => !anchors.includes(key));
-    expect({ missingEntries: missing.map((key) => `### <a id="${key}"></a>${key}  (text, level, what it means, what to do)`) }).toEqual({ missingEntries: [] });
+    expect({
+      missingEntries: missing.map(
+        (key) => `### <a id="${key}"></a>${key}  (text, level, what it means, what to do)`,
+      ),
+    }).toEqual({ missingEntries: [] });
   });
 
   it('documents no key that no longer exists', () => {
     const stale = anchors.filter((anchor) => !anchor.startsWith(INLINE) && !keys.includes(anchor));
-    expect({ entriesForRemovedKeys: stale.map((key) => `#${key}: not a key of messages any more (renamed? removed?)`) }).toEqual({ entriesForRemovedKeys: [] });
+    expect({
+      entriesForRemovedKeys: stale.map(
+        (key) => `#${key}: not a key of messages any more (renamed? removed?)`,
+      ),
+    }).toEqual({ entriesForRemovedKeys: [] });
   });
 
   it('names an inline message without its prefix once it is a key of messages', () => {
-    const moved = anchors.filter((anchor) => anchor.startsWith(INLINE) && keys.includes(anchor.slice(INLINE.length)));
-    expect({ renameAnchors: moved.map((anchor) => `#${anchor} → #${anchor.slice(INLINE.length)}`) }).toEqual({ renameAnchors: [] });
+    const moved = anchors.filter(
+      (anchor) => anchor.startsWith(INLINE) && keys.includes(anchor.slice(INLINE.length)),
+    );
+    expect({
+      renameAnchors: moved.map((anchor) => `#${anchor} → #${anchor.slice(INLINE.length)}`),
+    }).toEqual({ renameAnchors: [] });
   });
 
   it('has each entry once, titled by its anchor, with the text, level, meaning and what to do', () => {
     const duplicates = anchors.filter((anchor, i) => anchors.indexOf(anchor) !== i);
     const malformed = entries
-      .filter((e) => e.title !== e.anchor || !/```text\n[^`]+```/.test(e.body) || !['**Level:**', '**Means:**', '**Do:**'].every((part) => e.body.includes(part)))
+      .filter(
+        (e) =>
+          e.title !== e.anchor ||
+          !/```text\n[^`]+```/.test(e.body) ||
+          !['**Level:**', '**Means:**', '**Do:**'].every((part) => e.body.includes(part)),
+      )
       .map((e) => e.anchor);
     expect({ duplicates, malformed }).toEqual({ duplicates: [], malformed: [] });
   });
@@ -65,7 +82,9 @@ describe(`${PAGE} (the troubleshooting page) and lib/change-stream.messages.ts`,
     const contents = page.slice(page.indexOf('## Contents'), page.indexOf('\n---'));
     const unlisted = anchors.filter((anchor) => !contents.includes(`](#${anchor})`));
     const ids = targets();
-    const broken = [...new Set([...page.matchAll(/\]\(#([^)]+)\)/g)].map((m) => m[1]))].filter((id) => !ids.has(id));
+    const broken = [...new Set([...page.matchAll(/\]\(#([^)]+)\)/g)].map((m) => m[1]))].filter(
+      (id) => !ids.has(id),
+    );
     expect({ unlisted, broken }).toEqual({ unlisted: [], broken: [] });
   });
 });

@@ -14,12 +14,17 @@ let holdDelete: Promise<void> | null = null;
 @Injectable()
 class TicketListener {
   @OnChange('tickets', { operationTypes: ['insert', 'delete'] })
-  async onTicket(change: mongo.ChangeStreamInsertDocument<{ _id: number }> | mongo.ChangeStreamDeleteDocument<{ _id: number }>) {
+  async onTicket(
+    change:
+      | mongo.ChangeStreamInsertDocument<{ _id: number }>
+      | mongo.ChangeStreamDeleteDocument<{ _id: number }>,
+  ) {
     const id = change.documentKey._id;
     const replaying = steps.includes('replay asked');
     const name = `${change.operationType} ${id}${replaying && change.operationType === 'insert' && id === failInsertOf ? ' (replay)' : ''}`;
     steps.push(`${name} start`);
-    if (change.operationType === 'insert' && id === failInsertOf && !replaying) throw new Error(`ticket ${id} rejected`);
+    if (change.operationType === 'insert' && id === failInsertOf && !replaying)
+      throw new Error(`ticket ${id} rejected`);
     if (change.operationType === 'delete' && holdDelete) await holdDelete;
     steps.push(`${name} end`);
   }
@@ -34,10 +39,20 @@ describe('dead-letter replay (real MongoDB and Redis)', () => {
     await scope.closeAll();
   });
   // A replay counts toward the unsaved-events bound (2 × maxEvents) while it waits: room for the events read meanwhile.
-  const options = { onHandlerFailure: 'dead-letter' as const, concurrency: 4, handlerRetry: { retries: 0 }, checkpoint: { maxEvents: 10, intervalMs: 50 } };
+  const options = {
+    onHandlerFailure: 'dead-letter' as const,
+    concurrency: 4,
+    handlerRetry: { retries: 0 },
+    checkpoint: { maxEvents: 10, intervalMs: 50 },
+  };
 
   it("waits for the document's running live event, and the rest of the stream goes on meanwhile", async () => {
-    const spec = { dbName: uniqueName('replay'), consumer: uniqueName('svc'), providers: [TicketListener], changeStreams: options };
+    const spec = {
+      dbName: uniqueName('replay'),
+      consumer: uniqueName('svc'),
+      providers: [TicketListener],
+      changeStreams: options,
+    };
     const app = await scope.app(spec);
     const probe = await scope.probe(spec.dbName);
     const tickets = probe.collection('tickets');
@@ -63,13 +78,26 @@ describe('dead-letter replay (real MongoDB and Redis)', () => {
   });
 
   it('is refused on an instance that stands by, naming the holder', async () => {
-    const spec = { dbName: uniqueName('replay'), consumer: uniqueName('svc'), providers: [TicketListener], changeStreams: options };
+    const spec = {
+      dbName: uniqueName('replay'),
+      consumer: uniqueName('svc'),
+      providers: [TicketListener],
+      changeStreams: options,
+    };
     const active = await scope.app(spec);
     const standby = await scope.app(spec);
-    await eventually('one active, one standby', () =>
-      [active, standby].map((a) => a.get(ChangeStreamRegistry).getStatus('tickets')?.role).sort().join() === 'active,standby',
+    await eventually(
+      'one active, one standby',
+      () =>
+        [active, standby]
+          .map((a) => a.get(ChangeStreamRegistry).getStatus('tickets')?.role)
+          .sort()
+          .join() === 'active,standby',
     );
-    const [holderApp, otherApp] = active.get(ChangeStreamRegistry).getStatus('tickets')?.role === 'active' ? [active, standby] : [standby, active];
+    const [holderApp, otherApp] =
+      active.get(ChangeStreamRegistry).getStatus('tickets')?.role === 'active'
+        ? [active, standby]
+        : [standby, active];
     failInsertOf = 1;
     const probe = await scope.probe(spec.dbName);
     await probe.collection('tickets').insertOne({ _id: 1 as never });

@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { type DeadLetter, type DeadLetterStore, type DeadLetterStoreRetention, InMemoryDeadLetterStore, RedisDeadLetterStore } from '../../lib/index.js';
+import {
+  type DeadLetter,
+  type DeadLetterStore,
+  type DeadLetterStoreRetention,
+  InMemoryDeadLetterStore,
+  RedisDeadLetterStore,
+} from '../../lib/index.js';
 import { Logger } from '@nestjs/common';
 import { resolveOptions } from '../../lib/options/module-options.js';
 import { createStores } from '../../lib/stores.factory.js';
@@ -36,7 +42,10 @@ const stores: Array<[string, (retention?: DeadLetterStoreRetention) => DeadLette
 describe.each(stores)('%s dead-letter store', (_, create) => {
   it('keeps at most maxLetters, dropping the oldest by failedAt and reporting exactly those', async () => {
     const dropped: Array<{ ids: string[]; reason: string }> = [];
-    const store = create({ maxLetters: 3, onDropped: (letters, reason) => dropped.push({ ids: letters.map((l) => l.id), reason }) });
+    const store = create({
+      maxLetters: 3,
+      onDropped: (letters, reason) => dropped.push({ ids: letters.map((l) => l.id), reason }),
+    });
     // Added out of time order: the oldest is the one with the earliest failedAt, not the first added.
     for (const n of [2, 1, 3, 5, 4]) await store.add(letter(n));
     expect((await store.list()).map((l) => l.id)).toEqual(['id-003', 'id-004', 'id-005']);
@@ -48,7 +57,10 @@ describe.each(stores)('%s dead-letter store', (_, create) => {
 
   it('drops letters older than maxAgeMs', async () => {
     const dropped: string[] = [];
-    const store = create({ maxAgeMs: 60_000, onDropped: (letters) => dropped.push(...letters.map((l) => l.id)) });
+    const store = create({
+      maxAgeMs: 60_000,
+      onDropped: (letters) => dropped.push(...letters.map((l) => l.id)),
+    });
     await store.add(letter(1, new Date(Date.now() - 120_000)));
     await store.add(letter(2, new Date()));
     expect((await store.list()).map((l) => l.id)).toEqual(['id-002']);
@@ -74,7 +86,10 @@ describe.each(stores)('%s dead-letter store', (_, create) => {
 
   it('removes a letter from the index too, so it is not dropped (or reported) later', async () => {
     const dropped: string[] = [];
-    const store = create({ maxLetters: 2, onDropped: (letters) => dropped.push(...letters.map((l) => l.id)) });
+    const store = create({
+      maxLetters: 2,
+      onDropped: (letters) => dropped.push(...letters.map((l) => l.id)),
+    });
     await store.add(letter(1));
     await store.add(letter(2));
     expect(await store.remove('id-001')).toBe(true);
@@ -84,18 +99,34 @@ describe.each(stores)('%s dead-letter store', (_, create) => {
   });
 });
 
-describe('the module\'s dead-letter store', () => {
+describe("the module's dead-letter store", () => {
   it('is bounded by default (10,000 letters, no age limit); 0 turns a limit off', () => {
-    expect(resolveOptions({ consumer: 'svc' }).deadLetterRetention).toEqual({ maxLetters: 10_000, maxAgeMs: Infinity });
-    expect(resolveOptions({ consumer: 'svc', deadLetterRetention: { maxLetters: 0, maxAgeMs: 86_400_000 } }).deadLetterRetention).toEqual({ maxLetters: Infinity, maxAgeMs: 86_400_000 });
+    expect(resolveOptions({ consumer: 'svc' }).deadLetterRetention).toEqual({
+      maxLetters: 10_000,
+      maxAgeMs: Infinity,
+    });
+    expect(
+      resolveOptions({
+        consumer: 'svc',
+        deadLetterRetention: { maxLetters: 0, maxAgeMs: 86_400_000 },
+      }).deadLetterRetention,
+    ).toEqual({ maxLetters: Infinity, maxAgeMs: 86_400_000 });
   });
 
   it('warns about each drop, naming the letters and the limit, and tells the metric', async () => {
     const logs = new CapturingLogger();
     Logger.overrideLogger(logs);
-    const stores = createStores(resolveOptions({ consumer: uniqueName('svc'), redis: testEnv().redisUrl, deadLetterRetention: { maxLetters: 1 } }));
+    const stores = createStores(
+      resolveOptions({
+        consumer: uniqueName('svc'),
+        redis: testEnv().redisUrl,
+        deadLetterRetention: { maxLetters: 1 },
+      }),
+    );
     const counted: string[] = [];
-    stores.onDeadLettersDropped!((letters) => counted.push(...letters.map((l) => `${l.database}.${l.collection} ${l.handler}`)));
+    stores.onDeadLettersDropped!((letters) =>
+      counted.push(...letters.map((l) => `${l.database}.${l.collection} ${l.handler}`)),
+    );
     await stores.deadLetters.add(letter(1));
     await stores.deadLetters.add(letter(2));
     expect(logs.messages('warn')).toContain(
@@ -118,22 +149,35 @@ describe('Redis dead-letter store commands', () => {
     };
     const store = new RedisDeadLetterStore(client, uniqueName('dl'));
     for (let n = 1; n <= 5; n++) await store.add(letter(n));
-    expect((await store.list()).map((l) => l.id)).toEqual(['id-001', 'id-002', 'id-003', 'id-004', 'id-005']);
+    expect((await store.list()).map((l) => l.id)).toEqual([
+      'id-001',
+      'id-002',
+      'id-003',
+      'id-004',
+      'id-005',
+    ]);
     expect(commands).toContain('hscan');
     expect(commands).not.toContain('hvals');
     client.disconnect();
   });
 });
 
-describe('the module\'s Redis dead-letter keys', () => {
+describe("the module's Redis dead-letter keys", () => {
   it('are where earlier versions kept them: the hash and its index beside it', () => {
     expect(deadLetterKey('cs', 'billing')).toBe('cs:billing:dead-letters');
-    expect(deadLetterIndexKey(deadLetterKey('cs', 'billing'))).toBe('cs:billing:dead-letters:by-time');
+    expect(deadLetterIndexKey(deadLetterKey('cs', 'billing'))).toBe(
+      'cs:billing:dead-letters:by-time',
+    );
   });
 
   it('lists, gets and removes the letters an earlier version stored (without an index)', async () => {
     const consumer = uniqueName('svc');
-    for (const n of [1, 2]) await redis.hset(deadLetterKey('change-stream', consumer), letter(n).id, encodeDeadLetter(letter(n)));
+    for (const n of [1, 2])
+      await redis.hset(
+        deadLetterKey('change-stream', consumer),
+        letter(n).id,
+        encodeDeadLetter(letter(n)),
+      );
     const stores = createStores(resolveOptions({ consumer, redis: testEnv().redisUrl }));
     expect((await stores.deadLetters.list()).map((l) => l.id)).toEqual(['id-001', 'id-002']);
     expect((await stores.deadLetters.get('id-002'))?.id).toBe('id-002');

@@ -27,7 +27,10 @@ class OrderListener {
 class CustomerListener {
   constructor(private readonly log: EventLog) {}
 
-  @OnChange('customers', { operationTypes: ['insert'], pipeline: [{ $match: { 'fullDocument.vip': true } }] })
+  @OnChange('customers', {
+    operationTypes: ['insert'],
+    pipeline: [{ $match: { 'fullDocument.vip': true } }],
+  })
   onVip(change: mongo.ChangeStreamDocument) {
     this.log.record('vip', change);
   }
@@ -54,8 +57,18 @@ describe('delivery to @OnChange handlers (real MongoDB and Redis)', () => {
   it('opens one stream per collection and names its handlers', () => {
     const statuses = app.get(ChangeStreamRegistry).getStatuses();
     expect(statuses.map((s) => [s.collection, s.state, s.handlers, s.key])).toEqual([
-      ['orders', 'open', ['OrderListener.onAnyOrder', 'OrderListener.onDeletedOrder'], `change-stream:{${consumer}:${dbName}:orders}`],
-      ['customers', 'open', ['CustomerListener.onVip'], `change-stream:{${consumer}:${dbName}:customers}`],
+      [
+        'orders',
+        'open',
+        ['OrderListener.onAnyOrder', 'OrderListener.onDeletedOrder'],
+        `change-stream:{${consumer}:${dbName}:orders}`,
+      ],
+      [
+        'customers',
+        'open',
+        ['CustomerListener.onVip'],
+        `change-stream:{${consumer}:${dbName}:customers}`,
+      ],
     ]);
   });
 
@@ -80,8 +93,13 @@ describe('delivery to @OnChange handlers (real MongoDB and Redis)', () => {
     const orders = probe.collection('orders');
     await orders.insertOne({ _id: 'o2' as never });
     await orders.deleteOne({ _id: 'o2' as never });
-    await eventually('delete handled', () => app.events.of('deleted').length >= 1 && app.events.of('any').length >= 2);
-    expect(app.events.of('deleted').map((e) => [e.operationType, e.documentId])).toEqual([['delete', 'o2']]);
+    await eventually(
+      'delete handled',
+      () => app.events.of('deleted').length >= 1 && app.events.of('any').length >= 2,
+    );
+    expect(app.events.of('deleted').map((e) => [e.operationType, e.documentId])).toEqual([
+      ['delete', 'o2'],
+    ]);
   });
 
   it('passes a context naming the consumer, database, collection, handler, attempt and lease fence', async () => {
@@ -106,7 +124,11 @@ describe('delivery to @OnChange handlers (real MongoDB and Redis)', () => {
 
   it('applies the $match pipeline on the server: only VIP inserts reach the handler', async () => {
     const customers = probe.collection('customers');
-    await customers.insertMany([{ _id: 'c1' as never, vip: false }, { _id: 'c2' as never, vip: true }, { _id: 'c3' as never }]);
+    await customers.insertMany([
+      { _id: 'c1' as never, vip: false },
+      { _id: 'c2' as never, vip: true },
+      { _id: 'c3' as never },
+    ]);
     await customers.updateOne({ _id: 'c2' as never }, { $set: { vip: true, n: 1 } });
     await customers.insertOne({ _id: 'c4' as never, vip: true });
     await eventually('second VIP insert', () => app.events.of('vip').length >= 2);
@@ -121,7 +143,12 @@ describe('delivery to @OnChange handlers (real MongoDB and Redis)', () => {
   onMongod('delivers replace events with the new document (real mongod only)', async () => {
     await probe.collection('orders').insertOne({ _id: 'r1' as never, a: 1 });
     await probe.collection('orders').replaceOne({ _id: 'r1' as never }, { b: 2 });
-    await eventually('replace handled', () => app.events.of('any').some((e) => e.operationType === 'replace'));
-    expect(app.events.of('any').find((e) => e.operationType === 'replace')?.fullDocument).toEqual({ _id: 'r1', b: 2 });
+    await eventually('replace handled', () =>
+      app.events.of('any').some((e) => e.operationType === 'replace'),
+    );
+    expect(app.events.of('any').find((e) => e.operationType === 'replace')?.fullDocument).toEqual({
+      _id: 'r1',
+      b: 2,
+    });
   });
 });

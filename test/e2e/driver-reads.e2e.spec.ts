@@ -8,7 +8,8 @@ interface ReplyInternals {
   iterated: number;
   _batch: { cache: Record<number, unknown> } | null;
 }
-const replyOf = (stream: mongo.ChangeStream) => (stream as unknown as { cursor: { documents: ReplyInternals } }).cursor.documents;
+const replyOf = (stream: mongo.ChangeStream) =>
+  (stream as unknown as { cursor: { documents: ReplyInternals } }).cursor.documents;
 
 /**
  * `nextBuffered` reads what the driver already holds without `tryNext`, by the driver's own
@@ -21,7 +22,9 @@ describe('reading buffered events through the driver (real MongoDB)', () => {
   const streams: mongo.ChangeStream[] = [];
 
   beforeEach(async () => {
-    connection = await mongoose.createConnection(testEnv().mongoUri, { dbName: uniqueName('reads') }).asPromise();
+    connection = await mongoose
+      .createConnection(testEnv().mongoUri, { dbName: uniqueName('reads') })
+      .asPromise();
     items = connection.db!.collection('items');
   });
   afterEach(async () => {
@@ -31,7 +34,9 @@ describe('reading buffered events through the driver (real MongoDB)', () => {
   });
 
   /** A stream resuming after a marker event, with `count` inserts after it, all in its next reply. */
-  async function backlog(count: number): Promise<{ stream: mongo.ChangeStream; cursor: DriverChangeCursor }> {
+  async function backlog(
+    count: number,
+  ): Promise<{ stream: mongo.ChangeStream; cursor: DriverChangeCursor }> {
     const opener = items.watch([], { maxAwaitTimeMS: 100 });
     streams.push(opener);
     await opener.tryNext();
@@ -70,7 +75,8 @@ describe('reading buffered events through the driver (real MongoDB)', () => {
     const { stream, cursor } = await backlog(30);
     while (!(await cursor.tryNext())); // a real mongod may answer the first reads empty
     let last: ChangeEvent | null = null;
-    for (let change = cursor.nextBuffered(); change !== null; change = cursor.nextBuffered()) last = change;
+    for (let change = cursor.nextBuffered(); change !== null; change = cursor.nextBuffered())
+      last = change;
     expect(last).not.toBeNull();
     expect(stream.bufferedCount()).toBe(0);
     // Only here does the driver resume (its next getMore): from the reply's post-batch token, else the last event's.

@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import mongoose from 'mongoose';
 import { ConsumerProcess } from '../fault/consumer-process.js';
-import { awaitDelivery, deliveryReport, handledIds, handledLines } from '../fault/delivery-report.js';
+import {
+  awaitDelivery,
+  deliveryReport,
+  handledIds,
+  handledLines,
+} from '../fault/delivery-report.js';
 import { ServerProbe } from '../fixtures/test-app.js';
 import { delay, eventually, testEnv, uniqueName } from '../fixtures/test-env.js';
 import { MongoJavaServer } from '../servers/mongo-java-server.js';
@@ -26,12 +31,21 @@ describe('fault injection (separate consumer process, real servers)', () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
   });
 
-  const scenario = async (name: string, overrides: { mongoUri?: string; redisUrl?: string; leaseTtlMs?: number } = {}) => {
+  const scenario = async (
+    name: string,
+    overrides: { mongoUri?: string; redisUrl?: string; leaseTtlMs?: number } = {},
+  ) => {
     const { mongoUri, redisUrl } = { ...testEnv(), ...overrides };
     const dbName = uniqueName(name);
     const consumer = uniqueName('svc');
     const log = join(mkdtempSync(join(tmpdir(), 'fault-')), 'handled.log');
-    const env: Record<string, string> = { MONGODB_URI: mongoUri, REDIS_URL: redisUrl, FAULT_DB: dbName, FAULT_CONSUMER: consumer, FAULT_LOG: log };
+    const env: Record<string, string> = {
+      MONGODB_URI: mongoUri,
+      REDIS_URL: redisUrl,
+      FAULT_DB: dbName,
+      FAULT_CONSUMER: consumer,
+      FAULT_LOG: log,
+    };
     if (overrides.leaseTtlMs) env.FAULT_LEASE_TTL_MS = String(overrides.leaseTtlMs);
     const probe = await ServerProbe.openAt(mongoUri, redisUrl, dbName);
     cleanups.push(() => probe.close());
@@ -43,31 +57,46 @@ describe('fault injection (separate consumer process, real servers)', () => {
     };
     const print = (written: number[], extra = '') => {
       const report = deliveryReport(log, written);
-      console.log(`[fault:${name}] written ${report.written}, handled ${report.handled}, lost ${report.lost.length}, duplicated ${report.duplicated}${extra}`);
+      console.log(
+        `[fault:${name}] written ${report.written}, handled ${report.handled}, lost ${report.lost.length}, duplicated ${report.duplicated}${extra}`,
+      );
       return report;
     };
     return { consumer, probe, log, start, print, items: probe.collection('items') };
   };
-  const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  const range = (from: number, to: number) =>
+    Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
   it('SIGKILL at 10 random moments while a 5,000-write backlog drains: nothing lost, duplicates within 2 × maxEvents per kill', async () => {
     const { consumer, probe, log, start, print, items } = await scenario('sigkill');
     let current = await start();
     // A first position must be stored before the first kill (a server without post-batch tokens has none before).
     await items.insertOne({ _id: 0 as never });
-    await eventually('first position stored', async () => (await probe.storedToken(consumer, 'items')) !== null);
+    await eventually(
+      'first position stored',
+      async () => (await probe.storedToken(consumer, 'items')) !== null,
+    );
 
     // As fast as the server takes them: the consumer is always behind, the worst case for the bound.
     const writing = (async () => {
       for (let batch = 0; batch < 50; batch++) {
-        await items.insertMany(range(batch * 100 + 1, batch * 100 + 100).map((id) => ({ _id: id as never })));
+        await items.insertMany(
+          range(batch * 100 + 1, batch * 100 + 100).map((id) => ({ _id: id as never })),
+        );
       }
     })();
     const kills = 10;
     for (let k = 0; k < kills; k++) {
       // Kill after a random amount of progress, so every kill lands mid-stream (or at once, if all is handled).
-      const target = Math.min(handledLines(log).length + 50 + Math.floor(Math.random() * 400), 5001);
-      await eventually(`consumer progress before kill ${k + 1}`, () => handledIds(log).size >= 5001 || handledLines(log).length >= target, 30_000);
+      const target = Math.min(
+        handledLines(log).length + 50 + Math.floor(Math.random() * 400),
+        5001,
+      );
+      await eventually(
+        `consumer progress before kill ${k + 1}`,
+        () => handledIds(log).size >= 5001 || handledLines(log).length >= target,
+        30_000,
+      );
       await current.kill();
       current = await start();
     }
@@ -85,7 +114,10 @@ describe('fault injection (separate consumer process, real servers)', () => {
     const redis = await LocalRedisServer.start();
     cleanups.push(() => redis.stop());
     // A lease outlasting the outage: handling may go on only while the lease is surely still held.
-    const { consumer, probe, log, start, print, items } = await scenario('redis', { redisUrl: redis.url, leaseTtlMs: 15_000 });
+    const { consumer, probe, log, start, print, items } = await scenario('redis', {
+      redisUrl: redis.url,
+      leaseTtlMs: 15_000,
+    });
     const first = await start();
     let next = 1;
     let writing = true;
@@ -99,7 +131,11 @@ describe('fault injection (separate consumer process, real servers)', () => {
     await redis.stop();
     const lastWrittenBefore = next - 1;
     const handledBeforeOutage = handledIds(log).size;
-    await eventually('degraded while Redis is down', () => first.statuses.includes('degraded'), 10_000);
+    await eventually(
+      'degraded while Redis is down',
+      () => first.statuses.includes('degraded'),
+      10_000,
+    );
     await delay(5000); // the outage itself
     const handledWhileDown = handledIds(log).size - handledBeforeOutage;
     // Writes made after Redis stopped, handled before it came back: the pace depends on the machine, not the count.
@@ -111,7 +147,10 @@ describe('fault injection (separate consumer process, real servers)', () => {
     const written = range(1, next - 1);
     await awaitDelivery(log, written);
     await first.stop(); // graceful: the final position is the last handled event
-    const report = print(written, `, handled while down ${handledWhileDown} (${newHandledWhileDown} written during the outage), statuses ${first.statuses.join(' > ')}`);
+    const report = print(
+      written,
+      `, handled while down ${handledWhileDown} (${newHandledWhileDown} written during the outage), statuses ${first.statuses.join(' > ')}`,
+    );
     expect(report.lost).toEqual([]);
     expect(newHandledWhileDown).toBeGreaterThan(0); // it kept handling with Redis down
     expect(first.statuses.indexOf('degraded')).toBeGreaterThan(first.statuses.indexOf('open'));
@@ -131,7 +170,9 @@ describe('fault injection (separate consumer process, real servers)', () => {
     const current = await start();
     let killed = 0;
     for (let round = 0; round < 5; round++) {
-      await items.insertMany(range(round * 100 + 1, round * 100 + 100).map((id) => ({ _id: id as never })));
+      await items.insertMany(
+        range(round * 100 + 1, round * 100 + 100).map((id) => ({ _id: id as never })),
+      );
       killed += await probe.killChangeStreamCursors('items');
       await delay(200);
     }
@@ -159,9 +200,16 @@ describe('fault injection (separate consumer process, real servers)', () => {
     // the start. A real mongod resumes after the stored token, or reports ChangeStreamHistoryLost,
     // which the history-lost policy handles (see the policies spec).
     await items.insertMany(range(101, 200).map((id) => ({ _id: id as never })));
-    await eventually('second batch handled', () => range(101, 200).every((id) => handledIds(log).has(id)), 30_000);
+    await eventually(
+      'second batch handled',
+      () => range(101, 200).every((id) => handledIds(log).has(id)),
+      30_000,
+    );
     await current.stop();
-    const report = print(range(1, 200), `, server mongo-java-server, statuses ${current.statuses.join(' > ')}`);
+    const report = print(
+      range(1, 200),
+      `, server mongo-java-server, statuses ${current.statuses.join(' > ')}`,
+    );
     expect(report.lost).toEqual([]);
   });
 });

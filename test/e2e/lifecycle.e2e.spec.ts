@@ -57,7 +57,8 @@ class ExportListener {
   }
 }
 
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const range = (from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe('Nest lifecycle (real MongoDB and Redis)', () => {
   const scope = new TestScope();
@@ -70,7 +71,10 @@ describe('Nest lifecycle (real MongoDB and Redis)', () => {
     const probe = await scope.probe(dbName);
     const first = await scope.app(spec);
     await probe.collection('jobs').insertOne({ _id: 1 as never });
-    await eventually('first job stored', async () => (await probe.storedToken(consumer, 'jobs')) !== null);
+    await eventually(
+      'first job stored',
+      async () => (await probe.storedToken(consumer, 'jobs')) !== null,
+    );
     await scope.close(first);
     // Written while the app is down: the next start reads it at once, before SlowClient connected.
     await probe.collection('jobs').insertOne({ _id: 2 as never });
@@ -83,7 +87,15 @@ describe('Nest lifecycle (real MongoDB and Redis)', () => {
   it('drains before the providers handlers use are destroyed: nothing fails, nothing is dead-lettered, nothing lost', async () => {
     const dbName = uniqueName('teardown');
     const consumer = uniqueName('svc');
-    const spec = { dbName, consumer, providers: [Sink, ExportListener], changeStreams: { handlerRetry: { retries: 0 }, checkpoint: { maxEvents: 10, intervalMs: 50 } } };
+    const spec = {
+      dbName,
+      consumer,
+      providers: [Sink, ExportListener],
+      changeStreams: {
+        handlerRetry: { retries: 0 },
+        checkpoint: { maxEvents: 10, intervalMs: 50 },
+      },
+    };
     const probe = await scope.probe(dbName);
     const app = await scope.app(spec);
     const sink = app.get(Sink);
@@ -115,7 +127,11 @@ describe('Nest lifecycle (real MongoDB and Redis)', () => {
       dbName,
       consumer: uniqueName('svc'),
       providers: [Sink, ExportListener],
-      changeStreams: { redis: client, shutdownTimeoutMs: 1000, checkpoint: { maxEvents: 1000, intervalMs: 60_000 } },
+      changeStreams: {
+        redis: client,
+        shutdownTimeoutMs: 1000,
+        checkpoint: { maxEvents: 1000, intervalMs: 60_000 },
+      },
     });
     await probe.collection('exports').insertOne({ _id: 1 as never });
     await eventually('handled, position not saved yet', () => app.get(Sink).written.length === 1);
@@ -123,8 +139,12 @@ describe('Nest lifecycle (real MongoDB and Redis)', () => {
     const started = Date.now();
     await scope.close(app);
     const elapsed = Date.now() - started;
-    console.log(`[lifecycle] app.close() with Redis down took ${elapsed} ms (shutdownTimeoutMs 1000)`);
+    console.log(
+      `[lifecycle] app.close() with Redis down took ${elapsed} ms (shutdownTimeoutMs 1000)`,
+    );
     expect(elapsed).toBeLessThan(1000 + 1500); // the bound, plus mongoose and Nest's own teardown
-    expect(app.logger.messages('warn').some((m) => m.includes('final position could not be stored'))).toBe(true);
+    expect(
+      app.logger.messages('warn').some((m) => m.includes('final position could not be stored')),
+    ).toBe(true);
   });
 });

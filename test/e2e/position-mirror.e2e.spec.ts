@@ -20,7 +20,8 @@ class ItemListener {
 }
 
 const MIRROR = 'change_stream_positions';
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const range = (from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const handled = (app: TestApp) => app.events.of('item').map((e) => e.documentId as number);
 
 /**
@@ -43,10 +44,24 @@ describe('position mirror in MongoDB (Redis restarted empty)', () => {
         dbName,
         consumer,
         providers: [ItemListener],
-        changeStreams: { redis: redis.url, shutdownTimeoutMs: 3000, positionMirror: { intervalMs: 200 }, ...(instanceId ? { leases: { instanceId } } : {}) },
+        changeStreams: {
+          redis: redis.url,
+          shutdownTimeoutMs: 3000,
+          positionMirror: { intervalMs: 200 },
+          ...(instanceId ? { leases: { instanceId } } : {}),
+        },
       });
-    const insert = (ids: number[]) => probe.collection('items').insertMany(ids.map((id) => ({ _id: id as never })));
-    return { redis, dbName, consumer, probe, start, insert, key: positionKey('change-stream', consumer, dbName, 'items') };
+    const insert = (ids: number[]) =>
+      probe.collection('items').insertMany(ids.map((id) => ({ _id: id as never })));
+    return {
+      redis,
+      dbName,
+      consumer,
+      probe,
+      start,
+      insert,
+      key: positionKey('change-stream', consumer, dbName, 'items'),
+    };
   }
 
   it('SIGTERM while Redis is down, Redis back empty: the next start resumes from the mirror and every event is handled', async () => {
@@ -64,13 +79,17 @@ describe('position mirror in MongoDB (Redis restarted empty)', () => {
     const b = await start();
     await insert(range(41, 50));
     await eventually('B handled 50', () => handled(b).includes(50), 15_000);
-    expect([...new Set([...handled(a), ...handled(b)])].sort((x, y) => x - y)).toEqual(range(1, 50));
-    expect(b.logger.messages('warn').some((m) => m.includes('resuming from the copy in MongoDB'))).toBe(true);
+    expect([...new Set([...handled(a), ...handled(b)])].sort((x, y) => x - y)).toEqual(
+      range(1, 50),
+    );
+    expect(
+      b.logger.messages('warn').some((m) => m.includes('resuming from the copy in MongoDB')),
+    ).toBe(true);
     // The mirror held A's last handled event (its final save went there): B delivers nothing A had handled.
     expect(handled(b)).toEqual(range(31, 50));
     // While B runs, the mirror follows it (every intervalMs).
     const last = JSON.stringify({ token: b.events.of('item').at(-1)!.token });
-    await eventually('the mirror holds B\'s last position', async () => {
+    await eventually("the mirror holds B's last position", async () => {
       const doc = await probe.collection(MIRROR).findOne({ _id: key as never });
       return doc !== null && JSON.stringify(decodePosition(key, doc.position as string)) === last;
     });
@@ -94,13 +113,21 @@ describe('position mirror in MongoDB (Redis restarted empty)', () => {
 
   it('after Redis lost its fence counter the new holder (fence 1) takes the copy over from the old, larger fences', async () => {
     const { redis, probe, start, insert, key } = await setUp();
-    for (const [n, instance] of [[1, 'a1'], [2, 'a2'], [3, 'a3']] as const) {
+    for (const [n, instance] of [
+      [1, 'a1'],
+      [2, 'a2'],
+      [3, 'a3'],
+    ] as const) {
       const a = await start(instance);
       await insert([n]);
       await eventually(`${instance} handled ${n}`, () => handled(a).includes(n));
       await scope.close(a);
     }
-    expect(await probe.collection(MIRROR).findOne({ _id: key as never })).toMatchObject({ holder: 'a3', fence: 3, generation: 0 });
+    expect(await probe.collection(MIRROR).findOne({ _id: key as never })).toMatchObject({
+      holder: 'a3',
+      fence: 3,
+      generation: 0,
+    });
     await redis.stop();
     await redis.resume(); // empty: the next lease gets fence 1
 
@@ -109,9 +136,14 @@ describe('position mirror in MongoDB (Redis restarted empty)', () => {
     await eventually('B handled 8', () => handled(b).includes(8));
     expect(handled(b)).toEqual(range(4, 8));
     const last = JSON.stringify({ token: b.events.of('item').at(-1)!.token });
-    await eventually('the copy is B\'s, one generation up', async () => {
+    await eventually("the copy is B's, one generation up", async () => {
       const doc = await probe.collection(MIRROR).findOne({ _id: key as never });
-      return doc?.holder === 'b' && doc.fence === 1 && doc.generation === 1 && JSON.stringify(decodePosition(key, doc.position as string)) === last;
+      return (
+        doc?.holder === 'b' &&
+        doc.fence === 1 &&
+        doc.generation === 1 &&
+        JSON.stringify(decodePosition(key, doc.position as string)) === last
+      );
     });
     expect(b.logger.messages('warn').filter((m) => m.includes('was not replaced'))).toEqual([]);
   });
@@ -120,8 +152,13 @@ describe('position mirror in MongoDB (Redis restarted empty)', () => {
     const { probe, start, key } = await setUp();
     await probe.collection(MIRROR).insertOne({ _id: key as never, position: 'not EJSON' });
     const app = await start();
-    await eventually('the stream failed', () => app.get(ChangeStreamRegistry).getStatus('items')?.state === 'failed');
-    expect(app.get(ChangeStreamRegistry).getStatus('items')?.lastError).toContain(`"mongodb ${probe.db.databaseName}.${MIRROR} _id=${key}" is not a valid resume token`);
+    await eventually(
+      'the stream failed',
+      () => app.get(ChangeStreamRegistry).getStatus('items')?.state === 'failed',
+    );
+    expect(app.get(ChangeStreamRegistry).getStatus('items')?.lastError).toContain(
+      `"mongodb ${probe.db.databaseName}.${MIRROR} _id=${key}" is not a valid resume token`,
+    );
   });
 
   it('a mirror on a connection the application does not have fails startup, naming the option', async () => {
@@ -131,6 +168,8 @@ describe('position mirror in MongoDB (Redis restarted empty)', () => {
       providers: [ItemListener],
       changeStreams: { positionMirror: { connectionName: 'archive' } },
     });
-    expect(error.message).toContain('no mongoose connection named "archive" for the "positionMirror" option');
+    expect(error.message).toContain(
+      'no mongoose connection named "archive" for the "positionMirror" option',
+    );
   });
 });

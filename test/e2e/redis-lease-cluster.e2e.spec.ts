@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Cluster } from 'ioredis';
-import { positionKey, encodePosition, FencedWriteError, RedisPositionStore } from '../../lib/index.js';
+import {
+  positionKey,
+  encodePosition,
+  FencedWriteError,
+  RedisPositionStore,
+} from '../../lib/index.js';
 import { candidatesKey, fenceKey, leaseKey, leftPositionKey } from '../../lib/redis/redis-keys.js';
 import { RedisLeaseStore } from '../../lib/redis/redis-lease.store.js';
 import { uniqueName } from '../fixtures/test-env.js';
@@ -28,7 +33,9 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
   /** The master that serves `key`'s slot. */
   const nodeOf = async (key: string) => {
     const slot = await slotOf(key);
-    const [, , master] = (await client.cluster('SLOTS')).find(([from, to]) => from <= slot && slot <= to)!;
+    const [, , master] = (await client.cluster('SLOTS')).find(
+      ([from, to]) => from <= slot && slot <= to,
+    )!;
     return `${master![0]}:${master![1]}`;
   };
 
@@ -64,7 +71,9 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
       expect(second).toEqual({ acquired: { holder: 'pod-b', fence: 2 } });
       const b = { holder: 'pod-b', fence: 2 };
       await expect(store.save(key, position('A2'), a)).rejects.toThrow(FencedWriteError);
-      await expect(store.save(key, position('A2'), a)).rejects.toThrow('the lease is held by pod-b (fence 2)');
+      await expect(store.save(key, position('A2'), a)).rejects.toThrow(
+        'the lease is held by pod-b (fence 2)',
+      );
       expect(await store.leases.renew(key, a, 30_000)).toBe(false);
       await store.save(key, position('B1'), b);
       expect(await store.load(key)).toEqual(position('B1'));
@@ -114,9 +123,15 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
 
   it('a position key without a hash tag fails with CROSSSLOT: the tag is what makes this work', async () => {
     const key = uniqueName('untagged');
-    const slots = new Set([await slotOf(key), await slotOf(leaseKey(key)), await slotOf(fenceKey(key))]);
+    const slots = new Set([
+      await slotOf(key),
+      await slotOf(leaseKey(key)),
+      await slotOf(fenceKey(key)),
+    ]);
     expect(slots.size).toBeGreaterThan(1);
-    await expect(new RedisLeaseStore(client).acquire(key, 'pod-a', 30_000)).rejects.toThrow(/CROSSSLOT/);
+    await expect(new RedisLeaseStore(client).acquire(key, 'pod-a', 30_000)).rejects.toThrow(
+      /CROSSSLOT/,
+    );
   });
 
   it('plain save and load, and the read of a version 0.1 key that lives in another slot', async () => {

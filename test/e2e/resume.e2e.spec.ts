@@ -41,7 +41,8 @@ class ItemListener {
 /** When each event's handler finished, by token. */
 const doneAt = new Map<string, number>();
 
-const ids = (app: TestApp, handler = 'item:done') => app.events.of(handler).map((e) => e.documentId);
+const ids = (app: TestApp, handler = 'item:done') =>
+  app.events.of(handler).map((e) => e.documentId);
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 
 describe('resume tokens in Redis (real MongoDB and Redis)', () => {
@@ -51,8 +52,17 @@ describe('resume tokens in Redis (real MongoDB and Redis)', () => {
     handlerDelayMs = 0;
     await scope.closeAll();
   });
-  const start = (dbName: string, consumer: string, checkpoint?: { maxEvents: number; intervalMs: number }) =>
-    scope.app({ dbName, consumer, providers: [ItemListener], changeStreams: checkpoint ? { checkpoint } : {} });
+  const start = (
+    dbName: string,
+    consumer: string,
+    checkpoint?: { maxEvents: number; intervalMs: number },
+  ) =>
+    scope.app({
+      dbName,
+      consumer,
+      providers: [ItemListener],
+      changeStreams: checkpoint ? { checkpoint } : {},
+    });
   const probeFor = (dbName: string) => scope.probe(dbName);
 
   it('stores the token only after the handler succeeded', async () => {
@@ -60,27 +70,48 @@ describe('resume tokens in Redis (real MongoDB and Redis)', () => {
     const consumer = uniqueName('svc');
     const app = await start(dbName, consumer);
     const probe = await probeFor(dbName);
-    const writes = scope.track(await KeyWrites.watch(testEnv().redisUrl, positionKey('change-stream', consumer, dbName, 'items')));
+    const writes = scope.track(
+      await KeyWrites.watch(
+        testEnv().redisUrl,
+        positionKey('change-stream', consumer, dbName, 'items'),
+      ),
+    );
 
     await probe.collection('items').insertOne({ _id: 1 as never });
-    await eventually('first event handled and stored', async () => (await probe.storedToken(consumer, 'items')) !== null);
+    await eventually(
+      'first event handled and stored',
+      async () => (await probe.storedToken(consumer, 'items')) !== null,
+    );
     const first = app.events.of('item:done')[0].token;
     expect(await probe.storedToken(consumer, 'items')).toEqual(first);
 
     gate.close();
     await probe.collection('items').insertOne({ _id: 2 as never });
-    await eventually('second event in flight for several checkpoint intervals', () => (app.get(ChangeStreamRegistry).getStatus('items')?.inFlightForMs ?? 0) >= 250);
+    await eventually(
+      'second event in flight for several checkpoint intervals',
+      () => (app.get(ChangeStreamRegistry).getStatus('items')?.inFlightForMs ?? 0) >= 250,
+    );
     expect(await probe.storedToken(consumer, 'items')).toEqual(first);
     gate.open();
     await eventually('second event done', () => app.events.of('item:done').length === 2);
     const second = app.events.of('item:done')[1].token;
-    await eventually('second token stored', async () => JSON.stringify(await probe.storedToken(consumer, 'items')) === JSON.stringify(second));
+    await eventually(
+      'second token stored',
+      async () =>
+        JSON.stringify(await probe.storedToken(consumer, 'items')) === JSON.stringify(second),
+    );
 
     // The whole write history of the key: the second token was never written before its handler finished.
-    const tokenWrites = writes.writes.map((w) => ({ at: w.at, position: decodePosition('k', w.value) }));
-    const secondWrites = tokenWrites.filter((w) => 'token' in w.position && JSON.stringify(w.position.token) === JSON.stringify(second));
+    const tokenWrites = writes.writes.map((w) => ({
+      at: w.at,
+      position: decodePosition('k', w.value),
+    }));
+    const secondWrites = tokenWrites.filter(
+      (w) => 'token' in w.position && JSON.stringify(w.position.token) === JSON.stringify(second),
+    );
     expect(secondWrites.length).toBeGreaterThan(0);
-    for (const write of secondWrites) expect(write.at).toBeGreaterThanOrEqual(doneAt.get(JSON.stringify(second))! - 5);
+    for (const write of secondWrites)
+      expect(write.at).toBeGreaterThanOrEqual(doneAt.get(JSON.stringify(second))! - 5);
   });
 
   it('delivers exactly the writes made while the app was down, in order, to the next instance', async () => {
@@ -89,7 +120,10 @@ describe('resume tokens in Redis (real MongoDB and Redis)', () => {
     const probe = await probeFor(dbName);
     const first = await start(dbName, consumer);
     await probe.collection('items').insertOne({ _id: 0 as never });
-    await eventually('warm-up event stored', async () => (await probe.storedToken(consumer, 'items')) !== null);
+    await eventually(
+      'warm-up event stored',
+      async () => (await probe.storedToken(consumer, 'items')) !== null,
+    );
     await scope.close(first);
 
     for (const id of range(1, 21)) await probe.collection('items').insertOne({ _id: id as never });
@@ -127,7 +161,9 @@ describe('resume tokens in Redis (real MongoDB and Redis)', () => {
     handlerDelayMs = 0;
     const third = await start(dbName, consumer);
     await probe.collection('items').insertOne({ _id: 201 as never });
-    await eventually('the rest handled, up to a write made after the restart', () => ids(third).includes(201));
+    await eventually('the rest handled, up to a write made after the restart', () =>
+      ids(third).includes(201),
+    );
     expect(ids(third)).toEqual(range(1 + handledBefore.length, 202));
   });
 });

@@ -1,6 +1,12 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { Controller, Injectable, type INestApplicationContext, Module, Scope } from '@nestjs/common';
+import {
+  Controller,
+  Injectable,
+  type INestApplicationContext,
+  Module,
+  Scope,
+} from '@nestjs/common';
 import { MongooseModule } from '@nestjs/mongoose';
 import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
@@ -29,13 +35,18 @@ import type { RedisPositionStore } from '../../lib/redis/redis-position.store.js
 
 /** The ioredis client the module created for the "redis" option. */
 const redisClientOf = (module: INestApplicationContext) =>
-  (module.get<ChangeStreamStores>(CHANGE_STREAM_STORES, { strict: false }).tokens as RedisPositionStore).client as Redis;
+  (
+    module.get<ChangeStreamStores>(CHANGE_STREAM_STORES, { strict: false })
+      .tokens as RedisPositionStore
+  ).client as Redis;
 /**
  * Closed for good: `end`, or (disconnected between two attempts) `reconnecting` with no attempt
  * scheduled. A client that goes on retrying keeps the process alive.
  */
 const closedForGood = (client: Redis) =>
-  client.status === 'end' || (client.status === 'reconnecting' && (client as unknown as { reconnectTimeout: unknown }).reconnectTimeout === null);
+  client.status === 'end' ||
+  (client.status === 'reconnecting' &&
+    (client as unknown as { reconnectTimeout: unknown }).reconnectTimeout === null);
 
 @Injectable()
 class NoteListener {
@@ -132,7 +143,8 @@ describe('startup (real MongoDB and Redis)', () => {
     const { error } = await TestApp.startExpectingFailure(
       { ...base(), providers: [ArchiveListener] },
       // Nest calls no shutdown hook after a failed init: the module's own Redis client must end anyway.
-      async (module) => eventually('its Redis client closed for good', () => closedForGood(redisClientOf(module))),
+      async (module) =>
+        eventually('its Redis client closed for good', () => closedForGood(redisClientOf(module))),
     );
     expect(error).toBeInstanceOf(ChangeStreamConfigError);
     expect(error.message).toBe(
@@ -147,20 +159,30 @@ describe('startup (real MongoDB and Redis)', () => {
     const { error } = await TestApp.startExpectingFailure({
       ...base(),
       providers: [TwoClusterListener],
-      imports: [MongooseModule.forRoot(mongoUri, { dbName, connectionName: 'eu' }), MongooseModule.forRoot(mongoUri, { dbName, connectionName: 'us' })],
+      imports: [
+        MongooseModule.forRoot(mongoUri, { dbName, connectionName: 'eu' }),
+        MongooseModule.forRoot(mongoUri, { dbName, connectionName: 'us' }),
+      ],
     });
     expect(error).toBeInstanceOf(ChangeStreamConfigError);
     expect(error.message).toContain(`connections "eu" and "us" both watch ${dbName}.notes`);
   });
 
   it('fails init on conflicting stream-level options, naming both handlers', async () => {
-    const { error } = await TestApp.startExpectingFailure({ ...base(), providers: [LookupListener, RequiredImageListener] });
+    const { error } = await TestApp.startExpectingFailure({
+      ...base(),
+      providers: [LookupListener, RequiredImageListener],
+    });
     expect(error).toBeInstanceOf(ChangeStreamConfigError);
-    expect(error.message).toContain(`@OnChange('notes'): LookupListener.onNote and RequiredImageListener.onNote share one stream`);
+    expect(error.message).toContain(
+      `@OnChange('notes'): LookupListener.onNote and RequiredImageListener.onNote share one stream`,
+    );
   });
 
   it('fails at compile time on bad module options', async () => {
-    const compiling = Test.createTestingModule({ imports: [ChangeStreamModule.forRoot({ consumer: '' })] })
+    const compiling = Test.createTestingModule({
+      imports: [ChangeStreamModule.forRoot({ consumer: '' })],
+    })
       .setLogger(new CapturingLogger())
       .compile();
     await expect(compiling).rejects.toThrow(ChangeStreamConfigError);
@@ -174,14 +196,22 @@ describe('startup (real MongoDB and Redis)', () => {
       'RequestScopedListener is request-scoped (declared with scope: Scope.REQUEST); its @OnChange handlers are skipped ' +
         '(a stream needs a single, long-lived instance). Move the handlers to a singleton provider, or inject the request-scoped dependency elsewhere.',
     );
-    expect(app.get(ChangeStreamRegistry).getStatuses().map((s) => s.handlers)).toEqual([['NoteListener.onNote']]);
+    expect(
+      app
+        .get(ChangeStreamRegistry)
+        .getStatuses()
+        .map((s) => s.handlers),
+    ).toEqual([['NoteListener.onNote']]);
   });
 
   it('says so when a controller holds handlers, and when no handler was found at all', async () => {
     const { mongoUri } = testEnv();
     const logger = new CapturingLogger();
     const module = await Test.createTestingModule({
-      imports: [MongooseModule.forRoot(mongoUri, { dbName: uniqueName('startup') }), ChangeStreamModule.forRoot({ consumer: uniqueName('svc') })],
+      imports: [
+        MongooseModule.forRoot(mongoUri, { dbName: uniqueName('startup') }),
+        ChangeStreamModule.forRoot({ consumer: uniqueName('svc') }),
+      ],
       controllers: [NotesController],
     })
       .setLogger(logger)
@@ -197,7 +227,10 @@ describe('startup (real MongoDB and Redis)', () => {
   });
 
   it('names the dependency that made a provider request-scoped', async () => {
-    const app = await scope.app({ ...base(), providers: [NoteListener, RequestContext, ContextAwareListener] });
+    const app = await scope.app({
+      ...base(),
+      providers: [NoteListener, RequestContext, ContextAwareListener],
+    });
     expect(app.logger.messages('warn').find((m) => m.startsWith('ContextAwareListener'))).toContain(
       'ContextAwareListener is request-scoped (it injects RequestContext, which is request-scoped)',
     );
@@ -211,7 +244,9 @@ describe('startup (real MongoDB and Redis)', () => {
       changeStreams: { tokenStore: new AppTokenStore() },
     });
     expect(error).toBeInstanceOf(ChangeStreamConfigError);
-    expect(error.message).toContain('DeadLetteringListener.onNote may dead-letter events, but dead letters would be kept in memory');
+    expect(error.message).toContain(
+      'DeadLetteringListener.onNote may dead-letter events, but dead letters would be kept in memory',
+    );
     expect(error.message).toContain('Set "deadLetterStore"');
   });
 
@@ -224,16 +259,23 @@ describe('startup (real MongoDB and Redis)', () => {
       changeStreams: { onHandlerFailure: 'dead-letter', deadLetterStore: durableLetters },
     });
     expect(error).toBeInstanceOf(ChangeStreamConfigError);
-    expect(error.message).toContain('NoteListener.onNote may dead-letter events into a durable store while positions are kept in memory');
+    expect(error.message).toContain(
+      'NoteListener.onNote may dead-letter events into a durable store while positions are kept in memory',
+    );
   });
 
   it('fails init on wrong Redis credentials, naming the host and never the password', async () => {
     const server = await LocalRedisServer.start(['--requirepass', 'correct-horse']);
     scope.track({ close: () => server.stop() });
     const { error } = await TestApp.startExpectingFailure(
-      { ...base(), providers: [NoteListener], changeStreams: { redis: `redis://:hunter2@127.0.0.1:${server.port}` } },
+      {
+        ...base(),
+        providers: [NoteListener],
+        changeStreams: { redis: `redis://:hunter2@127.0.0.1:${server.port}` },
+      },
       // Retrying cannot fix credentials: the module's client must stop, even if the app is never closed.
-      async (module) => eventually('its Redis client closed for good', () => closedForGood(redisClientOf(module))),
+      async (module) =>
+        eventually('its Redis client closed for good', () => closedForGood(redisClientOf(module))),
     );
     expect(error).toBeInstanceOf(ChangeStreamConfigError);
     expect(error.message).toBe(
@@ -247,11 +289,20 @@ describe('startup (real MongoDB and Redis)', () => {
     const server = await LocalRedisServer.start(['--requirepass', 'correct-horse']);
     scope.track({ close: () => server.stop() });
     const { error } = await TestApp.startExpectingFailure(
-      { ...base(), providers: [NoteListener], changeStreams: { redis: `redis://127.0.0.1:${server.port}` } },
-      async (module) => eventually('its Redis client closed for good', () => closedForGood(redisClientOf(module))),
+      {
+        ...base(),
+        providers: [NoteListener],
+        changeStreams: { redis: `redis://127.0.0.1:${server.port}` },
+      },
+      async (module) =>
+        eventually('its Redis client closed for good', () => closedForGood(redisClientOf(module))),
     );
     expect(error).toBeInstanceOf(ChangeStreamConfigError);
-    expect(error.message).toMatch(new RegExp(`^ChangeStreamModule: Redis at 127\\.0\\.0\\.1:${server.port} requires a password and the "redis" option gave none \\(NOAUTH `));
+    expect(error.message).toMatch(
+      new RegExp(
+        `^ChangeStreamModule: Redis at 127\\.0\\.0\\.1:${server.port} requires a password and the "redis" option gave none \\(NOAUTH `,
+      ),
+    );
     expect(error.message).toContain('redis://:password@host:6379');
   });
 
@@ -261,21 +312,46 @@ describe('startup (real MongoDB and Redis)', () => {
     const sockets = new Set<net.Socket>();
     silent.on('connection', (socket) => sockets.add(socket));
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    scope.track({ close: () => new Promise<void>((resolve) => (sockets.forEach((s) => s.destroy()), silent.close(() => resolve()))) });
+    scope.track({
+      close: () =>
+        new Promise<void>(
+          (resolve) => (sockets.forEach((s) => s.destroy()), silent.close(() => resolve())),
+        ),
+    });
     const { port } = silent.address() as net.AddressInfo;
     const began = performance.now();
-    const app = await scope.app({ ...base(), providers: [NoteListener], changeStreams: { redis: `redis://127.0.0.1:${port}`, startupTimeoutMs: 1000, shutdownTimeoutMs: 1000 } });
+    const app = await scope.app({
+      ...base(),
+      providers: [NoteListener],
+      changeStreams: {
+        redis: `redis://127.0.0.1:${port}`,
+        startupTimeoutMs: 1000,
+        shutdownTimeoutMs: 1000,
+      },
+    });
     const tookMs = performance.now() - began;
     // The store check and the first announcement are bounded (by startupTimeoutMs, at most 3 s each), then the streams' wait;
     // the client's own connect timeouts (10 s each, and a retry) would hold it for 20 s or more.
     expect(tookMs).toBeLessThan(15_000);
-    expect(app.logger.messages('warn').some((m) => m.startsWith(`Position store unreachable: Redis at 127.0.0.1:${port} (no answer within 1000 ms)`))).toBe(true);
+    expect(
+      app.logger
+        .messages('warn')
+        .some((m) =>
+          m.startsWith(
+            `Position store unreachable: Redis at 127.0.0.1:${port} (no answer within 1000 ms)`,
+          ),
+        ),
+    ).toBe(true);
     await scope.close(app);
   }, 40_000);
 
   it('a Redis that does not answer at startup is logged once, with where, and the streams wait for it', async () => {
     const port = await freePort();
-    const app = await scope.app({ ...base(), providers: [NoteListener], changeStreams: { redis: `redis://127.0.0.1:${port}`, startupTimeoutMs: 1500 } });
+    const app = await scope.app({
+      ...base(),
+      providers: [NoteListener],
+      changeStreams: { redis: `redis://127.0.0.1:${port}`, startupTimeoutMs: 1500 },
+    });
     const warnings = app.logger.messages('warn');
     expect(warnings.filter((m) => m.includes('Position store unreachable'))).toEqual([
       `Position store unreachable: Redis at 127.0.0.1:${port} (connect ECONNREFUSED 127.0.0.1:${port}). Streams wait for it and start from their stored positions once it answers.`,
@@ -283,14 +359,21 @@ describe('startup (real MongoDB and Redis)', () => {
     expect(warnings.some((m) => m.includes('maxRetriesPerRequest'))).toBe(false);
     const registry = app.get(ChangeStreamRegistry);
     // Its first attempt may still be on its way on a busy machine: wait for the answer, not a fixed time.
-    await eventually('waiting for the store', () => registry.getStatus('notes')?.state === 'reconnecting');
+    await eventually(
+      'waiting for the store',
+      () => registry.getStatus('notes')?.state === 'reconnecting',
+    );
     expect(registry.getStatus('notes')!.lastError).toMatch(/waiting for the position store/);
     // The cause, with its code, in status and health: not only in the startup warning.
-    await eventually('the connection error named', () => registry.getStatus('notes')!.lastError!.includes(`ECONNREFUSED 127.0.0.1:${port}`));
+    await eventually('the connection error named', () =>
+      registry.getStatus('notes')!.lastError!.includes(`ECONNREFUSED 127.0.0.1:${port}`),
+    );
     const health = await app.get(ChangeStreamHealthIndicator).isHealthy();
     // "waiting for the position store" (to load the position, or to ask for the lease), then the cause.
     expect(Object.values(health.changeStreams.streams)[0].lastError).toMatch(
-      new RegExp(`^waiting for the position store[^:]*: Redis at 127\\.0\\.0\\.1:${port} unreachable \\(connect ECONNREFUSED 127\\.0\\.0\\.1:${port}\\)$`),
+      new RegExp(
+        `^waiting for the position store[^:]*: Redis at 127\\.0\\.0\\.1:${port} unreachable \\(connect ECONNREFUSED 127\\.0\\.0\\.1:${port}\\)$`,
+      ),
     );
     // Closing ends the module's client: an ioredis client left reconnecting would keep the process alive.
     await scope.close(app);
@@ -299,7 +382,9 @@ describe('startup (real MongoDB and Redis)', () => {
 
   it('fails init on a Redis URL without a scheme, which ioredis would take for a unix socket', async () => {
     for (const redis of ['redis//127.0.0.1:6379', 'redis:/127.0.0.1:6379', '127.0.0.1:6379']) {
-      const compiling = Test.createTestingModule({ imports: [ChangeStreamModule.forRoot({ consumer: 'svc', redis })] })
+      const compiling = Test.createTestingModule({
+        imports: [ChangeStreamModule.forRoot({ consumer: 'svc', redis })],
+      })
         .setLogger(new CapturingLogger())
         .compile();
       await expect(compiling).rejects.toThrow(ChangeStreamConfigError);
@@ -307,11 +392,28 @@ describe('startup (real MongoDB and Redis)', () => {
     }
   });
 
-  it('names a Redis host that does not resolve in the streams\' lastError (ENOTFOUND), not only in the startup warning', async () => {
-    const app = await scope.app({ ...base(), providers: [NoteListener], changeStreams: { redis: 'redis://does-not-exist.invalid:6379', startupTimeoutMs: 1500 } });
-    expect(app.logger.messages('warn').some((m) => m.startsWith('Position store unreachable: Redis at does-not-exist.invalid:6379') && m.includes('ENOTFOUND'))).toBe(true);
+  it("names a Redis host that does not resolve in the streams' lastError (ENOTFOUND), not only in the startup warning", async () => {
+    const app = await scope.app({
+      ...base(),
+      providers: [NoteListener],
+      changeStreams: { redis: 'redis://does-not-exist.invalid:6379', startupTimeoutMs: 1500 },
+    });
+    expect(
+      app.logger
+        .messages('warn')
+        .some(
+          (m) =>
+            m.startsWith('Position store unreachable: Redis at does-not-exist.invalid:6379') &&
+            m.includes('ENOTFOUND'),
+        ),
+    ).toBe(true);
     const registry = app.get(ChangeStreamRegistry);
-    await eventually('the connection error named', () => registry.getStatus('notes')?.lastError?.includes('ENOTFOUND does-not-exist.invalid') === true);
+    await eventually(
+      'the connection error named',
+      () =>
+        registry.getStatus('notes')?.lastError?.includes('ENOTFOUND does-not-exist.invalid') ===
+        true,
+    );
     const health = await app.get(ChangeStreamHealthIndicator).isHealthy();
     expect(Object.values(health.changeStreams.streams)[0].lastError).toMatch(
       /^waiting for the position store[^:]*: Redis at does-not-exist\.invalid:6379 unreachable \(getaddrinfo ENOTFOUND does-not-exist\.invalid\)$/,
@@ -338,19 +440,40 @@ describe('startup (real MongoDB and Redis)', () => {
     const app = await scope.app({
       ...base(),
       providers: [DefaultConnectionListener, NoteListener],
-      imports: [MongooseModule.forRoot(mongoUri, { dbName: uniqueName('secondary'), connectionName: 'secondary' })],
+      imports: [
+        MongooseModule.forRoot(mongoUri, {
+          dbName: uniqueName('secondary'),
+          connectionName: 'secondary',
+        }),
+      ],
       changeStreams: { connectionName: 'secondary' },
     });
     const registry = app.get(ChangeStreamRegistry);
     expect(registry.getStatuses().map((s) => s.connectionName)).toEqual(['default', 'secondary']);
     expect(registry.getStatus('notes')?.handlers).toEqual(['NoteListener.onNote']);
-    expect(registry.getStatus('notes', 'default')?.handlers).toEqual(['DefaultConnectionListener.onNote']);
+    expect(registry.getStatus('notes', 'default')?.handlers).toEqual([
+      'DefaultConnectionListener.onNote',
+    ]);
   });
 
   it('discovers handlers on factory providers too', async () => {
-    const spec = { ...base(), providers: [{ provide: 'NOTES', useFactory: (log: EventLog) => new NoteListener(log), inject: [EventLog] }] };
+    const spec = {
+      ...base(),
+      providers: [
+        {
+          provide: 'NOTES',
+          useFactory: (log: EventLog) => new NoteListener(log),
+          inject: [EventLog],
+        },
+      ],
+    };
     const app = await scope.app(spec);
-    expect(app.get(ChangeStreamRegistry).getStatuses().map((s) => s.handlers)).toEqual([['NoteListener.onNote']]);
+    expect(
+      app
+        .get(ChangeStreamRegistry)
+        .getStatuses()
+        .map((s) => s.handlers),
+    ).toEqual([['NoteListener.onNote']]);
     const probe = await scope.probe(spec.dbName);
     await probe.collection('notes').insertOne({ _id: 'n1' as never });
     await eventually('note handled', () => app.events.of('note').length === 1);
@@ -359,7 +482,11 @@ describe('startup (real MongoDB and Redis)', () => {
   it('without "redis" uses the in-memory store and warns that positions will not survive a restart', async () => {
     const spec = { ...base(), providers: [NoteListener], withoutRedis: true };
     const app = await scope.app(spec);
-    expect(app.logger.messages('warn').some((m) => m.includes('resume tokens are kept in memory and will NOT survive a restart'))).toBe(true);
+    expect(
+      app.logger
+        .messages('warn')
+        .some((m) => m.includes('resume tokens are kept in memory and will NOT survive a restart')),
+    ).toBe(true);
     const probe = await scope.probe(spec.dbName);
     await probe.collection('notes').insertOne({ _id: 'n1' as never });
     await eventually('note handled', () => app.events.of('note').length === 1);
@@ -378,7 +505,12 @@ describe('startup (real MongoDB and Redis)', () => {
         ChangeStreamModule.forRootAsync({
           imports: [RedisModule],
           inject: ['REDIS'],
-          useFactory: (redis: Redis): ChangeStreamModuleOptions => ({ consumer, redis, checkpoint: { maxEvents: 1 }, maxAwaitTimeMS: 100 }),
+          useFactory: (redis: Redis): ChangeStreamModuleOptions => ({
+            consumer,
+            redis,
+            checkpoint: { maxEvents: 1 },
+            maxAwaitTimeMS: 100,
+          }),
         }),
       ],
       providers: [EventLog, NoteListener],
@@ -388,7 +520,10 @@ describe('startup (real MongoDB and Redis)', () => {
     await module.init();
     const probe = await scope.probe(dbName);
     await probe.collection('notes').insertOne({ _id: 'n1' as never });
-    await eventually('token stored through the caller client', async () => (await probe.storedToken(consumer, 'notes')) !== null);
+    await eventually(
+      'token stored through the caller client',
+      async () => (await probe.storedToken(consumer, 'notes')) !== null,
+    );
     await module.close();
     expect(client.status).toBe('ready');
     expect(await client.ping()).toBe('PONG');
@@ -404,13 +539,18 @@ describe('startup (real MongoDB and Redis)', () => {
       }
     }
     const module = await Test.createTestingModule({
-      imports: [MongooseModule.forRoot(mongoUri, { dbName }), ChangeStreamModule.forRootAsync({ useClass: OptionsFactory })],
+      imports: [
+        MongooseModule.forRoot(mongoUri, { dbName }),
+        ChangeStreamModule.forRootAsync({ useClass: OptionsFactory }),
+      ],
       providers: [EventLog, NoteListener],
     })
       .setLogger(new CapturingLogger())
       .compile();
     await module.init();
     scope.track(module);
-    expect(module.get(ChangeStreamRegistry).getStatuses()[0].key).toBe(`custom:{${consumer}:${dbName}:notes}`);
+    expect(module.get(ChangeStreamRegistry).getStatuses()[0].key).toBe(
+      `custom:{${consumer}:${dbName}:notes}`,
+    );
   });
 });

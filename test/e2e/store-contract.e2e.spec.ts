@@ -12,7 +12,10 @@ import { testEnv, uniqueName } from '../fixtures/test-env.js';
 const TTL = 30_000;
 const position = (data: string) => ({ token: { _data: data } });
 
-type Store = PositionStore & Required<Pick<PositionStore, 'leaveOrphan' | 'loadOrphan' | 'dropOrphan'>> & { leases: LeaseStore };
+type Store = PositionStore &
+  Required<Pick<PositionStore, 'leaveOrphan' | 'loadOrphan' | 'dropOrphan'>> & {
+    leases: LeaseStore;
+  };
 
 interface Subject {
   store: Store;
@@ -39,7 +42,8 @@ const subjects: Array<[string, () => Subject]> = [
           await client.del(leaseKey(key));
           return acquired(store, key, holder);
         },
-        wipe: async (key) => void (await client.del(key, leaseKey(key), fenceKey(key), leftPositionKey(key))),
+        wipe: async (key) =>
+          void (await client.del(key, leaseKey(key), fenceKey(key), leftPositionKey(key))),
       };
     },
   ],
@@ -47,14 +51,19 @@ const subjects: Array<[string, () => Subject]> = [
     'in memory (test fixture)',
     () => {
       const store = new FencedMemoryStore();
-      return { store, steal: async (key, holder) => store.leases.steal(key, holder), wipe: async () => store.wipe() };
+      return {
+        store,
+        steal: async (key, holder) => store.leases.steal(key, holder),
+        wipe: async () => store.wipe(),
+      };
     },
   ],
 ];
 
 async function acquired(store: Store, key: string, holder: string): Promise<StreamLease> {
   const attempt = await store.leases.acquire(key, holder, TTL);
-  if (!('acquired' in attempt)) throw new Error(`${holder} did not acquire ${key}: ${JSON.stringify(attempt)}`);
+  if (!('acquired' in attempt))
+    throw new Error(`${holder} did not acquire ${key}: ${JSON.stringify(attempt)}`);
   return attempt.acquired;
 }
 

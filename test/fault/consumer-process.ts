@@ -16,15 +16,27 @@ export class ConsumerProcess {
   private constructor(private readonly child: ChildProcess) {}
 
   static start(env: Record<string, string>): Promise<ConsumerProcess> {
-    const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [script], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const consumer = new ConsumerProcess(child);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`consumer not ready after 30 s:\n${consumer.output}`)), 30_000);
+      const timer = setTimeout(
+        () => reject(new Error(`consumer not ready after 30 s:\n${consumer.output}`)),
+        30_000,
+      );
       child.stdout!.on('data', (chunk: Buffer) => {
         consumer.output += chunk.toString();
-        for (const match of chunk.toString().matchAll(/^STATUS (\w+)$/gm)) consumer.statuses.push(match[1]);
+        for (const match of chunk.toString().matchAll(/^STATUS (\w+)$/gm))
+          consumer.statuses.push(match[1]);
         for (const match of chunk.toString().matchAll(/^ROLE (\d+) (\S+) (\w+) (\S+)$/gm)) {
-          consumer.roles.push({ at: Number(match[1]), collection: match[2], role: match[3], fence: match[4] });
+          consumer.roles.push({
+            at: Number(match[1]),
+            collection: match[2],
+            role: match[3],
+            fence: match[4],
+          });
         }
         if (consumer.output.includes('READY')) {
           clearTimeout(timer);

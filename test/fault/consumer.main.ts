@@ -4,7 +4,12 @@ import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MongooseModule } from '@nestjs/mongoose';
 import mongoose, { type mongo } from 'mongoose';
-import { type ChangeContext, ChangeStreamModule, ChangeStreamRegistry, OnChange } from '../../lib/index.js';
+import {
+  type ChangeContext,
+  ChangeStreamModule,
+  ChangeStreamRegistry,
+  OnChange,
+} from '../../lib/index.js';
 
 /**
  * The consumer of the fault-injection and replica suites, run as its own process so that a kill
@@ -27,13 +32,20 @@ class ItemListener {
     const start = Date.now();
     if (handlerMs > 0) await new Promise((resolve) => setTimeout(resolve, handlerMs));
     const token = mongoose.mongo.BSON.EJSON.stringify(change._id);
-    appendFileSync(env('FAULT_LOG'), `${change.fullDocument._id} ${token} ${context.collection} ${instance} ${start} ${Date.now()}\n`);
+    appendFileSync(
+      env('FAULT_LOG'),
+      `${change.fullDocument._id} ${token} ${context.collection} ${instance} ${start} ${Date.now()}\n`,
+    );
   }
 }
 // One handler method for every collection of this run (known only now, from the environment).
 for (const collection of collections) {
   const descriptor = Object.getOwnPropertyDescriptor(ItemListener.prototype, 'onItem')!;
-  OnChange(collection, { operationTypes: ['insert'] })(ItemListener.prototype, 'onItem', descriptor);
+  OnChange(collection, { operationTypes: ['insert'] })(
+    ItemListener.prototype,
+    'onItem',
+    descriptor,
+  );
 }
 Injectable()(ItemListener);
 
@@ -47,7 +59,12 @@ Injectable()(ItemListener);
       reconnect: { initialDelayMs: 100, maxDelayMs: 1000 },
       maxAwaitTimeMS: 200,
       // A killed process holds its lease until it expires: short, so the next one takes over quickly.
-      leases: { ttlMs: Number(process.env.FAULT_LEASE_TTL_MS ?? 2000), renewIntervalMs: 500, pollIntervalMs: 200, instanceId: instance },
+      leases: {
+        ttlMs: Number(process.env.FAULT_LEASE_TTL_MS ?? 2000),
+        renewIntervalMs: 500,
+        pollIntervalMs: 200,
+        instanceId: instance,
+      },
     }),
   ],
   providers: [ItemListener],
@@ -55,7 +72,9 @@ Injectable()(ItemListener);
 class ConsumerModule {}
 
 async function main() {
-  const app = await NestFactory.createApplicationContext(ConsumerModule, { logger: ['warn', 'error'] });
+  const app = await NestFactory.createApplicationContext(ConsumerModule, {
+    logger: ['warn', 'error'],
+  });
   app.enableShutdownHooks();
   const registry = app.get(ChangeStreamRegistry);
   let last = '';
@@ -68,7 +87,8 @@ async function main() {
     last = state;
     for (const status of statuses) {
       const role = `${status.role} ${status.role === 'active' ? status.fence : '-'}`;
-      if (roles.get(status.collection) !== role) console.log(`ROLE ${Date.now()} ${status.collection} ${role}`);
+      if (roles.get(status.collection) !== role)
+        console.log(`ROLE ${Date.now()} ${status.collection} ${role}`);
       roles.set(status.collection, role);
     }
   };

@@ -27,7 +27,14 @@ export function handledLines(logPath: string): HandledLine[] {
     .filter(Boolean)
     .map((line) => {
       const [id, token, collection, instance, start, end] = line.split(' ');
-      return { id: Number(id), token, collection, instance, start: Number(start), end: Number(end) };
+      return {
+        id: Number(id),
+        token,
+        collection,
+        instance,
+        start: Number(start),
+        end: Number(end),
+      };
     });
 }
 
@@ -50,7 +57,12 @@ export function deliveryReport(logPath: string, writtenIds: number[]): DeliveryR
  * Waits until every written id was handled, or until handling made no progress for `idleMs`
  * (then the spec reports what is lost, by id, instead of timing out).
  */
-export async function awaitDelivery(logPath: string, writtenIds: number[], idleMs = 10_000, maxMs = 120_000): Promise<void> {
+export async function awaitDelivery(
+  logPath: string,
+  writtenIds: number[],
+  idleMs = 10_000,
+  maxMs = 120_000,
+): Promise<void> {
   const deadline = Date.now() + maxMs;
   let lastCount = -1;
   let lastProgress = Date.now();

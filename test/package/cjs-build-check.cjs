@@ -12,22 +12,36 @@ appRequire('reflect-metadata');
 const { Module } = appRequire('@nestjs/common');
 const { NestFactory } = appRequire('@nestjs/core');
 const terminus = appRequire('@nestjs/terminus');
-const build = join(process.cwd(), 'node_modules', 'nestjs-change-streams', 'build', 'cjs', 'index.js');
+const build = join(
+  process.cwd(),
+  'node_modules',
+  'nestjs-change-streams',
+  'build',
+  'cjs',
+  'index.js',
+);
 const { ChangeStreamHealthIndicator, ChangeStreamRegistry } = require(build);
 
 class CheckModule {}
 Module({
   imports: [terminus.TerminusModule],
-  providers: [ChangeStreamHealthIndicator, { provide: ChangeStreamRegistry, useValue: { getStatuses: () => [] } }],
+  providers: [
+    ChangeStreamHealthIndicator,
+    { provide: ChangeStreamRegistry, useValue: { getStatuses: () => [] } },
+  ],
 })(CheckModule);
 
 async function main() {
-  const app = await NestFactory.createApplicationContext(CheckModule, { logger: ['warn', 'error'] });
+  const app = await NestFactory.createApplicationContext(CheckModule, {
+    logger: ['warn', 'error'],
+  });
   const health = await app.get(ChangeStreamHealthIndicator).isHealthy();
   await app.close();
   // The build must reach the app's own Terminus instance (one module record for ESM, one cache entry for CommonJS).
   const sameTerminus = createRequire(build)('@nestjs/terminus') === terminus;
-  console.log(`CJS_BUILD ${JSON.stringify({ file: require.resolve(build), health, sameTerminus })}`);
+  console.log(
+    `CJS_BUILD ${JSON.stringify({ file: require.resolve(build), health, sameTerminus })}`,
+  );
 }
 
 main().catch((error) => {

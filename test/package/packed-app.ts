@@ -53,10 +53,20 @@ export interface RunOptions {
 }
 
 /** Runs a command to completion; a failure or timeout names the command and carries its output. */
-export function run(command: string, args: string[], cwd: string, { env = {}, timeoutMs = 600_000 }: RunOptions = {}): Promise<string> {
+export function run(
+  command: string,
+  args: string[],
+  cwd: string,
+  { env = {}, timeoutMs = 600_000 }: RunOptions = {},
+): Promise<string> {
   const what = `\`${command} ${args.join(' ')}\` in ${cwd}`;
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(command, args, {
+      cwd,
+      env: cleanEnv(env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     track(child, true);
     let output = '';
     child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -81,7 +91,10 @@ export function run(command: string, args: string[], cwd: string, { env = {}, ti
 export async function packLibrary(destination: string): Promise<string> {
   await run('npm', ['pack', '--pack-destination', destination], root);
   const tarballs = (await readdir(destination)).filter((file) => file.endsWith('.tgz'));
-  if (tarballs.length !== 1) throw new Error(`expected one tarball in ${destination}, found: ${tarballs.join(', ') || 'none'}`);
+  if (tarballs.length !== 1)
+    throw new Error(
+      `expected one tarball in ${destination}, found: ${tarballs.join(', ') || 'none'}`,
+    );
   return join(destination, tarballs[0]);
 }
 
@@ -92,25 +105,43 @@ export interface InstalledFixture {
 }
 
 /** Copies a fixture app of test/package/fixtures into `workDir`, installs its lockfile and the tarball, and compiles it. */
-export async function installFixture(name: string, tarball: string, workDir: string): Promise<InstalledFixture> {
+export async function installFixture(
+  name: string,
+  tarball: string,
+  workDir: string,
+): Promise<InstalledFixture> {
   const appDir = join(workDir, name);
   const source = join(root, 'test', 'package', 'fixtures', name);
-  await cp(source, appDir, { recursive: true, filter: (path) => !/[/\\](node_modules|dist)$/.test(path) });
+  await cp(source, appDir, {
+    recursive: true,
+    filter: (path) => !/[/\\](node_modules|dist)$/.test(path),
+  });
   const quiet = ['--prefer-offline', '--no-audit', '--no-fund'];
-  const output = (await run('npm', ['ci', ...quiet], appDir)) + (await run('npm', ['install', tarball, '--no-save', ...quiet], appDir));
+  const output =
+    (await run('npm', ['ci', ...quiet], appDir)) +
+    (await run('npm', ['install', tarball, '--no-save', ...quiet], appDir));
   await tsc(appDir, 'tsconfig.json');
-  const unsupportedEngines = [...new Set([...output.matchAll(/EBADENGINE +package: '([^']+)'/g)].map((match) => match[1]))].sort();
+  const unsupportedEngines = [
+    ...new Set([...output.matchAll(/EBADENGINE +package: '([^']+)'/g)].map((match) => match[1])),
+  ].sort();
   return { appDir, unsupportedEngines };
 }
 
 /** Runs the app's own TypeScript on one of its tsconfig files. */
 export function tsc(appDir: string, tsconfig: string): Promise<string> {
-  return run(process.execPath, [join('node_modules', 'typescript', 'bin', 'tsc'), '-p', tsconfig], appDir, { timeoutMs: 120_000 });
+  return run(
+    process.execPath,
+    [join('node_modules', 'typescript', 'bin', 'tsc'), '-p', tsconfig],
+    appDir,
+    { timeoutMs: 120_000 },
+  );
 }
 
 /** The major version of a package installed in an app. */
 export async function installedMajor(appDir: string, pkg: string): Promise<number> {
-  const { version } = JSON.parse(await readFile(join(appDir, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string };
+  const { version } = JSON.parse(
+    await readFile(join(appDir, 'node_modules', pkg, 'package.json'), 'utf8'),
+  ) as { version: string };
   return Number(version.split('.')[0]);
 }
 
@@ -129,11 +160,17 @@ export class PackedApp {
   private constructor(private readonly child: ChildProcess) {
     child.stdout!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
   }
 
   static async start(appDir: string, env: Record<string, string>): Promise<PackedApp> {
-    const child = spawn(process.execPath, [join('dist', 'main.js')], { cwd: appDir, env: cleanEnv({ ...env, NO_COLOR: '1' }), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join('dist', 'main.js')], {
+      cwd: appDir,
+      env: cleanEnv({ ...env, NO_COLOR: '1' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     track(child, false);
     const app = new PackedApp(child);
     await app.waitFor(/^READY$/m, 30_000);
@@ -149,7 +186,9 @@ export class PackedApp {
 
   /** The RECEIVED lines so far, in order. */
   received(): Received[] {
-    return [...this.output.matchAll(/^RECEIVED (\S+) ready=(\w+) open=(\w+)$/gm)].map(([, id, ready, open]) => ({ id, ready: ready === 'true', open: open === 'true' }));
+    return [...this.output.matchAll(/^RECEIVED (\S+) ready=(\w+) open=(\w+)$/gm)].map(
+      ([, id, ready, open]) => ({ id, ready: ready === 'true', open: open === 'true' }),
+    );
   }
 
   /** Resolves with the first match of `pattern` in the output; fails with the output on timeout or exit. */
@@ -158,14 +197,18 @@ export class PackedApp {
     for (;;) {
       const match = this.output.match(pattern);
       if (match) return match;
-      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`app exited before printing ${pattern}:\n${this.output}`);
-      if (Date.now() > deadline) throw new Error(`app did not print ${pattern} within ${timeoutMs} ms:\n${this.output}`);
+      if (this.child.exitCode !== null || this.child.signalCode !== null)
+        throw new Error(`app exited before printing ${pattern}:\n${this.output}`);
+      if (Date.now() > deadline)
+        throw new Error(`app did not print ${pattern} within ${timeoutMs} ms:\n${this.output}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
 
   /** SIGTERM, then waits up to `timeoutMs` for the exit (SIGKILL and a failure past that). */
-  async terminate(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
+  async terminate(
+    timeoutMs: number,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
     const started = Date.now();
     this.child.kill('SIGTERM');
     let timer: NodeJS.Timeout | undefined;

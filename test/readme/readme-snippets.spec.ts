@@ -6,9 +6,18 @@ import { projectRoot } from '../servers/project-root.js';
 
 const root = projectRoot(import.meta.url);
 /** The README and every docs page (docs/api/ is generated). */
-const pages = ['README.md', ...readdirSync(join(root, 'docs')).filter((file) => file.endsWith('.md')).map((file) => `docs/${file}`)];
+const pages = [
+  'README.md',
+  ...readdirSync(join(root, 'docs'))
+    .filter((file) => file.endsWith('.md'))
+    .map((file) => `docs/${file}`),
+];
 const snippets = pages.flatMap((page) =>
-  [...readFileSync(join(root, page), 'utf8').matchAll(/```ts\n([\s\S]*?)```/g)].map((match, i) => ({ page, index: i + 1, code: match[1] })),
+  [...readFileSync(join(root, page), 'utf8').matchAll(/```ts\n([\s\S]*?)```/g)].map((match, i) => ({
+    page,
+    index: i + 1,
+    code: match[1],
+  })),
 );
 
 /**
@@ -33,12 +42,19 @@ describe('TypeScript snippets of the README and the docs pages', () => {
       writeFileSync(file, code);
       return file;
     });
-    const config = ts.getParsedCommandLineOfConfigFile(join(root, 'tsconfig.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined })!;
+    const config = ts.getParsedCommandLineOfConfigFile(
+      join(root, 'tsconfig.json'),
+      {},
+      { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined },
+    )!;
     const program = ts.createProgram(files, {
       ...config.options,
       noEmit: true,
       baseUrl: root,
-      paths: { 'nestjs-change-streams': ['lib/index.ts'], 'nestjs-change-streams/testing': ['lib/testing/index.ts'] },
+      paths: {
+        'nestjs-change-streams': ['lib/index.ts'],
+        'nestjs-change-streams/testing': ['lib/testing/index.ts'],
+      },
     });
     const problems = ts
       .getPreEmitDiagnostics(program)

@@ -16,7 +16,10 @@ const here = join(projectRoot(import.meta.url), 'test', 'servers', 'mongo-java-s
 export class MongoJavaServer {
   private child: ChildProcess | undefined;
 
-  private constructor(readonly port: number, private readonly classpath: string) {}
+  private constructor(
+    readonly port: number,
+    private readonly classpath: string,
+  ) {}
 
   static async start(): Promise<MongoJavaServer> {
     const server = new MongoJavaServer(await freePort(), await resolveClasspath());
@@ -32,7 +35,12 @@ export class MongoJavaServer {
   /** Starts it again on the same port (with empty data: it keeps nothing). */
   async resume(): Promise<void> {
     const java = process.env.JAVA_HOME ? join(process.env.JAVA_HOME, 'bin', 'java') : 'java';
-    this.child = await spawnUntilReady(java, ['-cp', this.classpath, join(here, 'MongoTestServer.java'), String(this.port)], /listening on/, 60_000);
+    this.child = await spawnUntilReady(
+      java,
+      ['-cp', this.classpath, join(here, 'MongoTestServer.java'), String(this.port)],
+      /listening on/,
+      60_000,
+    );
   }
 
   async stop(): Promise<void> {
@@ -44,11 +52,25 @@ export class MongoJavaServer {
 async function resolveClasspath(): Promise<string> {
   const output = join(await mkdtemp(join(tmpdir(), 'mongo-java-server-')), 'classpath.txt');
   try {
-    await promisify(execFile)('mvn', ['-q', '-B', '-f', join(here, 'pom.xml'), 'dependency:build-classpath', `-Dmdep.outputFile=${output}`], {
-      timeout: 300_000,
-    });
+    await promisify(execFile)(
+      'mvn',
+      [
+        '-q',
+        '-B',
+        '-f',
+        join(here, 'pom.xml'),
+        'dependency:build-classpath',
+        `-Dmdep.outputFile=${output}`,
+      ],
+      {
+        timeout: 300_000,
+      },
+    );
   } catch (error) {
-    throw new Error(`Could not resolve mongo-java-server with Maven (is "mvn" installed and Maven Central reachable?): ${(error as Error).message}`, { cause: error });
+    throw new Error(
+      `Could not resolve mongo-java-server with Maven (is "mvn" installed and Maven Central reachable?): ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   return (await readFile(output, 'utf8')).trim();
 }

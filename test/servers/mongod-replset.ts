@@ -27,11 +27,23 @@ export class MongodReplSet {
     const { MongoMemoryReplSet } = await import('mongodb-memory-server-core');
     let replSet;
     try {
-      replSet = await MongoMemoryReplSet.create({ replSet: { count: 1, storageEngine: 'wiredTiger', ip: '127.0.0.1', args: options.args ?? [] } });
+      replSet = await MongoMemoryReplSet.create({
+        replSet: {
+          count: 1,
+          storageEngine: 'wiredTiger',
+          ip: '127.0.0.1',
+          args: options.args ?? [],
+        },
+      });
     } catch (error) {
       // No silent fallback to mongo-java-server: a run that asked for mongod must not pass without it.
-      const asked = process.env.MONGOMS_SYSTEM_BINARY ? `MONGOMS_SYSTEM_BINARY=${process.env.MONGOMS_SYSTEM_BINARY}` : `MONGOMS_VERSION=${process.env.MONGOMS_VERSION}`;
-      throw new Error(`${asked}: could not start mongod through mongodb-memory-server-core: ${(error as Error).message}`, { cause: error });
+      const asked = process.env.MONGOMS_SYSTEM_BINARY
+        ? `MONGOMS_SYSTEM_BINARY=${process.env.MONGOMS_SYSTEM_BINARY}`
+        : `MONGOMS_VERSION=${process.env.MONGOMS_VERSION}`;
+      throw new Error(
+        `${asked}: could not start mongod through mongodb-memory-server-core: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     try {
       return new MongodReplSet(replSet, await serverVersion(replSet.getUri()));

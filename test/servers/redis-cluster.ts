@@ -34,8 +34,26 @@ export class LocalRedisCluster {
       // Settled, not all: a node that fails must not leave its siblings running unseen.
       const started = await Promise.allSettled(
         cluster.nodes.map(({ port }, i) => {
-          const args = ['--port', String(port), '--cluster-port', String(ports[masters + i]), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
-          args.push('--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir);
+          const args = [
+            '--port',
+            String(port),
+            '--cluster-port',
+            String(ports[masters + i]),
+            '--bind',
+            '127.0.0.1',
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+          ];
+          args.push(
+            '--cluster-enabled',
+            'yes',
+            '--cluster-config-file',
+            join(dir, `nodes-${port}.conf`),
+            '--dir',
+            dir,
+          );
           return spawnUntilReady('redis-server', args, /Ready to accept connections/, 15_000);
         }),
       );
@@ -43,12 +61,20 @@ export class LocalRedisCluster {
       const failed = started.find((result) => result.status === 'rejected');
       if (failed) throw failed.reason;
       const addresses = cluster.nodes.map(({ host, port }) => `${host}:${port}`);
-      await run('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+      await run(
+        'redis-cli',
+        ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'],
+        { timeout: 30_000 },
+      );
       await cluster.waitUntilOk(30_000);
       return cluster;
     } catch (error) {
       await cluster.stop();
-      if (/ENOENT/.test(String(error))) throw new Error(`redis-server or redis-cli not found: install the Debian package "redis-server" (${String(error)}).`, { cause: error });
+      if (/ENOENT/.test(String(error)))
+        throw new Error(
+          `redis-server or redis-cli not found: install the Debian package "redis-server" (${String(error)}).`,
+          { cause: error },
+        );
       throw error;
     }
   }
@@ -60,13 +86,18 @@ export class LocalRedisCluster {
 
   /** Every node reports `cluster_state:ok`: all slots assigned and the nodes agree. */
   private async waitUntilOk(timeoutMs: number): Promise<void> {
-    const clients = this.nodes.map(({ host, port }) => new Redis({ host, port, lazyConnect: true }));
+    const clients = this.nodes.map(
+      ({ host, port }) => new Redis({ host, port, lazyConnect: true }),
+    );
     try {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const infos = await Promise.all(clients.map((client) => client.cluster('INFO') as Promise<string>));
+        const infos = await Promise.all(
+          clients.map((client) => client.cluster('INFO') as Promise<string>),
+        );
         if (infos.every((info) => /^cluster_state:ok\r?$/m.test(info))) return;
-        if (Date.now() > deadline) throw new Error(`Redis Cluster not ok after ${timeoutMs} ms:\n${infos.join('\n')}`);
+        if (Date.now() > deadline)
+          throw new Error(`Redis Cluster not ok after ${timeoutMs} ms:\n${infos.join('\n')}`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     } finally {

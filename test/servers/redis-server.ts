@@ -24,12 +24,30 @@ export class LocalRedisServer {
 
   /** Starts it again on the same port (after `stop`). */
   async resume(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.extraArgs];
+    const args = [
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      ...this.extraArgs,
+    ];
     try {
-      this.child = await spawnUntilReady('redis-server', args, /Ready to accept connections/, 15_000);
+      this.child = await spawnUntilReady(
+        'redis-server',
+        args,
+        /Ready to accept connections/,
+        15_000,
+      );
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT' || /ENOENT/.test(String(error))) {
-        throw new Error('redis-server not found: install the Debian package "redis-server" or set REDIS_URL.', { cause: error });
+        throw new Error(
+          'redis-server not found: install the Debian package "redis-server" or set REDIS_URL.',
+          { cause: error },
+        );
       }
       throw error;
     }

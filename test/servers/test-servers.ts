@@ -25,11 +25,16 @@ export async function startTestServers(): Promise<TestServers> {
     let mongoKind: MongoKind = 'external';
     let mongoLabel = `external (${mongoUri})`;
     if (!mongoUri) {
-      const server = MongodReplSet.available() ? await MongodReplSet.start() : await MongoJavaServer.start();
+      const server = MongodReplSet.available()
+        ? await MongodReplSet.start()
+        : await MongoJavaServer.start();
       stops.push(() => server.stop());
       mongoUri = server.uri;
       mongoKind = server instanceof MongodReplSet ? 'mongod' : 'mongo-java-server';
-      mongoLabel = server instanceof MongodReplSet ? `${server.description}, ${mongoUri}` : `${mongoKind} (${mongoUri})`;
+      mongoLabel =
+        server instanceof MongodReplSet
+          ? `${server.description}, ${mongoUri}`
+          : `${mongoKind} (${mongoUri})`;
     }
     let redisUrl = process.env.REDIS_URL;
     if (!redisUrl) {

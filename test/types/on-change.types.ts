@@ -30,16 +30,32 @@ interface Invoice {
   total: string;
 }
 
-type Equal<A, B> = (<X>() => X extends A ? 1 : 2) extends <X>() => X extends B ? 1 : 2 ? true : false;
+type Equal<A, B> =
+  (<X>() => X extends A ? 1 : 2) extends <X>() => X extends B ? 1 : 2 ? true : false;
 function expectType<T extends true>(): T | void {}
 
 // ChangeOf picks the driver's event types.
 expectType<Equal<ChangeOf<Order, 'insert'>, mongo.ChangeStreamInsertDocument<Order>>>();
-expectType<Equal<ChangeOf<Order, 'insert' | 'delete'>, mongo.ChangeStreamInsertDocument<Order> | mongo.ChangeStreamDeleteDocument<Order>>>();
+expectType<
+  Equal<
+    ChangeOf<Order, 'insert' | 'delete'>,
+    mongo.ChangeStreamInsertDocument<Order> | mongo.ChangeStreamDeleteDocument<Order>
+  >
+>();
 expectType<Equal<ChangeOf<Order>, mongo.ChangeStreamDocument<Order>>>();
-expectType<Equal<ChangeOf<Order, 'drop' | 'rename'>, mongo.ChangeStreamDropDocument | mongo.ChangeStreamRenameDocument>>();
+expectType<
+  Equal<
+    ChangeOf<Order, 'drop' | 'rename'>,
+    mongo.ChangeStreamDropDocument | mongo.ChangeStreamRenameDocument
+  >
+>();
 expectType<Equal<ChangeOf<Order, 'createIndexes'>, mongo.ChangeStreamCreateIndexDocument>>();
-expectType<Equal<OnChangeHandler<Order, 'update'>, (change: mongo.ChangeStreamUpdateDocument<Order>, context: ChangeContext) => unknown>>();
+expectType<
+  Equal<
+    OnChangeHandler<Order, 'update'>,
+    (change: mongo.ChangeStreamUpdateDocument<Order>, context: ChangeContext) => unknown
+  >
+>();
 
 const ORDER_WRITES = ['insert', 'replace'] as const;
 function someOperationTypes(): ChangeOperationType[] {
@@ -49,7 +65,15 @@ function someOperationTypes(): ChangeOperationType[] {
 // The check that holds without `strictFunctionTypes` (see also tsconfig.loose.json here).
 type Insert = mongo.ChangeStreamInsertDocument;
 expectType<Equal<HandlerAccepts<(change: Insert) => void, ChangeOf<any, 'insert'>>, unknown>>();
-expectType<Equal<HandlerAccepts<(change: mongo.ChangeStreamDocument, context: ChangeContext) => void, ChangeOf<any, 'insert'>>, unknown>>();
+expectType<
+  Equal<
+    HandlerAccepts<
+      (change: mongo.ChangeStreamDocument, context: ChangeContext) => void,
+      ChangeOf<any, 'insert'>
+    >,
+    unknown
+  >
+>();
 expectType<Equal<HandlerAccepts<() => void, ChangeOf<any, 'insert'>>, unknown>>();
 expectType<Equal<HandlerAccepts<(change: any) => void, ChangeOf<any, 'insert'>>, unknown>>();
 expectType<
@@ -60,7 +84,10 @@ expectType<
 >();
 expectType<
   Equal<
-    HandlerAccepts<(change: Insert, context: ChangeContext & { extra: string }) => void, ChangeOf<any, 'insert'>>,
+    HandlerAccepts<
+      (change: Insert, context: ChangeContext & { extra: string }) => void,
+      ChangeOf<any, 'insert'>
+    >,
     { "@OnChange: the handler's second parameter must accept": ChangeContext }
   >
 >();
@@ -76,7 +103,8 @@ export class Accepted {
 
   @OnChange('orders', { operationTypes: ['insert', 'update'], fullDocument: 'updateLookup' })
   async onInsertOrUpdate(change: ChangeOf<Order, 'insert' | 'update'>): Promise<void> {
-    if (change.operationType === 'insert') expectType<Equal<typeof change, mongo.ChangeStreamInsertDocument<Order>>>();
+    if (change.operationType === 'insert')
+      expectType<Equal<typeof change, mongo.ChangeStreamInsertDocument<Order>>>();
   }
 
   // A handler may accept more than it is given.
@@ -95,7 +123,11 @@ export class Accepted {
   noParameters() {}
 
   @OnChange('orders', { operationTypes: ['insert'] })
-  withOptionalThird(change: mongo.ChangeStreamInsertDocument, context?: ChangeContext, extra?: string) {}
+  withOptionalThird(
+    change: mongo.ChangeStreamInsertDocument,
+    context?: ChangeContext,
+    extra?: string,
+  ) {}
 
   // Explicit document type, every operation type.
   @OnChange<Order>('orders')
@@ -146,8 +178,14 @@ export class Accepted {
 export class OrdersListener {
   constructor(private readonly seen: Set<string>) {}
 
-  @OnChange<Order, 'insert' | 'replace'>('orders', { operationTypes: ['insert', 'replace'], fullDocument: 'updateLookup' })
-  async onOrder(change: ChangeOf<Order, 'insert' | 'replace'>, context: ChangeContext): Promise<void> {
+  @OnChange<Order, 'insert' | 'replace'>('orders', {
+    operationTypes: ['insert', 'replace'],
+    fullDocument: 'updateLookup',
+  })
+  async onOrder(
+    change: ChangeOf<Order, 'insert' | 'replace'>,
+    context: ChangeContext,
+  ): Promise<void> {
     this.seen.add(`${context.collection}:${change.fullDocument._id}`);
   }
 }
@@ -164,7 +202,8 @@ function OnOrderInsert(): OnChangeDecorator<Order, 'insert'> {
 
 // Nest's `applyDecorators` takes plain `MethodDecorator`s: a typed decorator must be cast
 // there, which gives up the handler check for that use.
-export const OnOrderChangeAudited = () => applyDecorators(OnChange<Order>('orders') as MethodDecorator, SetMetadata('audit', true));
+export const OnOrderChangeAudited = () =>
+  applyDecorators(OnChange<Order>('orders') as MethodDecorator, SetMetadata('audit', true));
 
 export class Composed {
   @OnOrderInsert()

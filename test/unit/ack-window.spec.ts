@@ -14,7 +14,10 @@ describe('AckWindow', () => {
     const window = new AckWindow();
     expect(window.complete(1, token(1))).toBe(true);
     expect(window.complete(2, token(2))).toBe(true);
-    expect({ seq: window.acknowledgedSeq, token: window.token }).toEqual({ seq: 2, token: token(2) });
+    expect({ seq: window.acknowledgedSeq, token: window.token }).toEqual({
+      seq: 2,
+      token: token(2),
+    });
   });
 
   it('does not move past an event still running, then jumps over every finished one once it finishes', () => {
@@ -23,28 +26,43 @@ describe('AckWindow', () => {
     expect(window.complete(3, token(3))).toBe(false);
     expect({ seq: window.acknowledgedSeq, token: window.token }).toEqual({ seq: 0, token: null });
     expect(window.complete(1, token(1))).toBe(true);
-    expect({ seq: window.acknowledgedSeq, token: window.token }).toEqual({ seq: 3, token: token(3) });
+    expect({ seq: window.acknowledgedSeq, token: window.token }).toEqual({
+      seq: 3,
+      token: token(3),
+    });
   });
 
   it('stops at the first gap: events after it wait for it', () => {
     const window = new AckWindow();
     window.complete(3, token(3));
     expect(window.complete(1, token(1))).toBe(true);
-    expect({ seq: window.acknowledgedSeq, token: window.token }).toEqual({ seq: 1, token: token(1) });
+    expect({ seq: window.acknowledgedSeq, token: window.token }).toEqual({
+      seq: 1,
+      token: token(1),
+    });
     expect(window.complete(2, token(2))).toBe(true);
-    expect({ seq: window.acknowledgedSeq, token: window.token }).toEqual({ seq: 3, token: token(3) });
+    expect({ seq: window.acknowledgedSeq, token: window.token }).toEqual({
+      seq: 3,
+      token: token(3),
+    });
   });
 
   it('an event that is no resume point (null token) advances the count but keeps the last resume point', () => {
     const window = new AckWindow();
     window.complete(1, token(1));
     expect(window.complete(2, null)).toBe(true);
-    expect({ seq: window.acknowledgedSeq, token: window.token }).toEqual({ seq: 2, token: token(1) });
+    expect({ seq: window.acknowledgedSeq, token: window.token }).toEqual({
+      seq: 2,
+      token: token(1),
+    });
     // Out of order: the newest resume point in the prefix wins, even when a null comes after it.
     window.complete(5, null);
     window.complete(4, token(4));
     expect(window.complete(3, token(3))).toBe(true);
-    expect({ seq: window.acknowledgedSeq, token: window.token }).toEqual({ seq: 5, token: token(4) });
+    expect({ seq: window.acknowledgedSeq, token: window.token }).toEqual({
+      seq: 5,
+      token: token(4),
+    });
   });
 
   it('reports no move while the prefix holds no resume point at all', () => {
@@ -61,11 +79,16 @@ describe('AckWindow', () => {
     window.complete(2, token(2));
     expect(window.complete(1, token(9))).toBe(false);
     expect(window.complete(2, token(9))).toBe(false);
-    expect({ seq: window.acknowledgedSeq, token: window.token }).toEqual({ seq: 2, token: token(2) });
+    expect({ seq: window.acknowledgedSeq, token: window.token }).toEqual({
+      seq: 2,
+      token: token(2),
+    });
   });
 
   it('any completion order of 1..50 ends at 50 with the last token, and never moves past a running event', () => {
-    const order = Array.from({ length: 50 }, (_, i) => i + 1).sort((a, b) => ((a * 37) % 50) - ((b * 37) % 50));
+    const order = Array.from({ length: 50 }, (_, i) => i + 1).sort(
+      (a, b) => ((a * 37) % 50) - ((b * 37) % 50),
+    );
     const window = new AckWindow();
     const done = new Set<number>();
     for (const seq of order) {

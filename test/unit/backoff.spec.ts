@@ -3,8 +3,12 @@ import { backoffDelay, sleep } from '../../lib/common/backoff.js';
 
 describe('backoffDelay', () => {
   it('doubles per attempt up to the cap, with jitter between half and all of it', () => {
-    expect([1, 2, 3, 4, 10].map((a) => backoffDelay(a, 100, 1000, () => 1))).toEqual([100, 200, 400, 800, 1000]);
-    expect([1, 2, 3, 4, 10].map((a) => backoffDelay(a, 100, 1000, () => 0))).toEqual([50, 100, 200, 400, 500]);
+    expect([1, 2, 3, 4, 10].map((a) => backoffDelay(a, 100, 1000, () => 1))).toEqual([
+      100, 200, 400, 800, 1000,
+    ]);
+    expect([1, 2, 3, 4, 10].map((a) => backoffDelay(a, 100, 1000, () => 0))).toEqual([
+      50, 100, 200, 400, 500,
+    ]);
   });
 });
 

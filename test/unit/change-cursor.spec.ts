@@ -19,7 +19,10 @@ describe('DriverChangeCursor.nextBuffered', () => {
   });
 
   it('closes the stream on an event it cannot take, as tryNext does, so nothing after it is read', async () => {
-    const tokenless = { operationType: 'insert', documentKey: { _id: 2 } } as unknown as ChangeEvent;
+    const tokenless = {
+      operationType: 'insert',
+      documentKey: { _id: 2 },
+    } as unknown as ChangeEvent;
     const { stream, cursor } = open([insert(1), tokenless, insert(3)]);
     await cursor.tryNext();
     expect(() => cursor.nextBuffered()).toThrow(/lacks a resume token/);

@@ -1,9 +1,16 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { metrics, trace } from '@opentelemetry/api';
 import { MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import type { ChangeStreamStatus } from '../../lib/index.js';
-import { ChangeStreamTelemetry, type HandlerCall } from '../../lib/telemetry/change-stream-telemetry.js';
+import {
+  ChangeStreamTelemetry,
+  type HandlerCall,
+} from '../../lib/telemetry/change-stream-telemetry.js';
 
 /** Collects on demand, like a Prometheus scrape. */
 class PullReader extends MetricReader {
@@ -13,12 +20,19 @@ class PullReader extends MetricReader {
 
 type Point = { attributes: Record<string, unknown>; value: unknown };
 const points = (collected: ResourceMetrics, name: string): Point[] =>
-  collected.scopeMetrics.flatMap((s) => s.metrics).filter((m) => m.descriptor.name === name).flatMap((m) => m.dataPoints as Point[]);
+  collected.scopeMetrics
+    .flatMap((s) => s.metrics)
+    .filter((m) => m.descriptor.name === name)
+    .flatMap((m) => m.dataPoints as Point[]);
 
 const stream = { consumer: 'svc', database: 'shop', collection: 'orders' };
 const labels = { ...stream, handler: 'Listener.onOrder', operationType: 'insert' };
 const call: HandlerCall = { ...labels, eventId: '8263A1', attempt: 2 };
-const streamLabels = { 'change_stream.consumer': 'svc', 'db.namespace': 'shop', 'db.collection.name': 'orders' };
+const streamLabels = {
+  'change_stream.consumer': 'svc',
+  'db.namespace': 'shop',
+  'db.collection.name': 'orders',
+};
 
 /** A meter provider registered before the telemetry loads, as a user's main.ts registers its SDK. */
 function withMeter() {
@@ -29,7 +43,9 @@ function withMeter() {
 
 function withTracer() {
   const spans = new InMemorySpanExporter();
-  trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }));
+  trace.setGlobalTracerProvider(
+    new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }),
+  );
   return spans;
 }
 
@@ -40,10 +56,18 @@ afterEach(() => {
 
 describe('ChangeStreamTelemetry', () => {
   it('is off when disabled, and collects nothing without an SDK; handler calls still run and return their result', async () => {
-    for (const telemetry of [await ChangeStreamTelemetry.load(false), await ChangeStreamTelemetry.load(true)]) {
-      expect({ metering: telemetry.metering, active: telemetry.active }).toEqual({ metering: false, active: false });
+    for (const telemetry of [
+      await ChangeStreamTelemetry.load(false),
+      await ChangeStreamTelemetry.load(true),
+    ]) {
+      expect({ metering: telemetry.metering, active: telemetry.active }).toEqual({
+        metering: false,
+        active: false,
+      });
       expect(await telemetry.handlerCall(call, () => 'result')).toBe('result');
-      await expect(telemetry.handlerCall(call, () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+      await expect(
+        telemetry.handlerCall(call, () => Promise.reject(new Error('boom'))),
+      ).rejects.toThrow('boom');
     }
     expect(await ChangeStreamTelemetry.load(false)).toBe(ChangeStreamTelemetry.off);
   });
@@ -51,7 +75,10 @@ describe('ChangeStreamTelemetry', () => {
   it('counts events, failures, retries, dead letters, reconnects and position writes, by stream, handler, operation and outcome', async () => {
     const collect = withMeter();
     const telemetry = await ChangeStreamTelemetry.load(true);
-    expect({ metering: telemetry.metering, active: telemetry.active }).toEqual({ metering: true, active: true });
+    expect({ metering: telemetry.metering, active: telemetry.active }).toEqual({
+      metering: true,
+      active: true,
+    });
     telemetry.handled(labels);
     telemetry.handled(labels);
     telemetry.handled({ ...labels, operationType: 'update' });
@@ -69,16 +96,30 @@ describe('ChangeStreamTelemetry', () => {
       [{ ...handlerLabels, 'change_stream.operation_type': 'insert' }, 2],
       [{ ...handlerLabels, 'change_stream.operation_type': 'update' }, 1],
     ]);
-    expect(values('change_stream.handler.errors')).toEqual([[{ ...handlerLabels, 'change_stream.operation_type': 'insert' }, 1]]);
-    expect(values('change_stream.handler.retries')).toEqual([[{ ...handlerLabels, 'change_stream.operation_type': 'insert' }, 1]]);
-    expect(values('change_stream.dead_letters')).toEqual([[{ ...handlerLabels, 'change_stream.operation_type': 'insert' }, 1]]);
+    expect(values('change_stream.handler.errors')).toEqual([
+      [{ ...handlerLabels, 'change_stream.operation_type': 'insert' }, 1],
+    ]);
+    expect(values('change_stream.handler.retries')).toEqual([
+      [{ ...handlerLabels, 'change_stream.operation_type': 'insert' }, 1],
+    ]);
+    expect(values('change_stream.dead_letters')).toEqual([
+      [{ ...handlerLabels, 'change_stream.operation_type': 'insert' }, 1],
+    ]);
     expect(values('change_stream.reconnects')).toEqual([[streamLabels, 1]]);
     expect(values('change_stream.position.writes')).toEqual([
       [{ ...streamLabels, 'change_stream.outcome': 'stored' }, 2],
       [{ ...streamLabels, 'change_stream.outcome': 'refused' }, 1],
     ]);
-    const writeDurations = points(collected, 'change_stream.position.write.duration') as Array<Point & { value: { count: number; sum: number } }>;
-    expect(writeDurations.map((p) => [p.attributes['change_stream.outcome'], p.value.count, p.value.sum])).toEqual([
+    const writeDurations = points(collected, 'change_stream.position.write.duration') as Array<
+      Point & { value: { count: number; sum: number } }
+    >;
+    expect(
+      writeDurations.map((p) => [
+        p.attributes['change_stream.outcome'],
+        p.value.count,
+        p.value.sum,
+      ]),
+    ).toEqual([
       ['stored', 2, 0.01],
       ['refused', 1, 0.001],
     ]);
@@ -88,10 +129,16 @@ describe('ChangeStreamTelemetry', () => {
     const collect = withMeter();
     const telemetry = await ChangeStreamTelemetry.load(true);
     await telemetry.handlerCall(call, () => undefined);
-    await expect(telemetry.handlerCall(call, () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    await expect(
+      telemetry.handlerCall(call, () => Promise.reject(new Error('boom'))),
+    ).rejects.toThrow('boom');
     await telemetry.handlerCall(call, async () => undefined);
-    const durations = points(await collect(), 'change_stream.handler.duration') as Array<Point & { value: { count: number } }>;
-    expect(durations.map((p) => [p.attributes['change_stream.outcome'], p.value.count]).sort()).toEqual([
+    const durations = points(await collect(), 'change_stream.handler.duration') as Array<
+      Point & { value: { count: number } }
+    >;
+    expect(
+      durations.map((p) => [p.attributes['change_stream.outcome'], p.value.count]).sort(),
+    ).toEqual([
       ['error', 1],
       ['ok', 2],
     ]);
@@ -100,14 +147,32 @@ describe('ChangeStreamTelemetry', () => {
   it("gauges each stream's lag (seconds), events in flight and unsaved, and role, reading them no more once disposed", async () => {
     const collect = withMeter();
     const telemetry = await ChangeStreamTelemetry.load(true);
-    const status = { connectionName: 'default', database: 'shop', collection: 'orders', lagMs: 1500, inFlightEvents: 3, unsavedEvents: 7, role: 'standby' } as ChangeStreamStatus;
-    const unknown = { ...status, collection: 'payments', lagMs: null, role: null } as ChangeStreamStatus;
+    const status = {
+      connectionName: 'default',
+      database: 'shop',
+      collection: 'orders',
+      lagMs: 1500,
+      inFlightEvents: 3,
+      unsavedEvents: 7,
+      role: 'standby',
+    } as ChangeStreamStatus;
+    const unknown = {
+      ...status,
+      collection: 'payments',
+      lagMs: null,
+      role: null,
+    } as ChangeStreamStatus;
     let reads = 0;
     telemetry.observe('svc', () => (reads++, [status, unknown]));
     const gauges = async () => {
       const collected = await collect();
       return Object.fromEntries(
-        ['change_stream.lag', 'change_stream.in_flight', 'change_stream.unsaved', 'change_stream.active'].map((name) => [
+        [
+          'change_stream.lag',
+          'change_stream.in_flight',
+          'change_stream.unsaved',
+          'change_stream.active',
+        ].map((name) => [
           name,
           points(collected, name).map((p) => [p.attributes['db.collection.name'], p.value]),
         ]),
@@ -115,11 +180,20 @@ describe('ChangeStreamTelemetry', () => {
     };
     expect(await gauges()).toEqual({
       'change_stream.lag': [['orders', 1.5]],
-      'change_stream.in_flight': [['orders', 3], ['payments', 3]],
-      'change_stream.unsaved': [['orders', 7], ['payments', 7]],
+      'change_stream.in_flight': [
+        ['orders', 3],
+        ['payments', 3],
+      ],
+      'change_stream.unsaved': [
+        ['orders', 7],
+        ['payments', 7],
+      ],
       'change_stream.active': [['orders', 0]],
     });
-    expect(points(await collect(), 'change_stream.lag')[0].attributes).toEqual({ ...streamLabels, 'change_stream.connection': 'default' });
+    expect(points(await collect(), 'change_stream.lag')[0].attributes).toEqual({
+      ...streamLabels,
+      'change_stream.connection': 'default',
+    });
     const readsBefore = reads;
     expect(readsBefore).toBeGreaterThan(0);
     telemetry.dispose();
@@ -132,10 +206,20 @@ describe('ChangeStreamTelemetry', () => {
     expect(telemetry.active).toBe(false);
     const spans = withTracer();
     expect(telemetry.active).toBe(true);
-    await expect(telemetry.handlerCall(call, () => Promise.reject(new Error('flaky')))).rejects.toThrow('flaky');
+    await expect(
+      telemetry.handlerCall(call, () => Promise.reject(new Error('flaky'))),
+    ).rejects.toThrow('flaky');
     expect(await telemetry.handlerCall({ ...call, attempt: 3 }, () => 'ok')).toBe('ok');
     const finished = spans.getFinishedSpans();
-    expect(finished.map((s) => [s.name, s.kind, s.status.code, s.status.message, s.attributes['change_stream.attempt']])).toEqual([
+    expect(
+      finished.map((s) => [
+        s.name,
+        s.kind,
+        s.status.code,
+        s.status.message,
+        s.attributes['change_stream.attempt'],
+      ]),
+    ).toEqual([
       ['change_stream orders insert', 4, 2, 'flaky', 2], // SpanKind.CONSUMER, SpanStatusCode.ERROR
       ['change_stream orders insert', 4, 0, undefined, 3],
     ]);

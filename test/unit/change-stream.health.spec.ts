@@ -1,9 +1,17 @@
 import { describe, expect, it } from '@jest/globals';
 import type { ModuleRef } from '@nestjs/core';
-import { type ChangeStreamHealthOptions, ChangeStreamHealthIndicator, type ChangeStreamRegistry, type ChangeStreamStatus } from '../../lib/index.js';
+import {
+  type ChangeStreamHealthOptions,
+  ChangeStreamHealthIndicator,
+  type ChangeStreamRegistry,
+  type ChangeStreamStatus,
+} from '../../lib/index.js';
 
 /** One stream's status: open, caught up, leases off; `overrides` changes what a case needs. */
-const status = (collection: string, overrides: Partial<ChangeStreamStatus> = {}): ChangeStreamStatus => ({
+const status = (
+  collection: string,
+  overrides: Partial<ChangeStreamStatus> = {},
+): ChangeStreamStatus => ({
   key: `cs:{svc:shop:${collection}}`,
   connectionName: 'default',
   database: 'shop',
@@ -29,7 +37,14 @@ const status = (collection: string, overrides: Partial<ChangeStreamStatus> = {})
 });
 
 /** The indicator over a registry that shows `statuses`; no Terminus module registered (it makes its own service). */
-function indicator(statuses: ChangeStreamStatus[], moduleRef: Partial<ModuleRef> = { get: () => { throw new Error('not registered'); } }) {
+function indicator(
+  statuses: ChangeStreamStatus[],
+  moduleRef: Partial<ModuleRef> = {
+    get: () => {
+      throw new Error('not registered');
+    },
+  },
+) {
   const registry = { getStatuses: () => statuses } as unknown as ChangeStreamRegistry;
   return new ChangeStreamHealthIndicator(registry, moduleRef as ModuleRef);
 }
@@ -40,19 +55,32 @@ const statusOf = async (statuses: ChangeStreamStatus[], options?: ChangeStreamHe
 describe('ChangeStreamHealthIndicator', () => {
   it('is up with no streams, and with open and standby streams', async () => {
     expect(await statusOf([])).toBe('up');
-    expect(await statusOf([status('orders'), status('payments', { state: 'standby', role: 'standby', holder: 'B', fence: 4 })])).toBe('up');
+    expect(
+      await statusOf([
+        status('orders'),
+        status('payments', { state: 'standby', role: 'standby', holder: 'B', fence: 4 }),
+      ]),
+    ).toBe('up');
   });
 
   it.each(['failed', 'closed'] as const)('is down when any stream is %s', async (state) => {
     expect(await statusOf([status('orders'), status('payments', { state })])).toBe('down');
   });
 
-  it.each(['starting', 'reconnecting', 'degraded'] as const)('is degraded while a stream is %s', async (state) => {
-    expect(await statusOf([status('orders'), status('payments', { state })])).toBe('degraded');
-  });
+  it.each(['starting', 'reconnecting', 'degraded'] as const)(
+    'is degraded while a stream is %s',
+    async (state) => {
+      expect(await statusOf([status('orders'), status('payments', { state })])).toBe('degraded');
+    },
+  );
 
   it('a failed stream outweighs a degraded one', async () => {
-    expect(await statusOf([status('orders', { state: 'degraded' }), status('payments', { state: 'failed' })])).toBe('down');
+    expect(
+      await statusOf([
+        status('orders', { state: 'degraded' }),
+        status('payments', { state: 'failed' }),
+      ]),
+    ).toBe('down');
   });
 
   it("options.degraded says what a degraded stream reports: 'up', or 'down' for a readiness probe", async () => {
@@ -68,22 +96,47 @@ describe('ChangeStreamHealthIndicator', () => {
     expect(await statusOf(streams, { maxLagMs: 5000 })).toBe('up'); // not more than the limit
     expect(await statusOf(streams, { maxLagMs: 4999 })).toBe('degraded');
     expect(await statusOf(streams, { maxLagMs: 1000, downLagMs: 4999 })).toBe('down');
-    expect(await statusOf([status('orders', { lagMs: null })], { maxLagMs: 0, downLagMs: 0 })).toBe('up'); // unknown lag is no verdict
+    expect(await statusOf([status('orders', { lagMs: null })], { maxLagMs: 0, downLagMs: 0 })).toBe(
+      'up',
+    ); // unknown lag is no verdict
   });
 
   it('on Terminus 11 (no degraded status), a degraded stream reports up unless options.degraded is down', async () => {
-    const session = (key: string) => ({ up: (data: object) => ({ [key]: { ...data, status: 'up' } }), down: (data: object) => ({ [key]: { ...data, status: 'down' } }) });
+    const session = (key: string) => ({
+      up: (data: object) => ({ [key]: { ...data, status: 'up' } }),
+      down: (data: object) => ({ [key]: { ...data, status: 'down' } }),
+    });
     const terminus11 = { get: () => ({ check: session }) } as unknown as ModuleRef;
     const streams = [status('orders', { state: 'degraded' })];
     expect((await indicator(streams, terminus11).isHealthy()).changeStreams.status).toBe('up');
-    expect((await indicator(streams, terminus11).isHealthy('changeStreams', { degraded: 'down' })).changeStreams.status).toBe('down');
+    expect(
+      (await indicator(streams, terminus11).isHealthy('changeStreams', { degraded: 'down' }))
+        .changeStreams.status,
+    ).toBe('down');
   });
 
   it('lists each stream under <connection>/<database>.<collection>, dates as ISO strings, lease fields only with leases', async () => {
     const at = new Date('2026-01-02T03:04:05.678Z');
     const result = await indicator([
-      status('orders', { lastEventAt: at, lastCheckpointAt: at, unsavedEvents: 2, lagMs: 15, lastCheckpointAgeMs: 40, inFlightEvents: 1, inFlightForMs: 7 }),
-      status('payments', { connectionName: 'billing', state: 'degraded', role: 'active', instanceId: 'A', holder: 'A', fence: 3, lastInvalidatedAt: at, lastError: 'store down' }),
+      status('orders', {
+        lastEventAt: at,
+        lastCheckpointAt: at,
+        unsavedEvents: 2,
+        lagMs: 15,
+        lastCheckpointAgeMs: 40,
+        inFlightEvents: 1,
+        inFlightForMs: 7,
+      }),
+      status('payments', {
+        connectionName: 'billing',
+        state: 'degraded',
+        role: 'active',
+        instanceId: 'A',
+        holder: 'A',
+        fence: 3,
+        lastInvalidatedAt: at,
+        lastError: 'store down',
+      }),
     ]).isHealthy('streams');
     expect(result).toEqual({
       streams: {

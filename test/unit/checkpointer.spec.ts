@@ -23,7 +23,11 @@ class RecordingStore implements ResumeTokenStore {
 
 const token = (n: number) => ({ _data: `t${n}` });
 const at = (n: number): StreamPosition => ({ token: token(n) });
-const settings = (maxEvents: number, intervalMs: number) => ({ maxEvents, intervalMs, maxUnsavedEvents: 10_000 });
+const settings = (maxEvents: number, intervalMs: number) => ({
+  maxEvents,
+  intervalMs,
+  maxUnsavedEvents: 10_000,
+});
 /** Lets pending saves (microtasks and one macrotask) complete. */
 const settle = () => new Promise((r) => setTimeout(r, 0));
 let checkpointer: Checkpointer | undefined;
@@ -89,7 +93,11 @@ describe('Checkpointer', () => {
     checkpointer = new Checkpointer({ store, key: 'k', settings: settings(1, 60_000), onWrite });
     const cp = checkpointer;
     cp.ack(token(1), 1);
-    await eventually('the second position stored without a timer', () => store.saves.length === 2, 1000);
+    await eventually(
+      'the second position stored without a timer',
+      () => store.saves.length === 2,
+      1000,
+    );
     expect(store.saves).toEqual([at(1), at(2)]);
     expect(cp.unsavedCount).toBe(0);
   });
@@ -98,7 +106,12 @@ describe('Checkpointer', () => {
     const store = new RecordingStore();
     store.failing = true;
     const trouble: Array<string | null> = [];
-    checkpointer = new Checkpointer({ store, key: 'k', settings: settings(1, 20), onSaveTrouble: (error) => trouble.push(error) });
+    checkpointer = new Checkpointer({
+      store,
+      key: 'k',
+      settings: settings(1, 20),
+      onSaveTrouble: (error) => trouble.push(error),
+    });
     checkpointer.ack(token(1), 1);
     await eventually('the save failed', () => checkpointer!.failing);
     expect(checkpointer.unsavedCount).toBe(1);

@@ -1,19 +1,43 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { InMemoryDeadLetterStore, InMemoryPositionStore, type ResumeTokenStore } from '../../lib/index.js';
-import { insert, lifecycle, networkError, serverError, timestamp, token } from '../fixtures/fake-change-stream.js';
-import { deferred, KEY, logs, positionOf, setup, stopAllStreams } from '../fixtures/stream-harness.js';
+import {
+  InMemoryDeadLetterStore,
+  InMemoryPositionStore,
+  type ResumeTokenStore,
+} from '../../lib/index.js';
+import {
+  insert,
+  lifecycle,
+  networkError,
+  serverError,
+  timestamp,
+  token,
+} from '../fixtures/fake-change-stream.js';
+import {
+  deferred,
+  KEY,
+  logs,
+  positionOf,
+  setup,
+  stopAllStreams,
+} from '../fixtures/stream-harness.js';
 import { eventually } from '../fixtures/test-env.js';
 
 afterEach(stopAllStreams);
 
-const at = (change: ReturnType<typeof insert>, t: number) => ({ ...change, clusterTime: timestamp(t) }) as ReturnType<typeof insert>;
+const at = (change: ReturnType<typeof insert>, t: number) =>
+  ({ ...change, clusterTime: timestamp(t) }) as ReturnType<typeof insert>;
 const stored = async (tokens: ResumeTokenStore) => JSON.stringify(await tokens.load(KEY));
 
 describe('CollectionStream: start position', () => {
   it('stores the aggregate post-batch token before the first event of a busy collection is handled', async () => {
     const firstHandled = deferred();
     const { stream, tokens, seen } = setup({
-      scripts: [{ aggregate: { postBatchResumeToken: token('p0'), operationTime: timestamp(5) }, getMores: [[insert(1), insert(2)]] }],
+      scripts: [
+        {
+          aggregate: { postBatchResumeToken: token('p0'), operationTime: timestamp(5) },
+          getMores: [[insert(1), insert(2)]],
+        },
+      ],
       handle: (id) => (id === 1 ? firstHandled.promise : undefined),
     });
     stream.start();
@@ -33,7 +57,10 @@ describe('CollectionStream: start position', () => {
       handle: () => firstHandled.promise,
     });
     first.stream.start();
-    await eventually('handler of event 1 running', () => first.stream.status().inFlightEvents === 1);
+    await eventually(
+      'handler of event 1 running',
+      () => first.stream.status().inFlightEvents === 1,
+    );
     expect(await tokens.load(KEY)).toEqual({ operationTime: timestamp(7) });
     // The process dies here: a new one resumes at that cluster time, so event 1 comes again.
     const second = setup({ tokens, scripts: [{ getMores: [[insert(1)]] }] });
@@ -44,14 +71,21 @@ describe('CollectionStream: start position', () => {
     firstHandled.resolve();
   });
 
-  it('a first batch that already holds events stores the first event\'s clusterTime, never the later operationTime', async () => {
+  it("a first batch that already holds events stores the first event's clusterTime, never the later operationTime", async () => {
     const firstHandled = deferred();
     const tokens = new InMemoryPositionStore();
     // Writes raced the open: the aggregate's batch holds events at t=5 and t=6, its operationTime is t=7.
     const batch = [at(insert(1), 5), at(insert(2), 6)];
-    const first = setup({ tokens, scripts: [{ aggregate: { batch, operationTime: timestamp(7) } }], handle: () => firstHandled.promise });
+    const first = setup({
+      tokens,
+      scripts: [{ aggregate: { batch, operationTime: timestamp(7) } }],
+      handle: () => firstHandled.promise,
+    });
     first.stream.start();
-    await eventually('handler of event 1 running', () => first.stream.status().inFlightEvents === 1);
+    await eventually(
+      'handler of event 1 running',
+      () => first.stream.status().inFlightEvents === 1,
+    );
     expect(await tokens.load(KEY)).toEqual({ operationTime: timestamp(5) });
     // The process dies here: the next start begins at event 1's cluster time (inclusive), so events 1 and 2 come again.
     const second = setup({ tokens, scripts: [{ aggregate: { batch } }] });
@@ -63,22 +97,34 @@ describe('CollectionStream: start position', () => {
 
   it('a first batch of events without a clusterTime stores nothing until the first acknowledgement', async () => {
     const firstHandled = deferred();
-    const { stream, tokens } = setup({ scripts: [{ aggregate: { batch: [insert(1)], operationTime: timestamp(7) } }], handle: () => firstHandled.promise });
+    const { stream, tokens } = setup({
+      scripts: [{ aggregate: { batch: [insert(1)], operationTime: timestamp(7) } }],
+      handle: () => firstHandled.promise,
+    });
     stream.start();
     await eventually('handler of event 1 running', () => stream.status().inFlightEvents === 1);
     expect(await tokens.load(KEY)).toBeNull();
     firstHandled.resolve();
-    await eventually('t1 stored', async () => (await stored(tokens)) === JSON.stringify(positionOf(1)));
+    await eventually(
+      't1 stored',
+      async () => (await stored(tokens)) === JSON.stringify(positionOf(1)),
+    );
   });
 
   it('without a post-batch token or operationTime nothing is stored until the first event is handled', async () => {
     const firstHandled = deferred();
-    const { stream, tokens } = setup({ scripts: [{ getMores: [[insert(1)]] }], handle: () => firstHandled.promise });
+    const { stream, tokens } = setup({
+      scripts: [{ getMores: [[insert(1)]] }],
+      handle: () => firstHandled.promise,
+    });
     stream.start();
     await eventually('handler of event 1 running', () => stream.status().inFlightEvents === 1);
     expect(await tokens.load(KEY)).toBeNull();
     firstHandled.resolve();
-    await eventually('t1 stored', async () => (await stored(tokens)) === JSON.stringify(positionOf(1)));
+    await eventually(
+      't1 stored',
+      async () => (await stored(tokens)) === JSON.stringify(positionOf(1)),
+    );
   });
 
   it('stores newer post-batch tokens while the collection is idle', async () => {
@@ -91,10 +137,22 @@ describe('CollectionStream: start position', () => {
     };
     const { stream } = setup({
       tokens,
-      scripts: [{ aggregate: { postBatchResumeToken: token('p0') }, getMores: [{ batch: [], postBatchResumeToken: token('p1') }, { batch: [], postBatchResumeToken: token('p2') }], idleToken: token('p3') }],
+      scripts: [
+        {
+          aggregate: { postBatchResumeToken: token('p0') },
+          getMores: [
+            { batch: [], postBatchResumeToken: token('p1') },
+            { batch: [], postBatchResumeToken: token('p2') },
+          ],
+          idleToken: token('p3'),
+        },
+      ],
     });
     stream.start();
-    await eventually('p3 stored', async () => (await stored(tokens)) === JSON.stringify(positionOf('p3')));
+    await eventually(
+      'p3 stored',
+      async () => (await stored(tokens)) === JSON.stringify(positionOf('p3')),
+    );
     expect(saved[0]).toEqual(positionOf('p0'));
     expect(new Set(saved.map((p) => JSON.stringify(p))).size).toBe(saved.length); // each position once
   });
@@ -130,7 +188,9 @@ describe('CollectionStream: duplicate bound', () => {
 
 describe('CollectionStream: reopening and history lost', () => {
   it('reopens from the last acknowledged event when the server closes the cursor without an error', async () => {
-    const { stream, seen, server } = setup({ scripts: [{ getMores: [[insert(1), insert(2)], 'closed'] }, { getMores: [[insert(3)]] }] });
+    const { stream, seen, server } = setup({
+      scripts: [{ getMores: [[insert(1), insert(2)], 'closed'] }, { getMores: [[insert(3)]] }],
+    });
     stream.start();
     await eventually('3 handled', () => seen.length === 3);
     expect(seen).toEqual([1, 2, 3]);
@@ -138,7 +198,12 @@ describe('CollectionStream: reopening and history lost', () => {
   });
 
   it('reopens after a network error, showing reconnecting meanwhile', async () => {
-    const { stream, seen, server, states } = setup({ scripts: [{ getMores: [[insert(1)], { error: networkError() }] }, { getMores: [[insert(2)]] }] });
+    const { stream, seen, server, states } = setup({
+      scripts: [
+        { getMores: [[insert(1)], { error: networkError() }] },
+        { getMores: [[insert(2)]] },
+      ],
+    });
     stream.start();
     await eventually('2 handled', () => seen.length === 2);
     expect(server.opens.map((o) => o.resumeAfter ?? null)).toEqual([null, token(1)]);
@@ -148,13 +213,21 @@ describe('CollectionStream: reopening and history lost', () => {
   it('history lost (286) at open with the default policy: failed, stored token kept, never reopened', async () => {
     const tokens = new InMemoryPositionStore();
     await tokens.save(KEY, positionOf('old'));
-    const { stream, server, events } = setup({ tokens, scripts: [{ aggregate: { error: serverError(286, 'Resume of change stream was not possible') } }] });
+    const { stream, server, events } = setup({
+      tokens,
+      scripts: [
+        { aggregate: { error: serverError(286, 'Resume of change stream was not possible') } },
+      ],
+    });
     stream.start();
     await eventually('failed', () => stream.status().state === 'failed');
     expect(stream.status().lastError).toContain('the oplog no longer holds it');
     expect(server.opens).toHaveLength(1);
     expect(await tokens.load(KEY)).toEqual(positionOf('old'));
-    expect(events.find((e) => e.type === 'history-lost')).toMatchObject({ action: 'fail', position: positionOf('old') });
+    expect(events.find((e) => e.type === 'history-lost')).toMatchObject({
+      action: 'fail',
+      position: positionOf('old'),
+    });
   });
 
   it('a code-less server error mid-stream is a broken stream, not history lost: it reopens from the newest acknowledged event', async () => {
@@ -163,7 +236,15 @@ describe('CollectionStream: reopening and history lost', () => {
     const { stream, seen, server, events } = setup({
       tokens,
       options: { onHistoryLost: 'restart-from-now' },
-      scripts: [{ getMores: [[insert(1), insert(2)], { error: serverError(undefined, 'odd error without a code') }] }, { getMores: [[insert(3)]] }],
+      scripts: [
+        {
+          getMores: [
+            [insert(1), insert(2)],
+            { error: serverError(undefined, 'odd error without a code') },
+          ],
+        },
+        { getMores: [[insert(3)]] },
+      ],
     });
     stream.start();
     await eventually('3 handled', () => seen.length === 3);
@@ -177,11 +258,17 @@ describe('CollectionStream: reopening and history lost', () => {
     await tokens.save(KEY, positionOf('old'));
     const { stream, events } = setup({
       tokens,
-      scripts: [{ getMores: [[insert(1), insert(2)], { error: networkError() }] }, { aggregate: { error: serverError(286, 'history lost') } }],
+      scripts: [
+        { getMores: [[insert(1), insert(2)], { error: networkError() }] },
+        { aggregate: { error: serverError(286, 'history lost') } },
+      ],
     });
     stream.start();
     await eventually('failed', () => stream.status().state === 'failed');
-    expect(events.find((e) => e.type === 'history-lost')).toMatchObject({ action: 'fail', position: positionOf(2) });
+    expect(events.find((e) => e.type === 'history-lost')).toMatchObject({
+      action: 'fail',
+      position: positionOf(2),
+    });
   });
 
   it('history lost with restart-from-now: logs the gap, emits an event and reads on from now', async () => {
@@ -190,14 +277,23 @@ describe('CollectionStream: reopening and history lost', () => {
     const { stream, seen, server, events } = setup({
       tokens,
       options: { onHistoryLost: 'restart-from-now' },
-      scripts: [{ aggregate: { error: serverError(286, 'history lost') } }, { getMores: [[insert(7)]] }],
+      scripts: [
+        { aggregate: { error: serverError(286, 'history lost') } },
+        { getMores: [[insert(7)]] },
+      ],
     });
     stream.start();
     await eventually('7 handled', () => seen.length === 1);
     expect(server.opens.map((o) => o.resumeAfter ?? null)).toEqual([token('old'), null]);
-    expect(events.find((e) => e.type === 'history-lost')).toMatchObject({ action: 'restart-from-now', collection: 'orders' });
+    expect(events.find((e) => e.type === 'history-lost')).toMatchObject({
+      action: 'restart-from-now',
+      collection: 'orders',
+    });
     expect(logs.messages('error').some((m) => m.startsWith(`DATA LOSS on ${KEY}`))).toBe(true);
-    await eventually('new position stored', async () => (await stored(tokens)) === JSON.stringify(positionOf(7)));
+    await eventually(
+      'new position stored',
+      async () => (await stored(tokens)) === JSON.stringify(positionOf(7)),
+    );
   });
 
   it('a callback decides: here it resyncs, then restarts from now', async () => {
@@ -206,7 +302,10 @@ describe('CollectionStream: reopening and history lost', () => {
     await tokens.save(KEY, positionOf('old'));
     const { stream, seen } = setup({
       tokens,
-      scripts: [{ aggregate: { error: serverError(260, 'Invalid resume token') } }, { getMores: [[insert(1)]] }],
+      scripts: [
+        { aggregate: { error: serverError(260, 'Invalid resume token') } },
+        { getMores: [[insert(1)]] },
+      ],
       options: {
         onHistoryLost: async (lost) => {
           decisions.push(lost.reason);
@@ -221,7 +320,12 @@ describe('CollectionStream: reopening and history lost', () => {
   });
 
   it('does not treat a server error at open as history lost when no position was used', async () => {
-    const { stream, seen, server } = setup({ scripts: [{ aggregate: { error: serverError(undefined, 'odd') } }, { getMores: [[insert(1)]] }] });
+    const { stream, seen, server } = setup({
+      scripts: [
+        { aggregate: { error: serverError(undefined, 'odd') } },
+        { getMores: [[insert(1)]] },
+      ],
+    });
     stream.start();
     await eventually('handled', () => seen.length === 1);
     expect(server.opens).toHaveLength(2);
@@ -247,25 +351,42 @@ describe('CollectionStream: reopening and history lost', () => {
 
 describe('CollectionStream: drop, rename and invalidate', () => {
   it('after an invalidate event, reopens with startAfter and does not store the invalidate token', async () => {
-    const { stream, seen, server, tokens } = setup({ scripts: [{ getMores: [[insert(1), lifecycle(2, 'drop'), lifecycle(3, 'invalidate')]] }, { getMores: [[insert(4)]] }] });
+    const { stream, seen, server, tokens } = setup({
+      scripts: [
+        { getMores: [[insert(1), lifecycle(2, 'drop'), lifecycle(3, 'invalidate')]] },
+        { getMores: [[insert(4)]] },
+      ],
+    });
     stream.start();
     await eventually('4 handled', () => seen.includes(4));
     expect(seen).toEqual([1, -1, -1, 4]);
     expect(server.opens[1]).toMatchObject({ startAfter: token(3) });
     expect(server.opens[1].resumeAfter).toBeUndefined();
     expect(stream.status().lastInvalidatedAt).toBeInstanceOf(Date);
-    await eventually('t4 stored', async () => (await stored(tokens)) === JSON.stringify(positionOf(4)));
+    await eventually(
+      't4 stored',
+      async () => (await stored(tokens)) === JSON.stringify(positionOf(4)),
+    );
   });
 
   it('lets lifecycle events through the server filter, and routes them only to handlers that asked for them', async () => {
     const { stream, seen, server } = setup({
       handlerOptions: { operationTypes: ['insert'] },
-      scripts: [{ getMores: [[insert(1), lifecycle(2, 'drop'), lifecycle(3, 'invalidate')]] }, { getMores: [[insert(4)]] }],
+      scripts: [
+        { getMores: [[insert(1), lifecycle(2, 'drop'), lifecycle(3, 'invalidate')]] },
+        { getMores: [[insert(4)]] },
+      ],
     });
     stream.start();
     await eventually('4 handled', () => seen.includes(4));
     expect(seen).toEqual([1, 4]);
-    expect(server.pipelines[0]).toEqual([{ $match: { operationType: { $in: ['insert', 'drop', 'rename', 'dropDatabase', 'invalidate'] } } }]);
+    expect(server.pipelines[0]).toEqual([
+      {
+        $match: {
+          operationType: { $in: ['insert', 'drop', 'rename', 'dropDatabase', 'invalidate'] },
+        },
+      },
+    ]);
     expect(server.opens[1]).toMatchObject({ startAfter: token(3) });
   });
 });
@@ -282,10 +403,18 @@ describe('CollectionStream: handler failures', () => {
     stream.start();
     await eventually('3 handled', () => seen.includes(3));
     const [letter] = await deadLetters.list();
-    expect(letter).toMatchObject({ handler: 'Listener.onOrder', streamKey: KEY, attempts: 1, error: { message: 'bad order 2' } });
+    expect(letter).toMatchObject({
+      handler: 'Listener.onOrder',
+      streamKey: KEY,
+      attempts: 1,
+      error: { message: 'bad order 2' },
+    });
     expect((letter.change as { documentKey: { _id: number } }).documentKey._id).toBe(2);
     expect(events.some((e) => e.type === 'dead-lettered' && e.id === letter.id)).toBe(true);
-    await eventually('t3 stored', async () => (await stored(tokens)) === JSON.stringify(positionOf(3)));
+    await eventually(
+      't3 stored',
+      async () => (await stored(tokens)) === JSON.stringify(positionOf(3)),
+    );
   });
 
   it('the same failure delivered again after a crash is one dead letter, not two', async () => {
@@ -294,11 +423,21 @@ describe('CollectionStream: handler failures', () => {
       if (id === 2) throw new Error('bad order 2');
     };
     const options = { onHandlerFailure: 'dead-letter' as const };
-    const first = setup({ deadLetters, options, handle: failOn2, scripts: [{ getMores: [[insert(1), insert(2)]] }] });
+    const first = setup({
+      deadLetters,
+      options,
+      handle: failOn2,
+      scripts: [{ getMores: [[insert(1), insert(2)]] }],
+    });
     first.stream.start();
     await eventually('dead-lettered once', async () => (await deadLetters.list()).length === 1);
     // The position was not stored past event 1 before the "crash": event 2 comes again and fails again.
-    const second = setup({ deadLetters, options, handle: failOn2, scripts: [{ getMores: [[insert(2), insert(3)]] }] });
+    const second = setup({
+      deadLetters,
+      options,
+      handle: failOn2,
+      scripts: [{ getMores: [[insert(2), insert(3)]] }],
+    });
     second.stream.start();
     await eventually('3 handled', () => second.seen.includes(3));
     expect(await deadLetters.list()).toHaveLength(1);
@@ -343,7 +482,11 @@ describe('CollectionStream: handler failures', () => {
     await eventually('degraded', () => stream.status().state === 'degraded');
     expect(stream.status().inFlightForMs).toBeGreaterThanOrEqual(50);
     expect(stream.status().lastError).toContain('Listener.onOrder');
-    expect(logs.messages('warn').some((m) => m.includes('Listener.onOrder') && m.includes('{"_data":"t1"}'))).toBe(true);
+    expect(
+      logs
+        .messages('warn')
+        .some((m) => m.includes('Listener.onOrder') && m.includes('{"_data":"t1"}')),
+    ).toBe(true);
     expect(signals[0].aborted).toBe(true);
     release.resolve();
     await eventually('handled', () => seen.length === 1);
@@ -367,25 +510,38 @@ describe('CollectionStream: saves failing or hanging', () => {
       options: { checkpoint: { maxEvents: 1, intervalMs: 10, maxUnsavedEvents: 3 } },
     });
     stream.start();
-    await eventually('paused after three', () => seen.length === 3 && logs.messages('warn').some((m) => m.includes('reading paused')));
+    await eventually(
+      'paused after three',
+      () => seen.length === 3 && logs.messages('warn').some((m) => m.includes('reading paused')),
+    );
     expect(stream.status()).toMatchObject({ state: 'degraded', unsavedEvents: 3 });
     expect(seen).toEqual([1, 2, 3]);
     storeUp = true;
     await eventually('all handled', () => seen.length === 6, 5000);
-    await eventually('t6 stored', async () => (await stored(tokens)) === JSON.stringify(positionOf(6)), 5000);
+    await eventually(
+      't6 stored',
+      async () => (await stored(tokens)) === JSON.stringify(positionOf(6)),
+      5000,
+    );
     expect(stream.status().state).toBe('open');
     expect(states()).toEqual(['open', 'degraded', 'open']);
   });
 
   it('stop() is bounded by its timeout even when the final save never answers', async () => {
     const tokens = new InMemoryPositionStore();
-    const { stream, seen } = setup({ tokens, scripts: [{ getMores: [[insert(1)]] }], options: { checkpoint: { maxEvents: 100, intervalMs: 60_000 } } });
+    const { stream, seen } = setup({
+      tokens,
+      scripts: [{ getMores: [[insert(1)]] }],
+      options: { checkpoint: { maxEvents: 100, intervalMs: 60_000 } },
+    });
     tokens.save = () => new Promise(() => undefined); // a client queueing commands while Redis is down
     stream.start();
     await eventually('handled', () => seen.length === 1);
     const started = Date.now();
     await stream.stop(300);
     expect(Date.now() - started).toBeLessThan(1000);
-    expect(logs.messages('warn').some((m) => m.includes('final position could not be stored'))).toBe(true);
+    expect(
+      logs.messages('warn').some((m) => m.includes('final position could not be stored')),
+    ).toBe(true);
   });
 });

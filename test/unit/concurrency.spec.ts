@@ -11,7 +11,8 @@ afterEach(stopAllStreams);
 
 /** The number n of the fake's token `t<n>`. */
 const numberOf = (token: unknown) => Number(String((token as { _data: string })._data).slice(1));
-const tokenNumber = (position: StreamPosition | null) => (position && 'token' in position ? numberOf(position.token) : 0);
+const tokenNumber = (position: StreamPosition | null) =>
+  position && 'token' in position ? numberOf(position.token) : 0;
 
 /** A store that records every saved event number. */
 function recordingStore() {
@@ -41,13 +42,17 @@ describe('concurrency: events of different documents at once, of one document in
     await eventually('position at 2 stored', async () => tokenNumber(await tokens.load(KEY)) === 2);
     expect(saved.every((n) => n < 3)).toBe(true);
     third.resolve();
-    await eventually('position at 10 stored', async () => tokenNumber(await tokens.load(KEY)) === 10);
+    await eventually(
+      'position at 10 stored',
+      async () => tokenNumber(await tokens.load(KEY)) === 10,
+    );
     expect(saved).toEqual([...saved].sort((a, b) => a - b)); // never backwards
   });
 
   it('never runs two events of one document at once, and keeps their order', async () => {
     const events: ChangeEvent[] = [];
-    for (let n = 1; n <= 300; n++) events.push(n <= 20 ? insert(n, n) : update(n, ((n - 1) % 20) + 1));
+    for (let n = 1; n <= 300; n++)
+      events.push(n <= 20 ? insert(n, n) : update(n, ((n - 1) % 20) + 1));
     const running = new Set<number>();
     const order = new Map<number, number[]>();
     let overlaps = 0;
@@ -105,7 +110,11 @@ describe('concurrency: events of different documents at once, of one document in
     const { tokens } = recordingStore();
     const { stream } = setup({
       tokens,
-      options: { concurrency: 8, checkpoint: { maxEvents: 10, intervalMs: 10 }, handlerRetry: { retries: 2, initialDelayMs: 20, maxDelayMs: 40 } },
+      options: {
+        concurrency: 8,
+        checkpoint: { maxEvents: 10, intervalMs: 10 },
+        handlerRetry: { retries: 2, initialDelayMs: 20, maxDelayMs: 40 },
+      },
       scripts: [{ getMores: [Array.from({ length: 500 }, (_, i) => insert(i + 1))] }],
       handle: (id) => {
         if (id === 50) throw new Error('poison 50');
@@ -141,7 +150,10 @@ describe('concurrency: events of different documents at once, of one document in
   it('runs a delete of _id 1 and an insert of _id Decimal128("1") one after the other (one document to MongoDB)', async () => {
     const first = deferred();
     const log: string[] = [];
-    const asDecimal = { ...insert(2, 1), documentKey: { _id: mongoose.mongo.BSON.Decimal128.fromString('1') } } as unknown as ChangeEvent;
+    const asDecimal = {
+      ...insert(2, 1),
+      documentKey: { _id: mongoose.mongo.BSON.Decimal128.fromString('1') },
+    } as unknown as ChangeEvent;
     const remove = { ...update(1, 1), operationType: 'delete' } as unknown as ChangeEvent;
     const { stream, seen } = setup({
       options: { concurrency: 4, checkpoint: { maxEvents: 10, intervalMs: 10 } },
@@ -182,30 +194,55 @@ describe('concurrency: events of different documents at once, of one document in
 });
 
 describe('documentKeyOf', () => {
-  const change = (documentKey: unknown) => ({ _id: { _data: 'x' }, operationType: 'update', documentKey }) as unknown as ChangeEvent;
+  const change = (documentKey: unknown) =>
+    ({ _id: { _data: 'x' }, operationType: 'update', documentKey }) as unknown as ChangeEvent;
   const id = new mongoose.mongo.ObjectId();
 
   it('keys by _id alone: a shard key change keeps the document in order', () => {
-    expect(documentKeyOf(change({ region: 'eu', _id: id }))).toBe(documentKeyOf(change({ region: 'us', _id: id })));
+    expect(documentKeyOf(change({ region: 'eu', _id: id }))).toBe(
+      documentKeyOf(change({ region: 'us', _id: id })),
+    );
     expect(documentKeyOf(change({ _id: 5 }))).not.toBe(documentKeyOf(change({ _id: '5' })));
-    expect(documentKeyOf(change({ _id: { a: 1, b: 2 } }))).toBe(documentKeyOf(change({ _id: { a: 1, b: 2 } })));
+    expect(documentKeyOf(change({ _id: { a: 1, b: 2 } }))).toBe(
+      documentKeyOf(change({ _id: { a: 1, b: 2 } })),
+    );
   });
 
   it('gives numerically equal _ids of any BSON number type one key, as the unique _id index does', () => {
     const { Decimal128, Long, Int32, Double } = mongoose.mongo.BSON;
     const keyOf = (_id: unknown) => documentKeyOf(change({ _id }));
     const same = (ids: unknown[]) => expect(new Set(ids.map(keyOf)).size).toBe(1);
-    same([1, 1.0, Decimal128.fromString('1'), Decimal128.fromString('1.00'), Decimal128.fromString('0.1E+1'), Long.fromNumber(1), new Int32(1), new Double(1), 1n]);
+    same([
+      1,
+      1.0,
+      Decimal128.fromString('1'),
+      Decimal128.fromString('1.00'),
+      Decimal128.fromString('0.1E+1'),
+      Long.fromNumber(1),
+      new Int32(1),
+      new Double(1),
+      1n,
+    ]);
     same([0, -0, Decimal128.fromString('-0'), Decimal128.fromString('0E+5'), Long.ZERO]);
     same([100, Decimal128.fromString('1E+2'), Long.fromNumber(100)]);
     same([-2.5, Decimal128.fromString('-2.50'), new Double(-2.5)]);
     same([2 ** 53, Long.fromString('9007199254740992'), Decimal128.fromString('9007199254740992')]);
-    same([Long.fromString('9007199254740993'), Decimal128.fromString('9007199254740993'), 9007199254740993n]);
+    same([
+      Long.fromString('9007199254740993'),
+      Decimal128.fromString('9007199254740993'),
+      9007199254740993n,
+    ]);
     same([2 ** 70, Decimal128.fromString('1180591620717411303424')]);
     same([NaN, Decimal128.fromString('NaN')]);
     same([Infinity, Decimal128.fromString('Infinity')]);
-    same([{ a: 1, b: Decimal128.fromString('2') }, { a: Long.fromNumber(1), b: 2.0 }]);
-    same([{ tags: [1, 'x'], at: { n: new Int32(3) } }, { tags: [Decimal128.fromString('1.0'), 'x'], at: { n: 3 } }]);
+    same([
+      { a: 1, b: Decimal128.fromString('2') },
+      { a: Long.fromNumber(1), b: 2.0 },
+    ]);
+    same([
+      { tags: [1, 'x'], at: { n: new Int32(3) } },
+      { tags: [Decimal128.fromString('1.0'), 'x'], at: { n: 3 } },
+    ]);
   });
 
   it('keeps numbers MongoDB tells apart apart: beyond 2^53, inexact decimals, strings, field order', () => {

@@ -43,7 +43,10 @@ describe('Dead-letter replay through the running stream', () => {
     expect(order.filter((step) => step === 'live 7 start')).toHaveLength(1);
     replay.resolve();
     await expect(replayed).resolves.toBe('done');
-    await eventually('the newer event of document 7 handled', () => seen.filter((id) => id === 7).length === 2);
+    await eventually(
+      'the newer event of document 7 handled',
+      () => seen.filter((id) => id === 7).length === 2,
+    );
     expect(order.indexOf('replay end')).toBeLessThan(order.lastIndexOf('live 7 start'));
   });
 
@@ -82,7 +85,10 @@ describe('Dead-letter replay through the running stream', () => {
   });
 
   it('does not move the stored position or count as a handled event', async () => {
-    const { stream, seen, checkpointer } = setup({ options: { concurrency: 2 }, scripts: [{ getMores: [[on(1, 1)]] }] });
+    const { stream, seen, checkpointer } = setup({
+      options: { concurrency: 2 },
+      scripts: [{ getMores: [[on(1, 1)]] }],
+    });
     stream.start();
     await eventually('1 handled', () => seen.length === 1);
     await eventually('its position stored', () => checkpointer.unsavedCount === 0);

@@ -1,7 +1,13 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DRIVER_FLOOR, isOlder, mongooseDriverVersion, resetDriverCheck, warnIfDriverTooOld } from '../../lib/stream/driver-floor.js';
+import {
+  DRIVER_FLOOR,
+  isOlder,
+  mongooseDriverVersion,
+  resetDriverCheck,
+  warnIfDriverTooOld,
+} from '../../lib/stream/driver-floor.js';
 import { projectRoot } from '../servers/project-root.js';
 
 afterEach(resetDriverCheck);
@@ -43,7 +49,9 @@ describe('driver floor (NODE-4763 / NODE-7042: tryNext did not cache resume toke
   });
 
   it('reads the driver version of the mongoose the app resolves', () => {
-    const installed = JSON.parse(readFileSync(join(root, 'node_modules/mongodb/package.json'), 'utf8')).version;
+    const installed = JSON.parse(
+      readFileSync(join(root, 'node_modules/mongodb/package.json'), 'utf8'),
+    ).version;
     expect(mongooseDriverVersion(join(root, 'index.js'))).toBe(installed);
     expect(mongooseDriverVersion('/nonexistent/dir/index.js')).toBeNull();
   });

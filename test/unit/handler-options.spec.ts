@@ -1,7 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
 import { ChangeStreamConfigError } from '../../lib/index.js';
 import type { OnChangeOptions } from '../../lib/index.js';
-import { isHandlerFailurePolicy, validateDeclaration, validateHandlerOptions } from '../../lib/options/handler-options.js';
+import {
+  isHandlerFailurePolicy,
+  validateDeclaration,
+  validateHandlerOptions,
+} from '../../lib/options/handler-options.js';
 
 const where = "@OnChange('orders') on Listener.onOrder";
 
@@ -29,7 +33,11 @@ describe('validateHandlerOptions (every @OnChange option, at startup)', () => {
 
   it.each<[string, unknown, string]>([
     ['operationTypes', ['insert', 1], 'must be a non-empty array of operation type names'],
-    ['pipeline', [{ $match: [] }], 'may hold only { $match: {…} } stages (other stages can drop the resume token or reorder events)'],
+    [
+      'pipeline',
+      [{ $match: [] }],
+      'may hold only { $match: {…} } stages (other stages can drop the resume token or reorder events)',
+    ],
     ['fullDocument', 'always', 'must be one of default, updateLookup, whenAvailable, required'],
     ['fullDocumentBeforeChange', 'default', 'must be one of off, whenAvailable, required'],
     ['splitLargeEvents', 'yes', 'must be true or false'],
@@ -37,12 +45,15 @@ describe('validateHandlerOptions (every @OnChange option, at startup)', () => {
     ['retries', 1.5, 'must be an integer >= 0'],
     ['onFailure', 'retry', 'must be "stop", "dead-letter" or a function'],
   ])('rejects %s %p, naming the handler, the option and the rule', (option, value, rule) => {
-    const validate = () => validateHandlerOptions('orders', 'Listener.onOrder', { [option]: value } as OnChangeOptions);
+    const validate = () =>
+      validateHandlerOptions('orders', 'Listener.onOrder', { [option]: value } as OnChangeOptions);
     expect(validate).toThrow(new ChangeStreamConfigError(`${where}: "${option}" ${rule}.`));
   });
 
   it('rejects an unknown option as the decorator does (metadata written by hand)', () => {
-    expect(() => validateHandlerOptions('orders', 'Listener.onOrder', { retry: 2 } as OnChangeOptions)).toThrow(
+    expect(() =>
+      validateHandlerOptions('orders', 'Listener.onOrder', { retry: 2 } as OnChangeOptions),
+    ).toThrow(
       `${where}: unknown option(s) "retry". Known options: operationTypes, pipeline, fullDocument, fullDocumentBeforeChange, splitLargeEvents, connectionName, retries, concurrency, onFailure.`,
     );
   });
@@ -50,15 +61,21 @@ describe('validateHandlerOptions (every @OnChange option, at startup)', () => {
 
 describe('validateDeclaration (what @OnChange checks when the class is defined)', () => {
   it('checks the member, then the collection name, then the option names', () => {
-    expect(() => validateDeclaration('', 'Listener.field', 42, { retry: 1 })).toThrow("@OnChange('') on Listener.field: it decorates methods only.");
-    expect(() => validateDeclaration('', 'Listener.onOrder', () => undefined, { retry: 1 })).toThrow(
-      '@OnChange on Listener.onOrder: the collection name must be a non-empty string.',
+    expect(() => validateDeclaration('', 'Listener.field', 42, { retry: 1 })).toThrow(
+      "@OnChange('') on Listener.field: it decorates methods only.",
     );
-    expect(() => validateDeclaration('orders', 'Listener.onOrder', () => undefined, { retry: 1 })).toThrow(`${where}: unknown option(s) "retry".`);
+    expect(() =>
+      validateDeclaration('', 'Listener.onOrder', () => undefined, { retry: 1 }),
+    ).toThrow('@OnChange on Listener.onOrder: the collection name must be a non-empty string.');
+    expect(() =>
+      validateDeclaration('orders', 'Listener.onOrder', () => undefined, { retry: 1 }),
+    ).toThrow(`${where}: unknown option(s) "retry".`);
   });
 
   it('leaves values to startup: a bad value passes here', () => {
-    expect(() => validateDeclaration('orders', 'Listener.onOrder', () => undefined, { retries: -1 })).not.toThrow();
+    expect(() =>
+      validateDeclaration('orders', 'Listener.onOrder', () => undefined, { retries: -1 }),
+    ).not.toThrow();
   });
 });
 

@@ -14,7 +14,12 @@ const at = (n: number, wallTime: Date): ChangeEvent => ({ ...insert(n), wallTime
 describe('lag', () => {
   it('takes the event time from wallTime, else from the clusterTime seconds', () => {
     expect(eventTime(at(1, new Date(1_700_000_000_123)))).toBe(1_700_000_000_123);
-    expect(eventTime({ ...insert(1), clusterTime: new mongoose.mongo.Timestamp({ t: 1_700_000_000, i: 4 }) } as ChangeEvent)).toBe(1_700_000_000_000);
+    expect(
+      eventTime({
+        ...insert(1),
+        clusterTime: new mongoose.mongo.Timestamp({ t: 1_700_000_000, i: 4 }),
+      } as ChangeEvent),
+    ).toBe(1_700_000_000_000);
     expect(eventTime(insert(1))).toBeNull();
   });
 
@@ -28,7 +33,7 @@ describe('lag', () => {
     expect(lag.lagMs(70_000)).toBe(0);
   });
 
-  it('measures a quiet collection\'s first event in an hour from that event, not from the last one an hour ago', () => {
+  it("measures a quiet collection's first event in an hour from that event, not from the last one an hour ago", () => {
     const lag = new LagTracker();
     lag.read(at(1, new Date(0)));
     lag.handled(at(1, new Date(0)));
@@ -45,21 +50,29 @@ describe('lag', () => {
       handle: (id) => (id === 2 ? second.promise : undefined),
     });
     stream.start();
-    await eventually('event 2 in flight', () => seen.length === 1 && stream.status().inFlightEvents === 1);
+    await eventually(
+      'event 2 in flight',
+      () => seen.length === 1 && stream.status().inFlightEvents === 1,
+    );
     expect(stream.status().lagMs).toBeGreaterThanOrEqual(60_000);
     second.resolve();
     await eventually('caught up', () => seen.length === 3 && stream.status().lagMs === 0);
   });
 
   it('logs catch-up progress at a calm pace, and only while far behind', () => {
-    let state: { handled: number; lagMs: number; inFlightForMs?: number } = { handled: 12_400, lagMs: 190_000 };
+    let state: { handled: number; lagMs: number; inFlightForMs?: number } = {
+      handled: 12_400,
+      lagMs: 190_000,
+    };
     const reporter = new CatchUpReporter('change-stream:{svc:shop:orders}', () => state);
     const t0 = Date.now();
     reporter.tick(t0);
     logs.lines.splice(0);
     state = { handled: 12_400 + 63_000, lagMs: 190_000 };
     reporter.tick(t0 + 30_000);
-    expect(logs.messages('log')).toEqual(['change-stream:{svc:shop:orders}: 75,400 events handled, 3 m 10 s behind, catching up at 2,100/s.']);
+    expect(logs.messages('log')).toEqual([
+      'change-stream:{svc:shop:orders}: 75,400 events handled, 3 m 10 s behind, catching up at 2,100/s.',
+    ]);
     state = { handled: 80_000, lagMs: 2_000 };
     reporter.tick(t0 + 60_000);
     expect(logs.messages('log')).toHaveLength(1);

@@ -38,7 +38,13 @@ describe('LeaseBalancer: the fair share counts the instances that can take each 
   it('hands over only a stream another instance can take, and only when over its share', async () => {
     const store = new MemoryLeaseStore();
     const shed: string[] = [];
-    const x = new LeaseBalancer(store, 'X', timing, ['a', 'b', 'c'], (key) => (shed.push(key), true));
+    const x = new LeaseBalancer(
+      store,
+      'X',
+      timing,
+      ['a', 'b', 'c'],
+      (key) => (shed.push(key), true),
+    );
     await x.start();
     x.acquired('a');
     x.acquired('b');
@@ -53,7 +59,7 @@ describe('LeaseBalancer: the fair share counts the instances that can take each 
     await Promise.all([x.stop(), y.stop()]);
   });
 
-  it('leaving at shutdown grows the others\' share at once', async () => {
+  it("leaving at shutdown grows the others' share at once", async () => {
     const store = new MemoryLeaseStore();
     const a = new LeaseBalancer(store, 'A', timing, ['s1', 's2'], () => false);
     const b = new LeaseBalancer(store, 'B', timing, ['s1', 's2'], () => false);
@@ -86,13 +92,20 @@ class Fleet {
       return true;
     });
     this.balancers.push(balancer);
-    keys.forEach((key) => this.keepers.set(`${id}/${key}`, new StreamLeaseKeeper(key, this.store, Fleet.timing, balancer)));
+    keys.forEach((key) =>
+      this.keepers.set(
+        `${id}/${key}`,
+        new StreamLeaseKeeper(key, this.store, Fleet.timing, balancer),
+      ),
+    );
     await balancer.start();
   }
 
   /** Refreshes every instance's view of the candidate sets (as their first renew tick would). */
   async settle(): Promise<void> {
-    await Promise.all(this.balancers.map((b) => (b as unknown as { tick(): Promise<void> }).tick()));
+    await Promise.all(
+      this.balancers.map((b) => (b as unknown as { tick(): Promise<void> }).tick()),
+    );
   }
 
   /** Resolves once that instance holds it. */
@@ -133,7 +146,10 @@ describe('LeaseBalancer with StreamLeaseKeeper: every stream gets a holder', () 
     await Promise.all([fleet.standBy('B', 's1'), fleet.standBy('B', 's2')]); // B got there first
     ['s1', 's2'].forEach((key) => void fleet.standBy('A', key));
     void fleet.standBy('B', 's3');
-    await eventually('every stream held, A its share', () => Object.values(fleet.holders()).every((h) => h !== null) && fleet.held('A') === 1);
+    await eventually(
+      'every stream held, A its share',
+      () => Object.values(fleet.holders()).every((h) => h !== null) && fleet.held('A') === 1,
+    );
     expect(fleet.holders().s3).toBe('B');
     expect(fleet.held('B')).toBe(2);
   });
@@ -145,12 +161,19 @@ describe('LeaseBalancer with StreamLeaseKeeper: every stream gets a holder', () 
     await fleet.join('C', ['s4', 's5', 's6']); // share ceil(2 × 1/2 + 1) = 2
     await fleet.settle();
     // B fills its share with s1-s3 and C with s6 and s4: A (under its share) cannot take s5.
-    await Promise.all([fleet.standBy('B', 's1'), fleet.standBy('B', 's2'), fleet.standBy('B', 's3')]);
+    await Promise.all([
+      fleet.standBy('B', 's1'),
+      fleet.standBy('B', 's2'),
+      fleet.standBy('B', 's3'),
+    ]);
     await Promise.all([fleet.standBy('C', 's6'), fleet.standBy('C', 's4')]);
     ['s1', 's2', 's3'].forEach((key) => void fleet.standBy('A', key));
     ['s4', 's5'].forEach((key) => void fleet.standBy('B', key));
     void fleet.standBy('C', 's5');
-    await eventually('every stream held, A with one', () => Object.values(fleet.holders()).every((h) => h !== null) && fleet.held('A') >= 1);
+    await eventually(
+      'every stream held, A with one',
+      () => Object.values(fleet.holders()).every((h) => h !== null) && fleet.held('A') >= 1,
+    );
     expect(fleet.held('A') + fleet.held('B') + fleet.held('C')).toBe(6);
   });
 });
@@ -166,7 +189,13 @@ describe('LeaseBalancer: start and stop', () => {
         return super.heartbeat(group, member, ttlMs);
       }
     })();
-    const balancer = new LeaseBalancer(store, 'A', { ttlMs: 400, renewIntervalMs: 10, pollIntervalMs: 5 }, ['s1'], () => false);
+    const balancer = new LeaseBalancer(
+      store,
+      'A',
+      { ttlMs: 400, renewIntervalMs: 10, pollIntervalMs: 5 },
+      ['s1'],
+      () => false,
+    );
     const starting = balancer.start();
     await eventually('the first announcement sent', () => heartbeats === 1);
     await balancer.stop();
@@ -181,10 +210,31 @@ describe('LeaseBalancer: instances of one consumer with different handler sets f
     const logs = new CapturingLogger();
     Logger.overrideLogger(logs);
     const store = new MemoryLeaseStore();
-    const tick = (balancer: LeaseBalancer) => (balancer as unknown as { tick(): Promise<void> }).tick();
+    const tick = (balancer: LeaseBalancer) =>
+      (balancer as unknown as { tick(): Promise<void> }).tick();
     // The old and the new version of one app during a deploy: the new one added a handler for s1.
-    const a = new LeaseBalancer(store, 'A', timing, ['s1', 's2'], () => false, new Map([['s1', 'Orders.onOrder'], ['s2', 'Users.onUser']]));
-    const b = new LeaseBalancer(store, 'B', timing, ['s1', 's2'], () => false, new Map([['s1', 'Orders.onOrder, Search.onOrder'], ['s2', 'Users.onUser']]));
+    const a = new LeaseBalancer(
+      store,
+      'A',
+      timing,
+      ['s1', 's2'],
+      () => false,
+      new Map([
+        ['s1', 'Orders.onOrder'],
+        ['s2', 'Users.onUser'],
+      ]),
+    );
+    const b = new LeaseBalancer(
+      store,
+      'B',
+      timing,
+      ['s1', 's2'],
+      () => false,
+      new Map([
+        ['s1', 'Orders.onOrder, Search.onOrder'],
+        ['s2', 'Users.onUser'],
+      ]),
+    );
     try {
       await a.start();
       await b.start(); // B sees A's set in its first announcement

@@ -16,17 +16,32 @@ describe('lease keys and the fenced envelope', () => {
     expect(leaseValue({ fence: 7, holder: 'pod-a' })).toBe('7 pod-a');
     expect(parseLeaseValue('7 pod-a')).toEqual({ fence: 7, holder: 'pod-a' });
     expect(parseLeaseValue('12 host 1:42')).toEqual({ fence: 12, holder: 'host 1:42' });
-    for (const foreign of ['', 'pod-a', '7', '7 ', 'x pod-a', '0 pod-a', '-1 pod-a']) expect(parseLeaseValue(foreign)).toBeNull();
+    for (const foreign of ['', 'pod-a', '7', '7 ', 'x pod-a', '0 pod-a', '-1 pod-a'])
+      expect(parseLeaseValue(foreign)).toBeNull();
   });
 
   it('adds fence and holder to the envelope when written under a lease, and still decodes it', () => {
     const token = { _data: '8263A1' };
-    const raw = encodePosition({ token }, new Date('2026-01-02T03:04:05.000Z'), { fence: 5, holder: 'pod-a' });
-    expect(JSON.parse(raw)).toEqual({ v: { $numberInt: '2' }, token, savedAt: '2026-01-02T03:04:05.000Z', fence: { $numberInt: '5' }, holder: 'pod-a' });
+    const raw = encodePosition({ token }, new Date('2026-01-02T03:04:05.000Z'), {
+      fence: 5,
+      holder: 'pod-a',
+    });
+    expect(JSON.parse(raw)).toEqual({
+      v: { $numberInt: '2' },
+      token,
+      savedAt: '2026-01-02T03:04:05.000Z',
+      fence: { $numberInt: '5' },
+      holder: 'pod-a',
+    });
     expect(decodePosition('k', raw)).toEqual({ token });
 
     const operationTime = new mongoose.mongo.Timestamp({ t: 1767000000, i: 3 });
-    expect(decodePosition('k', encodePosition({ operationTime }, new Date(), { fence: 3_000_000_000, holder: 'pod-a' }))).toEqual({ operationTime });
+    expect(
+      decodePosition(
+        'k',
+        encodePosition({ operationTime }, new Date(), { fence: 3_000_000_000, holder: 'pod-a' }),
+      ),
+    ).toEqual({ operationTime });
   });
 
   it('leaves the envelope as before without a lease', () => {

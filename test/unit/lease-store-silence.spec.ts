@@ -13,14 +13,19 @@ function freeze(store: object, until: Promise<void>): void {
   const leases = store as Record<string, unknown>;
   for (const name of ['renew', 'acquire', 'heartbeat', 'announce', 'release']) {
     const original = leases[name] as ((...args: unknown[]) => Promise<unknown>) | undefined;
-    if (original) leases[name] = (...args: unknown[]) => until.then(() => original.apply(store, args));
+    if (original)
+      leases[name] = (...args: unknown[]) => until.then(() => original.apply(store, args));
   }
 }
 
 describe('a lease store that stops answering', () => {
   it('the holder that lost its lease for want of answers is reconnecting, never a healthy standby, until the store answers', async () => {
     const tokens = new FencedMemoryStore();
-    const { stream, seen, states } = setup({ tokens, leases: { timing: { ttlMs: 1000, renewIntervalMs: 200, pollIntervalMs: 50 } }, scripts: [{ getMores: [[insert(1)]] }] });
+    const { stream, seen, states } = setup({
+      tokens,
+      leases: { timing: { ttlMs: 1000, renewIntervalMs: 200, pollIntervalMs: 50 } },
+      scripts: [{ getMores: [[insert(1)]] }],
+    });
     stream.start();
     await eventually('the first event handled', () => seen.length === 1);
     const thaw = deferred();
@@ -29,7 +34,11 @@ describe('a lease store that stops answering', () => {
     expect(states().slice(states().indexOf('open'))).toEqual(['open', 'reconnecting']);
     expect(stream.status().lastError).toMatch(/no answer from Redis for more than the lease TTL/);
     thaw.resolve();
-    await eventually('the lease taken back once the store answers', () => stream.status().state === 'open', 10_000);
+    await eventually(
+      'the lease taken back once the store answers',
+      () => stream.status().state === 'open',
+      10_000,
+    );
     expect(states()).not.toContain('standby');
   });
 });

@@ -46,15 +46,25 @@ describe('@OnChange', () => {
         handle() {}
       }
       return Listener;
-    }).toThrow(new ChangeStreamConfigError('@OnChange on Listener.handle: the collection name must be a non-empty string.'));
+    }).toThrow(
+      new ChangeStreamConfigError(
+        '@OnChange on Listener.handle: the collection name must be a non-empty string.',
+      ),
+    );
   });
 
   it('rejects use on something that is not a method', () => {
-    const decorate = OnChange('orders') as (target: object, key: string, descriptor?: PropertyDescriptor) => void;
+    const decorate = OnChange('orders') as (
+      target: object,
+      key: string,
+      descriptor?: PropertyDescriptor,
+    ) => void;
     expect(() => decorate({ constructor: { name: 'Listener' } }, 'field', { value: 42 })).toThrow(
       "@OnChange('orders') on Listener.field: it decorates methods only.",
     );
-    expect(() => decorate({ constructor: { name: 'Listener' } }, 'field')).toThrow(ChangeStreamConfigError);
+    expect(() => decorate({ constructor: { name: 'Listener' } }, 'field')).toThrow(
+      ChangeStreamConfigError,
+    );
   });
 
   it('rejects an unknown option (options built as any), naming the method and the known ones', () => {

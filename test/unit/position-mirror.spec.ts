@@ -2,16 +2,24 @@ import { afterAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { FencedWriteError } from '../../lib/change-stream.errors.js';
 import type { StreamLease } from '../../lib/interfaces/lease-store.interface.js';
-import type { ResumeTokenStore, StreamPosition } from '../../lib/interfaces/position-store.interface.js';
+import type {
+  ResumeTokenStore,
+  StreamPosition,
+} from '../../lib/interfaces/position-store.interface.js';
 import { type MirrorStamp, outranks, stampFor } from '../../lib/position-mirror/mirror-stamp.js';
 import { MirroredPositionStore } from '../../lib/position-mirror/mirrored-position.store.js';
-import type { MirroredPosition, MongoPositionMirror } from '../../lib/position-mirror/mongo-position-mirror.js';
+import type {
+  MirroredPosition,
+  MongoPositionMirror,
+} from '../../lib/position-mirror/mongo-position-mirror.js';
 import { decodePosition } from '../../lib/position/position.codec.js';
 import { CapturingLogger } from '../fixtures/capturing-logger.js';
 import { eventually } from '../fixtures/test-env.js';
 
 const KEY = 'change-stream:{svc:db:items}';
-const at = (n: number): StreamPosition => ({ token: { _data: `tok${String(n).padStart(4, '0')}` } });
+const at = (n: number): StreamPosition => ({
+  token: { _data: `tok${String(n).padStart(4, '0')}` },
+});
 const lease = (holder: string, fence: number): StreamLease => ({ holder, fence });
 
 /** The collection as `MongoPositionMirror` uses it: a document per key, replaced only by a write that outranks it. */
@@ -26,14 +34,21 @@ class FakeMirror {
     this.reads++;
     this.check();
     const doc = this.docs.get(key);
-    return doc ? { position: decodePosition(key, doc.position), holder: doc.holder, savedAt: new Date() } : null;
+    return doc
+      ? { position: decodePosition(key, doc.position), holder: doc.holder, savedAt: new Date() }
+      : null;
   }
   async stamp(key: string): Promise<MirrorStamp | null> {
     this.check();
     const doc = this.docs.get(key);
     return doc ? { generation: doc.generation, fence: doc.fence } : null;
   }
-  async write(key: string, raw: string, stamp: MirrorStamp, writer: StreamLease | undefined): Promise<boolean> {
+  async write(
+    key: string,
+    raw: string,
+    stamp: MirrorStamp,
+    writer: StreamLease | undefined,
+  ): Promise<boolean> {
     this.check();
     const doc = this.docs.get(key);
     if (writer && doc && !outranks(stamp, doc)) return false;
@@ -44,7 +59,13 @@ class FakeMirror {
   /** The mirrored position of KEY and its stamp. */
   get current() {
     const doc = this.docs.get(KEY);
-    return doc && { position: decodePosition(KEY, doc.position), generation: doc.generation, fence: doc.fence };
+    return (
+      doc && {
+        position: decodePosition(KEY, doc.position),
+        generation: doc.generation,
+        fence: doc.fence,
+      }
+    );
   }
   private check() {
     if (this.down) throw new Error('connection refused');
@@ -97,13 +118,20 @@ describe('MirroredPositionStore', () => {
     logs.lines.length = 0;
     redis = new StubStore();
     mirror = new FakeMirror();
-    store = new MirroredPositionStore(redis, mirror as unknown as MongoPositionMirror, { intervalMs: 60_000, proofWindowMs: 1000 });
+    store = new MirroredPositionStore(redis, mirror as unknown as MongoPositionMirror, {
+      intervalMs: 60_000,
+      proofWindowMs: 1000,
+    });
   });
   const warnings = (text: string) => logs.messages('warn').filter((m) => m.includes(text));
 
   it('after Redis lost its fence counter, the new holder replaces the old lineage, and a late write of the old holder is refused (logged once)', async () => {
     // Two instances, each with its own wrapper, sharing the collection.
-    const other = new MirroredPositionStore(new StubStore(), mirror as unknown as MongoPositionMirror, { intervalMs: 60_000, proofWindowMs: 1000 });
+    const other = new MirroredPositionStore(
+      new StubStore(),
+      mirror as unknown as MongoPositionMirror,
+      { intervalMs: 60_000, proofWindowMs: 1000 },
+    );
     await store.save(KEY, at(10), lease('h1', 57));
     await store.close();
     expect(mirror.current).toEqual({ position: at(10), generation: 0, fence: 57 });
@@ -171,7 +199,7 @@ describe('MirroredPositionStore', () => {
     expect(mirror.current?.position).toEqual(at(7));
   });
 
-  it('writes each stream at most once per interval (a tenure\'s first save and the close aside), and the newest position at close', async () => {
+  it("writes each stream at most once per interval (a tenure's first save and the close aside), and the newest position at close", async () => {
     for (let n = 1; n <= 20; n++) await store.save(KEY, at(n), lease('h1', 3));
     expect(mirror.writes).toBeLessThanOrEqual(1); // the tenure's first save; intervalMs is 60 s
     await store.close();
@@ -216,20 +244,34 @@ describe('MirroredPositionStore', () => {
   });
 
   it('retries a failed copy by itself, without waiting for another save', async () => {
-    const quick = new MirroredPositionStore(redis, mirror as unknown as MongoPositionMirror, { intervalMs: 100, proofWindowMs: 1000 });
+    const quick = new MirroredPositionStore(redis, mirror as unknown as MongoPositionMirror, {
+      intervalMs: 100,
+      proofWindowMs: 1000,
+    });
     mirror.down = true;
     await quick.save(KEY, at(1), lease('h1', 3));
     await eventually('the first copy failed', () => quick.writeFailures === 1);
     mirror.down = false;
-    await eventually('the copy written by the retry', () => JSON.stringify(mirror.current?.position) === JSON.stringify(at(1)));
+    await eventually(
+      'the copy written by the retry',
+      () => JSON.stringify(mirror.current?.position) === JSON.stringify(at(1)),
+    );
     expect(mirror.current).toMatchObject({ generation: 0, fence: 3 });
     await quick.close();
   });
 
   it('offers the recovery methods of lost data only when the wrapped store has them (all three)', () => {
     expect(store.loadOrphan).toBeUndefined();
-    const withOrphans = Object.assign(new StubStore(), { leaveOrphan: async () => false, loadOrphan: async () => null, dropOrphan: async () => undefined });
-    const wrapped = new MirroredPositionStore(withOrphans, mirror as unknown as MongoPositionMirror, { intervalMs: 1000, proofWindowMs: 1000 });
+    const withOrphans = Object.assign(new StubStore(), {
+      leaveOrphan: async () => false,
+      loadOrphan: async () => null,
+      dropOrphan: async () => undefined,
+    });
+    const wrapped = new MirroredPositionStore(
+      withOrphans,
+      mirror as unknown as MongoPositionMirror,
+      { intervalMs: 1000, proofWindowMs: 1000 },
+    );
     expect(wrapped.loadOrphan).toBeDefined();
   });
 });

@@ -2,7 +2,20 @@ import { describe, expect, it } from '@jest/globals';
 import { ProviderLifecycle, type ProviderWrapper } from '../../lib/lifecycle/provider-lifecycle.js';
 
 /** Nest's `InstanceWrapper` as the lifecycle reads it: a static singleton unless told otherwise. */
-function wrapper(instance: object, { ctor = [], properties = [], transient = false, isStatic = true }: { ctor?: ProviderWrapper[]; properties?: ProviderWrapper[]; transient?: boolean; isStatic?: boolean } = {}): ProviderWrapper {
+function wrapper(
+  instance: object,
+  {
+    ctor = [],
+    properties = [],
+    transient = false,
+    isStatic = true,
+  }: {
+    ctor?: ProviderWrapper[];
+    properties?: ProviderWrapper[];
+    transient?: boolean;
+    isStatic?: boolean;
+  } = {},
+): ProviderWrapper {
   return {
     instance,
     isTransient: transient,
@@ -35,7 +48,10 @@ const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** Whether `promise` has settled, without waiting for it. */
 async function settled(promise: Promise<unknown>): Promise<boolean> {
   let done = false;
-  void promise.then(() => (done = true), () => (done = true));
+  void promise.then(
+    () => (done = true),
+    () => (done = true),
+  );
   await flush();
   return done;
 }
@@ -46,19 +62,33 @@ describe('ProviderLifecycle.bootstrapped', () => {
     const injected = new Hooked();
     const deeper = new Hooked();
     const lifecycle = new ProviderLifecycle();
-    const ready = lifecycle.bootstrapped([wrapper(owner, { ctor: [wrapper(injected, { properties: [wrapper(deeper)] })] })]);
+    const ready = lifecycle.bootstrapped([
+      wrapper(owner, { ctor: [wrapper(injected, { properties: [wrapper(deeper)] })] }),
+    ]);
     await owner.onApplicationBootstrap();
     await injected.onApplicationBootstrap();
     expect(await settled(ready)).toBe(false);
     await deeper.onApplicationBootstrap();
     expect(await settled(ready)).toBe(true);
-    expect([owner, injected, deeper].map((p) => p.calls)).toEqual([['bootstrap'], ['bootstrap'], ['bootstrap']]);
+    expect([owner, injected, deeper].map((p) => p.calls)).toEqual([
+      ['bootstrap'],
+      ['bootstrap'],
+      ['bootstrap'],
+    ]);
   });
 
   it('does not wait for providers without the hook, transient ones or request-scoped ones', async () => {
     const lifecycle = new ProviderLifecycle();
     const ready = lifecycle.bootstrapped([
-      wrapper({ plain: true }, { ctor: [wrapper(new Hooked(), { transient: true }), wrapper(new Hooked(), { isStatic: false })] }),
+      wrapper(
+        { plain: true },
+        {
+          ctor: [
+            wrapper(new Hooked(), { transient: true }),
+            wrapper(new Hooked(), { isStatic: false }),
+          ],
+        },
+      ),
     ]);
     expect(await settled(ready)).toBe(true);
   });
@@ -82,7 +112,9 @@ describe('ProviderLifecycle.bootstrapped', () => {
     void lifecycle.bootstrapped([wrapper(prototypeHook), wrapper(ownHook)]);
     expect(await prototypeHook.onApplicationBootstrap()).toBe('bootstrapped');
     expect(prototypeHook.calls).toEqual(['bootstrap']);
-    expect(Object.prototype.hasOwnProperty.call(prototypeHook, 'onApplicationBootstrap')).toBe(false);
+    expect(Object.prototype.hasOwnProperty.call(prototypeHook, 'onApplicationBootstrap')).toBe(
+      false,
+    );
     expect(await ownHook.onApplicationBootstrap()).toBe('own');
     expect(ownHook.onApplicationBootstrap).toBe(original);
   });
@@ -106,7 +138,9 @@ describe('ProviderLifecycle.drainBeforeTeardown', () => {
     const drained: number[] = [];
     const lifecycle = new ProviderLifecycle();
     const owner = wrapper({}, { ctor: [wrapper(injected)] });
-    drains.forEach((d, i) => lifecycle.drainBeforeTeardown([owner], () => (drained.push(i), d.promise)));
+    drains.forEach((d, i) =>
+      lifecycle.drainBeforeTeardown([owner], () => (drained.push(i), d.promise)),
+    );
     const destroying = injected.onModuleDestroy();
     await flush();
     expect(drained).toEqual([0, 1]);
@@ -121,7 +155,9 @@ describe('ProviderLifecycle.drainBeforeTeardown', () => {
   it("never fails the app's hook when a drain fails", async () => {
     const owner = new Hooked();
     const lifecycle = new ProviderLifecycle();
-    lifecycle.drainBeforeTeardown([wrapper(owner)], () => Promise.reject(new Error('drain failed')));
+    lifecycle.drainBeforeTeardown([wrapper(owner)], () =>
+      Promise.reject(new Error('drain failed')),
+    );
     await expect(owner.onModuleDestroy()).resolves.toBeUndefined();
     expect(owner.calls).toEqual(['destroy']);
   });
@@ -131,7 +167,10 @@ describe('ProviderLifecycle.drainBeforeTeardown', () => {
     const transient = new Hooked();
     const before = transient.onModuleDestroy;
     const lifecycle = new ProviderLifecycle();
-    lifecycle.drainBeforeTeardown([wrapper(plain, { ctor: [wrapper(transient, { transient: true })] })], async () => undefined);
+    lifecycle.drainBeforeTeardown(
+      [wrapper(plain, { ctor: [wrapper(transient, { transient: true })] })],
+      async () => undefined,
+    );
     expect(plain).toEqual({ name: 'plain' });
     expect(transient.onModuleDestroy).toBe(before);
   });

@@ -1,7 +1,14 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { insert, token, update } from '../fixtures/fake-change-stream.js';
 import { FencedMemoryStore } from '../fixtures/memory-lease-store.js';
-import { deferred, KEY, logs, positionOf, setup, stopAllStreams } from '../fixtures/stream-harness.js';
+import {
+  deferred,
+  KEY,
+  logs,
+  positionOf,
+  setup,
+  stopAllStreams,
+} from '../fixtures/stream-harness.js';
 import { eventually } from '../fixtures/test-env.js';
 
 afterEach(stopAllStreams);
@@ -9,12 +16,30 @@ afterEach(stopAllStreams);
 describe('CollectionStream with leases', () => {
   it('becomes active with a fenced lease, saves under it, and shows role, holder and fence', async () => {
     const tokens = new FencedMemoryStore();
-    const { stream, seen, events } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1), insert(2)]] }] });
+    const { stream, seen, events } = setup({
+      tokens,
+      leases: {},
+      scripts: [{ getMores: [[insert(1), insert(2)]] }],
+    });
     stream.start();
     await eventually('both handled', () => seen.length === 2);
-    await eventually('t2 saved under fence 1', () => tokens.saves.some((s) => JSON.stringify(s) === JSON.stringify({ position: positionOf(2), fence: 1 })));
-    expect(stream.status()).toMatchObject({ state: 'open', role: 'active', instanceId: 'A', holder: 'A', fence: 1 });
-    expect(events.find((e) => e.type === 'role')).toMatchObject({ role: 'active', instanceId: 'A', fence: 1 });
+    await eventually('t2 saved under fence 1', () =>
+      tokens.saves.some(
+        (s) => JSON.stringify(s) === JSON.stringify({ position: positionOf(2), fence: 1 }),
+      ),
+    );
+    expect(stream.status()).toMatchObject({
+      state: 'open',
+      role: 'active',
+      instanceId: 'A',
+      holder: 'A',
+      fence: 1,
+    });
+    expect(events.find((e) => e.type === 'role')).toMatchObject({
+      role: 'active',
+      instanceId: 'A',
+      fence: 1,
+    });
   });
 
   it('a refused write stops the stream at once: standby, nothing past it acknowledged, nothing saved under the old fence', async () => {
@@ -27,11 +52,15 @@ describe('CollectionStream with leases', () => {
       handle: (id) => (id === 3 ? third.promise : undefined),
     });
     stream.start();
-    await eventually('t2 saved', () => tokens.saves.some((s) => JSON.stringify(s.position) === JSON.stringify(positionOf(2))));
+    await eventually('t2 saved', () =>
+      tokens.saves.some((s) => JSON.stringify(s.position) === JSON.stringify(positionOf(2))),
+    );
     tokens.leases.steal(KEY, 'B'); // another instance took over while event 3 was running
     const savesBefore = tokens.saves.length;
     third.resolve();
-    await eventually('lost and said so', () => logs.messages('warn').some((m) => m.includes('lost its lease')));
+    await eventually('lost and said so', () =>
+      logs.messages('warn').some((m) => m.includes('lost its lease')),
+    );
     expect(logs.messages('warn').some((m) => m.includes('position write refused'))).toBe(true);
     expect(seen).toEqual([1, 2, 3]); // 4 and 5 were never dispatched by the fenced-out instance
     expect(tokens.saves.length).toBe(savesBefore);
@@ -41,13 +70,21 @@ describe('CollectionStream with leases', () => {
   it('a refused renewal stops reading: events after it are left to the new holder', async () => {
     const tokens = new FencedMemoryStore();
     const stolen = deferred();
-    const { stream, seen, server } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1)], { after: stolen.promise }, [insert(2)]] }] });
+    const { stream, seen, server } = setup({
+      tokens,
+      leases: {},
+      scripts: [{ getMores: [[insert(1)], { after: stolen.promise }, [insert(2)]] }],
+    });
     stream.start();
     await eventually('1 handled', () => seen.length === 1);
     tokens.leases.steal(KEY, 'B');
     await eventually('standby', () => stream.status().role === 'standby');
     stolen.resolve(); // the server has event 2 now (and the pending read returns): the fenced-out instance must not handle it
-    await eventually('lost and said so', () => logs.messages('warn').some((m) => m.includes('lost its lease (another instance holds it now)')));
+    await eventually('lost and said so', () =>
+      logs
+        .messages('warn')
+        .some((m) => m.includes('lost its lease (another instance holds it now)')),
+    );
     expect(seen).toEqual([1]);
     expect(server.opens).toHaveLength(1);
   });
@@ -63,7 +100,11 @@ describe('CollectionStream with leases', () => {
       if (!reachable) throw new Error('Redis is not reachable');
       return renew(key, lease);
     };
-    await eventually('lost for want of a confirmation', () => logs.messages('warn').some((m) => m.includes('no renewal confirmed within the 1000 ms lease TTL')));
+    await eventually('lost for want of a confirmation', () =>
+      logs
+        .messages('warn')
+        .some((m) => m.includes('no renewal confirmed within the 1000 ms lease TTL')),
+    );
     reachable = true;
     await eventually('active again', () => stream.status().role === 'active');
     expect(stream.status().fence).toBe(1); // the same lease: nobody else took the stream meanwhile
@@ -71,21 +112,35 @@ describe('CollectionStream with leases', () => {
 
   it('hand-over drains, saves the last position under its fence, then releases the lease', async () => {
     const tokens = new FencedMemoryStore();
-    const { stream, seen } = setup({ tokens, leases: {}, options: { checkpoint: { maxEvents: 100, intervalMs: 60_000 } }, scripts: [{ getMores: [[insert(1), insert(2)]] }, {}] });
+    const { stream, seen } = setup({
+      tokens,
+      leases: {},
+      options: { checkpoint: { maxEvents: 100, intervalMs: 60_000 } },
+      scripts: [{ getMores: [[insert(1), insert(2)]] }, {}],
+    });
     stream.start();
     await eventually('both handled', () => seen.length === 2);
     expect(tokens.saves).toEqual([]); // nothing saved yet: large batches
     stream.handOver('test');
     // It saves, releases, and (alone, so within its share) takes the stream again with a new fence.
-    await eventually('re-acquired with fence 2', () => stream.status().fence === 2 && stream.status().role === 'active');
+    await eventually(
+      're-acquired with fence 2',
+      () => stream.status().fence === 2 && stream.status().role === 'active',
+    );
     expect(tokens.saves[0]).toEqual({ position: positionOf(2), fence: 1 });
-    expect(logs.messages('log').some((m) => m.includes('handed the stream over (test)'))).toBe(true);
+    expect(logs.messages('log').some((m) => m.includes('handed the stream over (test)'))).toBe(
+      true,
+    );
   });
 
   it('is not handed over before it has a position (a server that gives none at open): the next holder would start from now', async () => {
     const tokens = new FencedMemoryStore();
     const gate = deferred();
-    const { stream, seen } = setup({ tokens, leases: {}, scripts: [{ getMores: [{ after: gate.promise }, [insert(1)]] }, {}] });
+    const { stream, seen } = setup({
+      tokens,
+      leases: {},
+      scripts: [{ getMores: [{ after: gate.promise }, [insert(1)]] }, {}],
+    });
     stream.start();
     await eventually('open', () => stream.status().state === 'open');
     expect(stream.handOver('test')).toBe(false);
@@ -98,7 +153,11 @@ describe('CollectionStream with leases', () => {
 
   it('when the store lost everything (Redis restarted empty), the next tenure resumes from the last handled position, not from now', async () => {
     const tokens = new FencedMemoryStore();
-    const { stream, seen, server } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }, { getMores: [[insert(4)]] }] });
+    const { stream, seen, server } = setup({
+      tokens,
+      leases: {},
+      scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }, { getMores: [[insert(4)]] }],
+    });
     stream.start();
     await eventually('3 handled', () => seen.length === 3);
     tokens.wipe(); // Redis restarted empty: positions, the lease and its fence counter are gone
@@ -149,7 +208,10 @@ describe('CollectionStream with leases: losing the lease stops handler calls at 
       },
     });
     stream.start();
-    await eventually('the insert runs, the update waits behind it', () => started.length === 1 && stream.status().inFlightEvents === 2);
+    await eventually(
+      'the insert runs, the update waits behind it',
+      () => started.length === 1 && stream.status().inFlightEvents === 2,
+    );
     tokens.leases.steal(KEY, 'B');
     await eventually('standby', () => stream.status().role === 'standby');
     first.resolve();
@@ -162,11 +224,18 @@ describe('CollectionStream with leases: shutdown, failure and hand-over', () => 
   it('a shutdown that times out keeps the lease (it expires with the process), so no one handles the running event twice', async () => {
     const tokens = new FencedMemoryStore();
     const running = deferred();
-    const { stream } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1)]] }], handle: () => running.promise });
+    const { stream } = setup({
+      tokens,
+      leases: {},
+      scripts: [{ getMores: [[insert(1)]] }],
+      handle: () => running.promise,
+    });
     stream.start();
     await eventually('1 running', () => stream.status().inFlightEvents === 1);
     await stream.stop(100);
-    expect((await tokens.leases.acquire(KEY, 'B')) as object).toMatchObject({ heldBy: { holder: 'A', fence: 1 } });
+    expect((await tokens.leases.acquire(KEY, 'B')) as object).toMatchObject({
+      heldBy: { holder: 'A', fence: 1 },
+    });
     running.resolve();
   });
 
@@ -196,13 +265,20 @@ describe('CollectionStream with leases: shutdown, failure and hand-over', () => 
     expect(stream.status()).toMatchObject({ state: 'failed', role: 'active', holder: 'A' });
     await stream.stop(1000);
     expect(tokens.leases.isCurrent(KEY, lease)).toBe(false);
-    expect(await tokens.leases.acquire(KEY, 'B')).toMatchObject({ acquired: { holder: 'B', fence: lease.fence + 1 } });
+    expect(await tokens.leases.acquire(KEY, 'B')).toMatchObject({
+      acquired: { holder: 'B', fence: lease.fence + 1 },
+    });
   });
 
   it('a stream with events in flight is not handed over', async () => {
     const tokens = new FencedMemoryStore();
     const running = deferred();
-    const { stream } = setup({ tokens, leases: {}, scripts: [{ getMores: [[insert(1)]] }], handle: () => running.promise });
+    const { stream } = setup({
+      tokens,
+      leases: {},
+      scripts: [{ getMores: [[insert(1)]] }],
+      handle: () => running.promise,
+    });
     stream.start();
     await eventually('1 running', () => stream.status().inFlightEvents === 1);
     expect(stream.handOver('test')).toBe(false);
@@ -235,7 +311,9 @@ describe('CollectionStream with leases: shutdown, failure and hand-over', () => 
     tokens.leases.acquire = async (...args) => thaw.promise.then(() => acquire(...args));
     tokens.leases.heartbeat = async (...args) => thaw.promise.then(() => heartbeat(...args));
     await eventually('no longer a healthy standby', () => stream.status().state === 'reconnecting');
-    expect(stream.status().lastError).toBe('waiting for the position store to ask for the lease: no answer from Redis for more than the lease TTL (1000 ms), so no live holder of the stream is known');
+    expect(stream.status().lastError).toBe(
+      'waiting for the position store to ask for the lease: no answer from Redis for more than the lease TTL (1000 ms), so no live holder of the stream is known',
+    );
     thaw.resolve(); // Redis answers again, and B still holds the stream
     await eventually('standby again', () => stream.status().state === 'standby');
     expect(stream.status()).toMatchObject({ role: 'standby', holder: 'B', lastError: null });
@@ -249,7 +327,9 @@ describe('CollectionStream with leases: shutdown, failure and hand-over', () => 
     await eventually('standby', () => stream.status().state === 'standby');
     await stream.stop(500);
     expect(logs.messages('warn').filter((m) => m.includes('could not be stored'))).toEqual([]);
-    expect(logs.messages('log').some((m) => m.includes('closed (it was on standby here)'))).toBe(true);
+    expect(logs.messages('log').some((m) => m.includes('closed (it was on standby here)'))).toBe(
+      true,
+    );
   });
 });
 
@@ -267,16 +347,24 @@ describe('CollectionStream with leases: Redis unreachable', () => {
 });
 
 describe('CollectionStream with leases: recovery when Redis lost its data (the left position)', () => {
-  const saved = (tokens: FencedMemoryStore, n: number) => tokens.saves.some((s) => JSON.stringify(s.position) === JSON.stringify(positionOf(n)));
+  const saved = (tokens: FencedMemoryStore, n: number) =>
+    tokens.saves.some((s) => JSON.stringify(s.position) === JSON.stringify(positionOf(n)));
   /** Instance A, active, has handled events 1-3 and stored 3. */
   const aStoredThree = async (tokens: FencedMemoryStore) => {
-    const a = setup({ tokens, leases: { instanceId: 'A' }, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }] });
+    const a = setup({
+      tokens,
+      leases: { instanceId: 'A' },
+      scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }],
+    });
     a.stream.start();
     await eventually('A handled 3 and saved', () => a.seen.length === 3 && saved(tokens, 3));
     return a;
   };
   /** Redis restarts empty, and instance B (started now) takes the stream from A. */
-  const wipeAndStartB = (tokens: FencedMemoryStore, scripts: Parameters<typeof setup>[0]['scripts']) => {
+  const wipeAndStartB = (
+    tokens: FencedMemoryStore,
+    scripts: Parameters<typeof setup>[0]['scripts'],
+  ) => {
     tokens.wipe();
     const b = setup({ tokens, leases: { instanceId: 'B' }, scripts });
     b.stream.start();
@@ -285,18 +373,39 @@ describe('CollectionStream with leases: recovery when Redis lost its data (the l
 
   it('Redis restarted empty under two instances: the old holder leaves its last position, the new one (started from now) restarts from it', async () => {
     const tokens = new FencedMemoryStore();
-    const a = setup({ tokens, leases: { instanceId: 'A' }, scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }] });
+    const a = setup({
+      tokens,
+      leases: { instanceId: 'A' },
+      scripts: [{ getMores: [[insert(1), insert(2), insert(3)]] }],
+    });
     a.stream.start();
-    await eventually('A handled 3 and saved', () => a.seen.length === 3 && tokens.saves.some((s) => JSON.stringify(s.position) === JSON.stringify(positionOf(3))));
+    await eventually(
+      'A handled 3 and saved',
+      () =>
+        a.seen.length === 3 &&
+        tokens.saves.some((s) => JSON.stringify(s.position) === JSON.stringify(positionOf(3))),
+    );
     tokens.wipe();
-    const b = setup({ tokens, leases: { instanceId: 'B' }, scripts: [{ getMores: [[insert(9)]] }, { getMores: [[insert(4), insert(5)]] }] });
+    const b = setup({
+      tokens,
+      leases: { instanceId: 'B' },
+      scripts: [{ getMores: [[insert(9)]] }, { getMores: [[insert(4), insert(5)]] }],
+    });
     b.stream.start();
     // B got a fresh lease and started from now; A loses its lease and leaves t3 beside the key.
     await eventually('B restarted from what A left', () => b.server.opens.length === 2, 5000);
     expect(b.server.opens[1].resumeAfter).toEqual(token(3));
     await eventually('B handled 4 and 5', () => b.seen.includes(5));
-    expect(logs.messages('warn').some((m) => m.includes('an instance left its last position when the store lost'))).toBe(true);
-    expect(logs.messages('warn').some((m) => m.includes('while A was reading; A left the position it reached'))).toBe(true);
+    expect(
+      logs
+        .messages('warn')
+        .some((m) => m.includes('an instance left its last position when the store lost')),
+    ).toBe(true);
+    expect(
+      logs
+        .messages('warn')
+        .some((m) => m.includes('while A was reading; A left the position it reached')),
+    ).toBe(true);
     expect(tokens.saves.every((s) => s.fence !== null)).toBe(true);
     await eventually('what A left is removed once B stored it', () => tokens.orphans.size === 0);
   });
@@ -309,7 +418,10 @@ describe('CollectionStream with leases: recovery when Redis lost its data (the l
     await eventually('B handled 9 and saved it', () => b.seen.includes(9) && saved(tokens, 9));
     await eventually('B restarted from what A left', () => b.server.opens.length === 2, 10_000);
     expect(b.server.opens[1].resumeAfter).toEqual(token(3));
-    await eventually('B handled 4, and what A left is removed', () => b.seen.includes(4) && tokens.orphans.size === 0);
+    await eventually(
+      'B handled 4, and what A left is removed',
+      () => b.seen.includes(4) && tokens.orphans.size === 0,
+    );
     expect(tokens.failOrphanWrites).toBe(0);
   });
 
@@ -317,11 +429,17 @@ describe('CollectionStream with leases: recovery when Redis lost its data (the l
     const tokens = new FencedMemoryStore();
     tokens.orphans.set(KEY, positionOf(3));
     tokens.failSaves = true;
-    const b = setup({ tokens, leases: { instanceId: 'B' }, scripts: [{ getMores: [[insert(4)]] }] });
+    const b = setup({
+      tokens,
+      leases: { instanceId: 'B' },
+      scripts: [{ getMores: [[insert(4)]] }],
+    });
     b.stream.start();
     await eventually('B opened after what was left', () => b.server.opens.length === 1);
     expect(b.server.opens[0].resumeAfter).toEqual(token(3));
-    await eventually('B tried to store it', () => logs.messages('warn').some((m) => m.includes('Saving the position of')));
+    await eventually('B tried to store it', () =>
+      logs.messages('warn').some((m) => m.includes('Saving the position of')),
+    );
     expect(tokens.orphans.get(KEY)).toEqual(positionOf(3));
     tokens.failSaves = false;
     // Stored at or after it (here 4, handled meanwhile), then removed.
@@ -332,7 +450,11 @@ describe('CollectionStream with leases: recovery when Redis lost its data (the l
 
   it('the position left beats an older one this instance remembers from its own earlier tenure', async () => {
     const tokens = new FencedMemoryStore();
-    const c = setup({ tokens, leases: { instanceId: 'C' }, scripts: [{ getMores: [[insert(1)]] }, { getMores: [[insert(6)]] }] });
+    const c = setup({
+      tokens,
+      leases: { instanceId: 'C' },
+      scripts: [{ getMores: [[insert(1)]] }, { getMores: [[insert(6)]] }],
+    });
     c.stream.start();
     await eventually('C handled 1 and saved', () => c.seen.includes(1) && saved(tokens, 1));
     const a = tokens.leases.steal(KEY, 'A');
@@ -349,7 +471,10 @@ describe('CollectionStream with leases: recovery when Redis lost its data (the l
     const a = await aStoredThree(tokens);
     tokens.failOrphanWrites = 1;
     const b = wipeAndStartB(tokens, [{ getMores: [[insert(9)]] }, { getMores: [[insert(4)]] }]);
-    await eventually('A lost its lease and its first attempt failed', () => tokens.failOrphanWrites === 0);
+    await eventually(
+      'A lost its lease and its first attempt failed',
+      () => tokens.failOrphanWrites === 0,
+    );
     await a.stream.stop(1000); // well before its next retry (500 ms and more)
     expect(tokens.orphans.get(KEY) ?? tokens.usedOrphans.has(KEY)).toBeTruthy();
     await eventually('B resumed from what A left', () => b.seen.includes(4));
@@ -361,10 +486,17 @@ describe('CollectionStream with leases: recovery when Redis lost its data (the l
     const a = await aStoredThree(tokens);
     tokens.failOrphanWrites = 100;
     wipeAndStartB(tokens, [{ getMores: [[insert(9)]] }]); // B's acquisition is what takes A's lease
-    await eventually('A lost its lease and its first attempt failed', () => tokens.failOrphanWrites < 100);
+    await eventually(
+      'A lost its lease and its first attempt failed',
+      () => tokens.failOrphanWrites < 100,
+    );
     await a.stream.stop(1000);
-    const warning = logs.messages('warn').find((m) => m.includes('could not check for lost data after losing the lease'));
-    expect(warning).toContain(`run: SET ${KEY}:orphan '{"v":{"$numberInt":"2"},"token":{"_data":"t3"},"savedAt":`);
+    const warning = logs
+      .messages('warn')
+      .find((m) => m.includes('could not check for lost data after losing the lease'));
+    expect(warning).toContain(
+      `run: SET ${KEY}:orphan '{"v":{"$numberInt":"2"},"token":{"_data":"t3"},"savedAt":`,
+    );
   });
 
   it('a last attempt that gets no answer within the shutdown timeout is reported too, once', async () => {
@@ -374,19 +506,27 @@ describe('CollectionStream with leases: recovery when Redis lost its data (the l
     wipeAndStartB(tokens, [{ getMores: [[insert(9)]] }]);
     await eventually('A lost its lease and asked', () => tokens.orphanAttempts > 0);
     await a.stream.stop(300);
-    const warnings = logs.messages('warn').filter((m) => m.includes('could not check for lost data after losing the lease'));
+    const warnings = logs
+      .messages('warn')
+      .filter((m) => m.includes('could not check for lost data after losing the lease'));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain('(no answer within shutdownTimeoutMs (300 ms))');
   });
 
   it('a normal takeover leaves no position behind', async () => {
     const tokens = new FencedMemoryStore();
-    const a = setup({ tokens, leases: { instanceId: 'A' }, scripts: [{ getMores: [[insert(1), insert(2)]] }] });
+    const a = setup({
+      tokens,
+      leases: { instanceId: 'A' },
+      scripts: [{ getMores: [[insert(1), insert(2)]] }],
+    });
     a.stream.start();
     await eventually('A handled 2 and saved', () => a.seen.length === 2 && saved(tokens, 2));
     tokens.leases.steal(KEY, 'B');
     await eventually('A checked whether the store lost data', () => tokens.orphanChecks === 1);
     expect(tokens.orphans.size).toBe(0);
-    expect(logs.messages('warn').filter((m) => m.includes('left the position it reached'))).toEqual([]);
+    expect(logs.messages('warn').filter((m) => m.includes('left the position it reached'))).toEqual(
+      [],
+    );
   });
 });

@@ -11,7 +11,11 @@ beforeEach(() => {
   from = logs.lines.length;
 });
 /** The open lines logged since this test began, in order. */
-const openLines = () => logs.lines.slice(from).filter((l) => l.level === 'log' && l.message.startsWith(`Stream ${KEY} opened`)).map((l) => l.message);
+const openLines = () =>
+  logs.lines
+    .slice(from)
+    .filter((l) => l.level === 'log' && l.message.startsWith(`Stream ${KEY} opened`))
+    .map((l) => l.message);
 
 describe('CollectionStream: the open line says what it resumes from', () => {
   it('says "after the stored token" only for a stored token', async () => {
@@ -36,7 +40,12 @@ describe('CollectionStream: the open line says what it resumes from', () => {
   });
 
   it('names the reopen after an invalidate event as such', async () => {
-    const { stream, seen } = setup({ scripts: [{ getMores: [[insert(1), lifecycle(2, 'drop'), lifecycle(3, 'invalidate')]] }, { getMores: [[insert(4)]] }] });
+    const { stream, seen } = setup({
+      scripts: [
+        { getMores: [[insert(1), lifecycle(2, 'drop'), lifecycle(3, 'invalidate')]] },
+        { getMores: [[insert(4)]] },
+      ],
+    });
     stream.start();
     await eventually('4 handled', () => seen.includes(4));
     expect(openLines()).toEqual([

@@ -43,8 +43,17 @@ describe('ChangeStreamHistoryLost after the oplog rolled over (real mongod)', ()
   let lostValue: string;
   let lostToken: unknown;
 
-  const start = (consumer: string, changeStreams: Parameters<typeof MongodApp.start>[0]['changeStreams'] = {}) =>
-    MongodApp.start({ mongoUri: server!.uri, dbName, consumer, providers: [LedgerListener], changeStreams }).then((app) => scope.track(app));
+  const start = (
+    consumer: string,
+    changeStreams: Parameters<typeof MongodApp.start>[0]['changeStreams'] = {},
+  ) =>
+    MongodApp.start({
+      mongoUri: server!.uri,
+      dbName,
+      consumer,
+      providers: [LedgerListener],
+      changeStreams,
+    }).then((app) => scope.track(app));
 
   beforeAll(async () => {
     if (!available) return;
@@ -71,33 +80,56 @@ describe('ChangeStreamHistoryLost after the oplog rolled over (real mongod)', ()
     await server?.stop();
   });
 
-  onTinyOplog('policy fail: the stream is failed, the event says fail, the stored value is kept (mongod started by the harness only)', async () => {
-    const app = await start(failing, { onHistoryLost: 'fail' });
-    const status = app.registry.getStatus('ledger')!;
-    expect(status.state).toBe('failed');
-    expect(status.lastError).toMatch(/the oplog no longer holds it, or the server rejected the token/);
-    expect(status.lastError).toMatch(/delete the key/);
-    expect(status.eventsHandled).toBe(0);
-    const lost = app.registryEvents.filter((e) => e.type === 'history-lost');
-    expect(lost).toHaveLength(1);
-    expect(lost[0]).toMatchObject({ action: 'fail', key: failingKey, database: dbName, collection: 'ledger', position: { token: lostToken } });
-    expect(app.registryEvents.some((e) => e.type === 'state' && e.state === 'failed')).toBe(true);
-    expect(await probe.redis.get(failingKey)).toBe(lostValue);
-    expect(ids(app)).toEqual([]);
-  });
+  onTinyOplog(
+    'policy fail: the stream is failed, the event says fail, the stored value is kept (mongod started by the harness only)',
+    async () => {
+      const app = await start(failing, { onHistoryLost: 'fail' });
+      const status = app.registry.getStatus('ledger')!;
+      expect(status.state).toBe('failed');
+      expect(status.lastError).toMatch(
+        /the oplog no longer holds it, or the server rejected the token/,
+      );
+      expect(status.lastError).toMatch(/delete the key/);
+      expect(status.eventsHandled).toBe(0);
+      const lost = app.registryEvents.filter((e) => e.type === 'history-lost');
+      expect(lost).toHaveLength(1);
+      expect(lost[0]).toMatchObject({
+        action: 'fail',
+        key: failingKey,
+        database: dbName,
+        collection: 'ledger',
+        position: { token: lostToken },
+      });
+      expect(app.registryEvents.some((e) => e.type === 'state' && e.state === 'failed')).toBe(true);
+      expect(await probe.redis.get(failingKey)).toBe(lostValue);
+      expect(ids(app)).toEqual([]);
+    },
+  );
 
-  onTinyOplog('policy restart-from-now: logged as data loss, a history-lost event, new writes delivered (mongod started by the harness only)', async () => {
-    const app = await start(restarting, { onHistoryLost: 'restart-from-now' });
-    expect(app.logger.messages('error').some((m) => m.startsWith(`DATA LOSS on ${restartingKey}`))).toBe(true);
-    const lost = app.registryEvents.filter((e) => e.type === 'history-lost');
-    expect(lost).toHaveLength(1);
-    expect(lost[0]).toMatchObject({ action: 'restart-from-now', key: restartingKey, position: { token: lostToken } });
-    expect(app.registry.getStatus('ledger')?.state).toBe('open');
+  onTinyOplog(
+    'policy restart-from-now: logged as data loss, a history-lost event, new writes delivered (mongod started by the harness only)',
+    async () => {
+      const app = await start(restarting, { onHistoryLost: 'restart-from-now' });
+      expect(
+        app.logger.messages('error').some((m) => m.startsWith(`DATA LOSS on ${restartingKey}`)),
+      ).toBe(true);
+      const lost = app.registryEvents.filter((e) => e.type === 'history-lost');
+      expect(lost).toHaveLength(1);
+      expect(lost[0]).toMatchObject({
+        action: 'restart-from-now',
+        key: restartingKey,
+        position: { token: lostToken },
+      });
+      expect(app.registry.getStatus('ledger')?.state).toBe('open');
 
-    await probe.collection('ledger').insertOne({ _id: 3 as never });
-    await eventually('the write made after the restart', () => ids(app).includes(3));
-    // Reading went on from now: entry 2, written while the position was lost, is the data loss the log reported.
-    expect(ids(app)).toEqual([3]);
-    await eventually('a valid position replaced the lost one', async () => (await probe.redis.get(restartingKey)) !== lostValue);
-  });
+      await probe.collection('ledger').insertOne({ _id: 3 as never });
+      await eventually('the write made after the restart', () => ids(app).includes(3));
+      // Reading went on from now: entry 2, written while the position was lost, is the data loss the log reported.
+      expect(ids(app)).toEqual([3]);
+      await eventually(
+        'a valid position replaced the lost one',
+        async () => (await probe.redis.get(restartingKey)) !== lostValue,
+      );
+    },
+  );
 });

@@ -2,7 +2,12 @@ import type { INestApplicationContext, Provider } from '@nestjs/common';
 import { MongooseModule } from '@nestjs/mongoose';
 import { Test } from '@nestjs/testing';
 import mongoose from 'mongoose';
-import { type ChangeStreamEvent, ChangeStreamModule, type ChangeStreamModuleOptions, ChangeStreamRegistry } from '../../../lib/index.js';
+import {
+  type ChangeStreamEvent,
+  ChangeStreamModule,
+  type ChangeStreamModuleOptions,
+  ChangeStreamRegistry,
+} from '../../../lib/index.js';
 import { CapturingLogger } from '../../fixtures/capturing-logger.js';
 import { EventLog } from '../../fixtures/event-log.js';
 import { testEnv } from '../../fixtures/test-env.js';
@@ -101,7 +106,10 @@ export class TinyOplogReplSet {
   static async start(): Promise<TinyOplogReplSet> {
     const server = await MongodReplSet.start({ args: ['--oplogSize', '1', '--syncdelay', '1'] });
     try {
-      return new TinyOplogReplSet(server, await new mongoose.mongo.MongoClient(server.uri).connect());
+      return new TinyOplogReplSet(
+        server,
+        await new mongoose.mongo.MongoClient(server.uri).connect(),
+      );
     } catch (error) {
       await server.stop();
       throw error;
@@ -127,7 +135,10 @@ export class TinyOplogReplSet {
     for (let written = 0; ; written++) {
       const oldest = await oplog.find().sort({ $natural: 1 }).limit(1).next();
       if (oldest && compareTimestamps(oldest.ts, newest.ts) > 0) return written;
-      if (Date.now() > deadline) throw new Error(`the oplog did not roll over within ${timeoutMs} ms (${written} documents of 36 KB written)`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `the oplog did not roll over within ${timeoutMs} ms (${written} documents of 36 KB written)`,
+        );
       await filler.insertOne({ large }, { writeConcern: { w: 'majority' } });
     }
   }

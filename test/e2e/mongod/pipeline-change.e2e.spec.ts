@@ -43,27 +43,39 @@ describe('resume after the server-side pipeline changed (real mongod)', () => {
   const scope = new TestScope();
   afterEach(() => scope.closeAll());
 
-  onMongod('a token stored under an inserts-only filter resumes under an updates-only filter without losing the updates (real mongod only)', async () => {
-    const dbName = uniqueName('pipeline');
-    const consumer = uniqueName('svc');
-    const probe = await scope.probe(dbName);
-    const orders = probe.db.collection<Order>('orders');
-    const first = await scope.app({ dbName, consumer, providers: [InsertsOnly] });
-    await orders.insertOne({ _id: 1, status: 'new' });
-    await eventually('insert handled', () => first.get(InsertsOnly).ids.length === 1);
-    const stored = await probe.storedToken(consumer, 'orders');
-    await scope.close(first);
-    expect(await probe.storedToken(consumer, 'orders')).toEqual(stored);
+  onMongod(
+    'a token stored under an inserts-only filter resumes under an updates-only filter without losing the updates (real mongod only)',
+    async () => {
+      const dbName = uniqueName('pipeline');
+      const consumer = uniqueName('svc');
+      const probe = await scope.probe(dbName);
+      const orders = probe.db.collection<Order>('orders');
+      const first = await scope.app({ dbName, consumer, providers: [InsertsOnly] });
+      await orders.insertOne({ _id: 1, status: 'new' });
+      await eventually('insert handled', () => first.get(InsertsOnly).ids.length === 1);
+      const stored = await probe.storedToken(consumer, 'orders');
+      await scope.close(first);
+      expect(await probe.storedToken(consumer, 'orders')).toEqual(stored);
 
-    // Written while no instance runs, then the new handler set starts from the insert's token.
-    await orders.updateOne({ _id: 1 }, { $set: { status: 'paid' } });
-    await orders.insertOne({ _id: 2, status: 'new' });
-    await orders.updateOne({ _id: 2 }, { $set: { status: 'paid' } });
-    const second = await scope.app({ dbName, consumer, providers: [UpdatesOnly], changeStreams: { onHistoryLost: 'restart-from-now' } });
-    await eventually('both updates handled', () => second.get(UpdatesOnly).ids.length >= 2, 30_000);
+      // Written while no instance runs, then the new handler set starts from the insert's token.
+      await orders.updateOne({ _id: 1 }, { $set: { status: 'paid' } });
+      await orders.insertOne({ _id: 2, status: 'new' });
+      await orders.updateOne({ _id: 2 }, { $set: { status: 'paid' } });
+      const second = await scope.app({
+        dbName,
+        consumer,
+        providers: [UpdatesOnly],
+        changeStreams: { onHistoryLost: 'restart-from-now' },
+      });
+      await eventually(
+        'both updates handled',
+        () => second.get(UpdatesOnly).ids.length >= 2,
+        30_000,
+      );
 
-    expect([...new Set(second.get(UpdatesOnly).ids)]).toEqual([1, 2]);
-    expect(second.logger.messages('error').some((m) => m.includes('DATA LOSS'))).toBe(false);
-    expect(second.get(ChangeStreamRegistry).getStatus('orders')).toMatchObject({ state: 'open' });
-  });
+      expect([...new Set(second.get(UpdatesOnly).ids)]).toEqual([1, 2]);
+      expect(second.logger.messages('error').some((m) => m.includes('DATA LOSS'))).toBe(false);
+      expect(second.get(ChangeStreamRegistry).getStatus('orders')).toMatchObject({ state: 'open' });
+    },
+  );
 });

@@ -15,10 +15,23 @@ type Changed = 'update' | 'replace' | 'delete';
 
 @Injectable()
 class AccountListener {
-  readonly changes: Array<mongo.ChangeStreamUpdateDocument<Account> | mongo.ChangeStreamReplaceDocument<Account> | mongo.ChangeStreamDeleteDocument<Account>> = [];
+  readonly changes: Array<
+    | mongo.ChangeStreamUpdateDocument<Account>
+    | mongo.ChangeStreamReplaceDocument<Account>
+    | mongo.ChangeStreamDeleteDocument<Account>
+  > = [];
 
-  @OnChange<Account, Changed>('accounts', { operationTypes: ['update', 'replace', 'delete'], fullDocumentBeforeChange: 'required', fullDocument: 'whenAvailable' })
-  onChange(change: mongo.ChangeStreamUpdateDocument<Account> | mongo.ChangeStreamReplaceDocument<Account> | mongo.ChangeStreamDeleteDocument<Account>) {
+  @OnChange<Account, Changed>('accounts', {
+    operationTypes: ['update', 'replace', 'delete'],
+    fullDocumentBeforeChange: 'required',
+    fullDocument: 'whenAvailable',
+  })
+  onChange(
+    change:
+      | mongo.ChangeStreamUpdateDocument<Account>
+      | mongo.ChangeStreamReplaceDocument<Account>
+      | mongo.ChangeStreamDeleteDocument<Account>,
+  ) {
     this.changes.push(change);
   }
 }
@@ -34,28 +47,41 @@ describe('pre-images with fullDocumentBeforeChange: required (real mongod)', () 
   const scope = new TestScope();
   afterEach(() => scope.closeAll());
 
-  onMongod('update, replace and delete events carry the document as it was before (real mongod only)', async () => {
-    const dbName = uniqueName('preimages');
-    const consumer = uniqueName('svc');
-    const probe = await scope.probe(dbName);
-    await probe.db.createCollection('accounts', { changeStreamPreAndPostImages: { enabled: true } });
-    const app = await scope.app({ dbName, consumer, providers: [AccountListener] });
-    const listener = app.get(AccountListener);
-    const accounts = probe.db.collection<Account>('accounts');
+  onMongod(
+    'update, replace and delete events carry the document as it was before (real mongod only)',
+    async () => {
+      const dbName = uniqueName('preimages');
+      const consumer = uniqueName('svc');
+      const probe = await scope.probe(dbName);
+      await probe.db.createCollection('accounts', {
+        changeStreamPreAndPostImages: { enabled: true },
+      });
+      const app = await scope.app({ dbName, consumer, providers: [AccountListener] });
+      const listener = app.get(AccountListener);
+      const accounts = probe.db.collection<Account>('accounts');
 
-    await accounts.insertOne({ _id: 'acc1', balance: 100 });
-    await accounts.updateOne({ _id: 'acc1' }, { $inc: { balance: -30 } });
-    await accounts.replaceOne({ _id: 'acc1' }, { balance: 70, owner: 'ada' });
-    await accounts.deleteOne({ _id: 'acc1' });
-    await eventually('the delete handled', () => listener.changes.some((c) => c.operationType === 'delete'));
+      await accounts.insertOne({ _id: 'acc1', balance: 100 });
+      await accounts.updateOne({ _id: 'acc1' }, { $inc: { balance: -30 } });
+      await accounts.replaceOne({ _id: 'acc1' }, { balance: 70, owner: 'ada' });
+      await accounts.deleteOne({ _id: 'acc1' });
+      await eventually('the delete handled', () =>
+        listener.changes.some((c) => c.operationType === 'delete'),
+      );
 
-    expect(listener.changes.map((c) => [c.operationType, c.fullDocumentBeforeChange])).toEqual([
-      ['update', { _id: 'acc1', balance: 100 }],
-      ['replace', { _id: 'acc1', balance: 70 }],
-      ['delete', { _id: 'acc1', balance: 70, owner: 'ada' }],
-    ]);
-    // Post-images are kept as well: the update's new version without an extra lookup.
-    expect((listener.changes[0] as mongo.ChangeStreamUpdateDocument<Account>).fullDocument).toEqual({ _id: 'acc1', balance: 70 });
-    expect(app.get(ChangeStreamRegistry).getStatus('accounts')).toMatchObject({ state: 'open', eventsHandled: 3, lastError: null });
-  });
+      expect(listener.changes.map((c) => [c.operationType, c.fullDocumentBeforeChange])).toEqual([
+        ['update', { _id: 'acc1', balance: 100 }],
+        ['replace', { _id: 'acc1', balance: 70 }],
+        ['delete', { _id: 'acc1', balance: 70, owner: 'ada' }],
+      ]);
+      // Post-images are kept as well: the update's new version without an extra lookup.
+      expect(
+        (listener.changes[0] as mongo.ChangeStreamUpdateDocument<Account>).fullDocument,
+      ).toEqual({ _id: 'acc1', balance: 70 });
+      expect(app.get(ChangeStreamRegistry).getStatus('accounts')).toMatchObject({
+        state: 'open',
+        eventsHandled: 3,
+        lastError: null,
+      });
+    },
+  );
 });
