@@ -114,6 +114,15 @@ export class LeaseTerm {
     const { lease, checkpointer, state, logger, key, emit, stopping, options } = this.context;
     clearTimeout(this.timer);
     const end = this.end;
+    const emitStandby = (reason: string) =>
+      emit({
+        type: 'role',
+        key,
+        role: 'standby',
+        instanceId: lease!.instanceId,
+        fence: null,
+        reason,
+      });
     if (!end || stopping.aborted || end.kind === 'reload') {
       // Reload: still the holder, the next term's `load` resumes from the position that was left.
       await this.scheduler.drain();
@@ -130,14 +139,7 @@ export class LeaseTerm {
         );
       else state.setBase('standby');
       logger.warn(messages.leaseLost(key, lease!.instanceId, end.reason));
-      emit({
-        type: 'role',
-        key,
-        role: 'standby',
-        instanceId: lease!.instanceId,
-        fence: null,
-        reason: `lease lost: ${end.reason}`,
-      });
+      emitStandby(`lease lost: ${end.reason}`);
       await this.scheduler.drain();
       return;
     }
@@ -146,14 +148,7 @@ export class LeaseTerm {
     await lease!.release();
     state.setBase('standby');
     logger.log(messages.leaseHandedOver(key, lease!.instanceId, end.reason, saved));
-    emit({
-      type: 'role',
-      key,
-      role: 'standby',
-      instanceId: lease!.instanceId,
-      fence: null,
-      reason: `handed over: ${end.reason}`,
-    });
+    emitStandby(`handed over: ${end.reason}`);
   }
 
   /** At once, not when the reader next looks: nothing more is acknowledged, running handlers are told. */

@@ -143,37 +143,35 @@ export class ChangeStreamTelemetry {
   async handlerCall<T>(call: HandlerCall, run: () => T | Promise<T>): Promise<T> {
     if (!this.api) return run();
     const started = performance.now();
-    const record = (outcome: 'ok' | 'error') => {
-      if (this.metering)
-        this.handlerDuration!.record((performance.now() - started) / 1000, {
-          ...callAttributes(call),
-          'change_stream.outcome': outcome,
-        });
-    };
-    if (!this.tracing()) {
+    // Runs the call and records its duration and outcome; `onError` sees a failure first.
+    const measured = async (onError?: (error: unknown) => void): Promise<T> => {
+      let outcome: 'ok' | 'error' = 'error';
       try {
         const result = await run();
-        record('ok');
+        outcome = 'ok';
         return result;
       } catch (error) {
-        record('error');
+        onError?.(error);
         throw error;
+      } finally {
+        if (this.metering)
+          this.handlerDuration!.record((performance.now() - started) / 1000, {
+            ...callAttributes(call),
+            'change_stream.outcome': outcome,
+          });
       }
-    }
+    };
+    if (!this.tracing()) return measured();
     const { SpanKind, SpanStatusCode } = this.api;
     return this.tracer!.startActiveSpan(
       `change_stream ${call.collection} ${call.operationType}`,
       { kind: SpanKind.CONSUMER, attributes: spanAttributes(call) },
       async (span) => {
         try {
-          const result = await run();
-          record('ok');
-          return result;
-        } catch (error) {
-          record('error');
-          span.recordException(error as Error);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error)?.message });
-          throw error;
+          return await measured((error) => {
+            span.recordException(error as Error);
+            span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error)?.message });
+          });
         } finally {
           span.end();
         }
