@@ -169,10 +169,24 @@ export const messages = {
     'No SIGTERM handler is installed: call app.enableShutdownHooks() in main.ts, or a SIGTERM kills the process without draining the streams (their last events are then delivered again).',
   streamClosed: (key: string, saved: boolean, holding: boolean, positioned = true) =>
     `Stream ${key} ${!holding ? 'closed (it was on standby here)' : !positioned ? 'closed; it has no position yet (no event handled, and the server gave no start position)' : saved ? 'drained and closed; its position is stored' : 'closed'}.`,
-  catchingUp: (key: string, handled: number, lagMs: number, perSecond: number) =>
-    `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, catching up at ${Math.round(perSecond).toLocaleString('en-US')}/s.`,
-  fallingBehind: (key: string, handled: number, lagMs: number, inFlightMs: number) =>
-    `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, and no event finished in the last ${CATCH_UP_REPORT_EVERY_MS / 1000} s: the current one has been running for ${duration(inFlightMs)} (a stuck handler? see handlerStuck).`,
+  catchingUp: (
+    key: string,
+    handled: number,
+    lagMs: number,
+    perSecond: number,
+    headroomMs: number | null = null,
+  ) =>
+    `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, catching up at ${Math.round(perSecond).toLocaleString('en-US')}/s` +
+    (headroomMs === null ? '.' : `, history headroom ${duration(Math.max(0, headroomMs))}.`),
+  fallingBehind: (
+    key: string,
+    handled: number,
+    lagMs: number,
+    inFlightMs: number,
+    headroomMs: number | null = null,
+  ) =>
+    `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, and no event finished in the last ${CATCH_UP_REPORT_EVERY_MS / 1000} s: the current one has been running for ${duration(inFlightMs)} (a stuck handler? see handlerStuck)` +
+    (headroomMs === null ? '.' : `; history headroom ${duration(Math.max(0, headroomMs))}.`),
   tokenNotFoundResumingAtTime: (key: string, time: { t: number; i: number }, error: string) =>
     `Stream ${key}: the server did not find the stored resume token (${error}); its server-side filter changed since (a handler with other operationTypes or pipeline?). ` +
     `Resuming at the token's cluster time Timestamp({ t: ${time.t}, i: ${time.i} }) instead: events at that time are delivered again.`,
@@ -264,10 +278,40 @@ export const messages = {
   redisConnectionError: (where: string, error: string) =>
     `${where}: connection error (${error}); ioredis keeps retrying.`,
   redisConnectionRestored: (where: string) => `${where}: connection restored.`,
+  headroomNotSampled: () => 'the oplog has not been sampled yet',
+  headroomOff: () => 'history headroom sampling is off (historyHeadroom: false)',
+  headroomNoPosition: () => 'no position is stored for this stream yet',
+  headroomPositionUnreadable: (error: string) => `the stored position cannot be read (${error})`,
+  headroomPositionWithoutTime: () =>
+    'the position does not carry its cluster time (a resume token that is not a mongod token)',
+  oplogMissing: () =>
+    'local.oplog.rs is missing or empty on the node this connection reads (not a replica set member?)',
+  oplogUnauthorized: (error: string) =>
+    `not authorized to read local.oplog.rs (${error}); grant "find" on local.oplog.rs (clusterMonitor, or read on local, includes it)`,
+  oplogThroughMongos: (error: string) =>
+    `the connection goes through mongos, which has no oplog of its own (${error}); each shard's oplog must be watched on the shard`,
+  oplogRefused: (error: string) =>
+    `the server refuses to show local.oplog.rs (${error}); some hosted tiers (Atlas Flex, serverless) do not allow it`,
+  oplogUnreadable: (error: string) => `the oplog could not be read this time (${error})`,
+  headroomUnavailable: (connectionName: string, keys: string[], reason: string) =>
+    `History headroom of connection "${connectionName}" (${keys.join(', ')}) is unknown: ${reason}. ` +
+    `Streams keep working; only the early warning before history is lost is missing.`,
+  historyHeadroomLow: (key: string, headroomMs: number, windowMs: number, warnMs: number) =>
+    headroomMs < 0
+      ? `Stream ${key}: its position is ${duration(-headroomMs)} older than the oldest oplog entry (oplog window ${duration(windowMs)}): history is lost, and the next reopen applies onHistoryLost.`
+      : `Stream ${key}: history headroom ${duration(headroomMs)} (oplog window ${duration(windowMs)}) is below historyHeadroom.warnMs (${duration(warnMs)}): ` +
+        (windowMs < warnMs
+          ? 'the whole oplog window is shorter than that; enlarge the oplog (replSetResizeOplog, oplogMinRetentionHours) or lower warnMs.'
+          : 'the consumer is falling behind or stopped; once its position falls off the oplog, onHistoryLost applies.'),
+  historyHeadroomLowReason: (headroomMs: number, windowMs: number) =>
+    `history headroom ${headroomMs < 0 ? `lost (${duration(-headroomMs)} past the oldest oplog entry)` : duration(headroomMs)}, oplog window ${duration(windowMs)}`,
+  historyHeadroomRecovered: (key: string, headroomMs: number, windowMs: number) =>
+    `Stream ${key}: history headroom is ${duration(headroomMs)} again (oplog window ${duration(windowMs)}).`,
 };
 
 /** `3 m 10 s`, `12 s`, `1 h 2 m`: for humans reading logs. */
 function duration(ms: number): string {
+  if (ms >= 86_400_000) return `${Math.floor(ms / 86_400_000)} d ${Math.floor(ms / 3_600_000) % 24} h`;
   const seconds = Math.round(ms / 1000);
   if (seconds < 60) return `${seconds} s`;
   const minutes = Math.floor(seconds / 60);

@@ -39,6 +39,7 @@ import type { PositionStore } from './interfaces/position-store.interface.js';
 import { MirroredPositionStore } from './position-mirror/mirrored-position.store.js';
 import { withPositionMirror } from './position-mirror/position-mirror.factory.js';
 import { MIN_CLOSE_MS, STORE_CHECK_MS } from './options/defaults.js';
+import { HeadroomSampling } from './headroom/headroom-sampling.js';
 
 /** Wires discovery to streams and runs them with the application's lifecycle. */
 @Injectable()
@@ -54,6 +55,8 @@ export class ChangeStreamOrchestrator
   private telemetry: ChangeStreamTelemetry | undefined;
   /** The position store of every stream: the configured one, wrapped by the MongoDB mirror when `positionMirror` is on. */
   private tokens: PositionStore;
+  /** The oplog samplers of the streams' connections (history headroom). */
+  private readonly headroom: HeadroomSampling;
   /** Each stream's database, by key: for the startup check that the watched collections exist. */
   private readonly databases = new Map<string, mongo.Db>();
 
@@ -65,6 +68,7 @@ export class ChangeStreamOrchestrator
     @Inject(CHANGE_STREAM_STORES) private readonly stores: ChangeStreamStores,
   ) {
     this.tokens = stores.tokens;
+    this.headroom = new HeadroomSampling(options.historyHeadroom);
   }
 
   /** Discovery and every configuration check happen here, so a bad setup fails `app.init()`. */
@@ -122,6 +126,7 @@ export class ChangeStreamOrchestrator
       });
       this.lifecycle.drainBeforeTeardown(owners, () => this.drain(stream));
       this.registry.streams.push(stream);
+      if (stream.headroom) this.headroom.add(connection, plan.connectionName, stream.headroom);
     }
     this.telemetry = telemetry;
     this.stores.onDeadLettersDropped?.((letters) =>
@@ -161,6 +166,7 @@ export class ChangeStreamOrchestrator
     // A Redis that does not answer (a TLS URL for a plain server, say) must not hold bootstrap for its connect timeouts: the first announcement goes on in the background.
     if (this.balancer) await settlesWithin(this.balancer.start(), storeCheckMs);
     streams.forEach((s) => s.start());
+    this.headroom.start();
     const settled = await settlesWithin(
       Promise.all(streams.map((s) => s.whenSettled())),
       this.options.startupTimeoutMs,
@@ -180,7 +186,7 @@ export class ChangeStreamOrchestrator
 
   /** Nest destroys our (global) module after the app's: streams not drained earlier by their providers' hooks drain here. */
   async onModuleDestroy(): Promise<void> {
-    await Promise.all(this.registry.streams.map((s) => this.drain(s)));
+    await Promise.all([this.headroom.stop(), ...this.registry.streams.map((s) => this.drain(s))]);
   }
 
   /** Runs before mongoose closes its connections (in `onApplicationShutdown`). */

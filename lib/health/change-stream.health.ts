@@ -69,6 +69,12 @@ export interface StreamHealth {
   lastInvalidatedAt?: string;
   /** Why the stream is failed, reconnecting or degraded; absent when it is fine. See docs/troubleshooting.md. */
   lastError?: string;
+  /** Time until the position falls off the oplog (ms); absent before the first sample. See `ChangeStreamStatus`. */
+  historyHeadroomMs?: number | null;
+  /** The oplog's window (ms); absent before the first sample. */
+  oplogWindowMs?: number | null;
+  /** Why the headroom is unknown (privilege, mongos, no oplog…); absent when it is known. */
+  historyHeadroomUnknown?: string;
 }
 
 interface TerminusSession {
@@ -167,5 +173,15 @@ function toHealth(s: ChangeStreamStatus): StreamHealth {
     inFlightForMs: s.inFlightForMs,
     ...(s.lastInvalidatedAt ? { lastInvalidatedAt: s.lastInvalidatedAt.toISOString() } : {}),
     ...(s.lastError ? { lastError: s.lastError } : {}),
+    ...headroomOf(s),
+  };
+}
+
+function headroomOf(s: ChangeStreamStatus): Partial<StreamHealth> {
+  if (s.historyHeadroomUnknown === messages.headroomNotSampled()) return {};
+  return {
+    historyHeadroomMs: s.historyHeadroomMs,
+    oplogWindowMs: s.oplogWindowMs,
+    ...(s.historyHeadroomUnknown ? { historyHeadroomUnknown: s.historyHeadroomUnknown } : {}),
   };
 }

@@ -104,6 +104,24 @@ export interface PositionMirrorOptions {
 }
 
 /**
+ * History headroom (the module's `historyHeadroom` option; see docs/operating.md): how long until
+ * each stream's position falls off the oplog, sampled from `local.oplog.rs` (needs `find` on it).
+ */
+export interface HistoryHeadroomOptions {
+  /**
+   * A stream whose headroom is below this (ms) while the oplog drops entries turns `degraded`, with
+   * one warning naming it, its headroom and the oplog window; 0 never warns (status still shows it).
+   * @defaultValue 3600000 (1 hour)
+   */
+  warnMs?: number;
+  /**
+   * How often (ms) each connection's oplog is sampled: two one-entry reads, shared by its streams.
+   * @defaultValue 60000
+   */
+  intervalMs?: number;
+}
+
+/**
  * Options of `ChangeStreamModule.forRoot()`, or what the `forRootAsync()` factory returns.
  * Invalid values fail startup with a `ChangeStreamConfigError` naming the option.
  */
@@ -218,4 +236,11 @@ export interface ChangeStreamModuleOptions {
    * @defaultValue false
    */
   positionMirror?: boolean | PositionMirrorOptions;
+  /**
+   * Sample each stream's history headroom (time until its position falls off the oplog) and warn
+   * before it runs out; `false` reads nothing from `local.oplog.rs`. `true` for the defaults of
+   * `HistoryHeadroomOptions`.
+   * @defaultValue true
+   */
+  historyHeadroom?: boolean | HistoryHeadroomOptions;
 }

@@ -62,4 +62,15 @@ export interface ChangeStreamStatus {
    * oversized event, a server that refuses the stored position): see `docs/troubleshooting.md`.
    */
   consecutiveFailures: number;
+  /**
+   * How long until the stream's position falls off the oplog (ms): the position's cluster time
+   * minus the oldest oplog entry's time, sampled every `historyHeadroom.intervalMs`; negative when
+   * it already did. On a standby, the holder's stored position. Null when unknown: see
+   * `historyHeadroomUnknown`.
+   */
+  historyHeadroomMs: number | null;
+  /** The oplog's window (ms): its newest entry's time minus its oldest's, as `rs.printReplicationInfo()` shows it; null when unknown. */
+  oplogWindowMs: number | null;
+  /** Why `historyHeadroomMs` is null (not sampled yet, no position, the server does not show its oplog); null when it is known. */
+  historyHeadroomUnknown: string | null;
 }

@@ -4,6 +4,7 @@ import type {
   ChangeStreamModuleOptions,
   CheckpointOptions,
   HandlerRetryOptions,
+  HistoryHeadroomOptions,
   LeaseOptions,
   PositionMirrorOptions,
   ReconnectOptions,
@@ -90,6 +91,14 @@ export const POSITION_MIRROR_DEFAULTS = {
   /** The module's `connectionName`. */
   connectionName: (moduleConnection: string | undefined) => moduleConnection,
 } as const satisfies DefaultsOf<PositionMirrorOptions>;
+
+/** `historyHeadroom`: an hour's notice before a stream's position falls off the oplog. */
+export const HISTORY_HEADROOM_DEFAULTS = {
+  /** Time to react (restart a consumer, fix a handler, enlarge the oplog) before history is lost. */
+  warnMs: 3_600_000,
+  /** One pair of oplog reads per connection a minute: the oplog's ends move slowly. */
+  intervalMs: 60_000,
+} as const satisfies DefaultsOf<HistoryHeadroomOptions>;
 
 /** `ChangeStreamTestingModule.forRoot()` (its other options default as in production). */
 export const TESTING_DEFAULTS = {

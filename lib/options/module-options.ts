@@ -15,6 +15,7 @@ import { checkKeys } from './group-keys.js';
 import { intOption } from './integer-option.js';
 import { keyNames, unknownKeys } from './known-keys.js';
 import { LEASE_OPTIONS, leaseOptions } from './lease-options.js';
+import { historyHeadroomOptions } from './history-headroom-options.js';
 import { handlerFailurePolicy, historyLostPolicy } from './policy-options.js';
 import { positionMirrorOptions } from './position-mirror-options.js';
 import { redisOption } from './redis-options.js';
@@ -46,6 +47,7 @@ const MODULE_OPTIONS = {
   telemetry: true,
   positionMirror: true,
   deadLetterRetention: true,
+  historyHeadroom: true,
 } as const satisfies Record<keyof ChangeStreamModuleOptions, true>;
 const HANDLER_RETRY_OPTIONS = {
   retries: true,
@@ -200,5 +202,6 @@ export function resolveOptions(
     leases,
     telemetry: options.telemetry ?? MODULE_DEFAULTS.telemetry,
     positionMirror: positionMirrorOptions(options.positionMirror, options.connectionName),
+    historyHeadroom: historyHeadroomOptions(options.historyHeadroom),
   };
 }

@@ -34,4 +34,5 @@ export interface ResolvedChangeStreamOptions {
   telemetry: boolean;
   positionMirror:
     false | { collection: string; intervalMs: number; connectionName: string | undefined };
+  historyHeadroom: false | { warnMs: number; intervalMs: number };
 }

@@ -18,6 +18,8 @@ export class CatchUpReporter {
       handled: number;
       lagMs: number | null;
       inFlightForMs?: number | null;
+      /** The stream's history headroom (see `StreamHeadroom`), when known. */
+      headroomMs?: number | null;
     },
   ) {}
 
@@ -35,7 +37,7 @@ export class CatchUpReporter {
 
   /** Public for tests. */
   tick(now = Date.now()): void {
-    const { handled, lagMs, inFlightForMs } = this.read();
+    const { handled, lagMs, inFlightForMs, headroomMs = null } = this.read();
     const finished = handled - this.lastHandled;
     const rate = finished / Math.max(1, (now - this.lastAt) / 1000);
     this.lastHandled = handled;
@@ -43,7 +45,9 @@ export class CatchUpReporter {
     if (lagMs === null || lagMs < CATCH_UP_REPORT_BEHIND_MS) return;
     // Nothing finished: that is not catching up at 0/s, it is a handler that does not return.
     if (finished === 0 && inFlightForMs)
-      this.logger.warn(messages.fallingBehind(this.key, handled, lagMs, inFlightForMs));
-    else this.logger.log(messages.catchingUp(this.key, handled, lagMs, rate));
+      this.logger.warn(
+        messages.fallingBehind(this.key, handled, lagMs, inFlightForMs, headroomMs),
+      );
+    else this.logger.log(messages.catchingUp(this.key, handled, lagMs, rate, headroomMs));
   }
 }

@@ -5,6 +5,7 @@ import type {
   ChangeStreamState,
   ChangeStreamStatus,
 } from '../interfaces/change-stream-status.interface.js';
+import type { StreamHeadroom } from '../headroom/stream-headroom.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import { CatchUpReporter } from './catch-up-reporter.js';
 import type { ChangeEvent } from './change-cursor.js';
@@ -28,6 +29,8 @@ export interface CollectionStreamDeps extends CollectionStreamSetup {
   dispatcher: ChangeDispatcher;
   /** With leases on: this stream's lease on this instance. */
   lease?: StreamLeaseKeeper;
+  /** Its history headroom, updated by its connection's oplog sampler. */
+  headroom?: StreamHeadroom;
 }
 
 /**
@@ -71,6 +74,7 @@ export class CollectionStream {
       handled: this.eventsHandled,
       lagMs: this.state === 'open' || this.state === 'degraded' ? this.lag.lagMs() : null,
       inFlightForMs: this.status().inFlightForMs,
+      headroomMs: deps.headroom?.snapshot.historyHeadroomMs ?? null,
     }));
   }
 
@@ -89,6 +93,11 @@ export class CollectionStream {
 
   get database(): string {
     return this.deps.database;
+  }
+
+  /** Its history headroom (the orchestrator hands it to its connection's oplog sampler). */
+  get headroom(): StreamHeadroom | undefined {
+    return this.deps.headroom;
   }
 
   get state(): ChangeStreamState {

@@ -7,6 +7,7 @@ import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
 import type { HandlerFailurePolicy } from '../interfaces/failure-policies.interface.js';
 import type { PositionStore } from '../interfaces/position-store.interface.js';
 import type { LeaseBalancer, LeaseTiming } from '../lease/lease-balancer.js';
+import { StreamHeadroom } from '../headroom/stream-headroom.js';
 import { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
 import type { CursorFactory } from './change-cursor.js';
@@ -59,7 +60,21 @@ export function createCollectionStream(setup: CollectionStreamSetup): Collection
     ...setup,
     onDeadLetter: (id, handler) => setup.emit({ type: 'dead-lettered', key, id, handler }),
   });
-  return new CollectionStream({ ...setup, state, checkpointer, lease, dispatcher });
+  const holding = () => !lease || lease.current !== null;
+  const { historyHeadroom } = options;
+  const headroom = new StreamHeadroom(
+    {
+      key,
+      warnMs: historyHeadroom === false ? 0 : historyHeadroom.warnMs,
+      holding,
+      // A standby shows the holder's headroom: the position it stored.
+      position: async () => (holding() && checkpointer.position) || store.load(key),
+      degrade: (reason) => state.degrade('headroom', reason),
+      logger,
+    },
+    historyHeadroom === false ? messages.headroomOff() : undefined,
+  );
+  return new CollectionStream({ ...setup, state, checkpointer, lease, dispatcher, headroom });
 }
 
 /** What a stream's dispatcher is built from: the stream's setup, with the handlers and failure policy it calls. */

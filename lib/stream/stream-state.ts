@@ -4,8 +4,8 @@ import type { ChangeStreamState } from '../interfaces/change-stream-status.inter
 /** Every state but `degraded`, which is an open stream with a degradation. */
 export type BaseState = Exclude<ChangeStreamState, 'degraded'>;
 
-/** What makes an open stream show `degraded`: the position store's trouble, a stuck handler. */
-export type Degradation = 'store' | 'handler';
+/** What makes an open stream show `degraded`: the position store's trouble, a stuck handler, low history headroom. */
+export type Degradation = 'store' | 'handler' | 'headroom';
 
 /**
  * One stream's state: the base state the supervision sets, the degradations on top of it, the

@@ -1,3 +1,4 @@
+import { messages } from '../change-stream.messages.js';
 import type { ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { CollectionStreamDeps } from './collection-stream.js';
 import type { LagTracker } from './lag-tracker.js';
@@ -6,7 +7,10 @@ import type { StreamState } from './stream-state.js';
 
 /** What a stream's status snapshot is read from. */
 export interface StreamStatusSources {
-  deps: Pick<CollectionStreamDeps, 'key' | 'plan' | 'database' | 'checkpointer' | 'lease'>;
+  deps: Pick<
+    CollectionStreamDeps,
+    'key' | 'plan' | 'database' | 'checkpointer' | 'lease' | 'headroom'
+  >;
   state: StreamState;
   /** The events in flight now. */
   events: readonly { startedAt: number }[];
@@ -16,6 +20,12 @@ export interface StreamStatusSources {
   lag: LagTracker;
   reader: ReopeningReader;
 }
+
+const NOT_SAMPLED = {
+  historyHeadroomMs: null,
+  oplogWindowMs: null,
+  historyHeadroomUnknown: messages.headroomNotSampled(),
+};
 
 export function streamStatus(sources: StreamStatusSources): ChangeStreamStatus {
   const { deps, state, events, lag, reader } = sources;
@@ -46,5 +56,6 @@ export function streamStatus(sources: StreamStatusSources): ChangeStreamStatus {
     lastInvalidatedAt: reader.lastInvalidatedAt,
     lastError: state.lastError,
     consecutiveFailures: reader.consecutiveFailures,
+    ...(deps.headroom?.snapshot ?? NOT_SAMPLED),
   };
 }

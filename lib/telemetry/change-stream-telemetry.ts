@@ -115,6 +115,18 @@ export class ChangeStreamTelemetry {
       (s) => s.unsavedEvents,
     );
     gauge(
+      'change_stream.history_headroom',
+      'Time until each stream\'s position falls off the oplog (negative: it did)',
+      's',
+      (s) => (s.historyHeadroomMs === null ? null : s.historyHeadroomMs / 1000),
+    );
+    gauge(
+      'change_stream.oplog_window',
+      'Time between the oldest and the newest oplog entry, on the node each stream reads',
+      's',
+      (s) => (s.oplogWindowMs === null ? null : s.oplogWindowMs / 1000),
+    );
+    gauge(
       'change_stream.active',
       'With leases: 1 where this instance is the active consumer, 0 on standby',
       '1',

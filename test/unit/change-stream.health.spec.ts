@@ -33,6 +33,9 @@ const status = (
   inFlightForMs: null,
   lastError: null,
   consecutiveFailures: 0,
+  historyHeadroomMs: null,
+  oplogWindowMs: null,
+  historyHeadroomUnknown: 'the oplog has not been sampled yet',
   ...overrides,
 });
 
