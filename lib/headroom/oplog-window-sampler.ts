@@ -72,7 +72,9 @@ export class OplogWindowSampler {
     const streams = this.streams.map((s) => s.key);
     if (window.refused) {
       if (!this.refusalSaid)
-        this.logger.warn(messages.headroomUnavailable(this.connectionName, streams, window.unknown));
+        this.logger.warn(
+          messages.headroomUnavailable(this.connectionName, streams, window.unknown),
+        );
       this.refusalSaid = true;
     } else if (!this.lastFailed) {
       this.logger.warn(messages.headroomUnavailable(this.connectionName, streams, window.unknown));

@@ -40,7 +40,11 @@ export class StreamHeadroom {
     private readonly sources: StreamHeadroomSources,
     initialReason = messages.headroomNotSampled(),
   ) {
-    this.shown = { historyHeadroomMs: null, oplogWindowMs: null, historyHeadroomUnknown: initialReason };
+    this.shown = {
+      historyHeadroomMs: null,
+      oplogWindowMs: null,
+      historyHeadroomUnknown: initialReason,
+    };
   }
 
   get key(): string {
@@ -73,7 +77,8 @@ export class StreamHeadroom {
     const { warnMs, key, logger } = this.sources;
     const low = warnMs > 0 && rolling && historyHeadroomMs < warnMs && this.sources.holding();
     if (low) {
-      if (!this.low) logger.warn(messages.historyHeadroomLow(key, historyHeadroomMs, oplogWindowMs, warnMs));
+      if (!this.low)
+        logger.warn(messages.historyHeadroomLow(key, historyHeadroomMs, oplogWindowMs, warnMs));
       this.sources.degrade(messages.historyHeadroomLowReason(historyHeadroomMs, oplogWindowMs));
     } else if (this.low) {
       this.sources.degrade(null);
