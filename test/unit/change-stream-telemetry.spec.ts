@@ -201,6 +201,42 @@ describe('ChangeStreamTelemetry', () => {
     expect(reads).toBe(readsBefore); // a closed app's streams are no longer read
   });
 
+  it("gauges each stream's history headroom and oplog window (seconds), and nothing while they are unknown", async () => {
+    const collect = withMeter();
+    const telemetry = await ChangeStreamTelemetry.load(true);
+    const known = {
+      connectionName: 'default',
+      database: 'shop',
+      collection: 'orders',
+      historyHeadroomMs: 5_400_000,
+      oplogWindowMs: 7_200_000,
+    } as ChangeStreamStatus;
+    const lost = {
+      ...known,
+      collection: 'ledger',
+      historyHeadroomMs: -600_000,
+    } as ChangeStreamStatus;
+    const unknown = {
+      ...known,
+      collection: 'payments',
+      historyHeadroomMs: null,
+      oplogWindowMs: null,
+    } as ChangeStreamStatus;
+    telemetry.observe('svc', () => [known, lost, unknown]);
+    const collected = await collect();
+    const values = (name: string) =>
+      points(collected, name).map((p) => [p.attributes['db.collection.name'], p.value]);
+    expect(values('change_stream.history_headroom')).toEqual([
+      ['orders', 5400],
+      ['ledger', -600],
+    ]);
+    expect(values('change_stream.oplog_window')).toEqual([
+      ['orders', 7200],
+      ['ledger', 7200],
+    ]);
+    telemetry.dispose();
+  });
+
   it('traces a handler call once a tracer provider is registered (even after it loaded): a consumer span per attempt, errors marked, no document', async () => {
     const telemetry = await ChangeStreamTelemetry.load(true);
     expect(telemetry.active).toBe(false);

@@ -118,6 +118,31 @@ describe('ChangeStreamHealthIndicator', () => {
     ).toBe('down');
   });
 
+  it('shows history headroom and the oplog window once sampled, and why they are unknown', async () => {
+    const result = await indicator([
+      status('orders'),
+      status('ledger', {
+        historyHeadroomMs: 5_400_000,
+        oplogWindowMs: 7_200_000,
+        historyHeadroomUnknown: null,
+      }),
+      status('payments', { historyHeadroomUnknown: 'not authorized to read local.oplog.rs (…)' }),
+    ]).isHealthy();
+    const { streams } = result.changeStreams;
+    expect(streams['default/shop.orders']).not.toHaveProperty('historyHeadroomMs');
+    expect(streams['default/shop.ledger']).toMatchObject({
+      historyHeadroomMs: 5_400_000,
+      oplogWindowMs: 7_200_000,
+    });
+    expect(streams['default/shop.ledger']).not.toHaveProperty('historyHeadroomUnknown');
+    expect(streams['default/shop.payments']).toMatchObject({
+      historyHeadroomMs: null,
+      oplogWindowMs: null,
+      historyHeadroomUnknown: 'not authorized to read local.oplog.rs (…)',
+    });
+    expect(result.changeStreams.status).toBe('up'); // unknown headroom is no verdict
+  });
+
   it('lists each stream under <connection>/<database>.<collection>, dates as ISO strings, lease fields only with leases', async () => {
     const at = new Date('2026-01-02T03:04:05.678Z');
     const result = await indicator([

@@ -77,7 +77,19 @@ describe('resolveOptions', () => {
       telemetry: true,
       batchSize: undefined,
       positionMirror: false,
+      historyHeadroom: { warnMs: 3_600_000, intervalMs: 60_000 },
     });
+  });
+
+  it('historyHeadroom: on by default; false turns sampling off; true or a partial object takes the defaults', () => {
+    expect(resolveOptions({ consumer: 'c', historyHeadroom: false }).historyHeadroom).toBe(false);
+    expect(resolveOptions({ consumer: 'c', historyHeadroom: true }).historyHeadroom).toEqual({
+      warnMs: 3_600_000,
+      intervalMs: 60_000,
+    });
+    expect(
+      resolveOptions({ consumer: 'c', historyHeadroom: { warnMs: 0 } }).historyHeadroom,
+    ).toEqual({ warnMs: 0, intervalMs: 60_000 });
   });
 
   it("positionMirror: off unless asked for; true takes the defaults, on the module's connection", () => {
@@ -265,6 +277,26 @@ describe('resolveOptions', () => {
       'a mirror given as a string',
       { consumer: 'c', positionMirror: 'yes' },
       /"positionMirror" is "yes"; expected an object with collection, intervalMs, connectionName/,
+    ],
+    [
+      'a negative headroom warning',
+      { consumer: 'c', historyHeadroom: { warnMs: -1 } },
+      /"historyHeadroom.warnMs" is -1; expected an integer >= 0/,
+    ],
+    [
+      'a headroom sample interval under 100 ms',
+      { consumer: 'c', historyHeadroom: { intervalMs: 10 } },
+      /"historyHeadroom.intervalMs" is 10; expected an integer >= 100/,
+    ],
+    [
+      'a misspelled headroom option',
+      { consumer: 'c', historyHeadroom: { warnAfterMs: 1000 } },
+      /unknown option\(s\) "historyHeadroom\.warnAfterMs"\. Known in "historyHeadroom": warnMs, intervalMs\./,
+    ],
+    [
+      'historyHeadroom given as a number',
+      { consumer: 'c', historyHeadroom: 3600000 },
+      /"historyHeadroom" is 3600000; expected true, false or \{ warnMs, intervalMs \}/,
     ],
     [
       "an 'abort' handler timeout over half the lease TTL (leases with Redis)",

@@ -82,4 +82,23 @@ describe('lag', () => {
       'change-stream:{svc:shop:orders}: 80,000 events handled, 1 m 35 s behind, and no event finished in the last 30 s: the current one has been running for 1 m 5 s (a stuck handler? see handlerStuck).',
     ]);
   });
+
+  it('the catch-up line names the history headroom when it is known', () => {
+    let state: { handled: number; lagMs: number; inFlightForMs?: number; headroomMs: number } = {
+      handled: 0,
+      lagMs: 190_000,
+      headroomMs: 26 * 3_600_000,
+    };
+    const reporter = new CatchUpReporter('change-stream:{svc:shop:orders}', () => state);
+    const t0 = Date.now();
+    reporter.tick(t0);
+    expect(logs.messages('log')).toEqual([
+      'change-stream:{svc:shop:orders}: 0 events handled, 3 m 10 s behind, catching up at 0/s, history headroom 1 d 2 h.',
+    ]);
+    state = { handled: 0, lagMs: 250_000, inFlightForMs: 65_000, headroomMs: 2_400_000 };
+    reporter.tick(t0 + 30_000);
+    expect(logs.messages('warn')).toEqual([
+      'change-stream:{svc:shop:orders}: 0 events handled, 4 m 10 s behind, and no event finished in the last 30 s: the current one has been running for 1 m 5 s (a stuck handler? see handlerStuck); history headroom 40 m 0 s.',
+    ]);
+  });
 });
