@@ -291,7 +291,7 @@ export const messages = {
   oplogThroughMongos: (error: string) =>
     `the connection goes through mongos, which has no oplog of its own (${error}); each shard's oplog must be watched on the shard`,
   oplogRefused: (error: string) =>
-    `the server refuses to show local.oplog.rs (${error}); some hosted tiers (Atlas Flex, serverless) do not allow it`,
+    `the server refuses to show local.oplog.rs (${error}); some hosted tiers (Atlas Flex clusters, for one) do not allow it`,
   oplogUnreadable: (error: string) => `the oplog could not be read this time (${error})`,
   headroomUnavailable: (connectionName: string, keys: string[], reason: string) =>
     `History headroom of connection "${connectionName}" (${keys.join(', ')}) is unknown: ${reason}. ` +
@@ -311,7 +311,8 @@ export const messages = {
 
 /** `3 m 10 s`, `12 s`, `1 h 2 m`: for humans reading logs. */
 function duration(ms: number): string {
-  if (ms >= 86_400_000) return `${Math.floor(ms / 86_400_000)} d ${Math.floor(ms / 3_600_000) % 24} h`;
+  if (ms >= 86_400_000)
+    return `${Math.floor(ms / 86_400_000)} d ${Math.floor(ms / 3_600_000) % 24} h`;
   const seconds = Math.round(ms / 1000);
   if (seconds < 60) return `${seconds} s`;
   const minutes = Math.floor(seconds / 60);

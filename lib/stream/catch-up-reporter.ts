@@ -45,9 +45,7 @@ export class CatchUpReporter {
     if (lagMs === null || lagMs < CATCH_UP_REPORT_BEHIND_MS) return;
     // Nothing finished: that is not catching up at 0/s, it is a handler that does not return.
     if (finished === 0 && inFlightForMs)
-      this.logger.warn(
-        messages.fallingBehind(this.key, handled, lagMs, inFlightForMs, headroomMs),
-      );
+      this.logger.warn(messages.fallingBehind(this.key, handled, lagMs, inFlightForMs, headroomMs));
     else this.logger.log(messages.catchingUp(this.key, handled, lagMs, rate, headroomMs));
   }
 }

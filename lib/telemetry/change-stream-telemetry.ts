@@ -116,7 +116,7 @@ export class ChangeStreamTelemetry {
     );
     gauge(
       'change_stream.history_headroom',
-      'Time until each stream\'s position falls off the oplog (negative: it did)',
+      "Time until each stream's position falls off the oplog (negative: it did)",
       's',
       (s) => (s.historyHeadroomMs === null ? null : s.historyHeadroomMs / 1000),
     );
