@@ -186,7 +186,8 @@ export class ChangeStreamOrchestrator
 
   /** Nest destroys our (global) module after the app's: streams not drained earlier by their providers' hooks drain here. */
   async onModuleDestroy(): Promise<void> {
-    await Promise.all([this.headroom.stop(), ...this.registry.streams.map((s) => this.drain(s))]);
+    this.headroom.stop();
+    await Promise.all(this.registry.streams.map((s) => this.drain(s)));
   }
 
   /** Runs before mongoose closes its connections (in `onApplicationShutdown`). */

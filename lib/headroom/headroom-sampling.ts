@@ -32,7 +32,7 @@ export class HeadroomSampling {
     this.samplers.forEach((s) => s.start());
   }
 
-  async stop(): Promise<void> {
-    await Promise.all([...this.samplers.values()].map((s) => s.stop()));
+  stop(): void {
+    this.samplers.forEach((s) => s.stop());
   }
 }

@@ -18,6 +18,7 @@ export class OplogWindowSampler {
   private rolling = false;
   private refusalSaid = false;
   private lastFailed = false;
+  private stopped = false;
 
   constructor(
     private readonly connectionName: string,
@@ -32,17 +33,20 @@ export class OplogWindowSampler {
 
   /** Samples now, then every `intervalMs`. */
   start(): void {
-    if (this.timer) return;
+    if (this.timer || this.stopped) return;
     this.timer = setInterval(() => void this.sample(), this.intervalMs);
     this.timer.unref();
     void this.sample();
   }
 
-  /** No sample after this; waits for one under way (it reads through a connection about to close). */
-  async stop(): Promise<void> {
+  /**
+   * No sample after this. One under way is not waited for (a server that does not answer would hold
+   * the shutdown for its server selection timeout): its answer is dropped.
+   */
+  stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.running;
+    this.stopped = true;
   }
 
   /** One sample (skipped while the previous one still runs). Public for tests. */
@@ -58,6 +62,7 @@ export class OplogWindowSampler {
     } catch (error) {
       window = { unknown: messages.oplogUnreadable(String(error)), refused: false };
     }
+    if (this.stopped) return;
     this.report(window);
     await Promise.all(this.streams.map((s) => s.update(window, this.rolling)));
   }

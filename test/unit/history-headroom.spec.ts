@@ -319,6 +319,27 @@ describe('history headroom of a stream', () => {
   });
 });
 
+describe('the oplog sampler at shutdown', () => {
+  it('is not waited for: a sample under way when it stops changes nothing', async () => {
+    const { stream } = await openAt(T0 + 100);
+    const answer = deferred();
+    const oplog = new OplogDouble(T0, T0 + 7200);
+    const slow: OplogCollection = {
+      findOne: async (filter, options) => {
+        await answer.promise;
+        return oplog.findOne(filter, options);
+      },
+    };
+    const sampler = new OplogWindowSampler('default', () => slow, HOUR, new Logger('x'));
+    sampler.add(stream.headroom!);
+    const sampling = sampler.sample();
+    sampler.stop(); // returns at once, though the server has not answered
+    answer.resolve();
+    await sampling;
+    expect(stream.status().historyHeadroomUnknown).toBe('the oplog has not been sampled yet');
+  });
+});
+
 describe('history headroom with leases', () => {
   it("a standby shows the holder's headroom (its stored position) and is not degraded by it", async () => {
     const tokens = new FencedMemoryStore();
