@@ -1,7 +1,8 @@
 /**
  * `standby`: another instance consumes the stream (leases); this one takes over if it goes away.
  * `degraded`: reading, but positions cannot be saved (store unreachable; they are kept in
- * memory and saved when it is back), or a handler has run longer than `handlerTimeoutMs`.
+ * memory and saved when it is back), or a handler has run longer than `handlerTimeoutMs`, or its
+ * history headroom is below `historyHeadroom.warnMs` (see `historyHeadroomMs`).
  */
 export type ChangeStreamState =
   'starting' | 'standby' | 'open' | 'degraded' | 'reconnecting' | 'failed' | 'closed';

@@ -63,7 +63,7 @@ describe('history headroom runs out on a rolling oplog (real mongod)', () => {
     writer = (async () => {
       while (writing) {
         await filler.insertOne({ large }, { writeConcern: { w: 'majority' } });
-        await delay(300);
+        await delay(500);
       }
     })();
     // Until the oplog rolled over once: its oldest entry is newer than the newest one was.
