@@ -128,10 +128,10 @@ describe('history headroom runs out on a rolling oplog (real mongod)', () => {
         .filter((m) => m.startsWith(`Stream ${key}: history headroom `));
       expect(warning).toHaveLength(1);
       expect(warning[0]).toMatch(
-        /history headroom \d+ s \(oplog window .+\) is below historyHeadroom\.warnMs .*once its position falls off the oplog, onHistoryLost applies/,
+        /history headroom [\d hms]+ \(oplog window .+\) is below historyHeadroom\.warnMs .*once its position falls off the oplog, onHistoryLost applies/,
       );
       expect(status().historyHeadroomMs).toBeGreaterThanOrEqual(0); // warned before it ran out
-      expect(status().lastError).toMatch(/^history headroom \d+ s, oplog window /);
+      expect(status().lastError).toMatch(/^history headroom [\d hms]+, oplog window /);
       expect(app.registryEvents.some((e) => e.type === 'history-lost')).toBe(false);
 
       // It runs out: the oldest entry is past the position.
