@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { Injectable } from '@nestjs/common';
 import type { mongo } from 'mongoose';
 import mongoose from 'mongoose';
-import { OnChange } from '../../lib/index.js';
+import { ChangeStreamHealthIndicator, OnChange } from '../../lib/index.js';
 import { EventLog } from '../fixtures/event-log.js';
 import { TestScope } from '../fixtures/test-scope.js';
 import { eventually, uniqueName } from '../fixtures/test-env.js';
@@ -82,6 +82,14 @@ describe('history headroom on mongo-java-server', () => {
     expect(status()).toMatchObject({
       state: 'open',
       historyHeadroomMs: null,
+      historyHeadroomUnknown: expect.stringMatching(/does not carry its cluster time/),
+    });
+    // Health details show the same, and an unknown headroom is no verdict on health.
+    const health = await app.get(ChangeStreamHealthIndicator).isHealthy();
+    expect(health.changeStreams.status).toBe('up');
+    expect(health.changeStreams.streams[`default/${dbName}.parcels`]).toMatchObject({
+      historyHeadroomMs: null,
+      oplogWindowMs: expect.any(Number),
       historyHeadroomUnknown: expect.stringMatching(/does not carry its cluster time/),
     });
   });
