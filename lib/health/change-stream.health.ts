@@ -69,6 +69,10 @@ export interface StreamHealth {
   lastInvalidatedAt?: string;
   /** Why the stream is failed, reconnecting or degraded; absent when it is fine. See docs/troubleshooting.md. */
   lastError?: string;
+  /** While paused (state `paused`, which is healthy): `local` or `fleet`, who, why and since when (ISO 8601). */
+  paused?: { scope: 'local' | 'fleet'; by: string | null; reason: string | null; since: string | null };
+  /** Handlers of the stream left out by `enabled: false`. */
+  disabledHandlers?: string[];
 }
 
 interface TerminusSession {
@@ -82,8 +86,8 @@ interface TerminusSession {
  * behind), `degraded` (Terminus 12; `up` on 11; see `options.degraded`) while one is starting,
  * reconnecting or degraded (cannot save its position, a handler is stuck) or more than
  * `maxLagMs` behind, else `up` (a standby is healthy: it turns `reconnecting` once Redis has not
- * answered for a lease TTL, when no live holder is known); per stream its state, role, lag, counts
- * and times.
+ * answered for a lease TTL, when no live holder is known; a `paused` or `disabled` stream is
+ * healthy too: it was stopped on purpose); per stream its state, role, lag, counts and times.
  */
 @Injectable()
 export class ChangeStreamHealthIndicator {
@@ -167,5 +171,7 @@ function toHealth(s: ChangeStreamStatus): StreamHealth {
     inFlightForMs: s.inFlightForMs,
     ...(s.lastInvalidatedAt ? { lastInvalidatedAt: s.lastInvalidatedAt.toISOString() } : {}),
     ...(s.lastError ? { lastError: s.lastError } : {}),
+    ...(s.paused ? { paused: { ...s.paused, since: s.paused.since?.toISOString() ?? null } } : {}),
+    ...(s.disabledHandlers ? { disabledHandlers: s.disabledHandlers } : {}),
   };
 }

@@ -1,10 +1,33 @@
 /**
+ * `paused`: stopped at run time (`ChangeStreamControl.pause`, or the fleet-wide pause key in
+ * Redis): it reads nothing and holds no lease until resumed. `disabled`: `enabled: false` (module,
+ * or every handler of the stream); never opened.
  * `standby`: another instance consumes the stream (leases); this one takes over if it goes away.
  * `degraded`: reading, but positions cannot be saved (store unreachable; they are kept in
  * memory and saved when it is back), or a handler has run longer than `handlerTimeoutMs`.
  */
 export type ChangeStreamState =
-  'starting' | 'standby' | 'open' | 'degraded' | 'reconnecting' | 'failed' | 'closed';
+  | 'starting'
+  | 'standby'
+  | 'open'
+  | 'degraded'
+  | 'reconnecting'
+  | 'failed'
+  | 'closed'
+  | 'paused'
+  | 'disabled';
+
+/** Who paused a stream, why and since when (`ChangeStreamStatus.paused`). */
+export interface StreamPause {
+  /** `local`: this instance only (`pause(stream)`); `fleet`: every instance (the pause key in Redis). */
+  scope: 'local' | 'fleet';
+  /** Who paused it (an instance id, or what an operator wrote); null when not said. */
+  by: string | null;
+  /** Why; null when not said. */
+  reason: string | null;
+  /** Since when; null when not said (a pause key an operator wrote as plain text). */
+  since: Date | null;
+}
 
 /** With leases: whether this instance consumes the stream (`active`) or waits to take over (`standby`). */
 export type ChangeStreamRole = 'active' | 'standby';
@@ -62,4 +85,8 @@ export interface ChangeStreamStatus {
    * oversized event, a server that refuses the stored position): see `docs/troubleshooting.md`.
    */
   consecutiveFailures: number;
+  /** Present while the stream is paused (state `paused`): who paused it, why and since when. */
+  paused?: StreamPause;
+  /** Present when some handlers of the stream are disabled (`enabled: false`): they are not called. */
+  disabledHandlers?: string[];
 }

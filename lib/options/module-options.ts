@@ -46,6 +46,7 @@ const MODULE_OPTIONS = {
   telemetry: true,
   positionMirror: true,
   deadLetterRetention: true,
+  enabled: true,
 } as const satisfies Record<keyof ChangeStreamModuleOptions, true>;
 const HANDLER_RETRY_OPTIONS = {
   retries: true,
@@ -90,6 +91,11 @@ export function resolveOptions(
   if (options.telemetry !== undefined && typeof options.telemetry !== 'boolean') {
     throw new ChangeStreamConfigError(
       messages.optionInvalid('telemetry', options.telemetry, 'true or false'),
+    );
+  }
+  if (options.enabled !== undefined && typeof options.enabled !== 'boolean') {
+    throw new ChangeStreamConfigError(
+      messages.optionInvalid('enabled', options.enabled, 'true or false'),
     );
   }
   if (unknown.length > 0) {
@@ -200,5 +206,6 @@ export function resolveOptions(
     leases,
     telemetry: options.telemetry ?? MODULE_DEFAULTS.telemetry,
     positionMirror: positionMirrorOptions(options.positionMirror, options.connectionName),
+    enabled: options.enabled ?? true,
   };
 }

@@ -34,4 +34,6 @@ export interface ResolvedChangeStreamOptions {
   telemetry: boolean;
   positionMirror:
     false | { collection: string; intervalMs: number; connectionName: string | undefined };
+  /** `false`: handlers are validated, but no stream opens (see `ChangeStreamModuleOptions.enabled`). */
+  enabled: boolean;
 }

@@ -34,11 +34,11 @@ export interface LeaseTermContext {
 
 /**
  * Why a term ended early: the lease was lost (nothing more may be saved), handed over (drain and
- * save first), or an instance left a position when the store lost this stream's data (drain, keep
- * the lease, resume from it).
+ * save first), paused (as a hand-over, then the stream waits to be resumed), or an instance left a
+ * position when the store lost this stream's data (drain, keep the lease, resume from it).
  */
 export interface LeaseTermEnd {
-  kind: 'lost' | 'handover' | 'reload';
+  kind: 'lost' | 'handover' | 'pause' | 'reload';
   reason: string;
 }
 
@@ -105,6 +105,14 @@ export class LeaseTerm {
     return true;
   }
 
+  /** Ends the term for a pause: in-flight handlers finish, the position is saved, the lease released. */
+  pause(reason: string): boolean {
+    if (this.end || this.abort.signal.aborted) return false;
+    this.end = { kind: 'pause', reason };
+    this.abort.abort();
+    return true;
+  }
+
   /**
    * Shutdown: in-flight handlers finish in `CollectionStream.stop` (bounded). Lease lost: their
    * context.signal is aborted and nothing more is saved (the new holder redoes them). Hand-over:
@@ -145,6 +153,13 @@ export class LeaseTerm {
     }
     await this.scheduler.drain();
     const saved = await checkpointer.flush();
+    if (end.kind === 'pause') {
+      await lease?.release();
+      state.setBase('paused');
+      logger.log(messages.streamPauseDrained(key, saved, lease !== undefined));
+      if (lease) emitStandby(`paused: ${end.reason}`);
+      return;
+    }
     await lease!.release();
     state.setBase('standby');
     logger.log(messages.leaseHandedOver(key, lease!.instanceId, end.reason, saved));
