@@ -26,16 +26,14 @@ export function disabledParts(
     byStream.set(id, [...(byStream.get(id) ?? []), handler.name]);
     if (!planned.has(id)) idle.set(id, [...(idle.get(id) ?? []), handler]);
   }
-  const idlePlans = [...idle.values()].map(
-    (group): StreamPlan => ({
-      connectionName: group[0].connectionName,
-      collection: group[0].collection,
-      pipeline: [],
-      hasUserPipeline: false,
-      splitLargeEvents: false,
-      handlers: group,
-    }),
-  );
+  const idlePlans = [...idle.values()].map((group): StreamPlan => ({
+    connectionName: group[0].connectionName,
+    collection: group[0].collection,
+    pipeline: [],
+    hasUserPipeline: false,
+    splitLargeEvents: false,
+    handlers: group,
+  }));
   return { byStream, idlePlans, handlers: disabled.map((h) => h.name) };
 }
 

@@ -77,6 +77,7 @@ describe('resolveOptions', () => {
       telemetry: true,
       batchSize: undefined,
       positionMirror: false,
+      enabled: true,
     });
   });
 
