@@ -1,0 +1,130 @@
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { Injectable } from '@nestjs/common';
+import type { mongo } from 'mongoose';
+import {
+  ChangeStreamControl,
+  ChangeStreamRegistry,
+  OnChange,
+  pausedKey,
+  positionKey,
+} from '../../lib/index.js';
+import type { TestApp } from '../fixtures/test-app.js';
+import { TestScope } from '../fixtures/test-scope.js';
+import { eventually, uniqueName } from '../fixtures/test-env.js';
+
+/** Every call, with the instance that made it and when: who handled what, and when. */
+const calls: Array<{ instance: string; id: number; at: number; token: unknown }> = [];
+
+@Injectable()
+class OrderListener {
+  constructor(private readonly registry: ChangeStreamRegistry) {}
+
+  @OnChange('orders', { operationTypes: ['insert'] })
+  async onOrder(change: mongo.ChangeStreamInsertDocument<{ _id: number }>) {
+    calls.push({
+      instance: this.registry.getStatus('orders')!.instanceId!,
+      id: change.documentKey._id,
+      at: Date.now(),
+      token: change._id,
+    });
+  }
+}
+
+const leases = { ttlMs: 3000, renewIntervalMs: 300, pollIntervalMs: 100 };
+const handled = (id: number) => calls.filter((c) => c.id === id);
+
+describe('run-time control (real MongoDB and Redis)', () => {
+  const scope = new TestScope();
+  afterEach(async () => {
+    calls.length = 0;
+    await scope.closeAll();
+  });
+
+  async function twoInstances() {
+    const spec = {
+      dbName: uniqueName('control'),
+      consumer: uniqueName('svc'),
+      providers: [OrderListener],
+      // Saved only by a pause or hand-over (and the start position), so a stored event token proves that save.
+      changeStreams: { leases, checkpoint: { maxEvents: 1000, intervalMs: 60_000 } },
+    };
+    const apps = [await scope.app(spec), await scope.app(spec)];
+    const probe = await scope.probe(spec.dbName);
+    const status = (app: TestApp) => app.get(ChangeStreamRegistry).getStatus('orders')!;
+    await eventually(
+      'one active, one standby',
+      () =>
+        apps
+          .map((a) => status(a).role)
+          .sort()
+          .join() === 'active,standby',
+    );
+    const [holder, other] = status(apps[0]).role === 'active' ? apps : [apps[1], apps[0]];
+    const key = positionKey('change-stream', spec.consumer, spec.dbName, 'orders');
+    return { spec, apps, holder, other, probe, status, key, orders: probe.collection('orders') };
+  }
+
+  it('a pause key set with redis-cli stops every instance (the holder releases, the standby does not take it); after DEL each event written meanwhile is handled once', async () => {
+    const { apps, probe, status, key, orders, spec } = await twoInstances();
+    await orders.insertOne({ _id: 1 as never });
+    await eventually('order 1 handled', () => handled(1).length === 1);
+    const fenceBefore = Number(await probe.redis.get(`${key}:fence`));
+
+    // redis-cli SET '<position key>:paused' 'incident 42'
+    await probe.redis.set(pausedKey(key), 'incident 42');
+    await eventually('both instances paused', () =>
+      apps.every((a) => status(a).state === 'paused'),
+    );
+    for (const app of apps)
+      expect(status(app).paused).toMatchObject({ scope: 'fleet', reason: 'incident 42' });
+    expect(await probe.redis.exists(`${key}:lease`)).toBe(0);
+    // The holder saved the position of order 1 before it released the lease.
+    expect(await probe.storedToken(spec.consumer, 'orders')).toEqual(handled(1)[0].token);
+
+    await orders.insertMany([{ _id: 2 as never }, { _id: 3 as never }]);
+    const resumedAt = Date.now();
+    // redis-cli DEL '<position key>:paused'
+    await probe.redis.del(pausedKey(key));
+    await orders.insertOne({ _id: 4 as never });
+    await eventually('order 4 (written after the resume) handled', () => handled(4).length === 1);
+
+    for (const id of [2, 3, 4]) expect(handled(id)).toHaveLength(1);
+    // Nothing was handled while paused: events 2 and 3 only after the key was deleted.
+    expect(Math.min(...[2, 3].map((id) => handled(id)[0].at))).toBeGreaterThanOrEqual(resumedAt);
+    // The first lease after the pause has the next fence: nobody acquired the stream meanwhile.
+    const lease = await probe.redis.get(`${key}:lease`);
+    expect(lease?.split(' ')[0]).toBe(String(fenceBefore + 1));
+    await eventually(
+      'one open, the other standing by again',
+      () =>
+        apps
+          .map((a) => status(a).state)
+          .sort()
+          .join() === 'open,standby',
+    );
+  });
+
+  it('a local pause drains, saves and hands the stream to the other instance, which takes no lease back until resumed', async () => {
+    const { holder, other, status, probe, spec, orders } = await twoInstances();
+    await orders.insertOne({ _id: 1 as never });
+    await eventually('order 1 handled', () => handled(1).length === 1);
+    const control = holder.get(ChangeStreamControl);
+    await control.pause('orders', { reason: 'maintenance', by: 'ops' });
+    expect(control.isPaused('orders')).toBe(true);
+    expect(status(holder)).toMatchObject({
+      state: 'paused',
+      role: 'standby',
+      paused: { scope: 'local', by: 'ops', reason: 'maintenance' },
+    });
+    // Its position was saved before the lease was released.
+    expect(await probe.storedToken(spec.consumer, 'orders')).toEqual(handled(1)[0].token);
+    await eventually('the other instance took over', () => status(other).role === 'active');
+    await orders.insertOne({ _id: 2 as never });
+    await eventually('order 2 handled by the other instance', () => handled(2).length === 1);
+    expect(handled(2)[0].instance).toBe(status(other).instanceId);
+    expect(handled(1)).toHaveLength(1);
+    await control.resume('orders');
+    await eventually('back as a standby', () => status(holder).state === 'standby');
+    expect(control.isPaused('orders')).toBe(false);
+  });
+});
