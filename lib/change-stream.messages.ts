@@ -276,6 +276,8 @@ export const messages = {
   streamPaused: (key: string, pause: StreamPause) =>
     `Stream ${key} paused ${pause.scope === 'fleet' ? 'fleet-wide' : 'on this instance'}${pause.by ? ` by ${pause.by}` : ''}${pause.reason ? ` (${pause.reason})` : ''}: ` +
     `it stops reading, drains, saves its position and releases its lease until resumed.`,
+  streamPauseDeferred: (key: string) =>
+    `Stream ${key} has no position to resume from yet (the server gave none at open and no event was handled): the pause takes effect after the first handled event, so nothing written during the pause is skipped.`,
   streamPauseDrained: (key: string, saved: boolean, released: boolean) =>
     `Stream ${key} is paused: drained${saved ? ', position saved' : '; its last position could not be saved, so a few events are delivered again after resuming'}${released ? ', lease released' : ''}.`,
   streamResumed: (key: string, scope: 'local' | 'fleet') =>

@@ -87,7 +87,15 @@ export class ChangeStreamOrchestrator
     const disabled = disabledParts(handlers, plans);
     const keyed = await keyedPlans([...plans, ...disabled.idlePlans], this.moduleRef, this.options);
     const { enabled } = this.options;
-    recordDisabled(keyed, plans.length, enabled, disabled, this.registry, this.logger, handlers.length);
+    recordDisabled(
+      keyed,
+      plans.length,
+      enabled,
+      disabled,
+      this.registry,
+      this.logger,
+      handlers.length,
+    );
     // Disabled: validated, and shown in status; nothing opened, no lease, no announcement.
     if (!enabled) return;
     const planned = keyed.slice(0, plans.length);

@@ -70,7 +70,12 @@ export interface StreamHealth {
   /** Why the stream is failed, reconnecting or degraded; absent when it is fine. See docs/troubleshooting.md. */
   lastError?: string;
   /** While paused (state `paused`, which is healthy): `local` or `fleet`, who, why and since when (ISO 8601). */
-  paused?: { scope: 'local' | 'fleet'; by: string | null; reason: string | null; since: string | null };
+  paused?: {
+    scope: 'local' | 'fleet';
+    by: string | null;
+    reason: string | null;
+    since: string | null;
+  };
   /** Handlers of the stream left out by `enabled: false`. */
   disabledHandlers?: string[];
 }

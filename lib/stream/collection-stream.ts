@@ -151,6 +151,7 @@ export class CollectionStream {
   /** Ends a pause on this instance; false when it was not paused here. */
   resume(): boolean {
     if (!this.pauses.resumeLocally()) return false;
+    if (!this.pauses.current) this.term?.cancelPause();
     this.logger.log(messages.streamResumed(this.key, 'local'));
     return true;
   }
@@ -166,7 +167,10 @@ export class CollectionStream {
     if (pause) {
       this.logger.log(messages.streamPaused(this.key, pause));
       this.term?.pause(`paused fleet-wide: ${pause.reason ?? 'pause key set'}`);
-    } else this.logger.log(messages.streamResumed(this.key, 'fleet'));
+    } else {
+      if (!this.pauses.current) this.term?.cancelPause();
+      this.logger.log(messages.streamResumed(this.key, 'fleet'));
+    }
   }
 
   status(): ChangeStreamStatus {

@@ -56,6 +56,8 @@ export class LeaseTerm {
   end?: LeaseTermEnd;
   /** The stored position was read in this term (or a history-lost verdict replaced it). */
   positionLoaded = false;
+  /** A pause asked for before the stream had a position (see `pause`). */
+  private pendingPause: string | null = null;
   /** The look-out for a left position, cleared when the term ends. */
   private timer?: NodeJS.Timeout;
 
@@ -77,7 +79,11 @@ export class LeaseTerm {
       dispatcher: context.dispatcher,
       checkpointer,
       stopping: abort.signal,
-      onHandled: context.onHandled,
+      onHandled: (change) => {
+        context.onHandled(change);
+        // After the acknowledgement that follows (same tick): the position a deferred pause waits for.
+        if (this.pendingPause !== null) queueMicrotask(() => this.pauseOncePositioned());
+      },
       onFailed: (error) => (state.lastError = error.message),
     });
   }
@@ -105,12 +111,34 @@ export class LeaseTerm {
     return true;
   }
 
-  /** Ends the term for a pause: in-flight handlers finish, the position is saved, the lease released. */
+  /**
+   * Ends the term for a pause: in-flight handlers finish, the position is saved, the lease released.
+   * With no position at all yet (a server that gives none at open, and nothing handled), whoever
+   * reads next would start from now and skip what is written during the pause: it waits for the
+   * first acknowledged event instead.
+   */
   pause(reason: string): boolean {
     if (this.end || this.abort.signal.aborted) return false;
+    if (this.positionLoaded && this.context.checkpointer.position === null) {
+      if (this.pendingPause === null)
+        this.context.logger.warn(messages.streamPauseDeferred(this.context.key));
+      this.pendingPause = reason;
+      return true;
+    }
+    this.pendingPause = null;
     this.end = { kind: 'pause', reason };
     this.abort.abort();
     return true;
+  }
+
+  /** Resumed before a deferred pause took effect. */
+  cancelPause(): void {
+    this.pendingPause = null;
+  }
+
+  private pauseOncePositioned(): void {
+    if (this.pendingPause !== null && this.context.checkpointer.position !== null)
+      this.pause(this.pendingPause);
   }
 
   /**

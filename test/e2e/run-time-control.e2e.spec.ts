@@ -8,7 +8,7 @@ import {
   pausedKey,
   positionKey,
 } from '../../lib/index.js';
-import type { TestApp } from '../fixtures/test-app.js';
+import { TestApp } from '../fixtures/test-app.js';
 import { TestScope } from '../fixtures/test-scope.js';
 import { eventually, uniqueName } from '../fixtures/test-env.js';
 
@@ -126,5 +126,139 @@ describe('run-time control (real MongoDB and Redis)', () => {
     await control.resume('orders');
     await eventually('back as a standby', () => status(holder).state === 'standby');
     expect(control.isPaused('orders')).toBe(false);
+  });
+
+  it('pause(…, { fleet: true }) on a standby writes the pause key with who and why; the holder stops; resume(…, { fleet: true }) deletes it', async () => {
+    const { holder, other, status, probe, key, orders } = await twoInstances();
+    await orders.insertOne({ _id: 0 as never });
+    await eventually('order 0 handled', () => handled(0).length === 1);
+    const control = other.get(ChangeStreamControl);
+    await control.pause('orders', { fleet: true, reason: 'deploy' });
+    const value = JSON.parse((await probe.redis.get(pausedKey(key)))!);
+    expect(value).toMatchObject({ by: status(other).instanceId, reason: 'deploy' });
+    await eventually('the holder paused', () => status(holder).state === 'paused');
+    expect(await probe.redis.exists(`${key}:lease`)).toBe(0);
+    expect(holder.get(ChangeStreamControl).isPaused('orders')).toBe(true);
+    await orders.insertOne({ _id: 1 as never });
+    const resumedAt = Date.now();
+    await control.resume('orders', { fleet: true });
+    expect(await probe.redis.exists(pausedKey(key))).toBe(0);
+    await orders.insertOne({ _id: 2 as never });
+    await eventually('order 2 handled', () => handled(2).length === 1);
+    expect(handled(1)).toHaveLength(1);
+    expect(handled(1)[0].at).toBeGreaterThanOrEqual(resumedAt);
+  });
+});
+
+@Injectable()
+class ShopListener {
+  static readonly called: string[] = [];
+  static readonly orderTokens: unknown[] = [];
+
+  @OnChange('orders')
+  onOrder(change: mongo.ChangeStreamDocument) {
+    ShopListener.called.push(`onOrder ${change.operationType}`);
+    ShopListener.orderTokens.push(change._id);
+  }
+
+  @OnChange('orders', { enabled: false })
+  onOrderAudit(change: mongo.ChangeStreamDocument) {
+    ShopListener.called.push(`onOrderAudit ${change.operationType}`);
+  }
+
+  @OnChange('payments', { enabled: false })
+  onPayment(change: mongo.ChangeStreamDocument) {
+    ShopListener.called.push(`onPayment ${change.operationType}`);
+  }
+}
+
+@Injectable()
+class BadListener {
+  @OnChange('orders', { retries: -1 })
+  onOrder() {}
+}
+
+describe('enabled: false (real MongoDB and Redis)', () => {
+  const scope = new TestScope();
+  afterEach(async () => {
+    ShopListener.called.length = 0;
+    ShopListener.orderTokens.length = 0;
+    await scope.closeAll();
+  });
+
+  it('a disabled module opens no stream and writes no Redis key, shows its streams as disabled and says so once', async () => {
+    const keyPrefix = uniqueName('cs');
+    const app = await scope.app({
+      dbName: uniqueName('disabled'),
+      consumer: uniqueName('svc'),
+      providers: [ShopListener],
+      changeStreams: { enabled: false, keyPrefix },
+    });
+    const probe = await scope.probe(app.spec.dbName);
+    // An enabled module has its lease, candidates and start position in Redis before init() resolves.
+    expect(await probe.redis.keys(`${keyPrefix}*`)).toEqual([]);
+    expect(
+      app.logger.messages('log').filter((m) => m.includes('Stream ') && m.includes('opened')),
+    ).toEqual([]);
+    expect(
+      app.logger.messages('log').filter((m) => m.includes('ChangeStreamModule is disabled')),
+    ).toHaveLength(1);
+    const statuses = app.get(ChangeStreamRegistry).getStatuses();
+    expect(statuses.map((s) => [s.collection, s.state, s.role])).toEqual([
+      ['orders', 'disabled', null],
+      ['payments', 'disabled', null],
+    ]);
+    expect(statuses[0]).toMatchObject({
+      handlers: ['ShopListener.onOrder'],
+      disabledHandlers: ['ShopListener.onOrderAudit'],
+    });
+    await expect(app.get(ChangeStreamControl).pause('orders')).rejects.toThrow(
+      'is disabled on this instance',
+    );
+  });
+
+  it('a disabled module still fails startup on bad handler options', async () => {
+    const { error } = await TestApp.startExpectingFailure({
+      dbName: uniqueName('disabled'),
+      consumer: uniqueName('svc'),
+      providers: [BadListener],
+      changeStreams: { enabled: false },
+    });
+    expect(error.message).toMatch(/BadListener\.onOrder.*retries/s);
+  });
+
+  it('a disabled handler is left out of its stream; a stream whose handlers are all disabled is not opened', async () => {
+    const keyPrefix = uniqueName('cs');
+    const app = await scope.app({
+      dbName: uniqueName('disabled'),
+      consumer: uniqueName('svc'),
+      providers: [ShopListener],
+      changeStreams: { keyPrefix },
+    });
+    const probe = await scope.probe(app.spec.dbName);
+    const registry = app.get(ChangeStreamRegistry);
+    expect(registry.getStatus('orders')).toMatchObject({
+      state: 'open',
+      handlers: ['ShopListener.onOrder'],
+      disabledHandlers: ['ShopListener.onOrderAudit'],
+    });
+    expect(registry.getStatus('payments')).toMatchObject({ state: 'disabled', handlers: [] });
+    const keys = await probe.redis.keys(`${keyPrefix}*`);
+    expect(keys.some((k) => k.includes(':orders}:lease'))).toBe(true);
+    expect(keys.filter((k) => k.includes('payments'))).toEqual([]);
+    expect(app.logger.messages('log').filter((m) => m.includes('Handler(s) disabled'))).toEqual([
+      'Handler(s) disabled (enabled: false), not called: ShopListener.onOrderAudit, ShopListener.onPayment; ' +
+        `stream(s) not opened, every handler disabled: ${registry.getStatus('payments')!.key}.`,
+    ]);
+    await probe.collection('orders').insertOne({ _id: 1 as never });
+    // Acknowledged (stored) means every handler of its stream ran: the disabled one is not among them.
+    await eventually(
+      'order 1 handled and its position stored',
+      async () =>
+        ShopListener.orderTokens.length === 1 &&
+        JSON.stringify(await probe.storedToken(app.spec.consumer, 'orders', keyPrefix)) ===
+          JSON.stringify(ShopListener.orderTokens[0]),
+    );
+    expect(ShopListener.called).toEqual(['onOrder insert']);
   });
 });

@@ -128,6 +128,25 @@ describe('CollectionStream: pause and resume on one instance', () => {
     expect(stream.status().state).toBe('open');
     expect(stream.status().paused).toBeUndefined();
   });
+
+  it('with no position yet (a server that gives none at open), pauses only after the first handled event, so nothing written during the pause is skipped', async () => {
+    const gate = deferred();
+    const { stream, seen, tokens } = setup({
+      scripts: [{ getMores: [{ after: gate.promise }, [insert(1)], [insert(2)]] }, {}],
+    });
+    stream.start();
+    await eventually('open', () => stream.status().state === 'open');
+    const paused = stream.pause({ by: null, reason: null, since: null });
+    await eventually('deferral said', () =>
+      logs.messages('warn').some((m) => m.includes('no position to resume from yet')),
+    );
+    expect(stream.status().state).toBe('open');
+    gate.resolve();
+    await paused;
+    expect(stream.status().state).toBe('paused');
+    expect(seen).toEqual([1]);
+    expect(await tokens.load(KEY)).toEqual(positionOf(1));
+  });
 });
 
 describe('CollectionStream: pause with leases', () => {
