@@ -1,16 +1,22 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
+import { MongooseModule } from '@nestjs/mongoose';
+import { Test } from '@nestjs/testing';
 import type { mongo } from 'mongoose';
 import {
   ChangeStreamControl,
+  ChangeStreamModule,
   ChangeStreamRegistry,
   OnChange,
   pausedKey,
   positionKey,
+  RedisPositionStore,
 } from '../../lib/index.js';
 import { TestApp } from '../fixtures/test-app.js';
 import { TestScope } from '../fixtures/test-scope.js';
-import { eventually, uniqueName } from '../fixtures/test-env.js';
+import { delay, eventually, testEnv, uniqueName } from '../fixtures/test-env.js';
+import { resolveOptions } from '../../lib/options/module-options.js';
+import { createStores } from '../../lib/stores.factory.js';
 
 /** Every call, with the instance that made it and when: who handled what, and when. */
 const calls: Array<{ instance: string; id: number; at: number; token: unknown }> = [];
@@ -102,6 +108,33 @@ describe('run-time control (real MongoDB and Redis)', () => {
           .sort()
           .join() === 'open,standby',
     );
+  });
+
+  it('without leases (in-memory store) a fleet-wide pause pauses this instance only, and says so', async () => {
+    const app = await scope.app({
+      dbName: uniqueName('control'),
+      consumer: uniqueName('svc'),
+      providers: [OrderListener],
+      withoutRedis: true,
+    });
+    const orders = (await scope.probe(app.spec.dbName)).collection('orders');
+    // A position to resume from (this test server gives none at open: a pause would wait for it).
+    await orders.insertOne({ _id: 0 as never });
+    await eventually('order 0 handled', () => handled(0).length === 1);
+    const control = app.get(ChangeStreamControl);
+    await control.pause('orders', { fleet: true, reason: 'incident' });
+    expect(app.get(ChangeStreamRegistry).getStatus('orders')).toMatchObject({
+      state: 'paused',
+      paused: { scope: 'local', reason: 'incident' },
+    });
+    expect(
+      app.logger.messages('warn').filter((m) => m.includes('a fleet-wide pause needs leases')),
+    ).toHaveLength(1);
+    await orders.insertOne({ _id: 1 as never });
+    const resumedAt = Date.now();
+    await control.resume('orders', { fleet: true });
+    await eventually('order 1 handled after the resume', () => handled(1).length === 1);
+    expect(handled(1)[0].at).toBeGreaterThanOrEqual(resumedAt);
   });
 
   it('a local pause drains, saves and hands the stream to the other instance, which takes no lease back until resumed', async () => {
@@ -215,6 +248,45 @@ describe('enabled: false (real MongoDB and Redis)', () => {
     await expect(app.get(ChangeStreamControl).pause('orders')).rejects.toThrow(
       'is disabled on this instance',
     );
+  });
+
+  it("a disabled module's own Redis client connects only when used (the dead-letter service), and closes cleanly either way", async () => {
+    const redis = testEnv().redisUrl;
+    const unused = createStores(
+      resolveOptions({ consumer: uniqueName('svc'), redis, enabled: false }),
+    );
+    const client = (unused.tokens as RedisPositionStore).client;
+    await delay(0); // an eager client would have started connecting by now
+    expect(client.status).toBe('wait');
+    await unused.close(1000);
+    expect(client.status).toBe('end');
+
+    const used = createStores(
+      resolveOptions({ consumer: uniqueName('svc'), redis, enabled: false }),
+    );
+    expect(await used.deadLetters.list()).toEqual([]);
+    expect((used.tokens as RedisPositionStore).client.status).toBe('ready');
+    await used.close(1000);
+  });
+
+  it('enabled comes through forRootAsync as well', async () => {
+    const module = await Test.createTestingModule({
+      imports: [
+        MongooseModule.forRoot(testEnv().mongoUri, { dbName: uniqueName('disabled') }),
+        ChangeStreamModule.forRootAsync({
+          useFactory: async () => ({ consumer: uniqueName('svc'), enabled: false }),
+        }),
+      ],
+      providers: [ShopListener],
+    }).compile();
+    scope.track(module);
+    await module.init();
+    expect(
+      module
+        .get(ChangeStreamRegistry)
+        .getStatuses()
+        .map((s) => s.state),
+    ).toEqual(['disabled', 'disabled']);
   });
 
   it('a disabled module still fails startup on bad handler options', async () => {
