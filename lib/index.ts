@@ -15,6 +15,7 @@ export type {
   ChangeStreamHealthResult,
   HealthStatus,
   StreamHealth,
+  StreamPauseHealth,
 } from './health/change-stream.health.js';
 export {
   ChangeStreamConfigError,

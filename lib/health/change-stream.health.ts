@@ -70,14 +70,21 @@ export interface StreamHealth {
   /** Why the stream is failed, reconnecting or degraded; absent when it is fine. See docs/troubleshooting.md. */
   lastError?: string;
   /** While paused (state `paused`, which is healthy): `local` or `fleet`, who, why and since when (ISO 8601). */
-  paused?: {
-    scope: 'local' | 'fleet';
-    by: string | null;
-    reason: string | null;
-    since: string | null;
-  };
+  paused?: StreamPauseHealth;
   /** Handlers of the stream left out by `enabled: false`. */
   disabledHandlers?: string[];
+}
+
+/** `StreamPause` in health details (the date as an ISO string). */
+export interface StreamPauseHealth {
+  /** `local`: this instance only; `fleet`: every instance (the pause key in Redis). */
+  scope: 'local' | 'fleet';
+  /** Who paused it; null when not said. */
+  by: string | null;
+  /** Why; null when not said. */
+  reason: string | null;
+  /** Since when (ISO 8601); null when not said. */
+  since: string | null;
 }
 
 interface TerminusSession {

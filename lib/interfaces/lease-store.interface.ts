@@ -73,13 +73,17 @@ export interface LeaseStore {
    * flag in the same step (null when none is set). A store with both must also answer `acquire`
    * with `{ paused }` while the flag is set. Without them a pause applies to one instance only.
    */
-  renewReadingPause?(
-    key: string,
-    lease: StreamLease,
-    ttlMs: number,
-  ): Promise<{ renewed: boolean; paused: string | null }>;
+  renewReadingPause?(key: string, lease: StreamLease, ttlMs: number): Promise<RenewalWithPause>;
   /** Optional: sets the stream's pause flag to `value` (who paused it and why), or clears it (null). */
   writePause?(key: string, value: string | null): Promise<void>;
+}
+
+/** What `LeaseStore.renewReadingPause` found. */
+export interface RenewalWithPause {
+  /** As `renew`: false when the lease is no longer the caller's. */
+  renewed: boolean;
+  /** The stream's pause flag (who paused it and why), or null when it is not paused fleet-wide. */
+  paused: string | null;
 }
 
 /** What `LeaseStore.announce` found. */

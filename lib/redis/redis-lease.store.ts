@@ -4,6 +4,7 @@ import type {
   CandidateAnnouncement,
   LeaseAttempt,
   LeaseStore,
+  RenewalWithPause,
   StreamLease,
 } from '../interfaces/lease-store.interface.js';
 import {
@@ -80,7 +81,7 @@ export class RedisLeaseStore implements LeaseStore {
     key: string,
     lease: StreamLease,
     ttlMs: number,
-  ): Promise<{ renewed: boolean; paused: string | null }> {
+  ): Promise<RenewalWithPause> {
     checkTtl(ttlMs);
     const [renewed, paused] = await this.commands.renew(
       key,
