@@ -143,6 +143,7 @@ export class CollectionStream {
     const mark: StreamPause = { ...pause, scope: 'local' };
     if (this.pauses.pauseLocally(mark)) {
       this.logger.log(messages.streamPaused(this.key, mark));
+      this.deps.balancer?.withdraw(this.key);
       this.term?.pause(`paused: ${pause.reason ?? 'on this instance'}`);
     } else if (this.state === 'paused' || !this.running) return Promise.resolve();
     return settled;
@@ -151,6 +152,7 @@ export class CollectionStream {
   /** Ends a pause on this instance; false when it was not paused here. */
   resume(): boolean {
     if (!this.pauses.resumeLocally()) return false;
+    this.deps.balancer?.rejoin(this.key);
     if (!this.pauses.current) this.term?.cancelPause();
     this.logger.log(messages.streamResumed(this.key, 'local'));
     return true;

@@ -7,7 +7,8 @@ import type { ChangeHandler } from '../../lib/stream/change-handler.js';
 import { planStreams } from '../../lib/stream/stream-plan.js';
 import type { OnChangeOptions } from '../../lib/index.js';
 import { insert, token } from '../fixtures/fake-change-stream.js';
-import { FencedMemoryStore } from '../fixtures/memory-lease-store.js';
+import { FencedMemoryStore, MemoryLeaseStore } from '../fixtures/memory-lease-store.js';
+import { LeaseBalancer } from '../../lib/lease/lease-balancer.js';
 import {
   deferred,
   KEY,
@@ -146,6 +147,30 @@ describe('CollectionStream: pause and resume on one instance', () => {
     expect(stream.status().state).toBe('paused');
     expect(seen).toEqual([1]);
     expect(await tokens.load(KEY)).toEqual(positionOf(1));
+  });
+});
+
+describe('LeaseBalancer: a stream paused on this instance', () => {
+  it('leaves its candidates at once, so another instance already at its share may take it; resumed, it counts again', async () => {
+    const store = new MemoryLeaseStore();
+    const timing = { ttlMs: 60_000, renewIntervalMs: 60_000, pollIntervalMs: 60_000 };
+    const [k1, k2] = ['cs:{svc:db:a}', 'cs:{svc:db:b}'];
+    const a = new LeaseBalancer(store, 'A', timing, [k1, k2], () => false);
+    const b = new LeaseBalancer(store, 'B', timing, [k1, k2], () => false);
+    await a.start();
+    await b.start();
+    await a.refresh(k1);
+    await a.refresh(k2);
+    expect([a.fairShare, b.fairShare]).toEqual([1, 1]);
+    b.acquired(k2);
+    expect(b.reserve(k1)).toBe(false); // at its share: A is there for k1
+    a.withdraw(k1);
+    await eventually('B sees A gone from k1', async () => (await b.refresh(k1)) && b.reserve(k1));
+    expect(a.fairShare).toBe(1); // k2 only
+    b.unreserve(k1);
+    a.rejoin(k1);
+    await eventually('B sees A back for k1', async () => (await b.refresh(k1)) && !b.reserve(k1));
+    await Promise.all([a.stop(), b.stop()]);
   });
 });
 
