@@ -59,7 +59,7 @@ export class ChangeStreamControl {
         const settled = running.pauses.whenSettled();
         // The holder here acts now rather than at its next renewal.
         running.fleetPauseSeen(value);
-        if (holding) await settled;
+        if (holding) await Promise.race([settled, running.whenStopped()]);
         return;
       }
       this.logger.warn(messages.fleetPauseUnsupported(key));

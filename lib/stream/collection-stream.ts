@@ -146,7 +146,13 @@ export class CollectionStream {
       this.deps.balancer?.withdraw(this.key);
       this.term?.pause(`paused: ${pause.reason ?? 'on this instance'}`);
     } else if (this.state === 'paused' || !this.running) return Promise.resolve();
-    return settled;
+    // A stream that stopped supervising (failed, stopped) will not get to the pause: do not wait for it.
+    return this.running ? Promise.race([settled, this.whenStopped()]) : settled;
+  }
+
+  /** @internal Resolves once the supervision ended (stopped or failed); at once if it never started. */
+  whenStopped(): Promise<void> {
+    return this.running ?? Promise.resolve();
   }
 
   /** Ends a pause on this instance; false when it was not paused here. */

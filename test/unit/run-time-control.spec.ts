@@ -150,6 +150,21 @@ describe('CollectionStream: pause and resume on one instance', () => {
   });
 });
 
+describe('CollectionStream: pause of a stream that cannot get there', () => {
+  it('a failed stream: pause() resolves (no wait for a pause that never comes), and it shows failed', async () => {
+    const { stream } = setup({
+      scripts: [{ getMores: [[insert(1)]] }],
+      handle: () => {
+        throw new Error('poison');
+      },
+    });
+    stream.start();
+    await eventually('failed', () => stream.status().state === 'failed');
+    await stream.pause({ by: null, reason: null, since: null });
+    expect(stream.status().state).toBe('failed');
+  });
+});
+
 describe('LeaseBalancer: a stream paused on this instance', () => {
   it('leaves its candidates at once, so another instance already at its share may take it; resumed, it counts again', async () => {
     const store = new MemoryLeaseStore();
