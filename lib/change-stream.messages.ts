@@ -1,5 +1,6 @@
 import { DEFAULT_CONNECTION_NAME } from './change-stream.constants.js';
 import { CATCH_UP_REPORT_EVERY_MS } from './options/defaults.js';
+import type { StreamPause } from './interfaces/change-stream-status.interface.js';
 import { leftPositionKey } from './redis/redis-keys.js';
 
 /** Log and error texts in one place, so they stay consistent and greppable. */
@@ -307,6 +308,29 @@ export const messages = {
     `history headroom ${headroomMs < 0 ? `lost (${duration(-headroomMs)} past the oldest oplog entry)` : duration(headroomMs)}, oplog window ${duration(windowMs)}`,
   historyHeadroomRecovered: (key: string, headroomMs: number, windowMs: number) =>
     `Stream ${key}: history headroom is ${duration(headroomMs)} again (oplog window ${duration(windowMs)}).`,
+  moduleDisabled: (handlers: number, streams: string[]) =>
+    `ChangeStreamModule is disabled (enabled: false): ${handlers} handler(s) validated; no stream opened, no lease taken on this instance` +
+    (streams.length > 0 ? ` (would run: ${streams.join(', ')}).` : '.'),
+  handlersDisabled: (handlers: string[], streamsNotOpened: string[]) =>
+    `Handler(s) disabled (enabled: false), not called: ${handlers.join(', ')}` +
+    (streamsNotOpened.length > 0
+      ? `; stream(s) not opened, every handler disabled: ${streamsNotOpened.join(', ')}.`
+      : '.'),
+  streamPaused: (key: string, pause: StreamPause) =>
+    `Stream ${key} paused ${pause.scope === 'fleet' ? 'fleet-wide' : 'on this instance'}${pause.by ? ` by ${pause.by}` : ''}${pause.reason ? ` (${pause.reason})` : ''}: ` +
+    `it stops reading, drains, saves its position and releases its lease until resumed.`,
+  streamPauseDeferred: (key: string) =>
+    `Stream ${key} has no position to resume from yet (the server gave none at open and no event was handled): the pause takes effect after the first handled event, so nothing written during the pause is skipped.`,
+  streamPauseDrained: (key: string, saved: boolean, released: boolean) =>
+    `Stream ${key} is paused: drained${saved ? ', position saved' : '; its last position could not be saved, so a few events are delivered again after resuming'}${released ? ', lease released' : ''}.`,
+  streamResumed: (key: string, scope: 'local' | 'fleet') =>
+    `Stream ${key} resumed ${scope === 'fleet' ? 'fleet-wide (pause key gone)' : 'on this instance'}.`,
+  fleetPauseUnsupported: (key: string) =>
+    `Stream ${key}: a fleet-wide pause needs leases (the Redis store, or a tokenStore whose leases implement writePause and renewReadingPause); paused on this instance only.`,
+  controlUnknownStream: (stream: string, known: string[]) =>
+    `ChangeStreamControl: no stream "${stream}" in this application. Name it by collection (with { connectionName } for another connection) or by key; streams: ${known.join(', ') || '(none)'}.`,
+  controlDisabled: (key: string) =>
+    `ChangeStreamControl: stream ${key} is disabled on this instance (enabled: false), so it cannot be paused or resumed here except fleet-wide ({ fleet: true }).`,
 };
 
 /** `3 m 10 s`, `12 s`, `1 h 2 m`: for humans reading logs. */

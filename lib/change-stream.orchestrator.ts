@@ -23,6 +23,7 @@ import {
 } from './change-stream.planning.js';
 import { CHANGE_STREAM_MODULE_OPTIONS } from './change-stream.module-definition.js';
 import { ChangeStreamExplorer } from './change-stream.explorer.js';
+import { disabledParts, recordDisabled } from './control/disabled-streams.js';
 import { messages } from './change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from './options/module-options.js';
 import { ChangeStreamRegistry } from './change-stream.registry.js';
@@ -86,8 +87,23 @@ export class ChangeStreamOrchestrator
     const handlers = this.explorer.explore(this.options.connectionName ?? DEFAULT_CONNECTION_NAME);
     if (handlers.length === 0) this.logger.warn(messages.noHandlers());
     checkDeadLetterDurability(handlers, this.options, this.stores, this.logger);
+    const plans = planStreams(handlers);
+    const disabled = disabledParts(handlers, plans);
+    const keyed = await keyedPlans([...plans, ...disabled.idlePlans], this.moduleRef, this.options);
+    const { enabled } = this.options;
+    recordDisabled(
+      keyed,
+      plans.length,
+      enabled,
+      disabled,
+      this.registry,
+      this.logger,
+      handlers.length,
+    );
+    // Disabled: validated, and shown in status; nothing opened, no lease, no announcement.
+    if (!enabled) return;
+    const planned = keyed.slice(0, plans.length);
     const telemetry = await ChangeStreamTelemetry.load(this.options.telemetry);
-    const planned = await keyedPlans(planStreams(handlers), this.moduleRef, this.options);
     planned.forEach((p) => this.databases.set(p.key, p.db));
     if (planned.length > 0) {
       this.tokens = await withPositionMirror(this.stores.tokens, this.options, (name) =>

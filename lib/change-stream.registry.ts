@@ -16,6 +16,10 @@ import { deadLetterCall } from './stream/dead-letter-call.js';
 export class ChangeStreamRegistry {
   /** @internal The streams this application runs (added by the orchestrator at startup). */
   readonly streams: CollectionStream[] = [];
+  /** @internal Streams this instance does not open (`enabled: false`), as their status shows them. */
+  readonly disabled: ChangeStreamStatus[] = [];
+  /** @internal By stream key: handlers left out of an open stream (`enabled: false`). */
+  readonly disabledHandlers = new Map<string, string[]>();
   private readonly listeners = new Set<ChangeStreamEventListener>();
 
   /** @internal Created by Nest's injector. */
@@ -31,7 +35,13 @@ export class ChangeStreamRegistry {
 
   /** A snapshot of every stream. */
   getStatuses(): ChangeStreamStatus[] {
-    return this.streams.map((s) => s.status());
+    return [
+      ...this.streams.map((s) => {
+        const disabledHandlers = this.disabledHandlers.get(s.key);
+        return disabledHandlers ? { ...s.status(), disabledHandlers } : s.status();
+      }),
+      ...this.disabled,
+    ];
   }
 
   /** The stream of `collection` on `connectionName` (default: the module's `connectionName`, else the default connection). */

@@ -15,6 +15,7 @@ export type {
   ChangeStreamHealthResult,
   HealthStatus,
   StreamHealth,
+  StreamPauseHealth,
 } from './health/change-stream.health.js';
 export {
   ChangeStreamConfigError,
@@ -33,10 +34,11 @@ export {
   encodeCheckpoint,
   decodeCheckpoint,
 } from './position/position.codec.js';
-export { positionKey, checkpointKey } from './redis/redis-keys.js';
+export { positionKey, checkpointKey, pausedKey } from './redis/redis-keys.js';
 export type * from './interfaces/index.js';
 export { ChangeStreamDeadLetters } from './dead-letter/change-stream-dead-letters.service.js';
 export { RedisDeadLetterStore } from './redis/redis-dead-letter.store.js';
 export { InMemoryDeadLetterStore } from './memory/in-memory-dead-letter.store.js';
 export type { ChangeStreamEvent, ChangeStreamEventListener } from './change-stream.events.js';
 export { RedisLeaseStore } from './redis/redis-lease.store.js';
+export { ChangeStreamControl } from './control/change-stream-control.service.js';

@@ -31,7 +31,7 @@ export function createStores(options: ResolvedChangeStreamOptions): ChangeStream
   const redis =
     options.redis === undefined || options.tokenStore !== undefined
       ? undefined
-      : connectRedis(options.redis);
+      : connectRedis(options.redis, { lazy: !options.enabled });
   const tokens =
     options.tokenStore ?? (redis ? new RedisPositionStore(redis.client) : inMemoryPositions());
   const droppedListeners: Array<(letters: DeadLetter[]) => void> = [];

@@ -75,6 +75,22 @@ export interface StreamHealth {
   oplogWindowMs?: number | null;
   /** Why the headroom is unknown (privilege, mongos, no oplog…); absent when it is known. */
   historyHeadroomUnknown?: string;
+  /** While paused (state `paused`, which is healthy): `local` or `fleet`, who, why and since when (ISO 8601). */
+  paused?: StreamPauseHealth;
+  /** Handlers of the stream left out by `enabled: false`. */
+  disabledHandlers?: string[];
+}
+
+/** `StreamPause` in health details (the date as an ISO string). */
+export interface StreamPauseHealth {
+  /** `local`: this instance only; `fleet`: every instance (the pause key in Redis). */
+  scope: 'local' | 'fleet';
+  /** Who paused it; null when not said. */
+  by: string | null;
+  /** Why; null when not said. */
+  reason: string | null;
+  /** Since when (ISO 8601); null when not said. */
+  since: string | null;
 }
 
 interface TerminusSession {
@@ -88,8 +104,8 @@ interface TerminusSession {
  * behind), `degraded` (Terminus 12; `up` on 11; see `options.degraded`) while one is starting,
  * reconnecting or degraded (cannot save its position, a handler is stuck) or more than
  * `maxLagMs` behind, else `up` (a standby is healthy: it turns `reconnecting` once Redis has not
- * answered for a lease TTL, when no live holder is known); per stream its state, role, lag, counts
- * and times.
+ * answered for a lease TTL, when no live holder is known; a `paused` or `disabled` stream is
+ * healthy too: it was stopped on purpose); per stream its state, role, lag, counts and times.
  */
 @Injectable()
 export class ChangeStreamHealthIndicator {
@@ -173,6 +189,8 @@ function toHealth(s: ChangeStreamStatus): StreamHealth {
     inFlightForMs: s.inFlightForMs,
     ...(s.lastInvalidatedAt ? { lastInvalidatedAt: s.lastInvalidatedAt.toISOString() } : {}),
     ...(s.lastError ? { lastError: s.lastError } : {}),
+    ...(s.paused ? { paused: { ...s.paused, since: s.paused.since?.toISOString() ?? null } } : {}),
+    ...(s.disabledHandlers ? { disabledHandlers: s.disabledHandlers } : {}),
     ...headroomOf(s),
   };
 }

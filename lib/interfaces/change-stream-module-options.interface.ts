@@ -243,4 +243,12 @@ export interface ChangeStreamModuleOptions {
    * @defaultValue true
    */
   historyHeadroom?: boolean | HistoryHeadroomOptions;
+  /**
+   * `false` keeps this instance out of consuming (e.g. `enabled: process.env.ROLE === 'worker'`):
+   * handlers are still discovered and validated (bad options still fail startup), but no stream
+   * is opened, no lease taken, and a Redis client the module creates connects only if used (the
+   * dead-letter service). Status and health show each stream as `disabled`.
+   * @defaultValue true
+   */
+  enabled?: boolean;
 }

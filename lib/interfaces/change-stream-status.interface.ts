@@ -1,11 +1,34 @@
 /**
+ * `paused`: stopped at run time (`ChangeStreamControl.pause`, or the fleet-wide pause key in
+ * Redis): it reads nothing and holds no lease until resumed. `disabled`: `enabled: false` (module,
+ * or every handler of the stream); never opened.
  * `standby`: another instance consumes the stream (leases); this one takes over if it goes away.
  * `degraded`: reading, but positions cannot be saved (store unreachable; they are kept in
  * memory and saved when it is back), or a handler has run longer than `handlerTimeoutMs`, or its
  * history headroom is below `historyHeadroom.warnMs` (see `historyHeadroomMs`).
  */
 export type ChangeStreamState =
-  'starting' | 'standby' | 'open' | 'degraded' | 'reconnecting' | 'failed' | 'closed';
+  | 'starting'
+  | 'standby'
+  | 'open'
+  | 'degraded'
+  | 'reconnecting'
+  | 'failed'
+  | 'closed'
+  | 'paused'
+  | 'disabled';
+
+/** Who paused a stream, why and since when (`ChangeStreamStatus.paused`). */
+export interface StreamPause {
+  /** `local`: this instance only (`pause(stream)`); `fleet`: every instance (the pause key in Redis). */
+  scope: 'local' | 'fleet';
+  /** Who paused it (an instance id, or what an operator wrote); null when not said. */
+  by: string | null;
+  /** Why; null when not said. */
+  reason: string | null;
+  /** Since when; null when not said (a pause key an operator wrote as plain text). */
+  since: Date | null;
+}
 
 /** With leases: whether this instance consumes the stream (`active`) or waits to take over (`standby`). */
 export type ChangeStreamRole = 'active' | 'standby';
@@ -74,4 +97,8 @@ export interface ChangeStreamStatus {
   oplogWindowMs: number | null;
   /** Why `historyHeadroomMs` is null (not sampled yet, no position, the server does not show its oplog); null when it is known. */
   historyHeadroomUnknown: string | null;
+  /** Present while the stream is paused (state `paused`): who paused it, why and since when. */
+  paused?: StreamPause;
+  /** Present when some handlers of the stream are disabled (`enabled: false`): they are not called. */
+  disabledHandlers?: string[];
 }

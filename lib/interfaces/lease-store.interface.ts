@@ -25,6 +25,10 @@ export type LeaseAttempt =
       heldBy: StreamLease | null;
       /** Its remaining time to live in ms (-1 for a lease key without expiry). */
       ttlMs: number;
+    }
+  | {
+      /** The stream is paused fleet-wide (the value of its pause key): nobody may acquire it. */
+      paused: string;
     };
 
 /**
@@ -64,6 +68,22 @@ export interface LeaseStore {
   ): Promise<CandidateAnnouncement>;
   /** Removes `member` from `group` at once (clean shutdown). */
   leave(group: string, member: string): Promise<void>;
+  /**
+   * Optional, with `writePause` (fleet-wide pause): `renew` that also reads the stream's pause
+   * flag in the same step (null when none is set). A store with both must also answer `acquire`
+   * with `{ paused }` while the flag is set. Without them a pause applies to one instance only.
+   */
+  renewReadingPause?(key: string, lease: StreamLease, ttlMs: number): Promise<RenewalWithPause>;
+  /** Optional: sets the stream's pause flag to `value` (who paused it and why), or clears it (null). */
+  writePause?(key: string, value: string | null): Promise<void>;
+}
+
+/** What `LeaseStore.renewReadingPause` found. */
+export interface RenewalWithPause {
+  /** As `renew`: false when the lease is no longer the caller's. */
+  renewed: boolean;
+  /** The stream's pause flag (who paused it and why), or null when it is not paused fleet-wide. */
+  paused: string | null;
 }
 
 /** What `LeaseStore.announce` found. */

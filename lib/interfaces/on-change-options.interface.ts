@@ -48,4 +48,11 @@ export interface OnChangeOptions {
   concurrency?: number;
   /** Overrides the module's `onHandlerFailure` for this handler. */
   onFailure?: HandlerFailurePolicy;
+  /**
+   * `false` leaves this handler out of its stream (still validated at startup): the stream's
+   * filter and position key are what its other handlers make them, and a stream whose handlers
+   * are all disabled is not opened.
+   * @defaultValue true
+   */
+  enabled?: boolean;
 }

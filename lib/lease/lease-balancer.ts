@@ -43,6 +43,8 @@ export class LeaseBalancer {
   private announced = false;
   private reportedFailure = false;
   private stopped = false;
+  /** Streams paused on this instance: not announced, and not counted in its share. */
+  private readonly withdrawn = new Set<string>();
   /** Streams and pairs of handler sets already warned about. */
   private readonly differencesSeen = new Set<string>();
 
@@ -80,9 +82,25 @@ export class LeaseBalancer {
     );
   }
 
+  /**
+   * Paused here: leave the stream's candidates now, so the others' share grows at once (they may
+   * hold streams already, and would otherwise take this one only after a TTL unseen).
+   */
+  withdraw(key: string): void {
+    if (this.withdrawn.has(key) || !this.candidates.has(key)) return;
+    this.withdrawn.add(key);
+    void this.store.leave(candidatesKey(key), this.instanceId).catch(() => undefined);
+  }
+
+  /** Resumed here: a candidate of the stream again. */
+  rejoin(key: string): void {
+    if (this.withdrawn.delete(key)) void this.refresh(key);
+  }
+
   get fairShare(): number {
     let share = 0;
-    for (const count of this.candidates.values()) share += 1 / Math.max(1, count);
+    for (const [key, count] of this.candidates)
+      if (!this.withdrawn.has(key)) share += 1 / Math.max(1, count);
     return Math.ceil(share - 1e-9);
   }
 
@@ -132,7 +150,7 @@ export class LeaseBalancer {
 
   /** Re-reads how many instances can take `key` (a standby checks before it concludes it is over its share); true if the store answered. */
   async refresh(key: string): Promise<boolean> {
-    if (this.stopped) return false;
+    if (this.stopped || this.withdrawn.has(key)) return false;
     try {
       this.count(key, await this.announce(key));
       return true;
@@ -163,7 +181,7 @@ export class LeaseBalancer {
 
   private async tick(): Promise<void> {
     try {
-      const keys = [...this.candidates.keys()];
+      const keys = [...this.candidates.keys()].filter((key) => !this.withdrawn.has(key));
       const counts = await Promise.all(keys.map((key) => this.announce(key)));
       keys.forEach((key, i) => this.count(key, counts[i]));
       this.announced = true;

@@ -19,6 +19,8 @@ export class LeaseHolding {
   /** Monotonic time (`performance.now()`) until which the lease is surely this instance's (see `confirm`). */
   private confirmedUntil = 0;
   private onLost: ((reason: string) => void) | undefined;
+  /** Told after each confirmed renewal what the store said of the fleet-wide pause (stores that read it). */
+  private onPauseSeen: ((paused: string | null) => void) | undefined;
   /** Monotonic time of the store's last answer to this keeper (0: none yet). */
   private answeredAt = 0;
   /** The lease was dropped because no renewal was confirmed in time: the store is silent until it answers again. */
@@ -67,6 +69,10 @@ export class LeaseHolding {
 
   whenLost(onLost: (reason: string) => void): void {
     this.onLost = onLost;
+  }
+
+  whenPauseSeen(listener: (paused: string | null) => void): void {
+    this.onPauseSeen = listener;
   }
 
   /** Drops the lease (if held) and tells the listener. */
@@ -125,15 +131,24 @@ export class LeaseHolding {
     if (!lease) return;
     const sentAt = performance.now();
     let renewed: boolean;
+    let paused: string | null | undefined;
     try {
-      renewed = await this.store.renew(this.key, lease, this.timing.ttlMs);
+      // The fleet-wide pause is read with the renewal (one script), not by a poll of its own.
+      if (this.store.renewReadingPause)
+        ({ renewed, paused } = await this.store.renewReadingPause(
+          this.key,
+          lease,
+          this.timing.ttlMs,
+        ));
+      else renewed = await this.store.renew(this.key, lease, this.timing.ttlMs);
     } catch {
       return; // unconfirmed: the expiry timer decides if it stays unconfirmed for too long
     }
     this.answered();
     if (this.lease !== lease) return;
-    if (renewed) this.confirm(sentAt);
-    else this.lose(messages.leaseRenewRefused());
+    if (!renewed) return this.lose(messages.leaseRenewRefused());
+    this.confirm(sentAt);
+    if (paused !== undefined) this.onPauseSeen?.(paused);
   }
 
   /**

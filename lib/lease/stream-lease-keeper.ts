@@ -6,6 +6,16 @@ import type { LeaseStore, StreamLease } from '../interfaces/lease-store.interfac
 import type { LeaseBalancer, LeaseTiming } from './lease-balancer.js';
 import { LeaseHolding } from './lease-holding.js';
 
+/** Why an acquisition attempt did not get the lease: its holder, the store's error, or a fleet-wide pause (the pause key's value). */
+export type LeaseWait =
+  | {
+      heldBy: StreamLease | null;
+      /** The store answered an attempt (else this instance did not ask: over its fair share, say). */
+      answered?: boolean;
+    }
+  | { error: string }
+  | { paused: string };
+
 /**
  * One stream's lease on this instance: waits for it as a standby (the acquire loop here), renews it
  * while active, and reports its loss (both in `LeaseHolding`): a refused renewal, a renewal it could
@@ -57,7 +67,7 @@ export class StreamLeaseKeeper {
    */
   async acquire(
     signal: AbortSignal,
-    onWaiting: (why: { heldBy: StreamLease | null } | { error: string }) => void,
+    onWaiting: (why: LeaseWait) => void,
   ): Promise<StreamLease | null> {
     // A standby is healthy only while the store answers: a holder it saw is live (its lease has a
     // TTL), but a store that stopped answering (frozen, or down with commands queued) shows nothing.
@@ -92,7 +102,7 @@ export class StreamLeaseKeeper {
 
   private async poll(
     signal: AbortSignal,
-    onWaiting: (why: { heldBy: StreamLease | null } | { error: string }) => void,
+    onWaiting: (why: LeaseWait) => void,
   ): Promise<StreamLease | null> {
     // Since when nobody was seen holding the stream while this instance stood back for its share.
     let unseenSince = performance.now();
@@ -113,6 +123,14 @@ export class StreamLeaseKeeper {
           const attempt = await this.store.acquire(this.key, this.instanceId, this.timing.ttlMs);
           this.holding.answered();
           failures = 0;
+          if ('paused' in attempt) {
+            // Paused fleet-wide: nobody may take it; look again at the poll interval.
+            this.balancer.unreserve(this.key);
+            this.seen = null;
+            onWaiting({ paused: attempt.paused });
+            await sleep(this.pollDelay(), signal);
+            continue;
+          }
           const heldBy = 'heldBy' in attempt ? attempt.heldBy : null;
           let won = 'acquired' in attempt ? attempt.acquired : null;
           // Still our own lease (dropped when a renewal came too late, say): take it back rather than wait out its TTL.
@@ -142,7 +160,8 @@ export class StreamLeaseKeeper {
           this.balancer.unreserve(this.key);
           this.seen = heldBy;
           unseenSince = performance.now();
-          onWaiting(this.standingBy(this.seen));
+          const why = this.standingBy(this.seen);
+          onWaiting('heldBy' in why ? { ...why, answered: true } : why);
         } catch (error) {
           this.balancer.unreserve(this.key);
           failures++;
@@ -157,10 +176,14 @@ export class StreamLeaseKeeper {
       } else {
         onWaiting(this.standingBy(null));
       }
-      // Jitter, so standbys polling at one interval do not knock in step.
-      await sleep(Math.round(this.timing.pollIntervalMs * (0.75 + Math.random() * 0.5)), signal);
+      await sleep(this.pollDelay(), signal);
     }
     return null;
+  }
+
+  /** Jitter, so standbys polling at one interval do not knock in step. */
+  private pollDelay(): number {
+    return Math.round(this.timing.pollIntervalMs * (0.75 + Math.random() * 0.5));
   }
 
   /**
@@ -198,6 +221,11 @@ export class StreamLeaseKeeper {
   private hold(lease: StreamLease, sentAt: number): void {
     this.seen = null;
     this.holding.hold(lease, sentAt);
+  }
+
+  /** Told after each confirmed renewal what the store said of the fleet-wide pause (null: none). */
+  whenPauseSeen(listener: (paused: string | null) => void): void {
+    this.holding.whenPauseSeen(listener);
   }
 
   /** Called once, when the current lease is lost. */

@@ -23,6 +23,7 @@ const HANDLER_OPTIONS = {
   retries: true,
   concurrency: true,
   onFailure: true,
+  enabled: true,
 } as const satisfies Record<keyof OnChangeOptions, true>;
 
 const FULL_DOCUMENT = keyNames({
@@ -69,6 +70,7 @@ export function validateHandlerOptions(
     concurrency,
     retries,
     onFailure,
+    enabled,
   } = options;
   if (
     operationTypes !== undefined &&
@@ -104,6 +106,8 @@ export function validateHandlerOptions(
     throw invalid('retries', 'must be an integer >= 0');
   if (onFailure !== undefined && !isHandlerFailurePolicy(onFailure))
     throw invalid('onFailure', 'must be "stop", "dead-letter" or a function');
+  if (enabled !== undefined && typeof enabled !== 'boolean')
+    throw invalid('enabled', 'must be true or false');
 }
 
 export function isHandlerFailurePolicy(value: unknown): value is HandlerFailurePolicy {

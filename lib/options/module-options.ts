@@ -48,6 +48,7 @@ const MODULE_OPTIONS = {
   positionMirror: true,
   deadLetterRetention: true,
   historyHeadroom: true,
+  enabled: true,
 } as const satisfies Record<keyof ChangeStreamModuleOptions, true>;
 const HANDLER_RETRY_OPTIONS = {
   retries: true,
@@ -92,6 +93,11 @@ export function resolveOptions(
   if (options.telemetry !== undefined && typeof options.telemetry !== 'boolean') {
     throw new ChangeStreamConfigError(
       messages.optionInvalid('telemetry', options.telemetry, 'true or false'),
+    );
+  }
+  if (options.enabled !== undefined && typeof options.enabled !== 'boolean') {
+    throw new ChangeStreamConfigError(
+      messages.optionInvalid('enabled', options.enabled, 'true or false'),
     );
   }
   if (unknown.length > 0) {
@@ -203,5 +209,6 @@ export function resolveOptions(
     telemetry: options.telemetry ?? MODULE_DEFAULTS.telemetry,
     positionMirror: positionMirrorOptions(options.positionMirror, options.connectionName),
     historyHeadroom: historyHeadroomOptions(options.historyHeadroom),
+    enabled: options.enabled ?? true,
   };
 }

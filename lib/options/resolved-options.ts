@@ -35,4 +35,6 @@ export interface ResolvedChangeStreamOptions {
   positionMirror:
     false | { collection: string; intervalMs: number; connectionName: string | undefined };
   historyHeadroom: false | { warnMs: number; intervalMs: number };
+  /** `false`: handlers are validated, but no stream opens (see `ChangeStreamModuleOptions.enabled`). */
+  enabled: boolean;
 }

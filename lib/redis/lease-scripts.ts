@@ -26,7 +26,9 @@ local function supersedes(storedFence, storedHolder, fence, holder)
 end
 `;
 
-export type AcquireReply = [1, number, number] | [0, string, number];
+export type AcquireReply = [1, number, number] | [0, string, number] | [2, string, number];
+/** [renewed, the pause key's value or null]. */
+export type RenewReply = [0 | 1, string | null];
 export type WriteFencedReply = [1] | [0, 'held' | 'fence', string] | [0, 'stored', string, string];
 
 /**
@@ -37,10 +39,14 @@ export type WriteFencedReply = [1] | [0, 'held' | 'fence', string] | [0, 'stored
  */
 export const ACQUIRE = redisScript<AcquireReply>()({
   name: 'nestjsChangeStreamsLeaseAcquire',
-  keys: ['position', 'lease', 'fence'],
+  keys: ['position', 'lease', 'fence', 'paused'],
   argv: ['holder', 'ttlMs'],
-  replies: '{1, fence, waitMs} acquired; {0, "<fence> <holder>", pttl} held by someone else',
+  replies:
+    '{1, fence, waitMs} acquired; {0, "<fence> <holder>", pttl} held by someone else; ' +
+    '{2, pause key value, 0} paused fleet-wide (nobody may acquire)',
   lua: `${STORED_FENCE}
+local paused = redis.call('GET', KEYS[4])
+if paused then return {2, paused, 0} end
 local current = redis.call('GET', KEYS[2])
 if current then return {0, current, redis.call('PTTL', KEYS[2])} end
 local counterMissing = redis.call('EXISTS', KEYS[3]) == 0
@@ -62,25 +68,28 @@ return {1, fence, wait}`,
 
 /**
  * An expired lease is taken back when nobody acquired it since: the counter still reads our fence
- * and the stored position does not supersede us (see `supersedes`).
+ * and the stored position does not supersede us (see `supersedes`). The pause key is read in the
+ * same step, so a holder learns of a fleet-wide pause within one renewal and without a poll of its
+ * own; it renews all the same (it keeps the lease while it drains and saves, then releases it).
  */
-export const RENEW = redisScript<0 | 1>()({
-  name: 'nestjsChangeStreamsLeaseRenew',
-  keys: ['position', 'lease', 'fence'],
+export const RENEW = redisScript<RenewReply>()({
+  name: 'nestjsChangeStreamsLeaseRenewPaused',
+  keys: ['position', 'lease', 'fence', 'paused'],
   argv: ['fence', 'holder', 'ttlMs'],
-  replies: '1 renewed, 0 lost',
+  replies: '{1 renewed or 0 lost, the pause key value or nil}',
   lua: `${STORED_FENCE}
+local paused = redis.call('GET', KEYS[4])
 local mine = ARGV[1] .. ' ' .. ARGV[2]
 local current = redis.call('GET', KEYS[2])
 if current == mine then
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
-  return 1
+  return {1, paused}
 end
-if current or redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+if current or redis.call('GET', KEYS[3]) ~= ARGV[1] then return {0, paused} end
 local storedFence, storedHolder = stored(KEYS[1])
-if supersedes(storedFence, storedHolder, tonumber(ARGV[1]), ARGV[2]) then return 0 end
+if supersedes(storedFence, storedHolder, tonumber(ARGV[1]), ARGV[2]) then return {0, paused} end
 redis.call('SET', KEYS[2], mine, 'PX', ARGV[3])
-return 1`,
+return {1, paused}`,
 });
 
 export const RELEASE = redisScript<0 | 1>()({

@@ -26,16 +26,21 @@ export interface RedisConnection {
 }
 
 /** The `redis` option (a client, a URL or ioredis options) as a connection. */
-export function connectRedis(redis: string | RedisOptions | RedisClient): RedisConnection {
+export function connectRedis(
+  redis: string | RedisOptions | RedisClient,
+  { lazy = false }: { lazy?: boolean } = {},
+): RedisConnection {
   if (isRedisClient(redis))
     return { client: redis, where: describeRedis(redis), owned: false, lastError: () => undefined };
   // Without a scheme ioredis takes everything after the host as a unix socket path: an app that never connects.
   if (typeof redis === 'string' && !/^[a-z][a-z0-9+.-]*:\/\//i.test(redis))
     throw new ChangeStreamConfigError(messages.redisUrlWithoutScheme());
+  // Lazy (a disabled module): connects on its first command, if any (the dead-letter service).
+  const defaults: RedisOptions = lazy ? { ...CLIENT_DEFAULTS, lazyConnect: true } : CLIENT_DEFAULTS;
   const client =
     typeof redis === 'string'
-      ? new Redis(redis, CLIENT_DEFAULTS)
-      : new Redis({ ...CLIENT_DEFAULTS, ...(redis as RedisOptions) });
+      ? new Redis(redis, defaults)
+      : new Redis({ ...defaults, ...(redis as RedisOptions) });
   const where = describeRedis(client);
   const lastError = followOutages(client, where);
   nameConnectionErrors(client, where, lastError);
@@ -48,6 +53,8 @@ export async function closeRedis(
   timeoutMs: number,
 ): Promise<void> {
   if (!owned || ended(client)) return;
+  // Never connected (lazy, unused): quit would connect first, just to say goodbye.
+  if (client.status === 'wait') return client.disconnect();
   // quit waits for Redis. If it is down, quit fails or hangs while ioredis goes on reconnecting
   // (and keeps the process alive): end the connection for good in every case.
   await settlesWithin(

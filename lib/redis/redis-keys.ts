@@ -37,6 +37,17 @@ export function fenceKey(positionKey: string): string {
 }
 
 /**
+ * The fleet-wide pause of the stream stored under `positionKey`: while it exists no instance of
+ * the consumer acquires the stream's lease, and the holder drains, saves and releases it at its
+ * next renewal. Its value says who paused it and why: JSON `{"by","reason","since"}` when written by
+ * `ChangeStreamControl.pause(…, { fleet: true })`, or any text an operator SETs with redis-cli
+ * (taken as the reason). Deleting it resumes the stream. It never expires by itself.
+ */
+export function pausedKey(positionKey: string): string {
+  return `${positionKey}:paused`;
+}
+
+/**
  * The live instances that can consume the stream stored under `positionKey`, for
  * `LeaseStore.heartbeat`/`leave`: a sorted set of member → expiry (ms, Redis clock).
  */

@@ -4,6 +4,7 @@ import type {
   CandidateAnnouncement,
   LeaseAttempt,
   LeaseStore,
+  RenewalWithPause,
   StreamLease,
 } from '../interfaces/lease-store.interface.js';
 import {
@@ -18,7 +19,7 @@ import {
   type WriteFencedReply,
 } from './lease-scripts.js';
 import { leaseValue, parseLeaseValue } from './lease-value.js';
-import { fenceKey, handlerSetsKey, leaseKey, leftPositionKey } from './redis-keys.js';
+import { fenceKey, handlerSetsKey, leaseKey, leftPositionKey, pausedKey } from './redis-keys.js';
 import { registerScript } from './redis-script.js';
 
 function registerAll(client: Redis | Cluster) {
@@ -53,7 +54,15 @@ export class RedisLeaseStore implements LeaseStore {
   async acquire(key: string, holder: string, ttlMs: number): Promise<LeaseAttempt> {
     checkHolder(holder);
     checkTtl(ttlMs);
-    const reply = await this.commands.acquire(key, leaseKey(key), fenceKey(key), holder, ttlMs);
+    const reply = await this.commands.acquire(
+      key,
+      leaseKey(key),
+      fenceKey(key),
+      pausedKey(key),
+      holder,
+      ttlMs,
+    );
+    if (reply[0] === 2) return { paused: reply[1] };
     if (reply[0] === 1)
       return {
         acquired: { holder, fence: reply[1] },
@@ -64,17 +73,32 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async renew(key: string, lease: StreamLease, ttlMs: number): Promise<boolean> {
+    return (await this.renewReadingPause(key, lease, ttlMs)).renewed;
+  }
+
+  /** `renew`, reading the stream's pause key (`pausedKey`) in the same script. */
+  async renewReadingPause(
+    key: string,
+    lease: StreamLease,
+    ttlMs: number,
+  ): Promise<RenewalWithPause> {
     checkTtl(ttlMs);
-    return (
-      (await this.commands.renew(
-        key,
-        leaseKey(key),
-        fenceKey(key),
-        String(lease.fence),
-        lease.holder,
-        ttlMs,
-      )) === 1
+    const [renewed, paused] = await this.commands.renew(
+      key,
+      leaseKey(key),
+      fenceKey(key),
+      pausedKey(key),
+      String(lease.fence),
+      lease.holder,
+      ttlMs,
     );
+    return { renewed: renewed === 1, paused: paused ?? null };
+  }
+
+  /** Sets the stream's pause key (`pausedKey`) to `value`, or deletes it (null). */
+  async writePause(key: string, value: string | null): Promise<void> {
+    if (value === null) await this.client.del(pausedKey(key));
+    else await this.client.set(pausedKey(key), value);
   }
 
   async release(key: string, lease: StreamLease): Promise<void> {

@@ -1,9 +1,12 @@
 import { Logger } from '@nestjs/common';
 import { messages } from '../change-stream.messages.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
+import { decodePauseFlag } from '../control/pause-flag.js';
+import { PauseGate } from '../control/pause-gate.js';
 import type {
   ChangeStreamState,
   ChangeStreamStatus,
+  StreamPause,
 } from '../interfaces/change-stream-status.interface.js';
 import type { StreamHeadroom } from '../headroom/stream-headroom.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
@@ -53,6 +56,8 @@ export class CollectionStream {
   private readonly reader: ReopeningReader;
   private running: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
+  /** Paused at run time, here or fleet-wide (see `pause`). */
+  readonly pauses = new PauseGate();
 
   constructor(private readonly deps: CollectionStreamDeps) {
     const { options } = deps;
@@ -70,6 +75,7 @@ export class CollectionStream {
       () => this.term?.scheduler.events ?? [],
       (reason) => this.streamState.degrade('handler', reason),
     );
+    deps.lease?.whenPauseSeen((value) => this.fleetPauseSeen(value));
     this.catchUp = new CatchUpReporter(this.key, () => ({
       handled: this.eventsHandled,
       lagMs: this.state === 'open' || this.state === 'degraded' ? this.lag.lagMs() : null,
@@ -136,7 +142,63 @@ export class CollectionStream {
     return this.term.handOver(reason);
   }
 
+  /**
+   * Pause on this instance: stop reading, drain in-flight handlers, save the position and release
+   * the lease (another instance may take the stream over); take no lease until `resume`. Resolves
+   * once that is done (or the stream stopped). Idempotent.
+   */
+  pause(pause: Omit<StreamPause, 'scope'>): Promise<void> {
+    const settled = this.pauses.whenSettled();
+    const mark: StreamPause = { ...pause, scope: 'local' };
+    if (this.pauses.pauseLocally(mark)) {
+      this.logger.log(messages.streamPaused(this.key, mark));
+      this.deps.balancer?.withdraw(this.key);
+      this.term?.pause(`paused: ${pause.reason ?? 'on this instance'}`);
+    } else if (this.state === 'paused' || !this.running) return Promise.resolve();
+    // A stream that stopped supervising (failed, stopped) will not get to the pause: do not wait for it.
+    return this.running ? Promise.race([settled, this.whenStopped()]) : settled;
+  }
+
+  /** @internal Resolves once the supervision ended (stopped or failed); at once if it never started. */
+  whenStopped(): Promise<void> {
+    return this.running ?? Promise.resolve();
+  }
+
+  /** Ends a pause on this instance; false when it was not paused here. */
+  resume(): boolean {
+    if (!this.pauses.resumeLocally()) return false;
+    this.deps.balancer?.rejoin(this.key);
+    if (!this.pauses.current) this.term?.cancelPause();
+    this.logger.log(messages.streamResumed(this.key, 'local'));
+    return true;
+  }
+
+  /**
+   * What the store said of the fleet-wide pause (the pause key's value, or null), with a renewal
+   * or an acquisition attempt, or because this instance set it: a holder ends its term as for a
+   * local pause; a standby stays out (the store hands out no lease meanwhile).
+   */
+  fleetPauseSeen(value: string | null): void {
+    const pause = value === null ? null : decodePauseFlag(value);
+    if (!this.pauses.fleetSeen(pause)) return;
+    if (pause) {
+      this.logger.log(messages.streamPaused(this.key, pause));
+      this.term?.pause(`paused fleet-wide: ${pause.reason ?? 'pause key set'}`);
+    } else {
+      if (!this.pauses.current) this.term?.cancelPause();
+      this.logger.log(messages.streamResumed(this.key, 'fleet'));
+    }
+  }
+
   status(): ChangeStreamStatus {
+    const pause = this.state === 'paused' ? this.pauses.current : null;
+    return {
+      ...this.baseStatus(),
+      ...(pause ? { paused: pause } : {}),
+    };
+  }
+
+  private baseStatus(): ChangeStreamStatus {
     return streamStatus({
       deps: this.deps,
       state: this.streamState,
@@ -230,23 +292,47 @@ export class CollectionStream {
   }
 
   private async supervise(): Promise<void> {
+    try {
+      await this.superviseTerms();
+    } finally {
+      this.pauses.settled();
+    }
+  }
+
+  private async superviseTerms(): Promise<void> {
     const { lease } = this.deps;
     this.stuck.start();
     this.catchUp.start();
     while (!this.stopping.signal.aborted && this.streamState.baseState !== 'failed') {
+      if (this.pauses.local) {
+        this.streamState.setBase('paused');
+        this.pauses.settled();
+        await this.pauses.whenResumed(this.stopping.signal);
+        continue;
+      }
       if (lease && !lease.current) {
         // Stays `starting` until the first attempt answered: bootstrap then waits for the stream to open.
-        const acquired = await lease.acquire(this.stopping.signal, (why) => {
+        const signal = this.pauses.interruptible(this.stopping.signal);
+        const acquired = await lease.acquire(signal, (why) => {
+          if ('paused' in why) this.fleetPauseSeen(why.paused);
           // Cannot even ask (Redis away): nobody may be consuming, so not a healthy standby.
-          if ('error' in why)
+          else if ('error' in why)
             return this.streamState.setBase('reconnecting', messages.waitingForLease(why.error));
-          if (this.streamState.baseState !== 'standby')
+          else if (why.answered) this.fleetPauseSeen(null);
+          // Paused fleet-wide (as last answered): stays out, shown as paused rather than standing by.
+          if (this.pauses.fleet) {
+            this.streamState.setBase('paused');
+            return this.pauses.settled();
+          }
+          if (this.streamState.baseState !== 'standby' && 'heldBy' in why)
             this.logger.log(
               messages.leaseStandby(this.key, lease.instanceId, why.heldBy?.holder ?? null),
             );
           this.streamState.setBase('standby');
         });
-        if (!acquired || this.stopping.signal.aborted) break;
+        if (this.stopping.signal.aborted) break;
+        if (!acquired) continue; // paused on this instance meanwhile
+        this.fleetPauseSeen(null);
         this.logger.log(messages.leaseAcquired(this.key, lease.instanceId, acquired.fence));
         this.deps.emit({
           type: 'role',

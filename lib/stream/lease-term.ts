@@ -34,11 +34,11 @@ export interface LeaseTermContext {
 
 /**
  * Why a term ended early: the lease was lost (nothing more may be saved), handed over (drain and
- * save first), or an instance left a position when the store lost this stream's data (drain, keep
- * the lease, resume from it).
+ * save first), paused (as a hand-over, then the stream waits to be resumed), or an instance left a
+ * position when the store lost this stream's data (drain, keep the lease, resume from it).
  */
 export interface LeaseTermEnd {
-  kind: 'lost' | 'handover' | 'reload';
+  kind: 'lost' | 'handover' | 'pause' | 'reload';
   reason: string;
 }
 
@@ -56,6 +56,8 @@ export class LeaseTerm {
   end?: LeaseTermEnd;
   /** The stored position was read in this term (or a history-lost verdict replaced it). */
   positionLoaded = false;
+  /** A pause asked for before the stream had a position (see `pause`). */
+  private pendingPause: string | null = null;
   /** The look-out for a left position, cleared when the term ends. */
   private timer?: NodeJS.Timeout;
 
@@ -77,7 +79,11 @@ export class LeaseTerm {
       dispatcher: context.dispatcher,
       checkpointer,
       stopping: abort.signal,
-      onHandled: context.onHandled,
+      onHandled: (change) => {
+        context.onHandled(change);
+        // After the acknowledgement that follows (same tick): the position a deferred pause waits for.
+        if (this.pendingPause !== null) queueMicrotask(() => this.pauseOncePositioned());
+      },
       onFailed: (error) => (state.lastError = error.message),
     });
   }
@@ -103,6 +109,36 @@ export class LeaseTerm {
     this.end = { kind: 'handover', reason };
     this.abort.abort();
     return true;
+  }
+
+  /**
+   * Ends the term for a pause: in-flight handlers finish, the position is saved, the lease released.
+   * With no position at all yet (a server that gives none at open, and nothing handled), whoever
+   * reads next would start from now and skip what is written during the pause: it waits for the
+   * first acknowledged event instead.
+   */
+  pause(reason: string): boolean {
+    if (this.end || this.abort.signal.aborted) return false;
+    if (this.positionLoaded && this.context.checkpointer.position === null) {
+      if (this.pendingPause === null)
+        this.context.logger.warn(messages.streamPauseDeferred(this.context.key));
+      this.pendingPause = reason;
+      return true;
+    }
+    this.pendingPause = null;
+    this.end = { kind: 'pause', reason };
+    this.abort.abort();
+    return true;
+  }
+
+  /** Resumed before a deferred pause took effect. */
+  cancelPause(): void {
+    this.pendingPause = null;
+  }
+
+  private pauseOncePositioned(): void {
+    if (this.pendingPause !== null && this.context.checkpointer.position !== null)
+      this.pause(this.pendingPause);
   }
 
   /**
@@ -145,6 +181,13 @@ export class LeaseTerm {
     }
     await this.scheduler.drain();
     const saved = await checkpointer.flush();
+    if (end.kind === 'pause') {
+      await lease?.release();
+      state.setBase('paused');
+      logger.log(messages.streamPauseDrained(key, saved, lease !== undefined));
+      if (lease) emitStandby(`paused: ${end.reason}`);
+      return;
+    }
     await lease!.release();
     state.setBase('standby');
     logger.log(messages.leaseHandedOver(key, lease!.instanceId, end.reason, saved));

@@ -43,6 +43,8 @@ export function planStreams(handlers: ChangeHandler[]): StreamPlan[] {
   const groups = new Map<string, ChangeHandler[]>();
   for (const handler of handlers) {
     validateHandlerOptions(handler.collection, handler.name, handler.options);
+    // Validated all the same, but left out of the plan: the stream is what the others make it.
+    if (handler.options.enabled === false) continue;
     const id = JSON.stringify([handler.connectionName, handler.collection]);
     groups.set(id, [...(groups.get(id) ?? []), handler]);
   }

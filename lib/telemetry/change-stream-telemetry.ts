@@ -132,6 +132,12 @@ export class ChangeStreamTelemetry {
       '1',
       (s) => (s.role === null ? null : s.role === 'active' ? 1 : 0),
     );
+    gauge(
+      'change_stream.paused',
+      '1 while the stream is paused on this instance (here or fleet-wide), else 0',
+      '1',
+      (s) => (s.state === 'paused' ? 1 : 0),
+    );
   }
 
   /** Stops reporting (application shutdown): the callbacks would otherwise keep the closed app alive and readable. */

@@ -6,7 +6,13 @@ import {
   FencedWriteError,
   RedisPositionStore,
 } from '../../lib/index.js';
-import { candidatesKey, fenceKey, leaseKey, leftPositionKey } from '../../lib/redis/redis-keys.js';
+import {
+  candidatesKey,
+  fenceKey,
+  leaseKey,
+  leftPositionKey,
+  pausedKey,
+} from '../../lib/redis/redis-keys.js';
 import { RedisLeaseStore } from '../../lib/redis/redis-lease.store.js';
 import { uniqueName } from '../fixtures/test-env.js';
 import { LocalRedisCluster } from '../servers/redis-cluster.js';
@@ -54,7 +60,13 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
     const prefix = uniqueName('cluster');
     for (const key of await keysOnEveryNode(prefix)) {
       const slot = await slotOf(key);
-      const related = [leaseKey(key), fenceKey(key), candidatesKey(key), leftPositionKey(key)];
+      const related = [
+        leaseKey(key),
+        fenceKey(key),
+        candidatesKey(key),
+        leftPositionKey(key),
+        pausedKey(key),
+      ];
       expect(await Promise.all(related.map(slotOf))).toEqual(related.map(() => slot));
 
       const first = await store.leases.acquire(key, 'pod-a', 30_000);
@@ -63,6 +75,14 @@ describe('leases and positions on a Redis Cluster (3 masters)', () => {
       const a = { holder: 'pod-a', fence: 1 };
       expect(await store.leases.acquire(key, 'pod-b', 30_000)).toMatchObject({ heldBy: a });
       expect(await store.leases.renew(key, a, 30_000)).toBe(true);
+      // The pause key is read by the renewal and the acquisition scripts (same slot: no CROSSSLOT).
+      await store.leases.writePause!(key, 'incident');
+      expect(await store.leases.renewReadingPause!(key, a, 30_000)).toEqual({
+        renewed: true,
+        paused: 'incident',
+      });
+      expect(await store.leases.acquire(key, 'pod-b', 30_000)).toEqual({ paused: 'incident' });
+      await store.leases.writePause!(key, null);
       await store.save(key, position('A1'), a);
       expect(await store.load(key)).toEqual(position('A1'));
 

@@ -88,6 +88,24 @@ describe.each(subjects)('store contract: %s', (_, create) => {
       expect(b.fence).toBeGreaterThan(a.fence);
     });
 
+    it('while the pause key is set: nobody acquires, and the holder still renews but learns of it; cleared, it is acquired again', async () => {
+      newKey();
+      const leases = store.leases as Required<LeaseStore>;
+      const a = await acquired(store, key, 'a');
+      expect(await leases.renewReadingPause(key, a, TTL)).toEqual({ renewed: true, paused: null });
+      await leases.writePause(key, 'incident 7');
+      expect(await leases.renewReadingPause(key, a, TTL)).toEqual({
+        renewed: true,
+        paused: 'incident 7',
+      });
+      await store.leases.release(key, a);
+      expect(await store.leases.acquire(key, 'b', TTL)).toEqual({ paused: 'incident 7' });
+      await leases.writePause(key, null);
+      const b = await acquired(store, key, 'b');
+      expect(b.fence).toBe(a.fence + 1); // nothing was handed out while paused
+      expect(await leases.renewReadingPause(key, a, TTL)).toEqual({ renewed: false, paused: null });
+    });
+
     it('saves under the current lease, and refuses a save under a lease that was taken over', async () => {
       newKey();
       const a = await acquired(store, key, 'a');

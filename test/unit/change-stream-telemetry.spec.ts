@@ -155,12 +155,14 @@ describe('ChangeStreamTelemetry', () => {
       inFlightEvents: 3,
       unsavedEvents: 7,
       role: 'standby',
+      state: 'paused',
     } as ChangeStreamStatus;
     const unknown = {
       ...status,
       collection: 'payments',
       lagMs: null,
       role: null,
+      state: 'open',
     } as ChangeStreamStatus;
     let reads = 0;
     telemetry.observe('svc', () => (reads++, [status, unknown]));
@@ -172,6 +174,7 @@ describe('ChangeStreamTelemetry', () => {
           'change_stream.in_flight',
           'change_stream.unsaved',
           'change_stream.active',
+          'change_stream.paused',
         ].map((name) => [
           name,
           points(collected, name).map((p) => [p.attributes['db.collection.name'], p.value]),
@@ -189,6 +192,10 @@ describe('ChangeStreamTelemetry', () => {
         ['payments', 7],
       ],
       'change_stream.active': [['orders', 0]],
+      'change_stream.paused': [
+        ['orders', 1],
+        ['payments', 0],
+      ],
     });
     expect(points(await collect(), 'change_stream.lag')[0].attributes).toEqual({
       ...streamLabels,

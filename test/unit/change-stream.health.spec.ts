@@ -66,6 +66,30 @@ describe('ChangeStreamHealthIndicator', () => {
     ).toBe('up');
   });
 
+  it('is up while a stream is paused or disabled (stopped on purpose), and says who paused it and what is disabled', async () => {
+    const since = new Date('2026-01-02T03:04:05.000Z');
+    const statuses = [
+      status('orders', {
+        state: 'paused',
+        role: 'standby',
+        paused: { scope: 'fleet', by: 'ops', reason: 'incident 7', since },
+      }),
+      status('payments', { state: 'disabled', disabledHandlers: ['Listener.onPayment'] }),
+    ];
+    const result = (await indicator(statuses).isHealthy()).changeStreams;
+    expect(result.status).toBe('up');
+    expect(result.streams['default/shop.orders'].paused).toEqual({
+      scope: 'fleet',
+      by: 'ops',
+      reason: 'incident 7',
+      since: '2026-01-02T03:04:05.000Z',
+    });
+    expect(result.streams['default/shop.payments']).toMatchObject({
+      state: 'disabled',
+      disabledHandlers: ['Listener.onPayment'],
+    });
+  });
+
   it.each(['failed', 'closed'] as const)('is down when any stream is %s', async (state) => {
     expect(await statusOf([status('orders'), status('payments', { state })])).toBe('down');
   });

@@ -78,6 +78,7 @@ describe('resolveOptions', () => {
       batchSize: undefined,
       positionMirror: false,
       historyHeadroom: { warnMs: 3_600_000, intervalMs: 60_000 },
+      enabled: true,
     });
   });
 

@@ -1,0 +1,117 @@
+import type { Logger } from '@nestjs/common';
+import { messages } from '../change-stream.messages.js';
+import type { KeyedPlan } from '../change-stream.planning.js';
+import type { ChangeStreamRegistry } from '../change-stream.registry.js';
+import type { ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
+import type { ChangeHandler } from '../stream/change-handler.js';
+import type { StreamPlan } from '../stream/stream-plan.js';
+
+// What `enabled: false` leaves out: handlers (left out of their stream's plan by `planStreams`) and
+// whole streams (every handler disabled, or the module disabled). Status shows them as such.
+
+const streamId = (h: { connectionName: string; collection: string }) =>
+  JSON.stringify([h.connectionName, h.collection]);
+
+/** The disabled handlers of each planned stream, and a plan (for its key) per stream none of whose handlers is enabled. */
+export function disabledParts(
+  handlers: ChangeHandler[],
+  plans: StreamPlan[],
+): { byStream: Map<string, string[]>; idlePlans: StreamPlan[]; handlers: string[] } {
+  const planned = new Set(plans.map(streamId));
+  const byStream = new Map<string, string[]>();
+  const idle = new Map<string, ChangeHandler[]>();
+  const disabled = handlers.filter((h) => h.options.enabled === false);
+  for (const handler of disabled) {
+    const id = streamId(handler);
+    byStream.set(id, [...(byStream.get(id) ?? []), handler.name]);
+    if (!planned.has(id)) idle.set(id, [...(idle.get(id) ?? []), handler]);
+  }
+  const idlePlans = [...idle.values()].map((group): StreamPlan => ({
+    connectionName: group[0].connectionName,
+    collection: group[0].collection,
+    pipeline: [],
+    hasUserPipeline: false,
+    splitLargeEvents: false,
+    handlers: group,
+  }));
+  return { byStream, idlePlans, handlers: disabled.map((h) => h.name) };
+}
+
+/** The disabled handlers of `plan`'s stream (none: undefined). */
+export function disabledOf(
+  byStream: Map<string, string[]>,
+  plan: Pick<StreamPlan, 'connectionName' | 'collection'>,
+): string[] | undefined {
+  return byStream.get(streamId(plan));
+}
+
+/** How status shows a stream this instance does not open. */
+export function disabledStatus(
+  { plan, database, key }: KeyedPlan,
+  disabledHandlers: string[] | undefined,
+): ChangeStreamStatus {
+  return {
+    key,
+    connectionName: plan.connectionName,
+    database,
+    collection: plan.collection,
+    state: 'disabled',
+    role: null,
+    instanceId: null,
+    holder: null,
+    fence: null,
+    handlers: plan.handlers.filter((h) => h.options.enabled !== false).map((h) => h.name),
+    eventsHandled: 0,
+    lastEventAt: null,
+    lastCheckpointAt: null,
+    lastInvalidatedAt: null,
+    unsavedEvents: 0,
+    lagMs: null,
+    lastCheckpointAgeMs: null,
+    inFlightEvents: 0,
+    inFlightForMs: null,
+    lastError: null,
+    consecutiveFailures: 0,
+    historyHeadroomMs: null,
+    oplogWindowMs: null,
+    historyHeadroomUnknown: null,
+    ...(disabledHandlers ? { disabledHandlers } : {}),
+  };
+}
+
+/**
+ * Records what is disabled in the registry (status, health) and says so in one log line: the
+ * module (`moduleEnabled` false: every keyed stream is disabled) or some handlers.
+ */
+export function recordDisabled(
+  keyed: KeyedPlan[],
+  openCount: number,
+  moduleEnabled: boolean,
+  parts: ReturnType<typeof disabledParts>,
+  registry: Pick<ChangeStreamRegistry, 'disabled' | 'disabledHandlers'>,
+  logger: Pick<Logger, 'log'>,
+  handlerCount: number,
+): void {
+  const open = moduleEnabled ? keyed.slice(0, openCount) : [];
+  const closed = keyed.slice(open.length);
+  for (const k of open) {
+    const names = disabledOf(parts.byStream, k.plan);
+    if (names) registry.disabledHandlers.set(k.key, names);
+  }
+  for (const k of closed)
+    registry.disabled.push(disabledStatus(k, disabledOf(parts.byStream, k.plan)));
+  if (!moduleEnabled)
+    logger.log(
+      messages.moduleDisabled(
+        handlerCount,
+        keyed.slice(0, openCount).map((k) => k.key),
+      ),
+    );
+  else if (parts.handlers.length > 0)
+    logger.log(
+      messages.handlersDisabled(
+        parts.handlers,
+        closed.map((k) => k.key),
+      ),
+    );
+}
