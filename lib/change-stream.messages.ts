@@ -264,6 +264,19 @@ export const messages = {
   redisConnectionError: (where: string, error: string) =>
     `${where}: connection error (${error}); ioredis keeps retrying.`,
   redisConnectionRestored: (where: string) => `${where}: connection restored.`,
+  onChangeBadSource: (where: string, given: string) =>
+    `@OnChange on ${where}: the first argument is ${given}; expected a collection name ('orders'), ` +
+    `a typed name (collection<Order>('orders')), a @nestjs/mongoose @Schema() class or a Mongoose model.`,
+  onChangeModelUnresolved: (
+    className: string,
+    connectionName: string,
+    handlers: string[],
+    reason: string,
+  ) =>
+    `@OnChange(${className}) on ${handlers.join(', ')}: cannot tell which collection ${className} is stored in: ${reason}. ` +
+    `Decorate the class with @Schema() from @nestjs/mongoose (its collection is then named as Mongoose names it), ` +
+    `register its model on connection "${connectionName}" under the class name (MongooseModule.forFeature([{ name: ${className}.name, schema }])), ` +
+    `or name the collection: @OnChange(collection<${className}>('<name>')).`,
 };
 
 /** `3 m 10 s`, `12 s`, `1 h 2 m`: for humans reading logs. */
