@@ -136,29 +136,27 @@ export type ExplicitDocumentHint<T, Op extends ChangeOperationType> = 0 extends 
  * The method's parameters are type-checked. `source` gives the document type `T`: a
  * {@link collection} token (`collection<Order>('orders')`), a `@nestjs/mongoose` `@Schema()`
  * class or a Mongoose model (the collection is then resolved at startup, as Mongoose names the
- * model's collection). The operation types `Op` come from `operationTypes`:
- * `@OnChange(Orders, { operationTypes: ['insert'] })` requires a handler that accepts
- * `ChangeStreamInsertDocument<Order>`.
+ * model's collection); a plain name gives `any`. The operation types `Op` come from
+ * `operationTypes`: `@OnChange(Orders, { operationTypes: ['insert'] })` requires a handler that
+ * accepts `ChangeStreamInsertDocument<Order>`.
  */
-export function OnChange<S extends CollectionToken | SchemaClass, Op extends ChangeOperationType>(
+export function OnChange<S extends CollectionSource, Op extends ChangeOperationType>(
   source: S,
   options: OnChangeOptionsFor<Op>,
 ): OnChangeDecorator<DocumentOf<S>, Op>;
 /**
  * Calls the decorated method with every change of `source`'s collection (no `operationTypes`:
  * all of them), as `(change: ChangeStreamDocument<T>, context: ChangeContext)`, `T` being the
- * document type of the token, schema class or model.
+ * document type of the token, schema class or model (`any` for a plain name).
  */
-export function OnChange<S extends CollectionToken | SchemaClass>(
+export function OnChange<S extends CollectionSource>(
   source: S,
   options?: OnChangeOptions,
 ): OnChangeDecorator<DocumentOf<S>>;
 /**
- * Calls the decorated method with every change of the collection named `collection`, as
- * `(change: ChangeOf<T, Op>, context: ChangeContext)`. Without a type argument the document is
- * `any` and the operation types come from `operationTypes`. With `T` given, TypeScript cannot
- * also infer them: name them (`@OnChange<Order, 'insert' | 'update'>('orders', { operationTypes:
- * ['insert', 'update'] })`), or give the type with the name: `@OnChange(collection<Order>('orders'),
+ * The older typed form: `T` given for a plain name. TypeScript then infers no operation types:
+ * name them (`@OnChange<Order, 'insert' | 'update'>('orders', { operationTypes: ['insert',
+ * 'update'] })`), or give the type with the name: `@OnChange(collection<Order>('orders'),
  * { operationTypes: ['insert', 'update'] })`.
  */
 export function OnChange<
@@ -169,11 +167,11 @@ export function OnChange<
   options: OnChangeOptionsFor<Op>,
 ): OnChangeDecorator<T, Op, ExplicitDocumentHint<T, Op>>;
 /**
- * Calls the decorated method with every change of the collection named `collection` (no
- * `operationTypes`: all of them), as `(change: ChangeStreamDocument<T>, context: ChangeContext)`.
+ * The older typed form without `operationTypes`: every change of the collection, as
+ * `(change: ChangeStreamDocument<T>, context: ChangeContext)`.
  */
 export function OnChange<T extends mongo.Document = any>(
-  collection: string,
+  collection: string | CollectionToken<T> | SchemaClass<T>,
   options?: OnChangeOptions,
 ): OnChangeDecorator<T>;
 export function OnChange(

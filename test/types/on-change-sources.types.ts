@@ -130,6 +130,10 @@ export class Accepted {
 
   @OnChange(Orders, { operationTypes: ['insert'] })
   noParameters() {}
+
+  // A redundant type argument that agrees with the token is fine.
+  @OnChange<Order>(Orders)
+  typeArgumentWithToken(change: ChangeOf<Order>) {}
 }
 
 /** Handlers that do not fit: each line after a directive must be an error. */
@@ -175,10 +179,10 @@ export class Rejected {
   @OnChange<Order>('orders', { operationTypes: ['insert'] })
   shortForm(change: mongo.ChangeStreamInsertDocument<Order>) {}
 
-  // A type argument does not go with a typed source.
-  // @ts-expect-error the document type comes from the token
-  @OnChange<Order>(Orders)
-  typeArgumentWithToken(change: ChangeOf<Order>) {}
+  // A type argument must agree with the token's.
+  // @ts-expect-error Invoices' documents are not Orders
+  @OnChange<Order>(Invoices)
+  typeArgumentAgainstToken(change: ChangeOf<Order>) {}
 
   // @ts-expect-error a number is not a collection source
   @OnChange(42)
