@@ -11,7 +11,7 @@ import {
 } from '../../lib/index.js';
 import { EventLog } from '../fixtures/event-log.js';
 import { TestApp } from '../fixtures/test-app.js';
-import { eventually, uniqueName } from '../fixtures/test-env.js';
+import { eventually, testEnv, uniqueName } from '../fixtures/test-env.js';
 
 @Schema()
 class Parcel {
@@ -69,6 +69,28 @@ class NotASchema {}
 class BadListener {
   @OnChange(NotASchema)
   onThing() {}
+}
+
+/** The same class on two connections: each handler's collection is resolved on its own. */
+@Injectable()
+class TwoConnectionsListener {
+  constructor(private readonly log: EventLog) {}
+
+  @OnChange(Parcel, { operationTypes: ['insert'] })
+  onParcel(change: ChangeOf<Parcel, 'insert'>) {
+    this.log.record(`default:${change.fullDocument.weight}`, change);
+  }
+
+  @OnChange(Parcel, { operationTypes: ['insert'], connectionName: 'archive' })
+  onArchivedParcel(change: ChangeOf<Parcel, 'insert'>) {
+    this.log.record(`archive:${change.fullDocument.weight}`, change);
+  }
+}
+
+@Injectable()
+class NoConnectionListener {
+  @OnChange(Parcel, { connectionName: 'nowhere' })
+  onParcel() {}
 }
 
 const features = MongooseModule.forFeature([
@@ -136,6 +158,63 @@ describe('@OnChange with a @Schema() class or a typed name (real MongoDB and Red
         'Decorate the class with @Schema() from @nestjs/mongoose (its collection is then named as Mongoose names it), ' +
         'register its model on connection "default" under the class name (MongooseModule.forFeature([{ name: NotASchema.name, schema }])), ' +
         "or name the collection: @OnChange(collection<NotASchema>('<name>')).",
+    );
+  });
+
+  it("resolves a class on the handler's connection: the model registered there, with its own collection", async () => {
+    const archiveDb = uniqueName('models-archive');
+    const twoConnections = await TestApp.start({
+      dbName: uniqueName('models-default'),
+      consumer: uniqueName('svc'),
+      providers: [TwoConnectionsListener],
+      imports: [
+        MongooseModule.forRoot(testEnv().mongoUri, {
+          dbName: archiveDb,
+          connectionName: 'archive',
+        }),
+        MongooseModule.forFeature(
+          [
+            {
+              name: Parcel.name,
+              schema: SchemaFactory.createForClass(Parcel),
+              collection: 'parcel_archive',
+            },
+          ],
+          'archive',
+        ),
+      ],
+    });
+    try {
+      const statuses = twoConnections.get(ChangeStreamRegistry).getStatuses();
+      expect(statuses.map((s) => [s.connectionName, s.database, s.collection, s.handlers])).toEqual(
+        [
+          ['default', twoConnections.spec.dbName, 'parcels', ['TwoConnectionsListener.onParcel']],
+          ['archive', archiveDb, 'parcel_archive', ['TwoConnectionsListener.onArchivedParcel']],
+        ],
+      );
+      const archived = twoConnections.get<Model<Parcel>>(getModelToken(Parcel.name, 'archive'));
+      await archived.create({ weight: 4 });
+      await twoConnections.connection.collection('parcels').insertOne({ weight: 6 });
+      await eventually('two events', () => twoConnections.events.events.length >= 2);
+      expect(twoConnections.events.events.map((e) => e.handler).sort()).toEqual([
+        'archive:4',
+        'default:6',
+      ]);
+    } finally {
+      await twoConnections.close();
+    }
+  });
+
+  it('fails startup for a class on a connection that does not exist, naming the handler', async () => {
+    const { error } = await TestApp.startExpectingFailure({
+      dbName: uniqueName('models-bad'),
+      consumer: uniqueName('svc'),
+      providers: [NoConnectionListener],
+    });
+    expect(error).toBeInstanceOf(ChangeStreamConfigError);
+    expect(error.message).toBe(
+      'ChangeStreamModule: no mongoose connection named "nowhere" for @OnChange(Parcel) on NoConnectionListener.onParcel. ' +
+        "Import MongooseModule.forRoot(uri, { connectionName: 'nowhere' }) in the same application.",
     );
   });
 });
