@@ -19,6 +19,7 @@ import {
   collection,
   OnChange,
 } from '../../lib/index.js';
+import type { ChangeStreamTester } from '../../lib/testing/index.js';
 
 interface Order {
   _id: string;
@@ -191,4 +192,18 @@ export class Rejected {
   // @ts-expect-error 'upsert' is not an operation type
   @OnChange(Orders, { operationTypes: ['insert', 'upsert'] })
   unknownType(change: ChangeOf<Order>) {}
+}
+
+/** The testing module's `emit` types the event from a token or a class. */
+export async function emitTyped(tester: ChangeStreamTester) {
+  const _outcome = await tester.emit(Orders, {
+    operationType: 'insert',
+    fullDocument: { _id: 'o1', total: 1 },
+  });
+  expectType<Equal<typeof _outcome.change, ChangeOf<Order>>>();
+  await tester.emit(Customer, { operationType: 'insert', fullDocument: { name: 'ada' } });
+  // @ts-expect-error Orders' total is a number
+  await tester.emit(Orders, { operationType: 'insert', fullDocument: { _id: 'o2', total: 'one' } });
+  // @ts-expect-error Customers have no total
+  await tester.emitMany(Customer, [{ operationType: 'insert', fullDocument: { total: 1 } }]);
 }

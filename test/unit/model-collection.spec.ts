@@ -219,26 +219,52 @@ describe('@OnChange with a typed source', () => {
   });
 
   it('routes the events of the resolved collection to a handler declared with the class (testing module)', async () => {
-    const seen: number[] = [];
+    const seen: string[] = [];
+    const Customers = collection<{ _id: number; name: string }>('customers');
     @Injectable()
-    class OrderTotals {
+    class Listener {
       @OnChange(Order, { operationTypes: ['insert'] })
       onOrder(change: ChangeOf<Order, 'insert'>) {
-        seen.push(change.fullDocument.total);
+        seen.push(`order ${change.fullDocument.total}`);
+      }
+
+      @OnChange(Customers, { operationTypes: ['insert'] })
+      onCustomer(change: ChangeOf<{ _id: number; name: string }, 'insert'>) {
+        seen.push(`customer ${change.fullDocument.name}`);
       }
     }
     const moduleRef = await Test.createTestingModule({
       imports: [ChangeStreamTestingModule.forRoot()],
-      providers: [OrderTotals],
+      providers: [Listener],
     }).compile();
     try {
       const tester = moduleRef.get(ChangeStreamTester);
-      const outcome = await tester.emit('orders', {
+      // By the resolved name, by the class, by the token.
+      const byName = await tester.emit('orders', {
         operationType: 'insert',
         fullDocument: { _id: 1, total: 7 },
       });
-      expect(outcome.handlers.map((h) => h.handler)).toEqual(['OrderTotals.onOrder']);
-      expect(seen).toEqual([7]);
+      const byClass = await tester.emit(Order, {
+        operationType: 'insert',
+        documentKey: { _id: new mongoose.Types.ObjectId() },
+        fullDocument: { total: 8 },
+      });
+      const byToken = await tester.emitMany(Customers, [
+        { operationType: 'insert', fullDocument: { _id: 1, name: 'ada' } },
+      ]);
+      expect(
+        [byName, byClass, ...byToken].map((o) => [o.collection, o.handlers.map((h) => h.handler)]),
+      ).toEqual([
+        ['orders', ['Listener.onOrder']],
+        ['orders', ['Listener.onOrder']],
+        ['customers', ['Listener.onCustomer']],
+      ]);
+      expect(seen).toEqual(['order 7', 'order 8', 'customer ada']);
+      await expect(
+        tester.emit(NotASchema, { operationType: 'insert', fullDocument: {} }),
+      ).rejects.toThrow(
+        "Cannot emit on NotASchema: it is not a @Schema() class, not a Mongoose model. Emit on the collection's name.",
+      );
     } finally {
       await moduleRef.close();
     }
