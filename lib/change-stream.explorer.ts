@@ -2,8 +2,19 @@ import { Injectable, Logger, Scope } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { ON_CHANGE_METADATA } from './change-stream.constants.js';
 import { messages } from './change-stream.messages.js';
+import type { SchemaClass } from './decorators/collection-source.js';
 import type { OnChangeMetadata } from './decorators/on-change.decorator.js';
 import type { ChangeHandler } from './stream/change-handler.js';
+
+/**
+ * The collection of a handler declared with a `@Schema()` class or a model, on its connection:
+ * resolved at startup, where the connection is known; throws a `ChangeStreamConfigError`.
+ */
+export type ModelCollectionResolver = (
+  model: SchemaClass,
+  connectionName: string,
+  handler: string,
+) => string;
 
 /** Finds every `@OnChange` method on the application's singleton providers. */
 @Injectable()
@@ -16,8 +27,11 @@ export class ChangeStreamExplorer {
     private readonly reflector: Reflector,
   ) {}
 
-  /** `defaultConnection` is the connection name for handlers that name none. */
-  explore(defaultConnection: string): ChangeHandler[] {
+  /**
+   * `defaultConnection` is the connection name for handlers that name none; `resolveModel` names
+   * the collection of handlers declared with a class or model.
+   */
+  explore(defaultConnection: string, resolveModel: ModelCollectionResolver): ChangeHandler[] {
     this.warnAboutControllers();
     const handlers: ChangeHandler[] = [];
     for (const wrapper of this.discovery.getProviders()) {
@@ -45,10 +59,15 @@ export class ChangeStreamExplorer {
       if (!instance) continue;
       for (const { method, entries } of decorated) {
         for (const { collection, options } of entries) {
+          const name = `${className}.${method}`;
+          const connectionName = options.connectionName ?? defaultConnection;
           handlers.push({
-            name: `${className}.${method}`,
-            collection,
-            connectionName: options.connectionName ?? defaultConnection,
+            name,
+            collection:
+              typeof collection === 'string'
+                ? collection
+                : resolveModel(collection, connectionName, name),
+            connectionName,
             options,
             invoke: (change, context) => instance[method](change, context),
             owner: wrapper,

@@ -331,6 +331,19 @@ export const messages = {
     `ChangeStreamControl: no stream "${stream}" in this application. Name it by collection (with { connectionName } for another connection) or by key; streams: ${known.join(', ') || '(none)'}.`,
   controlDisabled: (key: string) =>
     `ChangeStreamControl: stream ${key} is disabled on this instance (enabled: false), so it cannot be paused or resumed here except fleet-wide ({ fleet: true }).`,
+  onChangeBadSource: (where: string, given: string) =>
+    `@OnChange on ${where}: the first argument is ${given}; expected a collection name ('orders'), ` +
+    `a typed name (collection<Order>('orders')), a @nestjs/mongoose @Schema() class or a Mongoose model.`,
+  onChangeModelUnresolved: (
+    className: string,
+    connectionName: string,
+    handlers: string[],
+    reason: string,
+  ) =>
+    `@OnChange(${className}) on ${handlers.join(', ')}: cannot tell which collection ${className} is stored in: ${reason}. ` +
+    `Decorate the class with @Schema() from @nestjs/mongoose (its collection is then named as Mongoose names it), ` +
+    `register its model on connection "${connectionName}" under the class name (MongooseModule.forFeature([{ name: ${className}.name, schema }])), ` +
+    `or name the collection: @OnChange(collection<${className}>('<name>')).`,
 };
 
 /** `3 m 10 s`, `12 s`, `1 h 2 m`: for humans reading logs. */

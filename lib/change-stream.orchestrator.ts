@@ -19,6 +19,7 @@ import {
   checkDeadLetterDurability,
   createBalancer,
   keyedPlans,
+  modelCollectionResolver,
   warnMissingCollections,
 } from './change-stream.planning.js';
 import { CHANGE_STREAM_MODULE_OPTIONS } from './change-stream.module-definition.js';
@@ -84,7 +85,10 @@ export class ChangeStreamOrchestrator
   }
 
   private async setUp(): Promise<void> {
-    const handlers = this.explorer.explore(this.options.connectionName ?? DEFAULT_CONNECTION_NAME);
+    const handlers = this.explorer.explore(
+      this.options.connectionName ?? DEFAULT_CONNECTION_NAME,
+      modelCollectionResolver(this.moduleRef),
+    );
     if (handlers.length === 0) this.logger.warn(messages.noHandlers());
     checkDeadLetterDurability(handlers, this.options, this.stores, this.logger);
     const plans = planStreams(handlers);

@@ -6,6 +6,9 @@ import { DEFAULT_CONNECTION_NAME } from './change-stream.constants.js';
 import { ChangeStreamConfigError } from './change-stream.errors.js';
 import { messages } from './change-stream.messages.js';
 import { errorText } from './common/errors.js';
+import type { ModelCollectionResolver } from './change-stream.explorer.js';
+import { describeCollection } from './decorators/collection-source.js';
+import { modelCollection } from './decorators/model-collection.js';
 import { LeaseBalancer } from './lease/lease-balancer.js';
 import type { ResolvedChangeStreamOptions } from './options/module-options.js';
 import { positionKey } from './redis/redis-keys.js';
@@ -52,17 +55,49 @@ export async function keyedPlans(
 }
 
 function resolveConnection(plan: StreamPlan, moduleRef: ModuleRef): Connection {
-  const name = plan.connectionName === DEFAULT_CONNECTION_NAME ? undefined : plan.connectionName;
+  return connectionNamed(
+    plan.connectionName,
+    moduleRef,
+    plan.handlers.map((h) => `@OnChange('${plan.collection}') on ${h.name}`),
+  );
+}
+
+function connectionNamed(
+  connectionName: string,
+  moduleRef: ModuleRef,
+  users: string[],
+): Connection {
+  const name = connectionName === DEFAULT_CONNECTION_NAME ? undefined : connectionName;
   try {
     return moduleRef.get<Connection>(getConnectionToken(name), { strict: false });
   } catch {
+    throw new ChangeStreamConfigError(messages.missingConnection(connectionName, users));
+  }
+}
+
+/**
+ * Names the collection of a handler declared with a `@Schema()` class or a Mongoose model, as
+ * Mongoose names it on the handler's connection (`modelCollection`). Without `moduleRef` (the
+ * testing module) there is no connection: registered models are not looked up.
+ */
+export function modelCollectionResolver(moduleRef?: ModuleRef): ModelCollectionResolver {
+  return (model, connectionName, handler) => {
+    const connection = moduleRef
+      ? connectionNamed(connectionName, moduleRef, [
+          `@OnChange(${describeCollection(model)}) on ${handler}`,
+        ])
+      : undefined;
+    const resolved = modelCollection(model, connection);
+    if ('name' in resolved) return resolved.name;
     throw new ChangeStreamConfigError(
-      messages.missingConnection(
-        plan.connectionName,
-        plan.handlers.map((h) => `@OnChange('${plan.collection}') on ${h.name}`),
+      messages.onChangeModelUnresolved(
+        describeCollection(model),
+        connectionName,
+        [handler],
+        resolved.reason,
       ),
     );
-  }
+  };
 }
 
 /**

@@ -2,12 +2,22 @@ export { ChangeStreamModule } from './change-stream.module.js';
 export { CHANGE_STREAM_MODULE_OPTIONS } from './change-stream.module-definition.js';
 export { OnChange } from './decorators/on-change.decorator.js';
 export type {
+  AnyMethod,
   ChangeOf,
+  ExplicitDocumentHint,
   HandlerAccepts,
   OnChangeDecorator,
   OnChangeHandler,
   OnChangeOptionsFor,
+  ParametersAccept,
 } from './decorators/on-change.decorator.js';
+export { collection } from './decorators/collection-source.js';
+export type {
+  CollectionSource,
+  CollectionToken,
+  DocumentOf,
+  SchemaClass,
+} from './decorators/collection-source.js';
 export { ChangeStreamRegistry } from './change-stream.registry.js';
 export { ChangeStreamHealthIndicator } from './health/change-stream.health.js';
 export type {

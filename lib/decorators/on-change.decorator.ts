@@ -6,10 +6,18 @@ import type {
   OnChangeOptions,
 } from '../interfaces/on-change-options.interface.js';
 import { validateDeclaration } from '../options/handler-options.js';
+import {
+  type CollectionSource,
+  type CollectionToken,
+  type DocumentOf,
+  type SchemaClass,
+  storedCollection,
+} from './collection-source.js';
 
 /** What `@OnChange` records on a method; one entry per decorator on it. */
 export interface OnChangeMetadata {
-  collection: string;
+  /** The collection's name, or the `@Schema()` class / Mongoose model it is resolved from at startup. */
+  collection: string | SchemaClass;
   options: OnChangeOptions;
 }
 
@@ -30,48 +38,74 @@ export type ChangeOf<
 >;
 
 /**
- * What an `@OnChange` method must accept. A function type on purpose (not a method
- * signature), so under `strictFunctionTypes` parameters are checked contravariantly: a
- * handler that only takes inserts cannot be declared for inserts and updates (`HandlerAccepts`
- * checks the same without that flag). Fewer parameters and any return type are fine.
+ * What an `@OnChange` method must accept (the decorator checks it with `HandlerAccepts`, with
+ * or without `strictFunctionTypes`). Fewer parameters and any return type are fine.
  */
 export type OnChangeHandler<
   T extends mongo.Document = any,
   Op extends ChangeOperationType = ChangeOperationType,
 > = (change: ChangeOf<T, Op>, context: ChangeContext) => unknown;
 
-/** The method decorator `@OnChange` returns: it accepts only methods that are `OnChangeHandler<T, Op>`. */
+/**
+ * The method decorator `@OnChange` returns: it accepts only methods that are `OnChangeHandler<T, Op>`.
+ * `Hint` is added to the error about the first parameter (see `HandlerAccepts`).
+ */
 export type OnChangeDecorator<
   T extends mongo.Document = any,
   Op extends ChangeOperationType = ChangeOperationType,
-> = <M extends OnChangeHandler<T, Op>>(
+  Hint extends string = never,
+> = <M extends AnyMethod>(
   target: object,
   propertyKey: string | symbol,
-  descriptor: TypedPropertyDescriptor<M> & HandlerAccepts<M, ChangeOf<T, Op>>,
+  descriptor: TypedPropertyDescriptor<M> & HandlerAccepts<M, ChangeOf<T, Op>, Hint>,
 ) => TypedPropertyDescriptor<M> | void;
 
+/** Any method; `HandlerAccepts` checks its parameters. */
+export type AnyMethod = (...args: any[]) => unknown;
+
 /**
- * `unknown` when method `M` takes every change `C` and the context; otherwise a type the
- * method's descriptor lacks, whose key says what is wrong. The `M extends OnChangeHandler`
- * constraint already does this under `strictFunctionTypes`; without it (Nest's default
- * tsconfig has no `strict`) parameters compare bivariantly, and a handler that takes only
- * inserts would pass for inserts and updates. This check compares the types themselves.
+ * `unknown` when method `M` takes every change `C` and the context, and needs no more
+ * arguments; otherwise a type the method's descriptor lacks, whose key says what is wrong (so
+ * the key is what TypeScript prints). It compares the parameter types themselves, so it holds
+ * with and without `strictFunctionTypes` (Nest's default tsconfig has no `strict`, where
+ * function parameters compare bivariantly). `Hint`, when given, replaces the decorator's name
+ * before the first parameter's message (see `ExplicitDocumentHint`).
  */
-export type HandlerAccepts<M, C> = M extends (
-  change: infer P,
-  context: infer Q,
-  ...rest: any[]
-) => unknown
+export type HandlerAccepts<M, C, Hint extends string = never> = ParametersAccept<
+  M,
+  C,
+  ChangeContext,
+  '@OnChange',
+  Hint
+>;
+
+/**
+ * `HandlerAccepts` for any method decorator that calls `(item: C, context: X)`: `Decorator`
+ * names it in the message (`'@OnChange'`). Exported for decorators built the same way.
+ */
+export type ParametersAccept<
+  M,
+  C,
+  X,
+  Decorator extends string,
+  Hint extends string = never,
+> = M extends (first: infer P, second: infer Q, ...rest: infer R) => unknown
   ? [C] extends [P]
-    ? [ChangeContext] extends [Q]
-      ? unknown
+    ? [X] extends [Q]
+      ? [] extends R
+        ? unknown
+        : {
+            [K in `${Decorator}: the handler must not require more than two parameters`]: R;
+          }
       : {
-          /** Reported when the method's second parameter does not accept `ChangeContext`. */
-          "@OnChange: the handler's second parameter must accept": ChangeContext;
+          [K in `${Decorator}: the handler's second parameter must accept`]: X;
         }
     : {
-        /** Reported when the method's first parameter does not accept every change `C`. */
-        "@OnChange: the handler's first parameter must accept": C;
+        [
+          K in [Hint] extends [never]
+            ? `${Decorator}: the handler's first parameter must accept`
+            : `${Hint}. The handler's first parameter must accept`
+        ]: C;
       }
   : unknown;
 
@@ -85,46 +119,80 @@ export type OnChangeOptionsFor<Op extends ChangeOperationType> = Omit<
 };
 
 /**
- * Calls the decorated method with every change of `collection`, as
+ * What the error names when a document type was given (`@OnChange<Order>('orders', { operationTypes })`):
+ * TypeScript then infers no other type argument, so the operation types are all of them.
+ */
+export type ExplicitDocumentHint<T, Op extends ChangeOperationType> = 0 extends 1 & T
+  ? never
+  : [ChangeOperationType] extends [Op]
+    ? "@OnChange<T>('name', { operationTypes }) infers no operation types (the handler gets all); write @OnChange(collection<T>('name'), { operationTypes }) to infer them"
+    : never;
+
+/**
+ * Calls the decorated method with every change of `source`'s collection, as
  * `(change: ChangeOf<T, Op>, context: ChangeContext)`; it may be sync or async.
  * Stack several on one method to watch several collections.
  *
- * The method's parameters are type-checked. `T` (the document type) is yours to state;
- * without it the document is `any`. The operation types come from `operationTypes`:
- * `@OnChange('orders', { operationTypes: ['insert'] })` requires a handler that accepts
- * `ChangeStreamInsertDocument`. With `T` given, TypeScript cannot also infer them, so name
- * them: `@OnChange<Order, 'insert' | 'update'>('orders', { operationTypes: ['insert', 'update'] })`
- * (or leave them out and accept every `ChangeStreamDocument<Order>`).
+ * The method's parameters are type-checked. `source` gives the document type `T`: a
+ * {@link collection} token (`collection<Order>('orders')`), a `@nestjs/mongoose` `@Schema()`
+ * class or a Mongoose model (the collection is then resolved at startup, as Mongoose names the
+ * model's collection); a plain name gives `any`. The operation types `Op` come from
+ * `operationTypes`: `@OnChange(Orders, { operationTypes: ['insert'] })` requires a handler that
+ * accepts `ChangeStreamInsertDocument<Order>`.
+ */
+export function OnChange<S extends CollectionSource, Op extends ChangeOperationType>(
+  source: S,
+  options: OnChangeOptionsFor<Op>,
+): OnChangeDecorator<DocumentOf<S>, Op>;
+/**
+ * Calls the decorated method with every change of `source`'s collection (no `operationTypes`:
+ * all of them), as `(change: ChangeStreamDocument<T>, context: ChangeContext)`, `T` being the
+ * document type of the token, schema class or model (`any` for a plain name).
+ */
+export function OnChange<S extends CollectionSource>(
+  source: S,
+  options?: OnChangeOptions,
+): OnChangeDecorator<DocumentOf<S>>;
+/**
+ * The older typed form: `T` given for a plain name. TypeScript then infers no operation types:
+ * name them (`@OnChange<Order, 'insert' | 'update'>('orders', { operationTypes: ['insert',
+ * 'update'] })`), or give the type with the name: `@OnChange(collection<Order>('orders'),
+ * { operationTypes: ['insert', 'update'] })`.
  */
 export function OnChange<
   T extends mongo.Document = any,
   Op extends ChangeOperationType = ChangeOperationType,
->(collection: string, options: OnChangeOptionsFor<Op>): OnChangeDecorator<T, Op>;
+>(
+  collection: string,
+  options: OnChangeOptionsFor<Op>,
+): OnChangeDecorator<T, Op, ExplicitDocumentHint<T, Op>>;
 /**
- * Calls the decorated method with every change of `collection` (no `operationTypes`: all
- * of them), as `(change: ChangeStreamDocument<T>, context: ChangeContext)`.
+ * The older typed form without `operationTypes`: every change of the collection, as
+ * `(change: ChangeStreamDocument<T>, context: ChangeContext)`.
  */
 export function OnChange<T extends mongo.Document = any>(
-  collection: string,
+  collection: string | CollectionToken<T> | SchemaClass<T>,
   options?: OnChangeOptions,
 ): OnChangeDecorator<T>;
 export function OnChange(
-  collection: string,
+  source: CollectionSource,
   options: OnChangeOptions | OnChangeOptionsFor<ChangeOperationType> = {},
 ): OnChangeDecorator {
+  const collection = storedCollection(source);
   return (target, propertyKey, descriptor) => {
     validateDeclaration(
       collection,
       `${describeTarget(target)}.${String(propertyKey)}`,
       descriptor?.value,
       options ?? {},
+      source,
     );
     const method = descriptor.value as object;
     const existing: OnChangeMetadata[] = Reflect.getMetadata(ON_CHANGE_METADATA, method) ?? [];
     // Stored as given; the library only reads `operationTypes`, so a readonly array is fine.
     Reflect.defineMetadata(
       ON_CHANGE_METADATA,
-      [...existing, { collection, options: options as OnChangeOptions }],
+      [...existing, { collection: collection!, options: options as OnChangeOptions }],
       method,
     );
     return descriptor;

@@ -8,6 +8,7 @@ import type {
   OnChangeOptions,
 } from '../interfaces/on-change-options.interface.js';
 import { keyNames, unknownKeys } from './known-keys.js';
+import { describeCollection, type SchemaClass } from '../decorators/collection-source.js';
 
 // The one validator of `@OnChange` options. The decorator checks what it can when the class is
 // defined (`validateDeclaration`); the values are checked at startup (`validateHandlerOptions`,
@@ -38,18 +39,29 @@ const FULL_DOCUMENT_BEFORE_CHANGE = keyNames({
   required: true,
 } satisfies Record<FullDocumentBeforeChangeMode, true>);
 
-/** What `@OnChange(collection, options)` on `where` (`Class.member`) can check when the class is defined. */
+/**
+ * What `@OnChange(collection, options)` on `where` (`Class.member`) can check when the class is
+ * defined. `collection` is what the decorator stores (`undefined`: the source was not usable).
+ */
 export function validateDeclaration(
-  collection: string,
+  collection: string | SchemaClass | undefined,
   where: string,
   member: unknown,
   options: object,
+  source?: unknown,
 ): void {
+  if (collection === undefined)
+    throw new ChangeStreamConfigError(messages.onChangeBadSource(where, typeName(source)));
+  const label = describeCollection(collection);
   if (typeof member !== 'function')
-    throw new ChangeStreamConfigError(messages.onChangeNotMethod(collection, where));
-  if (typeof collection !== 'string' || collection.trim() === '')
+    throw new ChangeStreamConfigError(messages.onChangeNotMethod(label, where));
+  if (typeof collection === 'string' && collection.trim() === '')
     throw new ChangeStreamConfigError(messages.onChangeNoCollection(where));
-  checkKeys(collection, where, options);
+  checkKeys(label, where, options);
+}
+
+function typeName(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
 }
 
 /** Every option of one handler (`Class.method`), at startup: a bad value fails `app.init()`. */

@@ -1,5 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import type { mongo } from 'mongoose';
+import {
+  type CollectionToken,
+  type DocumentOf,
+  describeCollection,
+  type SchemaClass,
+  storedCollection,
+} from '../decorators/collection-source.js';
+import { modelCollection } from '../decorators/model-collection.js';
 import type { ChangeOf } from '../decorators/on-change.decorator.js';
 import type { DeadLetter } from '../interfaces/dead-letter.interface.js';
 import { type ChangeInput, completeChange } from './change-events.js';
@@ -30,25 +38,47 @@ export class ChangeStreamTester {
   async emit<T extends mongo.Document = any>(
     collection: string,
     change: ChangeInput<T>,
+    options?: EmitOptions,
+  ): Promise<ChangeOutcome<ChangeOf<T>>>;
+  /**
+   * `emit` on the collection of a `collection<T>()` token, a `@Schema()` class or a Mongoose
+   * model, named as `@OnChange` names it in the testing module; the event is typed from it.
+   */
+  async emit<S extends CollectionToken | SchemaClass>(
+    collection: S,
+    change: ChangeInput<DocumentOf<S>>,
+    options?: EmitOptions,
+  ): Promise<ChangeOutcome<ChangeOf<DocumentOf<S>>>>;
+  async emit(
+    source: string | CollectionToken | SchemaClass,
+    change: ChangeInput,
     options: EmitOptions = {},
-  ): Promise<ChangeOutcome<ChangeOf<T>>> {
+  ): Promise<ChangeOutcome> {
+    const collection = collectionName(source);
     const stream = this.streams.find(collection, options.connectionName);
-    return this.streams.deliver(
-      stream,
-      completeChange(change, stream.database, collection) as ChangeOf<T>,
-    );
+    return this.streams.deliver(stream, completeChange(change, stream.database, collection));
   }
 
   /** `emit` for each event in order; validates all of them before delivering any. */
   async emitMany<T extends mongo.Document = any>(
     collection: string,
     changes: ReadonlyArray<ChangeInput<T>>,
+    options?: EmitOptions,
+  ): Promise<Array<ChangeOutcome<ChangeOf<T>>>>;
+  /** `emitMany` on the collection of a token, `@Schema()` class or model (see `emit`). */
+  async emitMany<S extends CollectionToken | SchemaClass>(
+    collection: S,
+    changes: ReadonlyArray<ChangeInput<DocumentOf<S>>>,
+    options?: EmitOptions,
+  ): Promise<Array<ChangeOutcome<ChangeOf<DocumentOf<S>>>>>;
+  async emitMany(
+    source: string | CollectionToken | SchemaClass,
+    changes: ReadonlyArray<ChangeInput>,
     options: EmitOptions = {},
-  ): Promise<Array<ChangeOutcome<ChangeOf<T>>>> {
+  ): Promise<ChangeOutcome[]> {
+    const collection = collectionName(source);
     const stream = this.streams.find(collection, options.connectionName);
-    const events = changes.map(
-      (change) => completeChange(change, stream.database, collection) as ChangeOf<T>,
-    );
+    const events = changes.map((change) => completeChange(change, stream.database, collection));
     return Promise.all(events.map((event) => this.streams.deliver(stream, event)));
   }
 
@@ -65,4 +95,19 @@ export class ChangeStreamTester {
   restart(): void {
     this.streams.all().forEach((stream) => (stream.failure = null));
   }
+}
+
+/** The collection `@OnChange(source)` watches in the testing module (no connection, so no registered models). */
+function collectionName(source: string | CollectionToken | SchemaClass): string {
+  const stored = storedCollection(source);
+  if (stored === undefined)
+    throw new Error(
+      `Cannot emit on ${String(source)}: expected a collection name, a collection<T>() token, a @Schema() class or a Mongoose model.`,
+    );
+  if (typeof stored === 'string') return stored;
+  const resolved = modelCollection(stored);
+  if ('name' in resolved) return resolved.name;
+  throw new Error(
+    `Cannot emit on ${describeCollection(stored)}: ${resolved.reason}. Emit on the collection's name.`,
+  );
 }

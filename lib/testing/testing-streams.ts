@@ -2,6 +2,7 @@ import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@ne
 import type { mongo } from 'mongoose';
 import type { HandlerFailedError } from '../change-stream.errors.js';
 import { ChangeStreamExplorer } from '../change-stream.explorer.js';
+import { modelCollectionResolver } from '../change-stream.planning.js';
 import { InMemoryDeadLetterStore } from '../memory/in-memory-dead-letter.store.js';
 import type { ChangeContext } from '../interfaces/change-context.interface.js';
 import type { DeadLetter, DeadLetterStore } from '../interfaces/dead-letter.interface.js';
@@ -159,7 +160,7 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
 
   private discover(): TestingStream[] {
     const { module, databaseOf, defaultConnection } = this.options;
-    const plans = planStreams(this.explorer.explore(defaultConnection));
+    const plans = planStreams(this.explorer.explore(defaultConnection, modelCollectionResolver()));
     const deadLetters = this.recordingDeadLetters();
     return plans.map((plan) => {
       const database = databaseOf(plan.connectionName);
