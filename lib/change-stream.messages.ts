@@ -264,6 +264,26 @@ export const messages = {
   redisConnectionError: (where: string, error: string) =>
     `${where}: connection error (${error}); ioredis keeps retrying.`,
   redisConnectionRestored: (where: string) => `${where}: connection restored.`,
+  onChangeBatchUnknownOptions: (
+    collection: string,
+    where: string,
+    unknown: string[],
+    known: readonly string[],
+  ) =>
+    `@OnChangeBatch('${collection}') on ${where}: unknown option(s) ${unknown.map((key) => `"${key}"`).join(', ')}. Known options: ${known.join(', ')}.`,
+  onChangeBatchOptionInvalid: (collection: string, handler: string, option: string, rule: string) =>
+    `@OnChangeBatch('${collection}') on ${handler}: "${option}" ${rule}.`,
+  batchBisected: (handler: string, batch: string, firstHalf: number, error: string) =>
+    `${handler} failed on ${batch} after its retries (${error}); calling it with the first ${firstHalf} and the rest apart, to find the failing events.`,
+  batchLargerThanCheckpoint: (
+    collection: string,
+    handler: string,
+    maxSize: number,
+    maxEvents: number,
+  ) =>
+    `@OnChangeBatch('${collection}') on ${handler}: maxSize ${maxSize} is larger than checkpoint.maxEvents ${maxEvents}. ` +
+    `A crash could then deliver again more events than the duplicate bound the module promises (2 × checkpoint.maxEvents). ` +
+    `Lower maxSize to at most ${maxEvents}, or raise checkpoint.maxEvents to at least ${maxSize}.`,
 };
 
 /** `3 m 10 s`, `12 s`, `1 h 2 m`: for humans reading logs. */

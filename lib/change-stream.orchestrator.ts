@@ -83,7 +83,11 @@ export class ChangeStreamOrchestrator
     if (handlers.length === 0) this.logger.warn(messages.noHandlers());
     checkDeadLetterDurability(handlers, this.options, this.stores, this.logger);
     const telemetry = await ChangeStreamTelemetry.load(this.options.telemetry);
-    const planned = await keyedPlans(planStreams(handlers), this.moduleRef, this.options);
+    const planned = await keyedPlans(
+      planStreams(handlers, this.options.checkpoint.maxEvents),
+      this.moduleRef,
+      this.options,
+    );
     planned.forEach((p) => this.databases.set(p.key, p.db));
     if (planned.length > 0) {
       this.tokens = await withPositionMirror(this.stores.tokens, this.options, (name) =>

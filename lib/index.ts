@@ -8,6 +8,13 @@ export type {
   OnChangeHandler,
   OnChangeOptionsFor,
 } from './decorators/on-change.decorator.js';
+export { OnChangeBatch } from './decorators/on-change-batch.decorator.js';
+export type {
+  BatchHandlerAccepts,
+  OnChangeBatchDecorator,
+  OnChangeBatchHandler,
+  OnChangeBatchOptionsFor,
+} from './decorators/on-change-batch.decorator.js';
 export { ChangeStreamRegistry } from './change-stream.registry.js';
 export { ChangeStreamHealthIndicator } from './health/change-stream.health.js';
 export type {

@@ -13,7 +13,7 @@ import { keyNames, unknownKeys } from './known-keys.js';
 // defined (`validateDeclaration`); the values are checked at startup (`validateHandlerOptions`,
 // called by `planStreams` for the module and the testing module alike).
 
-const HANDLER_OPTIONS = {
+export const HANDLER_OPTIONS = {
   operationTypes: true,
   pipeline: true,
   fullDocument: true,
