@@ -282,7 +282,7 @@ export const messages = {
     maxEvents: number,
   ) =>
     `@OnChangeBatch('${collection}') on ${handler}: maxSize ${maxSize} is larger than checkpoint.maxEvents ${maxEvents}. ` +
-    `A crash could then deliver again more events than the duplicate bound the module promises (2 × checkpoint.maxEvents). ` +
+    `Reading stops 2 × checkpoint.maxEvents (${2 * maxEvents}) events past the stored position, the bound on what a crash delivers again, so while one batch runs the next could not fill up. ` +
     `Lower maxSize to at most ${maxEvents}, or raise checkpoint.maxEvents to at least ${maxSize}.`,
 };
 
