@@ -114,8 +114,7 @@ export class BatchDispatch {
     const labels = telemetry?.metering ? this.deps.labels(handler, changes[0]) : undefined;
     for (let attempt = 1; ; attempt++) {
       // Every call, also a batch's first: it may have waited behind the handler's previous batch.
-      if (scope.mayDispatch && !scope.mayDispatch())
-        return { ok: false, aborted: true };
+      if (scope.mayDispatch && !scope.mayDispatch()) return { ok: false, aborted: true };
       const own = flights[0].attempts && this.beginAttempt(handler, flights);
       const context = this.deps.contextFor(
         handler,

@@ -28,7 +28,9 @@ expectType<
   >
 >();
 type Insert = mongo.ChangeStreamInsertDocument;
-expectType<Equal<BatchHandlerAccepts<(changes: Insert[]) => void, ChangeOf<any, 'insert'>>, unknown>>();
+expectType<
+  Equal<BatchHandlerAccepts<(changes: Insert[]) => void, ChangeOf<any, 'insert'>>, unknown>
+>();
 expectType<
   Equal<
     BatchHandlerAccepts<(changes: Insert[]) => void, ChangeOf<any, 'insert' | 'update'>>,

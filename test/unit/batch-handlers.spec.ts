@@ -12,7 +12,8 @@ const inserts = (from: number, to: number) =>
 const range = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);
 /** An event without a document (DDL): it runs alone. */
-const ddl = (n: number) => ({ _id: token(n), operationType: 'createIndexes' }) as unknown as ChangeEvent;
+const ddl = (n: number) =>
+  ({ _id: token(n), operationType: 'createIndexes' }) as unknown as ChangeEvent;
 /** Long enough never to cut a batch within a spec: a cut seen must have another cause. */
 const NEVER = 60_000;
 
@@ -32,14 +33,19 @@ describe('@OnChangeBatch: cutting batches', () => {
     const gap = deferred();
     const { stream, batches } = setupBatch({
       limits: { maxSize: 100, maxWaitMs: 20 },
-      scripts: [{ getMores: [inserts(1, 3), { after: gap.promise, then: { batch: inserts(4, 5) } }] }],
+      scripts: [
+        { getMores: [inserts(1, 3), { after: gap.promise, then: { batch: inserts(4, 5) } }] },
+      ],
     });
     stream.start();
     await eventually('the first three cut by quiet', () => batches.length === 1);
     expect(batches).toEqual([[1, 2, 3]]);
     gap.resolve();
     await eventually('the next two cut by quiet', () => batches.length === 2);
-    expect(batches).toEqual([[1, 2, 3], [4, 5]]);
+    expect(batches).toEqual([
+      [1, 2, 3],
+      [4, 5],
+    ]);
   });
 
   it('cuts before an event without a document, which comes as a batch of one; shutdown flushes at once', async () => {
@@ -96,16 +102,17 @@ describe('@OnChangeBatch failures: retries, then bisection', () => {
   it("'dead-letter': retries the whole batch, then dead-letters only the failing event", async () => {
     const { stream, calls, batches, deadLetters, stored } = setupBatch({
       limits: { maxSize: 8, maxWaitMs: 10 },
-      options: { onHandlerFailure: 'dead-letter', handlerRetry: { retries: 1, initialDelayMs: 1, maxDelayMs: 2 } },
+      options: {
+        onHandlerFailure: 'dead-letter',
+        handlerRetry: { retries: 1, initialDelayMs: 1, maxDelayMs: 2 },
+      },
       scripts: [{ getMores: [inserts(1, 8)] }],
       handleBatch: failingOn5,
     });
     stream.start();
     await eventually('position at 8 stored', async () => (await stored()) === 8);
     const letters = await deadLetters.list();
-    expect(letters.map((l) => [idOf(l.change), l.handler])).toEqual([
-      [5, 'Sink.onOrders'],
-    ]);
+    expect(letters.map((l) => [idOf(l.change), l.handler])).toEqual([[5, 'Sink.onOrders']]);
     expect(batches.flat().sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 6, 7, 8]);
     // The whole batch twice (retries: 1), then halves down to 5 alone, which gets its retry too.
     expect(calls.slice(0, 2)).toEqual([range(1, 8), range(1, 8)]);

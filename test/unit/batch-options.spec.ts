@@ -52,7 +52,9 @@ describe('@OnChangeBatch options', () => {
         onOrders() {}
       }
       return Sink;
-    }).toThrow(/^@OnChangeBatch\('orders'\) on Sink\.onOrders: unknown option\(s\) "maxsize"\. Known options: .*retries.*, maxSize, maxWaitMs\.$/);
+    }).toThrow(
+      /^@OnChangeBatch\('orders'\) on Sink\.onOrders: unknown option\(s\) "maxsize"\. Known options: .*retries.*, maxSize, maxWaitMs\.$/,
+    );
   });
 
   it('refuses at startup a maxSize above checkpoint.maxEvents, naming both', () => {
