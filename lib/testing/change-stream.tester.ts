@@ -39,7 +39,11 @@ export class ChangeStreamTester {
     );
   }
 
-  /** `emit` for each event in order; validates all of them before delivering any. */
+  /**
+   * `emit` for each event in order; validates all of them before delivering any. `@OnChangeBatch`
+   * handlers get these events in batches (cut at their `maxSize` and around an event without a
+   * document), as if the stream had read them together; `emit` gives them a batch of one.
+   */
   async emitMany<T extends mongo.Document = any>(
     collection: string,
     changes: ReadonlyArray<ChangeInput<T>>,
@@ -49,7 +53,7 @@ export class ChangeStreamTester {
     const events = changes.map(
       (change) => completeChange(change, stream.database, collection) as ChangeOf<T>,
     );
-    return Promise.all(events.map((event) => this.streams.deliver(stream, event)));
+    return this.streams.deliverMany(stream, events);
   }
 
   /** The dead letters stored so far, oldest first, as `ChangeStreamDeadLetters.list()` returns them (EJSON round trip). */
