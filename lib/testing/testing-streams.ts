@@ -209,17 +209,7 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
     stream: TestingStream,
     change: C,
   ): Promise<ChangeOutcome<C>> {
-    const { plan, database } = stream;
-    const where = { connectionName: plan.connectionName, database, collection: plan.collection };
-    if (stream.failure)
-      return {
-        change,
-        ...where,
-        delivered: false,
-        acknowledged: false,
-        handlers: [],
-        deadLetters: [],
-      };
+    if (stream.failure) return this.notDelivered(stream, change);
     const runs = new Map<string, RunRecord>();
     this.records.set(change, runs);
     try {
@@ -234,20 +224,8 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
         stopping: this.closing.signal,
         fence: this.options.fence,
       });
-      const failure = !outcome.ok && 'error' in outcome ? outcome.error : undefined;
-      if (failure) stream.failure = failure;
-      const handlers: HandlerRun[] = plan.handlers
-        .filter((h) => runs.has(h.name))
-        .map((h) => summarize(h.name, runs.get(h.name)!));
-      return {
-        change,
-        ...where,
-        delivered: true,
-        acknowledged: outcome.ok && change.operationType !== 'invalidate',
-        handlers,
-        deadLetters: handlers.flatMap((h) => (h.deadLetterId ? [h.deadLetterId] : [])),
-        ...(failure && { failure }),
-      };
+      if (!outcome.ok && 'error' in outcome) stream.failure = outcome.error;
+      return this.outcomeOf(stream, change, runs, outcome);
     } finally {
       this.records.delete(change);
     }
