@@ -171,3 +171,35 @@ describe('@OnChangeBatch failures: retries, then bisection', () => {
     expect(await stored()).toBe(0);
   });
 });
+
+describe('@OnChangeBatch with onHandlerTimeout: abort', () => {
+  it('aborts a stuck batch call on its own signal; the retry gets a fresh one and the batch is handled', async () => {
+    const signals: AbortSignal[] = [];
+    const { stream, calls, stored } = setupBatch({
+      limits: { maxSize: 10, maxWaitMs: 10 },
+      options: {
+        handlerTimeoutMs: 100,
+        onHandlerTimeout: 'abort',
+        leases: false,
+        handlerRetry: { retries: 1, initialDelayMs: 1, maxDelayMs: 2 },
+      },
+      scripts: [{ getMores: [inserts(1, 3)] }],
+      handleBatch: (_ids, context) => {
+        signals.push(context.signal);
+        if (signals.length > 1) return undefined;
+        // The first call hangs until its signal is aborted (the stuck-handler watch), then fails.
+        return new Promise((_, reject) =>
+          context.signal.addEventListener('abort', () => reject(new Error('aborted'))),
+        );
+      },
+    });
+    stream.start();
+    await eventually('position at 3 stored', async () => (await stored()) === 3);
+    expect(calls).toEqual([
+      [1, 2, 3],
+      [1, 2, 3],
+    ]);
+    expect(signals[0].aborted).toBe(true);
+    expect(signals[1].aborted).toBe(false);
+  });
+});
