@@ -187,9 +187,7 @@ export class EventScheduler {
   /** `change` takes a slot: not when only batch handlers want it and it has a document (it waits in their batches). */
   needsSlot(change: ChangeEvent): boolean {
     return (
-      !this.batching ||
-      !hasDocumentKey(change) ||
-      this.deps.dispatcher.hasPerEventHandlers(change)
+      !this.batching || !hasDocumentKey(change) || this.deps.dispatcher.hasPerEventHandlers(change)
     );
   }
 

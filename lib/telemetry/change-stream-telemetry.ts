@@ -191,7 +191,10 @@ export class ChangeStreamTelemetry {
   }
 
   /** An `@OnChangeBatch` call (attempt) with `size` events: its size, and one more batch call. */
-  batchCalled(call: Omit<HandlerCall, 'eventId' | 'attempt' | 'operationType'>, size: number): void {
+  batchCalled(
+    call: Omit<HandlerCall, 'eventId' | 'attempt' | 'operationType'>,
+    size: number,
+  ): void {
     if (!this.metering) return;
     this.count('change_stream.batches', call);
     this.batchSize!.record(size, labelsOf(call));
