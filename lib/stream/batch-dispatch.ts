@@ -125,7 +125,18 @@ export class BatchDispatch {
       let error: unknown;
       try {
         if (labels) telemetry!.batchCalled(labels, changes.length);
-        await handler.invoke(changes, context);
+        if (telemetry?.active) {
+          // One span and one duration per call, named by its first event.
+          const first = changes[0]._id as { _data?: unknown };
+          await telemetry.handlerCall(
+            {
+              ...this.deps.labels(handler, changes[0]),
+              eventId: String(first?._data ?? JSON.stringify(first)),
+              attempt,
+            },
+            () => handler.invoke(changes, context),
+          );
+        } else await handler.invoke(changes, context);
         return { ok: true };
       } catch (thrown) {
         error = thrown;

@@ -196,8 +196,11 @@ export class ChangeStreamTelemetry {
     size: number,
   ): void {
     if (!this.metering) return;
-    this.count('change_stream.batches', call);
-    this.batchSize!.record(size, labelsOf(call));
+    // By handler only: a batch mixes operation types.
+    const { consumer, database, collection, handler } = call;
+    const labels = { consumer, database, collection, handler };
+    this.count('change_stream.batches', labels);
+    this.batchSize!.record(size, labelsOf(labels));
   }
 
   handlerFailed(call: Omit<HandlerCall, 'eventId' | 'attempt'>): void {
