@@ -97,6 +97,8 @@ export class EventScheduler {
   /** The stream has batch handlers (`@OnChangeBatch`): events take the batching path. */
   readonly batching: boolean;
   private readonly collectors = new Map<ChangeHandler, BatchCollector<TrackedEvent>>();
+  /** Dead-letter replays waiting or running on a batching stream: nothing new is read meanwhile. */
+  private replaying = 0;
 
   /** `deps.stopping.aborted`, as a plain field (the getter is slow enough to show per event). */
   private stoppingNow = false;
@@ -158,13 +160,17 @@ export class EventScheduler {
    * document holds back only its own events) and per event running alone.
    */
   hasSlot(): boolean {
-    return this.keys.size + this.alone < this.deps.concurrency && !this.failedWith;
+    return (
+      this.keys.size + this.alone < this.deps.concurrency &&
+      !this.failedWith &&
+      this.replaying === 0
+    );
   }
 
   /** Resolves true once another event may start; false after a failure or at shutdown. */
   async waitForSlot(signal: AbortSignal): Promise<boolean> {
     while (
-      this.keys.size + this.alone >= this.deps.concurrency &&
+      (this.keys.size + this.alone >= this.deps.concurrency || this.replaying > 0) &&
       !this.failedWith &&
       !signal.aborted
     ) {
@@ -187,7 +193,10 @@ export class EventScheduler {
   /** `change` takes a slot: not when only batch handlers want it and it has a document (it waits in their batches). */
   needsSlot(change: ChangeEvent): boolean {
     return (
-      !this.batching || !hasDocumentKey(change) || this.deps.dispatcher.hasPerEventHandlers(change)
+      !this.batching ||
+      this.replaying > 0 ||
+      !hasDocumentKey(change) ||
+      this.deps.dispatcher.hasPerEventHandlers(change)
     );
   }
 
@@ -341,9 +350,16 @@ export class EventScheduler {
       }
     };
     if (this.batching) {
-      // Batch handlers' events wait in no document chain: the replay waits for every earlier event (flushed now).
+      // Batch handlers' events wait in no document chain: the replay waits for every earlier event
+      // (flushed now), and nothing more is read until it ran (a later event of its document could be batched).
       this.flushBatches();
       key = null;
+      this.replaying++;
+      const done = () => {
+        this.replaying--;
+        this.changed.notify();
+      };
+      return run().finally(done);
     }
     if (key === null) return run();
     const entry = this.keys.get(key) ?? { tail: DONE as Promise<unknown>, pending: 0 };

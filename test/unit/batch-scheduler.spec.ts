@@ -72,4 +72,30 @@ describe('EventScheduler with a batch handler', () => {
     expect(acked).toEqual([]);
     expect(events.events).toEqual([]);
   });
+
+  it('runs a dead-letter replay after the events batched before it, and reads nothing new until it ran', async () => {
+    const { events, calls } = scheduler(() => true);
+    for (let n = 1; n <= 3; n++) events.submit(insert(n), events.keyOf(insert(n))!);
+    const order: string[] = [];
+    let release!: () => void;
+    const replay = events.runInOrder(
+      insert(2),
+      'n:2',
+      async () => {
+        order.push(`replay after ${JSON.stringify(calls)}`);
+        await new Promise<void>((resolve) => (release = resolve));
+      },
+      () => new Error('refused'),
+    );
+    // The pending batch was handed over at once; nothing new may be read while the replay waits or runs.
+    expect(events.hasSlot()).toBe(false);
+    expect(events.needsSlot(insert(4))).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    while (order.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(order).toEqual(['replay after [[1,2,3]]']);
+    expect(events.hasSlot()).toBe(false);
+    release();
+    await replay;
+    expect(events.hasSlot()).toBe(true);
+  });
 });
