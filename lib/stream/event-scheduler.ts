@@ -99,6 +99,8 @@ export class EventScheduler {
   private readonly collectors = new Map<ChangeHandler, BatchCollector<TrackedEvent>>();
   /** Dead-letter replays waiting or running on a batching stream: nothing new is read meanwhile. */
   private replaying = 0;
+  /** Drains under way: an event that joins a batch meanwhile is handed over at once. */
+  private draining = 0;
 
   /** `deps.stopping.aborted`, as a plain field (the getter is slow enough to show per event). */
   private stoppingNow = false;
@@ -266,7 +268,11 @@ export class EventScheduler {
       this.partDone(flight, OK);
       return false;
     }
-    for (const handler of handlers) this.collectorOf(handler).add(flight);
+    for (const handler of handlers) {
+      const collector = this.collectorOf(handler);
+      collector.add(flight);
+      if (this.draining > 0) collector.cut();
+    }
     return perEvent;
   }
 
@@ -373,7 +379,12 @@ export class EventScheduler {
   /** Resolves once nothing is in flight. */
   async drain(): Promise<void> {
     this.flushBatches();
-    while (this.inFlight.size > 0) await this.changed.next();
+    this.draining++;
+    try {
+      while (this.inFlight.size > 0) await this.changed.next();
+    } finally {
+      this.draining--;
+    }
   }
 
   /** Numbers the event (stream order) and counts it in flight. */
