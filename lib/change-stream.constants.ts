@@ -1,6 +1,9 @@
 /** Metadata key under which `@OnChange` stores its handler definitions. */
 export const ON_CHANGE_METADATA = 'nestjs-change-streams:on-change';
 
+/** Metadata key under which `@OnChangeBatch` stores its handler definitions. */
+export const ON_CHANGE_BATCH_METADATA = 'nestjs-change-streams:on-change-batch';
+
 /** Injection token of the validated options with every default filled in. */
 export const CHANGE_STREAM_RESOLVED_OPTIONS = Symbol('nestjs-change-streams:resolved-options');
 

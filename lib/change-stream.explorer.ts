@@ -1,8 +1,9 @@
 import { Injectable, Logger, Scope } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
-import { ON_CHANGE_METADATA } from './change-stream.constants.js';
+import { ON_CHANGE_BATCH_METADATA, ON_CHANGE_METADATA } from './change-stream.constants.js';
 import { messages } from './change-stream.messages.js';
 import type { SchemaClass } from './decorators/collection-source.js';
+import type { OnChangeBatchMetadata } from './decorators/on-change-batch.decorator.js';
 import type { OnChangeMetadata } from './decorators/on-change.decorator.js';
 import type { ChangeHandler } from './stream/change-handler.js';
 
@@ -58,10 +59,11 @@ export class ChangeStreamExplorer {
       }
       if (!instance) continue;
       for (const { method, entries } of decorated) {
-        for (const { collection, options } of entries) {
+        for (const { collection, options, batch } of entries) {
           const name = `${className}.${method}`;
           const connectionName = options.connectionName ?? defaultConnection;
           handlers.push({
+            ...(batch && { batch }),
             name,
             collection:
               typeof collection === 'string'
@@ -100,11 +102,17 @@ export class ChangeStreamExplorer {
       .filter((wrapper) => wrapper.token === token && !wrapper.isAlias);
   }
 
-  private read(prototype: object, method: string): OnChangeMetadata[] {
+  /** The method's `@OnChange` entries, then its `@OnChangeBatch` ones (with `batch`). */
+  private read(
+    prototype: object,
+    method: string,
+  ): Array<OnChangeMetadata & Partial<Pick<OnChangeBatchMetadata, 'batch'>>> {
     const fn = (prototype as Record<string, unknown>)[method];
-    return typeof fn === 'function'
-      ? (this.reflector.get<OnChangeMetadata[]>(ON_CHANGE_METADATA, fn) ?? [])
-      : [];
+    if (typeof fn !== 'function') return [];
+    return [
+      ...(this.reflector.get<OnChangeMetadata[]>(ON_CHANGE_METADATA, fn) ?? []),
+      ...(this.reflector.get<OnChangeBatchMetadata[]>(ON_CHANGE_BATCH_METADATA, fn) ?? []),
+    ];
   }
 }
 

@@ -344,6 +344,26 @@ export const messages = {
     `Decorate the class with @Schema() from @nestjs/mongoose (its collection is then named as Mongoose names it), ` +
     `register its model on connection "${connectionName}" under the class name (MongooseModule.forFeature([{ name: ${className}.name, schema }])), ` +
     `or name the collection: @OnChange(collection<${className}>('<name>')).`,
+  onChangeBatchUnknownOptions: (
+    collection: string,
+    where: string,
+    unknown: string[],
+    known: readonly string[],
+  ) =>
+    `@OnChangeBatch('${collection}') on ${where}: unknown option(s) ${unknown.map((key) => `"${key}"`).join(', ')}. Known options: ${known.join(', ')}.`,
+  onChangeBatchOptionInvalid: (collection: string, handler: string, option: string, rule: string) =>
+    `@OnChangeBatch('${collection}') on ${handler}: "${option}" ${rule}.`,
+  batchBisected: (handler: string, batch: string, firstHalf: number, error: string) =>
+    `${handler} failed on ${batch} after its retries (${error}); calling it with the first ${firstHalf} and the rest apart, to find the failing events.`,
+  batchLargerThanCheckpoint: (
+    collection: string,
+    handler: string,
+    maxSize: number,
+    maxEvents: number,
+  ) =>
+    `@OnChangeBatch('${collection}') on ${handler}: maxSize ${maxSize} is larger than checkpoint.maxEvents ${maxEvents}. ` +
+    `Reading stops 2 × checkpoint.maxEvents (${2 * maxEvents}) events past the stored position, the bound on what a crash delivers again, so while one batch runs the next could not fill up. ` +
+    `Lower maxSize to at most ${maxEvents}, or raise checkpoint.maxEvents to at least ${maxSize}.`,
 };
 
 /** `3 m 10 s`, `12 s`, `1 h 2 m`: for humans reading logs. */

@@ -91,7 +91,7 @@ export class ChangeStreamOrchestrator
     );
     if (handlers.length === 0) this.logger.warn(messages.noHandlers());
     checkDeadLetterDurability(handlers, this.options, this.stores, this.logger);
-    const plans = planStreams(handlers);
+    const plans = planStreams(handlers, this.options.checkpoint.maxEvents);
     const disabled = disabledParts(handlers, plans);
     const keyed = await keyedPlans([...plans, ...disabled.idlePlans], this.moduleRef, this.options);
     const { enabled } = this.options;

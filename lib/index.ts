@@ -18,6 +18,13 @@ export type {
   DocumentOf,
   SchemaClass,
 } from './decorators/collection-source.js';
+export { OnChangeBatch } from './decorators/on-change-batch.decorator.js';
+export type {
+  BatchHandlerAccepts,
+  OnChangeBatchDecorator,
+  OnChangeBatchHandler,
+  OnChangeBatchOptionsFor,
+} from './decorators/on-change-batch.decorator.js';
 export { ChangeStreamRegistry } from './change-stream.registry.js';
 export { ChangeStreamHealthIndicator } from './health/change-stream.health.js';
 export type {

@@ -14,7 +14,7 @@ import { describeCollection, type SchemaClass } from '../decorators/collection-s
 // defined (`validateDeclaration`); the values are checked at startup (`validateHandlerOptions`,
 // called by `planStreams` for the module and the testing module alike).
 
-const HANDLER_OPTIONS = {
+export const HANDLER_OPTIONS = {
   operationTypes: true,
   pipeline: true,
   fullDocument: true,

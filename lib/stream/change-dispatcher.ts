@@ -18,6 +18,7 @@ import {
 import type { DispatchSettings } from './dispatch-settings.js';
 import type { Attempt, DispatchScope, EventInFlight } from './event-in-flight.js';
 import { FailurePolicyStep, type HandlerLabels } from './failure-policy-step.js';
+import { BatchDispatch } from './batch-dispatch.js';
 
 export { describeEvent } from './describe-event.js';
 export { dispatchBug, type DispatchOutcome, type MaybePromise } from './dispatch-outcome.js';
@@ -37,6 +38,7 @@ export class ChangeDispatcher {
   private readonly logger = new Logger(ChangeDispatcher.name);
   private readonly routes: HandlerRoutes;
   private readonly failurePolicy: FailurePolicyStep;
+  private readonly batches: BatchDispatch;
 
   constructor(
     handlers: ChangeHandler[],
@@ -51,6 +53,44 @@ export class ChangeDispatcher {
       this.logger,
       (handler, change) => this.labels(handler, change),
     );
+    this.batches = new BatchDispatch({
+      settings,
+      logger: this.logger,
+      failurePolicy: this.failurePolicy,
+      contextFor: (handler, attempt, signal, scope) =>
+        this.contextFor(handler, attempt, signal, scope),
+      labels: (handler, change) => this.labels(handler, change),
+      streamKey,
+    });
+  }
+
+  /** The stream has `@OnChangeBatch` handlers: events go through the scheduler's batch collectors. */
+  get batching(): boolean {
+    return this.routes.batching;
+  }
+
+  /** Some `@OnChange` (per-event) handler wants `change`. */
+  hasPerEventHandlers(change: ChangeEvent): boolean {
+    return this.routes.interested(change).length > 0;
+  }
+
+  /** The `@OnChangeBatch` handlers that want `change`. */
+  batchHandlersFor(change: ChangeEvent): ChangeHandler[] {
+    return this.routes.batchesFor(change);
+  }
+
+  /**
+   * Runs one batch of a batch handler (retries, then bisection and the failure policy per failing
+   * event); one outcome per event, in order. Never rejects: a bug is every event's failure.
+   */
+  dispatchBatch(
+    handler: ChangeHandler,
+    flights: EventInFlight[],
+    scope: DispatchScope,
+  ): Promise<DispatchOutcome[]> {
+    return this.batches
+      .run(handler, flights, scope)
+      .catch((error: unknown) => flights.map((flight) => dispatchBug(flight.change, error)));
   }
 
   /**
@@ -76,7 +116,7 @@ export class ChangeDispatcher {
     );
   }
 
-  /** Calls one handler once, outside any stream (dead-letter replay). */
+  /** Calls one handler once, outside any stream (dead-letter replay): a batch handler with a batch of one. */
   static invokeOnce(
     handler: ChangeHandler,
     change: unknown,
@@ -90,7 +130,7 @@ export class ChangeDispatcher {
       signal: new AbortController().signal,
       fence,
     };
-    return Promise.resolve(handler.invoke(change, call));
+    return Promise.resolve(handler.invoke(handler.batch ? [change] : change, call));
   }
 
   private get telemetry(): ChangeStreamTelemetry | undefined {

@@ -1,3 +1,4 @@
+import type { BatchLimits } from '../interfaces/on-change-batch-options.interface.js';
 import type { OnChangeOptions } from '../interfaces/on-change-options.interface.js';
 
 /** One discovered `@OnChange` method, bound to its provider instance. */
@@ -10,4 +11,6 @@ export interface ChangeHandler {
   invoke(change: unknown, context: unknown): unknown;
   /** The Nest provider that owns the method (its `InstanceWrapper`), for lifecycle ordering. */
   owner?: unknown;
+  /** An `@OnChangeBatch` method: called with arrays of events, cut by these limits. */
+  batch?: BatchLimits;
 }

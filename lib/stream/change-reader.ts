@@ -3,7 +3,7 @@ import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import type { ResumeToken } from '../interfaces/position-store.interface.js';
 import type { ChangeCursor, ChangeEvent } from './change-cursor.js';
 import type { DispatchOutcome, MaybePromise } from './change-dispatcher.js';
-import { documentKeyOf, type EventScheduler } from './event-scheduler.js';
+import type { EventScheduler } from './event-scheduler.js';
 import type { LagTracker } from './lag-tracker.js';
 
 /** How a read of one cursor ended (a broken stream throws instead). */
@@ -63,6 +63,7 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
       if (!ready && !(ready = await untilReady(deps))) break;
       if (
         scheduler.sequential &&
+        !scheduler.batching &&
         change.operationType !== 'invalidate' &&
         checkpointer.hasRunAheadRoom(scheduler.dispatchedSeq)
       ) {
@@ -124,9 +125,12 @@ async function open(deps: ReaderDeps): Promise<ChangeEvent | null | undefined> {
  */
 function dispatch(change: ChangeEvent, deps: ReaderDeps): MaybePromise<ReadEnd | null> {
   const { checkpointer, scheduler } = deps;
-  if (!checkpointer.hasRunAheadRoom(scheduler.dispatchedSeq) || !scheduler.hasSlot())
+  if (
+    !checkpointer.hasRunAheadRoom(scheduler.dispatchedSeq) ||
+    (!scheduler.hasSlot() && scheduler.needsSlot(change))
+  )
     return dispatchAfterWaiting(change, deps);
-  const key = scheduler.sequential ? null : documentKeyOf(change);
+  const key = scheduler.keyOf(change);
   if (key !== null) {
     scheduler.submit(change, key);
     return null;
@@ -146,12 +150,18 @@ async function dispatchAfterWaiting(
   deps: ReaderDeps,
 ): Promise<ReadEnd | null> {
   const { checkpointer, scheduler } = deps;
+  // Nothing more is read until there is room: pending batches would only wait out their maxWaitMs.
+  if (!checkpointer.hasRunAheadRoom(scheduler.dispatchedSeq)) scheduler.flushBatches();
   if (
     !checkpointer.hasRunAheadRoom(scheduler.dispatchedSeq) &&
     !(await checkpointer.waitForRunAheadRoom(scheduler.dispatchedSeq, scheduler.halted))
   )
     return ended(scheduler);
-  if (!scheduler.hasSlot() && !(await scheduler.waitForSlot(scheduler.halted)))
+  if (
+    !scheduler.hasSlot() &&
+    scheduler.needsSlot(change) &&
+    !(await scheduler.waitForSlot(scheduler.halted))
+  )
     return ended(scheduler);
   return dispatch(change, deps); // only the reader dispatches: the room and the slot are still there
 }

@@ -24,6 +24,12 @@ export function documentKeyOf(change: ChangeEvent): string | null {
   return numeric === null ? `e:${canonical(id)}` : `n:${numeric}`;
 }
 
+/** `documentKeyOf(change) !== null`, without building the key. */
+export function hasDocumentKey(change: ChangeEvent): boolean {
+  const key = (change as { documentKey?: Record<string, unknown> }).documentKey;
+  return typeof key === 'object' && key !== null && '_id' in key;
+}
+
 /** Nested values: a prefix per kind, so no two kinds can produce the same text. */
 function canonical(value: unknown): string {
   if (typeof value === 'string') return `s:${JSON.stringify(value)}`;

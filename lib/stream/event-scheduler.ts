@@ -14,14 +14,45 @@ import {
 } from './change-dispatcher.js';
 import { InFlightList, type Linked } from './in-flight-list.js';
 import { RunningHandlers } from './running-handlers.js';
+import { BatchCollector } from './batch-collector.js';
+import type { ChangeHandler } from './change-handler.js';
+import { documentKeyOf, hasDocumentKey } from './document-key.js';
+import { OK } from './dispatch-outcome.js';
 
 export { documentKeyOf } from './document-key.js';
 
-/** An event in flight, linked into the scheduler's list of them. */
+/**
+ * An event in flight, linked into the scheduler's list of them. With batch handlers it has
+ * `parts`: its per-event dispatch (if a per-event handler wants it) and one per batch handler
+ * that wants it; it is finished once every part is.
+ */
 type TrackedEvent = EventInFlight &
-  Linked<TrackedEvent> & { readonly seq: number; finished: boolean };
+  Linked<TrackedEvent> & {
+    readonly seq: number;
+    finished: boolean;
+    parts: number;
+    /** The worst outcome of the parts finished so far. */
+    outcome: DispatchOutcome;
+    /** Its per-event part finished. */
+    eventPartDone: boolean;
+    /** A resume point (all but an invalidate). */
+    ack: boolean;
+    /** With batch handlers: it runs alone and holds the `alone` slot until every part finished. */
+    alone: boolean;
+    whenDone: ((outcome: DispatchOutcome) => void) | null;
+  };
 
 const ABORTED: DispatchOutcome = { ok: false, aborted: true };
+
+/** `keyOf` for an event with a document that no per-event handler wants: it joins no document's chain. */
+export const NO_CHAIN = '';
+
+/** As the dispatcher combines handlers' outcomes: giving way (shutdown) wins over a failure, a failure over success. */
+function worse(a: DispatchOutcome, b: DispatchOutcome): DispatchOutcome {
+  if (a.ok) return b;
+  if (b.ok || 'aborted' in a) return a;
+  return 'aborted' in b ? b : a;
+}
 const DONE = Promise.resolve();
 
 export interface SchedulerDeps {
@@ -63,11 +94,19 @@ export class EventScheduler {
   private sharedAbort = new AbortController();
   /** Aborted at shutdown or after a failure: whatever waits to dispatch gives up. */
   private readonly halt = new AbortController();
+  /** The stream has batch handlers (`@OnChangeBatch`): events take the batching path. */
+  readonly batching: boolean;
+  private readonly collectors = new Map<ChangeHandler, BatchCollector<TrackedEvent>>();
+  /** Dead-letter replays waiting or running on a batching stream: nothing new is read meanwhile. */
+  private replaying = 0;
+  /** Drains under way: an event that joins a batch meanwhile is handed over at once. */
+  private draining = 0;
 
   /** `deps.stopping.aborted`, as a plain field (the getter is slow enough to show per event). */
   private stoppingNow = false;
 
   constructor(private readonly deps: SchedulerDeps) {
+    this.batching = deps.dispatcher.batching;
     this.scope = {
       stopping: deps.stopping,
       mayDispatch: deps.mayDispatch,
@@ -123,13 +162,17 @@ export class EventScheduler {
    * document holds back only its own events) and per event running alone.
    */
   hasSlot(): boolean {
-    return this.keys.size + this.alone < this.deps.concurrency && !this.failedWith;
+    return (
+      this.keys.size + this.alone < this.deps.concurrency &&
+      !this.failedWith &&
+      this.replaying === 0
+    );
   }
 
   /** Resolves true once another event may start; false after a failure or at shutdown. */
   async waitForSlot(signal: AbortSignal): Promise<boolean> {
     while (
-      this.keys.size + this.alone >= this.deps.concurrency &&
+      (this.keys.size + this.alone >= this.deps.concurrency || this.replaying > 0) &&
       !this.failedWith &&
       !signal.aborted
     ) {
@@ -138,9 +181,39 @@ export class EventScheduler {
     return !this.failedWith && !signal.aborted;
   }
 
-  /** Starts `change` once the previous event of its document (`key`, see `documentKeyOf`) finished. */
+  /**
+   * The key to `submit` `change` under, or null when it must run alone (`runAlone`): one at a
+   * time without batch handlers; with them, an event without a document, and `NO_CHAIN` for one
+   * that only batch handlers want (no document chain to join).
+   */
+  keyOf(change: ChangeEvent): string | null {
+    if (!this.batching) return this.sequential ? null : documentKeyOf(change);
+    if (!hasDocumentKey(change)) return null;
+    return this.deps.dispatcher.hasPerEventHandlers(change) ? documentKeyOf(change) : NO_CHAIN;
+  }
+
+  /** `change` takes a slot: not when only batch handlers want it and it has a document (it waits in their batches). */
+  needsSlot(change: ChangeEvent): boolean {
+    return (
+      !this.batching ||
+      this.replaying > 0 ||
+      !hasDocumentKey(change) ||
+      this.deps.dispatcher.hasPerEventHandlers(change)
+    );
+  }
+
+  /** Cuts every batch handler's pending events into a batch now (a drain, or the reader must wait for room). */
+  flushBatches(): void {
+    for (const collector of this.collectors.values()) collector.cut();
+  }
+
+  /**
+   * Starts `change` once the previous event of its document (`key`, see `keyOf`) finished; with
+   * batch handlers, it also joins the pending batch of each that wants it.
+   */
   submit(change: ChangeEvent, key: string): void {
     const flight = this.track(change);
+    if (this.batching && !this.joinBatches(flight, key !== NO_CHAIN)) return;
     const entry = this.keys.get(key);
     if (entry) {
       entry.pending++;
@@ -166,7 +239,83 @@ export class EventScheduler {
   runAlone(change: ChangeEvent, ack: boolean): MaybePromise<DispatchOutcome> {
     if (this.inFlight.size > 0) return this.drain().then(() => this.runAlone(change, ack));
     this.alone++;
-    return this.execute(this.track(change), ack);
+    const flight = this.track(change);
+    if (this.batching) return this.runAloneWithBatches(flight, ack);
+    return this.execute(flight, ack);
+  }
+
+  /** `runAlone` on a stream with batch handlers: each that wants it gets it as a batch of one; the outcome once every part finished. */
+  private runAloneWithBatches(flight: TrackedEvent, ack: boolean): Promise<DispatchOutcome> {
+    flight.ack = ack;
+    flight.alone = true;
+    const done = new Promise<DispatchOutcome>((resolve) => (flight.whenDone = resolve));
+    const perEvent = this.deps.dispatcher.hasPerEventHandlers(flight.change);
+    if (this.joinBatches(flight, perEvent)) void this.execute(flight, ack);
+    for (const handler of this.deps.dispatcher.batchHandlersFor(flight.change))
+      this.collectors.get(handler)!.cut();
+    return done;
+  }
+
+  /**
+   * Adds `flight` to the pending batch of each batch handler that wants it, and counts its parts;
+   * true when a per-event handler wants it too (`perEvent`: the caller dispatches that part).
+   */
+  private joinBatches(flight: TrackedEvent, perEvent: boolean): boolean {
+    const handlers = this.deps.dispatcher.batchHandlersFor(flight.change);
+    flight.parts = handlers.length + (perEvent ? 1 : 0);
+    if (flight.parts === 0) {
+      flight.parts = 1;
+      this.partDone(flight, OK);
+      return false;
+    }
+    for (const handler of handlers) {
+      const collector = this.collectorOf(handler);
+      collector.add(flight);
+      if (this.draining > 0) collector.cut();
+    }
+    return perEvent;
+  }
+
+  private collectorOf(handler: ChangeHandler): BatchCollector<TrackedEvent> {
+    let collector = this.collectors.get(handler);
+    if (!collector) {
+      collector = new BatchCollector(handler.batch!, (batch) => this.runBatch(handler, batch));
+      this.collectors.set(handler, collector);
+    }
+    return collector;
+  }
+
+  /**
+   * One batch of `handler`: not after a failure for good or once this instance may no longer
+   * dispatch (its events are not acknowledged); at shutdown it still runs (a drain flushes the
+   * pending batches, and their handler gets them).
+   */
+  private runBatch(handler: ChangeHandler, batch: TrackedEvent[]): Promise<void> {
+    if (this.failedWith || !(this.deps.mayDispatch?.() ?? true)) {
+      for (const flight of batch) this.partDone(flight, ABORTED);
+      return DONE;
+    }
+    const now = Date.now();
+    for (const flight of batch) if (flight.pending.size === 0) flight.startedAt = now;
+    return this.deps.dispatcher.dispatchBatch(handler, batch, this.scope).then((outcomes) => {
+      for (let i = 0; i < batch.length; i++) this.partDone(batch[i], outcomes[i]);
+    });
+  }
+
+  /** One part of `flight` finished; once all did, it is settled (acknowledged, or its failure recorded). */
+  private partDone(flight: TrackedEvent, outcome: DispatchOutcome): void {
+    if (flight.finished) return;
+    flight.outcome = worse(flight.outcome, outcome);
+    if (--flight.parts > 0) return;
+    flight.finished = true;
+    this.inFlight.remove(flight);
+    try {
+      if (flight.alone) this.alone--;
+      this.settle(flight.seq, flight.change, flight.outcome, flight.ack);
+    } finally {
+      this.changed.notify();
+      flight.whenDone?.(flight.outcome);
+    }
   }
 
   /**
@@ -206,6 +355,18 @@ export class EventScheduler {
         this.changed.notify();
       }
     };
+    if (this.batching) {
+      // Batch handlers' events wait in no document chain: the replay waits for every earlier event
+      // (flushed now), and nothing more is read until it ran (a later event of its document could be batched).
+      this.flushBatches();
+      key = null;
+      this.replaying++;
+      const done = () => {
+        this.replaying--;
+        this.changed.notify();
+      };
+      return run().finally(done);
+    }
     if (key === null) return run();
     const entry = this.keys.get(key) ?? { tail: DONE as Promise<unknown>, pending: 0 };
     this.keys.set(key, entry);
@@ -217,7 +378,13 @@ export class EventScheduler {
 
   /** Resolves once nothing is in flight. */
   async drain(): Promise<void> {
-    while (this.inFlight.size > 0) await this.changed.next();
+    this.flushBatches();
+    this.draining++;
+    try {
+      while (this.inFlight.size > 0) await this.changed.next();
+    } finally {
+      this.draining--;
+    }
   }
 
   /** Numbers the event (stream order) and counts it in flight. */
@@ -231,6 +398,12 @@ export class EventScheduler {
       attempts,
       seq: ++this.seq,
       finished: false,
+      parts: 1,
+      outcome: OK,
+      eventPartDone: false,
+      ack: true,
+      alone: false,
+      whenDone: null,
       prev: null,
       next: null,
     };
@@ -260,13 +433,20 @@ export class EventScheduler {
     key: string | undefined,
     outcome: DispatchOutcome,
   ): DispatchOutcome {
-    if (flight.finished) return outcome; // counted once, whatever calls again
+    if (flight.finished || flight.eventPartDone) return outcome; // counted once, whatever calls again
+    if (flight.parts > 1 || flight.alone) {
+      // Batch handlers want it too: its slot is free now, the event is finished once its batches are.
+      flight.eventPartDone = true;
+      if (key !== undefined) this.release(key);
+      this.partDone(flight, outcome);
+      return outcome;
+    }
     flight.finished = true;
     this.inFlight.remove(flight);
     try {
       if (key !== undefined) this.release(key);
       else this.alone--;
-      this.settle(flight.seq, flight.change, outcome, ack);
+      this.settle(flight.seq, flight.change, worse(flight.outcome, outcome), ack);
     } finally {
       this.changed.notify(); // a waiting drain() must see it left
     }

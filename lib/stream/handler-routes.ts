@@ -6,17 +6,33 @@ import { isLifecycleEvent } from './stream-plan.js';
 /** Which of a stream's handlers want an event, computed once per operation type. */
 export class HandlerRoutes {
   private readonly byOperationType = new Map<string, ChangeHandler[]>();
+  private readonly batchesByOperationType = new Map<string, ChangeHandler[]>();
+  /** The stream has `@OnChangeBatch` handlers. */
+  readonly batching: boolean;
 
   constructor(
     private readonly handlers: ChangeHandler[],
     private readonly settings: Pick<DispatchSettings, 'hasUserPipeline'>,
-  ) {}
+  ) {
+    this.batching = handlers.some((h) => h.batch !== undefined);
+  }
 
+  /** The per-event handlers (`@OnChange`) that want `change`. */
   interested(change: ChangeEvent): ChangeHandler[] {
     let interested = this.byOperationType.get(change.operationType);
     if (!interested) {
-      interested = this.handlers.filter((h) => this.wants(h, change));
+      interested = this.handlers.filter((h) => !h.batch && this.wants(h, change));
       this.byOperationType.set(change.operationType, interested);
+    }
+    return interested;
+  }
+
+  /** The batch handlers (`@OnChangeBatch`) that want `change`. */
+  batchesFor(change: ChangeEvent): ChangeHandler[] {
+    let interested = this.batchesByOperationType.get(change.operationType);
+    if (!interested) {
+      interested = this.handlers.filter((h) => h.batch && this.wants(h, change));
+      this.batchesByOperationType.set(change.operationType, interested);
     }
     return interested;
   }

@@ -1,6 +1,7 @@
 import { ChangeStreamConfigError } from '../change-stream.errors.js';
 import { messages } from '../change-stream.messages.js';
 import type { MatchStage, OnChangeOptions } from '../interfaces/on-change-options.interface.js';
+import { validateBatchLimits } from '../options/batch-options.js';
 import { validateHandlerOptions } from '../options/handler-options.js';
 import type { ChangeHandler } from './change-handler.js';
 
@@ -38,11 +39,14 @@ export function isLifecycleEvent(operationType: string): boolean {
  * Groups handlers into streams. Merge rule: operation types stay per handler (filtered
  * client-side too); `pipeline`, `fullDocument` and `fullDocumentBeforeChange` shape the
  * whole stream, so handlers that set them must agree, and a disagreement fails startup.
+ * `checkpointMaxEvents` (the module's): no batch handler's `maxSize` may exceed it.
  */
-export function planStreams(handlers: ChangeHandler[]): StreamPlan[] {
+export function planStreams(handlers: ChangeHandler[], checkpointMaxEvents?: number): StreamPlan[] {
   const groups = new Map<string, ChangeHandler[]>();
   for (const handler of handlers) {
     validateHandlerOptions(handler.collection, handler.name, handler.options);
+    if (handler.batch)
+      validateBatchLimits(handler.collection, handler.name, handler.batch, checkpointMaxEvents);
     // Validated all the same, but left out of the plan: the stream is what the others make it.
     if (handler.options.enabled === false) continue;
     const id = JSON.stringify([handler.connectionName, handler.collection]);

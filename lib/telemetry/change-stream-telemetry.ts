@@ -34,6 +34,7 @@ export class ChangeStreamTelemetry {
   private readonly noopTracerProvider: Otel.TracerProvider | undefined;
   private readonly handlerDuration: Otel.Histogram | undefined;
   private readonly writeDuration: Otel.Histogram | undefined;
+  private readonly batchSize: Otel.Histogram | undefined;
   /** A meter provider was registered (before the application started): metrics are collected. */
   readonly metering: boolean = false;
   /** Observable instruments and their callbacks, removed at shutdown (a closed app must not be read). */
@@ -63,6 +64,11 @@ export class ChangeStreamTelemetry {
       unit: 's',
       description: 'Latency of position writes',
       advice,
+    });
+    this.batchSize = meter.createHistogram('change_stream.batch.size', {
+      unit: '{event}',
+      description: 'Events per @OnChangeBatch call (attempt)',
+      advice: { explicitBucketBoundaries: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000] },
     });
     if (!this.metering) return;
     for (const [name, description] of Object.entries(COUNTERS) as Array<[CounterName, string]>) {
@@ -202,6 +208,19 @@ export class ChangeStreamTelemetry {
     this.count('change_stream.events', call);
   }
 
+  /** An `@OnChangeBatch` call (attempt) with `size` events: its size, and one more batch call. */
+  batchCalled(
+    call: Omit<HandlerCall, 'eventId' | 'attempt' | 'operationType'>,
+    size: number,
+  ): void {
+    if (!this.metering) return;
+    // By handler only: a batch mixes operation types.
+    const { consumer, database, collection, handler } = call;
+    const labels = { consumer, database, collection, handler };
+    this.count('change_stream.batches', labels);
+    this.batchSize!.record(size, labelsOf(labels));
+  }
+
   handlerFailed(call: Omit<HandlerCall, 'eventId' | 'attempt'>): void {
     this.count('change_stream.handler.errors', call);
   }
@@ -257,6 +276,7 @@ export interface StreamLabels {
 
 const COUNTERS = {
   'change_stream.events': 'Events handled, by handler and operation type',
+  'change_stream.batches': 'Calls of @OnChangeBatch handlers (attempts), by handler',
   'change_stream.handler.errors': 'Handler calls that failed (before retries)',
   'change_stream.handler.retries': 'Handler retries',
   'change_stream.dead_letters': 'Events dead-lettered',

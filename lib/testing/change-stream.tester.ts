@@ -59,7 +59,11 @@ export class ChangeStreamTester {
     return this.streams.deliver(stream, completeChange(change, stream.database, collection));
   }
 
-  /** `emit` for each event in order; validates all of them before delivering any. */
+  /**
+   * `emit` for each event in order; validates all of them before delivering any. `@OnChangeBatch`
+   * handlers get these events in batches (cut at their `maxSize` and around an event without a
+   * document), as if the stream had read them together; `emit` gives them a batch of one.
+   */
   async emitMany<T extends mongo.Document = any>(
     collection: string,
     changes: ReadonlyArray<ChangeInput<T>>,
@@ -79,7 +83,7 @@ export class ChangeStreamTester {
     const collection = collectionName(source);
     const stream = this.streams.find(collection, options.connectionName);
     const events = changes.map((change) => completeChange(change, stream.database, collection));
-    return Promise.all(events.map((event) => this.streams.deliver(stream, event)));
+    return this.streams.deliverMany(stream, events);
   }
 
   /** The dead letters stored so far, oldest first, as `ChangeStreamDeadLetters.list()` returns them (EJSON round trip). */

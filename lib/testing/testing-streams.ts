@@ -7,12 +7,17 @@ import { InMemoryDeadLetterStore } from '../memory/in-memory-dead-letter.store.j
 import type { ChangeContext } from '../interfaces/change-context.interface.js';
 import type { DeadLetter, DeadLetterStore } from '../interfaces/dead-letter.interface.js';
 import type { HandlerFailurePolicy } from '../interfaces/failure-policies.interface.js';
-import type { ChangeDispatcher, EventInFlight } from '../stream/change-dispatcher.js';
+import type {
+  ChangeDispatcher,
+  DispatchOutcome,
+  EventInFlight,
+} from '../stream/change-dispatcher.js';
 import { createDispatcher } from '../stream/create-collection-stream.js';
 import type { ChangeHandler } from '../stream/change-handler.js';
 import { planStreams, type StreamPlan } from '../stream/stream-plan.js';
 import { positionKey } from '../redis/redis-keys.js';
 import type { ChangeOutcome, HandlerRun } from './change-outcome.js';
+import { dispatchWithBatches } from './testing-batches.js';
 import { CHANGE_STREAM_TESTING_OPTIONS, type ResolvedTestingOptions } from './testing-options.js';
 
 type ChangeEvent = mongo.ChangeStreamDocument;
@@ -103,6 +108,7 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
 
   /** Queues `change` behind the stream's earlier events; resolves once its handlers are done. */
   deliver<C extends ChangeEvent>(stream: TestingStream, change: C): Promise<ChangeOutcome<C>> {
+    if (stream.dispatcher.batching) return this.deliverMany(stream, [change]).then(([o]) => o);
     if (this.closing.signal.aborted)
       return Promise.reject(new Error('The testing module is closed: nothing more is delivered.'));
     const run = stream.tail.then(() => this.dispatch(stream, change));
@@ -110,21 +116,101 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
     return run;
   }
 
+  /**
+   * Queues `changes` behind the stream's earlier events, in order. With `@OnChangeBatch` handlers
+   * they are one run of the stream: batch handlers get them in batches (see `dispatchWithBatches`).
+   */
+  deliverMany<C extends ChangeEvent>(
+    stream: TestingStream,
+    changes: C[],
+  ): Promise<Array<ChangeOutcome<C>>> {
+    if (!stream.dispatcher.batching)
+      return Promise.all(changes.map((change) => this.deliver(stream, change)));
+    if (this.closing.signal.aborted)
+      return Promise.reject(new Error('The testing module is closed: nothing more is delivered.'));
+    const run = stream.tail.then(() => this.dispatchBatched(stream, changes));
+    stream.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async dispatchBatched<C extends ChangeEvent>(
+    stream: TestingStream,
+    changes: C[],
+  ): Promise<Array<ChangeOutcome<C>>> {
+    if (stream.failure) return changes.map((change) => this.notDelivered(stream, change));
+    const runs = changes.map((change) => {
+      const records = new Map<string, RunRecord>();
+      this.records.set(change, records);
+      return records;
+    });
+    try {
+      const outcomes = await dispatchWithBatches(stream, changes, {
+        stopping: this.closing.signal,
+        fence: this.options.fence,
+      });
+      let stopped = false;
+      return changes.map((change, i) => {
+        const outcome = outcomes[i];
+        const failure = !outcome.ok && 'error' in outcome ? outcome.error : undefined;
+        if (failure && !stream.failure) stream.failure = failure;
+        // After the first failure for good, production acknowledges nothing more.
+        const result = this.outcomeOf(
+          stream,
+          change,
+          runs[i],
+          stopped ? { ok: false, aborted: true } : outcome,
+        );
+        stopped ||= failure !== undefined;
+        return result;
+      });
+    } finally {
+      changes.forEach((change) => this.records.delete(change));
+    }
+  }
+
+  private notDelivered<C extends ChangeEvent>(stream: TestingStream, change: C): ChangeOutcome<C> {
+    const { plan, database } = stream;
+    return {
+      change,
+      connectionName: plan.connectionName,
+      database,
+      collection: plan.collection,
+      delivered: false,
+      acknowledged: false,
+      handlers: [],
+      deadLetters: [],
+    };
+  }
+
+  private outcomeOf<C extends ChangeEvent>(
+    stream: TestingStream,
+    change: C,
+    runs: Map<string, RunRecord>,
+    outcome: DispatchOutcome,
+  ): ChangeOutcome<C> {
+    const { plan, database } = stream;
+    const failure = !outcome.ok && 'error' in outcome ? outcome.error : undefined;
+    const handlers: HandlerRun[] = plan.handlers
+      .filter((h) => runs.has(h.name))
+      .map((h) => summarize(h.name, runs.get(h.name)!));
+    return {
+      change,
+      connectionName: plan.connectionName,
+      database,
+      collection: plan.collection,
+      delivered: true,
+      acknowledged: outcome.ok && change.operationType !== 'invalidate',
+      handlers,
+      deadLetters: handlers.flatMap((h) => (h.deadLetterId ? [h.deadLetterId] : [])),
+      ...(failure && { failure }),
+    };
+  }
+
   private async dispatch<C extends ChangeEvent>(
     stream: TestingStream,
     change: C,
   ): Promise<ChangeOutcome<C>> {
-    const { plan, database } = stream;
-    const where = { connectionName: plan.connectionName, database, collection: plan.collection };
-    if (stream.failure)
-      return {
-        change,
-        ...where,
-        delivered: false,
-        acknowledged: false,
-        handlers: [],
-        deadLetters: [],
-      };
+    if (stream.failure) return this.notDelivered(stream, change);
     const runs = new Map<string, RunRecord>();
     this.records.set(change, runs);
     try {
@@ -139,20 +225,8 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
         stopping: this.closing.signal,
         fence: this.options.fence,
       });
-      const failure = !outcome.ok && 'error' in outcome ? outcome.error : undefined;
-      if (failure) stream.failure = failure;
-      const handlers: HandlerRun[] = plan.handlers
-        .filter((h) => runs.has(h.name))
-        .map((h) => summarize(h.name, runs.get(h.name)!));
-      return {
-        change,
-        ...where,
-        delivered: true,
-        acknowledged: outcome.ok && change.operationType !== 'invalidate',
-        handlers,
-        deadLetters: handlers.flatMap((h) => (h.deadLetterId ? [h.deadLetterId] : [])),
-        ...(failure && { failure }),
-      };
+      if (!outcome.ok && 'error' in outcome) stream.failure = outcome.error;
+      return this.outcomeOf(stream, change, runs, outcome);
     } finally {
       this.records.delete(change);
     }
@@ -205,14 +279,17 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
           ? handler.options
           : { ...handler.options, onFailure: this.recordedPolicy(onFailure) },
       invoke: async (change, context) => {
-        const run = this.runOf(change, handler.name);
-        run?.contexts.push(snapshot(context as ChangeContext));
+        // A batch handler's call counts for each event of the batch.
+        const events = handler.batch ? (change as unknown[]) : [change];
+        const runs = events.map((event) => this.runOf(event, handler.name));
+        for (const run of runs) run?.contexts.push(snapshot(context as ChangeContext));
         try {
           const result = await handler.invoke(change, context);
-          if (run) run.succeeded = true;
+          for (const run of runs) if (run) run.succeeded = true;
           return result;
         } catch (error) {
-          if (run) {
+          for (const run of runs) {
+            if (!run) continue;
             run.succeeded = false;
             run.errors.push(error);
           }

@@ -30,8 +30,21 @@ interface Variant {
   name: string;
   kind: ScenarioArgs['kind'];
   handlerDelayMs: number;
+  busyMicrosPerEvent?: number;
+  batch?: ScenarioArgs['batch'];
   concurrency?: number;
 }
+
+/** Batch handlers against per-event ones of the same cost: 1 ms per call plus 2 µs per event (a bulk write). */
+const BULK = { handlerDelayMs: 1, busyMicrosPerEvent: 2 };
+/** BENCH_BATCH_MAX_SIZE: another `maxSize` for the batch variants (their names keep saying 500). */
+const BATCH = { maxSize: env('BENCH_BATCH_MAX_SIZE', 500), maxWaitMs: 50 };
+const BATCH_VARIANTS = {
+  perEvent1: 'module, bulk-cost handler (1 ms/call + 2 µs/event), concurrency 1',
+  perEvent32: 'module, bulk-cost handler (1 ms/call + 2 µs/event), concurrency 32',
+  batch: 'module, bulk-cost batch handler (maxSize 500), concurrency 1',
+  noopBatch: 'module, no-op batch handler (maxSize 500)',
+};
 
 const ALL_VARIANTS: Variant[] = [
   { name: 'bare driver loop (no checkpoints)', kind: 'bare', handlerDelayMs: 0 },
@@ -51,6 +64,16 @@ const ALL_VARIANTS: Variant[] = [
     handlerDelayMs: 1,
     concurrency,
   })),
+  { name: BATCH_VARIANTS.perEvent1, kind: 'module', ...BULK, concurrency: 1 },
+  { name: BATCH_VARIANTS.perEvent32, kind: 'module', ...BULK, concurrency: 32 },
+  { name: BATCH_VARIANTS.batch, kind: 'module', ...BULK, batch: BATCH, concurrency: 1 },
+  {
+    name: BATCH_VARIANTS.noopBatch,
+    kind: 'module',
+    handlerDelayMs: 0,
+    batch: BATCH,
+    concurrency: 1,
+  },
 ];
 /** BENCH_VARIANTS=<regex> runs a subset (the bare loop always runs: it is the reference). */
 const VARIANTS = ALL_VARIANTS.filter(
@@ -83,6 +106,7 @@ async function main(): Promise<void> {
       };
     });
     printTable('Backlog (catch-up from a stored position)', backlog, false);
+    printBatchTargets(backlog);
     if (SKIP.has('live') && SKIP.has('memory')) return;
     const live = SKIP.has('live')
       ? new Map()
@@ -157,6 +181,8 @@ function scenarioArgs(
     start: prepared.start,
     size: prepared.size,
     handlerDelayMs: variant.handlerDelayMs,
+    ...(variant.busyMicrosPerEvent ? { busyMicrosPerEvent: variant.busyMicrosPerEvent } : {}),
+    ...(variant.batch ? { batch: variant.batch } : {}),
     concurrency: variant.concurrency,
     warmEvents: prepared.warmEvents ?? 0,
   };
@@ -283,6 +309,43 @@ function printTable(title: string, rows: Rows, live: boolean): void {
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   console.log(format(header));
   lines.forEach((l) => console.log(format(l)));
+}
+
+/** Issue 19's targets: each a ratio of two variants' rates in the same round (median [min–max] over rounds). */
+function printBatchTargets(rows: Rows): void {
+  const rate = (r: ScenarioResult) => (r.events / r.ms) * 1000;
+  const targets: Array<[string, string, string, number]> = [
+    [
+      'batch handler vs per-event, concurrency 1',
+      BATCH_VARIANTS.batch,
+      BATCH_VARIANTS.perEvent1,
+      20,
+    ],
+    [
+      'batch handler vs per-event, concurrency 32',
+      BATCH_VARIANTS.batch,
+      BATCH_VARIANTS.perEvent32,
+      3,
+    ],
+    ['no-op batch handler vs bare driver loop', BATCH_VARIANTS.noopBatch, VARIANTS[0].name, 0.95],
+  ];
+  for (const name of [BATCH_VARIANTS.batch, BATCH_VARIANTS.noopBatch]) {
+    const results = rows.get(name);
+    if (results)
+      console.log(
+        `  ${name}: ${median(results.map((x) => x.events / (x.calls || 1))).toFixed(1)} events per call`,
+      );
+  }
+  const shown = targets.filter(([, a, b]) => rows.has(a) && rows.has(b));
+  if (shown.length === 0) return;
+  console.log('\nBatch handler targets (ratio of rates in each round)');
+  for (const [what, a, b, target] of shown) {
+    const ratios = rows.get(a)!.map((x, i) => rate(x) / rate(rows.get(b)![i]));
+    const met = median(ratios) >= target ? 'met' : 'MISSED';
+    console.log(
+      `  ${what}: ${median(ratios).toFixed(2)}× [${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}] (target ≥ ${target}×: ${met})`,
+    );
+  }
 }
 
 void main().catch((error) => {

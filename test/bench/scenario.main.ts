@@ -5,7 +5,13 @@ import { NestFactory } from '@nestjs/core';
 import { getConnectionToken, MongooseModule } from '@nestjs/mongoose';
 import { Redis } from 'ioredis';
 import mongoose, { type Connection, type mongo } from 'mongoose';
-import { ChangeStreamModule, positionKey, encodePosition, OnChange } from '../../lib/index.js';
+import {
+  ChangeStreamModule,
+  positionKey,
+  encodePosition,
+  OnChange,
+  OnChangeBatch,
+} from '../../lib/index.js';
 import { OrderCheck } from './backlog.js';
 import type { ScenarioArgs, ScenarioResult } from './scenario.js';
 
@@ -30,6 +36,13 @@ function awaitCallgrind(step: 'start' | 'stop'): void {
   while (!existsSync(flag)) Atomics.wait(cell, 0, 0, 20);
 }
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Spends `micros` µs of CPU (a bulk write's per-document work), blocking like real work does. */
+function busy(micros: number): void {
+  if (micros <= 0) return;
+  const until = performance.now() + micros / 1000;
+  while (performance.now() < until);
+}
+const busyMicros = args.busyMicrosPerEvent ?? 0;
 
 /** Counts events, checks per-document order, records live delays; resolves once `size` arrived. */
 class Tally {
@@ -50,7 +63,38 @@ class Tally {
   private cpuAtFirst: NodeJS.CpuUsage | undefined;
   cpuMicros = 0;
 
+  /** Handler calls since the clock started. */
+  calls = 0;
+
   async handle(change: mongo.ChangeStreamDocument): Promise<void> {
+    this.arrive(change);
+    if (this.firstAt !== 0) this.calls++;
+    const id = (change as { documentKey?: { _id: unknown } }).documentKey?._id;
+    this.order.begin(change.operationType, id);
+    if (args.handlerDelayMs > 0) await sleep(args.handlerDelayMs);
+    busy(busyMicros);
+    this.order.end(change.operationType, id);
+    this.finish();
+  }
+
+  /** A batch handler: one call's wait for all, the per-event work for each, in order. */
+  async handleBatch(changes: mongo.ChangeStreamDocument[]): Promise<void> {
+    const clockWasRunning = this.firstAt !== 0;
+    for (const change of changes) this.arrive(change);
+    // The clock starts with this call: its events were read before, so they are not counted.
+    if (!clockWasRunning && this.firstAt !== 0) this.countAtStart += changes.length;
+    else if (this.firstAt !== 0) this.calls++;
+    for (const change of changes) {
+      const id = (change as { documentKey?: { _id: unknown } }).documentKey?._id;
+      this.order.begin(change.operationType, id);
+      this.order.end(change.operationType, id);
+    }
+    if (args.handlerDelayMs > 0) await sleep(args.handlerDelayMs);
+    busy(busyMicros * changes.length);
+    for (let i = 0; i < changes.length; i++) this.finish();
+  }
+
+  private arrive(change: mongo.ChangeStreamDocument): void {
     if (this.count === 0 && this.rssAtFirst === 0) this.rssAtFirst = process.memoryUsage().rss;
     // `>=`: with events in flight, several may finish between two calls, stepping past `warmEvents`.
     if (this.firstAt === 0 && this.count >= warmEvents) {
@@ -59,14 +103,13 @@ class Tally {
       this.firstAt = performance.now();
       this.cpuAtFirst = process.cpuUsage();
     }
-    const id = (change as { documentKey?: { _id: unknown } }).documentKey?._id;
     if (args.mode === 'live' && change.operationType === 'insert') {
       const writtenAt = (change.fullDocument as { writtenAt?: number }).writtenAt;
       if (writtenAt) this.delays.push(Date.now() - writtenAt);
     }
-    this.order.begin(change.operationType, id);
-    if (args.handlerDelayMs > 0) await sleep(args.handlerDelayMs);
-    this.order.end(change.operationType, id);
+  }
+
+  private finish(): void {
     if (++this.count === args.size) {
       this.endedAt = performance.now();
       const cpu = process.cpuUsage(this.cpuAtFirst);
@@ -119,6 +162,17 @@ class BenchListener {
   }
 }
 
+@Injectable()
+class BenchBatchSink {
+  @OnChangeBatch('bench', {
+    maxSize: args.batch?.maxSize ?? 1,
+    maxWaitMs: args.batch?.maxWaitMs ?? 0,
+  })
+  handle(changes: mongo.ChangeStreamDocument[]) {
+    return tally.handleBatch(changes);
+  }
+}
+
 async function withModule(): Promise<void> {
   const consumer = `bench-${process.pid}`;
   const redis = new Redis(args.redisUrl);
@@ -143,7 +197,7 @@ async function withModule(): Promise<void> {
         ...batchOption,
       }),
     ],
-    providers: [BenchListener],
+    providers: [args.batch ? BenchBatchSink : BenchListener],
   })
   class BenchModule {}
   const app = await NestFactory.createApplicationContext(BenchModule, { logger: ['error'] });
@@ -169,6 +223,7 @@ async function main(): Promise<void> {
     rssPeakMb: rssPeak / 2 ** 20,
     orderViolations: tally.order.violations,
     cpuMicros: tally.cpuMicros,
+    calls: tally.calls,
   };
   console.log(`RESULT ${JSON.stringify(result)}`);
 }

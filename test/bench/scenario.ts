@@ -11,7 +11,12 @@ export interface ScenarioArgs {
   start: string;
   /** Events to wait for. */
   size: number;
+  /** Per handler call: `await` a timer of this many ms (a round trip). */
   handlerDelayMs: number;
+  /** Per event: busy-wait this many µs (the CPU a bulk write spends on each document). */
+  busyMicrosPerEvent?: number;
+  /** Set: the handler is an `@OnChangeBatch` one with these limits. */
+  batch?: { maxSize: number; maxWaitMs: number };
   concurrency?: number;
   /** Events handled before timing starts (they still count in `size`). */
   warmEvents?: number;
@@ -28,6 +33,8 @@ export interface ScenarioResult {
   rssBaselineMb: number;
   rssPeakMb: number;
   orderViolations: number;
+  /** Handler calls over the timed drain (a batch handler's: batches). */
+  calls?: number;
   /** The consumer process's CPU time over the drain, µs (user + system, all its threads). */
   cpuMicros: number;
   /** BENCH_CALLGRIND: instructions over the timed drain, on the main thread and on V8's and libuv's other threads. */

@@ -9,6 +9,7 @@ import {
   ChangeStreamModule,
   ChangeStreamRegistry,
   OnChange,
+  OnChangeBatch,
 } from '../../lib/index.js';
 
 /**
@@ -49,6 +50,34 @@ for (const collection of collections) {
 }
 Injectable()(ItemListener);
 
+/**
+ * With FAULT_BATCH_LOG: an `@OnChangeBatch` handler beside the per-event one on the first
+ * collection, logging each batch's lines (same format) with one synchronous write.
+ */
+class ItemBatchSink {
+  onItems(
+    changes: Array<mongo.ChangeStreamInsertDocument<{ _id: number }>>,
+    context: ChangeContext,
+  ) {
+    const start = Date.now();
+    const lines = changes.map(
+      (change) =>
+        `${change.fullDocument._id} ${mongoose.mongo.BSON.EJSON.stringify(change._id)} ${context.collection} ${instance} ${start} ${Date.now()}\n`,
+    );
+    appendFileSync(env('FAULT_BATCH_LOG'), lines.join(''));
+  }
+}
+OnChangeBatch(collections[0], {
+  operationTypes: ['insert'],
+  maxSize: Number(process.env.FAULT_BATCH_SIZE ?? 50),
+  maxWaitMs: 20,
+})(
+  ItemBatchSink.prototype,
+  'onItems',
+  Object.getOwnPropertyDescriptor(ItemBatchSink.prototype, 'onItems')!,
+);
+Injectable()(ItemBatchSink);
+
 @Module({
   imports: [
     MongooseModule.forRoot(env('MONGODB_URI'), { dbName: env('FAULT_DB') }),
@@ -67,7 +96,7 @@ Injectable()(ItemListener);
       },
     }),
   ],
-  providers: [ItemListener],
+  providers: [ItemListener, ...(process.env.FAULT_BATCH_LOG ? [ItemBatchSink] : [])],
 })
 class ConsumerModule {}
 

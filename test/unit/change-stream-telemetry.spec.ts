@@ -125,6 +125,24 @@ describe('ChangeStreamTelemetry', () => {
     ]);
   });
 
+  it('counts batch handler calls and records their sizes, by handler', async () => {
+    const collect = withMeter();
+    const telemetry = await ChangeStreamTelemetry.load(true);
+    telemetry.batchCalled(labels, 500);
+    telemetry.batchCalled({ ...labels, operationType: 'update' } as never, 20);
+    const collected = await collect();
+    const handlerLabels = { ...streamLabels, 'change_stream.handler': 'Listener.onOrder' };
+    expect(points(collected, 'change_stream.batches').map((p) => [p.attributes, p.value])).toEqual([
+      [handlerLabels, 2],
+    ]);
+    const sizes = points(collected, 'change_stream.batch.size') as Array<
+      Point & { value: { count: number; sum: number } }
+    >;
+    expect(sizes.map((p) => [p.attributes, p.value.count, p.value.sum])).toEqual([
+      [handlerLabels, 2, 520],
+    ]);
+  });
+
   it('times each handler call in seconds, by outcome', async () => {
     const collect = withMeter();
     const telemetry = await ChangeStreamTelemetry.load(true);
