@@ -1,3 +1,5 @@
+import type { BackfillStatus } from './backfill.interface.js';
+
 /**
  * `standby`: another instance consumes the stream (leases); this one takes over if it goes away.
  * `degraded`: reading, but positions cannot be saved (store unreachable; they are kept in
@@ -62,4 +64,6 @@ export interface ChangeStreamStatus {
    * oversized event, a server that refuses the stored position): see `docs/troubleshooting.md`.
    */
   consecutiveFailures: number;
+  /** The backfill run this instance is working on (it holds the stream), else null. */
+  backfill: BackfillStatus | null;
 }

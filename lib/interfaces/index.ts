@@ -6,3 +6,4 @@ export type * from './position-store.interface.js';
 export type * from './dead-letter.interface.js';
 export type * from './failure-policies.interface.js';
 export type * from './lease-store.interface.js';
+export type * from './backfill.interface.js';

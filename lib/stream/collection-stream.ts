@@ -6,6 +6,8 @@ import type {
   ChangeStreamStatus,
 } from '../interfaces/change-stream-status.interface.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
+import type { StreamBackfill } from '../backfill/stream-backfill.js';
+import { BackfillReporter } from '../backfill/backfill-reporter.js';
 import { CatchUpReporter } from './catch-up-reporter.js';
 import type { ChangeEvent } from './change-cursor.js';
 import type { ChangeDispatcher } from './change-dispatcher.js';
@@ -28,6 +30,8 @@ export interface CollectionStreamDeps extends CollectionStreamSetup {
   dispatcher: ChangeDispatcher;
   /** With leases on: this stream's lease on this instance. */
   lease?: StreamLeaseKeeper;
+  /** Handlers declared with `backfill`: their runs. */
+  backfill?: StreamBackfill;
 }
 
 /**
@@ -41,6 +45,7 @@ export class CollectionStream {
   private readonly stuck: StuckHandlerWatch;
   private readonly lag = new LagTracker();
   private readonly catchUp: CatchUpReporter;
+  private readonly backfillReport: BackfillReporter;
   private term: LeaseTerm | undefined;
   private readonly streamState: StreamState;
   private eventsHandled = 0;
@@ -72,6 +77,7 @@ export class CollectionStream {
       lagMs: this.state === 'open' || this.state === 'degraded' ? this.lag.lagMs() : null,
       inFlightForMs: this.status().inFlightForMs,
     }));
+    this.backfillReport = new BackfillReporter(this.key, () => deps.backfill?.status() ?? null);
   }
 
   get key(): string {
@@ -197,6 +203,7 @@ export class CollectionStream {
     checkpointer.dispose();
     this.stuck.stop();
     this.catchUp.stop();
+    this.backfillReport.stop();
     // Handlers still running after the timeout: keep the lease until it expires (no more renewals),
     // or the next holder would handle their events while they still run.
     if (lease && drained) await step('the release of the lease', lease.release());
@@ -224,6 +231,7 @@ export class CollectionStream {
     const { lease } = this.deps;
     this.stuck.start();
     this.catchUp.start();
+    if (this.deps.backfill) this.backfillReport.start();
     while (!this.stopping.signal.aborted && this.streamState.baseState !== 'failed') {
       if (lease && !lease.current) {
         // Stays `starting` until the first attempt answered: bootstrap then waits for the stream to open.
@@ -251,6 +259,7 @@ export class CollectionStream {
       const term = this.beginTerm();
       await this.reader.consume(term);
       await term.finish();
+      this.deps.backfill?.endTerm();
     }
   }
 

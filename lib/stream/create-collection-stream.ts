@@ -9,6 +9,8 @@ import type { PositionStore } from '../interfaces/position-store.interface.js';
 import type { LeaseBalancer, LeaseTiming } from '../lease/lease-balancer.js';
 import { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
+import type { ChunkReader } from '../backfill/chunk-reader.js';
+import { StreamBackfill } from '../backfill/stream-backfill.js';
 import type { CursorFactory } from './change-cursor.js';
 import { ChangeDispatcher } from './change-dispatcher.js';
 import type { ChangeHandler } from './change-handler.js';
@@ -27,6 +29,8 @@ export interface CollectionStreamSetup {
   deadLetters: DeadLetterStore;
   options: ResolvedChangeStreamOptions;
   openCursor: CursorFactory;
+  /** Reads the collection for backfills (needed when a handler is declared with `backfill`). */
+  chunks?: ChunkReader;
   emit: (event: ChangeStreamEvent) => void;
   /** Resolves once the providers the handlers depend on are bootstrapped. */
   handlersReady?: Promise<void>;
@@ -59,7 +63,19 @@ export function createCollectionStream(setup: CollectionStreamSetup): Collection
     ...setup,
     onDeadLetter: (id, handler) => setup.emit({ type: 'dead-lettered', key, id, handler }),
   });
-  return new CollectionStream({ ...setup, state, checkpointer, lease, dispatcher });
+  const backfill =
+    setup.chunks && plan.handlers.some((h) => h.options.backfill)
+      ? new StreamBackfill({
+          key,
+          ns: { db: database, coll: plan.collection },
+          handlers: plan.handlers,
+          reader: setup.chunks,
+          requestSave: () => checkpointer.requestSave(),
+          ...(telemetry && { onDone: (n: number) => telemetry.backfilled(labels, n) }),
+        })
+      : undefined;
+  if (backfill) checkpointer.backfillAt = (seq) => backfill.recordAt(seq);
+  return new CollectionStream({ ...setup, state, checkpointer, lease, dispatcher, backfill });
 }
 
 /** What a stream's dispatcher is built from: the stream's setup, with the handlers and failure policy it calls. */

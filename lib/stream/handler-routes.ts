@@ -1,3 +1,4 @@
+import { backfillTargets, isBackfillEvent } from '../backfill/backfill-event.js';
 import type { ChangeEvent } from './change-cursor.js';
 import type { ChangeHandler } from './change-handler.js';
 import type { DispatchSettings } from './dispatch-settings.js';
@@ -6,6 +7,8 @@ import { isLifecycleEvent } from './stream-plan.js';
 /** Which of a stream's handlers want an event, computed once per operation type. */
 export class HandlerRoutes {
   private readonly byOperationType = new Map<string, ChangeHandler[]>();
+  private lastTargets: ReadonlySet<string> | undefined;
+  private targeted: ChangeHandler[] = [];
 
   constructor(
     private readonly handlers: ChangeHandler[],
@@ -13,12 +16,23 @@ export class HandlerRoutes {
   ) {}
 
   interested(change: ChangeEvent): ChangeHandler[] {
+    if (isBackfillEvent(change)) return this.backfillTargets(change);
     let interested = this.byOperationType.get(change.operationType);
     if (!interested) {
       interested = this.handlers.filter((h) => this.wants(h, change));
       this.byOperationType.set(change.operationType, interested);
     }
     return interested;
+  }
+
+  /** A backfill event goes to its run's handlers only (declared with `backfill`), whatever their operation types. */
+  private backfillTargets(change: unknown): ChangeHandler[] {
+    const targets = backfillTargets(change);
+    if (targets !== this.lastTargets) {
+      this.lastTargets = targets;
+      this.targeted = this.handlers.filter((h) => h.options.backfill && targets?.has(h.name));
+    }
+    return this.targeted;
   }
 
   /**

@@ -6,7 +6,10 @@ import type { StreamState } from './stream-state.js';
 
 /** What a stream's status snapshot is read from. */
 export interface StreamStatusSources {
-  deps: Pick<CollectionStreamDeps, 'key' | 'plan' | 'database' | 'checkpointer' | 'lease'>;
+  deps: Pick<
+    CollectionStreamDeps,
+    'key' | 'plan' | 'database' | 'checkpointer' | 'lease' | 'backfill'
+  >;
   state: StreamState;
   /** The events in flight now. */
   events: readonly { startedAt: number }[];
@@ -46,5 +49,6 @@ export function streamStatus(sources: StreamStatusSources): ChangeStreamStatus {
     lastInvalidatedAt: reader.lastInvalidatedAt,
     lastError: state.lastError,
     consecutiveFailures: reader.consecutiveFailures,
+    backfill: deps.backfill?.status() ?? null,
   };
 }

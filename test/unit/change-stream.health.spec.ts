@@ -33,6 +33,7 @@ const status = (
   inFlightForMs: null,
   lastError: null,
   consecutiveFailures: 0,
+  backfill: null,
   ...overrides,
 });
 
