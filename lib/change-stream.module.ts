@@ -9,6 +9,7 @@ import {
 import { type ResolvedChangeStreamOptions, resolveOptions } from './options/module-options.js';
 import { ChangeStreamOrchestrator } from './change-stream.orchestrator.js';
 import { ChangeStreamRegistry } from './change-stream.registry.js';
+import { ChangeStreamBackfill } from './backfill/change-stream-backfill.service.js';
 import { ChangeStreamDeadLetters } from './dead-letter/change-stream-dead-letters.service.js';
 import { ChangeStreamHealthIndicator } from './health/change-stream.health.js';
 import type { ChangeStreamModuleOptions } from './interfaces/change-stream-module-options.interface.js';
@@ -36,8 +37,14 @@ import { createStores } from './stores.factory.js';
     ChangeStreamOrchestrator,
     ChangeStreamHealthIndicator,
     ChangeStreamDeadLetters,
+    ChangeStreamBackfill,
   ],
-  exports: [ChangeStreamRegistry, ChangeStreamHealthIndicator, ChangeStreamDeadLetters],
+  exports: [
+    ChangeStreamRegistry,
+    ChangeStreamHealthIndicator,
+    ChangeStreamDeadLetters,
+    ChangeStreamBackfill,
+  ],
 })
 export class ChangeStreamModule extends ConfigurableModuleClass {
   /**

@@ -3,6 +3,8 @@ export { CHANGE_STREAM_MODULE_OPTIONS } from './change-stream.module-definition.
 export { OnChange } from './decorators/on-change.decorator.js';
 export type {
   ChangeOf,
+  ChangeOrBackfill,
+  OnChangeBackfillDecorator,
   HandlerAccepts,
   OnChangeDecorator,
   OnChangeHandler,
@@ -40,3 +42,5 @@ export { RedisDeadLetterStore } from './redis/redis-dead-letter.store.js';
 export { InMemoryDeadLetterStore } from './memory/in-memory-dead-letter.store.js';
 export type { ChangeStreamEvent, ChangeStreamEventListener } from './change-stream.events.js';
 export { RedisLeaseStore } from './redis/redis-lease.store.js';
+export { ChangeStreamBackfill } from './backfill/change-stream-backfill.service.js';
+export type { BackfillTarget } from './backfill/change-stream-backfill.service.js';

@@ -1,5 +1,6 @@
 import type { mongo } from 'mongoose';
 import { ON_CHANGE_METADATA } from '../change-stream.constants.js';
+import type { BackfillEvent, BackfillOptions } from '../interfaces/backfill.interface.js';
 import type { ChangeContext } from '../interfaces/change-context.interface.js';
 import type {
   ChangeOperationType,
@@ -84,6 +85,27 @@ export type OnChangeOptionsFor<Op extends ChangeOperationType> = Omit<
   operationTypes: readonly Op[];
 };
 
+/** What a handler declared with `backfill` receives: its changes, and each existing document once. */
+export type ChangeOrBackfill<
+  T extends mongo.Document = any,
+  Op extends ChangeOperationType = ChangeOperationType,
+> = ChangeOf<T, Op> | BackfillEvent<T>;
+
+/** `@OnChange` with `backfill` set: the method must also accept `BackfillEvent<T>`. */
+export type OnChangeBackfillDecorator<
+  T extends mongo.Document = any,
+  Op extends ChangeOperationType = ChangeOperationType,
+> = <M extends (change: ChangeOrBackfill<T, Op>, context: ChangeContext) => unknown>(
+  target: object,
+  propertyKey: string | symbol,
+  descriptor: TypedPropertyDescriptor<M> & HandlerAccepts<M, ChangeOrBackfill<T, Op>>,
+) => TypedPropertyDescriptor<M> | void;
+
+/** Options that ask for a backfill. */
+type WithBackfill = { backfill: true | BackfillOptions };
+/** Options that do not (the handler is typed for changes only). */
+type NoBackfill = { backfill?: false };
+
 /**
  * Calls the decorated method with every change of `collection`, as
  * `(change: ChangeOf<T, Op>, context: ChangeContext)`; it may be sync or async.
@@ -99,20 +121,39 @@ export type OnChangeOptionsFor<Op extends ChangeOperationType> = Omit<
 export function OnChange<
   T extends mongo.Document = any,
   Op extends ChangeOperationType = ChangeOperationType,
->(collection: string, options: OnChangeOptionsFor<Op>): OnChangeDecorator<T, Op>;
+>(collection: string, options: OnChangeOptionsFor<Op> & NoBackfill): OnChangeDecorator<T, Op>;
 /**
  * Calls the decorated method with every change of `collection` (no `operationTypes`: all
  * of them), as `(change: ChangeStreamDocument<T>, context: ChangeContext)`.
  */
 export function OnChange<T extends mongo.Document = any>(
   collection: string,
-  options?: OnChangeOptions,
+  options?: OnChangeOptions & NoBackfill,
 ): OnChangeDecorator<T>;
+/**
+ * With `backfill` (and `operationTypes`): the method takes `ChangeOf<T, Op> | BackfillEvent<T>`.
+ */
+export function OnChange<
+  T extends mongo.Document = any,
+  Op extends ChangeOperationType = ChangeOperationType,
+>(
+  collection: string,
+  options: OnChangeOptionsFor<Op> & WithBackfill,
+): OnChangeBackfillDecorator<T, Op>;
+/** With `backfill`: the method takes `ChangeStreamDocument<T> | BackfillEvent<T>`. */
+export function OnChange<T extends mongo.Document = any>(
+  collection: string,
+  options: OnChangeOptions & WithBackfill,
+): OnChangeBackfillDecorator<T>;
 export function OnChange(
   collection: string,
   options: OnChangeOptions | OnChangeOptionsFor<ChangeOperationType> = {},
-): OnChangeDecorator {
-  return (target, propertyKey, descriptor) => {
+): OnChangeDecorator & OnChangeBackfillDecorator {
+  return (
+    target: object,
+    propertyKey: string | symbol,
+    descriptor: TypedPropertyDescriptor<any>,
+  ) => {
     validateDeclaration(
       collection,
       `${describeTarget(target)}.${String(propertyKey)}`,

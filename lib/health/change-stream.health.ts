@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { ChangeStreamRegistry } from '../change-stream.registry.js';
 import { messages } from '../change-stream.messages.js';
+import type { BackfillStatus } from '../interfaces/backfill.interface.js';
 import type { ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 
 /** Terminus 12 knows `degraded`; Terminus 11 only `up` and `down`. */
@@ -69,6 +70,8 @@ export interface StreamHealth {
   lastInvalidatedAt?: string;
   /** Why the stream is failed, reconnecting or degraded; absent when it is fine. See docs/troubleshooting.md. */
   lastError?: string;
+  /** The backfill this instance runs on the stream (`startedAt` as ISO 8601); absent when none. */
+  backfill?: Omit<BackfillStatus, 'startedAt'> & { startedAt: string };
 }
 
 interface TerminusSession {
@@ -167,5 +170,8 @@ function toHealth(s: ChangeStreamStatus): StreamHealth {
     inFlightForMs: s.inFlightForMs,
     ...(s.lastInvalidatedAt ? { lastInvalidatedAt: s.lastInvalidatedAt.toISOString() } : {}),
     ...(s.lastError ? { lastError: s.lastError } : {}),
+    ...(s.backfill
+      ? { backfill: { ...s.backfill, startedAt: s.backfill.startedAt.toISOString() } }
+      : {}),
   };
 }

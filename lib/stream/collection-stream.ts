@@ -173,6 +173,26 @@ export class CollectionStream {
     return term.scheduler.runInOrder(change, key, task, refused);
   }
 
+  /**
+   * @internal `ChangeStreamBackfill`: acts on this stream's backfills, only while this instance
+   * consumes the stream (a run is written under its lease); refused naming the holder otherwise.
+   */
+  backfillAction<T>(act: (backfill: StreamBackfill) => T): T {
+    const { lease, backfill } = this.deps;
+    if (!backfill) throw new Error(messages.backfillNoHandler(this.key, undefined, []));
+    const term = this.term;
+    if (
+      !term?.active ||
+      this.streamState.baseState === 'failed' ||
+      (lease && lease.current === null)
+    ) {
+      const { state, holder } = this.status();
+      const other = lease && holder !== lease.instanceId ? (holder ?? null) : null;
+      throw new Error(messages.backfillRefused(this.key, state, other));
+    }
+    return act(backfill);
+  }
+
   private async shutdown(deadline: number, timeoutMs: number): Promise<void> {
     const left = () => Math.max(0, deadline - Date.now());
     const step = (what: string, work: Promise<unknown>) =>
