@@ -27,9 +27,21 @@ interface PendingChunk {
   void: boolean;
   /** Its window closes once every event of this read (numbered from 1) was handed out. */
   closeAfter: number;
+  /** The `_id` its find starts after. */
+  readonly startAfter: unknown;
   lastId: unknown;
   scanned: number;
   last: boolean;
+}
+
+/** Events of one document: one without a document key still changed some document. */
+const DOCUMENT_EVENTS = new Set(['insert', 'update', 'replace', 'delete']);
+
+/** The key of an event's `fullDocument` (a server that puts something else in `documentKey`). */
+function keyOfFullDocument(change: ChangeEvent): string | null {
+  const doc = (change as { fullDocument?: { _id?: unknown } | null }).fullDocument;
+  if (!doc || doc._id === undefined) return null;
+  return documentKeyOf({ documentKey: { _id: doc._id } } as unknown as ChangeEvent);
 }
 
 /**
@@ -125,10 +137,12 @@ export class BackfillCursor implements ChangeCursor {
   /** Removes the event's document from every open window (all of them, for an event that ends the collection). */
   private observe(change: ChangeEvent): ChangeEvent {
     if (this.pending.length === 0) return change;
-    const key = documentKeyOf(change);
+    const key = documentKeyOf(change) ?? keyOfFullDocument(change);
     if (key === null) {
       if (isLifecycleEvent(change.operationType))
         for (const chunk of this.pending) chunk.void = true;
+      // A document's event that names no document: which chunk document it outdates is unknown, so read them again.
+      else if (DOCUMENT_EVENTS.has(change.operationType)) this.readAgain();
       return change;
     }
     for (const chunk of this.pending) {
@@ -147,6 +161,14 @@ export class BackfillCursor implements ChangeCursor {
     this.queue.length = 0;
     this.scanEnded = false;
     this.scanAfter = run?.resumeAfter;
+  }
+
+  /** Drops the pending chunks and scans again from the first one's start (their windows open anew). */
+  private readAgain(): void {
+    const [first] = this.pending;
+    this.scanAfter = first.startAfter;
+    this.scanEnded = false;
+    this.pending.length = 0;
   }
 
   private closeWindows(): void {
@@ -184,6 +206,7 @@ export class BackfillCursor implements ChangeCursor {
       seen: new Set(),
       void: false,
       closeAfter: Infinity,
+      startAfter: this.scanAfter,
       lastId: this.scanAfter,
       scanned: 0,
       last: false,

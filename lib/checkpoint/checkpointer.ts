@@ -271,6 +271,12 @@ export class Checkpointer {
     do {
       this.saveRequestedWhileSaving = false;
       const position = this.position;
+      if (position === null && !this.suspended && this.ackedSeq > this.savedSeq) {
+        // Backfill events acknowledged before the stream had a position (a server that gives none at open):
+        // nothing can be stored, and reading must not wait for a save that cannot come.
+        this.savedSeq = this.ackedSeq;
+        this.progress.notify();
+      }
       if (!this.dirty || position === null || this.suspended) return !this.suspended;
       const seq = this.ackedSeq;
       const slow = this.health.watchSlowSave();

@@ -54,6 +54,41 @@ describe('Backfill windows (a chunk next to the stream, over the driver fake)', 
     ]);
   });
 
+  it('takes the document of an event whose documentKey names none from its fullDocument, and reads a chunk again after an event it cannot attribute', async () => {
+    const collection = new FakeCollection([1, 2, 3]);
+    const release = deferred();
+    collection.hold = (query) =>
+      query.after === undefined && collection.queries.length === 1
+        ? { snapshot: Promise.resolve(), reply: release.promise }
+        : { snapshot: Promise.resolve(), reply: Promise.resolve() };
+    const odd = (n: number, operationType: string, fields: object) =>
+      ({ _id: { _data: `t${n}` }, operationType, documentKey: { $set: { v: 1 } }, ...fields }) as unknown as ChangeEvent;
+    const script: FakeScript = {
+      aggregate: { postBatchResumeToken: startToken },
+      getMores: [
+        [],
+        // While the first find runs: an update keyed by its fullDocument, and a delete that names no document.
+        { after: delay(5), then: { batch: [odd(1, 'update', { fullDocument: { _id: 1, v: 1 } }), odd(2, 'delete', {})] } },
+        { after: release.promise.then(() => delay(20)), then: { batch: [] } },
+      ],
+    };
+    const { stream, seen } = backfillStream({
+      scripts: [script],
+      collection,
+      handlers: { onOrder: { backfill: { batchSize: 10 }, fullDocument: 'updateLookup' } },
+    });
+    stream.start();
+    await eventually('both odd events read', () => seen.length === 2);
+    collection.docs.set(1, { _id: 1, v: 1 });
+    collection.docs.delete(2);
+    release.resolve();
+    await eventually('the chunk delivered', () => seen.some((s) => s.op === 'backfill'));
+    await eventually('the run completed', () => stream.status().backfill === null);
+    // The first chunk was dropped for the delete and read again: its new read no longer finds 2.
+    expect(collection.queries.map((q) => q.after)).toEqual([undefined, undefined]);
+    expect(ops(seen)).toEqual(['update:undefined:1', 'delete:undefined:null', 'backfill:1:1', 'backfill:3:0']);
+  });
+
   it('keeps per-document order and the last state of every document under writes, a lagging stream and concurrency (simulation)', async () => {
     for (const seed of [1, 2, 3]) {
       const outcome = await simulate(seed);
