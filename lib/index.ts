@@ -5,6 +5,8 @@ export type {
   ChangeOf,
   ChangeOrBackfill,
   OnChangeBackfillDecorator,
+  WithBackfill,
+  NoBackfill,
   HandlerAccepts,
   OnChangeDecorator,
   OnChangeHandler,

@@ -126,6 +126,7 @@ export class BackfillCursor implements ChangeCursor {
   }
 
   close(): Promise<void> {
+    void this.source.reader.close?.();
     return this.inner.close();
   }
 
@@ -161,6 +162,7 @@ export class BackfillCursor implements ChangeCursor {
     this.queue.length = 0;
     this.scanEnded = false;
     this.scanAfter = run?.resumeAfter;
+    void this.source.reader.close?.(); // a cursor of the previous run
   }
 
   /** Drops the pending chunks and scans again from the first one's start (their windows open anew). */

@@ -91,7 +91,10 @@ export type ChangeOrBackfill<
   Op extends ChangeOperationType = ChangeOperationType,
 > = ChangeOf<T, Op> | BackfillEvent<T>;
 
-/** `@OnChange` with `backfill` set: the method must also accept `BackfillEvent<T>`. */
+/**
+ * `@OnChange` with `backfill` set: the method must also accept `BackfillEvent<T>`.
+ * @typeParam M - the decorated method's type
+ */
 export type OnChangeBackfillDecorator<
   T extends mongo.Document = any,
   Op extends ChangeOperationType = ChangeOperationType,
@@ -101,10 +104,16 @@ export type OnChangeBackfillDecorator<
   descriptor: TypedPropertyDescriptor<M> & HandlerAccepts<M, ChangeOrBackfill<T, Op>>,
 ) => TypedPropertyDescriptor<M> | void;
 
-/** Options that ask for a backfill. */
-type WithBackfill = { backfill: true | BackfillOptions };
-/** Options that do not (the handler is typed for changes only). */
-type NoBackfill = { backfill?: false };
+/** `@OnChange` options that ask for a backfill: the handler also takes `BackfillEvent`s. */
+export type WithBackfill = {
+  /** `true` or the backfill's options. */
+  backfill: true | BackfillOptions;
+};
+/** `@OnChange` options that do not ask for a backfill: the handler is typed for changes only. */
+export type NoBackfill = {
+  /** Unset or `false`. */
+  backfill?: false;
+};
 
 /**
  * Calls the decorated method with every change of `collection`, as

@@ -70,8 +70,11 @@ export interface StreamHealth {
   lastInvalidatedAt?: string;
   /** Why the stream is failed, reconnecting or degraded; absent when it is fine. See docs/troubleshooting.md. */
   lastError?: string;
-  /** The backfill this instance runs on the stream (`startedAt` as ISO 8601); absent when none. */
-  backfill?: Omit<BackfillStatus, 'startedAt'> & { startedAt: string };
+  /** The backfill this instance runs on the stream; absent when none. */
+  backfill?: Omit<BackfillStatus, 'startedAt'> & {
+    /** When the run started (ISO 8601). */
+    startedAt: string;
+  };
 }
 
 interface TerminusSession {

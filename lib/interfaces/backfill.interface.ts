@@ -19,12 +19,23 @@ export interface BackfillOptions {
  * `clusterTime`; `documentKey` and `fullDocument` are the document as a chunk read found it.
  */
 export interface BackfillEvent<T extends mongo.Document = any> {
+  /** Always `'backfill'`: tells it apart from a change. */
   operationType: 'backfill';
-  /** The document's `_id`. */
-  documentKey: { _id: unknown };
+  /** The document's key, as in a change event. */
+  documentKey: {
+    /** The document's `_id`. */
+    _id: unknown;
+  };
   /** The document as read (with the backfill's `projection`, if any). */
   fullDocument: T;
-  ns: { db: string; coll: string };
+  /** Where the document lives, as in a change event. */
+  ns: {
+    /** The database. */
+    db: string;
+    /** The collection. */
+    coll: string;
+  };
+  /** Which backfill delivered it. */
   backfill: {
     /** The backfill run this document belongs to (`ChangeStreamBackfill.progress` names it). */
     run: string;
@@ -45,6 +56,7 @@ export interface BackfillStatus {
   rate: number | null;
   /** Estimated time to finish (null when unknown). */
   etaMs: number | null;
+  /** When the run started (on whichever instance). */
   startedAt: Date;
 }
 
@@ -54,12 +66,17 @@ export interface StoredBackfill {
   completed: string[];
   /** The run in progress, if any. */
   run?: {
+    /** The run's id. */
     id: string;
+    /** The handlers it delivers to. */
     handlers: string[];
     /** The `_id` of the last document of the last acknowledged chunk (canonical EJSON); absent before the first. */
     after?: string;
+    /** Documents of acknowledged chunks. */
     done: number;
+    /** The estimated document count when it started, if known. */
     total: number | null;
+    /** When it started (ISO 8601). */
     startedAt: string;
   };
 }
