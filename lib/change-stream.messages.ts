@@ -269,7 +269,14 @@ export const messages = {
     `A backfill needs update events with the whole document: set fullDocument: 'updateLookup' (or 'whenAvailable' / 'required' with post-images enabled) on a handler of '${collection}'.`,
   backfillStarted: (key: string, run: string, handlers: string[], resumed: boolean) =>
     `Backfill ${run} of ${key} ${resumed ? 'resumed' : 'started'} for ${handlers.join(', ')}.`,
-  backfillProgress: (key: string, run: string, done: number, total: number | null, rate: number | null, etaMs: number | null) =>
+  backfillProgress: (
+    key: string,
+    run: string,
+    done: number,
+    total: number | null,
+    rate: number | null,
+    etaMs: number | null,
+  ) =>
     `Backfill ${run} of ${key}: ${done}${total === null ? '' : ` of about ${total}`} documents done` +
     `${rate === null ? '' : `, ${Math.round(rate)}/s`}${etaMs === null ? '' : `, about ${duration(etaMs)} left`}.`,
   backfillFinished: (key: string, run: string, done: number) =>

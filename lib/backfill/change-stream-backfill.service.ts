@@ -41,7 +41,9 @@ export class ChangeStreamBackfill {
       const asking = backfill.asking;
       const handlers = target.handler ? [target.handler] : asking;
       if (handlers.length === 0 || handlers.some((h) => !asking.includes(h)))
-        throw new Error(messages.backfillNoHandler(this.keyOf(collection, target), target.handler, asking));
+        throw new Error(
+          messages.backfillNoHandler(this.keyOf(collection, target), target.handler, asking),
+        );
       backfill.start(handlers);
       return backfill.status()!;
     });

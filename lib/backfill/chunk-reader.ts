@@ -58,7 +58,8 @@ export function connectionChunkReader(connection: Connection, collection: string
         if (next === null) break;
         docs.push(next as BackfillDocument);
         const room = limit - docs.length;
-        if (room > 0) docs.push(...(reading.cursor.readBufferedDocuments(room) as BackfillDocument[]));
+        if (room > 0)
+          docs.push(...(reading.cursor.readBufferedDocuments(room) as BackfillDocument[]));
       }
       if (docs.length < limit) await close();
       else reading.lastId = docs[docs.length - 1]._id;

@@ -71,11 +71,17 @@ export class StreamBackfill implements BackfillSource {
     this.current = null;
     const resumed = stored?.run?.handlers.filter((h) => asking.has(h)) ?? [];
     if (stored?.run && resumed.length > 0) {
-      this.current = new BackfillRun(stored.run.id, resumed, this.optionsFor(resumed[0]), stored.run);
+      this.current = new BackfillRun(
+        stored.run.id,
+        resumed,
+        this.optionsFor(resumed[0]),
+        stored.run,
+      );
       this.logger.log(messages.backfillStarted(this.deps.key, stored.run.id, resumed, true));
     }
-    this.waiting = groups([...asking].filter((h) => !this.completed.has(h) && !resumed.includes(h)), (h) =>
-      JSON.stringify(this.optionsFor(h)),
+    this.waiting = groups(
+      [...asking].filter((h) => !this.completed.has(h) && !resumed.includes(h)),
+      (h) => JSON.stringify(this.optionsFor(h)),
     );
     this.holding = true;
     if (!this.current) this.startNext();
@@ -92,7 +98,12 @@ export class StreamBackfill implements BackfillSource {
   }
 
   /** The cursor a stream reads through: `baseSeq` is the number of events its lease term dispatched before it. */
-  wrap(cursor: ChangeCursor, baseSeq: number, acknowledgedSeq: number, signal: AbortSignal): ChangeCursor {
+  wrap(
+    cursor: ChangeCursor,
+    baseSeq: number,
+    acknowledgedSeq: number,
+    signal: AbortSignal,
+  ): ChangeCursor {
     this.current?.acknowledge(acknowledgedSeq);
     this.current?.forgetUnacknowledged();
     return new BackfillCursor(cursor, this, baseSeq, signal);
@@ -131,9 +142,10 @@ export class StreamBackfill implements BackfillSource {
   /** Starts a run for `handlers` (they must be declared with `backfill`); throws while one runs. */
   start(handlers: string[]): BackfillRun {
     if (this.current) throw new Error(messages.backfillRunning(this.deps.key, this.current.id));
-    this.waiting = [handlers, ...this.waiting.map((g) => g.filter((h) => !handlers.includes(h)))].filter(
-      (g) => g.length > 0,
-    );
+    this.waiting = [
+      handlers,
+      ...this.waiting.map((g) => g.filter((h) => !handlers.includes(h))),
+    ].filter((g) => g.length > 0);
     this.startNext();
     return this.current!;
   }

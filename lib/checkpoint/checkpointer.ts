@@ -285,7 +285,9 @@ export class Checkpointer {
         const { store } = this.context;
         const backfill = this.backfillAt?.(seq) ?? this.loadedBackfill;
         const stored = backfill ? { ...position, backfill } : position;
-        await (this.lease ? store.save(this.key, stored, this.lease) : store.save(this.key, stored));
+        await (this.lease
+          ? store.save(this.key, stored, this.lease)
+          : store.save(this.key, stored));
         this.context.onWrite?.('stored', performance.now() - started);
         if (epoch !== this.epoch) return false; // a previous lease term's save: this term's counts are not its
       } catch (error) {

@@ -118,7 +118,8 @@ function backfillProblem(value: unknown): string | null {
   const { batchSize, filter, projection, ...rest } = value as Record<string, unknown>;
   const isObject = (v: unknown) =>
     v === undefined || (typeof v === 'object' && v !== null && !Array.isArray(v));
-  const sizeOk = batchSize === undefined || (Number.isInteger(batchSize) && (batchSize as number) >= 1);
+  const sizeOk =
+    batchSize === undefined || (Number.isInteger(batchSize) && (batchSize as number) >= 1);
   return Object.keys(rest).length === 0 && sizeOk && isObject(filter) && isObject(projection)
     ? null
     : rule;

@@ -42,7 +42,8 @@ export function decodePosition(key: string, raw: string): StreamPosition {
       `unknown format version ${JSON.stringify(parsed.v)}`,
     );
   }
-  const backfill = parsed.backfill === undefined ? {} : { backfill: checkBackfill(key, raw, parsed.backfill) };
+  const backfill =
+    parsed.backfill === undefined ? {} : { backfill: checkBackfill(key, raw, parsed.backfill) };
   if (parsed.token === undefined && parsed.operationTime !== undefined) {
     if (!(parsed.operationTime instanceof Timestamp))
       throw new InvalidStoredTokenError(key, raw, '"operationTime" is not a BSON timestamp');

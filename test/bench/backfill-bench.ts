@@ -16,12 +16,28 @@ const RATE = env('BENCH_LIVE_RATE', 1000);
  * backfill again with a writer inserting at RATE/s meanwhile (write-to-handler delay of those
  * inserts, p50 / p99).
  */
-export async function backfillTable(client: mongoose.mongo.MongoClient, mongoUri: string, redisUrl: string, rounds: number): Promise<void> {
+export async function backfillTable(
+  client: mongoose.mongo.MongoClient,
+  mongoUri: string,
+  redisUrl: string,
+  rounds: number,
+): Promise<void> {
   const dbName = `bench_backfill_${Date.now()}`;
-  const items = client.db(dbName).collection<{ _id: number; n: number; writtenAt?: number }>('items');
+  const items = client
+    .db(dbName)
+    .collection<{ _id: number; n: number; writtenAt?: number }>('items');
   for (let i = 0; i < DOCUMENTS; i += 10_000)
-    await items.insertMany(Array.from({ length: Math.min(10_000, DOCUMENTS - i) }, (_, j) => ({ _id: i + j, n: i + j })));
-  const base = { mongoUri, redisUrl, dbName, collection: 'items', documents: DOCUMENTS, batchSize: BATCH };
+    await items.insertMany(
+      Array.from({ length: Math.min(10_000, DOCUMENTS - i) }, (_, j) => ({ _id: i + j, n: i + j })),
+    );
+  const base = {
+    mongoUri,
+    redisUrl,
+    dbName,
+    collection: 'items',
+    documents: DOCUMENTS,
+    batchSize: BATCH,
+  };
   const rows = new Map<string, BackfillScenarioResult[]>([
     ['bare find() in _id order', []],
     ['backfill, no-op handler', []],
@@ -38,7 +54,9 @@ export async function backfillTable(client: mongoose.mongo.MongoClient, mongoUri
         for (let written = 0; !stop.aborted; written += perTick) {
           const wait = began + (written / RATE) * 1000 - performance.now();
           if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-          await items.insertMany(Array.from({ length: perTick }, () => ({ _id: next++, n: 0, writtenAt: Date.now() })));
+          await items.insertMany(
+            Array.from({ length: perTick }, () => ({ _id: next++, n: 0, writtenAt: Date.now() })),
+          );
         }
       }),
     );
@@ -47,8 +65,18 @@ export async function backfillTable(client: mongoose.mongo.MongoClient, mongoUri
   process.stdout.write('\n');
   const find = rows.get('bare find() in _id order')!;
   const rate = (r: BackfillScenarioResult) => (r.documents / r.ms) * 1000;
-  console.log(`\nBackfill (${DOCUMENTS} small documents, chunks of ${BATCH}; median of ${rounds} rounds)`);
-  const header = ['scenario', 'docs/s', '× find [min–max]', 'RSS +MB', 'p50 ms', 'p99 ms', 'writes seen'];
+  console.log(
+    `\nBackfill (${DOCUMENTS} small documents, chunks of ${BATCH}; median of ${rounds} rounds)`,
+  );
+  const header = [
+    'scenario',
+    'docs/s',
+    '× find [min–max]',
+    'RSS +MB',
+    'p50 ms',
+    'p99 ms',
+    'writes seen',
+  ];
   const lines = [...rows].map(([name, results]) => {
     const ratios = results.map((r, i) => rate(r) / rate(find[i]));
     const delays = results.flatMap((r) => r.delays);
@@ -63,15 +91,21 @@ export async function backfillTable(client: mongoose.mongo.MongoClient, mongoUri
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const format = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const format = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   console.log(format(header));
   lines.forEach((l) => console.log(format(l)));
   await client.db(dbName).dropDatabase();
 }
 
 /** One scenario in a child process; `during` runs from its READY until it reports. */
-async function run(args: BackfillScenarioArgs, during?: (stop: AbortSignal) => Promise<void>): Promise<BackfillScenarioResult> {
-  const child = spawn(process.execPath, [script, JSON.stringify(args)], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function run(
+  args: BackfillScenarioArgs,
+  during?: (stop: AbortSignal) => Promise<void>,
+): Promise<BackfillScenarioResult> {
+  const child = spawn(process.execPath, [script, JSON.stringify(args)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let output = '';
   const stop = new AbortController();
   let writing: Promise<void> | undefined;
@@ -83,6 +117,7 @@ async function run(args: BackfillScenarioArgs, during?: (stop: AbortSignal) => P
   stop.abort();
   await writing;
   const line = output.split('\n').find((l) => l.startsWith('RESULT '));
-  if (code !== 0 || !line) throw new Error(`backfill scenario ${args.kind} failed (exit ${code}):\n${output}`);
+  if (code !== 0 || !line)
+    throw new Error(`backfill scenario ${args.kind} failed (exit ${code}):\n${output}`);
   return JSON.parse(line.slice('RESULT '.length)) as BackfillScenarioResult;
 }

@@ -45,12 +45,14 @@ class Peak {
 }
 
 async function bareFind(): Promise<BackfillScenarioResult> {
-  const connection = await mongoose.createConnection(args.mongoUri, { dbName: args.dbName }).asPromise();
+  const connection = await mongoose
+    .createConnection(args.mongoUri, { dbName: args.dbName })
+    .asPromise();
   const peak = new Peak();
   const began = performance.now();
   let documents = 0;
-  const cursor = connection.db!
-    .collection(args.collection)
+  const cursor = connection
+    .db!.collection(args.collection)
     .find({}, { readPreference: 'primary' })
     .sort({ _id: 1 })
     .batchSize(args.batchSize);
@@ -61,12 +63,21 @@ async function bareFind(): Promise<BackfillScenarioResult> {
   return { documents, ms, rssGrowthMb, delays: [] };
 }
 
-const tally = { backfilled: 0, first: 0, last: 0, delays: [] as number[], done: () => undefined as void };
+const tally = {
+  backfilled: 0,
+  first: 0,
+  last: 0,
+  delays: [] as number[],
+  done: () => undefined as void,
+};
 const finished = new Promise<void>((resolve) => (tally.done = resolve));
 
 @Injectable()
 class NoOpIndex {
-  @OnChange(args.collection, { backfill: { batchSize: args.batchSize }, fullDocument: 'updateLookup' })
+  @OnChange(args.collection, {
+    backfill: { batchSize: args.batchSize },
+    fullDocument: 'updateLookup',
+  })
   index(change: { operationType: string; fullDocument?: { writtenAt?: number } | null }) {
     if (change.operationType === 'backfill') {
       if (tally.backfilled++ === 0) tally.first = performance.now();
@@ -89,7 +100,9 @@ class BenchModule {}
 
 async function moduleBackfill(): Promise<BackfillScenarioResult> {
   const peak = new Peak();
-  const app = await NestFactory.createApplicationContext(BenchModule, { logger: ['warn', 'error'] });
+  const app = await NestFactory.createApplicationContext(BenchModule, {
+    logger: ['warn', 'error'],
+  });
   console.log('READY');
   await finished;
   const ms = tally.last - tally.first;

@@ -84,7 +84,8 @@ async function main(): Promise<void> {
       };
     });
     printTable('Backlog (catch-up from a stored position)', backlog, false);
-    if (!SKIP.has('backfill')) await backfillTable(client, servers.mongoUri, servers.redisUrl, ROUNDS);
+    if (!SKIP.has('backfill'))
+      await backfillTable(client, servers.mongoUri, servers.redisUrl, ROUNDS);
     if (SKIP.has('live') && SKIP.has('memory')) return;
     const live = SKIP.has('live')
       ? new Map()

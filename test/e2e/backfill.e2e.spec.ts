@@ -21,7 +21,7 @@ interface Line {
 }
 
 const read = (log: string): Line[] => {
-  let text = '';
+  let text: string;
   try {
     text = readFileSync(log, 'utf8');
   } catch {
@@ -57,7 +57,8 @@ describe('backfill (separate consumer processes, real servers)', () => {
     const docs = probe.collection('docs');
     // Even ids exist; the writer inserts odd ones, below and above the scan.
     const existing = Array.from({ length: DOCS }, (_, i) => ({ _id: i * 2, v: 0 }));
-    for (let i = 0; i < DOCS; i += 5000) await docs.insertMany(existing.slice(i, i + 5000) as never[]);
+    for (let i = 0; i < DOCS; i += 5000)
+      await docs.insertMany(existing.slice(i, i + 5000) as never[]);
     const start = async (instance: string) => {
       const process = await ConsumerProcess.start(
         {
@@ -77,7 +78,8 @@ describe('backfill (separate consumer processes, real servers)', () => {
 
     const t0 = Date.now();
     const phases: string[] = [];
-    const phase = (name: string) => phases.push(`${name} ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const phase = (name: string) =>
+      phases.push(`${name} ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const backfilled = (instance: string) =>
       read(log).filter((l) => l.op === 'backfill' && l.instance === instance);
     const first = await start('A'); // ready once its stream is open: writes from now on are the stream's
@@ -122,7 +124,11 @@ describe('backfill (separate consumer processes, real servers)', () => {
 
     // Two instances restart: one takes the stream once A's lease expires, the other stands by.
     const [a2, b] = await Promise.all([start('A2'), start('B')]);
-    await eventually('the restarted backfill is under way', () => backfilled('A2').length + backfilled('B').length >= 500, 30_000);
+    await eventually(
+      'the restarted backfill is under way',
+      () => backfilled('A2').length + backfilled('B').length >= 500,
+      30_000,
+    );
     const [holder, standby] = backfilled('A2').length > 0 ? [a2, b] : [b, a2];
     phase('restarted');
     await holder.stop(); // SIGTERM: drain, save, release: the standby takes over
@@ -130,7 +136,9 @@ describe('backfill (separate consumer processes, real servers)', () => {
     await eventually(
       'the backfill completed',
       async () =>
-        ((await probe.storedPosition(consumer, 'docs'))?.backfill?.completed ?? []).includes(HANDLER),
+        ((await probe.storedPosition(consumer, 'docs'))?.backfill?.completed ?? []).includes(
+          HANDLER,
+        ),
       40_000,
     );
     phase('backfill completed');
@@ -150,13 +158,16 @@ describe('backfill (separate consumer processes, real servers)', () => {
           wrong.push(`${String(doc._id)}: v${doc.v}, last handled ${line?.op} ${line?.v}`);
       }
       for (const id of deleted)
-        if (last.get(id)?.op !== 'delete') wrong.push(`${id}: deleted, last handled ${last.get(id)?.op}`);
+        if (last.get(id)?.op !== 'delete')
+          wrong.push(`${id}: deleted, last handled ${last.get(id)?.op}`);
       return wrong;
     };
     let wrong: string[] = [];
-    await eventually('B handled every write', async () => (wrong = await mismatches()).length === 0, 20_000).catch(
-      () => undefined,
-    );
+    await eventually(
+      'B handled every write',
+      async () => (wrong = await mismatches()).length === 0,
+      20_000,
+    ).catch(() => undefined);
     const lines = read(log);
     console.log(
       `[backfill] ${DOCS} documents, ${version} writes, ${lines.length} events handled ` +
@@ -165,8 +176,11 @@ describe('backfill (separate consumer processes, real servers)', () => {
     );
     if (wrong.length > 0) {
       const byInstance = new Map<string, number>();
-      for (const l of lines) byInstance.set(`${l.instance} ${l.op}`, (byInstance.get(`${l.instance} ${l.op}`) ?? 0) + 1);
-      console.log(`[backfill] log ${log}; ${JSON.stringify([...byInstance])}; wrong ${JSON.stringify(wrong.slice(0, 8))}`);
+      for (const l of lines)
+        byInstance.set(`${l.instance} ${l.op}`, (byInstance.get(`${l.instance} ${l.op}`) ?? 0) + 1);
+      console.log(
+        `[backfill] log ${log}; ${JSON.stringify([...byInstance])}; wrong ${JSON.stringify(wrong.slice(0, 8))}`,
+      );
       for (const w of wrong.slice(0, 8)) {
         const id = Number(w.split(':')[0]);
         console.log(`[backfill] ${id}: ${JSON.stringify(lines.filter((l) => l.id === id))}`);
@@ -185,7 +199,8 @@ describe('backfill (separate consumer processes, real servers)', () => {
       .map((l) => [l[0].at, l[l.length - 1].at])
       .sort((x, y) => x[0] - y[0]);
     expect(periods).toHaveLength(3); // A, then both restarted instances backfilled (the hand-over came mid-run)
-    for (let i = 1; i < periods.length; i++) expect(periods[i][0]).toBeGreaterThanOrEqual(periods[i - 1][1]);
+    for (let i = 1; i < periods.length; i++)
+      expect(periods[i][0]).toBeGreaterThanOrEqual(periods[i - 1][1]);
     await standby.stop();
   }, 120_000);
 });

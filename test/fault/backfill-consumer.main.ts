@@ -36,7 +36,11 @@ class IndexListener {
     fullDocument: 'updateLookup',
   })
   index(change: ChangeOf<Doc> | BackfillEvent<Doc>) {
-    const c = change as { operationType: string; documentKey?: { _id: number }; fullDocument?: Doc | null };
+    const c = change as {
+      operationType: string;
+      documentKey?: { _id: number };
+      fullDocument?: Doc | null;
+    };
     const v = c.fullDocument?.v ?? '-';
     // mongo-java-server puts the update spec in an update's documentKey: its looked-up document has the _id.
     const id = c.documentKey?._id ?? c.fullDocument?._id ?? '-';

@@ -1,5 +1,9 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { ChangeStreamDeadLetters, InMemoryDeadLetterStore, InMemoryPositionStore } from '../../lib/index.js';
+import {
+  ChangeStreamDeadLetters,
+  InMemoryDeadLetterStore,
+  InMemoryPositionStore,
+} from '../../lib/index.js';
 import { ChangeStreamRegistry } from '../../lib/change-stream.registry.js';
 import { resolveOptions } from '../../lib/options/module-options.js';
 import type { ChangeStreamStores } from '../../lib/stores.factory.js';
@@ -24,7 +28,14 @@ describe('Backfill events and failure policies', () => {
       collection: new FakeCollection([1, 2, 3, 4]),
       store,
       deadLetters,
-      handlers: { onOrder: { backfill: true, fullDocument: 'updateLookup', onFailure: 'dead-letter', retries: 1 } },
+      handlers: {
+        onOrder: {
+          backfill: true,
+          fullDocument: 'updateLookup',
+          onFailure: 'dead-letter',
+          retries: 1,
+        },
+      },
       handle: (s) => {
         if (failing && (s.id === 2 || s.id === 3)) throw new Error(`cannot index ${s.id}`);
       },
@@ -36,17 +47,30 @@ describe('Backfill events and failure policies', () => {
     );
     expect(seen.map((s) => s.id)).toEqual([1, 4]);
     const letters = await deadLetters.list();
-    expect(letters.map((l) => (l.change as { documentKey: { _id: number } }).documentKey._id).sort()).toEqual([2, 3]);
+    expect(
+      letters.map((l) => (l.change as { documentKey: { _id: number } }).documentKey._id).sort(),
+    ).toEqual([2, 3]);
     expect(new Set(letters.map((l) => l.id)).size).toBe(2);
-    expect(letters[0]).toMatchObject({ handler: 'Listener.onOrder', attempts: 2, change: { operationType: 'backfill' } });
+    expect(letters[0]).toMatchObject({
+      handler: 'Listener.onOrder',
+      attempts: 2,
+      change: { operationType: 'backfill' },
+    });
 
     const registry = new ChangeStreamRegistry(resolveOptions({ consumer: 'svc' }));
     registry.streams.push(stream);
-    const service = new ChangeStreamDeadLetters({ deadLetters } as unknown as ChangeStreamStores, registry);
+    const service = new ChangeStreamDeadLetters(
+      { deadLetters } as unknown as ChangeStreamStores,
+      registry,
+    );
     failing = false;
-    const letter = letters.find((l) => (l.change as { documentKey: { _id: number } }).documentKey._id === 3)!;
+    const letter = letters.find(
+      (l) => (l.change as { documentKey: { _id: number } }).documentKey._id === 3,
+    )!;
     await service.replay(letter.id);
     expect(seen.map((s) => `${s.op}:${s.id}`)).toEqual(['backfill:1', 'backfill:4', 'backfill:3']);
-    expect((await deadLetters.list()).map((l) => l.id)).toEqual(letters.filter((l) => l !== letter).map((l) => l.id));
+    expect((await deadLetters.list()).map((l) => l.id)).toEqual(
+      letters.filter((l) => l !== letter).map((l) => l.id),
+    );
   });
 });

@@ -45,13 +45,21 @@ describe('Backfill progress (stored with the position, under the same write)', (
     );
     expect(seen.map((s) => `${s.op}:${s.id}`)).toEqual(ids(10).map((id) => `backfill:${id}`));
     // The first write is the start position, with the run and nothing done yet.
-    expect(saves[0]).toMatchObject({ token: startToken, backfill: { completed: [], run: { done: 0 } } });
+    expect(saves[0]).toMatchObject({
+      token: startToken,
+      backfill: { completed: [], run: { done: 0 } },
+    });
     expect(saves[0].backfill!.run!.after).toBeUndefined();
     // `after` only ever names a chunk's last document, and moves forward.
-    const afters = saves.flatMap((s) => (s.backfill?.run?.after ? [EJSON.parse(s.backfill.run.after)] : []));
+    const afters = saves.flatMap((s) =>
+      s.backfill?.run?.after ? [EJSON.parse(s.backfill.run.after)] : [],
+    );
     expect(afters.every((a) => [4, 8, 10].includes(a as number))).toBe(true);
     expect([...afters].sort((a, b) => (a as number) - (b as number))).toEqual(afters);
-    expect(await stored(store)).toEqual({ token: startToken, backfill: { completed: ['Listener.onOrder'] } });
+    expect(await stored(store)).toEqual({
+      token: startToken,
+      backfill: { completed: ['Listener.onOrder'] },
+    });
   });
 
   it('counts a chunk done only once every event up to its last is handled, and a restart resumes after it', async () => {
@@ -95,13 +103,18 @@ describe('Backfill progress (stored with the position, under the same write)', (
     );
     // It scanned from after the acknowledged chunk (4), in the same run.
     expect(collection.queries.slice(-3).map((q) => Number(q.after))).toEqual([4, 8, 12]);
-    expect(second.seen.filter((s) => s.op === 'backfill').map((s) => s.id)).toEqual([5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(second.seen.filter((s) => s.op === 'backfill').map((s) => s.id)).toEqual([
+      5, 6, 7, 8, 9, 10, 11, 12,
+    ]);
     expect(second.seen.every((s) => s.op !== 'backfill' || s.run === run.id)).toBe(true);
   });
 
   it('backfills a handler newly declared with backfill on an existing stream alone, and never one that completed', async () => {
     const store = new InMemoryPositionStore();
-    await store.save(BACKFILL_KEY, { token: startToken, backfill: { completed: ['Listener.old'] } });
+    await store.save(BACKFILL_KEY, {
+      token: startToken,
+      backfill: { completed: ['Listener.old'] },
+    });
     const { stream, seen } = backfillStream({
       scripts: [{ getMores: [[], [], [changeOf(9, 'insert', { _id: 100, v: 1 })]] }],
       collection: new FakeCollection(ids(3)),
@@ -113,13 +126,22 @@ describe('Backfill progress (stored with the position, under the same write)', (
       },
     });
     stream.start();
-    await eventually('the insert reached all three handlers', () => seen.filter((s) => s.id === 100).length === 3);
+    await eventually(
+      'the insert reached all three handlers',
+      () => seen.filter((s) => s.id === 100).length === 3,
+    );
     await eventually('the new handler completed', async () =>
       ((await stored(store))?.backfill?.completed ?? []).includes('Listener.added'),
     );
     const backfilled = seen.filter((s) => s.op === 'backfill');
-    expect(backfilled.map((s) => `${s.handler}:${s.id}`)).toEqual(['added:1', 'added:2', 'added:3']);
-    expect((await stored(store))!.backfill).toEqual({ completed: ['Listener.old', 'Listener.added'] });
+    expect(backfilled.map((s) => `${s.handler}:${s.id}`)).toEqual([
+      'added:1',
+      'added:2',
+      'added:3',
+    ]);
+    expect((await stored(store))!.backfill).toEqual({
+      completed: ['Listener.old', 'Listener.added'],
+    });
   });
 
   it('needs fullDocument on updates: a stream with a backfill handler and no fullDocument fails startup saying what to set', () => {
@@ -136,10 +158,15 @@ describe('Backfill progress (stored with the position, under the same write)', (
     expect(() => planStreams([handler('L.a', { backfill: true })])).toThrow(
       /L\.a asks for a backfill, but the stream's fullDocument is "default".*fullDocument: 'updateLookup'/,
     );
-    expect(() => planStreams([handler('L.a', { backfill: { batchSize: 0 } , fullDocument: 'updateLookup' })])).toThrow(
-      /"backfill".*batchSize/,
-    );
-    expect(planStreams([handler('L.a', { backfill: true }), handler('L.b', { fullDocument: 'required' })])).toHaveLength(1);
+    expect(() =>
+      planStreams([handler('L.a', { backfill: { batchSize: 0 }, fullDocument: 'updateLookup' })]),
+    ).toThrow(/"backfill".*batchSize/);
+    expect(
+      planStreams([
+        handler('L.a', { backfill: true }),
+        handler('L.b', { fullDocument: 'required' }),
+      ]),
+    ).toHaveLength(1);
   });
 
   it('reads records with and without backfill progress, and refuses a malformed one', () => {
@@ -147,11 +174,24 @@ describe('Backfill progress (stored with the position, under the same write)', (
       token: startToken,
       backfill: {
         completed: ['A.a'],
-        run: { id: 'r1', handlers: ['B.b'], after: EJSON.stringify(new mongoose.Types.ObjectId('65a0a0a0a0a0a0a0a0a0a0a0'), { relaxed: false }), done: 3, total: 10, startedAt: '2026-01-01T00:00:00.000Z' },
+        run: {
+          id: 'r1',
+          handlers: ['B.b'],
+          after: EJSON.stringify(new mongoose.Types.ObjectId('65a0a0a0a0a0a0a0a0a0a0a0'), {
+            relaxed: false,
+          }),
+          done: 3,
+          total: 10,
+          startedAt: '2026-01-01T00:00:00.000Z',
+        },
       },
     };
     expect(decodePosition('k', encodePosition(position))).toEqual(position);
-    expect(decodePosition('k', encodePosition({ token: startToken }))).toEqual({ token: startToken });
-    expect(() => decodePosition('k', JSON.stringify({ v: 2, token: startToken, backfill: { run: {} } }))).toThrow(/backfill/);
+    expect(decodePosition('k', encodePosition({ token: startToken }))).toEqual({
+      token: startToken,
+    });
+    expect(() =>
+      decodePosition('k', JSON.stringify({ v: 2, token: startToken, backfill: { run: {} } })),
+    ).toThrow(/backfill/);
   });
 });

@@ -18,21 +18,30 @@ afterEach(stopBackfillStreams);
 
 const ids = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 const service = (...streams: CollectionStream[]) =>
-  new ChangeStreamBackfill({ streams } as unknown as ChangeStreamRegistry, resolveOptions({ consumer: 'svc' }));
+  new ChangeStreamBackfill(
+    { streams } as unknown as ChangeStreamRegistry,
+    resolveOptions({ consumer: 'svc' }),
+  );
 const completed = async (store: InMemoryPositionStore) =>
   (await store.load(BACKFILL_KEY))?.backfill?.completed ?? [];
 
 describe('ChangeStreamBackfill (on demand) and backfill progress in status', () => {
   it('starts a run again for the handlers declared with backfill, shows its progress, and completes it', async () => {
     const store = new InMemoryPositionStore();
-    await store.save(BACKFILL_KEY, { token: startToken, backfill: { completed: ['Listener.onOrder'] } });
+    await store.save(BACKFILL_KEY, {
+      token: startToken,
+      backfill: { completed: ['Listener.onOrder'] },
+    });
     const collection = new FakeCollection(ids(6));
     const gate = deferred();
     const { stream, seen } = backfillStream({
       scripts: [{}],
       collection,
       store,
-      handlers: { onOrder: { backfill: { batchSize: 4 }, fullDocument: 'updateLookup' }, other: {} },
+      handlers: {
+        onOrder: { backfill: { batchSize: 4 }, fullDocument: 'updateLookup' },
+        other: {},
+      },
       handle: (s) => (s.id === 5 ? gate.promise : undefined),
     });
     const backfills = service(stream);
@@ -44,7 +53,11 @@ describe('ChangeStreamBackfill (on demand) and backfill progress in status', () 
     expect(started).toMatchObject({ handlers: ['Listener.onOrder'], done: 0 });
     expect(() => backfills.start('orders')).toThrow(/still running; cancel it first/);
     await eventually('the first chunk is done', () => (stream.status().backfill?.done ?? 0) === 4);
-    expect(stream.status().backfill).toMatchObject({ run: started.run, total: 6, handlers: ['Listener.onOrder'] });
+    expect(stream.status().backfill).toMatchObject({
+      run: started.run,
+      total: 6,
+      handlers: ['Listener.onOrder'],
+    });
     gate.resolve();
     await eventually('completed', async () => stream.status().backfill === null);
     expect(seen.map((s) => `${s.handler}:${s.id}`)).toEqual(ids(6).map((id) => `onOrder:${id}`));
@@ -68,7 +81,10 @@ describe('ChangeStreamBackfill (on demand) and backfill progress in status', () 
     });
     const backfills = service(stream);
     stream.start();
-    await eventually('the first document is being handled', () => stream.status().inFlightEvents > 0);
+    await eventually(
+      'the first document is being handled',
+      () => stream.status().inFlightEvents > 0,
+    );
     const reads = collection.queries.length;
     const cancelled = backfills.cancel('orders');
     expect(cancelled?.handlers).toEqual(['Listener.onOrder']);
@@ -76,13 +92,18 @@ describe('ChangeStreamBackfill (on demand) and backfill progress in status', () 
     await eventually('the insert after the cancel', () => seen.some((s) => s.id === 100));
     expect(collection.queries.length).toBe(reads);
     expect(backfills.progress('orders')).toBeNull();
-    await eventually('stored without a run', async () => (await store.load(BACKFILL_KEY))?.backfill?.run === undefined);
+    await eventually(
+      'stored without a run',
+      async () => (await store.load(BACKFILL_KEY))?.backfill?.run === undefined,
+    );
     expect(await completed(store)).toEqual(['Listener.onOrder']);
   });
 
   it('refuses on an instance that does not consume the stream, and names the stream', () => {
     const { stream } = backfillStream({ scripts: [{}], collection: new FakeCollection() });
-    expect(() => service(stream).start('orders')).toThrow(/Backfill request refused: this instance is not consuming stream/);
+    expect(() => service(stream).start('orders')).toThrow(
+      /Backfill request refused: this instance is not consuming stream/,
+    );
     expect(() => service(stream).start('invoices')).toThrow(/no stream of collection 'invoices'/);
   });
 });

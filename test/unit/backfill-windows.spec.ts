@@ -28,12 +28,19 @@ describe('Backfill windows (a chunk next to the stream, over the driver fake)', 
         [], // the open's first read; the find is issued after it
         [changeOf(1, 'update', { _id: 1, v: 1 })], // read while the find runs
         // Issued before the find returned, answered after: in the window, but it does not close it.
-        { after: release.promise.then(() => delay(30)), then: { batch: [changeOf(2, 'update', { _id: 2, v: 2 })] } },
+        {
+          after: release.promise.then(() => delay(30)),
+          then: { batch: [changeOf(2, 'update', { _id: 2, v: 2 })] },
+        },
         [changeOf(3, 'update', { _id: 3, v: 3 })], // the first read issued after the find returned: closes the window
         [changeOf(4, 'insert', { _id: 5, v: 4 })],
       ],
     };
-    const { stream, seen } = backfillStream({ scripts: [script], collection, handlers: { onOrder: { backfill: { batchSize: 10 }, fullDocument: 'whenAvailable' } } });
+    const { stream, seen } = backfillStream({
+      scripts: [script],
+      collection,
+      handlers: { onOrder: { backfill: { batchSize: 10 }, fullDocument: 'whenAvailable' } },
+    });
     stream.start();
     await eventually('the update read while the find runs', () => seen.length === 1);
     // The writes behind events 2 and 3 are in the find's snapshot.
@@ -62,13 +69,23 @@ describe('Backfill windows (a chunk next to the stream, over the driver fake)', 
         ? { snapshot: Promise.resolve(), reply: release.promise }
         : { snapshot: Promise.resolve(), reply: Promise.resolve() };
     const odd = (n: number, operationType: string, fields: object) =>
-      ({ _id: { _data: `t${n}` }, operationType, documentKey: { $set: { v: 1 } }, ...fields }) as unknown as ChangeEvent;
+      ({
+        _id: { _data: `t${n}` },
+        operationType,
+        documentKey: { $set: { v: 1 } },
+        ...fields,
+      }) as unknown as ChangeEvent;
     const script: FakeScript = {
       aggregate: { postBatchResumeToken: startToken },
       getMores: [
         [],
         // While the first find runs: an update keyed by its fullDocument, and a delete that names no document.
-        { after: delay(5), then: { batch: [odd(1, 'update', { fullDocument: { _id: 1, v: 1 } }), odd(2, 'delete', {})] } },
+        {
+          after: delay(5),
+          then: {
+            batch: [odd(1, 'update', { fullDocument: { _id: 1, v: 1 } }), odd(2, 'delete', {})],
+          },
+        },
         { after: release.promise.then(() => delay(20)), then: { batch: [] } },
       ],
     };
@@ -86,7 +103,12 @@ describe('Backfill windows (a chunk next to the stream, over the driver fake)', 
     await eventually('the run completed', () => stream.status().backfill === null);
     // The first chunk was dropped for the delete and read again: its new read no longer finds 2.
     expect(collection.queries.map((q) => q.after)).toEqual([undefined, undefined]);
-    expect(ops(seen)).toEqual(['update:undefined:1', 'delete:undefined:null', 'backfill:1:1', 'backfill:3:0']);
+    expect(ops(seen)).toEqual([
+      'update:undefined:1',
+      'delete:undefined:null',
+      'backfill:1:1',
+      'backfill:3:0',
+    ]);
   });
 
   it('keeps per-document order and the last state of every document under writes, a lagging stream and concurrency (simulation)', async () => {
@@ -179,7 +201,9 @@ async function simulate(seed: number) {
   const newest = new Map<number, number>();
   for (const s of seen) {
     if (s.op === 'backfill' && (newest.get(s.id) ?? -1) > (s.v ?? -1))
-      backfillAfterNewer.push(`seed ${seed}: backfill of ${s.id} (v${s.v}) after v${newest.get(s.id)}`);
+      backfillAfterNewer.push(
+        `seed ${seed}: backfill of ${s.id} (v${s.v}) after v${newest.get(s.id)}`,
+      );
     if (s.op === 'delete') newest.set(s.id, Infinity);
     else newest.set(s.id, Math.max(newest.get(s.id) ?? -1, s.v ?? -1));
     last.set(s.id, s);
@@ -193,5 +217,9 @@ async function simulate(seed: number) {
   for (const [id, final] of last)
     if (!collection.docs.has(id) && final.op !== 'delete')
       mismatches.push(`seed ${seed}: ${id} is deleted, last handled ${final.op}`);
-  return { mismatches, backfillAfterNewer, backfilled: seen.filter((s) => s.op === 'backfill').length };
+  return {
+    mismatches,
+    backfillAfterNewer,
+    backfilled: seen.filter((s) => s.op === 'backfill').length,
+  };
 }

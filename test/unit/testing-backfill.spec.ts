@@ -56,7 +56,10 @@ describe('ChangeStreamTester.backfill (feeding backfill events in tests)', () =>
     const moduleRef = await compile();
     const tester = moduleRef.get(ChangeStreamTester);
     const outcome = await tester.backfill<Order>('orders', { _id: 'o1', total: 5 }, { run: 'r7' });
-    await tester.emit<Order>('orders', { operationType: 'insert', fullDocument: { _id: 'o2', total: 9 } });
+    await tester.emit<Order>('orders', {
+      operationType: 'insert',
+      fullDocument: { _id: 'o2', total: 9 },
+    });
     expect(outcome.change).toMatchObject({
       operationType: 'backfill',
       documentKey: { _id: 'o1' },
@@ -64,12 +67,16 @@ describe('ChangeStreamTester.backfill (feeding backfill events in tests)', () =>
       ns: { db: 'test', coll: 'orders' },
       backfill: { run: 'r7' },
     });
-    expect(outcome.handlers.map((h) => [h.handler, h.status])).toEqual([['IndexListener.index', 'succeeded']]);
+    expect(outcome.handlers.map((h) => [h.handler, h.status])).toEqual([
+      ['IndexListener.index', 'succeeded'],
+    ]);
     expect(moduleRef.get(IndexListener).indexed).toEqual([
       { id: 'o1', total: 5, op: 'backfill', run: 'r7' },
       { id: 'o2', total: 9, op: 'insert' },
     ]);
     expect(moduleRef.get(AuditListener).seen).toEqual(['insert']);
-    await expect(tester.backfill('invoices', { _id: 1 })).rejects.toThrow(/no handler of .* is declared with backfill/);
+    await expect(tester.backfill('invoices', { _id: 1 })).rejects.toThrow(
+      /no handler of .* is declared with backfill/,
+    );
   });
 });
