@@ -17,6 +17,9 @@ export interface BackfillSource {
 /** Chunks read ahead while earlier ones wait for their windows to close. */
 export const MAX_PENDING_CHUNKS = 4;
 
+/** Keys remembered for one scan segment (one server cursor): past this, the next chunk starts a new one. */
+export const MAX_SEGMENT_KEYS = 10_000;
+
 /** A chunk between its find and the close of its window. */
 interface PendingChunk {
   /** By document key, in `_id` order; null while its find runs. */
@@ -65,6 +68,13 @@ export class BackfillCursor implements ChangeCursor {
   private scanAfter: unknown;
   private scanEnded = false;
   private failure: unknown = null;
+  /**
+   * Keys of the events read since the current scan segment began: a chunk continues the segment's
+   * server cursor, which may have read its documents as early as the segment's first find (a
+   * server that materializes a sorted result does), so its window opens there.
+   */
+  private segmentSeen = new Set<string>();
+  private segmentOpen = false;
   /** The run this cursor reads for; another (a start, a cancel) resets the windows. */
   private runOf: BackfillRun | null = null;
 
@@ -137,15 +147,18 @@ export class BackfillCursor implements ChangeCursor {
 
   /** Removes the event's document from every open window (all of them, for an event that ends the collection). */
   private observe(change: ChangeEvent): ChangeEvent {
-    if (this.pending.length === 0) return change;
+    if (this.pending.length === 0 && !this.segmentOpen) return change;
     const key = documentKeyOf(change) ?? keyOfFullDocument(change);
     if (key === null) {
-      if (isLifecycleEvent(change.operationType))
+      if (isLifecycleEvent(change.operationType)) {
         for (const chunk of this.pending) chunk.void = true;
+        this.endSegment();
+      }
       // A document's event that names no document: which chunk document it outdates is unknown, so read them again.
       else if (DOCUMENT_EVENTS.has(change.operationType)) this.readAgain();
       return change;
     }
+    if (this.segmentOpen) this.segmentSeen.add(key);
     for (const chunk of this.pending) {
       if (chunk.docs) chunk.docs.delete(key);
       else chunk.seen.add(key);
@@ -162,15 +175,23 @@ export class BackfillCursor implements ChangeCursor {
     this.queue.length = 0;
     this.scanEnded = false;
     this.scanAfter = run?.resumeAfter;
+    this.endSegment();
     void this.source.reader.close?.(); // a cursor of the previous run
   }
 
   /** Drops the pending chunks and scans again from the first one's start (their windows open anew). */
   private readAgain(): void {
     const [first] = this.pending;
-    this.scanAfter = first.startAfter;
+    if (first) this.scanAfter = first.startAfter;
     this.scanEnded = false;
     this.pending.length = 0;
+    this.endSegment();
+  }
+
+  /** The next chunk starts a new segment (a new server cursor, so a new window start). */
+  private endSegment(): void {
+    this.segmentOpen = false;
+    this.segmentSeen = new Set();
   }
 
   private closeWindows(): void {
@@ -216,15 +237,19 @@ export class BackfillCursor implements ChangeCursor {
     this.pending.push(chunk);
     this.finding = true;
     const { filter, projection } = run.options;
+    if (this.segmentSeen.size > MAX_SEGMENT_KEYS) this.endSegment();
+    const fresh = !this.segmentOpen;
+    this.segmentOpen = true;
+    const segment = this.segmentSeen;
     this.source.reader
-      .read({ after: this.scanAfter, limit, filter, projection })
+      .read({ after: this.scanAfter, limit, filter, projection, fresh })
       .then(
         (docs) => {
           if (this.runOf !== run || !this.pending.includes(chunk)) return;
           const byKey = new Map<string, BackfillDocument>();
           for (const doc of docs) {
             const key = documentKeyOf({ documentKey: { _id: doc._id } } as unknown as ChangeEvent);
-            if (key !== null && !chunk.seen.has(key)) byKey.set(key, doc);
+            if (key !== null && !chunk.seen.has(key) && !segment.has(key)) byKey.set(key, doc);
           }
           chunk.docs = byKey;
           chunk.seen.clear();
@@ -233,6 +258,7 @@ export class BackfillCursor implements ChangeCursor {
           if (docs.length > 0) chunk.lastId = this.scanAfter = docs[docs.length - 1]._id;
           chunk.closeAfter = this.reads + 1; // the next read issued from now on
           this.scanEnded = chunk.last;
+          if (chunk.last) this.endSegment();
         },
         (error: unknown) => {
           if (this.runOf === run) this.failure = error;

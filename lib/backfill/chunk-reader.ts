@@ -6,13 +6,19 @@ export interface ChunkQuery {
   limit: number;
   filter?: Record<string, unknown>;
   projection?: Record<string, unknown>;
+  /** Start a new server cursor even if this read continues the last one. */
+  fresh?: boolean;
 }
 
 export type BackfillDocument = { _id: unknown } & Record<string, unknown>;
 
 /** How a backfill reads the collection: its chunks, and an estimate of its size. */
 export interface ChunkReader {
-  /** `limit` documents (fewer only at the end), each read no earlier than this call. */
+  /**
+   * `limit` documents (fewer only at the end). A read that continues the previous one (`after` is
+   * the last `_id` it returned, not `fresh`) may return documents read as early as the first read
+   * of that run of reads; any other read, no earlier than this call.
+   */
   read(query: ChunkQuery): Promise<BackfillDocument[]>;
   estimate(): Promise<number>;
   /** Releases what reads keep open (a server cursor). */
@@ -39,9 +45,9 @@ export function connectionChunkReader(connection: Connection, collection: string
     await cursor?.close().catch(() => undefined);
   };
   return {
-    read: async ({ after, limit, filter, projection }) => {
+    read: async ({ after, limit, filter, projection, fresh }) => {
       const query = JSON.stringify([filter ?? null, projection ?? null, limit]);
-      if (!open || open.query !== query || open.lastId !== after) {
+      if (fresh || !open || open.query !== query || open.lastId !== after) {
         await close();
         const range = after === undefined ? {} : { _id: { $gt: after } };
         const where = (filter ? { $and: [filter, range] } : range) as mongo.Filter<mongo.Document>;

@@ -30,9 +30,13 @@ export interface BackfillScenarioResult {
 
 const args = JSON.parse(process.argv[2]) as BackfillScenarioArgs;
 
+/** Peak RSS growth from `restart()` (the first document: process and app start-up do not count). */
 class Peak {
-  readonly baseline = process.memoryUsage().rss;
+  baseline = process.memoryUsage().rss;
   peak = this.baseline;
+  restart(): void {
+    this.baseline = this.peak = process.memoryUsage().rss;
+  }
   private readonly timer = setInterval(() => this.sample(), 20);
   sample(): void {
     this.peak = Math.max(this.peak, process.memoryUsage().rss);
@@ -56,13 +60,14 @@ async function bareFind(): Promise<BackfillScenarioResult> {
     .find({}, { readPreference: 'primary' })
     .sort({ _id: 1 })
     .batchSize(args.batchSize);
-  for await (const doc of cursor) if (doc) documents++;
+  for await (const doc of cursor) if (doc && documents++ === 0) peak.restart();
   const ms = performance.now() - began;
   const rssGrowthMb = peak.stop();
   await connection.close();
   return { documents, ms, rssGrowthMb, delays: [] };
 }
 
+let peak: Peak | undefined;
 const tally = {
   backfilled: 0,
   first: 0,
@@ -80,7 +85,10 @@ class NoOpIndex {
   })
   index(change: { operationType: string; fullDocument?: { writtenAt?: number } | null }) {
     if (change.operationType === 'backfill') {
-      if (tally.backfilled++ === 0) tally.first = performance.now();
+      if (tally.backfilled++ === 0) {
+        tally.first = performance.now();
+        peak?.restart();
+      }
       tally.last = performance.now();
       if (tally.backfilled === args.documents) tally.done();
     } else if (change.operationType === 'insert' && change.fullDocument?.writtenAt) {
@@ -99,14 +107,14 @@ class NoOpIndex {
 class BenchModule {}
 
 async function moduleBackfill(): Promise<BackfillScenarioResult> {
-  const peak = new Peak();
+  const measured = (peak = new Peak());
   const app = await NestFactory.createApplicationContext(BenchModule, {
     logger: ['warn', 'error'],
   });
   console.log('READY');
   await finished;
   const ms = tally.last - tally.first;
-  const rssGrowthMb = peak.stop();
+  const rssGrowthMb = measured.stop();
   await app.close();
   return { documents: tally.backfilled, ms, rssGrowthMb, delays: tally.delays };
 }

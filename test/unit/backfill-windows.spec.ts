@@ -57,7 +57,7 @@ describe('Backfill windows (a chunk next to the stream, over the driver fake)', 
       'insert:5:4',
     ]);
     expect(collection.queries).toEqual([
-      { after: undefined, limit: 10, filter: undefined, projection: undefined },
+      { after: undefined, limit: 10, filter: undefined, projection: undefined, fresh: true },
     ]);
   });
 
@@ -112,8 +112,15 @@ describe('Backfill windows (a chunk next to the stream, over the driver fake)', 
   });
 
   it('keeps per-document order and the last state of every document under writes, a lagging stream and concurrency (simulation)', async () => {
-    for (const seed of [1, 2, 3]) {
-      const outcome = await simulate(seed);
+    for (const [seed, materialize] of [
+      [1, false],
+      [2, false],
+      [3, false],
+      [4, true],
+      [5, true],
+      [6, true],
+    ] as const) {
+      const outcome = await simulate(seed, materialize);
       expect(outcome.mismatches).toEqual([]);
       expect(outcome.backfillAfterNewer).toEqual([]);
       expect(outcome.backfilled).toBeGreaterThan(0);
@@ -136,12 +143,14 @@ function random(seed: number): () => number {
  * a stream that gets at most 3 events per read (it lags), finds that snapshot and reply at random
  * moments, 4 handlers at once (per-document order). Every event carries its post-image (the
  * document as that write left it, as `fullDocument: 'whenAvailable'`): the hardest case, since an
- * older event then carries an older state.
+ * older event then carries an older state. `materialize`: the server reads a whole scan at its
+ * first find, and later chunks come from that (see `FakeCollection.materialize`).
  */
-async function simulate(seed: number) {
+async function simulate(seed: number, materialize: boolean) {
   const rnd = random(seed);
   const ids = Array.from({ length: 60 }, (_, i) => i * 10);
   const collection = new FakeCollection(ids);
+  collection.materialize = materialize;
   collection.hold = () => {
     const snapshot = delay(Math.floor(rnd() * 4));
     return { snapshot, reply: snapshot.then(() => delay(Math.floor(rnd() * 4))) };
