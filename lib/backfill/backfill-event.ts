@@ -9,6 +9,32 @@ const TARGETS = Symbol('backfill targets');
 
 type Targeted = BackfillEvent & { [TARGETS]?: ReadonlySet<string> };
 
+/** Per set of targets, the class of its events: the targets sit on its prototype, not on each event. */
+const classes = new WeakMap<ReadonlySet<string>, new (...args: EventArgs) => BackfillEvent>();
+type EventArgs = [document: { _id: unknown }, ns: { db: string; coll: string }, run: string];
+
+function classFor(targets: ReadonlySet<string>): new (...args: EventArgs) => BackfillEvent {
+  let made = classes.get(targets);
+  if (!made) {
+    made = class implements BackfillEvent {
+      readonly operationType = 'backfill' as const;
+      readonly documentKey: { _id: unknown };
+      readonly backfill: { run: string };
+      constructor(
+        readonly fullDocument: { _id: unknown },
+        readonly ns: { db: string; coll: string },
+        run: string,
+      ) {
+        this.documentKey = { _id: fullDocument._id };
+        this.backfill = { run };
+      }
+    };
+    Object.defineProperty(made.prototype, TARGETS, { value: targets });
+    classes.set(targets, made);
+  }
+  return made;
+}
+
 /** A backfill event for `targets`, typed as a stream event so it travels the scheduler's path. */
 export function backfillEvent(
   document: { _id: unknown } & Record<string, unknown>,
@@ -16,15 +42,8 @@ export function backfillEvent(
   run: string,
   targets: ReadonlySet<string>,
 ): ChangeEvent {
-  const event: Targeted = {
-    operationType: 'backfill',
-    documentKey: { _id: document._id },
-    fullDocument: document,
-    ns,
-    backfill: { run },
-  };
-  Object.defineProperty(event, TARGETS, { value: targets, enumerable: false });
-  return event as unknown as ChangeEvent;
+  const Event = classFor(targets);
+  return new Event(document, ns, run) as unknown as ChangeEvent;
 }
 
 export function isBackfillEvent(change: unknown): change is BackfillEvent {
