@@ -364,6 +364,35 @@ export const messages = {
     `@OnChangeBatch('${collection}') on ${handler}: maxSize ${maxSize} is larger than checkpoint.maxEvents ${maxEvents}. ` +
     `Reading stops 2 × checkpoint.maxEvents (${2 * maxEvents}) events past the stored position, the bound on what a crash delivers again, so while one batch runs the next could not fill up. ` +
     `Lower maxSize to at most ${maxEvents}, or raise checkpoint.maxEvents to at least ${maxSize}.`,
+  backfillNeedsFullDocument: (collection: string, handlers: string[], fullDocument: string) =>
+    `@OnChange('${collection}'): ${handlers.join(', ')} ask${handlers.length === 1 ? 's' : ''} for a backfill, but the stream's fullDocument is "${fullDocument}". ` +
+    `A backfill needs update events with the whole document: set fullDocument: 'updateLookup' (or 'whenAvailable' / 'required' with post-images enabled) on a handler of '${collection}'.`,
+  backfillStarted: (key: string, run: string, handlers: string[], resumed: boolean) =>
+    `Backfill ${run} of ${key} ${resumed ? 'resumed' : 'started'} for ${handlers.join(', ')}.`,
+  backfillProgress: (
+    key: string,
+    run: string,
+    done: number,
+    total: number | null,
+    rate: number | null,
+    etaMs: number | null,
+  ) =>
+    `Backfill ${run} of ${key}: ${done}${total === null ? '' : ` of about ${total}`} documents done` +
+    `${rate === null ? '' : `, ${Math.round(rate)}/s`}${etaMs === null ? '' : `, about ${duration(etaMs)} left`}.`,
+  backfillFinished: (key: string, run: string, done: number) =>
+    `Backfill ${run} of ${key} finished: ${done} documents.`,
+  backfillCancelled: (key: string, run: string, done: number) =>
+    `Backfill ${run} of ${key} cancelled after ${done} documents.`,
+  backfillRefused: (key: string, state: string, holder: string | null) =>
+    `Backfill request refused: this instance is not consuming stream ${key} (${holder ? `it is held by ${holder}` : `state ${state}`}). ` +
+    `A backfill runs under the stream's lease: ask ${holder ?? 'the instance that holds the stream'}.`,
+  backfillNoStream: (collection: string, connectionName: string) =>
+    `ChangeStreamBackfill: no stream of collection '${collection}' on connection '${connectionName}'.`,
+  backfillNoHandler: (key: string, handler: string | undefined, asking: string[]) =>
+    `ChangeStreamBackfill: ${handler ? `handler ${handler} of ${key} is not declared with backfill` : `no handler of ${key} is declared with backfill`}` +
+    `${asking.length ? ` (those that are: ${asking.join(', ')})` : ''}.`,
+  backfillRunning: (key: string, run: string) =>
+    `ChangeStreamBackfill: backfill ${run} of ${key} is still running; cancel it first.`,
 };
 
 /** `3 m 10 s`, `12 s`, `1 h 2 m`: for humans reading logs. */

@@ -33,6 +33,7 @@ import { handlerSetOf, type LeaseBalancer } from './lease/lease-balancer.js';
 import { ProviderLifecycle, type ProviderWrapper } from './lifecycle/provider-lifecycle.js';
 import { ChangeStreamTelemetry } from './telemetry/change-stream-telemetry.js';
 import type { ChangeStreamStores } from './stores.factory.js';
+import { connectionChunkReader } from './backfill/chunk-reader.js';
 import { connectionCursorFactory } from './stream/change-cursor.js';
 import type { CollectionStream } from './stream/collection-stream.js';
 import { createCollectionStream } from './stream/create-collection-stream.js';
@@ -139,6 +140,7 @@ export class ChangeStreamOrchestrator
         deadLetters: this.stores.deadLetters,
         options: this.options,
         openCursor: connectionCursorFactory(connection, plan.collection),
+        chunks: connectionChunkReader(connection, plan.collection),
         emit: (event) => this.registry.emit(event),
         handlersReady: this.lifecycle.bootstrapped(owners),
         telemetry,

@@ -5,6 +5,10 @@ export type {
   AnyMethod,
   ChangeOf,
   ExplicitDocumentHint,
+  ChangeOrBackfill,
+  OnChangeBackfillDecorator,
+  WithBackfill,
+  NoBackfill,
   HandlerAccepts,
   OnChangeDecorator,
   OnChangeHandler,
@@ -59,3 +63,5 @@ export { InMemoryDeadLetterStore } from './memory/in-memory-dead-letter.store.js
 export type { ChangeStreamEvent, ChangeStreamEventListener } from './change-stream.events.js';
 export { RedisLeaseStore } from './redis/redis-lease.store.js';
 export { ChangeStreamControl } from './control/change-stream-control.service.js';
+export { ChangeStreamBackfill } from './backfill/change-stream-backfill.service.js';
+export type { BackfillTarget } from './backfill/change-stream-backfill.service.js';

@@ -4,6 +4,7 @@ import { backoffDelay, sleep } from '../common/backoff.js';
 import { Notifier } from '../common/notifier.js';
 import { isFencedWriteError } from '../change-stream.errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
+import type { StoredBackfill } from '../interfaces/backfill.interface.js';
 import type { ResumeToken, StreamPosition } from '../interfaces/position-store.interface.js';
 import type { CheckpointerContext, CheckpointSettings } from './checkpointer-context.js';
 import { AdoptedLeftPosition, readStartPosition } from './start-position.js';
@@ -47,6 +48,10 @@ export class Checkpointer {
   savedThisTerm = false;
   private readonly progress = new Notifier();
   lastSavedAt: Date | null = null;
+  /** The backfill record read by the last `load` (stored again as it is unless `backfillAt` says otherwise). */
+  loadedBackfill: StoredBackfill | undefined;
+  /** The backfill record to store with the position of event `seq` (see `StreamBackfill.recordAt`). */
+  backfillAt: ((seq: number) => StoredBackfill | undefined) | undefined;
   readonly key: string;
   private readonly settings: CheckpointSettings;
 
@@ -112,7 +117,9 @@ export class Checkpointer {
       this.remembered,
       this.logger,
     );
-    this.restore(start.position);
+    const { backfill, ...position } = start.position ?? {};
+    this.loadedBackfill = backfill;
+    this.restore(start.position && (position as StreamPosition));
     this.dirty = start.from !== 'stored';
     if (start.from === 'left') {
       this.leftPosition.pending = true;
@@ -139,6 +146,29 @@ export class Checkpointer {
     if (this.unsavedCount >= this.settings.maxEvents && this.health.failures === 0)
       void this.flush();
     else this.schedule(this.settings.intervalMs);
+  }
+
+  /** Events up to `seq` were handled, none of them a new resume point (backfill events): the position stays, progress is saved. */
+  ackSeq(seq: number): void {
+    if (this.disposed || this.suspended) return;
+    this.ackedSeq = seq;
+    this.dirty = true;
+    this.progress.notify();
+    if (this.unsavedCount >= this.settings.maxEvents && this.health.failures === 0)
+      void this.flush();
+    else this.schedule(this.settings.intervalMs);
+  }
+
+  /** Something besides events (backfill progress) is worth storing: save with the next interval. */
+  requestSave(): void {
+    if (this.disposed || this.suspended) return;
+    this.dirty = true;
+    this.schedule(this.settings.intervalMs);
+  }
+
+  /** The newest event such that it and every earlier one were handled (this lease term's numbering). */
+  get acknowledgedSeq(): number {
+    return this.ackedSeq;
   }
 
   /**
@@ -241,15 +271,23 @@ export class Checkpointer {
     do {
       this.saveRequestedWhileSaving = false;
       const position = this.position;
+      if (position === null && !this.suspended && this.ackedSeq > this.savedSeq) {
+        // Backfill events acknowledged before the stream had a position (a server that gives none at open):
+        // nothing can be stored, and reading must not wait for a save that cannot come.
+        this.savedSeq = this.ackedSeq;
+        this.progress.notify();
+      }
       if (!this.dirty || position === null || this.suspended) return !this.suspended;
       const seq = this.ackedSeq;
       const slow = this.health.watchSlowSave();
       const started = performance.now();
       try {
         const { store } = this.context;
+        const backfill = this.backfillAt?.(seq) ?? this.loadedBackfill;
+        const stored = backfill ? { ...position, backfill } : position;
         await (this.lease
-          ? store.save(this.key, position, this.lease)
-          : store.save(this.key, position));
+          ? store.save(this.key, stored, this.lease)
+          : store.save(this.key, stored));
         this.context.onWrite?.('stored', performance.now() - started);
         if (epoch !== this.epoch) return false; // a previous lease term's save: this term's counts are not its
       } catch (error) {

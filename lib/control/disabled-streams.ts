@@ -75,6 +75,7 @@ export function disabledStatus(
     historyHeadroomMs: null,
     oplogWindowMs: null,
     historyHeadroomUnknown: null,
+    backfill: null,
     ...(disabledHandlers ? { disabledHandlers } : {}),
   };
 }

@@ -1,5 +1,6 @@
 import type { mongo } from 'mongoose';
 import { ON_CHANGE_METADATA } from '../change-stream.constants.js';
+import type { BackfillEvent, BackfillOptions } from '../interfaces/backfill.interface.js';
 import type { ChangeContext } from '../interfaces/change-context.interface.js';
 import type {
   ChangeOperationType,
@@ -118,6 +119,36 @@ export type OnChangeOptionsFor<Op extends ChangeOperationType> = Omit<
   operationTypes: readonly Op[];
 };
 
+/** What a handler declared with `backfill` receives: its changes, and each existing document once. */
+export type ChangeOrBackfill<
+  T extends mongo.Document = any,
+  Op extends ChangeOperationType = ChangeOperationType,
+> = ChangeOf<T, Op> | BackfillEvent<T>;
+
+/**
+ * `@OnChange` with `backfill` set: the method must also accept `BackfillEvent<T>`.
+ * @typeParam M - the decorated method's type
+ */
+export type OnChangeBackfillDecorator<
+  T extends mongo.Document = any,
+  Op extends ChangeOperationType = ChangeOperationType,
+> = <M extends AnyMethod>(
+  target: object,
+  propertyKey: string | symbol,
+  descriptor: TypedPropertyDescriptor<M> & HandlerAccepts<M, ChangeOrBackfill<T, Op>>,
+) => TypedPropertyDescriptor<M> | void;
+
+/** `@OnChange` options that ask for a backfill: the handler also takes `BackfillEvent`s. */
+export type WithBackfill = {
+  /** `true` or the backfill's options. */
+  backfill: true | BackfillOptions;
+};
+/** `@OnChange` options that do not ask for a backfill: the handler is typed for changes only. */
+export type NoBackfill = {
+  /** Unset or `false`. */
+  backfill?: false;
+};
+
 /**
  * What the error names when a document type was given (`@OnChange<Order>('orders', { operationTypes })`):
  * TypeScript then infers no other type argument, so the operation types are all of them.
@@ -142,8 +173,13 @@ export type ExplicitDocumentHint<T, Op extends ChangeOperationType> = 0 extends 
  */
 export function OnChange<S extends CollectionSource, Op extends ChangeOperationType>(
   source: S,
-  options: OnChangeOptionsFor<Op>,
+  options: OnChangeOptionsFor<Op> & NoBackfill,
 ): OnChangeDecorator<DocumentOf<S>, Op>;
+/** With `backfill` (and `operationTypes`): the method takes `ChangeOf<T, Op> | BackfillEvent<T>`. */
+export function OnChange<S extends CollectionSource, Op extends ChangeOperationType>(
+  source: S,
+  options: OnChangeOptionsFor<Op> & WithBackfill,
+): OnChangeBackfillDecorator<DocumentOf<S>, Op>;
 /**
  * Calls the decorated method with every change of `source`'s collection (no `operationTypes`:
  * all of them), as `(change: ChangeStreamDocument<T>, context: ChangeContext)`, `T` being the
@@ -151,8 +187,13 @@ export function OnChange<S extends CollectionSource, Op extends ChangeOperationT
  */
 export function OnChange<S extends CollectionSource>(
   source: S,
-  options?: OnChangeOptions,
+  options?: OnChangeOptions & NoBackfill,
 ): OnChangeDecorator<DocumentOf<S>>;
+/** With `backfill`: the method takes `ChangeStreamDocument<T> | BackfillEvent<T>`. */
+export function OnChange<S extends CollectionSource>(
+  source: S,
+  options: OnChangeOptions & WithBackfill,
+): OnChangeBackfillDecorator<DocumentOf<S>>;
 /**
  * The older typed form: `T` given for a plain name. TypeScript then infers no operation types:
  * name them (`@OnChange<Order, 'insert' | 'update'>('orders', { operationTypes: ['insert',
@@ -164,22 +205,41 @@ export function OnChange<
   Op extends ChangeOperationType = ChangeOperationType,
 >(
   collection: string,
-  options: OnChangeOptionsFor<Op>,
+  options: OnChangeOptionsFor<Op> & NoBackfill,
 ): OnChangeDecorator<T, Op, ExplicitDocumentHint<T, Op>>;
+/**
+ * With `backfill` (and `operationTypes`): the method takes `ChangeOf<T, Op> | BackfillEvent<T>`.
+ */
+export function OnChange<
+  T extends mongo.Document = any,
+  Op extends ChangeOperationType = ChangeOperationType,
+>(
+  collection: string,
+  options: OnChangeOptionsFor<Op> & WithBackfill,
+): OnChangeBackfillDecorator<T, Op>;
+/** With `backfill`: the method takes `ChangeStreamDocument<T> | BackfillEvent<T>`. */
+export function OnChange<T extends mongo.Document = any>(
+  collection: string,
+  options: OnChangeOptions & WithBackfill,
+): OnChangeBackfillDecorator<T>;
 /**
  * The older typed form without `operationTypes`: every change of the collection, as
  * `(change: ChangeStreamDocument<T>, context: ChangeContext)`.
  */
 export function OnChange<T extends mongo.Document = any>(
   collection: string | CollectionToken<T> | SchemaClass<T>,
-  options?: OnChangeOptions,
+  options?: OnChangeOptions & NoBackfill,
 ): OnChangeDecorator<T>;
 export function OnChange(
   source: CollectionSource,
   options: OnChangeOptions | OnChangeOptionsFor<ChangeOperationType> = {},
-): OnChangeDecorator {
+): OnChangeDecorator & OnChangeBackfillDecorator {
   const collection = storedCollection(source);
-  return (target, propertyKey, descriptor) => {
+  return (
+    target: object,
+    propertyKey: string | symbol,
+    descriptor: TypedPropertyDescriptor<any>,
+  ) => {
     validateDeclaration(
       collection,
       `${describeTarget(target)}.${String(propertyKey)}`,

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { ChangeStreamRegistry } from '../change-stream.registry.js';
 import { messages } from '../change-stream.messages.js';
+import type { BackfillStatus } from '../interfaces/backfill.interface.js';
 import type { ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 
 /** Terminus 12 knows `degraded`; Terminus 11 only `up` and `down`. */
@@ -91,6 +92,11 @@ export interface StreamPauseHealth {
   reason: string | null;
   /** Since when (ISO 8601); null when not said. */
   since: string | null;
+  /** The backfill this instance runs on the stream; absent when none. */
+  backfill?: Omit<BackfillStatus, 'startedAt'> & {
+    /** When the run started (ISO 8601). */
+    startedAt: string;
+  };
 }
 
 interface TerminusSession {
@@ -201,5 +207,8 @@ function headroomOf(s: ChangeStreamStatus): Partial<StreamHealth> {
     historyHeadroomMs: s.historyHeadroomMs,
     oplogWindowMs: s.oplogWindowMs,
     ...(s.historyHeadroomUnknown ? { historyHeadroomUnknown: s.historyHeadroomUnknown } : {}),
+    ...(s.backfill
+      ? { backfill: { ...s.backfill, startedAt: s.backfill.startedAt.toISOString() } }
+      : {}),
   };
 }

@@ -1,3 +1,5 @@
+import type { BackfillStatus } from './backfill.interface.js';
+
 /**
  * `paused`: stopped at run time (`ChangeStreamControl.pause`, or the fleet-wide pause key in
  * Redis): it reads nothing and holds no lease until resumed. `disabled`: `enabled: false` (module,
@@ -101,4 +103,6 @@ export interface ChangeStreamStatus {
   paused?: StreamPause;
   /** Present when some handlers of the stream are disabled (`enabled: false`): they are not called. */
   disabledHandlers?: string[];
+  /** The backfill run this instance is working on (it holds the stream), else null. */
+  backfill: BackfillStatus | null;
 }

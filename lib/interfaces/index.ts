@@ -8,3 +8,4 @@ export type * from './dead-letter.interface.js';
 export type * from './failure-policies.interface.js';
 export type * from './lease-store.interface.js';
 export type * from './stream-control.interface.js';
+export type * from './backfill.interface.js';

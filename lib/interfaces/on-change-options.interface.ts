@@ -1,4 +1,5 @@
 import type { mongo } from 'mongoose';
+import type { BackfillOptions } from './backfill.interface.js';
 import type { HandlerFailurePolicy } from './failure-policies.interface.js';
 
 /** The `operationType` of a change event: `insert`, `update`, `replace`, `delete`, `drop`, `rename`, `dropDatabase`, `invalidate` and the DDL types. */
@@ -55,4 +56,12 @@ export interface OnChangeOptions {
    * @defaultValue true
    */
   enabled?: boolean;
+  /**
+   * Deliver every existing document once (a `BackfillEvent`), then every change since the
+   * backfill began, with live changes flowing meanwhile: on the stream's first start, or when
+   * this handler is new on an existing stream. Needs `fullDocument` `updateLookup`,
+   * `whenAvailable` or `required` on the stream. See "Backfill" in docs/guarantees.md.
+   * @defaultValue false
+   */
+  backfill?: boolean | BackfillOptions;
 }

@@ -1,4 +1,5 @@
 import type { mongo } from 'mongoose';
+import type { StoredBackfill } from './backfill.interface.js';
 import type { LeaseStore, StreamLease } from './lease-store.interface.js';
 
 /** A change event's `_id`, as the server sent it (`{ _data: '…' }` on MongoDB). */
@@ -9,7 +10,7 @@ export type ResumeToken = mongo.ResumeToken;
  * seen an event yet on a server that returns no post-batch token, at the cluster time it
  * started (`startAtOperationTime`).
  */
-export type StreamPosition =
+export type StreamPosition = (
   | {
       /** Resume after this event (`resumeAfter`). */
       token: ResumeToken;
@@ -17,7 +18,11 @@ export type StreamPosition =
   | {
       /** Start at this cluster time (`startAtOperationTime`). */
       operationTime: mongo.Timestamp;
-    };
+    }
+) & {
+  /** Backfill progress, stored with the position (a store keeps it as `encodePosition` does). */
+  backfill?: StoredBackfill;
+};
 
 /**
  * Where stream positions live. The Redis store is the default; implement this for another

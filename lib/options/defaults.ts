@@ -134,6 +134,12 @@ export const LEFT_POSITION_TTL_MS = 3_600_000;
 /** The catch-up line is logged this often: calm enough for a log, often enough to follow a backlog. */
 export const CATCH_UP_REPORT_EVERY_MS = 30_000;
 
+/** While a backfill runs, a getMore waits at most this long: every chunk's window waits for one, on an idle collection too. */
+export const BACKFILL_MAX_AWAIT_MS = 100;
+
+/** The backfill progress line is logged this often while a run is in progress. */
+export const BACKFILL_REPORT_EVERY_MS = 30_000;
+
 /** …and only while the stream is at least this far behind (a stream that keeps up logs nothing). */
 export const CATCH_UP_REPORT_BEHIND_MS = 10_000;
 

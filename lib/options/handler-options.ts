@@ -25,6 +25,7 @@ export const HANDLER_OPTIONS = {
   concurrency: true,
   onFailure: true,
   enabled: true,
+  backfill: true,
 } as const satisfies Record<keyof OnChangeOptions, true>;
 
 const FULL_DOCUMENT = keyNames({
@@ -120,6 +121,24 @@ export function validateHandlerOptions(
     throw invalid('onFailure', 'must be "stop", "dead-letter" or a function');
   if (enabled !== undefined && typeof enabled !== 'boolean')
     throw invalid('enabled', 'must be true or false');
+  const backfillRule = backfillProblem(options.backfill);
+  if (backfillRule) throw invalid('backfill', backfillRule);
+}
+
+/** What is wrong with a `backfill` option, or null. */
+function backfillProblem(value: unknown): string | null {
+  if (value === undefined || typeof value === 'boolean') return null;
+  const rule =
+    'must be true, false or { batchSize?: integer >= 1, filter?: object, projection?: object }';
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return rule;
+  const { batchSize, filter, projection, ...rest } = value as Record<string, unknown>;
+  const isObject = (v: unknown) =>
+    v === undefined || (typeof v === 'object' && v !== null && !Array.isArray(v));
+  const sizeOk =
+    batchSize === undefined || (Number.isInteger(batchSize) && (batchSize as number) >= 1);
+  return Object.keys(rest).length === 0 && sizeOk && isObject(filter) && isObject(projection)
+    ? null
+    : rule;
 }
 
 export function isHandlerFailurePolicy(value: unknown): value is HandlerFailurePolicy {

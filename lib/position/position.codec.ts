@@ -2,13 +2,14 @@ import mongoose from 'mongoose';
 import { CHECKPOINT_FORMAT_VERSION } from '../change-stream.constants.js';
 import { InvalidStoredTokenError } from '../change-stream.errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
+import type { StoredBackfill } from '../interfaces/backfill.interface.js';
 import type { ResumeToken, StreamPosition } from '../interfaces/position-store.interface.js';
 
 // The driver's own BSON copy, so tokens holding BSON types round-trip exactly.
 const { EJSON, Timestamp } = mongoose.mongo.BSON;
 
 /**
- * The stored value: canonical EJSON of `{ v, token | operationTime, savedAt }`, plus `fence` and
+ * The stored value: canonical EJSON of `{ v, token | operationTime, backfill?, savedAt }`, plus `fence` and
  * `holder` when written under a lease (the fenced write refuses to replace a value whose fence is
  * larger than the writer's). New fields can be added without breaking what is already stored.
  */
@@ -41,13 +42,46 @@ export function decodePosition(key: string, raw: string): StreamPosition {
       `unknown format version ${JSON.stringify(parsed.v)}`,
     );
   }
+  const backfill =
+    parsed.backfill === undefined ? {} : { backfill: checkBackfill(key, raw, parsed.backfill) };
   if (parsed.token === undefined && parsed.operationTime !== undefined) {
     if (!(parsed.operationTime instanceof Timestamp))
       throw new InvalidStoredTokenError(key, raw, '"operationTime" is not a BSON timestamp');
-    return { operationTime: parsed.operationTime };
+    return { operationTime: parsed.operationTime, ...backfill };
   }
-  return { token: checkToken(key, raw, parsed.token) };
+  return { token: checkToken(key, raw, parsed.token), ...backfill };
 }
+
+/** Backfill progress (optional; records written before backfills existed have none). */
+function checkBackfill(key: string, raw: string, value: unknown): StoredBackfill {
+  const bad = (what: string) => new InvalidStoredTokenError(key, raw, `"backfill" ${what}`);
+  if (!isObject(value) || !isNames(value.completed)) throw bad('has no "completed" handler list');
+  if (value.run === undefined) return { completed: value.completed };
+  const run: unknown = value.run;
+  if (
+    !isObject(run) ||
+    typeof run.id !== 'string' ||
+    !isNames(run.handlers) ||
+    (run.after !== undefined && typeof run.after !== 'string') ||
+    typeof run.done !== 'number' ||
+    typeof run.startedAt !== 'string'
+  )
+    throw bad('has a malformed "run"');
+  return {
+    completed: value.completed,
+    run: {
+      id: run.id,
+      handlers: run.handlers,
+      ...(run.after !== undefined && { after: run.after as string }),
+      done: run.done,
+      total: typeof run.total === 'number' ? run.total : null,
+      startedAt: run.startedAt,
+    },
+  };
+}
+
+const isNames = (value: unknown): value is string[] =>
+  Array.isArray(value) && value.every((v) => typeof v === 'string');
 
 function checkToken(key: string, raw: string, token: unknown): ResumeToken {
   if (!isObject(token) || !('_data' in token) || token._data == null || token._data === '') {

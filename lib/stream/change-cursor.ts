@@ -13,6 +13,8 @@ export interface ChangeCursor {
    * return it; null when it holds none (then call `tryNext`).
    */
   nextBuffered(): ChangeEvent | null;
+  /** Events the cursor holds from its last read (0: the next `tryNext` asks the server); undefined when unknown. */
+  readonly buffered?: number;
   /** Resolves once the server accepted the stream (its `aggregate` answered); never rejects. */
   whenOpen(): Promise<void>;
   /** True once the server accepted the stream: an error after that is not about the start position. */
@@ -140,6 +142,11 @@ export class DriverChangeCursor implements ChangeCursor {
       this.close().catch(() => undefined);
       throw error;
     }
+  }
+
+  get buffered(): number | undefined {
+    const inner = (this.stream as unknown as DriverStreamInternals).cursor;
+    return inner?.bufferedCount?.();
   }
 
   whenOpen(): Promise<void> {

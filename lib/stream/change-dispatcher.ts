@@ -5,6 +5,7 @@ import { errorText } from '../common/errors.js';
 import type { ChangeContext } from '../interfaces/change-context.interface.js';
 import type { ChangeEvent } from './change-cursor.js';
 import type { ChangeHandler } from './change-handler.js';
+import { eventIdText } from '../backfill/backfill-event.js';
 import { describeEvent } from './describe-event.js';
 import { HandlerRoutes } from './handler-routes.js';
 import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
@@ -152,9 +153,7 @@ export class ChangeDispatcher {
     change: ChangeEvent,
     context: ChangeContext,
   ): Promise<unknown> {
-    const eventId = String(
-      (change._id as { _data?: unknown })?._data ?? JSON.stringify(change._id),
-    );
+    const eventId = eventIdText(change);
     return this.telemetry!.handlerCall(
       { ...this.labels(handler, change), eventId, attempt: context.attempt },
       () => handler.invoke(change, context),

@@ -10,6 +10,8 @@ import type {
 } from '../interfaces/change-stream-status.interface.js';
 import type { StreamHeadroom } from '../headroom/stream-headroom.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
+import type { StreamBackfill } from '../backfill/stream-backfill.js';
+import { BackfillReporter } from '../backfill/backfill-reporter.js';
 import { CatchUpReporter } from './catch-up-reporter.js';
 import type { ChangeEvent } from './change-cursor.js';
 import type { ChangeDispatcher } from './change-dispatcher.js';
@@ -34,6 +36,8 @@ export interface CollectionStreamDeps extends CollectionStreamSetup {
   lease?: StreamLeaseKeeper;
   /** Its history headroom, updated by its connection's oplog sampler. */
   headroom?: StreamHeadroom;
+  /** Handlers declared with `backfill`: their runs. */
+  backfill?: StreamBackfill;
 }
 
 /**
@@ -47,6 +51,7 @@ export class CollectionStream {
   private readonly stuck: StuckHandlerWatch;
   private readonly lag = new LagTracker();
   private readonly catchUp: CatchUpReporter;
+  private readonly backfillReport: BackfillReporter;
   private term: LeaseTerm | undefined;
   private readonly streamState: StreamState;
   private eventsHandled = 0;
@@ -82,6 +87,7 @@ export class CollectionStream {
       inFlightForMs: this.status().inFlightForMs,
       headroomMs: deps.headroom?.snapshot.historyHeadroomMs ?? null,
     }));
+    this.backfillReport = new BackfillReporter(this.key, () => deps.backfill?.status() ?? null);
   }
 
   get key(): string {
@@ -238,6 +244,26 @@ export class CollectionStream {
     return term.scheduler.runInOrder(change, key, task, refused);
   }
 
+  /**
+   * @internal `ChangeStreamBackfill`: acts on this stream's backfills, only while this instance
+   * consumes the stream (a run is written under its lease); refused naming the holder otherwise.
+   */
+  backfillAction<T>(act: (backfill: StreamBackfill) => T): T {
+    const { lease, backfill } = this.deps;
+    if (!backfill) throw new Error(messages.backfillNoHandler(this.key, undefined, []));
+    const term = this.term;
+    if (
+      !term?.active ||
+      this.streamState.baseState === 'failed' ||
+      (lease && lease.current === null)
+    ) {
+      const { state, holder } = this.status();
+      const other = lease && holder !== lease.instanceId ? (holder ?? null) : null;
+      throw new Error(messages.backfillRefused(this.key, state, other));
+    }
+    return act(backfill);
+  }
+
   private async shutdown(deadline: number, timeoutMs: number): Promise<void> {
     const left = () => Math.max(0, deadline - Date.now());
     const step = (what: string, work: Promise<unknown>) =>
@@ -268,6 +294,7 @@ export class CollectionStream {
     checkpointer.dispose();
     this.stuck.stop();
     this.catchUp.stop();
+    this.backfillReport.stop();
     // Handlers still running after the timeout: keep the lease until it expires (no more renewals),
     // or the next holder would handle their events while they still run.
     if (lease && drained) await step('the release of the lease', lease.release());
@@ -303,6 +330,7 @@ export class CollectionStream {
     const { lease } = this.deps;
     this.stuck.start();
     this.catchUp.start();
+    if (this.deps.backfill) this.backfillReport.start();
     while (!this.stopping.signal.aborted && this.streamState.baseState !== 'failed') {
       if (this.pauses.local) {
         this.streamState.setBase('paused');
@@ -346,6 +374,7 @@ export class CollectionStream {
       const term = this.beginTerm();
       await this.reader.consume(term);
       await term.finish();
+      this.deps.backfill?.endTerm();
     }
   }
 

@@ -10,6 +10,8 @@ import type { LeaseBalancer, LeaseTiming } from '../lease/lease-balancer.js';
 import { StreamHeadroom } from '../headroom/stream-headroom.js';
 import { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
+import type { ChunkReader } from '../backfill/chunk-reader.js';
+import { StreamBackfill } from '../backfill/stream-backfill.js';
 import type { CursorFactory } from './change-cursor.js';
 import { ChangeDispatcher } from './change-dispatcher.js';
 import type { ChangeHandler } from './change-handler.js';
@@ -28,6 +30,8 @@ export interface CollectionStreamSetup {
   deadLetters: DeadLetterStore;
   options: ResolvedChangeStreamOptions;
   openCursor: CursorFactory;
+  /** Reads the collection for backfills (needed when a handler is declared with `backfill`). */
+  chunks?: ChunkReader;
   emit: (event: ChangeStreamEvent) => void;
   /** Resolves once the providers the handlers depend on are bootstrapped. */
   handlersReady?: Promise<void>;
@@ -74,7 +78,27 @@ export function createCollectionStream(setup: CollectionStreamSetup): Collection
     },
     historyHeadroom === false ? messages.headroomOff() : undefined,
   );
-  return new CollectionStream({ ...setup, state, checkpointer, lease, dispatcher, headroom });
+  const backfill =
+    setup.chunks && plan.handlers.some((h) => h.options.backfill)
+      ? new StreamBackfill({
+          key,
+          ns: { db: database, coll: plan.collection },
+          handlers: plan.handlers,
+          reader: setup.chunks,
+          requestSave: () => checkpointer.requestSave(),
+          ...(telemetry && { onDone: (n: number) => telemetry.backfilled(labels, n) }),
+        })
+      : undefined;
+  if (backfill) checkpointer.backfillAt = (seq) => backfill.recordAt(seq);
+  return new CollectionStream({
+    ...setup,
+    state,
+    checkpointer,
+    lease,
+    dispatcher,
+    headroom,
+    backfill,
+  });
 }
 
 /** What a stream's dispatcher is built from: the stream's setup, with the handlers and failure policy it calls. */

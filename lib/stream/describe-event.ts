@@ -6,5 +6,8 @@ export function describeEvent(change: ChangeEvent): string {
   const id = (change as { documentKey?: { _id?: unknown } }).documentKey?._id;
   const document =
     id === undefined ? '' : ` of document ${mongoose.mongo.BSON.EJSON.stringify(id)}`;
+  const run = (change as { backfill?: { run?: string } }).backfill?.run;
+  if (change.operationType === ('backfill' as string) && run !== undefined)
+    return `backfill${document} (run ${run})`;
   return `${change.operationType}${document} (token ${JSON.stringify(change._id)})`;
 }

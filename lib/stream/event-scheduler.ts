@@ -350,8 +350,7 @@ export class EventScheduler {
         flight.finished = true;
         this.inFlight.remove(flight);
         if (key !== null) this.release(key);
-        if (this.window.complete(flight.seq, null))
-          this.deps.checkpointer.ack(this.window.token!, this.window.acknowledgedSeq);
+        this.acknowledge(flight.seq, null);
         this.changed.notify();
       }
     };
@@ -453,6 +452,15 @@ export class EventScheduler {
     return outcome;
   }
 
+  /** Event `seq` finished: the checkpointer hears of the acknowledged prefix, with a new token or without. */
+  private acknowledge(seq: number, token: ChangeEvent['_id'] | null): void {
+    const before = this.window.acknowledgedSeq;
+    if (this.window.complete(seq, token))
+      this.deps.checkpointer.ack(this.window.token!, this.window.acknowledgedSeq);
+    else if (this.window.acknowledgedSeq > before)
+      this.deps.checkpointer.ackSeq(this.window.acknowledgedSeq);
+  }
+
   private release(key: string): void {
     const entry = this.keys.get(key)!;
     if (--entry.pending === 0) this.keys.delete(key);
@@ -461,8 +469,8 @@ export class EventScheduler {
   private settle(seq: number, change: ChangeEvent, outcome: DispatchOutcome, ack: boolean): void {
     if (outcome.ok) {
       this.deps.onHandled(change);
-      if (this.window.complete(seq, ack ? change._id : null))
-        this.deps.checkpointer.ack(this.window.token!, this.window.acknowledgedSeq);
+      // A backfill event has no resume token (`_id`): it moves the acknowledged prefix, not the position.
+      this.acknowledge(seq, ack ? (change._id ?? null) : null);
     } else if ('error' in outcome && !this.failedWith) {
       this.failedWith = outcome.error;
       this.deps.onFailed(outcome.error);

@@ -10,6 +10,7 @@ import { DEAD_LETTER_RETRY_INITIAL_MS, RETRY_MAX_DELAY_MS } from '../options/def
 import type { HandlerCall } from '../telemetry/change-stream-telemetry.js';
 import type { ChangeEvent } from './change-cursor.js';
 import type { ChangeHandler } from './change-handler.js';
+import { eventIdentity } from '../backfill/backfill-event.js';
 import { describeEvent } from './describe-event.js';
 import { ABORTED, type DispatchOutcome } from './dispatch-outcome.js';
 import type { DispatchSettings } from './dispatch-settings.js';
@@ -68,7 +69,7 @@ export class FailurePolicyStep {
     context: ChangeContext,
     scope: DispatchScope,
   ): Promise<DispatchOutcome> {
-    const id = deadLetterId(context.consumer, this.streamKey, change._id, handler.name);
+    const id = deadLetterId(context.consumer, this.streamKey, eventIdentity(change), handler.name);
     const failure = error instanceof Error ? error : new Error(String(error));
     const letter: DeadLetter = {
       id,

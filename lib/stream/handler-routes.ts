@@ -1,3 +1,4 @@
+import { backfillTargets, isBackfillEvent } from '../backfill/backfill-event.js';
 import type { ChangeEvent } from './change-cursor.js';
 import type { ChangeHandler } from './change-handler.js';
 import type { DispatchSettings } from './dispatch-settings.js';
@@ -9,6 +10,11 @@ export class HandlerRoutes {
   private readonly batchesByOperationType = new Map<string, ChangeHandler[]>();
   /** The stream has `@OnChangeBatch` handlers. */
   readonly batching: boolean;
+  private lastTargets: ReadonlySet<string> | undefined;
+  private targeted: { perEvent: ChangeHandler[]; batches: ChangeHandler[] } = {
+    perEvent: [],
+    batches: [],
+  };
 
   constructor(
     private readonly handlers: ChangeHandler[],
@@ -19,6 +25,7 @@ export class HandlerRoutes {
 
   /** The per-event handlers (`@OnChange`) that want `change`. */
   interested(change: ChangeEvent): ChangeHandler[] {
+    if (isBackfillEvent(change)) return this.backfillTargets(change).perEvent;
     let interested = this.byOperationType.get(change.operationType);
     if (!interested) {
       interested = this.handlers.filter((h) => !h.batch && this.wants(h, change));
@@ -29,12 +36,30 @@ export class HandlerRoutes {
 
   /** The batch handlers (`@OnChangeBatch`) that want `change`. */
   batchesFor(change: ChangeEvent): ChangeHandler[] {
+    if (isBackfillEvent(change)) return this.backfillTargets(change).batches;
     let interested = this.batchesByOperationType.get(change.operationType);
     if (!interested) {
       interested = this.handlers.filter((h) => h.batch && this.wants(h, change));
       this.batchesByOperationType.set(change.operationType, interested);
     }
     return interested;
+  }
+
+  /** A backfill event goes to its run's handlers only (declared with `backfill`), whatever their operation types. */
+  private backfillTargets(change: unknown): {
+    perEvent: ChangeHandler[];
+    batches: ChangeHandler[];
+  } {
+    const targets = backfillTargets(change);
+    if (targets !== this.lastTargets) {
+      this.lastTargets = targets;
+      const run = this.handlers.filter((h) => h.options.backfill && targets?.has(h.name));
+      this.targeted = {
+        perEvent: run.filter((h) => !h.batch),
+        batches: run.filter((h) => h.batch),
+      };
+    }
+    return this.targeted;
   }
 
   /**

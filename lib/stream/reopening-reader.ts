@@ -3,6 +3,7 @@ import type { mongo } from 'mongoose';
 import { isInvalidStoredTokenError } from '../change-stream.errors.js';
 import { messages } from '../change-stream.messages.js';
 import { backoffDelay, sleep } from '../common/backoff.js';
+import { BACKFILL_MAX_AWAIT_MS } from '../options/defaults.js';
 import { errorText } from '../common/errors.js';
 import type { ResumeToken, StreamPosition } from '../interfaces/position-store.interface.js';
 import type { ChangeCursor } from './change-cursor.js';
@@ -63,7 +64,7 @@ export class ReopeningReader {
         await this.loadPosition(term);
         const startAt = this.startAt();
         const end = await readChanges({
-          cursor: this.openCursor(startAt),
+          cursor: this.openCursor(startAt, term),
           fromStoredPosition: startAt !== null,
           checkpointer: this.deps.checkpointer,
           scheduler: term.scheduler,
@@ -161,6 +162,7 @@ export class ReopeningReader {
     if (term.positionLoaded) return;
     try {
       await this.deps.checkpointer.load();
+      this.deps.backfill?.beginTerm(this.deps.checkpointer.loadedBackfill);
     } catch (error) {
       if (isInvalidStoredTokenError(error)) throw error;
       throw new PositionLoadError(errorText(error));
@@ -200,8 +202,12 @@ export class ReopeningReader {
     return true;
   }
 
-  private openCursor(startAt: StartAt): ChangeCursor {
-    const { plan, options } = this.deps;
+  private openCursor(startAt: StartAt, term: LeaseTerm): ChangeCursor {
+    const { plan, options, backfill, checkpointer } = this.deps;
+    // An idle getMore waits maxAwaitTimeMS, and every chunk's window waits for one.
+    const maxAwaitTimeMS = backfill?.active
+      ? Math.min(options.maxAwaitTimeMS, BACKFILL_MAX_AWAIT_MS)
+      : options.maxAwaitTimeMS;
     const cursor = this.deps.openCursor(plan.pipeline, {
       ...(startAt ?? {}),
       ...(plan.fullDocument && plan.fullDocument !== 'default'
@@ -210,10 +216,15 @@ export class ReopeningReader {
       ...(plan.fullDocumentBeforeChange && plan.fullDocumentBeforeChange !== 'off'
         ? { fullDocumentBeforeChange: plan.fullDocumentBeforeChange }
         : {}),
-      maxAwaitTimeMS: options.maxAwaitTimeMS,
+      maxAwaitTimeMS,
       ...(options.batchSize ? { batchSize: options.batchSize } : {}),
     } as mongo.ChangeStreamOptions);
     this.cursor = plan.splitLargeEvents ? new SplitEventCursor(cursor, this.key) : cursor;
+    if (backfill) {
+      const { dispatchedSeq } = term.scheduler;
+      const acknowledged = checkpointer.acknowledgedSeq;
+      this.cursor = backfill.wrap(this.cursor, dispatchedSeq, acknowledged, term.abort.signal);
+    }
     return this.cursor;
   }
 

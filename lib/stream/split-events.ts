@@ -70,6 +70,10 @@ export class SplitEventCursor implements ChangeCursor {
     return this.inner.whenOpen();
   }
 
+  get buffered(): number | undefined {
+    return this.inner.buffered;
+  }
+
   get isOpen(): boolean {
     return this.inner.isOpen;
   }

@@ -52,7 +52,25 @@ export function planStreams(handlers: ChangeHandler[], checkpointMaxEvents?: num
     const id = JSON.stringify([handler.connectionName, handler.collection]);
     groups.set(id, [...(groups.get(id) ?? []), handler]);
   }
-  return [...groups.values()].map(planOne);
+  const plans = [...groups.values()].map(planOne);
+  plans.forEach(checkBackfill);
+  return plans;
+}
+
+/** Fresh documents on updates, or a dropped chunk document could leave a handler with an older state. */
+const BACKFILL_FULL_DOCUMENT: readonly string[] = ['updateLookup', 'whenAvailable', 'required'];
+
+function checkBackfill(plan: StreamPlan): void {
+  const asking = plan.handlers.filter((h) => h.options.backfill);
+  if (asking.length === 0 || BACKFILL_FULL_DOCUMENT.includes(plan.fullDocument ?? 'default'))
+    return;
+  throw new ChangeStreamConfigError(
+    messages.backfillNeedsFullDocument(
+      plan.collection,
+      asking.map((h) => h.name),
+      plan.fullDocument ?? 'default',
+    ),
+  );
 }
 
 function planOne(handlers: ChangeHandler[]): StreamPlan {

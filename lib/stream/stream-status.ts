@@ -9,7 +9,7 @@ import type { StreamState } from './stream-state.js';
 export interface StreamStatusSources {
   deps: Pick<
     CollectionStreamDeps,
-    'key' | 'plan' | 'database' | 'checkpointer' | 'lease' | 'headroom'
+    'key' | 'plan' | 'database' | 'checkpointer' | 'lease' | 'headroom' | 'backfill'
   >;
   state: StreamState;
   /** The events in flight now. */
@@ -57,5 +57,6 @@ export function streamStatus(sources: StreamStatusSources): ChangeStreamStatus {
     lastError: state.lastError,
     consecutiveFailures: reader.consecutiveFailures,
     ...(deps.headroom?.snapshot ?? NOT_SAMPLED),
+    backfill: deps.backfill?.status() ?? null,
   };
 }

@@ -238,6 +238,11 @@ export class ChangeStreamTelemetry {
     this.count('change_stream.dead_letters.dropped', letter);
   }
 
+  /** Documents a backfill covered (its chunks were acknowledged). */
+  backfilled(stream: StreamLabels, documents: number): void {
+    this.count('change_stream.backfill.documents', stream, documents);
+  }
+
   reconnected(stream: StreamLabels): void {
     this.count('change_stream.reconnects', stream);
   }
@@ -259,12 +264,13 @@ export class ChangeStreamTelemetry {
   private count(
     name: CounterName,
     labels: StreamLabels & { handler?: string; operationType?: string; outcome?: string },
+    by = 1,
   ): void {
     if (!this.metering) return;
     const id = `${name}|${labels.consumer}|${labels.database}|${labels.collection}|${labels.handler ?? ''}|${labels.operationType ?? ''}|${labels.outcome ?? ''}`;
     const counter = this.counters.get(id);
-    if (counter) counter.value++;
-    else this.counters.set(id, { name, attributes: labelsOf(labels), value: 1 });
+    if (counter) counter.value += by;
+    else this.counters.set(id, { name, attributes: labelsOf(labels), value: by });
   }
 }
 
@@ -283,6 +289,7 @@ const COUNTERS = {
   'change_stream.dead_letters.dropped':
     'Dead letters dropped for the retention (count or age) of the dead-letter store',
   'change_stream.reconnects': 'Streams reopened after they broke',
+  'change_stream.backfill.documents': 'Existing documents a backfill covered (acknowledged chunks)',
   'change_stream.position.writes': 'Position writes, by outcome (stored, failed, refused)',
 } as const;
 type CounterName = keyof typeof COUNTERS;

@@ -9,6 +9,9 @@ import {
 } from '../decorators/collection-source.js';
 import { modelCollection } from '../decorators/model-collection.js';
 import type { ChangeOf } from '../decorators/on-change.decorator.js';
+import { backfillEvent } from '../backfill/backfill-event.js';
+import { messages } from '../change-stream.messages.js';
+import type { BackfillEvent } from '../interfaces/backfill.interface.js';
 import type { DeadLetter } from '../interfaces/dead-letter.interface.js';
 import { type ChangeInput, completeChange } from './change-events.js';
 import type { ChangeOutcome } from './change-outcome.js';
@@ -84,6 +87,29 @@ export class ChangeStreamTester {
     const stream = this.streams.find(collection, options.connectionName);
     const events = changes.map((change) => completeChange(change, stream.database, collection));
     return this.streams.deliverMany(stream, events);
+  }
+
+  /**
+   * Delivers `document` as a backfill would (a `BackfillEvent` of run `options.run`, default
+   * `'test'`) to the handlers of `collection` declared with `backfill` (the others never see
+   * one), in the stream's order like `emit`. Rejects when no handler of `collection` asks for a backfill.
+   */
+  async backfill<T extends mongo.Document = any>(
+    collection: string,
+    document: T & { _id: unknown },
+    options: EmitOptions & { run?: string } = {},
+  ): Promise<ChangeOutcome<BackfillEvent<T>>> {
+    const stream = this.streams.find(collection, options.connectionName);
+    const asking = stream.plan.handlers.filter((h) => h.options.backfill).map((h) => h.name);
+    if (asking.length === 0) throw new Error(messages.backfillNoHandler(stream.key, undefined, []));
+    const event = backfillEvent(
+      document,
+      { db: stream.database, coll: collection },
+      options.run ?? 'test',
+      new Set(asking),
+    );
+    const outcome = await this.streams.deliver(stream, event);
+    return outcome as unknown as ChangeOutcome<BackfillEvent<T>>;
   }
 
   /** The dead letters stored so far, oldest first, as `ChangeStreamDeadLetters.list()` returns them (EJSON round trip). */

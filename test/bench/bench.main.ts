@@ -4,6 +4,7 @@ import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import mongoose from 'mongoose';
 import { startTestServers } from '../servers/test-servers.js';
+import { backfillTable } from './backfill-bench.js';
 import { currentToken, makeBacklog } from './backlog.js';
 import { CallgrindRun } from './callgrind.js';
 import { median, percentile } from './percentiles.js';
@@ -107,6 +108,8 @@ async function main(): Promise<void> {
     });
     printTable('Backlog (catch-up from a stored position)', backlog, false);
     printBatchTargets(backlog);
+    if (!SKIP.has('backfill'))
+      await backfillTable(client, servers.mongoUri, servers.redisUrl, ROUNDS);
     if (SKIP.has('live') && SKIP.has('memory')) return;
     const live = SKIP.has('live')
       ? new Map()

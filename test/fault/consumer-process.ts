@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { projectRoot } from '../servers/project-root.js';
 
 // Compiled by `tsc` before Jest runs (package.json "test").
-const script = join(projectRoot(import.meta.url), 'dist', 'test', 'fault', 'consumer.main.js');
+const faultDir = join(projectRoot(import.meta.url), 'dist', 'test', 'fault');
+const script = join(faultDir, 'consumer.main.js');
 
 /** One run of the consumer process; `statuses` collects the states it reported. */
 export class ConsumerProcess {
@@ -15,8 +16,9 @@ export class ConsumerProcess {
   exitedAt: number | undefined;
   private constructor(private readonly child: ChildProcess) {}
 
-  static start(env: Record<string, string>): Promise<ConsumerProcess> {
-    const child = spawn(process.execPath, [script], {
+  /** `main`: another consumer script of test/fault (compiled name, e.g. `backfill-consumer.main.js`). */
+  static start(env: Record<string, string>, main?: string): Promise<ConsumerProcess> {
+    const child = spawn(process.execPath, [main ? join(faultDir, main) : script], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -36,6 +36,7 @@ const status = (
   historyHeadroomMs: null,
   oplogWindowMs: null,
   historyHeadroomUnknown: 'the oplog has not been sampled yet',
+  backfill: null,
   ...overrides,
 });
 
@@ -224,5 +225,27 @@ describe('ChangeStreamHealthIndicator', () => {
         },
       },
     });
+  });
+
+  it('shows a backfill in progress in the stream details (startedAt as ISO string), nothing when none runs', async () => {
+    const startedAt = new Date('2026-01-02T03:04:05.678Z');
+    const backfill = {
+      run: 'r1',
+      handlers: ['L.on'],
+      done: 40,
+      total: 100,
+      rate: 20,
+      etaMs: 3000,
+      startedAt,
+    };
+    const result = await indicator([status('orders', { backfill }), status('payments')]).isHealthy(
+      'streams',
+    );
+    const streams = result.streams.streams as Record<string, { backfill?: unknown }>;
+    expect(streams['default/shop.orders'].backfill).toEqual({
+      ...backfill,
+      startedAt: '2026-01-02T03:04:05.678Z',
+    });
+    expect('backfill' in streams['default/shop.payments']).toBe(false);
   });
 });

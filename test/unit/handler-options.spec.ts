@@ -54,7 +54,7 @@ describe('validateHandlerOptions (every @OnChange option, at startup)', () => {
     expect(() =>
       validateHandlerOptions('orders', 'Listener.onOrder', { retry: 2 } as OnChangeOptions),
     ).toThrow(
-      `${where}: unknown option(s) "retry". Known options: operationTypes, pipeline, fullDocument, fullDocumentBeforeChange, splitLargeEvents, connectionName, retries, concurrency, onFailure, enabled.`,
+      `${where}: unknown option(s) "retry". Known options: operationTypes, pipeline, fullDocument, fullDocumentBeforeChange, splitLargeEvents, connectionName, retries, concurrency, onFailure, enabled, backfill.`,
     );
   });
 });

@@ -77,7 +77,7 @@ describe('@OnChange', () => {
       return Listener;
     }).toThrow(
       new ChangeStreamConfigError(
-        `@OnChange('orders') on Listener.handle: unknown option(s) "fullDocumnet". Known options: operationTypes, pipeline, fullDocument, fullDocumentBeforeChange, splitLargeEvents, connectionName, retries, concurrency, onFailure, enabled.`,
+        `@OnChange('orders') on Listener.handle: unknown option(s) "fullDocumnet". Known options: operationTypes, pipeline, fullDocument, fullDocumentBeforeChange, splitLargeEvents, connectionName, retries, concurrency, onFailure, enabled, backfill.`,
       ),
     );
   });

@@ -1,0 +1,272 @@
+import type { ChangeCursor, ChangeEvent } from '../stream/change-cursor.js';
+import { documentKeyOf } from '../stream/document-key.js';
+import { isLifecycleEvent } from '../stream/stream-plan.js';
+import { backfillEvent } from './backfill-event.js';
+import type { BackfillRun, EmittedChunk } from './backfill-run.js';
+import type { BackfillDocument, ChunkReader } from './chunk-reader.js';
+
+/** What a backfill cursor reads for: the run in progress (it may start or end while the cursor reads). */
+export interface BackfillSource {
+  readonly run: BackfillRun | null;
+  readonly reader: ChunkReader;
+  readonly ns: { db: string; coll: string };
+  /** A chunk's documents were handed out (they follow in the queue). */
+  chunkEmitted(run: BackfillRun, chunk: EmittedChunk): void;
+}
+
+/** Chunks read ahead while earlier ones wait for their windows to close. */
+export const MAX_PENDING_CHUNKS = 4;
+
+/** Keys remembered for one scan segment (one server cursor): past this, the next chunk starts a new one. */
+export const MAX_SEGMENT_KEYS = 10_000;
+
+/** A chunk between its find and the close of its window. */
+interface PendingChunk {
+  /** By document key, in `_id` order; null while its find runs. */
+  docs: Map<string, BackfillDocument> | null;
+  /** Keys of events read while its find ran: removed once it returns. */
+  readonly seen: Set<string>;
+  /** A drop, rename or invalidate was read in its window: none of its documents may be delivered. */
+  void: boolean;
+  /** Its window closes once every event of this read (numbered from 1) was handed out. */
+  closeAfter: number;
+  /** The `_id` its find starts after. */
+  readonly startAfter: unknown;
+  lastId: unknown;
+  scanned: number;
+  last: boolean;
+}
+
+/** Events of one document: one without a document key still changed some document. */
+const DOCUMENT_EVENTS = new Set(['insert', 'update', 'replace', 'delete']);
+
+/** The key of an event's `fullDocument` (a server that puts something else in `documentKey`). */
+function keyOfFullDocument(change: ChangeEvent): string | null {
+  const doc = (change as { fullDocument?: { _id?: unknown } | null }).fullDocument;
+  if (!doc || doc._id === undefined) return null;
+  return documentKeyOf({ documentKey: { _id: doc._id } } as unknown as ChangeEvent);
+}
+
+/**
+ * A change stream cursor with a backfill woven in (DBLog's windows, without watermark writes).
+ * A chunk's window opens when its find is issued and closes once every event of the first read
+ * (getMore) issued after the find returned has been handed out; any event read in the window
+ * removes its document from the chunk (the event is as new or newer). At the close the chunk's
+ * remaining documents are handed out as backfill events, right there in stream order, so the
+ * scheduler orders them per document like any event. A read is counted only when the inner
+ * cursor holds nothing buffered (it is a real getMore); counting fewer reads only widens windows.
+ */
+export class BackfillCursor implements ChangeCursor {
+  private readonly queue: ChangeEvent[] = [];
+  private readonly pending: PendingChunk[] = [];
+  /** Reads issued on the inner cursor. */
+  private reads = 0;
+  /** Events handed out: the scheduler numbers them `baseSeq + 1`, `+ 2`, … */
+  private handedOut = 0;
+  private finding = false;
+  /** The `_id` after which the next find starts (the last document the previous find returned). */
+  private scanAfter: unknown;
+  private scanEnded = false;
+  private failure: unknown = null;
+  /**
+   * Keys of the events read since the current scan segment began: a chunk continues the segment's
+   * server cursor, which may have read its documents as early as the segment's first find (a
+   * server that materializes a sorted result does), so its window opens there.
+   */
+  private segmentSeen = new Set<string>();
+  private segmentOpen = false;
+  /** The run this cursor reads for; another (a start, a cancel) resets the windows. */
+  private runOf: BackfillRun | null = null;
+
+  constructor(
+    private readonly inner: ChangeCursor,
+    private readonly source: BackfillSource,
+    private readonly baseSeq: number,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  nextBuffered(): ChangeEvent | null {
+    if (this.queue.length > 0) return this.handOut(this.queue.shift()!);
+    const change = this.inner.nextBuffered();
+    return change === null ? null : this.handOut(this.observe(change));
+  }
+
+  async tryNext(): Promise<ChangeEvent | null> {
+    if (this.queue.length > 0) return this.handOut(this.queue.shift()!);
+    if (this.failure !== null) throw this.failure;
+    if ((this.inner.buffered ?? 0) === 0) {
+      // Every event of every read so far was handed out: windows may close.
+      this.follow();
+      this.closeWindows();
+      if (this.queue.length > 0) return this.handOut(this.queue.shift()!);
+      this.findAhead();
+      this.reads++;
+    }
+    const change = await this.inner.tryNext();
+    return change === null ? null : this.handOut(this.observe(change));
+  }
+
+  get buffered(): number {
+    return this.queue.length + (this.inner.buffered ?? 0);
+  }
+
+  /** Chunks read (found) and not handed out yet; for tests. */
+  get pendingChunks(): number {
+    return this.pending.length;
+  }
+
+  whenOpen(): Promise<void> {
+    return this.inner.whenOpen();
+  }
+
+  get isOpen(): boolean {
+    return this.inner.isOpen;
+  }
+
+  get startPosition() {
+    return this.inner.startPosition;
+  }
+
+  get resumeToken(): unknown {
+    return this.inner.resumeToken;
+  }
+
+  get closed(): boolean {
+    return this.inner.closed;
+  }
+
+  close(): Promise<void> {
+    void this.source.reader.close?.();
+    return this.inner.close();
+  }
+
+  private handOut(change: ChangeEvent): ChangeEvent {
+    this.handedOut++;
+    return change;
+  }
+
+  /** Removes the event's document from every open window (all of them, for an event that ends the collection). */
+  private observe(change: ChangeEvent): ChangeEvent {
+    if (this.pending.length === 0 && !this.segmentOpen) return change;
+    const key = documentKeyOf(change) ?? keyOfFullDocument(change);
+    if (key === null) {
+      if (isLifecycleEvent(change.operationType)) {
+        for (const chunk of this.pending) chunk.void = true;
+        this.endSegment();
+      }
+      // A document's event that names no document: which chunk document it outdates is unknown, so read them again.
+      else if (DOCUMENT_EVENTS.has(change.operationType)) this.readAgain();
+      return change;
+    }
+    if (this.segmentOpen) this.segmentSeen.add(key);
+    for (const chunk of this.pending) {
+      if (chunk.docs) chunk.docs.delete(key);
+      else chunk.seen.add(key);
+    }
+    return change;
+  }
+
+  /** The run changed (started, cancelled, finished): start over from where it stands. */
+  private follow(): void {
+    const run = this.source.run;
+    if (run === this.runOf) return;
+    this.runOf = run;
+    this.pending.length = 0;
+    this.queue.length = 0;
+    this.scanEnded = false;
+    this.scanAfter = run?.resumeAfter;
+    this.endSegment();
+    void this.source.reader.close?.(); // a cursor of the previous run
+  }
+
+  /** Drops the pending chunks and scans again from the first one's start (their windows open anew). */
+  private readAgain(): void {
+    const [first] = this.pending;
+    if (first) this.scanAfter = first.startAfter;
+    this.scanEnded = false;
+    this.pending.length = 0;
+    this.endSegment();
+  }
+
+  /** The next chunk starts a new segment (a new server cursor, so a new window start). */
+  private endSegment(): void {
+    this.segmentOpen = false;
+    this.segmentSeen = new Set();
+  }
+
+  private closeWindows(): void {
+    const run = this.runOf;
+    while (run && this.pending[0]?.docs && this.pending[0].closeAfter <= this.reads) {
+      const chunk = this.pending.shift()!;
+      if (!chunk.void)
+        for (const doc of chunk.docs!.values())
+          this.queue.push(backfillEvent(doc, this.source.ns, run.id, run.handlers));
+      this.source.chunkEmitted(run, {
+        lastId: chunk.lastId,
+        scanned: chunk.scanned,
+        lastSeq: this.baseSeq + this.handedOut + this.queue.length,
+        last: chunk.last,
+      });
+    }
+  }
+
+  /** Issues the next find if the run wants one and few chunks wait (one find at a time: each starts after the previous one's last `_id`). */
+  private findAhead(): void {
+    const run = this.runOf;
+    if (
+      !run ||
+      run.finished ||
+      this.finding ||
+      this.scanEnded ||
+      this.signal.aborted ||
+      this.failure !== null ||
+      this.pending.length >= MAX_PENDING_CHUNKS
+    )
+      return;
+    const limit = run.options.batchSize ?? 1000;
+    const chunk: PendingChunk = {
+      docs: null,
+      seen: new Set(),
+      void: false,
+      closeAfter: Infinity,
+      startAfter: this.scanAfter,
+      lastId: this.scanAfter,
+      scanned: 0,
+      last: false,
+    };
+    this.pending.push(chunk);
+    this.finding = true;
+    const { filter, projection } = run.options;
+    if (this.segmentSeen.size > MAX_SEGMENT_KEYS) this.endSegment();
+    const fresh = !this.segmentOpen;
+    this.segmentOpen = true;
+    const segment = this.segmentSeen;
+    this.source.reader
+      .read({ after: this.scanAfter, limit, filter, projection, fresh })
+      .then(
+        (docs) => {
+          if (this.runOf !== run || !this.pending.includes(chunk)) return;
+          const byKey = new Map<string, BackfillDocument>();
+          for (const doc of docs) {
+            const key = documentKeyOf({ documentKey: { _id: doc._id } } as unknown as ChangeEvent);
+            if (key !== null && !chunk.seen.has(key) && !segment.has(key)) byKey.set(key, doc);
+          }
+          chunk.docs = byKey;
+          chunk.seen.clear();
+          chunk.scanned = docs.length;
+          chunk.last = docs.length < limit;
+          if (docs.length > 0) chunk.lastId = this.scanAfter = docs[docs.length - 1]._id;
+          chunk.closeAfter = this.reads + 1; // the next read issued from now on
+          this.scanEnded = chunk.last;
+          if (chunk.last) this.endSegment();
+        },
+        (error: unknown) => {
+          if (this.runOf === run) this.failure = error;
+        },
+      )
+      .finally(() => {
+        this.finding = false;
+        if (this.runOf === run) this.findAhead();
+      });
+  }
+}
