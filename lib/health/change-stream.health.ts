@@ -198,6 +198,9 @@ function toHealth(s: ChangeStreamStatus): StreamHealth {
     ...(s.paused ? { paused: { ...s.paused, since: s.paused.since?.toISOString() ?? null } } : {}),
     ...(s.disabledHandlers ? { disabledHandlers: s.disabledHandlers } : {}),
     ...headroomOf(s),
+    ...(s.backfill
+      ? { backfill: { ...s.backfill, startedAt: s.backfill.startedAt.toISOString() } }
+      : {}),
   };
 }
 
@@ -207,8 +210,5 @@ function headroomOf(s: ChangeStreamStatus): Partial<StreamHealth> {
     historyHeadroomMs: s.historyHeadroomMs,
     oplogWindowMs: s.oplogWindowMs,
     ...(s.historyHeadroomUnknown ? { historyHeadroomUnknown: s.historyHeadroomUnknown } : {}),
-    ...(s.backfill
-      ? { backfill: { ...s.backfill, startedAt: s.backfill.startedAt.toISOString() } }
-      : {}),
   };
 }

@@ -8,8 +8,10 @@ import {
   type BatchHandlerAccepts,
   type ChangeContext,
   type ChangeOf,
+  type ChangeOrBackfill,
   type OnChangeBatchHandler,
   OnChangeBatch,
+  collection,
 } from '../../lib/index.js';
 
 interface Order {
@@ -105,3 +107,47 @@ export class RejectedBatches {
 
 // @ts-expect-error maxSize and maxWaitMs are required
 OnChangeBatch('orders', { operationTypes: ['insert'] });
+
+// Typed sources and backfill, as for @OnChange: the document type comes with the collection, the
+// operation types from `operationTypes`; with `backfill` the elements include `BackfillEvent<T>`.
+const Orders = collection<Order>('orders');
+export class SourcedBatches {
+  @OnChangeBatch(Orders, { maxSize: 10, maxWaitMs: 5, operationTypes: ['insert'] })
+  inserts(changes: Array<ChangeOf<Order, 'insert'>>) {
+    return changes.map((c) => c.fullDocument.total);
+  }
+
+  @OnChangeBatch(Orders, {
+    maxSize: 10,
+    maxWaitMs: 5,
+    operationTypes: ['insert', 'update'],
+    backfill: true,
+    fullDocument: 'updateLookup',
+  })
+  synced(changes: Array<ChangeOrBackfill<Order, 'insert' | 'update'>>, context: ChangeContext) {
+    return [changes, context];
+  }
+
+  // @ts-expect-error: with backfill the elements include BackfillEvent<Order>
+  @OnChangeBatch(Orders, {
+    maxSize: 10,
+    maxWaitMs: 5,
+    backfill: true,
+    fullDocument: 'updateLookup',
+  })
+  changesOnly(changes: Array<ChangeOf<Order>>) {
+    return changes;
+  }
+
+  // @ts-expect-error: updates too, but the method takes inserts only
+  @OnChangeBatch(Orders, { maxSize: 10, maxWaitMs: 5, operationTypes: ['insert', 'update'] })
+  tooNarrow(changes: Array<ChangeOf<Order, 'insert'>>) {
+    return changes;
+  }
+
+  // @ts-expect-error: the token's documents are orders, not anything else
+  @OnChangeBatch(Orders, { maxSize: 10, maxWaitMs: 5, operationTypes: ['insert'] })
+  wrongDocument(changes: Array<ChangeOf<{ _id: string; name: number }, 'insert'>>) {
+    return changes;
+  }
+}
