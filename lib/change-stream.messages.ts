@@ -366,7 +366,10 @@ export const messages = {
     `Lower maxSize to at most ${maxEvents}, or raise checkpoint.maxEvents to at least ${maxSize}.`,
   backfillNeedsFullDocument: (collection: string, handlers: string[], fullDocument: string) =>
     `@OnChange('${collection}'): ${handlers.join(', ')} ask${handlers.length === 1 ? 's' : ''} for a backfill, but the stream's fullDocument is "${fullDocument}". ` +
-    `A backfill needs update events with the whole document: set fullDocument: 'updateLookup' (or 'whenAvailable' / 'required' with post-images enabled) on a handler of '${collection}'.`,
+    `A backfill needs update events with the whole document: set fullDocument: 'updateLookup' (or 'required' with post-images enabled) on a handler of '${collection}'.`,
+  backfillNeedsDocumentEvents: (collection: string, handler: string, missing: string[]) =>
+    `@OnChange('${collection}') on ${handler}: a backfill handler must receive every change of a document, but its operationTypes leave out ${missing.join(', ')}. ` +
+    `A chunk's copy of a document changed while the chunk is read is dropped in favour of that change, so the handler would get neither. Add ${missing.join(', ')} to operationTypes (or leave operationTypes out).`,
   backfillStarted: (key: string, run: string, handlers: string[], resumed: boolean) =>
     `Backfill ${run} of ${key} ${resumed ? 'resumed' : 'started'} for ${handlers.join(', ')}.`,
   backfillProgress: (

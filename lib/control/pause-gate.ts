@@ -41,6 +41,8 @@ export class PauseGate {
     this.localPause = null;
     this.pausing = new AbortController();
     this.resumeWaiters.splice(0).forEach((resolve) => resolve());
+    // A pause still draining when resumed never settles as a pause: its caller must not wait on.
+    this.settled();
     return true;
   }
 

@@ -59,8 +59,9 @@ export interface OnChangeOptions {
   /**
    * Deliver every existing document once (a `BackfillEvent`), then every change since the
    * backfill began, with live changes flowing meanwhile: on the stream's first start, or when
-   * this handler is new on an existing stream. Needs `fullDocument` `updateLookup`,
-   * `whenAvailable` or `required` on the stream. See "Backfill" in docs/guarantees.md.
+   * this handler is new on an existing stream. Needs `fullDocument` `updateLookup` or
+   * `required` on the stream, and every document event for the handler (no `operationTypes`, or
+   * all of insert, update, replace, delete). See "Backfill" in docs/guarantees.md.
    * @defaultValue false
    */
   backfill?: boolean | BackfillOptions;

@@ -438,6 +438,7 @@ export class EventScheduler {
       flight.eventPartDone = true;
       if (key !== undefined) this.release(key);
       this.partDone(flight, outcome);
+      this.changed.notify(); // the slot is free: a reader waiting for one goes on now, not when the batch ends
       return outcome;
     }
     flight.finished = true;

@@ -58,10 +58,23 @@ export function planStreams(handlers: ChangeHandler[], checkpointMaxEvents?: num
 }
 
 /** Fresh documents on updates, or a dropped chunk document could leave a handler with an older state. */
-const BACKFILL_FULL_DOCUMENT: readonly string[] = ['updateLookup', 'whenAvailable', 'required'];
+// Not `whenAvailable`: an update without its post-image (null) would drop the chunk's copy for nothing.
+const BACKFILL_FULL_DOCUMENT: readonly string[] = ['updateLookup', 'required'];
+/** The events that carry a document's state: a backfill handler must get all of them (see `checkBackfill`). */
+const DOCUMENT_EVENTS: readonly string[] = ['insert', 'update', 'replace', 'delete'];
 
 function checkBackfill(plan: StreamPlan): void {
   const asking = plan.handlers.filter((h) => h.options.backfill);
+  // A chunk's copy of a document is dropped for any change of it read inside the chunk's window:
+  // the handler must get that change, or it gets neither.
+  for (const handler of asking) {
+    const types = handler.options.operationTypes as readonly string[] | undefined;
+    const missing = types ? DOCUMENT_EVENTS.filter((t) => !types.includes(t)) : [];
+    if (missing.length > 0)
+      throw new ChangeStreamConfigError(
+        messages.backfillNeedsDocumentEvents(plan.collection, handler.name, missing),
+      );
+  }
   if (asking.length === 0 || BACKFILL_FULL_DOCUMENT.includes(plan.fullDocument ?? 'default'))
     return;
   throw new ChangeStreamConfigError(

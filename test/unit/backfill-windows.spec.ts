@@ -39,7 +39,7 @@ describe('Backfill windows (a chunk next to the stream, over the driver fake)', 
     const { stream, seen } = backfillStream({
       scripts: [script],
       collection,
-      handlers: { onOrder: { backfill: { batchSize: 10 }, fullDocument: 'whenAvailable' } },
+      handlers: { onOrder: { backfill: { batchSize: 10 }, fullDocument: 'required' } },
     });
     stream.start();
     await eventually('the update read while the find runs', () => seen.length === 1);
@@ -142,7 +142,7 @@ function random(seed: number): () => number {
  * 60 documents, a writer that updates, inserts and deletes while the backfill runs (7 per chunk),
  * a stream that gets at most 3 events per read (it lags), finds that snapshot and reply at random
  * moments, 4 handlers at once (per-document order). Every event carries its post-image (the
- * document as that write left it, as `fullDocument: 'whenAvailable'`): the hardest case, since an
+ * document as that write left it, as `fullDocument: 'required'`): the hardest case, since an
  * older event then carries an older state. `materialize`: the server reads a whole scan at its
  * first find, and later chunks come from that (see `FakeCollection.materialize`).
  */
@@ -170,7 +170,7 @@ async function simulate(seed: number, materialize: boolean) {
   const { stream, seen, store } = backfillStream({
     scripts: [{ aggregate: { postBatchResumeToken: startToken }, getMores }],
     collection,
-    handlers: { onOrder: { backfill: { batchSize: 7 }, fullDocument: 'whenAvailable' } },
+    handlers: { onOrder: { backfill: { batchSize: 7 }, fullDocument: 'required' } },
     options: { concurrency: 4 },
     handle: () => (rnd() < 0.3 ? delay(1) : undefined),
   });

@@ -203,3 +203,18 @@ describe('@OnChangeBatch with onHandlerTimeout: abort', () => {
     expect(signals[1].aborted).toBe(false);
   });
 });
+
+describe('@OnChangeBatch beside an async per-event handler at concurrency 1', () => {
+  it('fills batches to maxSize: the slot a per-event call frees is taken by the next event at once', async () => {
+    const { stream, batches, perEventSeen } = setupBatch({
+      limits: { maxSize: 10, maxWaitMs: NEVER },
+      scripts: [{ getMores: [inserts(1, 30)] }],
+      perEvent: { handle: async () => undefined },
+    });
+    stream.start();
+    // Waiting for a slot until the batch is cut (NEVER) would leave batches of one or two.
+    await eventually('30 events in batches of 10', () => batches.flat().length === 30);
+    expect(batches).toEqual([range(1, 10), range(11, 20), range(21, 30)]);
+    expect(perEventSeen).toEqual(range(1, 30));
+  });
+});
