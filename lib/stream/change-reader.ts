@@ -8,7 +8,11 @@ import type { LagTracker } from './lag-tracker.js';
 
 /** How a read of one cursor ended (a broken stream throws instead). */
 export type ReadEnd =
-  { kind: 'stopped' } | { kind: 'failed' } | { kind: 'invalidated'; token: ResumeToken };
+  | { kind: 'stopped' }
+  | { kind: 'failed' }
+  | { kind: 'invalidated'; token: ResumeToken }
+  /** Idle, nothing in flight, and `reopenWhenIdle` asked for it. */
+  | { kind: 'reopen' };
 
 /**
  * The server refused to open the stream, or failed its first read (a history-lost answer may come
@@ -39,6 +43,8 @@ export interface ReaderDeps {
   onOpen(): void;
   /** The first read after the open succeeded (an event, or a batch without one): the stream is past what broke it last time. */
   onProgress?(): void;
+  /** Asked when the stream is idle with nothing in flight: true ends the read so the cursor is opened anew. */
+  reopenWhenIdle?(): boolean;
 }
 
 /**
@@ -57,6 +63,7 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
         deps.lag?.idle();
         // Nothing in flight: the post-batch token keeps a quiet collection's position fresh.
         if (cursor.resumeToken) checkpointer.advanceIdle({ token: cursor.resumeToken });
+        if (checkpointer.position !== null && deps.reopenWhenIdle?.()) return { kind: 'reopen' };
       }
     } else {
       deps.lag?.read(change);

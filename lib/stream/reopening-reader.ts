@@ -40,6 +40,8 @@ export class ReopeningReader {
   private lastFailure: string | null = null;
   lastInvalidatedAt: Date | null = null;
   private cursor: ChangeCursor | undefined;
+  /** The cursor was opened with the backfill's shorter maxAwaitTimeMS. */
+  private shortAwait = false;
 
   constructor(
     private readonly deps: CollectionStreamDeps,
@@ -82,8 +84,12 @@ export class ReopeningReader {
             this.consecutiveFailures = 0;
             this.lastFailure = null;
           },
+          // A backfill started (on demand) or ended since the open: idle reads change their maxAwaitTimeMS.
+          reopenWhenIdle: () => this.awaitChanged(),
         });
-        if (end.kind === 'invalidated') {
+        if (end.kind === 'reopen') {
+          attempt = 0;
+        } else if (end.kind === 'invalidated') {
           // The server closed this cursor; reopen after the invalidate (resuming after it is refused).
           await term.scheduler.drain();
           this.logger.warn(messages.invalidated(this.key));
@@ -202,12 +208,24 @@ export class ReopeningReader {
     return true;
   }
 
+  /** An idle getMore waits maxAwaitTimeMS, and every backfill chunk's window waits for one. */
+  private maxAwaitTimeMS(): number {
+    const { maxAwaitTimeMS } = this.deps.options;
+    return this.deps.backfill?.active
+      ? Math.min(maxAwaitTimeMS, BACKFILL_MAX_AWAIT_MS)
+      : maxAwaitTimeMS;
+  }
+
+  /** The cursor's maxAwaitTimeMS is no longer the one a backfill (or its end) wants. */
+  private awaitChanged(): boolean {
+    const short = this.maxAwaitTimeMS() < this.deps.options.maxAwaitTimeMS;
+    return short !== this.shortAwait;
+  }
+
   private openCursor(startAt: StartAt, term: LeaseTerm): ChangeCursor {
     const { plan, options, backfill, checkpointer } = this.deps;
-    // An idle getMore waits maxAwaitTimeMS, and every chunk's window waits for one.
-    const maxAwaitTimeMS = backfill?.active
-      ? Math.min(options.maxAwaitTimeMS, BACKFILL_MAX_AWAIT_MS)
-      : options.maxAwaitTimeMS;
+    const maxAwaitTimeMS = this.maxAwaitTimeMS();
+    this.shortAwait = maxAwaitTimeMS < options.maxAwaitTimeMS;
     const cursor = this.deps.openCursor(plan.pipeline, {
       ...(startAt ?? {}),
       ...(plan.fullDocument && plan.fullDocument !== 'default'
