@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { messages } from '../change-stream.messages.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
-import { decodePauseFlag } from '../control/pause-flag.js';
-import { PauseGate } from '../control/pause-gate.js';
+import { decodePauseFlag } from './pause-flag.js';
+import { PauseGate } from './pause-gate.js';
 import type {
   ChangeStreamState,
   ChangeStreamStatus,
