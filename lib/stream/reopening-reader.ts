@@ -162,7 +162,7 @@ export class ReopeningReader {
     if (term.positionLoaded) return;
     try {
       await this.deps.checkpointer.load();
-      this.deps.backfill?.beginTerm(this.deps.checkpointer.loadedBackfill);
+      this.deps.backfill?.beginTerm(this.deps.checkpointer.backfill.loaded);
     } catch (error) {
       if (isInvalidStoredTokenError(error)) throw error;
       throw new PositionLoadError(errorText(error));
