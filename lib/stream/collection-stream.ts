@@ -14,7 +14,7 @@ import { CatchUpReporter } from './catch-up-reporter.js';
 import type { ChangeEvent } from './change-cursor.js';
 import type { ChangeDispatcher } from './change-dispatcher.js';
 import type { CollectionStreamSetup } from './create-collection-stream.js';
-import { documentKeyOf } from './event-scheduler.js';
+import { HeldStreamActions } from './held-stream-actions.js';
 import { LagTracker } from './lag-tracker.js';
 import { LeaseTerm } from './lease-term.js';
 import { LeavingPositions } from './leaving-positions.js';
@@ -52,6 +52,7 @@ export class CollectionStream {
   private readonly lag = new LagTracker();
   private readonly catchUp: CatchUpReporter;
   private readonly backfills: BackfillWiring;
+  private readonly held: HeldStreamActions;
   private term: LeaseTerm | undefined;
   private readonly streamState: StreamState;
   private eventsHandled = 0;
@@ -96,6 +97,14 @@ export class CollectionStream {
       headroomMs: deps.headroom?.snapshot.historyHeadroomMs ?? null,
     }));
     this.backfills = new BackfillWiring(this.key, deps.backfill);
+    this.held = new HeldStreamActions({
+      key: deps.key,
+      lease: deps.lease,
+      state: deps.state,
+      backfills: this.backfills,
+      term: () => this.term,
+      status: () => this.status(),
+    });
   }
 
   get key(): string {
@@ -214,11 +223,7 @@ export class CollectionStream {
    * instance is not consuming it.
    */
   replayInOrder<T>(change: ChangeEvent, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const term = this.term;
-    const refused = () => this.refusal(messages.replayRefused);
-    if (!term || !this.consuming(term)) return Promise.reject(refused());
-    const key = term.scheduler.sequential ? null : documentKeyOf(change);
-    return term.scheduler.runInOrder(change, key, task, refused);
+    return this.held.replayInOrder(change, task);
   }
 
   /**
@@ -226,28 +231,7 @@ export class CollectionStream {
    * consumes the stream (a run is written under its lease); refused naming the holder otherwise.
    */
   backfillAction<T>(act: (backfill: StreamBackfill) => T): T {
-    return this.backfills.act(act, () =>
-      this.consuming(this.term) ? null : this.refusal(messages.backfillRefused),
-    );
-  }
-
-  /** This instance consumes the stream: a live term, not failed, under its lease (with leases). */
-  private consuming(term: LeaseTerm | undefined): boolean {
-    const { lease } = this.deps;
-    return (
-      term !== undefined &&
-      term.active &&
-      this.streamState.baseState !== 'failed' &&
-      (!lease || lease.current !== null)
-    );
-  }
-
-  /** An action refused here, naming the instance that holds the stream (or the state, if none does). */
-  private refusal(message: (key: string, state: string, holder: string | null) => string): Error {
-    const { lease } = this.deps;
-    const { state, holder } = this.status();
-    const other = lease && holder !== lease.instanceId ? (holder ?? null) : null;
-    return new Error(message(this.key, state, other));
+    return this.held.backfillAction(act);
   }
 
   private async shutdown(deadline: number, timeoutMs: number): Promise<void> {
