@@ -4,8 +4,8 @@ import { backoffDelay, sleep } from '../common/backoff.js';
 import { Notifier } from '../common/notifier.js';
 import { isFencedWriteError } from '../change-stream.errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
-import type { StoredBackfill } from '../interfaces/backfill.interface.js';
 import type { ResumeToken, StreamPosition } from '../interfaces/position-store.interface.js';
+import { BackfillRecord } from './backfill-record.js';
 import type { CheckpointerContext, CheckpointSettings } from './checkpointer-context.js';
 import { AdoptedLeftPosition, readStartPosition } from './start-position.js';
 import { RETRY_MAX_DELAY_MS } from '../options/defaults.js';
@@ -48,10 +48,8 @@ export class Checkpointer {
   savedThisTerm = false;
   private readonly progress = new Notifier();
   lastSavedAt: Date | null = null;
-  /** The backfill record read by the last `load` (stored again as it is unless `backfillAt` says otherwise). */
-  loadedBackfill: StoredBackfill | undefined;
-  /** The backfill record to store with the position of event `seq` (see `StreamBackfill.recordAt`). */
-  backfillAt: ((seq: number) => StoredBackfill | undefined) | undefined;
+  /** The backfill record stored with the position. */
+  readonly backfill = new BackfillRecord();
   readonly key: string;
   private readonly settings: CheckpointSettings;
 
@@ -117,9 +115,7 @@ export class Checkpointer {
       this.remembered,
       this.logger,
     );
-    const { backfill, ...position } = start.position ?? {};
-    this.loadedBackfill = backfill;
-    this.restore(start.position && (position as StreamPosition));
+    this.restore(this.backfill.read(start.position));
     this.dirty = start.from !== 'stored';
     if (start.from === 'left') {
       this.leftPosition.pending = true;
@@ -283,8 +279,7 @@ export class Checkpointer {
       const started = performance.now();
       try {
         const { store } = this.context;
-        const backfill = this.backfillAt?.(seq) ?? this.loadedBackfill;
-        const stored = backfill ? { ...position, backfill } : position;
+        const stored = this.backfill.storedWith(position, seq);
         await (this.lease
           ? store.save(this.key, stored, this.lease)
           : store.save(this.key, stored));

@@ -14,7 +14,7 @@ import type {
 import type { ResolvedChangeStreamOptions } from '../options/module-options.js';
 import type { ChangeStreamStores } from '../stores.factory.js';
 import type { CollectionStream } from '../stream/collection-stream.js';
-import { encodePauseFlag } from './pause-flag.js';
+import { encodePauseFlag } from '../stream/pause-flag.js';
 
 type FleetPauses = Required<Pick<LeaseStore, 'writePause' | 'renewReadingPause'>>;
 

@@ -2,7 +2,7 @@ import type { LoggerService } from '@nestjs/common';
 import type { mongo } from 'mongoose';
 import { messages } from '../change-stream.messages.js';
 import type { StreamPosition } from '../interfaces/position-store.interface.js';
-import { clusterTimeOfToken } from '../stream/resume-token-time.js';
+import { clusterTimeOfToken } from '../position/resume-token-time.js';
 import type { OplogWindowReading } from './oplog-window.js';
 
 /** What status shows of a stream's history headroom. */

@@ -1,8 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { messages } from '../change-stream.messages.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
-import { decodePauseFlag } from '../control/pause-flag.js';
-import { PauseGate } from '../control/pause-gate.js';
 import type {
   ChangeStreamState,
   ChangeStreamStatus,
@@ -11,18 +9,20 @@ import type {
 import type { StreamHeadroom } from '../headroom/stream-headroom.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { StreamBackfill } from '../backfill/stream-backfill.js';
-import { BackfillReporter } from '../backfill/backfill-reporter.js';
+import { BackfillWiring } from './backfill-wiring.js';
 import { CatchUpReporter } from './catch-up-reporter.js';
 import type { ChangeEvent } from './change-cursor.js';
 import type { ChangeDispatcher } from './change-dispatcher.js';
 import type { CollectionStreamSetup } from './create-collection-stream.js';
-import { documentKeyOf } from './event-scheduler.js';
+import { HeldStreamActions } from './held-stream-actions.js';
 import { LagTracker } from './lag-tracker.js';
 import { LeaseTerm } from './lease-term.js';
 import { LeavingPositions } from './leaving-positions.js';
 import { ReopeningReader } from './reopening-reader.js';
 import { shutdownStep } from './shutdown-step.js';
+import type { PauseGate } from './pause-gate.js';
 import type { StreamPlan } from './stream-plan.js';
+import { StreamPauses } from './stream-pauses.js';
 import type { StreamState } from './stream-state.js';
 import { streamStatus } from './stream-status.js';
 import { StuckHandlerWatch } from './stuck-handler-watch.js';
@@ -51,7 +51,8 @@ export class CollectionStream {
   private readonly stuck: StuckHandlerWatch;
   private readonly lag = new LagTracker();
   private readonly catchUp: CatchUpReporter;
-  private readonly backfillReport: BackfillReporter;
+  private readonly backfills: BackfillWiring;
+  private readonly held: HeldStreamActions;
   private term: LeaseTerm | undefined;
   private readonly streamState: StreamState;
   private eventsHandled = 0;
@@ -61,8 +62,9 @@ export class CollectionStream {
   private readonly reader: ReopeningReader;
   private running: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
+  private readonly pausing: StreamPauses;
   /** Paused at run time, here or fleet-wide (see `pause`). */
-  readonly pauses = new PauseGate();
+  readonly pauses: PauseGate;
 
   constructor(private readonly deps: CollectionStreamDeps) {
     const { options } = deps;
@@ -80,6 +82,13 @@ export class CollectionStream {
       () => this.term?.scheduler.events ?? [],
       (reason) => this.streamState.degrade('handler', reason),
     );
+    this.pausing = new StreamPauses({
+      key: deps.key,
+      logger: this.logger,
+      balancer: deps.balancer,
+      term: () => this.term,
+    });
+    this.pauses = this.pausing.gate;
     deps.lease?.whenPauseSeen((value) => this.fleetPauseSeen(value));
     this.catchUp = new CatchUpReporter(this.key, () => ({
       handled: this.eventsHandled,
@@ -87,7 +96,15 @@ export class CollectionStream {
       inFlightForMs: this.status().inFlightForMs,
       headroomMs: deps.headroom?.snapshot.historyHeadroomMs ?? null,
     }));
-    this.backfillReport = new BackfillReporter(this.key, () => deps.backfill?.status() ?? null);
+    this.backfills = new BackfillWiring(this.key, deps.backfill);
+    this.held = new HeldStreamActions({
+      key: deps.key,
+      lease: deps.lease,
+      state: deps.state,
+      backfills: this.backfills,
+      term: () => this.term,
+      status: () => this.status(),
+    });
   }
 
   get key(): string {
@@ -155,12 +172,8 @@ export class CollectionStream {
    */
   pause(pause: Omit<StreamPause, 'scope'>): Promise<void> {
     const settled = this.pauses.whenSettled();
-    const mark: StreamPause = { ...pause, scope: 'local' };
-    if (this.pauses.pauseLocally(mark)) {
-      this.logger.log(messages.streamPaused(this.key, mark));
-      this.deps.balancer?.withdraw(this.key);
-      this.term?.pause(`paused: ${pause.reason ?? 'on this instance'}`);
-    } else if (this.state === 'paused' || !this.running) return Promise.resolve();
+    if (!this.pausing.pauseLocally(pause) && (this.state === 'paused' || !this.running))
+      return Promise.resolve();
     // A stream that stopped supervising (failed, stopped) will not get to the pause: do not wait for it.
     return this.running ? Promise.race([settled, this.whenStopped()]) : settled;
   }
@@ -172,11 +185,7 @@ export class CollectionStream {
 
   /** Ends a pause on this instance; false when it was not paused here. */
   resume(): boolean {
-    if (!this.pauses.resumeLocally()) return false;
-    this.deps.balancer?.rejoin(this.key);
-    if (!this.pauses.current) this.term?.cancelPause();
-    this.logger.log(messages.streamResumed(this.key, 'local'));
-    return true;
+    return this.pausing.resumeLocally();
   }
 
   /**
@@ -185,15 +194,7 @@ export class CollectionStream {
    * local pause; a standby stays out (the store hands out no lease meanwhile).
    */
   fleetPauseSeen(value: string | null): void {
-    const pause = value === null ? null : decodePauseFlag(value);
-    if (!this.pauses.fleetSeen(pause)) return;
-    if (pause) {
-      this.logger.log(messages.streamPaused(this.key, pause));
-      this.term?.pause(`paused fleet-wide: ${pause.reason ?? 'pause key set'}`);
-    } else {
-      if (!this.pauses.current) this.term?.cancelPause();
-      this.logger.log(messages.streamResumed(this.key, 'fleet'));
-    }
+    this.pausing.fleetSeen(value);
   }
 
   status(): ChangeStreamStatus {
@@ -222,26 +223,7 @@ export class CollectionStream {
    * instance is not consuming it.
    */
   replayInOrder<T>(change: ChangeEvent, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const { lease } = this.deps;
-    const term = this.term;
-    const refused = () => {
-      const { state, holder } = this.status();
-      return new Error(
-        messages.replayRefused(
-          this.key,
-          state,
-          lease && holder !== lease.instanceId ? (holder ?? null) : null,
-        ),
-      );
-    };
-    const consuming =
-      term &&
-      term.active &&
-      this.streamState.baseState !== 'failed' &&
-      (!lease || lease.current !== null);
-    if (!consuming) return Promise.reject(refused());
-    const key = term.scheduler.sequential ? null : documentKeyOf(change);
-    return term.scheduler.runInOrder(change, key, task, refused);
+    return this.held.replayInOrder(change, task);
   }
 
   /**
@@ -249,19 +231,7 @@ export class CollectionStream {
    * consumes the stream (a run is written under its lease); refused naming the holder otherwise.
    */
   backfillAction<T>(act: (backfill: StreamBackfill) => T): T {
-    const { lease, backfill } = this.deps;
-    if (!backfill) throw new Error(messages.backfillNoHandler(this.key, undefined, []));
-    const term = this.term;
-    if (
-      !term?.active ||
-      this.streamState.baseState === 'failed' ||
-      (lease && lease.current === null)
-    ) {
-      const { state, holder } = this.status();
-      const other = lease && holder !== lease.instanceId ? (holder ?? null) : null;
-      throw new Error(messages.backfillRefused(this.key, state, other));
-    }
-    return act(backfill);
+    return this.held.backfillAction(act);
   }
 
   private async shutdown(deadline: number, timeoutMs: number): Promise<void> {
@@ -294,7 +264,7 @@ export class CollectionStream {
     checkpointer.dispose();
     this.stuck.stop();
     this.catchUp.stop();
-    this.backfillReport.stop();
+    this.backfills.stop();
     // Handlers still running after the timeout: keep the lease until it expires (no more renewals),
     // or the next holder would handle their events while they still run.
     if (lease && drained) await step('the release of the lease', lease.release());
@@ -330,7 +300,7 @@ export class CollectionStream {
     const { lease } = this.deps;
     this.stuck.start();
     this.catchUp.start();
-    if (this.deps.backfill) this.backfillReport.start();
+    this.backfills.start();
     while (!this.stopping.signal.aborted && this.streamState.baseState !== 'failed') {
       if (this.pauses.local) {
         this.streamState.setBase('paused');
@@ -374,7 +344,7 @@ export class CollectionStream {
       const term = this.beginTerm();
       await this.reader.consume(term);
       await term.finish();
-      this.deps.backfill?.endTerm();
+      this.backfills.termEnded();
     }
   }
 

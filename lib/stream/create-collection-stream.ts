@@ -89,7 +89,7 @@ export function createCollectionStream(setup: CollectionStreamSetup): Collection
           ...(telemetry && { onDone: (n: number) => telemetry.backfilled(labels, n) }),
         })
       : undefined;
-  if (backfill) checkpointer.backfillAt = (seq) => backfill.recordAt(seq);
+  if (backfill) checkpointer.backfill.at = (seq) => backfill.recordAt(seq);
   return new CollectionStream({
     ...setup,
     state,

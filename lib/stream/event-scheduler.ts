@@ -12,47 +12,17 @@ import {
   type EventInFlight,
   type MaybePromise,
 } from './change-dispatcher.js';
-import { InFlightList, type Linked } from './in-flight-list.js';
-import { RunningHandlers } from './running-handlers.js';
-import { BatchCollector } from './batch-collector.js';
-import type { ChangeHandler } from './change-handler.js';
+import { InFlightList } from './in-flight-list.js';
+import { BatchParts } from './batch-parts.js';
 import { documentKeyOf, hasDocumentKey } from './document-key.js';
-import { OK } from './dispatch-outcome.js';
+import { ABORTED } from './dispatch-outcome.js';
+import { type TrackedEvent, trackedEvent, worse } from './tracked-event.js';
 
 export { documentKeyOf } from './document-key.js';
-
-/**
- * An event in flight, linked into the scheduler's list of them. With batch handlers it has
- * `parts`: its per-event dispatch (if a per-event handler wants it) and one per batch handler
- * that wants it; it is finished once every part is.
- */
-type TrackedEvent = EventInFlight &
-  Linked<TrackedEvent> & {
-    readonly seq: number;
-    finished: boolean;
-    parts: number;
-    /** The worst outcome of the parts finished so far. */
-    outcome: DispatchOutcome;
-    /** Its per-event part finished. */
-    eventPartDone: boolean;
-    /** A resume point (all but an invalidate). */
-    ack: boolean;
-    /** With batch handlers: it runs alone and holds the `alone` slot until every part finished. */
-    alone: boolean;
-    whenDone: ((outcome: DispatchOutcome) => void) | null;
-  };
-
-const ABORTED: DispatchOutcome = { ok: false, aborted: true };
 
 /** `keyOf` for an event with a document that no per-event handler wants: it joins no document's chain. */
 export const NO_CHAIN = '';
 
-/** As the dispatcher combines handlers' outcomes: giving way (shutdown) wins over a failure, a failure over success. */
-function worse(a: DispatchOutcome, b: DispatchOutcome): DispatchOutcome {
-  if (a.ok) return b;
-  if (b.ok || 'aborted' in a) return a;
-  return 'aborted' in b ? b : a;
-}
 const DONE = Promise.resolve();
 
 export interface SchedulerDeps {
@@ -96,11 +66,9 @@ export class EventScheduler {
   private readonly halt = new AbortController();
   /** The stream has batch handlers (`@OnChangeBatch`): events take the batching path. */
   readonly batching: boolean;
-  private readonly collectors = new Map<ChangeHandler, BatchCollector<TrackedEvent>>();
+  private readonly batches: BatchParts;
   /** Dead-letter replays waiting or running on a batching stream: nothing new is read meanwhile. */
   private replaying = 0;
-  /** Drains under way: an event that joins a batch meanwhile is handed over at once. */
-  private draining = 0;
 
   /** `deps.stopping.aborted`, as a plain field (the getter is slow enough to show per event). */
   private stoppingNow = false;
@@ -112,6 +80,12 @@ export class EventScheduler {
       mayDispatch: deps.mayDispatch,
       fence: deps.fence ?? null,
     };
+    this.batches = new BatchParts({
+      dispatcher: deps.dispatcher,
+      scope: this.scope,
+      mayRunBatch: () => !this.failedWith && (deps.mayDispatch?.() ?? true),
+      settle: (flight) => this.settleParts(flight),
+    });
     const stop = () => {
       this.stoppingNow = true;
       this.halt.abort();
@@ -204,7 +178,7 @@ export class EventScheduler {
 
   /** Cuts every batch handler's pending events into a batch now (a drain, or the reader must wait for room). */
   flushBatches(): void {
-    for (const collector of this.collectors.values()) collector.cut();
+    this.batches.flush();
   }
 
   /**
@@ -213,7 +187,7 @@ export class EventScheduler {
    */
   submit(change: ChangeEvent, key: string): void {
     const flight = this.track(change);
-    if (this.batching && !this.joinBatches(flight, key !== NO_CHAIN)) return;
+    if (this.batching && !this.batches.join(flight, key !== NO_CHAIN)) return;
     const entry = this.keys.get(key);
     if (entry) {
       entry.pending++;
@@ -250,64 +224,13 @@ export class EventScheduler {
     flight.alone = true;
     const done = new Promise<DispatchOutcome>((resolve) => (flight.whenDone = resolve));
     const perEvent = this.deps.dispatcher.hasPerEventHandlers(flight.change);
-    if (this.joinBatches(flight, perEvent)) void this.execute(flight, ack);
-    for (const handler of this.deps.dispatcher.batchHandlersFor(flight.change))
-      this.collectors.get(handler)!.cut();
+    if (this.batches.join(flight, perEvent)) void this.execute(flight, ack);
+    this.batches.cutFor(flight.change);
     return done;
   }
 
-  /**
-   * Adds `flight` to the pending batch of each batch handler that wants it, and counts its parts;
-   * true when a per-event handler wants it too (`perEvent`: the caller dispatches that part).
-   */
-  private joinBatches(flight: TrackedEvent, perEvent: boolean): boolean {
-    const handlers = this.deps.dispatcher.batchHandlersFor(flight.change);
-    flight.parts = handlers.length + (perEvent ? 1 : 0);
-    if (flight.parts === 0) {
-      flight.parts = 1;
-      this.partDone(flight, OK);
-      return false;
-    }
-    for (const handler of handlers) {
-      const collector = this.collectorOf(handler);
-      collector.add(flight);
-      if (this.draining > 0) collector.cut();
-    }
-    return perEvent;
-  }
-
-  private collectorOf(handler: ChangeHandler): BatchCollector<TrackedEvent> {
-    let collector = this.collectors.get(handler);
-    if (!collector) {
-      collector = new BatchCollector(handler.batch!, (batch) => this.runBatch(handler, batch));
-      this.collectors.set(handler, collector);
-    }
-    return collector;
-  }
-
-  /**
-   * One batch of `handler`: not after a failure for good or once this instance may no longer
-   * dispatch (its events are not acknowledged); at shutdown it still runs (a drain flushes the
-   * pending batches, and their handler gets them).
-   */
-  private runBatch(handler: ChangeHandler, batch: TrackedEvent[]): Promise<void> {
-    if (this.failedWith || !(this.deps.mayDispatch?.() ?? true)) {
-      for (const flight of batch) this.partDone(flight, ABORTED);
-      return DONE;
-    }
-    const now = Date.now();
-    for (const flight of batch) if (flight.pending.size === 0) flight.startedAt = now;
-    return this.deps.dispatcher.dispatchBatch(handler, batch, this.scope).then((outcomes) => {
-      for (let i = 0; i < batch.length; i++) this.partDone(batch[i], outcomes[i]);
-    });
-  }
-
-  /** One part of `flight` finished; once all did, it is settled (acknowledged, or its failure recorded). */
-  private partDone(flight: TrackedEvent, outcome: DispatchOutcome): void {
-    if (flight.finished) return;
-    flight.outcome = worse(flight.outcome, outcome);
-    if (--flight.parts > 0) return;
-    flight.finished = true;
+  /** Every part of `flight` finished (`BatchParts`): it is settled (acknowledged, or its failure recorded). */
+  private settleParts(flight: TrackedEvent): void {
     this.inFlight.remove(flight);
     try {
       if (flight.alone) this.alone--;
@@ -377,35 +300,18 @@ export class EventScheduler {
 
   /** Resolves once nothing is in flight. */
   async drain(): Promise<void> {
-    this.flushBatches();
-    this.draining++;
+    this.batches.drainBegins();
     try {
       while (this.inFlight.size > 0) await this.changed.next();
     } finally {
-      this.draining--;
+      this.batches.drainEnded();
     }
   }
 
   /** Numbers the event (stream order) and counts it in flight. */
   private track(change: ChangeEvent): TrackedEvent {
     const attempts = this.deps.signalPerAttempt ? new Set<Attempt>() : null;
-    const flight: TrackedEvent = {
-      change,
-      startedAt: Date.now(),
-      pending: new RunningHandlers(),
-      abort: this.sharedAbort,
-      attempts,
-      seq: ++this.seq,
-      finished: false,
-      parts: 1,
-      outcome: OK,
-      eventPartDone: false,
-      ack: true,
-      alone: false,
-      whenDone: null,
-      prev: null,
-      next: null,
-    };
+    const flight = trackedEvent(change, ++this.seq, this.sharedAbort, attempts);
     this.inFlight.add(flight);
     return flight;
   }
@@ -437,7 +343,7 @@ export class EventScheduler {
       // Batch handlers want it too: its slot is free now, the event is finished once its batches are.
       flight.eventPartDone = true;
       if (key !== undefined) this.release(key);
-      this.partDone(flight, outcome);
+      this.batches.partDone(flight, outcome);
       this.changed.notify(); // the slot is free: a reader waiting for one goes on now, not when the batch ends
       return outcome;
     }

@@ -12,7 +12,7 @@ import type { CollectionStreamDeps } from './collection-stream.js';
 import { classifyOpenError, decideHistoryLost } from './history-lost.js';
 import type { LagTracker } from './lag-tracker.js';
 import type { LeaseTerm } from './lease-term.js';
-import { clusterTimeOfToken } from './resume-token-time.js';
+import { clusterTimeOfToken } from '../position/resume-token-time.js';
 import { largeEventFailure, SplitEventCursor } from './split-events.js';
 
 /** Where the next open starts: after a token, after an invalidate event, at a cluster time, or now. */
@@ -168,7 +168,7 @@ export class ReopeningReader {
     if (term.positionLoaded) return;
     try {
       await this.deps.checkpointer.load();
-      this.deps.backfill?.beginTerm(this.deps.checkpointer.loadedBackfill);
+      this.deps.backfill?.beginTerm(this.deps.checkpointer.backfill.loaded);
     } catch (error) {
       if (isInvalidStoredTokenError(error)) throw error;
       throw new PositionLoadError(errorText(error));

@@ -4,9 +4,6 @@ import type { HandlerFailedError } from '../change-stream.errors.js';
 import { ChangeStreamExplorer } from '../change-stream.explorer.js';
 import { modelCollectionResolver } from '../change-stream.planning.js';
 import { InMemoryDeadLetterStore } from '../memory/in-memory-dead-letter.store.js';
-import type { ChangeContext } from '../interfaces/change-context.interface.js';
-import type { DeadLetter, DeadLetterStore } from '../interfaces/dead-letter.interface.js';
-import type { HandlerFailurePolicy } from '../interfaces/failure-policies.interface.js';
 import type {
   ChangeDispatcher,
   DispatchOutcome,
@@ -17,19 +14,11 @@ import type { ChangeHandler } from '../stream/change-handler.js';
 import { planStreams, type StreamPlan } from '../stream/stream-plan.js';
 import { positionKey } from '../redis/redis-keys.js';
 import type { ChangeOutcome, HandlerRun } from './change-outcome.js';
+import { type EventRuns, HandlerRuns, summarize } from './handler-runs.js';
 import { dispatchWithBatches } from './testing-batches.js';
 import { CHANGE_STREAM_TESTING_OPTIONS, type ResolvedTestingOptions } from './testing-options.js';
 
 type ChangeEvent = mongo.ChangeStreamDocument;
-
-/** What one handler did with the event being dispatched, filled in by the wrappers below. */
-interface RunRecord {
-  contexts: ChangeContext[];
-  errors: unknown[];
-  succeeded: boolean;
-  recorded: boolean;
-  deadLetterId?: string;
-}
 
 /** One stream as production would open it for a (connection, collection), minus the cursor and the checkpointer. */
 export interface TestingStream {
@@ -57,8 +46,7 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
   /** Dead letters as the application would read them back (EJSON round trip, like Redis). */
   readonly deadLetterStore = new InMemoryDeadLetterStore();
   private streams: TestingStream[] | undefined;
-  /** The event being dispatched → its handlers' records (events are fresh objects per emission). */
-  private readonly records = new Map<object, Map<string, RunRecord>>();
+  private readonly runs = new HandlerRuns();
   private readonly closing = new AbortController();
 
   constructor(
@@ -138,11 +126,7 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
     changes: C[],
   ): Promise<Array<ChangeOutcome<C>>> {
     if (stream.failure) return changes.map((change) => this.notDelivered(stream, change));
-    const runs = changes.map((change) => {
-      const records = new Map<string, RunRecord>();
-      this.records.set(change, records);
-      return records;
-    });
+    const runs = changes.map((change) => this.runs.begin(change));
     try {
       const outcomes = await dispatchWithBatches(stream, changes, {
         stopping: this.closing.signal,
@@ -164,7 +148,7 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
         return result;
       });
     } finally {
-      changes.forEach((change) => this.records.delete(change));
+      changes.forEach((change) => this.runs.end(change));
     }
   }
 
@@ -185,7 +169,7 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
   private outcomeOf<C extends ChangeEvent>(
     stream: TestingStream,
     change: C,
-    runs: Map<string, RunRecord>,
+    runs: EventRuns,
     outcome: DispatchOutcome,
   ): ChangeOutcome<C> {
     const { plan, database } = stream;
@@ -211,8 +195,7 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
     change: C,
   ): Promise<ChangeOutcome<C>> {
     if (stream.failure) return this.notDelivered(stream, change);
-    const runs = new Map<string, RunRecord>();
-    this.records.set(change, runs);
+    const runs = this.runs.begin(change);
     try {
       const flight: EventInFlight = {
         change,
@@ -228,14 +211,14 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
       if (!outcome.ok && 'error' in outcome) stream.failure = outcome.error;
       return this.outcomeOf(stream, change, runs, outcome);
     } finally {
-      this.records.delete(change);
+      this.runs.end(change);
     }
   }
 
   private discover(): TestingStream[] {
     const { module, databaseOf, defaultConnection } = this.options;
     const plans = planStreams(this.explorer.explore(defaultConnection, modelCollectionResolver()));
-    const deadLetters = this.recordingDeadLetters();
+    const deadLetters = this.runs.recordingDeadLetters(this.deadLetterStore);
     return plans.map((plan) => {
       const database = databaseOf(plan.connectionName);
       const key = positionKey(module.keyPrefix, module.consumer, database, plan.collection);
@@ -245,8 +228,8 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
         key,
         options: module,
         deadLetters,
-        handlers: plan.handlers.map((handler) => this.recorded(handler)),
-        onFailure: this.recordedPolicy(module.onHandlerFailure),
+        handlers: plan.handlers.map((handler) => this.runs.recorded(handler)),
+        onFailure: this.runs.recordedPolicy(module.onHandlerFailure),
       });
       return {
         plan,
@@ -259,99 +242,4 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
       };
     });
   }
-
-  private runOf(change: unknown, handler: string): RunRecord | undefined {
-    const runs = this.records.get(change as object);
-    if (!runs) return undefined;
-    let run = runs.get(handler);
-    if (!run)
-      runs.set(handler, (run = { contexts: [], errors: [], succeeded: false, recorded: false }));
-    return run;
-  }
-
-  /** The handler as production calls it, noting each call's context and outcome. */
-  private recorded(handler: ChangeHandler): ChangeHandler {
-    const { onFailure } = handler.options;
-    return {
-      ...handler,
-      options:
-        onFailure === undefined
-          ? handler.options
-          : { ...handler.options, onFailure: this.recordedPolicy(onFailure) },
-      invoke: async (change, context) => {
-        // A batch handler's call counts for each event of the batch.
-        const events = handler.batch ? (change as unknown[]) : [change];
-        const runs = events.map((event) => this.runOf(event, handler.name));
-        for (const run of runs) run?.contexts.push(snapshot(context as ChangeContext));
-        try {
-          const result = await handler.invoke(change, context);
-          for (const run of runs) if (run) run.succeeded = true;
-          return result;
-        } catch (error) {
-          for (const run of runs) {
-            if (!run) continue;
-            run.succeeded = false;
-            run.errors.push(error);
-          }
-          throw error;
-        }
-      },
-    };
-  }
-
-  /** A failure callback notes that it resolved (the failure counts as recorded); `'stop'` and `'dead-letter'` as they are. */
-  private recordedPolicy(policy: HandlerFailurePolicy): HandlerFailurePolicy {
-    if (typeof policy !== 'function') return policy;
-    return async (failure) => {
-      await policy(failure);
-      const run = this.runOf(failure.change, failure.context.handler);
-      if (run) run.recorded = true;
-    };
-  }
-
-  /** The in-memory store, noting which handler's letter was stored for which event. */
-  private recordingDeadLetters(): DeadLetterStore {
-    const store = this.deadLetterStore;
-    return {
-      durable: store.durable,
-      add: async (letter: DeadLetter) => {
-        await store.add(letter);
-        const run = this.runOf(letter.change, letter.handler);
-        if (run) run.deadLetterId = letter.id;
-      },
-      list: () => store.list(),
-      get: (id) => store.get(id),
-      remove: (id) => store.remove(id),
-    };
-  }
-}
-
-/**
- * The context's values with the same `signal`, which is not enumerable: Jest crashes printing an
- * AbortSignal (jestjs/jest#13963), so a failing assertion on an outcome could not show its diff.
- */
-function snapshot(context: ChangeContext): ChangeContext {
-  const { signal, ...values } = context;
-  return Object.defineProperty(values, 'signal', {
-    value: signal,
-    enumerable: false,
-  }) as ChangeContext;
-}
-
-function summarize(handler: string, run: RunRecord): HandlerRun {
-  const status = run.succeeded
-    ? 'succeeded'
-    : run.deadLetterId
-      ? 'dead-lettered'
-      : run.recorded
-        ? 'recorded'
-        : 'failed';
-  return {
-    handler,
-    status,
-    attempts: run.contexts.length,
-    contexts: run.contexts,
-    errors: run.errors,
-    ...(run.deadLetterId && { deadLetterId: run.deadLetterId }),
-  };
 }

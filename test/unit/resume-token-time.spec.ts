@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import mongoose from 'mongoose';
-import { clusterTimeOfToken } from '../../lib/stream/resume-token-time.js';
+import { clusterTimeOfToken } from '../../lib/position/resume-token-time.js';
 
 describe('clusterTimeOfToken', () => {
   it('reads the cluster time at the head of a mongod token (from a real "token not found" report)', () => {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { ChangeStreamConfigError } from '../../lib/change-stream.errors.js';
 import { disabledParts } from '../../lib/control/disabled-streams.js';
-import { decodePauseFlag, encodePauseFlag } from '../../lib/control/pause-flag.js';
+import { decodePauseFlag, encodePauseFlag } from '../../lib/stream/pause-flag.js';
 import { resolveOptions } from '../../lib/options/module-options.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
 import { planStreams } from '../../lib/stream/stream-plan.js';
