@@ -342,6 +342,9 @@ export class CollectionStream {
         });
       }
       const term = this.beginTerm();
+      // A fleet-wide pause seen between two terms of one lease (no term to end then) ends this one.
+      const fleet = this.pauses.fleet;
+      if (fleet) term.pause(`paused fleet-wide: ${fleet.reason ?? 'pause key set'}`);
       await this.reader.consume(term);
       await term.finish();
       this.backfills.termEnded();
