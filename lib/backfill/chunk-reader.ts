@@ -47,7 +47,7 @@ export function connectionChunkReader(connection: Connection, collection: string
   };
   let open: {
     cursor: mongo.FindCursor;
-    session: mongo.ClientSession;
+    session: mongo.ClientSession | undefined;
     lastId: unknown;
     query: string;
   } | null = null;
@@ -55,7 +55,7 @@ export function connectionChunkReader(connection: Connection, collection: string
     const closing = open;
     open = null;
     await closing?.cursor.close().catch(() => undefined);
-    await closing?.session.endSession().catch(() => undefined);
+    await closing?.session?.endSession().catch(() => undefined);
   };
   return {
     read: async ({ after, limit, filter, projection, fresh }) => {
@@ -65,9 +65,15 @@ export function connectionChunkReader(connection: Connection, collection: string
         const range = after === undefined ? {} : { _id: { $gt: after } };
         const where = (filter ? { $and: [filter, range] } : range) as mongo.Filter<mongo.Document>;
         // A session of its own: the driver keeps the latest reply's operationTime on it.
-        const session = connection.getClient().startSession();
+        const session = supportsSessions(connection.getClient())
+          ? connection.getClient().startSession()
+          : undefined;
         const cursor = target()
-          .find(where, { readPreference: 'primary', session, ...(projection && { projection }) })
+          .find(where, {
+            readPreference: 'primary',
+            ...(session && { session }),
+            ...(projection && { projection }),
+          })
           .sort({ _id: 1 })
           .batchSize(limit);
         open = { cursor, session, lastId: after, query };
@@ -82,7 +88,7 @@ export function connectionChunkReader(connection: Connection, collection: string
         if (room > 0)
           docs.push(...(reading.cursor.readBufferedDocuments(room) as BackfillDocument[]));
       }
-      const readAt = reading.session.operationTime ?? null;
+      const readAt = reading.session?.operationTime ?? null;
       if (docs.length < limit) await close();
       else reading.lastId = docs[docs.length - 1]._id;
       return { docs, readAt };
@@ -91,3 +97,15 @@ export function connectionChunkReader(connection: Connection, collection: string
     close,
   };
 }
+
+/**
+ * Whether the server takes sessions, tested as the driver does: an explicit session on a server
+ * without them (mongo-java-server) fails every command.
+ */
+function supportsSessions(client: mongo.MongoClient): boolean {
+  const description = (client as { topology?: { description?: TopologyFacts } }).topology
+    ?.description;
+  return description?.type === 'LoadBalanced' || description?.logicalSessionTimeoutMinutes != null;
+}
+
+type TopologyFacts = { type?: string; logicalSessionTimeoutMinutes?: number | null };
