@@ -1,6 +1,6 @@
 import type { mongo } from 'mongoose';
 import type { ChangeCursor, ChangeEvent } from '../stream/change-cursor.js';
-import { documentKeyOf } from '../stream/document-key.js';
+import { documentKeyOf, idKey } from '../stream/document-key.js';
 import { clusterTimeOfToken } from '../stream/resume-token-time.js';
 import { isLifecycleEvent } from '../stream/stream-plan.js';
 import { backfillEvent } from './backfill-event.js';
@@ -24,10 +24,12 @@ export const MAX_SEGMENT_KEYS = 10_000;
 
 /** A chunk between its find and the close of its window. */
 interface PendingChunk {
-  /** By document key, in `_id` order; null while its find runs. */
-  docs: Map<string, BackfillDocument> | null;
-  /** Keys of events read while its find ran: removed once it returns. */
-  readonly seen: Set<string>;
+  /** In `_id` order; null while its find runs. */
+  docs: BackfillDocument[] | null;
+  /** Keys of the events read in its window: their documents are left out at the close. */
+  readonly dropped: Set<string>;
+  /** Keys of the events read in its scan segment before its find (its window may open there). */
+  segment: ReadonlySet<string>;
   /** A drop, rename or invalidate was read in its window: none of its documents may be delivered. */
   void: boolean;
   /** Without `readAt`: its window closes once every event of this read (numbered from 1) was handed out. */
@@ -188,8 +190,7 @@ export class BackfillCursor implements ChangeCursor {
     if (this.segmentOpen) this.segmentSeen.add(key);
     let timed = false;
     for (const chunk of this.pending) {
-      if (chunk.docs) chunk.docs.delete(key);
-      else chunk.seen.add(key);
+      chunk.dropped.add(key);
       timed ||= chunk.readAt !== null;
     }
     // After this event: its window took its document out, so the chunk may follow it.
@@ -230,15 +231,28 @@ export class BackfillCursor implements ChangeCursor {
     const run = this.runOf;
     while (run && this.pending[0]?.docs && this.closes(this.pending[0], readDone)) {
       const chunk = this.pending.shift()!;
-      if (!chunk.void)
-        for (const doc of chunk.docs!.values())
-          this.queue.push(backfillEvent(doc, this.source.ns, run.id, run.handlers));
+      if (!chunk.void) this.emit(chunk, run);
       this.source.chunkEmitted(run, {
         lastId: chunk.lastId,
         scanned: chunk.scanned,
         lastSeq: this.baseSeq + this.handedOut + this.queue.length,
         last: chunk.last,
       });
+    }
+  }
+
+  /** A closed chunk's documents that no event in its window touched, as backfill events. */
+  private emit(chunk: PendingChunk, run: BackfillRun): void {
+    const { dropped, segment } = chunk;
+    // Keys are built only when some event could have touched a document (not in a quiet collection).
+    const check = dropped.size > 0 || segment.size > 0;
+    const tag = run.eventTag;
+    for (const doc of chunk.docs!) {
+      if (check) {
+        const key = idKey(doc._id);
+        if (dropped.has(key) || segment.has(key)) continue;
+      }
+      this.queue.push(backfillEvent(doc, this.source.ns, tag, run.handlers));
     }
   }
 
@@ -263,7 +277,8 @@ export class BackfillCursor implements ChangeCursor {
     const limit = run.options.batchSize ?? 1000;
     const chunk: PendingChunk = {
       docs: null,
-      seen: new Set(),
+      dropped: new Set(),
+      segment: this.segmentSeen,
       void: false,
       closeAfter: Infinity,
       readAt: null,
@@ -285,13 +300,8 @@ export class BackfillCursor implements ChangeCursor {
       .then(
         ({ docs, readAt }) => {
           if (this.runOf !== run || !this.pending.includes(chunk)) return;
-          const byKey = new Map<string, BackfillDocument>();
-          for (const doc of docs) {
-            const key = documentKeyOf({ documentKey: { _id: doc._id } } as unknown as ChangeEvent);
-            if (key !== null && !chunk.seen.has(key) && !segment.has(key)) byKey.set(key, doc);
-          }
-          chunk.docs = byKey;
-          chunk.seen.clear();
+          chunk.docs = docs;
+          chunk.segment = segment;
           chunk.scanned = docs.length;
           chunk.last = docs.length < limit;
           if (docs.length > 0) chunk.lastId = this.scanAfter = docs[docs.length - 1]._id;
