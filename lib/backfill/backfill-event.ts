@@ -11,7 +11,11 @@ type Targeted = BackfillEvent & { [TARGETS]?: ReadonlySet<string> };
 
 /** Per set of targets, the class of its events: the targets sit on its prototype, not on each event. */
 const classes = new WeakMap<ReadonlySet<string>, new (...args: EventArgs) => BackfillEvent>();
-type EventArgs = [document: { _id: unknown }, ns: { db: string; coll: string }, run: string];
+type EventArgs = [
+  document: { _id: unknown },
+  ns: { db: string; coll: string },
+  tag: Readonly<{ run: string }>,
+];
 
 function classFor(targets: ReadonlySet<string>): new (...args: EventArgs) => BackfillEvent {
   let made = classes.get(targets);
@@ -19,14 +23,12 @@ function classFor(targets: ReadonlySet<string>): new (...args: EventArgs) => Bac
     made = class implements BackfillEvent {
       readonly operationType = 'backfill' as const;
       readonly documentKey: { _id: unknown };
-      readonly backfill: { run: string };
       constructor(
         readonly fullDocument: { _id: unknown },
         readonly ns: { db: string; coll: string },
-        run: string,
+        readonly backfill: Readonly<{ run: string }>,
       ) {
         this.documentKey = { _id: fullDocument._id };
-        this.backfill = { run };
       }
     };
     Object.defineProperty(made.prototype, TARGETS, { value: targets });
@@ -35,15 +37,15 @@ function classFor(targets: ReadonlySet<string>): new (...args: EventArgs) => Bac
   return made;
 }
 
-/** A backfill event for `targets`, typed as a stream event so it travels the scheduler's path. */
+/** A backfill event for `targets`, typed as a stream event so it travels the scheduler's path; `tag` is its run's `{ run }`, shared by its events. */
 export function backfillEvent(
   document: { _id: unknown } & Record<string, unknown>,
   ns: { db: string; coll: string },
-  run: string,
+  tag: Readonly<{ run: string }>,
   targets: ReadonlySet<string>,
 ): ChangeEvent {
   const Event = classFor(targets);
-  return new Event(document, ns, run) as unknown as ChangeEvent;
+  return new Event(document, ns, tag) as unknown as ChangeEvent;
 }
 
 export function isBackfillEvent(change: unknown): change is BackfillEvent {

@@ -35,6 +35,8 @@ export class BackfillRun {
   /** For the rate: documents done and when, as this instance resumed the run. */
   readonly resumedAt = Date.now();
   readonly doneAtResume: number;
+  /** The `backfill` field of its events: one frozen object for all of them. */
+  readonly eventTag: Readonly<{ run: string }>;
 
   constructor(
     readonly id: string,
@@ -48,6 +50,7 @@ export class BackfillRun {
     this.total = stored?.total ?? null;
     this.startedAt = stored ? new Date(stored.startedAt) : new Date();
     this.doneAtResume = this.done;
+    this.eventTag = Object.freeze({ run: id });
   }
 
   static newId(): string {

@@ -12,6 +12,13 @@ export interface ChunkQuery {
 
 export type BackfillDocument = { _id: unknown } & Record<string, unknown>;
 
+/** A chunk's documents, and the cluster time the server read them at (null when it gives none). */
+export interface ChunkRead {
+  docs: BackfillDocument[];
+  /** The reply's `operationTime`: every write at or before it is in `docs`. */
+  readAt: mongo.Timestamp | null;
+}
+
 /** How a backfill reads the collection: its chunks, and an estimate of its size. */
 export interface ChunkReader {
   /**
@@ -19,7 +26,7 @@ export interface ChunkReader {
    * the last `_id` it returned, not `fresh`) may return documents read as early as the first read
    * of that run of reads; any other read, no earlier than this call.
    */
-  read(query: ChunkQuery): Promise<BackfillDocument[]>;
+  read(query: ChunkQuery): Promise<ChunkRead>;
   estimate(): Promise<number>;
   /** Releases what reads keep open (a server cursor). */
   close?(): Promise<void>;
@@ -38,11 +45,17 @@ export function connectionChunkReader(connection: Connection, collection: string
     if (!db) throw new Error(`mongoose connection "${connection.name}" is not connected`);
     return db.collection(collection);
   };
-  let open: { cursor: mongo.FindCursor; lastId: unknown; query: string } | null = null;
+  let open: {
+    cursor: mongo.FindCursor;
+    session: mongo.ClientSession | undefined;
+    lastId: unknown;
+    query: string;
+  } | null = null;
   const close = async () => {
-    const cursor = open?.cursor;
+    const closing = open;
     open = null;
-    await cursor?.close().catch(() => undefined);
+    await closing?.cursor.close().catch(() => undefined);
+    await closing?.session?.endSession().catch(() => undefined);
   };
   return {
     read: async ({ after, limit, filter, projection, fresh }) => {
@@ -51,11 +64,19 @@ export function connectionChunkReader(connection: Connection, collection: string
         await close();
         const range = after === undefined ? {} : { _id: { $gt: after } };
         const where = (filter ? { $and: [filter, range] } : range) as mongo.Filter<mongo.Document>;
+        // A session of its own: the driver keeps the latest reply's operationTime on it.
+        const session = supportsSessions(connection.getClient())
+          ? connection.getClient().startSession()
+          : undefined;
         const cursor = target()
-          .find(where, { readPreference: 'primary', ...(projection && { projection }) })
+          .find(where, {
+            readPreference: 'primary',
+            ...(session && { session }),
+            ...(projection && { projection }),
+          })
           .sort({ _id: 1 })
           .batchSize(limit);
-        open = { cursor, lastId: after, query };
+        open = { cursor, session, lastId: after, query };
       }
       const reading = open;
       const docs: BackfillDocument[] = [];
@@ -67,11 +88,24 @@ export function connectionChunkReader(connection: Connection, collection: string
         if (room > 0)
           docs.push(...(reading.cursor.readBufferedDocuments(room) as BackfillDocument[]));
       }
+      const readAt = reading.session?.operationTime ?? null;
       if (docs.length < limit) await close();
       else reading.lastId = docs[docs.length - 1]._id;
-      return docs;
+      return { docs, readAt };
     },
     estimate: () => target().estimatedDocumentCount(),
     close,
   };
 }
+
+/**
+ * Whether the server takes sessions, tested as the driver does: an explicit session on a server
+ * without them (mongo-java-server) fails every command.
+ */
+function supportsSessions(client: mongo.MongoClient): boolean {
+  const description = (client as { topology?: { description?: TopologyFacts } }).topology
+    ?.description;
+  return description?.type === 'LoadBalanced' || description?.logicalSessionTimeoutMinutes != null;
+}
+
+type TopologyFacts = { type?: string; logicalSessionTimeoutMinutes?: number | null };

@@ -37,8 +37,8 @@ export interface BackfillEvent<T extends mongo.Document = any> {
   };
   /** Which backfill delivered it. */
   backfill: {
-    /** The backfill run this document belongs to (`ChangeStreamBackfill.progress` names it). */
-    run: string;
+    /** The backfill run this document belongs to (`ChangeStreamBackfill.progress` names it); one frozen object per run. */
+    readonly run: string;
   };
 }
 

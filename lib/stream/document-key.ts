@@ -15,7 +15,11 @@ const { EJSON, ObjectId } = mongoose.mongo.BSON;
 export function documentKeyOf(change: ChangeEvent): string | null {
   const key = (change as { documentKey?: Record<string, unknown> }).documentKey;
   if (typeof key !== 'object' || key === null || !('_id' in key)) return null;
-  const id = key._id;
+  return idKey(key._id);
+}
+
+/** The key of the document with this `_id` (as `documentKeyOf` of an event of it). */
+export function idKey(id: unknown): string {
   // Cheap keys for the common ids (string, a number that is a safe integer, ObjectId); the rest is rare.
   if (typeof id === 'string') return `s:${id}`;
   if (typeof id === 'number' && Number.isSafeInteger(id)) return `n:${id}`;

@@ -105,7 +105,7 @@ export class ChangeStreamTester {
     const event = backfillEvent(
       document,
       { db: stream.database, coll: collection },
-      options.run ?? 'test',
+      Object.freeze({ run: options.run ?? 'test' }),
       new Set(asking),
     );
     const outcome = await this.streams.deliver(stream, event);

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
+import mongoose from 'mongoose';
 import type { ChangeEvent } from '../../lib/stream/change-cursor.js';
 import {
   backfillStream,
@@ -127,6 +128,22 @@ describe('Backfill windows (a chunk next to the stream, over the driver fake)', 
       await stopBackfillStreams();
     }
   });
+
+  it('delivers no older change of a document after its backfilled copy when reads report their cluster time (simulation)', async () => {
+    for (const [seed, materialize] of [
+      [11, false],
+      [12, false],
+      [13, true],
+      [14, true],
+    ] as const) {
+      const outcome = await simulate(seed, materialize, true);
+      expect(outcome.mismatches).toEqual([]);
+      expect(outcome.backfillAfterNewer).toEqual([]);
+      expect(outcome.olderAfterBackfill).toEqual([]);
+      expect(outcome.backfilled).toBeGreaterThan(0);
+      await stopBackfillStreams();
+    }
+  });
 });
 
 /** A small deterministic random generator, so a failing seed can be replayed. */
@@ -146,7 +163,9 @@ function random(seed: number): () => number {
  * older event then carries an older state. `materialize`: the server reads a whole scan at its
  * first find, and later chunks come from that (see `FakeCollection.materialize`).
  */
-async function simulate(seed: number, materialize: boolean) {
+async function simulate(seed: number, materialize: boolean, timed = false) {
+  const at = (t: number) => new mongoose.mongo.Timestamp({ t, i: 1 });
+  const hexToken = (t: number) => ({ _data: `82${t.toString(16).padStart(8, '0')}000000012B02` });
   const rnd = random(seed);
   const ids = Array.from({ length: 60 }, (_, i) => i * 10);
   const collection = new FakeCollection(ids);
@@ -157,13 +176,23 @@ async function simulate(seed: number, materialize: boolean) {
   };
   const oplog: ChangeEvent[] = [];
   let readPos = 0;
+  let version = 0;
+  // `timed`: reads report their cluster time, events carry theirs, batches a post-batch token.
+  if (timed) collection.readAt = () => at(version);
+  const stamped = (event: ChangeEvent, t: number) =>
+    (timed ? { ...event, clusterTime: at(t) } : event) as ChangeEvent;
   const getMores = {
     shift: (): Reply => ({
       after: delay(1 + Math.floor(rnd() * 3)),
       get then() {
-        const batch = oplog.slice(readPos, readPos + 3);
+        const batch = oplog.slice(readPos, readPos + (timed ? 1 : 3));
         readPos += batch.length;
-        return { batch };
+        if (!timed) return { batch };
+        const last =
+          readPos === oplog.length
+            ? version
+            : Number((batch.at(-1)!._id as { _data: string })._data.slice(1));
+        return { batch, postBatchResumeToken: hexToken(last) };
       },
     }),
   } as unknown as Reply[];
@@ -175,7 +204,6 @@ async function simulate(seed: number, materialize: boolean) {
     handle: () => (rnd() < 0.3 ? delay(1) : undefined),
   });
   stream.start();
-  let version = 0;
   let nextId = 1;
   for (let n = 0; n < 150; n++) {
     const live = [...collection.docs.keys()];
@@ -184,16 +212,16 @@ async function simulate(seed: number, materialize: boolean) {
     if (roll < 0.6 && live.length > 0) {
       const doc = { _id: live[Math.floor(rnd() * live.length)], v: tokenNo };
       collection.docs.set(doc._id, doc);
-      oplog.push(changeOf(tokenNo, 'update', doc));
+      oplog.push(stamped(changeOf(tokenNo, 'update', doc), tokenNo));
     } else if (roll < 0.8) {
       const doc = { _id: nextId, v: tokenNo }; // ids between the existing ones: below and above the scan
       nextId += 10;
       collection.docs.set(doc._id, doc);
-      oplog.push(changeOf(tokenNo, 'insert', doc));
+      oplog.push(stamped(changeOf(tokenNo, 'insert', doc), tokenNo));
     } else if (live.length > 0) {
       const doc = { _id: live[Math.floor(rnd() * live.length)], v: tokenNo };
       collection.docs.delete(doc._id);
-      oplog.push(changeOf(tokenNo, 'delete', doc));
+      oplog.push(stamped(changeOf(tokenNo, 'delete', doc), tokenNo));
     }
     await delay(rnd() < 0.5 ? 0 : 1);
   }
@@ -208,7 +236,14 @@ async function simulate(seed: number, materialize: boolean) {
   const last = new Map<number, Seen>();
   const backfillAfterNewer: string[] = [];
   const newest = new Map<number, number>();
+  const copied = new Map<number, number>();
+  const olderAfterBackfill: string[] = [];
   for (const s of seen) {
+    if (s.op === 'backfill') copied.set(s.id, s.v ?? -1);
+    else if (s.op !== 'delete' && (copied.get(s.id) ?? -1) > (s.v ?? -1))
+      olderAfterBackfill.push(
+        `seed ${seed}: ${s.op} of ${s.id} (v${s.v}) after its copy v${copied.get(s.id)}`,
+      );
     if (s.op === 'backfill' && (newest.get(s.id) ?? -1) > (s.v ?? -1))
       backfillAfterNewer.push(
         `seed ${seed}: backfill of ${s.id} (v${s.v}) after v${newest.get(s.id)}`,
@@ -229,6 +264,7 @@ async function simulate(seed: number, materialize: boolean) {
   return {
     mismatches,
     backfillAfterNewer,
+    olderAfterBackfill,
     backfilled: seen.filter((s) => s.op === 'backfill').length,
   };
 }
