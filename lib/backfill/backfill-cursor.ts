@@ -1,7 +1,7 @@
 import type { mongo } from 'mongoose';
 import type { ChangeCursor, ChangeEvent } from '../stream/change-cursor.js';
 import { documentKeyOf, idKey } from '../stream/document-key.js';
-import { clusterTimeOfToken } from '../stream/resume-token-time.js';
+import { clusterTimeOfToken } from '../position/resume-token-time.js';
 import { isLifecycleEvent } from '../stream/stream-plan.js';
 import { backfillEvent } from './backfill-event.js';
 import type { BackfillRun, EmittedChunk } from './backfill-run.js';
@@ -100,6 +100,8 @@ export class BackfillCursor implements ChangeCursor {
   private segmentOpen = false;
   /** The run this cursor reads for; another (a start, a cancel) resets the windows. */
   private runOf: BackfillRun | null = null;
+  /** Closed (a reopen, the end of the term): a find still under way must not start another. */
+  private isClosed = false;
 
   constructor(
     private readonly inner: ChangeCursor,
@@ -162,6 +164,7 @@ export class BackfillCursor implements ChangeCursor {
   }
 
   close(): Promise<void> {
+    this.isClosed = true;
     void this.source.reader.close?.();
     return this.inner.close();
   }
@@ -279,6 +282,10 @@ export class BackfillCursor implements ChangeCursor {
     if (
       !run ||
       run.finished ||
+      this.isClosed ||
+      // Not before the stream's aggregate answered: a chunk read earlier could miss a write made
+      // between its snapshot and the stream's start (in neither the chunk nor the stream).
+      !this.inner.isOpen ||
       this.finding ||
       this.scanEnded ||
       this.signal.aborted ||
@@ -311,7 +318,7 @@ export class BackfillCursor implements ChangeCursor {
       .read({ after: this.scanAfter, limit, filter, projection, fresh })
       .then(
         ({ docs, readAt }) => {
-          if (this.runOf !== run || !this.pending.includes(chunk)) return;
+          if (this.isClosed || this.runOf !== run || !this.pending.includes(chunk)) return;
           chunk.docs = docs;
           chunk.segment = segment;
           chunk.scanned = docs.length;
@@ -323,12 +330,12 @@ export class BackfillCursor implements ChangeCursor {
           if (chunk.last) this.endSegment();
         },
         (error: unknown) => {
-          if (this.runOf === run) this.failure = error;
+          if (!this.isClosed && this.runOf === run) this.failure = error;
         },
       )
       .finally(() => {
         this.finding = false;
-        if (this.runOf === run) this.findAhead();
+        if (!this.isClosed && this.runOf === run) this.findAhead();
       });
   }
 }

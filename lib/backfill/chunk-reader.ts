@@ -50,10 +50,13 @@ export function connectionChunkReader(connection: Connection, collection: string
     session: mongo.ClientSession | undefined;
     lastId: unknown;
     query: string;
+    /** Closed by another read or by `close`: a short read of it is no end of the scan. */
+    killed: boolean;
   } | null = null;
   const close = async () => {
     const closing = open;
     open = null;
+    if (closing) closing.killed = true;
     await closing?.cursor.close().catch(() => undefined);
     await closing?.session?.endSession().catch(() => undefined);
   };
@@ -76,7 +79,7 @@ export function connectionChunkReader(connection: Connection, collection: string
           })
           .sort({ _id: 1 })
           .batchSize(limit);
-        open = { cursor, session, lastId: after, query };
+        open = { cursor, session, lastId: after, query, killed: false };
       }
       const reading = open;
       const docs: BackfillDocument[] = [];
@@ -88,14 +91,22 @@ export function connectionChunkReader(connection: Connection, collection: string
         if (room > 0)
           docs.push(...(reading.cursor.readBufferedDocuments(room) as BackfillDocument[]));
       }
+      if (reading.killed) throw new ChunkReadInterrupted();
       const readAt = reading.session?.operationTime ?? null;
-      if (docs.length < limit) await close();
+      if (docs.length < limit && open === reading) await close();
       else reading.lastId = docs[docs.length - 1]._id;
       return { docs, readAt };
     },
     estimate: () => target().estimatedDocumentCount(),
     close,
   };
+}
+
+/** A chunk's cursor was closed while it read (a reopen, a new run): its documents so far are no answer. */
+export class ChunkReadInterrupted extends Error {
+  constructor() {
+    super('the backfill chunk cursor was closed while reading');
+  }
 }
 
 /**

@@ -56,7 +56,7 @@ async function lagging(tail: Reply[]) {
       },
     ],
     collection,
-    handlers: { onOrder: { backfill: { batchSize: 10 }, fullDocument: 'whenAvailable' } },
+    handlers: { onOrder: { backfill: { batchSize: 10 }, fullDocument: 'required' } },
   });
   stream.start();
   await delay(10);
