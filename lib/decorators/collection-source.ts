@@ -1,4 +1,7 @@
 import type { Model, mongo } from 'mongoose';
+import type { SchemaClass } from '../common/stored-collection.js';
+
+export { describeCollection, type SchemaClass } from '../common/stored-collection.js';
 
 /**
  * A collection name that carries its document type, made by {@link collection}:
@@ -11,12 +14,6 @@ export interface CollectionToken<T extends mongo.Document = any> {
   /** Never set: it only carries the document type `T` for the compiler. */
   readonly documentType?: T;
 }
-
-/**
- * A `@nestjs/mongoose` `@Schema()` class (or any class) whose instances are the documents: the
- * collection is resolved from it at startup, the way Mongoose names the model's collection.
- */
-export type SchemaClass<T = any> = abstract new (...args: any[]) => T;
 
 /** What `@OnChange` (and decorators built like it) accepts as the collection. */
 export type CollectionSource<T extends mongo.Document = any> =
@@ -60,9 +57,4 @@ export function storedCollection(source: unknown): string | SchemaClass | undefi
   )
     return (source as CollectionToken).collectionName;
   return undefined;
-}
-
-/** How messages name a stored collection: `orders`, or the class name. */
-export function describeCollection(stored: string | SchemaClass): string {
-  return typeof stored === 'string' ? stored : stored.name || '(anonymous class)';
 }

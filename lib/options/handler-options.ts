@@ -8,7 +8,7 @@ import type {
   OnChangeOptions,
 } from '../interfaces/on-change-options.interface.js';
 import { keyNames, unknownKeys } from './known-keys.js';
-import { describeCollection, type SchemaClass } from '../decorators/collection-source.js';
+import { describeCollection, type SchemaClass } from '../common/stored-collection.js';
 
 // The one validator of `@OnChange` options. The decorator checks what it can when the class is
 // defined (`validateDeclaration`); the values are checked at startup (`validateHandlerOptions`,
