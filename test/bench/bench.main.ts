@@ -7,6 +7,7 @@ import { startTestServers } from '../servers/test-servers.js';
 import { backfillTable } from './backfill-bench.js';
 import { currentToken, makeBacklog } from './backlog.js';
 import { CallgrindRun } from './callgrind.js';
+import { manyCollectionsTable } from './many-collections-bench.js';
 import { median, percentile } from './percentiles.js';
 import type { ScenarioArgs, ScenarioResult } from './scenario.js';
 
@@ -110,6 +111,7 @@ async function main(): Promise<void> {
     printBatchTargets(backlog);
     if (!SKIP.has('backfill'))
       await backfillTable(client, servers.mongoUri, servers.redisUrl, ROUNDS);
+    if (!SKIP.has('many')) await manyCollectionsTable({ ...servers, client });
     if (SKIP.has('live') && SKIP.has('memory')) return;
     const live = SKIP.has('live')
       ? new Map()

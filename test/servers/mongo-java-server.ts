@@ -27,6 +27,11 @@ export class MongoJavaServer {
     return server;
   }
 
+  /** Its process, for the bench's server CPU figures (undefined while stopped). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   /** Not a replica set: the driver must talk to it directly. */
   get uri(): string {
     return `mongodb://127.0.0.1:${this.port}/?directConnection=true`;

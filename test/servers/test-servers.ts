@@ -10,6 +10,8 @@ export interface TestServers {
   mongoKind: MongoKind;
   redisUrl: string;
   description: string;
+  /** The MongoDB server's process when it was started here (mongo-java-server): the bench reads its CPU time. */
+  mongoPid?: number;
   stop(): Promise<void>;
 }
 
@@ -24,6 +26,7 @@ export async function startTestServers(): Promise<TestServers> {
     let mongoUri = process.env.MONGODB_URI;
     let mongoKind: MongoKind = 'external';
     let mongoLabel = `external (${mongoUri})`;
+    let mongoPid: number | undefined;
     if (!mongoUri) {
       const server = MongodReplSet.available()
         ? await MongodReplSet.start()
@@ -31,6 +34,7 @@ export async function startTestServers(): Promise<TestServers> {
       stops.push(() => server.stop());
       mongoUri = server.uri;
       mongoKind = server instanceof MongodReplSet ? 'mongod' : 'mongo-java-server';
+      if (server instanceof MongoJavaServer) mongoPid = server.pid;
       mongoLabel =
         server instanceof MongodReplSet
           ? `${server.description}, ${mongoUri}`
@@ -43,7 +47,14 @@ export async function startTestServers(): Promise<TestServers> {
       redisUrl = redis.url;
     }
     const description = `MongoDB: ${mongoLabel}; Redis: ${process.env.REDIS_URL ? 'external' : 'redis-server'} (${redisUrl})`;
-    return { mongoUri, mongoKind, redisUrl, description, stop: () => stopAll(stops) };
+    return {
+      mongoUri,
+      mongoKind,
+      redisUrl,
+      description,
+      ...(mongoPid !== undefined && { mongoPid }),
+      stop: () => stopAll(stops),
+    };
   } catch (error) {
     await stopAll(stops);
     throw error;

@@ -1,0 +1,73 @@
+import 'reflect-metadata';
+import { Injectable, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { MongooseModule } from '@nestjs/mongoose';
+import { ChangeStreamModule, OnChange } from '../../lib/index.js';
+import {
+  collectionName,
+  type ManyCollectionsArgs,
+  type ManyCollectionsResult,
+} from './many-collections.js';
+
+const args = JSON.parse(process.argv[2]) as ManyCollectionsArgs;
+let events = 0;
+let firstAt = 0;
+let lastAt = 0;
+let drained!: () => void;
+const done = new Promise<void>((resolve) => (drained = resolve));
+
+/** One `@OnChange` method per collection, declared the way a user would, only in a loop. */
+@Injectable()
+class Sink {}
+for (let i = 0; i < args.collections; i++) {
+  const key = `on_${collectionName(i)}`;
+  Object.defineProperty(Sink.prototype, key, {
+    configurable: true,
+    writable: true,
+    value: () => {
+      lastAt = performance.now();
+      if (events++ === 0) firstAt = lastAt;
+      if (events === args.expected) drained();
+    },
+  });
+  const decorate = OnChange(collectionName(i)) as MethodDecorator;
+  decorate(Sink.prototype, key, Object.getOwnPropertyDescriptor(Sink.prototype, key)!);
+}
+
+async function main(): Promise<void> {
+  @Module({
+    imports: [
+      MongooseModule.forRoot(args.mongoUri, { dbName: args.dbName }),
+      ChangeStreamModule.forRoot({
+        consumer: args.consumer,
+        redis: args.redisUrl,
+        // The default is `collection`: named only when it is not, so this runs before `streams` exists too.
+        ...(args.streams === 'database' ? ({ streams: 'database' } as object) : {}),
+      }),
+    ],
+    providers: [Sink],
+  })
+  class ManyModule {}
+  const began = performance.now();
+  const app = await NestFactory.createApplicationContext(ManyModule, { logger: ['error'] });
+  const startupMs = performance.now() - began;
+  const cpu = process.cpuUsage();
+  console.log('READY');
+  if (args.phase === 'idle')
+    await new Promise((resolve) => setTimeout(resolve, (args.idleSeconds ?? 0) * 1000));
+  if (args.phase === 'drain') await done;
+  const used = process.cpuUsage(cpu);
+  const result: ManyCollectionsResult = {
+    startupMs,
+    cpuMicros: used.user + used.system,
+    events,
+    ...(args.phase === 'drain' && { drainMs: lastAt - firstAt }),
+  };
+  await app.close();
+  console.log(`RESULT ${JSON.stringify(result)}`);
+}
+
+void main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,31 @@
+/** What the "many collections" bench asks one child process to run. */
+export interface ManyCollectionsArgs {
+  mongoUri: string;
+  redisUrl: string;
+  dbName: string;
+  consumer: string;
+  /** Watched collections: `c000`, `c001`, … */
+  collections: number;
+  streams: 'collection' | 'database';
+  /**
+   * `prime`: start (positions stored at open) and stop; `idle`: start, then stand still for
+   * `idleSeconds` between READY and RESULT; `drain`: start and handle `expected` events.
+   */
+  phase: 'prime' | 'idle' | 'drain';
+  idleSeconds?: number;
+  expected?: number;
+}
+
+export interface ManyCollectionsResult {
+  /** `createApplicationContext` until it resolved: every stream open. */
+  startupMs: number;
+  /** This process's CPU time (user + system) between READY and RESULT, µs. */
+  cpuMicros: number;
+  /** `drain`: the first event's arrival to the last one's. */
+  drainMs?: number;
+  events: number;
+}
+
+export function collectionName(i: number): string {
+  return `c${String(i).padStart(3, '0')}`;
+}
