@@ -150,6 +150,21 @@ describe('database- and deployment-level change streams (test server)', () => {
     ]);
   });
 
+  it('delivers each matching event once, in order, when replies are cut by batchSize', async () => {
+    const db = newDb();
+    const stream = await open(db, [{ $match: { 'ns.coll': 'a' } }], { batchSize: 2 });
+    const ids = [1, 2, 3, 4, 5, 6, 7];
+    for (const _id of ids) {
+      await db.collection<Doc>('b').insertOne({ _id });
+      await db.collection<Doc>('a').insertOne({ _id });
+    }
+    expect(summary(await take(stream, ids.length))).toEqual(
+      ids.map((id) => ['insert', db.databaseName, 'a', id]),
+    );
+    await db.collection<Doc>('a').insertOne({ _id: 8 });
+    expect(summary(await take(stream, 1))).toEqual([['insert', db.databaseName, 'a', 8]]);
+  });
+
   it('resumes after a token (its own or a collection-level one) with the next event; startAfter too', async () => {
     const db = newDb();
     const stream = await open(db);
@@ -238,9 +253,37 @@ describe('database- and deployment-level change streams (test server)', () => {
     }
   });
 
+  it('reports a dropped database as a drop of each of its collections, with ns', async () => {
+    const db = newDb();
+    await db.collection<Doc>('a').insertOne({ _id: 1 });
+    await db.collection<Doc>('b').insertOne({ _id: 2 });
+    const dbStream = await open(db);
+    // A deployment-level stream lives on after the database (a database-level one is invalidated on mongod).
+    const deploymentStream = await open(client, [
+      { $match: { 'ns.db': db.databaseName, 'ns.coll': { $in: ['a', 'b'] } } },
+    ]);
+
+    await db.dropDatabase();
+    await db.collection<Doc>('a').insertOne({ _id: 3 });
+
+    const drops = [
+      ['drop', db.databaseName, 'a', undefined],
+      ['drop', db.databaseName, 'b', undefined],
+    ];
+    expect(summary(await take(dbStream, 2)).sort()).toEqual(drops);
+    const events = await take(deploymentStream, 3);
+    expect(summary(events.slice(0, 2)).sort()).toEqual(drops);
+    expect(summary(events.slice(2))).toEqual([['insert', db.databaseName, 'a', 3]]);
+  });
+
   it('refuses a database-level stream on admin, as mongod does', async () => {
     const stream = client.db('admin').watch([], { maxAwaitTimeMS: 50 });
     streams.push(stream);
     await expect(stream.tryNext()).rejects.toThrow(/admin/);
+  });
+
+  it('refuses stages mongod does not allow after $changeStream', async () => {
+    const stream = watch(newDb(), [{ $limit: 1 }]);
+    await expect(stream.tryNext()).rejects.toThrow(/\$limit/);
   });
 });

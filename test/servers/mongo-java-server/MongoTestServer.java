@@ -3,22 +3,21 @@ import de.bwaldvogel.mongo.MongoCollection;
 import de.bwaldvogel.mongo.MongoDatabase;
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
+import de.bwaldvogel.mongo.backend.AbstractCursor;
 import de.bwaldvogel.mongo.backend.Utils;
 import de.bwaldvogel.mongo.backend.aggregation.Aggregation;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
 import de.bwaldvogel.mongo.bson.BsonTimestamp;
 import de.bwaldvogel.mongo.bson.Document;
 import de.bwaldvogel.mongo.exception.MongoServerError;
-import de.bwaldvogel.mongo.oplog.OplogCursor;
 import de.bwaldvogel.mongo.oplog.OplogPosition;
 import io.netty.channel.Channel;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
-import java.util.Objects;
 import java.util.Set;
-import java.util.function.Function;
 import java.util.function.Predicate;
+import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
 /**
@@ -26,14 +25,16 @@ import java.util.stream.Stream;
  *
  * mongo-java-server 1.47 with one addition: database-level (`db.watch()`) and deployment-level
  * (`client.watch()`, on admin with `allChangesForCluster`) change streams, which it lacks. They
- * read the server's own oplog (`local.oplog.rs`) through its public `OplogCursor`, so tokens
- * (`{ _data: hex }`) are interchangeable with its collection-level streams, and `getMore`
- * behaves the same (no wait: an empty batch at once). Their events are shaped as mongod's:
- * `ns`, `wallTime`, `updateDescription`, `replace`, `drop`; `fullDocument` on updates only with
- * `updateLookup`. Collection-level streams are untouched: still without `ns`, with the
- * server's own shapes (an update's `fullDocument` is its `$set`/`$unset` delta).
+ * read the server's own oplog (`local.oplog.rs`) by its positions, so tokens (`{ _data: hex }`)
+ * are interchangeable with its collection-level streams, and `getMore` behaves the same (no
+ * wait: an empty batch at once). Their events are shaped as mongod's: `ns`, `wallTime`,
+ * `updateDescription`, `replace`, `drop`; `fullDocument` on updates only with `updateLookup`;
+ * only mongod's per-event stages ($match, $project, ...) after `$changeStream`.
+ * Collection-level streams are untouched: still without `ns`, with the server's own shapes (an
+ * update's `fullDocument` is its `$set`/`$unset` delta).
  * Not modelled: dropDatabase/rename/invalidate events (a dropped database shows as one `drop`
- * per collection), post-batch resume tokens and `operationTime`, pre/post-images.
+ * per collection), post-batch resume tokens and `operationTime`, pre/post-images, and
+ * findAndModify writes (the server records none in its oplog: no event at any level).
  */
 public class MongoTestServer {
   public static void main(String[] args) throws Exception {
@@ -57,6 +58,9 @@ public class MongoTestServer {
 /** The in-memory backend, plus `aggregate: 1` pipelines that start with `$changeStream`. */
 class WatchableBackend extends MemoryBackend {
   private static final Set<String> INTERNAL_DATABASES = Set.of("admin", "local", "config");
+  /** The stages mongod allows after `$changeStream`: each takes one event to at most one. */
+  private static final Set<String> PER_EVENT_STAGES =
+      Set.of("$match", "$project", "$addFields", "$set", "$unset", "$replaceRoot", "$replaceWith", "$redact");
 
   @Override
   public Document handleCommand(Channel channel, String databaseName, String command, Document query) {
@@ -81,6 +85,13 @@ class WatchableBackend extends MemoryBackend {
           ? "$changeStream with allChangesForCluster:true must be run on the 'admin' database"
           : "$changeStream may not be opened on the internal " + databaseName + " database");
     }
+    for (Document stage : pipeline.subList(1, pipeline.size())) {
+      for (String name : stage.keySet()) {
+        if (!PER_EVENT_STAGES.contains(name)) {
+          throw new MongoServerError(20, "IllegalOperation", name + " is not permitted in a $changeStream pipeline");
+        }
+      }
+    }
     MongoCollection<Document> oplogCollection = oplogCollection();
     Predicate<String> inScope = wholeDeployment
         ? db -> !INTERNAL_DATABASES.contains(db)
@@ -89,14 +100,9 @@ class WatchableBackend extends MemoryBackend {
     Aggregation stages = Aggregation.fromPipeline(pipeline.subList(1, pipeline.size()), this::resolveDatabase, database, null, oplog);
     stages.validate(query);
 
-    ChangeEvents events = new ChangeEvents(this, spec);
-    Function<OplogPosition, Stream<Document>> after = position -> stages.runStagesAsStream(
-        oplogCollection.queryAllAsStream()
-            .filter(entry -> new OplogPosition(timestampOf(entry)).isAfter(position))
-            .sorted(Comparator.comparing(WatchableBackend::timestampOf))
-            .map(entry -> events.of(entry, inScope))
-            .filter(Objects::nonNull));
-    OplogCursor cursor = new OplogCursor(getCursorRegistry().generateCursorId(), after, startPosition(spec, oplogCollection));
+    ChangeEvents events = new ChangeEvents(this, spec, inScope);
+    ChangeCursor cursor = new ChangeCursor(getCursorRegistry().generateCursorId(), oplogCollection, events, stages,
+        startPosition(spec, oplogCollection));
     getCursorRegistry().add(cursor);
 
     Document cursorOptions = (Document) query.get("cursor");
@@ -142,17 +148,63 @@ class WatchableBackend extends MemoryBackend {
   }
 }
 
+/**
+ * As the server's OplogCursor (never exhausted; a getMore answers at once, empty or not), but it
+ * moves past entries its stream does not report, as mongod's post-batch token does, so a narrow
+ * `$match` does not re-read (and re-look-up) the whole backlog on every getMore.
+ */
+class ChangeCursor extends AbstractCursor {
+  private final MongoCollection<Document> oplogCollection;
+  private final ChangeEvents events;
+  private final Aggregation stages;
+  private OplogPosition position;
+
+  ChangeCursor(long id, MongoCollection<Document> oplogCollection, ChangeEvents events, Aggregation stages, OplogPosition start) {
+    super(id);
+    this.oplogCollection = oplogCollection;
+    this.events = events;
+    this.stages = stages;
+    this.position = start;
+  }
+
+  @Override
+  public boolean isEmpty() {
+    return false;
+  }
+
+  @Override
+  public synchronized List<Document> takeDocuments(int numberToReturn) {
+    OplogPosition from = position;
+    List<Document> entries = oplogCollection.queryAllAsStream()
+        .filter(entry -> new OplogPosition(WatchableBackend.timestampOf(entry)).isAfter(from))
+        .sorted(Comparator.comparing(WatchableBackend::timestampOf))
+        .collect(Collectors.toList());
+    List<Document> batch = new ArrayList<>();
+    for (Document entry : entries) {
+      if (numberToReturn > 0 && batch.size() >= numberToReturn) break;
+      position = new OplogPosition(WatchableBackend.timestampOf(entry));
+      Document event = events.of(entry);
+      // Per event: openStream admits only stages that take one event to at most one.
+      if (event != null) stages.runStagesAsStream(Stream.of(event)).forEach(batch::add);
+    }
+    return batch;
+  }
+}
+
 /** Oplog entries as mongod's change events; null for entries a stream does not report. */
 class ChangeEvents {
   private final WatchableBackend backend;
   private final boolean updateLookup;
 
-  ChangeEvents(WatchableBackend backend, Document spec) {
+  private final Predicate<String> inScope;
+
+  ChangeEvents(WatchableBackend backend, Document spec, Predicate<String> inScope) {
     this.backend = backend;
+    this.inScope = inScope;
     this.updateLookup = "updateLookup".equals(spec.get("fullDocument"));
   }
 
-  Document of(Document entry, Predicate<String> inScope) {
+  Document of(Document entry) {
     String namespace = (String) entry.get("ns");
     String db = Utils.getDatabaseNameFromFullName(namespace);
     String coll = Utils.getCollectionNameFromFullName(namespace);
