@@ -89,9 +89,10 @@ export interface ChangeStreamStatus {
    */
   consecutiveFailures: number;
   /**
-   * How long until the stream's position falls off the oplog (ms): the position's cluster time
-   * minus the oldest oplog entry's time, sampled every `historyHeadroom.intervalMs`; negative when
-   * it already did. On a standby, the holder's stored position. Null when unknown: see
+   * How long until the stream's position falls off the oplog (ms): the cluster time of the position
+   * last stored (what a restart resumes from, not a newer one in memory that saves could not store
+   * yet) minus the oldest oplog entry's time, sampled every `historyHeadroom.intervalMs`; negative
+   * when it already did. On a standby, the holder's stored position. Null when unknown: see
    * `historyHeadroomUnknown`.
    */
   historyHeadroomMs: number | null;

@@ -252,7 +252,7 @@ export class CollectionStream {
     const saved = holding && flushed && checkpointer.unsavedCount === 0;
     if (holding && !saved) {
       await this.leftPositions.finalSaveFailed(
-        checkpointer.position,
+        checkpointer.positionWithBackfill,
         checkpointer.unsavedCount,
         this.term?.lease ?? null,
         checkpointer.savedThisTerm,
