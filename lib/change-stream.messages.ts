@@ -331,6 +331,10 @@ export const messages = {
     `ChangeStreamControl: no stream "${stream}" in this application. Name it by collection (with { connectionName } for another connection) or by key; streams: ${known.join(', ') || '(none)'}.`,
   controlDisabled: (key: string) =>
     `ChangeStreamControl: stream ${key} is disabled on this instance (enabled: false), so it cannot be paused or resumed here except fleet-wide ({ fleet: true }).`,
+  fleetPauseOfDisabled: (key: string, resumed: boolean) =>
+    `Stream ${key} is disabled on this instance (enabled: false): the fleet-wide pause key was ${resumed ? 'deleted; the instances where the stream is enabled may take it again' : 'written; the instances where the stream is enabled stop reading it within one lease renewal'}. Nothing runs here to ${resumed ? 'resume' : 'pause'}.`,
+  fleetPauseUnsupportedDisabled: (key: string) =>
+    `ChangeStreamControl: stream ${key} is disabled on this instance (enabled: false), and a fleet-wide pause needs leases (the Redis store, or a tokenStore whose leases implement writePause and renewReadingPause): nothing was paused or resumed. Call it on an instance where the stream is enabled.`,
   onChangeBadSource: (where: string, given: string) =>
     `@OnChange on ${where}: the first argument is ${given}; expected a collection name ('orders'), ` +
     `a typed name (collection<Order>('orders')), a @nestjs/mongoose @Schema() class or a Mongoose model.`,
@@ -394,6 +398,14 @@ export const messages = {
   backfillNoHandler: (key: string, handler: string | undefined, asking: string[]) =>
     `ChangeStreamBackfill: ${handler ? `handler ${handler} of ${key} is not declared with backfill` : `no handler of ${key} is declared with backfill`}` +
     `${asking.length ? ` (those that are: ${asking.join(', ')})` : ''}.`,
+  backfillDisabled: (key: string, handler: string | undefined, why: 'handler' | 'stream' | 'module') =>
+    `ChangeStreamBackfill: ${handler ? `handler ${handler} of ${key}` : `stream ${key}`} cannot be backfilled on this instance: ` +
+    (why === 'module'
+      ? 'the module is disabled here (enabled: false), so no stream runs'
+      : why === 'stream'
+        ? 'every handler of the stream is disabled here (enabled: false), so the stream does not run'
+        : 'the handler is disabled here (enabled: false), so it is not called') +
+    `. Start the backfill on an instance where ${handler ? 'it' : 'they'} ${handler ? 'is' : 'are'} enabled and that holds the stream.`,
   backfillRunning: (key: string, run: string) =>
     `ChangeStreamBackfill: backfill ${run} of ${key} is still running; cancel it first.`,
 };

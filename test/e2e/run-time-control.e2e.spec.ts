@@ -250,6 +250,45 @@ describe('enabled: false (real MongoDB and Redis)', () => {
     );
   });
 
+  it('a fleet-wide pause asked of an instance where the stream is disabled writes the pause key and says only the enabled instances stop; without leases it is refused', async () => {
+    const keyPrefix = uniqueName('cs');
+    const app = await scope.app({
+      dbName: uniqueName('disabled'),
+      consumer: uniqueName('svc'),
+      providers: [ShopListener],
+      changeStreams: { enabled: false, keyPrefix },
+    });
+    const probe = await scope.probe(app.spec.dbName);
+    const key = app.get(ChangeStreamRegistry).getStatus('orders')!.key;
+    const control = app.get(ChangeStreamControl);
+    await control.pause('orders', { fleet: true, reason: 'incident' });
+    expect(JSON.parse((await probe.redis.get(pausedKey(key)))!)).toMatchObject({
+      reason: 'incident',
+    });
+    expect(app.logger.messages('log')).toContain(
+      `Stream ${key} is disabled on this instance (enabled: false): the fleet-wide pause key was written; the instances where the stream is enabled stop reading it within one lease renewal. Nothing runs here to pause.`,
+    );
+    await control.resume('orders', { fleet: true });
+    expect(await probe.redis.exists(pausedKey(key))).toBe(0);
+    expect(
+      app.logger.messages('warn').filter((m) => m.includes('paused on this instance only')),
+    ).toEqual([]);
+
+    const memory = await scope.app({
+      dbName: uniqueName('disabled'),
+      consumer: uniqueName('svc'),
+      providers: [ShopListener],
+      withoutRedis: true,
+      changeStreams: { enabled: false },
+    });
+    await expect(memory.get(ChangeStreamControl).pause('orders', { fleet: true })).rejects.toThrow(
+      'and a fleet-wide pause needs leases (the Redis store, or a tokenStore whose leases implement writePause and renewReadingPause): nothing was paused or resumed.',
+    );
+    expect(
+      memory.logger.messages('warn').filter((m) => m.includes('paused on this instance only')),
+    ).toEqual([]);
+  });
+
   it("a disabled module's own Redis client connects only when used (the dead-letter service), and closes cleanly either way", async () => {
     const redis = testEnv().redisUrl;
     const unused = createStores(

@@ -419,8 +419,11 @@ describe('history headroom while saves fail', () => {
     expect(stream.status()).toMatchObject({ historyHeadroomMs: 1200_000 });
     expect(warnings().filter((w) => w.includes('is below historyHeadroom.warnMs'))).toHaveLength(1);
     tokens.failSaves = false;
-    await eventually('the newer position stored', async () =>
-      JSON.stringify(await tokens.load(KEY)) === JSON.stringify({ token: mongodToken(T0 + 9000) }),
+    await eventually(
+      'the newer position stored',
+      async () =>
+        JSON.stringify(await tokens.load(KEY)) ===
+        JSON.stringify({ token: mongodToken(T0 + 9000) }),
     );
     await sampler.sample();
     expect(stream.status()).toMatchObject({ historyHeadroomMs: 8400_000 });
