@@ -386,8 +386,11 @@ export const messages = {
   ) =>
     `Backfill ${run} of ${key}: ${done}${total === null ? '' : ` of about ${total}`} documents done` +
     `${rate === null ? '' : `, ${Math.round(rate)}/s`}${etaMs === null ? '' : `, about ${duration(etaMs)} left`}.`,
-  backfillFinished: (key: string, run: string, done: number) =>
-    `Backfill ${run} of ${key} finished: ${done} documents.`,
+  backfillFinished: (key: string, run: string, delivered: number, read: number) =>
+    `Backfill ${run} of ${key} finished: ${delivered} documents delivered to the handlers` +
+    (read === delivered
+      ? '.'
+      : ` (${read} read; ${read - delivered} not delivered: the stream delivered a change of them while their chunk was read).`),
   backfillCancelled: (key: string, run: string, done: number) =>
     `Backfill ${run} of ${key} cancelled after ${done} documents.`,
   backfillRefused: (key: string, state: string, holder: string | null) =>
