@@ -316,9 +316,17 @@ export const messages = {
     (streamsNotOpened.length > 0
       ? `; stream(s) not opened, every handler disabled: ${streamsNotOpened.join(', ')}.`
       : '.'),
-  streamPaused: (key: string, pause: StreamPause) =>
+  streamPaused: (
+    key: string,
+    pause: StreamPause,
+    holding: 'lease' | 'no lease' | 'leases off' = 'lease',
+  ) =>
     `Stream ${key} paused ${pause.scope === 'fleet' ? 'fleet-wide' : 'on this instance'}${pause.by ? ` by ${pause.by}` : ''}${pause.reason ? ` (${pause.reason})` : ''}: ` +
-    `it stops reading, drains, saves its position and releases its lease until resumed.`,
+    (holding === 'lease'
+      ? `it stops reading, drains, saves its position and releases its lease until resumed.`
+      : holding === 'leases off'
+        ? `it stops reading, drains and saves its position until resumed.`
+        : `it holds no lease (waiting for one), so there is nothing to drain, save or release; it takes no lease until resumed.`),
   streamPauseDeferred: (key: string) =>
     `Stream ${key} has no position to resume from yet (the server gave none at open and no event was handled): the pause takes effect after the first handled event, so nothing written during the pause is skipped.`,
   streamPauseDrained: (key: string, saved: boolean, released: boolean) =>
@@ -401,7 +409,11 @@ export const messages = {
   backfillNoHandler: (key: string, handler: string | undefined, asking: string[]) =>
     `ChangeStreamBackfill: ${handler ? `handler ${handler} of ${key} is not declared with backfill` : `no handler of ${key} is declared with backfill`}` +
     `${asking.length ? ` (those that are: ${asking.join(', ')})` : ''}.`,
-  backfillDisabled: (key: string, handler: string | undefined, why: 'handler' | 'stream' | 'module') =>
+  backfillDisabled: (
+    key: string,
+    handler: string | undefined,
+    why: 'handler' | 'stream' | 'module',
+  ) =>
     `ChangeStreamBackfill: ${handler ? `handler ${handler} of ${key}` : `stream ${key}`} cannot be backfilled on this instance: ` +
     (why === 'module'
       ? 'the module is disabled here (enabled: false), so no stream runs'

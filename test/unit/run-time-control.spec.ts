@@ -261,3 +261,32 @@ describe('CollectionStream: pause with leases', () => {
     expect([...a.seen, ...b.seen].sort()).toEqual([1, 2, 3]);
   });
 });
+
+describe('CollectionStream: pause and resume while Redis is unreachable', () => {
+  it('says no lease was held (nothing to release), and resume() takes it out of paused: reconnecting, as the lease attempts say', async () => {
+    const tokens = new FencedMemoryStore();
+    let answer = true;
+    tokens.leases.acquire = async () => {
+      // Refused at once, then (commands queued while Redis is away) no answer at all.
+      if (!answer) await new Promise(() => undefined);
+      throw new Error('Redis is not reachable');
+    };
+    const timing = { ttlMs: 60_000, renewIntervalMs: 100, pollIntervalMs: 20 };
+    const { stream } = setup({ tokens, leases: { timing }, scripts: [] });
+    stream.start();
+    await eventually('reconnecting', () => stream.status().state === 'reconnecting');
+    answer = false;
+    await stream.pause({ by: 'ops', reason: 'incident', since: null });
+    expect(stream.status()).toMatchObject({ state: 'paused', paused: { scope: 'local' } });
+    const line = logs.messages('log').find((m) => m.includes('paused on this instance by ops'));
+    expect(line).toBe(
+      `Stream ${KEY} paused on this instance by ops (incident): it holds no lease (waiting for one), so there is nothing to drain, save or release; it takes no lease until resumed.`,
+    );
+    expect(stream.resume()).toBe(true);
+    // The next lease attempt never answers: the state is what the last one said.
+    await eventually('out of paused', () => stream.status().state !== 'paused');
+    expect(stream.status().state).toBe('reconnecting');
+    expect(stream.status().paused).toBeUndefined();
+    expect(stream.status().lastError).toContain('Redis is not reachable');
+  });
+});
