@@ -55,7 +55,11 @@ export interface ChangeStreamStatus {
   holder: string | null;
   /** With leases: the fencing number of the holder's lease. */
   fence: number | null;
-  /** `ClassName.methodName` of every handler on this stream. */
+  /**
+   * `ClassName.methodName` of every handler this stream calls. On a `disabled` stream (this
+   * instance does not run it) every handler declared on it, with `disabledHandlers` naming those
+   * disabled themselves (`enabled: false`), so a stream whose handlers are all disabled lists them.
+   */
   handlers: string[];
   /** Events whose handlers all succeeded since this process started the stream. */
   eventsHandled: number;

@@ -242,7 +242,7 @@ describe('enabled: false (real MongoDB and Redis)', () => {
       ['payments', 'disabled', null],
     ]);
     expect(statuses[0]).toMatchObject({
-      handlers: ['ShopListener.onOrder'],
+      handlers: ['ShopListener.onOrder', 'ShopListener.onOrderAudit'],
       disabledHandlers: ['ShopListener.onOrderAudit'],
     });
     await expect(app.get(ChangeStreamControl).pause('orders')).rejects.toThrow(
@@ -353,7 +353,12 @@ describe('enabled: false (real MongoDB and Redis)', () => {
       handlers: ['ShopListener.onOrder'],
       disabledHandlers: ['ShopListener.onOrderAudit'],
     });
-    expect(registry.getStatus('payments')).toMatchObject({ state: 'disabled', handlers: [] });
+    // Its handler is shown, with its disabled state: not an empty stream.
+    expect(registry.getStatus('payments')).toMatchObject({
+      state: 'disabled',
+      handlers: ['ShopListener.onPayment'],
+      disabledHandlers: ['ShopListener.onPayment'],
+    });
     const keys = await probe.redis.keys(`${keyPrefix}*`);
     expect(keys.some((k) => k.includes(':orders}:lease'))).toBe(true);
     expect(keys.filter((k) => k.includes('payments'))).toEqual([]);

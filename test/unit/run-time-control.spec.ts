@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { ChangeStreamConfigError } from '../../lib/change-stream.errors.js';
-import { disabledParts } from '../../lib/control/disabled-streams.js';
+import { disabledOf, disabledParts, disabledStatus } from '../../lib/control/disabled-streams.js';
+import type { KeyedPlan } from '../../lib/change-stream.planning.js';
 import { decodePauseFlag, encodePauseFlag } from '../../lib/stream/pause-flag.js';
 import { resolveOptions } from '../../lib/options/module-options.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
@@ -71,6 +72,25 @@ describe('enabled', () => {
     expect(parts.handlers).toEqual(['A.onAll', 'A.onPayment']);
     expect(parts.idlePlans.map((p) => p.collection)).toEqual(['payments']);
     expect([...parts.byStream.values()]).toEqual([['A.onAll'], ['A.onPayment']]);
+  });
+
+  it('shows a stream whose handlers are all disabled with those handlers and their disabled state, not as a stream without handlers', () => {
+    const handlers = [
+      handler('A.onInsert', {}),
+      handler('A.onPayment', { enabled: false }, 'payments'),
+      handler('A.onRefund', { enabled: false }, 'payments'),
+    ];
+    const parts = disabledParts(handlers, planStreams(handlers));
+    const [plan] = parts.idlePlans;
+    const status = disabledStatus(
+      { plan, database: 'db', key: 'cs:{svc:db:payments}' } as KeyedPlan,
+      disabledOf(parts.byStream, plan),
+    );
+    expect(status).toMatchObject({
+      state: 'disabled',
+      handlers: ['A.onPayment', 'A.onRefund'],
+      disabledHandlers: ['A.onPayment', 'A.onRefund'],
+    });
   });
 });
 
