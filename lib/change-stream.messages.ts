@@ -316,9 +316,17 @@ export const messages = {
     (streamsNotOpened.length > 0
       ? `; stream(s) not opened, every handler disabled: ${streamsNotOpened.join(', ')}.`
       : '.'),
-  streamPaused: (key: string, pause: StreamPause) =>
+  streamPaused: (
+    key: string,
+    pause: StreamPause,
+    holding: 'lease' | 'no lease' | 'leases off' = 'lease',
+  ) =>
     `Stream ${key} paused ${pause.scope === 'fleet' ? 'fleet-wide' : 'on this instance'}${pause.by ? ` by ${pause.by}` : ''}${pause.reason ? ` (${pause.reason})` : ''}: ` +
-    `it stops reading, drains, saves its position and releases its lease until resumed.`,
+    (holding === 'lease'
+      ? `it stops reading, drains, saves its position and releases its lease until resumed.`
+      : holding === 'leases off'
+        ? `it stops reading, drains and saves its position until resumed.`
+        : `it holds no lease (waiting for one), so there is nothing to drain, save or release; it takes no lease until resumed.`),
   streamPauseDeferred: (key: string) =>
     `Stream ${key} has no position to resume from yet (the server gave none at open and no event was handled): the pause takes effect after the first handled event, so nothing written during the pause is skipped.`,
   streamPauseDrained: (key: string, saved: boolean, released: boolean) =>
@@ -331,6 +339,10 @@ export const messages = {
     `ChangeStreamControl: no stream "${stream}" in this application. Name it by collection (with { connectionName } for another connection) or by key; streams: ${known.join(', ') || '(none)'}.`,
   controlDisabled: (key: string) =>
     `ChangeStreamControl: stream ${key} is disabled on this instance (enabled: false), so it cannot be paused or resumed here except fleet-wide ({ fleet: true }).`,
+  fleetPauseOfDisabled: (key: string, resumed: boolean) =>
+    `Stream ${key} is disabled on this instance (enabled: false): the fleet-wide pause key was ${resumed ? 'deleted; the instances where the stream is enabled may take it again' : 'written; the instances where the stream is enabled stop reading it within one lease renewal'}. Nothing runs here to ${resumed ? 'resume' : 'pause'}.`,
+  fleetPauseUnsupportedDisabled: (key: string) =>
+    `ChangeStreamControl: stream ${key} is disabled on this instance (enabled: false), and a fleet-wide pause needs leases (the Redis store, or a tokenStore whose leases implement writePause and renewReadingPause): nothing was paused or resumed. Call it on an instance where the stream is enabled.`,
   onChangeBadSource: (where: string, given: string) =>
     `@OnChange on ${where}: the first argument is ${given}; expected a collection name ('orders'), ` +
     `a typed name (collection<Order>('orders')), a @nestjs/mongoose @Schema() class or a Mongoose model.`,
@@ -382,8 +394,11 @@ export const messages = {
   ) =>
     `Backfill ${run} of ${key}: ${done}${total === null ? '' : ` of about ${total}`} documents done` +
     `${rate === null ? '' : `, ${Math.round(rate)}/s`}${etaMs === null ? '' : `, about ${duration(etaMs)} left`}.`,
-  backfillFinished: (key: string, run: string, done: number) =>
-    `Backfill ${run} of ${key} finished: ${done} documents.`,
+  backfillFinished: (key: string, run: string, delivered: number, read: number) =>
+    `Backfill ${run} of ${key} finished: ${delivered} documents delivered to the handlers` +
+    (read === delivered
+      ? '.'
+      : ` (${read} read; ${read - delivered} not delivered: the stream delivered a change of them while their chunk was read).`),
   backfillCancelled: (key: string, run: string, done: number) =>
     `Backfill ${run} of ${key} cancelled after ${done} documents.`,
   backfillRefused: (key: string, state: string, holder: string | null) =>
@@ -394,6 +409,18 @@ export const messages = {
   backfillNoHandler: (key: string, handler: string | undefined, asking: string[]) =>
     `ChangeStreamBackfill: ${handler ? `handler ${handler} of ${key} is not declared with backfill` : `no handler of ${key} is declared with backfill`}` +
     `${asking.length ? ` (those that are: ${asking.join(', ')})` : ''}.`,
+  backfillDisabled: (
+    key: string,
+    handler: string | undefined,
+    why: 'handler' | 'stream' | 'module',
+  ) =>
+    `ChangeStreamBackfill: ${handler ? `handler ${handler} of ${key}` : `stream ${key}`} cannot be backfilled on this instance: ` +
+    (why === 'module'
+      ? 'the module is disabled here (enabled: false), so no stream runs'
+      : why === 'stream'
+        ? 'every handler of the stream is disabled here (enabled: false), so the stream does not run'
+        : 'the handler is disabled here (enabled: false), so it is not called') +
+    `. Start the backfill on an instance where ${handler ? 'it' : 'they'} ${handler ? 'is' : 'are'} enabled and that holds the stream.`,
   backfillRunning: (key: string, run: string) =>
     `ChangeStreamBackfill: backfill ${run} of ${key} is still running; cancel it first.`,
 };

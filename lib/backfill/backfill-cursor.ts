@@ -241,29 +241,33 @@ export class BackfillCursor implements ChangeCursor {
     const run = this.runOf;
     while (run && this.pending[0]?.docs && this.closes(this.pending[0], readDone)) {
       const chunk = this.pending.shift()!;
-      if (!chunk.void) this.emit(chunk, run);
+      const delivered = chunk.void ? 0 : this.emit(chunk, run);
       this.source.chunkEmitted(run, {
         lastId: chunk.lastId,
         scanned: chunk.scanned,
+        delivered,
         lastSeq: this.baseSeq + this.handedOut + this.queue.length,
         last: chunk.last,
       });
     }
   }
 
-  /** A closed chunk's documents that no event in its window touched, as backfill events. */
-  private emit(chunk: PendingChunk, run: BackfillRun): void {
+  /** A closed chunk's documents that no event in its window touched, as backfill events; returns how many. */
+  private emit(chunk: PendingChunk, run: BackfillRun): number {
     const { dropped, segment } = chunk;
     // Keys are built only when some event could have touched a document (not in a quiet collection).
     const check = dropped.size > 0 || segment.size > 0;
     const tag = run.eventTag;
+    let delivered = 0;
     for (const doc of chunk.docs!) {
       if (check) {
         const key = idKey(doc._id);
         if (dropped.has(key) || segment.has(key)) continue;
       }
       this.queue.push(backfillEvent(doc, this.source.ns, tag, run.handlers));
+      delivered++;
     }
+    return delivered;
   }
 
   private closes(chunk: PendingChunk, readDone: boolean): boolean {

@@ -10,6 +10,8 @@ export interface EmittedChunk {
   lastId: unknown;
   /** Documents the chunk read (those dropped for a change in its window included). */
   scanned: number;
+  /** Of those, the documents handed to the reader as backfill events (not dropped). */
+  delivered: number;
   /** The stream order number of its last event (or of the event before it, if it emitted none). */
   lastSeq: number;
   /** The scan ended with it. */
@@ -26,6 +28,8 @@ export class BackfillRun {
   /** EJSON of the last acknowledged chunk's last `_id`. */
   after: string | undefined;
   done: number;
+  /** Of `done`, the documents delivered to the handlers (the others were dropped by a chunk's window). */
+  delivered: number;
   total: number | null;
   readonly startedAt: Date;
   /** Emitted chunks not acknowledged yet, oldest first. */
@@ -47,6 +51,7 @@ export class BackfillRun {
     this.handlers = new Set(handlers);
     this.after = stored?.after;
     this.done = stored?.done ?? 0;
+    this.delivered = stored?.delivered ?? this.done;
     this.total = stored?.total ?? null;
     this.startedAt = stored ? new Date(stored.startedAt) : new Date();
     this.doneAtResume = this.done;
@@ -73,6 +78,7 @@ export class BackfillRun {
       const chunk = this.emitted.shift()!;
       this.after = EJSON.stringify(chunk.lastId, { relaxed: false });
       this.done += chunk.scanned;
+      this.delivered += chunk.delivered;
       if (chunk.last) this.finished = true;
     }
   }
@@ -88,6 +94,7 @@ export class BackfillRun {
       handlers: [...this.handlers],
       ...(this.after !== undefined && { after: this.after }),
       done: this.done,
+      delivered: this.delivered,
       total: this.total,
       startedAt: this.startedAt.toISOString(),
     };

@@ -37,6 +37,7 @@ export class ChangeStreamBackfill {
    * Throws while another run is in progress, or when this instance does not hold the stream.
    */
   start(collection: string, target: BackfillTarget = {}): BackfillStatus {
+    this.refuseDisabled(collection, target);
     return this.stream(collection, target).backfillAction((backfill) => {
       const asking = backfill.asking;
       const handlers = target.handler ? [target.handler] : asking;
@@ -69,6 +70,30 @@ export class ChangeStreamBackfill {
     );
     if (!stream) throw new Error(messages.backfillNoStream(collection, connection));
     return stream;
+  }
+
+  /** A handler (or stream) disabled on this instance (`enabled: false`) is refused saying so, not as undeclared or unknown. */
+  private refuseDisabled(collection: string, target: BackfillTarget): void {
+    const connection = this.connectionOf(target);
+    const same = (s: { collection: string; connectionName: string }) =>
+      s.collection === collection && s.connectionName === connection;
+    const running = this.registry.streams.find((s) => same(s.plan));
+    const { handler } = target;
+    if (running) {
+      if (handler && this.registry.disabledHandlers.get(running.key)?.includes(handler))
+        throw new Error(messages.backfillDisabled(running.key, handler, 'handler'));
+      return;
+    }
+    const idle = this.registry.disabled.find(same);
+    if (!idle) return;
+    const why = !this.options.enabled
+      ? 'module'
+      : handler && !idle.disabledHandlers?.includes(handler)
+        ? null // not a handler of this stream: refused below as such
+        : handler
+          ? 'handler'
+          : 'stream';
+    if (why) throw new Error(messages.backfillDisabled(idle.key, handler, why));
   }
 
   private keyOf(collection: string, target: BackfillTarget): string {

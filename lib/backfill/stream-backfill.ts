@@ -128,7 +128,7 @@ export class StreamBackfill implements BackfillSource {
       if (run.done > before) this.deps.onDone?.(run.done - before);
       if (run.finished) {
         run.handlers.forEach((h) => this.completed.add(h));
-        this.logger.log(messages.backfillFinished(this.deps.key, run.id, run.done));
+        this.logger.log(messages.backfillFinished(this.deps.key, run.id, run.delivered, run.done));
         this.current = null;
         this.startNext();
       }

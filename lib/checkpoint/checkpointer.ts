@@ -48,6 +48,7 @@ export class Checkpointer {
   savedThisTerm = false;
   private readonly progress = new Notifier();
   lastSavedAt: Date | null = null;
+  private lastSaved: StreamPosition | null = null;
   /** The backfill record stored with the position. */
   readonly backfill = new BackfillRecord();
   readonly key: string;
@@ -70,11 +71,29 @@ export class Checkpointer {
   }
 
   /**
+   * The newest position with the backfill record that goes with it: what a copy of the position
+   * kept elsewhere (left for the next holder, remembered across lease terms) must hold.
+   */
+  get positionWithBackfill(): StreamPosition | null {
+    const position = this.position;
+    return position && this.backfill.storedWith(position, this.ackedSeq);
+  }
+
+  /**
+   * The position a restart would resume from: the last one this instance stored in this lease
+   * term (or read from the store at its start); null before that.
+   */
+  get savedPosition(): StreamPosition | null {
+    return this.lastSaved;
+  }
+
+  /**
    * A new lease term over the stream (with its lease when leases are on): everything in memory is
    * forgotten, since another instance may have moved the position; the next `load` reads it.
    */
   begin(lease: StreamLease | null): void {
-    this.remembered = this.position ?? this.remembered;
+    this.remembered = this.positionWithBackfill ?? this.remembered;
+    this.lastSaved = null;
     this.epoch++;
     this.saving = undefined;
     this.saveRequestedWhileSaving = false;
@@ -116,6 +135,8 @@ export class Checkpointer {
       this.logger,
     );
     this.restore(this.backfill.read(start.position));
+    // A left position is where a restart would resume too; one from memory is in no store yet.
+    this.lastSaved = start.from === 'memory' ? null : this.acked;
     this.dirty = start.from !== 'stored';
     if (start.from === 'left') {
       this.leftPosition.pending = true;
@@ -159,6 +180,7 @@ export class Checkpointer {
   requestSave(): void {
     if (this.disposed || this.suspended) return;
     this.dirty = true;
+    if (this.saving) this.saveRequestedWhileSaving = true; // the save under way may not hold it
     this.schedule(this.settings.intervalMs);
   }
 
@@ -304,8 +326,11 @@ export class Checkpointer {
       }
       if (this.leftPosition.pending) this.leftPosition.drop(() => epoch === this.epoch);
       this.savedThisTerm = true;
+      this.lastSaved = position;
       this.savedSeq = Math.max(this.savedSeq, seq);
-      if (this.ackedToken === null && this.acked === position) this.dirty = false;
+      // Still dirty if anything came during the save (a token, or backfill events that move no token).
+      if (this.ackedToken === null && this.acked === position && this.ackedSeq === seq)
+        this.dirty = false;
       this.lastSavedAt = new Date();
       this.health.stored();
       this.progress.notify();

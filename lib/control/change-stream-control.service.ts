@@ -54,7 +54,10 @@ export class ChangeStreamControl {
       if (fleet) {
         const value = encodePauseFlag(pause);
         await fleet.writePause(key, value);
-        if (!running) return;
+        if (!running) {
+          this.logger.log(messages.fleetPauseOfDisabled(key, false));
+          return;
+        }
         const holding = running.status().role === 'active';
         const settled = running.pauses.whenSettled();
         // The holder here acts now rather than at its next renewal.
@@ -62,6 +65,7 @@ export class ChangeStreamControl {
         if (holding) await Promise.race([settled, running.whenStopped()]);
         return;
       }
+      if (!running) throw new Error(messages.fleetPauseUnsupportedDisabled(key));
       this.logger.warn(messages.fleetPauseUnsupported(key));
     }
     if (!running) throw new Error(messages.controlDisabled(key));
@@ -78,8 +82,10 @@ export class ChangeStreamControl {
       const fleet = this.fleetPauses();
       if (fleet) {
         await fleet.writePause(key, null);
-        running?.fleetPauseSeen(null);
-      } else this.logger.warn(messages.fleetPauseUnsupported(key));
+        if (running) running.fleetPauseSeen(null);
+        else this.logger.log(messages.fleetPauseOfDisabled(key, true));
+      } else if (!running) throw new Error(messages.fleetPauseUnsupportedDisabled(key));
+      else this.logger.warn(messages.fleetPauseUnsupported(key));
     } else if (!running) throw new Error(messages.controlDisabled(key));
     running?.resume();
   }

@@ -60,7 +60,11 @@ export function disabledStatus(
     instanceId: null,
     holder: null,
     fence: null,
-    handlers: plan.handlers.filter((h) => h.options.enabled !== false).map((h) => h.name),
+    // Every handler declared on it (none runs here); `disabledHandlers` names those disabled themselves.
+    handlers: [
+      ...plan.handlers.filter((h) => h.options.enabled !== false).map((h) => h.name),
+      ...(disabledHandlers ?? []),
+    ],
     eventsHandled: 0,
     lastEventAt: null,
     lastCheckpointAt: null,

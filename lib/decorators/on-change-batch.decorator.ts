@@ -19,6 +19,7 @@ import {
   describeCollection,
   storedCollection,
 } from './collection-source.js';
+import { describeTarget } from './decorator-target.js';
 import type {
   AnyMethod,
   ChangeOf,
@@ -163,8 +164,4 @@ export function OnChangeBatch(
     );
     return descriptor;
   };
-}
-
-function describeTarget(target: object): string {
-  return typeof target === 'function' ? target.name : target.constructor.name;
 }

@@ -14,6 +14,7 @@ import {
   type SchemaClass,
   storedCollection,
 } from './collection-source.js';
+import { describeTarget } from './decorator-target.js';
 
 /** What `@OnChange` records on a method; one entry per decorator on it. */
 export interface OnChangeMetadata {
@@ -257,8 +258,4 @@ export function OnChange(
     );
     return descriptor;
   };
-}
-
-function describeTarget(target: object): string {
-  return typeof target === 'function' ? target.name : target.constructor.name;
 }

@@ -74,6 +74,12 @@ export interface StoredBackfill {
     after?: string;
     /** Documents of acknowledged chunks. */
     done: number;
+    /**
+     * Of those, the documents delivered to the handlers (the others were dropped: the stream
+     * delivered a change of them inside their chunk's window). Absent in records written before
+     * it was kept: then counted from `done`.
+     */
+    delivered?: number;
     /** The estimated document count when it started, if known. */
     total: number | null;
     /** When it started (ISO 8601). */

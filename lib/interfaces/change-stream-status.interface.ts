@@ -55,7 +55,11 @@ export interface ChangeStreamStatus {
   holder: string | null;
   /** With leases: the fencing number of the holder's lease. */
   fence: number | null;
-  /** `ClassName.methodName` of every handler on this stream. */
+  /**
+   * `ClassName.methodName` of every handler this stream calls. On a `disabled` stream (this
+   * instance does not run it) every handler declared on it, with `disabledHandlers` naming those
+   * disabled themselves (`enabled: false`), so a stream whose handlers are all disabled lists them.
+   */
   handlers: string[];
   /** Events whose handlers all succeeded since this process started the stream. */
   eventsHandled: number;
@@ -89,9 +93,10 @@ export interface ChangeStreamStatus {
    */
   consecutiveFailures: number;
   /**
-   * How long until the stream's position falls off the oplog (ms): the position's cluster time
-   * minus the oldest oplog entry's time, sampled every `historyHeadroom.intervalMs`; negative when
-   * it already did. On a standby, the holder's stored position. Null when unknown: see
+   * How long until the stream's position falls off the oplog (ms): the cluster time of the position
+   * last stored (what a restart resumes from, not a newer one in memory that saves could not store
+   * yet) minus the oldest oplog entry's time, sampled every `historyHeadroom.intervalMs`; negative
+   * when it already did. On a standby, the holder's stored position. Null when unknown: see
    * `historyHeadroomUnknown`.
    */
   historyHeadroomMs: number | null;

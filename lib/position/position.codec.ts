@@ -74,6 +74,7 @@ function checkBackfill(key: string, raw: string, value: unknown): StoredBackfill
       handlers: run.handlers,
       ...(run.after !== undefined && { after: run.after as string }),
       done: run.done,
+      ...(typeof run.delivered === 'number' && { delivered: run.delivered }),
       total: typeof run.total === 'number' ? run.total : null,
       startedAt: run.startedAt,
     },

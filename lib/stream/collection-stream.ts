@@ -82,12 +82,7 @@ export class CollectionStream {
       () => this.term?.scheduler.events ?? [],
       (reason) => this.streamState.degrade('handler', reason),
     );
-    this.pausing = new StreamPauses({
-      key: deps.key,
-      logger: this.logger,
-      balancer: deps.balancer,
-      term: () => this.term,
-    });
+    this.pausing = new StreamPauses({ ...deps, logger: this.logger, term: () => this.term });
     this.pauses = this.pausing.gate;
     deps.lease?.whenPauseSeen((value) => this.fleetPauseSeen(value));
     this.catchUp = new CatchUpReporter(this.key, () => ({
@@ -252,7 +247,7 @@ export class CollectionStream {
     const saved = holding && flushed && checkpointer.unsavedCount === 0;
     if (holding && !saved) {
       await this.leftPositions.finalSaveFailed(
-        checkpointer.position,
+        checkpointer.positionWithBackfill,
         checkpointer.unsavedCount,
         this.term?.lease ?? null,
         checkpointer.savedThisTerm,
@@ -303,9 +298,7 @@ export class CollectionStream {
     this.backfills.start();
     while (!this.stopping.signal.aborted && this.streamState.baseState !== 'failed') {
       if (this.pauses.local) {
-        this.streamState.setBase('paused');
-        this.pauses.settled();
-        await this.pauses.whenResumed(this.stopping.signal);
+        await this.pausing.whilePausedLocally(this.streamState, this.stopping.signal);
         continue;
       }
       if (lease && !lease.current) {

@@ -71,8 +71,8 @@ export function createCollectionStream(setup: CollectionStreamSetup): Collection
       key,
       warnMs: historyHeadroom === false ? 0 : historyHeadroom.warnMs,
       holding,
-      // A standby shows the holder's headroom: the position it stored.
-      position: async () => (holding() && checkpointer.position) || store.load(key),
+      // What a restart would resume from: the position last stored (a standby: the holder's).
+      position: async () => (holding() && checkpointer.savedPosition) || store.load(key),
       degrade: (reason) => state.degrade('headroom', reason),
       logger,
     },

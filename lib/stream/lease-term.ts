@@ -198,7 +198,7 @@ export class LeaseTerm {
   private leaseLost(reason: string): void {
     const { checkpointer, leftPositions } = this.context;
     if (!this.end || this.end.kind === 'reload') this.end = { kind: 'lost', reason };
-    const position = checkpointer.position;
+    const position = checkpointer.positionWithBackfill;
     checkpointer.suspend();
     this.scheduler.abortInFlight();
     this.abort.abort();

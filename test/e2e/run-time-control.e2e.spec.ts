@@ -242,12 +242,51 @@ describe('enabled: false (real MongoDB and Redis)', () => {
       ['payments', 'disabled', null],
     ]);
     expect(statuses[0]).toMatchObject({
-      handlers: ['ShopListener.onOrder'],
+      handlers: ['ShopListener.onOrder', 'ShopListener.onOrderAudit'],
       disabledHandlers: ['ShopListener.onOrderAudit'],
     });
     await expect(app.get(ChangeStreamControl).pause('orders')).rejects.toThrow(
       'is disabled on this instance',
     );
+  });
+
+  it('a fleet-wide pause asked of an instance where the stream is disabled writes the pause key and says only the enabled instances stop; without leases it is refused', async () => {
+    const keyPrefix = uniqueName('cs');
+    const app = await scope.app({
+      dbName: uniqueName('disabled'),
+      consumer: uniqueName('svc'),
+      providers: [ShopListener],
+      changeStreams: { enabled: false, keyPrefix },
+    });
+    const probe = await scope.probe(app.spec.dbName);
+    const key = app.get(ChangeStreamRegistry).getStatus('orders')!.key;
+    const control = app.get(ChangeStreamControl);
+    await control.pause('orders', { fleet: true, reason: 'incident' });
+    expect(JSON.parse((await probe.redis.get(pausedKey(key)))!)).toMatchObject({
+      reason: 'incident',
+    });
+    expect(app.logger.messages('log')).toContain(
+      `Stream ${key} is disabled on this instance (enabled: false): the fleet-wide pause key was written; the instances where the stream is enabled stop reading it within one lease renewal. Nothing runs here to pause.`,
+    );
+    await control.resume('orders', { fleet: true });
+    expect(await probe.redis.exists(pausedKey(key))).toBe(0);
+    expect(
+      app.logger.messages('warn').filter((m) => m.includes('paused on this instance only')),
+    ).toEqual([]);
+
+    const memory = await scope.app({
+      dbName: uniqueName('disabled'),
+      consumer: uniqueName('svc'),
+      providers: [ShopListener],
+      withoutRedis: true,
+      changeStreams: { enabled: false },
+    });
+    await expect(memory.get(ChangeStreamControl).pause('orders', { fleet: true })).rejects.toThrow(
+      'and a fleet-wide pause needs leases (the Redis store, or a tokenStore whose leases implement writePause and renewReadingPause): nothing was paused or resumed.',
+    );
+    expect(
+      memory.logger.messages('warn').filter((m) => m.includes('paused on this instance only')),
+    ).toEqual([]);
   });
 
   it("a disabled module's own Redis client connects only when used (the dead-letter service), and closes cleanly either way", async () => {
@@ -314,7 +353,12 @@ describe('enabled: false (real MongoDB and Redis)', () => {
       handlers: ['ShopListener.onOrder'],
       disabledHandlers: ['ShopListener.onOrderAudit'],
     });
-    expect(registry.getStatus('payments')).toMatchObject({ state: 'disabled', handlers: [] });
+    // Its handler is shown, with its disabled state: not an empty stream.
+    expect(registry.getStatus('payments')).toMatchObject({
+      state: 'disabled',
+      handlers: ['ShopListener.onPayment'],
+      disabledHandlers: ['ShopListener.onPayment'],
+    });
     const keys = await probe.redis.keys(`${keyPrefix}*`);
     expect(keys.some((k) => k.includes(':orders}:lease'))).toBe(true);
     expect(keys.filter((k) => k.includes('payments'))).toEqual([]);

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { ChangeStreamBackfill, InMemoryPositionStore } from '../../lib/index.js';
 import type { ChangeStreamRegistry } from '../../lib/change-stream.registry.js';
+import type { ChangeStreamStatus } from '../../lib/interfaces/change-stream-status.interface.js';
 import { resolveOptions } from '../../lib/options/module-options.js';
 import type { CollectionStream } from '../../lib/stream/collection-stream.js';
 import {
@@ -19,7 +20,7 @@ afterEach(stopBackfillStreams);
 const ids = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 const service = (...streams: CollectionStream[]) =>
   new ChangeStreamBackfill(
-    { streams } as unknown as ChangeStreamRegistry,
+    { streams, disabled: [], disabledHandlers: new Map() } as unknown as ChangeStreamRegistry,
     resolveOptions({ consumer: 'svc' }),
   );
 const completed = async (store: InMemoryPositionStore) =>
@@ -105,5 +106,57 @@ describe('ChangeStreamBackfill (on demand) and backfill progress in status', () 
       /Backfill request refused: this instance is not consuming stream/,
     );
     expect(() => service(stream).start('invoices')).toThrow(/no stream of collection 'invoices'/);
+  });
+});
+
+describe('ChangeStreamBackfill and disabled handlers (enabled: false)', () => {
+  const registry = (parts: Partial<ChangeStreamRegistry>) =>
+    ({ streams: [], disabled: [], disabledHandlers: new Map(), ...parts }) as ChangeStreamRegistry;
+  const idle = {
+    key: 'cs:{svc:db:payments}',
+    collection: 'payments',
+    connectionName: 'default',
+    disabledHandlers: ['Listener.onPayment'],
+  } as ChangeStreamStatus;
+
+  it('a disabled handler of a running stream is refused naming it and why, not as undeclared', async () => {
+    const { stream } = backfillStream({
+      scripts: [{}],
+      collection: new FakeCollection(ids(2)),
+      handlers: {
+        onOrder: { backfill: true, fullDocument: 'updateLookup' },
+        audit: { backfill: true, fullDocument: 'updateLookup', enabled: false },
+      },
+    });
+    const backfills = new ChangeStreamBackfill(
+      registry({
+        streams: [stream],
+        disabledHandlers: new Map([[stream.key, ['Listener.audit']]]),
+      }),
+      resolveOptions({ consumer: 'svc' }),
+    );
+    expect(() => backfills.start('orders', { handler: 'Listener.audit' })).toThrow(
+      `ChangeStreamBackfill: handler Listener.audit of ${BACKFILL_KEY} cannot be backfilled on this instance: the handler is disabled here (enabled: false), so it is not called. Start the backfill on an instance where it is enabled and that holds the stream.`,
+    );
+  });
+
+  it('a stream whose handlers are all disabled, or a disabled module, is refused saying so, not as unknown', () => {
+    const backfills = new ChangeStreamBackfill(
+      registry({ disabled: [idle] }),
+      resolveOptions({ consumer: 'svc' }),
+    );
+    expect(() => backfills.start('payments')).toThrow(
+      'ChangeStreamBackfill: stream cs:{svc:db:payments} cannot be backfilled on this instance: every handler of the stream is disabled here (enabled: false), so the stream does not run. Start the backfill on an instance where they are enabled and that holds the stream.',
+    );
+    expect(() => backfills.start('payments', { handler: 'Listener.onPayment' })).toThrow(
+      'handler Listener.onPayment of cs:{svc:db:payments} cannot be backfilled on this instance: the handler is disabled here',
+    );
+    const offModule = new ChangeStreamBackfill(
+      registry({ disabled: [{ ...idle, disabledHandlers: undefined } as ChangeStreamStatus] }),
+      resolveOptions({ consumer: 'svc', enabled: false }),
+    );
+    expect(() => offModule.start('payments', { handler: 'Listener.onPayment' })).toThrow(
+      'the module is disabled here (enabled: false), so no stream runs',
+    );
   });
 });

@@ -11,7 +11,7 @@ import {
   stopBackfillStreams,
 } from '../fixtures/backfill-harness.js';
 import type { FakeScript, Reply } from '../fixtures/fake-change-stream.js';
-import { deferred } from '../fixtures/stream-harness.js';
+import { deferred, logs } from '../fixtures/stream-harness.js';
 import { delay, eventually } from '../fixtures/test-env.js';
 
 afterEach(stopBackfillStreams);
@@ -20,6 +20,7 @@ const ops = (seen: Seen[]) => seen.map((s) => `${s.op}:${s.id}:${s.v}`);
 
 describe('Backfill windows (a chunk next to the stream, over the driver fake)', () => {
   it("drops a chunk's document for every event read from its find on, and delivers the rest only after a read issued after the find returned", async () => {
+    logs.lines.splice(0);
     const collection = new FakeCollection([1, 2, 3, 4]);
     const release = deferred();
     collection.hold = () => ({ snapshot: release.promise, reply: release.promise });
@@ -59,6 +60,15 @@ describe('Backfill windows (a chunk next to the stream, over the driver fake)', 
     ]);
     expect(collection.queries).toEqual([
       { after: undefined, limit: 10, filter: undefined, projection: undefined, fresh: true },
+    ]);
+    // The run's end counts what the handlers got: 1 document, not the 4 read.
+    await eventually('the run finished', () =>
+      logs.messages('log').some((m) => m.includes(`of ${BACKFILL_KEY} finished`)),
+    );
+    expect(logs.messages('log').filter((m) => m.includes(`of ${BACKFILL_KEY} finished`))).toEqual([
+      expect.stringMatching(
+        /finished: 1 documents delivered to the handlers \(4 read; 3 not delivered: the stream delivered a change of them while their chunk was read\)\.$/,
+      ),
     ]);
   });
 

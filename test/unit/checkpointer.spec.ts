@@ -178,4 +178,19 @@ describe('Checkpointer', () => {
     expect(await checkpointer.flush()).toBe(true);
     expect(store.saves).toEqual([]);
   });
+
+  it('backfill progress acknowledged while a save is under way is saved after it (no token moves with it)', async () => {
+    const store = new RecordingStore();
+    checkpointer = new Checkpointer({ store, key: 'k', settings: settings(100, 10) });
+    checkpointer.restore(at(1));
+    let release!: () => void;
+    store.gate = new Promise((r) => (release = r));
+    checkpointer.ackSeq(1);
+    const first = checkpointer.flush();
+    checkpointer.ackSeq(2); // during the save of seq 1
+    release();
+    await first;
+    await eventually('seq 2 saved too', () => checkpointer!.unsavedCount === 0);
+    expect(store.saves.length).toBe(2);
+  });
 });

@@ -217,9 +217,10 @@ describe('history headroom of a stream', () => {
     // The consumer moves on (a newer post-batch token): headroom back above an hour.
     later.resolve();
     await eventually(
-      'the newer position',
+      'the newer position, stored',
       () =>
-        JSON.stringify(checkpointer.position) === JSON.stringify({ token: mongodToken(T0 + 9000) }),
+        JSON.stringify(checkpointer.savedPosition) ===
+        JSON.stringify({ token: mongodToken(T0 + 9000) }),
     );
     await sampler.sample();
     expect(stream.status()).toMatchObject({
@@ -376,5 +377,55 @@ describe('history headroom with leases', () => {
     expect(holder.stream.status()).toMatchObject({ state: 'degraded', historyHeadroomMs: 240_000 });
     // One warning, from the holder: the standby's view is the same stream.
     expect(warnings().filter((w) => w.includes('is below historyHeadroom.warnMs'))).toHaveLength(1);
+  });
+});
+
+describe('history headroom while saves fail', () => {
+  it('is that of the position last stored (what a restart resumes from), not of the newer one in memory', async () => {
+    const tokens = new FencedMemoryStore();
+    const later = deferred();
+    const { stream, checkpointer } = setup({
+      tokens,
+      scripts: [
+        {
+          aggregate: { postBatchResumeToken: mongodToken(T0 + 1800) },
+          getMores: [
+            {
+              after: later.promise,
+              then: { batch: [], postBatchResumeToken: mongodToken(T0 + 9000) },
+            },
+          ],
+          idleToken: mongodToken(T0 + 9000),
+        },
+      ],
+      options: { historyHeadroom: { warnMs: HOUR } },
+    });
+    stream.start();
+    await eventually('the start position stored', async () => (await tokens.load(KEY)) !== null);
+    tokens.failSaves = true; // Redis away from now on
+    later.resolve();
+    await eventually(
+      'the newer position in memory',
+      () =>
+        JSON.stringify(checkpointer.position) === JSON.stringify({ token: mongodToken(T0 + 9000) }),
+    );
+    await eventually('a save of it failed', () => checkpointer.failing);
+    const oplog = new OplogDouble(T0, T0 + 7200);
+    const sampler = samplerOf(oplog, stream);
+    await sampler.sample();
+    oplog.truncateTo(T0 + 600);
+    await sampler.sample();
+    // A restart now resumes from T0 + 1800: 20 minutes from the oldest entry, and it says so.
+    expect(stream.status()).toMatchObject({ historyHeadroomMs: 1200_000 });
+    expect(warnings().filter((w) => w.includes('is below historyHeadroom.warnMs'))).toHaveLength(1);
+    tokens.failSaves = false;
+    await eventually(
+      'the newer position stored',
+      async () =>
+        JSON.stringify(await tokens.load(KEY)) ===
+        JSON.stringify({ token: mongodToken(T0 + 9000) }),
+    );
+    await sampler.sample();
+    expect(stream.status()).toMatchObject({ historyHeadroomMs: 8400_000 });
   });
 });

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { ChangeStreamConfigError } from '../../lib/change-stream.errors.js';
-import { disabledParts } from '../../lib/control/disabled-streams.js';
+import { disabledOf, disabledParts, disabledStatus } from '../../lib/control/disabled-streams.js';
+import type { KeyedPlan } from '../../lib/change-stream.planning.js';
 import { decodePauseFlag, encodePauseFlag } from '../../lib/stream/pause-flag.js';
 import { resolveOptions } from '../../lib/options/module-options.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
@@ -71,6 +72,25 @@ describe('enabled', () => {
     expect(parts.handlers).toEqual(['A.onAll', 'A.onPayment']);
     expect(parts.idlePlans.map((p) => p.collection)).toEqual(['payments']);
     expect([...parts.byStream.values()]).toEqual([['A.onAll'], ['A.onPayment']]);
+  });
+
+  it('shows a stream whose handlers are all disabled with those handlers and their disabled state, not as a stream without handlers', () => {
+    const handlers = [
+      handler('A.onInsert', {}),
+      handler('A.onPayment', { enabled: false }, 'payments'),
+      handler('A.onRefund', { enabled: false }, 'payments'),
+    ];
+    const parts = disabledParts(handlers, planStreams(handlers));
+    const [plan] = parts.idlePlans;
+    const status = disabledStatus(
+      { plan, database: 'db', key: 'cs:{svc:db:payments}' } as KeyedPlan,
+      disabledOf(parts.byStream, plan),
+    );
+    expect(status).toMatchObject({
+      state: 'disabled',
+      handlers: ['A.onPayment', 'A.onRefund'],
+      disabledHandlers: ['A.onPayment', 'A.onRefund'],
+    });
   });
 });
 
@@ -259,5 +279,34 @@ describe('CollectionStream: pause with leases', () => {
     await eventually('3 handled', () => a.seen.includes(3) || b.seen.includes(3));
     // Event 2 (read, never dispatched before the pause) is handled after it, once.
     expect([...a.seen, ...b.seen].sort()).toEqual([1, 2, 3]);
+  });
+});
+
+describe('CollectionStream: pause and resume while Redis is unreachable', () => {
+  it('says no lease was held (nothing to release), and resume() takes it out of paused: reconnecting, as the lease attempts say', async () => {
+    const tokens = new FencedMemoryStore();
+    let answer = true;
+    tokens.leases.acquire = async () => {
+      // Refused at once, then (commands queued while Redis is away) no answer at all.
+      if (!answer) await new Promise(() => undefined);
+      throw new Error('Redis is not reachable');
+    };
+    const timing = { ttlMs: 60_000, renewIntervalMs: 100, pollIntervalMs: 20 };
+    const { stream } = setup({ tokens, leases: { timing }, scripts: [] });
+    stream.start();
+    await eventually('reconnecting', () => stream.status().state === 'reconnecting');
+    answer = false;
+    await stream.pause({ by: 'ops', reason: 'incident', since: null });
+    expect(stream.status()).toMatchObject({ state: 'paused', paused: { scope: 'local' } });
+    const line = logs.messages('log').find((m) => m.includes('paused on this instance by ops'));
+    expect(line).toBe(
+      `Stream ${KEY} paused on this instance by ops (incident): it holds no lease (waiting for one), so there is nothing to drain, save or release; it takes no lease until resumed.`,
+    );
+    expect(stream.resume()).toBe(true);
+    // The next lease attempt never answers: the state is what the last one said.
+    await eventually('out of paused', () => stream.status().state !== 'paused');
+    expect(stream.status().state).toBe('reconnecting');
+    expect(stream.status().paused).toBeUndefined();
+    expect(stream.status().lastError).toContain('Redis is not reachable');
   });
 });
