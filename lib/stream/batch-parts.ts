@@ -24,8 +24,6 @@ export class BatchParts {
   private readonly collectors = new Map<ChangeHandler, BatchCollector<TrackedEvent>>();
   /** Drains under way: an event that joins a batch meanwhile is handed over at once. */
   private draining = 0;
-  /** Batches handed to their handler so far (the reader yields after one starts, see `readChanges`). */
-  started = 0;
 
   constructor(private readonly host: BatchPartsHost) {}
 
@@ -98,7 +96,6 @@ export class BatchParts {
       for (const flight of batch) this.partDone(flight, ABORTED);
       return Promise.resolve();
     }
-    this.started++;
     const now = Date.now();
     for (const flight of batch) if (flight.pending.size === 0) flight.startedAt = now;
     return this.host.dispatcher.dispatchBatch(handler, batch, this.host.scope).then((outcomes) => {

@@ -48,10 +48,10 @@ export interface ReaderDeps {
 }
 
 /**
- * With batch handlers, the reader yields to the event loop once a batch started and this many
- * events were read since it last did. Without it, a reply the driver holds is read in one
- * synchronous run up to the run-ahead bound: the batches' handlers, their acknowledgements and
- * the position saves wait until then, and reading then waits for them.
+ * With batch handlers, the reader yields to the event loop once per this many events (a
+ * `setImmediate`: a few µs). Without it, a reply the driver holds is read in one synchronous run
+ * up to the run-ahead bound: the batches' handlers (their timers, their I/O), their
+ * acknowledgements and the position saves wait until then, and reading then waits for them.
  */
 const YIELD_AFTER_EVENTS = 64;
 
@@ -66,7 +66,6 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
   let change = await open(deps);
   if (change === undefined) return { kind: 'stopped' };
   let ready = false;
-  let batchesSeen = 0;
   let readSinceYield = 0;
   while (!signal.aborted && !scheduler.failed) {
     if (change === null) {
@@ -95,12 +94,9 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
         if (end) return end;
       }
       if (scheduler.batching && ++readSinceYield >= YIELD_AFTER_EVENTS) {
-        if (scheduler.batchesStarted !== batchesSeen) {
-          // A batch started: let it (and the saves its acknowledgements start) run beside reading.
-          batchesSeen = scheduler.batchesStarted;
-          readSinceYield = 0;
-          await yieldToEventLoop();
-        }
+        // Let batches run beside reading: their handlers' timers and I/O, the acknowledgements and the saves these start.
+        readSinceYield = 0;
+        await yieldToEventLoop();
       }
     }
     if (signal.aborted || scheduler.failed) break;

@@ -176,11 +176,6 @@ export class EventScheduler {
     );
   }
 
-  /** Batches handed to batch handlers so far. */
-  get batchesStarted(): number {
-    return this.batches.started;
-  }
-
   /** Cuts every batch handler's pending events into a batch now (a drain, or the reader must wait for room). */
   flushBatches(): void {
     this.batches.flush();
