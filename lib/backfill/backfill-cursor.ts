@@ -1,4 +1,4 @@
-import type { mongo } from 'mongoose';
+import mongoose, { type mongo } from 'mongoose';
 import type { ChangeCursor, ChangeEvent } from '../stream/change-cursor.js';
 import { documentKeyOf, idKey } from '../stream/document-key.js';
 import { clusterTimeOfToken } from '../position/resume-token-time.js';
@@ -26,6 +26,14 @@ export const MAX_PENDING_CHUNKS = 4;
  */
 export const MAX_PENDING_DOCUMENTS = 16_000;
 
+/**
+ * Bytes (BSON size, estimated from a few documents of each chunk) read ahead: past this, no
+ * further chunk is read until one is handed out, so large documents do not multiply the
+ * documents bound into hundreds of MB (16,000 documents of 10 KB are 160 MB). One chunk is
+ * always read (its size is `batchSize`, the user's choice).
+ */
+export const MAX_PENDING_BYTES = 16 * 2 ** 20;
+
 /** Keys remembered for one scan segment (one server cursor): past this, the next chunk starts a new one. */
 export const MAX_SEGMENT_KEYS = 10_000;
 
@@ -49,6 +57,17 @@ interface PendingChunk {
   lastId: unknown;
   scanned: number;
   last: boolean;
+  /** Estimated BSON size of `docs` (0 while its find runs). */
+  bytes: number;
+}
+
+/** A chunk's size from its first, middle and last documents: a few µs, not a walk of every document. */
+function estimateBytes(docs: BackfillDocument[]): number {
+  if (docs.length === 0) return 0;
+  const samples = [docs[0], docs[docs.length >> 1], docs[docs.length - 1]];
+  let sampled = 0;
+  for (const doc of samples) sampled += mongoose.mongo.BSON.calculateObjectSize(doc);
+  return Math.round((sampled / samples.length) * docs.length);
 }
 
 /** Events of one document: one without a document key still changed some document. */
@@ -275,6 +294,12 @@ export class BackfillCursor implements ChangeCursor {
     return readDone && chunk.closeAfter <= this.reads;
   }
 
+  private pendingBytes(): number {
+    let bytes = 0;
+    for (const chunk of this.pending) bytes += chunk.bytes;
+    return bytes;
+  }
+
   private pendingLimit(run: BackfillRun): number {
     const limit = run.options.batchSize ?? 1000;
     return Math.max(MAX_PENDING_CHUNKS, Math.floor(MAX_PENDING_DOCUMENTS / limit));
@@ -294,7 +319,8 @@ export class BackfillCursor implements ChangeCursor {
       this.scanEnded ||
       this.signal.aborted ||
       this.failure !== null ||
-      this.pending.length >= this.pendingLimit(run)
+      this.pending.length >= this.pendingLimit(run) ||
+      this.pendingBytes() >= MAX_PENDING_BYTES
     )
       return;
     const limit = run.options.batchSize ?? 1000;
@@ -310,6 +336,7 @@ export class BackfillCursor implements ChangeCursor {
       lastId: this.scanAfter,
       scanned: 0,
       last: false,
+      bytes: 0,
     };
     this.pending.push(chunk);
     this.finding = true;
@@ -326,6 +353,7 @@ export class BackfillCursor implements ChangeCursor {
           chunk.docs = docs;
           chunk.segment = segment;
           chunk.scanned = docs.length;
+          chunk.bytes = estimateBytes(docs);
           chunk.last = docs.length < limit;
           if (docs.length > 0) chunk.lastId = this.scanAfter = docs[docs.length - 1]._id;
           chunk.closeAfter = this.reads + 1; // the next read issued from now on

@@ -48,6 +48,16 @@ export interface ReaderDeps {
 }
 
 /**
+ * With batch handlers, the reader yields to the event loop once per this many events (a
+ * `setImmediate`: a few µs). Without it, a reply the driver holds is read in one synchronous run
+ * up to the run-ahead bound: the batches' handlers (their timers, their I/O), their
+ * acknowledgements and the position saves wait until then, and reading then waits for them.
+ */
+const YIELD_AFTER_EVENTS = 64;
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
  * Reads one cursor until stopped, a handler fails for good, or an invalidate event arrives.
  * Throws `StreamOpenError` if the open fails, any other error if the stream breaks later.
  */
@@ -56,6 +66,7 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
   let change = await open(deps);
   if (change === undefined) return { kind: 'stopped' };
   let ready = false;
+  let readSinceYield = 0;
   while (!signal.aborted && !scheduler.failed) {
     if (change === null) {
       if (cursor.closed) throw new StreamClosedError(messages.streamClosedByServer());
@@ -81,6 +92,11 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
         const dispatched = dispatch(change, deps);
         const end = dispatched instanceof Promise ? await dispatched : dispatched;
         if (end) return end;
+      }
+      if (scheduler.batching && ++readSinceYield >= YIELD_AFTER_EVENTS) {
+        // Let batches run beside reading: their handlers' timers and I/O, the acknowledgements and the saves these start.
+        readSinceYield = 0;
+        await yieldToEventLoop();
       }
     }
     if (signal.aborted || scheduler.failed) break;

@@ -66,17 +66,25 @@ export async function backfillTable(
   const find = rows.get('bare find() in _id order')!;
   const rate = (r: BackfillScenarioResult) => (r.documents / r.ms) * 1000;
   console.log(
-    `\nBackfill (${DOCUMENTS} small documents, chunks of ${BATCH}; median of ${rounds} rounds)`,
+    `\nBackfill (${DOCUMENTS} small documents, chunks of ${BATCH}; median of ${rounds} rounds; memory: peak growth from the first document)`,
   );
+  const live = find.some((r) => r.memory.liveHeap !== undefined);
   const header = [
     'scenario',
     'docs/s',
     '× find [min–max]',
     'RSS +MB',
+    'RSS − find',
+    'heap used +MB',
+    'heap total +MB',
+    'external +MB',
+    ...(live ? ['live heap +MB'] : []),
     'p50 ms',
     'p99 ms',
     'writes seen',
   ];
+  const mb = (results: BackfillScenarioResult[], of: (r: BackfillScenarioResult) => number) =>
+    median(results.map(of)).toFixed(1);
   const lines = [...rows].map(([name, results]) => {
     const ratios = results.map((r, i) => rate(r) / rate(find[i]));
     const delays = results.flatMap((r) => r.delays);
@@ -84,7 +92,15 @@ export async function backfillTable(
       name,
       median(results.map(rate)).toFixed(0),
       `${median(ratios).toFixed(2)} [${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}]`,
-      Math.max(...results.map((r) => r.rssGrowthMb)).toFixed(1),
+      mb(results, (r) => r.memory.rss),
+      // What the backfill adds over reading the same documents with a bare find(), round by round.
+      results === find
+        ? '-'
+        : mb(results, (r) => r.memory.rss - find[results.indexOf(r)].memory.rss),
+      mb(results, (r) => r.memory.heapUsed),
+      mb(results, (r) => r.memory.heapTotal),
+      mb(results, (r) => r.memory.external),
+      ...(live ? [mb(results, (r) => r.memory.liveHeap ?? 0)] : []),
       delays.length ? percentile(delays, 50).toFixed(0) : '-',
       delays.length ? percentile(delays, 99).toFixed(0) : '-',
       delays.length ? String(delays.length) : '-',
@@ -103,7 +119,8 @@ async function run(
   args: BackfillScenarioArgs,
   during?: (stop: AbortSignal) => Promise<void>,
 ): Promise<BackfillScenarioResult> {
-  const child = spawn(process.execPath, [script, JSON.stringify(args)], {
+  const flags = process.env.BENCH_BACKFILL_LIVE ? ['--expose-gc'] : [];
+  const child = spawn(process.execPath, [...flags, script, JSON.stringify(args)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let output = '';

@@ -24,29 +24,68 @@ export interface BackfillScenarioArgs {
 export interface BackfillScenarioResult {
   documents: number;
   ms: number;
-  rssGrowthMb: number;
+  memory: MemoryGrowth;
   delays: number[];
 }
 
 const args = JSON.parse(process.argv[2]) as BackfillScenarioArgs;
 
-/** Peak RSS growth from `restart()` (the first document: process and app start-up do not count). */
+/**
+ * Peak growth from `restart()` (the first document: process and app start-up do not count) of
+ * RSS and of its parts: the JS heap in use (the documents and events anyone holds, and garbage
+ * not collected yet), the heap V8 reserved (`heapTotal`: it grows the young generation and
+ * keeps pages after a collection), and memory outside the heap (`external`: Buffers, such as the
+ * driver's socket reads and replies).
+ */
 class Peak {
-  baseline = process.memoryUsage().rss;
-  peak = this.baseline;
+  private base = process.memoryUsage();
+  private peaks = { ...this.base };
   restart(): void {
-    this.baseline = this.peak = process.memoryUsage().rss;
+    (globalThis as { gc?: () => void }).gc?.(); // BENCH_BACKFILL_LIVE: the live heap grows from a collected one
+    this.base = process.memoryUsage();
+    this.peaks = { ...this.base };
   }
   private readonly timer = setInterval(() => this.sample(), 20);
   sample(): void {
-    this.peak = Math.max(this.peak, process.memoryUsage().rss);
+    const now = process.memoryUsage();
+    for (const key of ['rss', 'heapUsed', 'heapTotal', 'external'] as const)
+      this.peaks[key] = Math.max(this.peaks[key], now[key]);
   }
-  stop(): number {
+  /** With `--expose-gc` (BENCH_BACKFILL_LIVE=1): collects, then samples the heap that is still reachable. */
+  live(): void {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (!gc) return;
+    gc();
+    this.liveHeap = Math.max(this.liveHeap, process.memoryUsage().heapUsed);
+  }
+  private liveHeap = 0;
+  stop(): MemoryGrowth {
     clearInterval(this.timer);
     this.sample();
-    return (this.peak - this.baseline) / 2 ** 20;
+    const growth = (key: 'rss' | 'heapUsed' | 'heapTotal' | 'external') =>
+      (this.peaks[key] - this.base[key]) / 2 ** 20;
+    return {
+      rss: growth('rss'),
+      heapUsed: growth('heapUsed'),
+      heapTotal: growth('heapTotal'),
+      external: growth('external'),
+      ...(this.liveHeap > 0 && { liveHeap: (this.liveHeap - this.base.heapUsed) / 2 ** 20 }),
+    };
   }
 }
+
+/** Peak growth in MB over the timed run, of RSS and of the parts `process.memoryUsage()` reports. */
+export interface MemoryGrowth {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  /** Peak of the heap still reachable after a full collection, sampled every 10,000 documents (BENCH_BACKFILL_LIVE=1). */
+  liveHeap?: number;
+}
+
+/** Every 10,000th document: sample the reachable heap (only with `--expose-gc`). */
+const LIVE_EVERY = 10_000;
 
 async function bareFind(): Promise<BackfillScenarioResult> {
   const connection = await mongoose
@@ -61,15 +100,17 @@ async function bareFind(): Promise<BackfillScenarioResult> {
     .batchSize(args.batchSize);
   // Timed from the first document, as the backfill is (its first chunk's read is not timed either).
   let began = performance.now();
-  for await (const doc of cursor)
+  for await (const doc of cursor) {
     if (doc && documents++ === 0) {
       began = performance.now();
       peak.restart();
     }
+    if (documents % LIVE_EVERY === 0) peak.live();
+  }
   const ms = performance.now() - began;
-  const rssGrowthMb = peak.stop();
+  const memory = peak.stop();
   await connection.close();
-  return { documents, ms, rssGrowthMb, delays: [] };
+  return { documents, ms, memory, delays: [] };
 }
 
 let peak: Peak | undefined;
@@ -95,6 +136,7 @@ class NoOpIndex {
         peak?.restart();
       }
       tally.last = performance.now();
+      if (tally.backfilled % LIVE_EVERY === 0) peak?.live();
       if (tally.backfilled === args.documents) tally.done();
     } else if (change.operationType === 'insert' && change.fullDocument?.writtenAt) {
       tally.delays.push(Date.now() - change.fullDocument.writtenAt);
@@ -119,9 +161,9 @@ async function moduleBackfill(): Promise<BackfillScenarioResult> {
   console.log('READY');
   await finished;
   const ms = tally.last - tally.first;
-  const rssGrowthMb = measured.stop();
+  const memory = measured.stop();
   await app.close();
-  return { documents: tally.backfilled, ms, rssGrowthMb, delays: tally.delays };
+  return { documents: tally.backfilled, ms, memory, delays: tally.delays };
 }
 
 void (args.kind === 'find' ? bareFind() : moduleBackfill()).then(
