@@ -114,6 +114,7 @@ export class Checkpointer {
       this.lease !== null,
       this.remembered,
       this.logger,
+      this.context.replaces,
     );
     this.restore(this.backfill.read(start.position));
     this.dirty = start.from !== 'stored';

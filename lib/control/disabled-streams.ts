@@ -5,6 +5,7 @@ import type { ChangeStreamRegistry } from '../change-stream.registry.js';
 import type { ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { ChangeHandler } from '../stream/change-handler.js';
 import type { StreamPlan } from '../stream/stream-plan.js';
+import { collectionsOf } from '../stream/stream-scope.js';
 
 // What `enabled: false` leaves out: handlers (left out of their stream's plan by `planStreams`) and
 // whole streams (every handler disabled, or the module disabled). Status shows them as such.
@@ -29,6 +30,7 @@ export function disabledParts(
   const idlePlans = [...idle.values()].map((group): StreamPlan => ({
     connectionName: group[0].connectionName,
     collection: group[0].collection,
+    scope: { kind: 'collection' },
     pipeline: [],
     hasUserPipeline: false,
     splitLargeEvents: false,
@@ -55,6 +57,7 @@ export function disabledStatus(
     connectionName: plan.connectionName,
     database,
     collection: plan.collection,
+    collections: [...collectionsOf(plan)],
     state: 'disabled',
     role: null,
     instanceId: null,
