@@ -39,6 +39,7 @@ import type { CollectionStream } from './stream/collection-stream.js';
 import { createCollectionStream } from './stream/create-collection-stream.js';
 import { planStreams } from './stream/stream-plan.js';
 import { databasePlans } from './stream/database-plan.js';
+import { streamModeOf } from './options/streams-option.js';
 import type { PositionStore } from './interfaces/position-store.interface.js';
 import { MirroredPositionStore } from './position-mirror/mirrored-position.store.js';
 import { withPositionMirror } from './position-mirror/position-mirror.factory.js';
@@ -95,7 +96,7 @@ export class ChangeStreamOrchestrator
     checkDeadLetterDurability(handlers, this.options, this.stores, this.logger);
     const plans = databasePlans(
       planStreams(handlers, this.options.checkpoint.maxEvents),
-      this.options.streamMode,
+      streamModeOf(this.options.streams),
     );
     const disabled = disabledParts(handlers, plans);
     const keyed = await keyedPlans([...plans, ...disabled.idlePlans], this.moduleRef, this.options);

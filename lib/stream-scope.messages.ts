@@ -17,6 +17,4 @@ export const streamScopeMessages = {
   startingFromReplacedPosition: (key: string, from: string, at: string) =>
     `Stream ${key} has no stored position yet: it starts at the oldest position of the streams it replaces (${from}, ${at}). ` +
     `Events the other streams had already handled since then come again (at-least-once); their keys are left for a roll-back.`,
-  collectionServedByDatabaseStream: (collection: string, key: string) =>
-    `Collection '${collection}' is served by the database stream ${key}: the action applies to that whole stream (all its collections).`,
 };

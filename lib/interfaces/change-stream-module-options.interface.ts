@@ -270,6 +270,8 @@ export type StreamsOption =
   | 'collection'
   | 'database'
   | {
+      /** The mode of connections not named in `connections`. */
       default?: 'collection' | 'database';
+      /** The mode per mongoose connection name. */
       connections?: Record<string, 'collection' | 'database'>;
     };

@@ -212,6 +212,6 @@ export function resolveOptions(
     positionMirror: positionMirrorOptions(options.positionMirror, options.connectionName),
     historyHeadroom: historyHeadroomOptions(options.historyHeadroom),
     enabled: options.enabled ?? true,
-    streamMode: streamsOption(options.streams),
+    streams: streamsOption(options.streams),
   };
 }

@@ -8,15 +8,21 @@ function mode(path: string, value: unknown): StreamMode {
   throw new ChangeStreamConfigError(messages.streamsOptionInvalid(path, value));
 }
 
-/** The `streams` option as a function of the connection name (default: one stream per collection). */
-export function streamsOption(
-  given: StreamsOption | undefined,
-): (connectionName: string) => StreamMode {
-  if (given === undefined) return () => 'collection';
-  if (typeof given === 'string') {
-    const all = mode('streams', given);
-    return () => all;
-  }
+/** The `streams` option, resolved: each connection's mode, else `default`. */
+export interface ResolvedStreams {
+  default: StreamMode;
+  connections: Record<string, StreamMode>;
+}
+
+/** The mode of a connection's streams. */
+export function streamModeOf(streams: ResolvedStreams): (connectionName: string) => StreamMode {
+  return (connectionName) => streams.connections[connectionName] ?? streams.default;
+}
+
+/** Validates the `streams` option (default: one stream per collection). */
+export function streamsOption(given: StreamsOption | undefined): ResolvedStreams {
+  if (given === undefined) return { default: 'collection', connections: {} };
+  if (typeof given === 'string') return { default: mode('streams', given), connections: {} };
   if (typeof given !== 'object' || given === null || Array.isArray(given))
     throw new ChangeStreamConfigError(messages.streamsOptionInvalid('streams', given));
   const unknown = Object.keys(given).filter((k) => k !== 'default' && k !== 'connections');
@@ -31,11 +37,11 @@ export function streamsOption(
     throw new ChangeStreamConfigError(
       messages.streamsOptionInvalid('streams.connections', connections),
     );
-  const byConnection = new Map(
+  const byConnection = Object.fromEntries(
     Object.entries(connections).map(([name, value]) => [
       name,
       mode(`streams.connections.${name}`, value),
     ]),
   );
-  return (connectionName) => byConnection.get(connectionName) ?? fallback;
+  return { default: fallback, connections: byConnection };
 }

@@ -6,6 +6,7 @@ import { positionKey } from '../../lib/redis/redis-keys.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
 import { collectionDocumentKeyOf, documentKeyOf } from '../../lib/stream/document-key.js';
 import { databasePlans } from '../../lib/stream/database-plan.js';
+import { streamModeOf } from '../../lib/options/streams-option.js';
 import { planStreams } from '../../lib/stream/stream-plan.js';
 import { DATABASE_STREAM } from '../../lib/stream/stream-scope.js';
 import {
@@ -36,7 +37,7 @@ const handler = (
 const database = (handlers: ChangeHandler[], streams: unknown = 'database') =>
   databasePlans(
     planStreams(handlers),
-    resolveOptions({ consumer: 'svc', streams: streams as 'database' }).streamMode,
+    streamModeOf(resolveOptions({ consumer: 'svc', streams: streams as 'database' }).streams),
   );
 
 /** A mongod resume token taken at cluster time (t, 1). */
