@@ -1,9 +1,41 @@
+import de.bwaldvogel.mongo.MongoBackend;
+import de.bwaldvogel.mongo.MongoCollection;
+import de.bwaldvogel.mongo.MongoDatabase;
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
+import de.bwaldvogel.mongo.backend.AbstractCursor;
+import de.bwaldvogel.mongo.backend.Utils;
+import de.bwaldvogel.mongo.backend.aggregation.Aggregation;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
+import de.bwaldvogel.mongo.bson.BsonTimestamp;
+import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.exception.MongoServerError;
+import de.bwaldvogel.mongo.oplog.OplogPosition;
+import io.netty.channel.Channel;
+import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
+import java.util.Set;
+import java.util.function.Predicate;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 
-/** Usage: java -cp CLASSPATH MongoTestServer.java PORT. Exits when its standard input closes. */
+/**
+ * Usage: java -cp CLASSPATH MongoTestServer.java PORT. Exits when its standard input closes.
+ *
+ * mongo-java-server 1.47 with one addition: database-level (`db.watch()`) and deployment-level
+ * (`client.watch()`, on admin with `allChangesForCluster`) change streams, which it lacks. They
+ * read the server's own oplog (`local.oplog.rs`) by its positions, so tokens (`{ _data: hex }`)
+ * are interchangeable with its collection-level streams, and `getMore` behaves the same (no
+ * wait: an empty batch at once). Their events are shaped as mongod's: `ns`, `wallTime`,
+ * `updateDescription`, `replace`, `drop`; `fullDocument` on updates only with `updateLookup`;
+ * only mongod's per-event stages ($match, $project, ...) after `$changeStream`.
+ * Collection-level streams are untouched: still without `ns`, with the server's own shapes (an
+ * update's `fullDocument` is its `$set`/`$unset` delta).
+ * Not modelled: dropDatabase/rename/invalidate events (a dropped database shows as one `drop`
+ * per collection), post-batch resume tokens and `operationTime`, pre/post-images, and
+ * findAndModify writes (the server records none in its oplog: no event at any level).
+ */
 public class MongoTestServer {
   public static void main(String[] args) throws Exception {
     // The built-in versions report wire version 8 at most; the Node driver 7 needs 9 or more.
@@ -11,7 +43,7 @@ public class MongoTestServer {
       public List<Integer> getVersionArray() { return List.of(6, 0, 0); }
       public int getWireVersion() { return 17; }
     };
-    MongoServer server = new MongoServer(new MemoryBackend().version(version));
+    MongoServer server = new MongoServer(new WatchableBackend().version(version));
     server.enableOplog(); // change streams read the oplog
     server.bind("127.0.0.1", Integer.parseInt(args[0]));
     System.out.println("listening on " + server.getLocalAddress());
@@ -20,5 +52,250 @@ public class MongoTestServer {
     while (System.in.read() != -1) { }
     server.shutdownNow();
     System.exit(0);
+  }
+}
+
+/** The in-memory backend, plus `aggregate: 1` pipelines that start with `$changeStream`. */
+class WatchableBackend extends MemoryBackend {
+  private static final Set<String> INTERNAL_DATABASES = Set.of("admin", "local", "config");
+  /** The stages mongod allows after `$changeStream`: each takes one event to at most one. */
+  private static final Set<String> PER_EVENT_STAGES =
+      Set.of("$match", "$project", "$addFields", "$set", "$unset", "$replaceRoot", "$replaceWith", "$redact");
+
+  @Override
+  public Document handleCommand(Channel channel, String databaseName, String command, Document query) {
+    if (command.equalsIgnoreCase("aggregate") && isNumberOne(query.get(command))) {
+      List<Document> pipeline = Aggregation.parse(query.get("pipeline"));
+      if (!pipeline.isEmpty() && pipeline.get(0).get("$changeStream") instanceof Document) {
+        return openStream(databaseName, query, pipeline);
+      }
+    }
+    return super.handleCommand(channel, databaseName, command, query);
+  }
+
+  private static boolean isNumberOne(Object value) {
+    return value instanceof Number && ((Number) value).doubleValue() == 1;
+  }
+
+  private Document openStream(String databaseName, Document query, List<Document> pipeline) {
+    Document spec = (Document) pipeline.get(0).get("$changeStream");
+    boolean wholeDeployment = Boolean.TRUE.equals(spec.get("allChangesForCluster"));
+    if (wholeDeployment != databaseName.equals("admin") || (!wholeDeployment && INTERNAL_DATABASES.contains(databaseName))) {
+      throw new MongoServerError(73, "InvalidNamespace", wholeDeployment
+          ? "$changeStream with allChangesForCluster:true must be run on the 'admin' database"
+          : "$changeStream may not be opened on the internal " + databaseName + " database");
+    }
+    for (Document stage : pipeline.subList(1, pipeline.size())) {
+      for (String name : stage.keySet()) {
+        if (!PER_EVENT_STAGES.contains(name)) {
+          throw new MongoServerError(20, "IllegalOperation", name + " is not permitted in a $changeStream pipeline");
+        }
+      }
+    }
+    MongoCollection<Document> oplogCollection = oplogCollection();
+    Predicate<String> inScope = wholeDeployment
+        ? db -> !INTERNAL_DATABASES.contains(db)
+        : databaseName::equals;
+    MongoDatabase database = wholeDeployment ? null : resolveDatabase(databaseName);
+    Aggregation stages = Aggregation.fromPipeline(pipeline.subList(1, pipeline.size()), this::resolveDatabase, database, null, oplog);
+    stages.validate(query);
+
+    ChangeEvents events = new ChangeEvents(this, spec, inScope);
+    ChangeCursor cursor = new ChangeCursor(getCursorRegistry().generateCursorId(), oplogCollection, events, stages,
+        startPosition(spec, oplogCollection));
+    getCursorRegistry().add(cursor);
+
+    Document cursorOptions = (Document) query.get("cursor");
+    int batchSize = ((Number) cursorOptions.getOrDefault("batchSize", 0)).intValue();
+    Document reply = new Document("cursor", new Document("id", cursor.getId())
+        .append("ns", databaseName + ".$cmd.aggregate")
+        .append("firstBatch", cursor.takeDocuments(batchSize)));
+    Utils.markOkay(reply);
+    return reply;
+  }
+
+  @SuppressWarnings("unchecked")
+  private MongoCollection<Document> oplogCollection() {
+    MongoCollection<Document> collection =
+        (MongoCollection<Document>) resolveDatabase("local").resolveCollection(OPLOG_COLLECTION_NAME, false);
+    if (collection == null) throw new MongoServerError(40573, "The $changeStream stage is only supported on replica sets");
+    return collection;
+  }
+
+  /** As the server's collection-level streams: tokens exclusive, an operation time inclusive. */
+  private static OplogPosition startPosition(Document spec, MongoCollection<Document> oplogCollection) {
+    Document token = (Document) (spec.get("startAfter") != null ? spec.get("startAfter") : spec.get("resumeAfter"));
+    if (token != null) return OplogPosition.fromDocument(token);
+    BsonTimestamp operationTime = (BsonTimestamp) spec.get("startAtOperationTime");
+    if (operationTime != null) return new OplogPosition(operationTime).inclusive();
+    // "Now": after the latest entry (the server's clock is private; every later entry is after it).
+    return new OplogPosition(oplogCollection.queryAllAsStream()
+        .map(WatchableBackend::timestampOf)
+        .max(Comparator.naturalOrder())
+        .orElse(new BsonTimestamp(0)));
+  }
+
+  static BsonTimestamp timestampOf(Document oplogEntry) {
+    return (BsonTimestamp) oplogEntry.get("ts");
+  }
+
+  /** Only if it exists: resolving a database creates it, and it would then be listed. */
+  Document currentDocument(String db, String coll, Object id) {
+    if (!listDatabaseNames().contains(db)) return null;
+    MongoCollection<?> collection = resolveDatabase(db).resolveCollection(coll, false);
+    if (collection == null) return null;
+    return collection.handleQueryAsStream(new Document("_id", id)).findFirst().map(Document::cloneDeeply).orElse(null);
+  }
+}
+
+/**
+ * As the server's OplogCursor (never exhausted; a getMore answers at once, empty or not), but it
+ * moves past entries its stream does not report, as mongod's post-batch token does, so a narrow
+ * `$match` does not re-read (and re-look-up) the whole backlog on every getMore.
+ */
+class ChangeCursor extends AbstractCursor {
+  private final MongoCollection<Document> oplogCollection;
+  private final ChangeEvents events;
+  private final Aggregation stages;
+  private OplogPosition position;
+
+  ChangeCursor(long id, MongoCollection<Document> oplogCollection, ChangeEvents events, Aggregation stages, OplogPosition start) {
+    super(id);
+    this.oplogCollection = oplogCollection;
+    this.events = events;
+    this.stages = stages;
+    this.position = start;
+  }
+
+  @Override
+  public boolean isEmpty() {
+    return false;
+  }
+
+  @Override
+  public synchronized List<Document> takeDocuments(int numberToReturn) {
+    OplogPosition from = position;
+    List<Document> entries = oplogCollection.queryAllAsStream()
+        .filter(entry -> new OplogPosition(WatchableBackend.timestampOf(entry)).isAfter(from))
+        .sorted(Comparator.comparing(WatchableBackend::timestampOf))
+        .collect(Collectors.toList());
+    List<Document> batch = new ArrayList<>();
+    for (Document entry : entries) {
+      if (numberToReturn > 0 && batch.size() >= numberToReturn) break;
+      position = new OplogPosition(WatchableBackend.timestampOf(entry));
+      Document event = events.of(entry);
+      // Per event: openStream admits only stages that take one event to at most one.
+      if (event != null) stages.runStagesAsStream(Stream.of(event)).forEach(batch::add);
+    }
+    return batch;
+  }
+}
+
+/** Oplog entries as mongod's change events; null for entries a stream does not report. */
+class ChangeEvents {
+  private final WatchableBackend backend;
+  private final boolean updateLookup;
+
+  private final Predicate<String> inScope;
+
+  ChangeEvents(WatchableBackend backend, Document spec, Predicate<String> inScope) {
+    this.backend = backend;
+    this.inScope = inScope;
+    this.updateLookup = "updateLookup".equals(spec.get("fullDocument"));
+  }
+
+  Document of(Document entry) {
+    String namespace = (String) entry.get("ns");
+    String db = Utils.getDatabaseNameFromFullName(namespace);
+    String coll = Utils.getCollectionNameFromFullName(namespace);
+    Document o = (Document) entry.get("o");
+    boolean isCommand = coll.equals("$cmd");
+    if (isCommand) {
+      if (!(o.get("drop") instanceof String)) return null;
+      coll = (String) o.get("drop");
+    }
+    if (!inScope.test(db) || coll.startsWith("system.")) return null;
+
+    BsonTimestamp ts = WatchableBackend.timestampOf(entry);
+    Document event = new Document("_id", new Document("_data", new OplogPosition(ts).toHexString()));
+    if (isCommand) {
+      return head(event, "drop", ts, entry).append("ns", ns(db, coll));
+    }
+    switch ((String) entry.get("op")) {
+      case "i":
+        return head(event, "insert", ts, entry)
+            .append("fullDocument", o.cloneDeeply())
+            .append("ns", ns(db, coll))
+            .append("documentKey", new Document("_id", o.get("_id")));
+      case "d":
+        return head(event, "delete", ts, entry)
+            .append("ns", ns(db, coll))
+            .append("documentKey", new Document("_id", o.get("_id")));
+      case "u":
+        Object id = ((Document) entry.get("o2")).get("_id");
+        return isOperatorUpdate(o) ? update(event, ts, entry, db, coll, id, o) : replace(event, ts, entry, db, coll, id, o);
+      default:
+        return null;
+    }
+  }
+
+  private static Document head(Document event, String operationType, BsonTimestamp ts, Document entry) {
+    event.append("operationType", operationType).append("clusterTime", ts);
+    if (entry.get("wall") != null) event.append("wallTime", entry.get("wall"));
+    return event;
+  }
+
+  private static Document ns(String db, String coll) {
+    return new Document("db", db).append("coll", coll);
+  }
+
+  private static boolean isOperatorUpdate(Document update) {
+    return update.keySet().stream().anyMatch(key -> key.startsWith("$"));
+  }
+
+  private Document update(Document event, BsonTimestamp ts, Document entry, String db, String coll, Object id, Document update) {
+    head(event, "update", ts, entry);
+    Document current = backend.currentDocument(db, coll, id);
+    if (updateLookup) event.append("fullDocument", current);
+    return event
+        .append("ns", ns(db, coll))
+        .append("documentKey", new Document("_id", id))
+        .append("updateDescription", describe(update, current));
+  }
+
+  /** `$set` values as written; other operators' fields with their value now (the oplog keeps only the operator). */
+  private static Document describe(Document update, Document current) {
+    Document updatedFields = new Document();
+    List<String> removedFields = new ArrayList<>();
+    for (String operator : update.keySet()) {
+      Document fields = (Document) update.get(operator);
+      for (String path : fields.keySet()) {
+        if (operator.equals("$set")) {
+          updatedFields.append(path, fields.get(path));
+        } else if (operator.equals("$unset")) {
+          removedFields.add(path);
+        } else if (operator.equals("$rename")) {
+          removedFields.add(path);
+          String to = (String) fields.get(path);
+          if (current != null) updatedFields.append(to, Utils.getSubdocumentValue(current, to));
+        } else if (!operator.equals("$setOnInsert") && current != null) {
+          updatedFields.append(path, Utils.getSubdocumentValue(current, path));
+        }
+      }
+    }
+    return new Document("updatedFields", updatedFields)
+        .append("removedFields", removedFields)
+        .append("truncatedArrays", List.of());
+  }
+
+  private Document replace(Document event, BsonTimestamp ts, Document entry, String db, String coll, Object id, Document replacement) {
+    Document fullDocument = new Document("_id", id);
+    for (String key : replacement.keySet()) {
+      if (!key.equals("_id")) fullDocument.append(key, replacement.get(key));
+    }
+    return head(event, "replace", ts, entry)
+        .append("fullDocument", fullDocument.cloneDeeply())
+        .append("ns", ns(db, coll))
+        .append("documentKey", new Document("_id", id));
   }
 }

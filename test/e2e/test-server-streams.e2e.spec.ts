@@ -1,0 +1,289 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { mongo } from 'mongoose';
+import { testEnv, uniqueName } from '../fixtures/test-env.js';
+
+interface Event {
+  _id: unknown;
+  operationType: string;
+  ns?: { db: string; coll?: string };
+  documentKey?: { _id: unknown };
+  fullDocument?: unknown;
+  updateDescription?: unknown;
+  wallTime?: Date;
+  clusterTime?: mongo.Timestamp;
+}
+type Doc = { _id: number | string; n?: number; s?: string; gone?: string };
+type Watchable = {
+  watch(pipeline?: mongo.Document[], options?: mongo.ChangeStreamOptions): mongo.ChangeStream;
+};
+
+/**
+ * The database-level (`db.watch()`) and deployment-level (`client.watch()`) change streams of
+ * the test server (mongo-java-server has only collection-level ones; ours adds the others in
+ * test/servers/mongo-java-server/MongoTestServer.java). CI runs this spec against real mongod
+ * too, which keeps the test server's events honest.
+ */
+describe('database- and deployment-level change streams (test server)', () => {
+  let client: mongo.MongoClient;
+  const owned: string[] = [];
+  const streams: mongo.ChangeStream[] = [];
+
+  beforeAll(async () => {
+    client = await new mongo.MongoClient(testEnv().mongoUri).connect();
+  });
+  afterEach(async () => {
+    await Promise.all(streams.splice(0).map((stream) => stream.close()));
+  });
+  afterAll(async () => {
+    for (const name of owned) await client.db(name).dropDatabase();
+    await client.close();
+  });
+
+  const newDb = (name = uniqueName('tss')) => {
+    owned.push(name);
+    return client.db(name);
+  };
+
+  const watch = (
+    target: Watchable,
+    pipeline: mongo.Document[] = [],
+    options: mongo.ChangeStreamOptions = {},
+  ) => {
+    const stream = target.watch(pipeline, { maxAwaitTimeMS: 50, ...options });
+    streams.push(stream);
+    return stream;
+  };
+
+  /** A stream opened (its aggregate answered) before the spec writes anything. */
+  async function open(target: Watchable, pipeline: mongo.Document[] = [], options = {}) {
+    const stream = watch(target, pipeline, options);
+    expect(await stream.tryNext()).toBeNull();
+    return stream;
+  }
+
+  /** The next `count` events; fails if they do not come within the timeout. */
+  async function take(stream: mongo.ChangeStream, count: number, timeoutMs = 15_000) {
+    const events: Event[] = [];
+    const deadline = Date.now() + timeoutMs;
+    while (events.length < count) {
+      if (Date.now() > deadline)
+        throw new Error(`Got ${events.length} of ${count} events: ${JSON.stringify(events)}`);
+      const event = (await stream.tryNext()) as unknown as Event | null;
+      if (event) events.push(event);
+    }
+    return events;
+  }
+
+  const summary = (events: Event[]) =>
+    events.map((e) => [e.operationType, e.ns?.db, e.ns?.coll, e.documentKey?._id]);
+
+  it('db.watch sees inserts, updates, replaces, deletes and drops of its collections, with ns, and no other database', async () => {
+    const db = newDb();
+    const other = newDb();
+    const stream = await open(db);
+    const collectionStream = await open(db.collection<Doc>('a'));
+
+    await other.collection<Doc>('a').insertOne({ _id: 'elsewhere' });
+    await db.collection<Doc>('a').insertOne({ _id: 1, n: 1, gone: 'soon' });
+    await db.collection<Doc>('b').insertOne({ _id: 2, s: 'x' });
+    await db.collection<Doc>('a').updateOne({ _id: 1 }, { $set: { n: 2 }, $unset: { gone: '' } });
+    await db.collection<Doc>('b').replaceOne({ _id: 2 }, { s: 'y' });
+    await db.collection<Doc>('a').deleteOne({ _id: 1 });
+    await db.collection<Doc>('b').drop();
+    await other.collection<Doc>('a').insertOne({ _id: 'after' });
+    await db.collection<Doc>('a').insertOne({ _id: 3 });
+
+    const events = await take(stream, 7);
+    expect(summary(events)).toEqual([
+      ['insert', db.databaseName, 'a', 1],
+      ['insert', db.databaseName, 'b', 2],
+      ['update', db.databaseName, 'a', 1],
+      ['replace', db.databaseName, 'b', 2],
+      ['delete', db.databaseName, 'a', 1],
+      ['drop', db.databaseName, 'b', undefined],
+      ['insert', db.databaseName, 'a', 3],
+    ]);
+    const [inserted, , updated, replaced, deleted] = events;
+    expect(inserted.fullDocument).toEqual({ _id: 1, n: 1, gone: 'soon' });
+    expect(updated.updateDescription).toEqual({
+      updatedFields: { n: 2 },
+      removedFields: ['gone'],
+      truncatedArrays: [],
+    });
+    expect(updated).not.toHaveProperty('fullDocument'); // as mongod without updateLookup
+    expect(replaced.fullDocument).toEqual({ _id: 2, s: 'y' });
+    expect(deleted).not.toHaveProperty('fullDocument');
+    for (const event of events) {
+      expect(event._id).toEqual({ _data: expect.any(String) });
+      expect(event.clusterTime).toBeInstanceOf(mongo.Timestamp);
+      expect(event.wallTime).toBeInstanceOf(Date);
+    }
+    // The same tokens as the server's collection-level streams give for the same writes.
+    const collectionEvents = await take(collectionStream, 1);
+    expect(collectionEvents[0]._id).toEqual(inserted._id);
+  });
+
+  it('applies $match on ns.coll and operationType, with $in and $or', async () => {
+    const db = newDb();
+    const onlyA = await open(db, [{ $match: { 'ns.coll': { $in: ['a'] } } }]);
+    const bOrDeletes = await open(db, [
+      { $match: { $or: [{ 'ns.coll': 'b' }, { operationType: 'delete' }] } },
+    ]);
+
+    await db.collection<Doc>('b').insertOne({ _id: 'b1' });
+    await db.collection<Doc>('a').insertOne({ _id: 'a1' });
+    await db.collection<Doc>('a').deleteOne({ _id: 'a1' });
+    await db.collection<Doc>('b').insertOne({ _id: 'b2' });
+    await db.collection<Doc>('a').insertOne({ _id: 'a2' });
+
+    expect(summary(await take(onlyA, 3))).toEqual([
+      ['insert', db.databaseName, 'a', 'a1'],
+      ['delete', db.databaseName, 'a', 'a1'],
+      ['insert', db.databaseName, 'a', 'a2'],
+    ]);
+    await db.collection<Doc>('b').insertOne({ _id: 'b3' });
+    expect(summary(await take(bOrDeletes, 4))).toEqual([
+      ['insert', db.databaseName, 'b', 'b1'],
+      ['delete', db.databaseName, 'a', 'a1'],
+      ['insert', db.databaseName, 'b', 'b2'],
+      ['insert', db.databaseName, 'b', 'b3'],
+    ]);
+  });
+
+  it('delivers each matching event once, in order, when replies are cut by batchSize', async () => {
+    const db = newDb();
+    const stream = await open(db, [{ $match: { 'ns.coll': 'a' } }], { batchSize: 2 });
+    const ids = [1, 2, 3, 4, 5, 6, 7];
+    for (const _id of ids) {
+      await db.collection<Doc>('b').insertOne({ _id });
+      await db.collection<Doc>('a').insertOne({ _id });
+    }
+    expect(summary(await take(stream, ids.length))).toEqual(
+      ids.map((id) => ['insert', db.databaseName, 'a', id]),
+    );
+    await db.collection<Doc>('a').insertOne({ _id: 8 });
+    expect(summary(await take(stream, 1))).toEqual([['insert', db.databaseName, 'a', 8]]);
+  });
+
+  it('resumes after a token (its own or a collection-level one) with the next event; startAfter too', async () => {
+    const db = newDb();
+    const stream = await open(db);
+    const collectionStream = await open(db.collection<Doc>('a'));
+    await db.collection<Doc>('a').insertOne({ _id: 1 });
+    await db.collection<Doc>('b').insertOne({ _id: 2 });
+    await db.collection<Doc>('a').insertOne({ _id: 3 });
+    const events = await take(stream, 3);
+    const [fromCollection] = await take(collectionStream, 1);
+
+    const resumed = await take(watch(db, [], { resumeAfter: events[0]._id }), 2);
+    expect(resumed.map((e) => e._id)).toEqual([events[1]._id, events[2]._id]);
+    const afterCollectionToken = await take(watch(db, [], { resumeAfter: fromCollection._id }), 2);
+    expect(summary(afterCollectionToken)).toEqual(summary(events.slice(1)));
+    const startedAfter = await take(watch(db, [], { startAfter: events[1]._id }), 1);
+    expect(startedAfter[0]._id).toEqual(events[2]._id);
+    // And a collection-level stream takes a database-level token.
+    const collectionResumed = await take(
+      watch(db.collection<Doc>('a'), [], { resumeAfter: events[0]._id }),
+      1,
+    );
+    expect(collectionResumed[0]._id).toEqual(events[2]._id);
+  });
+
+  it('starts at an operation time, inclusive', async () => {
+    const db = newDb();
+    const stream = await open(db);
+    for (const _id of [1, 2, 3]) await db.collection<Doc>('a').insertOne({ _id });
+    const events = await take(stream, 3);
+
+    const fromSecond = await take(
+      watch(db, [], { startAtOperationTime: events[1].clusterTime }),
+      2,
+    );
+    expect(fromSecond.map((e) => e._id)).toEqual([events[1]._id, events[2]._id]);
+  });
+
+  it('client.watch sees every database whose name matches the $regex on ns.db, and no other', async () => {
+    const prefix = uniqueName('tssdep');
+    const first = newDb(`${prefix}_1`);
+    const second = newDb(`${prefix}_2`);
+    const unmatched = newDb();
+    const stream = await open(client, [
+      { $match: { 'ns.db': { $regex: `^${prefix}_` }, 'ns.coll': { $in: ['a', 'b'] } } },
+    ]);
+    const byList = await open(client, [{ $match: { 'ns.db': { $in: [second.databaseName] } } }]);
+
+    await unmatched.collection<Doc>('a').insertOne({ _id: 0 });
+    await first.collection<Doc>('a').insertOne({ _id: 1 });
+    await first.collection<Doc>('c').insertOne({ _id: 'not routed' });
+    await second.collection<Doc>('b').insertOne({ _id: 2 });
+    await unmatched.collection<Doc>('a').insertOne({ _id: 3 });
+    await second.collection<Doc>('b').updateOne({ _id: 2 }, { $inc: { n: 5 } });
+
+    expect(summary(await take(stream, 3))).toEqual([
+      ['insert', first.databaseName, 'a', 1],
+      ['insert', second.databaseName, 'b', 2],
+      ['update', second.databaseName, 'b', 2],
+    ]);
+    expect(summary(await take(byList, 2))).toEqual([
+      ['insert', second.databaseName, 'b', 2],
+      ['update', second.databaseName, 'b', 2],
+    ]);
+  });
+
+  it('gives the current document on updates with updateLookup, database- and deployment-wide', async () => {
+    const db = newDb();
+    const dbStream = await open(db, [], { fullDocument: 'updateLookup' });
+    const deploymentStream = await open(client, [{ $match: { 'ns.db': db.databaseName } }], {
+      fullDocument: 'updateLookup',
+    });
+    await db.collection<Doc>('a').insertOne({ _id: 1, n: 1 });
+    await db.collection<Doc>('a').updateOne({ _id: 1 }, { $inc: { n: 1 } });
+    const current = await db.collection<Doc>('a').findOne({ _id: 1 });
+    expect(current).toEqual({ _id: 1, n: 2 });
+
+    for (const stream of [dbStream, deploymentStream]) {
+      const [, updated] = await take(stream, 2);
+      expect(updated.operationType).toBe('update');
+      expect(updated.fullDocument).toEqual(current);
+      expect(updated.updateDescription).toEqual({
+        updatedFields: { n: 2 },
+        removedFields: [],
+        truncatedArrays: [],
+      });
+    }
+  });
+
+  it('reports a dropped database as a drop of each of its collections, with ns', async () => {
+    const db = newDb();
+    await db.collection<Doc>('a').insertOne({ _id: 1 });
+    await db.collection<Doc>('b').insertOne({ _id: 2 });
+    const dbStream = await open(db);
+    // A deployment-level stream lives on after the database (a database-level one is invalidated on mongod).
+    const deploymentStream = await open(client, [
+      { $match: { 'ns.db': db.databaseName, 'ns.coll': { $in: ['a', 'b'] } } },
+    ]);
+
+    await db.dropDatabase();
+    await db.collection<Doc>('a').insertOne({ _id: 3 });
+
+    const drops = [
+      ['drop', db.databaseName, 'a', undefined],
+      ['drop', db.databaseName, 'b', undefined],
+    ];
+    expect(summary(await take(dbStream, 2)).sort()).toEqual(drops);
+    const events = await take(deploymentStream, 3);
+    expect(summary(events.slice(0, 2)).sort()).toEqual(drops);
+    expect(summary(events.slice(2))).toEqual([['insert', db.databaseName, 'a', 3]]);
+  });
+
+  it('refuses a database-level stream on admin, as mongod does', async () => {
+    const stream = client.db('admin').watch([], { maxAwaitTimeMS: 50 });
+    streams.push(stream);
+    await expect(stream.tryNext()).rejects.toThrow(/admin/);
+  });
+
+  it('refuses stages mongod does not allow after $changeStream', async () => {
+    const stream = watch(newDb(), [{ $limit: 1 }]);
+    await expect(stream.tryNext()).rejects.toThrow(/\$limit/);
+  });
+});
