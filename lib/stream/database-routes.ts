@@ -20,6 +20,9 @@ type Namespaced = { ns?: { coll?: unknown }; to?: { coll?: unknown } };
 export class DatabaseRoutes {
   private readonly byCollection = new Map<string, HandlerRoutes>();
   private readonly ofDatabase = new Map<string, Targets>();
+  /** The last event's collection and its routes: a busy collection's events come in runs. */
+  private lastCollection: string | undefined;
+  private lastRoutes: HandlerRoutes | null = null;
   readonly batching: boolean;
 
   constructor(handlers: ChangeHandler[], withUserPipeline: ReadonlySet<string>) {
@@ -47,12 +50,17 @@ export class DatabaseRoutes {
 
   /** The event's collection's routes; undefined for an event of the database, null for an unwatched collection. */
   private routesOf(change: ChangeEvent): HandlerRoutes | undefined | null {
-    const { ns, to } = change as Namespaced;
-    const collection = ns?.coll;
+    const collection = (change as Namespaced).ns?.coll;
     if (typeof collection !== 'string') return undefined;
+    if (collection === this.lastCollection) return this.lastRoutes;
     const routes = this.byCollection.get(collection);
-    if (routes) return routes;
-    return typeof to?.coll === 'string' ? (this.byCollection.get(to.coll) ?? null) : null;
+    if (!routes) {
+      const to = (change as Namespaced).to?.coll;
+      return typeof to === 'string' ? (this.byCollection.get(to) ?? null) : null;
+    }
+    this.lastCollection = collection;
+    this.lastRoutes = routes;
+    return routes;
   }
 
   private databaseEvent(change: ChangeEvent): Targets {
