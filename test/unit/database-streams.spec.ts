@@ -215,6 +215,29 @@ describe("streams: 'database': per-document order", () => {
       'update',
     ]);
   });
+  it('orders a dead-letter replay behind its own collection’s document only', async () => {
+    const held = deferred();
+    const { stream, seen } = databaseStream(
+      [{ collection: 'orders', handle: () => held.promise }, { collection: 'users' }],
+      [{ getMores: [[inCollection('orders', insert(1, 7))]] }],
+      { options: { concurrency: 4, checkpoint: { maxEvents: 100, intervalMs: 10 } } },
+    );
+    stream.start();
+    await eventually('orders 7 running', () => stream.status().inFlightEvents === 1);
+    const replayed: string[] = [];
+    const ordersReplay = stream.replayInOrder(inCollection('orders', update(90, 7)), async () => {
+      replayed.push('orders 7');
+    });
+    // users 7 is another document: its replay runs while orders 7 is still held.
+    await stream.replayInOrder(inCollection('users', update(91, 7)), async () => {
+      replayed.push('users 7');
+    });
+    expect(replayed).toEqual(['users 7']);
+    held.resolve();
+    await ordersReplay;
+    expect(replayed).toEqual(['users 7', 'orders 7']);
+    expect(seen.map((s) => s.collection)).toEqual(['orders']);
+  });
 });
 
 describe("streams: 'database': routing and lifecycle", () => {
