@@ -18,7 +18,9 @@ export function disabledParts(
   handlers: ChangeHandler[],
   plans: StreamPlan[],
 ): { byStream: Map<string, string[]>; idlePlans: StreamPlan[]; handlers: string[] } {
-  const planned = new Set(plans.map(streamId));
+  const planned = new Set(
+    plans.flatMap((p) => collectionsOf(p).map((collection) => streamId({ ...p, collection }))),
+  );
   const byStream = new Map<string, string[]>();
   const idle = new Map<string, ChangeHandler[]>();
   const disabled = handlers.filter((h) => h.options.enabled === false);
@@ -42,9 +44,14 @@ export function disabledParts(
 /** The disabled handlers of `plan`'s stream (none: undefined). */
 export function disabledOf(
   byStream: Map<string, string[]>,
-  plan: Pick<StreamPlan, 'connectionName' | 'collection'>,
+  plan: Pick<StreamPlan, 'connectionName' | 'collection' | 'scope'>,
 ): string[] | undefined {
-  return byStream.get(streamId(plan));
+  // A database stream's: those of each of its collections.
+  const names = collectionsOf(plan).flatMap(
+    (collection) =>
+      byStream.get(streamId({ connectionName: plan.connectionName, collection })) ?? [],
+  );
+  return names.length > 0 ? names : undefined;
 }
 
 /** How status shows a stream this instance does not open. */

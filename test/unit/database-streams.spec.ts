@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import mongoose from 'mongoose';
 import { ChangeStreamConfigError, InMemoryPositionStore } from '../../lib/index.js';
+import { disabledOf, disabledParts } from '../../lib/control/disabled-streams.js';
 import { resolveOptions } from '../../lib/options/module-options.js';
 import { positionKey } from '../../lib/redis/redis-keys.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
@@ -159,6 +160,20 @@ describe("streams: 'database': the plan", () => {
     ]);
     expect(plans.map((p) => p.collection)).toEqual(['orders', DATABASE_STREAM]);
     expect(plans[1].scope).toMatchObject({ collections: ['carts', 'users'] });
+  });
+
+  it('shows a disabled handler on the database stream that serves its collection', () => {
+    const handlers = [
+      handler('orders'),
+      handler('orders', { enabled: false }, 'orders.off'),
+      handler('users'),
+      handler('carts', { enabled: false }, 'carts.off'),
+    ];
+    const plans = database(handlers);
+    const parts = disabledParts(handlers, plans);
+    expect(disabledOf(parts.byStream, plans[0])).toEqual(['orders.off']);
+    // A collection none of whose handlers is enabled is not watched: it shows as a disabled stream of its own.
+    expect(parts.idlePlans.map((p) => p.collection)).toEqual(['carts']);
   });
 
   it('keys the database stream where no collection stream can be', () => {
