@@ -2,9 +2,11 @@ import { DEFAULT_CONNECTION_NAME } from './change-stream.constants.js';
 import { CATCH_UP_REPORT_EVERY_MS } from './options/defaults.js';
 import type { StreamPause } from './interfaces/change-stream-status.interface.js';
 import { leftPositionKey } from './redis/redis-keys.js';
+import { streamScopeMessages } from './stream-scope.messages.js';
 
 /** Log and error texts in one place, so they stay consistent and greppable. */
 export const messages = {
+  ...streamScopeMessages,
   optionRequired: (name: string, hint: string) =>
     `ChangeStreamModule: option "${name}" is required. ${hint}`,
   optionInvalid: (name: string, value: unknown, expected: string) =>

@@ -38,6 +38,8 @@ import { connectionCursorFactory } from './stream/change-cursor.js';
 import type { CollectionStream } from './stream/collection-stream.js';
 import { createCollectionStream } from './stream/create-collection-stream.js';
 import { planStreams } from './stream/stream-plan.js';
+import { databasePlans } from './stream/database-plan.js';
+import { streamModeOf } from './options/streams-option.js';
 import type { PositionStore } from './interfaces/position-store.interface.js';
 import { MirroredPositionStore } from './position-mirror/mirrored-position.store.js';
 import { withPositionMirror } from './position-mirror/position-mirror.factory.js';
@@ -92,7 +94,10 @@ export class ChangeStreamOrchestrator
     );
     if (handlers.length === 0) this.logger.warn(messages.noHandlers());
     checkDeadLetterDurability(handlers, this.options, this.stores, this.logger);
-    const plans = planStreams(handlers, this.options.checkpoint.maxEvents);
+    const plans = databasePlans(
+      planStreams(handlers, this.options.checkpoint.maxEvents),
+      streamModeOf(this.options.streams),
+    );
     const disabled = disabledParts(handlers, plans);
     const keyed = await keyedPlans([...plans, ...disabled.idlePlans], this.moduleRef, this.options);
     const { enabled } = this.options;
@@ -128,7 +133,7 @@ export class ChangeStreamOrchestrator
           .find((s) => s.key === key)
           ?.handOver('this instance holds more than its fair share') ?? false,
     );
-    for (const { plan, connection, database, key } of planned) {
+    for (const { plan, connection, database, key, replaces } of planned) {
       const owners = plan.handlers
         .map((h) => h.owner)
         .filter((owner): owner is ProviderWrapper => owner !== undefined);
@@ -136,11 +141,14 @@ export class ChangeStreamOrchestrator
         plan,
         database,
         key,
+        replaces,
         store: this.tokens,
         deadLetters: this.stores.deadLetters,
         options: this.options,
-        openCursor: connectionCursorFactory(connection, plan.collection),
-        chunks: connectionChunkReader(connection, plan.collection),
+        openCursor: connectionCursorFactory(connection, plan),
+        ...(plan.scope.kind === 'collection' && {
+          chunks: connectionChunkReader(connection, plan.collection),
+        }),
         emit: (event) => this.registry.emit(event),
         handlersReady: this.lifecycle.bootstrapped(owners),
         telemetry,

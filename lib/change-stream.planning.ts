@@ -16,6 +16,7 @@ import type { ChangeStreamStores } from './stores.factory.js';
 import type { ChangeHandler } from './stream/change-handler.js';
 import type { CollectionStream } from './stream/collection-stream.js';
 import type { StreamPlan } from './stream/stream-plan.js';
+import { collectionsOf, DATABASE_STREAM } from './stream/stream-scope.js';
 
 export interface KeyedPlan {
   plan: StreamPlan;
@@ -24,6 +25,8 @@ export interface KeyedPlan {
   /** For the startup check that the watched collections exist. */
   db: mongo.Db;
   key: string;
+  /** The keys of the streams this one replaces in the other `streams` mode (see `replacedKeys`). */
+  replaces: string[];
 }
 
 /** Each plan's connection, database and key; two plans sharing a key fail startup. */
@@ -49,16 +52,33 @@ export async function keyedPlans(
         ),
       );
     keys.set(key, plan);
-    planned.push({ plan, connection, database, db: connection.db!, key });
+    planned.push({
+      plan,
+      connection,
+      database,
+      db: connection.db!,
+      key,
+      replaces: replacedKeys(plan, (c) =>
+        positionKey(options.keyPrefix, options.consumer, database, c),
+      ),
+    });
   }
   return planned;
+}
+
+/**
+ * Switching modes loses nothing: a database stream replaces its collections' streams, a
+ * collection stream the database stream of its database (after a roll-back).
+ */
+function replacedKeys(plan: StreamPlan, keyOf: (collection: string) => string): string[] {
+  return plan.scope.kind === 'database' ? collectionsOf(plan).map(keyOf) : [keyOf(DATABASE_STREAM)];
 }
 
 function resolveConnection(plan: StreamPlan, moduleRef: ModuleRef): Connection {
   return connectionNamed(
     plan.connectionName,
     moduleRef,
-    plan.handlers.map((h) => `@OnChange('${plan.collection}') on ${h.name}`),
+    plan.handlers.map((h) => `@OnChange('${h.collection}') on ${h.name}`),
   );
 }
 
@@ -185,13 +205,15 @@ export async function warnMissingCollections(
         return;
       }
       for (const { plan } of streams) {
-        if (!names.has(plan.collection))
-          logger.warn(
-            messages.collectionMissing(
-              `${db.databaseName}.${plan.collection}`,
-              plan.handlers.map((h) => h.name),
-            ),
-          );
+        for (const collection of collectionsOf(plan)) {
+          if (!names.has(collection))
+            logger.warn(
+              messages.collectionMissing(
+                `${db.databaseName}.${collection}`,
+                plan.handlers.filter((h) => h.collection === collection).map((h) => h.name),
+              ),
+            );
+        }
       }
     }),
   );

@@ -44,11 +44,16 @@ export class ChangeStreamRegistry {
     ];
   }
 
-  /** The stream of `collection` on `connectionName` (default: the module's `connectionName`, else the default connection). */
+  /**
+   * The stream of `collection` on `connectionName` (default: the module's `connectionName`, else
+   * the default connection): in `streams: 'database'` mode, the database stream that serves it.
+   */
   getStatus(collection: string, connectionName?: string): ChangeStreamStatus | undefined {
     const connection = connectionName ?? this.options.connectionName ?? DEFAULT_CONNECTION_NAME;
     return this.getStatuses().find(
-      (s) => s.collection === collection && s.connectionName === connection,
+      (s) =>
+        (s.collection === collection || s.collections.includes(collection)) &&
+        s.connectionName === connection,
     );
   }
 

@@ -8,6 +8,7 @@ import { ChangeStreamRegistry } from '../change-stream.registry.js';
 import type { BackfillStatus } from '../interfaces/backfill.interface.js';
 import type { ResolvedChangeStreamOptions } from '../options/module-options.js';
 import type { CollectionStream } from '../stream/collection-stream.js';
+import { servesCollection } from '../stream/stream-scope.js';
 
 /** Which stream (and handler) a backfill request is about. */
 export interface BackfillTarget {
@@ -66,7 +67,7 @@ export class ChangeStreamBackfill {
   private stream(collection: string, target: BackfillTarget): CollectionStream {
     const connection = this.connectionOf(target);
     const stream = this.registry.streams.find(
-      (s) => s.plan.collection === collection && s.plan.connectionName === connection,
+      (s) => servesCollection(s.plan, collection) && s.plan.connectionName === connection,
     );
     if (!stream) throw new Error(messages.backfillNoStream(collection, connection));
     return stream;

@@ -13,6 +13,8 @@ export interface CheckpointerContext {
   readonly store: PositionStore;
   readonly key: string;
   readonly settings: CheckpointSettings;
+  /** The keys of the streams this one replaces (a `streams` mode switch): see `readStartPosition`. */
+  readonly replaces?: readonly string[];
   /** Told when saving starts failing or stalls (with the reason) and when it works again (null). */
   onSaveTrouble?(reason: string | null): void;
   /** Told when the store refused a write because another instance holds the stream now. */

@@ -133,6 +133,7 @@ export class Checkpointer {
       this.lease !== null,
       this.remembered,
       this.logger,
+      this.context.replaces,
     );
     this.restore(this.backfill.read(start.position));
     // A left position is where a restart would resume too; one from memory is in no store yet.

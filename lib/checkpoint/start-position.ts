@@ -2,11 +2,12 @@ import type { Logger } from '@nestjs/common';
 import { messages } from '../change-stream.messages.js';
 import type { PositionStore, StreamPosition } from '../interfaces/position-store.interface.js';
 import { orphanStore } from '../redis/left-position.js';
+import { oldestReplacedPosition } from './replaced-position.js';
 
 /** Where a lease term starts, and where that came from: a left position, the stored one, or this instance's memory. */
 export interface StartPosition {
   position: StreamPosition | null;
-  from: 'left' | 'stored' | 'memory';
+  from: 'left' | 'stored' | 'memory' | 'replaced';
 }
 
 /**
@@ -14,7 +15,8 @@ export interface StartPosition {
  * an instance left when Redis lost the stream's data comes first (see `PositionStore.leaveOrphan`;
  * only with leases). If nothing is stored but this instance handled events before (Redis restarted
  * empty, say), it resumes from the last of those (`remembered`) instead of from "now": at worst
- * duplicates, never a gap.
+ * duplicates, never a gap. A stream with no position of its own that replaces others (`replaced`:
+ * their keys, after a switch of the `streams` mode) starts at the oldest of theirs.
  */
 export async function readStartPosition(
   store: PositionStore,
@@ -22,6 +24,7 @@ export async function readStartPosition(
   withLease: boolean,
   remembered: StreamPosition | null,
   logger: Logger,
+  replaced: readonly string[] = [],
 ): Promise<StartPosition> {
   const leftPositions = orphanStore(store);
   const left = withLease && leftPositions ? await leftPositions.loadOrphan(key) : null;
@@ -33,6 +36,17 @@ export async function readStartPosition(
   if (stored === null && remembered !== null) {
     logger.warn(messages.positionMissingResumingFromMemory(key));
     return { position: remembered, from: 'memory' };
+  }
+  if (stored === null && remembered === null && replaced.length > 0) {
+    const oldest = await oldestReplacedPosition(store, replaced);
+    if (oldest) {
+      const at =
+        'operationTime' in oldest.position
+          ? `cluster time ${oldest.position.operationTime.t}.${oldest.position.operationTime.i}`
+          : 'its resume token';
+      logger.warn(messages.startingFromReplacedPosition(key, oldest.from, at));
+      return { position: oldest.position, from: 'replaced' };
+    }
   }
   return { position: stored, from: 'stored' };
 }

@@ -15,6 +15,7 @@ import type { ResolvedChangeStreamOptions } from '../options/module-options.js';
 import type { ChangeStreamStores } from '../stores.factory.js';
 import type { CollectionStream } from '../stream/collection-stream.js';
 import { encodePauseFlag } from '../stream/pause-flag.js';
+import { servesCollection } from '../stream/stream-scope.js';
 
 type FleetPauses = Required<Pick<LeaseStore, 'writePause' | 'renewReadingPause'>>;
 
@@ -112,13 +113,15 @@ export class ChangeStreamControl {
     const running =
       this.registry.streams.find((s) => s.key === stream) ??
       this.registry.streams.find(
-        (s) => s.plan.collection === stream && s.plan.connectionName === connection,
+        (s) => servesCollection(s.plan, stream) && s.plan.connectionName === connection,
       );
     if (running) return { key: running.key, running };
     const disabled =
       this.registry.disabled.find((s) => s.key === stream) ??
       this.registry.disabled.find(
-        (s) => s.collection === stream && s.connectionName === connection,
+        (s) =>
+          (s.collection === stream || s.collections.includes(stream)) &&
+          s.connectionName === connection,
       );
     if (disabled) return { key: disabled.key };
     throw new Error(

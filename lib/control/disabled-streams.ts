@@ -5,6 +5,7 @@ import type { ChangeStreamRegistry } from '../change-stream.registry.js';
 import type { ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { ChangeHandler } from '../stream/change-handler.js';
 import type { StreamPlan } from '../stream/stream-plan.js';
+import { collectionsOf } from '../stream/stream-scope.js';
 
 // What `enabled: false` leaves out: handlers (left out of their stream's plan by `planStreams`) and
 // whole streams (every handler disabled, or the module disabled). Status shows them as such.
@@ -17,7 +18,9 @@ export function disabledParts(
   handlers: ChangeHandler[],
   plans: StreamPlan[],
 ): { byStream: Map<string, string[]>; idlePlans: StreamPlan[]; handlers: string[] } {
-  const planned = new Set(plans.map(streamId));
+  const planned = new Set(
+    plans.flatMap((p) => collectionsOf(p).map((collection) => streamId({ ...p, collection }))),
+  );
   const byStream = new Map<string, string[]>();
   const idle = new Map<string, ChangeHandler[]>();
   const disabled = handlers.filter((h) => h.options.enabled === false);
@@ -29,6 +32,7 @@ export function disabledParts(
   const idlePlans = [...idle.values()].map((group): StreamPlan => ({
     connectionName: group[0].connectionName,
     collection: group[0].collection,
+    scope: { kind: 'collection' },
     pipeline: [],
     hasUserPipeline: false,
     splitLargeEvents: false,
@@ -40,9 +44,14 @@ export function disabledParts(
 /** The disabled handlers of `plan`'s stream (none: undefined). */
 export function disabledOf(
   byStream: Map<string, string[]>,
-  plan: Pick<StreamPlan, 'connectionName' | 'collection'>,
+  plan: Pick<StreamPlan, 'connectionName' | 'collection' | 'scope'>,
 ): string[] | undefined {
-  return byStream.get(streamId(plan));
+  // A database stream's: those of each of its collections.
+  const names = collectionsOf(plan).flatMap(
+    (collection) =>
+      byStream.get(streamId({ connectionName: plan.connectionName, collection })) ?? [],
+  );
+  return names.length > 0 ? names : undefined;
 }
 
 /** How status shows a stream this instance does not open. */
@@ -55,6 +64,7 @@ export function disabledStatus(
     connectionName: plan.connectionName,
     database,
     collection: plan.collection,
+    collections: [...collectionsOf(plan)],
     state: 'disabled',
     role: null,
     instanceId: null,

@@ -6,7 +6,7 @@ export interface ChangeContext {
   connectionName: string;
   /** The database of the watched collection. */
   database: string;
-  /** The watched collection (as named in `@OnChange`). */
+  /** The event's collection (as named in `@OnChange`), also in a database stream (`streams: 'database'`). */
   collection: string;
   /** `ClassName.methodName` of the handler being called. */
   handler: string;

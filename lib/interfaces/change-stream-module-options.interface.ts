@@ -251,4 +251,27 @@ export interface ChangeStreamModuleOptions {
    * @defaultValue true
    */
   enabled?: boolean;
+  /**
+   * One change stream per collection (`'collection'`), or one per database for all of a
+   * connection's watched collections (`'database'`), routed to each collection's handlers by
+   * namespace; an object sets it per connection. See the README, "Many collections: one stream
+   * per database".
+   * @defaultValue 'collection'
+   */
+  streams?: StreamsOption;
 }
+
+/**
+ * How handlers are grouped into change streams: `'collection'` (one stream per watched
+ * collection) or `'database'` (one stream per connection's database); `connections` overrides
+ * `default` per mongoose connection name (the default connection is `'default'`).
+ */
+export type StreamsOption =
+  | 'collection'
+  | 'database'
+  | {
+      /** The mode of connections not named in `connections`. */
+      default?: 'collection' | 'database';
+      /** The mode per mongoose connection name. */
+      connections?: Record<string, 'collection' | 'database'>;
+    };

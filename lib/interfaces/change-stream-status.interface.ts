@@ -43,8 +43,10 @@ export interface ChangeStreamStatus {
   connectionName: string;
   /** The database of the watched collection. */
   database: string;
-  /** The watched collection. */
+  /** The watched collection; `$database` for a database stream (`streams: 'database'`). */
   collection: string;
+  /** The collections the stream serves, sorted: one for a collection stream, all of them for a database stream. */
+  collections: string[];
   /** Where the stream is in its life; see `ChangeStreamState`. */
   state: ChangeStreamState;
   /** With leases: this instance's role; null when leases are off. */

@@ -19,6 +19,7 @@ import { historyHeadroomOptions } from './history-headroom-options.js';
 import { handlerFailurePolicy, historyLostPolicy } from './policy-options.js';
 import { positionMirrorOptions } from './position-mirror-options.js';
 import { redisOption } from './redis-options.js';
+import { streamsOption } from './streams-option.js';
 import type { ResolvedChangeStreamOptions } from './resolved-options.js';
 
 export type { ResolvedChangeStreamOptions } from './resolved-options.js';
@@ -49,6 +50,7 @@ const MODULE_OPTIONS = {
   deadLetterRetention: true,
   historyHeadroom: true,
   enabled: true,
+  streams: true,
 } as const satisfies Record<keyof ChangeStreamModuleOptions, true>;
 const HANDLER_RETRY_OPTIONS = {
   retries: true,
@@ -210,5 +212,6 @@ export function resolveOptions(
     positionMirror: positionMirrorOptions(options.positionMirror, options.connectionName),
     historyHeadroom: historyHeadroomOptions(options.historyHeadroom),
     enabled: options.enabled ?? true,
+    streams: streamsOption(options.streams),
   };
 }

@@ -1,3 +1,4 @@
+import type { ResolvedStreams } from './streams-option.js';
 import type {
   ChangeStreamModuleOptions,
   LeaseOptions,
@@ -37,4 +38,6 @@ export interface ResolvedChangeStreamOptions {
   historyHeadroom: false | { warnMs: number; intervalMs: number };
   /** `false`: handlers are validated, but no stream opens (see `ChangeStreamModuleOptions.enabled`). */
   enabled: boolean;
+  /** The `streams` option: each connection's mode (see `streamModeOf`). */
+  streams: ResolvedStreams;
 }

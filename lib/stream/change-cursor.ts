@@ -1,6 +1,7 @@
 import type { Connection, mongo } from 'mongoose';
 import type { StreamPosition } from '../interfaces/position-store.interface.js';
 import { warnIfDriverTooOld } from './driver-floor.js';
+import type { StreamPlan } from './stream-plan.js';
 
 export type ChangeEvent = mongo.ChangeStreamDocument;
 
@@ -210,12 +211,16 @@ function positionOf(options: DriverInnerCursor['resumeOptions']): StreamPosition
   return options?.startAtOperationTime ? { operationTime: options.startAtOperationTime } : null;
 }
 
-/** Opens change streams on a collection of a mongoose connection, through its own client. */
-export function connectionCursorFactory(connection: Connection, collection: string): CursorFactory {
+/** Opens a plan's change streams (on its collection, or on the whole database) through the mongoose connection's own client. */
+export function connectionCursorFactory(
+  connection: Connection,
+  plan: Pick<StreamPlan, 'collection' | 'scope'>,
+): CursorFactory {
   warnIfDriverTooOld();
   return (pipeline, options) => {
     const db = connection.db;
     if (!db) throw new Error(`mongoose connection "${connection.name}" is not connected`);
-    return new DriverChangeCursor(db.collection(collection).watch(pipeline, options));
+    const watched = plan.scope.kind === 'database' ? db : db.collection(plan.collection);
+    return new DriverChangeCursor(watched.watch(pipeline, options));
   };
 }

@@ -8,6 +8,7 @@ import type { ChangeHandler } from './change-handler.js';
 import { eventIdText } from '../backfill/backfill-event.js';
 import { describeEvent } from './describe-event.js';
 import { HandlerRoutes } from './handler-routes.js';
+import { DatabaseRoutes } from './database-routes.js';
 import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
 import {
   ABORTED,
@@ -37,7 +38,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 /** Runs the handlers of one stream for one event: retries, then the failure policy. */
 export class ChangeDispatcher {
   private readonly logger = new Logger(ChangeDispatcher.name);
-  private readonly routes: HandlerRoutes;
+  private readonly routes: HandlerRoutes | DatabaseRoutes;
   private readonly failurePolicy: FailurePolicyStep;
   private readonly batches: BatchDispatch;
 
@@ -47,7 +48,9 @@ export class ChangeDispatcher {
     private readonly context: Context,
     private readonly streamKey: string,
   ) {
-    this.routes = new HandlerRoutes(handlers, settings);
+    this.routes = settings.routeByCollection
+      ? new DatabaseRoutes(handlers, settings.routeByCollection.withUserPipeline)
+      : new HandlerRoutes(handlers, settings);
     this.failurePolicy = new FailurePolicyStep(
       settings,
       streamKey,
@@ -142,7 +145,7 @@ export class ChangeDispatcher {
     return {
       consumer: this.context.consumer,
       database: this.context.database,
-      collection: this.context.collection,
+      collection: handler.collection,
       handler: handler.name,
       operationType: change.operationType,
     };
@@ -213,12 +216,13 @@ export class ChangeDispatcher {
     signal: AbortSignal,
     scope: DispatchScope,
   ): ChangeContext {
-    const { consumer, connectionName, database, collection } = this.context;
+    const { consumer, connectionName, database } = this.context;
     return {
       consumer,
       connectionName,
       database,
-      collection,
+      // A database stream's handler is on one collection: the event's.
+      collection: handler.collection,
       handler: handler.name,
       attempt,
       signal,

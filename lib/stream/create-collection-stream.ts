@@ -25,6 +25,8 @@ export interface CollectionStreamSetup {
   database: string;
   /** The stream's position key (see `positionKey`). */
   key: string;
+  /** The keys of the streams it replaces after a `streams` mode switch: it starts at the oldest of them when it has no position. */
+  replaces?: readonly string[];
   /** The position store (and, with leases on, the lease store behind `store.leases`). */
   store: PositionStore;
   deadLetters: DeadLetterStore;
@@ -51,6 +53,7 @@ export function createCollectionStream(setup: CollectionStreamSetup): Collection
   const checkpointer = new Checkpointer({
     store,
     key,
+    replaces: setup.replaces,
     settings: options.checkpoint,
     onSaveTrouble: (reason) =>
       state.degrade('store', reason === null ? null : messages.cannotSave(reason)),
@@ -126,6 +129,15 @@ export function createDispatcher(setup: DispatcherSetup): ChangeDispatcher {
       onFailure: setup.onFailure ?? options.onHandlerFailure,
       deadLetters: setup.deadLetters,
       hasUserPipeline: plan.hasUserPipeline,
+      ...(plan.scope.kind === 'database' && {
+        routeByCollection: {
+          withUserPipeline: new Set(
+            [...plan.scope.parts.values()]
+              .filter((p) => p.hasUserPipeline)
+              .map((p) => p.collection),
+          ),
+        },
+      }),
       ...(setup.onDeadLetter && { onDeadLetter: setup.onDeadLetter }),
       ...(setup.telemetry && { telemetry: setup.telemetry }),
     },

@@ -10,6 +10,8 @@ export interface DispatchSettings {
   deadLetters: DeadLetterStore;
   /** The stream has a user `pipeline`: lifecycle events pass it only to reach the stream itself. */
   hasUserPipeline: boolean;
+  /** A database stream: events are routed by their collection; these collections' handlers declared a `pipeline`. */
+  routeByCollection?: { withUserPipeline: ReadonlySet<string> };
   /** Called after an event was dead-lettered. */
   onDeadLetter?: (id: string, handler: string) => void;
   telemetry?: ChangeStreamTelemetry;

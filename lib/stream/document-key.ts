@@ -18,6 +18,17 @@ export function documentKeyOf(change: ChangeEvent): string | null {
   return idKey(key._id);
 }
 
+/**
+ * `documentKeyOf` in a database stream: two collections' documents may share an `_id`, so the
+ * collection is part of the key (a collection name has no NUL; `ns` always comes with `documentKey`).
+ */
+export function collectionDocumentKeyOf(change: ChangeEvent): string | null {
+  const id = documentKeyOf(change);
+  if (id === null) return null;
+  const coll = (change as { ns?: { coll?: unknown } }).ns?.coll;
+  return `${typeof coll === 'string' ? coll : ''}\u0000${id}`;
+}
+
 /** The key of the document with this `_id` (as `documentKeyOf` of an event of it). */
 export function idKey(id: unknown): string {
   // Cheap keys for the common ids (string, a number that is a safe integer, ObjectId); the rest is rare.

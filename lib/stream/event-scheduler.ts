@@ -38,6 +38,8 @@ export interface SchedulerDeps {
   mayDispatch?: () => boolean;
   /** `context.fence`: the fencing number of the lease this term runs under, null without leases. */
   fence?: number | null;
+  /** The document key events are ordered by (default `documentKeyOf`; a database stream's includes the collection). */
+  documentKeyOf?: (change: ChangeEvent) => string | null;
   /** Every handler of this event succeeded (or its failure was recorded per policy). */
   onHandled(change: ChangeEvent): void;
   /** A handler failed for good under the `stop` policy: nothing more is dispatched. */
@@ -70,11 +72,14 @@ export class EventScheduler {
   /** Dead-letter replays waiting or running on a batching stream: nothing new is read meanwhile. */
   private replaying = 0;
 
+  readonly documentKey: (change: ChangeEvent) => string | null;
+
   /** `deps.stopping.aborted`, as a plain field (the getter is slow enough to show per event). */
   private stoppingNow = false;
 
   constructor(private readonly deps: SchedulerDeps) {
     this.batching = deps.dispatcher.batching;
+    this.documentKey = deps.documentKeyOf ?? documentKeyOf;
     this.scope = {
       stopping: deps.stopping,
       mayDispatch: deps.mayDispatch,
@@ -161,9 +166,9 @@ export class EventScheduler {
    * that only batch handlers want (no document chain to join).
    */
   keyOf(change: ChangeEvent): string | null {
-    if (!this.batching) return this.sequential ? null : documentKeyOf(change);
+    if (!this.batching) return this.sequential ? null : this.documentKey(change);
     if (!hasDocumentKey(change)) return null;
-    return this.deps.dispatcher.hasPerEventHandlers(change) ? documentKeyOf(change) : NO_CHAIN;
+    return this.deps.dispatcher.hasPerEventHandlers(change) ? this.documentKey(change) : NO_CHAIN;
   }
 
   /** `change` takes a slot: not when only batch handlers want it and it has a document (it waits in their batches). */

@@ -4,7 +4,6 @@ import type { ChangeStreamStatus } from '../interfaces/change-stream-status.inte
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { BackfillWiring } from './backfill-wiring.js';
 import type { ChangeEvent } from './change-cursor.js';
-import { documentKeyOf } from './document-key.js';
 import type { LeaseTerm } from './lease-term.js';
 import type { StreamState } from './stream-state.js';
 
@@ -30,7 +29,7 @@ export class HeldStreamActions {
     const term = this.deps.term();
     const refused = () => this.refusal(messages.replayRefused);
     if (!term || !this.consuming(term)) return Promise.reject(refused());
-    const key = term.scheduler.sequential ? null : documentKeyOf(change);
+    const key = term.scheduler.sequential ? null : term.scheduler.documentKey(change);
     return term.scheduler.runInOrder(change, key, task, refused);
   }
 

@@ -4,11 +4,14 @@ import type { MatchStage, OnChangeOptions } from '../interfaces/on-change-option
 import { validateBatchLimits } from '../options/batch-options.js';
 import { validateHandlerOptions } from '../options/handler-options.js';
 import type { ChangeHandler } from './change-handler.js';
+import type { StreamScope } from './stream-scope.js';
 
-/** Everything needed to open one stream: one per (connection, collection). */
+/** Everything needed to open one stream: one per (connection, collection), or per (connection, database). */
 export interface StreamPlan {
   connectionName: string;
+  /** The watched collection; `$database` (`DATABASE_STREAM`) for a database stream, whose collections are in `scope`. */
   collection: string;
+  scope: StreamScope;
   /**
    * Server-side pipeline: the union of operation types (when all handlers restrict them), then
    * the shared `$match` stages; lifecycle events always pass both (see `LIFECYCLE_EVENTS`).
@@ -97,6 +100,7 @@ function planOne(handlers: ChangeHandler[]): StreamPlan {
   return {
     connectionName: first.connectionName,
     collection: first.collection,
+    scope: { kind: 'collection' },
     pipeline: [
       ...(restrictsAll ? [{ $match: { operationType: { $in: operationTypes } } }] : []),
       ...userStages(pipeline),

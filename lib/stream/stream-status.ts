@@ -4,6 +4,7 @@ import type { CollectionStreamDeps } from './collection-stream.js';
 import type { LagTracker } from './lag-tracker.js';
 import type { ReopeningReader } from './reopening-reader.js';
 import type { StreamState } from './stream-state.js';
+import { collectionsOf } from './stream-scope.js';
 
 /** What a stream's status snapshot is read from. */
 export interface StreamStatusSources {
@@ -36,6 +37,7 @@ export function streamStatus(sources: StreamStatusSources): ChangeStreamStatus {
     connectionName: plan.connectionName,
     database,
     collection: plan.collection,
+    collections: [...collectionsOf(plan)],
     state: state.current,
     role: lease ? (lease.current ? 'active' : 'standby') : null,
     instanceId: lease?.instanceId ?? null,

@@ -6,7 +6,9 @@ import { InMemoryDeadLetterStore, InMemoryPositionStore } from '../../lib/index.
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
 import { createCollectionStream } from '../../lib/stream/create-collection-stream.js';
 import { planStreams } from '../../lib/stream/stream-plan.js';
-import { FakeServer, insert } from '../fixtures/fake-change-stream.js';
+import { databasePlans } from '../../lib/stream/database-plan.js';
+import { streamModeOf } from '../../lib/options/streams-option.js';
+import { FakeServer, inCollection, insert } from '../fixtures/fake-change-stream.js';
 import { median } from './percentiles.js';
 
 const { BSON } = mongoose.mongo;
@@ -23,8 +25,10 @@ const BATCH = 1000;
 Logger.overrideLogger(['error']);
 
 const events = Array.from({ length: EVENTS }, (_, i) => insert(i + 1));
-const batches = () =>
-  Array.from({ length: EVENTS / BATCH }, (_, b) => events.slice(b * BATCH, (b + 1) * BATCH));
+/** As a database stream reads them: with their namespace. */
+const namespaced = events.map((e) => inCollection('bench', e));
+const batches = (of = events) =>
+  Array.from({ length: EVENTS / BATCH }, (_, b) => of.slice(b * BATCH, (b + 1) * BATCH));
 /** The handler both sides call: counts, and tells when the last event arrived. */
 const tally = { handled: 0, started: 0, done: () => undefined as void };
 /** CPU time (user + system) in ms: steadier than wall time on a shared machine. */
@@ -78,7 +82,11 @@ const handleBatch = process.env.OVERHEAD_SYNC
   ? (changes: unknown) => (changes as unknown[]).forEach(counted)
   : async (changes: unknown) => (changes as unknown[]).forEach(counted);
 
-async function module(concurrency: number, batch?: { maxSize: number }): Promise<number> {
+async function module(
+  concurrency: number,
+  batch?: { maxSize: number },
+  streams: 'collection' | 'database' = 'collection',
+): Promise<number> {
   tally.handled = 0;
   const finished = new Promise<void>((resolve) => (tally.done = resolve));
   const handler: ChangeHandler = {
@@ -96,10 +104,13 @@ async function module(concurrency: number, batch?: { maxSize: number }): Promise
     concurrency,
     leases: false,
     telemetry: false,
+    streams,
   });
-  const server = new FakeServer([{ aggregate: {}, getMores: batches() }]);
+  const server = new FakeServer([
+    { aggregate: {}, getMores: batches(streams === 'database' ? namespaced : events) },
+  ]);
   const stream = createCollectionStream({
-    plan: planStreams([handler])[0],
+    plan: databasePlans(planStreams([handler]), streamModeOf(options.streams))[0],
     database: 'db',
     key: 'cs:bench',
     store: tokens,
@@ -121,6 +132,7 @@ async function main(): Promise<void> {
     ['module, concurrency 1', () => module(1)],
     ['module, concurrency 8', () => module(8)],
     ['module, batch handler (maxSize 500)', () => module(1, { maxSize: 500 })],
+    ['module, database stream, concurrency 8', () => module(8, undefined, 'database')],
   ];
   // OVERHEAD_ONLY=<regex>: run only those rows (for a profile); the bare loop always runs.
   const only = new RegExp(process.env.OVERHEAD_ONLY ?? '.');

@@ -16,6 +16,7 @@ const status = (
   connectionName: 'default',
   database: 'shop',
   collection,
+  collections: [collection],
   state: 'open',
   role: null,
   instanceId: null,

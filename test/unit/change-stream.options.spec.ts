@@ -70,6 +70,7 @@ describe('resolveOptions', () => {
       reconnect: { initialDelayMs: 500, maxDelayMs: 30000 },
       shutdownTimeoutMs: 10000,
       startupTimeoutMs: 10000,
+      streams: { default: 'collection', connections: {} },
       maxAwaitTimeMS: 1000,
       handlerTimeoutMs: 60000,
       onHandlerTimeout: 'warn',
