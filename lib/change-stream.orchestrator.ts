@@ -39,7 +39,7 @@ import type { CollectionStream } from './stream/collection-stream.js';
 import { createCollectionStream } from './stream/create-collection-stream.js';
 import { planStreams } from './stream/stream-plan.js';
 import { databasePlans } from './stream/database-plan.js';
-import { streamModeOf } from './options/streams-option.js';
+import { streamModeOf, warnUnknownStreamConnections } from './options/streams-option.js';
 import type { PositionStore } from './interfaces/position-store.interface.js';
 import { MirroredPositionStore } from './position-mirror/mirrored-position.store.js';
 import { withPositionMirror } from './position-mirror/position-mirror.factory.js';
@@ -98,6 +98,7 @@ export class ChangeStreamOrchestrator
       planStreams(handlers, this.options.checkpoint.maxEvents),
       streamModeOf(this.options.streams),
     );
+    warnUnknownStreamConnections(this.options.streams, handlers, this.logger);
     const disabled = disabledParts(handlers, plans);
     const keyed = await keyedPlans([...plans, ...disabled.idlePlans], this.moduleRef, this.options);
     const { enabled } = this.options;

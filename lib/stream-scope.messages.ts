@@ -12,9 +12,19 @@ export const streamScopeMessages = {
     secondValue: unknown,
   ) =>
     `streams: 'database' on connection '${connectionName}': ${first} and ${second} would share one database stream but set ` +
-    `different "${option}" (${JSON.stringify(firstValue)} vs ${JSON.stringify(secondValue)}), which shapes every event of it. ` +
+    `different "${option}" (${JSON.stringify(firstValue)} vs ${secondValue === undefined ? 'unset' : JSON.stringify(secondValue)}), which shapes every event of it. ` +
     `Give them the same value, or use streams: { connections: { '${connectionName}': 'collection' } } for that connection.`,
   startingFromReplacedPosition: (key: string, from: string, at: string) =>
-    `Stream ${key} has no stored position yet: it starts at the oldest position of the streams it replaces (${from}, ${at}). ` +
-    `Events the other streams had already handled since then come again (at-least-once); their keys are left for a roll-back.`,
+    `Stream ${key} has no stored position yet: it starts at the oldest stored position of the other stream mode's streams ` +
+    `for its collections (${from}, ${at}). Events already handled since then come again (at-least-once); ` +
+    `those keys are left for a roll-back.`,
+  startingFromUnorderedPosition: (key: string, from: string, others: number) =>
+    `Stream ${key} has no stored position yet, and the ${others} stored positions of the other stream mode's streams ` +
+    `for its collections carry no cluster time it can read (not a mongod server), so it cannot tell the oldest: ` +
+    `it starts after the first one (${from}). Events written before that position and not yet handled by the other ` +
+    `streams are not delivered: on such a server, switch modes only when nothing is left unhandled.`,
+  streamsConnectionUnknown: (names: string[], known: string[]) =>
+    `ChangeStreamModule: option "streams.connections" names ${names.map((n) => `'${n}'`).join(', ')}, which no handler ` +
+    `of this module uses (connections with handlers: ${known.map((n) => `'${n}'`).join(', ') || 'none'}): ` +
+    `a typo leaves those connections in the default mode.`,
 };

@@ -7,6 +7,8 @@ import { clusterTimeOfToken } from '../position/resume-token-time.js';
 export interface ReplacedPosition {
   position: StreamPosition;
   from: string;
+  /** How many of the replaced streams had a position, when none carried a readable time (else undefined). */
+  unordered?: number;
 }
 
 /**
@@ -22,16 +24,18 @@ export async function oldestReplacedPosition(
 ): Promise<ReplacedPosition | null> {
   let oldest: { time: mongo.Timestamp; from: string } | null = null;
   let untimed: ReplacedPosition | null = null;
+  let stored = 0;
   for (const key of keys) {
-    const stored = await loadValid(store, key);
-    if (!stored) continue;
-    const time = 'token' in stored ? clusterTimeOfToken(stored.token) : stored.operationTime;
+    const position = await loadValid(store, key);
+    if (!position) continue;
+    stored++;
+    const time = 'token' in position ? clusterTimeOfToken(position.token) : position.operationTime;
     if (time === null)
-      untimed ??= { position: { token: (stored as { token: never }).token }, from: key };
+      untimed ??= { position: { token: (position as { token: never }).token }, from: key };
     else if (!oldest || time.lessThan(oldest.time)) oldest = { time, from: key };
   }
   if (oldest) return { position: { operationTime: oldest.time }, from: oldest.from };
-  return untimed;
+  return untimed && { ...untimed, unordered: stored };
 }
 
 /** A malformed value under another stream's key is that stream's problem: it is skipped here. */

@@ -44,7 +44,11 @@ export async function readStartPosition(
         'operationTime' in oldest.position
           ? `cluster time ${oldest.position.operationTime.t}.${oldest.position.operationTime.i}`
           : 'its resume token';
-      logger.warn(messages.startingFromReplacedPosition(key, oldest.from, at));
+      logger.warn(
+        oldest.unordered === undefined || oldest.unordered < 2
+          ? messages.startingFromReplacedPosition(key, oldest.from, at)
+          : messages.startingFromUnorderedPosition(key, oldest.from, oldest.unordered),
+      );
       return { position: oldest.position, from: 'replaced' };
     }
   }

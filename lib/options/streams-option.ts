@@ -1,3 +1,4 @@
+import type { Logger } from '@nestjs/common';
 import { ChangeStreamConfigError } from '../change-stream.errors.js';
 import { messages } from '../change-stream.messages.js';
 import type { StreamsOption } from '../interfaces/change-stream-module-options.interface.js';
@@ -44,4 +45,15 @@ export function streamsOption(given: StreamsOption | undefined): ResolvedStreams
     ]),
   );
   return { default: fallback, connections: byConnection };
+}
+
+/** A `streams.connections` entry that no handler's connection has is most likely a typo: say so, never fail. */
+export function warnUnknownStreamConnections(
+  streams: ResolvedStreams,
+  handlers: ReadonlyArray<{ connectionName: string }>,
+  logger: Pick<Logger, 'warn'>,
+): void {
+  const used = [...new Set(handlers.map((h) => h.connectionName))].sort();
+  const unknown = Object.keys(streams.connections).filter((name) => !used.includes(name));
+  if (unknown.length > 0) logger.warn(messages.streamsConnectionUnknown(unknown, used));
 }

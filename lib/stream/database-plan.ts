@@ -110,5 +110,26 @@ function agreeAcross<K extends 'fullDocument' | 'fullDocumentBeforeChange'>(
       );
     }
   }
+  // 'required' makes the server fail the whole stream on an event without its image: a collection
+  // that did not ask for it (pre-images off, say) must not get it by sharing the stream.
+  const unset = chosen?.value === 'required' && parts.find((p) => p[option] === undefined);
+  if (chosen && unset)
+    throw new ChangeStreamConfigError(
+      messages.databaseStreamOptionConflict(
+        chosen.plan.connectionName,
+        setterOf(chosen.plan, option, chosen.value),
+        `${unset.handlers.map((h) => h.name).join(', ')} ('${unset.collection}')`,
+        option,
+        chosen.value,
+        undefined,
+      ),
+    );
   return chosen?.value;
+}
+
+function setterOf(plan: StreamPlan, option: string, value: unknown): string {
+  const handler = plan.handlers.find(
+    (h) => (h.options as Record<string, unknown>)[option] === value,
+  );
+  return `${handler?.name} ('${plan.collection}')`;
 }

@@ -37,12 +37,14 @@ export class DatabaseRoutes {
   }
 
   interested(change: ChangeEvent): ChangeHandler[] {
+    if (change.operationType === 'rename') return this.renameTargets(change).perEvent;
     const routes = this.routesOf(change);
     if (routes === null) return NONE.perEvent;
     return routes ? routes.interested(change) : this.databaseEvent(change).perEvent;
   }
 
   batchesFor(change: ChangeEvent): ChangeHandler[] {
+    if (change.operationType === 'rename') return this.renameTargets(change).batches;
     const routes = this.routesOf(change);
     if (routes === null) return NONE.batches;
     return routes ? routes.batchesFor(change) : this.databaseEvent(change).batches;
@@ -61,6 +63,23 @@ export class DatabaseRoutes {
     this.lastCollection = collection;
     this.lastRoutes = routes;
     return routes;
+  }
+
+  /**
+   * A rename concerns both collections: a collection stream of either one gets it (mongod matches
+   * the target's stream on the oplog's `to`), so the handlers of both watched ones get it here.
+   */
+  private renameTargets(change: ChangeEvent): Targets {
+    const { ns, to } = change as Namespaced;
+    const both = new Set([ns?.coll, to?.coll]);
+    const routes = [...both].flatMap((c) => {
+      const found = typeof c === 'string' ? this.byCollection.get(c) : undefined;
+      return found ? [found] : [];
+    });
+    return {
+      perEvent: routes.flatMap((r) => r.interested(change)),
+      batches: routes.flatMap((r) => r.batchesFor(change)),
+    };
   }
 
   private databaseEvent(change: ChangeEvent): Targets {
