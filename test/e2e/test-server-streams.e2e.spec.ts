@@ -296,7 +296,7 @@ describe('database- and deployment-level change streams (test server)', () => {
  */
 describe('an idle change stream waits for writes, as on mongod', () => {
   const waits = testEnv().realMongod || testServerAwaitsIdleGetMore();
-  // Skipped on the test server while its await switch is off (it answers idle getMores at once).
+  // Skipped on the test server with its await switch off (MONGO_TEST_SERVER_AWAIT=0: it answers idle getMores at once).
   const whenWaiting = waits ? it : it.skip;
   let client: mongo.MongoClient;
   const getMoresStarted: number[] = [];

@@ -71,7 +71,7 @@ export function testServerAwaitsIdleGetMore(): boolean {
   const value = process.env.MONGO_TEST_SERVER_AWAIT;
   return value === undefined ? AWAIT_BY_DEFAULT : value !== '0';
 }
-const AWAIT_BY_DEFAULT = false;
+const AWAIT_BY_DEFAULT = true;
 
 async function resolveClasspath(): Promise<string> {
   const output = join(await mkdtemp(join(tmpdir(), 'mongo-java-server-')), 'classpath.txt');

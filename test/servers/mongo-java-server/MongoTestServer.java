@@ -37,12 +37,12 @@ import java.util.stream.Stream;
  * per collection), post-batch resume tokens and `operationTime`, pre/post-images, and
  * findAndModify writes (the server records none in its oplog: no event at any level).
  *
- * With the await switch on (second argument or MONGO_TEST_SERVER_AWAIT "1"; "0" turns it off),
+ * With the await switch on (the default; second argument or MONGO_TEST_SERVER_AWAIT "0" turns it off),
  * a `getMore` on any change-stream cursor that would answer an empty batch waits, as mongod's
  * does, until a write or its `maxTimeMS` (see AwaitingGetMores); without it, it answers at once.
  */
 public class MongoTestServer {
-  private static final boolean AWAIT_BY_DEFAULT = false;
+  private static final boolean AWAIT_BY_DEFAULT = true;
   /** A worker thread per connection (netty assigns them round-robin): a waiting getMore blocks its thread. */
   private static final int WORKER_THREADS = 1024;
 
