@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { mongo } from 'mongoose';
+import { testServerAwaitsIdleGetMore } from '../servers/mongo-java-server.js';
 import { testEnv, uniqueName } from '../fixtures/test-env.js';
 
 interface Event {
@@ -285,5 +286,101 @@ describe('database- and deployment-level change streams (test server)', () => {
   it('refuses stages mongod does not allow after $changeStream', async () => {
     const stream = watch(newDb(), [{ $limit: 1 }]);
     await expect(stream.tryNext()).rejects.toThrow(/\$limit/);
+  });
+});
+
+/**
+ * mongod's wait on an idle change stream: a getMore with nothing new waits until a write or its
+ * maxTimeMS (the stream's maxAwaitTimeMS). The test server does so only with its await switch
+ * (MONGO_TEST_SERVER_AWAIT, see docs/development.md); without it, it answers at once.
+ */
+describe('an idle change stream waits for writes, as on mongod', () => {
+  const waits = testEnv().realMongod || testServerAwaitsIdleGetMore();
+  // Skipped on the test server with its await switch off (MONGO_TEST_SERVER_AWAIT=0: it answers idle getMores at once).
+  const whenWaiting = waits ? it : it.skip;
+  let client: mongo.MongoClient;
+  const getMoresStarted: number[] = [];
+  const owned: string[] = [];
+  const streams: mongo.ChangeStream[] = [];
+
+  beforeAll(async () => {
+    client = await new mongo.MongoClient(testEnv().mongoUri, { monitorCommands: true }).connect();
+    client.on('commandStarted', (event) => {
+      if (event.commandName === 'getMore') getMoresStarted.push(Date.now());
+    });
+  });
+  afterEach(async () => {
+    await Promise.all(streams.splice(0).map((stream) => stream.close()));
+  });
+  afterAll(async () => {
+    for (const name of owned) await client.db(name).dropDatabase();
+    await client.close();
+  });
+
+  const targets: [string, () => { target: Watchable; write: (id: number) => Promise<unknown> }][] = [
+    ['collection', () => {
+      const coll = newDb().collection<Doc>('a');
+      return { target: coll, write: (_id) => coll.insertOne({ _id }) };
+    }],
+    ['database', () => {
+      const db = newDb();
+      return { target: db, write: (_id) => db.collection<Doc>('a').insertOne({ _id }) };
+    }],
+    ['deployment', () => {
+      const db = newDb();
+      return { target: client, write: (_id) => db.collection<Doc>('a').insertOne({ _id }) };
+    }],
+  ];
+
+  function newDb() {
+    const name = uniqueName('tsw');
+    owned.push(name);
+    return client.db(name);
+  }
+
+  function watch(target: Watchable, maxAwaitTimeMS: number) {
+    const stream = target.watch([], { maxAwaitTimeMS });
+    streams.push(stream);
+    return stream;
+  }
+
+  async function getMoreStarted(after: number) {
+    const deadline = Date.now() + 15_000;
+    while (!getMoresStarted.some((at) => at >= after)) {
+      if (Date.now() > deadline) throw new Error('no getMore was sent');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  for (const [level, make] of targets) {
+    whenWaiting(`${level}-level: an empty tryNext takes about its maxAwaitTimeMS`, async () => {
+      const { target } = make();
+      const stream = watch(target, 2_000);
+      const started = Date.now();
+      expect(await stream.tryNext()).toBeNull(); // its aggregate, then one getMore
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+    });
+
+    whenWaiting(`${level}-level: a write during the wait answers it at once, with the event`, async () => {
+      const { target, write } = make();
+      const stream = watch(target, 20_000);
+      const started = Date.now();
+      const next = stream.tryNext(); // its aggregate (the stream starts there), then a getMore
+      await getMoreStarted(started);
+      await write(1);
+      const event = (await next) as unknown as Event | null;
+      expect(event).toMatchObject({ operationType: 'insert', documentKey: { _id: 1 } });
+      expect(Date.now() - started).toBeLessThan(10_000);
+    });
+  }
+
+  whenWaiting('closing a stream during the wait (killCursors) ends the wait', async () => {
+    const stream = watch(newDb(), 20_000);
+    const started = Date.now();
+    const next = stream.tryNext().catch((error: unknown) => error);
+    await getMoreStarted(started);
+    await stream.close();
+    await next;
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 });

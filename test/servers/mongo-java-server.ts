@@ -42,7 +42,15 @@ export class MongoJavaServer {
     const java = process.env.JAVA_HOME ? join(process.env.JAVA_HOME, 'bin', 'java') : 'java';
     this.child = await spawnUntilReady(
       java,
-      ['-cp', this.classpath, join(here, 'MongoTestServer.java'), String(this.port)],
+      [
+        '-cp',
+        this.classpath,
+        join(here, 'MongoTestServer.java'),
+        String(this.port),
+        ...(process.env.MONGO_TEST_SERVER_AWAIT === undefined
+          ? []
+          : [process.env.MONGO_TEST_SERVER_AWAIT]),
+      ],
       /listening on/,
       60_000,
     );
@@ -53,6 +61,17 @@ export class MongoJavaServer {
     this.child = undefined;
   }
 }
+
+/**
+ * Whether the launcher's change-stream getMores wait as mongod's do (until a write or their
+ * maxTimeMS) instead of answering an empty batch at once: `MONGO_TEST_SERVER_AWAIT` (`1`/`0`),
+ * else the launcher's default (`AWAIT_BY_DEFAULT` in MongoTestServer.java, kept equal to this).
+ */
+export function testServerAwaitsIdleGetMore(): boolean {
+  const value = process.env.MONGO_TEST_SERVER_AWAIT;
+  return value === undefined ? AWAIT_BY_DEFAULT : value !== '0';
+}
+const AWAIT_BY_DEFAULT = true;
 
 async function resolveClasspath(): Promise<string> {
   const output = join(await mkdtemp(join(tmpdir(), 'mongo-java-server-')), 'classpath.txt');

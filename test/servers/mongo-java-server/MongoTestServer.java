@@ -12,10 +12,12 @@ import de.bwaldvogel.mongo.bson.Document;
 import de.bwaldvogel.mongo.exception.MongoServerError;
 import de.bwaldvogel.mongo.oplog.OplogPosition;
 import io.netty.channel.Channel;
+import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Predicate;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
@@ -26,8 +28,7 @@ import java.util.stream.Stream;
  * mongo-java-server 1.47 with one addition: database-level (`db.watch()`) and deployment-level
  * (`client.watch()`, on admin with `allChangesForCluster`) change streams, which it lacks. They
  * read the server's own oplog (`local.oplog.rs`) by its positions, so tokens (`{ _data: hex }`)
- * are interchangeable with its collection-level streams, and `getMore` behaves the same (no
- * wait: an empty batch at once). Their events are shaped as mongod's: `ns`, `wallTime`,
+ * are interchangeable with its collection-level streams. Their events are shaped as mongod's: `ns`, `wallTime`,
  * `updateDescription`, `replace`, `drop`; `fullDocument` on updates only with `updateLookup`;
  * only mongod's per-event stages ($match, $project, ...) after `$changeStream`.
  * Collection-level streams are untouched: still without `ns`, with the server's own shapes (an
@@ -35,18 +36,29 @@ import java.util.stream.Stream;
  * Not modelled: dropDatabase/rename/invalidate events (a dropped database shows as one `drop`
  * per collection), post-batch resume tokens and `operationTime`, pre/post-images, and
  * findAndModify writes (the server records none in its oplog: no event at any level).
+ *
+ * With the await switch on (the default; second argument or MONGO_TEST_SERVER_AWAIT "0" turns it off),
+ * a `getMore` on any change-stream cursor that would answer an empty batch waits, as mongod's
+ * does, until a write or its `maxTimeMS` (see AwaitingGetMores); without it, it answers at once.
  */
 public class MongoTestServer {
+  private static final boolean AWAIT_BY_DEFAULT = true;
+  /** A worker thread per connection (netty assigns them round-robin): a waiting getMore blocks its thread. */
+  private static final int WORKER_THREADS = 1024;
+
   public static void main(String[] args) throws Exception {
+    String awaitSwitch = args.length > 1 ? args[1] : System.getenv("MONGO_TEST_SERVER_AWAIT");
+    boolean await = awaitSwitch == null ? AWAIT_BY_DEFAULT : !awaitSwitch.equals("0");
     // The built-in versions report wire version 8 at most; the Node driver 7 needs 9 or more.
     MongoVersion version = new MongoVersion() {
       public List<Integer> getVersionArray() { return List.of(6, 0, 0); }
       public int getWireVersion() { return 17; }
     };
-    MongoServer server = new MongoServer(new WatchableBackend().version(version));
+    MongoServer server = new MongoServer(new WatchableBackend(await).version(version));
     server.enableOplog(); // change streams read the oplog
-    server.bind("127.0.0.1", Integer.parseInt(args[0]));
-    System.out.println("listening on " + server.getLocalAddress());
+    InetSocketAddress address = new InetSocketAddress("127.0.0.1", Integer.parseInt(args[0]));
+    if (await) server.bind(address, 1, WORKER_THREADS); else server.bind(address);
+    System.out.println("listening on " + server.getLocalAddress() + (await ? " (getMore awaits)" : ""));
     System.out.flush();
     // Our parent owns our lifetime: when it dies or closes the pipe, stop.
     while (System.in.read() != -1) { }
@@ -61,13 +73,39 @@ class WatchableBackend extends MemoryBackend {
   /** The stages mongod allows after `$changeStream`: each takes one event to at most one. */
   private static final Set<String> PER_EVENT_STAGES =
       Set.of("$match", "$project", "$addFields", "$set", "$unset", "$replaceRoot", "$replaceWith", "$redact");
+  /** Commands that write nothing, so wake no waiting getMore. */
+  private static final Set<String> READS = Set.of("getmore", "find", "count", "distinct", "hello", "ismaster",
+      "ping", "buildinfo", "serverstatus", "listcollections", "listdatabases", "listindexes", "endsessions",
+      "whatsmyuri", "getparameter", "getlasterror", "dbstats", "collstats", "explain");
+
+  private final AwaitingGetMores awaiting;
+
+  WatchableBackend(boolean await) {
+    this.awaiting = await ? new AwaitingGetMores() : null;
+  }
 
   @Override
   public Document handleCommand(Channel channel, String databaseName, String command, Document query) {
-    if (command.equalsIgnoreCase("aggregate") && isNumberOne(query.get(command))) {
+    if (awaiting == null) return handle(channel, databaseName, command, query);
+    if (command.equalsIgnoreCase("getMore")) {
+      return awaiting.getMore(channel, query, () -> handle(channel, databaseName, command, query));
+    }
+    try {
+      return handle(channel, databaseName, command, query);
+    } finally {
+      if (!READS.contains(command.toLowerCase())) awaiting.wake();
+    }
+  }
+
+  private Document handle(Channel channel, String databaseName, String command, Document query) {
+    if (command.equalsIgnoreCase("aggregate") && query.get("pipeline") instanceof List) {
       List<Document> pipeline = Aggregation.parse(query.get("pipeline"));
       if (!pipeline.isEmpty() && pipeline.get(0).get("$changeStream") instanceof Document) {
-        return openStream(databaseName, query, pipeline);
+        Document reply = isNumberOne(query.get(command))
+            ? openStream(databaseName, query, pipeline)
+            : super.handleCommand(channel, databaseName, command, query); // the server's collection-level stream
+        if (awaiting != null) awaiting.add(((Number) ((Document) reply.get("cursor")).get("id")).longValue());
+        return reply;
       }
     }
     return super.handleCommand(channel, databaseName, command, query);
@@ -149,7 +187,104 @@ class WatchableBackend extends MemoryBackend {
 }
 
 /**
- * As the server's OplogCursor (never exhausted; a getMore answers at once, empty or not), but it
+ * mongod's wait on an idle tailable+awaitData cursor: a change-stream getMore that would answer
+ * an empty batch waits (on a monitor every write notifies, no polling) until a write, then runs
+ * again; or until its maxTimeMS (mongod's default 1 s without one), then answers empty. A killed
+ * cursor ends the wait: the re-run answers as for any unknown cursor. The waiting thread cannot
+ * read its own connection, so a connection closed by the client ends the wait only through the
+ * checks between slices of at most CHANNEL_CHECK_MS, on the socket (readable while a reply is
+ * owed means closed: drivers send nothing else on a connection until its getMore answers).
+ */
+class AwaitingGetMores {
+  private static final long DEFAULT_MAX_TIME_MS = 1000;
+  private static final long CHANNEL_CHECK_MS = 500;
+  private final Set<Long> changeCursors = ConcurrentHashMap.newKeySet();
+  private long writes;
+
+  void add(long cursorId) {
+    if (cursorId != 0) changeCursors.add(cursorId);
+  }
+
+  synchronized void wake() {
+    writes++;
+    notifyAll();
+  }
+
+  Document getMore(Channel channel, Document query, java.util.function.Supplier<Document> run) {
+    long cursorId = ((Number) query.get("getMore")).longValue();
+    if (!changeCursors.contains(cursorId)) return run.get();
+    Object maxTime = query.get("maxTimeMS");
+    long waitMs = maxTime instanceof Number && ((Number) maxTime).longValue() > 0 ? ((Number) maxTime).longValue() : DEFAULT_MAX_TIME_MS;
+    long deadline = System.nanoTime() + waitMs * 1_000_000;
+    ClosedConnections closed = new ClosedConnections(channel);
+    try {
+      while (true) {
+        long seen;
+        synchronized (this) { seen = writes; }
+        Document reply;
+        try {
+          reply = run.get();
+        } catch (RuntimeException e) {
+          changeCursors.remove(cursorId); // killed or unknown: answer as the server does
+          throw e;
+        }
+        Document cursor = (Document) reply.get("cursor");
+        if (cursor == null || !((List<?>) cursor.get("nextBatch")).isEmpty()) return reply;
+        synchronized (this) {
+          while (writes == seen) {
+            long left = (deadline - System.nanoTime()) / 1_000_000;
+            if (left <= 0 || closed.now()) return reply;
+            wait(Math.min(left, CHANNEL_CHECK_MS));
+          }
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new MongoServerError(11601, "Interrupted", "getMore interrupted");
+    } finally {
+      closed.release();
+    }
+  }
+}
+
+/** Whether the client has closed a connection whose netty thread is busy (so netty cannot tell). */
+class ClosedConnections {
+  private final Channel channel;
+  private java.nio.channels.Selector selector;
+
+  ClosedConnections(Channel channel) {
+    this.channel = channel;
+    try {
+      java.lang.reflect.Method javaChannel = io.netty.channel.nio.AbstractNioChannel.class.getDeclaredMethod("javaChannel");
+      javaChannel.setAccessible(true);
+      java.nio.channels.SelectableChannel socket = (java.nio.channels.SelectableChannel) javaChannel.invoke(channel);
+      selector = java.nio.channels.Selector.open();
+      socket.register(selector, java.nio.channels.SelectionKey.OP_READ);
+    } catch (Exception | LinkageError e) {
+      release(); // no socket to check: the wait then ends at its deadline, as without the check
+    }
+  }
+
+  boolean now() {
+    if (!channel.isOpen()) return true;
+    try {
+      return selector != null && selector.selectNow() > 0;
+    } catch (java.io.IOException e) {
+      return true;
+    }
+  }
+
+  void release() {
+    try {
+      if (selector != null) selector.close();
+    } catch (java.io.IOException ignored) {
+    }
+    selector = null;
+  }
+}
+
+/**
+ * As the server's OplogCursor (never exhausted; empty getMores wait only in AwaitingGetMores), but it
  * moves past entries its stream does not report, as mongod's post-batch token does, so a narrow
  * `$match` does not re-read (and re-look-up) the whole backlog on every getMore.
  */
