@@ -43,6 +43,8 @@ async function main(): Promise<void> {
         redis: args.redisUrl,
         // The default is `collection`: named only when it is not, so this runs before `streams` exists too.
         ...(args.streams === 'database' ? ({ streams: 'database' } as object) : {}),
+        // BENCH_HEADROOM=0: without the oplog sampler (one per connection, in both modes).
+        ...(process.env.BENCH_HEADROOM === '0' ? { historyHeadroom: false as const } : {}),
       }),
     ],
     providers: [Sink],
