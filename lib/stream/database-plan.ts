@@ -26,11 +26,7 @@ export function databasePlans(
         plan,
       ]);
   }
-  return [
-    ...kept,
-    ...[...byConnection.values()].map(databasePlan),
-    ...deploymentPlans(tenants),
-  ];
+  return [...kept, ...[...byConnection.values()].map(databasePlan), ...deploymentPlans(tenants)];
 }
 
 /** The operation types that change or end a watched collection without being about one document. */

@@ -27,7 +27,11 @@ export class DeploymentRoutes {
   readonly batching: boolean;
 
   constructor(
-    parts: ReadonlyArray<{ database?: DatabasePattern; collection: string; handlers: ChangeHandler[] }>,
+    parts: ReadonlyArray<{
+      database?: DatabasePattern;
+      collection: string;
+      handlers: ChangeHandler[];
+    }>,
     withUserPipeline: (part: { collection: string; hasUserPipeline?: boolean }) => boolean,
   ) {
     this.parts = parts.map((p) => ({

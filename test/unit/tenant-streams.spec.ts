@@ -80,7 +80,11 @@ describe('tenant streams: the plan', () => {
             { operationType: 'rename', 'to.db': tenant, 'to.coll': { $in: ['orders', 'users'] } },
             { operationType: 'dropDatabase', 'ns.db': tenant },
             { 'ns.db': 'shared_a', 'ns.coll': { $in: ['orders'] } },
-            { operationType: { $in: LIFECYCLE }, 'ns.db': 'shared_a', 'ns.coll': { $in: ['orders'] } },
+            {
+              operationType: { $in: LIFECYCLE },
+              'ns.db': 'shared_a',
+              'ns.coll': { $in: ['orders'] },
+            },
             { operationType: 'rename', 'to.db': 'shared_a', 'to.coll': { $in: ['orders'] } },
             { operationType: 'dropDatabase', 'ns.db': 'shared_a' },
             { operationType: 'invalidate' },
@@ -103,7 +107,9 @@ describe('tenant streams: the plan', () => {
 
   it('refuses backfill on a handler with a database pattern, at startup, with its own message', () => {
     const run = () =>
-      plan([handler('orders', /^tenant_/, { backfill: true, fullDocument: 'updateLookup' }, 'T.on')]);
+      plan([
+        handler('orders', /^tenant_/, { backfill: true, fullDocument: 'updateLookup' }, 'T.on'),
+      ]);
     expect(run).toThrow(ChangeStreamConfigError);
     expect(run).toThrow(
       "@OnChange({ collection: 'orders', database: /^tenant_/ }) on T.on asks for backfill, which a deployment stream",
@@ -236,9 +242,10 @@ describe('tenant streams: routing', () => {
     ]);
     aFirst.resolve();
     await eventually('all handled', () => seen.length === 3);
-    expect(
-      seen.filter((s) => s.database === 'tenant_a').map((s) => s.operationType),
-    ).toEqual(['insert', 'update']);
+    expect(seen.filter((s) => s.database === 'tenant_a').map((s) => s.operationType)).toEqual([
+      'insert',
+      'update',
+    ]);
   });
 
   it("shows the stream's collections and database patterns in its status", () => {
