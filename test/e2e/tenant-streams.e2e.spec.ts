@@ -69,6 +69,9 @@ describe('tenant streams: a database per tenant (real test servers)', () => {
         .getStatuses()
         .map((s) => [s.key, s.collections, s.databases, s.state]),
     ).toEqual([[key, ['orders'], [`/^${PREFIX}_/`], 'open']]);
+    // Found by its key; not as the connection's own `orders`, which it does not watch.
+    expect(app.get(ChangeStreamRegistry).getStatus(key)?.key).toBe(key);
+    expect(app.get(ChangeStreamRegistry).getStatus('orders')).toBeUndefined();
 
     await orders(other).insertOne({ _id: 'other-1' });
     await orders(tenantA).insertOne({ _id: 'a-1' });
