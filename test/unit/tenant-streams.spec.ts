@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { ON_CHANGE_METADATA } from '../../lib/change-stream.constants.js';
 import { ChangeStreamConfigError, OnChange, OnChangeBatch } from '../../lib/index.js';
+import { disabledOf, disabledParts } from '../../lib/control/disabled-streams.js';
 import { resolveOptions } from '../../lib/options/module-options.js';
 import { streamModeOf } from '../../lib/options/streams-option.js';
 import { deploymentKey, positionKey } from '../../lib/redis/redis-keys.js';
@@ -126,6 +127,30 @@ describe('tenant streams: the plan', () => {
     expect(run).toThrow(
       /deployment stream of connection 'default'.*Orders\.on \('orders'\) and Users\.on \('users'\).*"fullDocument"/,
     );
+  });
+
+  it('files a disabled tenant handler under the deployment stream, never under the connection’s own collection', () => {
+    const handlers = [
+      handler('orders', /^tenant_/),
+      handler('orders', /^tenant_/, { enabled: false }, 'tenant.off'),
+      handler('orders', undefined, { enabled: false }, 'own.off'),
+    ];
+    const plans = plan(handlers);
+    expect(plans.map((p) => p.collection)).toEqual([DEPLOYMENT_STREAM]);
+    const parts = disabledParts(handlers, plans);
+    expect(disabledOf(parts.byStream, plans[0])).toEqual(['tenant.off']);
+    // The connection's own `orders` is not watched by the deployment stream: its own disabled stream.
+    expect(parts.idlePlans.map((p) => [p.collection, p.handlers.map((h) => h.name)])).toEqual([
+      ['orders', ['own.off']],
+    ]);
+    // Every tenant handler disabled: an idle deployment stream (its key and status).
+    const idle = disabledParts([handlers[1]], plan([handlers[1]])).idlePlans;
+    expect(idle.map((p) => [p.collection, p.scope])).toEqual([
+      [
+        DEPLOYMENT_STREAM,
+        { kind: 'deployment', collections: ['orders'], databases: ['/^tenant_/'], parts: [] },
+      ],
+    ]);
   });
 
   it('keys the deployment stream by connection, where no collection or database stream can be', () => {
