@@ -156,7 +156,8 @@ export class ChangeDispatcher {
   private labels(handler: ChangeHandler, change: ChangeEvent): HandlerLabels {
     return {
       consumer: this.context.consumer,
-      database: this.databaseOf(change),
+      // The stream's (`$deployment` for a deployment stream): one label value per tenant database would not scale.
+      database: this.context.database,
       collection: handler.collection,
       handler: handler.name,
       operationType: change.operationType,
