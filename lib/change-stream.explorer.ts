@@ -59,7 +59,7 @@ export class ChangeStreamExplorer {
       }
       if (!instance) continue;
       for (const { method, entries } of decorated) {
-        for (const { collection, options, batch } of entries) {
+        for (const { collection, database, options, batch } of entries) {
           const name = `${className}.${method}`;
           const connectionName = options.connectionName ?? defaultConnection;
           handlers.push({
@@ -69,6 +69,7 @@ export class ChangeStreamExplorer {
               typeof collection === 'string'
                 ? collection
                 : resolveModel(collection, connectionName, name),
+            ...(database !== undefined && { database }),
             connectionName,
             options,
             invoke: (change, context) => instance[method](change, context),

@@ -11,12 +11,12 @@ import { describeCollection } from './decorators/collection-source.js';
 import { modelCollection } from './decorators/model-collection.js';
 import { LeaseBalancer } from './lease/lease-balancer.js';
 import type { ResolvedChangeStreamOptions } from './options/module-options.js';
-import { positionKey } from './redis/redis-keys.js';
+import { deploymentKey, positionKey } from './redis/redis-keys.js';
 import type { ChangeStreamStores } from './stores.factory.js';
 import type { ChangeHandler } from './stream/change-handler.js';
 import type { CollectionStream } from './stream/collection-stream.js';
 import type { StreamPlan } from './stream/stream-plan.js';
-import { collectionsOf, DATABASE_STREAM } from './stream/stream-scope.js';
+import { collectionsOf, DATABASE_STREAM, DEPLOYMENT_STREAM } from './stream/stream-scope.js';
 
 export interface KeyedPlan {
   plan: StreamPlan;
@@ -39,8 +39,13 @@ export async function keyedPlans(
   const planned: KeyedPlan[] = [];
   for (const plan of plans) {
     const connection = resolveConnection(plan, moduleRef);
-    const database = await databaseOf(connection, plan);
-    const key = positionKey(options.keyPrefix, options.consumer, database, plan.collection);
+    const connected = await databaseOf(connection, plan);
+    const deployment = plan.scope.kind === 'deployment';
+    // A deployment stream reads every database: its key names the connection instead.
+    const database = deployment ? DEPLOYMENT_STREAM : connected;
+    const key = deployment
+      ? deploymentKey(options.keyPrefix, options.consumer, plan.connectionName)
+      : positionKey(options.keyPrefix, options.consumer, database, plan.collection);
     const clash = keys.get(key);
     if (clash)
       throw new ChangeStreamConfigError(
@@ -71,6 +76,7 @@ export async function keyedPlans(
  * collection stream the database stream of its database (after a roll-back).
  */
 function replacedKeys(plan: StreamPlan, keyOf: (collection: string) => string): string[] {
+  if (plan.scope.kind === 'deployment') return [];
   return plan.scope.kind === 'database' ? collectionsOf(plan).map(keyOf) : [keyOf(DATABASE_STREAM)];
 }
 
@@ -186,6 +192,8 @@ export async function warnMissingCollections(
 ): Promise<void> {
   const byDatabase = new Map<mongo.Db, CollectionStream[]>();
   for (const stream of streams) {
+    // A deployment stream's collections are in databases that may not exist yet.
+    if (stream.plan.scope.kind === 'deployment') continue;
     const db = databases.get(stream.key);
     if (db) byDatabase.set(db, [...(byDatabase.get(db) ?? []), stream]);
   }

@@ -47,13 +47,19 @@ export class ChangeStreamRegistry {
   /**
    * The stream of `collection` on `connectionName` (default: the module's `connectionName`, else
    * the default connection): in `streams: 'database'` mode, the database stream that serves it.
+   * A stream's key finds it too (the only way to a deployment stream, whose collections are in
+   * other databases).
    */
   getStatus(collection: string, connectionName?: string): ChangeStreamStatus | undefined {
     const connection = connectionName ?? this.options.connectionName ?? DEFAULT_CONNECTION_NAME;
-    return this.getStatuses().find(
-      (s) =>
-        (s.collection === collection || s.collections.includes(collection)) &&
-        s.connectionName === connection,
+    const statuses = this.getStatuses();
+    return (
+      statuses.find(
+        (s) =>
+          s.databases === undefined &&
+          (s.collection === collection || s.collections.includes(collection)) &&
+          s.connectionName === connection,
+      ) ?? statuses.find((s) => s.key === collection)
     );
   }
 

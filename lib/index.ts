@@ -19,6 +19,7 @@ export { collection } from './decorators/collection-source.js';
 export type {
   CollectionSource,
   CollectionToken,
+  TenantCollection,
   DocumentOf,
   SchemaClass,
 } from './decorators/collection-source.js';

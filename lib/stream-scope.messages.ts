@@ -27,4 +27,21 @@ export const streamScopeMessages = {
     `ChangeStreamModule: option "streams.connections" names ${names.map((n) => `'${n}'`).join(', ')}, which no handler ` +
     `of this module uses (connections with handlers: ${known.map((n) => `'${n}'`).join(', ') || 'none'}): ` +
     `a typo leaves those connections in the default mode.`,
+  databasePatternInvalid: (where: string, collection: string, database: string, rule: string) =>
+    `@OnChange({ collection: '${collection}', database: ${database} }) on ${where}: the database pattern is invalid: ${rule}.`,
+  tenantStreamBackfill: (collection: string, database: string, handlers: string[]) =>
+    `@OnChange({ collection: '${collection}', database: ${database} }) on ${handlers.join(', ')} asks for backfill, which a ` +
+    `deployment stream (a database pattern) does not offer: a backfill reads one collection of one database. ` +
+    `Remove backfill, or declare the backfill handler per database (@OnChange('${collection}', { connectionName, backfill })).`,
+  deploymentStreamOptionConflict: (
+    connectionName: string,
+    first: string,
+    second: string,
+    option: string,
+    firstValue: unknown,
+    secondValue: unknown,
+  ) =>
+    `The deployment stream of connection '${connectionName}' (handlers with a database pattern): ${first} and ${second} set ` +
+    `different "${option}" (${JSON.stringify(firstValue)} vs ${JSON.stringify(secondValue)}), which shapes every event of it. ` +
+    `Give them the same value (a handler that leaves it unset takes the stream's).`,
 };

@@ -5,13 +5,20 @@ import type { ChangeStreamRegistry } from '../change-stream.registry.js';
 import type { ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { ChangeHandler } from '../stream/change-handler.js';
 import type { StreamPlan } from '../stream/stream-plan.js';
-import { collectionsOf } from '../stream/stream-scope.js';
+import { collectionsOf, DEPLOYMENT_STREAM } from '../stream/stream-scope.js';
+import { describeDatabasePattern } from '../stream/database-pattern.js';
 
 // What `enabled: false` leaves out: handlers (left out of their stream's plan by `planStreams`) and
 // whole streams (every handler disabled, or the module disabled). Status shows them as such.
 
 const streamId = (h: { connectionName: string; collection: string }) =>
   JSON.stringify([h.connectionName, h.collection]);
+/** A handler's stream: a tenant handler's (database pattern) is its connection's deployment stream. */
+const handlerStreamId = (h: ChangeHandler) =>
+  streamId(h.database === undefined ? h : { ...h, collection: DEPLOYMENT_STREAM });
+/** The collections (or, for a deployment stream, the one id) a plan's disabled handlers are filed under. */
+const planCollections = (p: Pick<StreamPlan, 'scope' | 'collection'>) =>
+  p.scope.kind === 'deployment' ? [DEPLOYMENT_STREAM] : collectionsOf(p);
 
 /** The disabled handlers of each planned stream, and a plan (for its key) per stream none of whose handlers is enabled. */
 export function disabledParts(
@@ -19,20 +26,19 @@ export function disabledParts(
   plans: StreamPlan[],
 ): { byStream: Map<string, string[]>; idlePlans: StreamPlan[]; handlers: string[] } {
   const planned = new Set(
-    plans.flatMap((p) => collectionsOf(p).map((collection) => streamId({ ...p, collection }))),
+    plans.flatMap((p) => planCollections(p).map((collection) => streamId({ ...p, collection }))),
   );
   const byStream = new Map<string, string[]>();
   const idle = new Map<string, ChangeHandler[]>();
   const disabled = handlers.filter((h) => h.options.enabled === false);
   for (const handler of disabled) {
-    const id = streamId(handler);
+    const id = handlerStreamId(handler);
     byStream.set(id, [...(byStream.get(id) ?? []), handler.name]);
     if (!planned.has(id)) idle.set(id, [...(idle.get(id) ?? []), handler]);
   }
   const idlePlans = [...idle.values()].map((group): StreamPlan => ({
     connectionName: group[0].connectionName,
-    collection: group[0].collection,
-    scope: { kind: 'collection' },
+    ...idleScope(group),
     pipeline: [],
     hasUserPipeline: false,
     splitLargeEvents: false,
@@ -41,13 +47,28 @@ export function disabledParts(
   return { byStream, idlePlans, handlers: disabled.map((h) => h.name) };
 }
 
+/** An idle stream's collection and scope: a deployment stream's for tenant handlers (for its key and status). */
+function idleScope(group: ChangeHandler[]): Pick<StreamPlan, 'collection' | 'scope'> {
+  if (group[0].database === undefined)
+    return { collection: group[0].collection, scope: { kind: 'collection' } };
+  return {
+    collection: DEPLOYMENT_STREAM,
+    scope: {
+      kind: 'deployment',
+      collections: [...new Set(group.map((h) => h.collection))].sort(),
+      databases: [...new Set(group.map((h) => describeDatabasePattern(h.database!)))].sort(),
+      parts: [],
+    },
+  };
+}
+
 /** The disabled handlers of `plan`'s stream (none: undefined). */
 export function disabledOf(
   byStream: Map<string, string[]>,
   plan: Pick<StreamPlan, 'connectionName' | 'collection' | 'scope'>,
 ): string[] | undefined {
   // A database stream's: those of each of its collections.
-  const names = collectionsOf(plan).flatMap(
+  const names = planCollections(plan).flatMap(
     (collection) =>
       byStream.get(streamId({ connectionName: plan.connectionName, collection })) ?? [],
   );
@@ -65,6 +86,7 @@ export function disabledStatus(
     database,
     collection: plan.collection,
     collections: [...collectionsOf(plan)],
+    ...(plan.scope.kind === 'deployment' && { databases: [...plan.scope.databases] }),
     state: 'disabled',
     role: null,
     instanceId: null,

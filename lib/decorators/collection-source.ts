@@ -1,5 +1,8 @@
 import type { Model, mongo } from 'mongoose';
+import { ChangeStreamConfigError } from '../change-stream.errors.js';
+import { messages } from '../change-stream.messages.js';
 import type { SchemaClass } from '../common/stored-collection.js';
+import { type DatabasePattern, databasePatternProblem } from '../stream/database-pattern.js';
 
 export { describeCollection, type SchemaClass } from '../common/stored-collection.js';
 
@@ -15,9 +18,21 @@ export interface CollectionToken<T extends mongo.Document = any> {
   readonly documentType?: T;
 }
 
+/**
+ * A collection in every database the pattern matches (a database per tenant):
+ * `@OnChange({ collection: 'orders', database: /^tenant_/ })`. All such handlers of a connection
+ * share one deployment-level change stream; see the README, "A database per tenant".
+ */
+export interface TenantCollection {
+  /** The collection's name, in each matching database. */
+  readonly collection: string;
+  /** A database name, or a RegExp (flags among `i`, `m`, `s`) the server matches against each event's database. */
+  readonly database: string | RegExp;
+}
+
 /** What `@OnChange` (and decorators built like it) accepts as the collection. */
 export type CollectionSource<T extends mongo.Document = any> =
-  string | CollectionToken<T> | SchemaClass<T> | Model<T>;
+  string | CollectionToken<T> | SchemaClass<T> | Model<T> | TenantCollection;
 
 /**
  * The document type a collection source carries: `T` of `collection<T>()`, of a `Model<T>` or of
@@ -49,6 +64,7 @@ export function collection<T extends mongo.Document>(name: string): CollectionTo
  */
 export function storedCollection(source: unknown): string | SchemaClass | undefined {
   if (typeof source === 'string') return source;
+  if (isTenantCollection(source)) return source.collection;
   if (typeof source === 'function') return source as SchemaClass;
   if (
     typeof source === 'object' &&
@@ -57,4 +73,25 @@ export function storedCollection(source: unknown): string | SchemaClass | undefi
   )
     return (source as CollectionToken).collectionName;
   return undefined;
+}
+
+/** `source` is the object form `{ collection, database }`. */
+export function isTenantCollection(source: unknown): source is TenantCollection {
+  return (
+    typeof source === 'object' &&
+    source !== null &&
+    typeof (source as TenantCollection).collection === 'string' &&
+    'database' in source
+  );
+}
+
+/** The database pattern of the object form (undefined for any other source), checked: throws a `ChangeStreamConfigError`. */
+export function storedDatabase(source: unknown, where: string): DatabasePattern | undefined {
+  if (!isTenantCollection(source)) return undefined;
+  const problem = databasePatternProblem(source.database);
+  if (problem)
+    throw new ChangeStreamConfigError(
+      messages.databasePatternInvalid(where, source.collection, String(source.database), problem),
+    );
+  return source.database;
 }

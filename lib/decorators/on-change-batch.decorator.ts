@@ -18,7 +18,9 @@ import {
   type SchemaClass,
   describeCollection,
   storedCollection,
+  storedDatabase,
 } from './collection-source.js';
+import type { DatabasePattern } from '../stream/database-pattern.js';
 import { describeTarget } from './decorator-target.js';
 import type {
   AnyMethod,
@@ -33,6 +35,8 @@ import type {
 export interface OnChangeBatchMetadata {
   /** The collection's name, or the `@Schema()` class / Mongoose model it is resolved from at startup. */
   collection: string | SchemaClass;
+  /** The object form's database pattern: the handler is on a deployment stream. */
+  database?: DatabasePattern;
   options: OnChangeOptions;
   batch: BatchLimits;
 }
@@ -154,12 +158,21 @@ export function OnChangeBatch(
     if (collection !== undefined)
       validateBatchDeclaration(describeCollection(collection), where, given);
     validateDeclaration(collection, where, descriptor?.value, shared, source);
+    const database = storedDatabase(source, where);
     const method = descriptor.value as object;
     const existing: OnChangeBatchMetadata[] =
       Reflect.getMetadata(ON_CHANGE_BATCH_METADATA, method) ?? [];
     Reflect.defineMetadata(
       ON_CHANGE_BATCH_METADATA,
-      [...existing, { collection: collection!, options: shared, batch: limits as BatchLimits }],
+      [
+        ...existing,
+        {
+          collection: collection!,
+          ...(database !== undefined && { database }),
+          options: shared,
+          batch: limits as BatchLimits,
+        },
+      ],
       method,
     );
     return descriptor;

@@ -13,13 +13,17 @@ import {
   type DocumentOf,
   type SchemaClass,
   storedCollection,
+  storedDatabase,
 } from './collection-source.js';
+import type { DatabasePattern } from '../stream/database-pattern.js';
 import { describeTarget } from './decorator-target.js';
 
 /** What `@OnChange` records on a method; one entry per decorator on it. */
 export interface OnChangeMetadata {
   /** The collection's name, or the `@Schema()` class / Mongoose model it is resolved from at startup. */
   collection: string | SchemaClass;
+  /** The object form's database pattern: the handler is on a deployment stream. */
+  database?: DatabasePattern;
   options: OnChangeOptions;
 }
 
@@ -248,12 +252,20 @@ export function OnChange(
       options ?? {},
       source,
     );
+    const database = storedDatabase(source, `${describeTarget(target)}.${String(propertyKey)}`);
     const method = descriptor.value as object;
     const existing: OnChangeMetadata[] = Reflect.getMetadata(ON_CHANGE_METADATA, method) ?? [];
     // Stored as given; the library only reads `operationTypes`, so a readonly array is fine.
     Reflect.defineMetadata(
       ON_CHANGE_METADATA,
-      [...existing, { collection: collection!, options: options as OnChangeOptions }],
+      [
+        ...existing,
+        {
+          collection: collection!,
+          ...(database !== undefined && { database }),
+          options: options as OnChangeOptions,
+        },
+      ],
       method,
     );
     return descriptor;

@@ -4,7 +4,11 @@ export interface ChangeContext {
   consumer: string;
   /** The mongoose connection the stream reads from (`default` for the default connection). */
   connectionName: string;
-  /** The database of the watched collection. */
+  /**
+   * The database of the watched collection; for a handler declared with a database pattern
+   * (`@OnChange({ collection, database: /^tenant_/ })`), the event's database (`ns.db`). An
+   * `@OnChangeBatch` batch may hold events of several databases: there it is the first event's.
+   */
   database: string;
   /** The event's collection (as named in `@OnChange`), also in a database stream (`streams: 'database'`). */
   collection: string;

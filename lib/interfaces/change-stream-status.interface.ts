@@ -41,12 +41,17 @@ export interface ChangeStreamStatus {
   key: string;
   /** The mongoose connection the stream reads from. */
   connectionName: string;
-  /** The database of the watched collection. */
+  /** The database of the watched collection; `$deployment` for a deployment stream (see `databases`). */
   database: string;
-  /** The watched collection; `$database` for a database stream (`streams: 'database'`). */
+  /** The watched collection; `$database` for a database stream (`streams: 'database'`), `$deployment` for a deployment stream. */
   collection: string;
   /** The collections the stream serves, sorted: one for a collection stream, all of them for a database stream. */
   collections: string[];
+  /**
+   * A deployment stream's database patterns (handlers declared with `{ collection, database }`),
+   * sorted: a RegExp as `/source/flags`, a name as it is. Absent for other streams.
+   */
+  databases?: string[];
   /** Where the stream is in its life; see `ChangeStreamState`. */
   state: ChangeStreamState;
   /** With leases: this instance's role; null when leases are off. */

@@ -1,6 +1,8 @@
 import { LEFT_POSITION_TTL_MS } from '../options/defaults.js';
+import { DEPLOYMENT_STREAM } from '../stream/stream-scope.js';
 // Every Redis key the module writes. A stream's keys extend its position key
-// `<prefix>:{<consumer>:<db>:<collection>}`, whose braces are a Redis Cluster hash tag: they all
+// `<prefix>:{<consumer>:<db>:<collection>}` (a database stream's: `<collection>` is `$database`; a
+// deployment stream's: `{<consumer>:$deployment:<connectionName>}`), whose braces are a Redis Cluster hash tag: they all
 // land in the position's slot, so one script may touch them together. A consumer's dead-letter
 // keys share the tag `{<consumer>}` in the same way.
 
@@ -15,6 +17,15 @@ export function positionKey(
   collection: string,
 ): string {
   return `${keyPrefix}:{${consumer}:${database}:${collection}}`;
+}
+
+/**
+ * `<keyPrefix>:{<consumer>:$deployment:<connectionName>}`: the one deployment stream of a
+ * connection (the handlers declared with a database pattern). No database is named `$deployment`,
+ * so it never equals a collection or database stream's key.
+ */
+export function deploymentKey(keyPrefix: string, consumer: string, connectionName: string): string {
+  return positionKey(keyPrefix, consumer, DEPLOYMENT_STREAM, connectionName);
 }
 
 /**

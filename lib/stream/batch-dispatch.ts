@@ -19,6 +19,8 @@ export interface BatchDispatchDeps {
     attempt: number,
     signal: AbortSignal,
     scope: DispatchScope,
+    /** The batch's first event (a deployment stream's `context.database` is its database). */
+    change?: unknown,
   ): ChangeContext;
   labels(handler: ChangeHandler, change: EventInFlight['change']): HandlerLabels;
   streamKey: string;
@@ -121,6 +123,7 @@ export class BatchDispatch {
         attempt,
         own ? own.abort.signal : flights[0].abort.signal,
         scope,
+        changes[0],
       );
       let error: unknown;
       try {

@@ -211,13 +211,16 @@ function positionOf(options: DriverInnerCursor['resumeOptions']): StreamPosition
   return options?.startAtOperationTime ? { operationTime: options.startAtOperationTime } : null;
 }
 
-/** Opens a plan's change streams (on its collection, or on the whole database) through the mongoose connection's own client. */
+/** Opens a plan's change streams (on its collection, its database, or the deployment) through the mongoose connection's own client. */
 export function connectionCursorFactory(
   connection: Connection,
   plan: Pick<StreamPlan, 'collection' | 'scope'>,
 ): CursorFactory {
   warnIfDriverTooOld();
   return (pipeline, options) => {
+    // A deployment stream (database patterns): every database of the deployment, filtered by `ns.db`.
+    if (plan.scope.kind === 'deployment')
+      return new DriverChangeCursor(connection.getClient().watch(pipeline, options));
     const db = connection.db;
     if (!db) throw new Error(`mongoose connection "${connection.name}" is not connected`);
     const watched = plan.scope.kind === 'database' ? db : db.collection(plan.collection);

@@ -9,6 +9,7 @@ import { eventIdText } from '../backfill/backfill-event.js';
 import { describeEvent } from './describe-event.js';
 import { HandlerRoutes } from './handler-routes.js';
 import { DatabaseRoutes } from './database-routes.js';
+import { DeploymentRoutes } from './deployment-routes.js';
 import type { ChangeStreamTelemetry } from '../telemetry/change-stream-telemetry.js';
 import {
   ABORTED,
@@ -38,7 +39,9 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 /** Runs the handlers of one stream for one event: retries, then the failure policy. */
 export class ChangeDispatcher {
   private readonly logger = new Logger(ChangeDispatcher.name);
-  private readonly routes: HandlerRoutes | DatabaseRoutes;
+  private readonly routes: HandlerRoutes | DatabaseRoutes | DeploymentRoutes;
+  /** A deployment stream: `context.database` is each event's. */
+  private readonly databasePerEvent: boolean;
   private readonly failurePolicy: FailurePolicyStep;
   private readonly batches: BatchDispatch;
 
@@ -48,9 +51,12 @@ export class ChangeDispatcher {
     private readonly context: Context,
     private readonly streamKey: string,
   ) {
-    this.routes = settings.routeByCollection
-      ? new DatabaseRoutes(handlers, settings.routeByCollection.withUserPipeline)
-      : new HandlerRoutes(handlers, settings);
+    this.databasePerEvent = settings.routeByNamespace !== undefined;
+    this.routes = settings.routeByNamespace
+      ? new DeploymentRoutes(settings.routeByNamespace.parts, (p) => p.hasUserPipeline === true)
+      : settings.routeByCollection
+        ? new DatabaseRoutes(handlers, settings.routeByCollection.withUserPipeline)
+        : new HandlerRoutes(handlers, settings);
     this.failurePolicy = new FailurePolicyStep(
       settings,
       streamKey,
@@ -61,8 +67,8 @@ export class ChangeDispatcher {
       settings,
       logger: this.logger,
       failurePolicy: this.failurePolicy,
-      contextFor: (handler, attempt, signal, scope) =>
-        this.contextFor(handler, attempt, signal, scope),
+      contextFor: (handler, attempt, signal, scope, change) =>
+        this.contextFor(handler, attempt, signal, scope, change),
       labels: (handler, change) => this.labels(handler, change),
       streamKey,
     });
@@ -141,9 +147,16 @@ export class ChangeDispatcher {
     return this.settings.telemetry;
   }
 
+  /** The stream's database; in a deployment stream, the event's (`ns.db`; an `invalidate` has none). */
+  private databaseOf(change: unknown): string {
+    if (!this.databasePerEvent || change === undefined) return this.context.database;
+    return DeploymentRoutes.databaseOf(change) ?? this.context.database;
+  }
+
   private labels(handler: ChangeHandler, change: ChangeEvent): HandlerLabels {
     return {
       consumer: this.context.consumer,
+      // The stream's (`$deployment` for a deployment stream): one label value per tenant database would not scale.
       database: this.context.database,
       collection: handler.collection,
       handler: handler.name,
@@ -174,7 +187,7 @@ export class ChangeDispatcher {
     then: (outcome: DispatchOutcome) => T,
   ): MaybePromise<T> {
     if (this.telemetry?.active || flight.attempts) return this.retry(handler, flight, scope, then);
-    const context = this.contextFor(handler, 1, flight.abort.signal, scope);
+    const context = this.contextFor(handler, 1, flight.abort.signal, scope, flight.change);
     flight.pending.add(handler.name);
     let pending: Promise<unknown> | null = null;
     try {
@@ -215,12 +228,13 @@ export class ChangeDispatcher {
     attempt: number,
     signal: AbortSignal,
     scope: DispatchScope,
+    change?: unknown,
   ): ChangeContext {
-    const { consumer, connectionName, database } = this.context;
+    const { consumer, connectionName } = this.context;
     return {
       consumer,
       connectionName,
-      database,
+      database: this.databaseOf(change),
       // A database stream's handler is on one collection: the event's.
       collection: handler.collection,
       handler: handler.name,
@@ -273,6 +287,7 @@ export class ChangeDispatcher {
             attempt,
             own ? own.abort.signal : flight.abort.signal,
             scope,
+            change,
           );
           try {
             if (this.telemetry?.active) await this.tracedCall(handler, change, context);

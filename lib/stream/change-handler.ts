@@ -1,3 +1,4 @@
+import type { DatabasePattern } from './database-pattern.js';
 import type { BatchLimits } from '../interfaces/on-change-batch-options.interface.js';
 import type { OnChangeOptions } from '../interfaces/on-change-options.interface.js';
 
@@ -6,6 +7,8 @@ export interface ChangeHandler {
   /** `ClassName.methodName`, used in every log line and error about it. */
   name: string;
   collection: string;
+  /** Declared with a database pattern (`@OnChange({ collection, database })`): on the connection's deployment stream. */
+  database?: DatabasePattern;
   connectionName: string;
   options: OnChangeOptions;
   invoke(change: unknown, context: unknown): unknown;

@@ -129,6 +129,7 @@ export function createDispatcher(setup: DispatcherSetup): ChangeDispatcher {
       onFailure: setup.onFailure ?? options.onHandlerFailure,
       deadLetters: setup.deadLetters,
       hasUserPipeline: plan.hasUserPipeline,
+      ...(plan.scope.kind === 'deployment' && { routeByNamespace: { parts: plan.scope.parts } }),
       ...(plan.scope.kind === 'database' && {
         routeByCollection: {
           withUserPipeline: new Set(

@@ -2,6 +2,7 @@ import { ChangeStreamConfigError } from '../change-stream.errors.js';
 import { messages } from '../change-stream.messages.js';
 import type { StreamPlan } from './stream-plan.js';
 import { DATABASE_STREAM, type StreamMode } from './stream-scope.js';
+import { deploymentPlans } from './deployment-plan.js';
 
 /**
  * In `'database'` mode a connection's collection plans become one database stream, except those
@@ -14,7 +15,9 @@ export function databasePlans(
 ): StreamPlan[] {
   const kept: StreamPlan[] = [];
   const byConnection = new Map<string, StreamPlan[]>();
+  const tenants = plans.filter((plan) => plan.database !== undefined);
   for (const plan of plans) {
+    if (plan.database !== undefined) continue;
     if (modeOf(plan.connectionName) !== 'database' || plan.handlers.some((h) => h.options.backfill))
       kept.push(plan);
     else
@@ -23,11 +26,11 @@ export function databasePlans(
         plan,
       ]);
   }
-  return [...kept, ...[...byConnection.values()].map(databasePlan)];
+  return [...kept, ...[...byConnection.values()].map(databasePlan), ...deploymentPlans(tenants)];
 }
 
 /** The operation types that change or end a watched collection without being about one document. */
-const COLLECTION_LIFECYCLE = ['drop', 'rename'];
+export const COLLECTION_LIFECYCLE = ['drop', 'rename'];
 /** Events of the database itself: they carry no `ns.coll`. */
 const DATABASE_LIFECYCLE = ['dropDatabase', 'invalidate'];
 
@@ -49,8 +52,12 @@ function databasePlan(unsorted: StreamPlan[]): StreamPlan {
         p.concurrencyCap === undefined ? cap : Math.min(cap ?? Infinity, p.concurrencyCap),
       undefined,
     ),
-    fullDocument: agreeAcross(parts, 'fullDocument'),
-    fullDocumentBeforeChange: agreeAcross(parts, 'fullDocumentBeforeChange'),
+    fullDocument: agreeAcross(parts, 'fullDocument', messages.databaseStreamOptionConflict),
+    fullDocumentBeforeChange: agreeAcross(
+      parts,
+      'fullDocumentBeforeChange',
+      messages.databaseStreamOptionConflict,
+    ),
     splitLargeEvents,
     handlers: parts.flatMap((p) => p.handlers),
   };
@@ -79,16 +86,17 @@ export function namespaceFilter(parts: StreamPlan[], collections: readonly strin
 }
 
 /** A collection plan's `$match` conditions (its pipeline is `$match` stages, then maybe the split stage). */
-function matchesOf(plan: StreamPlan): object[] {
+export function matchesOf(plan: StreamPlan): object[] {
   return plan.pipeline
     .filter((stage): stage is { $match: object } => '$match' in stage)
     .map((stage) => stage.$match);
 }
 
-/** One database stream has one `fullDocument` (and pre-image) setting: its collections' handlers must agree. */
-function agreeAcross<K extends 'fullDocument' | 'fullDocumentBeforeChange'>(
-  parts: StreamPlan[],
+/** One database (or deployment) stream has one `fullDocument` (and pre-image) setting: its collections' handlers must agree. */
+export function agreeAcross<K extends 'fullDocument' | 'fullDocumentBeforeChange'>(
+  parts: readonly StreamPlan[],
   option: K,
+  conflict: typeof messages.databaseStreamOptionConflict,
 ): StreamPlan[K] {
   let chosen: { plan: StreamPlan; value: StreamPlan[K] } | undefined;
   for (const plan of parts) {
@@ -99,7 +107,7 @@ function agreeAcross<K extends 'fullDocument' | 'fullDocumentBeforeChange'>(
       const setter = (p: StreamPlan, v: unknown) =>
         `${p.handlers.find((h) => h.options[option] === v)?.name} ('${p.collection}')`;
       throw new ChangeStreamConfigError(
-        messages.databaseStreamOptionConflict(
+        conflict(
           plan.connectionName,
           setter(chosen.plan, chosen.value),
           setter(plan, value),

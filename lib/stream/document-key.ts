@@ -29,6 +29,18 @@ export function collectionDocumentKeyOf(change: ChangeEvent): string | null {
   return `${typeof coll === 'string' ? coll : ''}\u0000${id}`;
 }
 
+/**
+ * `documentKeyOf` in a deployment stream: two databases' (and collections') documents may share an
+ * `_id`, so both are part of the key (neither name has a NUL).
+ */
+export function namespaceDocumentKeyOf(change: ChangeEvent): string | null {
+  const id = documentKeyOf(change);
+  if (id === null) return null;
+  const ns = (change as { ns?: { db?: unknown; coll?: unknown } }).ns;
+  const db = typeof ns?.db === 'string' ? ns.db : '';
+  return `${db}\u0000${typeof ns?.coll === 'string' ? ns.coll : ''}\u0000${id}`;
+}
+
 /** The key of the document with this `_id` (as `documentKeyOf` of an event of it). */
 export function idKey(id: unknown): string {
   // Cheap keys for the common ids (string, a number that is a safe integer, ObjectId); the rest is rare.

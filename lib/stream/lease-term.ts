@@ -11,7 +11,7 @@ import { EventScheduler } from './event-scheduler.js';
 import type { StreamPlan } from './stream-plan.js';
 import type { LeavingPositions } from './leaving-positions.js';
 import type { StreamState } from './stream-state.js';
-import { collectionDocumentKeyOf } from './document-key.js';
+import { collectionDocumentKeyOf, namespaceDocumentKeyOf } from './document-key.js';
 
 /** What a lease term works with: its stream's parts, shared by every term of the stream. */
 export interface LeaseTermContext {
@@ -78,7 +78,8 @@ export class LeaseTerm {
       concurrency: Math.min(options.concurrency, plan.concurrencyCap ?? Infinity),
       signalPerAttempt: options.onHandlerTimeout === 'abort',
       dispatcher: context.dispatcher,
-      ...(plan.scope.kind !== 'collection' && { documentKeyOf: collectionDocumentKeyOf }),
+      ...(plan.scope.kind === 'database' && { documentKeyOf: collectionDocumentKeyOf }),
+      ...(plan.scope.kind === 'deployment' && { documentKeyOf: namespaceDocumentKeyOf }),
       checkpointer,
       stopping: abort.signal,
       onHandled: (change) => {

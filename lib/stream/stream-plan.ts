@@ -5,6 +5,9 @@ import { validateBatchLimits } from '../options/batch-options.js';
 import { validateHandlerOptions } from '../options/handler-options.js';
 import type { ChangeHandler } from './change-handler.js';
 import type { StreamScope } from './stream-scope.js';
+import type { DatabasePattern } from './database-pattern.js';
+import { describeDatabasePattern } from './database-pattern.js';
+import { refuseTenantBackfill } from './deployment-plan.js';
 
 /** Everything needed to open one stream: one per (connection, collection), or per (connection, database). */
 export interface StreamPlan {
@@ -12,6 +15,8 @@ export interface StreamPlan {
   /** The watched collection; `$database` (`DATABASE_STREAM`) for a database stream, whose collections are in `scope`. */
   collection: string;
   scope: StreamScope;
+  /** A tenant plan's database pattern (its handlers'): it becomes a part of the connection's deployment stream. */
+  database?: DatabasePattern;
   /**
    * Server-side pipeline: the union of operation types (when all handlers restrict them), then
    * the shared `$match` stages; lifecycle events always pass both (see `LIFECYCLE_EVENTS`).
@@ -51,8 +56,13 @@ export function planStreams(handlers: ChangeHandler[], checkpointMaxEvents?: num
     if (handler.batch)
       validateBatchLimits(handler.collection, handler.name, handler.batch, checkpointMaxEvents);
     // Validated all the same, but left out of the plan: the stream is what the others make it.
+    refuseTenantBackfill(handler);
     if (handler.options.enabled === false) continue;
-    const id = JSON.stringify([handler.connectionName, handler.collection]);
+    const id = JSON.stringify([
+      handler.connectionName,
+      handler.collection,
+      ...(handler.database === undefined ? [] : [describeDatabasePattern(handler.database)]),
+    ]);
     groups.set(id, [...(groups.get(id) ?? []), handler]);
   }
   const plans = [...groups.values()].map(planOne);
@@ -101,6 +111,7 @@ function planOne(handlers: ChangeHandler[]): StreamPlan {
     connectionName: first.connectionName,
     collection: first.collection,
     scope: { kind: 'collection' },
+    ...(first.database !== undefined && { database: first.database }),
     pipeline: [
       ...(restrictsAll ? [{ $match: { operationType: { $in: operationTypes } } }] : []),
       ...userStages(pipeline),

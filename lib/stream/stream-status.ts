@@ -38,6 +38,7 @@ export function streamStatus(sources: StreamStatusSources): ChangeStreamStatus {
     database,
     collection: plan.collection,
     collections: [...collectionsOf(plan)],
+    ...(plan.scope.kind === 'deployment' && { databases: [...plan.scope.databases] }),
     state: state.current,
     role: lease ? (lease.current ? 'active' : 'standby') : null,
     instanceId: lease?.instanceId ?? null,
