@@ -317,20 +317,30 @@ describe('an idle change stream waits for writes, as on mongod', () => {
     await client.close();
   });
 
-  const targets: [string, () => { target: Watchable; write: (id: number) => Promise<unknown> }][] = [
-    ['collection', () => {
-      const coll = newDb().collection<Doc>('a');
-      return { target: coll, write: (_id) => coll.insertOne({ _id }) };
-    }],
-    ['database', () => {
-      const db = newDb();
-      return { target: db, write: (_id) => db.collection<Doc>('a').insertOne({ _id }) };
-    }],
-    ['deployment', () => {
-      const db = newDb();
-      return { target: client, write: (_id) => db.collection<Doc>('a').insertOne({ _id }) };
-    }],
-  ];
+  const targets: [string, () => { target: Watchable; write: (id: number) => Promise<unknown> }][] =
+    [
+      [
+        'collection',
+        () => {
+          const coll = newDb().collection<Doc>('a');
+          return { target: coll, write: (_id) => coll.insertOne({ _id }) };
+        },
+      ],
+      [
+        'database',
+        () => {
+          const db = newDb();
+          return { target: db, write: (_id) => db.collection<Doc>('a').insertOne({ _id }) };
+        },
+      ],
+      [
+        'deployment',
+        () => {
+          const db = newDb();
+          return { target: client, write: (_id) => db.collection<Doc>('a').insertOne({ _id }) };
+        },
+      ],
+    ];
 
   function newDb() {
     const name = uniqueName('tsw');
@@ -361,17 +371,20 @@ describe('an idle change stream waits for writes, as on mongod', () => {
       expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
     });
 
-    whenWaiting(`${level}-level: a write during the wait answers it at once, with the event`, async () => {
-      const { target, write } = make();
-      const stream = watch(target, 20_000);
-      const started = Date.now();
-      const next = stream.tryNext(); // its aggregate (the stream starts there), then a getMore
-      await getMoreStarted(started);
-      await write(1);
-      const event = (await next) as unknown as Event | null;
-      expect(event).toMatchObject({ operationType: 'insert', documentKey: { _id: 1 } });
-      expect(Date.now() - started).toBeLessThan(10_000);
-    });
+    whenWaiting(
+      `${level}-level: a write during the wait answers it at once, with the event`,
+      async () => {
+        const { target, write } = make();
+        const stream = watch(target, 20_000);
+        const started = Date.now();
+        const next = stream.tryNext(); // its aggregate (the stream starts there), then a getMore
+        await getMoreStarted(started);
+        await write(1);
+        const event = (await next) as unknown as Event | null;
+        expect(event).toMatchObject({ operationType: 'insert', documentKey: { _id: 1 } });
+        expect(Date.now() - started).toBeLessThan(10_000);
+      },
+    );
   }
 
   whenWaiting('closing a stream during the wait (killCursors) ends the wait', async () => {
