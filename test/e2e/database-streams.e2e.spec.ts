@@ -147,7 +147,11 @@ describe("streams: 'database' (real test servers)", () => {
         ids(databaseMode, 'users:users').includes('u-down'),
     );
     expect(
-      databaseMode.logger.lines.some((l) => l.message.includes('starts at the oldest position')),
+      databaseMode.logger.lines.some((l) =>
+        l.message.includes(
+          "starts at the oldest stored position of the other stream mode's streams",
+        ),
+      ),
     ).toBe(true);
     await eventually(
       'own position stored',
