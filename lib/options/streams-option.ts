@@ -2,7 +2,7 @@ import type { Logger } from '@nestjs/common';
 import { ChangeStreamConfigError } from '../change-stream.errors.js';
 import { messages } from '../change-stream.messages.js';
 import type { StreamsOption } from '../interfaces/change-stream-module-options.interface.js';
-import { STREAM_MODES, type StreamMode } from '../stream/stream-scope.js';
+import { STREAM_MODES, type StreamMode } from '../common/stream-names.js';
 
 function mode(path: string, value: unknown): StreamMode {
   if (STREAM_MODES.includes(value as StreamMode)) return value as StreamMode;

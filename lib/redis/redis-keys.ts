@@ -1,5 +1,5 @@
 import { LEFT_POSITION_TTL_MS } from '../options/defaults.js';
-import { DEPLOYMENT_STREAM } from '../stream/stream-scope.js';
+import { DEPLOYMENT_STREAM } from '../common/stream-names.js';
 // Every Redis key the module writes. A stream's keys extend its position key
 // `<prefix>:{<consumer>:<db>:<collection>}` (a database stream's: `<collection>` is `$database`; a
 // deployment stream's: `{<consumer>:$deployment:<connectionName>}`), whose braces are a Redis Cluster hash tag: they all

@@ -37,13 +37,31 @@ const DATABASE_LIFECYCLE = ['dropDatabase', 'invalidate'];
 function databasePlan(unsorted: StreamPlan[]): StreamPlan {
   const parts = [...unsorted].sort((a, b) => (a.collection < b.collection ? -1 : 1));
   const collections = parts.map((p) => p.collection);
+  return mergedPlan(parts, {
+    collection: DATABASE_STREAM,
+    scope: { kind: 'database', collections, parts: new Map(parts.map((p) => [p.collection, p])) },
+    match: namespaceFilter(parts, collections),
+    conflict: messages.databaseStreamOptionConflict,
+  });
+}
+
+/** One stream for several collection plans (a database's, or a deployment's): what they share, merged. */
+export function mergedPlan(
+  parts: StreamPlan[],
+  stream: {
+    collection: string;
+    scope: StreamPlan['scope'];
+    match: object;
+    conflict: Parameters<typeof agreeAcross>[2];
+  },
+): StreamPlan {
   const splitLargeEvents = parts.some((p) => p.splitLargeEvents);
   return {
     connectionName: parts[0].connectionName,
-    collection: DATABASE_STREAM,
-    scope: { kind: 'database', collections, parts: new Map(parts.map((p) => [p.collection, p])) },
+    collection: stream.collection,
+    scope: stream.scope,
     pipeline: [
-      { $match: namespaceFilter(parts, collections) },
+      { $match: stream.match },
       ...(splitLargeEvents ? [{ $changeStreamSplitLargeEvent: {} }] : []),
     ],
     hasUserPipeline: parts.some((p) => p.hasUserPipeline),
@@ -52,12 +70,8 @@ function databasePlan(unsorted: StreamPlan[]): StreamPlan {
         p.concurrencyCap === undefined ? cap : Math.min(cap ?? Infinity, p.concurrencyCap),
       undefined,
     ),
-    fullDocument: agreeAcross(parts, 'fullDocument', messages.databaseStreamOptionConflict),
-    fullDocumentBeforeChange: agreeAcross(
-      parts,
-      'fullDocumentBeforeChange',
-      messages.databaseStreamOptionConflict,
-    ),
+    fullDocument: agreeAcross(parts, 'fullDocument', stream.conflict),
+    fullDocumentBeforeChange: agreeAcross(parts, 'fullDocumentBeforeChange', stream.conflict),
     splitLargeEvents,
     handlers: parts.flatMap((p) => p.handlers),
   };

@@ -1,7 +1,7 @@
 import { ChangeStreamConfigError } from '../change-stream.errors.js';
 import { messages } from '../change-stream.messages.js';
 import type { ChangeHandler } from './change-handler.js';
-import { agreeAcross, COLLECTION_LIFECYCLE, matchesOf } from './database-plan.js';
+import { COLLECTION_LIFECYCLE, matchesOf, mergedPlan } from './database-plan.js';
 import {
   databaseCondition,
   type DatabasePattern,
@@ -45,9 +45,7 @@ function patternOf(plan: StreamPlan): string {
 
 function deploymentPlan(unsorted: StreamPlan[]): StreamPlan {
   const parts = [...unsorted].sort(partOrder);
-  const splitLargeEvents = parts.some((p) => p.splitLargeEvents);
-  return {
-    connectionName: parts[0].connectionName,
+  return mergedPlan(parts, {
     collection: DEPLOYMENT_STREAM,
     scope: {
       kind: 'deployment',
@@ -55,25 +53,9 @@ function deploymentPlan(unsorted: StreamPlan[]): StreamPlan {
       databases: [...new Set(parts.map(patternOf))].sort(),
       parts,
     },
-    pipeline: [
-      { $match: deploymentFilter(parts) },
-      ...(splitLargeEvents ? [{ $changeStreamSplitLargeEvent: {} }] : []),
-    ],
-    hasUserPipeline: parts.some((p) => p.hasUserPipeline),
-    concurrencyCap: parts.reduce<number | undefined>(
-      (cap, p) =>
-        p.concurrencyCap === undefined ? cap : Math.min(cap ?? Infinity, p.concurrencyCap),
-      undefined,
-    ),
-    fullDocument: agreeAcross(parts, 'fullDocument', messages.deploymentStreamOptionConflict),
-    fullDocumentBeforeChange: agreeAcross(
-      parts,
-      'fullDocumentBeforeChange',
-      messages.deploymentStreamOptionConflict,
-    ),
-    splitLargeEvents,
-    handlers: parts.flatMap((p) => p.handlers),
-  };
+    match: deploymentFilter(parts),
+    conflict: messages.deploymentStreamOptionConflict,
+  });
 }
 
 /**
