@@ -31,6 +31,11 @@ export interface ReaderDeps {
   cursor: ChangeCursor;
   /** The stream was opened from a stored position (else it starts from now). */
   fromStoredPosition: boolean;
+  /**
+   * The invalidate token the cursor was opened after (`startAfter`). mongod answers with it as the
+   * post-batch token until the oplog moves past it, and it is no resume point: never stored as idle.
+   */
+  notAPosition?: ResumeToken | null;
   checkpointer: Checkpointer;
   scheduler: EventScheduler;
   /** Resolves once every provider the handlers depend on finished `onApplicationBootstrap`. */
@@ -73,7 +78,8 @@ export async function readChanges(deps: ReaderDeps): Promise<ReadEnd> {
       if (scheduler.events.length === 0) {
         deps.lag?.idle();
         // Nothing in flight: the post-batch token keeps a quiet collection's position fresh.
-        if (cursor.resumeToken) checkpointer.advanceIdle({ token: cursor.resumeToken });
+        const idle = cursor.resumeToken;
+        if (idle && !sameToken(idle, deps.notAPosition)) checkpointer.advanceIdle({ token: idle });
         if (checkpointer.position !== null && deps.reopenWhenIdle?.()) return { kind: 'reopen' };
       }
     } else {
@@ -201,4 +207,8 @@ async function untilReady({ handlersReady, signal }: ReaderDeps): Promise<boolea
   await Promise.race([handlersReady, aborted]);
   signal.removeEventListener('abort', onAbort);
   return !signal.aborted;
+}
+
+function sameToken(a: unknown, b: ResumeToken | null | undefined): boolean {
+  return b != null && (a === b || JSON.stringify(a) === JSON.stringify(b));
 }

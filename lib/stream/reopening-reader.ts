@@ -31,8 +31,10 @@ class PositionLoadError extends Error {}
  * on a lost history, a fallback for a token the server no longer finds).
  */
 export class ReopeningReader {
-  /** Set after an invalidate event: the next open must use `startAfter`. */
+  /** Set after an invalidate event: opens use `startAfter` it until the position moves past `invalidatedPosition`. */
   private invalidatedAt: ResumeToken | null = null;
+  /** The position when the invalidate came (its token is never one: see `startAt`). */
+  private invalidatedPosition: StreamPosition | null = null;
   /** The server did not find this stored token (its pipeline changed since): resume at the token's cluster time instead. */
   private tokenFallback: { position: StreamPosition; startAt: StartAt } | null = null;
   /** Reopen attempts in a row that failed with the same error, and that error. */
@@ -68,13 +70,13 @@ export class ReopeningReader {
         const end = await readChanges({
           cursor: this.openCursor(startAt, term),
           fromStoredPosition: startAt !== null,
+          notAPosition: startAt && 'startAfter' in startAt ? startAt.startAfter : null,
           checkpointer: this.deps.checkpointer,
           scheduler: term.scheduler,
           handlersReady: this.deps.handlersReady ?? Promise.resolve(),
           signal,
           lag: this.lag,
           onOpen: () => {
-            this.invalidatedAt = null;
             this.deps.state.setBase('open');
             this.logger.log(messages.streamOpened(this.key, openedFrom(startAt)));
           },
@@ -94,6 +96,7 @@ export class ReopeningReader {
           await term.scheduler.drain();
           this.logger.warn(messages.invalidated(this.key));
           this.invalidatedAt = end.token;
+          this.invalidatedPosition = this.deps.checkpointer.position;
           this.lastInvalidatedAt = new Date();
           attempt = 0;
         } else if (end.kind === 'failed') {
@@ -176,9 +179,16 @@ export class ReopeningReader {
     term.positionLoaded = true;
   }
 
+  /**
+   * After an invalidate, `startAfter` it until an event (or a later post-batch token) moved the
+   * position: `resumeAfter` an invalidate is refused (InvalidResumeToken), so a reopen before
+   * anything new was read (a network error on a quiet collection) must not fall back to a position.
+   */
   private startAt(): StartAt {
-    if (this.invalidatedAt) return { startAfter: this.invalidatedAt };
     const position = this.deps.checkpointer.position;
+    if (this.invalidatedAt && sameOrBothNull(this.invalidatedPosition, position))
+      return { startAfter: this.invalidatedAt };
+    this.invalidatedAt = null;
     if (this.tokenFallback && samePosition(this.tokenFallback.position, position))
       return this.tokenFallback.startAt;
     return startAtOf(position);
@@ -260,6 +270,10 @@ export class ReopeningReader {
 
 function samePosition(a: StreamPosition, b: StreamPosition | null): boolean {
   return a === b || (b !== null && JSON.stringify(a) === JSON.stringify(b));
+}
+
+function sameOrBothNull(a: StreamPosition | null, b: StreamPosition | null): boolean {
+  return a === null ? b === null : samePosition(a, b);
 }
 
 function openedFrom(startAt: StartAt): Parameters<typeof messages.streamOpened>[1] {

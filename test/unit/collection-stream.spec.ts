@@ -8,6 +8,7 @@ import {
   insert,
   lifecycle,
   networkError,
+  type Reply,
   serverError,
   timestamp,
   token,
@@ -367,6 +368,67 @@ describe('CollectionStream: drop, rename and invalidate', () => {
       't4 stored',
       async () => (await stored(tokens)) === JSON.stringify(positionOf(4)),
     );
+  });
+
+  it("a quiet collection after an invalidate never takes the invalidate's token as its idle position", async () => {
+    // mongod answers a stream opened with `startAfter` with that token as its post-batch token
+    // (`expCtx->initialPostBatchResumeToken`) until the oplog moves past the drop, and the driver
+    // starts from it too. Stored, it cannot be resumed from: `resumeAfter` an invalidate is refused
+    // with InvalidResumeToken (260), which would read as history lost at the next open or restart.
+    const afterInvalidate = {
+      aggregate: { postBatchResumeToken: token(3) },
+      getMores: [
+        { batch: [], postBatchResumeToken: token(3) },
+        { error: networkError() }, // the reopened stream breaks before any new write
+      ],
+      idleToken: token(3),
+    };
+    const { stream, seen, server, tokens } = setup({
+      scripts: [
+        { getMores: [[insert(1), lifecycle(2, 'drop'), lifecycle(3, 'invalidate')]] },
+        afterInvalidate,
+        { getMores: [[insert(4)]] },
+      ],
+    });
+    stream.start();
+    await eventually('4 handled', () => seen.includes(4));
+    expect(server.opens[1]).toMatchObject({ startAfter: token(3) });
+    // Opened again after the invalidate, not from its token as a position.
+    expect(server.opens[2]).toMatchObject({ startAfter: token(3) });
+    expect(server.opens[2].resumeAfter).toBeUndefined();
+    expect(stream.status().state).toBe('open');
+    await eventually(
+      't4 stored',
+      async () => (await stored(tokens)) === JSON.stringify(positionOf(4)),
+    );
+  });
+
+  it("a restart after an invalidate, with nothing written since, does not resume from the invalidate's token", async () => {
+    const tokens = new InMemoryPositionStore();
+    const idleRead = deferred();
+    const afterInvalidate = {
+      aggregate: { postBatchResumeToken: token(3) },
+      getMores: [{ batch: [], postBatchResumeToken: token(3) }, { after: idleRead.promise }] as Reply[],
+    };
+    const first = setup({
+      tokens,
+      scripts: [
+        { getMores: [[insert(1), lifecycle(2, 'drop'), lifecycle(3, 'invalidate')]] },
+        afterInvalidate,
+      ],
+    });
+    first.stream.start();
+    // The second getMore was asked for: the reader has taken the first (empty) one's answer.
+    await eventually('an idle read after the invalidate', () => afterInvalidate.getMores.length === 0);
+    const stopping = first.stream.stop(1000); // the final flush stores the newest position
+    idleRead.resolve();
+    await stopping;
+    expect(await tokens.load(KEY)).toEqual(positionOf(2));
+
+    const second = setup({ tokens, scripts: [{ getMores: [[insert(4)]] }] });
+    second.stream.start();
+    await eventually('4 handled', () => second.seen.includes(4));
+    expect(second.server.opens[0]).toMatchObject({ resumeAfter: token(2) });
   });
 
   it('lets lifecycle events through the server filter, and routes them only to handlers that asked for them', async () => {
