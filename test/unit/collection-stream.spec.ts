@@ -408,7 +408,10 @@ describe('CollectionStream: drop, rename and invalidate', () => {
     const idleRead = deferred();
     const afterInvalidate = {
       aggregate: { postBatchResumeToken: token(3) },
-      getMores: [{ batch: [], postBatchResumeToken: token(3) }, { after: idleRead.promise }] as Reply[],
+      getMores: [
+        { batch: [], postBatchResumeToken: token(3) },
+        { after: idleRead.promise },
+      ] as Reply[],
     };
     const first = setup({
       tokens,
@@ -419,7 +422,10 @@ describe('CollectionStream: drop, rename and invalidate', () => {
     });
     first.stream.start();
     // The second getMore was asked for: the reader has taken the first (empty) one's answer.
-    await eventually('an idle read after the invalidate', () => afterInvalidate.getMores.length === 0);
+    await eventually(
+      'an idle read after the invalidate',
+      () => afterInvalidate.getMores.length === 0,
+    );
     const stopping = first.stream.stop(1000); // the final flush stores the newest position
     idleRead.resolve();
     await stopping;

@@ -156,6 +156,45 @@ describe('invalidate: dropped and renamed collections (real mongod)', () => {
   );
 
   onMongod(
+    'a restart right after a drop, with nothing written since, resumes: the invalidate was never stored (real mongod only)',
+    async () => {
+      const dbName = uniqueName('dropquiet');
+      const consumer = uniqueName('svc');
+      const probe = await scope.probe(dbName);
+      const spec = { dbName, consumer, providers: [DropListener] };
+      const app = await scope.app(spec);
+      const drops = probe.collection('drops');
+
+      await drops.insertOne({ _id: 1 as never });
+      await drops.drop();
+      await eventually('the invalidate handled', () => types(app, 'all').includes('invalidate'));
+      // Reopened after it, and a read came back empty: on a quiet server mongod's post-batch token
+      // is then the invalidate's own token (the stream's startAfter), which must not be stored.
+      await eventually('reopened after the invalidate', () =>
+        app.logger.messages('log').some((m) => m.includes('starting after the invalidate event')),
+      );
+      await eventually(
+        'an empty read after the reopen',
+        () => app.get(ChangeStreamRegistry).getStatus('drops')?.lagMs === 0,
+      );
+      await scope.close(app); // the final flush stores the newest position
+
+      const restarted = await scope.app(spec);
+      await drops.insertOne({ _id: 2 as never });
+      await eventually('the write made after the restart', () =>
+        ids(restarted, 'inserts').includes(2),
+      );
+      expect(ids(restarted, 'inserts')).toEqual([2]);
+      // The drop's position may bring the invalidate again (at least once); never a refused resume.
+      expect(types(restarted, 'all').filter((t) => t !== 'invalidate')).toEqual(['insert']);
+      expect(restarted.get(ChangeStreamRegistry).getStatus('drops')?.state).toBe('open');
+      expect(
+        restarted.logger.messages('error').filter((m) => /history|failed|DATA LOSS/i.test(m)),
+      ).toEqual([]);
+    },
+  );
+
+  onMongod(
     'rename: rename and invalidate reach the handler, the stream follows the name, not the renamed collection (real mongod only)',
     async () => {
       const dbName = uniqueName('rename');

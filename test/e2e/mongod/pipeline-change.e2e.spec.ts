@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Injectable } from '@nestjs/common';
 import type { mongo } from 'mongoose';
-import { ChangeStreamRegistry, OnChange } from '../../../lib/index.js';
+import { ChangeStreamRegistry, encodePosition, OnChange, positionKey } from '../../../lib/index.js';
 import { TestScope } from '../../fixtures/test-scope.js';
 import { eventually, testEnv, uniqueName } from '../../fixtures/test-env.js';
 
@@ -13,10 +13,12 @@ interface Order {
 @Injectable()
 class InsertsOnly {
   readonly ids: number[] = [];
+  readonly tokens: unknown[] = [];
 
   @OnChange<Order, 'insert'>('orders', { operationTypes: ['insert'] })
   onInsert(change: mongo.ChangeStreamInsertDocument<Order>) {
     this.ids.push(change.documentKey._id);
+    this.tokens.push(change._id);
   }
 }
 
@@ -53,9 +55,16 @@ describe('resume after the server-side pipeline changed (real mongod)', () => {
       const first = await scope.app({ dbName, consumer, providers: [InsertsOnly] });
       await orders.insertOne({ _id: 1, status: 'new' });
       await eventually('insert handled', () => first.get(InsertsOnly).ids.length === 1);
-      const stored = await probe.storedToken(consumer, 'orders');
+      const [insertToken] = first.get(InsertsOnly).tokens;
       await scope.close(first);
-      expect(await probe.storedToken(consumer, 'orders')).toEqual(stored);
+      // The case under test is the insert's own token. The final flush may have stored a later
+      // post-batch token instead (any write on the server moves it): a high-water mark, which
+      // mongod resumes from without looking for an event, so the filter would not matter. Put the
+      // event's token back, as a consumer that stopped right after the insert would have left it.
+      await probe.redis.set(
+        positionKey('change-stream', consumer, dbName, 'orders'),
+        encodePosition({ token: insertToken as mongo.ResumeToken }),
+      );
 
       // Written while no instance runs, then the new handler set starts from the insert's token.
       await orders.updateOne({ _id: 1 }, { $set: { status: 'paid' } });
