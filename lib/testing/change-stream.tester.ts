@@ -15,11 +15,18 @@ import type { BackfillEvent } from '../interfaces/backfill.interface.js';
 import type { DeadLetter } from '../interfaces/dead-letter.interface.js';
 import { type ChangeInput, completeChange } from './change-events.js';
 import type { ChangeOutcome } from './change-outcome.js';
-import { TestingStreams } from './testing-streams.js';
+import { emittedDatabase, type EmitTarget, mergedOutcome } from './testing-routes.js';
+import { type TestingStream, TestingStreams } from './testing-streams.js';
 
 export interface EmitOptions {
   /** The stream's connection name (default: the testing module's `connectionName`, else the default connection). */
   connectionName?: string;
+  /**
+   * The event's database (`ns.db`): for handlers with a database pattern
+   * (`@OnChange({ collection, database: /^tenant_/ })`), a tenant's database.
+   * @defaultValue the event's own `ns.db` if it has one (`changeEvents.forDatabase('tenant_a')`), else the testing module's `database`
+   */
+  database?: string;
 }
 
 /**
@@ -57,9 +64,16 @@ export class ChangeStreamTester {
     change: ChangeInput,
     options: EmitOptions = {},
   ): Promise<ChangeOutcome> {
-    const collection = collectionName(source);
-    const stream = this.streams.find(collection, options.connectionName);
-    return this.streams.deliver(stream, completeChange(change, stream.database, collection));
+    const target = this.targetOf(source, change, options);
+    const event = completeChange(change, target.database, target.collection);
+    const streams = this.streams.route(target, event);
+    const outcomes = await Promise.all(
+      // A second stream gets its own copy, as it would from its own cursor.
+      streams.map((stream, i) =>
+        this.streams.deliver(stream, i === 0 ? event : { ...event }, target),
+      ),
+    );
+    return mergedOutcome(event, outcomes);
   }
 
   /**
@@ -83,10 +97,32 @@ export class ChangeStreamTester {
     changes: ReadonlyArray<ChangeInput>,
     options: EmitOptions = {},
   ): Promise<ChangeOutcome[]> {
-    const collection = collectionName(source);
-    const stream = this.streams.find(collection, options.connectionName);
-    const events = changes.map((change) => completeChange(change, stream.database, collection));
-    return this.streams.deliverMany(stream, events);
+    const targets = changes.map((change) => this.targetOf(source, change, options));
+    const events = changes.map((change, i) =>
+      completeChange(change, targets[i].database, targets[i].collection),
+    );
+    // Each stream gets its events as one run, in order (batch handlers cut their batches from it).
+    const byStream = new Map<TestingStream, number[]>();
+    events.forEach((event, i) =>
+      this.streams
+        .route(targets[i], event)
+        .forEach((stream) => byStream.set(stream, [...(byStream.get(stream) ?? []), i])),
+    );
+    const perEvent: ChangeOutcome[][] = events.map(() => []);
+    const given = new Set<number>();
+    // A second stream gets its own copy of an event, as it would from its own cursor.
+    const copy = (i: number) => (given.has(i) ? { ...events[i] } : (given.add(i), events[i]));
+    await Promise.all(
+      [...byStream].map(async ([stream, indexes]) => {
+        const outcomes = await this.streams.deliverMany(
+          stream,
+          indexes.map(copy),
+          indexes.map((i) => targets[i]),
+        );
+        outcomes.forEach((outcome, j) => perEvent[indexes[j]].push(outcome));
+      }),
+    );
+    return perEvent.map((outcomes, i) => mergedOutcome(events[i], outcomes));
   }
 
   /**
@@ -99,7 +135,8 @@ export class ChangeStreamTester {
     document: T & { _id: unknown },
     options: EmitOptions & { run?: string } = {},
   ): Promise<ChangeOutcome<BackfillEvent<T>>> {
-    const stream = this.streams.find(collection, options.connectionName);
+    const connectionName = options.connectionName ?? this.streams.options.defaultConnection;
+    const stream = this.streams.find(collection, connectionName);
     const asking = stream.plan.handlers.filter((h) => h.options.backfill).map((h) => h.name);
     if (asking.length === 0) throw new Error(messages.backfillNoHandler(stream.key, undefined, []));
     const event = backfillEvent(
@@ -108,7 +145,8 @@ export class ChangeStreamTester {
       Object.freeze({ run: options.run ?? 'test' }),
       new Set(asking),
     );
-    const outcome = await this.streams.deliver(stream, event);
+    const target = { connectionName, database: stream.database, collection };
+    const outcome = await this.streams.deliver(stream, event, target);
     return outcome as unknown as ChangeOutcome<BackfillEvent<T>>;
   }
 
@@ -124,6 +162,21 @@ export class ChangeStreamTester {
    */
   restart(): void {
     this.streams.all().forEach((stream) => (stream.failure = null));
+  }
+
+  /** The connection, database and collection an emitted event is of. */
+  private targetOf(
+    source: string | CollectionToken | SchemaClass,
+    change: ChangeInput,
+    options: EmitOptions,
+  ): EmitTarget {
+    const connectionName = options.connectionName ?? this.streams.options.defaultConnection;
+    const own = this.streams.databaseOf(connectionName);
+    return {
+      connectionName,
+      database: emittedDatabase(change, options.database, own),
+      collection: collectionName(source),
+    };
   }
 }
 

@@ -1,4 +1,10 @@
-import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnModuleDestroy,
+  type OnModuleInit,
+} from '@nestjs/common';
 import type { mongo } from 'mongoose';
 import type { HandlerFailedError } from '../change-stream.errors.js';
 import { ChangeStreamExplorer } from '../change-stream.explorer.js';
@@ -12,23 +18,36 @@ import type {
 import { createDispatcher } from '../stream/create-collection-stream.js';
 import type { ChangeHandler } from '../stream/change-handler.js';
 import { planStreams, type StreamPlan } from '../stream/stream-plan.js';
-import { positionKey } from '../redis/redis-keys.js';
+import { databasePlans } from '../stream/database-plan.js';
+import { DEPLOYMENT_STREAM } from '../stream/stream-scope.js';
+import { streamModeOf, warnUnknownStreamConnections } from '../options/streams-option.js';
+import { deploymentKey, positionKey } from '../redis/redis-keys.js';
 import type { ChangeOutcome, HandlerRun } from './change-outcome.js';
 import { type EventRuns, HandlerRuns, summarize } from './handler-runs.js';
 import { dispatchWithBatches } from './testing-batches.js';
 import { CHANGE_STREAM_TESTING_OPTIONS, type ResolvedTestingOptions } from './testing-options.js';
+import {
+  candidateStreams,
+  describeStreams,
+  type EmitTarget,
+  readingStreams,
+} from './testing-routes.js';
 
 type ChangeEvent = mongo.ChangeStreamDocument;
 
-/** One stream as production would open it for a (connection, collection), minus the cursor and the checkpointer. */
+/**
+ * One stream as production would open it (per collection, per database with `streams: 'database'`,
+ * or the deployment stream of tenant patterns), minus the cursor and the checkpointer.
+ */
 export interface TestingStream {
   readonly plan: StreamPlan;
+  /** The stream's database (`$deployment` for a deployment stream, whose events name theirs). */
   readonly database: string;
   readonly key: string;
   readonly dispatcher: ChangeDispatcher;
   /** Shared by the stream's handler calls, as in production (`context.signal`); aborted when the module closes. */
   readonly abort: AbortController;
-  /** Events are dispatched one at a time, in emission order (production's default `concurrency: 1`). */
+  /** Events are dispatched one at a time, in emission order (production's default `concurrency: 1`, for the whole stream). */
   tail: Promise<unknown>;
   /** Set when a handler failed for good under `'stop'`: nothing more is delivered until `restart()`. */
   failure: HandlerFailedError | null;
@@ -48,6 +67,7 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
   private streams: TestingStream[] | undefined;
   private readonly runs = new HandlerRuns();
   private readonly closing = new AbortController();
+  private readonly logger = new Logger('ChangeStreamTestingModule');
 
   constructor(
     private readonly explorer: ChangeStreamExplorer,
@@ -71,19 +91,52 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
     return this.streams;
   }
 
-  find(collection: string, connectionName = this.options.defaultConnection): TestingStream {
-    const stream = this.all().find(
-      (s) => s.plan.collection === collection && s.plan.connectionName === connectionName,
+  /** The database of the connection's own streams (the `database` option). */
+  databaseOf(connectionName: string): string {
+    return this.options.databaseOf(connectionName);
+  }
+
+  /**
+   * The streams that read an event of `target` in production, routed by the production routes;
+   * throws when none could (no handler watches that collection, or that database).
+   */
+  route(target: EmitTarget, change: ChangeEvent): TestingStream[] {
+    const own = this.databaseOf(target.connectionName);
+    const candidates = candidateStreams(this.all(), target, own, change);
+    if (candidates.length > 0) return readingStreams(candidates, change);
+    const watched = describeStreams(this.all());
+    const onConnection = this.all().some(
+      (s) =>
+        s.plan.connectionName === target.connectionName &&
+        s.plan.scope.kind !== 'deployment' &&
+        candidateStreams([s], { ...target, database: own }, own, change).length > 0,
     );
-    if (stream) return stream;
-    const watched = this.all().map(
-      (s) => `"${s.plan.collection}" (connection "${s.plan.connectionName}")`,
-    );
+    if (target.database !== own && onConnection)
+      throw new Error(
+        `The "${change.operationType}" event emitted on ${target.database}.${target.collection} has ns.db ` +
+          `"${target.database}", but that stream watches database "${own}". Build it with ` +
+          `changeEvents.forDatabase('${own}'), or set the testing module's "database" option` +
+          ' (a handler with a database pattern watches other databases).',
+      );
     throw new Error(
-      `No @OnChange handler watches "${collection}" on connection "${connectionName}". ` +
+      `No @OnChange handler watches "${target.collection}" on connection "${target.connectionName}"` +
+        `${target.database === own ? '' : ` in database "${target.database}"`}. ` +
         (watched.length > 0
           ? `Watched: ${watched.join(', ')}.`
           : 'No handlers were found: are their providers in the testing module?'),
+    );
+  }
+
+  /** The stream of `collection` in the connection's own database that backfills run on (never a deployment stream). */
+  find(collection: string, connectionName: string): TestingStream {
+    const target = { connectionName, database: this.databaseOf(connectionName), collection };
+    const found = this.route(target, { operationType: 'insert' } as ChangeEvent).find(
+      (s) => s.plan.scope.kind !== 'deployment',
+    );
+    if (found) return found;
+    throw new Error(
+      `No @OnChange handler watches "${collection}" in database "${target.database}" on connection "${connectionName}". ` +
+        `Watched: ${describeStreams(this.all()).join(', ')}.`,
     );
   }
 
@@ -95,11 +148,16 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
   }
 
   /** Queues `change` behind the stream's earlier events; resolves once its handlers are done. */
-  deliver<C extends ChangeEvent>(stream: TestingStream, change: C): Promise<ChangeOutcome<C>> {
-    if (stream.dispatcher.batching) return this.deliverMany(stream, [change]).then(([o]) => o);
+  deliver<C extends ChangeEvent>(
+    stream: TestingStream,
+    change: C,
+    target: EmitTarget,
+  ): Promise<ChangeOutcome<C>> {
+    if (stream.dispatcher.batching)
+      return this.deliverMany(stream, [change], [target]).then(([o]) => o);
     if (this.closing.signal.aborted)
       return Promise.reject(new Error('The testing module is closed: nothing more is delivered.'));
-    const run = stream.tail.then(() => this.dispatch(stream, change));
+    const run = stream.tail.then(() => this.dispatch(stream, change, target));
     stream.tail = run.catch(() => undefined);
     return run;
   }
@@ -111,12 +169,13 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
   deliverMany<C extends ChangeEvent>(
     stream: TestingStream,
     changes: C[],
+    targets: EmitTarget[],
   ): Promise<Array<ChangeOutcome<C>>> {
     if (!stream.dispatcher.batching)
-      return Promise.all(changes.map((change) => this.deliver(stream, change)));
+      return Promise.all(changes.map((change, i) => this.deliver(stream, change, targets[i])));
     if (this.closing.signal.aborted)
       return Promise.reject(new Error('The testing module is closed: nothing more is delivered.'));
-    const run = stream.tail.then(() => this.dispatchBatched(stream, changes));
+    const run = stream.tail.then(() => this.dispatchBatched(stream, changes, targets));
     stream.tail = run.catch(() => undefined);
     return run;
   }
@@ -124,8 +183,9 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
   private async dispatchBatched<C extends ChangeEvent>(
     stream: TestingStream,
     changes: C[],
+    targets: EmitTarget[],
   ): Promise<Array<ChangeOutcome<C>>> {
-    if (stream.failure) return changes.map((change) => this.notDelivered(stream, change));
+    if (stream.failure) return changes.map((change, i) => this.notDelivered(change, targets[i]));
     const runs = changes.map((change) => this.runs.begin(change));
     try {
       const outcomes = await dispatchWithBatches(stream, changes, {
@@ -140,6 +200,7 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
         // After the first failure for good, production acknowledges nothing more.
         const result = this.outcomeOf(
           stream,
+          targets[i],
           change,
           runs[i],
           stopped ? { ok: false, aborted: true } : outcome,
@@ -152,13 +213,10 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  private notDelivered<C extends ChangeEvent>(stream: TestingStream, change: C): ChangeOutcome<C> {
-    const { plan, database } = stream;
+  private notDelivered<C extends ChangeEvent>(change: C, target: EmitTarget): ChangeOutcome<C> {
     return {
       change,
-      connectionName: plan.connectionName,
-      database,
-      collection: plan.collection,
+      ...target,
       delivered: false,
       acknowledged: false,
       handlers: [],
@@ -168,20 +226,19 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
 
   private outcomeOf<C extends ChangeEvent>(
     stream: TestingStream,
+    target: EmitTarget,
     change: C,
     runs: EventRuns,
     outcome: DispatchOutcome,
   ): ChangeOutcome<C> {
-    const { plan, database } = stream;
+    const { plan } = stream;
     const failure = !outcome.ok && 'error' in outcome ? outcome.error : undefined;
     const handlers: HandlerRun[] = plan.handlers
       .filter((h) => runs.has(h.name))
       .map((h) => summarize(h.name, runs.get(h.name)!));
     return {
       change,
-      connectionName: plan.connectionName,
-      database,
-      collection: plan.collection,
+      ...target,
       delivered: true,
       acknowledged: outcome.ok && change.operationType !== 'invalidate',
       handlers,
@@ -193,8 +250,9 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
   private async dispatch<C extends ChangeEvent>(
     stream: TestingStream,
     change: C,
+    target: EmitTarget,
   ): Promise<ChangeOutcome<C>> {
-    if (stream.failure) return this.notDelivered(stream, change);
+    if (stream.failure) return this.notDelivered(change, target);
     const runs = this.runs.begin(change);
     try {
       const flight: EventInFlight = {
@@ -209,26 +267,34 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
         fence: this.options.fence,
       });
       if (!outcome.ok && 'error' in outcome) stream.failure = outcome.error;
-      return this.outcomeOf(stream, change, runs, outcome);
+      return this.outcomeOf(stream, target, change, runs, outcome);
     } finally {
       this.runs.end(change);
     }
   }
 
+  /** Plans as production does (`planStreams`, then `databasePlans` per the `streams` option), keyed as production keys them. */
   private discover(): TestingStream[] {
     const { module, databaseOf, defaultConnection } = this.options;
-    const plans = planStreams(this.explorer.explore(defaultConnection, modelCollectionResolver()));
+    const handlers = this.explorer.explore(defaultConnection, modelCollectionResolver());
+    const plans = databasePlans(
+      planStreams(handlers, module.checkpoint.maxEvents),
+      streamModeOf(module.streams),
+    );
+    warnUnknownStreamConnections(module.streams, handlers, this.logger);
     const deadLetters = this.runs.recordingDeadLetters(this.deadLetterStore);
     return plans.map((plan) => {
-      const database = databaseOf(plan.connectionName);
-      const key = positionKey(module.keyPrefix, module.consumer, database, plan.collection);
+      const deployment = plan.scope.kind === 'deployment';
+      const database = deployment ? DEPLOYMENT_STREAM : databaseOf(plan.connectionName);
+      const key = deployment
+        ? deploymentKey(module.keyPrefix, module.consumer, plan.connectionName)
+        : positionKey(module.keyPrefix, module.consumer, database, plan.collection);
       const dispatcher = createDispatcher({
-        plan,
+        plan: this.recordedPlan(plan),
         database,
         key,
         options: module,
         deadLetters,
-        handlers: plan.handlers.map((handler) => this.runs.recorded(handler)),
         onFailure: this.runs.recordedPolicy(module.onHandlerFailure),
       });
       return {
@@ -241,5 +307,22 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
         failure: null,
       };
     });
+  }
+
+  /** `plan` with each handler wrapped to record its calls, also in the parts that database and deployment routes are built from. */
+  private recordedPlan(plan: StreamPlan): StreamPlan {
+    const recorded = new Map(plan.handlers.map((h) => [h, this.runs.recorded(h)]));
+    const wrap = (part: StreamPlan): StreamPlan => ({
+      ...part,
+      handlers: part.handlers.map((h) => recorded.get(h) ?? this.runs.recorded(h)),
+    });
+    const { scope } = plan;
+    if (scope.kind === 'deployment')
+      return { ...wrap(plan), scope: { ...scope, parts: scope.parts.map(wrap) } };
+    if (scope.kind === 'database') {
+      const parts = new Map([...scope.parts].map(([name, part]) => [name, wrap(part)]));
+      return { ...wrap(plan), scope: { ...scope, parts } };
+    }
+    return wrap(plan);
   }
 }
