@@ -161,7 +161,11 @@ export class ChangeStreamTester {
    * Dead letters are kept, as they are in Redis.
    */
   restart(): void {
-    this.streams.all().forEach((stream) => (stream.failure = null));
+    this.streams.all().forEach((stream) => {
+      stream.failure = null;
+      // As a new process: a fresh scheduler (the stopped one starts nothing more).
+      delete stream.concurrent;
+    });
   }
 
   /** The connection, database and collection an emitted event is of. */

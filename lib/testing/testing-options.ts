@@ -62,6 +62,14 @@ export interface ChangeStreamTestingOptions {
    * @defaultValue `'collection'`
    */
   streams?: StreamsOption;
+  /**
+   * As in production: how many events of one stream are handled at once (events of one document
+   * in order, events without one alone), lowered by a handler's `concurrency`. Above 1, events go
+   * through production's scheduler; a stream with `@OnChangeBatch` handlers still takes them one
+   * `emit` at a time.
+   * @defaultValue 1
+   */
+  concurrency?: number;
 }
 
 export interface ResolvedTestingOptions {
@@ -81,6 +89,7 @@ const KNOWN = {
   handlerRetry: true,
   fence: true,
   streams: true,
+  concurrency: true,
 } as const satisfies Record<keyof ChangeStreamTestingOptions, true>;
 
 export function resolveTestingOptions(
@@ -109,6 +118,7 @@ export function resolveTestingOptions(
     ...(options.keyPrefix !== undefined && { keyPrefix: options.keyPrefix }),
     ...(options.onHandlerFailure !== undefined && { onHandlerFailure: options.onHandlerFailure }),
     ...(options.streams !== undefined && { streams: options.streams }),
+    ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
     handlerRetry: {
       ...handlerRetry,
       initialDelayMs: handlerRetry?.initialDelayMs ?? TESTING_DEFAULTS.retryInitialDelayMs,

@@ -23,6 +23,7 @@ import { DEPLOYMENT_STREAM } from '../stream/stream-scope.js';
 import { streamModeOf, warnUnknownStreamConnections } from '../options/streams-option.js';
 import { deploymentKey, positionKey } from '../redis/redis-keys.js';
 import type { ChangeOutcome, HandlerRun } from './change-outcome.js';
+import { ConcurrentDelivery } from './concurrent-delivery.js';
 import { type EventRuns, HandlerRuns, summarize } from './handler-runs.js';
 import { dispatchWithBatches } from './testing-batches.js';
 import { CHANGE_STREAM_TESTING_OPTIONS, type ResolvedTestingOptions } from './testing-options.js';
@@ -47,8 +48,15 @@ export interface TestingStream {
   readonly dispatcher: ChangeDispatcher;
   /** Shared by the stream's handler calls, as in production (`context.signal`); aborted when the module closes. */
   readonly abort: AbortController;
-  /** Events are dispatched one at a time, in emission order (production's default `concurrency: 1`, for the whole stream). */
+  /** The stream's cap, as production computes it: the module's `concurrency`, lowered by a handler's. */
+  readonly concurrency: number;
+  /**
+   * With `concurrency` 1 (production's default) or batch handlers, events are dispatched one at a
+   * time, in emission order (for the whole stream, also a database stream): this is the last one's run.
+   */
   tail: Promise<unknown>;
+  /** With `concurrency` above 1: production's scheduler, for this run of the stream (until a `restart()`). */
+  concurrent?: ConcurrentDelivery;
   /** Set when a handler failed for good under `'stop'`: nothing more is delivered until `restart()`. */
   failure: HandlerFailedError | null;
 }
@@ -82,7 +90,10 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
   /** From now on a failure is not retried or recorded, as at a production shutdown; calls still running see `context.signal` aborted. */
   onModuleDestroy(): void {
     this.closing.abort();
-    this.streams?.forEach((stream) => stream.abort.abort());
+    this.streams?.forEach((stream) => {
+      stream.abort.abort();
+      stream.concurrent?.abortInFlight();
+    });
   }
 
   /** Every stream; discovered on first use, so tests that never call `init()` work too. */
@@ -157,6 +168,7 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
       return this.deliverMany(stream, [change], [target]).then(([o]) => o);
     if (this.closing.signal.aborted)
       return Promise.reject(new Error('The testing module is closed: nothing more is delivered.'));
+    if (stream.concurrency > 1) return this.dispatchConcurrently(stream, change, target);
     const run = stream.tail.then(() => this.dispatch(stream, change, target));
     stream.tail = run.catch(() => undefined);
     return run;
@@ -210,6 +222,33 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
       });
     } finally {
       changes.forEach((change) => this.runs.end(change));
+    }
+  }
+
+  /** Through production's scheduler (see `ConcurrentDelivery`). */
+  private async dispatchConcurrently<C extends ChangeEvent>(
+    stream: TestingStream,
+    change: C,
+    target: EmitTarget,
+  ): Promise<ChangeOutcome<C>> {
+    if (stream.failure) return this.notDelivered(change, target);
+    stream.concurrent ??= new ConcurrentDelivery({
+      plan: stream.plan,
+      dispatcher: stream.dispatcher,
+      concurrency: stream.concurrency,
+      stopping: this.closing.signal,
+      fence: this.options.fence,
+      onFailed: (error) => (stream.failure ??= error),
+    });
+    const runs = this.runs.begin(change);
+    try {
+      const outcome = await stream.concurrent.deliver(change);
+      // Queued behind the event that stopped the stream: production never handed it to a handler.
+      if (!outcome.ok && 'aborted' in outcome && runs.size === 0 && stream.failure)
+        return this.notDelivered(change, target);
+      return this.outcomeOf(stream, target, change, runs, outcome);
+    } finally {
+      this.runs.end(change);
     }
   }
 
@@ -301,6 +340,7 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
         plan,
         database,
         key,
+        concurrency: Math.min(module.concurrency, plan.concurrencyCap ?? Infinity),
         dispatcher,
         abort: new AbortController(),
         tail: Promise.resolve(),

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import { Injectable, type Provider } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import {
@@ -6,6 +6,7 @@ import {
   type ChangeOf,
   ChangeStreamConfigError,
   ChangeStreamDeadLetters,
+  HandlerFailedError,
   OnChange,
 } from '../../lib/index.js';
 import { deploymentKey, positionKey } from '../../lib/redis/redis-keys.js';
@@ -59,6 +60,41 @@ class ShopListener {
   }
 }
 
+/** Logs each call's start and end; a call on a gated document waits for its gate. */
+@Injectable()
+class GatedShopListener {
+  readonly log: string[] = [];
+  readonly gates = new Map<string, { started: ReturnType<typeof deferred>; open: Promise<void> }>();
+
+  gate(document: string) {
+    const open = deferred();
+    this.gates.set(document, { started: deferred(), open: open.promise });
+    return { started: this.gates.get(document)!.started.promise, open: open.resolve };
+  }
+
+  @OnChange('orders')
+  onOrder(change: ChangeOf, context: ChangeContext): Promise<void> {
+    return this.run(change, context);
+  }
+
+  @OnChange('customers')
+  onCustomer(change: ChangeOf, context: ChangeContext): Promise<void> {
+    return this.run(change, context);
+  }
+
+  private async run(change: ChangeOf, context: ChangeContext): Promise<void> {
+    const id = (change as { documentKey?: { _id: string } }).documentKey?._id;
+    const call = `${context.collection}/${id} ${change.operationType}`;
+    this.log.push(`start ${call}`);
+    const gate = this.gates.get(`${context.collection}/${id}`);
+    if (gate && change.operationType === 'insert') {
+      gate.started.resolve();
+      await gate.open;
+    }
+    this.log.push(`end ${call}`);
+  }
+}
+
 /** In database mode these two would share a stream, but only one asks for pre-images as `'required'`. */
 @Injectable()
 class RequiredPreImagesListener {
@@ -106,6 +142,7 @@ async function compile(
 }
 
 afterEach(async () => {
+  jest.restoreAllMocks();
   await Promise.all(opened.splice(0).map((m) => m.close()));
 });
 
@@ -167,6 +204,65 @@ describe("ChangeStreamTestingModule with streams: 'database'", () => {
       database: 'test',
       connectionName: 'default',
     });
+  });
+
+  it('with concurrency 2, caps the whole database stream at 2, keeps per-document order, and keys documents by collection and _id', async () => {
+    const moduleRef = await compile([GatedShopListener], { streams: 'database', concurrency: 2 });
+    const tester = moduleRef.get(ChangeStreamTester);
+    const shop = moduleRef.get(GatedShopListener);
+    const order = shop.gate('orders/x1');
+    const customer = shop.gate('customers/x1');
+
+    const a = tester.emit('orders', changeEvents.insert('orders', { _id: 'x1' }));
+    const b = tester.emit('customers', changeEvents.insert('customers', { _id: 'x1' }));
+    const c = tester.emit('orders', changeEvents.update('orders', { _id: 'x1' }));
+    const d = tester.emit('customers', changeEvents.insert('customers', { _id: 'c2' }));
+    // The same _id in two collections: two documents, running at once.
+    await Promise.all([order.started, customer.started]);
+    customer.open();
+    // customers/c2 needed one of the two slots of the database stream: it ran once customers/x1 ended.
+    expect(names(await d)).toEqual(['GatedShopListener.onCustomer']);
+    order.open();
+    const outcomes = await Promise.all([a, b, c]);
+    expect(shop.log).toEqual([
+      'start orders/x1 insert',
+      'start customers/x1 insert',
+      'end customers/x1 insert',
+      'start customers/c2 insert',
+      'end customers/c2 insert',
+      'end orders/x1 insert',
+      // Its document's previous event first.
+      'start orders/x1 update',
+      'end orders/x1 update',
+    ]);
+    expect(outcomes.map((o) => [o.collection, names(o), o.acknowledged])).toEqual([
+      ['orders', ['GatedShopListener.onOrder'], true],
+      ['customers', ['GatedShopListener.onCustomer'], true],
+      ['orders', ['GatedShopListener.onOrder'], true],
+    ]);
+  });
+
+  it("with concurrency, a failure under 'stop' stops the database stream: events queued behind it are not delivered until a restart", async () => {
+    const moduleRef = await compile([GatedShopListener], { streams: 'database', concurrency: 2 });
+    const tester = moduleRef.get(ChangeStreamTester);
+    const shop = moduleRef.get(GatedShopListener);
+    const order = shop.gate('orders/x1');
+    const failing = tester.emit('orders', changeEvents.insert('orders', { _id: 'x1' }));
+    await order.started;
+    const behind = tester.emit('orders', changeEvents.update('orders', { _id: 'x1' }));
+    jest.spyOn(shop, 'onCustomer').mockRejectedValue(new Error('customers down'));
+    const failed = await tester.emit('customers', changeEvents.insert('customers', { _id: 'c1' }));
+    expect(failed.failure).toBeInstanceOf(HandlerFailedError);
+    order.open();
+    expect(await failing).toMatchObject({ delivered: true, acknowledged: true });
+    expect(await behind).toMatchObject({ delivered: false, acknowledged: false, handlers: [] });
+    expect(await tester.emit('orders', changeEvents.insert('orders', { _id: 'x2' }))).toMatchObject(
+      { delivered: false },
+    );
+    tester.restart();
+    expect(
+      names(await tester.emit('orders', changeEvents.insert('orders', { _id: 'x2' }))),
+    ).toEqual(['GatedShopListener.onOrder']);
   });
 
   it('keeps per-collection streams independent in the default mode (the contrast)', async () => {
