@@ -4,9 +4,12 @@ import {
   type CollectionToken,
   type DocumentOf,
   describeCollection,
+  isTenantCollection,
   type SchemaClass,
   storedCollection,
+  type TenantCollection,
 } from '../decorators/collection-source.js';
+import { describeDatabasePattern } from '../stream/database-pattern.js';
 import { modelCollection } from '../decorators/model-collection.js';
 import type { ChangeOf } from '../decorators/on-change.decorator.js';
 import { backfillEvent } from '../backfill/backfill-event.js';
@@ -59,8 +62,18 @@ export class ChangeStreamTester {
     change: ChangeInput<DocumentOf<S>>,
     options?: EmitOptions,
   ): Promise<ChangeOutcome<ChangeOf<DocumentOf<S>>>>;
+  /**
+   * `emit` on the collection of `@OnChange({ collection, database })` (a handler with a database
+   * pattern), in the database `options.database` names, else the event's own `ns.db`
+   * (`changeEvents.forDatabase('tenant_a')`), else the source's when it names one database.
+   */
+  async emit<T extends mongo.Document = any>(
+    tenant: TenantCollection,
+    change: ChangeInput<T>,
+    options?: EmitOptions,
+  ): Promise<ChangeOutcome<ChangeOf<T>>>;
   async emit(
-    source: string | CollectionToken | SchemaClass,
+    source: Source,
     change: ChangeInput,
     options: EmitOptions = {},
   ): Promise<ChangeOutcome> {
@@ -92,8 +105,14 @@ export class ChangeStreamTester {
     changes: ReadonlyArray<ChangeInput<DocumentOf<S>>>,
     options?: EmitOptions,
   ): Promise<Array<ChangeOutcome<ChangeOf<DocumentOf<S>>>>>;
+  /** `emitMany` on the collection of `@OnChange({ collection, database })` (see `emit`). */
+  async emitMany<T extends mongo.Document = any>(
+    tenant: TenantCollection,
+    changes: ReadonlyArray<ChangeInput<T>>,
+    options?: EmitOptions,
+  ): Promise<Array<ChangeOutcome<ChangeOf<T>>>>;
   async emitMany(
-    source: string | CollectionToken | SchemaClass,
+    source: Source,
     changes: ReadonlyArray<ChangeInput>,
     options: EmitOptions = {},
   ): Promise<ChangeOutcome[]> {
@@ -169,23 +188,33 @@ export class ChangeStreamTester {
   }
 
   /** The connection, database and collection an emitted event is of. */
-  private targetOf(
-    source: string | CollectionToken | SchemaClass,
-    change: ChangeInput,
-    options: EmitOptions,
-  ): EmitTarget {
+  private targetOf(source: Source, change: ChangeInput, options: EmitOptions): EmitTarget {
     const connectionName = options.connectionName ?? this.streams.options.defaultConnection;
     const own = this.streams.databaseOf(connectionName);
-    return {
-      connectionName,
-      database: emittedDatabase(change, options.database, own),
-      collection: collectionName(source),
-    };
+    const collection = collectionName(source);
+    if (!isTenantCollection(source))
+      return {
+        connectionName,
+        collection,
+        database: emittedDatabase(change, options.database, own),
+      };
+    const named = typeof source.database === 'string' ? source.database : undefined;
+    const database = emittedDatabase(change, options.database, named ?? '');
+    if (database === '')
+      throw new Error(
+        `Emitting on { collection: '${collection}', database: ${describeDatabasePattern(source.database)} } needs the ` +
+          `event's database: pass { database: 'tenant_a' } (say) as the emit options, or build the event with ` +
+          `changeEvents.forDatabase('tenant_a').`,
+      );
+    return { connectionName, collection, database };
   }
 }
 
+/** What `emit` takes as the collection: what `@OnChange` takes (a Mongoose model is a `SchemaClass` here). */
+type Source = string | CollectionToken | SchemaClass | TenantCollection;
+
 /** The collection `@OnChange(source)` watches in the testing module (no connection, so no registered models). */
-function collectionName(source: string | CollectionToken | SchemaClass): string {
+function collectionName(source: Source): string {
   const stored = storedCollection(source);
   if (stored === undefined)
     throw new Error(

@@ -291,7 +291,7 @@ describe("ChangeStreamTestingModule with streams: 'database'", () => {
     ]);
   });
 
-  it('routes a rename to the handlers of its source and of its target collection, and drops to the dropped one', async () => {
+  it('routes a rename to the handlers of its source and of its target collection', async () => {
     const moduleRef = await compile([ShopListener], { streams: 'database' });
     const tester = moduleRef.get(ChangeStreamTester);
     const rename = await tester.emit('orders', changeEvents.rename('orders', 'customers'));
@@ -420,6 +420,55 @@ describe('ChangeStreamTestingModule with tenant patterns', () => {
       'TenantOrdersListener.onTenantOrder@tenant_b',
       'TenantOrdersListener.onOwnOrder@test',
     ]);
+  });
+
+  it("reports both streams' handlers when the app's own database matches the pattern too", async () => {
+    const moduleRef = await compile([TenantOrdersListener], { database: 'tenant_main' });
+    const tester = moduleRef.get(ChangeStreamTester);
+    const outcome = await tester.emit(
+      'orders',
+      changeEvents.forDatabase('tenant_main').insert<Order>('orders', { _id: 'o1', total: 1 }),
+    );
+    // The collection stream of tenant_main.orders and the deployment stream both read it.
+    expect(names(outcome).sort()).toEqual([
+      'TenantOrdersListener.onOwnOrder',
+      'TenantOrdersListener.onTenantOrder',
+    ]);
+    expect(outcome).toMatchObject({ database: 'tenant_main', acknowledged: true, delivered: true });
+    expect(outcome.handlers.map((h) => h.contexts[0].database)).toEqual([
+      'tenant_main',
+      'tenant_main',
+    ]);
+  });
+
+  it('emits on the object form @OnChange names, in the database the options or the event name', async () => {
+    const moduleRef = await compile([TenantOrdersListener]);
+    const tester = moduleRef.get(ChangeStreamTester);
+    const tenantOrders = { collection: 'orders', database: /^tenant_/ };
+    const outcome = await tester.emit<Order>(
+      tenantOrders,
+      { operationType: 'insert', fullDocument: { _id: 'o1', total: 1 } },
+      { database: 'tenant_c' },
+    );
+    expect(outcome).toMatchObject({ database: 'tenant_c', collection: 'orders' });
+    expect(outcome.handlers[0].contexts[0]).toMatchObject({
+      handler: 'TenantOrdersListener.onTenantOrder',
+      database: 'tenant_c',
+    });
+    const [first, second] = await tester.emitMany(tenantOrders, [
+      changeEvents.forDatabase('tenant_d').delete('orders', { _id: 'o1' }),
+      changeEvents.forDatabase('shop').delete('orders', { _id: 'o1' }),
+    ]);
+    expect([first.database, names(first)]).toEqual([
+      'tenant_d',
+      ['TenantOrdersListener.onTenantOrder'],
+    ]);
+    expect([second.database, names(second)]).toEqual(['shop', []]);
+    await expect(
+      tester.emit(tenantOrders, { operationType: 'delete', documentKey: { _id: 'o1' } } as never),
+    ).rejects.toThrow(
+      "Emitting on { collection: 'orders', database: /^tenant_/ } needs the event's database: pass { database: 'tenant_a' }",
+    );
   });
 
   it("dead-letters a tenant handler's failure under the deployment stream's key, and replays it in its database", async () => {
