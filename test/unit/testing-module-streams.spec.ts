@@ -265,6 +265,41 @@ describe("ChangeStreamTestingModule with streams: 'database'", () => {
     ).toEqual(['GatedShopListener.onOrder']);
   });
 
+  it('with concurrency, closing the module aborts the running calls; their failures are not recorded, queued events never start', async () => {
+    const moduleRef = await compile([GatedShopListener], {
+      streams: 'database',
+      concurrency: 2,
+      onHandlerFailure: 'dead-letter',
+    });
+    const tester = moduleRef.get(ChangeStreamTester);
+    const shop = moduleRef.get(GatedShopListener);
+    const started: string[] = [];
+    const both = deferred();
+    jest.spyOn(shop, 'onOrder').mockImplementation(async (change, context) => {
+      started.push(String((change as { documentKey?: { _id: unknown } }).documentKey?._id));
+      if (started.length === 2) both.resolve();
+      await new Promise((resolve) =>
+        context.signal.addEventListener('abort', resolve, { once: true }),
+      );
+      throw new Error('aborted');
+    });
+    const running = [
+      tester.emit('orders', changeEvents.insert('orders', { _id: 'x1' })),
+      tester.emit('orders', changeEvents.insert('orders', { _id: 'x2' })),
+    ];
+    const queued = tester.emit('orders', changeEvents.update('orders', { _id: 'x1' }));
+    await both.promise;
+    opened.splice(opened.indexOf(moduleRef), 1);
+    await moduleRef.close();
+    for (const outcome of await Promise.all(running)) {
+      expect(outcome).toMatchObject({ delivered: true, acknowledged: false, deadLetters: [] });
+      expect(outcome.handlers[0]).toMatchObject({ status: 'failed', attempts: 1 });
+    }
+    expect(await queued).toMatchObject({ acknowledged: false, handlers: [] });
+    expect(started).toEqual(['x1', 'x2']);
+    expect(await tester.deadLetters()).toEqual([]);
+  });
+
   it('keeps per-collection streams independent in the default mode (the contrast)', async () => {
     const moduleRef = await compile([ShopListener]);
     const tester = moduleRef.get(ChangeStreamTester);
