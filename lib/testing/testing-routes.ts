@@ -30,6 +30,41 @@ export function emittedDatabase(
 }
 
 /**
+ * The streams that read an event of `target` in production (`ownDatabase`: the connection's),
+ * routed by the production routes; throws when none could (no handler watches that collection,
+ * or that database).
+ */
+export function routeEvent(
+  streams: readonly TestingStream[],
+  target: EmitTarget,
+  ownDatabase: string,
+  change: ChangeEvent,
+): TestingStream[] {
+  const candidates = candidateStreams(streams, target, ownDatabase, change);
+  if (candidates.length > 0) return readingStreams(candidates, change);
+  const inOwnDatabase = streams.some(
+    (s) =>
+      s.plan.scope.kind !== 'deployment' &&
+      candidateStreams([s], { ...target, database: ownDatabase }, ownDatabase, change).length > 0,
+  );
+  if (target.database !== ownDatabase && inOwnDatabase)
+    throw new Error(
+      `The "${change.operationType}" event emitted on ${target.database}.${target.collection} has ns.db ` +
+        `"${target.database}", but that stream watches database "${ownDatabase}". Build it with ` +
+        `changeEvents.forDatabase('${ownDatabase}'), or set the testing module's "database" option` +
+        ' (a handler with a database pattern watches other databases).',
+    );
+  const watched = describeStreams(streams);
+  throw new Error(
+    `No @OnChange handler watches "${target.collection}" on connection "${target.connectionName}"` +
+      `${target.database === ownDatabase ? '' : ` in database "${target.database}"`}. ` +
+      (watched.length > 0
+        ? `Watched: ${watched.join(', ')}.`
+        : 'No handlers were found: are their providers in the testing module?'),
+  );
+}
+
+/**
  * The streams of the connection that could read an event of `target` (before routing): a
  * collection or database stream of the connection's own database that serves the collection (or,
  * for a rename, its target), and the deployment stream when it watches that collection.

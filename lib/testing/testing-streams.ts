@@ -15,24 +15,15 @@ import type {
   DispatchOutcome,
   EventInFlight,
 } from '../stream/change-dispatcher.js';
-import { createDispatcher } from '../stream/create-collection-stream.js';
 import type { ChangeHandler } from '../stream/change-handler.js';
-import { planStreams, type StreamPlan } from '../stream/stream-plan.js';
-import { databasePlans } from '../stream/database-plan.js';
-import { DEPLOYMENT_STREAM } from '../stream/stream-scope.js';
-import { streamModeOf, warnUnknownStreamConnections } from '../options/streams-option.js';
-import { deploymentKey, positionKey } from '../redis/redis-keys.js';
+import type { StreamPlan } from '../stream/stream-plan.js';
 import type { ChangeOutcome, HandlerRun } from './change-outcome.js';
 import { ConcurrentDelivery } from './concurrent-delivery.js';
 import { type EventRuns, HandlerRuns, summarize } from './handler-runs.js';
 import { dispatchWithBatches } from './testing-batches.js';
 import { CHANGE_STREAM_TESTING_OPTIONS, type ResolvedTestingOptions } from './testing-options.js';
-import {
-  candidateStreams,
-  describeStreams,
-  type EmitTarget,
-  readingStreams,
-} from './testing-routes.js';
+import { describeStreams, type EmitTarget, routeEvent } from './testing-routes.js';
+import { plannedStreams } from './testing-plans.js';
 
 type ChangeEvent = mongo.ChangeStreamDocument;
 
@@ -112,30 +103,7 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
    * throws when none could (no handler watches that collection, or that database).
    */
   route(target: EmitTarget, change: ChangeEvent): TestingStream[] {
-    const own = this.databaseOf(target.connectionName);
-    const candidates = candidateStreams(this.all(), target, own, change);
-    if (candidates.length > 0) return readingStreams(candidates, change);
-    const watched = describeStreams(this.all());
-    const onConnection = this.all().some(
-      (s) =>
-        s.plan.connectionName === target.connectionName &&
-        s.plan.scope.kind !== 'deployment' &&
-        candidateStreams([s], { ...target, database: own }, own, change).length > 0,
-    );
-    if (target.database !== own && onConnection)
-      throw new Error(
-        `The "${change.operationType}" event emitted on ${target.database}.${target.collection} has ns.db ` +
-          `"${target.database}", but that stream watches database "${own}". Build it with ` +
-          `changeEvents.forDatabase('${own}'), or set the testing module's "database" option` +
-          ' (a handler with a database pattern watches other databases).',
-      );
-    throw new Error(
-      `No @OnChange handler watches "${target.collection}" on connection "${target.connectionName}"` +
-        `${target.database === own ? '' : ` in database "${target.database}"`}. ` +
-        (watched.length > 0
-          ? `Watched: ${watched.join(', ')}.`
-          : 'No handlers were found: are their providers in the testing module?'),
-    );
+    return routeEvent(this.all(), target, this.databaseOf(target.connectionName), change);
   }
 
   /** The stream of `collection` in the connection's own database that backfills run on (never a deployment stream). */
@@ -312,57 +280,14 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  /** Plans as production does (`planStreams`, then `databasePlans` per the `streams` option), keyed as production keys them. */
   private discover(): TestingStream[] {
-    const { module, databaseOf, defaultConnection } = this.options;
-    const handlers = this.explorer.explore(defaultConnection, modelCollectionResolver());
-    const plans = databasePlans(
-      planStreams(handlers, module.checkpoint.maxEvents),
-      streamModeOf(module.streams),
-    );
-    warnUnknownStreamConnections(module.streams, handlers, this.logger);
-    const deadLetters = this.runs.recordingDeadLetters(this.deadLetterStore);
-    return plans.map((plan) => {
-      const deployment = plan.scope.kind === 'deployment';
-      const database = deployment ? DEPLOYMENT_STREAM : databaseOf(plan.connectionName);
-      const key = deployment
-        ? deploymentKey(module.keyPrefix, module.consumer, plan.connectionName)
-        : positionKey(module.keyPrefix, module.consumer, database, plan.collection);
-      const dispatcher = createDispatcher({
-        plan: this.recordedPlan(plan),
-        database,
-        key,
-        options: module,
-        deadLetters,
-        onFailure: this.runs.recordedPolicy(module.onHandlerFailure),
-      });
-      return {
-        plan,
-        database,
-        key,
-        concurrency: Math.min(module.concurrency, plan.concurrencyCap ?? Infinity),
-        dispatcher,
-        abort: new AbortController(),
-        tail: Promise.resolve(),
-        failure: null,
-      };
+    const { defaultConnection } = this.options;
+    return plannedStreams({
+      handlers: this.explorer.explore(defaultConnection, modelCollectionResolver()),
+      options: this.options,
+      runs: this.runs,
+      deadLetters: this.runs.recordingDeadLetters(this.deadLetterStore),
+      logger: this.logger,
     });
-  }
-
-  /** `plan` with each handler wrapped to record its calls, also in the parts that database and deployment routes are built from. */
-  private recordedPlan(plan: StreamPlan): StreamPlan {
-    const recorded = new Map(plan.handlers.map((h) => [h, this.runs.recorded(h)]));
-    const wrap = (part: StreamPlan): StreamPlan => ({
-      ...part,
-      handlers: part.handlers.map((h) => recorded.get(h) ?? this.runs.recorded(h)),
-    });
-    const { scope } = plan;
-    if (scope.kind === 'deployment')
-      return { ...wrap(plan), scope: { ...scope, parts: scope.parts.map(wrap) } };
-    if (scope.kind === 'database') {
-      const parts = new Map([...scope.parts].map(([name, part]) => [name, wrap(part)]));
-      return { ...wrap(plan), scope: { ...scope, parts } };
-    }
-    return wrap(plan);
   }
 }
