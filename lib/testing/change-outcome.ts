@@ -34,7 +34,9 @@ export interface ChangeOutcome<C = mongo.ChangeStreamDocument> {
   /** The event as the handlers received it (completed from what was emitted). */
   readonly change: C;
   readonly connectionName: string;
+  /** The event's database (`ns.db`): the testing module's `database`, or a tenant's (see `EmitOptions.database`). */
   readonly database: string;
+  /** The collection it was emitted on (also in a database stream, whose name is not a collection's). */
   readonly collection: string;
   /**
    * False when the stream had stopped before this event (a handler failed for good under
@@ -47,7 +49,11 @@ export interface ChangeOutcome<C = mongo.ChangeStreamDocument> {
    * Always false for `invalidate`, which is never a resume point (the stream reopens after it).
    */
   readonly acknowledged: boolean;
-  /** The handlers that wanted the event (by collection, connection, `operationTypes` and the lifecycle rule), in discovery order. */
+  /**
+   * The handlers that wanted the event, routed as production routes it (by connection, collection,
+   * a tenant pattern's database, `operationTypes` and the lifecycle rule), in discovery order per
+   * stream; empty when no handler ran (e.g. an event of a database no pattern matches).
+   */
   readonly handlers: readonly HandlerRun[];
   /** Ids of the dead letters stored for this event. */
   readonly deadLetters: readonly string[];

@@ -4,9 +4,12 @@ import {
   type CollectionToken,
   type DocumentOf,
   describeCollection,
+  isTenantCollection,
   type SchemaClass,
   storedCollection,
+  type TenantCollection,
 } from '../decorators/collection-source.js';
+import { describeDatabasePattern } from '../stream/database-pattern.js';
 import { modelCollection } from '../decorators/model-collection.js';
 import type { ChangeOf } from '../decorators/on-change.decorator.js';
 import { backfillEvent } from '../backfill/backfill-event.js';
@@ -15,11 +18,18 @@ import type { BackfillEvent } from '../interfaces/backfill.interface.js';
 import type { DeadLetter } from '../interfaces/dead-letter.interface.js';
 import { type ChangeInput, completeChange } from './change-events.js';
 import type { ChangeOutcome } from './change-outcome.js';
-import { TestingStreams } from './testing-streams.js';
+import { emittedDatabase, type EmitTarget, mergedOutcome } from './testing-routes.js';
+import { type TestingStream, TestingStreams } from './testing-streams.js';
 
 export interface EmitOptions {
   /** The stream's connection name (default: the testing module's `connectionName`, else the default connection). */
   connectionName?: string;
+  /**
+   * The event's database (`ns.db`): for handlers with a database pattern
+   * (`@OnChange({ collection, database: /^tenant_/ })`), a tenant's database.
+   * @defaultValue the event's own `ns.db` if it has one (`changeEvents.forDatabase('tenant_a')`), else the testing module's `database`
+   */
+  database?: string;
 }
 
 /**
@@ -52,14 +62,31 @@ export class ChangeStreamTester {
     change: ChangeInput<DocumentOf<S>>,
     options?: EmitOptions,
   ): Promise<ChangeOutcome<ChangeOf<DocumentOf<S>>>>;
+  /**
+   * `emit` on the collection of `@OnChange({ collection, database })` (a handler with a database
+   * pattern), in the database `options.database` names, else the event's own `ns.db`
+   * (`changeEvents.forDatabase('tenant_a')`), else the source's when it names one database.
+   */
+  async emit<T extends mongo.Document = any>(
+    tenant: TenantCollection,
+    change: ChangeInput<T>,
+    options?: EmitOptions,
+  ): Promise<ChangeOutcome<ChangeOf<T>>>;
   async emit(
-    source: string | CollectionToken | SchemaClass,
+    source: Source,
     change: ChangeInput,
     options: EmitOptions = {},
   ): Promise<ChangeOutcome> {
-    const collection = collectionName(source);
-    const stream = this.streams.find(collection, options.connectionName);
-    return this.streams.deliver(stream, completeChange(change, stream.database, collection));
+    const target = this.targetOf(source, change, options);
+    const event = completeChange(change, target.database, target.collection);
+    const streams = this.streams.route(target, event);
+    const outcomes = await Promise.all(
+      // A second stream gets its own copy, as it would from its own cursor.
+      streams.map((stream, i) =>
+        this.streams.deliver(stream, i === 0 ? event : { ...event }, target),
+      ),
+    );
+    return mergedOutcome(event, outcomes);
   }
 
   /**
@@ -78,15 +105,43 @@ export class ChangeStreamTester {
     changes: ReadonlyArray<ChangeInput<DocumentOf<S>>>,
     options?: EmitOptions,
   ): Promise<Array<ChangeOutcome<ChangeOf<DocumentOf<S>>>>>;
+  /** `emitMany` on the collection of `@OnChange({ collection, database })` (see `emit`). */
+  async emitMany<T extends mongo.Document = any>(
+    tenant: TenantCollection,
+    changes: ReadonlyArray<ChangeInput<T>>,
+    options?: EmitOptions,
+  ): Promise<Array<ChangeOutcome<ChangeOf<T>>>>;
   async emitMany(
-    source: string | CollectionToken | SchemaClass,
+    source: Source,
     changes: ReadonlyArray<ChangeInput>,
     options: EmitOptions = {},
   ): Promise<ChangeOutcome[]> {
-    const collection = collectionName(source);
-    const stream = this.streams.find(collection, options.connectionName);
-    const events = changes.map((change) => completeChange(change, stream.database, collection));
-    return this.streams.deliverMany(stream, events);
+    const targets = changes.map((change) => this.targetOf(source, change, options));
+    const events = changes.map((change, i) =>
+      completeChange(change, targets[i].database, targets[i].collection),
+    );
+    // Each stream gets its events as one run, in order (batch handlers cut their batches from it).
+    const byStream = new Map<TestingStream, number[]>();
+    events.forEach((event, i) =>
+      this.streams
+        .route(targets[i], event)
+        .forEach((stream) => byStream.set(stream, [...(byStream.get(stream) ?? []), i])),
+    );
+    const perEvent: ChangeOutcome[][] = events.map(() => []);
+    const given = new Set<number>();
+    // A second stream gets its own copy of an event, as it would from its own cursor.
+    const copy = (i: number) => (given.has(i) ? { ...events[i] } : (given.add(i), events[i]));
+    await Promise.all(
+      [...byStream].map(async ([stream, indexes]) => {
+        const outcomes = await this.streams.deliverMany(
+          stream,
+          indexes.map(copy),
+          indexes.map((i) => targets[i]),
+        );
+        outcomes.forEach((outcome, j) => perEvent[indexes[j]].push(outcome));
+      }),
+    );
+    return perEvent.map((outcomes, i) => mergedOutcome(events[i], outcomes));
   }
 
   /**
@@ -99,7 +154,8 @@ export class ChangeStreamTester {
     document: T & { _id: unknown },
     options: EmitOptions & { run?: string } = {},
   ): Promise<ChangeOutcome<BackfillEvent<T>>> {
-    const stream = this.streams.find(collection, options.connectionName);
+    const connectionName = options.connectionName ?? this.streams.options.defaultConnection;
+    const stream = this.streams.find(collection, connectionName);
     const asking = stream.plan.handlers.filter((h) => h.options.backfill).map((h) => h.name);
     if (asking.length === 0) throw new Error(messages.backfillNoHandler(stream.key, undefined, []));
     const event = backfillEvent(
@@ -108,7 +164,8 @@ export class ChangeStreamTester {
       Object.freeze({ run: options.run ?? 'test' }),
       new Set(asking),
     );
-    const outcome = await this.streams.deliver(stream, event);
+    const target = { connectionName, database: stream.database, collection };
+    const outcome = await this.streams.deliver(stream, event, target);
     return outcome as unknown as ChangeOutcome<BackfillEvent<T>>;
   }
 
@@ -123,12 +180,41 @@ export class ChangeStreamTester {
    * Dead letters are kept, as they are in Redis.
    */
   restart(): void {
-    this.streams.all().forEach((stream) => (stream.failure = null));
+    this.streams.all().forEach((stream) => {
+      stream.failure = null;
+      // As a new process: a fresh scheduler (the stopped one starts nothing more).
+      delete stream.concurrent;
+    });
+  }
+
+  /** The connection, database and collection an emitted event is of. */
+  private targetOf(source: Source, change: ChangeInput, options: EmitOptions): EmitTarget {
+    const connectionName = options.connectionName ?? this.streams.options.defaultConnection;
+    const own = this.streams.databaseOf(connectionName);
+    const collection = collectionName(source);
+    if (!isTenantCollection(source))
+      return {
+        connectionName,
+        collection,
+        database: emittedDatabase(change, options.database, own),
+      };
+    const named = typeof source.database === 'string' ? source.database : undefined;
+    const database = emittedDatabase(change, options.database, named ?? '');
+    if (database === '')
+      throw new Error(
+        `Emitting on { collection: '${collection}', database: ${describeDatabasePattern(source.database)} } needs the ` +
+          `event's database: pass { database: 'tenant_a' } (say) as the emit options, or build the event with ` +
+          `changeEvents.forDatabase('tenant_a').`,
+      );
+    return { connectionName, collection, database };
   }
 }
 
+/** What `emit` takes as the collection: what `@OnChange` takes (a Mongoose model is a `SchemaClass` here). */
+type Source = string | CollectionToken | SchemaClass | TenantCollection;
+
 /** The collection `@OnChange(source)` watches in the testing module (no connection, so no registered models). */
-function collectionName(source: string | CollectionToken | SchemaClass): string {
+function collectionName(source: Source): string {
   const stored = storedCollection(source);
   if (stored === undefined)
     throw new Error(

@@ -1,7 +1,10 @@
 import { DEFAULT_CONNECTION_NAME } from '../change-stream.constants.js';
 import { ChangeStreamConfigError } from '../change-stream.errors.js';
 import { messages } from '../change-stream.messages.js';
-import type { HandlerRetryOptions } from '../interfaces/change-stream-module-options.interface.js';
+import type {
+  HandlerRetryOptions,
+  StreamsOption,
+} from '../interfaces/change-stream-module-options.interface.js';
 import type { HandlerFailurePolicy } from '../interfaces/failure-policies.interface.js';
 import { TESTING_DEFAULTS } from '../options/defaults.js';
 import { keyNames, unknownKeys } from '../options/known-keys.js';
@@ -52,6 +55,21 @@ export interface ChangeStreamTestingOptions {
    * @defaultValue 1, as for the first holder of a stream
    */
   fence?: number | null;
+  /**
+   * As in production: one stream per collection, or per database (`'database'`), per connection
+   * with `{ default, connections }`. The testing module plans, validates and routes as production
+   * does: in database mode one stream's events (of all its collections) are handled one at a time.
+   * @defaultValue `'collection'`
+   */
+  streams?: StreamsOption;
+  /**
+   * As in production: how many events of one stream are handled at once (events of one document
+   * in order, events without one alone), lowered by a handler's `concurrency`. Above 1, events go
+   * through production's scheduler; a stream with `@OnChangeBatch` handlers still takes them one
+   * `emit` at a time.
+   * @defaultValue 1
+   */
+  concurrency?: number;
 }
 
 export interface ResolvedTestingOptions {
@@ -70,6 +88,8 @@ const KNOWN = {
   onHandlerFailure: true,
   handlerRetry: true,
   fence: true,
+  streams: true,
+  concurrency: true,
 } as const satisfies Record<keyof ChangeStreamTestingOptions, true>;
 
 export function resolveTestingOptions(
@@ -97,6 +117,8 @@ export function resolveTestingOptions(
     ...(options.connectionName !== undefined && { connectionName: options.connectionName }),
     ...(options.keyPrefix !== undefined && { keyPrefix: options.keyPrefix }),
     ...(options.onHandlerFailure !== undefined && { onHandlerFailure: options.onHandlerFailure }),
+    ...(options.streams !== undefined && { streams: options.streams }),
+    ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
     handlerRetry: {
       ...handlerRetry,
       initialDelayMs: handlerRetry?.initialDelayMs ?? TESTING_DEFAULTS.retryInitialDelayMs,

@@ -1,4 +1,10 @@
-import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnModuleDestroy,
+  type OnModuleInit,
+} from '@nestjs/common';
 import type { mongo } from 'mongoose';
 import type { HandlerFailedError } from '../change-stream.errors.js';
 import { ChangeStreamExplorer } from '../change-stream.explorer.js';
@@ -9,27 +15,39 @@ import type {
   DispatchOutcome,
   EventInFlight,
 } from '../stream/change-dispatcher.js';
-import { createDispatcher } from '../stream/create-collection-stream.js';
 import type { ChangeHandler } from '../stream/change-handler.js';
-import { planStreams, type StreamPlan } from '../stream/stream-plan.js';
-import { positionKey } from '../redis/redis-keys.js';
+import type { StreamPlan } from '../stream/stream-plan.js';
 import type { ChangeOutcome, HandlerRun } from './change-outcome.js';
+import { ConcurrentDelivery } from './concurrent-delivery.js';
 import { type EventRuns, HandlerRuns, summarize } from './handler-runs.js';
 import { dispatchWithBatches } from './testing-batches.js';
 import { CHANGE_STREAM_TESTING_OPTIONS, type ResolvedTestingOptions } from './testing-options.js';
+import { describeStreams, type EmitTarget, routeEvent } from './testing-routes.js';
+import { plannedStreams } from './testing-plans.js';
 
 type ChangeEvent = mongo.ChangeStreamDocument;
 
-/** One stream as production would open it for a (connection, collection), minus the cursor and the checkpointer. */
+/**
+ * One stream as production would open it (per collection, per database with `streams: 'database'`,
+ * or the deployment stream of tenant patterns), minus the cursor and the checkpointer.
+ */
 export interface TestingStream {
   readonly plan: StreamPlan;
+  /** The stream's database (`$deployment` for a deployment stream, whose events name theirs). */
   readonly database: string;
   readonly key: string;
   readonly dispatcher: ChangeDispatcher;
   /** Shared by the stream's handler calls, as in production (`context.signal`); aborted when the module closes. */
   readonly abort: AbortController;
-  /** Events are dispatched one at a time, in emission order (production's default `concurrency: 1`). */
+  /** The stream's cap, as production computes it: the module's `concurrency`, lowered by a handler's. */
+  readonly concurrency: number;
+  /**
+   * With `concurrency` 1 (production's default) or batch handlers, events are dispatched one at a
+   * time, in emission order (for the whole stream, also a database stream): this is the last one's run.
+   */
   tail: Promise<unknown>;
+  /** With `concurrency` above 1: production's scheduler, for this run of the stream (until a `restart()`). */
+  concurrent?: ConcurrentDelivery;
   /** Set when a handler failed for good under `'stop'`: nothing more is delivered until `restart()`. */
   failure: HandlerFailedError | null;
 }
@@ -48,6 +66,7 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
   private streams: TestingStream[] | undefined;
   private readonly runs = new HandlerRuns();
   private readonly closing = new AbortController();
+  private readonly logger = new Logger('ChangeStreamTestingModule');
 
   constructor(
     private readonly explorer: ChangeStreamExplorer,
@@ -62,7 +81,10 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
   /** From now on a failure is not retried or recorded, as at a production shutdown; calls still running see `context.signal` aborted. */
   onModuleDestroy(): void {
     this.closing.abort();
-    this.streams?.forEach((stream) => stream.abort.abort());
+    this.streams?.forEach((stream) => {
+      stream.abort.abort();
+      stream.concurrent?.abortInFlight();
+    });
   }
 
   /** Every stream; discovered on first use, so tests that never call `init()` work too. */
@@ -71,19 +93,29 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
     return this.streams;
   }
 
-  find(collection: string, connectionName = this.options.defaultConnection): TestingStream {
-    const stream = this.all().find(
-      (s) => s.plan.collection === collection && s.plan.connectionName === connectionName,
+  /** The database of the connection's own streams (the `database` option). */
+  databaseOf(connectionName: string): string {
+    return this.options.databaseOf(connectionName);
+  }
+
+  /**
+   * The streams that read an event of `target` in production, routed by the production routes;
+   * throws when none could (no handler watches that collection, or that database).
+   */
+  route(target: EmitTarget, change: ChangeEvent): TestingStream[] {
+    return routeEvent(this.all(), target, this.databaseOf(target.connectionName), change);
+  }
+
+  /** The stream of `collection` in the connection's own database that backfills run on (never a deployment stream). */
+  find(collection: string, connectionName: string): TestingStream {
+    const target = { connectionName, database: this.databaseOf(connectionName), collection };
+    const found = this.route(target, { operationType: 'insert' } as ChangeEvent).find(
+      (s) => s.plan.scope.kind !== 'deployment',
     );
-    if (stream) return stream;
-    const watched = this.all().map(
-      (s) => `"${s.plan.collection}" (connection "${s.plan.connectionName}")`,
-    );
+    if (found) return found;
     throw new Error(
-      `No @OnChange handler watches "${collection}" on connection "${connectionName}". ` +
-        (watched.length > 0
-          ? `Watched: ${watched.join(', ')}.`
-          : 'No handlers were found: are their providers in the testing module?'),
+      `No @OnChange handler watches "${collection}" in database "${target.database}" on connection "${connectionName}". ` +
+        `Watched: ${describeStreams(this.all()).join(', ')}.`,
     );
   }
 
@@ -95,11 +127,17 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
   }
 
   /** Queues `change` behind the stream's earlier events; resolves once its handlers are done. */
-  deliver<C extends ChangeEvent>(stream: TestingStream, change: C): Promise<ChangeOutcome<C>> {
-    if (stream.dispatcher.batching) return this.deliverMany(stream, [change]).then(([o]) => o);
+  deliver<C extends ChangeEvent>(
+    stream: TestingStream,
+    change: C,
+    target: EmitTarget,
+  ): Promise<ChangeOutcome<C>> {
+    if (stream.dispatcher.batching)
+      return this.deliverMany(stream, [change], [target]).then(([o]) => o);
     if (this.closing.signal.aborted)
       return Promise.reject(new Error('The testing module is closed: nothing more is delivered.'));
-    const run = stream.tail.then(() => this.dispatch(stream, change));
+    if (stream.concurrency > 1) return this.dispatchConcurrently(stream, change, target);
+    const run = stream.tail.then(() => this.dispatch(stream, change, target));
     stream.tail = run.catch(() => undefined);
     return run;
   }
@@ -111,12 +149,13 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
   deliverMany<C extends ChangeEvent>(
     stream: TestingStream,
     changes: C[],
+    targets: EmitTarget[],
   ): Promise<Array<ChangeOutcome<C>>> {
     if (!stream.dispatcher.batching)
-      return Promise.all(changes.map((change) => this.deliver(stream, change)));
+      return Promise.all(changes.map((change, i) => this.deliver(stream, change, targets[i])));
     if (this.closing.signal.aborted)
       return Promise.reject(new Error('The testing module is closed: nothing more is delivered.'));
-    const run = stream.tail.then(() => this.dispatchBatched(stream, changes));
+    const run = stream.tail.then(() => this.dispatchBatched(stream, changes, targets));
     stream.tail = run.catch(() => undefined);
     return run;
   }
@@ -124,8 +163,9 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
   private async dispatchBatched<C extends ChangeEvent>(
     stream: TestingStream,
     changes: C[],
+    targets: EmitTarget[],
   ): Promise<Array<ChangeOutcome<C>>> {
-    if (stream.failure) return changes.map((change) => this.notDelivered(stream, change));
+    if (stream.failure) return changes.map((change, i) => this.notDelivered(change, targets[i]));
     const runs = changes.map((change) => this.runs.begin(change));
     try {
       const outcomes = await dispatchWithBatches(stream, changes, {
@@ -140,6 +180,7 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
         // After the first failure for good, production acknowledges nothing more.
         const result = this.outcomeOf(
           stream,
+          targets[i],
           change,
           runs[i],
           stopped ? { ok: false, aborted: true } : outcome,
@@ -152,13 +193,37 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  private notDelivered<C extends ChangeEvent>(stream: TestingStream, change: C): ChangeOutcome<C> {
-    const { plan, database } = stream;
+  /** Through production's scheduler (see `ConcurrentDelivery`). */
+  private async dispatchConcurrently<C extends ChangeEvent>(
+    stream: TestingStream,
+    change: C,
+    target: EmitTarget,
+  ): Promise<ChangeOutcome<C>> {
+    if (stream.failure) return this.notDelivered(change, target);
+    stream.concurrent ??= new ConcurrentDelivery({
+      plan: stream.plan,
+      dispatcher: stream.dispatcher,
+      concurrency: stream.concurrency,
+      stopping: this.closing.signal,
+      fence: this.options.fence,
+      onFailed: (error) => (stream.failure ??= error),
+    });
+    const runs = this.runs.begin(change);
+    try {
+      const outcome = await stream.concurrent.deliver(change);
+      // Queued behind the event that stopped the stream: production never handed it to a handler.
+      if (!outcome.ok && 'aborted' in outcome && runs.size === 0 && stream.failure)
+        return this.notDelivered(change, target);
+      return this.outcomeOf(stream, target, change, runs, outcome);
+    } finally {
+      this.runs.end(change);
+    }
+  }
+
+  private notDelivered<C extends ChangeEvent>(change: C, target: EmitTarget): ChangeOutcome<C> {
     return {
       change,
-      connectionName: plan.connectionName,
-      database,
-      collection: plan.collection,
+      ...target,
       delivered: false,
       acknowledged: false,
       handlers: [],
@@ -168,20 +233,19 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
 
   private outcomeOf<C extends ChangeEvent>(
     stream: TestingStream,
+    target: EmitTarget,
     change: C,
     runs: EventRuns,
     outcome: DispatchOutcome,
   ): ChangeOutcome<C> {
-    const { plan, database } = stream;
+    const { plan } = stream;
     const failure = !outcome.ok && 'error' in outcome ? outcome.error : undefined;
     const handlers: HandlerRun[] = plan.handlers
       .filter((h) => runs.has(h.name))
       .map((h) => summarize(h.name, runs.get(h.name)!));
     return {
       change,
-      connectionName: plan.connectionName,
-      database,
-      collection: plan.collection,
+      ...target,
       delivered: true,
       acknowledged: outcome.ok && change.operationType !== 'invalidate',
       handlers,
@@ -193,8 +257,9 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
   private async dispatch<C extends ChangeEvent>(
     stream: TestingStream,
     change: C,
+    target: EmitTarget,
   ): Promise<ChangeOutcome<C>> {
-    if (stream.failure) return this.notDelivered(stream, change);
+    if (stream.failure) return this.notDelivered(change, target);
     const runs = this.runs.begin(change);
     try {
       const flight: EventInFlight = {
@@ -209,37 +274,20 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
         fence: this.options.fence,
       });
       if (!outcome.ok && 'error' in outcome) stream.failure = outcome.error;
-      return this.outcomeOf(stream, change, runs, outcome);
+      return this.outcomeOf(stream, target, change, runs, outcome);
     } finally {
       this.runs.end(change);
     }
   }
 
   private discover(): TestingStream[] {
-    const { module, databaseOf, defaultConnection } = this.options;
-    const plans = planStreams(this.explorer.explore(defaultConnection, modelCollectionResolver()));
-    const deadLetters = this.runs.recordingDeadLetters(this.deadLetterStore);
-    return plans.map((plan) => {
-      const database = databaseOf(plan.connectionName);
-      const key = positionKey(module.keyPrefix, module.consumer, database, plan.collection);
-      const dispatcher = createDispatcher({
-        plan,
-        database,
-        key,
-        options: module,
-        deadLetters,
-        handlers: plan.handlers.map((handler) => this.runs.recorded(handler)),
-        onFailure: this.runs.recordedPolicy(module.onHandlerFailure),
-      });
-      return {
-        plan,
-        database,
-        key,
-        dispatcher,
-        abort: new AbortController(),
-        tail: Promise.resolve(),
-        failure: null,
-      };
+    const { defaultConnection } = this.options;
+    return plannedStreams({
+      handlers: this.explorer.explore(defaultConnection, modelCollectionResolver()),
+      options: this.options,
+      runs: this.runs,
+      deadLetters: this.runs.recordingDeadLetters(this.deadLetterStore),
+      logger: this.logger,
     });
   }
 }

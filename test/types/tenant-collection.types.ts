@@ -13,6 +13,7 @@ import {
   OnChange,
   OnChangeBatch,
 } from '../../lib/index.js';
+import { type ChangeStreamTester, changeEvents } from '../../lib/testing/index.js';
 
 interface Order {
   _id: string;
@@ -63,4 +64,30 @@ export class TenantListener {
   // @ts-expect-error the database is a name or a RegExp
   @OnChange({ collection: 'orders', database: 42 })
   notAPattern() {}
+}
+
+/** The testing module's `emit` takes the same object form, and a tenant's database. */
+export async function emitForTenant(tester: ChangeStreamTester) {
+  const tenantOrders = { collection: 'orders', database: /^tenant_/ };
+  const _outcome = await tester.emit<Order>(
+    tenantOrders,
+    { operationType: 'insert', fullDocument: { _id: 'o1', total: 1 } },
+    { database: 'tenant_a' },
+  );
+  expectType<Equal<typeof _outcome.database, string>>();
+  expectType<Equal<typeof _outcome.change, ChangeOf<Order>>>();
+  await tester.emit(
+    'orders',
+    changeEvents.forDatabase('tenant_a').insert<Order>('orders', { _id: 'o2', total: 2 }),
+  );
+  // @ts-expect-error the database is a name
+  await tester.emit(tenantOrders, { operationType: 'drop' }, { database: /^tenant_/ });
+  // @ts-expect-error an Order's total is a number
+  await tester.emitMany<Order>(
+    tenantOrders,
+    [{ operationType: 'insert', fullDocument: { _id: 'o3', total: '3' } }],
+    {
+      database: 'tenant_a',
+    },
+  );
 }

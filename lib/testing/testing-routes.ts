@@ -1,0 +1,143 @@
+import type { mongo } from 'mongoose';
+import { describeDatabasePattern } from '../stream/database-pattern.js';
+import { servesCollection } from '../stream/stream-scope.js';
+import type { ChangeOutcome } from './change-outcome.js';
+import type { TestingStream } from './testing-streams.js';
+
+type ChangeEvent = mongo.ChangeStreamDocument;
+
+/** Where an emitted event comes from: the namespace it is completed for and reported under. */
+export interface EmitTarget {
+  readonly connectionName: string;
+  readonly database: string;
+  readonly collection: string;
+}
+
+type Namespaced = { ns?: { db?: unknown }; to?: { db?: unknown; coll?: unknown } };
+
+/**
+ * The database an emitted event is of: the emit's `database` option, else the event's own `ns.db`,
+ * else the connection's (the testing module's `database` option).
+ */
+export function emittedDatabase(
+  change: unknown,
+  given: string | undefined,
+  connectionDatabase: string,
+): string {
+  if (given !== undefined) return given;
+  const db = (change as Namespaced | null)?.ns?.db;
+  return typeof db === 'string' ? db : connectionDatabase;
+}
+
+/**
+ * The streams that read an event of `target` in production (`ownDatabase`: the connection's),
+ * routed by the production routes; throws when none could (no handler watches that collection,
+ * or that database).
+ */
+export function routeEvent(
+  streams: readonly TestingStream[],
+  target: EmitTarget,
+  ownDatabase: string,
+  change: ChangeEvent,
+): TestingStream[] {
+  const candidates = candidateStreams(streams, target, ownDatabase, change);
+  if (candidates.length > 0) return readingStreams(candidates, change);
+  const inOwnDatabase = streams.some(
+    (s) =>
+      s.plan.scope.kind !== 'deployment' &&
+      candidateStreams([s], { ...target, database: ownDatabase }, ownDatabase, change).length > 0,
+  );
+  if (target.database !== ownDatabase && inOwnDatabase)
+    throw new Error(
+      `The "${change.operationType}" event emitted on ${target.database}.${target.collection} has ns.db ` +
+        `"${target.database}", but that stream watches database "${ownDatabase}". Build it with ` +
+        `changeEvents.forDatabase('${ownDatabase}'), or set the testing module's "database" option` +
+        ' (a handler with a database pattern watches other databases).',
+    );
+  const watched = describeStreams(streams);
+  throw new Error(
+    `No @OnChange handler watches "${target.collection}" on connection "${target.connectionName}"` +
+      `${target.database === ownDatabase ? '' : ` in database "${target.database}"`}. ` +
+      (watched.length > 0
+        ? `Watched: ${watched.join(', ')}.`
+        : 'No handlers were found: are their providers in the testing module?'),
+  );
+}
+
+/**
+ * The streams of the connection that could read an event of `target` (before routing): a
+ * collection or database stream of the connection's own database that serves the collection (or,
+ * for a rename, its target), and the deployment stream when it watches that collection.
+ */
+export function candidateStreams(
+  streams: readonly TestingStream[],
+  target: EmitTarget,
+  ownDatabase: string,
+  change: unknown,
+): TestingStream[] {
+  const to = (change as Namespaced).to;
+  const renamedInto =
+    typeof to?.coll === 'string' && to.db === target.database ? to.coll : undefined;
+  return streams.filter(({ plan }) => {
+    if (plan.connectionName !== target.connectionName) return false;
+    if (plan.scope.kind === 'deployment') {
+      const { collections } = plan.scope;
+      return (
+        collections.includes(target.collection) ||
+        (renamedInto !== undefined && collections.includes(renamedInto))
+      );
+    }
+    if (target.database !== ownDatabase) return false;
+    return (
+      servesCollection(plan, target.collection) ||
+      (renamedInto !== undefined && servesCollection(plan, renamedInto))
+    );
+  });
+}
+
+/**
+ * The streams that read `change` in production, among its candidates: every collection or database
+ * stream (their events reach them whatever the handlers want), and the deployment stream when its
+ * routes (production's, through its dispatcher) give the event a handler. The server's filter keeps
+ * other events off a deployment stream; when it is the only candidate, the event still goes to it,
+ * so that the outcome shows that no handler ran.
+ */
+export function readingStreams(candidates: TestingStream[], change: ChangeEvent): TestingStream[] {
+  const reading = candidates.filter(
+    ({ plan, dispatcher }) =>
+      plan.scope.kind !== 'deployment' ||
+      dispatcher.hasPerEventHandlers(change) ||
+      dispatcher.batchHandlersFor(change).length > 0,
+  );
+  return reading.length > 0 ? reading : candidates.slice(0, 1);
+}
+
+/** One outcome for `change`, which two streams may read (a tenant pattern that matches the app's own database). */
+export function mergedOutcome<C>(change: C, outcomes: Array<ChangeOutcome<C>>): ChangeOutcome<C> {
+  const [first] = outcomes;
+  if (outcomes.length === 1 && first.change === change) return first;
+  const failure = outcomes.find((o) => o.failure)?.failure;
+  return {
+    ...first,
+    change,
+    delivered: outcomes.some((o) => o.delivered),
+    acknowledged: outcomes.every((o) => o.acknowledged),
+    handlers: outcomes.flatMap((o) => o.handlers),
+    deadLetters: outcomes.flatMap((o) => o.deadLetters),
+    ...(failure && { failure }),
+  };
+}
+
+/** `"orders" (connection "default")`, or `"orders" in databases /^tenant_/ (connection "default")`. */
+export function describeStreams(streams: readonly TestingStream[]): string[] {
+  return streams.flatMap(({ plan }) => {
+    const on = `(connection "${plan.connectionName}")`;
+    if (plan.scope.kind === 'deployment')
+      return plan.scope.parts.map(
+        (p) => `"${p.collection}" in databases ${describeDatabasePattern(p.database!)} ${on}`,
+      );
+    return plan.scope.kind === 'database'
+      ? plan.scope.collections.map((c) => `"${c}" ${on}`)
+      : [`"${plan.collection}" ${on}`];
+  });
+}
