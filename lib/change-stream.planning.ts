@@ -82,7 +82,12 @@ function replacedStreams(
 ): ReplacedStreams | undefined {
   if (plan.scope.kind === 'deployment') return undefined;
   return plan.scope.kind === 'database'
-    ? { collections: collectionsOf(plan).map((collection) => ({ collection, key: keyOf(collection) })) }
+    ? {
+        collections: collectionsOf(plan).map((collection) => ({
+          collection,
+          key: keyOf(collection),
+        })),
+      }
     : { collection: plan.collection, databaseKey: keyOf(DATABASE_STREAM) };
 }
 

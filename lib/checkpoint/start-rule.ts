@@ -96,7 +96,8 @@ export function databaseStreamStart(
     let newest: { time: mongo.Timestamp; key: string } | null =
       mine === 'none' || mine === 'untimed' ? null : { time: mine, key: ownKey };
     if (theirs && (!newest || theirs.greaterThan(newest.time))) newest = { time: theirs, key };
-    if (newest && (!oldest || newest.time.lessThan(oldest.time))) oldest = { ...newest, collection };
+    if (newest && (!oldest || newest.time.lessThan(oldest.time)))
+      oldest = { ...newest, collection };
   }
   if (oldest === null || (ownTime && ownTime.equals(oldest.time))) return own(ownRecord);
   return {
