@@ -74,7 +74,8 @@ export interface CollectionRecord extends KeyedRecord {
  * A database stream: for each collection the newer of its own record's coverage and the
  * collection stream's record is authoritative; it starts at the oldest of those (collections with
  * neither are new and hold nothing back). That is its own position: its own token, exactly;
- * otherwise that cluster time (`startAtOperationTime`, inclusive).
+ * otherwise that cluster time (`startAtOperationTime`, inclusive), also when another stream's
+ * record has the same time as its own.
  */
 export function databaseStreamStart(
   ownKey: string,
@@ -96,10 +97,17 @@ export function databaseStreamStart(
     let newest: { time: mongo.Timestamp; key: string } | null =
       mine === 'none' || mine === 'untimed' ? null : { time: mine, key: ownKey };
     if (theirs && (!newest || theirs.greaterThan(newest.time))) newest = { time: theirs, key };
-    if (newest && (!oldest || newest.time.lessThan(oldest.time)))
+    // At equal times another stream's record wins: its token may point earlier into one transaction's events than ours.
+    if (
+      newest &&
+      (!oldest ||
+        newest.time.lessThan(oldest.time) ||
+        (newest.time.equals(oldest.time) && oldest.key === ownKey))
+    )
       oldest = { ...newest, collection };
   }
-  if (oldest === null || (ownTime && ownTime.equals(oldest.time))) return own(ownRecord);
+  if (oldest === null || (oldest.key === ownKey && ownTime!.equals(oldest.time)))
+    return own(ownRecord);
   return {
     position: { operationTime: oldest.time },
     from: 'replaced',

@@ -193,6 +193,23 @@ describe('databaseStreamStart: a database stream and its collections’ records'
     });
   });
 
+  it('at equal times another stream’s record wins (its token may point earlier into one transaction): that time, inclusive', () => {
+    expect(start(at(100, serving(['users'])), { orders: at(100), users: null })).toEqual({
+      position: startAt(100),
+      from: 'replaced',
+      reason: {
+        kind: 'covered',
+        key: key('orders'),
+        collection: 'orders',
+        time: ts(100),
+        hadOwn: true,
+      },
+    });
+    // Its own coverage of a collection wins over an equal record of that collection's stream.
+    const own = at(100, serving(['orders', 'users']));
+    expect(start(own, { orders: at(100), users: null })).toEqual({ position: own, from: 'stored' });
+  });
+
   it('switched forward again after a roll-back: starts at the oldest collection position, newer than its own', () => {
     expect(
       start(at(100, serving(['orders', 'users'])), { orders: at(200), users: at(210) }),
