@@ -68,6 +68,73 @@ public class MongoTestServer {
   }
 }
 
+/**
+ * mongod's resume token shape: `_data` begins with the KeyString Timestamp type byte 82, then the
+ * event's cluster time (seconds, increment) as two big-endian 32-bit integers, upper-case hex as
+ * mongod writes it. The server's own shape (the hex of the timestamp's 64-bit value) is accepted too.
+ */
+final class ResumeTokens {
+  private ResumeTokens() {}
+
+  static Document of(BsonTimestamp ts) {
+    return new Document("_data", String.format("82%08X%08X", ts.getTime(), ts.getInc()));
+  }
+
+  static OplogPosition positionOf(Document token) {
+    Object data = token.get("_data");
+    if (data instanceof String && ((String) data).length() >= 18 && ((String) data).startsWith("82")) {
+      String hex = (String) data;
+      long t = Long.parseLong(hex.substring(2, 10), 16);
+      long i = Long.parseLong(hex.substring(10, 18), 16);
+      return new OplogPosition(new BsonTimestamp((t << 32) | i));
+    }
+    return OplogPosition.fromDocument(token);
+  }
+}
+
+/**
+ * The server's own collection-level streams read and write its own token shape: their
+ * `resumeAfter`/`startAfter` are translated to it, and the tokens of their events to mongod's.
+ */
+class ServerStreamTokens {
+  private final Set<Long> cursors = ConcurrentHashMap.newKeySet();
+
+  static Document withServerTokens(Document query, Document spec) {
+    for (String option : List.of("resumeAfter", "startAfter")) {
+      if (spec.get(option) instanceof Document) {
+        spec.put(option, new Document("_data", ResumeTokens.positionOf((Document) spec.get(option)).toHexString()));
+      }
+    }
+    return query;
+  }
+
+  Document opened(Document reply) {
+    Document cursor = (Document) reply.get("cursor");
+    long id = ((Number) cursor.get("id")).longValue();
+    if (id != 0) cursors.add(id);
+    return inBatch(reply, "firstBatch");
+  }
+
+  Document more(Document query, Document reply) {
+    Object id = query.get("getMore");
+    if (!(id instanceof Number) || !cursors.contains(((Number) id).longValue())) return reply;
+    return inBatch(reply, "nextBatch");
+  }
+
+  @SuppressWarnings("unchecked")
+  private static Document inBatch(Document reply, String batch) {
+    Document cursor = (Document) reply.get("cursor");
+    if (cursor == null || !(cursor.get(batch) instanceof List)) return reply;
+    for (Document event : (List<Document>) cursor.get(batch)) {
+      if (event.get("_id") instanceof Document && ((Document) event.get("_id")).get("_data") instanceof String) {
+        String data = (String) ((Document) event.get("_id")).get("_data");
+        event.put("_id", ResumeTokens.of(new BsonTimestamp(Long.parseLong(data, 16))));
+      }
+    }
+    return reply;
+  }
+}
+
 /** The in-memory backend, plus `aggregate: 1` pipelines that start with `$changeStream`. */
 class WatchableBackend extends MemoryBackend {
   private static final Set<String> INTERNAL_DATABASES = Set.of("admin", "local", "config");
@@ -436,72 +503,5 @@ class ChangeEvents {
         .append("fullDocument", fullDocument.cloneDeeply())
         .append("ns", ns(db, coll))
         .append("documentKey", new Document("_id", id));
-  }
-}
-
-/**
- * mongod's resume token shape: `_data` begins with the KeyString Timestamp type byte 82, then the
- * event's cluster time (seconds, increment) as two big-endian 32-bit integers, upper-case hex as
- * mongod writes it. The server's own shape (the hex of the timestamp's 64-bit value) is accepted too.
- */
-final class ResumeTokens {
-  private ResumeTokens() {}
-
-  static Document of(BsonTimestamp ts) {
-    return new Document("_data", String.format("82%08X%08X", ts.getTime(), ts.getInc()));
-  }
-
-  static OplogPosition positionOf(Document token) {
-    Object data = token.get("_data");
-    if (data instanceof String && ((String) data).length() >= 18 && ((String) data).startsWith("82")) {
-      String hex = (String) data;
-      long t = Long.parseLong(hex.substring(2, 10), 16);
-      long i = Long.parseLong(hex.substring(10, 18), 16);
-      return new OplogPosition(new BsonTimestamp((t << 32) | i));
-    }
-    return OplogPosition.fromDocument(token);
-  }
-}
-
-/**
- * The server's own collection-level streams read and write its own token shape: their
- * `resumeAfter`/`startAfter` are translated to it, and the tokens of their events to mongod's.
- */
-class ServerStreamTokens {
-  private final Set<Long> cursors = ConcurrentHashMap.newKeySet();
-
-  static Document withServerTokens(Document query, Document spec) {
-    for (String option : List.of("resumeAfter", "startAfter")) {
-      if (spec.get(option) instanceof Document) {
-        spec.put(option, new Document("_data", ResumeTokens.positionOf((Document) spec.get(option)).toHexString()));
-      }
-    }
-    return query;
-  }
-
-  Document opened(Document reply) {
-    Document cursor = (Document) reply.get("cursor");
-    long id = ((Number) cursor.get("id")).longValue();
-    if (id != 0) cursors.add(id);
-    return inBatch(reply, "firstBatch");
-  }
-
-  Document more(Document query, Document reply) {
-    Object id = query.get("getMore");
-    if (!(id instanceof Number) || !cursors.contains(((Number) id).longValue())) return reply;
-    return inBatch(reply, "nextBatch");
-  }
-
-  @SuppressWarnings("unchecked")
-  private static Document inBatch(Document reply, String batch) {
-    Document cursor = (Document) reply.get("cursor");
-    if (cursor == null || !(cursor.get(batch) instanceof List)) return reply;
-    for (Document event : (List<Document>) cursor.get(batch)) {
-      if (event.get("_id") instanceof Document && ((Document) event.get("_id")).get("_data") instanceof String) {
-        String data = (String) ((Document) event.get("_id")).get("_data");
-        event.put("_id", ResumeTokens.of(new BsonTimestamp(Long.parseLong(data, 16))));
-      }
-    }
-    return reply;
   }
 }
