@@ -3,6 +3,7 @@ import type { ModuleRef } from '@nestjs/core';
 import { getConnectionToken } from '@nestjs/mongoose';
 import type { Connection, mongo } from 'mongoose';
 import { DEFAULT_CONNECTION_NAME } from './change-stream.constants.js';
+import type { ReplacedStreams } from './checkpoint/replaced-position.js';
 import { ChangeStreamConfigError } from './change-stream.errors.js';
 import { messages } from './change-stream.messages.js';
 import { errorText } from './common/errors.js';
@@ -25,8 +26,8 @@ export interface KeyedPlan {
   /** For the startup check that the watched collections exist. */
   db: mongo.Db;
   key: string;
-  /** The keys of the streams this one replaces in the other `streams` mode (see `replacedKeys`). */
-  replaces: string[];
+  /** The streams that share its collections in the other shape (see `replacedStreams`). */
+  replaces: ReplacedStreams | undefined;
 }
 
 /** Each plan's connection, database and key; two plans sharing a key fail startup. */
@@ -63,7 +64,7 @@ export async function keyedPlans(
       database,
       db: connection.db!,
       key,
-      replaces: replacedKeys(plan, (c) =>
+      replaces: replacedStreams(plan, (c) =>
         positionKey(options.keyPrefix, options.consumer, database, c),
       ),
     });
@@ -72,12 +73,22 @@ export async function keyedPlans(
 }
 
 /**
- * Switching modes loses nothing: a database stream replaces its collections' streams, a
- * collection stream the database stream of its database (after a roll-back).
+ * Switching modes loses nothing: a database stream reads its collections' own streams' records, a
+ * collection stream its database stream's (see `start-rule.ts`). The deployment stream has none.
  */
-function replacedKeys(plan: StreamPlan, keyOf: (collection: string) => string): string[] {
-  if (plan.scope.kind === 'deployment') return [];
-  return plan.scope.kind === 'database' ? collectionsOf(plan).map(keyOf) : [keyOf(DATABASE_STREAM)];
+function replacedStreams(
+  plan: StreamPlan,
+  keyOf: (collection: string) => string,
+): ReplacedStreams | undefined {
+  if (plan.scope.kind === 'deployment') return undefined;
+  return plan.scope.kind === 'database'
+    ? {
+        collections: collectionsOf(plan).map((collection) => ({
+          collection,
+          key: keyOf(collection),
+        })),
+      }
+    : { collection: plan.collection, databaseKey: keyOf(DATABASE_STREAM) };
 }
 
 function resolveConnection(plan: StreamPlan, moduleRef: ModuleRef): Connection {

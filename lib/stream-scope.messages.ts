@@ -14,10 +14,23 @@ export const streamScopeMessages = {
     `streams: 'database' on connection '${connectionName}': ${first} and ${second} would share one database stream but set ` +
     `different "${option}" (${JSON.stringify(firstValue)} vs ${secondValue === undefined ? 'unset' : JSON.stringify(secondValue)}), which shapes every event of it. ` +
     `Give them the same value, or use streams: { connections: { '${connectionName}': 'collection' } } for that connection.`,
-  startingFromReplacedPosition: (key: string, from: string, at: string) =>
-    `Stream ${key} has no stored position yet: it starts at the oldest stored position of the other stream mode's streams ` +
-    `for its collections (${from}, ${at}). Events already handled since then come again (at-least-once); ` +
-    `those keys are left for a roll-back.`,
+  startingFromReplacedPosition: (
+    key: string,
+    from: string,
+    collection: string,
+    at: string,
+    hadOwn: boolean,
+  ) =>
+    `Stream ${key} starts at ${at}, not ${hadOwn ? 'at its own stored position' : 'now (it has no stored position yet)'}: ` +
+    `${from} holds the newest stored position for collection '${collection}' there, and a stream starts at the oldest ` +
+    `of its collections' newest positions. Events after it that were already handled come again (at-least-once); ` +
+    `none is skipped. The other keys are left for a roll-back.`,
+  positionCoverageMissing: (key: string, recordKey: string) =>
+    `Stream ${key}: the database stream position stored under ${recordKey} does not say which collections it covers ` +
+    `(the "coverage" that encodePosition writes; a custom position store that keeps only some fields drops it), ` +
+    `so it cannot tell which stored position is newest for each collection: it starts as before coverage was recorded, ` +
+    `from its own position when it has one. A collection that joined or left a database stream may then miss or replay events: ` +
+    `store the encoded value whole.`,
   startingFromUnorderedPosition: (key: string, from: string, others: number) =>
     `Stream ${key} has no stored position yet, and the ${others} stored positions of the other stream mode's streams ` +
     `for its collections carry no cluster time it can read (not a mongod server), so it cannot tell the oldest: ` +

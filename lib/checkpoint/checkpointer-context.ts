@@ -1,5 +1,6 @@
 import type { FencedWriteError } from '../change-stream.errors.js';
 import type { PositionStore } from '../interfaces/position-store.interface.js';
+import type { ReplacedStreams } from './replaced-position.js';
 
 /** `checkpoint.*` of the module options. */
 export interface CheckpointSettings {
@@ -13,8 +14,8 @@ export interface CheckpointerContext {
   readonly store: PositionStore;
   readonly key: string;
   readonly settings: CheckpointSettings;
-  /** The keys of the streams this one replaces (a `streams` mode switch): see `readStartPosition`. */
-  readonly replaces?: readonly string[];
+  /** The streams that share its collections (a `streams` mode switch, a collection joining or leaving a database stream): see `readStartPosition`. */
+  readonly replaces?: ReplacedStreams;
   /** Told when saving starts failing or stalls (with the reason) and when it works again (null). */
   onSaveTrouble?(reason: string | null): void;
   /** Told when the store refused a write because another instance holds the stream now. */

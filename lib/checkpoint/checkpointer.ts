@@ -4,13 +4,18 @@ import { backoffDelay, sleep } from '../common/backoff.js';
 import { Notifier } from '../common/notifier.js';
 import { isFencedWriteError } from '../change-stream.errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
-import type { ResumeToken, StreamPosition } from '../interfaces/position-store.interface.js';
+import type {
+  ResumeToken,
+  StreamCoverage,
+  StreamPosition,
+} from '../interfaces/position-store.interface.js';
 import { BackfillRecord } from './backfill-record.js';
 import type { CheckpointerContext, CheckpointSettings } from './checkpointer-context.js';
 import { AdoptedLeftPosition, readStartPosition } from './start-position.js';
 import { RETRY_MAX_DELAY_MS } from '../options/defaults.js';
 import { SaveHealth } from './save-health.js';
 import { SaveTimer } from './save-timer.js';
+import { coverageForTerm, withoutCoverage } from './stream-coverage.js';
 
 /**
  * Holds one stream's position. Events are numbered in stream order (`seq`); `ack` is called
@@ -51,6 +56,10 @@ export class Checkpointer {
   private lastSaved: StreamPosition | null = null;
   /** The backfill record stored with the position. */
   readonly backfill = new BackfillRecord();
+  /** What a database stream's positions cover in this lease term (set by `load`). */
+  private coverage: StreamCoverage | undefined;
+  /** Keys whose missing coverage was said (once each). */
+  private readonly coverageWarned = new Set<string>();
   readonly key: string;
   private readonly settings: CheckpointSettings;
 
@@ -76,7 +85,12 @@ export class Checkpointer {
    */
   get positionWithBackfill(): StreamPosition | null {
     const position = this.position;
-    return position && this.backfill.storedWith(position, this.ackedSeq);
+    return position && this.withCoverage(this.backfill.storedWith(position, this.ackedSeq));
+  }
+
+  /** A database stream's positions carry the collections they cover (see `StreamCoverage`). */
+  private withCoverage(position: StreamPosition): StreamPosition {
+    return this.coverage ? { ...position, coverage: this.coverage } : position;
   }
 
   /**
@@ -127,15 +141,24 @@ export class Checkpointer {
    * and removed once stored; one from memory is stored with the next save.
    */
   async load(): Promise<void> {
+    const { replaces } = this.context;
     const start = await readStartPosition(
       this.context.store,
       this.key,
       this.lease !== null,
       this.remembered,
       this.logger,
-      this.context.replaces,
+      replaces,
+      this.coverageWarned,
     );
-    this.restore(this.backfill.read(start.position));
+    this.coverage =
+      replaces && 'collections' in replaces
+        ? coverageForTerm(
+            start.base,
+            replaces.collections.map((c) => c.collection),
+          )
+        : undefined;
+    this.restore(this.backfill.read(start.position && withoutCoverage(start.position)));
     // A left position is where a restart would resume too; one from memory is in no store yet.
     this.lastSaved = start.from === 'memory' ? null : this.acked;
     this.dirty = start.from !== 'stored';
@@ -302,7 +325,7 @@ export class Checkpointer {
       const started = performance.now();
       try {
         const { store } = this.context;
-        const stored = this.backfill.storedWith(position, seq);
+        const stored = this.withCoverage(this.backfill.storedWith(position, seq));
         await (this.lease
           ? store.save(this.key, stored, this.lease)
           : store.save(this.key, stored));

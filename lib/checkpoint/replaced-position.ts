@@ -1,7 +1,24 @@
 import type { mongo } from 'mongoose';
 import { isInvalidStoredTokenError } from '../change-stream.errors.js';
 import type { PositionStore, StreamPosition } from '../interfaces/position-store.interface.js';
-import { clusterTimeOfToken } from '../position/resume-token-time.js';
+import { timeOf } from './stream-coverage.js';
+
+/**
+ * The streams whose records decide, with a stream's own, where it starts: the streams of the
+ * other shape that serve (or served) its collections, after a switch of the `streams` mode or a
+ * collection joining or leaving a database stream.
+ */
+export type ReplacedStreams =
+  /** A database stream: each of its collections with the key of that collection's own stream. */
+  | { collections: ReadonlyArray<{ collection: string; key: string }> }
+  /** A collection stream: its collection and the key of its database's stream. */
+  | { collection: string; databaseKey: string };
+
+/** A stored record under another stream's key (null: none, or one that cannot be read). */
+export interface KeyedRecord {
+  key: string;
+  position: StreamPosition | null;
+}
 
 /** Where a stream that replaces others starts, and the key it came from. */
 export interface ReplacedPosition {
@@ -12,24 +29,19 @@ export interface ReplacedPosition {
 }
 
 /**
- * The oldest stored position of the streams a new stream replaces (a database stream: its
- * collections' streams; a collection stream: its database stream), as a cluster time
+ * The oldest of the records of the streams a new stream replaces, as a cluster time
  * (`startAtOperationTime`, inclusive): a resume token belongs to the stream that produced it, a
  * cluster time means the same to every stream. A token whose time cannot be read (not a mongod
  * token) is used as it is, only when no position has a time. Null when none is stored.
  */
-export async function oldestReplacedPosition(
-  store: PositionStore,
-  keys: readonly string[],
-): Promise<ReplacedPosition | null> {
+export function oldestOf(records: readonly KeyedRecord[]): ReplacedPosition | null {
   let oldest: { time: mongo.Timestamp; from: string } | null = null;
   let untimed: ReplacedPosition | null = null;
   let stored = 0;
-  for (const key of keys) {
-    const position = await loadValid(store, key);
+  for (const { key, position } of records) {
     if (!position) continue;
     stored++;
-    const time = 'token' in position ? clusterTimeOfToken(position.token) : position.operationTime;
+    const time = timeOf(position);
     if (time === null)
       untimed ??= { position: { token: (position as { token: never }).token }, from: key };
     else if (!oldest || time.lessThan(oldest.time)) oldest = { time, from: key };
@@ -38,12 +50,27 @@ export async function oldestReplacedPosition(
   return untimed && { ...untimed, unordered: stored };
 }
 
-/** A malformed value under another stream's key is that stream's problem: it is skipped here. */
-async function loadValid(store: PositionStore, key: string): Promise<StreamPosition | null> {
-  try {
-    return await store.load(key);
-  } catch (error) {
-    if (isInvalidStoredTokenError(error)) return null;
-    throw error;
-  }
+/** `oldestOf` the records stored under `keys`. */
+export async function oldestReplacedPosition(
+  store: PositionStore,
+  keys: readonly string[],
+): Promise<ReplacedPosition | null> {
+  return oldestOf(await loadRecords(store, keys));
+}
+
+/** The records under `keys`, in order; a malformed value under another stream's key is that stream's problem: it counts as none. */
+export async function loadRecords(
+  store: PositionStore,
+  keys: readonly string[],
+): Promise<KeyedRecord[]> {
+  return Promise.all(
+    keys.map(async (key) => {
+      try {
+        return { key, position: await store.load(key) };
+      } catch (error) {
+        if (isInvalidStoredTokenError(error)) return { key, position: null };
+        throw error;
+      }
+    }),
+  );
 }

@@ -2,12 +2,15 @@ import type { Logger } from '@nestjs/common';
 import { messages } from '../change-stream.messages.js';
 import type { PositionStore, StreamPosition } from '../interfaces/position-store.interface.js';
 import { orphanStore } from '../redis/left-position.js';
-import { oldestReplacedPosition } from './replaced-position.js';
+import { loadRecords, type ReplacedStreams } from './replaced-position.js';
+import { collectionStreamStart, databaseStreamStart, type StartDecision } from './start-rule.js';
 
 /** Where a lease term starts, and where that came from: a left position, the stored one, or this instance's memory. */
 export interface StartPosition {
   position: StreamPosition | null;
   from: 'left' | 'stored' | 'memory' | 'replaced';
+  /** The stream's own record it resumed from or was held back from (with what is stored beside it, `coverage`): its next records build on it. */
+  base: StreamPosition | null;
 }
 
 /**
@@ -15,8 +18,10 @@ export interface StartPosition {
  * an instance left when Redis lost the stream's data comes first (see `PositionStore.leaveOrphan`;
  * only with leases). If nothing is stored but this instance handled events before (Redis restarted
  * empty, say), it resumes from the last of those (`remembered`) instead of from "now": at worst
- * duplicates, never a gap. A stream with no position of its own that replaces others (`replaced`:
- * their keys, after a switch of the `streams` mode) starts at the oldest of theirs.
+ * duplicates, never a gap. Otherwise the records of the streams that share its collections
+ * (`replaced`: after a switch of the `streams` mode, or a collection joining or leaving a database
+ * stream) decide with its own (see `start-rule.ts`). `warned` holds the keys whose missing
+ * coverage was said already.
  */
 export async function readStartPosition(
   store: PositionStore,
@@ -24,35 +29,66 @@ export async function readStartPosition(
   withLease: boolean,
   remembered: StreamPosition | null,
   logger: Logger,
-  replaced: readonly string[] = [],
+  replaced?: ReplacedStreams,
+  warned: Set<string> = new Set(),
 ): Promise<StartPosition> {
   const leftPositions = orphanStore(store);
   const left = withLease && leftPositions ? await leftPositions.loadOrphan(key) : null;
   if (left) {
     logger.warn(messages.leaseReload(key));
-    return { position: left, from: 'left' };
+    return { position: left, from: 'left', base: left };
   }
   const stored = await store.load(key);
   if (stored === null && remembered !== null) {
     logger.warn(messages.positionMissingResumingFromMemory(key));
-    return { position: remembered, from: 'memory' };
+    return { position: remembered, from: 'memory', base: remembered };
   }
-  if (stored === null && remembered === null && replaced.length > 0) {
-    const oldest = await oldestReplacedPosition(store, replaced);
-    if (oldest) {
-      const at =
-        'operationTime' in oldest.position
-          ? `cluster time ${oldest.position.operationTime.t}.${oldest.position.operationTime.i}`
-          : 'its resume token';
-      logger.warn(
-        oldest.unordered === undefined || oldest.unordered < 2
-          ? messages.startingFromReplacedPosition(key, oldest.from, at)
-          : messages.startingFromUnorderedPosition(key, oldest.from, oldest.unordered),
-      );
-      return { position: oldest.position, from: 'replaced' };
-    }
+  if (!replaced) return { position: stored, from: 'stored', base: stored };
+  const decision = await decide(store, key, stored, replaced);
+  if (decision.coverageMissing && !warned.has(decision.coverageMissing)) {
+    warned.add(decision.coverageMissing);
+    logger.warn(messages.positionCoverageMissing(key, decision.coverageMissing));
   }
-  return { position: stored, from: 'stored' };
+  const { reason } = decision;
+  if (reason?.kind === 'unordered')
+    logger.warn(messages.startingFromUnorderedPosition(key, reason.key, reason.count));
+  else if (reason)
+    logger.warn(
+      messages.startingFromReplacedPosition(
+        key,
+        reason.key,
+        reason.collection,
+        reason.time ? `cluster time ${reason.time.t}.${reason.time.i}` : 'its resume token',
+        reason.hadOwn,
+      ),
+    );
+  // Taken from another stream's record: its own backfill record still goes with it.
+  const position =
+    decision.from === 'replaced' && stored?.backfill
+      ? { ...decision.position!, backfill: stored.backfill }
+      : decision.position;
+  return { position, from: decision.from, base: stored };
+}
+
+async function decide(
+  store: PositionStore,
+  key: string,
+  stored: StreamPosition | null,
+  replaced: ReplacedStreams,
+): Promise<StartDecision> {
+  if ('databaseKey' in replaced) {
+    const [database] = await loadRecords(store, [replaced.databaseKey]);
+    return collectionStreamStart(stored, replaced.collection, database);
+  }
+  const records = await loadRecords(
+    store,
+    replaced.collections.map((c) => c.key),
+  );
+  return databaseStreamStart(
+    key,
+    stored,
+    replaced.collections.map(({ collection }, i) => ({ collection, ...records[i] })),
+  );
 }
 
 /** A left position a lease term resumed from (`pending`) until it is stored and then removed. */

@@ -22,7 +22,24 @@ export type StreamPosition = (
 ) & {
   /** Backfill progress, stored with the position (a store keeps it as `encodePosition` does). */
   backfill?: StoredBackfill;
+  /**
+   * A database stream's record of the collections its position covers (a store keeps it as
+   * `encodePosition` does): where a stream that shares a collection with it starts depends on it.
+   */
+  coverage?: StreamCoverage;
 };
+
+/**
+ * Which collections a database stream's position covers: it handled their events up to the
+ * position (`serves`), or up to the cluster time it stopped serving them (`retired`). A collection
+ * stream covers its one collection without it.
+ */
+export interface StreamCoverage {
+  /** The collections the stream serves, sorted. */
+  serves: string[];
+  /** Collections it served before and serves no longer, each with the cluster time up to which it served them. */
+  retired?: Record<string, mongo.Timestamp>;
+}
 
 /**
  * Where stream positions live. The Redis store is the default; implement this for another

@@ -3,13 +3,17 @@ import { CHECKPOINT_FORMAT_VERSION } from '../change-stream.constants.js';
 import { InvalidStoredTokenError } from '../change-stream.errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { StoredBackfill } from '../interfaces/backfill.interface.js';
-import type { ResumeToken, StreamPosition } from '../interfaces/position-store.interface.js';
+import type {
+  ResumeToken,
+  StreamCoverage,
+  StreamPosition,
+} from '../interfaces/position-store.interface.js';
 
 // The driver's own BSON copy, so tokens holding BSON types round-trip exactly.
 const { EJSON, Timestamp } = mongoose.mongo.BSON;
 
 /**
- * The stored value: canonical EJSON of `{ v, token | operationTime, backfill?, savedAt }`, plus `fence` and
+ * The stored value: canonical EJSON of `{ v, token | operationTime, backfill?, coverage?, savedAt }`, plus `fence` and
  * `holder` when written under a lease (the fenced write refuses to replace a value whose fence is
  * larger than the writer's). New fields can be added without breaking what is already stored.
  */
@@ -42,8 +46,10 @@ export function decodePosition(key: string, raw: string): StreamPosition {
       `unknown format version ${JSON.stringify(parsed.v)}`,
     );
   }
-  const backfill =
-    parsed.backfill === undefined ? {} : { backfill: checkBackfill(key, raw, parsed.backfill) };
+  const backfill = {
+    ...(parsed.backfill !== undefined && { backfill: checkBackfill(key, raw, parsed.backfill) }),
+    ...(parsed.coverage !== undefined && { coverage: checkCoverage(key, raw, parsed.coverage) }),
+  };
   if (parsed.token === undefined && parsed.operationTime !== undefined) {
     if (!(parsed.operationTime instanceof Timestamp))
       throw new InvalidStoredTokenError(key, raw, '"operationTime" is not a BSON timestamp');
@@ -79,6 +85,17 @@ function checkBackfill(key: string, raw: string, value: unknown): StoredBackfill
       startedAt: run.startedAt,
     },
   };
+}
+
+/** A database stream's coverage (optional; see `StreamCoverage`). */
+function checkCoverage(key: string, raw: string, value: unknown): StreamCoverage {
+  const bad = (what: string) => new InvalidStoredTokenError(key, raw, `"coverage" ${what}`);
+  if (!isObject(value) || !isNames(value.serves)) throw bad('has no "serves" collection list');
+  if (value.retired === undefined) return { serves: value.serves };
+  const retired: unknown = value.retired;
+  if (!isObject(retired) || !Object.values(retired).every((t) => t instanceof Timestamp))
+    throw bad('has a "retired" that is not a map of collection names to BSON timestamps');
+  return { serves: value.serves, retired: { ...(retired as StreamCoverage['retired']) } };
 }
 
 const isNames = (value: unknown): value is string[] =>

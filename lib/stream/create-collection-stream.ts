@@ -3,6 +3,7 @@ import type { ChangeStreamEvent } from '../change-stream.events.js';
 import { messages } from '../change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from '../options/module-options.js';
 import { Checkpointer } from '../checkpoint/checkpointer.js';
+import type { ReplacedStreams } from '../checkpoint/replaced-position.js';
 import type { DeadLetterStore } from '../interfaces/dead-letter.interface.js';
 import type { HandlerFailurePolicy } from '../interfaces/failure-policies.interface.js';
 import type { PositionStore } from '../interfaces/position-store.interface.js';
@@ -25,8 +26,8 @@ export interface CollectionStreamSetup {
   database: string;
   /** The stream's position key (see `positionKey`). */
   key: string;
-  /** The keys of the streams it replaces after a `streams` mode switch: it starts at the oldest of them when it has no position. */
-  replaces?: readonly string[];
+  /** The streams that share its collections in the other shape: their records decide, with its own, where it starts (see `readStartPosition`). */
+  replaces?: ReplacedStreams;
   /** The position store (and, with leases on, the lease store behind `store.leases`). */
   store: PositionStore;
   deadLetters: DeadLetterStore;

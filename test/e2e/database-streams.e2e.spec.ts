@@ -1,12 +1,16 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { Injectable } from '@nestjs/common';
+import { Injectable, type Type } from '@nestjs/common';
 import type { mongo } from 'mongoose';
 import {
+  type BackfillEvent,
   type ChangeContext,
+  ChangeStreamControl,
   type ChangeStreamModuleOptions,
   ChangeStreamRegistry,
+  decodePosition,
   OnChange,
   positionKey,
+  type StreamPosition,
 } from '../../lib/index.js';
 import { EventLog } from '../fixtures/event-log.js';
 import { ServerProbe, TestApp } from '../fixtures/test-app.js';
@@ -33,6 +37,17 @@ class UsersListener {
   }
 }
 
+/** `orders` with a backfill handler: in database mode it keeps a collection stream of its own. */
+@Injectable()
+class OrdersBackfillListener {
+  constructor(private readonly log: EventLog) {}
+
+  @OnChange('orders', { backfill: true, fullDocument: 'updateLookup' })
+  onOrder(change: mongo.ChangeStreamDocument | BackfillEvent, context: ChangeContext) {
+    this.log.record(`${context.collection}:orders`, change as mongo.ChangeStreamDocument);
+  }
+}
+
 const DATABASE: Partial<ChangeStreamModuleOptions> = { streams: 'database', concurrency: 4 };
 
 describe("streams: 'database' (real test servers)", () => {
@@ -46,20 +61,28 @@ describe("streams: 'database' (real test servers)", () => {
     const consumer = uniqueName('svc');
     const probe = await ServerProbe.open(dbName);
     cleanups.push(() => probe.close());
-    const start = async (changeStreams: Partial<ChangeStreamModuleOptions> = DATABASE) => {
-      const app = await TestApp.start({
-        dbName,
-        consumer,
-        providers: [OrdersListener, UsersListener],
-        changeStreams,
-      });
+    const start = async (
+      changeStreams: Partial<ChangeStreamModuleOptions> = DATABASE,
+      providers: Type[] = [OrdersListener, UsersListener],
+    ) => {
+      const app = await TestApp.start({ dbName, consumer, providers, changeStreams });
       cleanups.push(() => app.close());
       return app;
     };
     const keyOf = (collection: string) =>
       positionKey('change-stream', consumer, dbName, collection);
-    return { dbName, consumer, probe, start, keyOf };
+    /** The position stored under a key, decoded. */
+    const stored = async (key: string) => {
+      const raw = await probe.redis.get(key);
+      return raw === null
+        ? null
+        : (decodePosition(key, raw) as StreamPosition & { token?: unknown });
+    };
+    return { dbName, consumer, probe, start, keyOf, stored };
   }
+
+  const lastToken = (app: TestApp, handler: string) => app.events.of(handler).at(-1)!.token;
+  const sameToken = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
   const ids = (app: TestApp, handler: string) => app.events.of(handler).map((e) => e.documentId);
 
@@ -149,7 +172,7 @@ describe("streams: 'database' (real test servers)", () => {
     expect(
       databaseMode.logger.lines.some((l) =>
         l.message.includes(
-          "starts at the oldest stored position of the other stream mode's streams",
+          `not now (it has no stored position yet): ${keyOf('orders')} holds the newest stored position for collection 'orders'`,
         ),
       ),
     ).toBe(true);
@@ -158,6 +181,127 @@ describe("streams: 'database' (real test servers)", () => {
       async () => (await probe.redis.get(keyOf('$database'))) !== null,
     );
     expect(await probe.redis.get(keyOf('orders'))).toBe(ordersKeyValue);
+  });
+
+  it('rolling back to collection streams: each starts where the database stream got to, so what it handled does not come again (but the event at that position); nothing written while stopped is lost', async () => {
+    const { probe, start, keyOf, stored } = await scenario('dbroll');
+    const orders = probe.collection('orders');
+    const users = probe.collection('users');
+    const collectionMode = await start({});
+    await orders.insertOne({ _id: 'o-1' as never });
+    await users.insertOne({ _id: 'u-1' as never });
+    await eventually('u-1 handled', () => ids(collectionMode, 'users:users').includes('u-1'));
+    await eventually('both collection positions stored', async () => {
+      const [o, u] = [await stored(keyOf('orders')), await stored(keyOf('users'))];
+      return (
+        !!o &&
+        !!u &&
+        sameToken(o, { token: lastToken(collectionMode, 'orders:orders') }) &&
+        sameToken(u, { token: lastToken(collectionMode, 'users:users') })
+      );
+    });
+    await collectionMode.close();
+
+    await orders.insertOne({ _id: 'o-down-1' as never });
+    const databaseMode = await start();
+    await orders.insertOne({ _id: 'o-2' as never });
+    await users.insertOne({ _id: 'u-2' as never });
+    await eventually('u-2 handled', () => ids(databaseMode, 'users:users').includes('u-2'));
+    // It started at the older collection position (o-1's time, inclusive): o-1 and u-1 came again.
+    expect(ids(databaseMode, 'orders:orders')).toEqual(['o-1', 'o-down-1', 'o-2']);
+    expect(ids(databaseMode, 'users:users')).toEqual(['u-1', 'u-2']);
+    const u2 = lastToken(databaseMode, 'users:users');
+    await eventually('the database position stored at u-2', async () =>
+      sameToken((await stored(keyOf('$database')))?.token, u2),
+    );
+    expect(await stored(keyOf('$database'))).toEqual({
+      token: u2,
+      coverage: { serves: ['orders', 'users'] },
+    });
+    await databaseMode.close();
+    const databaseValue = await probe.redis.get(keyOf('$database'));
+
+    await orders.insertOne({ _id: 'o-down-2' as never });
+    const rolledBack = await start({});
+    await orders.insertOne({ _id: 'o-3' as never });
+    await users.insertOne({ _id: 'u-3' as never });
+    await eventually(
+      'o-3 and u-3 handled',
+      () =>
+        ids(rolledBack, 'orders:orders').includes('o-3') &&
+        ids(rolledBack, 'users:users').includes('u-3'),
+    );
+    // Each collection stream started at u-2's time (inclusive): before it only u-2 itself comes again.
+    expect(ids(rolledBack, 'orders:orders')).toEqual(['o-down-2', 'o-3']);
+    expect(ids(rolledBack, 'users:users')).toEqual(['u-2', 'u-3']);
+    expect(
+      rolledBack.logger
+        .messages('warn')
+        .filter((m) =>
+          m.includes(`${keyOf('$database')} holds the newest stored position for collection`),
+        ),
+    ).toHaveLength(2);
+    await eventually('the orders position stored at o-3', async () =>
+      sameToken(await stored(keyOf('orders')), { token: lastToken(rolledBack, 'orders:orders') }),
+    );
+    // The database stream's key is left for a roll-forward.
+    expect(await probe.redis.get(keyOf('$database'))).toBe(databaseValue);
+  });
+
+  it('a collection leaving its own stream for the database stream (its backfill handler removed) gets the events its own stream had not handled', async () => {
+    const { probe, start, keyOf, stored } = await scenario('dbjoin');
+    const orders = probe.collection('orders');
+    const users = probe.collection('users');
+    const before = await start(DATABASE, [OrdersBackfillListener, UsersListener]);
+    expect(
+      before
+        .get(ChangeStreamRegistry)
+        .getStatuses()
+        .map((s) => s.key)
+        .sort(),
+    ).toEqual([keyOf('$database'), keyOf('orders')].sort());
+    await orders.insertOne({ _id: 'o-1' as never });
+    await users.insertOne({ _id: 'u-1' as never });
+    await eventually('o-1 handled', () => ids(before, 'orders:orders').includes('o-1'));
+    const o1 = lastToken(before, 'orders:orders');
+    await eventually('the orders position stored at o-1', async () =>
+      sameToken((await stored(keyOf('orders')))?.token, o1),
+    );
+    // The orders stream falls behind (paused here); the database stream goes on past its events.
+    await before.get(ChangeStreamControl).pause('orders');
+    await orders.insertOne({ _id: 'o-behind' as never });
+    await users.insertOne({ _id: 'u-2' as never });
+    await eventually('u-2 handled', () => ids(before, 'users:users').includes('u-2'));
+    const u2 = lastToken(before, 'users:users');
+    await eventually('the database position stored at u-2', async () =>
+      sameToken((await stored(keyOf('$database')))?.token, u2),
+    );
+    expect((await stored(keyOf('$database')))?.coverage).toEqual({ serves: ['users'] });
+    await before.close();
+    expect(ids(before, 'orders:orders')).toEqual(['o-1']);
+
+    await orders.insertOne({ _id: 'o-down' as never });
+    const after = await start(DATABASE, [OrdersListener, UsersListener]);
+    await orders.insertOne({ _id: 'o-2' as never });
+    await users.insertOne({ _id: 'u-3' as never });
+    await eventually('u-3 handled', () => ids(after, 'users:users').includes('u-3'));
+    // Started at the orders stream's position (o-1's time, inclusive), not the database stream's newer one.
+    expect(ids(after, 'orders:orders')).toEqual(['o-1', 'o-behind', 'o-down', 'o-2']);
+    expect(ids(after, 'users:users')).toEqual(['u-1', 'u-2', 'u-3']);
+    expect(
+      after.logger
+        .messages('warn')
+        .some((m) =>
+          m.includes(`${keyOf('orders')} holds the newest stored position for collection 'orders'`),
+        ),
+    ).toBe(true);
+    await eventually('the database position stored at u-3, serving both', async () =>
+      sameToken(await stored(keyOf('$database')), {
+        token: lastToken(after, 'users:users'),
+        coverage: { serves: ['orders', 'users'] },
+      }),
+    );
+    expect((await stored(keyOf('orders')))?.token).toEqual(o1);
   });
 
   it('two instances share the database stream’s one lease: one reads, every event is handled once', async () => {

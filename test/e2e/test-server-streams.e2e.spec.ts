@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { mongo } from 'mongoose';
+import { clusterTimeOfToken } from '../../lib/position/resume-token-time.js';
 import { testServerAwaitsIdleGetMore } from '../servers/mongo-java-server.js';
 import { testEnv, uniqueName } from '../fixtures/test-env.js';
 
@@ -189,6 +190,39 @@ describe('database- and deployment-level change streams (test server)', () => {
     );
     expect(collectionResumed[0]._id).toEqual(events[2]._id);
   });
+
+  it('gives tokens that carry their event’s cluster time, as mongod’s do, at both levels', async () => {
+    const db = newDb();
+    const stream = await open(db);
+    const collectionStream = await open(db.collection<Doc>('a'));
+    await db.collection<Doc>('a').insertOne({ _id: 1 });
+    await db.collection<Doc>('a').updateOne({ _id: 1 }, { $set: { n: 1 } });
+    const events = [...(await take(stream, 2)), ...(await take(collectionStream, 2))];
+    for (const event of events) {
+      expect(event.clusterTime).toBeInstanceOf(mongo.Timestamp);
+      expect(clusterTimeOfToken(event._id)).toEqual(event.clusterTime);
+    }
+  });
+
+  // The server's own shape (the hex of the timestamp's 64-bit value), as stored before the launcher's tokens took mongod's shape.
+  (testEnv().realMongod ? it.skip : it)(
+    'takes the test server’s former token shape on resumeAfter, at both levels (test server only)',
+    async () => {
+      const db = newDb();
+      const stream = await open(db);
+      await db.collection<Doc>('a').insertOne({ _id: 1 });
+      await db.collection<Doc>('a').insertOne({ _id: 2 });
+      const events = await take(stream, 2);
+      const time = events[0].clusterTime!;
+      const former = {
+        _data: ((BigInt(time.high) << 32n) | BigInt(time.low)).toString(16),
+      };
+      for (const target of [db, db.collection<Doc>('a')]) {
+        const resumed = await take(watch(target, [], { resumeAfter: former }), 1);
+        expect(resumed[0]._id).toEqual(events[1]._id);
+      }
+    },
+  );
 
   it('starts at an operation time, inclusive', async () => {
     const db = newDb();

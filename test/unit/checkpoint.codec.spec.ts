@@ -36,6 +36,25 @@ describe('checkpoint key and value format', () => {
     expect(decodePosition('k', raw)).toEqual({ operationTime });
   });
 
+  it('stores a database stream’s coverage with its position and reads it back; a malformed one is refused', () => {
+    const token = { _data: '8263A1B2C3000000012B022C0100296E5A1004' };
+    const retired = { users: new mongoose.mongo.Timestamp({ t: 1767000000, i: 3 }) };
+    const raw = encodePosition({ token, coverage: { serves: ['orders'], retired } });
+    expect(JSON.parse(raw).coverage).toEqual({
+      serves: ['orders'],
+      retired: { users: { $timestamp: { t: 1767000000, i: 3 } } },
+    });
+    expect(decodePosition('k', raw)).toEqual({ token, coverage: { serves: ['orders'], retired } });
+    expect(decodePosition('k', encodePosition({ token, coverage: { serves: [] } }))).toEqual({
+      token,
+      coverage: { serves: [] },
+    });
+    for (const coverage of ['x', { serves: 'orders' }, { serves: [], retired: { users: 5 } }])
+      expect(() => decodePosition('k', JSON.stringify({ v: 2, token, coverage }))).toThrow(
+        InvalidStoredTokenError,
+      );
+  });
+
   it('reads what version 0.1 stored', () => {
     const raw =
       '{"v":{"$numberInt":"1"},"token":{"_data":"8263A1"},"savedAt":"2026-11-27T18:58:18.423Z"}';

@@ -277,7 +277,8 @@ describe("streams: 'database': routing and lifecycle", () => {
     await eventually(
       'position after the last event',
       async () =>
-        JSON.stringify(await tokens.load(DATABASE_KEY)) === JSON.stringify({ token: token(5) }),
+        JSON.stringify(await tokens.load(DATABASE_KEY)) ===
+        JSON.stringify({ token: token(5), coverage: { serves: ['orders', 'users'] } }),
     );
     expect(seen).toEqual([
       { handler: 'orders.on', collection: 'orders', operationType: 'insert', id: 1 },
@@ -319,7 +320,8 @@ describe("streams: 'database': routing and lifecycle", () => {
     await eventually(
       'position stored',
       async () =>
-        JSON.stringify(await tokens.load(DATABASE_KEY)) === JSON.stringify({ token: token(5) }),
+        JSON.stringify(await tokens.load(DATABASE_KEY)) ===
+        JSON.stringify({ token: token(5), coverage: { serves: ['orders', 'users'] } }),
     );
   });
 
@@ -345,7 +347,7 @@ describe('switching modes', () => {
     const { stream, server, seen } = databaseStream(
       [{ collection: 'orders' }, { collection: 'users' }],
       [{ getMores: [[inCollection('orders', insert(1, 1))]] }],
-      { tokens, replaces: [ordersKey, usersKey] },
+      { tokens },
     );
     stream.start();
     await eventually('event handled', () => seen.length === 1);
@@ -356,7 +358,8 @@ describe('switching modes', () => {
     await eventually(
       'own position stored',
       async () =>
-        JSON.stringify(await tokens.load(DATABASE_KEY)) === JSON.stringify({ token: token(1) }),
+        JSON.stringify(await tokens.load(DATABASE_KEY)) ===
+        JSON.stringify({ token: token(1), coverage: { serves: ['orders', 'users'] } }),
     );
     expect(await tokens.load(ordersKey)).toEqual({ token: mongodToken(50) });
     expect(await tokens.load(usersKey)).toEqual({ token: mongodToken(40) });
@@ -366,10 +369,7 @@ describe('switching modes', () => {
     const tokens = new InMemoryPositionStore();
     await tokens.save(ordersKey, { operationTime: new mongoose.mongo.Timestamp({ t: 30, i: 2 }) });
     await tokens.save(usersKey, { token: mongodToken(40) });
-    const first = databaseStream([{ collection: 'orders' }], [{}], {
-      tokens,
-      replaces: [ordersKey, usersKey],
-    });
+    const first = databaseStream([{ collection: 'orders' }], [{}], { tokens });
     first.stream.start();
     await eventually('opened', () => first.server.opens.length === 1);
     expect(first.server.opens[0].startAtOperationTime).toEqual(
@@ -377,10 +377,7 @@ describe('switching modes', () => {
     );
     await stopDatabaseStreams();
     await tokens.save(DATABASE_KEY, { token: token('own') });
-    const second = databaseStream([{ collection: 'orders' }], [{}], {
-      tokens,
-      replaces: [ordersKey, usersKey],
-    });
+    const second = databaseStream([{ collection: 'orders' }], [{}], { tokens });
     second.stream.start();
     await eventually('opened', () => second.server.opens.length === 1);
     expect(second.server.opens[0].resumeAfter).toEqual(token('own'));
@@ -388,9 +385,7 @@ describe('switching modes', () => {
   });
 
   it('starts from now when none of the replaced streams has a position', async () => {
-    const { stream, server } = databaseStream([{ collection: 'orders' }], [{}], {
-      replaces: [ordersKey],
-    });
+    const { stream, server } = databaseStream([{ collection: 'orders' }], [{}]);
     stream.start();
     await eventually('opened', () => server.opens.length === 1);
     expect(server.opens[0]).not.toHaveProperty('startAtOperationTime');

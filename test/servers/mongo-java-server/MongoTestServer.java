@@ -28,7 +28,8 @@ import java.util.stream.Stream;
  * mongo-java-server 1.47 with one addition: database-level (`db.watch()`) and deployment-level
  * (`client.watch()`, on admin with `allChangesForCluster`) change streams, which it lacks. They
  * read the server's own oplog (`local.oplog.rs`) by its positions, so tokens (`{ _data: hex }`)
- * are interchangeable with its collection-level streams. Their events are shaped as mongod's: `ns`, `wallTime`,
+ * are interchangeable with its collection-level streams. Tokens at every level are mongod-shaped
+ * (see ResumeTokens), so a client can read their cluster time. Their events are shaped as mongod's: `ns`, `wallTime`,
  * `updateDescription`, `replace`, `drop`; `fullDocument` on updates only with `updateLookup`;
  * only mongod's per-event stages ($match, $project, ...) after `$changeStream`.
  * Collection-level streams are untouched: still without `ns`, with the server's own shapes (an
@@ -67,6 +68,73 @@ public class MongoTestServer {
   }
 }
 
+/**
+ * mongod's resume token shape: `_data` begins with the KeyString Timestamp type byte 82, then the
+ * event's cluster time (seconds, increment) as two big-endian 32-bit integers, upper-case hex as
+ * mongod writes it. The server's own shape (the hex of the timestamp's 64-bit value) is accepted too.
+ */
+final class ResumeTokens {
+  private ResumeTokens() {}
+
+  static Document of(BsonTimestamp ts) {
+    return new Document("_data", String.format("82%08X%08X", ts.getTime(), ts.getInc()));
+  }
+
+  static OplogPosition positionOf(Document token) {
+    Object data = token.get("_data");
+    if (data instanceof String && ((String) data).length() >= 18 && ((String) data).startsWith("82")) {
+      String hex = (String) data;
+      long t = Long.parseLong(hex.substring(2, 10), 16);
+      long i = Long.parseLong(hex.substring(10, 18), 16);
+      return new OplogPosition(new BsonTimestamp((t << 32) | i));
+    }
+    return OplogPosition.fromDocument(token);
+  }
+}
+
+/**
+ * The server's own collection-level streams read and write its own token shape: their
+ * `resumeAfter`/`startAfter` are translated to it, and the tokens of their events to mongod's.
+ */
+class ServerStreamTokens {
+  private final Set<Long> cursors = ConcurrentHashMap.newKeySet();
+
+  static Document withServerTokens(Document query, Document spec) {
+    for (String option : List.of("resumeAfter", "startAfter")) {
+      if (spec.get(option) instanceof Document) {
+        spec.put(option, new Document("_data", ResumeTokens.positionOf((Document) spec.get(option)).toHexString()));
+      }
+    }
+    return query;
+  }
+
+  Document opened(Document reply) {
+    Document cursor = (Document) reply.get("cursor");
+    long id = ((Number) cursor.get("id")).longValue();
+    if (id != 0) cursors.add(id);
+    return inBatch(reply, "firstBatch");
+  }
+
+  Document more(Document query, Document reply) {
+    Object id = query.get("getMore");
+    if (!(id instanceof Number) || !cursors.contains(((Number) id).longValue())) return reply;
+    return inBatch(reply, "nextBatch");
+  }
+
+  @SuppressWarnings("unchecked")
+  private static Document inBatch(Document reply, String batch) {
+    Document cursor = (Document) reply.get("cursor");
+    if (cursor == null || !(cursor.get(batch) instanceof List)) return reply;
+    for (Document event : (List<Document>) cursor.get(batch)) {
+      if (event.get("_id") instanceof Document && ((Document) event.get("_id")).get("_data") instanceof String) {
+        String data = (String) ((Document) event.get("_id")).get("_data");
+        event.put("_id", ResumeTokens.of(new BsonTimestamp(Long.parseLong(data, 16))));
+      }
+    }
+    return reply;
+  }
+}
+
 /** The in-memory backend, plus `aggregate: 1` pipelines that start with `$changeStream`. */
 class WatchableBackend extends MemoryBackend {
   private static final Set<String> INTERNAL_DATABASES = Set.of("admin", "local", "config");
@@ -79,6 +147,7 @@ class WatchableBackend extends MemoryBackend {
       "whatsmyuri", "getparameter", "getlasterror", "dbstats", "collstats", "explain");
 
   private final AwaitingGetMores awaiting;
+  private final ServerStreamTokens serverTokens = new ServerStreamTokens();
 
   WatchableBackend(boolean await) {
     this.awaiting = await ? new AwaitingGetMores() : null;
@@ -103,12 +172,14 @@ class WatchableBackend extends MemoryBackend {
       if (!pipeline.isEmpty() && pipeline.get(0).get("$changeStream") instanceof Document) {
         Document reply = isNumberOne(query.get(command))
             ? openStream(databaseName, query, pipeline)
-            : super.handleCommand(channel, databaseName, command, query); // the server's collection-level stream
+            : serverTokens.opened(super.handleCommand(channel, databaseName, command, // the server's collection-level stream
+                ServerStreamTokens.withServerTokens(query, (Document) pipeline.get(0).get("$changeStream"))));
         if (awaiting != null) awaiting.add(((Number) ((Document) reply.get("cursor")).get("id")).longValue());
         return reply;
       }
     }
-    return super.handleCommand(channel, databaseName, command, query);
+    Document reply = super.handleCommand(channel, databaseName, command, query);
+    return command.equalsIgnoreCase("getMore") ? serverTokens.more(query, reply) : reply;
   }
 
   private static boolean isNumberOne(Object value) {
@@ -163,7 +234,7 @@ class WatchableBackend extends MemoryBackend {
   /** As the server's collection-level streams: tokens exclusive, an operation time inclusive. */
   private static OplogPosition startPosition(Document spec, MongoCollection<Document> oplogCollection) {
     Document token = (Document) (spec.get("startAfter") != null ? spec.get("startAfter") : spec.get("resumeAfter"));
-    if (token != null) return OplogPosition.fromDocument(token);
+    if (token != null) return ResumeTokens.positionOf(token);
     BsonTimestamp operationTime = (BsonTimestamp) spec.get("startAtOperationTime");
     if (operationTime != null) return new OplogPosition(operationTime).inclusive();
     // "Now": after the latest entry (the server's clock is private; every later entry is after it).
@@ -352,7 +423,7 @@ class ChangeEvents {
     if (!inScope.test(db) || coll.startsWith("system.")) return null;
 
     BsonTimestamp ts = WatchableBackend.timestampOf(entry);
-    Document event = new Document("_id", new Document("_data", new OplogPosition(ts).toHexString()));
+    Document event = new Document("_id", ResumeTokens.of(ts));
     if (isCommand) {
       return head(event, "drop", ts, entry).append("ns", ns(db, coll));
     }

@@ -1,0 +1,139 @@
+import type { mongo } from 'mongoose';
+import type { StreamCoverage, StreamPosition } from '../interfaces/position-store.interface.js';
+import { type KeyedRecord, oldestOf } from './replaced-position.js';
+import { coveredUntil, timeOf } from './stream-coverage.js';
+
+/** Where a stream starts by the stored records, and why (for the log). */
+export interface StartDecision {
+  /** Its own record as stored (`stored`), or a cluster time or token taken from the others' (`replaced`). */
+  position: StreamPosition | null;
+  from: 'stored' | 'replaced';
+  /**
+   * `covered`: it starts at `time`, the newest record of `collection` (under `key`), because that
+   * is older than its own or it has none; `unordered`: the records carry no readable time, it
+   * resumes after the first token (of `count`) as it is.
+   */
+  reason?:
+    | {
+        kind: 'covered';
+        key: string;
+        collection: string;
+        /** Null: a token whose time cannot be read, taken as it is (the only record). */
+        time: mongo.Timestamp | null;
+        hadOwn: boolean;
+      }
+    | { kind: 'unordered'; key: string; count: number };
+  /** A database record (under this key) that does not say which collections it covers: the rule before coverage was recorded decided. */
+  coverageMissing?: string;
+}
+
+const own = (position: StreamPosition | null): StartDecision => ({ position, from: 'stored' });
+
+/** A record that says which collections it covers. */
+type Covering = StreamPosition & { coverage: StreamCoverage };
+const covering = (p: StreamPosition | null): p is Covering => p?.coverage !== undefined;
+
+/**
+ * A collection stream: start from the newer of its own record and the time up to which its
+ * database stream's record covers its collection (`startAtOperationTime` there, inclusive); never
+ * from a database record that did not serve it (its events after that record's time would be
+ * skipped). Equal times: its own (exact) token.
+ */
+export function collectionStreamStart(
+  ownRecord: StreamPosition | null,
+  collection: string,
+  database: KeyedRecord,
+): StartDecision {
+  const record = database.position;
+  if (record === null) return own(ownRecord);
+  const others = [{ ...database, collection }];
+  if (!covering(record))
+    return {
+      ...previousRule(ownRecord, others),
+      ...(ownRecord && { coverageMissing: database.key }),
+    };
+  const covered = coveredUntil(record, collection);
+  if (covered === 'none') return own(ownRecord);
+  const ownTime = ownRecord && timeOf(ownRecord);
+  if (covered === 'untimed' || (ownRecord && ownTime === null))
+    return previousRule(ownRecord, others);
+  if (ownTime && ownTime.compare(covered) >= 0) return own(ownRecord);
+  return {
+    position: { operationTime: covered },
+    from: 'replaced',
+    reason: { kind: 'covered', key: database.key, collection, time: covered, hadOwn: !!ownRecord },
+  };
+}
+
+/** One collection of a database stream, with its own stream's record. */
+export interface CollectionRecord extends KeyedRecord {
+  collection: string;
+}
+
+/**
+ * A database stream: for each collection the newer of its own record's coverage and the
+ * collection stream's record is authoritative; it starts at the oldest of those (collections with
+ * neither are new and hold nothing back). That is its own position: its own token, exactly;
+ * otherwise that cluster time (`startAtOperationTime`, inclusive), also when another stream's
+ * record has the same time as its own.
+ */
+export function databaseStreamStart(
+  ownKey: string,
+  ownRecord: StreamPosition | null,
+  collections: readonly CollectionRecord[],
+): StartDecision {
+  const others = collections.filter((c) => c.position !== null);
+  if (ownRecord && !covering(ownRecord))
+    return others.length === 0
+      ? own(ownRecord)
+      : { ...previousRule(ownRecord, others), coverageMissing: ownKey };
+  const ownTime = ownRecord && timeOf(ownRecord);
+  if ((ownRecord && ownTime === null) || others.some((c) => timeOf(c.position!) === null))
+    return previousRule(ownRecord, others);
+  let oldest: { time: mongo.Timestamp; key: string; collection: string } | null = null;
+  for (const { collection, key, position } of collections) {
+    const mine = ownRecord ? coveredUntil(ownRecord as Covering, collection) : 'none';
+    const theirs = position && timeOf(position);
+    let newest: { time: mongo.Timestamp; key: string } | null =
+      mine === 'none' || mine === 'untimed' ? null : { time: mine, key: ownKey };
+    if (theirs && (!newest || theirs.greaterThan(newest.time))) newest = { time: theirs, key };
+    // At equal times another stream's record wins: its token may point earlier into one transaction's events than ours.
+    if (
+      newest &&
+      (!oldest ||
+        newest.time.lessThan(oldest.time) ||
+        (newest.time.equals(oldest.time) && oldest.key === ownKey))
+    )
+      oldest = { ...newest, collection };
+  }
+  if (oldest === null || (oldest.key === ownKey && ownTime!.equals(oldest.time)))
+    return own(ownRecord);
+  return {
+    position: { operationTime: oldest.time },
+    from: 'replaced',
+    reason: { kind: 'covered', ...oldest, hadOwn: !!ownRecord },
+  };
+}
+
+/**
+ * The rule for records whose order or coverage cannot be told (tokens without a readable cluster
+ * time, a database record without coverage): its own record when it has one, else the oldest of
+ * the others.
+ */
+function previousRule(
+  ownRecord: StreamPosition | null,
+  others: readonly CollectionRecord[],
+): StartDecision {
+  if (ownRecord) return own(ownRecord);
+  const oldest = oldestOf(others);
+  if (!oldest) return own(null);
+  const { from: key, position, unordered } = oldest;
+  if (unordered !== undefined && unordered >= 2)
+    return { position, from: 'replaced', reason: { kind: 'unordered', key, count: unordered } };
+  const collection = others.find((c) => c.key === key)!.collection;
+  return {
+    position,
+    from: 'replaced',
+    reason: { kind: 'covered', key, collection, time: timeOf(position), hadOwn: false },
+  };
+}

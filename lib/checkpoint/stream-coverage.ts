@@ -1,0 +1,49 @@
+import type { mongo } from 'mongoose';
+import type { StreamCoverage, StreamPosition } from '../interfaces/position-store.interface.js';
+import { clusterTimeOfToken } from '../position/resume-token-time.js';
+
+/** A position's cluster time: its token's (mongod's `_data`), or its `operationTime`; null when it cannot be read. */
+export function timeOf(position: StreamPosition): mongo.Timestamp | null {
+  return 'token' in position ? clusterTimeOfToken(position.token) : position.operationTime;
+}
+
+/**
+ * Up to which cluster time a database stream's record covers `collection`: its position's time
+ * if it serves it, the time it stopped serving it if it retired it; `'none'` if it covers it not,
+ * `'untimed'` if it serves it at a position whose time cannot be read.
+ */
+export function coveredUntil(
+  record: StreamPosition & { coverage: StreamCoverage },
+  collection: string,
+): mongo.Timestamp | 'none' | 'untimed' {
+  if (record.coverage.serves.includes(collection)) return timeOf(record) ?? 'untimed';
+  return record.coverage.retired?.[collection] ?? 'none';
+}
+
+/**
+ * The coverage a database stream stores with every position of a lease term that serves
+ * `collections`, given the record it resumed from (`base`): collections that record served and
+ * this term does not are retired at its position's time; earlier retirements are kept until the
+ * collection is served again.
+ */
+export function coverageForTerm(
+  base: StreamPosition | null,
+  collections: readonly string[],
+): StreamCoverage {
+  const serves = [...collections].sort();
+  const retired: Record<string, mongo.Timestamp> = {};
+  const before = base?.coverage;
+  for (const [collection, time] of Object.entries(before?.retired ?? {}))
+    if (!serves.includes(collection)) retired[collection] = time;
+  const baseTime = base && timeOf(base);
+  if (before && baseTime)
+    for (const collection of before.serves)
+      if (!serves.includes(collection)) retired[collection] = baseTime;
+  return Object.keys(retired).length > 0 ? { serves, retired } : { serves };
+}
+
+/** The position without its coverage: where a stream resumes (the coverage of its term is set apart). */
+export function withoutCoverage(position: StreamPosition): StreamPosition {
+  const { coverage: _coverage, ...rest } = position;
+  return rest as StreamPosition;
+}
