@@ -13,6 +13,7 @@ import {
   type MaybePromise,
 } from './change-dispatcher.js';
 import { InFlightList } from './in-flight-list.js';
+import { DocumentChains } from './document-chains.js';
 import { BatchParts } from './batch-parts.js';
 import { documentKeyOf, hasDocumentKey } from './document-key.js';
 import { ABORTED } from './dispatch-outcome.js';
@@ -22,8 +23,6 @@ export { documentKeyOf } from './document-key.js';
 
 /** `keyOf` for an event with a document that no per-event handler wants: it joins no document's chain. */
 export const NO_CHAIN = '';
-
-const DONE = Promise.resolve();
 
 export interface SchedulerDeps {
   /** Events whose handlers run at once (events waiting for their document's previous event take no slot). */
@@ -56,8 +55,8 @@ export class EventScheduler {
   private seq = 0;
   private readonly window = new AckWindow();
   private readonly inFlight = new InFlightList<TrackedEvent>();
-  /** Per document key: the last event's run (the next one chains on it) and how many are pending. */
-  private readonly keys = new Map<string, { tail: Promise<unknown>; pending: number }>();
+  /** Events of one document key run in order; each busy key takes a slot. */
+  private readonly keys = new DocumentChains();
   /** Events running alone (`runAlone`): with the busy documents (`keys.size`), the slots taken. */
   private alone = 0;
   private readonly scope: DispatchScope;
@@ -193,22 +192,10 @@ export class EventScheduler {
   submit(change: ChangeEvent, key: string): void {
     const flight = this.track(change);
     if (this.batching && !this.batches.join(flight, key !== NO_CHAIN)) return;
-    const entry = this.keys.get(key);
-    if (entry) {
-      entry.pending++;
-      const next = () => {
-        flight.startedAt = Date.now(); // it waited for its document's previous event
-        return this.execute(flight, true, key);
-      };
-      entry.tail = entry.tail.then(next, next); // runs also if the previous one broke (a bug): never stuck
-    } else {
-      // The common case, no earlier event of this document pending: start at once, no chaining. The
-      // entry exists before the run starts, since a handler that returns no promise releases it at once.
-      const fresh = { tail: DONE as Promise<unknown>, pending: 1 };
-      this.keys.set(key, fresh);
-      const run = this.execute(flight, true, key);
-      if (run instanceof Promise) fresh.tail = run;
-    }
+    this.keys.submit(key, (queued) => {
+      if (queued) flight.startedAt = Date.now(); // it waited for its document's previous event
+      return this.execute(flight, true, key);
+    });
   }
 
   /**
@@ -269,15 +256,14 @@ export class EventScheduler {
         // Never beside an event that runs alone (drop, rename, DDL); one without a document runs alone itself: it takes every slot.
         while (this.alone > 0) await this.changed.next();
         if (key === null) this.alone += slots = this.deps.concurrency;
-        if (this.failure || this.stoppingNow || !(this.deps.mayDispatch?.() ?? true))
-          throw refused();
+        if (!this.mayStart()) throw refused();
         flight.startedAt = Date.now();
         return await task(flight.abort.signal);
       } finally {
         this.alone -= slots;
         flight.finished = true;
         this.inFlight.remove(flight);
-        if (key !== null) this.release(key);
+        if (key !== null) this.keys.release(key);
         this.acknowledge(flight.seq, null);
         this.changed.notify();
       }
@@ -295,12 +281,7 @@ export class EventScheduler {
       return run().finally(done);
     }
     if (key === null) return run();
-    const entry = this.keys.get(key) ?? { tail: DONE as Promise<unknown>, pending: 0 };
-    this.keys.set(key, entry);
-    entry.pending++;
-    const result = entry.tail.then(run, run);
-    entry.tail = result;
-    return result;
+    return this.keys.after(key, run);
   }
 
   /** Resolves once nothing is in flight. */
@@ -311,6 +292,11 @@ export class EventScheduler {
     } finally {
       this.batches.drainEnded();
     }
+  }
+
+  /** No failure for good, no shutdown, and (with leases) this instance may still dispatch. */
+  private mayStart(): boolean {
+    return !this.failedWith && !this.stoppingNow && (this.deps.mayDispatch?.() ?? true);
   }
 
   /** Numbers the event (stream order) and counts it in flight. */
@@ -325,8 +311,7 @@ export class EventScheduler {
     const finish = (outcome: DispatchOutcome) => this.finish(flight, ack, key, outcome);
     // After a failure or at shutdown, events queued behind others are not started (so never acknowledged).
     // Checked here, as each event starts (also one queued behind its document, or after a drain).
-    if (this.failedWith || this.stoppingNow || !(this.deps.mayDispatch?.() ?? true))
-      return finish(ABORTED);
+    if (!this.mayStart()) return finish(ABORTED);
     let run: MaybePromise<DispatchOutcome>;
     try {
       run = this.deps.dispatcher.dispatch(flight, this.scope, finish);
@@ -347,7 +332,7 @@ export class EventScheduler {
     if (flight.parts > 1 || flight.alone) {
       // Batch handlers want it too: its slot is free now, the event is finished once its batches are.
       flight.eventPartDone = true;
-      if (key !== undefined) this.release(key);
+      if (key !== undefined) this.keys.release(key);
       this.batches.partDone(flight, outcome);
       this.changed.notify(); // the slot is free: a reader waiting for one goes on now, not when the batch ends
       return outcome;
@@ -355,7 +340,7 @@ export class EventScheduler {
     flight.finished = true;
     this.inFlight.remove(flight);
     try {
-      if (key !== undefined) this.release(key);
+      if (key !== undefined) this.keys.release(key);
       else this.alone--;
       this.settle(flight.seq, flight.change, worse(flight.outcome, outcome), ack);
     } finally {
@@ -371,11 +356,6 @@ export class EventScheduler {
       this.deps.checkpointer.ack(this.window.token!, this.window.acknowledgedSeq);
     else if (this.window.acknowledgedSeq > before)
       this.deps.checkpointer.ackSeq(this.window.acknowledgedSeq);
-  }
-
-  private release(key: string): void {
-    const entry = this.keys.get(key)!;
-    if (--entry.pending === 0) this.keys.delete(key);
   }
 
   private settle(seq: number, change: ChangeEvent, outcome: DispatchOutcome, ack: boolean): void {
