@@ -1,8 +1,8 @@
 import type { mongo } from 'mongoose';
-import type { ChangeCursor, ChangeEvent } from '../stream/change-cursor.js';
-import { documentKeyOf, idKey } from '../stream/document-key.js';
+import type { ChangeCursor, ChangeEvent } from '../common/change-event.js';
+import { documentKeyOf, idKey } from '../common/document-key.js';
 import { clusterTimeOfToken } from '../position/resume-token-time.js';
-import { isLifecycleEvent } from '../stream/stream-plan.js';
+import { isLifecycleEvent } from '../common/change-event.js';
 import { backfillEvent } from './backfill-event.js';
 import type { BackfillRun, EmittedChunk } from './backfill-run.js';
 import type { ChunkReader } from './chunk-reader.js';

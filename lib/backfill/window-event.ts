@@ -1,6 +1,6 @@
 import type { mongo } from 'mongoose';
-import type { ChangeEvent } from '../stream/change-cursor.js';
-import { documentKeyOf } from '../stream/document-key.js';
+import type { ChangeEvent } from '../common/change-event.js';
+import { documentKeyOf } from '../common/document-key.js';
 import { clusterTimeOfToken } from '../position/resume-token-time.js';
 // What an event read in a chunk's window says: which document it outdates, and when it happened.
 

@@ -1,5 +1,5 @@
 import type { ChangeContext } from '../interfaces/change-context.interface.js';
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 import type { ChangeHandler } from './change-handler.js';
 import { DeploymentRoutes } from './deployment-routes.js';
 import type { Attempt, DispatchScope } from './event-in-flight.js';

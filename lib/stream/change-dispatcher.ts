@@ -3,7 +3,7 @@ import { messages } from '../change-stream.messages.js';
 import { backoffDelay, sleep } from '../common/backoff.js';
 import { errorText } from '../common/errors.js';
 import type { ChangeContext } from '../interfaces/change-context.interface.js';
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 import type { ChangeHandler } from './change-handler.js';
 import { eventIdText } from '../backfill/backfill-event.js';
 import { describeEvent } from './describe-event.js';

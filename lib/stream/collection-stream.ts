@@ -11,7 +11,7 @@ import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { StreamBackfill } from '../backfill/stream-backfill.js';
 import { BackfillWiring } from './backfill-wiring.js';
 import { CatchUpReporter } from './catch-up-reporter.js';
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 import type { ChangeDispatcher } from './change-dispatcher.js';
 import type { CollectionStreamSetup } from './create-collection-stream.js';
 import { HeldStreamActions } from './held-stream-actions.js';

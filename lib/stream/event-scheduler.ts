@@ -2,7 +2,7 @@ import { AckWindow } from '../checkpoint/ack-window.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import { Notifier } from '../common/notifier.js';
 import { HandlerFailedError } from '../change-stream.errors.js';
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 import {
   type ChangeDispatcher,
   type DispatchOutcome,
@@ -15,11 +15,9 @@ import {
 import { InFlightList } from './in-flight-list.js';
 import { DocumentChains } from './document-chains.js';
 import { BatchParts } from './batch-parts.js';
-import { documentKeyOf, hasDocumentKey } from './document-key.js';
+import { documentKeyOf, hasDocumentKey } from '../common/document-key.js';
 import { ABORTED } from './dispatch-outcome.js';
 import { type TrackedEvent, trackedEvent, worse } from './tracked-event.js';
-
-export { documentKeyOf } from './document-key.js';
 
 /** `keyOf` for an event with a document that no per-event handler wants: it joins no document's chain. */
 export const NO_CHAIN = '';

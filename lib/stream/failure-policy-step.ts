@@ -8,7 +8,7 @@ import type { ChangeContext } from '../interfaces/change-context.interface.js';
 import type { DeadLetter } from '../interfaces/dead-letter.interface.js';
 import { DEAD_LETTER_RETRY_INITIAL_MS, RETRY_MAX_DELAY_MS } from '../options/defaults.js';
 import type { HandlerCall } from '../telemetry/telemetry-attributes.js';
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 import type { ChangeHandler } from './change-handler.js';
 import { eventIdentity } from '../backfill/backfill-event.js';
 import { describeEvent } from './describe-event.js';

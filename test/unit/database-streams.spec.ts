@@ -5,7 +5,7 @@ import { disabledOf, disabledParts } from '../../lib/control/disabled-streams.js
 import { resolveOptions } from '../../lib/options/module-options.js';
 import { positionKey } from '../../lib/redis/redis-keys.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
-import { collectionDocumentKeyOf, documentKeyOf } from '../../lib/stream/document-key.js';
+import { collectionDocumentKeyOf, documentKeyOf } from '../../lib/common/document-key.js';
 import { databasePlans } from '../../lib/stream/database-plan.js';
 import { streamModeOf } from '../../lib/options/streams-option.js';
 import { planStreams } from '../../lib/stream/stream-plan.js';

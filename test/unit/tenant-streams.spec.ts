@@ -8,7 +8,7 @@ import { streamModeOf } from '../../lib/options/streams-option.js';
 import { deploymentKey, positionKey } from '../../lib/redis/redis-keys.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
 import { databasePlans } from '../../lib/stream/database-plan.js';
-import { namespaceDocumentKeyOf } from '../../lib/stream/document-key.js';
+import { namespaceDocumentKeyOf } from '../../lib/common/document-key.js';
 import { planStreams } from '../../lib/stream/stream-plan.js';
 import { DATABASE_STREAM, DEPLOYMENT_STREAM } from '../../lib/stream/stream-scope.js';
 import { databaseEvent, inCollection, insert, update } from '../fixtures/fake-change-stream.js';
