@@ -1,4 +1,5 @@
 import { duration } from './duration.js';
+import { plural } from './plural.js';
 
 /** Backfill: reading existing documents beside the stream. */
 export const backfillMessages = {
@@ -18,15 +19,15 @@ export const backfillMessages = {
     rate: number | null,
     etaMs: number | null,
   ) =>
-    `Backfill ${run} of ${key}: ${done}${total === null ? '' : ` of about ${total}`} documents done` +
+    `Backfill ${run} of ${key}: ${done}${total === null ? '' : ` of about ${total}`} ${plural(total ?? done, 'document')} done` +
     `${rate === null ? '' : `, ${Math.round(rate)}/s`}${etaMs === null ? '' : `, about ${duration(etaMs)} left`}.`,
   backfillFinished: (key: string, run: string, delivered: number, read: number) =>
-    `Backfill ${run} of ${key} finished: ${delivered} documents delivered to the handlers` +
+    `Backfill ${run} of ${key} finished: ${delivered} ${plural(delivered, 'document')} delivered to the handlers` +
     (read === delivered
       ? '.'
       : ` (${read} read; ${read - delivered} not delivered: the stream delivered a change of them while their chunk was read).`),
   backfillCancelled: (key: string, run: string, done: number) =>
-    `Backfill ${run} of ${key} cancelled after ${done} documents.`,
+    `Backfill ${run} of ${key} cancelled after ${done} ${plural(done, 'document')}.`,
   backfillRefused: (key: string, state: string, holder: string | null) =>
     `Backfill request refused: this instance is not consuming stream ${key} (${holder ? `it is held by ${holder}` : `state ${state}`}). ` +
     `A backfill runs under the stream's lease: ask ${holder ?? 'the instance that holds the stream'}.`,

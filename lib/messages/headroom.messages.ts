@@ -4,10 +4,11 @@ import { duration } from './duration.js';
 export const headroomMessages = {
   headroomNotSampled: () => 'the oplog has not been sampled yet',
   headroomOff: () => 'history headroom sampling is off (historyHeadroom: false)',
-  headroomNoPosition: () => 'no position is stored for this stream yet',
+  headroomNoPosition: () =>
+    "the stream's position is unknown: none is stored yet (no event handled and saved, and the server gave no start position)",
   headroomPositionUnreadable: (error: string) => `the stored position cannot be read (${error})`,
   headroomPositionWithoutTime: () =>
-    'the position does not carry its cluster time (a resume token that is not a mongod token)',
+    "the cluster time of the stream's position is unknown: its resume token carries no time this module can read (not a mongod token)",
   oplogMissing: () =>
     'local.oplog.rs is missing or empty on the node this connection reads (not a replica set member?)',
   oplogUnauthorized: (error: string) =>

@@ -1,3 +1,4 @@
+import { plural } from './plural.js';
 import { leftPositionKey } from '../redis/redis-keys.js';
 
 /** Leases, fencing and the instances of one consumer. */
@@ -36,7 +37,7 @@ export const leaseMessages = {
   writeRefused: (key: string, detail: string) =>
     `Stream ${key}: position write refused (${detail}).`,
   leaseShed: (key: string, instance: string, held: number, share: number) =>
-    `${instance} holds ${held} streams, more than its fair share of ${share}: handing ${key} over to another instance that can take it.`,
+    `${instance} holds ${held} ${plural(held, 'stream')}, more than its fair share of ${share}: handing ${key} over to another instance that can take it.`,
   heartbeatFailed: (instance: string, error: string) =>
     `${instance} could not announce itself to the other instances (${error}); its share of streams is computed from the last known count.`,
   leasesUnsupported: () =>

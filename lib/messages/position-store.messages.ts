@@ -1,3 +1,5 @@
+import { plural } from './plural.js';
+
 /** Redis and the position store: connecting, saving, mirroring. */
 export const positionStoreMessages = {
   inMemoryStore: () =>
@@ -23,7 +25,7 @@ export const positionStoreMessages = {
   saveRecovered: (key: string, attempts: number) =>
     `Saving the position of ${key} works again (after ${attempts} failed attempt(s)).`,
   readingPaused: (key: string, unsaved: number) =>
-    `Stream ${key}: ${unsaved} handled events are not stored yet (store unreachable); reading paused until a save succeeds.`,
+    `Stream ${key}: ${unsaved} handled ${plural(unsaved, 'event')} ${plural(unsaved, 'is', 'are')} not stored yet (store unreachable); reading paused until a save succeeds.`,
   checkpointFailed: (key: string, error: string) =>
     `Saving the position of ${key} failed (${error}); retrying with backoff (further failures are logged at debug level). Handled events are kept in memory until then.`,
   positionFromMirror: (

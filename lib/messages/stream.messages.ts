@@ -1,5 +1,6 @@
 import { CATCH_UP_REPORT_EVERY_MS } from '../options/defaults.js';
 import { duration } from './duration.js';
+import { plural } from './plural.js';
 
 /** A stream opening, reading, reopening and losing its history. */
 export const streamMessages = {
@@ -27,7 +28,7 @@ export const streamMessages = {
     perSecond: number,
     headroomMs: number | null = null,
   ) =>
-    `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, catching up at ${Math.round(perSecond).toLocaleString('en-US')}/s` +
+    `${key}: ${handled.toLocaleString('en-US')} ${plural(handled, 'event')} handled, ${duration(lagMs)} behind, catching up at ${Math.round(perSecond).toLocaleString('en-US')}/s` +
     (headroomMs === null ? '.' : `, history headroom ${duration(Math.max(0, headroomMs))}.`),
   fallingBehind: (
     key: string,
@@ -36,7 +37,7 @@ export const streamMessages = {
     inFlightMs: number,
     headroomMs: number | null = null,
   ) =>
-    `${key}: ${handled.toLocaleString('en-US')} events handled, ${duration(lagMs)} behind, and no event finished in the last ${CATCH_UP_REPORT_EVERY_MS / 1000} s: the current one has been running for ${duration(inFlightMs)} (a stuck handler? see handlerStuck)` +
+    `${key}: ${handled.toLocaleString('en-US')} ${plural(handled, 'event')} handled, ${duration(lagMs)} behind, and no event finished in the last ${CATCH_UP_REPORT_EVERY_MS / 1000} s: the current one has been running for ${duration(inFlightMs)} (a stuck handler? see handlerStuck)` +
     (headroomMs === null ? '.' : `; history headroom ${duration(Math.max(0, headroomMs))}.`),
   tokenNotFoundResumingAtTime: (key: string, time: { t: number; i: number }, error: string) =>
     `Stream ${key}: the server did not find the stored resume token (${error}); its server-side filter changed since (a handler with other operationTypes or pipeline?). ` +

@@ -4,7 +4,7 @@ import type { CollectionStreamDeps } from './collection-stream.js';
 import type { LagTracker } from './lag-tracker.js';
 import type { ReopeningReader } from './reopening-reader.js';
 import type { StreamState } from './stream-state.js';
-import { collectionsOf } from './stream-scope.js';
+import { collectionsOf, handlerLabel } from './stream-scope.js';
 
 /** What a stream's status snapshot is read from. */
 export interface StreamStatusSources {
@@ -44,7 +44,7 @@ export function streamStatus(sources: StreamStatusSources): ChangeStreamStatus {
     instanceId: lease?.instanceId ?? null,
     holder: holder?.holder ?? null,
     fence: holder?.fence ?? null,
-    handlers: plan.handlers.map((h) => h.name),
+    handlers: plan.handlers.map((h) => handlerLabel(plan.scope.kind, h)),
     eventsHandled: sources.eventsHandled,
     lastEventAt: sources.lastEventAt === 0 ? null : new Date(sources.lastEventAt),
     lastCheckpointAt: checkpointer.lastSavedAt,

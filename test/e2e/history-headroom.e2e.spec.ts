@@ -82,7 +82,9 @@ describe('history headroom on mongo-java-server', () => {
     expect(status()).toMatchObject({
       state: 'open',
       historyHeadroomMs: null,
-      historyHeadroomUnknown: expect.stringMatching(/does not carry its cluster time/),
+      historyHeadroomUnknown: expect.stringMatching(
+        /cluster time of the stream's position is unknown/,
+      ),
     });
     // Health details show the same, and an unknown headroom is no verdict on health.
     const health = await app.get(ChangeStreamHealthIndicator).isHealthy();
@@ -90,7 +92,9 @@ describe('history headroom on mongo-java-server', () => {
     expect(health.changeStreams.streams[`default/${dbName}.parcels`]).toMatchObject({
       historyHeadroomMs: null,
       oplogWindowMs: expect.any(Number),
-      historyHeadroomUnknown: expect.stringMatching(/does not carry its cluster time/),
+      historyHeadroomUnknown: expect.stringMatching(
+        /cluster time of the stream's position is unknown/,
+      ),
     });
   });
 });

@@ -67,7 +67,7 @@ describe('Backfill windows (a chunk next to the stream, over the driver fake)', 
     );
     expect(logs.messages('log').filter((m) => m.includes(`of ${BACKFILL_KEY} finished`))).toEqual([
       expect.stringMatching(
-        /finished: 1 documents delivered to the handlers \(4 read; 3 not delivered: the stream delivered a change of them while their chunk was read\)\.$/,
+        /finished: 1 document delivered to the handlers \(4 read; 3 not delivered: the stream delivered a change of them while their chunk was read\)\.$/,
       ),
     ]);
   });

@@ -171,7 +171,7 @@ describe("streams: 'database': the plan", () => {
     ];
     const plans = database(handlers);
     const parts = disabledParts(handlers, plans);
-    expect(disabledOf(parts.byStream, plans[0])).toEqual(['orders.off']);
+    expect(disabledOf(parts.byStream, plans[0])).toEqual(['orders: orders.off']);
     // A collection none of whose handlers is enabled is not watched: it shows as a disabled stream of its own.
     expect(parts.idlePlans.map((p) => p.collection)).toEqual(['carts']);
   });
@@ -329,7 +329,7 @@ describe("streams: 'database': routing and lifecycle", () => {
       key: DATABASE_KEY,
       collection: DATABASE_STREAM,
       collections: ['orders', 'users'],
-      handlers: ['orders.on', 'users.on'],
+      handlers: ['orders: orders.on', 'users: users.on'],
     });
   });
 });

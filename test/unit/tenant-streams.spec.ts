@@ -138,7 +138,7 @@ describe('tenant streams: the plan', () => {
     const plans = plan(handlers);
     expect(plans.map((p) => p.collection)).toEqual([DEPLOYMENT_STREAM]);
     const parts = disabledParts(handlers, plans);
-    expect(disabledOf(parts.byStream, plans[0])).toEqual(['tenant.off']);
+    expect(disabledOf(parts.byStream, plans[0])).toEqual(['/^tenant_/.orders: tenant.off']);
     // The connection's own `orders` is not watched by the deployment stream: its own disabled stream.
     expect(parts.idlePlans.map((p) => [p.collection, p.handlers.map((h) => h.name)])).toEqual([
       ['orders', ['own.off']],
