@@ -43,3 +43,6 @@ export const LIFECYCLE_EVENTS: readonly string[] = ['drop', 'rename', 'dropDatab
 export function isLifecycleEvent(operationType: string): boolean {
   return LIFECYCLE_EVENTS.includes(operationType);
 }
+
+/** The operation types that change or end a watched collection without being about one document. */
+export const COLLECTION_LIFECYCLE = ['drop', 'rename'];
