@@ -7,6 +7,7 @@ import type { ChangeHandler } from '../stream/change-handler.js';
 import type { StreamPlan } from '../stream/stream-plan.js';
 import { collectionsOf, DEPLOYMENT_STREAM, handlerLabel } from '../stream/stream-scope.js';
 import { describeDatabasePattern } from '../stream/database-pattern.js';
+import { statusIdentity } from '../stream/stream-status.js';
 
 // What `enabled: false` leaves out: handlers (left out of their stream's plan by `planStreams`) and
 // whole streams (every handler disabled, or the module disabled). Status shows them as such.
@@ -83,12 +84,7 @@ export function disabledStatus(
   disabledHandlers: string[] | undefined,
 ): ChangeStreamStatus {
   return {
-    key,
-    connectionName: plan.connectionName,
-    database,
-    collection: plan.collection,
-    collections: [...collectionsOf(plan)],
-    ...(plan.scope.kind === 'deployment' && { databases: [...plan.scope.databases] }),
+    ...statusIdentity(plan, database, key),
     state: 'disabled',
     role: null,
     instanceId: null,

@@ -55,11 +55,14 @@ export class CallContexts {
   }
 }
 
-/** A call with its own signal (see `EventInFlight.attempts`), aborted at once if the event's already is. */
+/**
+ * A call with its own signal (see `EventInFlight.attempts`), in the attempts of each event it
+ * handles (one, or a batch's), and aborted at once if the events' signal already is.
+ */
 export function beginAttempt(
   handler: ChangeHandler,
-  attempts: Set<Attempt>,
   shared: AbortSignal,
+  ...attemptsOfEvents: Set<Attempt>[]
 ): Attempt {
   const attempt: Attempt = {
     handler: handler.name,
@@ -67,6 +70,6 @@ export function beginAttempt(
     abort: new AbortController(),
   };
   if (shared.aborted) attempt.abort.abort(shared.reason);
-  attempts.add(attempt);
+  for (const attempts of attemptsOfEvents) attempts.add(attempt);
   return attempt;
 }

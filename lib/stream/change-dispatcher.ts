@@ -65,9 +65,7 @@ export class ChangeDispatcher {
       settings,
       logger: this.logger,
       failurePolicy: this.failurePolicy,
-      contextFor: (handler, attempt, signal, scope, change) =>
-        this.calls.contextFor(handler, attempt, signal, scope, change),
-      labels: (handler, change) => this.calls.labels(handler, change),
+      calls: this.calls,
       streamKey,
     });
   }
@@ -225,7 +223,7 @@ export class ChangeDispatcher {
           // A retry due after a pause (GC, a blocked loop) may come after another instance took the stream.
           if (attempt > 1 && scope.mayDispatch && !scope.mayDispatch()) return ABORTED;
           const own =
-            flight.attempts && beginAttempt(handler, flight.attempts, flight.abort.signal);
+            flight.attempts && beginAttempt(handler, flight.abort.signal, flight.attempts);
           context = this.calls.contextFor(
             handler,
             attempt,
