@@ -1,10 +1,8 @@
 import { AckWindow } from '../checkpoint/ack-window.js';
-import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import { Notifier } from '../common/notifier.js';
-import { HandlerFailedError } from '../change-stream.errors.js';
+import type { HandlerFailedError } from '../change-stream.errors.js';
 import type { ChangeEvent } from '../common/change-event.js';
 import {
-  type ChangeDispatcher,
   type DispatchOutcome,
   dispatchBug,
   type Attempt,
@@ -13,6 +11,8 @@ import {
   type MaybePromise,
 } from './change-dispatcher.js';
 import { InFlightList } from './in-flight-list.js';
+import { DispatchGate } from './dispatch-gate.js';
+import type { SchedulerDeps } from './scheduler-deps.js';
 import { DocumentChains } from './document-chains.js';
 import { BatchParts } from './batch-parts.js';
 import { documentKeyOf, hasDocumentKey } from '../common/document-key.js';
@@ -21,27 +21,6 @@ import { type TrackedEvent, trackedEvent, worse } from './tracked-event.js';
 
 /** `keyOf` for an event with a document that no per-event handler wants: it joins no document's chain. */
 export const NO_CHAIN = '';
-
-export interface SchedulerDeps {
-  /** Events whose handlers run at once (events waiting for their document's previous event take no slot). */
-  concurrency: number;
-  /** Give each handler call its own `context.signal` (`onHandlerTimeout: 'abort'`); else the stream's calls share one. */
-  signalPerAttempt: boolean;
-  dispatcher: ChangeDispatcher;
-  checkpointer: Checkpointer;
-  /** Shutdown began: failures are no longer retried or recorded. */
-  stopping: AbortSignal;
-  /** Leases: false once this instance may no longer dispatch; checked right before each event starts and before every retry. */
-  mayDispatch?: () => boolean;
-  /** `context.fence`: the fencing number of the lease this term runs under, null without leases. */
-  fence?: number | null;
-  /** The document key events are ordered by (default `documentKeyOf`; a database stream's includes the collection). */
-  documentKeyOf?: (change: ChangeEvent) => string | null;
-  /** Every handler of this event succeeded (or its failure was recorded per policy). */
-  onHandled(change: ChangeEvent): void;
-  /** A handler failed for good under the `stop` policy: nothing more is dispatched. */
-  onFailed(error: HandlerFailedError): void;
-}
 
 /**
  * Dispatches events with bounded concurrency: events of one document (`documentKey`) strictly
@@ -59,10 +38,9 @@ export class EventScheduler {
   private alone = 0;
   private readonly scope: DispatchScope;
   private readonly changed = new Notifier();
-  private failedWith: HandlerFailedError | null = null;
   private sharedAbort = new AbortController();
-  /** Aborted at shutdown or after a failure: whatever waits to dispatch gives up. */
-  private readonly halt = new AbortController();
+  /** May events still start (no failure for good, no shutdown, the lease)? */
+  private readonly gate: DispatchGate;
   /** The stream has batch handlers (`@OnChangeBatch`): events take the batching path. */
   readonly batching: boolean;
   private readonly batches: BatchParts;
@@ -71,10 +49,8 @@ export class EventScheduler {
 
   readonly documentKey: (change: ChangeEvent) => string | null;
 
-  /** `deps.stopping.aborted`, as a plain field (the getter is slow enough to show per event). */
-  private stoppingNow = false;
-
   constructor(private readonly deps: SchedulerDeps) {
+    this.gate = new DispatchGate(deps.stopping, deps.mayDispatch);
     this.batching = deps.dispatcher.batching;
     this.documentKey = deps.documentKeyOf ?? documentKeyOf;
     this.scope = {
@@ -85,20 +61,14 @@ export class EventScheduler {
     this.batches = new BatchParts({
       dispatcher: deps.dispatcher,
       scope: this.scope,
-      mayRunBatch: () => !this.failedWith && (deps.mayDispatch?.() ?? true),
+      mayRunBatch: () => !this.gate.failure && (deps.mayDispatch?.() ?? true),
       settle: (flight) => this.settleParts(flight),
     });
-    const stop = () => {
-      this.stoppingNow = true;
-      this.halt.abort();
-    };
-    if (deps.stopping.aborted) stop();
-    else deps.stopping.addEventListener('abort', stop, { once: true });
   }
 
   /** For waits before a dispatch (room, slots): aborted at shutdown and after a failure. */
   get halted(): AbortSignal {
-    return this.halt.signal;
+    return this.gate.halted;
   }
 
   /** One event at a time: no document keys needed. */
@@ -120,12 +90,12 @@ export class EventScheduler {
   }
 
   get failed(): boolean {
-    return this.failedWith !== null;
+    return this.gate.failure !== null;
   }
 
   /** The first failure for good (`stop` policy), which ended dispatching. */
   get failure(): HandlerFailedError | null {
-    return this.failedWith;
+    return this.gate.failure;
   }
 
   /** Events submitted and not finished, oldest first. */
@@ -140,7 +110,7 @@ export class EventScheduler {
   hasSlot(): boolean {
     return (
       this.keys.size + this.alone < this.deps.concurrency &&
-      !this.failedWith &&
+      !this.gate.failure &&
       this.replaying === 0
     );
   }
@@ -149,12 +119,12 @@ export class EventScheduler {
   async waitForSlot(signal: AbortSignal): Promise<boolean> {
     while (
       (this.keys.size + this.alone >= this.deps.concurrency || this.replaying > 0) &&
-      !this.failedWith &&
+      !this.gate.failure &&
       !signal.aborted
     ) {
       await this.changed.next(signal);
     }
-    return !this.failedWith && !signal.aborted;
+    return !this.gate.failure && !signal.aborted;
   }
 
   /**
@@ -254,7 +224,7 @@ export class EventScheduler {
         // Never beside an event that runs alone (drop, rename, DDL); one without a document runs alone itself: it takes every slot.
         while (this.alone > 0) await this.changed.next();
         if (key === null) this.alone += slots = this.deps.concurrency;
-        if (!this.mayStart()) throw refused();
+        if (!this.gate.mayStart()) throw refused();
         flight.startedAt = Date.now();
         return await task(flight.abort.signal);
       } finally {
@@ -292,11 +262,6 @@ export class EventScheduler {
     }
   }
 
-  /** No failure for good, no shutdown, and (with leases) this instance may still dispatch. */
-  private mayStart(): boolean {
-    return !this.failedWith && !this.stoppingNow && (this.deps.mayDispatch?.() ?? true);
-  }
-
   /** Numbers the event (stream order) and counts it in flight. */
   private track(change: ChangeEvent): TrackedEvent {
     const attempts = this.deps.signalPerAttempt ? new Set<Attempt>() : null;
@@ -309,7 +274,7 @@ export class EventScheduler {
     const finish = (outcome: DispatchOutcome) => this.finish(flight, ack, key, outcome);
     // After a failure or at shutdown, events queued behind others are not started (so never acknowledged).
     // Checked here, as each event starts (also one queued behind its document, or after a drain).
-    if (!this.mayStart()) return finish(ABORTED);
+    if (!this.gate.mayStart()) return finish(ABORTED);
     let run: MaybePromise<DispatchOutcome>;
     try {
       run = this.deps.dispatcher.dispatch(flight, this.scope, finish);
@@ -361,10 +326,8 @@ export class EventScheduler {
       this.deps.onHandled(change);
       // A backfill event has no resume token (`_id`): it moves the acknowledged prefix, not the position.
       this.acknowledge(seq, ack ? (change._id ?? null) : null);
-    } else if ('error' in outcome && !this.failedWith) {
-      this.failedWith = outcome.error;
-      this.deps.onFailed(outcome.error);
-      this.halt.abort();
+    } else if ('error' in outcome) {
+      this.gate.fail(outcome.error, (error) => this.deps.onFailed(error));
     }
   }
 }
