@@ -1,5 +1,11 @@
-import type * as Otel from '@opentelemetry/api';
 import type { ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
+
+/**
+ * Metric and span attributes, as `@opentelemetry/api`'s `Attributes` take them. Declared here, not
+ * imported: this file's declarations are part of the package's types, and the API is an optional
+ * peer that an application without telemetry does not install.
+ */
+export type Attributes = Record<string, string | number>;
 
 /** Identifies one handler call, for its span and metrics; never holds document bodies. */
 export interface HandlerCall {
@@ -37,7 +43,7 @@ export type CounterName = keyof typeof COUNTERS;
 
 export function labelsOf(
   labels: StreamLabels & { handler?: string; operationType?: string; outcome?: string },
-): Otel.Attributes {
+): Attributes {
   return {
     'change_stream.consumer': labels.consumer,
     'db.namespace': labels.database,
@@ -48,11 +54,11 @@ export function labelsOf(
   };
 }
 
-export function callAttributes(call: HandlerCall): Otel.Attributes {
+export function callAttributes(call: HandlerCall): Attributes {
   return labelsOf(call);
 }
 
-export function spanAttributes(call: HandlerCall): Otel.Attributes {
+export function spanAttributes(call: HandlerCall): Attributes {
   return {
     ...labelsOf(call),
     'db.system': 'mongodb',
@@ -61,7 +67,7 @@ export function spanAttributes(call: HandlerCall): Otel.Attributes {
   };
 }
 
-export function streamAttributes(consumer: string, status: ChangeStreamStatus): Otel.Attributes {
+export function streamAttributes(consumer: string, status: ChangeStreamStatus): Attributes {
   return {
     'change_stream.consumer': consumer,
     'db.namespace': status.database,
