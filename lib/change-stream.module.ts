@@ -10,7 +10,7 @@ import { type ResolvedChangeStreamOptions, resolveOptions } from './options/modu
 import { ChangeStreamOrchestrator } from './change-stream.orchestrator.js';
 import { ChangeStreamRegistry } from './change-stream.registry.js';
 import { ChangeStreamControl } from './control/change-stream-control.service.js';
-import { ChangeStreamBackfill } from './backfill/change-stream-backfill.service.js';
+import { ChangeStreamBackfill } from './control/change-stream-backfill.service.js';
 import { ChangeStreamDeadLetters } from './dead-letter/change-stream-dead-letters.service.js';
 import { ChangeStreamHealthIndicator } from './health/change-stream.health.js';
 import type { ChangeStreamModuleOptions } from './interfaces/change-stream-module-options.interface.js';

@@ -7,7 +7,7 @@ import type { ChangeStreamEvent, ChangeStreamEventListener } from './change-stre
 import type { ResolvedChangeStreamOptions } from './options/module-options.js';
 import type { ChangeStreamStatus } from './interfaces/change-stream-status.interface.js';
 import type { DeadLetter } from './interfaces/dead-letter.interface.js';
-import type { ChangeEvent } from './stream/change-cursor.js';
+import type { ChangeEvent } from './common/change-event.js';
 import type { CollectionStream } from './stream/collection-stream.js';
 import { deadLetterCall } from './stream/dead-letter-call.js';
 

@@ -64,5 +64,5 @@ export { InMemoryDeadLetterStore } from './memory/in-memory-dead-letter.store.js
 export type { ChangeStreamEvent, ChangeStreamEventListener } from './change-stream.events.js';
 export { RedisLeaseStore } from './redis/redis-lease.store.js';
 export { ChangeStreamControl } from './control/change-stream-control.service.js';
-export { ChangeStreamBackfill } from './backfill/change-stream-backfill.service.js';
-export type { BackfillTarget } from './backfill/change-stream-backfill.service.js';
+export { ChangeStreamBackfill } from './control/change-stream-backfill.service.js';
+export type { BackfillTarget } from './control/change-stream-backfill.service.js';

@@ -1,11 +1,21 @@
-import mongoose, { type mongo } from 'mongoose';
-import type { ChangeCursor, ChangeEvent } from '../stream/change-cursor.js';
-import { documentKeyOf, idKey } from '../stream/document-key.js';
+import type { mongo } from 'mongoose';
+import type { ChangeCursor, ChangeEvent } from '../common/change-event.js';
+import { documentKeyOf, idKey } from '../common/document-key.js';
 import { clusterTimeOfToken } from '../position/resume-token-time.js';
-import { isLifecycleEvent } from '../stream/stream-plan.js';
+import { isLifecycleEvent } from '../common/change-event.js';
 import { backfillEvent } from './backfill-event.js';
 import type { BackfillRun, EmittedChunk } from './backfill-run.js';
-import type { BackfillDocument, ChunkReader } from './chunk-reader.js';
+import type { ChunkReader } from './chunk-reader.js';
+import {
+  estimateBytes,
+  MAX_PENDING_BYTES,
+  MAX_PENDING_CHUNKS,
+  MAX_PENDING_DOCUMENTS,
+  MAX_SEGMENT_KEYS,
+  pendingChunk,
+  type PendingChunk,
+} from './pending-chunk.js';
+import { clusterTimeOf, DOCUMENT_EVENTS, keyOfFullDocument } from './window-event.js';
 
 /** What a backfill cursor reads for: the run in progress (it may start or end while the cursor reads). */
 export interface BackfillSource {
@@ -14,76 +24,6 @@ export interface BackfillSource {
   readonly ns: { db: string; coll: string };
   /** A chunk's documents were handed out (they follow in the queue). */
   chunkEmitted(run: BackfillRun, chunk: EmittedChunk): void;
-}
-
-/** Chunks read ahead while earlier ones wait for their windows to close (at least). */
-export const MAX_PENDING_CHUNKS = 4;
-
-/**
- * Documents read ahead, for small chunks: a quiet stream closes windows once per idle getMore
- * (`maxAwaitTimeMS`), so all the chunks read meanwhile close together (16 of 1,000 documents ran
- * at 0.9× a bare find in the bench, 4 at 0.55×).
- */
-export const MAX_PENDING_DOCUMENTS = 16_000;
-
-/**
- * Bytes (BSON size, estimated from a few documents of each chunk) read ahead: past this, no
- * further chunk is read until one is handed out, so large documents do not multiply the
- * documents bound into hundreds of MB (16,000 documents of 10 KB are 160 MB). One chunk is
- * always read (its size is `batchSize`, the user's choice).
- */
-export const MAX_PENDING_BYTES = 16 * 2 ** 20;
-
-/** Keys remembered for one scan segment (one server cursor): past this, the next chunk starts a new one. */
-export const MAX_SEGMENT_KEYS = 10_000;
-
-/** A chunk between its find and the close of its window. */
-interface PendingChunk {
-  /** In `_id` order; null while its find runs. */
-  docs: BackfillDocument[] | null;
-  /** Keys of the events read in its window: their documents are left out at the close. */
-  readonly dropped: Set<string>;
-  /** Keys of the events read in its scan segment before its find (its window may open there). */
-  segment: ReadonlySet<string>;
-  /** A drop, rename or invalidate was read in its window: none of its documents may be delivered. */
-  void: boolean;
-  /** Without `readAt`: its window closes once every event of this read (numbered from 1) was handed out. */
-  closeAfter: number;
-  /** The cluster time its find read at: its window closes once the stream read past it (`caughtUp`). */
-  readAt: mongo.Timestamp | null;
-  caughtUp: boolean;
-  /** The `_id` its find starts after. */
-  readonly startAfter: unknown;
-  lastId: unknown;
-  scanned: number;
-  last: boolean;
-  /** Estimated BSON size of `docs` (0 while its find runs). */
-  bytes: number;
-}
-
-/** A chunk's size from its first, middle and last documents: a few µs, not a walk of every document. */
-function estimateBytes(docs: BackfillDocument[]): number {
-  if (docs.length === 0) return 0;
-  const samples = [docs[0], docs[docs.length >> 1], docs[docs.length - 1]];
-  let sampled = 0;
-  for (const doc of samples) sampled += mongoose.mongo.BSON.calculateObjectSize(doc);
-  return Math.round((sampled / samples.length) * docs.length);
-}
-
-/** Events of one document: one without a document key still changed some document. */
-const DOCUMENT_EVENTS = new Set(['insert', 'update', 'replace', 'delete']);
-
-/** The key of an event's `fullDocument` (a server that puts something else in `documentKey`). */
-function keyOfFullDocument(change: ChangeEvent): string | null {
-  const doc = (change as { fullDocument?: { _id?: unknown } | null }).fullDocument;
-  if (!doc || doc._id === undefined) return null;
-  return documentKeyOf({ documentKey: { _id: doc._id } } as unknown as ChangeEvent);
-}
-
-/** An event's cluster time (its `clusterTime`, else its token's), null when neither tells. */
-function clusterTimeOf(change: ChangeEvent): mongo.Timestamp | null {
-  const time = (change as { clusterTime?: mongo.Timestamp }).clusterTime;
-  return time ?? clusterTimeOfToken(change._id);
 }
 
 /**
@@ -324,20 +264,7 @@ export class BackfillCursor implements ChangeCursor {
     )
       return;
     const limit = run.options.batchSize ?? 1000;
-    const chunk: PendingChunk = {
-      docs: null,
-      dropped: new Set(),
-      segment: this.segmentSeen,
-      void: false,
-      closeAfter: Infinity,
-      readAt: null,
-      caughtUp: false,
-      startAfter: this.scanAfter,
-      lastId: this.scanAfter,
-      scanned: 0,
-      last: false,
-      bytes: 0,
-    };
+    const chunk = pendingChunk(this.scanAfter, this.segmentSeen);
     this.pending.push(chunk);
     this.finding = true;
     const { filter, projection } = run.options;

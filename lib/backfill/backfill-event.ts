@@ -1,6 +1,6 @@
 import mongoose from 'mongoose';
 import type { BackfillEvent } from '../interfaces/backfill.interface.js';
-import type { ChangeEvent } from '../stream/change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 
 const { EJSON } = mongoose.mongo.BSON;
 

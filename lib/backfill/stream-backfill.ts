@@ -5,16 +5,22 @@ import type {
   BackfillStatus,
   StoredBackfill,
 } from '../interfaces/backfill.interface.js';
-import type { ChangeCursor } from '../stream/change-cursor.js';
-import type { ChangeHandler } from '../stream/change-handler.js';
+import type { ChangeCursor } from '../common/change-event.js';
+import type { OnChangeOptions } from '../interfaces/on-change-options.interface.js';
 import { BackfillCursor, type BackfillSource } from './backfill-cursor.js';
 import { BackfillRun, type EmittedChunk } from './backfill-run.js';
 import type { ChunkReader } from './chunk-reader.js';
 
+/** A handler of the stream as its backfills see it: `ClassName.methodName` and its options (`backfill`). */
+export interface BackfillHandler {
+  name: string;
+  options: Pick<OnChangeOptions, 'backfill'>;
+}
+
 export interface StreamBackfillDeps {
   key: string;
   ns: { db: string; coll: string };
-  handlers: ChangeHandler[];
+  handlers: readonly BackfillHandler[];
   reader: ChunkReader;
   /** Ask for a save soon (progress to store that no acknowledgement brings). */
   requestSave(): void;
@@ -23,7 +29,7 @@ export interface StreamBackfillDeps {
 }
 
 /** The backfill options a handler asked for (`backfill: true` is all defaults). */
-function optionsOf(handler: ChangeHandler): BackfillOptions {
+function optionsOf(handler: BackfillHandler): BackfillOptions {
   const { backfill } = handler.options;
   return typeof backfill === 'object' ? backfill : {};
 }

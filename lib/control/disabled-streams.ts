@@ -5,8 +5,9 @@ import type { ChangeStreamRegistry } from '../change-stream.registry.js';
 import type { ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { ChangeHandler } from '../stream/change-handler.js';
 import type { StreamPlan } from '../stream/stream-plan.js';
-import { collectionsOf, DEPLOYMENT_STREAM } from '../stream/stream-scope.js';
+import { collectionsOf, DEPLOYMENT_STREAM, handlerLabel } from '../stream/stream-scope.js';
 import { describeDatabasePattern } from '../stream/database-pattern.js';
+import { statusIdentity } from '../stream/stream-status.js';
 
 // What `enabled: false` leaves out: handlers (left out of their stream's plan by `planStreams`) and
 // whole streams (every handler disabled, or the module disabled). Status shows them as such.
@@ -24,16 +25,16 @@ const planCollections = (p: Pick<StreamPlan, 'scope' | 'collection'>) =>
 export function disabledParts(
   handlers: ChangeHandler[],
   plans: StreamPlan[],
-): { byStream: Map<string, string[]>; idlePlans: StreamPlan[]; handlers: string[] } {
+): { byStream: Map<string, ChangeHandler[]>; idlePlans: StreamPlan[]; handlers: string[] } {
   const planned = new Set(
     plans.flatMap((p) => planCollections(p).map((collection) => streamId({ ...p, collection }))),
   );
-  const byStream = new Map<string, string[]>();
+  const byStream = new Map<string, ChangeHandler[]>();
   const idle = new Map<string, ChangeHandler[]>();
   const disabled = handlers.filter((h) => h.options.enabled === false);
   for (const handler of disabled) {
     const id = handlerStreamId(handler);
-    byStream.set(id, [...(byStream.get(id) ?? []), handler.name]);
+    byStream.set(id, [...(byStream.get(id) ?? []), handler]);
     if (!planned.has(id)) idle.set(id, [...(idle.get(id) ?? []), handler]);
   }
   const idlePlans = [...idle.values()].map((group): StreamPlan => ({
@@ -62,16 +63,18 @@ function idleScope(group: ChangeHandler[]): Pick<StreamPlan, 'collection' | 'sco
   };
 }
 
-/** The disabled handlers of `plan`'s stream (none: undefined). */
+/** The disabled handlers of `plan`'s stream, as its status names them (none: undefined). */
 export function disabledOf(
-  byStream: Map<string, string[]>,
+  byStream: Map<string, ChangeHandler[]>,
   plan: Pick<StreamPlan, 'connectionName' | 'collection' | 'scope'>,
 ): string[] | undefined {
   // A database stream's: those of each of its collections.
-  const names = planCollections(plan).flatMap(
-    (collection) =>
-      byStream.get(streamId({ connectionName: plan.connectionName, collection })) ?? [],
-  );
+  const names = planCollections(plan)
+    .flatMap(
+      (collection) =>
+        byStream.get(streamId({ connectionName: plan.connectionName, collection })) ?? [],
+    )
+    .map((h) => handlerLabel(plan.scope.kind, h));
   return names.length > 0 ? names : undefined;
 }
 
@@ -81,12 +84,7 @@ export function disabledStatus(
   disabledHandlers: string[] | undefined,
 ): ChangeStreamStatus {
   return {
-    key,
-    connectionName: plan.connectionName,
-    database,
-    collection: plan.collection,
-    collections: [...collectionsOf(plan)],
-    ...(plan.scope.kind === 'deployment' && { databases: [...plan.scope.databases] }),
+    ...statusIdentity(plan, database, key),
     state: 'disabled',
     role: null,
     instanceId: null,
@@ -94,7 +92,9 @@ export function disabledStatus(
     fence: null,
     // Every handler declared on it (none runs here); `disabledHandlers` names those disabled themselves.
     handlers: [
-      ...plan.handlers.filter((h) => h.options.enabled !== false).map((h) => h.name),
+      ...plan.handlers
+        .filter((h) => h.options.enabled !== false)
+        .map((h) => handlerLabel(plan.scope.kind, h)),
       ...(disabledHandlers ?? []),
     ],
     eventsHandled: 0,

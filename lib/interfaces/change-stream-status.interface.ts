@@ -63,7 +63,9 @@ export interface ChangeStreamStatus {
   /** With leases: the fencing number of the holder's lease. */
   fence: number | null;
   /**
-   * `ClassName.methodName` of every handler this stream calls. On a `disabled` stream (this
+   * `ClassName.methodName` of every handler this stream calls; on a database stream prefixed
+   * with its collection (`orders: ClassName.methodName`), on a deployment stream with its
+   * database pattern and collection (`/^tenant_/.orders: ClassName.methodName`). On a `disabled` stream (this
    * instance does not run it) every handler declared on it, with `disabledHandlers` naming those
    * disabled themselves (`enabled: false`), so a stream whose handlers are all disabled lists them.
    */

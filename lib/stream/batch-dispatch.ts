@@ -7,22 +7,16 @@ import type { ChangeHandler } from './change-handler.js';
 import { describeEvent } from './describe-event.js';
 import { ABORTED, type DispatchOutcome, OK } from './dispatch-outcome.js';
 import type { DispatchSettings } from './dispatch-settings.js';
-import type { Attempt, DispatchScope, EventInFlight } from './event-in-flight.js';
-import type { FailurePolicyStep, HandlerLabels } from './failure-policy-step.js';
+import type { DispatchScope, EventInFlight } from './event-in-flight.js';
+import type { FailurePolicyStep } from './failure-policy-step.js';
+import { beginAttempt, type CallContexts } from './call-contexts.js';
 
 export interface BatchDispatchDeps {
   settings: DispatchSettings;
   logger: Logger;
   failurePolicy: FailurePolicyStep;
-  contextFor(
-    handler: ChangeHandler,
-    attempt: number,
-    signal: AbortSignal,
-    scope: DispatchScope,
-    /** The batch's first event (a deployment stream's `context.database` is its database). */
-    change?: unknown,
-  ): ChangeContext;
-  labels(handler: ChangeHandler, change: EventInFlight['change']): HandlerLabels;
+  /** Each call's context (a deployment stream's `context.database`: the batch's first event's database) and labels. */
+  calls: Pick<CallContexts, 'contextFor' | 'labels'>;
   streamKey: string;
 }
 
@@ -73,7 +67,7 @@ export class BatchDispatch {
       for (const flight of flights) {
         outcomes.push(OK);
         if (this.deps.settings.telemetry?.metering)
-          this.deps.settings.telemetry.handled(this.deps.labels(handler, flight.change));
+          this.deps.settings.telemetry.handled(this.deps.calls.labels(handler, flight.change));
       }
       return true;
     }
@@ -113,12 +107,14 @@ export class BatchDispatch {
     const { settings, logger } = this.deps;
     const telemetry = settings.telemetry;
     const changes = flights.map((flight) => flight.change);
-    const labels = telemetry?.metering ? this.deps.labels(handler, changes[0]) : undefined;
+    const labels = telemetry?.metering ? this.deps.calls.labels(handler, changes[0]) : undefined;
     for (let attempt = 1; ; attempt++) {
       // Every call, also a batch's first: it may have waited behind the handler's previous batch.
       if (scope.mayDispatch && !scope.mayDispatch()) return { ok: false, aborted: true };
-      const own = flights[0].attempts && this.beginAttempt(handler, flights);
-      const context = this.deps.contextFor(
+      const own =
+        flights[0].attempts &&
+        beginAttempt(handler, flights[0].abort.signal, ...flights.map((f) => f.attempts!));
+      const context = this.deps.calls.contextFor(
         handler,
         attempt,
         own ? own.abort.signal : flights[0].abort.signal,
@@ -133,7 +129,7 @@ export class BatchDispatch {
           const first = changes[0]._id as { _data?: unknown };
           await telemetry.handlerCall(
             {
-              ...this.deps.labels(handler, changes[0]),
+              ...this.deps.calls.labels(handler, changes[0]),
               eventId: String(first?._data ?? JSON.stringify(first)),
               attempt,
             },
@@ -173,18 +169,6 @@ export class BatchDispatch {
       logger.debug((error as Error)?.stack ?? String(error));
       if (!(await sleep(delay, scope.stopping))) return { ok: false, aborted: true };
     }
-  }
-
-  /** One call with its own signal, timed and aborted like any call (it is in every event's `attempts`). */
-  private beginAttempt(handler: ChangeHandler, flights: EventInFlight[]): Attempt {
-    const attempt: Attempt = {
-      handler: handler.name,
-      startedAt: Date.now(),
-      abort: new AbortController(),
-    };
-    if (flights[0].abort.signal.aborted) attempt.abort.abort(flights[0].abort.signal.reason);
-    for (const flight of flights) flight.attempts!.add(attempt);
-    return attempt;
   }
 }
 

@@ -1,5 +1,5 @@
 import { BatchCollector } from './batch-collector.js';
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 import type { ChangeDispatcher, DispatchScope } from './change-dispatcher.js';
 import type { ChangeHandler } from './change-handler.js';
 import { ABORTED, type DispatchOutcome, OK } from './dispatch-outcome.js';

@@ -3,7 +3,7 @@ import { messages } from '../change-stream.messages.js';
 import { backoffDelay, sleep } from '../common/backoff.js';
 import { errorText } from '../common/errors.js';
 import type { ChangeContext } from '../interfaces/change-context.interface.js';
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 import type { ChangeHandler } from './change-handler.js';
 import { eventIdText } from '../backfill/backfill-event.js';
 import { describeEvent } from './describe-event.js';
@@ -19,16 +19,15 @@ import {
   OK,
 } from './dispatch-outcome.js';
 import type { DispatchSettings } from './dispatch-settings.js';
-import type { Attempt, DispatchScope, EventInFlight } from './event-in-flight.js';
-import { FailurePolicyStep, type HandlerLabels } from './failure-policy-step.js';
+import type { DispatchScope, EventInFlight } from './event-in-flight.js';
+import { FailurePolicyStep } from './failure-policy-step.js';
+import { beginAttempt, CallContexts, type StreamContext } from './call-contexts.js';
 import { BatchDispatch } from './batch-dispatch.js';
 
 export { describeEvent } from './describe-event.js';
 export { dispatchBug, type DispatchOutcome, type MaybePromise } from './dispatch-outcome.js';
 export type { DispatchSettings } from './dispatch-settings.js';
 export type { Attempt, DispatchScope, EventInFlight } from './event-in-flight.js';
-
-type Context = Omit<ChangeContext, 'handler' | 'attempt' | 'signal' | 'fence'>;
 
 const same = <T>(value: T): T => value;
 
@@ -40,18 +39,17 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 export class ChangeDispatcher {
   private readonly logger = new Logger(ChangeDispatcher.name);
   private readonly routes: HandlerRoutes | DatabaseRoutes | DeploymentRoutes;
-  /** A deployment stream: `context.database` is each event's. */
-  private readonly databasePerEvent: boolean;
+  private readonly calls: CallContexts;
   private readonly failurePolicy: FailurePolicyStep;
   private readonly batches: BatchDispatch;
 
   constructor(
     handlers: ChangeHandler[],
     private readonly settings: DispatchSettings,
-    private readonly context: Context,
+    context: StreamContext,
     private readonly streamKey: string,
   ) {
-    this.databasePerEvent = settings.routeByNamespace !== undefined;
+    this.calls = new CallContexts(context, settings.routeByNamespace !== undefined);
     this.routes = settings.routeByNamespace
       ? new DeploymentRoutes(settings.routeByNamespace.parts, (p) => p.hasUserPipeline === true)
       : settings.routeByCollection
@@ -61,15 +59,13 @@ export class ChangeDispatcher {
       settings,
       streamKey,
       this.logger,
-      (handler, change) => this.labels(handler, change),
+      (handler, change) => this.calls.labels(handler, change),
     );
     this.batches = new BatchDispatch({
       settings,
       logger: this.logger,
       failurePolicy: this.failurePolicy,
-      contextFor: (handler, attempt, signal, scope, change) =>
-        this.contextFor(handler, attempt, signal, scope, change),
-      labels: (handler, change) => this.labels(handler, change),
+      calls: this.calls,
       streamKey,
     });
   }
@@ -130,7 +126,7 @@ export class ChangeDispatcher {
   static invokeOnce(
     handler: ChangeHandler,
     change: unknown,
-    context: Context,
+    context: StreamContext,
     fence: number | null = null,
   ): Promise<unknown> {
     const call: ChangeContext = {
@@ -147,23 +143,6 @@ export class ChangeDispatcher {
     return this.settings.telemetry;
   }
 
-  /** The stream's database; in a deployment stream, the event's (`ns.db`; an `invalidate` has none). */
-  private databaseOf(change: unknown): string {
-    if (!this.databasePerEvent || change === undefined) return this.context.database;
-    return DeploymentRoutes.databaseOf(change) ?? this.context.database;
-  }
-
-  private labels(handler: ChangeHandler, change: ChangeEvent): HandlerLabels {
-    return {
-      consumer: this.context.consumer,
-      // The stream's (`$deployment` for a deployment stream): one label value per tenant database would not scale.
-      database: this.context.database,
-      collection: handler.collection,
-      handler: handler.name,
-      operationType: change.operationType,
-    };
-  }
-
   private tracedCall(
     handler: ChangeHandler,
     change: ChangeEvent,
@@ -171,7 +150,7 @@ export class ChangeDispatcher {
   ): Promise<unknown> {
     const eventId = eventIdText(change);
     return this.telemetry!.handlerCall(
-      { ...this.labels(handler, change), eventId, attempt: context.attempt },
+      { ...this.calls.labels(handler, change), eventId, attempt: context.attempt },
       () => handler.invoke(change, context),
     );
   }
@@ -187,7 +166,7 @@ export class ChangeDispatcher {
     then: (outcome: DispatchOutcome) => T,
   ): MaybePromise<T> {
     if (this.telemetry?.active || flight.attempts) return this.retry(handler, flight, scope, then);
-    const context = this.contextFor(handler, 1, flight.abort.signal, scope, flight.change);
+    const context = this.calls.contextFor(handler, 1, flight.abort.signal, scope, flight.change);
     flight.pending.add(handler.name);
     let pending: Promise<unknown> | null = null;
     try {
@@ -223,43 +202,6 @@ export class ChangeDispatcher {
     return OK;
   }
 
-  private contextFor(
-    handler: ChangeHandler,
-    attempt: number,
-    signal: AbortSignal,
-    scope: DispatchScope,
-    change?: unknown,
-  ): ChangeContext {
-    const { consumer, connectionName } = this.context;
-    return {
-      consumer,
-      connectionName,
-      database: this.databaseOf(change),
-      // A database stream's handler is on one collection: the event's.
-      collection: handler.collection,
-      handler: handler.name,
-      attempt,
-      signal,
-      fence: scope.fence,
-    };
-  }
-
-  /** A call with its own signal (see `EventInFlight.attempts`), aborted at once if the event's already is. */
-  private beginAttempt(
-    handler: ChangeHandler,
-    attempts: Set<Attempt>,
-    shared: AbortSignal,
-  ): Attempt {
-    const attempt: Attempt = {
-      handler: handler.name,
-      startedAt: Date.now(),
-      abort: new AbortController(),
-    };
-    if (shared.aborted) attempt.abort.abort(shared.reason);
-    attempts.add(attempt);
-    return attempt;
-  }
-
   /** Attempts, retries with backoff, then the failure policy; `failed`: how attempt 1 already failed (see `run`). */
   private async runWithRetries(
     handler: ChangeHandler,
@@ -281,8 +223,8 @@ export class ChangeDispatcher {
           // A retry due after a pause (GC, a blocked loop) may come after another instance took the stream.
           if (attempt > 1 && scope.mayDispatch && !scope.mayDispatch()) return ABORTED;
           const own =
-            flight.attempts && this.beginAttempt(handler, flight.attempts, flight.abort.signal);
-          context = this.contextFor(
+            flight.attempts && beginAttempt(handler, flight.abort.signal, flight.attempts);
+          context = this.calls.contextFor(
             handler,
             attempt,
             own ? own.abort.signal : flight.abort.signal,
@@ -292,7 +234,8 @@ export class ChangeDispatcher {
           try {
             if (this.telemetry?.active) await this.tracedCall(handler, change, context);
             else await handler.invoke(change, context);
-            if (this.telemetry?.metering) this.telemetry.handled(this.labels(handler, change));
+            if (this.telemetry?.metering)
+              this.telemetry.handled(this.calls.labels(handler, change));
             return OK;
           } catch (thrown) {
             error = thrown;
@@ -300,7 +243,8 @@ export class ChangeDispatcher {
             if (own) flight.attempts!.delete(own);
           }
         }
-        if (this.telemetry?.metering) this.telemetry.handlerFailed(this.labels(handler, change));
+        if (this.telemetry?.metering)
+          this.telemetry.handlerFailed(this.calls.labels(handler, change));
         const eventId = describeEvent(change);
         if (scope.stopping.aborted) {
           this.logger.warn(
@@ -316,7 +260,7 @@ export class ChangeDispatcher {
         if (attempt > retries)
           return await this.failurePolicy.apply(handler, change, error, context, scope);
         const delay = backoffDelay(attempt, this.settings.initialDelayMs, this.settings.maxDelayMs);
-        if (this.telemetry?.metering) this.telemetry.retried(this.labels(handler, change));
+        if (this.telemetry?.metering) this.telemetry.retried(this.calls.labels(handler, change));
         // One line per retry; the stack once, with the final failure (and here at debug level).
         this.logger.warn(
           messages.handlerAttemptFailed(handler.name, eventId, attempt, delay, errorText(error)),

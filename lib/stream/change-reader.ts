@@ -1,7 +1,7 @@
 import { messages } from '../change-stream.messages.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import type { ResumeToken } from '../interfaces/position-store.interface.js';
-import type { ChangeCursor, ChangeEvent } from './change-cursor.js';
+import type { ChangeCursor, ChangeEvent } from '../common/change-event.js';
 import type { DispatchOutcome, MaybePromise } from './change-dispatcher.js';
 import type { EventScheduler } from './event-scheduler.js';
 import type { LagTracker } from './lag-tracker.js';

@@ -10,8 +10,9 @@ import type { StreamHeadroom } from '../headroom/stream-headroom.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { StreamBackfill } from '../backfill/stream-backfill.js';
 import { BackfillWiring } from './backfill-wiring.js';
+import { streamLoggerContext } from './stream-scope.js';
 import { CatchUpReporter } from './catch-up-reporter.js';
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 import type { ChangeDispatcher } from './change-dispatcher.js';
 import type { CollectionStreamSetup } from './create-collection-stream.js';
 import { HeldStreamActions } from './held-stream-actions.js';
@@ -46,7 +47,7 @@ export interface CollectionStreamDeps extends CollectionStreamSetup {
  * the stream breaks.
  */
 export class CollectionStream {
-  private readonly logger = new Logger(CollectionStream.name);
+  private readonly logger: Logger;
   private readonly stopping = new AbortController();
   private readonly stuck: StuckHandlerWatch;
   private readonly lag = new LagTracker();
@@ -67,6 +68,7 @@ export class CollectionStream {
   readonly pauses: PauseGate;
 
   constructor(private readonly deps: CollectionStreamDeps) {
+    this.logger = new Logger(streamLoggerContext(deps.plan.scope));
     const { options } = deps;
     this.streamState = deps.state;
     this.reader = new ReopeningReader(deps, this.lag, this.logger);

@@ -19,6 +19,7 @@ import type { ChangeHandler } from './change-handler.js';
 import { CollectionStream } from './collection-stream.js';
 import { StreamState } from './stream-state.js';
 import type { StreamPlan } from './stream-plan.js';
+import { streamLoggerContext } from './stream-scope.js';
 
 /** What one stream is built from: used by the orchestrator, the unit-spec harness and the bench. */
 export interface CollectionStreamSetup {
@@ -50,7 +51,7 @@ export function createCollectionStream(setup: CollectionStreamSetup): Collection
   const lease =
     balancer && new StreamLeaseKeeper(key, store.leases!, options.leases as LeaseTiming, balancer);
   const labels = { consumer: options.consumer, database, collection: plan.collection };
-  const logger = new Logger(CollectionStream.name);
+  const logger = new Logger(streamLoggerContext(plan.scope));
   const checkpointer = new Checkpointer({
     store,
     key,

@@ -1,4 +1,4 @@
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 import type { ChangeHandler } from './change-handler.js';
 import { HandlerRoutes } from './handler-routes.js';
 

@@ -1,7 +1,8 @@
 import { ChangeStreamConfigError } from '../change-stream.errors.js';
 import { messages } from '../change-stream.messages.js';
 import type { ChangeHandler } from './change-handler.js';
-import { COLLECTION_LIFECYCLE, matchesOf, mergedPlan } from './database-plan.js';
+import { COLLECTION_LIFECYCLE } from '../common/change-event.js';
+import { matchesOf, mergedPlan } from './merged-plan.js';
 import {
   databaseCondition,
   type DatabasePattern,

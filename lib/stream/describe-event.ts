@@ -1,5 +1,5 @@
 import mongoose from 'mongoose';
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 
 /** How logs name an event: its operation, the document's _id (to find it), and the resume token (to find the event). */
 export function describeEvent(change: ChangeEvent): string {

@@ -1,6 +1,6 @@
 import { HandlerFailedError } from '../change-stream.errors.js';
 import { errorText } from '../common/errors.js';
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 
 /**
  * `aborted`: shutdown began, so a failure is neither retried nor recorded; the event is simply

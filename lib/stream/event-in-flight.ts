@@ -1,4 +1,4 @@
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 
 /** One handler call of an event, with its own `context.signal` (`onHandlerTimeout: 'abort'`). */
 export interface Attempt {

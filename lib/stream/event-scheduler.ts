@@ -1,10 +1,8 @@
 import { AckWindow } from '../checkpoint/ack-window.js';
-import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import { Notifier } from '../common/notifier.js';
-import { HandlerFailedError } from '../change-stream.errors.js';
-import type { ChangeEvent } from './change-cursor.js';
+import type { HandlerFailedError } from '../change-stream.errors.js';
+import type { ChangeEvent } from '../common/change-event.js';
 import {
-  type ChangeDispatcher,
   type DispatchOutcome,
   dispatchBug,
   type Attempt,
@@ -13,38 +11,16 @@ import {
   type MaybePromise,
 } from './change-dispatcher.js';
 import { InFlightList } from './in-flight-list.js';
+import { DispatchGate } from './dispatch-gate.js';
+import type { SchedulerDeps } from './scheduler-deps.js';
+import { DocumentChains } from './document-chains.js';
 import { BatchParts } from './batch-parts.js';
-import { documentKeyOf, hasDocumentKey } from './document-key.js';
+import { documentKeyOf, hasDocumentKey } from '../common/document-key.js';
 import { ABORTED } from './dispatch-outcome.js';
 import { type TrackedEvent, trackedEvent, worse } from './tracked-event.js';
 
-export { documentKeyOf } from './document-key.js';
-
 /** `keyOf` for an event with a document that no per-event handler wants: it joins no document's chain. */
 export const NO_CHAIN = '';
-
-const DONE = Promise.resolve();
-
-export interface SchedulerDeps {
-  /** Events whose handlers run at once (events waiting for their document's previous event take no slot). */
-  concurrency: number;
-  /** Give each handler call its own `context.signal` (`onHandlerTimeout: 'abort'`); else the stream's calls share one. */
-  signalPerAttempt: boolean;
-  dispatcher: ChangeDispatcher;
-  checkpointer: Checkpointer;
-  /** Shutdown began: failures are no longer retried or recorded. */
-  stopping: AbortSignal;
-  /** Leases: false once this instance may no longer dispatch; checked right before each event starts and before every retry. */
-  mayDispatch?: () => boolean;
-  /** `context.fence`: the fencing number of the lease this term runs under, null without leases. */
-  fence?: number | null;
-  /** The document key events are ordered by (default `documentKeyOf`; a database stream's includes the collection). */
-  documentKeyOf?: (change: ChangeEvent) => string | null;
-  /** Every handler of this event succeeded (or its failure was recorded per policy). */
-  onHandled(change: ChangeEvent): void;
-  /** A handler failed for good under the `stop` policy: nothing more is dispatched. */
-  onFailed(error: HandlerFailedError): void;
-}
 
 /**
  * Dispatches events with bounded concurrency: events of one document (`documentKey`) strictly
@@ -56,16 +32,15 @@ export class EventScheduler {
   private seq = 0;
   private readonly window = new AckWindow();
   private readonly inFlight = new InFlightList<TrackedEvent>();
-  /** Per document key: the last event's run (the next one chains on it) and how many are pending. */
-  private readonly keys = new Map<string, { tail: Promise<unknown>; pending: number }>();
+  /** Events of one document key run in order; each busy key takes a slot. */
+  private readonly keys = new DocumentChains();
   /** Events running alone (`runAlone`): with the busy documents (`keys.size`), the slots taken. */
   private alone = 0;
   private readonly scope: DispatchScope;
   private readonly changed = new Notifier();
-  private failedWith: HandlerFailedError | null = null;
   private sharedAbort = new AbortController();
-  /** Aborted at shutdown or after a failure: whatever waits to dispatch gives up. */
-  private readonly halt = new AbortController();
+  /** May events still start (no failure for good, no shutdown, the lease)? */
+  private readonly gate: DispatchGate;
   /** The stream has batch handlers (`@OnChangeBatch`): events take the batching path. */
   readonly batching: boolean;
   private readonly batches: BatchParts;
@@ -74,10 +49,8 @@ export class EventScheduler {
 
   readonly documentKey: (change: ChangeEvent) => string | null;
 
-  /** `deps.stopping.aborted`, as a plain field (the getter is slow enough to show per event). */
-  private stoppingNow = false;
-
   constructor(private readonly deps: SchedulerDeps) {
+    this.gate = new DispatchGate(deps.stopping, deps.mayDispatch);
     this.batching = deps.dispatcher.batching;
     this.documentKey = deps.documentKeyOf ?? documentKeyOf;
     this.scope = {
@@ -88,20 +61,14 @@ export class EventScheduler {
     this.batches = new BatchParts({
       dispatcher: deps.dispatcher,
       scope: this.scope,
-      mayRunBatch: () => !this.failedWith && (deps.mayDispatch?.() ?? true),
+      mayRunBatch: () => !this.gate.failure && (deps.mayDispatch?.() ?? true),
       settle: (flight) => this.settleParts(flight),
     });
-    const stop = () => {
-      this.stoppingNow = true;
-      this.halt.abort();
-    };
-    if (deps.stopping.aborted) stop();
-    else deps.stopping.addEventListener('abort', stop, { once: true });
   }
 
   /** For waits before a dispatch (room, slots): aborted at shutdown and after a failure. */
   get halted(): AbortSignal {
-    return this.halt.signal;
+    return this.gate.halted;
   }
 
   /** One event at a time: no document keys needed. */
@@ -123,12 +90,12 @@ export class EventScheduler {
   }
 
   get failed(): boolean {
-    return this.failedWith !== null;
+    return this.gate.failure !== null;
   }
 
   /** The first failure for good (`stop` policy), which ended dispatching. */
   get failure(): HandlerFailedError | null {
-    return this.failedWith;
+    return this.gate.failure;
   }
 
   /** Events submitted and not finished, oldest first. */
@@ -143,7 +110,7 @@ export class EventScheduler {
   hasSlot(): boolean {
     return (
       this.keys.size + this.alone < this.deps.concurrency &&
-      !this.failedWith &&
+      !this.gate.failure &&
       this.replaying === 0
     );
   }
@@ -152,12 +119,12 @@ export class EventScheduler {
   async waitForSlot(signal: AbortSignal): Promise<boolean> {
     while (
       (this.keys.size + this.alone >= this.deps.concurrency || this.replaying > 0) &&
-      !this.failedWith &&
+      !this.gate.failure &&
       !signal.aborted
     ) {
       await this.changed.next(signal);
     }
-    return !this.failedWith && !signal.aborted;
+    return !this.gate.failure && !signal.aborted;
   }
 
   /**
@@ -193,22 +160,10 @@ export class EventScheduler {
   submit(change: ChangeEvent, key: string): void {
     const flight = this.track(change);
     if (this.batching && !this.batches.join(flight, key !== NO_CHAIN)) return;
-    const entry = this.keys.get(key);
-    if (entry) {
-      entry.pending++;
-      const next = () => {
-        flight.startedAt = Date.now(); // it waited for its document's previous event
-        return this.execute(flight, true, key);
-      };
-      entry.tail = entry.tail.then(next, next); // runs also if the previous one broke (a bug): never stuck
-    } else {
-      // The common case, no earlier event of this document pending: start at once, no chaining. The
-      // entry exists before the run starts, since a handler that returns no promise releases it at once.
-      const fresh = { tail: DONE as Promise<unknown>, pending: 1 };
-      this.keys.set(key, fresh);
-      const run = this.execute(flight, true, key);
-      if (run instanceof Promise) fresh.tail = run;
-    }
+    this.keys.submit(key, (queued) => {
+      if (queued) flight.startedAt = Date.now(); // it waited for its document's previous event
+      return this.execute(flight, true, key);
+    });
   }
 
   /**
@@ -269,15 +224,14 @@ export class EventScheduler {
         // Never beside an event that runs alone (drop, rename, DDL); one without a document runs alone itself: it takes every slot.
         while (this.alone > 0) await this.changed.next();
         if (key === null) this.alone += slots = this.deps.concurrency;
-        if (this.failure || this.stoppingNow || !(this.deps.mayDispatch?.() ?? true))
-          throw refused();
+        if (!this.gate.mayStart()) throw refused();
         flight.startedAt = Date.now();
         return await task(flight.abort.signal);
       } finally {
         this.alone -= slots;
         flight.finished = true;
         this.inFlight.remove(flight);
-        if (key !== null) this.release(key);
+        if (key !== null) this.keys.release(key);
         this.acknowledge(flight.seq, null);
         this.changed.notify();
       }
@@ -295,12 +249,7 @@ export class EventScheduler {
       return run().finally(done);
     }
     if (key === null) return run();
-    const entry = this.keys.get(key) ?? { tail: DONE as Promise<unknown>, pending: 0 };
-    this.keys.set(key, entry);
-    entry.pending++;
-    const result = entry.tail.then(run, run);
-    entry.tail = result;
-    return result;
+    return this.keys.after(key, run);
   }
 
   /** Resolves once nothing is in flight. */
@@ -325,8 +274,7 @@ export class EventScheduler {
     const finish = (outcome: DispatchOutcome) => this.finish(flight, ack, key, outcome);
     // After a failure or at shutdown, events queued behind others are not started (so never acknowledged).
     // Checked here, as each event starts (also one queued behind its document, or after a drain).
-    if (this.failedWith || this.stoppingNow || !(this.deps.mayDispatch?.() ?? true))
-      return finish(ABORTED);
+    if (!this.gate.mayStart()) return finish(ABORTED);
     let run: MaybePromise<DispatchOutcome>;
     try {
       run = this.deps.dispatcher.dispatch(flight, this.scope, finish);
@@ -347,7 +295,7 @@ export class EventScheduler {
     if (flight.parts > 1 || flight.alone) {
       // Batch handlers want it too: its slot is free now, the event is finished once its batches are.
       flight.eventPartDone = true;
-      if (key !== undefined) this.release(key);
+      if (key !== undefined) this.keys.release(key);
       this.batches.partDone(flight, outcome);
       this.changed.notify(); // the slot is free: a reader waiting for one goes on now, not when the batch ends
       return outcome;
@@ -355,7 +303,7 @@ export class EventScheduler {
     flight.finished = true;
     this.inFlight.remove(flight);
     try {
-      if (key !== undefined) this.release(key);
+      if (key !== undefined) this.keys.release(key);
       else this.alone--;
       this.settle(flight.seq, flight.change, worse(flight.outcome, outcome), ack);
     } finally {
@@ -373,20 +321,13 @@ export class EventScheduler {
       this.deps.checkpointer.ackSeq(this.window.acknowledgedSeq);
   }
 
-  private release(key: string): void {
-    const entry = this.keys.get(key)!;
-    if (--entry.pending === 0) this.keys.delete(key);
-  }
-
   private settle(seq: number, change: ChangeEvent, outcome: DispatchOutcome, ack: boolean): void {
     if (outcome.ok) {
       this.deps.onHandled(change);
       // A backfill event has no resume token (`_id`): it moves the acknowledged prefix, not the position.
       this.acknowledge(seq, ack ? (change._id ?? null) : null);
-    } else if ('error' in outcome && !this.failedWith) {
-      this.failedWith = outcome.error;
-      this.deps.onFailed(outcome.error);
-      this.halt.abort();
+    } else if ('error' in outcome) {
+      this.gate.fail(outcome.error, (error) => this.deps.onFailed(error));
     }
   }
 }

@@ -1,8 +1,8 @@
 import { backfillTargets, isBackfillEvent } from '../backfill/backfill-event.js';
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 import type { ChangeHandler } from './change-handler.js';
 import type { DispatchSettings } from './dispatch-settings.js';
-import { isLifecycleEvent } from './stream-plan.js';
+import { isLifecycleEvent } from '../common/change-event.js';
 
 /** Which of a stream's handlers want an event, computed once per operation type. */
 export class HandlerRoutes {

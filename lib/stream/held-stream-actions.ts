@@ -3,7 +3,7 @@ import type { StreamBackfill } from '../backfill/stream-backfill.js';
 import type { ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { BackfillWiring } from './backfill-wiring.js';
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 import type { LeaseTerm } from './lease-term.js';
 import type { StreamState } from './stream-state.js';
 

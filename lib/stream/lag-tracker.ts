@@ -1,4 +1,4 @@
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 
 /**
  * How far behind the newest change a stream is: while events are pending, now minus the time

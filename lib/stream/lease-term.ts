@@ -5,13 +5,13 @@ import type { ResolvedChangeStreamOptions } from '../options/module-options.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
 import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 import type { ChangeDispatcher } from './change-dispatcher.js';
 import { EventScheduler } from './event-scheduler.js';
 import type { StreamPlan } from './stream-plan.js';
 import type { LeavingPositions } from './leaving-positions.js';
 import type { StreamState } from './stream-state.js';
-import { collectionDocumentKeyOf, namespaceDocumentKeyOf } from './document-key.js';
+import { collectionDocumentKeyOf, namespaceDocumentKeyOf } from '../common/document-key.js';
 
 /** What a lease term works with: its stream's parts, shared by every term of the stream. */
 export interface LeaseTermContext {

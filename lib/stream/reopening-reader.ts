@@ -6,7 +6,7 @@ import { backoffDelay, sleep } from '../common/backoff.js';
 import { BACKFILL_MAX_AWAIT_MS } from '../options/defaults.js';
 import { errorText } from '../common/errors.js';
 import type { ResumeToken, StreamPosition } from '../interfaces/position-store.interface.js';
-import type { ChangeCursor } from './change-cursor.js';
+import type { ChangeCursor } from '../common/change-event.js';
 import { readChanges, StreamOpenError } from './change-reader.js';
 import type { CollectionStreamDeps } from './collection-stream.js';
 import { classifyOpenError, decideHistoryLost } from './history-lost.js';

@@ -1,6 +1,6 @@
 import { messages } from '../change-stream.messages.js';
 import { errorText } from '../common/errors.js';
-import type { ChangeCursor, ChangeEvent } from './change-cursor.js';
+import type { ChangeCursor, ChangeEvent } from '../common/change-event.js';
 
 const BSON_OBJECT_TOO_LARGE = 10334;
 

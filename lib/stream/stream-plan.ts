@@ -3,6 +3,7 @@ import { messages } from '../change-stream.messages.js';
 import type { MatchStage, OnChangeOptions } from '../interfaces/on-change-options.interface.js';
 import { validateBatchLimits } from '../options/batch-options.js';
 import { validateHandlerOptions } from '../options/handler-options.js';
+import { LIFECYCLE_EVENTS } from '../common/change-event.js';
 import type { ChangeHandler } from './change-handler.js';
 import type { StreamScope } from './stream-scope.js';
 import type { DatabasePattern } from './database-pattern.js';
@@ -31,16 +32,6 @@ export interface StreamPlan {
   /** A handler asked for `splitLargeEvents`: the pipeline ends with `$changeStreamSplitLargeEvent`. */
   splitLargeEvents: boolean;
   handlers: ChangeHandler[];
-}
-
-/**
- * Events that end or reshape the stream. A filter must never hide them: after an unseen drop the
- * stream would keep resuming from a pre-drop token and never notice the invalidate.
- */
-export const LIFECYCLE_EVENTS: readonly string[] = ['drop', 'rename', 'dropDatabase', 'invalidate'];
-
-export function isLifecycleEvent(operationType: string): boolean {
-  return LIFECYCLE_EVENTS.includes(operationType);
 }
 
 /**

@@ -1,3 +1,5 @@
+import type { ChangeHandler } from './change-handler.js';
+import { describeDatabasePattern } from './database-pattern.js';
 import type { StreamPlan } from './stream-plan.js';
 
 // The modes and the names of multi-collection streams live in common/ (options and redis read them too).
@@ -43,4 +45,32 @@ export function servesCollection(
 ): boolean {
   if (plan.scope.kind === 'deployment') return false;
   return plan.collection === collection || collectionsOf(plan).includes(collection);
+}
+
+/** The Nest logger context of a stream's lines: what kind of stream it is. */
+export function streamLoggerContext(scope: StreamScope): string {
+  return LOGGER_CONTEXTS[scope.kind];
+}
+
+const LOGGER_CONTEXTS = {
+  collection: 'CollectionStream',
+  database: 'DatabaseStream',
+  deployment: 'DeploymentStream',
+} as const;
+
+/**
+ * How status names a stream's handler: `Class.method` on a collection stream; with its collection
+ * on a database stream (`orders: Class.method`), and its database pattern on a deployment stream
+ * (`/^tenant_/.orders: Class.method`), so one method declared for two collections is told apart.
+ */
+export function handlerLabel(
+  kind: StreamScope['kind'],
+  handler: Pick<ChangeHandler, 'name' | 'collection' | 'database'>,
+): string {
+  if (kind === 'collection') return handler.name;
+  const where =
+    kind === 'deployment' && handler.database !== undefined
+      ? `${describeDatabasePattern(handler.database)}.${handler.collection}`
+      : handler.collection;
+  return `${where}: ${handler.name}`;
 }

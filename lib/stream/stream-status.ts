@@ -3,8 +3,9 @@ import type { ChangeStreamStatus } from '../interfaces/change-stream-status.inte
 import type { CollectionStreamDeps } from './collection-stream.js';
 import type { LagTracker } from './lag-tracker.js';
 import type { ReopeningReader } from './reopening-reader.js';
+import type { StreamPlan } from './stream-plan.js';
 import type { StreamState } from './stream-state.js';
-import { collectionsOf } from './stream-scope.js';
+import { collectionsOf, handlerLabel } from './stream-scope.js';
 
 /** What a stream's status snapshot is read from. */
 export interface StreamStatusSources {
@@ -28,10 +29,15 @@ const NOT_SAMPLED = {
   historyHeadroomUnknown: messages.headroomNotSampled(),
 };
 
-export function streamStatus(sources: StreamStatusSources): ChangeStreamStatus {
-  const { deps, state, events, lag, reader } = sources;
-  const { key, plan, database, checkpointer, lease } = deps;
-  const holder = lease?.holder;
+/** What names a stream in status: its key, connection, database and what it watches. */
+export function statusIdentity(
+  plan: Pick<StreamPlan, 'connectionName' | 'collection' | 'scope'>,
+  database: string,
+  key: string,
+): Pick<
+  ChangeStreamStatus,
+  'key' | 'connectionName' | 'database' | 'collection' | 'collections' | 'databases'
+> {
   return {
     key,
     connectionName: plan.connectionName,
@@ -39,12 +45,21 @@ export function streamStatus(sources: StreamStatusSources): ChangeStreamStatus {
     collection: plan.collection,
     collections: [...collectionsOf(plan)],
     ...(plan.scope.kind === 'deployment' && { databases: [...plan.scope.databases] }),
+  };
+}
+
+export function streamStatus(sources: StreamStatusSources): ChangeStreamStatus {
+  const { deps, state, events, lag, reader } = sources;
+  const { key, plan, database, checkpointer, lease } = deps;
+  const holder = lease?.holder;
+  return {
+    ...statusIdentity(plan, database, key),
     state: state.current,
     role: lease ? (lease.current ? 'active' : 'standby') : null,
     instanceId: lease?.instanceId ?? null,
     holder: holder?.holder ?? null,
     fence: holder?.fence ?? null,
-    handlers: plan.handlers.map((h) => h.name),
+    handlers: plan.handlers.map((h) => handlerLabel(plan.scope.kind, h)),
     eventsHandled: sources.eventsHandled,
     lastEventAt: sources.lastEventAt === 0 ? null : new Date(sources.lastEventAt),
     lastCheckpointAt: checkpointer.lastSavedAt,

@@ -1,4 +1,4 @@
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from '../common/change-event.js';
 import { type DispatchOutcome, OK } from './dispatch-outcome.js';
 import type { Attempt, EventInFlight } from './event-in-flight.js';
 import type { Linked } from './in-flight-list.js';

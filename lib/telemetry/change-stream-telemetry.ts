@@ -1,21 +1,19 @@
 import type * as Otel from '@opentelemetry/api';
 import type { ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
+import { STREAM_GAUGES } from './stream-gauges.js';
+import {
+  callAttributes,
+  COUNTERS,
+  type CounterName,
+  type HandlerCall,
+  labelsOf,
+  type PositionWriteOutcome,
+  spanAttributes,
+  streamAttributes,
+  type StreamLabels,
+} from './telemetry-attributes.js';
 
 type Api = typeof Otel;
-
-/** Identifies one handler call, for its span and metrics; never holds document bodies. */
-export interface HandlerCall {
-  consumer: string;
-  database: string;
-  collection: string;
-  handler: string;
-  operationType: string;
-  /** The event's resume token `_data`. */
-  eventId: string;
-  attempt: number;
-}
-
-export type PositionWriteOutcome = 'stored' | 'failed' | 'refused';
 
 /**
  * Metrics and traces through the OpenTelemetry API (`@opentelemetry/api`, an optional peer):
@@ -89,61 +87,17 @@ export class ChangeStreamTelemetry {
     }
   }
 
-  /** Gauges read from the streams' statuses at collection time: lag, in flight, unsaved, role. */
+  /** Gauges read from the streams' statuses at collection time (`STREAM_GAUGES`). */
   observe(consumer: string, statuses: () => ChangeStreamStatus[]): void {
     if (!this.metering || !this.api) return;
     const meter = this.api.metrics.getMeter('nestjs-change-streams');
-    const gauge = (
-      name: string,
-      description: string,
-      unit: string,
-      read: (s: ChangeStreamStatus) => number | null,
-    ) =>
+    for (const { name, description, unit, read } of STREAM_GAUGES)
       this.observeWith(meter.createObservableGauge(name, { description, unit }), (result) => {
         for (const status of statuses()) {
           const value = read(status);
           if (value !== null) result.observe(value, streamAttributes(consumer, status));
         }
       });
-    gauge('change_stream.lag', 'How far behind the newest change each stream is', 's', (s) =>
-      s.lagMs === null ? null : s.lagMs / 1000,
-    );
-    gauge(
-      'change_stream.in_flight',
-      'Events handed to handlers and not finished',
-      '{event}',
-      (s) => s.inFlightEvents,
-    );
-    gauge(
-      'change_stream.unsaved',
-      'Handled events whose position is not stored yet',
-      '{event}',
-      (s) => s.unsavedEvents,
-    );
-    gauge(
-      'change_stream.history_headroom',
-      "Time until each stream's position falls off the oplog (negative: it did)",
-      's',
-      (s) => (s.historyHeadroomMs === null ? null : s.historyHeadroomMs / 1000),
-    );
-    gauge(
-      'change_stream.oplog_window',
-      'Time between the oldest and the newest oplog entry, on the node each stream reads',
-      's',
-      (s) => (s.oplogWindowMs === null ? null : s.oplogWindowMs / 1000),
-    );
-    gauge(
-      'change_stream.active',
-      'With leases: 1 where this instance is the active consumer, 0 on standby',
-      '1',
-      (s) => (s.role === null ? null : s.role === 'active' ? 1 : 0),
-    );
-    gauge(
-      'change_stream.paused',
-      '1 while the stream is paused on this instance (here or fleet-wide), else 0',
-      '1',
-      (s) => (s.state === 'paused' ? 1 : 0),
-    );
   }
 
   /** Stops reporting (application shutdown): the callbacks would otherwise keep the closed app alive and readable. */
@@ -272,59 +226,4 @@ export class ChangeStreamTelemetry {
     if (counter) counter.value += by;
     else this.counters.set(id, { name, attributes: labelsOf(labels), value: by });
   }
-}
-
-export interface StreamLabels {
-  consumer: string;
-  database: string;
-  collection: string;
-}
-
-const COUNTERS = {
-  'change_stream.events': 'Events handled, by handler and operation type',
-  'change_stream.batches': 'Calls of @OnChangeBatch handlers (attempts), by handler',
-  'change_stream.handler.errors': 'Handler calls that failed (before retries)',
-  'change_stream.handler.retries': 'Handler retries',
-  'change_stream.dead_letters': 'Events dead-lettered',
-  'change_stream.dead_letters.dropped':
-    'Dead letters dropped for the retention (count or age) of the dead-letter store',
-  'change_stream.reconnects': 'Streams reopened after they broke',
-  'change_stream.backfill.documents': 'Existing documents a backfill covered (acknowledged chunks)',
-  'change_stream.position.writes': 'Position writes, by outcome (stored, failed, refused)',
-} as const;
-type CounterName = keyof typeof COUNTERS;
-
-function labelsOf(
-  labels: StreamLabels & { handler?: string; operationType?: string; outcome?: string },
-): Otel.Attributes {
-  return {
-    'change_stream.consumer': labels.consumer,
-    'db.namespace': labels.database,
-    'db.collection.name': labels.collection,
-    ...(labels.handler ? { 'change_stream.handler': labels.handler } : {}),
-    ...(labels.operationType ? { 'change_stream.operation_type': labels.operationType } : {}),
-    ...(labels.outcome ? { 'change_stream.outcome': labels.outcome } : {}),
-  };
-}
-
-function callAttributes(call: HandlerCall): Otel.Attributes {
-  return labelsOf(call);
-}
-
-function spanAttributes(call: HandlerCall): Otel.Attributes {
-  return {
-    ...labelsOf(call),
-    'db.system': 'mongodb',
-    'change_stream.event_id': call.eventId,
-    'change_stream.attempt': call.attempt,
-  };
-}
-
-function streamAttributes(consumer: string, status: ChangeStreamStatus): Otel.Attributes {
-  return {
-    'change_stream.consumer': consumer,
-    'db.namespace': status.database,
-    'db.collection.name': status.collection,
-    'change_stream.connection': status.connectionName,
-  };
 }

@@ -2,7 +2,7 @@ import type { mongo } from 'mongoose';
 import type { ChangeHandler } from '../stream/change-handler.js';
 import type { DispatchOutcome } from '../stream/change-dispatcher.js';
 import type { DispatchScope, EventInFlight } from '../stream/event-in-flight.js';
-import { hasDocumentKey } from '../stream/document-key.js';
+import { hasDocumentKey } from '../common/document-key.js';
 import type { TestingStream } from './testing-streams.js';
 
 type ChangeEvent = mongo.ChangeStreamDocument;

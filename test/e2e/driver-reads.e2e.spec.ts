@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import mongoose, { type Connection, type mongo } from 'mongoose';
-import { DriverChangeCursor, type ChangeEvent } from '../../lib/stream/change-cursor.js';
+import { DriverChangeCursor } from '../../lib/stream/change-cursor.js';
+import type { ChangeEvent } from '../../lib/common/change-event.js';
 import { testEnv, uniqueName } from '../fixtures/test-env.js';
 
 /** The driver's reply as `DriverChangeCursor.nextBuffered` relies on it (mongodb 7, `CursorResponse`). */

@@ -5,7 +5,7 @@ import {
   startToken,
   stopBackfillStreams,
 } from '../fixtures/backfill-harness.js';
-import { MAX_PENDING_BYTES } from '../../lib/backfill/backfill-cursor.js';
+import { MAX_PENDING_BYTES } from '../../lib/backfill/pending-chunk.js';
 import type { FakeScript } from '../fixtures/fake-change-stream.js';
 import { deferred } from '../fixtures/stream-harness.js';
 import { eventually } from '../fixtures/test-env.js';

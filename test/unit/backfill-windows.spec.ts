@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import mongoose from 'mongoose';
-import type { ChangeEvent } from '../../lib/stream/change-cursor.js';
+import type { ChangeEvent } from '../../lib/common/change-event.js';
 import {
   backfillStream,
   BACKFILL_KEY,
@@ -67,7 +67,7 @@ describe('Backfill windows (a chunk next to the stream, over the driver fake)', 
     );
     expect(logs.messages('log').filter((m) => m.includes(`of ${BACKFILL_KEY} finished`))).toEqual([
       expect.stringMatching(
-        /finished: 1 documents delivered to the handlers \(4 read; 3 not delivered: the stream delivered a change of them while their chunk was read\)\.$/,
+        /finished: 1 document delivered to the handlers \(4 read; 3 not delivered: the stream delivered a change of them while their chunk was read\)\.$/,
       ),
     ]);
   });

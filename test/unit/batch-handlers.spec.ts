@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import type { ChangeEvent } from '../../lib/stream/change-cursor.js';
+import type { ChangeEvent } from '../../lib/common/change-event.js';
 import { insert, token, update } from '../fixtures/fake-change-stream.js';
 import { idOf, setupBatch, stopBatchStreams } from '../fixtures/batch-harness.js';
 import { deferred } from '../fixtures/stream-harness.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Checkpointer } from '../../lib/checkpoint/checkpointer.js';
 import { InMemoryDeadLetterStore } from '../../lib/index.js';
-import type { ChangeEvent } from '../../lib/stream/change-cursor.js';
+import type { ChangeEvent } from '../../lib/common/change-event.js';
 import { ChangeDispatcher } from '../../lib/stream/change-dispatcher.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
 import { EventScheduler } from '../../lib/stream/event-scheduler.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { mongo } from 'mongoose';
-import { type ChangeEvent, DriverChangeCursor } from '../../lib/stream/change-cursor.js';
+import { DriverChangeCursor } from '../../lib/stream/change-cursor.js';
+import type { ChangeEvent } from '../../lib/common/change-event.js';
 import { FakeChangeStream, insert, token } from '../fixtures/fake-change-stream.js';
 
 const open = (batch: ChangeEvent[]) => {

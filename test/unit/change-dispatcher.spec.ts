@@ -9,7 +9,7 @@ import {
 import type { DeadLetter } from '../../lib/interfaces/dead-letter.interface.js';
 import type { HandlerFailurePolicy } from '../../lib/interfaces/failure-policies.interface.js';
 import { deadLetterId } from '../../lib/dead-letter/dead-letter-id.js';
-import type { ChangeEvent } from '../../lib/stream/change-cursor.js';
+import type { ChangeEvent } from '../../lib/common/change-event.js';
 import {
   ChangeDispatcher,
   type DispatchOutcome,

@@ -7,10 +7,8 @@ import {
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import type { ChangeStreamStatus } from '../../lib/index.js';
-import {
-  ChangeStreamTelemetry,
-  type HandlerCall,
-} from '../../lib/telemetry/change-stream-telemetry.js';
+import { ChangeStreamTelemetry } from '../../lib/telemetry/change-stream-telemetry.js';
+import type { HandlerCall } from '../../lib/telemetry/telemetry-attributes.js';
 
 /** Collects on demand, like a Prometheus scrape. */
 class PullReader extends MetricReader {

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import mongoose from 'mongoose';
 import { InMemoryPositionStore, type StreamPosition } from '../../lib/index.js';
-import type { ChangeEvent } from '../../lib/stream/change-cursor.js';
-import { documentKeyOf } from '../../lib/stream/event-scheduler.js';
+import type { ChangeEvent } from '../../lib/common/change-event.js';
+import { documentKeyOf } from '../../lib/common/document-key.js';
 import { insert, lifecycle, update } from '../fixtures/fake-change-stream.js';
 import { deferred, KEY, setup, stopAllStreams } from '../fixtures/stream-harness.js';
 import { eventually } from '../fixtures/test-env.js';

@@ -5,7 +5,7 @@ import { messages } from '../../lib/change-stream.messages.js';
 import { oldestReplacedPosition } from '../../lib/checkpoint/replaced-position.js';
 import { resolveOptions } from '../../lib/options/module-options.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
-import type { ChangeEvent } from '../../lib/stream/change-cursor.js';
+import type { ChangeEvent } from '../../lib/common/change-event.js';
 import { databasePlans } from '../../lib/stream/database-plan.js';
 import { DatabaseRoutes } from '../../lib/stream/database-routes.js';
 import { streamModeOf, warnUnknownStreamConnections } from '../../lib/options/streams-option.js';

@@ -5,7 +5,7 @@ import { disabledOf, disabledParts } from '../../lib/control/disabled-streams.js
 import { resolveOptions } from '../../lib/options/module-options.js';
 import { positionKey } from '../../lib/redis/redis-keys.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
-import { collectionDocumentKeyOf, documentKeyOf } from '../../lib/stream/document-key.js';
+import { collectionDocumentKeyOf, documentKeyOf } from '../../lib/common/document-key.js';
 import { databasePlans } from '../../lib/stream/database-plan.js';
 import { streamModeOf } from '../../lib/options/streams-option.js';
 import { planStreams } from '../../lib/stream/stream-plan.js';
@@ -171,7 +171,7 @@ describe("streams: 'database': the plan", () => {
     ];
     const plans = database(handlers);
     const parts = disabledParts(handlers, plans);
-    expect(disabledOf(parts.byStream, plans[0])).toEqual(['orders.off']);
+    expect(disabledOf(parts.byStream, plans[0])).toEqual(['orders: orders.off']);
     // A collection none of whose handlers is enabled is not watched: it shows as a disabled stream of its own.
     expect(parts.idlePlans.map((p) => p.collection)).toEqual(['carts']);
   });
@@ -331,7 +331,7 @@ describe("streams: 'database': routing and lifecycle", () => {
       key: DATABASE_KEY,
       collection: DATABASE_STREAM,
       collections: ['orders', 'users'],
-      handlers: ['orders.on', 'users.on'],
+      handlers: ['orders: orders.on', 'users: users.on'],
     });
   });
 });

@@ -308,7 +308,9 @@ describe('history headroom of a stream', () => {
     expect(stream.status()).toMatchObject({
       historyHeadroomMs: null,
       oplogWindowMs: 60_000,
-      historyHeadroomUnknown: expect.stringMatching(/does not carry its cluster time/),
+      historyHeadroomUnknown: expect.stringMatching(
+        /cluster time of the stream's position is unknown/,
+      ),
     });
   });
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import mongoose from 'mongoose';
 import { CatchUpReporter } from '../../lib/stream/catch-up-reporter.js';
-import type { ChangeEvent } from '../../lib/stream/change-cursor.js';
+import type { ChangeEvent } from '../../lib/common/change-event.js';
 import { eventTime, LagTracker } from '../../lib/stream/lag-tracker.js';
 import { insert } from '../fixtures/fake-change-stream.js';
 import { deferred, logs, setup, stopAllStreams } from '../fixtures/stream-harness.js';

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { InMemoryPositionStore, type StreamPosition } from '../../lib/index.js';
-import type { ChangeEvent } from '../../lib/stream/change-cursor.js';
+import type { ChangeEvent } from '../../lib/common/change-event.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
 import { planStreams } from '../../lib/stream/stream-plan.js';
 import {

@@ -8,7 +8,7 @@ import { streamModeOf } from '../../lib/options/streams-option.js';
 import { deploymentKey, positionKey } from '../../lib/redis/redis-keys.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
 import { databasePlans } from '../../lib/stream/database-plan.js';
-import { namespaceDocumentKeyOf } from '../../lib/stream/document-key.js';
+import { namespaceDocumentKeyOf } from '../../lib/common/document-key.js';
 import { planStreams } from '../../lib/stream/stream-plan.js';
 import { DATABASE_STREAM, DEPLOYMENT_STREAM } from '../../lib/stream/stream-scope.js';
 import { databaseEvent, inCollection, insert, update } from '../fixtures/fake-change-stream.js';
@@ -138,7 +138,7 @@ describe('tenant streams: the plan', () => {
     const plans = plan(handlers);
     expect(plans.map((p) => p.collection)).toEqual([DEPLOYMENT_STREAM]);
     const parts = disabledParts(handlers, plans);
-    expect(disabledOf(parts.byStream, plans[0])).toEqual(['tenant.off']);
+    expect(disabledOf(parts.byStream, plans[0])).toEqual(['/^tenant_/.orders: tenant.off']);
     // The connection's own `orders` is not watched by the deployment stream: its own disabled stream.
     expect(parts.idlePlans.map((p) => [p.collection, p.handlers.map((h) => h.name)])).toEqual([
       ['orders', ['own.off']],

@@ -1,5 +1,5 @@
 import mongoose from 'mongoose';
-import type { ChangeEvent } from './change-cursor.js';
+import type { ChangeEvent } from './change-event.js';
 
 const { EJSON, ObjectId } = mongoose.mongo.BSON;
 
