@@ -3,7 +3,7 @@ import type { HandlerFailedError } from '../change-stream.errors.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import type { ChangeDispatcher } from '../stream/change-dispatcher.js';
 import { ABORTED, type DispatchOutcome } from '../stream/dispatch-outcome.js';
-import { collectionDocumentKeyOf, namespaceDocumentKeyOf } from '../stream/document-key.js';
+import { collectionDocumentKeyOf, namespaceDocumentKeyOf } from '../common/document-key.js';
 import { EventScheduler } from '../stream/event-scheduler.js';
 import type { StreamPlan } from '../stream/stream-plan.js';
 
