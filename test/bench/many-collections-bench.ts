@@ -16,7 +16,7 @@ const DRAIN_EVENTS = env('BENCH_DRAIN_EVENTS', 20_000);
 /** Idle rounds: each measures the server alone, then both modes (in turn first). */
 const IDLE_ROUNDS = env('BENCH_MANY_ROUNDS', 2);
 /** Drain rounds: each drains the one-stream reference and each mode (in turn first). */
-const DRAIN_ROUNDS = env('BENCH_MANY_DRAIN_ROUNDS', 3);
+const DRAIN_ROUNDS = env('BENCH_MANY_DRAIN_ROUNDS', 5);
 /** BENCH_MANY_MODES: a subset, e.g. `collection` (the targets need both). */
 const MODES = (process.env.BENCH_MANY_MODES ?? 'collection,database').split(',') as Mode[];
 
