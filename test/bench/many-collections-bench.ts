@@ -1,58 +1,93 @@
-import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-import type mongoose from 'mongoose';
 import {
-  collectionName,
-  type ManyCollectionsArgs,
-  type ManyCollectionsResult,
-} from './many-collections.js';
+  drainRun,
+  type Idle,
+  idleRun,
+  type Mode,
+  type Servers,
+  serverFloor,
+  startupWithOne,
+} from './many-collections-runs.js';
 
-const script = fileURLToPath(new URL('./many-collections-scenario.main.js', import.meta.url));
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const IDLE_COLLECTIONS = env('BENCH_IDLE_COLLECTIONS', 200);
 const IDLE_SECONDS = env('BENCH_IDLE_SECONDS', 30);
 const DRAIN_COLLECTIONS = env('BENCH_DRAIN_COLLECTIONS', 50);
 const DRAIN_EVENTS = env('BENCH_DRAIN_EVENTS', 20_000);
-type Mode = 'collection' | 'database';
+/** Idle rounds: each measures the server alone, then both modes (in turn first). */
+const IDLE_ROUNDS = env('BENCH_MANY_ROUNDS', 2);
+/** Drain rounds: each drains the one-stream reference and each mode (in turn first). */
+const DRAIN_ROUNDS = env('BENCH_MANY_DRAIN_ROUNDS', 5);
 /** BENCH_MANY_MODES: a subset, e.g. `collection` (the targets need both). */
 const MODES = (process.env.BENCH_MANY_MODES ?? 'collection,database').split(',') as Mode[];
-let runs = 0;
 
-interface Servers {
-  client: mongoose.mongo.MongoClient;
-  mongoUri: string;
-  redisUrl: string;
-  /** The MongoDB server's process, when the bench started it: its CPU time is read from /proc. */
-  mongoPid?: number;
+/** The middle value (the mean of the two middle ones for an even count). */
+function middle(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const half = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[half] : (sorted[half - 1] + sorted[half]) / 2;
+}
+
+/** `median [min–max]` of `values`. */
+function spread(values: number[], digits: number): string {
+  if (values.length === 0) return '-';
+  if (values.length === 1) return values[0].toFixed(digits);
+  const [min, max] = [Math.min(...values), Math.max(...values)];
+  return `${middle(values).toFixed(digits)} [${min.toFixed(digits)}–${max.toFixed(digits)}]`;
+}
+
+/** Each round's first order is the previous round's reversed (A B, B A, …), so drift over the run falls on both sides. */
+function turn<T>(items: T[], round: number): T[] {
+  return round % 2 ? [...items].reverse() : items;
 }
 
 /**
  * The "Many collections" table of `npm run bench` (issue 20's targets): per-collection against
  * per-database streams, with IDLE_COLLECTIONS watched collections idle for IDLE_SECONDS (the
- * app's and the MongoDB server's CPU), startup with that many collections against one, and the
- * drain of a DRAIN_EVENTS backlog spread over DRAIN_COLLECTIONS collections against the same
- * backlog in one collection (one collection stream).
+ * app's and the MongoDB server's CPU, and the server's own CPU with no consumer before each
+ * round), startup with that many collections against one, and the drain of a DRAIN_EVENTS
+ * backlog spread over DRAIN_COLLECTIONS collections against the same backlog in one collection
+ * (one collection stream), measured in the same rounds. Figures are medians over rounds with
+ * their [min–max]; a ratio is the median of each round's own ratio.
  */
 export async function manyCollectionsTable(servers: Servers): Promise<void> {
-  const floor = await serverFloor(servers);
-  const rows = new Map<Mode, { idle: Idle; startupOneMs: number; drainRate: number }>();
-  // Both idle runs first: the test server's oplog grows with every drain, and its reads scan it.
-  const idle = new Map<Mode, Idle>();
-  for (const mode of MODES) idle.set(mode, await idleRun(servers, mode));
-  for (const mode of MODES) {
-    const oneArgs = await fresh(servers, 1);
-    const one = await run(servers, { ...oneArgs, streams: mode, phase: 'prime' });
-    await servers.client.db(oneArgs.dbName).dropDatabase();
-    const drain = await drainRun(servers, mode, DRAIN_COLLECTIONS);
-    rows.set(mode, { idle: idle.get(mode)!, startupOneMs: one.startupMs, drainRate: drain });
-    process.stdout.write('.');
+  const floors: number[] = [];
+  const idle = new Map<Mode, Idle[]>(MODES.map((m) => [m, []]));
+  const startupOne = new Map<Mode, number[]>(MODES.map((m) => [m, []]));
+  const drain = new Map<Mode | 'one', number[]>([['one', []]]);
+  MODES.forEach((m) => drain.set(m, []));
+  // Idle rounds first: every drain leaves 20,000 more entries in the oplog.
+  for (let round = 0; round < IDLE_ROUNDS; round++) {
+    const floor = await serverFloor(servers, IDLE_SECONDS);
+    if (floor !== null) floors.push(floor);
+    for (const mode of turn(MODES, round)) {
+      idle.get(mode)!.push(await idleRun(servers, mode, IDLE_COLLECTIONS, IDLE_SECONDS));
+      startupOne.get(mode)!.push(await startupWithOne(servers, mode));
+      process.stdout.write('.');
+    }
   }
-  const single = await drainRun(servers, 'collection', 1);
+  for (let round = 0; round < DRAIN_ROUNDS; round++) {
+    for (const what of turn(['one', ...MODES] as const, round)) {
+      const rate =
+        what === 'one'
+          ? await drainRun(servers, 'collection', 1, DRAIN_EVENTS)
+          : await drainRun(servers, what, DRAIN_COLLECTIONS, DRAIN_EVENTS);
+      drain.get(what)!.push(rate);
+      process.stdout.write('.');
+    }
+  }
   process.stdout.write('\n');
+  const one = drain.get('one')!;
   console.log(
-    `\nMany collections (${IDLE_COLLECTIONS} idle for ${IDLE_SECONDS} s; drain of ${DRAIN_EVENTS} events over ${DRAIN_COLLECTIONS} collections vs one collection stream at ${single.toFixed(0)} events/s)`,
+    `\nMany collections (${IDLE_COLLECTIONS} idle for ${IDLE_SECONDS} s, ${IDLE_ROUNDS} rounds; drain of ${DRAIN_EVENTS} events over ${DRAIN_COLLECTIONS} collections, ${DRAIN_ROUNDS} rounds; median [min–max])`,
   );
+  if (one.length > 0)
+    console.log(
+      `  one collection stream drains the backlog of one collection at ${spread(one, 0)} events/s`,
+    );
+  if (floors.length > 0)
+    console.log(
+      `  the MongoDB server with no consumer at all: ${spread(floors, 2)} % CPU (measured for ${IDLE_SECONDS} s before each idle round; "caused" below is a mode's server CPU minus its round's)`,
+    );
   const header = [
     'streams',
     'app CPU %',
@@ -62,182 +97,82 @@ export async function manyCollectionsTable(servers: Servers): Promise<void> {
     'drain events/s',
     '× one stream',
   ];
-  if (floor !== null)
-    console.log(
-      `  the MongoDB server with no consumer at all: ${floor.toFixed(2)} % CPU over ${IDLE_SECONDS} s (its own floor; "caused" below is the rest)`,
-    );
-  const lines = [...rows].map(([mode, r]) => [
-    mode,
-    r.idle.appPercent.toFixed(2),
-    r.idle.serverPercent === null ? '-' : r.idle.serverPercent.toFixed(2),
-    r.idle.startupMs.toFixed(0),
-    r.startupOneMs.toFixed(0),
-    r.drainRate.toFixed(0),
-    (r.drainRate / single).toFixed(2),
-  ]);
+  const ratiosToOne = (mode: Mode) => drain.get(mode)!.map((rate, i) => rate / one[i]);
+  const lines = MODES.map((mode) => {
+    const runs = idle.get(mode)!;
+    const server = runs.map((r) => r.serverPercent).filter((p): p is number => p !== null);
+    return [
+      mode,
+      spread(
+        runs.map((r) => r.appPercent),
+        2,
+      ),
+      spread(server, 2),
+      spread(
+        runs.map((r) => r.startupMs),
+        0,
+      ),
+      spread(startupOne.get(mode)!, 0),
+      spread(drain.get(mode)!, 0),
+      spread(ratiosToOne(mode), 2),
+    ];
+  });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const format = (cells: string[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   console.log(format(header));
   lines.forEach((l) => console.log(format(l)));
-  const collection = rows.get('collection');
-  const database = rows.get('database');
+  const collection = idle.get('collection');
+  const database = idle.get('database');
   if (!collection || !database) return;
-  const target = (what: string, value: number, goal: string, met: boolean) =>
-    console.log(`  ${what}: ${value.toFixed(2)} (target ${goal}: ${met ? 'met' : 'MISSED'})`);
-  const appShare = database.idle.appPercent / collection.idle.appPercent;
-  target('idle app CPU, database / collection', appShare, '≤ 0.1', appShare <= 0.1);
-  if (database.idle.serverPercent !== null && collection.idle.serverPercent !== null) {
-    const serverShare = database.idle.serverPercent / collection.idle.serverPercent;
-    target('idle server CPU, database / collection', serverShare, '≤ 0.1', serverShare <= 0.1);
-    if (floor !== null) {
-      const caused = (r: Idle) => Math.max(0, r.serverPercent! - floor);
-      const causedShare = caused(database.idle) / caused(collection.idle);
+  const target = (what: string, values: number[], goal: string, met: (v: number) => boolean) =>
+    values.length > 0 &&
+    console.log(
+      `  ${what}: ${spread(values, 2)} (target ${goal}: ${met(middle(values)) ? 'met' : 'MISSED'})`,
+    );
+  const perRound = (of: (c: Idle, d: Idle, round: number) => number | null) =>
+    database
+      .map((d, round) => of(collection[round], d, round))
+      .filter((v): v is number => v !== null && Number.isFinite(v));
+  const atMostTenth = (v: number) => v <= 0.1;
+  target(
+    'idle app CPU, database / collection',
+    perRound((c, d) => d.appPercent / c.appPercent),
+    '≤ 0.1',
+    atMostTenth,
+  );
+  const server = perRound((c, d) =>
+    c.serverPercent === null || d.serverPercent === null ? null : d.serverPercent / c.serverPercent,
+  );
+  if (server.length > 0) {
+    target('idle server CPU, database / collection', server, '≤ 0.1', atMostTenth);
+    const caused = perRound((c, d, round) =>
+      c.serverPercent === null || d.serverPercent === null || floors[round] === undefined
+        ? null
+        : Math.max(0, d.serverPercent - floors[round]) /
+          Math.max(0, c.serverPercent - floors[round]),
+    );
+    if (caused.length > 0)
       target(
-        'idle server CPU caused by the consumer (minus its floor), database / collection',
-        causedShare,
+        "idle server CPU caused by the consumer (minus its round's floor), database / collection",
+        caused,
         '≤ 0.1',
-        causedShare <= 0.1,
+        atMostTenth,
       );
-    }
   }
-  const extra = (database.idle.startupMs - database.startupOneMs) / 1000;
+  const extra = database.map(
+    (d, round) => (d.startupMs - startupOne.get('database')![round]) / 1000,
+  );
   target(
     `database mode: startup with ${IDLE_COLLECTIONS} collections minus with one, s`,
     extra,
     '≤ 1',
-    extra <= 1,
+    (v) => v <= 1,
   );
-  const drainRatio = database.drainRate / single;
   target(
-    `database mode: drain over ${DRAIN_COLLECTIONS} collections vs one collection stream`,
-    drainRatio,
+    `database mode: drain over ${DRAIN_COLLECTIONS} collections vs one collection stream (each round's ratio)`,
+    ratiosToOne('database'),
     '≥ 0.9',
-    drainRatio >= 0.9,
+    (v) => v >= 0.9,
   );
-}
-
-interface Idle {
-  startupMs: number;
-  appPercent: number;
-  serverPercent: number | null;
-}
-
-async function idleRun(servers: Servers, mode: Mode): Promise<Idle> {
-  const args = { ...(await fresh(servers, IDLE_COLLECTIONS)), streams: mode };
-  let serverBefore: number | null = null;
-  const result = await run(
-    servers,
-    { ...args, phase: 'idle', idleSeconds: IDLE_SECONDS },
-    async () => (serverBefore = await cpuTicks(servers.mongoPid)),
-  );
-  const serverAfter = await cpuTicks(servers.mongoPid);
-  await servers.client.db(args.dbName).dropDatabase();
-  const windowMs = IDLE_SECONDS * 1000;
-  return {
-    startupMs: result.startupMs,
-    appPercent: (result.cpuMicros / 1000 / windowMs) * 100,
-    serverPercent:
-      serverBefore === null || serverAfter === null
-        ? null
-        : (((serverAfter - serverBefore) * TICK_MS) / windowMs) * 100,
-  };
-}
-
-/** The server's CPU over IDLE_SECONDS with no consumer running (JVM housekeeping): null without its pid. */
-async function serverFloor(servers: Servers): Promise<number | null> {
-  const before = await cpuTicks(servers.mongoPid);
-  await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
-  const after = await cpuTicks(servers.mongoPid);
-  return before === null || after === null
-    ? null
-    : (((after - before) * TICK_MS) / (IDLE_SECONDS * 1000)) * 100;
-}
-
-/** Events per second: positions stored by a first start, then a backlog written while nothing runs, then the timed drain. */
-async function drainRun(servers: Servers, mode: Mode, collections: number): Promise<number> {
-  const args = { ...(await fresh(servers, collections)), streams: mode };
-  const db = servers.client.db(args.dbName);
-  // A first run handles one event per collection, so each stream stored a position (a server without
-  // post-batch tokens gives none at open), then stops: the backlog is written while nothing runs.
-  await run(servers, { ...args, phase: 'drain', expected: collections }, () =>
-    Promise.all(
-      Array.from({ length: collections }, (_, c) =>
-        db.collection(collectionName(c)).insertOne({ prime: c }),
-      ),
-    ),
-  );
-  const perRound = 40;
-  let written = 0;
-  for (let round = 0; written < DRAIN_EVENTS; round++) {
-    for (let c = 0; c < collections && written < DRAIN_EVENTS; c++) {
-      const count = Math.min(perRound, DRAIN_EVENTS - written);
-      await db
-        .collection(collectionName(c))
-        .insertMany(Array.from({ length: count }, (_, i) => ({ round, i })));
-      written += count;
-    }
-  }
-  const result = await run(servers, { ...args, phase: 'drain', expected: DRAIN_EVENTS });
-  await db.dropDatabase();
-  return (result.events / result.drainMs!) * 1000;
-}
-
-/** A database of its own with `collections` collections (one document each), and a consumer of its own. */
-async function fresh(
-  servers: Servers,
-  collections: number,
-): Promise<Omit<ManyCollectionsArgs, 'streams' | 'phase'>> {
-  const dbName = `bench_many_${process.pid}_${++runs}`;
-  const db = servers.client.db(dbName);
-  for (let i = 0; i < collections; i++)
-    await db.collection(collectionName(i)).insertOne({ seed: i });
-  return {
-    mongoUri: servers.mongoUri,
-    redisUrl: servers.redisUrl,
-    dbName,
-    consumer: `bench-many-${process.pid}-${runs}`,
-    collections,
-  };
-}
-
-/** One scenario in a child process; `atReady` runs when it printed READY. */
-async function run(
-  servers: Servers,
-  args: ManyCollectionsArgs,
-  atReady?: () => Promise<unknown>,
-): Promise<ManyCollectionsResult> {
-  if (process.env.BENCH_ECHO)
-    console.error(`[many] ${args.phase} ${args.streams} ${args.collections}`);
-  const child = spawn(process.execPath, [script, JSON.stringify(args)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let output = '';
-  let ready: Promise<unknown> | undefined;
-  child.stdout.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-    if (!ready && output.includes('READY')) ready = atReady?.() ?? Promise.resolve();
-  });
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  await ready;
-  const line = output.split('\n').find((l) => l.startsWith('RESULT '));
-  if (code !== 0 || !line)
-    throw new Error(`many-collections scenario ${args.phase} failed (exit ${code}):\n${output}`);
-  return JSON.parse(line.slice('RESULT '.length)) as ManyCollectionsResult;
-}
-
-/** Linux clock ticks per second (`getconf CLK_TCK`): 100 on every kernel we run on. */
-const TICK_MS = 10;
-
-/** A process's user + system CPU time in clock ticks (its threads included), or null without /proc or a pid. */
-async function cpuTicks(pid: number | undefined): Promise<number | null> {
-  if (pid === undefined) return null;
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces, inside parentheses): utime is the 14th field, stime the 15th.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return null;
-  }
 }

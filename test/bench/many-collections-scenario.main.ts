@@ -59,6 +59,8 @@ async function main(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, (args.idleSeconds ?? 0) * 1000));
   if (args.phase === 'drain') await done;
   const used = process.cpuUsage(cpu);
+  // The idle window ends here, before the close (its killCursors and disconnects are not idling).
+  console.log('IDLE_DONE');
   const result: ManyCollectionsResult = {
     startupMs,
     cpuMicros: used.user + used.system,

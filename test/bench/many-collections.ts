@@ -19,7 +19,7 @@ export interface ManyCollectionsArgs {
 export interface ManyCollectionsResult {
   /** `createApplicationContext` until it resolved: every stream open. */
   startupMs: number;
-  /** This process's CPU time (user + system) between READY and RESULT, µs. */
+  /** This process's CPU time (user + system) between READY and IDLE_DONE (before the close), µs. */
   cpuMicros: number;
   /** `drain`: the first event's arrival to the last one's. */
   drainMs?: number;

@@ -167,6 +167,49 @@ describe('database- and deployment-level change streams (test server)', () => {
     expect(summary(await take(stream, 1))).toEqual([['insert', db.databaseName, 'a', 8]]);
   });
 
+  it('a collection-level stream too, among writes to other collections, and it resumes after its own token', async () => {
+    const db = newDb();
+    const stream = await open(db.collection<Doc>('a'), [], { batchSize: 2 });
+    const ids = [1, 2, 3, 4, 5, 6, 7];
+    for (const _id of ids) {
+      await db.collection<Doc>('b').insertOne({ _id });
+      await db.collection<Doc>('a').insertOne({ _id });
+    }
+    const events = await take(stream, ids.length);
+    expect(events.map((e) => [e.operationType, e.documentKey?._id])).toEqual(
+      ids.map((id) => ['insert', id]),
+    );
+    const resumed = await take(
+      watch(db.collection<Doc>('a'), [], { resumeAfter: events[4]._id }),
+      2,
+    );
+    expect(resumed.map((e) => e._id)).toEqual([events[5]._id, events[6]._id]);
+  });
+
+  // A read looks an update's document up once, when it reads the update, as mongod does: a stream
+  // that read it again on a later getMore (the test server once scanned from its last event on each
+  // time) would deliver an update its $match had already turned down, with a later document.
+  for (const level of ['collection', 'database'] as const)
+    it(`${level}-level: a getMore never reads an entry again, so a looked-up update is judged once`, async () => {
+      const db = newDb();
+      const coll = db.collection<Doc>('a');
+      await coll.insertOne({ _id: 1, s: 'draft' });
+      const stream = await open(
+        level === 'collection' ? coll : db,
+        [{ $match: { 'fullDocument.s': 'sent' } }],
+        { fullDocument: 'updateLookup' },
+      );
+      await coll.updateOne({ _id: 1 }, { $set: { n: 1 } });
+      expect(await stream.tryNext()).toBeNull(); // a getMore that read the update: not 'sent'
+      await coll.updateOne({ _id: 1 }, { $set: { s: 'sent' } });
+      await coll.insertOne({ _id: 2, s: 'sent' });
+      const events = await take(stream, 2);
+      expect(events.map((e) => [e.operationType, e.fullDocument])).toEqual([
+        ['update', { _id: 1, s: 'sent', n: 1 }],
+        ['insert', { _id: 2, s: 'sent' }],
+      ]);
+    });
+
   it('resumes after a token (its own or a collection-level one) with the next event; startAfter too', async () => {
     const db = newDb();
     const stream = await open(db);

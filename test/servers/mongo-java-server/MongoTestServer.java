@@ -6,18 +6,30 @@ import de.bwaldvogel.mongo.MongoVersion;
 import de.bwaldvogel.mongo.backend.AbstractCursor;
 import de.bwaldvogel.mongo.backend.Utils;
 import de.bwaldvogel.mongo.backend.aggregation.Aggregation;
+import de.bwaldvogel.mongo.backend.CollectionOptions;
+import de.bwaldvogel.mongo.backend.Cursor;
+import de.bwaldvogel.mongo.backend.CursorRegistry;
 import de.bwaldvogel.mongo.backend.memory.MemoryBackend;
+import de.bwaldvogel.mongo.backend.memory.MemoryCollection;
+import de.bwaldvogel.mongo.backend.memory.MemoryDatabase;
 import de.bwaldvogel.mongo.bson.BsonTimestamp;
 import de.bwaldvogel.mongo.bson.Document;
 import de.bwaldvogel.mongo.exception.MongoServerError;
+import de.bwaldvogel.mongo.oplog.CollectionBackedOplog;
+import de.bwaldvogel.mongo.oplog.Oplog;
+import de.bwaldvogel.mongo.oplog.OplogCursor;
 import de.bwaldvogel.mongo.oplog.OplogPosition;
 import io.netty.channel.Channel;
+import java.lang.reflect.Field;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
 import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.function.Predicate;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
@@ -32,8 +44,9 @@ import java.util.stream.Stream;
  * (see ResumeTokens), so a client can read their cluster time. Their events are shaped as mongod's: `ns`, `wallTime`,
  * `updateDescription`, `replace`, `drop`; `fullDocument` on updates only with `updateLookup`;
  * only mongod's per-event stages ($match, $project, ...) after `$changeStream`.
- * Collection-level streams are untouched: still without `ns`, with the server's own shapes (an
- * update's `fullDocument` is its `$set`/`$unset` delta).
+ * Collection-level streams keep the server's own events: still without `ns`, with its shapes (an
+ * update's `fullDocument` is its `$set`/`$unset` delta). Every change-stream cursor reads the oplog
+ * from its position on, as mongod does (OplogCollection), not the whole oplog on every getMore.
  * Not modelled: dropDatabase/rename/invalidate events (a dropped database shows as one `drop`
  * per collection), post-batch resume tokens and `operationTime`, pre/post-images, and
  * findAndModify writes (the server records none in its oplog: no event at any level).
@@ -151,6 +164,26 @@ class WatchableBackend extends MemoryBackend {
 
   WatchableBackend(boolean await) {
     this.awaiting = await ? new AwaitingGetMores() : null;
+  }
+
+  /** `local` keeps its oplog in an OplogCollection: change-stream reads start at their position, as on mongod. */
+  @Override
+  public MemoryDatabase openOrCreateDatabase(String databaseName) {
+    if (!databaseName.equals("local")) return super.openOrCreateDatabase(databaseName);
+    return new MemoryDatabase(databaseName, getCursorRegistry()) {
+      @Override
+      protected MemoryCollection openOrCreateCollection(String collectionName, CollectionOptions options) {
+        return collectionName.equals(OPLOG_COLLECTION_NAME)
+            ? new OplogCollection(this, collectionName, options, cursorRegistry)
+            : super.openOrCreateCollection(collectionName, options);
+      }
+    };
+  }
+
+  @Override
+  protected Oplog createOplog() {
+    CollectionBackedOplog server = (CollectionBackedOplog) super.createOplog();
+    return ResumingOplog.wrap(server, oplogCollection(), getCursorRegistry());
   }
 
   @Override
@@ -357,7 +390,8 @@ class ClosedConnections {
 /**
  * As the server's OplogCursor (never exhausted; empty getMores wait only in AwaitingGetMores), but it
  * moves past entries its stream does not report, as mongod's post-batch token does, so a narrow
- * `$match` does not re-read (and re-look-up) the whole backlog on every getMore.
+ * `$match` does not re-read (and re-look-up) the whole backlog on every getMore; and it reads the
+ * oplog from its position on (OplogCollection), as mongod does, not the whole oplog each time.
  */
 class ChangeCursor extends AbstractCursor {
   private final MongoCollection<Document> oplogCollection;
@@ -380,13 +414,8 @@ class ChangeCursor extends AbstractCursor {
 
   @Override
   public synchronized List<Document> takeDocuments(int numberToReturn) {
-    OplogPosition from = position;
-    List<Document> entries = oplogCollection.queryAllAsStream()
-        .filter(entry -> new OplogPosition(WatchableBackend.timestampOf(entry)).isAfter(from))
-        .sorted(Comparator.comparing(WatchableBackend::timestampOf))
-        .collect(Collectors.toList());
     List<Document> batch = new ArrayList<>();
-    for (Document entry : entries) {
+    for (Document entry : OplogCollection.entriesAfter(oplogCollection, position)) {
       if (numberToReturn > 0 && batch.size() >= numberToReturn) break;
       position = new OplogPosition(WatchableBackend.timestampOf(entry));
       Document event = events.of(entry);
@@ -503,5 +532,220 @@ class ChangeEvents {
         .append("fullDocument", fullDocument.cloneDeeply())
         .append("ns", ns(db, coll))
         .append("documentKey", new Document("_id", id));
+  }
+}
+
+/**
+ * `local.oplog.rs`, indexed by time beside its slots, so a change-stream read starts where its cursor
+ * is: mongod continues its oplog scan from the cursor's position, so an idle getMore costs the same
+ * whatever the oplog holds (the server's own cursors scan and sort the whole oplog on every getMore).
+ * Entries with equal times keep slot order, as the server's stable sort does.
+ */
+class OplogCollection extends MemoryCollection {
+  private record Key(long ts, int slot) implements Comparable<Key> {
+    public int compareTo(Key other) {
+      return ts != other.ts ? Long.compare(ts, other.ts) : Integer.compare(slot, other.slot);
+    }
+  }
+
+  private final ConcurrentSkipListMap<Key, Document> byTime = new ConcurrentSkipListMap<>();
+
+  OplogCollection(MongoDatabase database, String name, CollectionOptions options, CursorRegistry cursors) {
+    super(database, name, options, cursors);
+  }
+
+  /**
+   * The entries after `from` in time order, as the server's cursors select them (`isAfter`, sorted by
+   * `ts`): from the index, or by a full scan for an oplog that is not an OplogCollection.
+   */
+  static Iterable<Document> entriesAfter(MongoCollection<?> oplog, OplogPosition from) {
+    if (!(oplog instanceof OplogCollection)) {
+      return oplog.queryAllAsStream()
+          .filter(entry -> isAfter(entry, from))
+          .sorted(Comparator.comparing(WatchableBackend::timestampOf))
+          .collect(Collectors.toList());
+    }
+    // From the position's own time on (an inclusive start time takes entries at it), then as the server decides.
+    Key start = new Key(Long.parseUnsignedLong(from.toHexString(), 16), Integer.MIN_VALUE);
+    return () -> ((OplogCollection) oplog).byTime.tailMap(start, true).values().stream()
+        .filter(entry -> isAfter(entry, from))
+        .iterator();
+  }
+
+  private static boolean isAfter(Document entry, OplogPosition from) {
+    return new OplogPosition(WatchableBackend.timestampOf(entry)).isAfter(from);
+  }
+
+  @Override
+  protected Integer addDocumentInternal(Document document) {
+    Integer slot = super.addDocumentInternal(document);
+    index(document, slot, true);
+    return slot;
+  }
+
+  @Override
+  protected void removeDocument(Integer slot) {
+    index(getDocument(slot), slot, false);
+    super.removeDocument(slot);
+  }
+
+  @Override
+  protected void handleUpdate(Integer slot, Document oldDocument, Document newDocument) {
+    index(oldDocument, slot, false);
+    index(newDocument, slot, true);
+    super.handleUpdate(slot, oldDocument, newDocument);
+  }
+
+  /** Entries without a timestamp `ts` are not indexed (no change stream can read them). */
+  private void index(Document entry, int slot, boolean add) {
+    if (!(entry.get("ts") instanceof BsonTimestamp)) return;
+    Key key = new Key(WatchableBackend.timestampOf(entry).getValue(), slot);
+    if (add) byTime.put(key, entry); else byTime.remove(key);
+  }
+}
+
+/**
+ * The server's oplog, whose collection-level change-stream cursors read from their position on
+ * (CollectionChangeCursor) instead of scanning the whole oplog on every getMore. The server opens
+ * each stream (its start position, its invalidate after a dropped collection) and shapes each event;
+ * a pipeline with a stage that is not per-event keeps the server's own cursor, whatever it costs.
+ */
+class ResumingOplog implements Oplog {
+  private static final Field CURSOR_POSITION = field(OplogCursor.class, "position");
+  private static final Method EVENT_OF = method(CollectionBackedOplog.class, "toChangeStreamResponseDocument",
+      Document.class, Document.class);
+  private static final Set<Class<?>> PER_EVENT_STAGES = Set.of(
+      de.bwaldvogel.mongo.backend.aggregation.stage.MatchStage.class,
+      de.bwaldvogel.mongo.backend.aggregation.stage.ProjectStage.class,
+      de.bwaldvogel.mongo.backend.aggregation.stage.AddFieldsStage.class,
+      de.bwaldvogel.mongo.backend.aggregation.stage.UnsetStage.class,
+      de.bwaldvogel.mongo.backend.aggregation.stage.ReplaceRootStage.class,
+      de.bwaldvogel.mongo.backend.aggregation.stage.RedactStage.class);
+
+  private final CollectionBackedOplog server;
+  private final MongoCollection<Document> oplogCollection;
+  private final CursorRegistry cursors;
+
+  private ResumingOplog(CollectionBackedOplog server, MongoCollection<Document> oplogCollection, CursorRegistry cursors) {
+    this.server = server;
+    this.oplogCollection = oplogCollection;
+    this.cursors = cursors;
+  }
+
+  /** The server's oplog as it is when its internals are not the ones this reads (another version). */
+  static Oplog wrap(CollectionBackedOplog server, MongoCollection<Document> oplogCollection, CursorRegistry cursors) {
+    return CURSOR_POSITION == null || EVENT_OF == null ? server : new ResumingOplog(server, oplogCollection, cursors);
+  }
+
+  @Override
+  public Cursor createCursor(Document spec, String namespace, Aggregation stages) {
+    Cursor cursor = server.createCursor(spec, namespace, stages);
+    boolean perEvent = stages.getStages().stream().allMatch(stage -> PER_EVENT_STAGES.contains(stage.getClass()));
+    if (!(cursor instanceof OplogCursor) || !perEvent) return cursor;
+    OplogPosition start;
+    try {
+      start = (OplogPosition) CURSOR_POSITION.get(cursor);
+    } catch (IllegalAccessException e) {
+      return cursor;
+    }
+    CollectionChangeCursor resuming = new CollectionChangeCursor(cursor.getId(), oplogCollection, namespace,
+        entry -> eventOf(entry, spec), stages, start);
+    cursors.remove(cursor);
+    cursors.add(resuming);
+    return resuming;
+  }
+
+  private Document eventOf(Document entry, Document spec) {
+    try {
+      return (Document) EVENT_OF.invoke(server, entry, spec);
+    } catch (InvocationTargetException e) {
+      if (e.getCause() instanceof RuntimeException) throw (RuntimeException) e.getCause();
+      throw new IllegalStateException(e.getCause());
+    } catch (IllegalAccessException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  @Override
+  public void handleInsert(String namespace, List<Document> documents) {
+    server.handleInsert(namespace, documents);
+  }
+
+  @Override
+  public void handleUpdate(String namespace, Document selector, Document query, List<Object> modifiedIds) {
+    server.handleUpdate(namespace, selector, query, modifiedIds);
+  }
+
+  @Override
+  public void handleDelete(String namespace, Document query, List<Object> deletedIds) {
+    server.handleDelete(namespace, query, deletedIds);
+  }
+
+  @Override
+  public void handleDropCollection(String namespace) {
+    server.handleDropCollection(namespace);
+  }
+
+  private static Field field(Class<?> type, String name) {
+    try {
+      Field found = type.getDeclaredField(name);
+      found.setAccessible(true);
+      return found;
+    } catch (ReflectiveOperationException | RuntimeException e) {
+      return null;
+    }
+  }
+
+  private static Method method(Class<?> type, String name, Class<?>... parameters) {
+    try {
+      Method found = type.getDeclaredMethod(name, parameters);
+      found.setAccessible(true);
+      return found;
+    } catch (ReflectiveOperationException | RuntimeException e) {
+      return null;
+    }
+  }
+}
+
+/**
+ * The server's collection-level change-stream cursor (its OplogCursor: the namespace's entries and
+ * its database's commands, shaped by the server, then the pipeline's stages), reading from its
+ * position on; like ChangeCursor, it moves past entries its stream does not report.
+ */
+class CollectionChangeCursor extends AbstractCursor {
+  private final MongoCollection<Document> oplogCollection;
+  private final String namespace;
+  private final String commands;
+  private final java.util.function.Function<Document, Document> eventOf;
+  private final Aggregation stages;
+  private OplogPosition position;
+
+  CollectionChangeCursor(long id, MongoCollection<Document> oplogCollection, String namespace,
+      java.util.function.Function<Document, Document> eventOf, Aggregation stages, OplogPosition start) {
+    super(id);
+    this.oplogCollection = oplogCollection;
+    this.namespace = namespace;
+    this.commands = Utils.getDatabaseNameFromFullName(namespace) + ".$cmd";
+    this.eventOf = eventOf;
+    this.stages = stages;
+    this.position = start;
+  }
+
+  @Override
+  public boolean isEmpty() {
+    return false;
+  }
+
+  @Override
+  public synchronized List<Document> takeDocuments(int numberToReturn) {
+    List<Document> batch = new ArrayList<>();
+    for (Document entry : OplogCollection.entriesAfter(oplogCollection, position)) {
+      if (numberToReturn > 0 && batch.size() >= numberToReturn) break;
+      position = new OplogPosition(WatchableBackend.timestampOf(entry));
+      Object ns = entry.get("ns");
+      if (!namespace.equals(ns) && !commands.equals(ns)) continue;
+      stages.runStagesAsStream(Stream.of(eventOf.apply(entry))).forEach(batch::add);
+    }
+    return batch;
   }
 }
