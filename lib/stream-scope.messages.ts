@@ -42,10 +42,16 @@ export const streamScopeMessages = {
     `a typo leaves those connections in the default mode.`,
   databasePatternInvalid: (where: string, collection: string, database: string, rule: string) =>
     `@OnChange({ collection: '${collection}', database: ${database} }) on ${where}: the database pattern is invalid: ${rule}.`,
-  tenantStreamBackfill: (collection: string, database: string, handlers: string[]) =>
-    `@OnChange({ collection: '${collection}', database: ${database} }) on ${handlers.join(', ')} asks for backfill, which a ` +
+  tenantStreamBackfill: (
+    decorator: string,
+    collection: string,
+    database: string,
+    handlers: string[],
+  ) =>
+    `${decorator}({ collection: '${collection}', database: ${database} }) on ${handlers.join(', ')} asks for backfill, which a ` +
     `deployment stream (a database pattern) does not offer: a backfill reads one collection of one database. ` +
-    `Remove backfill, or declare the backfill handler per database (@OnChange('${collection}', { connectionName, backfill })).`,
+    `Remove backfill, or backfill each database from a handler of its own: one Mongoose connection per database ` +
+    `(MongooseModule.forRoot(uri, { connectionName: 'tenant_a', dbName: 'tenant_a' })) and ${decorator}('${collection}', { connectionName: 'tenant_a', backfill }).`,
   deploymentStreamOptionConflict: (
     connectionName: string,
     first: string,

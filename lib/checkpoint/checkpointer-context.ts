@@ -1,3 +1,4 @@
+import type { Logger } from '@nestjs/common';
 import type { FencedWriteError } from '../change-stream.errors.js';
 import type { PositionStore } from '../interfaces/position-store.interface.js';
 import type { ReplacedStreams } from './replaced-position.js';
@@ -14,6 +15,8 @@ export interface CheckpointerContext {
   readonly store: PositionStore;
   readonly key: string;
   readonly settings: CheckpointSettings;
+  /** The stream's logger, so its position lines carry the stream's context (`DatabaseStream`…); else `Checkpointer`. */
+  readonly logger?: Logger;
   /** The streams that share its collections (a `streams` mode switch, a collection joining or leaving a database stream): see `readStartPosition`. */
   readonly replaces?: ReplacedStreams;
   /** Told when saving starts failing or stalls (with the reason) and when it works again (null). */

@@ -25,7 +25,7 @@ import { coverageForTerm, withoutCoverage } from './stream-coverage.js';
  * events are dispatched past the stored position (`maxUnsavedEvents` while saves fail).
  */
 export class Checkpointer {
-  private readonly logger = new Logger(Checkpointer.name);
+  private readonly logger: Logger;
   private readonly health: SaveHealth;
   /** The newest position: an acknowledged event's token is kept bare (no object per event) until it is read. */
   private acked: StreamPosition | null = null;
@@ -66,6 +66,7 @@ export class Checkpointer {
   constructor(private readonly context: CheckpointerContext) {
     this.key = context.key;
     this.settings = context.settings;
+    this.logger = context.logger ?? new Logger(Checkpointer.name);
     this.leftPosition = new AdoptedLeftPosition(context.store, context.key);
     this.health = new SaveHealth(context, this.logger);
   }

@@ -7,7 +7,7 @@ export const streamMessages = {
   streamOpened: (key: string, from: 'token' | 'time' | 'invalidate' | 'now') =>
     ({
       token: `Stream ${key} opened, resuming after the stored token.`,
-      time: `Stream ${key} opened, resuming from the stored cluster time (a start point stored before any event was acknowledged; there is no token yet).`,
+      time: `Stream ${key} opened, starting at a cluster time (startAtOperationTime, inclusive), not after a token: a start point stored before any event was acknowledged, another stream's position after a switch of "streams" (see the line before), or the fallback for a token the server no longer finds.`,
       invalidate: `Stream ${key} opened, starting after the invalidate event (the collection was dropped or renamed).`,
       now: `Stream ${key} opened with no stored token: starting from now.`,
     })[from],

@@ -57,6 +57,7 @@ export function createCollectionStream(setup: CollectionStreamSetup): Collection
     key,
     replaces: setup.replaces,
     settings: options.checkpoint,
+    logger,
     onSaveTrouble: (reason) =>
       state.degrade('store', reason === null ? null : messages.cannotSave(reason)),
     onFenced: (error) => {

@@ -15,9 +15,14 @@ import { DEPLOYMENT_STREAM } from './stream-scope.js';
 export function refuseTenantBackfill(handler: ChangeHandler): void {
   if (handler.database === undefined || !handler.options.backfill) return;
   throw new ChangeStreamConfigError(
-    messages.tenantStreamBackfill(handler.collection, describeDatabasePattern(handler.database), [
-      handler.name,
-    ]),
+    messages.tenantStreamBackfill(
+      handler.batch ? '@OnChangeBatch' : '@OnChange',
+      handler.collection,
+      typeof handler.database === 'string'
+        ? `'${handler.database}'`
+        : describeDatabasePattern(handler.database),
+      [handler.name],
+    ),
   );
 }
 

@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { mongo } from 'mongoose';
 import { messages } from '../../lib/change-stream.messages.js';
+import { InMemoryPositionStore } from '../../lib/memory/in-memory-position.store.js';
 import { databaseStream, stopDatabaseStreams } from '../fixtures/database-stream-harness.js';
 import { inCollection, insert } from '../fixtures/fake-change-stream.js';
 import { logs, setup, stopAllStreams } from '../fixtures/stream-harness.js';
@@ -34,6 +36,19 @@ describe('how a stream names itself and its handlers', () => {
       [{ getMores: [] }],
     ).stream.start();
     expect(await openedContext()).toBe('DeploymentStream');
+  });
+
+  it("logs a database stream's start position under its own context, not the checkpointer's", async () => {
+    const tokens = new InMemoryPositionStore();
+    await tokens.save('cs:{svc:db:orders}', {
+      operationTime: new mongo.Timestamp({ t: 100, i: 1 }),
+    });
+    databaseStream([{ collection: 'orders' }], [{ getMores: [] }], { tokens }).stream.start();
+    await eventually('the start position logged', () =>
+      logs.lines.some((l) => l.message.includes('starts at cluster time 100.1')),
+    );
+    const line = logs.lines.find((l) => l.message.includes('starts at cluster time 100.1'));
+    expect(line?.context).toBe('DatabaseStream');
   });
 
   it("tells apart two collections' handlers of one method in a database stream's status", async () => {

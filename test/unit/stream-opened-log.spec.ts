@@ -35,7 +35,7 @@ describe('CollectionStream: the open line says what it resumes from', () => {
     await eventually('handled', () => seen.length === 1);
     expect(server.opens[0]).toMatchObject({ startAtOperationTime: timestamp(7) });
     expect(openLines()).toEqual([
-      `Stream ${KEY} opened, resuming from the stored cluster time (a start point stored before any event was acknowledged; there is no token yet).`,
+      `Stream ${KEY} opened, starting at a cluster time (startAtOperationTime, inclusive), not after a token: a start point stored before any event was acknowledged, another stream's position after a switch of "streams" (see the line before), or the fallback for a token the server no longer finds.`,
     ]);
   });
 

@@ -117,6 +117,16 @@ describe('tenant streams: the plan', () => {
     );
   });
 
+  it('names a batch handler by its decorator and quotes a database name in the backfill refusal', () => {
+    const batch = {
+      ...handler('orders', 'tenant_a', { backfill: true }, 'B.on'),
+      batch: { maxSize: 10, maxWaitMs: 50 },
+    } as ChangeHandler;
+    expect(() => plan([batch])).toThrow(
+      "@OnChangeBatch({ collection: 'orders', database: 'tenant_a' }) on B.on asks for backfill",
+    );
+  });
+
   it('fails startup when two tenant handlers disagree on fullDocument', () => {
     const run = () =>
       plan([
