@@ -88,7 +88,11 @@ function replacedStreams(
           key: keyOf(collection),
         })),
       }
-    : { collection: plan.collection, databaseKey: keyOf(DATABASE_STREAM) };
+    : {
+        collection: plan.collection,
+        databaseKey: keyOf(DATABASE_STREAM),
+        backfillHandlers: plan.handlers.filter((h) => h.options.backfill).map((h) => h.name),
+      };
 }
 
 function resolveConnection(plan: StreamPlan, moduleRef: ModuleRef): Connection {

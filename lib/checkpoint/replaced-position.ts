@@ -11,8 +11,11 @@ import { timeOf } from './stream-coverage.js';
 export type ReplacedStreams =
   /** A database stream: each of its collections with the key of that collection's own stream. */
   | { collections: ReadonlyArray<{ collection: string; key: string }> }
-  /** A collection stream: its collection and the key of its database's stream. */
-  | { collection: string; databaseKey: string };
+  /**
+   * A collection stream: its collection, the key of its database's stream, and its handlers
+   * declared with `backfill` (the database stream did not run them).
+   */
+  | { collection: string; databaseKey: string; backfillHandlers?: readonly string[] };
 
 /** A stored record under another stream's key (null: none, or one that cannot be read). */
 export interface KeyedRecord {

@@ -77,6 +77,10 @@ async function decide(
   replaced: ReplacedStreams,
 ): Promise<StartDecision> {
   if ('databaseKey' in replaced) {
+    // Its backfill (a run, or one completed) by a handler declared now owes that handler every
+    // change since its own position: the database stream's coverage did not include it.
+    if (owesBackfill(stored, replaced.backfillHandlers ?? []))
+      return { position: stored, from: 'stored' };
     const [database] = await loadRecords(store, [replaced.databaseKey]);
     return collectionStreamStart(stored, replaced.collection, database);
   }
@@ -89,6 +93,13 @@ async function decide(
     stored,
     replaced.collections.map(({ collection }, i) => ({ collection, ...records[i] })),
   );
+}
+
+function owesBackfill(stored: StreamPosition | null, handlers: readonly string[]): boolean {
+  const backfill = stored?.backfill;
+  if (!backfill) return false;
+  const owed = [...backfill.completed, ...(backfill.run?.handlers ?? [])];
+  return handlers.some((h) => owed.includes(h));
 }
 
 /** A left position a lease term resumed from (`pending`) until it is stored and then removed. */

@@ -90,28 +90,38 @@ export function databaseStreamStart(
   const ownTime = ownRecord && timeOf(ownRecord);
   if ((ownRecord && ownTime === null) || others.some((c) => timeOf(c.position!) === null))
     return previousRule(ownRecord, others);
-  let oldest: { time: mongo.Timestamp; key: string; collection: string } | null = null;
+  // `exact`: its own token is where that collection's handling stopped (it serves it). A retired
+  // time is only a cluster time: events of that collection at it may follow its own token.
+  type Newest = { time: mongo.Timestamp; key: string; exact: boolean };
+  let oldest: (Newest & { collection: string }) | null = null;
   for (const { collection, key, position } of collections) {
     const mine = ownRecord ? coveredUntil(ownRecord as Covering, collection) : 'none';
     const theirs = position && timeOf(position);
-    let newest: { time: mongo.Timestamp; key: string } | null =
-      mine === 'none' || mine === 'untimed' ? null : { time: mine, key: ownKey };
-    if (theirs && (!newest || theirs.greaterThan(newest.time))) newest = { time: theirs, key };
-    // At equal times another stream's record wins: its token may point earlier into one transaction's events than ours.
+    const exact = !!ownRecord && (ownRecord as Covering).coverage.serves.includes(collection);
+    let newest: Newest | null =
+      mine === 'none' || mine === 'untimed' ? null : { time: mine, key: ownKey, exact };
+    if (theirs && (!newest || theirs.greaterThan(newest.time)))
+      newest = { time: theirs, key, exact: false };
+    // At equal times an inexact start wins: another stream's token may point earlier into one transaction's events than ours.
     if (
       newest &&
       (!oldest ||
         newest.time.lessThan(oldest.time) ||
-        (newest.time.equals(oldest.time) && oldest.key === ownKey))
+        (newest.time.equals(oldest.time) && oldest.exact))
     )
       oldest = { ...newest, collection };
   }
-  if (oldest === null || (oldest.key === ownKey && ownTime!.equals(oldest.time)))
-    return own(ownRecord);
+  if (oldest === null || (oldest.exact && ownTime!.equals(oldest.time))) return own(ownRecord);
   return {
     position: { operationTime: oldest.time },
     from: 'replaced',
-    reason: { kind: 'covered', ...oldest, hadOwn: !!ownRecord },
+    reason: {
+      kind: 'covered',
+      key: oldest.key,
+      collection: oldest.collection,
+      time: oldest.time,
+      hadOwn: !!ownRecord,
+    },
   };
 }
 

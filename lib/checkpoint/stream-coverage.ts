@@ -17,7 +17,9 @@ export function coveredUntil(
   collection: string,
 ): mongo.Timestamp | 'none' | 'untimed' {
   if (record.coverage.serves.includes(collection)) return timeOf(record) ?? 'untimed';
-  return record.coverage.retired?.[collection] ?? 'none';
+  const retired = record.coverage.retired ?? {};
+  // Own entries only: a collection may be named like an Object.prototype member ('constructor').
+  return Object.hasOwn(retired, collection) ? retired[collection] : 'none';
 }
 
 /**
@@ -31,15 +33,16 @@ export function coverageForTerm(
   collections: readonly string[],
 ): StreamCoverage {
   const serves = [...collections].sort();
-  const retired: Record<string, mongo.Timestamp> = {};
+  // A Map, so that a collection named '__proto__' is an entry like any other.
+  const retired = new Map<string, mongo.Timestamp>();
   const before = base?.coverage;
   for (const [collection, time] of Object.entries(before?.retired ?? {}))
-    if (!serves.includes(collection)) retired[collection] = time;
+    if (!serves.includes(collection)) retired.set(collection, time);
   const baseTime = base && timeOf(base);
   if (before && baseTime)
     for (const collection of before.serves)
-      if (!serves.includes(collection)) retired[collection] = baseTime;
-  return Object.keys(retired).length > 0 ? { serves, retired } : { serves };
+      if (!serves.includes(collection)) retired.set(collection, baseTime);
+  return retired.size > 0 ? { serves, retired: Object.fromEntries(retired) } : { serves };
 }
 
 /** The position without its coverage: where a stream resumes (the coverage of its term is set apart). */
