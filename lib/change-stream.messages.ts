@@ -1,4 +1,4 @@
-import { streamScopeMessages } from './stream-scope.messages.js';
+import { streamScopeMessages } from './messages/stream-scope.messages.js';
 import { startupMessages } from './messages/startup.messages.js';
 import { positionStoreMessages } from './messages/position-store.messages.js';
 import { leaseMessages } from './messages/lease.messages.js';
