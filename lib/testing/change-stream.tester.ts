@@ -32,6 +32,8 @@ export interface EmitOptions {
   /**
    * The event's database (`ns.db`): for handlers with a database pattern
    * (`@OnChange({ collection, database: /^tenant_/ })`), a tenant's database.
+   * An event built for the app's database (`changeEvents`) is moved to it; one built for a third
+   * database (`changeEvents.forDatabase('tenant_v')`) is refused.
    * @defaultValue the event's own `ns.db` if it has one (`changeEvents.forDatabase('tenant_a')`), else the testing module's `database`
    */
   database?: string;
@@ -51,7 +53,8 @@ export class ChangeStreamTester {
    * is done (retries included). Events of one stream are handled one at a time in the order they
    * were emitted, awaited or not; streams are independent. `change` is a full event (see
    * `changeEvents`) or the part of one your handler reads (see `ChangeInput`). Rejects when no
-   * handler watches `collection`, or when the event is incomplete or of another namespace.
+   * handler watches `collection`, when the event is incomplete or of another namespace, or when
+   * no database is named and only database patterns that do not match the app's watch `collection`.
    */
   async emit<T extends mongo.Document = any>(
     collection: string,
@@ -69,8 +72,9 @@ export class ChangeStreamTester {
   ): Promise<ChangeOutcome<ChangeOf<DocumentOf<S>>>>;
   /**
    * `emit` on the collection of `@OnChange({ collection, database })` (a handler with a database
-   * pattern), in the database `options.database` names, else the event's own `ns.db`
-   * (`changeEvents.forDatabase('tenant_a')`), else the source's when it names one database.
+   * pattern), in the database `options.database` names, else the source's when it names one
+   * database (both as `EmitOptions.database`), else the event's own `ns.db`
+   * (`changeEvents.forDatabase('tenant_a')`).
    */
   async emit<T extends mongo.Document = any>(
     tenant: TenantCollection,
