@@ -142,8 +142,8 @@ function checkNamespace(
   if (ns === undefined) return;
   if (ns.db !== database) {
     throw new TypeError(
-      `${what} has ns.db "${String(ns.db)}", but that stream watches database "${database}". ` +
-        `Build it with changeEvents.forDatabase('${database}'), or set the testing module's "database" option.`,
+      `${what} has ns.db "${String(ns.db)}": emit it in "${String(ns.db)}", or build it with ` +
+        `changeEvents.forDatabase('${database}').`,
     );
   }
   if (COLLECTION_EVENTS.has(type) && ns.coll !== collection) {

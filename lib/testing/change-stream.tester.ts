@@ -9,7 +9,7 @@ import {
   storedCollection,
   type TenantCollection,
 } from '../decorators/collection-source.js';
-import { describeDatabasePattern } from '../stream/database-pattern.js';
+import { describeDatabasePattern, matchesDatabase } from '../stream/database-pattern.js';
 import { modelCollection } from '../decorators/model-collection.js';
 import type { ChangeOf } from '../decorators/on-change.decorator.js';
 import { backfillEvent } from '../backfill/backfill-event.js';
@@ -18,7 +18,12 @@ import type { BackfillEvent } from '../interfaces/backfill.interface.js';
 import type { DeadLetter } from '../interfaces/dead-letter.interface.js';
 import { type ChangeInput, completeChange } from './change-events.js';
 import type { ChangeOutcome } from './change-outcome.js';
-import { emittedDatabase, type EmitTarget, mergedOutcome } from './testing-routes.js';
+import {
+  type DatabaseNamer,
+  emittedDatabase,
+  type EmitTarget,
+  mergedOutcome,
+} from './testing-routes.js';
 import { type TestingStream, TestingStreams } from './testing-streams.js';
 
 export interface EmitOptions {
@@ -27,6 +32,8 @@ export interface EmitOptions {
   /**
    * The event's database (`ns.db`): for handlers with a database pattern
    * (`@OnChange({ collection, database: /^tenant_/ })`), a tenant's database.
+   * An event built for the app's database (`changeEvents`) is moved to it; one built for a third
+   * database (`changeEvents.forDatabase('tenant_v')`) is refused.
    * @defaultValue the event's own `ns.db` if it has one (`changeEvents.forDatabase('tenant_a')`), else the testing module's `database`
    */
   database?: string;
@@ -46,7 +53,8 @@ export class ChangeStreamTester {
    * is done (retries included). Events of one stream are handled one at a time in the order they
    * were emitted, awaited or not; streams are independent. `change` is a full event (see
    * `changeEvents`) or the part of one your handler reads (see `ChangeInput`). Rejects when no
-   * handler watches `collection`, or when the event is incomplete or of another namespace.
+   * handler watches `collection`, when the event is incomplete or of another namespace, or when
+   * no database is named and only database patterns that do not match the app's watch `collection`.
    */
   async emit<T extends mongo.Document = any>(
     collection: string,
@@ -64,8 +72,9 @@ export class ChangeStreamTester {
   ): Promise<ChangeOutcome<ChangeOf<DocumentOf<S>>>>;
   /**
    * `emit` on the collection of `@OnChange({ collection, database })` (a handler with a database
-   * pattern), in the database `options.database` names, else the event's own `ns.db`
-   * (`changeEvents.forDatabase('tenant_a')`), else the source's when it names one database.
+   * pattern), in the database `options.database` names, else the source's when it names one
+   * database (both as `EmitOptions.database`), else the event's own `ns.db`
+   * (`changeEvents.forDatabase('tenant_a')`).
    */
   async emit<T extends mongo.Document = any>(
     tenant: TenantCollection,
@@ -77,9 +86,9 @@ export class ChangeStreamTester {
     change: ChangeInput,
     options: EmitOptions = {},
   ): Promise<ChangeOutcome> {
-    const target = this.targetOf(source, change, options);
-    const event = completeChange(change, target.database, target.collection);
-    const streams = this.streams.route(target, event);
+    const { target, input, namedBy } = this.targetOf(source, change, options);
+    const event = completeChange(input, target.database, target.collection);
+    const streams = this.streams.route(target, event, namedBy);
     const outcomes = await Promise.all(
       // A second stream gets its own copy, as it would from its own cursor.
       streams.map((stream, i) =>
@@ -116,16 +125,18 @@ export class ChangeStreamTester {
     changes: ReadonlyArray<ChangeInput>,
     options: EmitOptions = {},
   ): Promise<ChangeOutcome[]> {
-    const targets = changes.map((change) => this.targetOf(source, change, options));
-    const events = changes.map((change, i) =>
-      completeChange(change, targets[i].database, targets[i].collection),
+    const resolved = changes.map((change) => this.targetOf(source, change, options));
+    const targets = resolved.map((r) => r.target);
+    const events = resolved.map(({ input, target }) =>
+      completeChange(input, target.database, target.collection),
     );
     // Each stream gets its events as one run, in order (batch handlers cut their batches from it).
     const byStream = new Map<TestingStream, number[]>();
-    events.forEach((event, i) =>
-      this.streams
-        .route(targets[i], event)
-        .forEach((stream) => byStream.set(stream, [...(byStream.get(stream) ?? []), i])),
+    const routes = events.map((event, i) =>
+      this.streams.route(targets[i], event, resolved[i].namedBy),
+    );
+    events.forEach((_event, i) =>
+      routes[i].forEach((stream) => byStream.set(stream, [...(byStream.get(stream) ?? []), i])),
     );
     const perEvent: ChangeOutcome[][] = events.map(() => []);
     const given = new Set<number>();
@@ -187,26 +198,29 @@ export class ChangeStreamTester {
     });
   }
 
-  /** The connection, database and collection an emitted event is of. */
-  private targetOf(source: Source, change: ChangeInput, options: EmitOptions): EmitTarget {
+  /**
+   * The connection, database and collection an emitted event is of, the event for that database
+   * (see `emittedDatabase`), and who named the database.
+   */
+  private targetOf(
+    source: Source,
+    change: ChangeInput,
+    options: EmitOptions,
+  ): { target: EmitTarget; input: ChangeInput; namedBy: DatabaseNamer } {
     const connectionName = options.connectionName ?? this.streams.options.defaultConnection;
     const own = this.streams.databaseOf(connectionName);
     const collection = collectionName(source);
-    if (!isTenantCollection(source))
-      return {
-        connectionName,
-        collection,
-        database: emittedDatabase(change, options.database, own),
-      };
-    const named = typeof source.database === 'string' ? source.database : undefined;
-    const database = emittedDatabase(change, options.database, named ?? '');
-    if (database === '')
+    const tenant = isTenantCollection(source) ? source : undefined;
+    const named =
+      options.database ?? (typeof tenant?.database === 'string' ? tenant.database : undefined);
+    const { database, change: input, namedBy } = emittedDatabase(change, named, own);
+    if (tenant && namedBy === 'none' && !matchesDatabase(tenant.database, database))
       throw new Error(
-        `Emitting on { collection: '${collection}', database: ${describeDatabasePattern(source.database)} } needs the ` +
+        `Emitting on { collection: '${collection}', database: ${describeDatabasePattern(tenant.database)} } needs the ` +
           `event's database: pass { database: 'tenant_a' } (say) as the emit options, or build the event with ` +
           `changeEvents.forDatabase('tenant_a').`,
       );
-    return { connectionName, collection, database };
+    return { target: { connectionName, collection, database }, input, namedBy };
   }
 }
 

@@ -1,5 +1,6 @@
 import type { mongo } from 'mongoose';
-import { describeDatabasePattern } from '../stream/database-pattern.js';
+import { messages } from '../change-stream.messages.js';
+import { describeDatabasePattern, matchesDatabase } from '../stream/database-pattern.js';
 import { servesCollection } from '../stream/stream-scope.js';
 import type { ChangeOutcome } from './change-outcome.js';
 import type { TestingStream } from './testing-streams.js';
@@ -15,18 +16,35 @@ export interface EmitTarget {
 
 type Namespaced = { ns?: { db?: unknown }; to?: { db?: unknown; coll?: unknown } };
 
+/** Who named an emitted event's database: the emit (its options, or the object form's database), the event (`ns.db` of another database than the app's), or nobody (the app's). */
+export type DatabaseNamer = 'emit' | 'event' | 'none';
+
 /**
- * The database an emitted event is of: the emit's `database` option, else the event's own `ns.db`,
- * else the connection's (the testing module's `database` option).
+ * The database an emitted event is of, and the event for it. The database the emit names wins; an
+ * event built for the app's database (`changeEvents`) is moved there (its `ns.db`, and a rename's
+ * `to.db`), and an event built for a third database is refused. Without one, the event's own
+ * `ns.db`, else the app's database.
  */
-export function emittedDatabase(
-  change: unknown,
-  given: string | undefined,
-  connectionDatabase: string,
-): string {
-  if (given !== undefined) return given;
-  const db = (change as Namespaced | null)?.ns?.db;
-  return typeof db === 'string' ? db : connectionDatabase;
+export function emittedDatabase<C>(
+  change: C,
+  named: string | undefined,
+  own: string,
+): { database: string; change: C; namedBy: DatabaseNamer } {
+  const ns = (change as Namespaced | null)?.ns;
+  const built = typeof ns?.db === 'string' ? ns.db : undefined;
+  if (named === undefined) {
+    const database = built ?? own;
+    return { database, change, namedBy: database === own ? 'none' : 'event' };
+  }
+  if (built === undefined || built === named) return { database: named, change, namedBy: 'emit' };
+  if (built !== own) {
+    const type = String((change as { operationType?: unknown }).operationType);
+    throw new Error(messages.emitDatabaseConflict(type, built, named, own));
+  }
+  const { to } = change as Namespaced;
+  const moved = { ...change, ns: { ...ns, db: named } } as C & Namespaced;
+  if (to?.db === own) moved.to = { ...to, db: named };
+  return { database: named, change: moved, namedBy: 'emit' };
 }
 
 /**
@@ -39,15 +57,20 @@ export function routeEvent(
   target: EmitTarget,
   ownDatabase: string,
   change: ChangeEvent,
+  namedBy: DatabaseNamer = 'emit',
 ): TestingStream[] {
   const candidates = candidateStreams(streams, target, ownDatabase, change);
-  if (candidates.length > 0) return readingStreams(candidates, change);
+  if (candidates.length > 0) {
+    const reading = readingStreams(candidates, change);
+    if (namedBy === 'none') refuseUnmatchedPatterns(reading, target, change);
+    return reading;
+  }
   const inOwnDatabase = streams.some(
     (s) =>
       s.plan.scope.kind !== 'deployment' &&
       candidateStreams([s], { ...target, database: ownDatabase }, ownDatabase, change).length > 0,
   );
-  if (target.database !== ownDatabase && inOwnDatabase)
+  if (namedBy === 'event' && inOwnDatabase)
     throw new Error(
       `The "${change.operationType}" event emitted on ${target.database}.${target.collection} has ns.db ` +
         `"${target.database}", but that stream watches database "${ownDatabase}". Build it with ` +
@@ -61,6 +84,33 @@ export function routeEvent(
       (watched.length > 0
         ? `Watched: ${watched.join(', ')}.`
         : 'No handlers were found: are their providers in the testing module?'),
+  );
+}
+
+/**
+ * Throws when an event left in the app's database reaches only deployment streams whose patterns
+ * for its collection do not match that database: the emit most likely forgot the tenant's database.
+ */
+function refuseUnmatchedPatterns(
+  reading: readonly TestingStream[],
+  target: EmitTarget,
+  change: ChangeEvent,
+): void {
+  if (reading.some((s) => s.plan.scope.kind !== 'deployment')) return;
+  const patterns = reading.flatMap(({ plan }) =>
+    plan.scope.kind === 'deployment'
+      ? plan.scope.parts.filter((p) => p.collection === target.collection).map((p) => p.database!)
+      : [],
+  );
+  if (patterns.length === 0 || patterns.some((p) => matchesDatabase(p, target.database))) return;
+  throw new Error(
+    messages.emitOnlyPatternsWatch(
+      change.operationType,
+      target.database,
+      target.collection,
+      patterns.map(describeDatabasePattern),
+      target.connectionName,
+    ),
   );
 }
 

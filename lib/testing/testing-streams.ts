@@ -22,7 +22,12 @@ import { ConcurrentDelivery } from './concurrent-delivery.js';
 import { type EventRuns, HandlerRuns, summarize } from './handler-runs.js';
 import { dispatchWithBatches } from './testing-batches.js';
 import { CHANGE_STREAM_TESTING_OPTIONS, type ResolvedTestingOptions } from './testing-options.js';
-import { describeStreams, type EmitTarget, routeEvent } from './testing-routes.js';
+import {
+  type DatabaseNamer,
+  describeStreams,
+  type EmitTarget,
+  routeEvent,
+} from './testing-routes.js';
 import { plannedStreams } from './testing-plans.js';
 
 type ChangeEvent = mongo.ChangeStreamDocument;
@@ -100,10 +105,12 @@ export class TestingStreams implements OnModuleInit, OnModuleDestroy {
 
   /**
    * The streams that read an event of `target` in production, routed by the production routes;
-   * throws when none could (no handler watches that collection, or that database).
+   * throws when none could (no handler watches that collection, or that database), or when only
+   * database patterns that do not match watch an event whose database nobody named (`namedBy`).
    */
-  route(target: EmitTarget, change: ChangeEvent): TestingStream[] {
-    return routeEvent(this.all(), target, this.databaseOf(target.connectionName), change);
+  route(target: EmitTarget, change: ChangeEvent, namedBy?: DatabaseNamer): TestingStream[] {
+    const own = this.databaseOf(target.connectionName);
+    return routeEvent(this.all(), target, own, change, namedBy);
   }
 
   /** The stream of `collection` in the connection's own database that backfills run on (never a deployment stream). */

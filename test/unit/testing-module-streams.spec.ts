@@ -105,6 +105,17 @@ class RequiredPreImagesListener {
   onCustomer(): void {}
 }
 
+/** A collection that only a tenant pattern watches. */
+@Injectable()
+class TenantOnlyListener {
+  readonly databases: string[] = [];
+
+  @OnChange({ collection: 'orders', database: /^tenant_/ })
+  onTenantOrder(_change: ChangeOf, context: ChangeContext): void {
+    this.databases.push(context.database);
+  }
+}
+
 /** A collection in every tenant database, and one handler of the app's own database. */
 @Injectable()
 class TenantOrdersListener {
@@ -146,6 +157,7 @@ afterEach(async () => {
   await Promise.all(opened.splice(0).map((m) => m.close()));
 });
 
+const nsOf = (outcome: { change: unknown }) => (outcome.change as { ns?: unknown }).ns;
 const names = (outcome: { handlers: ReadonlyArray<{ handler: string }> }) =>
   outcome.handlers.map((h) => h.handler);
 
@@ -537,6 +549,96 @@ describe('ChangeStreamTestingModule with tenant patterns', () => {
     );
     await expect(
       tester.emit('orders', changeEvents.insert('orders', { _id: 'o1' }), { database: 'shop' }),
-    ).rejects.toThrow('ns.db "test"');
+    ).rejects.toThrow(
+      'No @OnChange handler watches "orders" on connection "default" in database "shop". Watched: "orders" (connection "default"), "customers" (connection "default").',
+    );
+  });
+});
+
+describe('ChangeStreamTester: the database an event is emitted in', () => {
+  const order = { _id: 'o1', total: 1 };
+
+  it("sets ns.db of an event built for the app's database to the database the emit names (option or object form)", async () => {
+    const moduleRef = await compile([TenantOnlyListener]);
+    const tester = moduleRef.get(ChangeStreamTester);
+    const byObject = await tester.emit(
+      { collection: 'orders', database: 'tenant_w' },
+      changeEvents.insert('orders', order),
+    );
+    expect(byObject).toMatchObject({ database: 'tenant_w', collection: 'orders' });
+    expect(nsOf(byObject)).toEqual({ db: 'tenant_w', coll: 'orders' });
+    const byOption = await tester.emit('orders', changeEvents.insert('orders', order), {
+      database: 'tenant_q',
+    });
+    expect(nsOf(byOption)).toEqual({ db: 'tenant_q', coll: 'orders' });
+    const [many] = await tester.emitMany('orders', [changeEvents.delete('orders', order)], {
+      database: 'tenant_m',
+    });
+    expect(nsOf(many)).toEqual({ db: 'tenant_m', coll: 'orders' });
+    const renamed = await tester.emit('orders', changeEvents.rename('orders', 'archive'), {
+      database: 'tenant_r',
+    });
+    expect(renamed.change).toMatchObject({
+      ns: { db: 'tenant_r', coll: 'orders' },
+      to: { db: 'tenant_r', coll: 'archive' },
+    });
+    expect(moduleRef.get(TenantOnlyListener).databases).toEqual([
+      'tenant_w',
+      'tenant_q',
+      'tenant_m',
+      'tenant_r',
+    ]);
+  });
+
+  it('refuses an event built for another database than the one the emit names', async () => {
+    const moduleRef = await compile([TenantOnlyListener]);
+    const tester = moduleRef.get(ChangeStreamTester);
+    const message =
+      'The "insert" event was built for database "tenant_v" (its ns.db), but the emit names database "tenant_w". ' +
+      "Build it with changeEvents.forDatabase('tenant_w') (or with changeEvents, for the app's database \"test\"), " +
+      'or emit it in "tenant_v".';
+    const forV = changeEvents.forDatabase('tenant_v').insert('orders', order);
+    const byObject = tester.emit({ collection: 'orders', database: 'tenant_w' }, forV);
+    await expect(byObject).rejects.toThrow(new Error(message));
+    await expect(byObject).rejects.not.toBeInstanceOf(TypeError);
+    await expect(tester.emit('orders', forV, { database: 'tenant_w' })).rejects.toThrow(message);
+    await expect(tester.emitMany('orders', [forV], { database: 'tenant_w' })).rejects.toThrow(
+      message,
+    );
+    // The same database, named twice, is no conflict.
+    const same = await tester.emit('orders', forV, { database: 'tenant_v' });
+    expect(same.database).toBe('tenant_v');
+    expect(moduleRef.get(TenantOnlyListener).databases).toEqual(['tenant_v']);
+  });
+
+  it("refuses an event left in the app's database when only database patterns watch its collection, naming the pattern", async () => {
+    const moduleRef = await compile([TenantOnlyListener]);
+    const tester = moduleRef.get(ChangeStreamTester);
+    const message =
+      'The "insert" event emitted on test.orders reaches no handler: "orders" is watched only in databases /^tenant_/ ' +
+      '(connection "default"), which "test" (the app\'s database, used as the emit named none) does not match. ' +
+      "Name the tenant's database: pass { database: 'tenant_a' } (say) as the emit options, or build the event with " +
+      "changeEvents.forDatabase('tenant_a'). To check that no handler runs in \"test\", pass { database: 'test' }.";
+    await expect(tester.emit('orders', changeEvents.insert('orders', order))).rejects.toThrow(
+      new Error(message),
+    );
+    await expect(
+      tester.emit<Order>('orders', { operationType: 'insert', fullDocument: order }),
+    ).rejects.toThrow(message);
+    await expect(tester.emitMany('orders', [changeEvents.insert('orders', order)])).rejects.toThrow(
+      message,
+    );
+    // Named, the app's database gives its outcome: no handler ran.
+    const named = await tester.emit('orders', changeEvents.insert('orders', order), {
+      database: 'test',
+    });
+    expect(named).toMatchObject({ database: 'test', handlers: [], delivered: true });
+    expect(moduleRef.get(TenantOnlyListener).databases).toEqual([]);
+  });
+
+  it('closes after a failed init without raising the startup error again', async () => {
+    const moduleRef = await compile([RequiredPreImagesListener], { streams: 'database' });
+    await expect(moduleRef.init()).rejects.toBeInstanceOf(ChangeStreamConfigError);
+    await expect(moduleRef.close()).resolves.toBeUndefined();
   });
 });

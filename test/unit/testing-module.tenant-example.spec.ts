@@ -75,3 +75,30 @@ describe('docs/testing.md', () => {
     );
   });
 });
+
+describe('TenantTotals, emitted as the README says', () => {
+  let moduleRef: TestingModule;
+  afterEach(() => moduleRef.close());
+
+  it("delivers a changeEvents event in the database the emit options name, and refuses one left in the app's database", async () => {
+    moduleRef = await Test.createTestingModule({
+      imports: [ChangeStreamTestingModule.forRoot()],
+      providers: [TenantTotals],
+    }).compile();
+    await moduleRef.init();
+    const tester = moduleRef.get(ChangeStreamTester);
+    const order = { _id: 'o1', total: 7 };
+
+    const outcome = await tester.emit('orders', changeEvents.insert<Order>('orders', order), {
+      database: 'tenant_q',
+    });
+    expect(outcome.database).toBe('tenant_q');
+    expect(outcome.handlers.map((h) => h.contexts[0].database)).toEqual(['tenant_q']);
+    expect(moduleRef.get(TenantTotals).totals).toEqual(new Map([['tenant_q', 7]]));
+
+    await expect(
+      tester.emit('orders', changeEvents.insert<Order>('orders', order)),
+    ).rejects.toThrow('"orders" is watched only in databases /^tenant_/ (connection "default")');
+    expect(moduleRef.get(TenantTotals).totals).toEqual(new Map([['tenant_q', 7]]));
+  });
+});
