@@ -53,14 +53,6 @@ export function oldestOf(records: readonly KeyedRecord[]): ReplacedPosition | nu
   return untimed && { ...untimed, unordered: stored };
 }
 
-/** `oldestOf` the records stored under `keys`. */
-export async function oldestReplacedPosition(
-  store: PositionStore,
-  keys: readonly string[],
-): Promise<ReplacedPosition | null> {
-  return oldestOf(await loadRecords(store, keys));
-}
-
 /** The records under `keys`, in order; a malformed value under another stream's key is that stream's problem: it counts as none. */
 export async function loadRecords(
   store: PositionStore,

@@ -2,7 +2,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { ChangeStreamConfigError, InMemoryPositionStore } from '../../lib/index.js';
 import { messages } from '../../lib/change-stream.messages.js';
-import { oldestReplacedPosition } from '../../lib/checkpoint/replaced-position.js';
+import { loadRecords, oldestOf } from '../../lib/checkpoint/replaced-position.js';
 import { resolveOptions } from '../../lib/options/module-options.js';
 import type { ChangeHandler } from '../../lib/stream/change-handler.js';
 import type { ChangeEvent } from '../../lib/common/change-event.js';
@@ -93,10 +93,9 @@ describe('switching modes on a server whose tokens carry no cluster time', () =>
     const tokens = new InMemoryPositionStore();
     await tokens.save('cs:{svc:db:orders}', { token: { _data: 'not-a-mongod-token-a' } });
     await tokens.save('cs:{svc:db:users}', { token: { _data: 'not-a-mongod-token-b' } });
-    const replaced = await oldestReplacedPosition(tokens, [
-      'cs:{svc:db:orders}',
-      'cs:{svc:db:users}',
-    ]);
+    const replaced = oldestOf(
+      await loadRecords(tokens, ['cs:{svc:db:orders}', 'cs:{svc:db:users}']),
+    );
     expect(replaced).toEqual({
       position: { token: { _data: 'not-a-mongod-token-a' } },
       from: 'cs:{svc:db:orders}',
