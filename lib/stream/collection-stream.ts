@@ -1,5 +1,4 @@
 import { Logger } from '@nestjs/common';
-import { messages } from '../change-stream.messages.js';
 import type { Checkpointer } from '../checkpoint/checkpointer.js';
 import type {
   ChangeStreamState,
@@ -7,39 +6,25 @@ import type {
   StreamPause,
 } from '../interfaces/change-stream-status.interface.js';
 import type { StreamHeadroom } from '../headroom/stream-headroom.js';
-import type { StreamLeaseKeeper } from '../lease/stream-lease-keeper.js';
 import type { StreamBackfill } from '../backfill/stream-backfill.js';
 import { BackfillWiring } from './backfill-wiring.js';
 import { streamLoggerContext } from './stream-scope.js';
 import { CatchUpReporter } from './catch-up-reporter.js';
+import type { CollectionStreamDeps } from './collection-stream-deps.js';
 import type { ChangeEvent } from '../common/change-event.js';
-import type { ChangeDispatcher } from './change-dispatcher.js';
-import type { CollectionStreamSetup } from './create-collection-stream.js';
 import { HeldStreamActions } from './held-stream-actions.js';
 import { LagTracker } from './lag-tracker.js';
+import { acquireStreamLease } from './lease-acquisition.js';
 import { LeaseTerm } from './lease-term.js';
 import { LeavingPositions } from './leaving-positions.js';
 import { ReopeningReader } from './reopening-reader.js';
-import { shutdownStep } from './shutdown-step.js';
+import { shutDownStream } from './stream-shutdown.js';
 import type { PauseGate } from './pause-gate.js';
 import type { StreamPlan } from './stream-plan.js';
 import { StreamPauses } from './stream-pauses.js';
 import type { StreamState } from './stream-state.js';
 import { streamStatus } from './stream-status.js';
 import { StuckHandlerWatch } from './stuck-handler-watch.js';
-
-/** What a stream runs with; built by `createCollectionStream`. */
-export interface CollectionStreamDeps extends CollectionStreamSetup {
-  state: StreamState;
-  checkpointer: Checkpointer;
-  dispatcher: ChangeDispatcher;
-  /** With leases on: this stream's lease on this instance. */
-  lease?: StreamLeaseKeeper;
-  /** Its history headroom, updated by its connection's oplog sampler. */
-  headroom?: StreamHeadroom;
-  /** Handlers declared with `backfill`: their runs. */
-  backfill?: StreamBackfill;
-}
 
 /**
  * One supervised change stream: (with leases, wait for the lease,) load the position, open,
@@ -195,14 +180,6 @@ export class CollectionStream {
   }
 
   status(): ChangeStreamStatus {
-    const pause = this.state === 'paused' ? this.pauses.current : null;
-    return {
-      ...this.baseStatus(),
-      ...(pause ? { paused: pause } : {}),
-    };
-  }
-
-  private baseStatus(): ChangeStreamStatus {
     return streamStatus({
       deps: this.deps,
       state: this.streamState,
@@ -211,6 +188,7 @@ export class CollectionStream {
       lastEventAt: this.lastEventAt,
       lag: this.lag,
       reader: this.reader,
+      paused: this.state === 'paused' ? this.pauses.current : null,
     });
   }
 
@@ -231,58 +209,25 @@ export class CollectionStream {
     return this.held.backfillAction(act);
   }
 
-  private async shutdown(deadline: number, timeoutMs: number): Promise<void> {
-    const left = () => Math.max(0, deadline - Date.now());
-    const step = (what: string, work: Promise<unknown>) =>
-      shutdownStep(this.logger, this.key, what, work, left);
+  private shutdown(deadline: number, timeoutMs: number): Promise<void> {
     this.stopping.abort();
-    const drained = await step('in-flight handlers to finish', this.stopReading());
-    if (!drained) {
-      this.logger.warn(messages.drainTimedOut(this.key, timeoutMs));
-      this.term?.scheduler.abortInFlight();
-    }
-    const { checkpointer, lease } = this.deps;
-    // A standby (or an instance that lost its lease) has nothing of its own to save.
-    const holding = !lease || lease.current !== null;
-    const flushed =
-      !holding || (await step('the final save of the position', checkpointer.flush()));
-    const saved = holding && flushed && checkpointer.unsavedCount === 0;
-    if (holding && !saved) {
-      await this.leftPositions.finalSaveFailed(
-        checkpointer.positionWithBackfill,
-        checkpointer.unsavedCount,
-        this.term?.lease ?? null,
-        checkpointer.savedThisTerm,
-        step,
-      );
-    }
-    // A lease lost before or during that flush: the position it reached may still have to be left.
-    await this.leftPositions.settle(step, timeoutMs);
-    checkpointer.dispose();
-    this.stuck.stop();
-    this.catchUp.stop();
-    this.backfills.stop();
-    // Handlers still running after the timeout: keep the lease until it expires (no more renewals),
-    // or the next holder would handle their events while they still run.
-    if (lease && drained) await step('the release of the lease', lease.release());
-    else lease?.abandon();
-    await step('the cursor to close', this.reader.closeCursor());
-    if (this.streamState.baseState !== 'failed') this.streamState.setBase('closed');
-    this.logger.log(
-      messages.streamClosed(this.key, drained && saved, holding, checkpointer.position !== null),
+    return shutDownStream(
+      {
+        ...this.deps,
+        logger: this.logger,
+        leftPositions: this.leftPositions,
+        reader: this.reader,
+        running: () => this.running,
+        term: () => this.term,
+        stopWatching: () => {
+          this.stuck.stop();
+          this.catchUp.stop();
+          this.backfills.stop();
+        },
+      },
+      deadline,
+      timeoutMs,
     );
-  }
-
-  /**
-   * Resolves once reading stopped and nothing is in flight. A read the server never answers (a
-   * hung getMore) must not hold that up: the cursor is closed at once, and a read still pending
-   * once nothing is in flight is abandoned (the term is aborted: it can dispatch nothing more).
-   */
-  private stopReading(): Promise<void> {
-    if (!this.running) return Promise.resolve();
-    void this.reader.closeCursor();
-    const term = this.term;
-    return term ? Promise.race([this.running, term.scheduler.drain()]) : this.running;
   }
 
   private async supervise(): Promise<void> {
@@ -304,37 +249,16 @@ export class CollectionStream {
         continue;
       }
       if (lease && !lease.current) {
-        // Stays `starting` until the first attempt answered: bootstrap then waits for the stream to open.
-        const signal = this.pauses.interruptible(this.stopping.signal);
-        const acquired = await lease.acquire(signal, (why) => {
-          if ('paused' in why) this.fleetPauseSeen(why.paused);
-          // Cannot even ask (Redis away): nobody may be consuming, so not a healthy standby.
-          else if ('error' in why)
-            return this.streamState.setBase('reconnecting', messages.waitingForLease(why.error));
-          else if (why.answered) this.fleetPauseSeen(null);
-          // Paused fleet-wide (as last answered): stays out, shown as paused rather than standing by.
-          if (this.pauses.fleet) {
-            this.streamState.setBase('paused');
-            return this.pauses.settled();
-          }
-          if (this.streamState.baseState !== 'standby' && 'heldBy' in why)
-            this.logger.log(
-              messages.leaseStandby(this.key, lease.instanceId, why.heldBy?.holder ?? null),
-            );
-          this.streamState.setBase('standby');
+        const acquired = await acquireStreamLease({
+          ...this.deps,
+          lease,
+          logger: this.logger,
+          pauses: this.pauses,
+          stopping: this.stopping.signal,
+          fleetPauseSeen: (value) => this.fleetPauseSeen(value),
         });
         if (this.stopping.signal.aborted) break;
         if (!acquired) continue; // paused on this instance meanwhile
-        this.fleetPauseSeen(null);
-        this.logger.log(messages.leaseAcquired(this.key, lease.instanceId, acquired.fence));
-        this.deps.emit({
-          type: 'role',
-          key: this.key,
-          role: 'active',
-          instanceId: lease.instanceId,
-          fence: acquired.fence,
-          reason: 'lease acquired',
-        });
       }
       const term = this.beginTerm();
       // A fleet-wide pause seen between two terms of one lease (no term to end then) ends this one.

@@ -8,7 +8,7 @@ import { errorText } from '../common/errors.js';
 import type { ResumeToken, StreamPosition } from '../interfaces/position-store.interface.js';
 import type { ChangeCursor } from '../common/change-event.js';
 import { readChanges, StreamOpenError } from './change-reader.js';
-import type { CollectionStreamDeps } from './collection-stream.js';
+import type { CollectionStreamDeps } from './collection-stream-deps.js';
 import { classifyOpenError, decideHistoryLost } from './history-lost.js';
 import type { LagTracker } from './lag-tracker.js';
 import type { LeaseTerm } from './lease-term.js';

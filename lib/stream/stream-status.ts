@@ -1,6 +1,9 @@
 import { messages } from '../change-stream.messages.js';
-import type { ChangeStreamStatus } from '../interfaces/change-stream-status.interface.js';
-import type { CollectionStreamDeps } from './collection-stream.js';
+import type {
+  ChangeStreamStatus,
+  StreamPause,
+} from '../interfaces/change-stream-status.interface.js';
+import type { CollectionStreamDeps } from './collection-stream-deps.js';
 import type { LagTracker } from './lag-tracker.js';
 import type { ReopeningReader } from './reopening-reader.js';
 import type { StreamPlan } from './stream-plan.js';
@@ -21,6 +24,8 @@ export interface StreamStatusSources {
   lastEventAt: number;
   lag: LagTracker;
   reader: ReopeningReader;
+  /** The pause in force while the stream is paused. */
+  paused: StreamPause | null;
 }
 
 const NOT_SAMPLED = {
@@ -76,5 +81,6 @@ export function streamStatus(sources: StreamStatusSources): ChangeStreamStatus {
     consecutiveFailures: reader.consecutiveFailures,
     ...(deps.headroom?.snapshot ?? NOT_SAMPLED),
     backfill: deps.backfill?.status() ?? null,
+    ...(sources.paused ? { paused: sources.paused } : {}),
   };
 }
