@@ -1,4 +1,3 @@
-import { AckWindow } from '../checkpoint/ack-window.js';
 import { Notifier } from '../common/notifier.js';
 import type { HandlerFailedError } from '../change-stream.errors.js';
 import type { ChangeEvent } from '../common/change-event.js';
@@ -14,6 +13,8 @@ import { InFlightList } from './in-flight-list.js';
 import { DispatchGate } from './dispatch-gate.js';
 import type { SchedulerDeps } from './scheduler-deps.js';
 import { DocumentChains } from './document-chains.js';
+import { EventSettlement } from './event-settlement.js';
+import { OrderedReplays } from './ordered-replays.js';
 import { BatchParts } from './batch-parts.js';
 import { documentKeyOf, hasDocumentKey } from '../common/document-key.js';
 import { ABORTED } from './dispatch-outcome.js';
@@ -30,11 +31,10 @@ export const NO_CHAIN = '';
  */
 export class EventScheduler {
   private seq = 0;
-  private readonly window = new AckWindow();
   private readonly inFlight = new InFlightList<TrackedEvent>();
   /** Events of one document key run in order; each busy key takes a slot. */
   private readonly keys = new DocumentChains();
-  /** Events running alone (`runAlone`): with the busy documents (`keys.size`), the slots taken. */
+  /** Events running alone (`runAlone`): with the busy documents (`keys.size`) and the replays' slots, the slots taken. */
   private alone = 0;
   private readonly scope: DispatchScope;
   private readonly changed = new Notifier();
@@ -44,8 +44,8 @@ export class EventScheduler {
   /** The stream has batch handlers (`@OnChangeBatch`): events take the batching path. */
   readonly batching: boolean;
   private readonly batches: BatchParts;
-  /** Dead-letter replays waiting or running on a batching stream: nothing new is read meanwhile. */
-  private replaying = 0;
+  private readonly settlement: EventSettlement;
+  private readonly replays: OrderedReplays;
 
   readonly documentKey: (change: ChangeEvent) => string | null;
 
@@ -63,6 +63,19 @@ export class EventScheduler {
       scope: this.scope,
       mayRunBatch: () => !this.gate.failure && (deps.mayDispatch?.() ?? true),
       settle: (flight) => this.settleParts(flight),
+    });
+    this.settlement = new EventSettlement(deps, this.gate);
+    this.replays = new OrderedReplays({
+      concurrency: deps.concurrency,
+      batching: this.batching,
+      keys: this.keys,
+      inFlight: this.inFlight,
+      changed: this.changed,
+      gate: this.gate,
+      aloneRunning: () => this.alone,
+      track: (change) => this.track(change),
+      acknowledge: (seq) => this.settlement.acknowledge(seq, null),
+      flushBatches: () => this.flushBatches(),
     });
   }
 
@@ -109,16 +122,17 @@ export class EventScheduler {
    */
   hasSlot(): boolean {
     return (
-      this.keys.size + this.alone < this.deps.concurrency &&
+      this.keys.size + this.alone + this.replays.slotsTaken < this.deps.concurrency &&
       !this.gate.failure &&
-      this.replaying === 0
+      !this.replays.holdingBackReads
     );
   }
 
   /** Resolves true once another event may start; false after a failure or at shutdown. */
   async waitForSlot(signal: AbortSignal): Promise<boolean> {
     while (
-      (this.keys.size + this.alone >= this.deps.concurrency || this.replaying > 0) &&
+      (this.keys.size + this.alone + this.replays.slotsTaken >= this.deps.concurrency ||
+        this.replays.holdingBackReads) &&
       !this.gate.failure &&
       !signal.aborted
     ) {
@@ -142,7 +156,7 @@ export class EventScheduler {
   needsSlot(change: ChangeEvent): boolean {
     return (
       !this.batching ||
-      this.replaying > 0 ||
+      this.replays.holdingBackReads ||
       !hasDocumentKey(change) ||
       this.deps.dispatcher.hasPerEventHandlers(change)
     );
@@ -194,62 +208,21 @@ export class EventScheduler {
     this.inFlight.remove(flight);
     try {
       if (flight.alone) this.alone--;
-      this.settle(flight.seq, flight.change, flight.outcome, flight.ack);
+      this.settlement.settle(flight.seq, flight.change, flight.outcome, flight.ack);
     } finally {
       this.changed.notify();
       flight.whenDone?.(flight.outcome);
     }
   }
 
-  /**
-   * Runs `task` (a dead-letter replay of `change`) in its document's order: after the events of
-   * document `key` submitted before it, before those submitted after (`key` null: once every
-   * earlier event finished, and nothing runs beside it on a sequential stream). It counts in
-   * flight, so a drain waits for it, but it is no stream event: never acknowledged, not counted
-   * as handled, and its failure is the caller's alone. `refused` makes the error when it may not start.
-   */
+  /** A dead-letter replay of `change` in its document's order (see `OrderedReplays.run`). */
   runInOrder<T>(
     change: ChangeEvent,
     key: string | null,
     task: (signal: AbortSignal) => Promise<T>,
     refused: () => Error,
   ): Promise<T> {
-    const flight = this.track(change);
-    const run = async (): Promise<T> => {
-      let slots = 0;
-      try {
-        if (key === null)
-          while (this.inFlight.toArray().some((other) => other.seq < flight.seq))
-            await this.changed.next();
-        // Never beside an event that runs alone (drop, rename, DDL); one without a document runs alone itself: it takes every slot.
-        while (this.alone > 0) await this.changed.next();
-        if (key === null) this.alone += slots = this.deps.concurrency;
-        if (!this.gate.mayStart()) throw refused();
-        flight.startedAt = Date.now();
-        return await task(flight.abort.signal);
-      } finally {
-        this.alone -= slots;
-        flight.finished = true;
-        this.inFlight.remove(flight);
-        if (key !== null) this.keys.release(key);
-        this.acknowledge(flight.seq, null);
-        this.changed.notify();
-      }
-    };
-    if (this.batching) {
-      // Batch handlers' events wait in no document chain: the replay waits for every earlier event
-      // (flushed now), and nothing more is read until it ran (a later event of its document could be batched).
-      this.flushBatches();
-      key = null;
-      this.replaying++;
-      const done = () => {
-        this.replaying--;
-        this.changed.notify();
-      };
-      return run().finally(done);
-    }
-    if (key === null) return run();
-    return this.keys.after(key, run);
+    return this.replays.run(change, key, task, refused);
   }
 
   /** Resolves once nothing is in flight. */
@@ -305,29 +278,10 @@ export class EventScheduler {
     try {
       if (key !== undefined) this.keys.release(key);
       else this.alone--;
-      this.settle(flight.seq, flight.change, worse(flight.outcome, outcome), ack);
+      this.settlement.settle(flight.seq, flight.change, worse(flight.outcome, outcome), ack);
     } finally {
       this.changed.notify(); // a waiting drain() must see it left
     }
     return outcome;
-  }
-
-  /** Event `seq` finished: the checkpointer hears of the acknowledged prefix, with a new token or without. */
-  private acknowledge(seq: number, token: ChangeEvent['_id'] | null): void {
-    const before = this.window.acknowledgedSeq;
-    if (this.window.complete(seq, token))
-      this.deps.checkpointer.ack(this.window.token!, this.window.acknowledgedSeq);
-    else if (this.window.acknowledgedSeq > before)
-      this.deps.checkpointer.ackSeq(this.window.acknowledgedSeq);
-  }
-
-  private settle(seq: number, change: ChangeEvent, outcome: DispatchOutcome, ack: boolean): void {
-    if (outcome.ok) {
-      this.deps.onHandled(change);
-      // A backfill event has no resume token (`_id`): it moves the acknowledged prefix, not the position.
-      this.acknowledge(seq, ack ? (change._id ?? null) : null);
-    } else if ('error' in outcome) {
-      this.gate.fail(outcome.error, (error) => this.deps.onFailed(error));
-    }
   }
 }
