@@ -91,12 +91,7 @@ export function storedDatabase(source: unknown, where: string): DatabasePattern 
   const problem = databasePatternProblem(source.database);
   if (problem)
     throw new ChangeStreamConfigError(
-      messages.databasePatternInvalid(
-        where,
-        source.collection,
-        typeof source.database === 'string' ? `'${source.database}'` : String(source.database),
-        problem,
-      ),
+      messages.databasePatternInvalid(where, source.collection, source.database, problem),
     );
   return source.database;
 }

@@ -1,3 +1,5 @@
+import { quotedDatabase } from './database-name.js';
+
 // The `streams` option's texts (database streams), spread into `messages` (change-stream.messages.ts).
 export const streamScopeMessages = {
   streamsOptionInvalid: (path: string, value: unknown) =>
@@ -40,15 +42,20 @@ export const streamScopeMessages = {
     `ChangeStreamModule: option "streams.connections" names ${names.map((n) => `'${n}'`).join(', ')}, which no handler ` +
     `of this module uses (connections with handlers: ${known.map((n) => `'${n}'`).join(', ') || 'none'}): ` +
     `a typo leaves those connections in the default mode.`,
-  databasePatternInvalid: (where: string, collection: string, database: string, rule: string) =>
-    `@OnChange({ collection: '${collection}', database: ${database} }) on ${where}: the database pattern is invalid: ${rule}.`,
+  databasePatternInvalid: (
+    where: string,
+    collection: string,
+    database: string | RegExp,
+    rule: string,
+  ) =>
+    `@OnChange({ collection: '${collection}', database: ${quotedDatabase(database)} }) on ${where}: the database pattern is invalid: ${rule}.`,
   tenantStreamBackfill: (
     decorator: string,
     collection: string,
-    database: string,
+    database: string | RegExp,
     handlers: string[],
   ) =>
-    `${decorator}({ collection: '${collection}', database: ${database} }) on ${handlers.join(', ')} asks for backfill, which a ` +
+    `${decorator}({ collection: '${collection}', database: ${quotedDatabase(database)} }) on ${handlers.join(', ')} asks for backfill, which a ` +
     `deployment stream (a database pattern) does not offer: a backfill reads one collection of one database. ` +
     `Remove backfill, or backfill each database from a handler of its own: one Mongoose connection per database ` +
     `(MongooseModule.forRoot(uri, { connectionName: 'tenant_a', dbName: 'tenant_a' })) and ${decorator}('${collection}', { connectionName: 'tenant_a', backfill }).`,

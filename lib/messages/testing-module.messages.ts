@@ -1,3 +1,5 @@
+import { quotedDatabase } from './database-name.js';
+
 /** ChangeStreamTestingModule options. */
 export const testingModuleMessages = {
   testingOptionsNotObject: () => 'ChangeStreamTestingModule: options must be an object.',
@@ -14,11 +16,11 @@ export const testingModuleMessages = {
     operationType: string,
     database: string,
     collection: string,
-    patterns: readonly string[],
+    patterns: readonly (string | RegExp)[],
     connectionName: string,
   ) =>
     `The "${operationType}" event emitted on ${database}.${collection} reaches no handler: "${collection}" is watched only ` +
-    `in databases ${patterns.join(', ')} (connection "${connectionName}"), which "${database}" (the app's database, used as the emit named none) does not match. ` +
+    `in databases ${patterns.map((p) => quotedDatabase(p, '"')).join(', ')} (connection "${connectionName}"), which "${database}" (the app's database, used as the emit named none) does not match. ` +
     `Name the tenant's database: pass { database: 'tenant_a' } (say) as the emit options, or build the event with ` +
     `changeEvents.forDatabase('tenant_a'). To check that no handler runs in "${database}", pass { database: '${database}' }.`,
 };

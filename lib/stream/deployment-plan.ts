@@ -18,9 +18,7 @@ export function refuseTenantBackfill(handler: ChangeHandler): void {
     messages.tenantStreamBackfill(
       handler.batch ? '@OnChangeBatch' : '@OnChange',
       handler.collection,
-      typeof handler.database === 'string'
-        ? `'${handler.database}'`
-        : describeDatabasePattern(handler.database),
+      handler.database,
       [handler.name],
     ),
   );

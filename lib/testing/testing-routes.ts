@@ -1,6 +1,7 @@
 import type { mongo } from 'mongoose';
 import { messages } from '../change-stream.messages.js';
-import { describeDatabasePattern, matchesDatabase } from '../stream/database-pattern.js';
+import { quotedDatabase } from '../messages/database-name.js';
+import { matchesDatabase } from '../stream/database-pattern.js';
 import { servesCollection } from '../stream/stream-scope.js';
 import type { ChangeOutcome } from './change-outcome.js';
 import type { TestingStream } from './testing-streams.js';
@@ -108,7 +109,7 @@ function refuseUnmatchedPatterns(
       change.operationType,
       target.database,
       target.collection,
-      patterns.map(describeDatabasePattern),
+      patterns,
       target.connectionName,
     ),
   );
@@ -184,7 +185,7 @@ export function describeStreams(streams: readonly TestingStream[]): string[] {
     const on = `(connection "${plan.connectionName}")`;
     if (plan.scope.kind === 'deployment')
       return plan.scope.parts.map(
-        (p) => `"${p.collection}" in databases ${describeDatabasePattern(p.database!)} ${on}`,
+        (p) => `"${p.collection}" in databases ${quotedDatabase(p.database!, '"')} ${on}`,
       );
     return plan.scope.kind === 'database'
       ? plan.scope.collections.map((c) => `"${c}" ${on}`)
