@@ -2,26 +2,22 @@ import { Logger } from '@nestjs/common';
 import { messages } from '../change-stream.messages.js';
 import { backoffDelay, sleep } from '../common/backoff.js';
 import { Notifier } from '../common/notifier.js';
-import { isFencedWriteError } from '../change-stream.errors.js';
 import type { StreamLease } from '../interfaces/lease-store.interface.js';
-import type {
-  ResumeToken,
-  StreamCoverage,
-  StreamPosition,
-} from '../interfaces/position-store.interface.js';
+import type { ResumeToken, StreamPosition } from '../interfaces/position-store.interface.js';
 import { BackfillRecord } from './backfill-record.js';
 import type { CheckpointerContext, CheckpointSettings } from './checkpointer-context.js';
-import { AdoptedLeftPosition, readStartPosition } from './start-position.js';
 import { RETRY_MAX_DELAY_MS } from '../options/defaults.js';
+import { type PendingSave, PositionSaver } from './position-saver.js';
 import { SaveHealth } from './save-health.js';
 import { SaveTimer } from './save-timer.js';
-import { coverageForTerm, withoutCoverage } from './stream-coverage.js';
+import { withoutCoverage } from './stream-coverage.js';
+import { TermStart } from './term-start.js';
 
 /**
  * Holds one stream's position. Events are numbered in stream order (`seq`); `ack` is called
  * for the newest event such that it and every earlier one were handled. Saves are batched by
- * count and time, never run concurrently, and a failed save is retried with backoff while the
- * position stays in memory. `waitForRunAheadRoom` enforces the crash bound: at most `2 × maxEvents`
+ * count and time (a `PositionSaver` runs them one at a time and retries a failed one with
+ * backoff while the position stays in memory). `waitForRunAheadRoom` enforces the crash bound: at most `2 × maxEvents`
  * events are dispatched past the stored position (`maxUnsavedEvents` while saves fail).
  */
 export class Checkpointer {
@@ -35,9 +31,7 @@ export class Checkpointer {
   /** The acknowledged position differs from the stored one (an event or an idle token). */
   private dirty = false;
   private readonly timer = new SaveTimer(() => void this.flush());
-  private saving: Promise<boolean> | undefined;
-  /** A flush was asked for while a save was under way: save again once it ends. */
-  private saveRequestedWhileSaving = false;
+  private readonly saver: PositionSaver;
   private disposed = false;
   /** Between lease terms (the lease was lost): nothing is acknowledged or saved. */
   private suspended = false;
@@ -45,10 +39,6 @@ export class Checkpointer {
   private lease: StreamLease | null = null;
   /** The newest position of the previous lease term, for a store that lost everything meanwhile. */
   private remembered: StreamPosition | null = null;
-  /** Bumped by `begin`: a save still under way from the previous lease term must not touch this one. */
-  private epoch = 0;
-  /** A left position this lease term resumed from (see `load`). */
-  private readonly leftPosition: AdoptedLeftPosition;
   /** A position was stored in this lease term (under its lease, with leases on). */
   savedThisTerm = false;
   private readonly progress = new Notifier();
@@ -56,10 +46,7 @@ export class Checkpointer {
   private lastSaved: StreamPosition | null = null;
   /** The backfill record stored with the position. */
   readonly backfill = new BackfillRecord();
-  /** What a database stream's positions cover in this lease term (set by `load`). */
-  private coverage: StreamCoverage | undefined;
-  /** Keys whose missing coverage was said (once each). */
-  private readonly coverageWarned = new Set<string>();
+  private readonly start: TermStart;
   readonly key: string;
   private readonly settings: CheckpointSettings;
 
@@ -67,8 +54,21 @@ export class Checkpointer {
     this.key = context.key;
     this.settings = context.settings;
     this.logger = context.logger ?? new Logger(Checkpointer.name);
-    this.leftPosition = new AdoptedLeftPosition(context.store, context.key);
     this.health = new SaveHealth(context, this.logger);
+    this.start = new TermStart(context, this.logger);
+    this.saver = new PositionSaver(context, this.health, this.timer, this.progress, {
+      nextSave: () => this.nextSave(),
+      storedForm: ({ position, seq }) =>
+        this.start.withCoverage(this.backfill.storedWith(position, seq)),
+      suspended: () => this.suspended,
+      saved: (save, sameTerm) => this.saved(save, sameTerm),
+      fenced: (error) => {
+        this.suspend();
+        context.onFenced?.(error);
+      },
+      dirty: () => this.dirty,
+      schedule: (delayMs) => this.schedule(delayMs),
+    });
   }
 
   /** Where a reopened stream must resume: the newest acknowledged position, else the stored one. */
@@ -86,12 +86,7 @@ export class Checkpointer {
    */
   get positionWithBackfill(): StreamPosition | null {
     const position = this.position;
-    return position && this.withCoverage(this.backfill.storedWith(position, this.ackedSeq));
-  }
-
-  /** A database stream's positions carry the collections they cover (see `StreamCoverage`). */
-  private withCoverage(position: StreamPosition): StreamPosition {
-    return this.coverage ? { ...position, coverage: this.coverage } : position;
+    return position && this.start.withCoverage(this.backfill.storedWith(position, this.ackedSeq));
   }
 
   /**
@@ -109,13 +104,11 @@ export class Checkpointer {
   begin(lease: StreamLease | null): void {
     this.remembered = this.positionWithBackfill ?? this.remembered;
     this.lastSaved = null;
-    this.epoch++;
-    this.saving = undefined;
-    this.saveRequestedWhileSaving = false;
+    this.saver.begin();
     this.timer.clear();
     this.lease = lease;
     this.suspended = false;
-    this.leftPosition.pending = false;
+    this.start.leftPosition.pending = false;
     this.savedThisTerm = false;
     this.acked = null;
     this.ackedToken = null;
@@ -134,7 +127,7 @@ export class Checkpointer {
 
   /** Resumed from a position an instance left (see `load`) that is not stored and removed yet. */
   get leftPositionPending(): boolean {
-    return this.leftPosition.pending;
+    return this.start.leftPosition.pending;
   }
 
   /**
@@ -142,29 +135,13 @@ export class Checkpointer {
    * and removed once stored; one from memory is stored with the next save.
    */
   async load(): Promise<void> {
-    const { replaces } = this.context;
-    const start = await readStartPosition(
-      this.context.store,
-      this.key,
-      this.lease !== null,
-      this.remembered,
-      this.logger,
-      replaces,
-      this.coverageWarned,
-    );
-    this.coverage =
-      replaces && 'collections' in replaces
-        ? coverageForTerm(
-            start.base,
-            replaces.collections.map((c) => c.collection),
-          )
-        : undefined;
+    const start = await this.start.read(this.lease !== null, this.remembered);
     this.restore(this.backfill.read(start.position && withoutCoverage(start.position)));
     // A left position is where a restart would resume too; one from memory is in no store yet.
     this.lastSaved = start.from === 'memory' ? null : this.acked;
     this.dirty = start.from !== 'stored';
     if (start.from === 'left') {
-      this.leftPosition.pending = true;
+      this.start.leftPosition.pending = true;
       void this.flush();
     }
   }
@@ -181,6 +158,16 @@ export class Checkpointer {
   ack(token: ResumeToken, seq: number): void {
     if (this.disposed || this.suspended) return;
     this.ackedToken = token;
+    this.acknowledged(seq);
+  }
+
+  /** Events up to `seq` were handled, none of them a new resume point (backfill events): the position stays, progress is saved. */
+  ackSeq(seq: number): void {
+    if (this.disposed || this.suspended) return;
+    this.acknowledged(seq);
+  }
+
+  private acknowledged(seq: number): void {
     this.ackedSeq = seq;
     this.dirty = true;
     this.progress.notify();
@@ -190,22 +177,11 @@ export class Checkpointer {
     else this.schedule(this.settings.intervalMs);
   }
 
-  /** Events up to `seq` were handled, none of them a new resume point (backfill events): the position stays, progress is saved. */
-  ackSeq(seq: number): void {
-    if (this.disposed || this.suspended) return;
-    this.ackedSeq = seq;
-    this.dirty = true;
-    this.progress.notify();
-    if (this.unsavedCount >= this.settings.maxEvents && this.health.failures === 0)
-      void this.flush();
-    else this.schedule(this.settings.intervalMs);
-  }
-
   /** Something besides events (backfill progress) is worth storing: save with the next interval. */
   requestSave(): void {
     if (this.disposed || this.suspended) return;
     this.dirty = true;
-    if (this.saving) this.saveRequestedWhileSaving = true; // the save under way may not hold it
+    this.saver.saveAgainIfSaving(); // the save under way may not hold it
     this.schedule(this.settings.intervalMs);
   }
 
@@ -254,7 +230,7 @@ export class Checkpointer {
       if (this.health.failures > 0 && !paused)
         this.logger.warn(messages.readingPaused(this.key, this.unsavedCount));
       paused = true;
-      if (!this.saving && this.health.failures === 0 && this.dirty) void this.flush();
+      if (!this.saver.busy && this.health.failures === 0 && this.dirty) void this.flush();
       if (!(await this.progress.next(signal))) return false;
     }
     return !signal.aborted;
@@ -262,27 +238,7 @@ export class Checkpointer {
 
   /** Saves the newest acknowledged position if it is not saved yet; true once it is stored. */
   flush(): Promise<boolean> {
-    this.timer.clear();
-    if (this.saving) {
-      this.saveRequestedWhileSaving = true;
-      return this.saving;
-    }
-    const done = (): boolean => {
-      const current = this.saving === saving; // not a newer lease term's save
-      if (current) this.saving = undefined;
-      this.progress.notify();
-      return current;
-    };
-    const saving: Promise<boolean> = this.saveUntilCurrent().then(
-      // An ack between the save's last look and now found it still saving and set `saveRequestedWhileSaving`: save that too, as part of this flush.
-      (stored) => (done() && stored && this.saveRequestedWhileSaving ? this.flush() : stored),
-      (error: unknown) => {
-        done();
-        throw error;
-      },
-    );
-    this.saving = saving;
-    return saving;
+    return this.saver.flush();
   }
 
   /** Acknowledged events not stored yet. */
@@ -309,59 +265,28 @@ export class Checkpointer {
     return this.health.failures > 0 ? Math.max(bound, this.settings.maxUnsavedEvents) : bound;
   }
 
-  private async saveUntilCurrent(): Promise<boolean> {
-    const epoch = this.epoch;
-    do {
-      this.saveRequestedWhileSaving = false;
-      const position = this.position;
-      if (position === null && !this.suspended && this.ackedSeq > this.savedSeq) {
-        // Backfill events acknowledged before the stream had a position (a server that gives none at open):
-        // nothing can be stored, and reading must not wait for a save that cannot come.
-        this.savedSeq = this.ackedSeq;
-        this.progress.notify();
-      }
-      if (!this.dirty || position === null || this.suspended) return !this.suspended;
-      const seq = this.ackedSeq;
-      const slow = this.health.watchSlowSave();
-      const started = performance.now();
-      try {
-        const { store } = this.context;
-        const stored = this.withCoverage(this.backfill.storedWith(position, seq));
-        await (this.lease
-          ? store.save(this.key, stored, this.lease)
-          : store.save(this.key, stored));
-        this.context.onWrite?.('stored', performance.now() - started);
-        if (epoch !== this.epoch) return false; // a previous lease term's save: this term's counts are not its
-      } catch (error) {
-        this.context.onWrite?.(
-          isFencedWriteError(error) ? 'refused' : 'failed',
-          performance.now() - started,
-        );
-        if (epoch !== this.epoch) return false;
-        if (isFencedWriteError(error)) {
-          // Not an outage: another instance owns the stream now. Never retried.
-          this.suspend();
-          this.context.onFenced?.(error);
-          return false;
-        }
-        this.schedule(this.health.failed(error, this.settings.intervalMs));
-        return false;
-      } finally {
-        clearTimeout(slow);
-      }
-      if (this.leftPosition.pending) this.leftPosition.drop(() => epoch === this.epoch);
-      this.savedThisTerm = true;
-      this.lastSaved = position;
-      this.savedSeq = Math.max(this.savedSeq, seq);
-      // Still dirty if anything came during the save (a token, or backfill events that move no token).
-      if (this.ackedToken === null && this.acked === position && this.ackedSeq === seq)
-        this.dirty = false;
-      this.lastSavedAt = new Date();
-      this.health.stored();
+  /** What the next save stores (see `PositionSaver`): null when nothing is to be stored. */
+  private nextSave(): PendingSave | null {
+    const position = this.position;
+    if (position === null && !this.suspended && this.ackedSeq > this.savedSeq) {
+      // Backfill events acknowledged before the stream had a position (a server that gives none at open):
+      // nothing can be stored, and reading must not wait for a save that cannot come.
+      this.savedSeq = this.ackedSeq;
       this.progress.notify();
-    } while (this.saveRequestedWhileSaving);
-    if (this.dirty) this.schedule(this.settings.intervalMs);
-    return true;
+    }
+    if (!this.dirty || position === null || this.suspended) return null;
+    return { position, seq: this.ackedSeq, lease: this.lease };
+  }
+
+  private saved({ position, seq }: PendingSave, sameTerm: () => boolean): void {
+    if (this.start.leftPosition.pending) this.start.leftPosition.drop(sameTerm);
+    this.savedThisTerm = true;
+    this.lastSaved = position;
+    this.savedSeq = Math.max(this.savedSeq, seq);
+    // Still dirty if anything came during the save (a token, or backfill events that move no token).
+    if (this.ackedToken === null && this.acked === position && this.ackedSeq === seq)
+      this.dirty = false;
+    this.lastSavedAt = new Date();
   }
 
   private schedule(delayMs: number): void {
