@@ -150,7 +150,9 @@ async function run(
 ): Promise<ManyCollectionsResult> {
   if (process.env.BENCH_ECHO)
     console.error(`[many] ${args.phase} ${args.streams} ${args.collections}`);
-  const child = spawn(process.execPath, [script, JSON.stringify(args)], {
+  // BENCH_NODE_ARGS: extra node flags for each consumer, as in `npm run bench` (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, script, JSON.stringify(args)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let output = '';
