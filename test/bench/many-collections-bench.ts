@@ -1,4 +1,5 @@
 import {
+  type Drain,
   drainRun,
   type Idle,
   idleRun,
@@ -53,7 +54,7 @@ export async function manyCollectionsTable(servers: Servers): Promise<void> {
   const floors: number[] = [];
   const idle = new Map<Mode, Idle[]>(MODES.map((m) => [m, []]));
   const startupOne = new Map<Mode, number[]>(MODES.map((m) => [m, []]));
-  const drain = new Map<Mode | 'one', number[]>([['one', []]]);
+  const drain = new Map<Mode | 'one', Drain[]>([['one', []]]);
   MODES.forEach((m) => drain.set(m, []));
   // Idle rounds first: every drain leaves 20,000 more entries in the oplog.
   for (let round = 0; round < IDLE_ROUNDS; round++) {
@@ -67,22 +68,23 @@ export async function manyCollectionsTable(servers: Servers): Promise<void> {
   }
   for (let round = 0; round < DRAIN_ROUNDS; round++) {
     for (const what of turn(['one', ...MODES] as const, round)) {
-      const rate =
+      const drained =
         what === 'one'
           ? await drainRun(servers, 'collection', 1, DRAIN_EVENTS)
           : await drainRun(servers, what, DRAIN_COLLECTIONS, DRAIN_EVENTS);
-      drain.get(what)!.push(rate);
+      drain.get(what)!.push(drained);
       process.stdout.write('.');
     }
   }
   process.stdout.write('\n');
-  const one = drain.get('one')!;
+  const one = drain.get('one')!.map((d) => d.rate);
+  const oneCpu = drain.get('one')!.map((d) => d.cpuMicrosPerEvent);
   console.log(
     `\nMany collections (${IDLE_COLLECTIONS} idle for ${IDLE_SECONDS} s, ${IDLE_ROUNDS} rounds; drain of ${DRAIN_EVENTS} events over ${DRAIN_COLLECTIONS} collections, ${DRAIN_ROUNDS} rounds; median [min–max])`,
   );
   if (one.length > 0)
     console.log(
-      `  one collection stream drains the backlog of one collection at ${spread(one, 0)} events/s`,
+      `  one collection stream drains the backlog of one collection at ${spread(one, 0)} events/s, ${spread(oneCpu, 1)} µs of app CPU per event`,
     );
   if (floors.length > 0)
     console.log(
@@ -96,8 +98,13 @@ export async function manyCollectionsTable(servers: Servers): Promise<void> {
     'startup 1 ms',
     'drain events/s',
     '× one stream',
+    'drain CPU µs/ev',
+    '× one (CPU)',
   ];
-  const ratiosToOne = (mode: Mode) => drain.get(mode)!.map((rate, i) => rate / one[i]);
+  const ratiosToOne = (mode: Mode) => drain.get(mode)!.map((d, i) => d.rate / one[i]);
+  /** The same ratio from CPU time per event: the reference's over the mode's, each round's own. */
+  const cpuRatiosToOne = (mode: Mode) =>
+    drain.get(mode)!.map((d, i) => oneCpu[i] / d.cpuMicrosPerEvent);
   const lines = MODES.map((mode) => {
     const runs = idle.get(mode)!;
     const server = runs.map((r) => r.serverPercent).filter((p): p is number => p !== null);
@@ -113,8 +120,16 @@ export async function manyCollectionsTable(servers: Servers): Promise<void> {
         0,
       ),
       spread(startupOne.get(mode)!, 0),
-      spread(drain.get(mode)!, 0),
+      spread(
+        drain.get(mode)!.map((d) => d.rate),
+        0,
+      ),
       spread(ratiosToOne(mode), 2),
+      spread(
+        drain.get(mode)!.map((d) => d.cpuMicrosPerEvent),
+        1,
+      ),
+      spread(cpuRatiosToOne(mode), 2),
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));

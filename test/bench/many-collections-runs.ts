@@ -75,13 +75,20 @@ export async function startupWithOne(servers: Servers, mode: Mode): Promise<numb
   return one.startupMs;
 }
 
-/** Events per second: positions stored by a first start, then a backlog written while nothing runs, then the timed drain. */
+export interface Drain {
+  /** Events per second, first event to last. */
+  rate: number;
+  /** The app's CPU time per event over the same window, µs. */
+  cpuMicrosPerEvent: number;
+}
+
+/** Positions stored by a first start, then a backlog written while nothing runs, then the timed drain. */
 export async function drainRun(
   servers: Servers,
   mode: Mode,
   collections: number,
   events: number,
-): Promise<number> {
+): Promise<Drain> {
   const args = { ...(await fresh(servers, collections)), streams: mode };
   const db = servers.client.db(args.dbName);
   // A first run handles one event per collection, so each stream stored a position (a server without
@@ -111,7 +118,10 @@ export async function drainRun(
   }
   const result = await run(servers, { ...args, phase: 'drain', expected: events });
   await db.dropDatabase();
-  return (result.events / result.drainMs!) * 1000;
+  return {
+    rate: (result.events / result.drainMs!) * 1000,
+    cpuMicrosPerEvent: result.drainCpuMicros! / result.events,
+  };
 }
 
 /** A database of its own with `collections` collections (one document each), and a consumer of its own. */
@@ -140,7 +150,9 @@ async function run(
 ): Promise<ManyCollectionsResult> {
   if (process.env.BENCH_ECHO)
     console.error(`[many] ${args.phase} ${args.streams} ${args.collections}`);
-  const child = spawn(process.execPath, [script, JSON.stringify(args)], {
+  // BENCH_NODE_ARGS: extra node flags for each consumer, as in `npm run bench` (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, script, JSON.stringify(args)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let output = '';

@@ -13,6 +13,8 @@ const args = JSON.parse(process.argv[2]) as ManyCollectionsArgs;
 let events = 0;
 let firstAt = 0;
 let lastAt = 0;
+let firstCpu: NodeJS.CpuUsage | undefined;
+let drainCpu: NodeJS.CpuUsage | undefined;
 let drained!: () => void;
 const done = new Promise<void>((resolve) => (drained = resolve));
 
@@ -26,8 +28,11 @@ for (let i = 0; i < args.collections; i++) {
     writable: true,
     value: () => {
       lastAt = performance.now();
-      if (events++ === 0) firstAt = lastAt;
-      if (events === args.expected) drained();
+      if (events++ === 0) [firstAt, firstCpu] = [lastAt, process.cpuUsage()];
+      if (events === args.expected) {
+        drainCpu = process.cpuUsage(firstCpu);
+        drained();
+      }
     },
   });
   const decorate = OnChange(collectionName(i)) as MethodDecorator;
@@ -65,7 +70,10 @@ async function main(): Promise<void> {
     startupMs,
     cpuMicros: used.user + used.system,
     events,
-    ...(args.phase === 'drain' && { drainMs: lastAt - firstAt }),
+    ...(args.phase === 'drain' && {
+      drainMs: lastAt - firstAt,
+      drainCpuMicros: drainCpu ? drainCpu.user + drainCpu.system : undefined,
+    }),
   };
   await app.close();
   console.log(`RESULT ${JSON.stringify(result)}`);

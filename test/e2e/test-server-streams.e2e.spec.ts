@@ -186,6 +186,52 @@ describe('database- and deployment-level change streams (test server)', () => {
     expect(resumed.map((e) => e._id)).toEqual([events[5]._id, events[6]._id]);
   });
 
+  it('a collection-level stream’s events carry ns and wallTime, in mongod’s field order, as the database-level ones', async () => {
+    const db = newDb();
+    const dbStream = await open(db);
+    const collectionStream = await open(db.collection<Doc>('a'));
+    const matchingNs = await open(db.collection<Doc>('a'), [
+      { $match: { 'ns.coll': 'a', 'ns.db': db.databaseName, wallTime: { $type: 'date' } } },
+    ]);
+    await db.collection<Doc>('a').insertOne({ _id: 1, n: 1 });
+    await db.collection<Doc>('a').updateOne({ _id: 1 }, { $set: { n: 2 } });
+    await db.collection<Doc>('a').deleteOne({ _id: 1 });
+    await db.collection<Doc>('a').drop();
+
+    const fromDb = await take(dbStream, 4);
+    const events = await take(collectionStream, 4);
+    expect(events.map((e) => [e.operationType, e.ns])).toEqual(
+      ['insert', 'update', 'delete', 'drop'].map((type) => [
+        type,
+        { db: db.databaseName, coll: 'a' },
+      ]),
+    );
+    events.forEach((event, i) => {
+      expect(event._id).toEqual(fromDb[i]._id);
+      expect(event.wallTime).toBeInstanceOf(Date);
+      expect(event.wallTime).toEqual(fromDb[i].wallTime);
+    });
+    // mongod's order at every level; the test server's collection-level updates and deletes
+    // keep their own fields (a delta or null fullDocument, no updateDescription), in that order.
+    const mongodOrder = [
+      '_id',
+      'operationType',
+      'clusterTime',
+      'wallTime',
+      'fullDocument',
+      'ns',
+      'documentKey',
+      'updateDescription',
+    ];
+    for (const event of events)
+      expect(Object.keys(event).filter((key) => mongodOrder.includes(key))).toEqual(
+        mongodOrder.filter((key) => key in event),
+      );
+    expect(Object.keys(events[0])).toEqual(Object.keys(fromDb[0]));
+    // Present before the stream's stages run, as on mongod.
+    expect(summary(await take(matchingNs, 1))).toEqual([['insert', db.databaseName, 'a', 1]]);
+  });
+
   // A read looks an update's document up once, when it reads the update, as mongod does: a stream
   // that read it again on a later getMore (the test server once scanned from its last event on each
   // time) would deliver an update its $match had already turned down, with a later document.

@@ -44,8 +44,9 @@ import java.util.stream.Stream;
  * (see ResumeTokens), so a client can read their cluster time. Their events are shaped as mongod's: `ns`, `wallTime`,
  * `updateDescription`, `replace`, `drop`; `fullDocument` on updates only with `updateLookup`;
  * only mongod's per-event stages ($match, $project, ...) after `$changeStream`.
- * Collection-level streams keep the server's own events: still without `ns`, with its shapes (an
- * update's `fullDocument` is its `$set`/`$unset` delta). Every change-stream cursor reads the oplog
+ * Collection-level streams keep the server's own events, with `ns` and `wallTime` added in mongod's
+ * field order (CollectionEvents), and otherwise its shapes (an update's `fullDocument` is its
+ * `$set`/`$unset` delta). Every change-stream cursor reads the oplog
  * from its position on, as mongod does (OplogCollection), not the whole oplog on every getMore.
  * Not modelled: dropDatabase/rename/invalidate events (a dropped database shows as one `drop`
  * per collection), post-batch resume tokens and `operationTime`, pre/post-images, and
@@ -657,7 +658,7 @@ class ResumingOplog implements Oplog {
 
   private Document eventOf(Document entry, Document spec) {
     try {
-      return (Document) EVENT_OF.invoke(server, entry, spec);
+      return CollectionEvents.asMongod((Document) EVENT_OF.invoke(server, entry, spec), entry);
     } catch (InvocationTargetException e) {
       if (e.getCause() instanceof RuntimeException) throw (RuntimeException) e.getCause();
       throw new IllegalStateException(e.getCause());
@@ -704,6 +705,44 @@ class ResumingOplog implements Oplog {
     } catch (ReflectiveOperationException | RuntimeException e) {
       return null;
     }
+  }
+}
+
+/**
+ * The server's collection-level events with what mongod's carry at every level and the server's
+ * lack: `ns` and `wallTime` (from the oplog entry), in mongod's field order (`_id, operationType,
+ * clusterTime, wallTime, fullDocument, ns, documentKey`, then the rest). Built before the stream's
+ * stages run, so a `$match` or `$project` on them acts as on mongod. Every other field is the server's.
+ */
+final class CollectionEvents {
+  private static final List<String> HEAD = List.of("_id", "operationType", "clusterTime");
+
+  private CollectionEvents() {}
+
+  static Document asMongod(Document serverEvent, Document entry) {
+    Document event = new Document();
+    for (String key : HEAD) {
+      if (serverEvent.containsKey(key)) event.append(key, serverEvent.get(key));
+    }
+    if (entry.get("wall") != null) event.append("wallTime", entry.get("wall"));
+    if (serverEvent.containsKey("fullDocument")) event.append("fullDocument", serverEvent.get("fullDocument"));
+    event.append("ns", ns(entry));
+    for (String key : serverEvent.keySet()) {
+      if (!event.containsKey(key)) event.append(key, serverEvent.get(key));
+    }
+    return event;
+  }
+
+  /** A command's (a drop's) namespace is its collection's, as in mongod's drop event. */
+  private static Document ns(Document entry) {
+    String namespace = (String) entry.get("ns");
+    Document ns = new Document("db", Utils.getDatabaseNameFromFullName(namespace));
+    String coll = Utils.getCollectionNameFromFullName(namespace);
+    if (coll.equals("$cmd")) {
+      Object dropped = ((Document) entry.get("o")).get("drop");
+      return dropped instanceof String ? ns.append("coll", dropped) : ns;
+    }
+    return ns.append("coll", coll);
   }
 }
 
