@@ -151,6 +151,7 @@ export class Checkpointer {
       this.logger,
       replaces,
       this.coverageWarned,
+      this.context.fellOff,
     );
     this.coverage =
       replaces && 'collections' in replaces

@@ -79,3 +79,23 @@ function isTimestamp(value: unknown): value is mongo.Timestamp {
     (value as { _bsontype?: unknown })._bsontype === 'Timestamp'
   );
 }
+
+/**
+ * The oplog's oldest entry time now, read as `readOplogWindow` reads it (for where a database
+ * stream starts); null when it cannot be read or no answer came within the queries' own bound
+ * (never thrown, never logged: the headroom sampler says why).
+ */
+export async function readOldestOplogEntry(
+  oplog: OplogCollection,
+): Promise<mongo.Timestamp | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>(
+    (resolve) => (timer = setTimeout(() => resolve(null), OPLOG_QUERY_MAX_TIME_MS)),
+  );
+  try {
+    const window = await Promise.race([readOplogWindow(oplog).catch(() => null), late]);
+    return window && 'oldest' in window ? window.oldest : null;
+  } finally {
+    clearTimeout(timer);
+  }
+}
