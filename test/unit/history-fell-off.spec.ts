@@ -8,6 +8,7 @@ import {
   type StreamPosition,
 } from '../../lib/index.js';
 import { databaseStreamStart } from '../../lib/checkpoint/start-rule.js';
+import { type OplogStart, readOldestOplogEntry } from '../../lib/headroom/oplog-window.js';
 import { CapturingLogger } from '../fixtures/capturing-logger.js';
 import {
   DATABASE_KEY,
@@ -278,6 +279,52 @@ describe('a database stream whose collection’s position fell off the oplog (dr
     await eventually('opened', () => server.opens.length === 1);
     expect(server.opens[0].resumeAfter).toEqual(tokenAt(300));
     expect(reads).toBe(0);
+  });
+});
+
+describe('readOldestOplogEntry: the oplog’s oldest entry at a database stream’s start', () => {
+  const answering = (answer: () => Promise<unknown>) => {
+    const asked: unknown[] = [];
+    const oplog: OplogStart = {
+      findOne: (filter, options) => {
+        asked.push([filter, options]);
+        return answer() as never;
+      },
+    };
+    return { oplog, asked };
+  };
+
+  it('reads the first entry by natural order, projected to what it needs, and gives its time', async () => {
+    const { oplog, asked } = answering(async () => ({ ts: ts(200), op: 'i' }));
+    expect(await readOldestOplogEntry(oplog)).toEqual(ts(200));
+    expect(asked).toEqual([
+      [
+        {},
+        {
+          sort: { $natural: 1 },
+          projection: { ts: 1, op: 1, 'o.msg': 1, _id: 0 },
+          maxTimeMS: 5000,
+        },
+      ],
+    ]);
+  });
+
+  it('the replica set’s first entry ("initiating set"): nothing can have fallen off, as mongod judges', async () => {
+    const { oplog } = answering(async () => ({
+      ts: ts(200),
+      op: 'n',
+      o: { msg: 'initiating set' },
+    }));
+    expect(await readOldestOplogEntry(oplog)).toBeNull();
+  });
+
+  it('a refusal, an empty oplog or an answer without a time: null, never thrown', async () => {
+    const unauthorized = Object.assign(new Error('not authorized on local'), { code: 13 });
+    expect(
+      await readOldestOplogEntry(answering(() => Promise.reject(unauthorized)).oplog),
+    ).toBeNull();
+    expect(await readOldestOplogEntry(answering(async () => null).oplog)).toBeNull();
+    expect(await readOldestOplogEntry(answering(async () => ({ ts: 5 })).oplog)).toBeNull();
   });
 });
 
