@@ -28,14 +28,10 @@ export interface FellOffGuard {
   /** The oplog's oldest entry now; null when it cannot be read (the start is then decided without it). */
   oldestOplogEntry(): Promise<mongo.Timestamp | null>;
   /**
-   * Asks `onHistoryLost` for each of those collections before the stream starts at `start`;
-   * throws (the stream fails, nothing is stored) when the answer for any of them is `fail`.
+   * Asks `onHistoryLost` for each of those collections before the stream starts; throws (the
+   * stream fails, nothing is stored) when the answer for any of them is `fail`.
    */
-  letGo(
-    fellOff: readonly FellOffCollection[],
-    oplogOldest: mongo.Timestamp,
-    start: StreamPosition | null,
-  ): Promise<void>;
+  letGo(fellOff: readonly FellOffCollection[], oplogOldest: mongo.Timestamp): Promise<void>;
 }
 
 /**
@@ -73,8 +69,7 @@ export async function readStartPosition(
   }
   if (!replaced) return { position: stored, from: 'stored', base: stored };
   const decision = await decide(store, key, stored, replaced, guard);
-  if (decision.fellOff)
-    await guard!.letGo(decision.fellOff, decision.oplogOldest!, decision.position);
+  if (decision.fellOff) await guard!.letGo(decision.fellOff, decision.oplogOldest!);
   if (decision.coverageMissing && !warned.has(decision.coverageMissing)) {
     warned.add(decision.coverageMissing);
     logger.warn(messages.positionCoverageMissing(key, decision.coverageMissing));
