@@ -45,6 +45,7 @@ import { MirroredPositionStore } from './position-mirror/mirrored-position.store
 import { withPositionMirror } from './position-mirror/position-mirror.factory.js';
 import { MIN_CLOSE_MS, STORE_CHECK_MS } from './options/defaults.js';
 import { HeadroomSampling } from './headroom/headroom-sampling.js';
+import { oplogStartOf, readOldestOplogEntry } from './headroom/oplog-window.js';
 
 /** Wires discovery to streams and runs them with the application's lifecycle. */
 @Injectable()
@@ -143,6 +144,10 @@ export class ChangeStreamOrchestrator
         database,
         key,
         replaces,
+        // `historyHeadroom: false` reads nothing from the oplog.
+        ...(this.options.historyHeadroom !== false && {
+          oldestOplogEntry: () => readOldestOplogEntry(oplogStartOf(connection.getClient())),
+        }),
         store: this.tokens,
         deadLetters: this.stores.deadLetters,
         options: this.options,

@@ -2,6 +2,7 @@ import type { Logger } from '@nestjs/common';
 import type { FencedWriteError } from '../change-stream.errors.js';
 import type { PositionStore } from '../interfaces/position-store.interface.js';
 import type { ReplacedStreams } from './replaced-position.js';
+import type { FellOffGuard } from './start-position.js';
 
 /** `checkpoint.*` of the module options. */
 export interface CheckpointSettings {
@@ -19,6 +20,8 @@ export interface CheckpointerContext {
   readonly logger?: Logger;
   /** The streams that share its collections (a `streams` mode switch, a collection joining or leaving a database stream): see `readStartPosition`. */
   readonly replaces?: ReplacedStreams;
+  /** A database stream's: lets a collection whose position fell off the oplog go instead of the whole stream's history (see `readStartPosition`). */
+  readonly fellOff?: FellOffGuard;
   /** Told when saving starts failing or stalls (with the reason) and when it works again (null). */
   onSaveTrouble?(reason: string | null): void;
   /** Told when the store refused a write because another instance holds the stream now. */

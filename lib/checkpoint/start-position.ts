@@ -1,9 +1,16 @@
 import type { Logger } from '@nestjs/common';
+import type { mongo } from 'mongoose';
 import { messages } from '../change-stream.messages.js';
 import type { PositionStore, StreamPosition } from '../interfaces/position-store.interface.js';
 import { orphanStore } from '../redis/left-position.js';
 import { loadRecords, type ReplacedStreams } from './replaced-position.js';
-import { collectionStreamStart, databaseStreamStart, type StartDecision } from './start-rule.js';
+import {
+  collectionStreamStart,
+  coveringTimes,
+  databaseStreamStart,
+  type FellOffCollection,
+  type StartDecision,
+} from './start-rule.js';
 
 /** Where a lease term starts, and where that came from: a left position, the stored one, or this instance's memory. */
 export interface StartPosition {
@@ -14,6 +21,20 @@ export interface StartPosition {
 }
 
 /**
+ * What a database stream's start needs so that a collection whose newest position fell off the
+ * oplog does not cost the others their history (see `databaseStreamStart`).
+ */
+export interface FellOffGuard {
+  /** The oplog's oldest entry now; null when it cannot be read (the start is then decided without it). */
+  oldestOplogEntry(): Promise<mongo.Timestamp | null>;
+  /**
+   * Asks `onHistoryLost` for each of those collections before the stream starts; throws (the
+   * stream fails, nothing is stored) when the answer for any of them is `fail`.
+   */
+  letGo(fellOff: readonly FellOffCollection[], oplogOldest: mongo.Timestamp): Promise<void>;
+}
+
+/**
  * Reads where a lease term starts (throws `InvalidStoredTokenError` for a bad value). A position
  * an instance left when Redis lost the stream's data comes first (see `PositionStore.leaveOrphan`;
  * only with leases). If nothing is stored but this instance handled events before (Redis restarted
@@ -21,7 +42,9 @@ export interface StartPosition {
  * duplicates, never a gap. Otherwise the records of the streams that share its collections
  * (`replaced`: after a switch of the `streams` mode, or a collection joining or leaving a database
  * stream) decide with its own (see `start-rule.ts`). `warned` holds the keys whose missing
- * coverage was said already.
+ * coverage was said already. With `guard`, a database stream whose collections' positions differ
+ * reads the oplog's oldest entry once: a collection whose position fell off it is let go
+ * (`FellOffGuard.letGo`) instead of holding the others back.
  */
 export async function readStartPosition(
   store: PositionStore,
@@ -31,6 +54,7 @@ export async function readStartPosition(
   logger: Logger,
   replaced?: ReplacedStreams,
   warned: Set<string> = new Set(),
+  guard?: FellOffGuard,
 ): Promise<StartPosition> {
   const leftPositions = orphanStore(store);
   const left = withLease && leftPositions ? await leftPositions.loadOrphan(key) : null;
@@ -44,7 +68,8 @@ export async function readStartPosition(
     return { position: remembered, from: 'memory', base: remembered };
   }
   if (!replaced) return { position: stored, from: 'stored', base: stored };
-  const decision = await decide(store, key, stored, replaced);
+  const decision = await decide(store, key, stored, replaced, guard);
+  if (decision.fellOff) await guard!.letGo(decision.fellOff, decision.oplogOldest!);
   if (decision.coverageMissing && !warned.has(decision.coverageMissing)) {
     warned.add(decision.coverageMissing);
     logger.warn(messages.positionCoverageMissing(key, decision.coverageMissing));
@@ -67,7 +92,9 @@ export async function readStartPosition(
     decision.from === 'replaced' && stored?.backfill
       ? { ...decision.position!, backfill: stored.backfill }
       : decision.position;
-  return { position, from: decision.from, base: stored };
+  // Collections let go are served from this start on: stored with the next save (or the final one), so they are not let go again.
+  const from = decision.fellOff ? 'replaced' : decision.from;
+  return { position, from, base: stored };
 }
 
 async function decide(
@@ -75,6 +102,7 @@ async function decide(
   key: string,
   stored: StreamPosition | null,
   replaced: ReplacedStreams,
+  guard: FellOffGuard | undefined,
 ): Promise<StartDecision> {
   if ('databaseKey' in replaced) {
     // Its backfill (a run, or one completed) by a handler declared now owes that handler every
@@ -88,11 +116,15 @@ async function decide(
     store,
     replaced.collections.map((c) => c.key),
   );
-  return databaseStreamStart(
-    key,
-    stored,
-    replaced.collections.map(({ collection }, i) => ({ collection, ...records[i] })),
-  );
+  const collections = replaced.collections.map(({ collection }, i) => ({
+    collection,
+    ...records[i],
+  }));
+  // Only positions that differ can leave one behind in the oplog while another is still in it.
+  const times = guard && coveringTimes(key, stored, collections);
+  const oplogOldest =
+    times && times.some((t) => !t.equals(times[0])) ? await guard!.oldestOplogEntry() : null;
+  return databaseStreamStart(key, stored, collections, oplogOldest);
 }
 
 function owesBackfill(stored: StreamPosition | null, handlers: readonly string[]): boolean {

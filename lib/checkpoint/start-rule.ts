@@ -1,7 +1,7 @@
 import type { mongo } from 'mongoose';
 import type { StreamCoverage, StreamPosition } from '../interfaces/position-store.interface.js';
 import { type KeyedRecord, oldestOf } from './replaced-position.js';
-import { coveredUntil, timeOf } from './stream-coverage.js';
+import { coveredUntil, timeOf, withoutCoverage } from './stream-coverage.js';
 
 /** Where a stream starts by the stored records, and why (for the log). */
 export interface StartDecision {
@@ -25,6 +25,9 @@ export interface StartDecision {
     | { kind: 'unordered'; key: string; count: number };
   /** A database record (under this key) that does not say which collections it covers: the rule before coverage was recorded decided. */
   coverageMissing?: string;
+  /** Collections whose newest position fell off the oplog (older than `oplogOldest`): they did not hold the start back. */
+  fellOff?: FellOffCollection[];
+  oplogOldest?: mongo.Timestamp;
 }
 
 const own = (position: StreamPosition | null): StartDecision => ({ position, from: 'stored' });
@@ -70,48 +73,127 @@ export interface CollectionRecord extends KeyedRecord {
   collection: string;
 }
 
+/** A collection whose newest covering position is older than the oplog's oldest entry: its history is lost, the stream's need not be. */
+export interface FellOffCollection {
+  collection: string;
+  /** The key of the record that held that position. */
+  key: string;
+  /** That position: a stored token, or the cluster time a database stream covered it up to. */
+  position: StreamPosition;
+  time: mongo.Timestamp;
+}
+
+/** The newest position that covers one collection (under `key`); `exact`: the database stream's own token, which serves it. */
+interface Covered {
+  collection: string;
+  time: mongo.Timestamp;
+  key: string;
+  exact: boolean;
+  position: StreamPosition;
+}
+
+/**
+ * The cluster times of the newest position of each of a database stream's collections that has
+ * one; null when the records cannot be ordered (the rule from before coverage decides).
+ */
+export function coveringTimes(
+  ownKey: string,
+  ownRecord: StreamPosition | null,
+  collections: readonly CollectionRecord[],
+): mongo.Timestamp[] | null {
+  const covered = newestPerCollection(ownKey, ownRecord, collections);
+  return covered && covered.map((c) => c.time);
+}
+
+function newestPerCollection(
+  ownKey: string,
+  ownRecord: StreamPosition | null,
+  collections: readonly CollectionRecord[],
+): Covered[] | null {
+  if (ownRecord && !covering(ownRecord)) return null;
+  if (
+    (ownRecord && timeOf(ownRecord) === null) ||
+    collections.some((c) => c.position && timeOf(c.position) === null)
+  )
+    return null;
+  const found: Covered[] = [];
+  for (const { collection, key, position } of collections) {
+    const mine = ownRecord ? coveredUntil(ownRecord as Covering, collection) : 'none';
+    const theirs = position && timeOf(position);
+    // `exact`: its own token is where that collection's handling stopped (it serves it). A retired
+    // time is only a cluster time: events of that collection at it may follow its own token.
+    const exact = !!ownRecord && (ownRecord as Covering).coverage.serves.includes(collection);
+    let newest: Covered | null =
+      mine === 'none' || mine === 'untimed'
+        ? null
+        : {
+            collection,
+            time: mine,
+            key: ownKey,
+            exact,
+            position: exact ? withoutCoverage(ownRecord!) : { operationTime: mine },
+          };
+    if (theirs && (!newest || theirs.greaterThan(newest.time)))
+      newest = { collection, time: theirs, key, exact: false, position: position! };
+    if (newest) found.push(newest);
+  }
+  return found;
+}
+
 /**
  * A database stream: for each collection the newer of its own record's coverage and the
  * collection stream's record is authoritative; it starts at the oldest of those (collections with
  * neither are new and hold nothing back). That is its own position: its own token, exactly;
  * otherwise that cluster time (`startAtOperationTime`, inclusive), also when another stream's
- * record has the same time as its own.
+ * record has the same time as its own. With `oplogOldest` (the oplog's oldest entry now), a
+ * collection whose newest position is older than that holds nothing back while another's is still
+ * in the oplog: it is listed in `fellOff` (its history is lost), and the stream starts at the
+ * oldest of the others. When all fell off, the server's answer decides, as without it.
  */
 export function databaseStreamStart(
   ownKey: string,
   ownRecord: StreamPosition | null,
   collections: readonly CollectionRecord[],
+  oplogOldest: mongo.Timestamp | null = null,
 ): StartDecision {
   const others = collections.filter((c) => c.position !== null);
-  if (ownRecord && !covering(ownRecord))
-    return others.length === 0
+  const covered = newestPerCollection(ownKey, ownRecord, collections);
+  if (covered === null)
+    return ownRecord && !covering(ownRecord) && others.length === 0
       ? own(ownRecord)
-      : { ...previousRule(ownRecord, others), coverageMissing: ownKey };
-  const ownTime = ownRecord && timeOf(ownRecord);
-  if ((ownRecord && ownTime === null) || others.some((c) => timeOf(c.position!) === null))
-    return previousRule(ownRecord, others);
-  // `exact`: its own token is where that collection's handling stopped (it serves it). A retired
-  // time is only a cluster time: events of that collection at it may follow its own token.
-  type Newest = { time: mongo.Timestamp; key: string; exact: boolean };
-  let oldest: (Newest & { collection: string }) | null = null;
-  for (const { collection, key, position } of collections) {
-    const mine = ownRecord ? coveredUntil(ownRecord as Covering, collection) : 'none';
-    const theirs = position && timeOf(position);
-    const exact = !!ownRecord && (ownRecord as Covering).coverage.serves.includes(collection);
-    let newest: Newest | null =
-      mine === 'none' || mine === 'untimed' ? null : { time: mine, key: ownKey, exact };
-    if (theirs && (!newest || theirs.greaterThan(newest.time)))
-      newest = { time: theirs, key, exact: false };
-    // At equal times an inexact start wins: another stream's token may point earlier into one transaction's events than ours.
+      : {
+          ...previousRule(ownRecord, others),
+          ...(ownRecord && !covering(ownRecord) && { coverageMissing: ownKey }),
+        };
+  const fellOff = oplogOldest ? covered.filter((c) => c.time.lessThan(oplogOldest)) : [];
+  // All fell off: the oldest still holds the start back, and the server's answer decides for the stream.
+  const inside =
+    fellOff.length > 0 && fellOff.length < covered.length
+      ? covered.filter((c) => !fellOff.includes(c))
+      : covered;
+  let oldest: Covered | null = null;
+  // At equal times an inexact start wins: another stream's token may point earlier into one transaction's events than ours.
+  for (const newest of inside)
     if (
-      newest &&
-      (!oldest ||
-        newest.time.lessThan(oldest.time) ||
-        (newest.time.equals(oldest.time) && oldest.exact))
+      !oldest ||
+      newest.time.lessThan(oldest.time) ||
+      (newest.time.equals(oldest.time) && oldest.exact)
     )
-      oldest = { ...newest, collection };
-  }
-  if (oldest === null || (oldest.exact && ownTime!.equals(oldest.time))) return own(ownRecord);
+      oldest = newest;
+  const lost: Pick<StartDecision, 'fellOff' | 'oplogOldest'> =
+    inside === covered
+      ? {}
+      : {
+          fellOff: fellOff.map(({ collection, key, position, time }) => ({
+            collection,
+            key,
+            position,
+            time,
+          })),
+          oplogOldest: oplogOldest!,
+        };
+  if (oldest === null || (oldest.exact && timeOf(ownRecord!)!.equals(oldest.time)))
+    return { ...own(ownRecord), ...lost };
   return {
     position: { operationTime: oldest.time },
     from: 'replaced',
@@ -122,6 +204,7 @@ export function databaseStreamStart(
       time: oldest.time,
       hadOwn: !!ownRecord,
     },
+    ...lost,
   };
 }
 

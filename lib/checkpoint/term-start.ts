@@ -34,6 +34,7 @@ export class TermStart {
       this.logger,
       replaces,
       this.coverageWarned,
+      this.context.fellOff,
     );
     this.coverage =
       replaces && 'collections' in replaces

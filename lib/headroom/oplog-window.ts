@@ -79,3 +79,57 @@ function isTimestamp(value: unknown): value is mongo.Timestamp {
     (value as { _bsontype?: unknown })._bsontype === 'Timestamp'
   );
 }
+
+/** The part of `local.oplog.rs` a database stream's start reads: its first entry by natural order. */
+export interface OplogStart {
+  findOne(
+    filter: object,
+    options: {
+      sort: { $natural: 1 };
+      projection: { ts: 1; op: 1; 'o.msg': 1; _id: 0 };
+      maxTimeMS: number;
+    },
+  ): Promise<{ ts?: unknown; op?: unknown; o?: { msg?: unknown } } | null>;
+}
+
+/** `local.oplog.rs` of the node `client` reads from, as `OplogStart`. */
+export function oplogStartOf(client: mongo.MongoClient): OplogStart {
+  const oplog = client.db('local').collection('oplog.rs');
+  return {
+    findOne: (filter, options) =>
+      oplog.findOne<{ ts?: unknown; op?: unknown; o?: { msg?: unknown } }>(filter, options),
+  };
+}
+
+/**
+ * The time of the oplog's oldest entry now, for where a database stream starts (one read of its
+ * first entry, the privilege `readOplogWindow` needs). Null when nothing can have fallen off it
+ * (its first entry is the replica set's "initiating set": nothing was written before, and mongod
+ * starts a stream from before it there), and when it cannot be read or no answer came within the
+ * query's own bound: never thrown, never logged (the headroom sampler says why).
+ */
+export async function readOldestOplogEntry(oplog: OplogStart): Promise<mongo.Timestamp | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>(
+    (resolve) => (timer = setTimeout(() => resolve(null), OPLOG_QUERY_MAX_TIME_MS)),
+  );
+  try {
+    const first = await Promise.race([
+      oplog
+        .findOne(
+          {},
+          {
+            sort: { $natural: 1 },
+            projection: { ts: 1, op: 1, 'o.msg': 1, _id: 0 },
+            maxTimeMS: OPLOG_QUERY_MAX_TIME_MS,
+          },
+        )
+        .catch(() => null),
+      late,
+    ]);
+    if (!first || !isTimestamp(first.ts)) return null;
+    return first.op === 'n' && first.o?.msg === 'initiating set' ? null : first.ts;
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -33,11 +33,18 @@ export interface HistoryLost {
   connectionName: string;
   /** The database of the watched collection. */
   database: string;
-  /** The watched collection. */
+  /**
+   * The watched collection; for a database stream whose own start is still in the oplog, the one
+   * collection whose history fell off it (the policy is asked for each such collection).
+   */
   collection: string;
   /** What happened, for logs and alerts. */
   reason: string;
-  /** The newest acknowledged position, which could not be resumed from (null when the stored value was not a position). */
+  /**
+   * The newest acknowledged position, which could not be resumed from (null when the stored value
+   * was not a position); for one collection of a database stream, its newest stored position (a
+   * token, or the cluster time the database stream covered it up to).
+   */
   position: StreamPosition | null;
 }
 
@@ -53,5 +60,8 @@ export type HistoryLostCallback = (
  * Applies to `ChangeStreamHistoryLost` (286), a token the server rejects, and a stored value
  * that is not a token. `fail` (default): stream failed, health down, stored value kept.
  * `restart-from-now`: logged as data loss, a `history-lost` event is emitted, reading goes on from now.
+ * Also asked, per collection, for a database stream's collection whose position fell off the oplog
+ * while the stream's start is still in it: `restart-from-now` lets that collection go on from the
+ * stream's start; `fail` fails the stream.
  */
 export type HistoryLostPolicy = HistoryLostAction | HistoryLostCallback;

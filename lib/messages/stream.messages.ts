@@ -56,4 +56,19 @@ export const streamMessages = {
     `ChangeStreamModule: mongoose uses the MongoDB driver ${version}, whose tryNext() does not cache resume tokens (NODE-4763/NODE-7042, fixed in mongodb 6.20.0): ` +
     `after a network error or a primary step-down the driver resumes from an older token and events are delivered again, many under load. Upgrade mongoose to 8.19+ or 9.x.`,
   streamFailed: (key: string, reason: string) => `Stream ${key} failed: ${reason}`,
+  collectionHistoryFellOff: (
+    key: string,
+    collection: string,
+    recordKey: string,
+    lostAt: string,
+    oldestAt: string,
+  ) =>
+    `the newest stored position for collection '${collection}' in stream ${key} (${lostAt}, under ${recordKey}) is older than the oplog's oldest entry (${oldestAt}): ` +
+    `the history of '${collection}' fell off the oplog, while the stream itself can resume from its other collections' positions. Changes to '${collection}' between those times can no longer be read.`,
+  collectionHistoryLostRestart: (key: string, collection: string, reason: string) =>
+    `DATA LOSS on ${key} for collection '${collection}': ${reason} Policy "restart-from-now": '${collection}' goes on from the stream's start with its other collections; its changes before that are NOT delivered.`,
+  collectionsHistoryLostFailed: (key: string, lost: Array<{ collection: string; at: string }>) =>
+    `the history of ${lost.map((l) => `collection '${l.collection}' (${l.at})`).join(', ')} fell off the oplog; stream ${key} itself could resume from its other collections' positions. ` +
+    `With the "fail" policy nothing is stored and the stream does not start: resync what the handlers of ${lost.length === 1 ? 'that collection' : 'those collections'} maintain, ` +
+    `then let ${lost.length === 1 ? 'it' : 'them'} go (an onHistoryLost callback that returns 'restart-from-now' for HistoryLost.collection) and restart.`,
 };

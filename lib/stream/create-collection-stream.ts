@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import type { mongo } from 'mongoose';
 import type { ChangeStreamEvent } from '../change-stream.events.js';
 import { messages } from '../change-stream.messages.js';
 import type { ResolvedChangeStreamOptions } from '../options/module-options.js';
@@ -17,6 +18,7 @@ import type { CursorFactory } from './change-cursor.js';
 import { ChangeDispatcher } from './change-dispatcher.js';
 import type { ChangeHandler } from './change-handler.js';
 import { CollectionStream } from './collection-stream.js';
+import { letFellOffCollectionsGo } from './history-lost.js';
 import { StreamState } from './stream-state.js';
 import type { StreamPlan } from './stream-plan.js';
 import { streamLoggerContext } from './stream-scope.js';
@@ -29,6 +31,11 @@ export interface CollectionStreamSetup {
   key: string;
   /** The streams that share its collections in the other shape: their records decide, with its own, where it starts (see `readStartPosition`). */
   replaces?: ReplacedStreams;
+  /**
+   * Reads the oplog's oldest entry of its connection (null: it cannot be read): a database stream
+   * then lets a collection whose position fell off the oplog go (see `FellOffGuard`).
+   */
+  oldestOplogEntry?: () => Promise<mongo.Timestamp | null>;
   /** The position store (and, with leases on, the lease store behind `store.leases`). */
   store: PositionStore;
   deadLetters: DeadLetterStore;
@@ -56,6 +63,20 @@ export function createCollectionStream(setup: CollectionStreamSetup): Collection
     store,
     key,
     replaces: setup.replaces,
+    ...(setup.oldestOplogEntry &&
+      plan.scope.kind === 'database' && {
+        fellOff: {
+          oldestOplogEntry: setup.oldestOplogEntry,
+          letGo: (fellOff, oplogOldest) =>
+            letFellOffCollectionsGo(fellOff, oplogOldest, {
+              key,
+              plan,
+              database,
+              options,
+              emit: setup.emit,
+            }),
+        },
+      }),
     settings: options.checkpoint,
     logger,
     onSaveTrouble: (reason) =>

@@ -6,6 +6,8 @@ import type { ResolvedChangeStreamOptions } from '../options/module-options.js';
 import { errorText } from '../common/errors.js';
 import type { HistoryLost, HistoryLostAction } from '../interfaces/failure-policies.interface.js';
 import type { StreamPosition } from '../interfaces/position-store.interface.js';
+import type { FellOffCollection } from '../checkpoint/start-rule.js';
+import type { mongo } from 'mongoose';
 import type { StreamPlan } from './stream-plan.js';
 
 /**
@@ -83,21 +85,73 @@ export async function decideHistoryLost(
     reason,
     position: badValue ? null : context.position,
   };
-  let action: HistoryLostAction;
+  const action = await askPolicy(options.onHistoryLost, lost);
+  context.emit({ type: 'history-lost', action, ...lost });
+  if (action !== 'restart-from-now') return { action: 'fail', reason };
+  logger.error(messages.historyLostRestart(key, errorText(badValue ? error : atOpen)));
+  return { action: 'restart-from-now' };
+}
+
+/** A database stream's collections whose history fell off the oplog, for which `onHistoryLost` said `fail`: the stream fails with this message. */
+export class CollectionsHistoryLostError extends Error {}
+
+/**
+ * Lets the collections of a database stream whose newest position fell off the oplog go, when the
+ * stream itself can resume (see `databaseStreamStart`): `onHistoryLost` is asked for each, with a
+ * `history-lost` event each. `restart-from-now`: that collection goes on from the stream's start,
+ * logged as data loss for it. `fail` for any of them: throws `CollectionsHistoryLostError` naming
+ * those, before anything is stored.
+ */
+export async function letFellOffCollectionsGo(
+  fellOff: readonly FellOffCollection[],
+  oplogOldest: mongo.Timestamp,
+  context: Omit<HistoryLostContext, 'position'>,
+): Promise<void> {
+  const { key, plan, database, options } = context;
+  const failed: Array<{ collection: string; at: string }> = [];
+  const restarted: HistoryLost[] = [];
+  for (const { collection, key: recordKey, position, time } of fellOff) {
+    const lost: HistoryLost = {
+      key,
+      connectionName: plan.connectionName,
+      database,
+      collection,
+      reason: messages.collectionHistoryFellOff(
+        key,
+        collection,
+        recordKey,
+        clusterTime(time),
+        clusterTime(oplogOldest),
+      ),
+      position,
+    };
+    const action = await askPolicy(options.onHistoryLost, lost);
+    context.emit({ type: 'history-lost', action, ...lost });
+    if (action === 'restart-from-now') restarted.push(lost);
+    else failed.push({ collection, at: `${clusterTime(time)} under ${recordKey}` });
+  }
+  if (failed.length > 0)
+    throw new CollectionsHistoryLostError(messages.collectionsHistoryLostFailed(key, failed));
+  for (const lost of restarted)
+    logger.error(messages.collectionHistoryLostRestart(key, lost.collection, lost.reason));
+}
+
+function clusterTime(time: mongo.Timestamp): string {
+  return `cluster time ${time.t}.${time.i}`;
+}
+
+/** The policy's answer; a callback that throws counts as `fail`. */
+async function askPolicy(
+  policy: ResolvedChangeStreamOptions['onHistoryLost'],
+  lost: HistoryLost,
+): Promise<HistoryLostAction> {
   try {
-    action =
-      typeof options.onHistoryLost === 'function'
-        ? await options.onHistoryLost(lost)
-        : options.onHistoryLost;
+    return typeof policy === 'function' ? await policy(lost) : policy;
   } catch (callbackError) {
     logger.error(
       `onHistoryLost callback threw: ${errorText(callbackError)}`,
       (callbackError as Error)?.stack,
     );
-    action = 'fail';
+    return 'fail';
   }
-  context.emit({ type: 'history-lost', action, ...lost });
-  if (action !== 'restart-from-now') return { action: 'fail', reason };
-  logger.error(messages.historyLostRestart(key, errorText(badValue ? error : atOpen)));
-  return { action: 'restart-from-now' };
 }

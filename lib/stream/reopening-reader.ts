@@ -9,7 +9,11 @@ import type { ResumeToken, StreamPosition } from '../interfaces/position-store.i
 import type { ChangeCursor } from '../common/change-event.js';
 import { readChanges, StreamOpenError } from './change-reader.js';
 import type { CollectionStreamDeps } from './collection-stream-deps.js';
-import { classifyOpenError, decideHistoryLost } from './history-lost.js';
+import {
+  classifyOpenError,
+  CollectionsHistoryLostError,
+  decideHistoryLost,
+} from './history-lost.js';
 import type { LagTracker } from './lag-tracker.js';
 import type { LeaseTerm } from './lease-term.js';
 import { clusterTimeOfToken } from '../position/resume-token-time.js';
@@ -117,6 +121,8 @@ export class ReopeningReader {
   private async recover(term: LeaseTerm, error: unknown, attempt: number): Promise<void> {
     // Events still in flight would be read again by the reopened stream: let them finish first.
     await term.scheduler.drain();
+    // The policy said `fail` for a collection whose history fell off the oplog (see `readStartPosition`).
+    if (error instanceof CollectionsHistoryLostError) return this.fail(error.message);
     const atOpen = error instanceof StreamOpenError ? error.cause : undefined;
     if (
       atOpen !== undefined &&
@@ -173,7 +179,8 @@ export class ReopeningReader {
       await this.deps.checkpointer.load();
       this.deps.backfill?.beginTerm(this.deps.checkpointer.backfill.loaded);
     } catch (error) {
-      if (isInvalidStoredTokenError(error)) throw error;
+      if (isInvalidStoredTokenError(error) || error instanceof CollectionsHistoryLostError)
+        throw error;
       throw new PositionLoadError(errorText(error));
     }
     term.positionLoaded = true;

@@ -19,10 +19,16 @@ export class MongoJavaServer {
   private constructor(
     readonly port: number,
     private readonly classpath: string,
+    private readonly oplogMaxEntries?: number,
   ) {}
 
-  static async start(): Promise<MongoJavaServer> {
-    const server = new MongoJavaServer(await freePort(), await resolveClasspath());
+  /** `oplogMaxEntries`: its oplog keeps only that many newest entries and answers a start before them with ChangeStreamHistoryLost, as mongod's rolls over. */
+  static async start(options: { oplogMaxEntries?: number } = {}): Promise<MongoJavaServer> {
+    const server = new MongoJavaServer(
+      await freePort(),
+      await resolveClasspath(),
+      options.oplogMaxEntries,
+    );
     await server.resume();
     return server;
   }
@@ -53,6 +59,14 @@ export class MongoJavaServer {
       ],
       /listening on/,
       60_000,
+      this.oplogMaxEntries === undefined
+        ? {}
+        : {
+            env: {
+              ...process.env,
+              MONGO_TEST_SERVER_OPLOG_MAX_ENTRIES: String(this.oplogMaxEntries),
+            },
+          },
     );
   }
 

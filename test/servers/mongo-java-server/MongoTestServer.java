@@ -244,8 +244,9 @@ class WatchableBackend extends MemoryBackend {
     stages.validate(query);
 
     ChangeEvents events = new ChangeEvents(this, spec, inScope);
-    ChangeCursor cursor = new ChangeCursor(getCursorRegistry().generateCursorId(), oplogCollection, events, stages,
-        startPosition(spec, oplogCollection));
+    OplogPosition start = startPosition(spec, oplogCollection);
+    OplogCollection.checkResumable(oplogCollection, start);
+    ChangeCursor cursor = new ChangeCursor(getCursorRegistry().generateCursorId(), oplogCollection, events, stages, start);
     getCursorRegistry().add(cursor);
 
     Document cursorOptions = (Document) query.get("cursor");
@@ -550,9 +551,42 @@ class OplogCollection extends MemoryCollection {
   }
 
   private final ConcurrentSkipListMap<Key, Document> byTime = new ConcurrentSkipListMap<>();
+  /** MONGO_TEST_SERVER_OPLOG_MAX_ENTRIES: keep only the newest entries, as mongod's capped oplog rolls over (0: all). */
+  private static final int MAX_ENTRIES = Integer.parseInt(System.getenv().getOrDefault("MONGO_TEST_SERVER_OPLOG_MAX_ENTRIES", "0"));
+  private volatile boolean rolledOver;
 
   OplogCollection(MongoDatabase database, String name, CollectionOptions options, CursorRegistry cursors) {
     super(database, name, options, cursors);
+  }
+
+  @Override
+  public void addDocument(Document document) {
+    super.addDocument(document);
+    java.util.Map.Entry<Key, Document> oldest;
+    while (MAX_ENTRIES > 0 && byTime.size() > MAX_ENTRIES && (oldest = byTime.firstEntry()) != null) {
+      rolledOver = true;
+      removeDocument(oldest.getValue());
+    }
+  }
+
+  /** Capped: in time order, as mongod keeps a capped collection's natural order (the memory backend reuses removed slots). */
+  @Override
+  protected de.bwaldvogel.mongo.backend.QueryResult matchDocuments(Document query, Document orderBy, int skip, int limit,
+      int batchSize, Document projection) {
+    if (MAX_ENTRIES == 0) return super.matchDocuments(query, orderBy, skip, limit, batchSize, projection);
+    List<Document> inOrder = new ArrayList<>(byTime.values());
+    if (isNaturalDescending(orderBy)) java.util.Collections.reverse(inOrder);
+    return matchDocumentsFromStream(inOrder.stream(), query, orderBy, skip, limit, batchSize, projection);
+  }
+
+  /** As mongod: once the oplog rolled over, a stream may not start before its oldest entry (ChangeStreamHistoryLost). */
+  static void checkResumable(MongoCollection<?> oplog, OplogPosition start) {
+    if (!(oplog instanceof OplogCollection) || !((OplogCollection) oplog).rolledOver) return;
+    java.util.Map.Entry<Key, Document> oldest = ((OplogCollection) oplog).byTime.firstEntry();
+    if (oldest != null && Long.compareUnsigned(Long.parseUnsignedLong(start.toHexString(), 16), oldest.getKey().ts) < 0) {
+      throw new MongoServerError(286, "ChangeStreamHistoryLost",
+          "Resume of change stream was not possible, as the resume point may no longer be in the oplog.");
+    }
   }
 
   /**
@@ -649,9 +683,10 @@ class ResumingOplog implements Oplog {
     } catch (IllegalAccessException e) {
       return cursor;
     }
+    cursors.remove(cursor);
+    OplogCollection.checkResumable(oplogCollection, start);
     CollectionChangeCursor resuming = new CollectionChangeCursor(cursor.getId(), oplogCollection, namespace,
         entry -> eventOf(entry, spec), stages, start);
-    cursors.remove(cursor);
     cursors.add(resuming);
     return resuming;
   }
