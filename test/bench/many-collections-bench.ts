@@ -131,14 +131,15 @@ export async function manyCollectionsTable(servers: Servers): Promise<void> {
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   console.log(format(header));
   lines.forEach((l) => console.log(format(l)));
-  for (const mode of MODES) {
-    const runs = idle.get(mode)!;
-    console.log(
-      `  ${mode}: the app's GC in the idle window ${spread(
-        runs.map((r) => r.gcMs),
-        0,
-      )} ms of main-thread pauses, major collections ${runs.map((r) => r.majorGcs).join(', ')} (per round)`,
-    );
+  // Per round, in the order run: what the medians hide (the server after the other mode's load, a major GC in the window or not).
+  for (let round = 0; round < IDLE_ROUNDS; round++) {
+    const runs = turn(MODES, round).map((mode) => {
+      const r = idle.get(mode)![round];
+      const server = r.serverPercent === null ? '' : `, server ${r.serverPercent.toFixed(2)} %`;
+      return `${mode} app ${r.appPercent.toFixed(2)} %${server} (GC ${r.gcMs.toFixed(0)} ms, ${r.majorGcs} major)`;
+    });
+    const floor = floors[round] === undefined ? '' : `floor ${floors[round].toFixed(2)} %, `;
+    console.log(`  idle round ${round + 1}: ${floor}${runs.join('; ')}`);
   }
   const collection = idle.get('collection');
   const database = idle.get('database');
