@@ -26,6 +26,9 @@ export interface Idle {
   appPercent: number;
   /** The server's CPU over the same window (READY to IDLE_DONE), null without its pid. */
   serverPercent: number | null;
+  /** The app's garbage collections in the window: main-thread pause ms, and how many were major. */
+  gcMs: number;
+  majorGcs: number;
 }
 
 /** `collections` watched collections idle for `seconds`: the app's and the server's CPU over that window. */
@@ -34,6 +37,8 @@ export async function idleRun(
   mode: Mode,
   collections: number,
   seconds: number,
+  /** Seconds between the app's bootstrap and the window's start (0: the window starts at once). */
+  settleSeconds = 0,
 ): Promise<Idle> {
   const args = { ...(await fresh(servers, collections)), streams: mode };
   let from: { ticks: number | null; at: number } | undefined;
@@ -41,7 +46,7 @@ export async function idleRun(
   const sample = async () => ({ ticks: await cpuTicks(servers.mongoPid), at: performance.now() });
   const result = await run(
     servers,
-    { ...args, phase: 'idle', idleSeconds: seconds },
+    { ...args, phase: 'idle', idleSeconds: seconds, settleSeconds },
     { READY: async () => (from = await sample()), IDLE_DONE: async () => (to = await sample()) },
   );
   await servers.client.db(args.dbName).dropDatabase();
@@ -49,6 +54,8 @@ export async function idleRun(
     startupMs: result.startupMs,
     appPercent: (result.cpuMicros / 1000 / (seconds * 1000)) * 100,
     serverPercent: percentOf(from!, to!),
+    gcMs: result.gcMs,
+    majorGcs: result.majorGcs,
   };
 }
 

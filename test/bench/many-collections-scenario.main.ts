@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
 import { MongooseModule } from '@nestjs/mongoose';
 import { ChangeStreamModule, OnChange } from '../../lib/index.js';
 import {
@@ -58,17 +59,33 @@ async function main(): Promise<void> {
   const began = performance.now();
   const app = await NestFactory.createApplicationContext(ManyModule, { logger: ['error'] });
   const startupMs = performance.now() - began;
+  if (args.phase === 'idle' && args.settleSeconds)
+    await new Promise((resolve) => setTimeout(resolve, args.settleSeconds! * 1000));
+  const gc = { ms: 0, major: 0 };
+  const count = (entries: PerformanceEntry[]) => {
+    for (const entry of entries) {
+      gc.ms += entry.duration;
+      const { kind } = (entry as unknown as { detail: { kind: number } }).detail;
+      if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) gc.major++;
+    }
+  };
+  const gcs = new PerformanceObserver((list) => count(list.getEntries()));
+  gcs.observe({ entryTypes: ['gc'] });
   const cpu = process.cpuUsage();
   console.log('READY');
   if (args.phase === 'idle')
     await new Promise((resolve) => setTimeout(resolve, (args.idleSeconds ?? 0) * 1000));
   if (args.phase === 'drain') await done;
   const used = process.cpuUsage(cpu);
+  count(gcs.takeRecords()); // those of the window's last moments, not delivered yet
+  gcs.disconnect();
   // The idle window ends here, before the close (its killCursors and disconnects are not idling).
   console.log('IDLE_DONE');
   const result: ManyCollectionsResult = {
     startupMs,
     cpuMicros: used.user + used.system,
+    gcMs: gc.ms,
+    majorGcs: gc.major,
     events,
     ...(args.phase === 'drain' && {
       drainMs: lastAt - firstAt,

@@ -13,6 +13,8 @@ export interface ManyCollectionsArgs {
    */
   phase: 'prime' | 'idle' | 'drain';
   idleSeconds?: number;
+  /** `idle`: seconds between the bootstrap and READY (the window's start): see BENCH_IDLE_SETTLE_SECONDS. */
+  settleSeconds?: number;
   expected?: number;
 }
 
@@ -21,6 +23,9 @@ export interface ManyCollectionsResult {
   startupMs: number;
   /** This process's CPU time (user + system) between READY and IDLE_DONE (before the close), µs. */
   cpuMicros: number;
+  /** V8's garbage collections between READY and IDLE_DONE: main-thread pause time, ms, and how many were major. */
+  gcMs: number;
+  majorGcs: number;
   /** `drain`: the first event's arrival to the last one's. */
   drainMs?: number;
   /** `drain`: this process's CPU time over the same window, µs (less moved by other processes' load than `drainMs`). */
