@@ -186,6 +186,19 @@ describe('database- and deployment-level change streams (test server)', () => {
     expect(resumed.map((e) => e._id)).toEqual([events[5]._id, events[6]._id]);
   });
 
+  it('a collection-level stream reports its own collection’s drop, not another’s', async () => {
+    const db = newDb();
+    await db.collection<Doc>('b').insertOne({ _id: 1 });
+    const stream = await open(db.collection<Doc>('a'));
+    await db.collection<Doc>('b').drop();
+    await db.collection<Doc>('a').insertOne({ _id: 2 });
+    await db.collection<Doc>('a').drop();
+    expect(summary(await take(stream, 2))).toEqual([
+      ['insert', db.databaseName, 'a', 2],
+      ['drop', db.databaseName, 'a', undefined],
+    ]);
+  });
+
   it('a collection-level stream’s events carry ns and wallTime, in mongod’s field order, as the database-level ones', async () => {
     const db = newDb();
     const dbStream = await open(db);

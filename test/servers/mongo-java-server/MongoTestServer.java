@@ -817,9 +817,17 @@ class CollectionChangeCursor extends AbstractCursor {
       if (numberToReturn > 0 && batch.size() >= numberToReturn) break;
       position = new OplogPosition(WatchableBackend.timestampOf(entry));
       Object ns = entry.get("ns");
-      if (!namespace.equals(ns) && !commands.equals(ns)) continue;
+      if (!namespace.equals(ns) && !droppedHere(ns, entry)) continue;
       stages.runStagesAsStream(Stream.of(eventOf.apply(entry))).forEach(batch::add);
     }
     return batch;
+  }
+
+  /** Its database's command entries report only this collection's drop, as mongod's collection stream does. */
+  private boolean droppedHere(Object ns, Document entry) {
+    if (!commands.equals(ns)) return false;
+    Object o = entry.get("o");
+    return o instanceof Document
+        && Utils.getCollectionNameFromFullName(namespace).equals(((Document) o).get("drop"));
   }
 }
