@@ -10,6 +10,12 @@ export const shutdownMessages = {
     `Stream ${key}: in-flight handlers did not finish within ${timeoutMs} ms (shutdownTimeoutMs); their context.signal was aborted, and their events are not acknowledged: they come again once this instance's lease expires (leases.ttlMs after its last renewal), on whichever instance takes the stream (without leases: on the next start).`,
   shutdownHooksOff: () =>
     'No SIGTERM handler is installed: call app.enableShutdownHooks() in main.ts, or a SIGTERM kills the process without draining the streams (their last events are then delivered again).',
-  streamClosed: (key: string, saved: boolean, holding: boolean, positioned = true) =>
-    `Stream ${key} ${!holding ? 'closed (it was on standby here)' : !positioned ? 'closed; it has no position yet (no event handled, and the server gave no start position)' : saved ? 'drained and closed; its position is stored' : 'closed'}.`,
+  streamClosed: (
+    key: string,
+    saved: boolean,
+    holding: boolean,
+    positioned = true,
+    failedUnread = false,
+  ) =>
+    `Stream ${key} ${!holding ? 'closed (it was on standby here)' : failedUnread ? 'closed; it failed before it read from its position, which stays as stored' : !positioned ? 'closed; it has no position yet (no event handled, and the server gave no start position)' : saved ? 'drained and closed; its position is stored' : 'closed'}.`,
 };

@@ -67,9 +67,11 @@ export async function shutDownStream(
   if (lease && drained) await step('the release of the lease', lease.release());
   else lease?.abandon();
   await step('the cursor to close', deps.reader.closeCursor());
-  if (deps.state.baseState !== 'failed') deps.state.setBase('closed');
+  const failed = deps.state.baseState === 'failed';
+  if (!failed) deps.state.setBase('closed');
+  const positioned = checkpointer.position !== null;
   deps.logger.log(
-    messages.streamClosed(deps.key, drained && saved, holding, checkpointer.position !== null),
+    messages.streamClosed(deps.key, drained && saved, holding, positioned, failed && !positioned),
   );
 }
 

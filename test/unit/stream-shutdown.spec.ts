@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { InMemoryPositionStore } from '../../lib/memory/in-memory-position.store.js';
 import { decodePosition } from '../../lib/position/position.codec.js';
 import { insert, token } from '../fixtures/fake-change-stream.js';
 import { FencedMemoryStore } from '../fixtures/memory-lease-store.js';
@@ -55,6 +56,19 @@ describe('CollectionStream shutdown', () => {
     expect(
       logs.messages('log').some((m) => m.includes('drained and closed; its position is stored')),
     ).toBe(true);
+  });
+
+  it('a stream that failed before it read from its stored position says the position stays, not that it has none', async () => {
+    const tokens = new InMemoryPositionStore();
+    (tokens as unknown as { values: Map<string, string> }).values.set(KEY, 'not a position');
+    const { stream } = setup({ tokens, scripts: [{ getMores: [] }] });
+    stream.start();
+    await eventually('failed', () => stream.status().state === 'failed');
+    await stream.stop(5_000);
+    expect(logs.messages('log').filter((m) => m.startsWith(`Stream ${KEY} `))).toContainEqual(
+      `Stream ${KEY} closed; it failed before it read from its position, which stays as stored.`,
+    );
+    expect(tokens.raw(KEY)).toBe('not a position');
   });
 
   it('a final save that cannot reach Redis logs the position reached with the command that restores it, and following it loses nothing', async () => {
