@@ -92,12 +92,22 @@ export interface OplogStart {
   ): Promise<{ ts?: unknown; op?: unknown; o?: { msg?: unknown } } | null>;
 }
 
-/** `local.oplog.rs` of the node `client` reads from, as `OplogStart`. */
-export function oplogStartOf(client: mongo.MongoClient): OplogStart {
+/**
+ * `local.oplog.rs` as `OplogStart`, read with `readPreference`: the one the stream's own database
+ * handle reads with (it may differ from the client's), so both go to the same kind of member. With
+ * a secondary read preference they may still be different members, whose oplogs differ.
+ */
+export function oplogStartOf(
+  client: mongo.MongoClient,
+  readPreference?: mongo.ReadPreference,
+): OplogStart {
   const oplog = client.db('local').collection('oplog.rs');
   return {
     findOne: (filter, options) =>
-      oplog.findOne<{ ts?: unknown; op?: unknown; o?: { msg?: unknown } }>(filter, options),
+      oplog.findOne<{ ts?: unknown; op?: unknown; o?: { msg?: unknown } }>(filter, {
+        ...options,
+        ...(readPreference && { readPreference }),
+      }),
   };
 }
 
@@ -139,9 +149,7 @@ export async function readOldestOplogEntry(oplog: OplogStart): Promise<mongo.Tim
     const reading = refusalOf(error);
     if ('unknown' in reading && reading.refused) return null;
     throw new OplogStartUnreadableError(
-      messages.oplogStartUnreadable(
-        (error as { message?: string })?.message ?? String(error),
-      ),
+      messages.oplogStartUnreadable((error as { message?: string })?.message ?? String(error)),
     );
   } finally {
     clearTimeout(timer);

@@ -10,6 +10,7 @@ import {
 import { databaseStreamStart } from '../../lib/checkpoint/start-rule.js';
 import {
   type OplogStart,
+  oplogStartOf,
   OplogStartUnreadableError,
   readOldestOplogEntry,
 } from '../../lib/headroom/oplog-window.js';
@@ -106,11 +107,19 @@ describe('databaseStreamStart with the oplog’s oldest entry', () => {
     const decision = databaseStreamStart(
       DATABASE_KEY,
       served,
-      [none('archive'), { collection: 'orders', key: key('orders'), position: { token: tokenAt(300) } }],
+      [
+        none('archive'),
+        { collection: 'orders', key: key('orders'), position: { token: tokenAt(300) } },
+      ],
       ts(200),
     );
     expect(decision.fellOff).toEqual([
-      { collection: 'archive', key: DATABASE_KEY, position: { token: tokenAt(100) }, time: ts(100) },
+      {
+        collection: 'archive',
+        key: DATABASE_KEY,
+        position: { token: tokenAt(100) },
+        time: ts(100),
+      },
     ]);
   });
 
@@ -387,6 +396,25 @@ describe('readOldestOplogEntry: the oplog’s oldest entry at a database stream�
           maxTimeMS: 5000,
         },
       ],
+    ]);
+  });
+
+  it('oplogStartOf reads local.oplog.rs with the read preference the stream’s database reads with', async () => {
+    const asked: Array<[string, string, unknown]> = [];
+    const client = {
+      db: (db: string) => ({
+        collection: (name: string) => ({
+          findOne: async (_filter: object, options: unknown) => {
+            asked.push([db, name, options]);
+            return { ts: ts(200), op: 'i' };
+          },
+        }),
+      }),
+    } as unknown as mongo.MongoClient;
+    const secondary = new mongoose.mongo.ReadPreference('secondaryPreferred');
+    expect(await readOldestOplogEntry(oplogStartOf(client, secondary))).toEqual(ts(200));
+    expect(asked).toEqual([
+      ['local', 'oplog.rs', expect.objectContaining({ readPreference: secondary })],
     ]);
   });
 
