@@ -146,7 +146,11 @@ export class ChangeStreamOrchestrator
         replaces,
         // `historyHeadroom: false` reads nothing from the oplog.
         ...(this.options.historyHeadroom !== false && {
-          oldestOplogEntry: () => readOldestOplogEntry(oplogStartOf(connection.getClient())),
+          // Read where the stream reads: its database handle's read preference.
+          oldestOplogEntry: () =>
+            readOldestOplogEntry(
+              oplogStartOf(connection.getClient(), connection.db?.readPreference),
+            ),
         }),
         store: this.tokens,
         deadLetters: this.stores.deadLetters,

@@ -132,7 +132,9 @@ export class Checkpointer {
 
   /**
    * Reads where this lease term starts (see `readStartPosition`). A left position is stored at once,
-   * and removed once stored; one from memory is stored with the next save.
+   * and removed once stored; one from memory is stored with the next save. A start that let
+   * collections go is stored before the stream opens (a failed save is retried as any other), so
+   * a restart does not ask `onHistoryLost` about them again.
    */
   async load(): Promise<void> {
     const start = await this.start.read(this.lease !== null, this.remembered);
@@ -144,6 +146,7 @@ export class Checkpointer {
       this.start.leftPosition.pending = true;
       void this.flush();
     }
+    if (start.letGo) await this.flush();
   }
 
   /** The position read from the store at start (or null to start over); it counts as saved. */

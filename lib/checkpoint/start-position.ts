@@ -11,6 +11,7 @@ import {
   type FellOffCollection,
   type StartDecision,
 } from './start-rule.js';
+import { timeOf } from './stream-coverage.js';
 
 /** Where a lease term starts, and where that came from: a left position, the stored one, or this instance's memory. */
 export interface StartPosition {
@@ -18,6 +19,8 @@ export interface StartPosition {
   from: 'left' | 'stored' | 'memory' | 'replaced';
   /** The stream's own record it resumed from or was held back from (with what is stored beside it, `coverage`): its next records build on it. */
   base: StreamPosition | null;
+  /** Collections whose history fell off the oplog were let go: store the start at once, so a restart does not ask about them again. */
+  letGo?: boolean;
 }
 
 /**
@@ -28,10 +31,15 @@ export interface FellOffGuard {
   /** The oplog's oldest entry now; null when it cannot be read (the start is then decided without it). */
   oldestOplogEntry(): Promise<mongo.Timestamp | null>;
   /**
-   * Asks `onHistoryLost` for each of those collections before the stream starts; throws (the
-   * stream fails, nothing is stored) when the answer for any of them is `fail`.
+   * Asks `onHistoryLost` for each of those collections before the stream starts (at `startsAt`,
+   * the cluster time of its start); throws (the stream fails, nothing is stored) when the answer
+   * for any of them is `fail`.
    */
-  letGo(fellOff: readonly FellOffCollection[], oplogOldest: mongo.Timestamp): Promise<void>;
+  letGo(
+    fellOff: readonly FellOffCollection[],
+    oplogOldest: mongo.Timestamp,
+    startsAt: mongo.Timestamp,
+  ): Promise<void>;
 }
 
 /**
@@ -69,7 +77,9 @@ export async function readStartPosition(
   }
   if (!replaced) return { position: stored, from: 'stored', base: stored };
   const decision = await decide(store, key, stored, replaced, guard);
-  if (decision.fellOff) await guard!.letGo(decision.fellOff, decision.oplogOldest!);
+  // With collections let go there is a start position whose time is readable (see `databaseStreamStart`).
+  if (decision.fellOff)
+    await guard!.letGo(decision.fellOff, decision.oplogOldest!, timeOf(decision.position!)!);
   if (decision.coverageMissing && !warned.has(decision.coverageMissing)) {
     warned.add(decision.coverageMissing);
     logger.warn(messages.positionCoverageMissing(key, decision.coverageMissing));
@@ -92,9 +102,9 @@ export async function readStartPosition(
     decision.from === 'replaced' && stored?.backfill
       ? { ...decision.position!, backfill: stored.backfill }
       : decision.position;
-  // Collections let go are served from this start on: stored with the next save (or the final one), so they are not let go again.
-  const from = decision.fellOff ? 'replaced' : decision.from;
-  return { position, from, base: stored };
+  // Collections let go are served from this start on: stored at once (see `Checkpointer.load`), so they are not let go again.
+  if (decision.fellOff) return { position, from: 'replaced', base: stored, letGo: true };
+  return { position, from: decision.from, base: stored };
 }
 
 async function decide(

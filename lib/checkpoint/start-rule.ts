@@ -131,13 +131,19 @@ function newestPerCollection(
             time: mine,
             key: ownKey,
             exact,
-            position: exact ? withoutCoverage(ownRecord!) : { operationTime: mine },
+            position: exact ? bare(ownRecord!) : { operationTime: mine },
           };
     if (theirs && (!newest || theirs.greaterThan(newest.time)))
       newest = { collection, time: theirs, key, exact: false, position: position! };
     if (newest) found.push(newest);
   }
   return found;
+}
+
+/** A position as a public event may show it: without what is stored beside it (`coverage`, `backfill`). */
+function bare(position: StreamPosition): StreamPosition {
+  const { backfill: _backfill, ...rest } = withoutCoverage(position);
+  return rest as StreamPosition;
 }
 
 /**

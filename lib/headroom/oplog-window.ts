@@ -92,44 +92,68 @@ export interface OplogStart {
   ): Promise<{ ts?: unknown; op?: unknown; o?: { msg?: unknown } } | null>;
 }
 
-/** `local.oplog.rs` of the node `client` reads from, as `OplogStart`. */
-export function oplogStartOf(client: mongo.MongoClient): OplogStart {
+/**
+ * `local.oplog.rs` as `OplogStart`, read with `readPreference`: the one the stream's own database
+ * handle reads with (it may differ from the client's), so both go to the same kind of member. With
+ * a secondary read preference they may still be different members, whose oplogs differ.
+ */
+export function oplogStartOf(
+  client: mongo.MongoClient,
+  readPreference?: mongo.ReadPreference,
+): OplogStart {
   const oplog = client.db('local').collection('oplog.rs');
   return {
     findOne: (filter, options) =>
-      oplog.findOne<{ ts?: unknown; op?: unknown; o?: { msg?: unknown } }>(filter, options),
+      oplog.findOne<{ ts?: unknown; op?: unknown; o?: { msg?: unknown } }>(filter, {
+        ...options,
+        ...(readPreference && { readPreference }),
+      }),
   };
 }
+
+/** The oplog's oldest entry could not be read at a database stream's start (not a refusal): the start is retried with backoff. */
+export class OplogStartUnreadableError extends Error {}
 
 /**
  * The time of the oplog's oldest entry now, for where a database stream starts (one read of its
  * first entry, the privilege `readOplogWindow` needs). Null when nothing can have fallen off it
  * (its first entry is the replica set's "initiating set": nothing was written before, and mongod
- * starts a stream from before it there), and when it cannot be read or no answer came within the
- * query's own bound: never thrown, never logged (the headroom sampler says why).
+ * starts a stream from before it there), when the oplog is empty or missing, and when the server
+ * refuses to show it (as `readOplogWindow` judges a refusal: it will not be shown on a retry
+ * either). Any other failure, and no answer within the query's own bound, throws
+ * `OplogStartUnreadableError`: a passing failure must not make the start hold the whole stream
+ * back to a position that fell off (the stream's policy would then decide for every collection).
  */
 export async function readOldestOplogEntry(oplog: OplogStart): Promise<mongo.Timestamp | null> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<null>(
-    (resolve) => (timer = setTimeout(() => resolve(null), OPLOG_QUERY_MAX_TIME_MS)),
-  );
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no answer within ${OPLOG_QUERY_MAX_TIME_MS} ms`)),
+      OPLOG_QUERY_MAX_TIME_MS,
+    );
+  });
+  let first: { ts?: unknown; op?: unknown; o?: { msg?: unknown } } | null;
   try {
-    const first = await Promise.race([
-      oplog
-        .findOne(
-          {},
-          {
-            sort: { $natural: 1 },
-            projection: { ts: 1, op: 1, 'o.msg': 1, _id: 0 },
-            maxTimeMS: OPLOG_QUERY_MAX_TIME_MS,
-          },
-        )
-        .catch(() => null),
+    first = await Promise.race([
+      oplog.findOne(
+        {},
+        {
+          sort: { $natural: 1 },
+          projection: { ts: 1, op: 1, 'o.msg': 1, _id: 0 },
+          maxTimeMS: OPLOG_QUERY_MAX_TIME_MS,
+        },
+      ),
       late,
     ]);
-    if (!first || !isTimestamp(first.ts)) return null;
-    return first.op === 'n' && first.o?.msg === 'initiating set' ? null : first.ts;
+  } catch (error) {
+    const reading = refusalOf(error);
+    if ('unknown' in reading && reading.refused) return null;
+    throw new OplogStartUnreadableError(
+      messages.oplogStartUnreadable((error as { message?: string })?.message ?? String(error)),
+    );
   } finally {
     clearTimeout(timer);
   }
+  if (!first || !isTimestamp(first.ts)) return null;
+  return first.op === 'n' && first.o?.msg === 'initiating set' ? null : first.ts;
 }

@@ -46,6 +46,14 @@ export interface HistoryLost {
    * token, or the cluster time the database stream covered it up to).
    */
   position: StreamPosition | null;
+  /**
+   * Only for one collection of a database stream whose history fell off the oplog: the cluster time
+   * the stream starts at (the oldest of its other collections' positions). With `restart-from-now`
+   * that collection goes on from there: its changes from its lost `position` up to this time are
+   * not delivered, including those still in the oplog after its oldest entry (starting at the
+   * oplog's edge instead would give the other collections duplicates for the whole oplog window).
+   */
+  startsAt?: mongo.Timestamp;
 }
 
 /** What to do about a lost position: stop the stream (`fail`) or go on from now (`restart-from-now`, losing the changes in between). */

@@ -18,6 +18,8 @@ export const headroomMessages = {
   oplogRefused: (error: string) =>
     `the server refuses to show local.oplog.rs (${error}); some hosted tiers (Atlas Flex clusters, for one) do not allow it`,
   oplogUnreadable: (error: string) => `the oplog could not be read this time (${error})`,
+  oplogStartUnreadable: (error: string) =>
+    `the oplog's oldest entry could not be read for where the database stream starts (${error}); the start is retried with backoff rather than decided without it (a collection whose position fell off the oplog would hold the whole stream back)`,
   headroomUnavailable: (connectionName: string, keys: string[], reason: string) =>
     `History headroom of connection "${connectionName}" (${keys.join(', ')}) is unknown: ${reason}. ` +
     `Streams keep working; only the early warning before history is lost is missing.`,

@@ -62,11 +62,18 @@ export const streamMessages = {
     recordKey: string,
     lostAt: string,
     oldestAt: string,
+    startAt: string,
   ) =>
     `the newest stored position for collection '${collection}' in stream ${key} (${lostAt}, under ${recordKey}) is older than the oplog's oldest entry (${oldestAt}): ` +
-    `the history of '${collection}' fell off the oplog, while the stream itself can resume from its other collections' positions. Changes to '${collection}' between those times can no longer be read.`,
-  collectionHistoryLostRestart: (key: string, collection: string, reason: string) =>
-    `DATA LOSS on ${key} for collection '${collection}': ${reason} Policy "restart-from-now": '${collection}' goes on from the stream's start with its other collections; its changes before that are NOT delivered.`,
+    `the history of '${collection}' fell off the oplog, while the stream itself can resume from its other collections' positions, at ${startAt}. ` +
+    `Changes to '${collection}' from ${lostAt} up to ${startAt} cannot be delivered: those before ${oldestAt} can no longer be read, and the stream starts at ${startAt} (starting earlier would repeat the other collections' events).`,
+  collectionHistoryLostRestart: (
+    key: string,
+    collection: string,
+    reason: string,
+    startAt: string,
+  ) =>
+    `DATA LOSS on ${key} for collection '${collection}': ${reason} Policy "restart-from-now": '${collection}' goes on from the stream's start (${startAt}) with its other collections; its changes before that are NOT delivered.`,
   collectionsHistoryLostFailed: (key: string, lost: Array<{ collection: string; at: string }>) =>
     `the history of ${lost.map((l) => `collection '${l.collection}' (${l.at})`).join(', ')} fell off the oplog; stream ${key} itself could resume from its other collections' positions. ` +
     `With the "fail" policy nothing is stored and the stream does not start: resync what the handlers of ${lost.length === 1 ? 'that collection' : 'those collections'} maintain, ` +

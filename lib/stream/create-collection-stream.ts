@@ -67,8 +67,8 @@ export function createCollectionStream(setup: CollectionStreamSetup): Collection
       plan.scope.kind === 'database' && {
         fellOff: {
           oldestOplogEntry: setup.oldestOplogEntry,
-          letGo: (fellOff, oplogOldest) =>
-            letFellOffCollectionsGo(fellOff, oplogOldest, {
+          letGo: (fellOff, oplogOldest, startsAt) =>
+            letFellOffCollectionsGo(fellOff, oplogOldest, startsAt, {
               key,
               plan,
               database,

@@ -97,19 +97,21 @@ export class CollectionsHistoryLostError extends Error {}
 
 /**
  * Lets the collections of a database stream whose newest position fell off the oplog go, when the
- * stream itself can resume (see `databaseStreamStart`): `onHistoryLost` is asked for each, with a
- * `history-lost` event each. `restart-from-now`: that collection goes on from the stream's start,
- * logged as data loss for it. `fail` for any of them: throws `CollectionsHistoryLostError` naming
- * those, before anything is stored.
+ * stream itself can resume (see `databaseStreamStart`) at `startsAt`: `onHistoryLost` is asked for
+ * each, then a `history-lost` event is emitted for each with the action taken. `restart-from-now`
+ * from all: each goes on from the stream's start, logged as data loss for it. `fail` from any: the
+ * action is `fail` for all, and this throws `CollectionsHistoryLostError` naming those that said
+ * it, before anything is stored.
  */
 export async function letFellOffCollectionsGo(
   fellOff: readonly FellOffCollection[],
   oplogOldest: mongo.Timestamp,
+  startsAt: mongo.Timestamp,
   context: Omit<HistoryLostContext, 'position'>,
 ): Promise<void> {
   const { key, plan, database, options } = context;
   const failed: Array<{ collection: string; at: string }> = [];
-  const restarted: HistoryLost[] = [];
+  const asked: HistoryLost[] = [];
   for (const { collection, key: recordKey, position, time } of fellOff) {
     const lost: HistoryLost = {
       key,
@@ -122,18 +124,29 @@ export async function letFellOffCollectionsGo(
         recordKey,
         clusterTime(time),
         clusterTime(oplogOldest),
+        clusterTime(startsAt),
       ),
       position,
+      startsAt,
     };
-    const action = await askPolicy(options.onHistoryLost, lost);
-    context.emit({ type: 'history-lost', action, ...lost });
-    if (action === 'restart-from-now') restarted.push(lost);
-    else failed.push({ collection, at: `${clusterTime(time)} under ${recordKey}` });
+    asked.push(lost);
+    if ((await askPolicy(options.onHistoryLost, lost)) !== 'restart-from-now')
+      failed.push({ collection, at: `${clusterTime(time)} under ${recordKey}` });
   }
+  // Only now is the action known: one `fail` fails the stream, and no collection is let go.
+  const action: HistoryLostAction = failed.length > 0 ? 'fail' : 'restart-from-now';
+  for (const lost of asked) context.emit({ type: 'history-lost', action, ...lost });
   if (failed.length > 0)
     throw new CollectionsHistoryLostError(messages.collectionsHistoryLostFailed(key, failed));
-  for (const lost of restarted)
-    logger.error(messages.collectionHistoryLostRestart(key, lost.collection, lost.reason));
+  for (const lost of asked)
+    logger.error(
+      messages.collectionHistoryLostRestart(
+        key,
+        lost.collection,
+        lost.reason,
+        clusterTime(startsAt),
+      ),
+    );
 }
 
 function clusterTime(time: mongo.Timestamp): string {

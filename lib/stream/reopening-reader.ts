@@ -18,6 +18,7 @@ import type { LagTracker } from './lag-tracker.js';
 import type { LeaseTerm } from './lease-term.js';
 import { clusterTimeOfToken } from '../position/resume-token-time.js';
 import { largeEventFailure, SplitEventCursor } from './split-events.js';
+import { OplogStartUnreadableError } from '../headroom/oplog-window.js';
 
 /** Where the next open starts: after a token, after an invalidate event, at a cluster time, or now. */
 type StartAt =
@@ -179,7 +180,12 @@ export class ReopeningReader {
       await this.deps.checkpointer.load();
       this.deps.backfill?.beginTerm(this.deps.checkpointer.backfill.loaded);
     } catch (error) {
-      if (isInvalidStoredTokenError(error) || error instanceof CollectionsHistoryLostError)
+      // An oplog read that failed at the start is retried like a broken stream, and said as such (not the store).
+      if (
+        isInvalidStoredTokenError(error) ||
+        error instanceof CollectionsHistoryLostError ||
+        error instanceof OplogStartUnreadableError
+      )
         throw error;
       throw new PositionLoadError(errorText(error));
     }

@@ -4,6 +4,7 @@ import mongoose, { type mongo } from 'mongoose';
 import {
   type ChangeStreamModuleOptions,
   decodePosition,
+  type HistoryLost,
   OnChange,
   positionKey,
 } from '../../lib/index.js';
@@ -61,7 +62,7 @@ describe('a stale collection position in a database stream (capped oplog on the 
   });
 
   /** Runs the deployments before the one under test; returns what it needs. */
-  async function archiveLeftBehind(name: string) {
+  async function archiveLeftBehind(name: string, more: { archiveWhileGone?: boolean } = {}) {
     const dbName = uniqueName(name);
     const consumer = uniqueName('svc');
     const key = positionKey('change-stream', consumer, dbName, '$database');
@@ -92,9 +93,15 @@ describe('a stale collection position in a database stream (capped oplog on the 
     const ordersOnly = await start([OrdersListener]);
     for (let n = 2; n <= ORDERS_WITHOUT_ARCHIVE + 1; n++)
       await probe.collection('orders').insertOne({ _id: `o${n}` as never });
+    // Written while its handlers are gone, late enough to stay in the oplog; orders' position passes it.
+    if (more.archiveWhileGone) {
+      await probe.collection('archive').insertOne({ _id: 'a-gone' as never });
+      await probe.collection('orders').insertOne({ _id: 'o-last' as never });
+    }
+    const ordersHandled = ORDERS_WITHOUT_ARCHIVE + (more.archiveWhileGone ? 1 : 0);
     await eventually(
       'orders handled without archive',
-      () => ids(ordersOnly, 'orders').length === ORDERS_WITHOUT_ARCHIVE,
+      () => ids(ordersOnly, 'orders').length === ordersHandled,
     );
     await scope.close(ordersOnly);
     const record = decodePosition(key, (await probe.redis.get(key))!);
@@ -139,6 +146,40 @@ describe('a stale collection position in a database stream (capped oplog on the 
         .filter((m) => m.startsWith(`DATA LOSS on ${key} for collection 'archive'`)),
     ).toHaveLength(1);
     expect(app.registry.getStatus('orders')?.state).toBe('open');
+  });
+
+  it('restart-from-now: the stored start serves archive; archive’s change still in the oplog but before that start is not delivered, and the history-lost event says so', async () => {
+    const { probe, start, ids, key } = await archiveLeftBehind('stalegone', {
+      archiveWhileGone: true,
+    });
+    const oplog = client.db('local').collection('oplog.rs');
+    const gone = (await oplog.findOne({ 'o._id': 'a-gone' }))!.ts as mongo.Timestamp;
+    const oldest = (await oplog.findOne({}, { sort: { $natural: 1 } }))!.ts as mongo.Timestamp;
+    expect(gone.greaterThan(oldest)).toBe(true);
+
+    const app = await start([OrdersListener, ArchiveListener], {
+      onHistoryLost: 'restart-from-now',
+    });
+    await eventually('open', () => app.registry.getStatus('orders')?.state === 'open');
+    // The stored record serves archive: a restart does not ask about it again (stored before any
+    // event is handled: history-fell-off.spec.ts; here the events written while down come at once).
+    expect(decodePosition(key, (await probe.redis.get(key))!).coverage).toEqual({
+      serves: ['archive', 'orders'],
+    });
+    await probe.collection('archive').insertOne({ _id: 'after' as never });
+    await eventually('the write made after the start', () => ids(app, 'archive').includes('after'));
+    expect(ids(app, 'archive')).toEqual(['down-2', 'after']);
+    const [lost] = app.registryEvents.filter((e) => e.type === 'history-lost') as Array<
+      HistoryLost & { action: string }
+    >;
+    // The loss reaches up to the stream's start (orders' position), past the oplog's oldest entry.
+    const startsAt = lost.startsAt!;
+    expect(startsAt.greaterThan(gone)).toBe(true);
+    const at = (t: mongo.Timestamp) => `cluster time ${t.t}.${t.i}`;
+    expect(lost.reason).toContain(`up to ${at(startsAt)} cannot be delivered`);
+    expect(app.logger.messages('error')).toContainEqual(
+      expect.stringContaining(`goes on from the stream's start (${at(startsAt)})`),
+    );
   });
 
   it('fail: the stream fails with a message naming the collection; the stored value is kept', async () => {

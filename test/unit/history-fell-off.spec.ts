@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import mongoose, { type mongo } from 'mongoose';
 import {
@@ -8,14 +8,19 @@ import {
   type StreamPosition,
 } from '../../lib/index.js';
 import { databaseStreamStart } from '../../lib/checkpoint/start-rule.js';
-import { type OplogStart, readOldestOplogEntry } from '../../lib/headroom/oplog-window.js';
+import {
+  type OplogStart,
+  oplogStartOf,
+  OplogStartUnreadableError,
+  readOldestOplogEntry,
+} from '../../lib/headroom/oplog-window.js';
 import { CapturingLogger } from '../fixtures/capturing-logger.js';
 import {
   DATABASE_KEY,
   databaseStream,
   stopDatabaseStreams,
 } from '../fixtures/database-stream-harness.js';
-import { inCollection, insert } from '../fixtures/fake-change-stream.js';
+import { inCollection, insert, networkError } from '../fixtures/fake-change-stream.js';
 import { eventually } from '../fixtures/test-env.js';
 
 const logs = new CapturingLogger();
@@ -93,6 +98,31 @@ describe('databaseStreamStart with the oplog’s oldest entry', () => {
     });
   });
 
+  it('a served collection’s lost position is its token alone, without the stored coverage and backfill record', () => {
+    const served: StreamPosition = {
+      token: tokenAt(100),
+      coverage: serving(['archive']),
+      backfill: { completed: ['archive.on'] },
+    };
+    const decision = databaseStreamStart(
+      DATABASE_KEY,
+      served,
+      [
+        none('archive'),
+        { collection: 'orders', key: key('orders'), position: { token: tokenAt(300) } },
+      ],
+      ts(200),
+    );
+    expect(decision.fellOff).toEqual([
+      {
+        collection: 'archive',
+        key: DATABASE_KEY,
+        position: { token: tokenAt(100) },
+        time: ts(100),
+      },
+    ]);
+  });
+
   it('a position at the oldest entry’s time is still in the oplog', () => {
     const decision = databaseStreamStart(
       DATABASE_KEY,
@@ -136,7 +166,11 @@ describe('a database stream whose collection’s position fell off the oplog (dr
     onHistoryLost:
       'fail' | 'restart-from-now' | ((lost: HistoryLost) => 'fail' | 'restart-from-now'),
     oldest: mongo.Timestamp | null = ts(200),
-    more: { usersAt?: number } = {},
+    more: {
+      usersAt?: number;
+      /** Runs in archive's and orders' handlers before the event is recorded. */
+      handle?: () => Promise<void>;
+    } = {},
   ) {
     const tokens = new InMemoryPositionStore();
     await tokens.save(DATABASE_KEY, {
@@ -144,11 +178,12 @@ describe('a database stream whose collection’s position fell off the oplog (dr
       coverage: serving(['orders'], { archive: 100 }),
     });
     if (more.usersAt) await tokens.save(key('users'), { token: tokenAt(more.usersAt) });
+    const seeded = JSON.stringify(await tokens.load(DATABASE_KEY));
     let reads = 0;
     const harness = databaseStream(
       [
-        { collection: 'archive' },
-        { collection: 'orders' },
+        { collection: 'archive', handle: more.handle },
+        { collection: 'orders', handle: more.handle },
         ...(more.usersAt ? [{ collection: 'users' }] : []),
       ],
       [
@@ -166,7 +201,7 @@ describe('a database stream whose collection’s position fell off the oplog (dr
       },
     );
     harness.stream.start();
-    return { ...harness, reads: () => reads };
+    return { ...harness, reads: () => reads, seeded };
   }
   const lostEvents = (events: Array<{ type: string }>) =>
     events.filter((e) => e.type === 'history-lost') as unknown as Array<
@@ -186,15 +221,18 @@ describe('a database stream whose collection’s position fell off the oplog (dr
         key: DATABASE_KEY,
         collection: 'archive',
         position: { operationTime: ts(100) },
+        startsAt: ts(300),
         reason: expect.stringContaining(
-          "the history of 'archive' fell off the oplog, while the stream itself can resume",
+          "the history of 'archive' fell off the oplog, while the stream itself can resume from its other collections' positions, at cluster time 300.1. " +
+            "Changes to 'archive' from cluster time 100.1 up to cluster time 300.1 cannot be delivered",
         ),
       }),
     ]);
     expect(logs.messages('error')).toEqual([
       expect.stringMatching(
         new RegExp(
-          `^DATA LOSS on ${escape(DATABASE_KEY)} for collection 'archive': .*cluster time 100\\.1.*cluster time 200\\.1`,
+          `^DATA LOSS on ${escape(DATABASE_KEY)} for collection 'archive': .*cluster time 100\\.1.*cluster time 200\\.1.*` +
+            `goes on from the stream's start \\(cluster time 300\\.1\\)`,
         ),
       ),
     ]);
@@ -209,8 +247,7 @@ describe('a database stream whose collection’s position fell off the oplog (dr
   });
 
   it('fail: the stream fails naming the collection, opens nothing and stores nothing', async () => {
-    const { stream, server, events, tokens } = await staleArchive('fail');
-    const before = JSON.stringify(await tokens.load(DATABASE_KEY));
+    const { stream, server, events, tokens, seeded } = await staleArchive('fail');
     await eventually('failed', () => stream.status().state === 'failed');
     expect(stream.status().lastError).toMatch(
       /^the history of collection 'archive' \(cluster time 100\.1 under cs:\{svc:db:\$database\}\) fell off the oplog/,
@@ -220,7 +257,7 @@ describe('a database stream whose collection’s position fell off the oplog (dr
       expect.objectContaining({ action: 'fail', collection: 'archive' }),
     ]);
     await stream.stop(1000);
-    expect(JSON.stringify(await tokens.load(DATABASE_KEY))).toBe(before);
+    expect(JSON.stringify(await tokens.load(DATABASE_KEY))).toBe(seeded);
   });
 
   it('a callback is asked per collection; fail for one fails the stream naming that one only', async () => {
@@ -243,12 +280,65 @@ describe('a database stream whose collection’s position fell off the oplog (dr
       "collection 'users' (cluster time 150.1 under cs:{svc:db:users})",
     );
     expect(stream.status().lastError).not.toContain("'archive'");
+    // The action taken: archive was not let go either, since the stream failed.
     expect(lostEvents(events).map((e) => [e.collection, e.action])).toEqual([
-      ['archive', 'restart-from-now'],
+      ['archive', 'fail'],
       ['users', 'fail'],
     ]);
     expect(server.opens).toHaveLength(0);
     expect(logs.messages('error').some((m) => m.startsWith('DATA LOSS'))).toBe(false);
+  });
+
+  it('restart-from-now: the start that let archive go is stored before any event is handled', async () => {
+    let storedAtFirstEvent: StreamPosition | null | undefined;
+    const { tokens, seen } = await staleArchive('restart-from-now', ts(200), {
+      handle: async () => {
+        if (storedAtFirstEvent === undefined) storedAtFirstEvent = await tokens.load(DATABASE_KEY);
+      },
+    });
+    await eventually('both events handled', () => seen.length === 2);
+    // A crash now would resume serving archive: the policy is not asked about it again.
+    expect(storedAtFirstEvent).toEqual({
+      token: tokenAt(300),
+      coverage: { serves: ['archive', 'orders'] },
+    });
+  });
+
+  it('a passing failure of the oplog read is retried (with a warning), not taken as "cannot be read": only archive is let go', async () => {
+    const tokens = new InMemoryPositionStore();
+    await tokens.save(DATABASE_KEY, {
+      token: tokenAt(300),
+      coverage: serving(['orders'], { archive: 100 }),
+    });
+    let reads = 0;
+    const { stream, server, seen, events } = databaseStream(
+      [{ collection: 'archive' }, { collection: 'orders' }],
+      [{ getMores: [[inCollection('orders', insert(1, 1))]] }],
+      {
+        tokens,
+        options: { onHistoryLost: 'restart-from-now' },
+        oldestOplogEntry: () =>
+          readOldestOplogEntry({
+            findOne: async () => {
+              if (++reads === 1) throw networkError('connection reset by peer');
+              return { ts: ts(200), op: 'i' };
+            },
+          }),
+      },
+    );
+    stream.start();
+    await eventually('orders:1 handled', () => seen.length === 1);
+    expect(reads).toBe(2);
+    expect(server.opens).toHaveLength(1);
+    expect(server.opens[0].resumeAfter).toEqual(tokenAt(300));
+    expect(lostEvents(events).map((e) => [e.collection, e.action])).toEqual([
+      ['archive', 'restart-from-now'],
+    ]);
+    expect(logs.messages('warn')).toContainEqual(
+      expect.stringContaining(
+        `Stream ${DATABASE_KEY} broke (the oplog's oldest entry could not be read for where the database stream starts (connection reset by peer)`,
+      ),
+    );
   });
 
   it('an oplog that cannot be read: the start is as before, and nothing new is said', async () => {
@@ -309,6 +399,25 @@ describe('readOldestOplogEntry: the oplog’s oldest entry at a database stream�
     ]);
   });
 
+  it('oplogStartOf reads local.oplog.rs with the read preference the stream’s database reads with', async () => {
+    const asked: Array<[string, string, unknown]> = [];
+    const client = {
+      db: (db: string) => ({
+        collection: (name: string) => ({
+          findOne: async (_filter: object, options: unknown) => {
+            asked.push([db, name, options]);
+            return { ts: ts(200), op: 'i' };
+          },
+        }),
+      }),
+    } as unknown as mongo.MongoClient;
+    const secondary = new mongoose.mongo.ReadPreference('secondaryPreferred');
+    expect(await readOldestOplogEntry(oplogStartOf(client, secondary))).toEqual(ts(200));
+    expect(asked).toEqual([
+      ['local', 'oplog.rs', expect.objectContaining({ readPreference: secondary })],
+    ]);
+  });
+
   it('the replica set’s first entry ("initiating set"): nothing can have fallen off, as mongod judges', async () => {
     const { oplog } = answering(async () => ({
       ts: ts(200),
@@ -325,6 +434,44 @@ describe('readOldestOplogEntry: the oplog’s oldest entry at a database stream�
     ).toBeNull();
     expect(await readOldestOplogEntry(answering(async () => null).oplog)).toBeNull();
     expect(await readOldestOplogEntry(answering(async () => ({ ts: 5 })).oplog)).toBeNull();
+  });
+
+  it.each([
+    ['Unauthorized', 13],
+    ['IllegalOperation (mongos)', 20],
+    ['CommandNotFound', 59],
+    ['CommandNotSupported', 115],
+    ['AtlasError', 8000],
+  ])('a refusal (%s): null, as the headroom sampler judges it', async (_name, code) => {
+    const refusal = Object.assign(new Error('refused'), { code });
+    expect(await readOldestOplogEntry(answering(() => Promise.reject(refusal)).oplog)).toBeNull();
+  });
+
+  it('any other failure (a network error, a primary stepping down) throws, saying what happened', async () => {
+    await expect(
+      readOldestOplogEntry(answering(() => Promise.reject(networkError('connection reset'))).oplog),
+    ).rejects.toThrow(
+      new OplogStartUnreadableError(
+        "the oplog's oldest entry could not be read for where the database stream starts (connection reset); " +
+          'the start is retried with backoff rather than decided without it (a collection whose position fell off the oplog would hold the whole stream back)',
+      ),
+    );
+    const steppedDown = Object.assign(new Error('not primary'), { code: 10107 });
+    await expect(
+      readOldestOplogEntry(answering(() => Promise.reject(steppedDown)).oplog),
+    ).rejects.toBeInstanceOf(OplogStartUnreadableError);
+  });
+
+  it('no answer within 5 s throws', async () => {
+    jest.useFakeTimers();
+    try {
+      const reading = readOldestOplogEntry(answering(() => new Promise(() => undefined)).oplog);
+      const outcome = expect(reading).rejects.toThrow(/no answer within 5000 ms/);
+      await jest.advanceTimersByTimeAsync(5000);
+      await outcome;
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });
 
