@@ -34,7 +34,8 @@ export interface HistoryLost {
   /** The database of the watched collection. */
   database: string;
   /**
-   * The watched collection; for a database stream whose own start is still in the oplog, the one
+   * The watched collection. For a whole database or deployment stream, `'$database'` or
+   * `'$deployment'`; for a database stream whose own start is still in the oplog, the one
    * collection whose history fell off it (the policy is asked for each such collection).
    */
   collection: string;

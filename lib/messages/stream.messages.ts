@@ -74,8 +74,20 @@ export const streamMessages = {
     startAt: string,
   ) =>
     `DATA LOSS on ${key} for collection '${collection}': ${reason} Policy "restart-from-now": '${collection}' goes on from the stream's start (${startAt}) with its other collections; its changes before that are NOT delivered.`,
-  collectionsHistoryLostFailed: (key: string, lost: Array<{ collection: string; at: string }>) =>
-    `the history of ${lost.map((l) => `collection '${l.collection}' (${l.at})`).join(', ')} fell off the oplog; stream ${key} itself could resume from its other collections' positions. ` +
-    `With the "fail" policy nothing is stored and the stream does not start: resync what the handlers of ${lost.length === 1 ? 'that collection' : 'those collections'} maintain, ` +
-    `then let ${lost.length === 1 ? 'it' : 'them'} go (an onHistoryLost callback that returns 'restart-from-now' for HistoryLost.collection) and restart.`,
+  collectionsHistoryLostFailed: (
+    key: string,
+    lost: Array<{ collection: string; at: string; ownKey: string | null }>,
+  ) => {
+    const owned = lost.filter((l) => l.ownKey !== null).map((l) => l.ownKey);
+    const one = lost.length === 1;
+    return (
+      `the history of ${lost.map((l) => `collection '${l.collection}' (${l.at})`).join(', ')} fell off the oplog; stream ${key} itself could resume from its other collections' positions. ` +
+      `With the "fail" policy nothing is stored and the stream does not start. Resync what the handlers of ${one ? 'that collection' : 'those collections'} maintain, ` +
+      `then restart with an onHistoryLost callback that returns 'restart-from-now' when HistoryLost.collection is ${one ? 'it' : 'one of them'}` +
+      (owned.length > 0
+        ? `, or delete ${owned.length === 1 ? 'the key' : 'the keys'} ${owned.join(', ')} (${owned.length === 1 ? 'that collection starts' : 'they start'} with the stream then)`
+        : '') +
+      `. Do not delete ${key}: the other collections' position is in it.`
+    );
+  },
 };

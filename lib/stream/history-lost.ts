@@ -110,7 +110,7 @@ export async function letFellOffCollectionsGo(
   context: Omit<HistoryLostContext, 'position'>,
 ): Promise<void> {
   const { key, plan, database, options } = context;
-  const failed: Array<{ collection: string; at: string }> = [];
+  const failed: Parameters<typeof messages.collectionsHistoryLostFailed>[1] = [];
   const asked: HistoryLost[] = [];
   for (const { collection, key: recordKey, position, time } of fellOff) {
     const lost: HistoryLost = {
@@ -131,7 +131,12 @@ export async function letFellOffCollectionsGo(
     };
     asked.push(lost);
     if ((await askPolicy(options.onHistoryLost, lost)) !== 'restart-from-now')
-      failed.push({ collection, at: `${clusterTime(time)} under ${recordKey}` });
+      failed.push({
+        collection,
+        at: `${clusterTime(time)} under ${recordKey}`,
+        // Its own key (not the stream's, whose retired time was it): deleting it makes the collection new to the stream.
+        ownKey: recordKey === key ? null : recordKey,
+      });
   }
   // Only now is the action known: one `fail` fails the stream, and no collection is let go.
   const action: HistoryLostAction = failed.length > 0 ? 'fail' : 'restart-from-now';

@@ -252,6 +252,10 @@ describe('a database stream whose collection’s position fell off the oplog (dr
     expect(stream.status().lastError).toMatch(
       /^the history of collection 'archive' \(cluster time 100\.1 under cs:\{svc:db:\$database\}\) fell off the oplog/,
     );
+    // A retired time in the stream's own record: only the callback lets it go, no key to delete.
+    expect(stream.status().lastError).toContain(
+      "returns 'restart-from-now' when HistoryLost.collection is it. Do not delete cs:{svc:db:$database}",
+    );
     expect(server.opens).toHaveLength(0);
     expect(lostEvents(events)).toEqual([
       expect.objectContaining({ action: 'fail', collection: 'archive' }),
@@ -280,6 +284,10 @@ describe('a database stream whose collection’s position fell off the oplog (dr
       "collection 'users' (cluster time 150.1 under cs:{svc:db:users})",
     );
     expect(stream.status().lastError).not.toContain("'archive'");
+    // users' position was its own key: deleting that is a way out; the stream's key never is.
+    expect(stream.status().lastError).toContain(
+      'or delete the key cs:{svc:db:users} (that collection starts with the stream then). Do not delete cs:{svc:db:$database}',
+    );
     // The action taken: archive was not let go either, since the stream failed.
     expect(lostEvents(events).map((e) => [e.collection, e.action])).toEqual([
       ['archive', 'fail'],
