@@ -1,6 +1,5 @@
 import type { Logger } from '@nestjs/common';
 import type { mongo } from 'mongoose';
-import { isInvalidStoredTokenError } from '../change-stream.errors.js';
 import { messages } from '../change-stream.messages.js';
 import { backoffDelay, sleep } from '../common/backoff.js';
 import { BACKFILL_MAX_AWAIT_MS } from '../options/defaults.js';
@@ -18,7 +17,7 @@ import type { LagTracker } from './lag-tracker.js';
 import type { LeaseTerm } from './lease-term.js';
 import { clusterTimeOfToken } from '../position/resume-token-time.js';
 import { largeEventFailure, SplitEventCursor } from './split-events.js';
-import { OplogStartUnreadableError } from '../headroom/oplog-window.js';
+import { isStartVerdict } from './start-verdicts.js';
 
 /** Where the next open starts: after a token, after an invalidate event, at a cluster time, or now. */
 type StartAt =
@@ -180,13 +179,8 @@ export class ReopeningReader {
       await this.deps.checkpointer.load();
       this.deps.backfill?.beginTerm(this.deps.checkpointer.backfill.loaded);
     } catch (error) {
-      // An oplog read that failed at the start is retried like a broken stream, and said as such (not the store).
-      if (
-        isInvalidStoredTokenError(error) ||
-        error instanceof CollectionsHistoryLostError ||
-        error instanceof OplogStartUnreadableError
-      )
-        throw error;
+      // Not the store: an oplog read that failed at the start is retried like a broken stream, and said so.
+      if (isStartVerdict(error)) throw error;
       throw new PositionLoadError(errorText(error));
     }
     term.positionLoaded = true;
