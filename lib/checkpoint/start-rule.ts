@@ -81,6 +81,8 @@ export interface FellOffCollection {
   /** That position: a stored token, or the cluster time a database stream covered it up to. */
   position: StreamPosition;
   time: mongo.Timestamp;
+  /** The database stream's own record covers it too (older): deleting `key` would not make it new. */
+  streamCovers: boolean;
 }
 
 /** The newest position that covers one collection (under `key`); `exact`: the database stream's own token, which serves it. */
@@ -90,6 +92,7 @@ interface Covered {
   key: string;
   exact: boolean;
   position: StreamPosition;
+  streamCovers: boolean;
 }
 
 /**
@@ -132,9 +135,17 @@ function newestPerCollection(
             key: ownKey,
             exact,
             position: exact ? bare(ownRecord!) : { operationTime: mine },
+            streamCovers: true,
           };
     if (theirs && (!newest || theirs.greaterThan(newest.time)))
-      newest = { collection, time: theirs, key, exact: false, position: position! };
+      newest = {
+        collection,
+        time: theirs,
+        key,
+        exact: false,
+        position: position!,
+        streamCovers: newest !== null,
+      };
     if (newest) found.push(newest);
   }
   return found;
@@ -190,11 +201,12 @@ export function databaseStreamStart(
     inside === covered
       ? {}
       : {
-          fellOff: fellOff.map(({ collection, key, position, time }) => ({
+          fellOff: fellOff.map(({ collection, key, position, time, streamCovers }) => ({
             collection,
             key,
             position,
             time,
+            streamCovers,
           })),
           oplogOldest: oplogOldest!,
         };

@@ -112,7 +112,7 @@ export async function letFellOffCollectionsGo(
   const { key, plan, database, options } = context;
   const failed: Parameters<typeof messages.collectionsHistoryLostFailed>[1] = [];
   const asked: HistoryLost[] = [];
-  for (const { collection, key: recordKey, position, time } of fellOff) {
+  for (const { collection, key: recordKey, position, time, streamCovers } of fellOff) {
     const lost: HistoryLost = {
       key,
       connectionName: plan.connectionName,
@@ -134,8 +134,8 @@ export async function letFellOffCollectionsGo(
       failed.push({
         collection,
         at: `${clusterTime(time)} under ${recordKey}`,
-        // Its own key (not the stream's, whose retired time was it): deleting it makes the collection new to the stream.
-        ownKey: recordKey === key ? null : recordKey,
+        // Deleting its own key makes it new to the stream, unless the stream's record covers it too (an older retired time).
+        ownKey: recordKey === key || streamCovers ? null : recordKey,
       });
   }
   // Only now is the action known: one `fail` fails the stream, and no collection is let go.

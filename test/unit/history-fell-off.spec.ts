@@ -66,6 +66,7 @@ describe('databaseStreamStart with the oplog’s oldest entry', () => {
           key: DATABASE_KEY,
           position: { operationTime: ts(100) },
           time: ts(100),
+          streamCovers: true,
         },
       ],
       oplogOldest: ts(200),
@@ -93,6 +94,7 @@ describe('databaseStreamStart with the oplog’s oldest entry', () => {
           key: key('archive'),
           position: { token: tokenAt(50) },
           time: ts(50),
+          streamCovers: false,
         },
       ],
     });
@@ -119,6 +121,7 @@ describe('databaseStreamStart with the oplog’s oldest entry', () => {
         key: DATABASE_KEY,
         position: { token: tokenAt(100) },
         time: ts(100),
+        streamCovers: true,
       },
     ]);
   });
@@ -377,6 +380,31 @@ describe('a database stream whose collection’s position fell off the oplog (dr
     await eventually('opened', () => server.opens.length === 1);
     expect(server.opens[0].resumeAfter).toEqual(tokenAt(300));
     expect(reads).toBe(0);
+  });
+});
+
+describe('collectionsHistoryLostFailed: the key it advises deleting', () => {
+  it('not a collection’s own key when the database stream’s record covers that collection too: deleting it would only uncover the older retired time', async () => {
+    const tokens = new InMemoryPositionStore();
+    await tokens.save(DATABASE_KEY, {
+      token: tokenAt(300),
+      coverage: serving(['orders'], { archive: 100 }),
+    });
+    await tokens.save(key('archive'), { token: tokenAt(150) });
+    const { stream } = databaseStream(
+      [{ collection: 'archive' }, { collection: 'orders' }],
+      [{ getMores: [[inCollection('orders', insert(1, 1))]] }],
+      { tokens, options: { onHistoryLost: 'fail' }, oldestOplogEntry: async () => ts(200) },
+    );
+    stream.start();
+    await eventually('failed', () => stream.status().state === 'failed');
+    expect(stream.status().lastError).toContain(
+      "collection 'archive' (cluster time 150.1 under cs:{svc:db:archive})",
+    );
+    expect(stream.status().lastError).not.toContain('delete the key');
+    expect(stream.status().lastError).toContain(
+      'when HistoryLost.collection is it. Do not delete cs:{svc:db:$database}',
+    );
   });
 });
 
