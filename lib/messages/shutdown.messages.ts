@@ -15,7 +15,7 @@ export const shutdownMessages = {
     saved: boolean,
     holding: boolean,
     positioned = true,
-    failedUnread = false,
+    unread = false,
   ) =>
-    `Stream ${key} ${!holding ? 'closed (it was on standby here)' : failedUnread ? 'closed; it failed before it read from its position, which stays as stored' : !positioned ? 'closed; it has no position yet (no event handled, and the server gave no start position)' : saved ? 'drained and closed; its position is stored' : 'closed'}.`,
+    `Stream ${key} ${!holding ? 'closed (it was on standby here)' : unread ? 'closed before it read its stored position; what the store holds stays as it is' : !positioned ? 'closed; it has no position yet (no event handled, and the server gave no start position)' : saved ? 'drained and closed; its position is stored' : 'closed'}.`,
 };

@@ -67,12 +67,11 @@ export async function shutDownStream(
   if (lease && drained) await step('the release of the lease', lease.release());
   else lease?.abandon();
   await step('the cursor to close', deps.reader.closeCursor());
-  const failed = deps.state.baseState === 'failed';
-  if (!failed) deps.state.setBase('closed');
+  if (deps.state.baseState !== 'failed') deps.state.setBase('closed');
+  // Failed or stopped before its position was read (a bad stored value, a store or oplog read that kept failing).
+  const unread = !deps.term()?.positionLoaded;
   const positioned = checkpointer.position !== null;
-  deps.logger.log(
-    messages.streamClosed(deps.key, drained && saved, holding, positioned, failed && !positioned),
-  );
+  deps.logger.log(messages.streamClosed(deps.key, drained && saved, holding, positioned, unread));
 }
 
 /**

@@ -58,7 +58,7 @@ describe('CollectionStream shutdown', () => {
     ).toBe(true);
   });
 
-  it('a stream that failed before it read from its stored position says the position stays, not that it has none', async () => {
+  it('a stream that failed before it read its stored position says the position stays, not that it has none', async () => {
     const tokens = new InMemoryPositionStore();
     (tokens as unknown as { values: Map<string, string> }).values.set(KEY, 'not a position');
     const { stream } = setup({ tokens, scripts: [{ getMores: [] }] });
@@ -66,9 +66,41 @@ describe('CollectionStream shutdown', () => {
     await eventually('failed', () => stream.status().state === 'failed');
     await stream.stop(5_000);
     expect(logs.messages('log').filter((m) => m.startsWith(`Stream ${KEY} `))).toContainEqual(
-      `Stream ${KEY} closed; it failed before it read from its position, which stays as stored.`,
+      `Stream ${KEY} closed before it read its stored position; what the store holds stays as it is.`,
     );
     expect(tokens.raw(KEY)).toBe('not a position');
+  });
+
+  it('a stream stopped while its stored position cannot be read (store down) says the position stays', async () => {
+    const tokens = new InMemoryPositionStore();
+    await tokens.save(KEY, positionOf(5));
+    const stored = tokens.raw(KEY);
+    tokens.load = async () => {
+      throw new Error('ECONNREFUSED (test)');
+    };
+    const { stream } = setup({ tokens, scripts: [{ getMores: [] }] });
+    stream.start();
+    await eventually('reconnecting', () => stream.status().state === 'reconnecting');
+    await stream.stop(5_000);
+    expect(logs.messages('log').filter((m) => m.startsWith(`Stream ${KEY} `))).toContainEqual(
+      `Stream ${KEY} closed before it read its stored position; what the store holds stays as it is.`,
+    );
+    expect(tokens.raw(KEY)).toBe(stored);
+  });
+
+  it('a stream that read events and failed on one, with no start position from the server, says it has no position yet', async () => {
+    const { stream } = setup({
+      scripts: [{ getMores: [[insert(1)]] }],
+      handle: () => {
+        throw new Error('boom');
+      },
+    });
+    stream.start();
+    await eventually('failed', () => stream.status().state === 'failed');
+    await stream.stop(5_000);
+    expect(logs.messages('log').filter((m) => m.startsWith(`Stream ${KEY} `))).toContainEqual(
+      `Stream ${KEY} closed; it has no position yet (no event handled, and the server gave no start position).`,
+    );
   });
 
   it('a final save that cannot reach Redis logs the position reached with the command that restores it, and following it loses nothing', async () => {
