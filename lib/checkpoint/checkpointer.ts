@@ -133,7 +133,7 @@ export class Checkpointer {
   /**
    * Reads where this lease term starts (see `readStartPosition`). A left position is stored at once,
    * and removed once stored; one from memory is stored with the next save. A start that let
-   * collections go is stored before the stream opens, so a restart does not ask about them again.
+   * collections go is saved before opening (retried on failure): a restart then does not ask again.
    */
   async load(): Promise<void> {
     const start = await this.start.read(this.lease !== null, this.remembered);

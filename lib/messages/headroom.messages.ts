@@ -20,6 +20,8 @@ export const headroomMessages = {
   oplogUnreadable: (error: string) => `the oplog could not be read this time (${error})`,
   oplogStartUnreadable: (error: string) =>
     `the oplog's oldest entry could not be read for where the database stream starts (${error}); the start is retried with backoff rather than decided without it (a collection whose position fell off the oplog would hold the whole stream back)`,
+  oplogStartGivenUp: (key: string, attempts: number, error: string) =>
+    `Stream ${key}: the oplog's oldest entry could not be read in ${attempts} attempts at its start (last: ${error}); it starts without it: a collection whose position fell off the oplog holds the whole stream back, and the server's answer and onHistoryLost decide for all its collections. If this server never answers that read, set historyHeadroom: false.`,
   headroomUnavailable: (connectionName: string, keys: string[], reason: string) =>
     `History headroom of connection "${connectionName}" (${keys.join(', ')}) is unknown: ${reason}. ` +
     `Streams keep working; only the early warning before history is lost is missing.`,

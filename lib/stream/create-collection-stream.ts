@@ -19,6 +19,7 @@ import { ChangeDispatcher } from './change-dispatcher.js';
 import type { ChangeHandler } from './change-handler.js';
 import { CollectionStream } from './collection-stream.js';
 import { letFellOffCollectionsGo } from './history-lost.js';
+import { withAttemptBudget } from '../headroom/oplog-start-budget.js';
 import { StreamState } from './stream-state.js';
 import type { StreamPlan } from './stream-plan.js';
 import { streamLoggerContext } from './stream-scope.js';
@@ -66,7 +67,9 @@ export function createCollectionStream(setup: CollectionStreamSetup): Collection
     ...(setup.oldestOplogEntry &&
       plan.scope.kind === 'database' && {
         fellOff: {
-          oldestOplogEntry: setup.oldestOplogEntry,
+          oldestOplogEntry: withAttemptBudget(setup.oldestOplogEntry, (attempts, error) =>
+            logger.error(messages.oplogStartGivenUp(key, attempts, error)),
+          ),
           letGo: (fellOff, oplogOldest, startsAt) =>
             letFellOffCollectionsGo(fellOff, oplogOldest, startsAt, {
               key,

@@ -352,6 +352,39 @@ describe('a database stream whose collection’s position fell off the oplog (dr
     );
   });
 
+  it('an oplog read that keeps failing: after 5 attempts in a row the stream starts without it, as when it cannot be read, and says so', async () => {
+    const tokens = new InMemoryPositionStore();
+    await tokens.save(DATABASE_KEY, {
+      token: tokenAt(300),
+      coverage: serving(['orders'], { archive: 100 }),
+    });
+    let reads = 0;
+    const { stream, server } = databaseStream(
+      [{ collection: 'archive' }, { collection: 'orders' }],
+      [{ getMores: [[inCollection('orders', insert(1, 1))]] }],
+      {
+        tokens,
+        oldestOplogEntry: () =>
+          readOldestOplogEntry({
+            findOne: async () => {
+              reads++;
+              throw networkError('connection reset by peer');
+            },
+          }),
+      },
+    );
+    stream.start();
+    await eventually('opened', () => server.opens.length === 1);
+    expect(reads).toBe(5);
+    // Decided without the read: archive's retired time holds the start back, as before the guard.
+    expect(server.opens[0].startAtOperationTime).toEqual(ts(100));
+    expect(logs.messages('error')).toContainEqual(
+      expect.stringContaining(
+        `Stream ${DATABASE_KEY}: the oplog's oldest entry could not be read in 5 attempts at its start (last: `,
+      ),
+    );
+  });
+
   it('an oplog that cannot be read: the start is as before, and nothing new is said', async () => {
     const { server, events, reads } = await staleArchive('restart-from-now', null);
     await eventually('opened', () => server.opens.length === 1);
