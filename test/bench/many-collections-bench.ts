@@ -67,7 +67,7 @@ export async function manyCollectionsTable(servers: Servers): Promise<void> {
   MODES.forEach((m) => drain.set(m, []));
   // Idle rounds first: every drain leaves 20,000 more entries in the oplog.
   for (let round = 0; round < IDLE_ROUNDS; round++) {
-    const floor = await serverFloor(servers, IDLE_SECONDS);
+    const floor = await serverFloor(servers, IDLE_SECONDS, IDLE_SETTLE_SECONDS);
     if (floor !== null) floors.push(floor);
     for (const mode of turn(MODES, round)) {
       idle
@@ -99,7 +99,7 @@ export async function manyCollectionsTable(servers: Servers): Promise<void> {
     );
   if (floors.length > 0)
     console.log(
-      `  the MongoDB server with no consumer at all: ${spread(floors, 2)} % CPU (measured for ${IDLE_SECONDS} s before each idle round; "caused" below is a mode's server CPU minus its round's)`,
+      `  the MongoDB server with no consumer at all: ${spread(floors, 2)} % CPU (measured for ${IDLE_SECONDS} s before each idle round, ${IDLE_SETTLE_SECONDS} s after the previous consumer left; "caused" below is a mode's server CPU minus its round's)`,
     );
   const header = [
     'streams',
@@ -185,8 +185,8 @@ export async function manyCollectionsTable(servers: Servers): Promise<void> {
     const caused = perRound((c, d, round) =>
       c.serverPercent === null || d.serverPercent === null || floors[round] === undefined
         ? null
-        : Math.max(0, d.serverPercent - floors[round]) /
-          Math.max(0, c.serverPercent - floors[round]),
+        : // Not clamped: a mode below the floor shows as below it (noise), not as zero.
+          (d.serverPercent - floors[round]) / (c.serverPercent - floors[round]),
     );
     if (caused.length > 0)
       target(

@@ -59,8 +59,16 @@ export async function idleRun(
   };
 }
 
-/** The server's CPU over `seconds` with no consumer running (JVM housekeeping): null without its pid. */
-export async function serverFloor(servers: Servers, seconds: number): Promise<number | null> {
+/**
+ * The server's CPU over `seconds` with no consumer running (JVM housekeeping), from `settleSeconds`
+ * after the previous consumer left, as the modes' windows: null without its pid.
+ */
+export async function serverFloor(
+  servers: Servers,
+  seconds: number,
+  settleSeconds = 0,
+): Promise<number | null> {
+  await new Promise((resolve) => setTimeout(resolve, settleSeconds * 1000));
   const from = { ticks: await cpuTicks(servers.mongoPid), at: performance.now() };
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
   return percentOf(from, { ticks: await cpuTicks(servers.mongoPid), at: performance.now() });
