@@ -179,7 +179,9 @@ function closestName(value: string, known: readonly string[]): string | undefine
   return (
     known.find((name) => name.toLowerCase() === lower) ??
     known
-      .filter((name) => lower.startsWith(name.toLowerCase()) || name.toLowerCase().startsWith(lower))
+      .filter(
+        (name) => lower.startsWith(name.toLowerCase()) || name.toLowerCase().startsWith(lower),
+      )
       .sort((a, b) => b.length - a.length)[0]
   );
 }

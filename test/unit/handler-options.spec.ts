@@ -72,8 +72,20 @@ describe('validateHandlerOptions (every @OnChange option, at startup)', () => {
 
   it('accepts every operation type the driver declares', () => {
     const operationTypes = [
-      'insert', 'update', 'replace', 'delete', 'drop', 'rename', 'dropDatabase', 'invalidate',
-      'create', 'modify', 'createIndexes', 'dropIndexes', 'shardCollection', 'reshardCollection',
+      'insert',
+      'update',
+      'replace',
+      'delete',
+      'drop',
+      'rename',
+      'dropDatabase',
+      'invalidate',
+      'create',
+      'modify',
+      'createIndexes',
+      'dropIndexes',
+      'shardCollection',
+      'reshardCollection',
       'refineCollectionShardKey',
     ] as const;
     expect(() =>

@@ -23,16 +23,23 @@ const streamOf = (collection: string) =>
 
 async function warningsFor(collection: string, existing: string[]): Promise<string[]> {
   const warnings: string[] = [];
-  const logger = { warn: (m: string) => warnings.push(m), debug: () => undefined } as unknown as Logger;
+  const logger = {
+    warn: (m: string) => warnings.push(m),
+    debug: () => undefined,
+  } as unknown as Logger;
   const stream = streamOf(collection);
-  await warnMissingCollections([stream], new Map([[stream.key, database('shop', existing)]]), logger);
+  await warnMissingCollections(
+    [stream],
+    new Map([[stream.key, database('shop', existing)]]),
+    logger,
+  );
   return warnings;
 }
 
 describe('the warning about a watched collection that does not exist', () => {
   it("tells a dotted name ('shop.orders') is one collection name, and how to name the database", async () => {
     expect(await warningsFor('shop.orders', ['orders'])).toEqual([
-      "ChangeStreamModule: shop.shop.orders does not exist (yet) but Listener.onOrder watches it: a typo in the collection or database name? " +
+      'ChangeStreamModule: shop.shop.orders does not exist (yet) but Listener.onOrder watches it: a typo in the collection or database name? ' +
         "'shop.orders' is taken as one collection name, in the connection's database; to watch orders in database shop, write @OnChange({ collection: 'orders', database: 'shop' }). " +
         "The stream opens anyway and sees the collection's events once it is created.",
     ]);
