@@ -232,7 +232,8 @@ export async function warnMissingCollections(
           if (!names.has(collection))
             logger.warn(
               messages.collectionMissing(
-                `${db.databaseName}.${collection}`,
+                db.databaseName,
+                collection,
                 plan.handlers.filter((h) => h.collection === collection).map((h) => h.name),
               ),
             );

@@ -13,6 +13,14 @@ export const decoratorMessages = {
     `@OnChange('${collection}') on ${where}: unknown option(s) ${unknown.map((key) => `"${key}"`).join(', ')}. Known options: ${known.join(', ')}.`,
   onChangeOptionInvalid: (collection: string, handler: string, option: string, rule: string) =>
     `@OnChange('${collection}') on ${handler}: "${option}" ${rule}.`,
+  onChangeUnknownOperationType: (
+    collection: string,
+    handler: string,
+    value: string,
+    known: readonly string[],
+    suggestion: string | undefined,
+  ) =>
+    `@OnChange('${collection}') on ${handler}: "operationTypes" holds '${value}', which is no change stream operation type, so the handler would never be called${suggestion ? ` (did you mean '${suggestion}'?)` : ''}. Known types: ${known.join(', ')}.`,
   streamOptionConflict: (
     collection: string,
     first: string,

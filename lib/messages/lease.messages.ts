@@ -27,7 +27,8 @@ export const leaseMessages = {
     `Stream ${key}: ${instance} lost its lease (${reason}); it stopped reading, does not acknowledge events in flight, and stands by.`,
   leaseHandedOver: (key: string, instance: string, why: string, saved: boolean) =>
     `Stream ${key}: ${instance} handed the stream over (${why}) after draining${saved ? ' and saving its position' : '; its last position could not be saved, so the next holder repeats a few events'}.`,
-  leaseRenewRefused: () => 'another instance holds it now',
+  leaseRenewRefused: () =>
+    "Redis no longer has it as this instance's: another instance took it, or Redis lost the lease (restarted empty); if nobody holds it, this instance takes it again",
   leaseUnconfirmed: (ttlMs: number) =>
     `no renewal confirmed within the ${ttlMs} ms lease TTL; Redis may be unreachable`,
   leaseAttemptFailed: (key: string, error: string) =>

@@ -29,8 +29,9 @@ export const startupMessages = {
     'ioredis would read it as a unix socket path and never connect. Expected redis://host:port, rediss://host:port (TLS) or unix:///path/to/socket.',
   notOpenAtStartup: (keys: string[], timeoutMs: number) =>
     `Streams not open ${timeoutMs} ms after bootstrap, still trying in the background: ${keys.join(', ')}.`,
-  collectionMissing: (namespace: string, handlers: string[]) =>
-    `ChangeStreamModule: ${namespace} does not exist (yet) but ${handlers.join(', ')} watch${handlers.length === 1 ? 'es' : ''} it: a typo in the collection or database name? ` +
+  collectionMissing: (database: string, collection: string, handlers: string[]) =>
+    `ChangeStreamModule: ${database}.${collection} does not exist (yet) but ${handlers.join(', ')} watch${handlers.length === 1 ? 'es' : ''} it: a typo in the collection or database name? ` +
+    dottedCollectionHint(collection) +
     `The stream opens anyway and sees the collection's events once it is created.`,
   noHandlers: () =>
     'ChangeStreamModule: no @OnChange handlers found, so no stream is opened. Handlers must be methods of singleton providers listed in a module\'s "providers".',
@@ -54,3 +55,11 @@ export const startupMessages = {
     `ChangeStreamModule: option "redis" is a "${scheme}:" URL; expected redis://host:port, rediss://host:port (TLS) or unix:///path/to/socket.`,
   redisAndTokenStore: () => 'ChangeStreamModule: set either "redis" or "tokenStore", not both.',
 };
+
+/** `'shop.orders'` is one collection name; a database is named with the object form. */
+function dottedCollectionHint(collection: string): string {
+  const dot = collection.indexOf('.');
+  if (dot <= 0) return '';
+  const [database, name] = [collection.slice(0, dot), collection.slice(dot + 1)];
+  return `'${collection}' is taken as one collection name, in the connection's database; to watch ${name} in database ${database}, write @OnChange({ collection: '${name}', database: '${database}' }). `;
+}

@@ -4,6 +4,7 @@ import type { HandlerFailurePolicy } from '../interfaces/failure-policies.interf
 import type {
   FullDocumentBeforeChangeMode,
   FullDocumentMode,
+  ChangeOperationType,
   MatchStage,
   OnChangeOptions,
 } from '../interfaces/on-change-options.interface.js';
@@ -39,6 +40,25 @@ const FULL_DOCUMENT_BEFORE_CHANGE = keyNames({
   whenAvailable: true,
   required: true,
 } satisfies Record<FullDocumentBeforeChangeMode, true>);
+
+// Every operation type the driver declares; a value outside it (`'inserted'`) would match no event.
+const OPERATION_TYPES = keyNames({
+  insert: true,
+  update: true,
+  replace: true,
+  delete: true,
+  drop: true,
+  rename: true,
+  dropDatabase: true,
+  invalidate: true,
+  create: true,
+  modify: true,
+  createIndexes: true,
+  dropIndexes: true,
+  shardCollection: true,
+  reshardCollection: true,
+  refineCollectionShardKey: true,
+} satisfies Record<ChangeOperationType, true>);
 
 /**
  * What `@OnChange(collection, options)` on `where` (`Class.member`) can check when the class is
@@ -93,6 +113,18 @@ export function validateHandlerOptions(
   ) {
     throw invalid('operationTypes', 'must be a non-empty array of operation type names');
   }
+  const unknownType = operationTypes?.find((type) => !OPERATION_TYPES.includes(type));
+  if (unknownType !== undefined) {
+    throw new ChangeStreamConfigError(
+      messages.onChangeUnknownOperationType(
+        collection,
+        handler,
+        unknownType,
+        OPERATION_TYPES,
+        closestName(unknownType, OPERATION_TYPES),
+      ),
+    );
+  }
   if (pipeline !== undefined && (!Array.isArray(pipeline) || !pipeline.every(isMatchStage))) {
     throw invalid(
       'pipeline',
@@ -139,6 +171,19 @@ function backfillProblem(value: unknown): string | null {
   return Object.keys(rest).length === 0 && sizeOk && isObject(filter) && isObject(projection)
     ? null
     : rule;
+}
+
+/** The known name `value` most likely meant (`'inserted'` → `insert`, `'Update'` → `update`), or undefined. */
+function closestName(value: string, known: readonly string[]): string | undefined {
+  const lower = value.toLowerCase();
+  return (
+    known.find((name) => name.toLowerCase() === lower) ??
+    known
+      .filter(
+        (name) => lower.startsWith(name.toLowerCase()) || name.toLowerCase().startsWith(lower),
+      )
+      .sort((a, b) => b.length - a.length)[0]
+  );
 }
 
 export function isHandlerFailurePolicy(value: unknown): value is HandlerFailurePolicy {

@@ -63,4 +63,14 @@ describe('@OnChangeBatch options', () => {
     );
     expect(planStreams([batchHandler({ maxSize: 1000, maxWaitMs: 10 })], 1000)).toHaveLength(1);
   });
+
+  it('refuses at startup an operation type that matches no event, as for @OnChange', () => {
+    const handler = {
+      ...batchHandler({ maxSize: 10, maxWaitMs: 10 }),
+      options: { operationTypes: ['inserted'] },
+    } as unknown as ChangeHandler;
+    expect(() => planStreams([handler], 1000)).toThrow(
+      /on Sink\.onOrders: "operationTypes" holds 'inserted', .*\(did you mean 'insert'\?\)\. Known types: insert, update, /,
+    );
+  });
 });

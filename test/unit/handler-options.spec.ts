@@ -50,6 +50,49 @@ describe('validateHandlerOptions (every @OnChange option, at startup)', () => {
     expect(validate).toThrow(new ChangeStreamConfigError(`${where}: "${option}" ${rule}.`));
   });
 
+  it.each<[string, string]>([
+    ['inserted', " (did you mean 'insert'?)"],
+    ['Update', " (did you mean 'update'?)"],
+    ['upsert', ''],
+  ])(
+    'rejects the operation type %p that matches no event, naming the handler, the value and the known types',
+    (value, hint) => {
+      const validate = () =>
+        validateHandlerOptions('orders', 'Listener.onOrder', {
+          operationTypes: ['update', value],
+        } as unknown as OnChangeOptions);
+      expect(validate).toThrow(
+        new ChangeStreamConfigError(
+          `${where}: "operationTypes" holds '${value}', which is no change stream operation type, so the handler would never be called${hint}. ` +
+            'Known types: insert, update, replace, delete, drop, rename, dropDatabase, invalidate, create, modify, createIndexes, dropIndexes, shardCollection, reshardCollection, refineCollectionShardKey.',
+        ),
+      );
+    },
+  );
+
+  it('accepts every operation type the driver declares', () => {
+    const operationTypes = [
+      'insert',
+      'update',
+      'replace',
+      'delete',
+      'drop',
+      'rename',
+      'dropDatabase',
+      'invalidate',
+      'create',
+      'modify',
+      'createIndexes',
+      'dropIndexes',
+      'shardCollection',
+      'reshardCollection',
+      'refineCollectionShardKey',
+    ] as const;
+    expect(() =>
+      validateHandlerOptions('orders', 'Listener.onOrder', { operationTypes }),
+    ).not.toThrow();
+  });
+
   it('rejects an unknown option as the decorator does (metadata written by hand)', () => {
     expect(() =>
       validateHandlerOptions('orders', 'Listener.onOrder', { retry: 2 } as OnChangeOptions),

@@ -83,7 +83,11 @@ describe('CollectionStream with leases', () => {
     await eventually('lost and said so', () =>
       logs
         .messages('warn')
-        .some((m) => m.includes('lost its lease (another instance holds it now)')),
+        .some((m) =>
+          m.includes(
+            "lost its lease (Redis no longer has it as this instance's: another instance took it",
+          ),
+        ),
     );
     expect(seen).toEqual([1]);
     expect(server.opens).toHaveLength(1);
