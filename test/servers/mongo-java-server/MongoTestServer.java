@@ -246,7 +246,7 @@ class WatchableBackend extends MemoryBackend {
     ChangeEvents events = new ChangeEvents(this, spec, inScope);
     OplogPosition start = startPosition(spec, oplogCollection);
     OplogCollection.checkResumable(oplogCollection, start);
-    ChangeCursor cursor = new ChangeCursor(getCursorRegistry().generateCursorId(), oplogCollection, events, stages, start);
+    ChangeCursor cursor = new ChangeCursor(getCursorRegistry().generateCursorId(), oplogCollection, events::of, stages, start);
     getCursorRegistry().add(cursor);
 
     Document cursorOptions = (Document) query.get("cursor");
@@ -397,11 +397,13 @@ class ClosedConnections {
  */
 class ChangeCursor extends AbstractCursor {
   private final MongoCollection<Document> oplogCollection;
-  private final ChangeEvents events;
+  /** An entry's event; null for one its stream does not report. */
+  private final java.util.function.Function<Document, Document> events;
   private final Aggregation stages;
   private OplogPosition position;
 
-  ChangeCursor(long id, MongoCollection<Document> oplogCollection, ChangeEvents events, Aggregation stages, OplogPosition start) {
+  ChangeCursor(long id, MongoCollection<Document> oplogCollection,
+      java.util.function.Function<Document, Document> events, Aggregation stages, OplogPosition start) {
     super(id);
     this.oplogCollection = oplogCollection;
     this.events = events;
@@ -420,7 +422,7 @@ class ChangeCursor extends AbstractCursor {
     for (Document entry : OplogCollection.entriesAfter(oplogCollection, position)) {
       if (numberToReturn > 0 && batch.size() >= numberToReturn) break;
       position = new OplogPosition(WatchableBackend.timestampOf(entry));
-      Document event = events.of(entry);
+      Document event = events.apply(entry);
       // Per event: openStream admits only stages that take one event to at most one.
       if (event != null) stages.runStagesAsStream(Stream.of(event)).forEach(batch::add);
     }
@@ -641,7 +643,7 @@ class OplogCollection extends MemoryCollection {
 
 /**
  * The server's oplog, whose collection-level change-stream cursors read from their position on
- * (CollectionChangeCursor) instead of scanning the whole oplog on every getMore. The server opens
+ * (ChangeCursor) instead of scanning the whole oplog on every getMore. The server opens
  * each stream (its start position, its invalidate after a dropped collection) and shapes each event;
  * a pipeline with a stage that is not per-event keeps the server's own cursor, whatever it costs.
  */
@@ -685,8 +687,9 @@ class ResumingOplog implements Oplog {
     }
     cursors.remove(cursor);
     OplogCollection.checkResumable(oplogCollection, start);
-    CollectionChangeCursor resuming = new CollectionChangeCursor(cursor.getId(), oplogCollection, namespace,
-        entry -> eventOf(entry, spec), stages, start);
+    // The server's collection-level cursor: the namespace's entries and its own drop, shaped by the server.
+    ChangeCursor resuming = new ChangeCursor(cursor.getId(), oplogCollection,
+        entry -> CollectionEvents.reports(namespace, entry) ? eventOf(entry, spec) : null, stages, start);
     cursors.add(resuming);
     return resuming;
   }
@@ -768,6 +771,16 @@ final class CollectionEvents {
     return event;
   }
 
+  /** Whether a collection-level stream on `namespace` reports the entry: its own, and of its database's commands only its own drop, as mongod's. */
+  static boolean reports(String namespace, Document entry) {
+    Object ns = entry.get("ns");
+    if (namespace.equals(ns)) return true;
+    if (!(Utils.getDatabaseNameFromFullName(namespace) + ".$cmd").equals(ns)) return false;
+    Object o = entry.get("o");
+    return o instanceof Document
+        && Utils.getCollectionNameFromFullName(namespace).equals(((Document) o).get("drop"));
+  }
+
   /** A command's (a drop's) namespace is its collection's, as in mongod's drop event. */
   private static Document ns(Document entry) {
     String namespace = (String) entry.get("ns");
@@ -778,56 +791,5 @@ final class CollectionEvents {
       return dropped instanceof String ? ns.append("coll", dropped) : ns;
     }
     return ns.append("coll", coll);
-  }
-}
-
-/**
- * The server's collection-level change-stream cursor (its OplogCursor: the namespace's entries and
- * its database's commands, shaped by the server, then the pipeline's stages), reading from its
- * position on; like ChangeCursor, it moves past entries its stream does not report.
- */
-class CollectionChangeCursor extends AbstractCursor {
-  private final MongoCollection<Document> oplogCollection;
-  private final String namespace;
-  private final String commands;
-  private final java.util.function.Function<Document, Document> eventOf;
-  private final Aggregation stages;
-  private OplogPosition position;
-
-  CollectionChangeCursor(long id, MongoCollection<Document> oplogCollection, String namespace,
-      java.util.function.Function<Document, Document> eventOf, Aggregation stages, OplogPosition start) {
-    super(id);
-    this.oplogCollection = oplogCollection;
-    this.namespace = namespace;
-    this.commands = Utils.getDatabaseNameFromFullName(namespace) + ".$cmd";
-    this.eventOf = eventOf;
-    this.stages = stages;
-    this.position = start;
-  }
-
-  @Override
-  public boolean isEmpty() {
-    return false;
-  }
-
-  @Override
-  public synchronized List<Document> takeDocuments(int numberToReturn) {
-    List<Document> batch = new ArrayList<>();
-    for (Document entry : OplogCollection.entriesAfter(oplogCollection, position)) {
-      if (numberToReturn > 0 && batch.size() >= numberToReturn) break;
-      position = new OplogPosition(WatchableBackend.timestampOf(entry));
-      Object ns = entry.get("ns");
-      if (!namespace.equals(ns) && !droppedHere(ns, entry)) continue;
-      stages.runStagesAsStream(Stream.of(eventOf.apply(entry))).forEach(batch::add);
-    }
-    return batch;
-  }
-
-  /** Its database's command entries report only this collection's drop, as mongod's collection stream does. */
-  private boolean droppedHere(Object ns, Document entry) {
-    if (!commands.equals(ns)) return false;
-    Object o = entry.get("o");
-    return o instanceof Document
-        && Utils.getCollectionNameFromFullName(namespace).equals(((Document) o).get("drop"));
   }
 }
