@@ -1,7 +1,6 @@
 import de.bwaldvogel.mongo.MongoBackend;
 import de.bwaldvogel.mongo.MongoCollection;
 import de.bwaldvogel.mongo.MongoDatabase;
-import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
 import de.bwaldvogel.mongo.backend.AbstractCursor;
 import de.bwaldvogel.mongo.backend.Utils;
@@ -58,8 +57,6 @@ import java.util.stream.Stream;
  */
 public class MongoTestServer {
   private static final boolean AWAIT_BY_DEFAULT = true;
-  /** A worker thread per connection (netty assigns them round-robin): a waiting getMore blocks its thread. */
-  private static final int WORKER_THREADS = 1024;
 
   public static void main(String[] args) throws Exception {
     String awaitSwitch = args.length > 1 ? args[1] : System.getenv("MONGO_TEST_SERVER_AWAIT");
@@ -69,16 +66,113 @@ public class MongoTestServer {
       public List<Integer> getVersionArray() { return List.of(6, 0, 0); }
       public int getWireVersion() { return 17; }
     };
-    MongoServer server = new MongoServer(new WatchableBackend(await).version(version));
-    server.enableOplog(); // change streams read the oplog
+    MongoBackend backend = new WatchableBackend(await).version(version);
+    backend.enableOplog(); // change streams read the oplog
     InetSocketAddress address = new InetSocketAddress("127.0.0.1", Integer.parseInt(args[0]));
-    if (await) server.bind(address, 1, WORKER_THREADS); else server.bind(address);
-    System.out.println("listening on " + server.getLocalAddress() + (await ? " (getMore awaits)" : ""));
+    Channel listening = ThreadPerConnection.bind(backend, address);
+    System.out.println("listening on " + listening.localAddress() + (await ? " (getMore awaits)" : ""));
     System.out.flush();
     // Our parent owns our lifetime: when it dies or closes the pipe, stop.
     while (System.in.read() != -1) { }
-    server.shutdownNow();
     System.exit(0);
+  }
+}
+
+/**
+ * MongoServer's pipeline, served as mongod serves connections: a thread of its own per connection
+ * (a waiting getMore blocks only its own), which ends with it. MongoServer's worker group keeps
+ * every thread it ever started, and each idle netty loop wakes once a second to purge its timers:
+ * after a run with 200 connections the server spent that, for good, on 200 threads serving no one.
+ */
+final class ThreadPerConnection extends io.netty.util.concurrent.AbstractEventExecutorGroup
+    implements io.netty.channel.EventLoopGroup {
+  private final java.util.concurrent.ThreadFactory threads = new io.netty.util.concurrent.DefaultThreadFactory("mongo-connection");
+  private final io.netty.channel.IoHandlerFactory nio = io.netty.channel.nio.NioIoHandler.newFactory();
+
+  static Channel bind(MongoBackend backend, InetSocketAddress address) {
+    io.netty.channel.group.ChannelGroup clients =
+        new io.netty.channel.group.DefaultChannelGroup("mongodb-channels", io.netty.util.concurrent.GlobalEventExecutor.INSTANCE);
+    return new io.netty.bootstrap.ServerBootstrap()
+        .group(new io.netty.channel.MultiThreadIoEventLoopGroup(1, io.netty.channel.nio.NioIoHandler.newFactory()), new ThreadPerConnection())
+        .channel(io.netty.channel.socket.nio.NioServerSocketChannel.class)
+        .option(io.netty.channel.ChannelOption.SO_BACKLOG, 100)
+        .childOption(io.netty.channel.ChannelOption.TCP_NODELAY, true)
+        .childHandler(new io.netty.channel.ChannelInitializer<io.netty.channel.socket.SocketChannel>() {
+          @Override
+          protected void initChannel(io.netty.channel.socket.SocketChannel channel) {
+            channel.pipeline().addLast(new de.bwaldvogel.mongo.wire.MongoWireReplyEncoder(),
+                new de.bwaldvogel.mongo.wire.MongoWireMessageEncoder(), new de.bwaldvogel.mongo.wire.MongoWireProtocolHandler(),
+                new de.bwaldvogel.mongo.wire.MongoDatabaseHandler(backend, clients), new de.bwaldvogel.mongo.wire.MongoExceptionHandler());
+          }
+        })
+        .bind(address).syncUninterruptibly().channel();
+  }
+
+  @Override
+  public io.netty.channel.ChannelFuture register(Channel channel) {
+    io.netty.channel.EventLoopGroup own = new io.netty.channel.MultiThreadIoEventLoopGroup(1, threads, nio);
+    channel.closeFuture().addListener(closed -> own.shutdownGracefully(0, 0, java.util.concurrent.TimeUnit.SECONDS));
+    return own.register(channel);
+  }
+
+  @Override
+  public io.netty.channel.ChannelFuture register(io.netty.channel.ChannelPromise promise) {
+    return register(promise.channel()); // ServerBootstrap registers children with register(Channel) only
+  }
+
+  @Override
+  @Deprecated
+  public io.netty.channel.ChannelFuture register(Channel channel, io.netty.channel.ChannelPromise promise) {
+    return register(channel);
+  }
+
+  @Override
+  public io.netty.channel.EventLoop next() {
+    throw new UnsupportedOperationException("each connection has its own loop");
+  }
+
+  @Override
+  public java.util.Iterator<io.netty.util.concurrent.EventExecutor> iterator() {
+    return java.util.Collections.emptyIterator();
+  }
+
+  private final io.netty.util.concurrent.Promise<Void> terminated = io.netty.util.concurrent.GlobalEventExecutor.INSTANCE.newPromise();
+
+  @Override
+  public io.netty.util.concurrent.Future<?> shutdownGracefully(long quietPeriod, long timeout, java.util.concurrent.TimeUnit unit) {
+    terminated.trySuccess(null); // the process exits: its connections' threads end with it
+    return terminated;
+  }
+
+  @Override
+  public io.netty.util.concurrent.Future<?> terminationFuture() {
+    return terminated;
+  }
+
+  @Override
+  @Deprecated
+  public void shutdown() {
+    shutdownGracefully(0, 0, java.util.concurrent.TimeUnit.SECONDS);
+  }
+
+  @Override
+  public boolean isShuttingDown() {
+    return terminated.isDone();
+  }
+
+  @Override
+  public boolean isShutdown() {
+    return terminated.isDone();
+  }
+
+  @Override
+  public boolean isTerminated() {
+    return terminated.isDone();
+  }
+
+  @Override
+  public boolean awaitTermination(long timeout, java.util.concurrent.TimeUnit unit) throws InterruptedException {
+    return terminated.await(timeout, unit);
   }
 }
 
