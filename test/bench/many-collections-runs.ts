@@ -7,6 +7,7 @@ import {
   type ManyCollectionsArgs,
   type ManyCollectionsResult,
 } from './many-collections.js';
+import { groupShares, type ThreadGroup, threadTimes } from './server-threads.js';
 
 const script = fileURLToPath(new URL('./many-collections-scenario.main.js', import.meta.url));
 let runs = 0;
@@ -26,6 +27,8 @@ export interface Idle {
   appPercent: number;
   /** The server's CPU over the same window (READY to IDLE_DONE), null without its pid. */
   serverPercent: number | null;
+  /** The same, by what its threads do (live threads only), null without /proc. */
+  serverThreads: Record<ThreadGroup, number> | null;
   /** The app's garbage collections in the window: main-thread pause ms, and how many were major. */
   gcMs: number;
   majorGcs: number;
@@ -41,9 +44,9 @@ export async function idleRun(
   settleSeconds = 0,
 ): Promise<Idle> {
   const args = { ...(await fresh(servers, collections)), streams: mode };
-  let from: { ticks: number | null; at: number } | undefined;
-  let to: { ticks: number | null; at: number } | undefined;
-  const sample = async () => ({ ticks: await cpuTicks(servers.mongoPid), at: performance.now() });
+  let from: Sample | undefined;
+  let to: Sample | undefined;
+  const sample = () => sampleServer(servers.mongoPid);
   const result = await run(
     servers,
     { ...args, phase: 'idle', idleSeconds: seconds, settleSeconds },
@@ -54,9 +57,27 @@ export async function idleRun(
     startupMs: result.startupMs,
     appPercent: (result.cpuMicros / 1000 / (seconds * 1000)) * 100,
     serverPercent: percentOf(from!, to!),
+    serverThreads: groupShares(from!.threads, to!.threads, to!.at - from!.at),
     gcMs: result.gcMs,
     majorGcs: result.majorGcs,
   };
+}
+
+/** The server's CPU at a moment: its process's ticks (ended threads included) and each live thread's time. */
+interface Sample {
+  ticks: number | null;
+  threads: Awaited<ReturnType<typeof threadTimes>>;
+  at: number;
+}
+
+async function sampleServer(pid: number | undefined): Promise<Sample> {
+  const [ticks, threads] = await Promise.all([cpuTicks(pid), threadTimes(pid)]);
+  return { ticks, threads, at: performance.now() };
+}
+
+export interface Floor {
+  percent: number;
+  threads: Record<ThreadGroup, number> | null;
 }
 
 /**
@@ -67,17 +88,17 @@ export async function serverFloor(
   servers: Servers,
   seconds: number,
   settleSeconds = 0,
-): Promise<number | null> {
+): Promise<Floor | null> {
   await new Promise((resolve) => setTimeout(resolve, settleSeconds * 1000));
-  const from = { ticks: await cpuTicks(servers.mongoPid), at: performance.now() };
+  const from = await sampleServer(servers.mongoPid);
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-  return percentOf(from, { ticks: await cpuTicks(servers.mongoPid), at: performance.now() });
+  const to = await sampleServer(servers.mongoPid);
+  const percent = percentOf(from, to);
+  if (percent === null) return null;
+  return { percent, threads: groupShares(from.threads, to.threads, to.at - from.at) };
 }
 
-function percentOf(
-  from: { ticks: number | null; at: number },
-  to: { ticks: number | null; at: number },
-): number | null {
+function percentOf(from: Sample, to: Sample): number | null {
   if (from.ticks === null || to.ticks === null) return null;
   return (((to.ticks - from.ticks) * TICK_MS) / (to.at - from.at)) * 100;
 }
