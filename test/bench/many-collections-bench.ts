@@ -219,6 +219,19 @@ export async function manyCollectionsTable(servers: Servers): Promise<void> {
         '≤ 0.1',
         atMostTenth,
       );
+    // Without a subtraction (the floor is a window of its own, and as noisy): the CPU of the threads
+    // that serve connections alone. It leaves out the JIT and the GC, which collection mode's load
+    // drives far more than database mode's, so it errs against database mode.
+    const serving = perRound((c, d) =>
+      c.serverThreads && d.serverThreads ? d.serverThreads.serving / c.serverThreads.serving : null,
+    );
+    if (serving.length > 0)
+      target(
+        'idle server CPU on the threads serving connections, database / collection',
+        serving,
+        '≤ 0.1',
+        atMostTenth,
+      );
   }
   const extra = database.map(
     (d, round) => (d.startupMs - startupOne.get('database')![round]) / 1000,

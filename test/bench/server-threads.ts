@@ -6,9 +6,12 @@ export type ThreadGroup = 'serving' | 'jit' | 'gc' | 'jvm';
 /** Each live thread's group and CPU time (ns), by thread id; null without /proc or a pid. */
 export type ThreadTimes = Map<string, { group: ThreadGroup; ns: number }>;
 
-/** Linux keeps 15 characters of a thread's name: `mongo-connectio` (the launcher's), `multiThreadIoEv` (its listener). */
+/**
+ * Linux keeps 15 characters of a thread's name: the launcher's `mongo-connection-…` and
+ * `mongo-listener-…`, and netty's `globalEventExecutor` (it completes each closed connection's loop).
+ */
 function groupOf(name: string): ThreadGroup {
-  if (name.startsWith('mongo-') || name.startsWith('multiThreadIoEv')) return 'serving';
+  if (name.startsWith('mongo-') || name.startsWith('globalEventExec')) return 'serving';
   if (name.includes('Compiler')) return 'jit';
   if (/^(G1|GC )/.test(name)) return 'gc';
   return 'jvm';
@@ -33,7 +36,7 @@ export async function threadTimes(pid: number | undefined): Promise<ThreadTimes 
   } catch {
     return null;
   }
-  return times;
+  return times.size > 0 ? times : null; // no schedstat (a kernel without CONFIG_SCHED_INFO): no figures
 }
 
 /**

@@ -5,14 +5,15 @@ import { MongoJavaServer } from '../servers/mongo-java-server.js';
 
 const CONNECTIONS = 20;
 
-/** The threads serving connections (`mongo-connection-…`; Linux keeps 15 characters of a name). */
-async function connectionThreads(pid: number): Promise<number> {
-  let count = 0;
-  for (const task of await readdir(`/proc/${pid}/task`)) {
+/** The server's threads: all of them, and those serving connections (`mongo-connection-…`; Linux keeps 15 characters of a name). */
+async function threads(pid: number): Promise<{ all: number; connections: number }> {
+  const tasks = await readdir(`/proc/${pid}/task`);
+  let connections = 0;
+  for (const task of tasks) {
     const name = await readFile(`/proc/${pid}/task/${task}/comm`, 'utf8').catch(() => '');
-    if (name.startsWith('mongo-connectio')) count++;
+    if (name.startsWith('mongo-connectio')) connections++;
   }
-  return count;
+  return { all: tasks.length, connections };
 }
 
 async function until(what: string, done: () => Promise<boolean>): Promise<void> {
@@ -36,29 +37,27 @@ describe('the test server serves each connection on a thread that ends with it',
   }, 120_000);
   afterAll(() => server?.stop());
 
-  it(`${CONNECTIONS} connections waiting at once on ${CONNECTIONS} threads, none after they close`, async () => {
+  it(`${CONNECTIONS} connections on ${CONNECTIONS} threads, none left after they close`, async () => {
     const pid = server.pid!;
+    const before = await threads(pid);
+    // minPoolSize: the driver opens them all, whether the server's getMores wait or not.
     const client = await new mongo.MongoClient(server.uri, {
+      minPoolSize: CONNECTIONS,
       maxPoolSize: CONNECTIONS,
     }).connect();
-    const db = client.db('threads');
-    const streams = Array.from({ length: CONNECTIONS }, (_, i) =>
-      db.collection(`c${i}`).watch([], { maxAwaitTimeMS: 3_000 }),
-    );
     try {
-      // Each stream's first getMore waits on the server, holding a connection of its own.
-      const waiting = streams.map((stream) => stream.tryNext());
       await until(`${CONNECTIONS} connections are served`, async () => {
-        return (await connectionThreads(pid)) >= CONNECTIONS;
+        return (await threads(pid)).connections >= CONNECTIONS;
       });
-      await Promise.all(waiting);
+      expect((await threads(pid)).all).toBeGreaterThanOrEqual(before.all + CONNECTIONS);
     } finally {
-      await Promise.all(streams.map((stream) => stream.close()));
       await client.close();
     }
     await until('every connection thread has ended', async () => {
-      return (await connectionThreads(pid)) === 0;
+      return (await threads(pid)).connections === 0;
     });
-    expect(await connectionThreads(pid)).toBe(0);
+    // Whatever their names. Slack for threads the JVM and netty start on their own (a compiler
+    // thread, netty's global executor after a close), not for twenty.
+    expect((await threads(pid)).all).toBeLessThanOrEqual(before.all + 3);
   });
 });

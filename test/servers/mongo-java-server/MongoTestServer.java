@@ -69,7 +69,14 @@ public class MongoTestServer {
     MongoBackend backend = new WatchableBackend(await).version(version);
     backend.enableOplog(); // change streams read the oplog
     InetSocketAddress address = new InetSocketAddress("127.0.0.1", Integer.parseInt(args[0]));
-    Channel listening = ThreadPerConnection.bind(backend, address);
+    Channel listening;
+    try {
+      listening = ThreadPerConnection.bind(backend, address);
+    } catch (Exception e) { // e.g. the port taken (unchecked, from netty): the listener's thread would keep the JVM up
+      e.printStackTrace();
+      System.exit(1);
+      return;
+    }
     System.out.println("listening on " + listening.localAddress() + (await ? " (getMore awaits)" : ""));
     System.out.flush();
     // Our parent owns our lifetime: when it dies or closes the pipe, stop.
@@ -93,7 +100,8 @@ final class ThreadPerConnection extends io.netty.util.concurrent.AbstractEventEx
     io.netty.channel.group.ChannelGroup clients =
         new io.netty.channel.group.DefaultChannelGroup("mongodb-channels", io.netty.util.concurrent.GlobalEventExecutor.INSTANCE);
     return new io.netty.bootstrap.ServerBootstrap()
-        .group(new io.netty.channel.MultiThreadIoEventLoopGroup(1, io.netty.channel.nio.NioIoHandler.newFactory()), new ThreadPerConnection())
+        .group(new io.netty.channel.MultiThreadIoEventLoopGroup(1, new io.netty.util.concurrent.DefaultThreadFactory("mongo-listener"),
+            io.netty.channel.nio.NioIoHandler.newFactory()), new ThreadPerConnection())
         .channel(io.netty.channel.socket.nio.NioServerSocketChannel.class)
         .option(io.netty.channel.ChannelOption.SO_BACKLOG, 100)
         .childOption(io.netty.channel.ChannelOption.TCP_NODELAY, true)
@@ -108,22 +116,27 @@ final class ThreadPerConnection extends io.netty.util.concurrent.AbstractEventEx
         .bind(address).syncUninterruptibly().channel();
   }
 
-  @Override
-  public io.netty.channel.ChannelFuture register(Channel channel) {
+  /** A loop of its own for `channel`, shut down (its thread ends) when the channel closes. */
+  private io.netty.channel.EventLoopGroup ownLoop(Channel channel) {
     io.netty.channel.EventLoopGroup own = new io.netty.channel.MultiThreadIoEventLoopGroup(1, threads, nio);
     channel.closeFuture().addListener(closed -> own.shutdownGracefully(0, 0, java.util.concurrent.TimeUnit.SECONDS));
-    return own.register(channel);
+    return own;
+  }
+
+  @Override
+  public io.netty.channel.ChannelFuture register(Channel channel) {
+    return ownLoop(channel).register(channel);
   }
 
   @Override
   public io.netty.channel.ChannelFuture register(io.netty.channel.ChannelPromise promise) {
-    return register(promise.channel()); // ServerBootstrap registers children with register(Channel) only
+    return ownLoop(promise.channel()).register(promise);
   }
 
   @Override
   @Deprecated
   public io.netty.channel.ChannelFuture register(Channel channel, io.netty.channel.ChannelPromise promise) {
-    return register(channel);
+    return ownLoop(channel).register(promise);
   }
 
   @Override
