@@ -36,7 +36,8 @@ export async function threadTimes(pid: number | undefined): Promise<ThreadTimes 
   } catch {
     return null;
   }
-  return times.size > 0 ? times : null; // no schedstat (a kernel without CONFIG_SCHED_INFO): no figures
+  // No schedstat (a kernel without CONFIG_SCHED_INFO), or one that reads zeros: no figures.
+  return [...times.values()].some(({ ns }) => ns > 0) ? times : null;
 }
 
 /**

@@ -136,7 +136,7 @@ final class ThreadPerConnection extends io.netty.util.concurrent.AbstractEventEx
   @Override
   @Deprecated
   public io.netty.channel.ChannelFuture register(Channel channel, io.netty.channel.ChannelPromise promise) {
-    return ownLoop(channel).register(promise);
+    return ownLoop(promise.channel()).register(promise);
   }
 
   @Override
