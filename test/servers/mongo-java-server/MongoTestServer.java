@@ -95,6 +95,7 @@ final class ThreadPerConnection extends io.netty.util.concurrent.AbstractEventEx
     implements io.netty.channel.EventLoopGroup {
   private final java.util.concurrent.ThreadFactory threads = new io.netty.util.concurrent.DefaultThreadFactory("mongo-connection");
   private final io.netty.channel.IoHandlerFactory nio = io.netty.channel.nio.NioIoHandler.newFactory();
+  private final io.netty.util.concurrent.Promise<Void> terminated = io.netty.util.concurrent.GlobalEventExecutor.INSTANCE.newPromise();
 
   static Channel bind(MongoBackend backend, InetSocketAddress address) {
     io.netty.channel.group.ChannelGroup clients =
@@ -148,8 +149,6 @@ final class ThreadPerConnection extends io.netty.util.concurrent.AbstractEventEx
   public java.util.Iterator<io.netty.util.concurrent.EventExecutor> iterator() {
     return java.util.Collections.emptyIterator();
   }
-
-  private final io.netty.util.concurrent.Promise<Void> terminated = io.netty.util.concurrent.GlobalEventExecutor.INSTANCE.newPromise();
 
   @Override
   public io.netty.util.concurrent.Future<?> shutdownGracefully(long quietPeriod, long timeout, java.util.concurrent.TimeUnit unit) {
