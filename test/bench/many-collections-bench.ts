@@ -9,7 +9,7 @@ import {
   serverFloor,
   startupWithOne,
 } from './many-collections-runs.js';
-import { formatShares } from './server-threads.js';
+import { formatShares } from '../servers/server-threads.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const IDLE_COLLECTIONS = env('BENCH_IDLE_COLLECTIONS', 200);

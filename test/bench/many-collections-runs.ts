@@ -7,7 +7,7 @@ import {
   type ManyCollectionsArgs,
   type ManyCollectionsResult,
 } from './many-collections.js';
-import { groupShares, type ThreadGroup, threadTimes } from './server-threads.js';
+import { groupShares, type ThreadGroup, threadTimes } from '../servers/server-threads.js';
 
 const script = fileURLToPath(new URL('./many-collections-scenario.main.js', import.meta.url));
 let runs = 0;

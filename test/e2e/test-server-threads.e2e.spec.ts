@@ -1,33 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { readdir, readFile } from 'node:fs/promises';
 import { mongo } from 'mongoose';
+import { eventually } from '../fixtures/test-env.js';
 import { MongoJavaServer } from '../servers/mongo-java-server.js';
+import { groupOf, threadNames } from '../servers/server-threads.js';
 
 const CONNECTIONS = 20;
 
 /**
- * The server's threads (leaving out the JVM's compiler and garbage-collector threads, which come
- * and go on their own) and those serving connections (`mongo-connection-…`; Linux keeps 15
- * characters of a name).
+ * The server's threads, leaving out the JVM's compiler and garbage-collector threads (they come
+ * and go on their own), and those serving connections (`mongo-connection-…`).
  */
 async function threads(pid: number): Promise<{ all: number; connections: number }> {
-  let all = 0;
-  let connections = 0;
-  for (const task of await readdir(`/proc/${pid}/task`)) {
-    const name = await readFile(`/proc/${pid}/task/${task}/comm`, 'utf8').catch(() => '');
-    if (name.includes('Compiler') || /^(G1|GC )/.test(name)) continue;
-    all++;
-    if (name.startsWith('mongo-connectio')) connections++;
-  }
-  return { all, connections };
-}
-
-async function until(what: string, done: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const names = [...(await threadNames(pid)).values()];
+  return {
+    all: names.filter((name) => !['jit', 'gc'].includes(groupOf(name))).length,
+    connections: names.filter((name) => name.startsWith('mongo-connectio')).length,
+  };
 }
 
 /**
@@ -53,17 +41,21 @@ describe('the test server serves each connection on a thread that ends with it',
     }).connect();
     try {
       // Whatever their names, so that the old launcher (threads named otherwise) fails below, not here.
-      await until(`${CONNECTIONS} connections are served`, async () => {
-        return (await threads(pid)).all >= before.all + CONNECTIONS;
-      });
+      await eventually(
+        `${CONNECTIONS} connections are served`,
+        async () => (await threads(pid)).all >= before.all + CONNECTIONS,
+        20_000,
+      );
     } finally {
       await client.close();
     }
     // Slack for netty's global executor (it completes each closed connection's loop, then ends
     // after a second idle) and the like, not for twenty.
-    await until("the connections' threads have ended", async () => {
-      return (await threads(pid)).all <= before.all + 2;
-    });
+    await eventually(
+      "the connections' threads have ended",
+      async () => (await threads(pid)).all <= before.all + 2,
+      20_000,
+    );
     expect((await threads(pid)).connections).toBe(0);
   });
 });

@@ -10,31 +10,36 @@ export type ThreadTimes = Map<string, { group: ThreadGroup; ns: number }>;
  * Linux keeps 15 characters of a thread's name: the launcher's `mongo-connection-…` and
  * `mongo-listener-…`, and netty's `globalEventExecutor` (it completes each closed connection's loop).
  */
-function groupOf(name: string): ThreadGroup {
+export function groupOf(name: string): ThreadGroup {
   if (name.startsWith('mongo-') || name.startsWith('globalEventExec')) return 'serving';
   if (name.includes('Compiler')) return 'jit';
   if (/^(G1|GC )/.test(name)) return 'gc';
   return 'jvm';
 }
 
+/** Each live thread's name (as Linux keeps it), by thread id; threads that end while read are left out. */
+export async function threadNames(pid: number): Promise<Map<string, string>> {
+  const names = new Map<string, string>();
+  for (const tid of await readdir(`/proc/${pid}/task`)) {
+    const name = await readFile(`/proc/${pid}/task/${tid}/comm`, 'utf8').catch(() => null);
+    if (name !== null) names.set(tid, name.trim());
+  }
+  return names;
+}
+
 /** From /proc/<pid>/task/<tid>/schedstat (its first field: time on a CPU, ns). */
 export async function threadTimes(pid: number | undefined): Promise<ThreadTimes | null> {
   if (pid === undefined) return null;
   const times: ThreadTimes = new Map();
+  let names: Map<string, string>;
   try {
-    for (const tid of await readdir(`/proc/${pid}/task`)) {
-      try {
-        const name = (await readFile(`/proc/${pid}/task/${tid}/comm`, 'utf8')).trim();
-        const ns = Number(
-          (await readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8')).split(' ')[0],
-        );
-        times.set(tid, { group: groupOf(name), ns });
-      } catch {
-        // the thread ended while we read
-      }
-    }
+    names = await threadNames(pid);
   } catch {
     return null;
+  }
+  for (const [tid, name] of names) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').catch(() => null);
+    if (stat !== null) times.set(tid, { group: groupOf(name), ns: Number(stat.split(' ')[0]) });
   }
   // No schedstat (a kernel without CONFIG_SCHED_INFO), or one that reads zeros: no figures.
   return [...times.values()].some(({ ns }) => ns > 0) ? times : null;
